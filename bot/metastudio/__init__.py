@@ -1,0 +1,1 @@
+"""Huawei Cloud MetaStudio: models, request signing, authentication and the async client."""

@@ -1,0 +1,134 @@
+"""Every way a MetaStudio call can fail, as one exception family.
+
+Each exception carries ``user_message``: one sentence that tells a Slack user what went wrong
+and what to do. ``str(exc)`` is for logs; neither ever holds a credential.
+"""
+
+from __future__ import annotations
+
+from bot import messages
+
+
+class MetaStudioError(Exception):
+    """Base class. ``request_id`` is MetaStudio's ``X-Request-Id`` when the server sent one."""
+
+    retryable: bool = False
+    message_key: str = "error_unexpected"
+
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        status_code: int | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.detail = detail
+        self.status_code = status_code
+        self.error_code = error_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        super().__init__(self._log_text())
+
+    def _log_text(self) -> str:
+        parts = [type(self).__name__]
+        if self.status_code is not None:
+            parts.append(f"http={self.status_code}")
+        if self.error_code:
+            parts.append(f"code={self.error_code}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        if self.detail:
+            parts.append(self.detail)
+        return " ".join(parts)
+
+    @property
+    def user_message(self) -> str:
+        return messages.text(self.message_key)
+
+
+class InvalidTaskId(MetaStudioError):
+    """Rejected before any request: the text cannot be a task id."""
+
+    message_key = "error_invalid_task_id"
+
+
+class RequestFailed(MetaStudioError):
+    """MSS.000000001: MetaStudio says the operation failed."""
+
+    message_key = "error_mss_failed"
+
+
+class InternalError(MetaStudioError):
+    """MSS.000000002: an internal error on MetaStudio's side."""
+
+    retryable = True
+    message_key = "error_mss_internal"
+
+
+class InvalidParameter(MetaStudioError):
+    """MSS.000000003 or another 400: MetaStudio refused the parameters."""
+
+    message_key = "error_mss_invalid_parameter"
+
+
+class AuthenticationFailed(MetaStudioError):
+    """401, MSS.000000004 or an APIGW signature/token code: the credentials are not accepted."""
+
+    message_key = "error_auth"
+
+
+class PermissionDenied(MetaStudioError):
+    """403: the credentials are valid but may not read tasks."""
+
+    message_key = "error_forbidden"
+
+
+class TaskNotFound(MetaStudioError):
+    message_key = "error_not_found"
+
+
+class Throttled(MetaStudioError):
+    """429 or APIGW.0308, still throttled after our retries."""
+
+    retryable = True
+    message_key = "error_throttled"
+
+
+class ServerError(MetaStudioError):
+    """5xx, still failing after our retries."""
+
+    retryable = True
+    message_key = "error_server"
+
+
+class ConnectionFailed(MetaStudioError):
+    retryable = True
+    message_key = "error_connection"
+
+
+class TimedOut(MetaStudioError):
+    retryable = True
+    message_key = "error_timeout"
+
+
+class BadResponse(MetaStudioError):
+    """The body was not the JSON the API promises."""
+
+    retryable = True
+    message_key = "error_bad_response"
+
+
+class NotConfigured(MetaStudioError):
+    """No usable credentials: nothing was sent."""
+
+    message_key = "error_not_configured"
+
+
+MSS_ERRORS: dict[str, type[MetaStudioError]] = {
+    "MSS.000000001": RequestFailed,
+    "MSS.000000002": InternalError,
+    "MSS.000000003": InvalidParameter,
+    "MSS.000000004": AuthenticationFailed,
+}
