@@ -12,6 +12,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -22,7 +23,11 @@ REGION_ENDPOINTS: dict[str, str] = {
     "ap-southeast-3": "https://metastudio.ap-southeast-3.myhuaweicloud.com",
 }
 SDK_REGION_ENV_PREFIX = "HUAWEICLOUD_SDK_REGION_METASTUDIO_"
-DEFAULT_CREDENTIALS_FILE = Path.home() / ".huaweicloud" / "credentials"
+
+
+def default_credentials_file() -> Path:
+    """The SDK's profile file; resolved on each call so a changed ``HOME`` is honoured."""
+    return Path.home() / ".huaweicloud" / "credentials"
 
 
 class CredentialKind(StrEnum):
@@ -82,7 +87,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///taskbot.db"
 
     # MetaStudio credentials
-    cloud_ak: str | None = Field(default=None, validation_alias=AliasChoices("HUAWEICLOUD_SDK_AK", "CLOUD_SDK_AK"))
+    cloud_ak: str | None = Field(
+        default=None, validation_alias=AliasChoices("HUAWEICLOUD_SDK_AK", "CLOUD_SDK_AK")
+    )
     cloud_sk: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("HUAWEICLOUD_SDK_SK", "CLOUD_SDK_SK")
     )
@@ -116,8 +123,23 @@ class Settings(BaseSettings):
     finished_status_codes: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=AliasChoices("TASKBOT_FINISHED_STATUS_CODES")
     )
-    log_format: Literal["text", "json"] = Field(default="text", validation_alias=AliasChoices("TASKBOT_LOG_FORMAT"))
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias=AliasChoices("TASKBOT_LOG_FORMAT")
+    )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("TASKBOT_LOG_LEVEL"))
+
+    # Follow-ups
+    poll_seconds: float = Field(default=10.0, gt=0, validation_alias=AliasChoices("TASKBOT_POLL_SECONDS"))
+    max_poll_seconds: float = Field(default=300.0, gt=0, validation_alias=AliasChoices("TASKBOT_MAX_POLL_SECONDS"))
+    watch_max_hours: float = Field(default=24.0, gt=0, validation_alias=AliasChoices("TASKBOT_WATCH_MAX_HOURS"))
+    api_rate: float = Field(default=10.0, gt=0, validation_alias=AliasChoices("TASKBOT_API_RATE"))
+    alert_mode: Literal["thread_and_channel", "thread", "channel"] = Field(
+        default="thread_and_channel", validation_alias=AliasChoices("TASKBOT_ALERT_MODE")
+    )
+    card_update_seconds: float = Field(
+        default=10.0, ge=0, validation_alias=AliasChoices("TASKBOT_CARD_UPDATE_SECONDS")
+    )
+    feed_poll_seconds: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("TASKBOT_FEED_POLL_SECONDS"))
 
     @field_validator("finished_status_codes", mode="before")
     @classmethod
@@ -141,6 +163,8 @@ class Settings(BaseSettings):
         sdk_override = os.environ.get(SDK_REGION_ENV_PREFIX + self.region.replace("-", "_").upper())
         if sdk_override:
             return sdk_override.split(",")[0].strip().rstrip("/")
+        if self.region not in REGION_ENDPOINTS:
+            raise ConfigError(self.endpoint_problems())
         return REGION_ENDPOINTS[self.region]
 
     @property
@@ -148,33 +172,46 @@ class Settings(BaseSettings):
         if self.iam_endpoint:
             return self.iam_endpoint.rstrip("/")
         if self.endpoint or os.environ.get(SDK_REGION_ENV_PREFIX + self.region.replace("-", "_").upper()):
+            host = urlsplit(self.metastudio_endpoint).hostname or ""
+            labels = host.split(".")
+            if host.endswith(".myhuaweicloud.com") and len(labels) == 4:
+                # The official ``metastudio.<region>.myhuaweicloud.com`` of a region missing from our table.
+                return f"https://iam.{labels[1]}.myhuaweicloud.com"
             # A custom endpoint (a proxy, the simulator) serves IAM too unless told otherwise.
             return self.metastudio_endpoint
         return f"https://iam.{self.region}.myhuaweicloud.com"
 
     def cloud_credentials(self) -> CloudCredentials:
-        """Credentials from the environment, else from the SDK profile file. Raises ConfigError."""
-        values: dict[str, object | None] = {
-            "project_id": self.cloud_project_id,
-            "access_key": self.cloud_ak,
-            "secret_key": self.cloud_sk,
-            "security_token": self.cloud_security_token,
-        }
-        if not (self.cloud_ak and self.cloud_sk):
-            profile = _read_profile(self.cloud_credentials_file)
-            for key, profile_key in (
-                ("access_key", "ak"),
-                ("secret_key", "sk"),
-                ("security_token", "security_token"),
-                ("project_id", "project_id"),
-            ):
-                if not values[key] and profile.get(profile_key):
-                    values[key] = profile[profile_key]
+        """Credentials from the environment, else from the SDK profile file. Raises ConfigError.
+
+        Anything set in the environment wins over the profile file, so an operator who exports
+        METASTUDIO_AUTH_TOKEN is not overridden by a forgotten ``~/.huaweicloud/credentials``. An AK
+        and an SK are only ever taken together from one source: half from each would sign with a
+        key pair that does not exist.
+        """
         problems: list[str] = []
-        if not values["project_id"]:
+        access_key: str | None = self.cloud_ak
+        secret_key: SecretStr | None = self.cloud_sk
+        security_token: SecretStr | None = self.cloud_security_token
+        project_id = self.cloud_project_id
+        half_pair = bool(self.cloud_ak) != bool(self.cloud_sk)
+        if half_pair:
+            missing = "HUAWEICLOUD_SDK_SK" if self.cloud_ak else "HUAWEICLOUD_SDK_AK"
+            problems.append(f"{missing} is not set (an AK and an SK work only as a pair)")
+        env_has_credentials = bool(
+            (self.cloud_ak and self.cloud_sk) or self.auth_token or (self.iam_username and self.iam_password)
+        )
+        profile = {} if env_has_credentials and project_id else self._profile(problems)
+        if not env_has_credentials and profile.get("ak") and profile.get("sk"):
+            access_key = profile["ak"]
+            secret_key = SecretStr(profile["sk"])
+            if profile.get("security_token"):
+                security_token = SecretStr(profile["security_token"])
+        project_id = project_id or profile.get("project_id") or None
+        if not project_id:
             problems.append("HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)")
-        if values["access_key"] and values["secret_key"]:
-            kind = CredentialKind.TEMPORARY_AKSK if values["security_token"] else CredentialKind.AKSK
+        if access_key and secret_key:
+            kind = CredentialKind.TEMPORARY_AKSK if security_token else CredentialKind.AKSK
         elif self.auth_token:
             kind = CredentialKind.IAM_TOKEN
         elif self.iam_username and self.iam_password:
@@ -183,20 +220,33 @@ class Settings(BaseSettings):
                 problems.append("METASTUDIO_IAM_DOMAIN is not set (the account name that owns the IAM user)")
         else:
             kind = CredentialKind.AKSK
-            problems.append(
-                "no MetaStudio credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, "
-                "or METASTUDIO_IAM_USERNAME and METASTUDIO_IAM_PASSWORD, or METASTUDIO_AUTH_TOKEN"
-            )
-        if problems:
+            if not half_pair:
+                problems.append(
+                    "no MetaStudio credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, "
+                    "or METASTUDIO_IAM_USERNAME and METASTUDIO_IAM_PASSWORD, or METASTUDIO_AUTH_TOKEN"
+                )
+        if problems or not project_id:
             raise ConfigError(problems)
         return CloudCredentials(
             kind=kind,
+            project_id=project_id,
+            access_key=access_key if kind in {CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK} else None,
+            secret_key=secret_key if kind in {CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK} else None,
+            security_token=security_token if kind is CredentialKind.TEMPORARY_AKSK else None,
             iam_username=self.iam_username,
             iam_password=self.iam_password,
             iam_domain=self.iam_domain,
             auth_token=self.auth_token,
-            **values,  # type: ignore[arg-type]
         )
+
+    def _profile(self, problems: list[str]) -> dict[str, str]:
+        """The ``[basic]`` section of the SDK profile file; a file named explicitly must exist."""
+        if self.cloud_credentials_file is not None and not self.cloud_credentials_file.is_file():
+            problems.append(
+                f"HUAWEICLOUD_SDK_CREDENTIALS_FILE={str(self.cloud_credentials_file)!r} does not exist"
+            )
+            return {}
+        return _read_profile(self.cloud_credentials_file)
 
     def endpoint_problems(self) -> list[str]:
         has_override = self.endpoint or os.environ.get(
@@ -204,7 +254,9 @@ class Settings(BaseSettings):
         )
         if not has_override and self.region not in REGION_ENDPOINTS:
             known = ", ".join(sorted(REGION_ENDPOINTS))
-            return [f"METASTUDIO_REGION={self.region!r} is not a known region ({known}); set METASTUDIO_ENDPOINT"]
+            return [
+                f"METASTUDIO_REGION={self.region!r} is not a known region ({known}); set METASTUDIO_ENDPOINT"
+            ]
         return []
 
     def slack_problems(self) -> list[str]:
@@ -212,20 +264,26 @@ class Settings(BaseSettings):
         if not self.slack_bot_token:
             problems.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
         if not self.slack_app_token and not self.slack_signing_secret:
-            problems.append("SLACK_SIGNING_SECRET is not set (needed in HTTP mode; or set SLACK_APP_TOKEN for Socket Mode)")
+            problems.append(
+                "SLACK_SIGNING_SECRET is not set "
+                "(needed in HTTP mode; or set SLACK_APP_TOKEN for Socket Mode)"
+            )
         return problems
 
 
 def _read_profile(path: Path | None) -> dict[str, str]:
-    candidate = path or DEFAULT_CREDENTIALS_FILE
+    candidate = path or default_credentials_file()
     if not candidate.is_file():
         return {}
-    parser = configparser.ConfigParser()
+    # No interpolation: a secret key may contain ``%``, which the default parser rejects.
+    parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(candidate, encoding="utf-8")
-    except configparser.Error:
+    except (configparser.Error, UnicodeDecodeError):
         return {}
-    return dict(parser["basic"]) if parser.has_section("basic") else {}
+    if not parser.has_section("basic"):
+        return {}
+    return {key: value.strip() for key, value in parser["basic"].items()}
 
 
 def load_settings() -> Settings:

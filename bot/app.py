@@ -1,0 +1,90 @@
+"""The app factory: a Bolt ``AsyncApp`` with our listeners, served by Starlette.
+
+``create_asgi`` is what uvicorn, the demo and the tests run; ``run_socket_mode`` is the same
+app over a Socket Mode connection (plus health and metrics over HTTP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import handlers
+from bot.config import Settings
+from bot.engine import Engine, slack_retry_handlers
+
+log = logging.getLogger("taskbot.app")
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def slack_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
+    kwargs: dict[str, Any] = {"token": token or _secret(settings.slack_bot_token), "retry_handlers": slack_retry_handlers()}
+    if settings.slack_api_url:
+        kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
+    return AsyncWebClient(**kwargs)
+
+
+def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) -> AsyncApp:
+    app = AsyncApp(
+        client=slack_client(settings),
+        token=_secret(settings.slack_bot_token),
+        signing_secret=_secret(settings.slack_signing_secret) or "",
+        request_verification_enabled=not socket_mode,
+        raise_error_for_unhandled_request=False,
+        logger=logging.getLogger("taskbot.bolt"),
+    )
+
+    async def provide_engine(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+        context["engine"] = engine
+        await next()
+
+    app.use(provide_engine)
+    handlers.register_all(app)
+    return app
+
+
+def create_asgi(settings: Settings, engine: Engine | None = None) -> Starlette:
+    """The HTTP app: ``POST /slack/events``, ``GET /healthz``, ``GET /metrics``."""
+    engine = engine or Engine(settings)
+    bolt = create_bolt_app(settings, engine)
+    slack_handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await slack_handler.handle(request)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    asgi = Starlette(routes=health_routes() + [Route("/slack/events", slack_events, methods=["POST"])], lifespan=lifespan)
+    asgi.state.engine = engine
+    asgi.state.bolt = bolt
+    return asgi
+
+
+def health_routes() -> list[Route]:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]

@@ -1,0 +1,357 @@
+"""Block Kit cards for import/export tasks.
+
+Status codes are undocumented, so a card never claims a meaning the API did not give: the raw
+code is always shown next to the label, and "finished" comes only from ``Task.is_finished``.
+Every card stays inside Block Kit's limits whatever the API sends, and user-provided text is
+escaped so a task name like ``<!channel>`` cannot ping anyone.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from bot.messages import text
+from bot.metastudio.models import Task, TaskPage
+
+ACTION_REFRESH: Final = "task_refresh"
+ACTION_OPEN: Final = "task_open"
+ACTION_WATCH: Final = "task_watch"
+
+# Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
+MAX_BLOCKS: Final = 50
+MAX_HEADER: Final = 150
+MAX_SECTION_TEXT: Final = 3000
+MAX_FIELD: Final = 2000
+MAX_BUTTON_TEXT: Final = 75
+MAX_BUTTON_VALUE: Final = 2000
+MAX_RECENT: Final = 10
+
+# Readability caps, well under the hard limits, so one odd value cannot swamp a card.
+_MAX_NAME: Final = 150
+_MAX_VALUE: Final = 200
+_MAX_NOTIFICATION: Final = 300
+
+_BAR_CELLS: Final = 10
+_SEPARATOR: Final = " · "
+_ELLIPSIS: Final = "…"
+
+
+def truncate(value: str, limit: int, *, mrkdwn: bool = False) -> str:
+    """``value`` cut to at most ``limit`` characters, ending in an ellipsis when cut.
+
+    Length is counted in UTF-16 code units, never less than Python's count, so the result
+    fits whether Slack counts code points or UTF-16 units. With ``mrkdwn`` a cut never splits
+    an escape like ``&amp;``.
+    """
+    if _units(value) <= limit:
+        return value
+    budget = limit - _units(_ELLIPSIS)
+    end = 0
+    for char in value:
+        budget -= _units(char)
+        if budget < 0:
+            break
+        end += 1
+    cut = value[:end]
+    if mrkdwn:
+        amp = cut.rfind("&", max(0, end - 4))
+        if amp != -1 and ";" not in cut[amp:]:
+            cut = cut[:amp]
+    return cut + _ELLIPSIS
+
+
+def _units(value: str) -> int:
+    return len(value.encode("utf-16-le")) // 2
+
+
+def clean(value: str | None) -> str:
+    """One line of printable text: control characters become spaces, runs of spaces collapse."""
+    if not value:
+        return ""
+    chars = (" " if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c for c in value)
+    return " ".join("".join(chars).split())
+
+
+def escape(value: str) -> str:
+    """Text safe inside mrkdwn: Slack parses only ``&``, ``<`` and ``>`` as control characters."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def status_emoji(task: Task, finished_codes: frozenset[str]) -> str:
+    return text(f"emoji_{_state(task, finished_codes)}")
+
+
+def card_text(task: Task, finished_codes: frozenset[str] = frozenset()) -> str:
+    """The notification and fallback text of a card: name, status and counts on one line."""
+    values = {
+        "name": _mrkdwn(_title(task), _MAX_NAME),
+        "status": text(f"status_{_state(task, finished_codes)}"),
+        "processed": _number(task.processed_count),
+        "total": _number(task.total_count),
+    }
+    line = text("card_text" if task.total_count > 0 else "card_text_no_total", **values)
+    return truncate(line, _MAX_NOTIFICATION, mrkdwn=True)
+
+
+def task_card(
+    task: Task,
+    *,
+    request_id: str | None,
+    finished_codes: frozenset[str] = frozenset(),
+    refreshed_at: datetime | None = None,
+    watch_button: bool = False,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    state = _state(task, finished_codes)
+    buttons = [_button(text("button_refresh"), ACTION_REFRESH, task.task_id)]
+    if watch_button and state != "finished":
+        buttons.append(_button(text("button_watch"), ACTION_WATCH, task.task_id))
+    return [
+        _header(_title(task)),
+        _section(_status_line(task, state) + "\n" + _progress_line(task)),
+        _fields(
+            _field("field_total", _number(task.total_count)),
+            _field("field_type", _code_or_unset(task.task_type)),
+            _field("field_succeeded", _number(task.success_count)),
+            _field("field_resource", _code_or_unset(task.resource)),
+            _field("field_failed", _failed(task.failure_count)),
+            _field("field_operator", _mrkdwn(task.operator, _MAX_VALUE) or text("not_set")),
+        ),
+        _fields(
+            _field("field_started", _date_or_unset(_moment(task.begin_time))),
+            _field("field_ended", _date_or_unset(_moment(task.end_time) if state == "finished" else None)),
+            _field("field_duration", _duration(task, state, now or datetime.now(UTC))),
+        ),
+        _context(_context_line(task, request_id, refreshed_at)),
+        {"type": "actions", "elements": buttons},
+    ]
+
+
+def recent_list(
+    page: TaskPage,
+    *,
+    resource: str | None,
+    finished_codes: frozenset[str] = frozenset(),
+    request_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The newest tasks, one section each with an Open button; at most ``MAX_RECENT`` of them."""
+    name = clean(resource)
+    header = text("recent_header_resource", resource=name) if name else text("recent_header")
+    tasks = page.data[:MAX_RECENT]
+    blocks: list[dict[str, Any]] = [_header(header)]
+    if not tasks:
+        blocks.append(_section(text("recent_empty")))
+    for task in tasks:
+        blocks.append(_recent_item(task, finished_codes))
+    notes = []
+    if tasks:
+        notes.append(text("recent_context", shown=len(tasks), count=_number(max(page.count, len(page.data)))))
+    if request_id:
+        notes.append(text("context_request", request_id=_code(request_id)))
+    if notes:
+        blocks.append(_context(_SEPARATOR.join(notes)))
+    return blocks
+
+
+def error_blocks(message: str, *, request_id: str | None = None) -> list[dict[str, Any]]:
+    """One warning section; ``message`` is plain catalog text and is escaped here."""
+    blocks = [_section(text("error_card", message=escape(message)))]
+    if request_id:
+        blocks.append(_context(text("error_request_id", request_id=_code(request_id))))
+    return blocks
+
+
+# --- card parts ----------------------------------------------------------------------------
+
+
+def _state(task: Task, finished_codes: frozenset[str]) -> str:
+    if task.is_finished(finished_codes):
+        return "finished"
+    if task.processed_count == 0 and task.begin_time is None:
+        return "not_started"
+    return "running"
+
+
+def _title(task: Task) -> str:
+    return clean(task.task_name) or text("card_title_fallback", task_id=clean(task.task_id))
+
+
+def _status_line(task: Task, state: str) -> str:
+    values = {"emoji": text(f"emoji_{state}"), "label": text(f"status_{state}")}
+    if task.task_status is None:
+        return text("status_no_code", **values)
+    return text("status_with_code", code=_code(task.task_status), **values)
+
+
+def _progress_line(task: Task) -> str:
+    progress = task.progress
+    if progress is None:
+        return text("progress_unknown")
+    # Rounded down, so a card never shows 100% or a full bar before every item is processed.
+    percent = int(progress * 100)
+    filled = int(progress * _BAR_CELLS)
+    return text(
+        "progress_line",
+        bar="█" * filled + "░" * (_BAR_CELLS - filled),
+        percent=f"{percent}%",
+        processed=_number(task.processed_count),
+        total=_number(task.total_count),
+    )
+
+
+def _failed(count: int) -> str:
+    return text("field_failed_value", count=_number(count)) if count > 0 else _number(count)
+
+
+def _duration(task: Task, state: str, now: datetime) -> str:
+    begin = _moment(task.begin_time)
+    if begin is None or state == "not_started":
+        return text("not_set")
+    if state == "finished":
+        end = _moment(task.end_time)
+        return _humanize(end - begin) if end is not None else text("not_set")
+    return text("duration_so_far", duration=_humanize(now - begin))
+
+
+def _humanize(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    if seconds < 0:
+        # Clock skew between MetaStudio and us: no honest duration to show.
+        return text("not_set")
+    if seconds == 0:
+        return text("duration_instant")
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return text("duration_days", days=_number(days), hours=hours)
+    if hours:
+        return text("duration_hours", hours=hours, minutes=minutes)
+    if minutes:
+        return text("duration_minutes", minutes=minutes, seconds=secs)
+    return text("duration_seconds", seconds=secs)
+
+
+def _context_line(task: Task, request_id: str | None, refreshed_at: datetime | None) -> str:
+    parts = [text("context_task", task_id=_code(task.task_id))]
+    if clean(task.user_id):
+        parts.append(text("context_user", user_id=_code(task.user_id)))
+    if request_id:
+        parts.append(text("context_request", request_id=_code(request_id)))
+    if refreshed_at is not None:
+        parts.append(text("context_updated", time=_slack_date(refreshed_at, "{time_secs}", "%H:%M:%S UTC")))
+    return _SEPARATOR.join(parts)
+
+
+def _recent_item(task: Task, finished_codes: frozenset[str]) -> dict[str, Any]:
+    state = _state(task, finished_codes)
+    label = text(f"status_{state}")
+    status = (
+        text("recent_status", label=label, code=_code(task.task_status))
+        if task.task_status is not None
+        else text("recent_status_no_code", label=label)
+    )
+    line = text(
+        "recent_line",
+        emoji=text(f"emoji_{state}"),
+        name=_mrkdwn(_title(task), _MAX_NAME),
+        task_id=_code(task.task_id),
+        status=status,
+        processed=_number(task.processed_count),
+        total=_number(task.total_count) if task.total_count > 0 else text("not_set"),
+    )
+    extras = []
+    if task.failure_count > 0:
+        extras.append(text("recent_failed", count=_number(task.failure_count)))
+    begin = _moment(task.begin_time)
+    if begin is not None:
+        extras.append(text("recent_started", date=_date(begin)))
+    section = _section(_SEPARATOR.join([line, *extras]))
+    section["accessory"] = _button(text("button_open"), ACTION_OPEN, task.task_id)
+    return section
+
+
+# --- value formatting -------------------------------------------------------------------------
+
+
+def _number(value: int) -> str:
+    return f"{value:,}"
+
+
+def _mrkdwn(value: str | None, limit: int) -> str:
+    return truncate(escape(clean(value)), limit, mrkdwn=True)
+
+
+def _code(value: str | None) -> str:
+    """Text for inside a backtick span: a backtick in the value would end the span early."""
+    return _mrkdwn(value, _MAX_VALUE).replace("`", "ˋ")
+
+
+def _code_or_unset(value: str | None) -> str:
+    return f"`{_code(value)}`" if clean(value) else text("not_set")
+
+
+def _moment(epoch_ms: int | None) -> datetime | None:
+    """The instant, or None when absent or beyond what a datetime can hold."""
+    if epoch_ms is None:
+        return None
+    try:
+        return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _date(moment: datetime) -> str:
+    return _slack_date(moment, "{date_short_pretty} {time}", "%Y-%m-%d %H:%M UTC")
+
+
+def _date_or_unset(moment: datetime | None) -> str:
+    return _date(moment) if moment is not None else text("not_set")
+
+
+def _slack_date(moment: datetime, token: str, fallback: str) -> str:
+    """A date every reader sees in their own timezone; the fallback is UTC for old clients."""
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return f"<!date^{int(utc.timestamp())}^{token}|{utc.strftime(fallback)}>"
+
+
+# --- blocks ----------------------------------------------------------------------------------
+
+
+def _plain(value: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(value, limit), "emoji": True}
+
+
+def _md(value: str, limit: int) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": truncate(value, limit, mrkdwn=True)}
+
+
+def _header(title: str) -> dict[str, Any]:
+    return {"type": "header", "text": _plain(title, MAX_HEADER)}
+
+
+def _section(body: str) -> dict[str, Any]:
+    return {"type": "section", "text": _md(body, MAX_SECTION_TEXT)}
+
+
+def _field(label_key: str, value: str) -> str:
+    return f"{text(label_key)}\n{value}"
+
+
+def _fields(*fields: str) -> dict[str, Any]:
+    return {"type": "section", "fields": [_md(field, MAX_FIELD) for field in fields]}
+
+
+def _context(line: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [_md(line, MAX_SECTION_TEXT)]}
+
+
+def _button(label: str, action_id: str, value: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": _plain(label, MAX_BUTTON_TEXT),
+        "action_id": action_id,
+        "value": truncate(value, MAX_BUTTON_VALUE),
+    }

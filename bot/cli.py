@@ -1,0 +1,134 @@
+"""``taskbot``: serve, simulator, demo, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("taskbot")
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.slack_client_secret,
+        settings.cloud_sk,
+        settings.cloud_security_token,
+        settings.iam_password,
+        settings.auth_token,
+    ]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+def _settings_for_serving() -> Settings:
+    settings = load_settings()
+    problems = settings.slack_problems() + settings.endpoint_problems()
+    try:
+        settings.cloud_credentials()
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def serve(port: int | None) -> int:
+    settings = _settings_for_serving()
+    logs.configure(settings.log_format, settings.log_level, _secrets(settings))
+    from bot.app import create_asgi
+
+    listen_port = port or settings.port
+    if settings.slack_app_token is not None:
+        return asyncio.run(_serve_socket_mode(settings, listen_port))
+    log.info("serving HTTP on port %s", listen_port)
+    uvicorn.run(create_asgi(settings), host="0.0.0.0", port=listen_port, log_level="warning", access_log=False)
+    return 0
+
+
+async def _serve_socket_mode(settings: Settings, port: int) -> int:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    from starlette.applications import Starlette
+
+    from bot.app import create_bolt_app, health_routes
+    from bot.engine import Engine
+    from bot.servers import serve_asgi
+
+    engine = Engine(settings)
+    await engine.start()
+    bolt = create_bolt_app(settings, engine, socket_mode=True)
+    assert settings.slack_app_token is not None
+    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
+            await handler.connect_async()
+            log.info("connected in Socket Mode; health and metrics on port %s", port)
+            await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await handler.close_async()
+        await engine.close()
+    return 0
+
+
+def simulator(host: str, port: int, tasks: str | None) -> int:
+    from bot.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, Simulator
+
+    sim = Simulator.from_json_file(tasks) if tasks else Simulator()
+    print(f"MetaStudio simulator on http://{host}:{port}  project {DEMO_PROJECT_ID}  AK {DEMO_ACCESS_KEY}")
+    print("Point taskbot at it with METASTUDIO_ENDPOINT; the secret key is DEMO_SECRET_KEY in bot/simulator.py.")
+    uvicorn.run(sim.app, host=host, port=port, log_level="warning")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="taskbot", description="MetaStudio import/export tasks in Slack.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)")
+    serve_parser.add_argument("--port", type=int, default=None, help="HTTP port (default: $PORT or 3000)")
+    sim_parser = sub.add_parser("simulator", help="run the MetaStudio simulator")
+    sim_parser.add_argument("--port", type=int, default=8080)
+    sim_parser.add_argument("--host", default="127.0.0.1")
+    sim_parser.add_argument("--tasks", default=None, help="JSON file of tasks (default: the built-in demo set)")
+    demo_parser = sub.add_parser("demo", help="run everything on loopback and show what a channel would see")
+    demo_parser.add_argument("--no-color", action="store_true")
+    sub.add_parser("check", help="verify the configuration against Slack and MetaStudio")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve(args.port)
+        if args.command == "simulator":
+            return simulator(args.host, args.port, args.tasks)
+        if args.command == "demo":
+            from bot.demo import run_demo
+
+            return asyncio.run(run_demo(color=not args.no_color and sys.stdout.isatty()))
+        if args.command == "check":
+            from bot.check import run_check
+
+            return asyncio.run(run_check())
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

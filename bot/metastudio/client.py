@@ -1,0 +1,547 @@
+"""The async MetaStudio client: show one import/export task, list tasks.
+
+One shared ``httpx.AsyncClient`` (keep-alive) carries every call. Each call is validated
+before anything is sent, authenticated (AK/SK signature, IAM token or a given token), retried
+when the failure is transient, and ends as a value or one typed ``MetaStudioError``.
+
+Retry policy, per call:
+
+* 429 or ``APIGW.0308``: wait what ``Retry-After`` asks (seconds or an HTTP date) when it asks at
+  most ``max_retry_after`` seconds, else give up at once with ``Throttled(retry_after=...)``;
+  without the header, back off like for a 5xx.
+* 5xx, refused or dropped connections, connect timeouts: capped exponential backoff with full
+  jitter, at most ``max_retries`` times.
+* Read (and write/pool) timeouts are not retried: the server got the request and is slow, and a
+  Slack user waiting for a card is better served by "try again" after ``read_timeout`` than by
+  up to four times that.
+* 401 with an IAM token we obtained: one new token, one more try (not counted as a retry).
+* Anything else (4xx, unreadable bodies) fails at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from bot.config import CloudCredentials, ConfigError, CredentialKind, Settings
+from bot.metastudio import signer
+from bot.metastudio.auth import (
+    TOKEN_PATH,
+    AkSkAuthenticator,
+    Authenticator,
+    IamPasswordAuthenticator,
+    IssuedToken,
+    RequestParts,
+    StaticTokenAuthenticator,
+    parse_issued_token,
+    password_token_request,
+)
+from bot.metastudio.errors import (
+    MSS_ERRORS,
+    AuthenticationFailed,
+    BadResponse,
+    ConnectionFailed,
+    InvalidParameter,
+    InvalidTaskId,
+    MetaStudioError,
+    PermissionDenied,
+    ServerError,
+    TaskNotFound,
+    Throttled,
+    TimedOut,
+)
+from bot.metastudio.models import ErrorBody, Task, TaskPage, is_task_id
+from bot.metrics import METASTUDIO_CALLS, METASTUDIO_LATENCY
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+logger = logging.getLogger("taskbot.metastudio")
+
+HEADER_REQUEST_ID = "X-Request-Id"
+HEADER_RETRY_AFTER = "Retry-After"
+THROTTLED_CODE = "APIGW.0308"
+# API gateway codes meaning "who you are was not accepted" (signature, token, app auth).
+AUTH_ERROR_CODES = frozenset({"APIGW.0301", "APIGW.0303", "APIGW.0305", "APIGW.0307"})
+MAX_DETAIL = 200
+USER_AGENT = "taskbot (MetaStudio task viewer)"
+
+OP_SHOW = "show_task"
+OP_SEARCH = "search_task"
+OP_TOKEN = "iam_token"
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched(Generic[T]):
+    value: T
+    request_id: str | None
+    """The response's ``X-Request-Id``: what Huawei support asks for."""
+    elapsed: float
+    """Seconds for the whole call, retries and waits included."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    error: MetaStudioError
+    wait: float | None = None
+    """What the server asked for (Retry-After); None means our own backoff."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Reauthenticate:
+    error: MetaStudioError
+
+
+class MetaStudioClient:
+    """Reads import/export tasks of one project. Use as ``async with`` or call ``aclose()``."""
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        credentials: CloudCredentials,
+        iam_endpoint: str | None = None,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        max_retries: int = 3,
+        http: httpx.AsyncClient | None = None,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 8.0,
+        max_retry_after: float = 10.0,
+        token_refresh_before: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self._endpoint = httpx.URL(endpoint.rstrip("/"))
+        if self._endpoint.scheme not in {"http", "https"} or not self._endpoint.host:
+            raise ValueError(f"not an http(s) endpoint: {endpoint!r}")
+        self._base_path = self._endpoint.path.rstrip("/")
+        self._project_id = credentials.project_id
+        self._project_path = f"{self._base_path}/v2/{quote(credentials.project_id, safe='')}/ies/task"
+        self._iam_endpoint = httpx.URL((iam_endpoint or endpoint).rstrip("/"))
+        self._timeout = httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        )
+        self._max_retries = max_retries
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._max_retry_after = max_retry_after
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=self._timeout,
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=30.0),
+        )
+        self._auth = self._authenticator(credentials, token_refresh_before)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MetaStudioClient:
+        """Raises ``ConfigError`` when credentials or the endpoint are missing or invalid."""
+        problems = settings.endpoint_problems()
+        if problems:
+            raise ConfigError(problems)
+        return cls(
+            endpoint=settings.metastudio_endpoint,
+            credentials=settings.cloud_credentials(),
+            iam_endpoint=settings.iam_url,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_retries=settings.max_retries,
+        )
+
+    def _authenticator(self, credentials: CloudCredentials, refresh_before: float) -> Authenticator:
+        kind = credentials.kind
+        if kind in {CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK}:
+            if not credentials.access_key or credentials.secret_key is None:
+                raise ConfigError(["AK/SK credentials without an access key or secret key"])
+            token = credentials.security_token
+            return AkSkAuthenticator(
+                access_key=credentials.access_key,
+                secret_key=credentials.secret_key.get_secret_value(),
+                project_id=credentials.project_id,
+                security_token=token.get_secret_value() if token is not None else None,
+                clock=self._clock,
+            )
+        if kind is CredentialKind.IAM_TOKEN:
+            if credentials.auth_token is None:
+                raise ConfigError(["METASTUDIO_AUTH_TOKEN is empty"])
+            return StaticTokenAuthenticator(credentials.auth_token.get_secret_value())
+        if not (credentials.iam_username and credentials.iam_password and credentials.iam_domain):
+            raise ConfigError(["IAM password credentials need a user name, a password and a domain"])
+        password = credentials.iam_password.get_secret_value()
+        body = password_token_request(
+            username=credentials.iam_username,
+            password=password,
+            domain=credentials.iam_domain,
+            project_id=credentials.project_id,
+        )
+
+        async def fetch() -> IssuedToken:
+            fetched = await self._call(
+                operation=OP_TOKEN,
+                method="POST",
+                base=self._iam_endpoint,
+                path=self._iam_endpoint.path.rstrip("/") + TOKEN_PATH,
+                # Like the SDK: the service catalog is large and of no use here.
+                params=(("nocatalog", "true"),),
+                body=body,
+                authenticated=False,
+                parse=self._parse_token,
+            )
+            return fetched.value
+
+        return IamPasswordAuthenticator(
+            fetch=fetch, secrets=(password,), clock=self._clock, refresh_before=refresh_before
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    # -- operations -------------------------------------------------------------------------------
+
+    async def get_task(self, task_id: str) -> Fetched[Task]:
+        """``GET /v2/{project_id}/ies/task/{id}``. Raises ``InvalidTaskId`` before sending anything."""
+        if not isinstance(task_id, str) or not is_task_id(task_id):
+            raise InvalidTaskId(f"not a task id: {str(task_id)[:64]!r}")
+        return await self._call(
+            operation=OP_SHOW,
+            method="GET",
+            base=self._endpoint,
+            path=f"{self._project_path}/{quote(task_id, safe='')}",
+            params=(),
+            body=b"",
+            authenticated=True,
+            parse=lambda response: _parse_model(Task, response),
+            task_id=task_id,
+        )
+
+    async def list_tasks(
+        self,
+        *,
+        resources: Sequence[str] = (),
+        business_id: str | None = None,
+        begin_time: int | None = None,
+        end_time: int | None = None,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> Fetched[TaskPage]:
+        """``GET /v2/{project_id}/ies/task``: one page, newest first as MetaStudio orders it."""
+        if offset < 0 or limit < 1:
+            raise ValueError("offset must be >= 0 and limit >= 1")
+        params: list[tuple[str, str]] = []
+        wanted = [r.strip() for r in resources if r and r.strip()]
+        if wanted:
+            # The API takes ``resource`` as one comma-separated value (the SDK's "csv" format).
+            params.append(("resource", ",".join(wanted)))
+        if business_id:
+            params.append(("business_id", business_id))
+        if begin_time is not None:
+            params.append(("begin_time", str(int(begin_time))))
+        if end_time is not None:
+            params.append(("end_time", str(int(end_time))))
+        params += [("offset", str(int(offset))), ("limit", str(int(limit)))]
+        return await self._call(
+            operation=OP_SEARCH,
+            method="GET",
+            base=self._endpoint,
+            path=self._project_path,
+            params=tuple(params),
+            body=b"",
+            authenticated=True,
+            parse=lambda response: _parse_model(TaskPage, response),
+        )
+
+    # -- transport --------------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        *,
+        operation: str,
+        method: str,
+        base: httpx.URL,
+        path: str,
+        params: tuple[tuple[str, str], ...],
+        body: bytes,
+        authenticated: bool,
+        parse: Callable[[httpx.Response], T],
+        task_id: str | None = None,
+    ) -> Fetched[T]:
+        """One logical call: attempts, waits, metrics per attempt, one log line at the end."""
+        started = time.monotonic()
+        outcome = "ok"
+        request_id: str | None = None
+        try:
+            value, request_id = await self._attempts(
+                operation=operation,
+                method=method,
+                base=base,
+                path=path,
+                params=params,
+                body=body,
+                authenticated=authenticated,
+                parse=parse,
+            )
+            return Fetched(value=value, request_id=request_id, elapsed=time.monotonic() - started)
+        except MetaStudioError as exc:
+            outcome = type(exc).__name__
+            request_id = exc.request_id
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception:
+            outcome = "unexpected"
+            raise
+        finally:
+            elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+            logger.log(
+                logging.INFO if outcome == "ok" else logging.WARNING,
+                "metastudio %s %s in %.0f ms",
+                operation,
+                outcome,
+                elapsed_ms,
+                extra={
+                    "task_id": task_id,
+                    "request_id": request_id,
+                    "latency_ms": elapsed_ms,
+                    "outcome": outcome,
+                    "operation": operation,
+                },
+            )
+
+    async def _attempts(
+        self,
+        *,
+        operation: str,
+        method: str,
+        base: httpx.URL,
+        path: str,
+        params: tuple[tuple[str, str], ...],
+        body: bytes,
+        authenticated: bool,
+        parse: Callable[[httpx.Response], T],
+    ) -> tuple[T, str | None]:
+        # The wire query is the canonical one, byte for byte, so the server verifies what we signed.
+        query = signer.canonical_query(params)
+        raw_path = path + ("?" + query if query else "")
+        url = base.copy_with(raw_path=raw_path.encode("ascii"))
+        host = base.netloc.decode("ascii")
+        parts = RequestParts(method=method, host=host, path=path, params=params, body=body)
+        retries = 0
+        reauthenticated = False
+        while True:
+            if authenticated:
+                headers = await self._auth.headers(parts)
+            else:
+                headers = {"Host": host, "Content-Type": "application/json"}
+            headers["User-Agent"] = USER_AGENT
+            headers["Accept"] = "application/json"
+            request = self._http.build_request(
+                method, url, headers=headers, content=body or None, timeout=self._timeout
+            )
+            attempt_started = time.monotonic()
+            result = await self._attempt(operation, request, parse)
+            METASTUDIO_LATENCY.labels(operation).observe(time.monotonic() - attempt_started)
+            if isinstance(result, tuple):
+                METASTUDIO_CALLS.labels(operation, "ok").inc()
+                return result
+            if isinstance(result, _Reauthenticate):
+                if authenticated and not reauthenticated and await self._auth.recover(headers):
+                    reauthenticated = True
+                    METASTUDIO_CALLS.labels(operation, "retry").inc()
+                    continue
+                result = result.error
+            if isinstance(result, _Retry):
+                wait = self._wait_before_retry(result, retries)
+                if wait is not None:
+                    METASTUDIO_CALLS.labels(operation, "retry").inc()
+                    retries += 1
+                    await self._sleep(wait)
+                    continue
+                result = result.error
+            METASTUDIO_CALLS.labels(operation, type(result).__name__).inc()
+            raise result
+
+    def _wait_before_retry(self, retry: _Retry, retries_done: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up with ``retry.error``."""
+        if retry.wait is not None and retry.wait > self._max_retry_after:
+            return None
+        if retries_done >= self._max_retries:
+            return None
+        if retry.wait is not None:
+            return retry.wait
+        ceiling = min(self._backoff_cap, self._backoff_base * (2**retries_done))
+        return self._rng.uniform(0, ceiling)
+
+    async def _attempt(
+        self, operation: str, request: httpx.Request, parse: Callable[[httpx.Response], T]
+    ) -> tuple[T, str | None] | MetaStudioError | _Retry | _Reauthenticate:
+        try:
+            response = await self._http.send(request)
+        except httpx.ConnectTimeout as exc:
+            # Nothing reached the server, so sending again is safe.
+            return _Retry(TimedOut(f"connect timeout ({type(exc).__name__})"))
+        except httpx.TimeoutException as exc:
+            return TimedOut(f"no answer in time ({type(exc).__name__})")
+        except (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            return _Retry(ConnectionFailed(_transport_detail(exc)))
+        except httpx.TransportError as exc:
+            return ConnectionFailed(_transport_detail(exc))
+        request_id = response.headers.get(HEADER_REQUEST_ID) or None
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                return parse(response), request_id
+            except BadResponse as exc:
+                return BadResponse(exc.detail, status_code=status, request_id=request_id)
+        return self._classify_error(operation, response, request_id, self._auth.secrets())
+
+    def _classify_error(
+        self, operation: str, response: httpx.Response, request_id: str | None, secrets: Sequence[str]
+    ) -> MetaStudioError | _Retry | _Reauthenticate:
+        status = response.status_code
+        error = _error_body(response)
+        code = error.error_code if error else None
+        request_id = request_id or (error.request_id if error else None)
+        message = _scrub(error.error_msg if error and error.error_msg else "", secrets)
+
+        def make(kind: type[MetaStudioError], detail: str = message, **more: float | None) -> MetaStudioError:
+            return kind(detail, status_code=status, error_code=code, request_id=request_id, **more)
+
+        if status == 429 or code == THROTTLED_CODE:
+            retry_after = _retry_after(response.headers.get(HEADER_RETRY_AFTER), self._clock())
+            return _Retry(make(Throttled, retry_after=retry_after), wait=retry_after)
+        if status >= 500:
+            return _Retry(make(ServerError))
+        if 300 <= status < 400:
+            # Redirects are never followed: the signature and the token are for this host only.
+            return make(BadResponse, f"unexpected redirect (HTTP {status})")
+        if operation == OP_TOKEN:
+            iam_message = _scrub(_iam_message(response), secrets)
+            return make(AuthenticationFailed, message or iam_message or "IAM refused the token request")
+        if status == 401:
+            return _Reauthenticate(make(AuthenticationFailed))
+        if code in AUTH_ERROR_CODES:
+            return make(AuthenticationFailed)
+        if status == 403:
+            return make(PermissionDenied)
+        if status == 404 and operation == OP_SHOW:
+            return make(TaskNotFound)
+        if status == 400:
+            return make(MSS_ERRORS.get(code or "", InvalidParameter))
+        return make(MetaStudioError, message or f"unexpected HTTP {status}")
+
+    def _parse_token(self, response: httpx.Response) -> IssuedToken:
+        try:
+            return parse_issued_token(response.headers, response.content, self._clock())
+        except ValueError as exc:
+            raise BadResponse(f"IAM token response: {exc}") from None
+
+
+def _parse_model(model: type[M], response: httpx.Response) -> M:
+    try:
+        document = json.loads(response.content)
+    except ValueError:
+        content_type = response.headers.get("Content-Type", "no content type")
+        raise BadResponse(f"body is not JSON ({content_type})") from None
+    if not isinstance(document, dict):
+        raise BadResponse(f"body is a JSON {type(document).__name__}, not an object")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(root)"
+        raise BadResponse(
+            f"body does not match {model.__name__}: {exc.error_count()} problem(s), first at {where}: "
+            f"{first['msg']}"
+        ) from None
+
+
+def _error_body(response: httpx.Response) -> ErrorBody | None:
+    try:
+        document = json.loads(response.content)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    try:
+        return ErrorBody.model_validate(document)
+    except ValidationError:
+        return None
+
+
+def _iam_message(response: httpx.Response) -> str:
+    """IAM's own error shape: ``{"error": {"code": 401, "message": ..., "title": ...}}``."""
+    try:
+        document = json.loads(response.content)
+    except ValueError:
+        return ""
+    error = document.get("error") if isinstance(document, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date. None if absent or bad."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp() - now
+    if seconds != seconds or seconds == float("inf"):
+        return None
+    return max(0.0, seconds)
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    """Server text for a log line: truncated, and without any of our secrets should it echo one."""
+    text = text.strip()
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text[:MAX_DETAIL]
+
+
+def _transport_detail(exc: httpx.TransportError) -> str:
+    # httpx's text names the failure (refused, reset, DNS); it holds no header values.
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text[:MAX_DETAIL]}" if text else type(exc).__name__

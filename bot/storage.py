@@ -1,0 +1,946 @@
+"""Durable state of watches, feeds and outgoing Slack messages (SQLAlchemy 2 async).
+
+The scheduler only keeps timers in memory; these tables are the truth that survives a crash or
+``kill -9``. Rows change on state transitions only (never per poll), and every transition that
+must happen once is guarded in the database itself: conditional ``UPDATE ... WHERE status =
+'active'`` with a rowcount check, partial unique indexes on the active rows, and unique keys on
+deliveries, so two racing coroutines or two bot processes cannot notify a channel twice.
+
+Lock order, to keep PostgreSQL free of deadlocks: a watch row first, then its subscribers, then
+deliveries. On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: a deferred
+transaction that reads and then writes fails at once with "database is locked" when another
+writer committed in between (the busy timeout does not help there), while IMMEDIATE waits.
+
+Callers only ever see frozen dataclasses, so no session, lazy load or expiry leaks out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    CursorResult,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from bot.logs import RedactingFilter
+
+__all__ = [
+    "ActiveWatch",
+    "ChannelWatch",
+    "DeliveryKind",
+    "DeliveryRecord",
+    "DeliveryStatus",
+    "FeedRecord",
+    "Storage",
+    "SubscriberRecord",
+    "WatchRecord",
+    "WatchResult",
+    "WatchStatus",
+    "utcnow",
+]
+
+WatchStatus = Literal["active", "finished", "expired", "not_found", "cancelled"]
+CloseStatus = Literal["finished", "expired", "not_found"]
+SubscriberStatus = Literal["active", "cancelled", "closed"]
+FeedStatus = Literal["active", "cancelled"]
+DeliveryKind = Literal["finished", "expired", "not_found", "feed"]
+DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
+
+ERROR_MAX_CHARS = 500
+# Concurrent first inserts on PostgreSQL: the loser gets IntegrityError from the partial unique
+# index and, on its next attempt, finds the winner's row. Two attempts always suffice.
+_INSERT_ATTEMPTS = 3
+_WRITE_OPTION = "taskbot_write"
+_redactor = RedactingFilter()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require_aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns tz-aware UTC on every backend (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = _require_aware(value, "datetime column value")
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+_Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _active_only() -> Any:
+    return text("status = 'active'")
+
+
+def _status_check(values: Sequence[str]) -> CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"status IN ({allowed})", name="status")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
+
+
+class WatchRow(Base):
+    __tablename__ = "watches"
+    __table_args__ = (
+        _status_check(["active", "finished", "expired", "not_found", "cancelled"]),
+        Index(
+            "uq_watches_active_task",
+            "team_id",
+            "task_id",
+            unique=True,
+            sqlite_where=_active_only(),
+            postgresql_where=_active_only(),
+        ),
+        Index("ix_watches_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(_Json)
+
+
+class SubscriberRow(Base):
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        _status_check(["active", "cancelled", "closed"]),
+        Index(
+            "uq_subscribers_active_channel",
+            "watch_id",
+            "channel_id",
+            unique=True,
+            sqlite_where=_active_only(),
+            postgresql_where=_active_only(),
+        ),
+        Index("ix_subscribers_watch_status", "watch_id", "status"),
+        Index("ix_subscribers_channel", "team_id", "channel_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id"))
+    team_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    closed_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class FeedRow(Base):
+    __tablename__ = "feeds"
+    __table_args__ = (
+        _status_check(["active", "cancelled"]),
+        Index(
+            "uq_feeds_active_channel",
+            "team_id",
+            "channel_id",
+            unique=True,
+            sqlite_where=_active_only(),
+            postgresql_where=_active_only(),
+        ),
+        Index("ix_feeds_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    resources: Mapped[list[str]] = mapped_column(_Json)
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class DeliveryRow(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('finished', 'expired', 'not_found', 'feed')", name="kind"),
+        _status_check(["pending", "sending", "sent", "failed"]),
+        UniqueConstraint("key", name="uq_deliveries_key"),
+        UniqueConstraint("subscriber_id", "kind", name="uq_deliveries_subscriber_kind"),
+        UniqueConstraint("feed_id", "task_id", name="uq_deliveries_feed_task"),
+        Index("ix_deliveries_status", "status", "created_at"),
+        Index("ix_deliveries_team", "team_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(32))
+    team_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    task_id: Mapped[str] = mapped_column(String(64))
+    watch_id: Mapped[int | None] = mapped_column(ForeignKey("watches.id"))
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
+    feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id"))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any] | None] = mapped_column(_Json)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(String(ERROR_MAX_CHARS))
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRecord:
+    id: int
+    team_id: str
+    task_id: str
+    status: WatchStatus
+    created_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+    snapshot: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberRecord:
+    id: int
+    watch_id: int
+    team_id: str
+    channel_id: str
+    user_id: str
+    message_ts: str | None
+    created_at: datetime
+    status: SubscriberStatus
+    closed_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchResult:
+    watch: WatchRecord
+    subscriber: SubscriberRecord
+    created: bool  # False: this channel was already watching the task
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveWatch(WatchRecord):
+    """An active watch with its active subscribers, enough to reschedule it after a restart."""
+
+    subscribers: tuple[SubscriberRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelWatch:
+    task_id: str
+    user_id: str
+    created_at: datetime
+    subscriber_id: int
+    watch_id: int
+    expires_at: datetime
+    message_ts: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecord:
+    id: int
+    team_id: str
+    channel_id: str
+    user_id: str
+    resources: tuple[str, ...]
+    created_at: datetime
+    status: FeedStatus
+
+    @property
+    def since(self) -> datetime:
+        """Tasks that finished before this instant are never announced to the feed."""
+        return self.created_at
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    id: int
+    key: str
+    team_id: str
+    channel_id: str
+    user_id: str | None
+    kind: DeliveryKind
+    task_id: str
+    watch_id: int | None
+    subscriber_id: int | None
+    feed_id: int | None
+    thread_ts: str | None
+    payload: dict[str, Any] | None
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    attempt_at: datetime | None
+    sent_at: datetime | None
+    slack_ts: str | None
+    error: str | None
+
+
+def _watch(row: WatchRow) -> WatchRecord:
+    return WatchRecord(
+        id=row.id,
+        team_id=row.team_id,
+        task_id=row.task_id,
+        status=cast(WatchStatus, row.status),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        closed_at=row.closed_at,
+        snapshot=row.snapshot,
+    )
+
+
+def _subscriber(row: SubscriberRow) -> SubscriberRecord:
+    return SubscriberRecord(
+        id=row.id,
+        watch_id=row.watch_id,
+        team_id=row.team_id,
+        channel_id=row.channel_id,
+        user_id=row.user_id,
+        message_ts=row.message_ts,
+        created_at=row.created_at,
+        status=cast(SubscriberStatus, row.status),
+        closed_reason=row.closed_reason,
+    )
+
+
+def _feed(row: FeedRow) -> FeedRecord:
+    return FeedRecord(
+        id=row.id,
+        team_id=row.team_id,
+        channel_id=row.channel_id,
+        user_id=row.user_id,
+        resources=tuple(row.resources),
+        created_at=row.created_at,
+        status=cast(FeedStatus, row.status),
+    )
+
+
+def _delivery(row: DeliveryRow) -> DeliveryRecord:
+    return DeliveryRecord(
+        id=row.id,
+        key=row.key,
+        team_id=row.team_id,
+        channel_id=row.channel_id,
+        user_id=row.user_id,
+        kind=cast(DeliveryKind, row.kind),
+        task_id=row.task_id,
+        watch_id=row.watch_id,
+        subscriber_id=row.subscriber_id,
+        feed_id=row.feed_id,
+        thread_ts=row.thread_ts,
+        payload=row.payload,
+        status=cast(DeliveryStatus, row.status),
+        attempts=row.attempts,
+        created_at=row.created_at,
+        attempt_at=row.attempt_at,
+        sent_at=row.sent_at,
+        slack_ts=row.slack_ts,
+        error=row.error,
+    )
+
+
+def _rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _new_key() -> str:
+    return uuid.uuid4().hex
+
+
+def _clean_error(error: str) -> str:
+    return _redactor.redact(error)[:ERROR_MAX_CHARS]
+
+
+class Storage:
+    """All persistent state. One instance per process; safe to share between coroutines."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        engine_kwargs.setdefault("pool_pre_ping", not self.is_sqlite)
+        self.engine: AsyncEngine = create_async_engine(url, **engine_kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(
+            self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+        )
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reader() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        async with self._writer() as session, session.begin():
+            yield session
+
+    async def create_all(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    # -- watches -------------------------------------------------------------------------------
+
+    async def watch(
+        self,
+        *,
+        team_id: str,
+        task_id: str,
+        channel_id: str,
+        user_id: str,
+        expires_at: datetime,
+        message_ts: str | None = None,
+    ) -> WatchResult:
+        """Subscribe a channel to a task, sharing the task's active watch if there is one.
+
+        An existing active watch keeps its own ``expires_at``; a channel already watching gets
+        its existing subscriber back with ``created=False`` (its ``message_ts`` is left as is).
+        """
+        expires_at = _require_aware(expires_at, "expires_at")
+        for attempt in range(_INSERT_ATTEMPTS):
+            try:
+                return await self._watch_once(
+                    team_id=team_id,
+                    task_id=task_id,
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    expires_at=expires_at,
+                    message_ts=message_ts,
+                )
+            except IntegrityError:
+                if attempt == _INSERT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _watch_once(
+        self,
+        *,
+        team_id: str,
+        task_id: str,
+        channel_id: str,
+        user_id: str,
+        expires_at: datetime,
+        message_ts: str | None,
+    ) -> WatchResult:
+        now = utcnow()
+        async with self._write() as session:
+            watch = await session.scalar(
+                select(WatchRow)
+                .where(WatchRow.team_id == team_id, WatchRow.task_id == task_id, WatchRow.status == "active")
+                .with_for_update()
+            )
+            if watch is None:
+                watch = WatchRow(
+                    team_id=team_id,
+                    task_id=task_id,
+                    status="active",
+                    created_at=now,
+                    expires_at=expires_at,
+                    closed_at=None,
+                    snapshot=None,
+                )
+                session.add(watch)
+                await session.flush()
+            else:
+                existing = await session.scalar(
+                    select(SubscriberRow).where(
+                        SubscriberRow.watch_id == watch.id,
+                        SubscriberRow.channel_id == channel_id,
+                        SubscriberRow.status == "active",
+                    )
+                )
+                if existing is not None:
+                    return WatchResult(watch=_watch(watch), subscriber=_subscriber(existing), created=False)
+            subscriber = SubscriberRow(
+                watch_id=watch.id,
+                team_id=team_id,
+                channel_id=channel_id,
+                user_id=user_id,
+                message_ts=message_ts,
+                created_at=now,
+                status="active",
+                closed_reason=None,
+            )
+            session.add(subscriber)
+            await session.flush()
+            return WatchResult(watch=_watch(watch), subscriber=_subscriber(subscriber), created=True)
+
+    async def unwatch(self, *, team_id: str, task_id: str, channel_id: str) -> bool:
+        """Cancel this channel's subscription; the watch itself is cancelled with its last subscriber."""
+        async with self._write() as session:
+            watch_id = await session.scalar(
+                select(WatchRow.id)
+                .where(WatchRow.team_id == team_id, WatchRow.task_id == task_id, WatchRow.status == "active")
+                .with_for_update()
+            )
+            if watch_id is None:
+                return False
+            result = await session.execute(
+                update(SubscriberRow)
+                .where(
+                    SubscriberRow.watch_id == watch_id,
+                    SubscriberRow.channel_id == channel_id,
+                    SubscriberRow.status == "active",
+                )
+                .values(status="cancelled", closed_reason="unwatched")
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(result) == 0:
+                return False
+            await self._cancel_if_orphaned(session, watch_id)
+            return True
+
+    async def _cancel_if_orphaned(self, session: AsyncSession, watch_id: int) -> None:
+        remaining = await session.scalar(
+            select(func.count())
+            .select_from(SubscriberRow)
+            .where(SubscriberRow.watch_id == watch_id, SubscriberRow.status == "active")
+        )
+        if not remaining:
+            await session.execute(
+                update(WatchRow)
+                .where(WatchRow.id == watch_id, WatchRow.status == "active")
+                .values(status="cancelled", closed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    async def set_card_ts(self, subscriber_id: int, message_ts: str) -> None:
+        async with self._write() as session:
+            await session.execute(
+                update(SubscriberRow)
+                .where(SubscriberRow.id == subscriber_id)
+                .values(message_ts=message_ts)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def channel_watches(self, *, team_id: str, channel_id: str) -> list[ChannelWatch]:
+        async with self._read() as session:
+            rows = await session.execute(
+                select(SubscriberRow, WatchRow)
+                .join(WatchRow, SubscriberRow.watch_id == WatchRow.id)
+                .where(
+                    SubscriberRow.team_id == team_id,
+                    SubscriberRow.channel_id == channel_id,
+                    SubscriberRow.status == "active",
+                    WatchRow.status == "active",
+                )
+                .order_by(SubscriberRow.created_at, SubscriberRow.id)
+            )
+            return [
+                ChannelWatch(
+                    task_id=watch.task_id,
+                    user_id=subscriber.user_id,
+                    created_at=subscriber.created_at,
+                    subscriber_id=subscriber.id,
+                    watch_id=watch.id,
+                    expires_at=watch.expires_at,
+                    message_ts=subscriber.message_ts,
+                )
+                for subscriber, watch in rows
+            ]
+
+    async def active_watches(self) -> list[ActiveWatch]:
+        async with self._read() as session:
+            watches = (
+                await session.scalars(
+                    select(WatchRow)
+                    .where(WatchRow.status == "active")
+                    .order_by(WatchRow.created_at, WatchRow.id)
+                )
+            ).all()
+            subscribers = (
+                await session.scalars(
+                    select(SubscriberRow)
+                    .join(WatchRow, SubscriberRow.watch_id == WatchRow.id)
+                    .where(WatchRow.status == "active", SubscriberRow.status == "active")
+                    .order_by(SubscriberRow.created_at, SubscriberRow.id)
+                )
+            ).all()
+        by_watch: dict[int, list[SubscriberRecord]] = {}
+        for subscriber in subscribers:
+            by_watch.setdefault(subscriber.watch_id, []).append(_subscriber(subscriber))
+        result = []
+        for row in watches:
+            base = _watch(row)
+            result.append(
+                ActiveWatch(
+                    id=base.id,
+                    team_id=base.team_id,
+                    task_id=base.task_id,
+                    status=base.status,
+                    created_at=base.created_at,
+                    expires_at=base.expires_at,
+                    closed_at=base.closed_at,
+                    snapshot=base.snapshot,
+                    subscribers=tuple(by_watch.get(row.id, ())),
+                )
+            )
+        return result
+
+    async def get_watch(self, watch_id: int) -> WatchRecord | None:
+        async with self._read() as session:
+            row = await session.get(WatchRow, watch_id)
+            return None if row is None else _watch(row)
+
+    async def active_subscribers(self, watch_id: int) -> list[SubscriberRecord]:
+        async with self._read() as session:
+            rows = await session.scalars(
+                select(SubscriberRow)
+                .where(SubscriberRow.watch_id == watch_id, SubscriberRow.status == "active")
+                .order_by(SubscriberRow.created_at, SubscriberRow.id)
+            )
+            return [_subscriber(row) for row in rows]
+
+    async def close_watch(
+        self, watch_id: int, *, status: CloseStatus, snapshot: dict[str, Any] | None
+    ) -> list[DeliveryRecord]:
+        """Close an active watch and queue one delivery per active subscriber, atomically.
+
+        Returns [] and changes nothing when the watch is no longer active, so concurrent or
+        repeated calls (two pollers, a poll racing the expiry timer) notify exactly once.
+        ``snapshot`` must be JSON-serialisable (e.g. ``Task.model_dump(mode="json")``).
+        """
+        if status not in ("finished", "expired", "not_found"):
+            raise ValueError(f"close_watch status must be finished, expired or not_found, not {status!r}")
+        now = utcnow()
+        async with self._write() as session:
+            # The conditional UPDATE is the claim: on PostgreSQL it row-locks the watch, and a
+            # racing caller re-evaluates the WHERE after we commit and matches nothing.
+            claimed = await session.execute(
+                update(WatchRow)
+                .where(WatchRow.id == watch_id, WatchRow.status == "active")
+                .values(status=status, closed_at=now, snapshot=snapshot)
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(claimed) == 0:
+                return []
+            task_id = await session.scalar(select(WatchRow.task_id).where(WatchRow.id == watch_id))
+            assert task_id is not None
+            subscribers = (
+                await session.scalars(
+                    select(SubscriberRow)
+                    .where(SubscriberRow.watch_id == watch_id, SubscriberRow.status == "active")
+                    .order_by(SubscriberRow.created_at, SubscriberRow.id)
+                )
+            ).all()
+            deliveries = [
+                DeliveryRow(
+                    key=_new_key(),
+                    team_id=subscriber.team_id,
+                    channel_id=subscriber.channel_id,
+                    user_id=subscriber.user_id,
+                    kind=status,
+                    task_id=task_id,
+                    watch_id=watch_id,
+                    subscriber_id=subscriber.id,
+                    feed_id=None,
+                    thread_ts=subscriber.message_ts,
+                    payload=snapshot,
+                    status="pending",
+                    attempts=0,
+                    created_at=now,
+                    attempt_at=None,
+                    sent_at=None,
+                    slack_ts=None,
+                    error=None,
+                )
+                for subscriber in subscribers
+            ]
+            session.add_all(deliveries)
+            await session.flush()
+            await session.execute(
+                update(SubscriberRow)
+                .where(SubscriberRow.watch_id == watch_id, SubscriberRow.status == "active")
+                .values(status="closed", closed_reason=status)
+                .execution_options(synchronize_session=False)
+            )
+            return [_delivery(row) for row in deliveries]
+
+    async def close_subscriber(self, subscriber_id: int, reason: str) -> None:
+        """Stop notifying one channel (e.g. ``channel_not_found``); the watch goes with its last one."""
+        async with self._write() as session:
+            watch_id = await session.scalar(
+                select(SubscriberRow.watch_id).where(SubscriberRow.id == subscriber_id)
+            )
+            if watch_id is None:
+                return
+            await session.execute(select(WatchRow.id).where(WatchRow.id == watch_id).with_for_update())
+            result = await session.execute(
+                update(SubscriberRow)
+                .where(SubscriberRow.id == subscriber_id, SubscriberRow.status == "active")
+                .values(status="closed", closed_reason=reason[:64])
+                .execution_options(synchronize_session=False)
+            )
+            if _rowcount(result):
+                await self._cancel_if_orphaned(session, watch_id)
+
+    # -- feeds ---------------------------------------------------------------------------------
+
+    async def subscribe_feed(
+        self, *, team_id: str, channel_id: str, user_id: str, resources: Sequence[str], since: datetime
+    ) -> tuple[FeedRecord, bool]:
+        """Start a channel's feed, or return its active one (True only when newly created).
+
+        Subscribing again replaces the resource filter but keeps the original ``since``, so a
+        change of filter never replays tasks that finished in between.
+        """
+        since = _require_aware(since, "since")
+        wanted = list(dict.fromkeys(resources))
+        for attempt in range(_INSERT_ATTEMPTS):
+            try:
+                async with self._write() as session:
+                    row = await session.scalar(
+                        select(FeedRow)
+                        .where(
+                            FeedRow.team_id == team_id,
+                            FeedRow.channel_id == channel_id,
+                            FeedRow.status == "active",
+                        )
+                        .with_for_update()
+                    )
+                    if row is not None:
+                        if list(row.resources) != wanted:
+                            row.resources = wanted
+                            await session.flush()
+                        return _feed(row), False
+                    row = FeedRow(
+                        team_id=team_id,
+                        channel_id=channel_id,
+                        user_id=user_id,
+                        resources=wanted,
+                        created_at=since,
+                        status="active",
+                    )
+                    session.add(row)
+                    await session.flush()
+                    return _feed(row), True
+            except IntegrityError:
+                if attempt == _INSERT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def unsubscribe_feed(self, *, team_id: str, channel_id: str) -> bool:
+        async with self._write() as session:
+            result = await session.execute(
+                update(FeedRow)
+                .where(
+                    FeedRow.team_id == team_id, FeedRow.channel_id == channel_id, FeedRow.status == "active"
+                )
+                .values(status="cancelled")
+                .execution_options(synchronize_session=False)
+            )
+            return _rowcount(result) > 0
+
+    async def active_feeds(self) -> list[FeedRecord]:
+        async with self._read() as session:
+            rows = await session.scalars(
+                select(FeedRow).where(FeedRow.status == "active").order_by(FeedRow.created_at, FeedRow.id)
+            )
+            return [_feed(row) for row in rows]
+
+    async def channel_feed(self, *, team_id: str, channel_id: str) -> FeedRecord | None:
+        async with self._read() as session:
+            row = await session.scalar(
+                select(FeedRow).where(
+                    FeedRow.team_id == team_id, FeedRow.channel_id == channel_id, FeedRow.status == "active"
+                )
+            )
+            return None if row is None else _feed(row)
+
+    async def record_feed_delivery(
+        self, feed: FeedRecord, *, task_id: str, snapshot: dict[str, Any]
+    ) -> DeliveryRecord | None:
+        """Queue the announcement of one finished task to one feed, at most once ever.
+
+        None when this (feed, task) was already recorded, or the feed is no longer active.
+        Feed messages mention nobody (``user_id`` None): they are not a reply to anyone.
+        """
+        try:
+            async with self._write() as session:
+                # A shared lock holds off a concurrent unsubscribe until this insert commits.
+                active = await session.scalar(
+                    select(FeedRow.id)
+                    .where(FeedRow.id == feed.id, FeedRow.status == "active")
+                    .with_for_update(read=True)
+                )
+                if active is None:
+                    return None
+                row = DeliveryRow(
+                    key=_new_key(),
+                    team_id=feed.team_id,
+                    channel_id=feed.channel_id,
+                    user_id=None,
+                    kind="feed",
+                    task_id=task_id,
+                    watch_id=None,
+                    subscriber_id=None,
+                    feed_id=feed.id,
+                    thread_ts=None,
+                    payload=snapshot,
+                    status="pending",
+                    attempts=0,
+                    created_at=utcnow(),
+                    attempt_at=None,
+                    sent_at=None,
+                    slack_ts=None,
+                    error=None,
+                )
+                session.add(row)
+                await session.flush()
+                return _delivery(row)
+        except IntegrityError:
+            return None
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    async def pending_deliveries(self) -> list[DeliveryRecord]:
+        """Deliveries still owed, oldest first; ``sending`` ones may or may not have reached Slack."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.status.in_(("pending", "sending")))
+                .order_by(DeliveryRow.created_at, DeliveryRow.id)
+            )
+            return [_delivery(row) for row in rows]
+
+    async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
+        async with self._read() as session:
+            row = await session.get(DeliveryRow, delivery_id)
+            return None if row is None else _delivery(row)
+
+    async def mark_sending(self, delivery_id: int) -> DeliveryRecord | None:
+        """Record an attempt before posting. None when the delivery is sent, failed or gone."""
+        async with self._write() as session:
+            row = await session.scalar(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id, DeliveryRow.status.in_(("pending", "sending")))
+                .values(status="sending", attempts=DeliveryRow.attempts + 1, attempt_at=utcnow())
+                .returning(DeliveryRow)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            )
+            return None if row is None else _delivery(row)
+
+    async def mark_sent(self, delivery_id: int, slack_ts: str | None) -> None:
+        async with self._write() as session:
+            await session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id)
+                .values(status="sent", sent_at=utcnow(), slack_ts=slack_ts)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def mark_failed(self, delivery_id: int, error: str, *, retry: bool = False) -> None:
+        """Give up on a delivery (``retry=False``) or put it back to ``pending`` with the error noted.
+
+        ``error`` is truncated and passed through the log redactor: it must still not carry secrets.
+        """
+        async with self._write() as session:
+            await session.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery_id, DeliveryRow.status != "sent")
+                .values(status="pending" if retry else "failed", error=_clean_error(error))
+                .execution_options(synchronize_session=False)
+            )
+
+    # -- maintenance ---------------------------------------------------------------------------
+
+    async def delete_team(self, team_id: str) -> None:
+        """Forget a workspace entirely (app uninstalled or tokens revoked)."""
+        async with self._write() as session:
+            # Same lock order as close_watch: watches first.
+            await session.execute(select(WatchRow.id).where(WatchRow.team_id == team_id).with_for_update())
+            for model in (DeliveryRow, SubscriberRow, WatchRow, FeedRow):
+                await session.execute(
+                    delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
+                )
+
+    async def counts(self) -> dict[str, int]:
+        async with self._read() as session:
+            result: dict[str, int] = {}
+            for model in (WatchRow, SubscriberRow, FeedRow, DeliveryRow):
+                count = await session.scalar(select(func.count()).select_from(model))
+                result[model.__tablename__] = int(count or 0)
+            return result
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module so the "begin" hook below decides its mode.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=10000")
+        finally:
+            cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,34 @@
+"""``/task``: parse, ack at once, then let the engine fetch and post."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.commands import parse
+from bot.engine import Engine, Origin
+
+
+async def task_command(
+    ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
+    engine: Engine = context["engine"]
+    parsed = parse(command.get("text"))
+    immediate = engine.immediate_reply(parsed)
+    if immediate is not None:
+        await ack(text=immediate.text, response_type="ephemeral")
+        return
+    await ack()
+    origin = Origin(
+        team_id=command.get("team_id"),
+        channel_id=command.get("channel_id"),
+        user_id=command.get("user_id"),
+        response_url=command.get("response_url"),
+    )
+    await engine.run_command(parsed, origin, client)
+
+
+def register(app: AsyncApp) -> None:
+    app.command("/task")(task_command)

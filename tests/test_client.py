@@ -1,0 +1,673 @@
+"""The MetaStudio client against the simulator on a real loopback socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.config import CloudCredentials, CredentialKind
+from bot.metastudio.client import Fetched, MetaStudioClient, _retry_after
+from bot.metastudio.errors import (
+    AuthenticationFailed,
+    BadResponse,
+    ConnectionFailed,
+    InternalError,
+    InvalidParameter,
+    InvalidTaskId,
+    MetaStudioError,
+    PermissionDenied,
+    RequestFailed,
+    ServerError,
+    TaskNotFound,
+    Throttled,
+    TimedOut,
+)
+from bot.metastudio.models import Task
+from bot.servers import serve_asgi
+from bot.simulator import (
+    BROKEN_TASK_ID,
+    DEMO_ACCESS_KEY,
+    DEMO_IAM_DOMAIN,
+    DEMO_IAM_PASSWORD,
+    DEMO_IAM_USER,
+    DEMO_PROJECT_ID,
+    DEMO_SECRET_KEY,
+    DEMO_SECURITY_TOKEN,
+    DEMO_TEMP_ACCESS_KEY,
+    DEMO_TEMP_SECRET_KEY,
+    FLAKY_TASK_ID,
+    FORBIDDEN_TASK_ID,
+    MALFORMED_TASK_ID,
+    MSS_TASK_IDS,
+    RUNNING_TASK_ID,
+    SEED_TASK_ID,
+    SLOW_TASK_ID,
+    THROTTLED_TASK_ID,
+    Fault,
+    Simulator,
+)
+
+UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
+REQUEST_ID_LENGTH = 32
+FAST = {"backoff_base": 0.01, "backoff_cap": 0.05}
+
+
+def aksk(
+    ak: str = DEMO_ACCESS_KEY,
+    sk: str = DEMO_SECRET_KEY,
+    *,
+    token: str | None = None,
+    project_id: str = DEMO_PROJECT_ID,
+) -> CloudCredentials:
+    return CloudCredentials(
+        kind=CredentialKind.TEMPORARY_AKSK if token else CredentialKind.AKSK,
+        project_id=project_id,
+        access_key=ak,
+        secret_key=SecretStr(sk),
+        security_token=SecretStr(token) if token else None,
+    )
+
+
+def iam_password(password: str = DEMO_IAM_PASSWORD, project_id: str = DEMO_PROJECT_ID) -> CloudCredentials:
+    return CloudCredentials(
+        kind=CredentialKind.IAM_PASSWORD,
+        project_id=project_id,
+        iam_username=DEMO_IAM_USER,
+        iam_password=SecretStr(password),
+        iam_domain=DEMO_IAM_DOMAIN,
+    )
+
+
+def given_token(token: str) -> CloudCredentials:
+    return CloudCredentials(kind=CredentialKind.IAM_TOKEN, project_id=DEMO_PROJECT_ID, auth_token=SecretStr(token))
+
+
+def calls(operation: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "taskbot_metastudio_calls_total", {"operation": operation, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+def latency_count(operation: str) -> float:
+    return REGISTRY.get_sample_value("taskbot_metastudio_call_seconds_count", {"operation": operation}) or 0.0
+
+
+@dataclass
+class FakeClock:
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator()
+
+
+@pytest.fixture
+async def sim_url(sim: Simulator) -> AsyncIterator[str]:
+    async with serve_asgi(sim.app) as url:
+        yield url
+
+
+@pytest.fixture
+async def client(sim_url: str) -> AsyncIterator[MetaStudioClient]:
+    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(), **FAST) as c:  # type: ignore[arg-type]
+        yield c
+
+
+def metastudio_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "taskbot.metastudio"]
+
+
+# --- success ---------------------------------------------------------------------------------------
+
+
+async def test_seed_task(client: MetaStudioClient, sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="taskbot.metastudio")
+    ok_before, latency_before = calls("show_task", "ok"), latency_count("show_task")
+
+    fetched = await client.get_task(SEED_TASK_ID)
+
+    assert isinstance(fetched, Fetched)
+    task = fetched.value
+    assert isinstance(task, Task)
+    assert task.task_id == SEED_TASK_ID
+    assert task.task_name == "Imported Q&A pairs."
+    assert (task.total_count, task.success_count, task.failure_count) == (3, 2, 1)
+    assert task.is_finished()
+    assert fetched.request_id is not None and len(fetched.request_id) == REQUEST_ID_LENGTH
+    assert 0 < fetched.elapsed < 2
+    assert sim.requests[("show", SEED_TASK_ID)] == 1
+    assert calls("show_task", "ok") == ok_before + 1
+    assert latency_count("show_task") == latency_before + 1
+
+    [record] = metastudio_records(caplog)
+    assert record.levelno == logging.INFO
+    assert record.operation == "show_task"  # type: ignore[attr-defined]
+    assert record.outcome == "ok"  # type: ignore[attr-defined]
+    assert record.task_id == SEED_TASK_ID  # type: ignore[attr-defined]
+    assert record.request_id == fetched.request_id  # type: ignore[attr-defined]
+    assert record.latency_ms >= 0  # type: ignore[attr-defined]
+
+
+async def test_running_task_and_concurrent_calls_share_the_client(client: MetaStudioClient, sim: Simulator) -> None:
+    results = await asyncio.gather(*(client.get_task(RUNNING_TASK_ID) for _ in range(8)))
+    assert {r.value.task_id for r in results} == {RUNNING_TASK_ID}
+    assert not results[0].value.is_finished()
+    assert len({r.request_id for r in results}) == 8
+    assert sim.requests[("show", RUNNING_TASK_ID)] == 8
+
+
+async def test_list_pages_through_every_task(client: MetaStudioClient, sim: Simulator) -> None:
+    seen: list[str] = []
+    offset = 0
+    while True:
+        page = await client.list_tasks(offset=offset, limit=4)
+        assert page.request_id
+        assert page.value.offset == offset and page.value.limit == 4
+        assert len(page.value.data) <= 4
+        seen += [t.task_id for t in page.value.data]
+        offset += 4
+        if offset >= page.value.count:
+            break
+    assert len(seen) == len(set(seen)) == page.value.count == 11
+    assert SEED_TASK_ID in seen
+    assert sim.requests[("list", "")] == 3
+
+
+async def test_list_filters(client: MetaStudioClient) -> None:
+    page = await client.list_tasks(resources=["knowledge-intent-question-create"], limit=100)
+    assert page.value.count == 5
+    assert {t.resource for t in page.value.data} == {"knowledge-intent-question-create"}
+
+    both = await client.list_tasks(
+        resources=["knowledge-base-document-import", " ", "knowledge-intent-question-export"], limit=100
+    )
+    assert {t.resource for t in both.value.data} == {
+        "knowledge-base-document-import",
+        "knowledge-intent-question-export",
+    }
+
+    seed = (await client.get_task(SEED_TASK_ID)).value
+    assert seed.begin_time is not None
+    window = await client.list_tasks(begin_time=seed.begin_time, end_time=seed.begin_time, limit=100)
+    assert SEED_TASK_ID in [t.task_id for t in window.value.data]
+
+    nothing = await client.list_tasks(resources=["no-such-resource"], business_id="x")
+    assert nothing.value.count == 0 and nothing.value.data == []
+
+
+async def test_list_rejects_bad_paging_before_sending(client: MetaStudioClient, sim: Simulator) -> None:
+    with pytest.raises(ValueError):
+        await client.list_tasks(limit=0)
+    with pytest.raises(ValueError):
+        await client.list_tasks(offset=-1)
+    assert sim.requests[("list", "")] == 0
+
+
+async def test_limit_above_the_api_maximum_is_invalid_parameter(client: MetaStudioClient) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        await client.list_tasks(limit=101)
+    assert caught.value.status_code == 400
+    assert caught.value.error_code == "MSS.000000003"
+    assert caught.value.request_id
+
+
+# --- faults ----------------------------------------------------------------------------------------
+
+
+async def test_throttled_then_ok_honours_retry_after(client: MetaStudioClient, sim: Simulator) -> None:
+    retries_before = calls("show_task", "retry")
+    fetched = await client.get_task(THROTTLED_TASK_ID)
+    assert fetched.value.task_id == THROTTLED_TASK_ID
+    # Two 429s with Retry-After: 1 each, far above our 0.01 s backoff base.
+    assert fetched.elapsed >= 2.0
+    assert sim.requests[("show", THROTTLED_TASK_ID)] == 3
+    assert calls("show_task", "retry") == retries_before + 2
+
+
+async def test_throttled_out_of_retries(sim_url: str, sim: Simulator) -> None:
+    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(), max_retries=0) as c:
+        with pytest.raises(Throttled) as caught:
+            await c.get_task(THROTTLED_TASK_ID)
+    assert caught.value.status_code == 429
+    assert caught.value.error_code == "APIGW.0308"
+    assert caught.value.retry_after == 1.0
+    assert caught.value.request_id
+    assert sim.requests[("show", THROTTLED_TASK_ID)] == 1
+
+
+async def test_retry_after_longer_than_the_cap_gives_up_at_once(client: MetaStudioClient, sim: Simulator) -> None:
+    sim.set_fault(SEED_TASK_ID, Fault(kind="throttle", seconds=30))
+    started = time.monotonic()
+    with pytest.raises(Throttled) as caught:
+        await client.get_task(SEED_TASK_ID)
+    assert time.monotonic() - started < 1
+    assert caught.value.retry_after == 30.0
+    assert sim.requests[("show", SEED_TASK_ID)] == 1
+
+
+async def test_flaky_succeeds_on_retry(client: MetaStudioClient, sim: Simulator) -> None:
+    retries_before = calls("show_task", "retry")
+    fetched = await client.get_task(FLAKY_TASK_ID)
+    assert fetched.value.task_id == FLAKY_TASK_ID
+    assert sim.requests[("show", FLAKY_TASK_ID)] == 2
+    assert calls("show_task", "retry") == retries_before + 1
+
+
+async def test_broken_gives_server_error_after_bounded_retries_with_jittered_backoff(
+    sim_url: str, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="taskbot.metastudio")
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    failures_before = calls("show_task", "ServerError")
+    async with MetaStudioClient(
+        endpoint=sim_url, credentials=aksk(), max_retries=3, backoff_base=0.5, backoff_cap=1.5, sleep=record
+    ) as c:
+        with pytest.raises(ServerError) as caught:
+            await c.get_task(BROKEN_TASK_ID)
+    assert sim.requests[("show", BROKEN_TASK_ID)] == 4
+    assert caught.value.status_code == 500
+    assert caught.value.error_code == "MSS.000000002"
+    assert caught.value.request_id
+    assert len(waits) == 3
+    for attempt, wait in enumerate(waits):
+        assert 0 <= wait <= min(1.5, 0.5 * 2**attempt)
+    assert calls("show_task", "ServerError") == failures_before + 1
+    [record_] = metastudio_records(caplog)
+    assert record_.levelno == logging.WARNING
+    assert record_.outcome == "ServerError"  # type: ignore[attr-defined]
+    assert record_.request_id == caught.value.request_id  # type: ignore[attr-defined]
+
+
+async def test_malformed_body_is_bad_response_not_retried(client: MetaStudioClient, sim: Simulator) -> None:
+    with pytest.raises(BadResponse) as caught:
+        await client.get_task(MALFORMED_TASK_ID)
+    assert caught.value.status_code == 200
+    assert caught.value.request_id
+    assert "not JSON" in str(caught.value)
+    assert sim.requests[("show", MALFORMED_TASK_ID)] == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("MSS.000000001", RequestFailed),
+        ("MSS.000000002", InternalError),
+        ("MSS.000000003", InvalidParameter),
+        ("MSS.000000004", AuthenticationFailed),
+    ],
+)
+async def test_mss_error_codes(
+    client: MetaStudioClient, sim: Simulator, code: str, kind: type[MetaStudioError]
+) -> None:
+    with pytest.raises(kind) as caught:
+        await client.get_task(MSS_TASK_IDS[code])
+    assert type(caught.value) is kind
+    assert caught.value.status_code == 400
+    assert caught.value.error_code == code
+    assert caught.value.request_id
+    assert sim.requests[("show", MSS_TASK_IDS[code])] == 1
+
+
+async def test_forbidden(client: MetaStudioClient) -> None:
+    with pytest.raises(PermissionDenied) as caught:
+        await client.get_task(FORBIDDEN_TASK_ID)
+    assert (caught.value.status_code, caught.value.error_code) == (403, "APIGW.0302")
+    assert caught.value.request_id
+
+
+async def test_unknown_task_is_not_found(client: MetaStudioClient, sim: Simulator) -> None:
+    with pytest.raises(TaskNotFound) as caught:
+        await client.get_task(UNKNOWN_TASK_ID)
+    assert caught.value.status_code == 404
+    assert caught.value.request_id and len(caught.value.request_id) == REQUEST_ID_LENGTH
+    assert sim.requests[("show", UNKNOWN_TASK_ID)] == 1
+
+
+async def test_read_timeout_is_timed_out_and_not_retried(sim_url: str, sim: Simulator) -> None:
+    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(), read_timeout=0.3, **FAST) as c:  # type: ignore[arg-type]
+        started = time.monotonic()
+        with pytest.raises(TimedOut):
+            await c.get_task(SLOW_TASK_ID)
+        assert 0.3 <= time.monotonic() - started < 1.5
+        # The same client still works afterwards.
+        assert (await c.get_task(SEED_TASK_ID)).value.task_id == SEED_TASK_ID
+    assert sim.requests[("show", SLOW_TASK_ID)] == 1
+
+
+async def test_slow_within_the_timeout_is_fine(client: MetaStudioClient, sim: Simulator) -> None:
+    sim.set_fault(SEED_TASK_ID, Fault(kind="slow", seconds=0.2))
+    fetched = await client.get_task(SEED_TASK_ID)
+    assert fetched.elapsed >= 0.2
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_connection_refused_after_retries() -> None:
+    sent: list[httpx.Request] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request)
+
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [count]}) as http,
+        MetaStudioClient(
+            endpoint=f"http://127.0.0.1:{closed_port()}", credentials=aksk(), max_retries=2, http=http, **FAST  # type: ignore[arg-type]
+        ) as c,
+    ):
+        with pytest.raises(ConnectionFailed) as caught:
+            await c.get_task(SEED_TASK_ID)
+    assert len(sent) == 3
+    assert caught.value.request_id is None and caught.value.status_code is None
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "../x",
+        "",
+        "a" * 33,
+        "fd1c56acbb2c4b1aa24ba37df99f3129?x=1",
+        "fd1c56acbb2c4b1aa24ba37df99f312?",
+        "fd1c56acbb2c4b1aa24ba37df99f3129\n",
+        "%2e%2e%2f" + "0" * 23,
+        "../../v3/auth/tokens/0123456789ab",
+        "ｆｄ１ｃ56acbb2c4b1aa24ba37df99f3129",
+        "٠" * 32,
+        "导入问答对",
+    ],
+)
+async def test_invalid_ids_never_reach_the_server(client: MetaStudioClient, sim: Simulator, bad_id: str) -> None:
+    with pytest.raises(InvalidTaskId):
+        await client.get_task(bad_id)
+    assert sum(sim.requests.values()) == 0
+
+
+async def test_non_string_id_is_invalid(client: MetaStudioClient, sim: Simulator) -> None:
+    with pytest.raises(InvalidTaskId):
+        await client.get_task(None)  # type: ignore[arg-type]
+    assert sum(sim.requests.values()) == 0
+
+
+# --- authentication --------------------------------------------------------------------------------
+
+
+async def test_wrong_secret_key_is_authentication_failed(sim_url: str, sim: Simulator) -> None:
+    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(sk="not-the-secret"), **FAST) as c:  # type: ignore[arg-type]
+        with pytest.raises(AuthenticationFailed) as caught:
+            await c.get_task(SEED_TASK_ID)
+    assert (caught.value.status_code, caught.value.error_code) == (401, "APIGW.0301")
+    assert caught.value.request_id
+    assert sim.requests[("show", SEED_TASK_ID)] == 1
+
+
+async def test_unknown_access_key_is_authentication_failed(sim_url: str) -> None:
+    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(ak="NOSUCHKEY"), **FAST) as c:  # type: ignore[arg-type]
+        with pytest.raises(AuthenticationFailed):
+            await c.list_tasks()
+
+
+async def test_other_project_is_permission_denied(sim_url: str) -> None:
+    other = "ffffffffffffffffffffffffffffffff"
+    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(project_id=other), **FAST) as c:  # type: ignore[arg-type]
+        with pytest.raises(PermissionDenied) as caught:
+            await c.get_task(SEED_TASK_ID)
+    assert caught.value.error_code == "APIGW.0302"
+
+
+async def test_security_token_flow(sim_url: str, sim: Simulator) -> None:
+    temporary = aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN)
+    async with MetaStudioClient(endpoint=sim_url, credentials=temporary, **FAST) as c:  # type: ignore[arg-type]
+        assert (await c.get_task(SEED_TASK_ID)).value.task_id == SEED_TASK_ID
+        assert (await c.list_tasks(limit=3)).value.limit == 3
+    # A temporary key without its token is refused.
+    async with MetaStudioClient(
+        endpoint=sim_url, credentials=aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY), **FAST  # type: ignore[arg-type]
+    ) as c:
+        with pytest.raises(AuthenticationFailed):
+            await c.get_task(SEED_TASK_ID)
+
+
+async def test_iam_password_token_is_cached(sim_url: str, sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="taskbot.metastudio")
+    tokens_before = calls("iam_token", "ok")
+    async with MetaStudioClient(endpoint=sim_url, credentials=iam_password(), **FAST) as c:  # type: ignore[arg-type]
+        # Concurrent first calls wait for one token instead of each fetching one.
+        results = await asyncio.gather(*(c.get_task(SEED_TASK_ID) for _ in range(5)))
+        page = await c.list_tasks(limit=2)
+        again = await c.get_task(RUNNING_TASK_ID)
+    assert all(r.value.task_id == SEED_TASK_ID for r in results)
+    assert len(page.value.data) == 2
+    assert again.value.task_id == RUNNING_TASK_ID
+    assert sim.requests[("token", "")] == 1
+    assert calls("iam_token", "ok") == tokens_before + 1
+    operations = [r.operation for r in metastudio_records(caplog)]  # type: ignore[attr-defined]
+    assert operations.count("iam_token") == 1
+    assert operations.count("show_task") == 6 and operations.count("search_task") == 1
+
+
+async def test_iam_token_refreshed_before_expiry() -> None:
+    clock = FakeClock()
+    sim = Simulator(clock=clock, token_ttl_seconds=100)
+    async with (
+        serve_asgi(sim.app) as url,
+        MetaStudioClient(endpoint=url, credentials=iam_password(), clock=clock, **FAST) as c,  # type: ignore[arg-type]
+    ):
+        await c.get_task(SEED_TASK_ID)
+        clock.now += 50
+        await c.get_task(SEED_TASK_ID)
+        assert sim.requests[("token", "")] == 1
+        # 80 s into a 100 s token: within a quarter of its life of expiry, so renewed first.
+        clock.now += 30
+        await c.get_task(SEED_TASK_ID)
+        assert sim.requests[("token", "")] == 2
+        assert sim.requests[("show", SEED_TASK_ID)] == 3
+
+
+async def test_token_rejected_as_expired_is_renewed_once_and_retried() -> None:
+    server_clock = FakeClock()
+    sim = Simulator(clock=server_clock, token_ttl_seconds=100)
+    # The bot's clock runs 1000 s behind, so it believes the token is still fresh.
+    client_clock = FakeClock(server_clock.now - 1000)
+    async with (
+        serve_asgi(sim.app) as url,
+        MetaStudioClient(endpoint=url, credentials=iam_password(), clock=client_clock, **FAST) as c,  # type: ignore[arg-type]
+    ):
+        await c.get_task(SEED_TASK_ID)
+        server_clock.now += 150
+        fetched = await c.get_task(SEED_TASK_ID)
+    assert fetched.value.task_id == SEED_TASK_ID
+    assert sim.requests[("token", "")] == 2
+    assert sim.requests[("show", SEED_TASK_ID)] == 3
+
+
+async def test_wrong_iam_password(sim_url: str, sim: Simulator) -> None:
+    async with MetaStudioClient(endpoint=sim_url, credentials=iam_password("wrong-password"), **FAST) as c:  # type: ignore[arg-type]
+        with pytest.raises(AuthenticationFailed) as caught:
+            await c.get_task(SEED_TASK_ID)
+    assert caught.value.status_code == 401
+    assert "username or password is wrong" in str(caught.value)
+    assert "wrong-password" not in str(caught.value)
+    assert sim.requests[("token", "")] == 1
+    assert sim.requests[("show", SEED_TASK_ID)] == 0
+
+
+async def issue_token(url: str) -> str:
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": DEMO_IAM_USER, "password": DEMO_IAM_PASSWORD, "domain": {"name": DEMO_IAM_DOMAIN}}
+                },
+            },
+            "scope": {"project": {"id": DEMO_PROJECT_ID}},
+        }
+    }
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{url}/v3/auth/tokens", json=body)
+    assert response.status_code == 201
+    return response.headers["X-Subject-Token"]
+
+
+async def test_given_token_is_used_directly() -> None:
+    clock = FakeClock()
+    sim = Simulator(clock=clock, token_ttl_seconds=100)
+    async with serve_asgi(sim.app) as url:
+        token = await issue_token(url)
+        async with MetaStudioClient(endpoint=url, credentials=given_token(token), clock=clock, **FAST) as c:  # type: ignore[arg-type]
+            assert (await c.get_task(SEED_TASK_ID)).value.task_id == SEED_TASK_ID
+            clock.now += 200
+            with pytest.raises(AuthenticationFailed) as caught:
+                await c.get_task(SEED_TASK_ID)
+    assert caught.value.error_code == "APIGW.0307"
+    assert sim.requests[("token", "")] == 1  # only ours above: a given token is never renewed
+    assert sim.requests[("show", SEED_TASK_ID)] == 2
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+
+
+async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    issued: list[str] = []
+
+    async def remember_token(response: httpx.Response) -> None:
+        if "X-Subject-Token" in response.headers:
+            issued.append(response.headers["X-Subject-Token"])
+
+    errors: list[BaseException] = []
+    sent: list[httpx.Request] = []
+
+    async def remember_request(request: httpx.Request) -> None:
+        sent.append(request)
+
+    scenarios: list[tuple[CloudCredentials, Callable[[MetaStudioClient], Awaitable[object]]]] = [
+        (aksk(), lambda c: c.get_task(MSS_TASK_IDS["MSS.000000004"])),
+        (aksk(sk="a-wrong-secret-key-value"), lambda c: c.get_task(SEED_TASK_ID)),
+        (aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN), lambda c: c.get_task(BROKEN_TASK_ID)),
+        (iam_password(), lambda c: c.get_task(FORBIDDEN_TASK_ID)),
+        (iam_password("a-wrong-password-value"), lambda c: c.get_task(SEED_TASK_ID)),
+        (given_token("MIIa-made-up-token-value"), lambda c: c.get_task(SEED_TASK_ID)),
+        (aksk(), lambda c: c.get_task(MALFORMED_TASK_ID)),
+    ]
+    for credentials, call in scenarios:
+        async with (
+            httpx.AsyncClient(event_hooks={"request": [remember_request], "response": [remember_token]}) as http,
+            MetaStudioClient(endpoint=sim_url, credentials=credentials, http=http, max_retries=1, **FAST) as c,  # type: ignore[arg-type]
+        ):
+            with pytest.raises(MetaStudioError) as caught:
+                await call(c)
+            errors.append(caught.value)
+
+    secrets = [
+        DEMO_ACCESS_KEY,
+        DEMO_SECRET_KEY,
+        DEMO_TEMP_ACCESS_KEY,
+        DEMO_TEMP_SECRET_KEY,
+        DEMO_SECURITY_TOKEN,
+        DEMO_IAM_PASSWORD,
+        "a-wrong-secret-key-value",
+        "a-wrong-password-value",
+        "MIIa-made-up-token-value",
+        *issued,
+        *(r.headers["Authorization"] for r in sent if "Authorization" in r.headers),
+        *(r.headers["Authorization"].rpartition("Signature=")[2] for r in sent if "Authorization" in r.headers),
+    ]
+    assert issued, "the IAM scenario should have obtained a token"
+    assert len(errors) == len(scenarios)
+    logged = caplog.text + "\n".join(repr(r.__dict__) for r in caplog.records)
+    for error in errors:
+        shown = " ".join([str(error), repr(error), error.user_message, repr(vars(error))])
+        for secret in secrets:
+            assert secret not in shown
+    for secret in secrets:
+        assert secret not in logged
+
+
+async def echoing_app_url_handler(request: Request) -> Response:
+    """A hostile or broken server that echoes the credentials back in its error text."""
+    echoed = " ".join(
+        request.headers.get(name, "") for name in ("Authorization", "X-Auth-Token", "X-Security-Token")
+    )
+    if request.url.path.endswith("/redirect00000000000000000000000"):
+        return Response(status_code=302, headers={"Location": "http://example.invalid/", "X-Request-Id": "r1"})
+    body = {"error_code": "MSS.000000003", "error_msg": f"bad request, you sent: {echoed}", "request_id": "r2"}
+    return JSONResponse(body, status_code=400)
+
+
+@pytest.fixture
+async def echo_url() -> AsyncIterator[str]:
+    app = Starlette(routes=[Route("/{path:path}", echoing_app_url_handler, methods=["GET", "POST"])])
+    async with serve_asgi(app) as url:
+        yield url
+
+
+async def test_echoed_credentials_are_scrubbed(echo_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    temporary = aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN)
+    async with MetaStudioClient(endpoint=echo_url, credentials=temporary, **FAST) as c:  # type: ignore[arg-type]
+        with pytest.raises(InvalidParameter) as caught:
+            await c.get_task(SEED_TASK_ID)
+    text = str(caught.value)
+    assert caught.value.request_id == "r2"  # from the body when the header is missing
+    assert "[redacted]" in text
+    for secret in (DEMO_TEMP_ACCESS_KEY, DEMO_SECURITY_TOKEN):
+        assert secret not in text
+        assert secret not in caplog.text
+
+
+async def test_redirects_are_not_followed(echo_url: str) -> None:
+    async with MetaStudioClient(endpoint=echo_url, credentials=aksk(), **FAST) as c:  # type: ignore[arg-type]
+        with pytest.raises(BadResponse) as caught:
+            await c.get_task("redirect00000000000000000000000".ljust(32, "0")[:32])
+    assert caught.value.status_code == 302
+    assert caught.value.request_id == "r1"
+
+
+# --- Retry-After parsing ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", 1.0),
+        (" 2.5 ", 2.5),
+        ("0", 0.0),
+        ("-3", 0.0),
+        ("Thu, 10 Apr 2025 09:23:07 GMT", 20.0),
+        ("Thu, 10 Apr 2025 09:22:00 GMT", 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("nan", None),
+    ],
+)
+def test_retry_after_values(value: str | None, expected: float | None) -> None:
+    now = 1744276967.0  # 2025-04-10T09:22:47Z
+    assert _retry_after(value, now) == expected

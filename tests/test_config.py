@@ -1,0 +1,313 @@
+"""Settings from the environment and the SDK profile file, as the MetaStudio client consumes them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import (
+    REGION_ENDPOINTS,
+    ConfigError,
+    CredentialKind,
+    Settings,
+    default_credentials_file,
+    load_settings,
+)
+from bot.metastudio.client import MetaStudioClient
+
+PROJECT = "0b1f5e2d9c8a4b7e8f6a5d4c3b2a1f0e"
+OWN_PREFIXES = ("HUAWEICLOUD_SDK_", "CLOUD_SDK_", "METASTUDIO_", "TASKBOT_", "SLACK_")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """No variable of ours from the outer environment, and a HOME without a profile file."""
+    for name in list(os.environ):
+        if name.upper().startswith(OWN_PREFIXES):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    yield home
+
+
+def write_profile(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_aksk_from_huaweicloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    creds = Settings().cloud_credentials()
+    assert creds.kind is CredentialKind.AKSK
+    assert creds.access_key == "AKENV"
+    assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SKENV"
+    assert creds.project_id == PROJECT
+    assert creds.security_token is None
+    assert "SKENV" not in repr(creds)
+
+
+def test_aksk_from_the_seed_sample_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUD_SDK_AK", "AKSEED")
+    monkeypatch.setenv("CLOUD_SDK_SK", "SKSEED")
+    monkeypatch.setenv("METASTUDIO_PROJECT_ID", PROJECT)
+    creds = Settings().cloud_credentials()
+    assert (creds.kind, creds.access_key, creds.project_id) == (CredentialKind.AKSK, "AKSEED", PROJECT)
+
+
+def test_lower_case_names_work_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("huaweicloud_sdk_ak", "AKLOW")
+    monkeypatch.setenv("huaweicloud_sdk_sk", "SKLOW")
+    monkeypatch.setenv("huaweicloud_sdk_project_id", PROJECT)
+    assert Settings().cloud_credentials().access_key == "AKLOW"
+
+
+def test_security_token_makes_temporary_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKTMP")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKTMP")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SECURITY_TOKEN", "STS-TOKEN")
+    creds = Settings().cloud_credentials()
+    assert creds.kind is CredentialKind.TEMPORARY_AKSK
+    assert creds.security_token is not None and creds.security_token.get_secret_value() == "STS-TOKEN"
+
+
+def test_profile_file_in_home(clean_env: Path) -> None:
+    write_profile(
+        clean_env / ".huaweicloud" / "credentials",
+        f"[basic]\nak = AKFILE\nsk = SK%with%percent\nproject_id = {PROJECT}\n",
+    )
+    assert default_credentials_file() == clean_env / ".huaweicloud" / "credentials"
+    creds = Settings().cloud_credentials()
+    assert creds.kind is CredentialKind.AKSK
+    assert creds.access_key == "AKFILE"
+    assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SK%with%percent"
+    assert creds.project_id == PROJECT
+
+
+def test_profile_file_named_by_env_with_security_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = write_profile(
+        tmp_path / "elsewhere" / "creds.ini",
+        f"[global]\nak = NOTTHIS\nsk = NOTTHIS\n\n[basic]\nak = AKF\nsk = SKF\nsecurity_token = STSF\n"
+        f"project_id = {PROJECT}\n",
+    )
+    monkeypatch.setenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE", str(path))
+    creds = Settings().cloud_credentials()
+    assert creds.kind is CredentialKind.TEMPORARY_AKSK
+    assert creds.access_key == "AKF"
+    assert creds.security_token is not None and creds.security_token.get_secret_value() == "STSF"
+
+
+def test_env_project_id_wins_over_profile(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    write_profile(
+        clean_env / ".huaweicloud" / "credentials", "[basic]\nak = A\nsk = S\nproject_id = fromfile\n"
+    )
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    assert Settings().cloud_credentials().project_id == PROJECT
+
+
+def test_env_aksk_wins_over_profile(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    write_profile(clean_env / ".huaweicloud" / "credentials", "[basic]\nak = AKFILE\nsk = SKFILE\n")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    creds = Settings().cloud_credentials()
+    assert creds.access_key == "AKENV"
+    assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SKENV"
+
+
+def test_env_token_wins_over_a_forgotten_profile(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    write_profile(
+        clean_env / ".huaweicloud" / "credentials",
+        f"[basic]\nak = AKFILE\nsk = SKFILE\nproject_id = {PROJECT}\n",
+    )
+    monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIIgiven")
+    creds = Settings().cloud_credentials()
+    assert creds.kind is CredentialKind.IAM_TOKEN
+    assert creds.access_key is None and creds.secret_key is None
+    # The project id may still come from the profile.
+    assert creds.project_id == PROJECT
+
+
+def test_half_an_aksk_pair_is_an_error_not_a_mix(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    write_profile(
+        clean_env / ".huaweicloud" / "credentials", f"[basic]\nak = AKF\nsk = SKF\nproject_id = {PROJECT}\n"
+    )
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
+    with pytest.raises(ConfigError) as caught:
+        Settings().cloud_credentials()
+    assert caught.value.problems == ["HUAWEICLOUD_SDK_SK is not set (an AK and an SK work only as a pair)"]
+
+
+def test_named_profile_file_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE", str(tmp_path / "missing.ini"))
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    with pytest.raises(ConfigError) as caught:
+        Settings().cloud_credentials()
+    assert any(
+        "HUAWEICLOUD_SDK_CREDENTIALS_FILE" in p and "does not exist" in p for p in caught.value.problems
+    )
+
+
+def test_profile_without_basic_section_gives_no_credentials(clean_env: Path) -> None:
+    write_profile(clean_env / ".huaweicloud" / "credentials", "[global]\nak = A\nsk = S\n")
+    with pytest.raises(ConfigError) as caught:
+        Settings().cloud_credentials()
+    problems = caught.value.problems
+    assert any("HUAWEICLOUD_SDK_PROJECT_ID" in p for p in problems)
+    assert any(p.startswith("no MetaStudio credentials") for p in problems)
+    assert "taskbot cannot start" in caught.value.render()
+
+
+def test_iam_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METASTUDIO_IAM_USERNAME", "bot-user")
+    monkeypatch.setenv("METASTUDIO_IAM_PASSWORD", "pa55word")
+    monkeypatch.setenv("METASTUDIO_IAM_DOMAIN", "acme")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    creds = Settings().cloud_credentials()
+    assert creds.kind is CredentialKind.IAM_PASSWORD
+    assert (creds.iam_username, creds.iam_domain) == ("bot-user", "acme")
+    assert creds.iam_password is not None and creds.iam_password.get_secret_value() == "pa55word"
+
+
+def test_iam_password_needs_a_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METASTUDIO_IAM_USERNAME", "bot-user")
+    monkeypatch.setenv("METASTUDIO_IAM_PASSWORD", "pa55word")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    with pytest.raises(ConfigError) as caught:
+        Settings().cloud_credentials()
+    assert [p for p in caught.value.problems if "METASTUDIO_IAM_DOMAIN" in p]
+    assert "pa55word" not in str(caught.value)
+
+
+def test_given_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIItoken")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    creds = Settings().cloud_credentials()
+    assert creds.kind is CredentialKind.IAM_TOKEN
+    assert creds.auth_token is not None and creds.auth_token.get_secret_value() == "MIItoken"
+
+
+def test_nothing_set_names_every_missing_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings().cloud_credentials()
+    text = caught.value.render()
+    for name in (
+        "HUAWEICLOUD_SDK_PROJECT_ID",
+        "HUAWEICLOUD_SDK_AK",
+        "METASTUDIO_IAM_USERNAME",
+        "METASTUDIO_AUTH_TOKEN",
+    ):
+        assert name in text
+
+
+def test_default_region_and_endpoints() -> None:
+    settings = Settings()
+    assert settings.region == "cn-north-4"
+    assert settings.metastudio_endpoint == "https://metastudio.cn-north-4.myhuaweicloud.com"
+    assert settings.iam_url == "https://iam.cn-north-4.myhuaweicloud.com"
+    assert settings.endpoint_problems() == []
+
+
+@pytest.mark.parametrize("region", sorted(REGION_ENDPOINTS))
+def test_known_regions(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
+    monkeypatch.setenv("METASTUDIO_REGION", region)
+    settings = Settings()
+    assert settings.metastudio_endpoint == REGION_ENDPOINTS[region]
+    assert settings.iam_url == f"https://iam.{region}.myhuaweicloud.com"
+
+
+def test_explicit_endpoint_serves_iam_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METASTUDIO_ENDPOINT", "http://127.0.0.1:8081/")
+    settings = Settings()
+    assert settings.metastudio_endpoint == "http://127.0.0.1:8081"
+    assert settings.iam_url == "http://127.0.0.1:8081"
+    monkeypatch.setenv("METASTUDIO_IAM_ENDPOINT", "http://127.0.0.1:9000/")
+    assert Settings().iam_url == "http://127.0.0.1:9000"
+
+
+def test_official_endpoint_of_an_unlisted_region_uses_that_regions_iam(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("METASTUDIO_REGION", "ap-southeast-1")
+    monkeypatch.setenv("METASTUDIO_ENDPOINT", "https://metastudio.ap-southeast-1.myhuaweicloud.com")
+    settings = Settings()
+    assert settings.endpoint_problems() == []
+    assert settings.iam_url == "https://iam.ap-southeast-1.myhuaweicloud.com"
+
+
+def test_sdk_region_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METASTUDIO_REGION", "cn-east-3")
+    monkeypatch.setenv(
+        "HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_EAST_3", "http://127.0.0.1:7000/, https://backup.example"
+    )
+    settings = Settings()
+    assert settings.metastudio_endpoint == "http://127.0.0.1:7000"
+    assert settings.iam_url == "http://127.0.0.1:7000"
+    monkeypatch.setenv("METASTUDIO_ENDPOINT", "https://explicit.example")
+    assert Settings().metastudio_endpoint == "https://explicit.example"
+
+
+def test_unknown_region_is_a_config_error_not_a_key_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METASTUDIO_REGION", "mars-1")
+    settings = Settings()
+    assert settings.endpoint_problems() and "mars-1" in settings.endpoint_problems()[0]
+    with pytest.raises(ConfigError):
+        _ = settings.metastudio_endpoint
+
+
+def test_transport_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert (defaults.connect_timeout, defaults.read_timeout, defaults.max_retries) == (3.0, 10.0, 3)
+    monkeypatch.setenv("METASTUDIO_CONNECT_TIMEOUT", "1.5")
+    monkeypatch.setenv("METASTUDIO_READ_TIMEOUT", "4")
+    monkeypatch.setenv("METASTUDIO_MAX_RETRIES", "0")
+    monkeypatch.setenv("TASKBOT_FINISHED_STATUS_CODES", " 2, 3 ,,")
+    settings = Settings()
+    assert (settings.connect_timeout, settings.read_timeout, settings.max_retries) == (1.5, 4.0, 0)
+    assert settings.finished_codes == frozenset({"2", "3"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("METASTUDIO_READ_TIMEOUT", "0"),
+        ("METASTUDIO_MAX_RETRIES", "-1"),
+        ("METASTUDIO_CONNECT_TIMEOUT", "soon"),
+    ],
+)
+def test_invalid_transport_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith(name + ":")
+
+
+async def test_client_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AK")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SK")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    async with MetaStudioClient.from_settings(Settings()) as client:
+        assert isinstance(client, MetaStudioClient)
+
+
+@pytest.mark.parametrize("region", ["mars-1", None])
+def test_client_from_settings_raises_config_error(
+    monkeypatch: pytest.MonkeyPatch, region: str | None
+) -> None:
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    if region:
+        monkeypatch.setenv("METASTUDIO_REGION", region)
+        monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIItoken")
+    with pytest.raises(ConfigError):
+        MetaStudioClient.from_settings(Settings())

@@ -1,0 +1,312 @@
+"""Our SDK-HMAC-SHA256 signer against the official Huawei Cloud SDK's, byte for byte.
+
+The SDK is synchronous and only used here, as the reference implementation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.sdk_request import SdkRequest
+from huaweicloudsdkcore.signer.signer import Signer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from bot.config import CloudCredentials, CredentialKind
+from bot.metastudio import signer
+from bot.metastudio.auth import AkSkAuthenticator, RequestParts
+from bot.metastudio.client import MetaStudioClient
+from bot.servers import serve_asgi
+from bot.simulator import (
+    DEMO_ACCESS_KEY,
+    DEMO_PROJECT_ID,
+    DEMO_SECRET_KEY,
+    DEMO_SECURITY_TOKEN,
+    DEMO_TEMP_ACCESS_KEY,
+    DEMO_TEMP_SECRET_KEY,
+    SEED_TASK_ID,
+    Simulator,
+)
+
+AK = "HPUAEXAMPLEAK0000001"
+SK = "exampleSecretKey/With+Odd=Chars0000000001"
+DATE = "20250410T092247Z"
+MOMENT = datetime(2025, 4, 10, 9, 22, 47, tzinfo=UTC)
+HOST = "metastudio.cn-north-4.myhuaweicloud.com"
+PROJECT = "0b1f5e2d9c8a4b7e8f6a5d4c3b2a1f0e"
+TASK_PATH = f"/v2/{PROJECT}/ies/task/fd1c56acbb2c4b1aa24ba37df99f3129"
+
+
+def sdk_authorization(
+    method: str,
+    path: str,
+    params: list[tuple[str, str]],
+    headers: dict[str, str],
+    body: bytes = b"",
+    *,
+    ak: str = AK,
+    sk: str = SK,
+) -> tuple[str, str]:
+    """The SDK's Authorization header and the URI (path and query) it would send."""
+    request = SdkRequest(
+        method=method,
+        schema="https",
+        host=headers.get("Host", HOST),
+        resource_path=path,
+        query_params=list(params),
+        header_params=dict(headers),
+        body=body or None,
+    )
+    Signer(BasicCredentials(ak, sk)).sign(request)
+    return request.header_params["Authorization"], request.uri
+
+
+def our_authorization(
+    method: str,
+    path: str,
+    params: list[tuple[str, str]],
+    headers: dict[str, str],
+    body: bytes = b"",
+) -> tuple[str, str]:
+    signed = signer.sign(
+        access_key=AK,
+        secret_key=SK,
+        method=method,
+        path=path,
+        params=params,
+        headers=dict(headers),
+        body=body,
+    )
+    query = signer.canonical_query(params)
+    return signed["Authorization"], path + ("?" + query if query else "")
+
+
+def base_headers() -> dict[str, str]:
+    return {"Host": HOST, "X-Sdk-Date": DATE, "X-Project-Id": PROJECT, "Content-Type": "application/json"}
+
+
+CASES: list[tuple[str, str, list[tuple[str, str]], bytes]] = [
+    ("GET", TASK_PATH, [], b""),
+    ("GET", f"/v2/{PROJECT}/ies/task", [("offset", "0"), ("limit", "10")], b""),
+    (
+        "GET",
+        f"/v2/{PROJECT}/ies/task",
+        [
+            ("resource", "knowledge-intent-question-create,b"),
+            ("resource", "a"),
+            ("limit", "10"),
+            ("offset", "0"),
+        ],
+        b"",
+    ),
+    (
+        "GET",
+        f"/v2/{PROJECT}/ies/task",
+        [("resource", "导入 问答对"), ("business_id", "a~b*c d+e/f&g=h")],
+        b"",
+    ),
+    ("GET", f"/v2/{PROJECT}/ies/task", [("empty", ""), ("a", "1"), ("A", "2"), ("a", "0")], b""),
+    ("GET", f"/v2/{PROJECT}/ies/task/a b~c*d%2Fe", [], b""),
+    ("GET", f"/v2/{PROJECT}/ies/task/导入", [("q", "x")], b""),
+    ("GET", f"/v2/{PROJECT}/ies/task/", [], b""),
+    ("POST", "/v3/auth/tokens", [], json.dumps({"auth": {"identity": {"methods": ["password"]}}}).encode()),
+    ("PUT", f"/v2/{PROJECT}/ies/task/x", [("a", "b")], '{"name": "导入问答对"}'.encode()),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "params", "body"), CASES)
+def test_identical_to_sdk(method: str, path: str, params: list[tuple[str, str]], body: bytes) -> None:
+    ours = our_authorization(method, path, params, base_headers(), body)
+    theirs = sdk_authorization(method, path, params, base_headers(), body)
+    assert ours == theirs
+    assert ours[0].startswith(
+        f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders=content-type;host;x-project-id;x-sdk-date, "
+    )
+
+
+def test_known_signature_does_not_drift() -> None:
+    # A fixed value pins the algorithm even if both implementations changed together.
+    authorization, uri = our_authorization("GET", TASK_PATH, [], base_headers())
+    assert uri == TASK_PATH
+    assert authorization == (
+        f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders=content-type;host;x-project-id;x-sdk-date, "
+        "Signature=9c5f3c4d27137ec11c8253fe36590d41debe22ab42ff9e728511492ff905e517"
+    )
+    assert authorization == sdk_authorization("GET", TASK_PATH, [], base_headers())[0]
+
+
+def test_headers_with_underscore_are_not_signed_like_the_sdk() -> None:
+    headers = {**base_headers(), "X_Custom": "v", "X-Padded": "  spaced  "}
+    ours = our_authorization("GET", TASK_PATH, [], headers)
+    assert ours == sdk_authorization("GET", TASK_PATH, [], headers)
+    assert "x_custom" not in ours[0]
+    assert "x-padded" in ours[0]
+
+
+async def test_security_token_signed_like_the_sdk_credentials() -> None:
+    """``BasicCredentials(...).with_security_token(...).sign_request`` is what the SDK does for STS keys."""
+    request = SdkRequest(
+        method="GET",
+        schema="https",
+        host=HOST,
+        resource_path=TASK_PATH,
+        query_params=[],
+        header_params={"X-Sdk-Date": DATE, "Content-Type": "application/json"},
+    )
+    BasicCredentials(AK, SK, PROJECT).with_security_token("sts-token-value").sign_request(request)
+
+    auth = AkSkAuthenticator(
+        access_key=AK,
+        secret_key=SK,
+        project_id=PROJECT,
+        security_token="sts-token-value",
+        clock=MOMENT.timestamp,
+    )
+    headers = await auth.headers(RequestParts(method="GET", host=HOST, path=TASK_PATH))
+    assert headers["X-Security-Token"] == "sts-token-value"
+    assert headers["X-Sdk-Date"] == DATE
+    assert headers["Authorization"] == request.header_params["Authorization"]
+    assert "x-security-token" in headers["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+
+
+async def test_authenticator_signs_exactly_the_sdk_headers() -> None:
+    auth = AkSkAuthenticator(access_key=AK, secret_key=SK, project_id=PROJECT, clock=MOMENT.timestamp)
+    params = (("offset", "0"), ("limit", "10"))
+    headers = await auth.headers(RequestParts(method="GET", host=HOST, path=TASK_PATH, params=params))
+    request = SdkRequest(
+        method="GET",
+        schema="https",
+        host=HOST,
+        resource_path=TASK_PATH,
+        query_params=list(params),
+        header_params={"X-Sdk-Date": DATE, "Content-Type": "application/json"},
+    )
+    BasicCredentials(AK, SK, PROJECT).sign_request(request)
+    assert headers["Authorization"] == request.header_params["Authorization"]
+    assert set(headers) == {"Host", "Content-Type", "X-Project-Id", "X-Sdk-Date", "Authorization"}
+
+
+def test_parse_authorization_round_trip() -> None:
+    authorization, _ = our_authorization("GET", TASK_PATH, [], base_headers())
+    parsed = signer.parse_authorization(authorization)
+    assert parsed is not None
+    assert parsed.access_key == AK
+    assert parsed.signed_headers == ["content-type", "host", "x-project-id", "x-sdk-date"]
+    assert signer.parse_authorization("Bearer abc") is None
+    assert signer.parse_date(DATE) == MOMENT
+    assert signer.format_date(MOMENT) == DATE
+
+
+# Anything the SDK itself can encode: no lone surrogates (they are not valid UTF-8 at all).
+chars = st.characters(codec="utf-8")
+segment = st.text(alphabet=chars, max_size=12).filter(lambda s: "/" not in s)
+param_text = st.text(alphabet=chars, max_size=12)
+header_value = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=20
+).filter(lambda s: s.strip() != "")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+    segments=st.lists(segment, min_size=1, max_size=4),
+    params=st.lists(st.tuples(param_text, param_text), max_size=5),
+    body=st.binary(max_size=64),
+    extra=st.dictionaries(
+        st.sampled_from(["X-Extra", "X-Trace", "X_Ignored", "Accept"]), header_value, max_size=3
+    ),
+)
+def test_property_identical_to_sdk(
+    method: str, segments: list[str], params: list[tuple[str, str]], body: bytes, extra: dict[str, str]
+) -> None:
+    path = "/" + "/".join(segments)
+    headers = {**base_headers(), **extra}
+    assert our_authorization(method, path, params, headers, body) == sdk_authorization(
+        method, path, params, headers, body
+    )
+
+
+# --- the request our client really puts on the wire ------------------------------------------------
+
+
+@pytest.fixture
+async def sim_url() -> AsyncIterator[str]:
+    async with serve_asgi(Simulator().app) as url:
+        yield url
+
+
+def sdk_view_of(request: httpx.Request, ak: str, sk: str) -> tuple[str, str]:
+    """What the SDK signer computes for the captured request, given only the headers it signed."""
+    authorization = request.headers["Authorization"]
+    parsed = signer.parse_authorization(authorization)
+    assert parsed is not None
+    raw_path, _, raw_query = request.url.raw_path.decode("ascii").partition("?")
+    headers = {name: request.headers[name] for name in parsed.signed_headers}
+    sdk_request = SdkRequest(
+        method=request.method,
+        schema=request.url.scheme,
+        host=request.headers["Host"],
+        resource_path=raw_path,
+        query_params=parse_qsl(raw_query, keep_blank_values=True),
+        header_params=headers,
+        body=request.content or None,
+    )
+    Signer(BasicCredentials(ak, sk)).sign(sdk_request)
+    return sdk_request.header_params["Authorization"], sdk_request.uri
+
+
+@pytest.mark.parametrize("temporary", [False, True])
+async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool) -> None:
+    captured: list[httpx.Request] = []
+
+    async def capture(request: httpx.Request) -> None:
+        captured.append(request)
+
+    ak, sk = (DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY) if temporary else (DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
+    credentials = CloudCredentials(
+        kind=CredentialKind.TEMPORARY_AKSK if temporary else CredentialKind.AKSK,
+        project_id=DEMO_PROJECT_ID,
+        access_key=ak,
+        secret_key=SecretStr(sk),
+        security_token=SecretStr(DEMO_SECURITY_TOKEN) if temporary else None,
+    )
+    async with (
+        httpx.AsyncClient(event_hooks={"request": [capture]}) as http,
+        MetaStudioClient(endpoint=sim_url, credentials=credentials, http=http) as client,
+    ):
+        shown = await client.get_task(SEED_TASK_ID)
+        listed = await client.list_tasks(resources=["knowledge-intent-question-create", "导入 a~b*"], limit=5)
+    assert shown.value.task_id == SEED_TASK_ID
+    # The simulator verified both signatures, or these would be AuthenticationFailed.
+    assert listed.value.limit == 5
+    assert {t.resource for t in listed.value.data} <= {"knowledge-intent-question-create"}
+    assert len(captured) == 2
+
+    expected_signed = ["content-type", "host", "x-project-id", "x-sdk-date"]
+    if temporary:
+        expected_signed = sorted([*expected_signed, "x-security-token"])
+    for request in captured:
+        parsed = signer.parse_authorization(request.headers["Authorization"])
+        assert parsed is not None and parsed.signed_headers == expected_signed
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.headers["X-Project-Id"] == DEMO_PROJECT_ID
+        assert request.headers["Host"] == httpx.URL(sim_url).netloc.decode()
+        if temporary:
+            assert request.headers["X-Security-Token"] == DEMO_SECURITY_TOKEN
+        authorization, uri = sdk_view_of(request, ak, sk)
+        assert authorization == request.headers["Authorization"]
+        # The SDK would put exactly these bytes on the wire too.
+        assert uri == request.url.raw_path.decode("ascii")
+
+    list_query = captured[1].url.raw_path.decode().partition("?")[2]
+    assert (
+        list_query
+        == "limit=5&offset=0&resource=knowledge-intent-question-create%2C%E5%AF%BC%E5%85%A5%20a~b%2A"
+    )
