@@ -41,7 +41,6 @@ def slack_client(settings: Settings, token: str | None = None) -> AsyncWebClient
 def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) -> AsyncApp:
     app = AsyncApp(
         client=slack_client(settings),
-        token=_secret(settings.slack_bot_token),
         signing_secret=_secret(settings.slack_signing_secret) or "",
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,

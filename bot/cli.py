@@ -47,38 +47,41 @@ def _settings_for_serving() -> Settings:
 def serve(port: int | None) -> int:
     settings = _settings_for_serving()
     logs.configure(settings.log_format, settings.log_level, _secrets(settings))
-    from bot.app import create_asgi
-
-    listen_port = port or settings.port
-    if settings.slack_app_token is not None:
-        return asyncio.run(_serve_socket_mode(settings, listen_port))
-    log.info("serving HTTP on port %s", listen_port)
-    uvicorn.run(create_asgi(settings), host="0.0.0.0", port=listen_port, log_level="warning", access_log=False)
-    return 0
+    return asyncio.run(_serve(settings, port or settings.port))
 
 
-async def _serve_socket_mode(settings: Settings, port: int) -> int:
+async def _serve(settings: Settings, port: int) -> int:
+    """HTTP mode, or Socket Mode when SLACK_APP_TOKEN is set; SIGTERM and SIGINT stop it gracefully."""
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from starlette.applications import Starlette
 
-    from bot.app import create_bolt_app, health_routes
+    from bot.app import create_asgi, create_bolt_app, health_routes
     from bot.engine import Engine
     from bot.servers import serve_asgi
 
-    engine = Engine(settings)
-    await engine.start()
-    bolt = create_bolt_app(settings, engine, socket_mode=True)
-    assert settings.slack_app_token is not None
-    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    if settings.slack_app_token is None:
+        async with serve_asgi(create_asgi(settings), host="0.0.0.0", port=port):
+            log.info("serving HTTP on port %s", port)
+            await stop.wait()
+            log.info("shutting down")
+        return 0
+
+    engine = Engine(settings)
+    await engine.start()
+    handler = AsyncSocketModeHandler(
+        create_bolt_app(settings, engine, socket_mode=True), settings.slack_app_token.get_secret_value()
+    )
     try:
         async with serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
             await handler.connect_async()
             log.info("connected in Socket Mode; health and metrics on port %s", port)
             await stop.wait()
+            log.info("shutting down")
     finally:
         with contextlib.suppress(Exception):
             await handler.close_async()

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import httpx
 from pydantic import SecretStr
 
+from bot import logs
 from bot import simulator as sim
 from bot.app import create_asgi
 from bot.config import Settings
@@ -104,11 +105,16 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
         print(text, file=out, flush=True)
 
     def show(message: PostedMessage) -> None:
-        where = "only you can see this" if message.ephemeral else f"in {message.channel or 'the channel'}"
-        say(f"  ({message.via}, {where})")
+        if message.via == "ack":
+            say("  (in the acknowledgement itself, only you can see this)")
+        else:
+            where = "only you can see this" if message.ephemeral else f"in {message.channel or 'the channel'}"
+            say(f"  ({message.via}, {where})")
         for line in render_message(message.payload, color=color).splitlines():
             say("  │ " + line)
 
+    # The demo's output is the conversation; operational logs would only interleave with it.
+    logs.configure("text", "ERROR")
     with tempfile.TemporaryDirectory(prefix="taskbot-demo-") as workdir:
         async with demo_stack(Path(workdir)) as stack, httpx.AsyncClient() as http:
             slack = stack.slack

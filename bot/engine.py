@@ -6,6 +6,7 @@ the same code serves slash commands, buttons, the demo and the scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ class Engine:
         self.settings = settings
         self._metastudio = metastudio
         self._config_problem: str | None = None
+        # Commands still being answered; shutdown waits for them so no user is left without a reply.
+        self._inflight: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         if self._metastudio is None:
@@ -76,7 +79,10 @@ class Engine:
                 self._config_problem = str(exc)
                 log.warning("MetaStudio is not configured: %s", exc)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
+        pending = self._inflight - {asyncio.current_task()}
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
         if self._metastudio is not None:
             await self._metastudio.aclose()
 
@@ -144,6 +150,10 @@ class Engine:
         """Answer a command that needs the cloud: fetch, then post where the channel sees it."""
         started = time.perf_counter()
         name = type(command).__name__.lower()
+        current = asyncio.current_task()
+        if current is not None:
+            self._inflight.add(current)
+            current.add_done_callback(self._inflight.discard)
         reply: Reply
         try:
             if isinstance(command, ShowTask):

@@ -12,13 +12,13 @@ EN: dict[str, str] = {
     # Usage and command parsing
     "usage": (
         "*Usage*\n"
-        "• `/task <task id>`: show an import/export task, e.g. `/task fd1c56acbb2c4b1aa24ba37df99f3129`\n"
+        "• `/task &lt;task id&gt;`: show an import/export task, e.g. `/task fd1c56acbb2c4b1aa24ba37df99f3129`\n"
         "• `/task recent [resource]`: the 10 newest tasks, e.g. `/task recent knowledge-intent-question-create`\n"
         "• `/task help`: this message"
     ),
     "usage_hint": "[task id | recent [resource] | help]",
     "error_unknown_subcommand": (
-        "I don't know `{word}`. Try `/task <32-character task id>`, `/task recent` or `/task help`."
+        "I don't know `{word}`. Try `/task &lt;32-character task id&gt;`, `/task recent` or `/task help`."
     ),
     "error_invalid_task_id": (
         "`{task_id}` is not a task id: ids are 32 hexadecimal characters, "

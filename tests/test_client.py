@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -62,7 +63,14 @@ from bot.simulator import (
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
 REQUEST_ID_LENGTH = 32
-FAST = {"backoff_base": 0.01, "backoff_cap": 0.05}
+REDIRECT_TASK_ID = "30200000000000000000000000000001"
+
+
+def make_client(*, endpoint: str, credentials: CloudCredentials, **options: Any) -> MetaStudioClient:
+    """A client with fast backoff, so retry tests take milliseconds (Retry-After is still honoured)."""
+    options.setdefault("backoff_base", 0.01)
+    options.setdefault("backoff_cap", 0.05)
+    return MetaStudioClient(endpoint=endpoint, credentials=credentials, **options)
 
 
 def aksk(
@@ -92,7 +100,9 @@ def iam_password(password: str = DEMO_IAM_PASSWORD, project_id: str = DEMO_PROJE
 
 
 def given_token(token: str) -> CloudCredentials:
-    return CloudCredentials(kind=CredentialKind.IAM_TOKEN, project_id=DEMO_PROJECT_ID, auth_token=SecretStr(token))
+    return CloudCredentials(
+        kind=CredentialKind.IAM_TOKEN, project_id=DEMO_PROJECT_ID, auth_token=SecretStr(token)
+    )
 
 
 def calls(operation: str, outcome: str) -> float:
@@ -127,7 +137,7 @@ async def sim_url(sim: Simulator) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def client(sim_url: str) -> AsyncIterator[MetaStudioClient]:
-    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(), **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=sim_url, credentials=aksk()) as c:
         yield c
 
 
@@ -166,7 +176,9 @@ async def test_seed_task(client: MetaStudioClient, sim: Simulator, caplog: pytes
     assert record.latency_ms >= 0  # type: ignore[attr-defined]
 
 
-async def test_running_task_and_concurrent_calls_share_the_client(client: MetaStudioClient, sim: Simulator) -> None:
+async def test_running_task_and_concurrent_calls_share_the_client(
+    client: MetaStudioClient, sim: Simulator
+) -> None:
     results = await asyncio.gather(*(client.get_task(RUNNING_TASK_ID) for _ in range(8)))
     assert {r.value.task_id for r in results} == {RUNNING_TASK_ID}
     assert not results[0].value.is_finished()
@@ -193,7 +205,7 @@ async def test_list_pages_through_every_task(client: MetaStudioClient, sim: Simu
 
 async def test_list_filters(client: MetaStudioClient) -> None:
     page = await client.list_tasks(resources=["knowledge-intent-question-create"], limit=100)
-    assert page.value.count == 5
+    assert page.value.count == 6
     assert {t.resource for t in page.value.data} == {"knowledge-intent-question-create"}
 
     both = await client.list_tasks(
@@ -243,7 +255,7 @@ async def test_throttled_then_ok_honours_retry_after(client: MetaStudioClient, s
 
 
 async def test_throttled_out_of_retries(sim_url: str, sim: Simulator) -> None:
-    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(), max_retries=0) as c:
+    async with make_client(endpoint=sim_url, credentials=aksk(), max_retries=0) as c:
         with pytest.raises(Throttled) as caught:
             await c.get_task(THROTTLED_TASK_ID)
     assert caught.value.status_code == 429
@@ -253,7 +265,9 @@ async def test_throttled_out_of_retries(sim_url: str, sim: Simulator) -> None:
     assert sim.requests[("show", THROTTLED_TASK_ID)] == 1
 
 
-async def test_retry_after_longer_than_the_cap_gives_up_at_once(client: MetaStudioClient, sim: Simulator) -> None:
+async def test_retry_after_longer_than_the_cap_gives_up_at_once(
+    client: MetaStudioClient, sim: Simulator
+) -> None:
     sim.set_fault(SEED_TASK_ID, Fault(kind="throttle", seconds=30))
     started = time.monotonic()
     with pytest.raises(Throttled) as caught:
@@ -281,7 +295,7 @@ async def test_broken_gives_server_error_after_bounded_retries_with_jittered_bac
         waits.append(seconds)
 
     failures_before = calls("show_task", "ServerError")
-    async with MetaStudioClient(
+    async with make_client(
         endpoint=sim_url, credentials=aksk(), max_retries=3, backoff_base=0.5, backoff_cap=1.5, sleep=record
     ) as c:
         with pytest.raises(ServerError) as caught:
@@ -300,53 +314,34 @@ async def test_broken_gives_server_error_after_bounded_retries_with_jittered_bac
     assert record_.request_id == caught.value.request_id  # type: ignore[attr-defined]
 
 
-async def test_malformed_body_is_bad_response_not_retried(client: MetaStudioClient, sim: Simulator) -> None:
-    with pytest.raises(BadResponse) as caught:
-        await client.get_task(MALFORMED_TASK_ID)
-    assert caught.value.status_code == 200
-    assert caught.value.request_id
-    assert "not JSON" in str(caught.value)
-    assert sim.requests[("show", MALFORMED_TASK_ID)] == 1
+# task id -> (exception, HTTP status, error_code); each answered once, none retried.
+ERROR_TABLE: dict[str, tuple[type[MetaStudioError], int, str | None]] = {
+    MSS_TASK_IDS["MSS.000000001"]: (RequestFailed, 400, "MSS.000000001"),
+    MSS_TASK_IDS["MSS.000000002"]: (InternalError, 400, "MSS.000000002"),
+    MSS_TASK_IDS["MSS.000000003"]: (InvalidParameter, 400, "MSS.000000003"),
+    MSS_TASK_IDS["MSS.000000004"]: (AuthenticationFailed, 400, "MSS.000000004"),
+    FORBIDDEN_TASK_ID: (PermissionDenied, 403, "APIGW.0302"),
+    UNKNOWN_TASK_ID: (TaskNotFound, 404, "MSS.000000001"),
+    MALFORMED_TASK_ID: (BadResponse, 200, None),
+}
 
 
-@pytest.mark.parametrize(
-    ("code", "kind"),
-    [
-        ("MSS.000000001", RequestFailed),
-        ("MSS.000000002", InternalError),
-        ("MSS.000000003", InvalidParameter),
-        ("MSS.000000004", AuthenticationFailed),
-    ],
-)
-async def test_mss_error_codes(
-    client: MetaStudioClient, sim: Simulator, code: str, kind: type[MetaStudioError]
-) -> None:
-    with pytest.raises(kind) as caught:
-        await client.get_task(MSS_TASK_IDS[code])
-    assert type(caught.value) is kind
-    assert caught.value.status_code == 400
-    assert caught.value.error_code == code
-    assert caught.value.request_id
-    assert sim.requests[("show", MSS_TASK_IDS[code])] == 1
-
-
-async def test_forbidden(client: MetaStudioClient) -> None:
-    with pytest.raises(PermissionDenied) as caught:
-        await client.get_task(FORBIDDEN_TASK_ID)
-    assert (caught.value.status_code, caught.value.error_code) == (403, "APIGW.0302")
-    assert caught.value.request_id
-
-
-async def test_unknown_task_is_not_found(client: MetaStudioClient, sim: Simulator) -> None:
-    with pytest.raises(TaskNotFound) as caught:
-        await client.get_task(UNKNOWN_TASK_ID)
-    assert caught.value.status_code == 404
-    assert caught.value.request_id and len(caught.value.request_id) == REQUEST_ID_LENGTH
-    assert sim.requests[("show", UNKNOWN_TASK_ID)] == 1
+async def test_each_error_maps_to_its_exception(client: MetaStudioClient, sim: Simulator) -> None:
+    # One server for the whole table: starting one per case would cost more than the calls.
+    for task_id, (kind, status, code) in ERROR_TABLE.items():
+        with pytest.raises(MetaStudioError) as caught:
+            await client.get_task(task_id)
+        error = caught.value
+        assert type(error) is kind, task_id
+        assert (error.status_code, error.error_code) == (status, code), task_id
+        assert error.request_id and len(error.request_id) == REQUEST_ID_LENGTH, task_id
+        assert sim.requests[("show", task_id)] == 1, task_id
+        if kind is BadResponse:
+            assert "not JSON" in str(error)
 
 
 async def test_read_timeout_is_timed_out_and_not_retried(sim_url: str, sim: Simulator) -> None:
-    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(), read_timeout=0.3, **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=sim_url, credentials=aksk(), read_timeout=0.3) as c:
         started = time.monotonic()
         with pytest.raises(TimedOut):
             await c.get_task(SLOW_TASK_ID)
@@ -376,8 +371,8 @@ async def test_connection_refused_after_retries() -> None:
 
     async with (
         httpx.AsyncClient(event_hooks={"request": [count]}) as http,
-        MetaStudioClient(
-            endpoint=f"http://127.0.0.1:{closed_port()}", credentials=aksk(), max_retries=2, http=http, **FAST  # type: ignore[arg-type]
+        make_client(
+            endpoint=f"http://127.0.0.1:{closed_port()}", credentials=aksk(), max_retries=2, http=http
         ) as c,
     ):
         with pytest.raises(ConnectionFailed) as caught:
@@ -386,31 +381,27 @@ async def test_connection_refused_after_retries() -> None:
     assert caught.value.request_id is None and caught.value.status_code is None
 
 
-@pytest.mark.parametrize(
-    "bad_id",
-    [
-        "../x",
-        "",
-        "a" * 33,
-        "fd1c56acbb2c4b1aa24ba37df99f3129?x=1",
-        "fd1c56acbb2c4b1aa24ba37df99f312?",
-        "fd1c56acbb2c4b1aa24ba37df99f3129\n",
-        "%2e%2e%2f" + "0" * 23,
-        "../../v3/auth/tokens/0123456789ab",
-        "ｆｄ１ｃ56acbb2c4b1aa24ba37df99f3129",
-        "٠" * 32,
-        "导入问答对",
-    ],
-)
-async def test_invalid_ids_never_reach_the_server(client: MetaStudioClient, sim: Simulator, bad_id: str) -> None:
-    with pytest.raises(InvalidTaskId):
-        await client.get_task(bad_id)
-    assert sum(sim.requests.values()) == 0
+INVALID_IDS = [
+    "../x",
+    "",
+    "a" * 33,
+    "fd1c56acbb2c4b1aa24ba37df99f3129?x=1",
+    "fd1c56acbb2c4b1aa24ba37df99f312?",
+    "fd1c56acbb2c4b1aa24ba37df99f312/",
+    "fd1c56acbb2c4b1aa24ba37df99f3129\n",
+    " fd1c56acbb2c4b1aa24ba37df99f312",
+    "%2e%2e%2f" + "0" * 23,
+    "../../v3/auth/tokens/0123456789ab",
+    "ｆｄ１ｃ56acbb2c4b1aa24ba37df99f3129",  # fullwidth letters and digit
+    "٠" * 32,  # Arabic-Indic zeros
+    "导入问答对",
+]
 
 
-async def test_non_string_id_is_invalid(client: MetaStudioClient, sim: Simulator) -> None:
-    with pytest.raises(InvalidTaskId):
-        await client.get_task(None)  # type: ignore[arg-type]
+async def test_invalid_ids_never_reach_the_server(client: MetaStudioClient, sim: Simulator) -> None:
+    for bad_id in [*INVALID_IDS, None, 12345]:
+        with pytest.raises(InvalidTaskId):
+            await client.get_task(bad_id)  # type: ignore[arg-type]
     assert sum(sim.requests.values()) == 0
 
 
@@ -418,7 +409,7 @@ async def test_non_string_id_is_invalid(client: MetaStudioClient, sim: Simulator
 
 
 async def test_wrong_secret_key_is_authentication_failed(sim_url: str, sim: Simulator) -> None:
-    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(sk="not-the-secret"), **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=sim_url, credentials=aksk(sk="not-the-secret")) as c:
         with pytest.raises(AuthenticationFailed) as caught:
             await c.get_task(SEED_TASK_ID)
     assert (caught.value.status_code, caught.value.error_code) == (401, "APIGW.0301")
@@ -427,14 +418,14 @@ async def test_wrong_secret_key_is_authentication_failed(sim_url: str, sim: Simu
 
 
 async def test_unknown_access_key_is_authentication_failed(sim_url: str) -> None:
-    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(ak="NOSUCHKEY"), **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=sim_url, credentials=aksk(ak="NOSUCHKEY")) as c:
         with pytest.raises(AuthenticationFailed):
             await c.list_tasks()
 
 
 async def test_other_project_is_permission_denied(sim_url: str) -> None:
     other = "ffffffffffffffffffffffffffffffff"
-    async with MetaStudioClient(endpoint=sim_url, credentials=aksk(project_id=other), **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=sim_url, credentials=aksk(project_id=other)) as c:
         with pytest.raises(PermissionDenied) as caught:
             await c.get_task(SEED_TASK_ID)
     assert caught.value.error_code == "APIGW.0302"
@@ -442,21 +433,23 @@ async def test_other_project_is_permission_denied(sim_url: str) -> None:
 
 async def test_security_token_flow(sim_url: str, sim: Simulator) -> None:
     temporary = aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN)
-    async with MetaStudioClient(endpoint=sim_url, credentials=temporary, **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=sim_url, credentials=temporary) as c:
         assert (await c.get_task(SEED_TASK_ID)).value.task_id == SEED_TASK_ID
         assert (await c.list_tasks(limit=3)).value.limit == 3
     # A temporary key without its token is refused.
-    async with MetaStudioClient(
-        endpoint=sim_url, credentials=aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY), **FAST  # type: ignore[arg-type]
+    async with make_client(
+        endpoint=sim_url, credentials=aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY)
     ) as c:
         with pytest.raises(AuthenticationFailed):
             await c.get_task(SEED_TASK_ID)
 
 
-async def test_iam_password_token_is_cached(sim_url: str, sim: Simulator, caplog: pytest.LogCaptureFixture) -> None:
+async def test_iam_password_token_is_cached(
+    sim_url: str, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="taskbot.metastudio")
     tokens_before = calls("iam_token", "ok")
-    async with MetaStudioClient(endpoint=sim_url, credentials=iam_password(), **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=sim_url, credentials=iam_password()) as c:
         # Concurrent first calls wait for one token instead of each fetching one.
         results = await asyncio.gather(*(c.get_task(SEED_TASK_ID) for _ in range(5)))
         page = await c.list_tasks(limit=2)
@@ -466,7 +459,7 @@ async def test_iam_password_token_is_cached(sim_url: str, sim: Simulator, caplog
     assert again.value.task_id == RUNNING_TASK_ID
     assert sim.requests[("token", "")] == 1
     assert calls("iam_token", "ok") == tokens_before + 1
-    operations = [r.operation for r in metastudio_records(caplog)]  # type: ignore[attr-defined]
+    operations = [getattr(r, "operation", None) for r in metastudio_records(caplog)]
     assert operations.count("iam_token") == 1
     assert operations.count("show_task") == 6 and operations.count("search_task") == 1
 
@@ -476,7 +469,7 @@ async def test_iam_token_refreshed_before_expiry() -> None:
     sim = Simulator(clock=clock, token_ttl_seconds=100)
     async with (
         serve_asgi(sim.app) as url,
-        MetaStudioClient(endpoint=url, credentials=iam_password(), clock=clock, **FAST) as c,  # type: ignore[arg-type]
+        make_client(endpoint=url, credentials=iam_password(), clock=clock) as c,
     ):
         await c.get_task(SEED_TASK_ID)
         clock.now += 50
@@ -496,7 +489,7 @@ async def test_token_rejected_as_expired_is_renewed_once_and_retried() -> None:
     client_clock = FakeClock(server_clock.now - 1000)
     async with (
         serve_asgi(sim.app) as url,
-        MetaStudioClient(endpoint=url, credentials=iam_password(), clock=client_clock, **FAST) as c,  # type: ignore[arg-type]
+        make_client(endpoint=url, credentials=iam_password(), clock=client_clock) as c,
     ):
         await c.get_task(SEED_TASK_ID)
         server_clock.now += 150
@@ -507,7 +500,7 @@ async def test_token_rejected_as_expired_is_renewed_once_and_retried() -> None:
 
 
 async def test_wrong_iam_password(sim_url: str, sim: Simulator) -> None:
-    async with MetaStudioClient(endpoint=sim_url, credentials=iam_password("wrong-password"), **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=sim_url, credentials=iam_password("wrong-password")) as c:
         with pytest.raises(AuthenticationFailed) as caught:
             await c.get_task(SEED_TASK_ID)
     assert caught.value.status_code == 401
@@ -523,7 +516,11 @@ async def issue_token(url: str) -> str:
             "identity": {
                 "methods": ["password"],
                 "password": {
-                    "user": {"name": DEMO_IAM_USER, "password": DEMO_IAM_PASSWORD, "domain": {"name": DEMO_IAM_DOMAIN}}
+                    "user": {
+                        "name": DEMO_IAM_USER,
+                        "password": DEMO_IAM_PASSWORD,
+                        "domain": {"name": DEMO_IAM_DOMAIN},
+                    }
                 },
             },
             "scope": {"project": {"id": DEMO_PROJECT_ID}},
@@ -540,7 +537,7 @@ async def test_given_token_is_used_directly() -> None:
     sim = Simulator(clock=clock, token_ttl_seconds=100)
     async with serve_asgi(sim.app) as url:
         token = await issue_token(url)
-        async with MetaStudioClient(endpoint=url, credentials=given_token(token), clock=clock, **FAST) as c:  # type: ignore[arg-type]
+        async with make_client(endpoint=url, credentials=given_token(token), clock=clock) as c:
             assert (await c.get_task(SEED_TASK_ID)).value.task_id == SEED_TASK_ID
             clock.now += 200
             with pytest.raises(AuthenticationFailed) as caught:
@@ -561,7 +558,7 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
         if "X-Subject-Token" in response.headers:
             issued.append(response.headers["X-Subject-Token"])
 
-    errors: list[BaseException] = []
+    errors: list[MetaStudioError] = []
     sent: list[httpx.Request] = []
 
     async def remember_request(request: httpx.Request) -> None:
@@ -570,7 +567,10 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
     scenarios: list[tuple[CloudCredentials, Callable[[MetaStudioClient], Awaitable[object]]]] = [
         (aksk(), lambda c: c.get_task(MSS_TASK_IDS["MSS.000000004"])),
         (aksk(sk="a-wrong-secret-key-value"), lambda c: c.get_task(SEED_TASK_ID)),
-        (aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN), lambda c: c.get_task(BROKEN_TASK_ID)),
+        (
+            aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN),
+            lambda c: c.get_task(BROKEN_TASK_ID),
+        ),
         (iam_password(), lambda c: c.get_task(FORBIDDEN_TASK_ID)),
         (iam_password("a-wrong-password-value"), lambda c: c.get_task(SEED_TASK_ID)),
         (given_token("MIIa-made-up-token-value"), lambda c: c.get_task(SEED_TASK_ID)),
@@ -578,8 +578,10 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
     ]
     for credentials, call in scenarios:
         async with (
-            httpx.AsyncClient(event_hooks={"request": [remember_request], "response": [remember_token]}) as http,
-            MetaStudioClient(endpoint=sim_url, credentials=credentials, http=http, max_retries=1, **FAST) as c,  # type: ignore[arg-type]
+            httpx.AsyncClient(
+                event_hooks={"request": [remember_request], "response": [remember_token]}
+            ) as http,
+            make_client(endpoint=sim_url, credentials=credentials, http=http, max_retries=1) as c,
         ):
             with pytest.raises(MetaStudioError) as caught:
                 await call(c)
@@ -597,11 +599,18 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
         "MIIa-made-up-token-value",
         *issued,
         *(r.headers["Authorization"] for r in sent if "Authorization" in r.headers),
-        *(r.headers["Authorization"].rpartition("Signature=")[2] for r in sent if "Authorization" in r.headers),
+        *(
+            r.headers["Authorization"].rpartition("Signature=")[2]
+            for r in sent
+            if "Authorization" in r.headers
+        ),
     ]
     assert issued, "the IAM scenario should have obtained a token"
     assert len(errors) == len(scenarios)
-    logged = caplog.text + "\n".join(repr(r.__dict__) for r in caplog.records)
+    # httpcore's DEBUG trace prints raw response headers (X-Subject-Token included); bot.logs.configure
+    # keeps that logger at WARNING, so it is left out here. Everything else is checked at DEBUG.
+    kept = [r for r in caplog.records if not r.name.startswith("httpcore")]
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__!r}" for r in kept)
     for error in errors:
         shown = " ".join([str(error), repr(error), error.user_message, repr(vars(error))])
         for secret in secrets:
@@ -615,9 +624,15 @@ async def echoing_app_url_handler(request: Request) -> Response:
     echoed = " ".join(
         request.headers.get(name, "") for name in ("Authorization", "X-Auth-Token", "X-Security-Token")
     )
-    if request.url.path.endswith("/redirect00000000000000000000000"):
-        return Response(status_code=302, headers={"Location": "http://example.invalid/", "X-Request-Id": "r1"})
-    body = {"error_code": "MSS.000000003", "error_msg": f"bad request, you sent: {echoed}", "request_id": "r2"}
+    if request.url.path.endswith("/" + REDIRECT_TASK_ID):
+        return Response(
+            status_code=302, headers={"Location": "http://example.invalid/", "X-Request-Id": "r1"}
+        )
+    body = {
+        "error_code": "MSS.000000003",
+        "error_msg": f"bad request, you sent: {echoed}",
+        "request_id": "r2",
+    }
     return JSONResponse(body, status_code=400)
 
 
@@ -631,7 +646,7 @@ async def echo_url() -> AsyncIterator[str]:
 async def test_echoed_credentials_are_scrubbed(echo_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     temporary = aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN)
-    async with MetaStudioClient(endpoint=echo_url, credentials=temporary, **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=echo_url, credentials=temporary) as c:
         with pytest.raises(InvalidParameter) as caught:
             await c.get_task(SEED_TASK_ID)
     text = str(caught.value)
@@ -643,9 +658,9 @@ async def test_echoed_credentials_are_scrubbed(echo_url: str, caplog: pytest.Log
 
 
 async def test_redirects_are_not_followed(echo_url: str) -> None:
-    async with MetaStudioClient(endpoint=echo_url, credentials=aksk(), **FAST) as c:  # type: ignore[arg-type]
+    async with make_client(endpoint=echo_url, credentials=aksk()) as c:
         with pytest.raises(BadResponse) as caught:
-            await c.get_task("redirect00000000000000000000000".ljust(32, "0")[:32])
+            await c.get_task(REDIRECT_TASK_ID)
     assert caught.value.status_code == 302
     assert caught.value.request_id == "r1"
 

@@ -69,7 +69,7 @@ async def test_unknown_subcommand_and_help(stack: LocalStack, http: httpx.AsyncC
     for text in ("", "help", "  HELP "):
         usage = (await stack.command(http, text)).json()
         assert usage["response_type"] == "ephemeral"
-        assert "/task <task id>" in usage["text"]
+        assert "/task &lt;task id&gt;" in usage["text"]
 
 
 async def test_unknown_task_gets_an_ephemeral_sentence(stack: LocalStack, http: httpx.AsyncClient) -> None:

@@ -1,0 +1,140 @@
+"""The ``taskbot`` command as a real process: configuration errors, check, serve, SIGTERM, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from bot import simulator as sim
+from bot.servers import serve_asgi
+from bot.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
+
+SIGNING_SECRET = "cli-test-signing-secret-0123456789"
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_"))}
+    keep["HOME"] = "/nonexistent-home"  # no ~/.huaweicloud/credentials leaks in
+    keep.update(extra)
+    return keep
+
+
+async def _run(*args: str, env: dict[str, str], timeout: float = 30) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture
+async def cloud_and_slack() -> AsyncIterator[tuple[str, SlackStandIn]]:
+    slack = SlackStandIn()
+    async with serve_asgi(sim.Simulator().app) as simulator_url, serve_asgi(slack.app) as slack_url:
+        slack.base_url = slack_url
+        yield simulator_url, slack
+
+
+def _serving_env(simulator_url: str, slack: SlackStandIn, **extra: str) -> dict[str, str]:
+    values = {
+        "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "HUAWEICLOUD_SDK_AK": sim.DEMO_ACCESS_KEY,
+        "HUAWEICLOUD_SDK_SK": sim.DEMO_SECRET_KEY,
+        "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
+        "METASTUDIO_ENDPOINT": simulator_url,
+    }
+    return _clean_env(**{**values, **extra})
+
+
+async def test_serve_without_configuration_names_every_missing_variable() -> None:
+    code, out, err = await _run("serve", env=_clean_env())
+    assert code == 2
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HUAWEICLOUD_SDK_PROJECT_ID", "HUAWEICLOUD_SDK_AK"):
+        assert name in err
+    assert "Traceback" not in err + out
+
+
+async def test_invalid_values_are_named() -> None:
+    code, _, err = await _run("serve", env=_clean_env(PORT="eighty", TASKBOT_LOG_FORMAT="xml"))
+    assert code == 2
+    assert "PORT" in err and "TASKBOT_LOG_FORMAT" in err
+    assert "Traceback" not in err
+
+
+async def test_check_reports_one_line_per_check(cloud_and_slack: tuple[str, SlackStandIn]) -> None:
+    simulator_url, slack = cloud_and_slack
+    code, out, err = await _run("check", env=_serving_env(simulator_url, slack))
+    assert code == 0, out + err
+    lines = out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok"]
+    assert any("Slack auth.test" in line for line in lines)
+    assert any("MetaStudio list call" in line for line in lines)
+
+
+async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackStandIn]) -> None:
+    simulator_url, slack = cloud_and_slack
+    env = _serving_env(simulator_url, slack, SLACK_BOT_TOKEN="xoxb-wrong", HUAWEICLOUD_SDK_SK="wrong-secret-key")
+    code, out, err = await _run("check", env=env)
+    assert code == 1
+    assert "FAIL  Slack auth.test: Slack answered invalid_auth" in out
+    assert "FAIL  MetaStudio list call: MetaStudio did not accept" in out
+    assert "wrong-secret-key" not in out + err
+    assert "Traceback" not in out + err
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_sigterm(
+    cloud_and_slack: tuple[str, SlackStandIn],
+) -> None:
+    simulator_url, slack = cloud_and_slack
+    port = _free_port()
+    env = _serving_env(simulator_url, slack, PORT=str(port), TASKBOT_LOG_FORMAT="json", DATABASE_URL="sqlite+aiosqlite:///:memory:")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "serve", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)
+            else:
+                pytest.fail("taskbot serve did not come up")
+            body, headers = slack.slash_command(SIGNING_SECRET, sim.SEED_TASK_ID)
+            response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+            assert response.status_code == 200
+            await slack.wait_for_messages(1, timeout=10)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 0
+    text = out.decode() + err.decode()
+    assert "Traceback" not in text
+    for secret in (DEMO_BOT_TOKEN, SIGNING_SECRET, sim.DEMO_SECRET_KEY):
+        assert secret not in text
+    records = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    handled = [r for r in records if r.get("msg") == "command handled"]
+    assert handled, text
+    assert handled[0]["team"] == slack.team_id
+    assert handled[0]["command"] == "showtask"
+    assert handled[0]["task_id"] == sim.SEED_TASK_ID
+    assert handled[0]["request_id"]
+    assert handled[0]["latency_ms"] >= 0
