@@ -8,6 +8,7 @@ escaped so a task name like ``<!channel>`` cannot ping anyone.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -20,7 +21,6 @@ ACTION_OPEN: Final = "task_open"
 ACTION_WATCH: Final = "task_watch"
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
-MAX_BLOCKS: Final = 50
 MAX_HEADER: Final = 150
 MAX_SECTION_TEXT: Final = 3000
 MAX_FIELD: Final = 2000
@@ -32,10 +32,14 @@ MAX_RECENT: Final = 10
 _MAX_NAME: Final = 150
 _MAX_VALUE: Final = 200
 _MAX_NOTIFICATION: Final = 300
+_MAX_RAW: Final = 1000
 
 _BAR_CELLS: Final = 10
 _SEPARATOR: Final = " · "
 _ELLIPSIS: Final = "…"
+_LOOSE_AMPERSAND: Final = re.compile(r"&(?!(?:amp|lt|gt);)")
+# Direction overrides could make a name read differently from what it is.
+_BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def truncate(value: str, limit: int, *, mrkdwn: bool = False) -> str:
@@ -70,7 +74,11 @@ def clean(value: str | None) -> str:
     """One line of printable text: control characters become spaces, runs of spaces collapse."""
     if not value:
         return ""
-    chars = (" " if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c for c in value)
+    # No card shows more than a few hundred characters of one value: skip work on the rest.
+    chars = (
+        " " if c in _BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c
+        for c in value[:_MAX_RAW]
+    )
     return " ".join("".join(chars).split())
 
 
@@ -104,6 +112,7 @@ def task_card(
     watch_button: bool = False,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
+    """The task's card: status with its raw code, progress, counts, details, times and buttons."""
     state = _state(task, finished_codes)
     buttons = [_button(text("button_refresh"), ACTION_REFRESH, task.task_id)]
     if watch_button and state != "finished":
@@ -156,8 +165,13 @@ def recent_list(
 
 
 def error_blocks(message: str, *, request_id: str | None = None) -> list[dict[str, Any]]:
-    """One warning section; ``message`` is plain catalog text and is escaped here."""
-    blocks = [_section(text("error_card", message=escape(message)))]
+    """One warning section for a catalog message.
+
+    Catalog text may already hold ``&lt;`` escapes; those stay, while any raw ``<``, ``>`` or ``&``
+    (say from a value formatted into the message) is escaped, so nothing in it can ping.
+    """
+    safe = _LOOSE_AMPERSAND.sub("&amp;", message).replace("<", "&lt;").replace(">", "&gt;")
+    blocks = [_section(text("error_card", message=safe))]
     if request_id:
         blocks.append(_context(text("error_request_id", request_id=_code(request_id))))
     return blocks
@@ -349,9 +363,8 @@ def _context(line: str) -> dict[str, Any]:
 
 
 def _button(label: str, action_id: str, value: str) -> dict[str, Any]:
-    return {
-        "type": "button",
-        "text": _plain(label, MAX_BUTTON_TEXT),
-        "action_id": action_id,
-        "value": truncate(value, MAX_BUTTON_VALUE),
-    }
+    button = {"type": "button", "text": _plain(label, MAX_BUTTON_TEXT), "action_id": action_id}
+    if value:
+        # Slack rejects an empty value; a missing one is allowed.
+        button["value"] = truncate(value, MAX_BUTTON_VALUE)
+    return button

@@ -60,12 +60,30 @@ class LocalStack:
     bot_url: str
     signing_secret: str
 
-    async def command(self, http: httpx.AsyncClient, text: str, **fields: str) -> httpx.Response:
-        body, headers = self.slack.slash_command(self.signing_secret, text, **fields)
+    async def command(
+        self, http: httpx.AsyncClient, text: str, *, channel_id: str = PUBLIC_CHANNEL, user_id: str = "U0DEMOUSER"
+    ) -> httpx.Response:
+        body, headers = self.slack.slash_command(self.signing_secret, text, channel_id=channel_id, user_id=user_id)
         return await http.post(f"{self.bot_url}/slack/events", content=body, headers=headers)
 
-    async def click(self, http: httpx.AsyncClient, action_id: str, value: str, **fields: str | None) -> httpx.Response:
-        body, headers = self.slack.block_action(self.signing_secret, action_id=action_id, value=value, **fields)
+    async def click(
+        self,
+        http: httpx.AsyncClient,
+        action_id: str,
+        value: str,
+        *,
+        channel_id: str = PUBLIC_CHANNEL,
+        user_id: str = "U0DEMOUSER",
+        message_ts: str | None = None,
+    ) -> httpx.Response:
+        body, headers = self.slack.block_action(
+            self.signing_secret,
+            action_id=action_id,
+            value=value,
+            channel_id=channel_id,
+            user_id=user_id,
+            message_ts=message_ts,
+        )
         return await http.post(f"{self.bot_url}/slack/events", content=body, headers=headers)
 
 
@@ -132,7 +150,7 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
                     show(PostedMessage("ack", None, response.json()))
                 else:
                     try:
-                        await slack.wait_for(lambda messages, n=seen: len(messages) > n, timeout=15)
+                        await slack.wait_for_messages(seen + 1, timeout=15)
                         show(slack.messages[seen])
                     except TimeoutError:
                         failures += 1

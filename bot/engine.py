@@ -123,7 +123,9 @@ class Engine:
             return self._error_reply(exc)
         resource = ",".join(resources) or None
         header = (
-            messages.text("recent_header_resource", resource=resource) if resource else messages.text("recent_header")
+            messages.text("recent_header_resource", resource=cards.escape(resource))
+            if resource
+            else messages.text("recent_header")
         )
         return Reply(
             text=header,

@@ -32,8 +32,8 @@ async def serve_asgi(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> Asy
         app, log_level="warning", access_log=False, lifespan="auto", timeout_graceful_shutdown=5
     )
     server = uvicorn.Server(config)
-    # Signals belong to the process that owns the loop, not to a server started inside it.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # Signals belong to the process that owns the loop, not to one of several servers inside it.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

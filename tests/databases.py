@@ -47,12 +47,13 @@ async def _admin_connection() -> asyncpg.Connection:
     try:
         return await asyncpg.connect(dsn, timeout=_CONNECT_TIMEOUT)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        host = urlsplit(dsn).hostname
-        pytest.fail(
-            f"PostgreSQL is required for these tests but {host} could not be reached "
-            f"({type(exc).__name__}: {exc}). Start it (CI does), or point {ADMIN_DSN_ENV} at a server.",
-            pytrace=False,
-        )
+        problem = f"{type(exc).__name__}: {exc}"
+    # Failing outside the except block keeps the report to this one message.
+    pytest.fail(
+        f"PostgreSQL is required for these tests but {urlsplit(dsn).hostname} could not be reached "
+        f"({problem}). Start it (CI does), or point {ADMIN_DSN_ENV} at a server.",
+        pytrace=False,
+    )
 
 
 @pytest.fixture

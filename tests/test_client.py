@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -58,6 +59,7 @@ from bot.simulator import (
     SLOW_TASK_ID,
     THROTTLED_TASK_ID,
     Fault,
+    SimTask,
     Simulator,
 )
 
@@ -124,18 +126,43 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture
-def sim() -> Simulator:
-    return Simulator()
+# One simulator server for the module: starting and stopping uvicorn costs ~0.2 s, which over
+# dozens of tests would dominate. Each test still gets a fresh view of it (see ``sim``).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@dataclass
+class SharedSimulator:
+    sim: Simulator
+    url: str
+    demo: list[SimTask]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared() -> AsyncIterator[SharedSimulator]:
+    simulator = Simulator()
+    demo = [simulator.task(task_id) for task_id in simulator.task_ids]
+    async with serve_asgi(simulator.app) as url:
+        yield SharedSimulator(simulator, url, demo)
 
 
 @pytest.fixture
-async def sim_url(sim: Simulator) -> AsyncIterator[str]:
-    async with serve_asgi(sim.app) as url:
-        yield url
+def sim(shared: SharedSimulator) -> Simulator:
+    """The shared simulator as if new: demo tasks and faults restored, request counts zero."""
+    for task in shared.demo:
+        shared.sim.add_task(task)  # also re-arms the task's fault and its ``times`` count
+    for task_id in set(shared.sim.task_ids) - {t.task_id for t in shared.demo}:
+        shared.sim.set_fault(task_id, None)
+    shared.sim.requests.clear()
+    return shared.sim
 
 
 @pytest.fixture
+def sim_url(shared: SharedSimulator, sim: Simulator) -> str:
+    return shared.url
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def client(sim_url: str) -> AsyncIterator[MetaStudioClient]:
     async with make_client(endpoint=sim_url, credentials=aksk()) as c:
         yield c
@@ -400,9 +427,19 @@ INVALID_IDS = [
 
 async def test_invalid_ids_never_reach_the_server(client: MetaStudioClient, sim: Simulator) -> None:
     for bad_id in [*INVALID_IDS, None, 12345]:
-        with pytest.raises(InvalidTaskId):
+        with pytest.raises(InvalidTaskId) as caught:
             await client.get_task(bad_id)  # type: ignore[arg-type]
+        assert "{task_id}" not in caught.value.user_message
     assert sum(sim.requests.values()) == 0
+
+
+async def test_invalid_id_message_quotes_the_id_harmlessly(client: MetaStudioClient) -> None:
+    with pytest.raises(InvalidTaskId) as caught:
+        await client.get_task("<!channel> `x` " + "y" * 100)
+    message = caught.value.user_message
+    assert message.startswith("`&lt;!channel&gt; 'x' yyy")
+    assert "…` is not a task id" in message
+    assert "<!channel>" not in message
 
 
 # --- authentication --------------------------------------------------------------------------------
@@ -636,7 +673,7 @@ async def echoing_app_url_handler(request: Request) -> Response:
     return JSONResponse(body, status_code=400)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def echo_url() -> AsyncIterator[str]:
     app = Starlette(routes=[Route("/{path:path}", echoing_app_url_handler, methods=["GET", "POST"])])
     async with serve_asgi(app) as url:
@@ -683,6 +720,6 @@ async def test_redirects_are_not_followed(echo_url: str) -> None:
         ("nan", None),
     ],
 )
-def test_retry_after_values(value: str | None, expected: float | None) -> None:
+async def test_retry_after_values(value: str | None, expected: float | None) -> None:
     now = 1744276967.0  # 2025-04-10T09:22:47Z
     assert _retry_after(value, now) == expected

@@ -311,3 +311,15 @@ def test_client_from_settings_raises_config_error(
         monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIItoken")
     with pytest.raises(ConfigError):
         MetaStudioClient.from_settings(Settings())
+
+
+@pytest.mark.parametrize("endpoint", ["metastudio.example.com", "ftp://metastudio.example.com", "http://"])
+def test_client_from_settings_rejects_a_non_http_endpoint(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIItoken")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
+    monkeypatch.setenv("METASTUDIO_ENDPOINT", endpoint)
+    with pytest.raises(ConfigError) as caught:
+        MetaStudioClient.from_settings(Settings())
+    assert "METASTUDIO_ENDPOINT" in caught.value.problems[0]

@@ -128,12 +128,12 @@ class MetaStudioClient:
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if not _is_http_url(endpoint) or not _is_http_url(iam_endpoint or endpoint):
+            raise ValueError(f"not an http(s) endpoint: {endpoint!r} / {iam_endpoint!r}")
         self._endpoint = httpx.URL(endpoint.rstrip("/"))
-        if self._endpoint.scheme not in {"http", "https"} or not self._endpoint.host:
-            raise ValueError(f"not an http(s) endpoint: {endpoint!r}")
-        self._base_path = self._endpoint.path.rstrip("/")
-        self._project_id = credentials.project_id
-        self._project_path = f"{self._base_path}/v2/{quote(credentials.project_id, safe='')}/ies/task"
+        # Raw (still percent-encoded) paths: they go on the wire and into the signature as they are.
+        base_path = self._endpoint.raw_path.decode("ascii").rstrip("/")
+        self._project_path = f"{base_path}/v2/{quote(credentials.project_id, safe='')}/ies/task"
         self._iam_endpoint = httpx.URL((iam_endpoint or endpoint).rstrip("/"))
         self._timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
@@ -145,13 +145,14 @@ class MetaStudioClient:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # Before the HTTP client exists, so bad credentials leave nothing to close.
+        self._auth = self._authenticator(credentials, token_refresh_before)
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
             timeout=self._timeout,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=10, keepalive_expiry=30.0),
         )
-        self._auth = self._authenticator(credentials, token_refresh_before)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MetaStudioClient:
@@ -159,10 +160,15 @@ class MetaStudioClient:
         problems = settings.endpoint_problems()
         if problems:
             raise ConfigError(problems)
+        credentials = settings.cloud_credentials()
+        endpoint, iam_endpoint = settings.metastudio_endpoint, settings.iam_url
+        for name, url in (("METASTUDIO_ENDPOINT", endpoint), ("METASTUDIO_IAM_ENDPOINT", iam_endpoint)):
+            if not _is_http_url(url):
+                raise ConfigError([f"{name}={url!r} is not an http(s) URL"])
         return cls(
-            endpoint=settings.metastudio_endpoint,
-            credentials=settings.cloud_credentials(),
-            iam_endpoint=settings.iam_url,
+            endpoint=endpoint,
+            credentials=credentials,
+            iam_endpoint=iam_endpoint,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             max_retries=settings.max_retries,
@@ -200,7 +206,7 @@ class MetaStudioClient:
                 operation=OP_TOKEN,
                 method="POST",
                 base=self._iam_endpoint,
-                path=self._iam_endpoint.path.rstrip("/") + TOKEN_PATH,
+                path=self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + TOKEN_PATH,
                 # Like the SDK: the service catalog is large and of no use here.
                 params=(("nocatalog", "true"),),
                 body=body,
@@ -233,7 +239,8 @@ class MetaStudioClient:
     async def get_task(self, task_id: str) -> Fetched[Task]:
         """``GET /v2/{project_id}/ies/task/{id}``. Raises ``InvalidTaskId`` before sending anything."""
         if not isinstance(task_id, str) or not is_task_id(task_id):
-            raise InvalidTaskId(f"not a task id: {str(task_id)[:64]!r}")
+            text = task_id if isinstance(task_id, str) else repr(task_id)
+            raise InvalidTaskId(f"not a task id: {text[:64]!r}", task_id=text)
         return await self._call(
             operation=OP_SHOW,
             method="GET",
@@ -300,6 +307,7 @@ class MetaStudioClient:
         """One logical call: attempts, waits, metrics per attempt, one log line at the end."""
         started = time.monotonic()
         outcome = "ok"
+        detail = ""
         request_id: str | None = None
         try:
             value, request_id = await self._attempts(
@@ -316,6 +324,8 @@ class MetaStudioClient:
         except MetaStudioError as exc:
             outcome = type(exc).__name__
             request_id = exc.request_id
+            # Safe to log: built from status, codes and scrubbed server text, never from our headers.
+            detail = f": {exc}"
             raise
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -327,10 +337,11 @@ class MetaStudioClient:
             elapsed_ms = round((time.monotonic() - started) * 1000, 1)
             logger.log(
                 logging.INFO if outcome == "ok" else logging.WARNING,
-                "metastudio %s %s in %.0f ms",
+                "metastudio %s %s in %.0f ms%s",
                 operation,
                 outcome,
                 elapsed_ms,
+                detail,
                 extra={
                     "task_id": task_id,
                     "request_id": request_id,
@@ -467,6 +478,14 @@ class MetaStudioClient:
             return parse_issued_token(response.headers, response.content, self._clock())
         except ValueError as exc:
             raise BadResponse(f"IAM token response: {exc}") from None
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        url = httpx.URL(text)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return False
+    return url.scheme in {"http", "https"} and bool(url.host) and not url.query and not url.fragment
 
 
 def _parse_model(model: type[M], response: httpx.Response) -> M:

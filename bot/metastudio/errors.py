@@ -52,6 +52,20 @@ class InvalidTaskId(MetaStudioError):
     """Rejected before any request: the text cannot be a task id."""
 
     message_key = "error_invalid_task_id"
+    _ECHO_LIMIT = 40
+
+    def __init__(self, detail: str = "", *, task_id: str = "") -> None:
+        self.task_id = task_id
+        super().__init__(detail)
+
+    @property
+    def user_message(self) -> str:
+        # The catalog sentence quotes the id back, so it must be filled in (and made harmless).
+        shown = "".join(ch for ch in self.task_id if ch.isprintable()).replace("`", "'")
+        if len(shown) > self._ECHO_LIMIT:
+            shown = shown[: self._ECHO_LIMIT - 1] + "…"
+        shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") or "?"
+        return messages.text(self.message_key, task_id=shown)
 
 
 class RequestFailed(MetaStudioError):
