@@ -29,13 +29,38 @@ class Recent:
 
 
 @dataclass(frozen=True, slots=True)
+class Watch:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unwatch:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Watching:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Invalid:
     """Text that is not a command; ``message`` is the one sentence to show the user."""
 
     message: str
 
 
-Command = Help | ShowTask | Recent | Invalid
+Command = Help | ShowTask | Recent | Watch | Unwatch | Watching | Subscribe | Unsubscribe | Invalid
 
 
 def echo(word: str) -> str:
@@ -56,9 +81,20 @@ def parse(text: str | None) -> Command:
         return Help()
     head, rest = words[0], words[1:]
     keyword = head.lower()
-    if keyword == "recent":
-        resources = tuple(r for word in rest for r in word.split(",") if r)
-        return Recent(resources)
+    if keyword in ("recent", "subscribe"):
+        resources = tuple(dict.fromkeys(r for word in rest for r in word.split(",") if r))
+        return Recent(resources) if keyword == "recent" else Subscribe(resources)
+    if keyword in ("watching", "unsubscribe"):
+        if rest:
+            return Invalid(messages.text("error_takes_no_arguments", word=keyword))
+        return Watching() if keyword == "watching" else Unsubscribe()
+    if keyword in ("watch", "unwatch"):
+        if len(rest) != 1:
+            return Invalid(messages.text("error_needs_task_id", word=keyword))
+        if not is_task_id(rest[0]):
+            return Invalid(messages.text("error_invalid_task_id", task_id=echo(rest[0])))
+        task_id = rest[0].lower()
+        return Watch(task_id) if keyword == "watch" else Unwatch(task_id)
     if is_task_id(head):
         if rest:
             return Invalid(messages.text("error_too_many_arguments", task_id=head))

@@ -24,6 +24,8 @@ EN: dict[str, str] = {
         "`{task_id}` is not a task id: ids are 32 hexadecimal characters, "
         "like `fd1c56acbb2c4b1aa24ba37df99f3129`."
     ),
+    "error_takes_no_arguments": "`/task {word}` takes no arguments. Try `/task {word}`.",
+    "error_needs_task_id": "`/task {word}` needs one task id, e.g. `/task {word} fd1c56acbb2c4b1aa24ba37df99f3129`.",
     "error_too_many_arguments": "`/task` takes one task id at a time. Try `/task {task_id}`.",
     # MetaStudio errors: one sentence, what went wrong and what to do
     "error_unexpected": "Something went wrong while asking MetaStudio. Please try again in a minute.",
@@ -96,6 +98,45 @@ EN: dict[str, str] = {
     "recent_context": "Showing {shown} of {count}",
     # Slack delivery
     "error_slack": "taskbot could not post the card in this channel. Invite it with `/invite @taskbot` and try again.",
+    # Follow-ups (bot/alerts.py, bot/followups.py)
+    "alert_finished": "{mention}{emoji} *{name}* finished.",
+    "alert_failed_warning": ":warning: *{count} failed*",
+    "alert_succeeded_value": "{succeeded} of {total}",
+    "alert_failed_value": ":warning: *{count}*",
+    "alert_field_rate": "*Success rate*",
+    "alert_rate_value": "{percent}%",
+    "alert_context_status": "status code `{code}`",
+    "alert_context_feed": "from this channel's project feed",
+    "alert_finished_text": "{mention}{name} finished: {succeeded} of {total} succeeded",
+    "alert_finished_text_failed": "{mention}{name} finished: {succeeded} of {total} succeeded, {failed} failed",
+    "alert_expired": "{mention}I stopped watching *{name}* (`{task_id}`): it had not finished after {hours} h.",
+    "alert_expired_last": "Last seen: {processed} of {total} processed.",
+    "alert_expired_last_no_total": "Last seen: {processed} processed.",
+    "alert_not_found": "{mention}I stopped watching task `{task_id}`: MetaStudio no longer finds it in this project.",
+    "alert_that_channel": "a channel",
+    "slack_reason_channel_not_found": "that channel no longer exists or I cannot see it",
+    "slack_reason_not_in_channel": "I am not a member of it",
+    "slack_reason_is_archived": "it is archived",
+    "slack_reason_other": "Slack refused the message",
+    "dm_cannot_post_watch": (
+        "I could not post in {channel} about task `{task_id}` because {reason}, so that channel no longer "
+        "watches it; invite me with `/invite @taskbot` and watch the task again."
+    ),
+    "dm_cannot_post_feed": (
+        "I could not post in {channel} because {reason}, so its project feed is off; "
+        "invite me with `/invite @taskbot` and subscribe again."
+    ),
+    "watching_header": "Followed in this channel",
+    "watching_text": "Tasks watched in this channel: {count}",
+    "watching_no_feed": "No project feed in this channel.",
+    "watching_feed_all": ":satellite_antenna: *Project feed:* every task of the project that finishes is announced here.",
+    "watching_feed_resources": ":satellite_antenna: *Project feed:* every task of {resources} that finishes is announced here.",
+    "watching_empty": "This channel is not watching any task.",
+    "watching_item": ":eyes: `{task_id}` · asked by {mention} · until {until}",
+    "watching_more": "…and {count} more.",
+    "watching_note": ":eyes: Watching: this channel is told when the task finishes.",
+    "button_unwatch": "Stop watching",
+    "button_unsubscribe": "Stop the feed",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN}
