@@ -78,8 +78,13 @@ def completion_alert(
         headline += "\n" + text("alert_failed_warning", count=_number(failed))
     total = task.total_count if task.total_count > 0 else task.processed_count
     fields = [
-        _field("field_succeeded", text("alert_succeeded_value", succeeded=_number(task.success_count), total=_number(total))),
-        _field("field_failed", text("alert_failed_value", count=_number(failed)) if failed > 0 else _number(0)),
+        _field(
+            "field_succeeded",
+            text("alert_succeeded_value", succeeded=_number(task.success_count), total=_number(total)),
+        ),
+        _field(
+            "field_failed", text("alert_failed_value", count=_number(failed)) if failed > 0 else _number(0)
+        ),
         _field("alert_field_rate", _rate(task)),
         _field("field_duration", _duration(task)),
     ]
@@ -130,7 +135,9 @@ def expired_notice(
     task_id: str, *, user_id: str | None, hours: float, last_seen: Task | None = None
 ) -> Message:
     mention = _mention(user_id)
-    name = _name(last_seen) if last_seen is not None else text("card_title_fallback", task_id=_plain_id(task_id))
+    name = (
+        _name(last_seen) if last_seen is not None else text("card_title_fallback", task_id=_plain_id(task_id))
+    )
     line = text("alert_expired", mention=mention, name=name, task_id=_code(task_id), hours=f"{hours:g}")
     if last_seen is not None:
         if last_seen.total_count > 0:
@@ -142,7 +149,10 @@ def expired_notice(
         else:
             last = text("alert_expired_last_no_total", processed=_number(last_seen.processed_count))
         line += "\n" + last
-    blocks = [_section(line), {"type": "actions", "elements": [_button(text("button_open"), ACTION_OPEN, task_id)]}]
+    blocks = [
+        _section(line),
+        {"type": "actions", "elements": [_button(text("button_open"), ACTION_OPEN, task_id)]},
+    ]
     return Message(truncate(_first_line(line), MAX_NOTIFICATION, mrkdwn=True), blocks)
 
 
@@ -282,7 +292,9 @@ def humanize(span: timedelta) -> str:
 
 def _slack_date(moment: datetime) -> str:
     utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{utc.strftime('%Y-%m-%d %H:%M UTC')}>"
+    return (
+        f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{utc.strftime('%Y-%m-%d %H:%M UTC')}>"
+    )
 
 
 def _field(label_key: str, value: str) -> str:

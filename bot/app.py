@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -38,13 +39,25 @@ def slack_client(settings: Settings, token: str | None = None) -> AsyncWebClient
     return AsyncWebClient(**kwargs)
 
 
+class _DropTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that our client's token wins; that is intended."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) -> AsyncApp:
+    bolt_logger = logging.getLogger("taskbot.bolt")
+    bolt_logger.addFilter(_DropTokenNotice())
     app = AsyncApp(
         client=slack_client(settings),
+        # Listeners ack, hand their work to Engine.spawn and return, so the HTTP response goes
+        # out the moment the listener returns, without Bolt's 10 ms ack polling.
+        process_before_response=True,
         signing_secret=_secret(settings.slack_signing_secret) or "",
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
-        logger=logging.getLogger("taskbot.bolt"),
+        logger=bolt_logger,
     )
 
     async def provide_engine(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
@@ -56,6 +69,18 @@ def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = F
     return app
 
 
+@contextlib.asynccontextmanager
+async def shared_slack_session(bolt: AsyncApp) -> AsyncIterator[None]:
+    """One aiohttp session for every Web API call; slack_sdk otherwise opens one per call."""
+    session = aiohttp.ClientSession()
+    bolt.client.session = session
+    try:
+        yield
+    finally:
+        bolt.client.session = None
+        await session.close()
+
+
 def create_asgi(settings: Settings, engine: Engine | None = None) -> Starlette:
     """The HTTP app: ``POST /slack/events``, ``GET /healthz``, ``GET /metrics``."""
     engine = engine or Engine(settings)
@@ -63,15 +88,17 @@ def create_asgi(settings: Settings, engine: Engine | None = None) -> Starlette:
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Response:
-        return await slack_handler.handle(request)
+        with engine.ack_first:
+            return await slack_handler.handle(request)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await engine.start()
-        try:
-            yield
-        finally:
-            await engine.close()
+        async with shared_slack_session(bolt):
+            await engine.start()
+            try:
+                yield
+            finally:
+                await engine.close()
 
     asgi = Starlette(routes=health_routes() + [Route("/slack/events", slack_events, methods=["POST"])], lifespan=lifespan)
     asgi.state.engine = engine

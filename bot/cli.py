@@ -8,7 +8,8 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 import uvicorn
 
@@ -47,7 +48,17 @@ def _settings_for_serving() -> Settings:
 def serve(port: int | None) -> int:
     settings = _settings_for_serving()
     logs.configure(settings.log_format, settings.log_level, _secrets(settings))
-    return asyncio.run(_serve(settings, port or settings.port))
+    return _run_fast(_serve(settings, port or settings.port))
+
+
+def _run_fast(main: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed (it comes with uvicorn[standard]); plain asyncio otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def _serve(settings: Settings, port: int) -> int:
@@ -55,7 +66,7 @@ async def _serve(settings: Settings, port: int) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from starlette.applications import Starlette
 
-    from bot.app import create_asgi, create_bolt_app, health_routes
+    from bot.app import create_asgi, create_bolt_app, health_routes, shared_slack_session
     from bot.engine import Engine
     from bot.servers import serve_asgi
 
@@ -73,11 +84,10 @@ async def _serve(settings: Settings, port: int) -> int:
 
     engine = Engine(settings)
     await engine.start()
-    handler = AsyncSocketModeHandler(
-        create_bolt_app(settings, engine, socket_mode=True), settings.slack_app_token.get_secret_value()
-    )
+    bolt = create_bolt_app(settings, engine, socket_mode=True)
+    handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     try:
-        async with serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
+        async with shared_slack_session(bolt), serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
             await handler.connect_async()
             log.info("connected in Socket Mode; health and metrics on port %s", port)
             await stop.wait()

@@ -7,8 +7,10 @@ the same code serves slash commands, buttons, the demo and the scheduler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +64,36 @@ class Reply:
         return {"text": self.text, "blocks": self.blocks}
 
 
+class AckFirst:
+    """Lets pending acks go before follow-up work when a burst of requests arrives.
+
+    The HTTP route counts requests that have not been answered yet; follow-up work (cloud
+    calls, posting cards) waits until that count is zero, or at most ``max_wait`` seconds so a
+    steady stream of requests cannot starve it. One event loop serves both, so without this a
+    burst of 200 commands interleaves 200 cloud calls with the acks Slack is waiting for.
+    """
+
+    def __init__(self, max_wait: float = 0.25) -> None:
+        self.max_wait = max_wait
+        self._pending = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    def __enter__(self) -> None:
+        self._pending += 1
+        self._quiet.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._quiet.set()
+
+    async def wait(self) -> None:
+        if self._pending:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), self.max_wait)
+
+
 class Engine:
     def __init__(self, settings: Settings, metastudio: MetaStudioClient | None = None) -> None:
         self.settings = settings
@@ -69,6 +101,7 @@ class Engine:
         self._config_problem: str | None = None
         # Commands still being answered; shutdown waits for them so no user is left without a reply.
         self._inflight: set[asyncio.Task[Any]] = set()
+        self.ack_first = AckFirst()
 
     async def start(self) -> None:
         if self._metastudio is None:
@@ -78,6 +111,12 @@ class Engine:
                 # Serve anyway: /task answers with a clear sentence instead of the process dying.
                 self._config_problem = str(exc)
                 log.warning("MetaStudio is not configured: %s", exc)
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run work after the ack, in the background; shutdown waits for it."""
+        task = asyncio.create_task(work)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
 
     async def close(self, timeout: float = 10.0) -> None:
         pending = self._inflight - {asyncio.current_task()}
@@ -92,6 +131,10 @@ class Engine:
         return self._metastudio
 
     # -- replies ----------------------------------------------------------------------------
+    @staticmethod
+    def needs_cloud(command: Command) -> bool:
+        return not isinstance(command, Help | Invalid)
+
     @staticmethod
     def immediate_reply(command: Command) -> Reply | None:
         """A reply that needs no cloud call (help, parse errors): it can go in the ack itself."""
@@ -152,10 +195,7 @@ class Engine:
         """Answer a command that needs the cloud: fetch, then post where the channel sees it."""
         started = time.perf_counter()
         name = type(command).__name__.lower()
-        current = asyncio.current_task()
-        if current is not None:
-            self._inflight.add(current)
-            current.add_done_callback(self._inflight.discard)
+        await self.ack_first.wait()
         reply: Reply
         try:
             if isinstance(command, ShowTask):
@@ -227,6 +267,7 @@ class Engine:
         self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
     ) -> Reply:
         """Redraw a card in place: chat.update for the bot's own message, else replace via response_url."""
+        await self.ack_first.wait()
         reply = await self.task_reply(task_id, origin)
         if not reply.ok:
             await self._respond(origin, reply)

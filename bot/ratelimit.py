@@ -14,6 +14,7 @@ queue; a waiter cancelled just after being granted hands its token back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,7 +32,9 @@ class Priority(IntEnum):
 class PriorityRateLimiter:
     """``rate`` requests per second on average, at most ``burst`` back to back (default 1)."""
 
-    def __init__(self, rate: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         if burst is not None and burst < 1:
@@ -75,10 +78,8 @@ class PriorityRateLimiter:
                 self.granted[priority] -= 1
                 self._dispatch()
             else:
-                try:
+                with contextlib.suppress(ValueError):
                     self._queues[priority].remove(future)
-                except ValueError:
-                    pass
             raise
 
     def _next_waiter(self) -> tuple[Priority, asyncio.Future[None]] | None:
@@ -116,7 +117,9 @@ class PriorityRateLimiter:
 class RateLimiters:
     """One limiter per key (a MetaStudio project, or the workspace that owns one), made on first use."""
 
-    def __init__(self, rate: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.burst = burst
         self._clock = clock

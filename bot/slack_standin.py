@@ -45,6 +45,7 @@ class PostedMessage:
     payload: dict[str, Any]
     ts: str | None = None
     at: float = field(default_factory=time.monotonic)
+    wall: float = field(default_factory=time.time)
 
     @property
     def text(self) -> str:
@@ -96,6 +97,7 @@ class SlackStandIn:
             routes=[
                 Route("/api/{method}", self._api, methods=["POST", "GET"]),
                 Route("/response/{hook}", self._response_url, methods=["POST"]),
+                Route("/_recorded", self._recorded, methods=["GET"]),
             ]
         )
 
@@ -218,6 +220,15 @@ class SlackStandIn:
     async def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         await self._record(PostedMessage("chat.postEphemeral", str(params.get("channel")), params))
         return {"ok": True, "message_ts": self._next_ts()}
+
+    async def _recorded(self, request: Request) -> Response:
+        """What was posted, for a benchmark or test in another process."""
+        return JSONResponse(
+            [
+                {"via": m.via, "channel": m.channel, "ts": m.ts, "wall": m.wall, "text": m.text}
+                for m in self.messages
+            ]
+        )
 
     async def _response_url(self, request: Request) -> Response:
         try:

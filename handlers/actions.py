@@ -1,4 +1,4 @@
-"""Buttons on cards: Refresh redraws the card in place, Open posts a task's card."""
+"""Buttons on cards: ack at once; Refresh redraws the card in place, Open posts a task's card."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ async def refresh(
     if isinstance(command, ShowTask):
         container = body.get("container") or {}
         message_ts = None if container.get("is_ephemeral") else container.get("message_ts")
-        await engine.refresh(command.task_id, _origin(body), client, message_ts=message_ts)
+        engine.spawn(engine.refresh(command.task_id, _origin(body), client, message_ts=message_ts))
 
 
 async def open_task(
@@ -46,7 +46,7 @@ async def open_task(
     engine: Engine = context["engine"]
     command = _task_id(action)
     if isinstance(command, ShowTask):
-        await engine.run_command(command, _origin(body), client)
+        engine.spawn(engine.run_command(command, _origin(body), client))
 
 
 def register(app: AsyncApp) -> None:

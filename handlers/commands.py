@@ -1,4 +1,4 @@
-"""``/task``: parse, ack at once, then let the engine fetch and post."""
+"""``/task``: parse, ack at once, and hand the rest to the engine in the background."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ async def task_command(
         user_id=command.get("user_id"),
         response_url=command.get("response_url"),
     )
-    await engine.run_command(parsed, origin, client)
+    engine.spawn(engine.run_command(parsed, origin, client))
 
 
 def register(app: AsyncApp) -> None:

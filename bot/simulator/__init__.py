@@ -18,8 +18,8 @@ Endpoints
     Static tasks (the seed example) answer their fixed body. Each task uses one wire encoding,
     ``number`` (times and codes as JSON numbers) or ``string`` (``"1744276967708"``, ``"2"``);
     see :class:`SimTask`. Counts are always numbers, as the doc says.
-    An id that is not 32 hex characters: 400 ``MSS.000000003``. An unknown id: 404
-    ``MSS.000000001`` ("失败: task not found"). Ids are case-sensitive.
+    An unknown id that is not 32 hex characters: 400 ``MSS.000000003``; any other unknown id:
+    404 ``MSS.000000001`` ("失败: task not found"). Ids are case-sensitive.
 ``GET /v2/{project_id}/ies/task``
     Query ``resource`` (comma list and/or repeated), ``business_id``, ``begin_time`` and
     ``end_time`` (epoch ms, inclusive bounds on ``begin_time``), ``offset`` (default 0) and

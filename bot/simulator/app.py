@@ -304,9 +304,9 @@ class Simulator:
         faulty = await self._apply_fault(task_id, request_id)
         if faulty is not None:
             return faulty
-        if not TASK_ID_RE.fullmatch(task_id):
-            return self._error(400, "MSS.000000003", f"{MSS_MESSAGES['MSS.000000003']}: id", request_id)
         task = self._tasks.get(task_id)
+        if task is None and not TASK_ID_RE.fullmatch(task_id):
+            return self._error(400, "MSS.000000003", f"{MSS_MESSAGES['MSS.000000003']}: id", request_id)
         if task is None:
             message = f"{MSS_MESSAGES['MSS.000000001']}: task not found"
             return self._error(404, "MSS.000000001", message, request_id)

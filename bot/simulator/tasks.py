@@ -350,8 +350,8 @@ def bulk_tasks(
 ) -> list[SimTask]:
     """``count`` deterministic tasks, each finishing at a random moment in the next
     ``finish_within_seconds`` (so a poller sees every one of them change state)."""
-    if len(id_prefix) >= 32:
-        raise ValueError("id_prefix must leave room for a counter in a 32-character id")
+    if len(id_prefix) >= 32 or any(c not in "0123456789abcdef" for c in id_prefix):
+        raise ValueError("id_prefix must be lowercase hex, shorter than 32 characters")
     rng = random.Random(seed)
     tasks: list[SimTask] = []
     width = 32 - len(id_prefix)

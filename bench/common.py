@@ -1,0 +1,122 @@
+"""Helpers shared by the benchmarks: percentiles, a bot process, output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(values: Sequence[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (
+        f"p50 {percentile(ms, 50):.1f} ms, p99 {percentile(ms, 99):.1f} ms, "
+        f"max {max(ms):.1f} ms, mean {statistics.fmean(ms):.1f} ms (n={len(ms)})"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def bot_process(env: dict[str, str], port: int) -> AsyncIterator[str]:
+    """``taskbot serve`` as its own process, so the load generator does not share its event loop."""
+    full_env = {**os.environ, **env, "PORT": str(port), "TASKBOT_LOG_LEVEL": "WARNING"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "serve", env=full_env, stdout=asyncio.subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(400):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(f"{url}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError("taskbot serve did not start")
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def services_process() -> AsyncIterator[dict[str, str]]:
+    """Simulator and Slack stand-in in their own process; yields their URLs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.services", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        yield json.loads(line)
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@dataclass
+class RawResult:
+    sent_wall: float
+    ack_seconds: float
+    status: int
+
+
+async def raw_burst(url: str, path: str, requests: Sequence[tuple[bytes, dict[str, str]]]) -> list[RawResult]:
+    """Send every request at once on its own pre-opened connection; time each response.
+
+    Raw asyncio streams keep the load generator's own cost per request in microseconds, so the
+    figures are the server's, not the client library's.
+    """
+    parsed = urlsplit(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
+    connections = [await asyncio.open_connection(host, port) for _ in requests]
+    payloads = []
+    for body, headers in requests:
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        payloads.append(
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode() + body
+        )
+    sent: list[tuple[float, float]] = []
+    for (_, writer), payload in zip(connections, payloads, strict=True):
+        sent.append((time.perf_counter(), time.time()))
+        writer.write(payload)
+
+    async def read(index: int, reader: asyncio.StreamReader) -> RawResult:
+        status_line = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        if length:
+            await reader.readexactly(length)
+        elapsed = time.perf_counter() - sent[index][0]
+        return RawResult(sent[index][1], elapsed, int(status_line.split()[1]))
+
+    results = await asyncio.gather(*(read(i, reader) for i, (reader, _) in enumerate(connections)))
+    for _, writer in connections:
+        writer.close()
+    return list(results)

@@ -1,0 +1,32 @@
+"""The MetaStudio simulator and the Slack stand-in in their own process, for benchmarks.
+
+Prints one JSON line ``{"simulator": url, "slack": url}`` once both listen, then serves until
+terminated. Keeping them out of the load generator's process keeps its measurements honest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+
+from bot.servers import serve_asgi
+from bot.simulator import Simulator
+from bot.slack_standin import SlackStandIn
+
+
+async def main() -> None:
+    slack = SlackStandIn()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with serve_asgi(Simulator().app) as simulator_url, serve_asgi(slack.app) as slack_url:
+        slack.base_url = slack_url
+        print(json.dumps({"simulator": simulator_url, "slack": slack_url}), flush=True)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,574 @@
+"""The follow-up engine end to end: the MetaStudio simulator and the Slack stand-in on real loopback
+sockets, Storage on a SQLite file (and on PostgreSQL for the exactly-once tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import CloudCredentials, CredentialKind, Settings
+from bot.engine import slack_retry_handlers
+from bot.followups import DELIVERY_EVENT, FollowUps
+from bot.metastudio.client import MetaStudioClient
+from bot.ratelimit import Priority, PriorityRateLimiter
+from bot.servers import serve_asgi
+from bot.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, SimTask, Simulator
+from bot.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
+from bot.storage import Storage
+
+pytest_plugins = ["tests.databases"]
+
+TEAM = DEMO_TEAM_ID
+CHANNELS = ("C0CHAN0001", "C0CHAN0002", "C0CHAN0003")
+TASK_ID = "c0ffee00c0ffee00c0ffee00c0ffee01"
+MISSING_ID = "deadbeefdeadbeefdeadbeefdeadbeef"
+POLL = 0.1
+
+
+def sim_task(task_id: str = TASK_ID, *, duration: float = 1.0, started_ago: float = 0.1, **kw: Any) -> SimTask:
+    values: dict[str, Any] = {
+        "task_name": f"Import {task_id[-4:]}",
+        "resource": "knowledge-intent-question-create",
+        "total_count": 1200,
+        "failure_rate": 0.01,
+    }
+    values.update(kw)
+    return SimTask(
+        task_id=task_id,
+        duration_seconds=duration,
+        begin_time_ms=round((time.time() - started_ago) * 1000),
+        **values,
+    )
+
+
+@dataclass
+class Stack:
+    sim: Simulator
+    slack: SlackStandIn
+    sim_url: str
+    database_url: str
+    metastudio: MetaStudioClient
+    slack_client: AsyncWebClient
+    engines: list[FollowUps] = field(default_factory=list)
+    storages: list[Storage] = field(default_factory=list)
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "poll_seconds": POLL,
+            "max_poll_seconds": 0.5,
+            "card_update_seconds": 0.2,
+            "feed_poll_seconds": 0.1,
+            "api_rate": 500.0,
+            "watch_max_hours": 1.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    async def storage(self) -> Storage:
+        storage = Storage(self.database_url)
+        await storage.create_all()
+        self.storages.append(storage)
+        return storage
+
+    async def followups(
+        self, *, start: bool = True, limiter: PriorityRateLimiter | None = None, **overrides: Any
+    ) -> FollowUps:
+        storage = await self.storage()
+
+        async def slack_for(team_id: str) -> AsyncWebClient:
+            assert team_id == TEAM
+            return self.slack_client
+
+        def metastudio_for(team_id: str) -> MetaStudioClient:
+            assert team_id == TEAM
+            return self.metastudio
+
+        engine = FollowUps(
+            self.settings(**overrides),
+            storage,
+            metastudio_for=metastudio_for,
+            slack_for=slack_for,
+            limiter=limiter,
+        )
+        self.engines.append(engine)
+        if start:
+            await engine.start()
+        return engine
+
+    async def post_card(self, channel: str, task_id: str = TASK_ID) -> str:
+        response = await self.slack_client.chat_postMessage(channel=channel, text=f"card of {task_id}")
+        return str(response["ts"])
+
+    def alerts(self, task_id: str = TASK_ID) -> list[PostedMessage]:
+        """Delivered follow-up messages about ``task_id`` (anything posted with our metadata)."""
+        return [
+            m
+            for m in self.slack.messages
+            if m.via == "chat.postMessage"
+            and (m.payload.get("metadata") or {}).get("event_type") == DELIVERY_EVENT
+            and task_id in json.dumps(m.payload)
+        ]
+
+    def updates(self, ts: str) -> list[PostedMessage]:
+        return [m for m in self.slack.messages if m.via == "chat.update" and m.ts == ts]
+
+
+@pytest.fixture
+async def stack(sqlite_url: str) -> AsyncIterator[Stack]:
+    async with _stack(sqlite_url) as built:
+        yield built
+
+
+@pytest.fixture
+async def any_db_stack(database_url: str) -> AsyncIterator[Stack]:
+    async with _stack(database_url) as built:
+        yield built
+
+
+class _stack:  # noqa: N801 - used like a context-manager function
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._exit: list[Callable[[], Awaitable[Any]]] = []
+
+    async def __aenter__(self) -> Stack:
+        sim = Simulator(tasks=[])
+        slack = SlackStandIn()
+        self._sim_server = serve_asgi(sim.app)
+        self._slack_server = serve_asgi(slack.app)
+        sim_url = await self._sim_server.__aenter__()
+        slack.base_url = await self._slack_server.__aenter__()
+        credentials = CloudCredentials(
+            kind=CredentialKind.AKSK,
+            project_id=DEMO_PROJECT_ID,
+            access_key=DEMO_ACCESS_KEY,
+            secret_key=SecretStr(DEMO_SECRET_KEY),
+        )
+        # No client-side retries: the follow-up engine's own backoff is what is under test.
+        metastudio = MetaStudioClient(endpoint=sim_url, credentials=credentials, max_retries=0)
+        slack_client = AsyncWebClient(
+            token=DEMO_BOT_TOKEN, base_url=slack.api_url, retry_handlers=slack_retry_handlers()
+        )
+        self.built = Stack(sim, slack, sim_url, self.database_url, metastudio, slack_client)
+        return self.built
+
+    async def __aexit__(self, *exc: object) -> None:
+        for engine in self.built.engines:
+            await engine.stop(grace=2)
+        for storage in self.built.storages:
+            await storage.dispose()
+        await self.built.metastudio.aclose()
+        await self._slack_server.__aexit__(None, None, None)
+        await self._sim_server.__aexit__(None, None, None)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [r for r in caplog.records if r.name == "taskbot.followups" and r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+
+
+# --- watching one task -------------------------------------------------------------------------
+
+
+async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="taskbot.followups")
+    stack.sim.add_task(sim_task(duration=1.2))
+    limiter = PriorityRateLimiter(rate=500)
+    engine = await stack.followups(limiter=limiter)
+    cards = {channel: await stack.post_card(channel) for channel in CHANNELS}
+    for number, channel in enumerate(CHANNELS):
+        result = await engine.watch(
+            team_id=TEAM, task_id=TASK_ID, channel_id=channel, user_id=f"U0USER000{number}", message_ts=cards[channel]
+        )
+        assert result.created
+    again = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0USER0000")
+    assert not again.created
+
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 3, timeout=8)
+    await asyncio.sleep(0.5)  # a duplicate would show up now
+
+    alerts = stack.alerts()
+    assert sorted(m.channel or "" for m in alerts) == sorted(CHANNELS)
+    for number, channel in enumerate(CHANNELS):
+        (alert,) = [m for m in alerts if m.channel == channel]
+        # Default alert_mode: a reply in the card's thread, also sent to the channel.
+        assert alert.payload["thread_ts"] == cards[channel]
+        assert alert.payload["reply_broadcast"] is True
+        assert alert.text.startswith(f"<@U0USER000{number}> ")
+        blocks = json.dumps(alert.blocks)
+        assert "1,188 of 1,200" in blocks  # 1% of 1,200 failed
+        assert ":warning: *12 failed*" in blocks
+        final = stack.updates(cards[channel])[-1]
+        assert "Finished" in json.dumps(final.blocks)
+        assert "Watching" not in json.dumps(final.blocks)
+
+    # One poll per interval for the task, not one per channel.
+    polls = stack.sim.requests[("show", TASK_ID)]
+    assert polls == engine.polls
+    assert 3 <= polls <= 20  # ~1.2 s / 0.1 s; three pollers would need 36+
+    assert limiter.granted[Priority.POLL] == polls
+    deliveries = await engine.storage.pending_deliveries()
+    assert deliveries == []
+    watches, feed = await engine.watching(team_id=TEAM, channel_id=CHANNELS[0])
+    assert watches == [] and feed is None
+    no_errors_logged(caplog)
+
+
+@pytest.mark.parametrize("mode", ["thread", "channel"])
+async def test_alert_mode(stack: Stack, mode: str) -> None:
+    stack.sim.add_task(sim_task(duration=0.4))
+    engine = await stack.followups(alert_mode=mode)
+    card = await stack.post_card(CHANNELS[0])
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
+    await asyncio.sleep(0.3)
+    (alert,) = stack.alerts()
+    if mode == "thread":
+        assert alert.payload["thread_ts"] == card
+        assert not alert.payload.get("reply_broadcast")
+    else:
+        assert "thread_ts" not in alert.payload
+    assert "<@U0ASKER01>" in alert.text
+
+
+async def test_without_a_card_the_alert_goes_to_the_channel(stack: Stack) -> None:
+    stack.sim.add_task(sim_task(duration=0.3))
+    engine = await stack.followups()
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
+    (alert,) = stack.alerts()
+    assert alert.channel == CHANNELS[0]
+    assert "thread_ts" not in alert.payload
+    assert stack.slack.calls_to("chat.update") == []
+
+
+async def test_live_card_updates_respect_card_update_seconds(stack: Stack) -> None:
+    stack.sim.add_task(sim_task(duration=2.0, total_count=100_000))
+    engine = await stack.followups(poll_seconds=0.05, card_update_seconds=0.3)
+    card = await stack.post_card(CHANNELS[0])
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=6)
+    updates = stack.updates(card)
+    live = [u for u in updates if "Watching" in json.dumps(u.blocks)]
+    assert len(live) >= 3
+    # Far more polls than updates: the card is redrawn at most once per card_update_seconds.
+    assert engine.polls > len(live) * 2
+    gaps = [b.at - a.at for a, b in zip(live, live[1:], strict=False)]
+    assert min(gaps) >= 0.3 - 0.05
+    assert "Updated" in json.dumps(live[-1].blocks)
+    # The counts on successive live cards move forward.
+    assert len({json.dumps(u.blocks[1]) for u in live}) == len(live)
+    assert "Finished" in json.dumps(updates[-1].blocks)
+
+
+async def test_unwatch(stack: Stack) -> None:
+    stack.sim.add_task(sim_task(duration=0.8))
+    engine = await stack.followups()
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
+    assert await engine.unwatch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0])
+    assert not await engine.unwatch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0])
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
+    await asyncio.sleep(0.3)
+    assert [m.channel for m in stack.alerts()] == [CHANNELS[1]]
+
+
+async def test_unwatching_the_last_channel_stops_polling(stack: Stack) -> None:
+    stack.sim.add_task(sim_task(duration=30))
+    engine = await stack.followups()
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    await eventually(lambda: _true(engine.polls >= 2))
+    assert await engine.unwatch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0])
+    await asyncio.sleep(0.15)
+    polls = engine.polls
+    await asyncio.sleep(0.4)
+    assert engine.polls == polls
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+# --- watches that end without the task finishing -----------------------------------------------
+
+
+async def test_not_found_three_times_ends_the_watch_with_one_notice(stack: Stack) -> None:
+    engine = await stack.followups()
+    card = await stack.post_card(CHANNELS[0], MISSING_ID)
+    await engine.watch(team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
+    await stack.slack.wait_for(lambda _: len(stack.alerts(MISSING_ID)) >= 1, timeout=5)
+    await asyncio.sleep(0.5)
+    (notice,) = stack.alerts(MISSING_ID)
+    assert "no longer finds" in notice.text
+    assert "<@U0ASKER01>" in notice.text
+    assert notice.payload["thread_ts"] == card
+    assert not notice.payload.get("reply_broadcast")
+    assert stack.sim.requests[("show", MISSING_ID)] == 3
+
+
+async def test_not_found_streak_resets_when_the_task_appears(stack: Stack) -> None:
+    stack.sim.set_fault(TASK_ID, None)
+    engine = await stack.followups()
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    await eventually(lambda: _true(stack.sim.requests[("show", TASK_ID)] >= 2))
+    stack.sim.add_task(sim_task(duration=0.3))
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
+    (alert,) = stack.alerts()
+    assert "finished" in alert.text
+
+
+async def test_expiry_sends_one_notice(stack: Stack) -> None:
+    stack.sim.add_task(sim_task(duration=600))
+    engine = await stack.followups(watch_max_hours=0.6 / 3600)
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
+    polls = engine.polls
+    await asyncio.sleep(0.5)
+    (notice,) = stack.alerts()
+    assert "stopped watching" in notice.text
+    assert "Last seen" in json.dumps(notice.blocks)
+    assert engine.polls == polls  # no polling after expiry
+    watches, _ = await engine.watching(team_id=TEAM, channel_id=CHANNELS[0])
+    assert watches == []
+
+
+# --- MetaStudio and Slack faults ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault", [Fault("throttle", seconds=0.2, times=3), Fault("server_error", times=3)], ids=["throttle", "5xx"]
+)
+async def test_throttled_or_failing_task_backs_off_and_still_delivers(
+    stack: Stack, fault: Fault, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="taskbot.followups")
+    stack.sim.add_task(sim_task(duration=0.3, fault=fault))
+    engine = await stack.followups()
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=8)
+    await asyncio.sleep(0.3)
+    assert len(stack.alerts()) == 1
+    assert stack.sim.requests[("show", TASK_ID)] >= 4
+    failed = [r for r in caplog.records if "watch poll failed" in r.getMessage()]
+    assert len(failed) == 3
+    delays = [float(r.getMessage().rsplit("next in ", 1)[1].split()[0]) for r in failed]
+    assert delays[1] > delays[0]  # backing off
+    assert all(getattr(r, "task_id", None) == TASK_ID for r in failed)
+    no_errors_logged(caplog)
+
+
+async def test_channel_not_found_closes_the_subscriber_and_dms_the_requester(stack: Stack) -> None:
+    gone = "C0GONE0001"
+    stack.slack.channel_errors[gone] = "channel_not_found"
+    stack.sim.add_task(sim_task(duration=0.3))
+    engine = await stack.followups()
+    result = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=gone, user_id="U0ASKER01")
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER02")
+    await stack.slack.wait_for(lambda ms: any(m.channel == "U0ASKER01" for m in ms), timeout=5)
+    await asyncio.sleep(0.6)  # a retry loop would post again by now
+    (dm,) = [m for m in stack.slack.messages if m.channel == "U0ASKER01"]
+    assert f"<#{gone}>" in dm.text
+    assert TASK_ID in dm.text
+    posts_to_gone = [c for c in stack.slack.calls_to("chat.postMessage") if c.params.get("channel") == gone]
+    assert len(posts_to_gone) == 1
+    assert [m.channel for m in stack.alerts()] == [CHANNELS[0]]
+    assert await engine.storage.pending_deliveries() == []
+    subscribers = await engine.storage.active_subscribers(result.watch.id)
+    assert subscribers == []
+
+
+async def test_slack_rate_limit_is_retried_and_delivered_once(stack: Stack) -> None:
+    stack.sim.add_task(sim_task(duration=0.3))
+    engine = await stack.followups()
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    stack.slack.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=1)
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=8)
+    await asyncio.sleep(0.3)
+    assert len(stack.alerts()) == 1
+    assert len(stack.slack.calls_to("chat.postMessage")) == 2  # the 429, then the retry
+
+
+async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> None:
+    stack.sim.add_task(sim_task(duration=0.3))
+    engine = await stack.followups()
+    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    stack.slack.fail_next("chat.postMessage", error="internal_error")
+    stack.slack.fail_next("chat.postMessage", error="fatal_error")
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=8)
+    await asyncio.sleep(0.3)
+    assert len(stack.alerts()) == 1
+    # Each retry first looked for an earlier post (found none), then posted.
+    assert len(stack.slack.calls_to("conversations.history")) == 2
+
+
+# --- exactly once across restarts (SQLite and PostgreSQL) --------------------------------------
+
+
+async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) -> None:
+    stack = any_db_stack
+    stack.sim.add_task(sim_task(duration=1.0))
+    first = await stack.followups()
+    card = await stack.post_card(CHANNELS[0])
+    await first.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
+    await first.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
+    await eventually(lambda: _true(first.polls >= 1))
+    await first.stop()
+    assert stack.alerts() == []
+
+    second = await stack.followups()
+    await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 2, timeout=8)
+    await asyncio.sleep(0.4)
+    assert sorted(m.channel or "" for m in stack.alerts()) == [CHANNELS[0], CHANNELS[1]]
+    assert second.polls >= 1
+    # The card kept by the first process is the one the second keeps up to date.
+    assert "Finished" in json.dumps(stack.updates(card)[-1].blocks)
+
+
+@pytest.mark.parametrize("where", ["channel", "thread", "nowhere"])
+async def test_resumed_sending_delivery_is_not_posted_twice(any_db_stack: Stack, where: str) -> None:
+    """A process died after posting but before mark_sent: the next one finds the post by its key."""
+    stack = any_db_stack
+    storage = await stack.storage()
+    card = await stack.post_card(CHANNELS[0])
+    expires = (await _now(storage)) + 3600
+    result = await storage.watch(
+        team_id=TEAM,
+        task_id=TASK_ID,
+        channel_id=CHANNELS[0],
+        user_id="U0ASKER01",
+        expires_at=_from_epoch(expires),
+        message_ts=card if where == "thread" else None,
+    )
+    snapshot = sim_task(duration=0.0, started_ago=5).body_at(int(time.time() * 1000))
+    (delivery,) = await storage.close_watch(result.watch.id, status="finished", snapshot=snapshot)
+    claimed = await storage.mark_sending(delivery.id)
+    assert claimed is not None and claimed.attempts == 1
+    posted_ts = None
+    if where != "nowhere":
+        response = await stack.slack_client.chat_postMessage(
+            channel=CHANNELS[0],
+            text=f"finished {TASK_ID}",
+            thread_ts=card if where == "thread" else None,
+            metadata={"event_type": DELIVERY_EVENT, "event_payload": {"key": delivery.key}},
+        )
+        posted_ts = response["ts"]
+
+    engine = await stack.followups(alert_mode="thread" if where == "thread" else "thread_and_channel")
+
+    async def sent() -> bool:
+        record = await storage.get_delivery(delivery.id)
+        return record is not None and record.status == "sent"
+
+    await eventually(sent)
+    await asyncio.sleep(0.3)
+    record = await storage.get_delivery(delivery.id)
+    assert record is not None
+    assert len(stack.alerts()) == 1
+    if posted_ts is not None:
+        assert record.slack_ts == posted_ts
+        assert engine.delivered == 1
+    else:
+        assert record.slack_ts == stack.alerts()[0].ts
+    if where == "thread":
+        assert stack.slack.calls_to("conversations.replies")
+
+
+async def _now(storage: Storage) -> float:
+    return time.time()
+
+
+def _from_epoch(seconds: float) -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+# --- project feed ------------------------------------------------------------------------------
+
+
+async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Stack) -> None:
+    r1, r2 = "knowledge-intent-question-create", "knowledge-base-document-import"
+    old_done = "0d000000000000000000000000000001"
+    old_static = "0d000000000000000000000000000002"
+    soon_r1 = "50000000000000000000000000000a01"
+    soon_r2 = "50000000000000000000000000000a02"
+    running = "50000000000000000000000000000a03"
+    stack.sim.add_task(sim_task(old_done, duration=1.0, started_ago=10, resource=r1))
+    # Finished by its counts, with no end time: never seen running after the subscription.
+    stack.sim.add_task(
+        SimTask.static(
+            {
+                "task_id": old_static,
+                "task_name": "static",
+                "resource": r1,
+                "begin_time": int(time.time() * 1000) - 5000,
+                "total_count": 3,
+                "success_count": 3,
+                "failure_count": 0,
+            }
+        )
+    )
+    stack.sim.add_task(sim_task(soon_r1, duration=1.0, started_ago=0.4, resource=r1))
+    stack.sim.add_task(sim_task(soon_r2, duration=1.0, started_ago=0.2, resource=r2))
+    stack.sim.add_task(sim_task(running, duration=600, resource=r1))
+    engine = await stack.followups()
+    everything, created = await engine.subscribe(team_id=TEAM, channel_id=CHANNELS[0], user_id="U0ASKER01", resources=[])
+    assert created
+    only_r1, _ = await engine.subscribe(team_id=TEAM, channel_id=CHANNELS[1], user_id="U0ASKER02", resources=[r1, " "])
+    assert only_r1.resources == (r1,)
+
+    await stack.slack.wait_for(
+        lambda _: len(stack.alerts(soon_r1)) >= 2 and len(stack.alerts(soon_r2)) >= 1, timeout=6
+    )
+    await asyncio.sleep(0.5)  # several more feed polls
+    assert sorted(m.channel or "" for m in stack.alerts(soon_r1)) == [CHANNELS[0], CHANNELS[1]]
+    assert [m.channel for m in stack.alerts(soon_r2)] == [CHANNELS[0]]
+    for task_id in (old_done, old_static, running):
+        assert stack.alerts(task_id) == []
+    for alert in stack.alerts(soon_r1):
+        assert "thread_ts" not in alert.payload
+        assert "<@" not in alert.text
+    # One list call per poll serves both feeds.
+    assert stack.sim.requests[("list", "")] == engine.feed_polls
+    assert engine.polls == 0
+
+    watches, feed = await engine.watching(team_id=TEAM, channel_id=CHANNELS[1])
+    assert watches == [] and feed is not None and feed.resources == (r1,)
+    assert await engine.unsubscribe(team_id=TEAM, channel_id=CHANNELS[0])
+    assert await engine.unsubscribe(team_id=TEAM, channel_id=CHANNELS[1])
+    await asyncio.sleep(0.2)
+    polls = engine.feed_polls
+    await asyncio.sleep(0.4)
+    assert engine.feed_polls == polls  # no feed left, no more list calls
+
+
+async def test_feed_survives_a_restart_without_replaying(stack: Stack) -> None:
+    task_a = "50000000000000000000000000000b01"
+    task_b = "50000000000000000000000000000b02"
+    stack.sim.add_task(sim_task(task_a, duration=0.3))
+    first = await stack.followups()
+    await first.subscribe(team_id=TEAM, channel_id=CHANNELS[0], user_id="U0ASKER01", resources=())
+    await stack.slack.wait_for(lambda _: len(stack.alerts(task_a)) >= 1, timeout=5)
+    await first.stop()
+    stack.sim.add_task(sim_task(task_b, duration=0.5))
+    await stack.followups()
+    await stack.slack.wait_for(lambda _: len(stack.alerts(task_b)) >= 1, timeout=5)
+    await asyncio.sleep(0.4)
+    assert len(stack.alerts(task_a)) == 1
+    assert len(stack.alerts(task_b)) == 1
