@@ -57,6 +57,8 @@ def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = F
         signing_secret=_secret(settings.slack_signing_secret) or "",
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
+        # taskbot defines no Slack workflow functions; skip that per-request middleware.
+        attaching_function_token_enabled=False,
         logger=bolt_logger,
     )
 

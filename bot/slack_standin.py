@@ -46,6 +46,7 @@ class PostedMessage:
     ts: str | None = None
     at: float = field(default_factory=time.monotonic)
     wall: float = field(default_factory=time.time)
+    team_id: str | None = None
 
     @property
     def text(self) -> str:
@@ -72,6 +73,13 @@ class ApiCall:
     token: str | None
 
 
+@dataclass
+class IssuedToken:
+    team_id: str
+    expires_at: float | None = None  # wall-clock seconds; None for a token that never expires
+    revoked: bool = False
+
+
 class SlackStandIn:
     """The fake Slack. ``app`` is its ASGI app; ``base_url`` is set once it is served."""
 
@@ -83,7 +91,17 @@ class SlackStandIn:
         not_in_channel: Iterable[str] = (),
     ) -> None:
         self.team_id = team_id
-        self.valid_tokens = {bot_token}
+        # token -> which workspace it belongs to; OAuth installs add more.
+        self.tokens: dict[str, IssuedToken] = {bot_token: IssuedToken(team_id)}
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> team id
+        self.oauth_codes: dict[str, tuple[str, str]] = {}  # code -> (team id, installing user)
+        self.token_lifetime: int | None = None  # seconds; set to issue rotating (expiring) tokens
+        self.client_id = "0000000000.1111111111"
+        self.client_secret = "stand-in-client-secret"
+        # user id -> users.info "user" fields (is_admin, is_owner, ...)
+        self.users: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.views: list[dict[str, Any]] = []
         self.not_in_channel = set(not_in_channel)
         # channel id -> the error chat.postMessage answers there ("channel_not_found", "is_archived", ...)
         self.channel_errors: dict[str, str] = {}
@@ -130,6 +148,8 @@ class SlackStandIn:
         return self.messages
 
     async def _record(self, message: PostedMessage) -> None:
+        team_id = message.payload.pop("_team_id", None)
+        message.team_id = message.team_id or team_id
         async with self._changed:
             self.messages.append(message)
             self._changed.notify_all()
@@ -146,13 +166,76 @@ class SlackStandIn:
             failure = queued.pop(0)
             headers = {"Retry-After": str(failure["retry_after"])} if failure["retry_after"] is not None else {}
             return JSONResponse({"ok": False, "error": failure["error"]}, status_code=failure["status"], headers=headers)
-        if token not in self.valid_tokens:
+        if method == "oauth.v2.access":
+            return JSONResponse(await self._api_oauth_v2_access(params, request))
+        issued = self.tokens.get(token or "")
+        if issued is None or issued.revoked:
             return JSONResponse({"ok": False, "error": "invalid_auth"})
+        if issued.expires_at is not None and issued.expires_at <= time.time():
+            return JSONResponse({"ok": False, "error": "token_expired"})
         handler = getattr(self, "_api_" + method.replace(".", "_"), None)
         if handler is None:
             return JSONResponse({"ok": False, "error": "unknown_method"})
+        params["_team_id"] = issued.team_id
         result: dict[str, Any] = await handler(params)
         return JSONResponse(result)
+
+    # -- OAuth -----------------------------------------------------------------------------
+    def issue_code(self, team_id: str, user_id: str = "U0INSTALLR") -> str:
+        """What Slack puts in ``?code=`` on the redirect after someone approves the install."""
+        code = uuid.uuid4().hex
+        self.oauth_codes[code] = (team_id, user_id)
+        return code
+
+    def _new_bot_token(self, team_id: str) -> dict[str, Any]:
+        prefix = "xoxe.xoxb-" if self.token_lifetime else "xoxb-"
+        token = f"{prefix}{team_id}-{uuid.uuid4().hex[:16]}"
+        expires_at = time.time() + self.token_lifetime if self.token_lifetime else None
+        self.tokens[token] = IssuedToken(team_id, expires_at)
+        grant: dict[str, Any] = {"access_token": token}
+        if self.token_lifetime:
+            refresh = f"xoxe-1-{uuid.uuid4().hex}"
+            self.refresh_tokens[refresh] = team_id
+            grant.update({"refresh_token": refresh, "expires_in": self.token_lifetime})
+        return grant
+
+    async def _api_oauth_v2_access(self, params: dict[str, Any], request: Request) -> dict[str, Any]:
+        client_id, client_secret = params.get("client_id"), params.get("client_secret")
+        basic = request.headers.get("authorization", "")
+        if basic.startswith("Basic "):
+            import base64
+
+            client_id, _, client_secret = base64.b64decode(basic[6:]).decode().partition(":")
+        if client_id != self.client_id or client_secret != self.client_secret:
+            return {"ok": False, "error": "invalid_client_id"}
+        if params.get("grant_type") == "refresh_token":
+            team_id = self.refresh_tokens.pop(str(params.get("refresh_token")), None)
+            if team_id is None:
+                return {"ok": False, "error": "invalid_refresh_token"}
+            grant = self._new_bot_token(team_id)
+            return {"ok": True, "token_type": "bot", "team": {"id": team_id}, **grant}
+        code = self.oauth_codes.pop(str(params.get("code")), None)
+        if code is None:
+            return {"ok": False, "error": "invalid_code"}
+        team_id, user_id = code
+        grant = self._new_bot_token(team_id)
+        return {
+            "ok": True,
+            "app_id": "A0TASKBOT1",
+            "authed_user": {"id": user_id},
+            "scope": "commands,chat:write",
+            "token_type": "bot",
+            "bot_user_id": DEMO_BOT_USER_ID,
+            "team": {"id": team_id, "name": f"Workspace {team_id}"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            **grant,
+        }
+
+    def revoke_team(self, team_id: str) -> None:
+        for issued in self.tokens.values():
+            if issued.team_id == team_id:
+                issued.revoked = True
 
     async def _api_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -160,7 +243,7 @@ class SlackStandIn:
             "url": "https://demo.slack.invalid/",
             "team": "Demo workspace",
             "user": "taskbot",
-            "team_id": self.team_id,
+            "team_id": params["_team_id"],
             "user_id": DEMO_BOT_USER_ID,
             "bot_id": "B0TASKBOT1",
             "is_enterprise_install": False,
@@ -216,6 +299,31 @@ class SlackStandIn:
             return {"ok": False, "error": "message_not_found"}
         await self._record(PostedMessage("chat.update", channel, params, ts))
         return {"ok": True, "channel": channel, "ts": ts, "text": params.get("text")}
+
+    async def _api_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(params.get("user", ""))
+        fields = self.users.get(user_id)
+        if fields is None:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": {"id": user_id, "team_id": params["_team_id"], "is_admin": False, "is_owner": False, **fields}}
+
+    async def _api_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = str(params.get("usergroup", ""))
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
+
+    async def _api_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.views.append({"method": "views.publish", **params})
+        return {"ok": True, "view": {"id": "V" + uuid.uuid4().hex[:10].upper(), **(params.get("view") or {})}}
+
+    async def _api_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.views.append({"method": "views.open", **params})
+        return {"ok": True, "view": {"id": "V" + uuid.uuid4().hex[:10].upper(), **(params.get("view") or {})}}
+
+    async def _api_views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.views.append({"method": "views.update", **params})
+        return {"ok": True, "view": {"id": params.get("view_id"), **(params.get("view") or {})}}
 
     async def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         await self._record(PostedMessage("chat.postEphemeral", str(params.get("channel")), params))
@@ -324,7 +432,7 @@ async def _read_params(request: Request) -> dict[str, Any]:
             params.update(loaded)
     else:
         params.update(parse_qsl(raw.decode(), keep_blank_values=True))
-    for key in ("blocks", "attachments", "metadata"):
+    for key in ("blocks", "attachments", "metadata", "view"):
         if isinstance(params.get(key), str):
             try:
                 params[key] = json.loads(params[key])

@@ -611,6 +611,7 @@ async def test_set_fault_on_any_task_and_clear_it(demo: Api) -> None:
     assert (await demo.show(SEED_TASK_ID)).status_code == 200
 
     demo.sim.set_fault(BROKEN_TASK_ID, None)
+    assert demo.sim.current_fault(BROKEN_TASK_ID) is None
     assert (await demo.show(BROKEN_TASK_ID)).status_code == 200
     listed = {t["task_id"] for t in (await demo.search([("limit", "100")])).json()["data"]}
     assert BROKEN_TASK_ID in listed

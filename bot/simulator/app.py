@@ -114,6 +114,9 @@ class Simulator:
     Times come from ``clock`` (epoch seconds), read on every request, so tests move a fake clock
     and benchmarks use real time. The demo set (``tasks=None``) is laid out relative to the
     moment the Simulator is created.
+
+    ``requests`` counts every request that reached a handler, authenticated or not, keyed
+    ``("show", task_id)``, ``("list", "")``, ``("token", "")`` or ``("unknown", path)``.
     """
 
     def __init__(
@@ -182,6 +185,9 @@ class Simulator:
             self._faults[task_id] = fault
         self._fault_hits.pop(task_id, None)
         self._listed = None
+
+    def current_fault(self, task_id: str) -> Fault | None:
+        return self._faults.get(task_id)
 
     def task(self, task_id: str) -> SimTask:
         return self._tasks[task_id]
