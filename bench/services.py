@@ -16,7 +16,7 @@ from bot.simulator import Simulator
 from bot.slack_standin import SlackStandIn
 
 
-async def main() -> None:
+async def main() -> int:
     slack = SlackStandIn()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -26,7 +26,10 @@ async def main() -> None:
         slack.base_url = slack_url
         print(json.dumps({"simulator": simulator_url, "slack": slack_url}), flush=True)
         await stop.wait()
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    from bot.cli import run_fast
+
+    sys.exit(run_fast(main()))

@@ -48,10 +48,10 @@ def _settings_for_serving() -> Settings:
 def serve(port: int | None) -> int:
     settings = _settings_for_serving()
     logs.configure(settings.log_format, settings.log_level, _secrets(settings))
-    return _run_fast(_serve(settings, port or settings.port))
+    return run_fast(_serve(settings, port or settings.port))
 
 
-def _run_fast(main: Coroutine[Any, Any, int]) -> int:
+def run_fast(main: Coroutine[Any, Any, int]) -> int:
     """Run on uvloop when it is installed (it comes with uvicorn[standard]); plain asyncio otherwise."""
     try:
         import uvloop

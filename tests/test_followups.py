@@ -31,7 +31,7 @@ TEAM = DEMO_TEAM_ID
 CHANNELS = ("C0CHAN0001", "C0CHAN0002", "C0CHAN0003")
 TASK_ID = "c0ffee00c0ffee00c0ffee00c0ffee01"
 MISSING_ID = "deadbeefdeadbeefdeadbeefdeadbeef"
-POLL = 0.1
+POLL = 0.05
 
 
 def sim_task(task_id: str = TASK_ID, *, duration: float = 1.0, started_ago: float = 0.1, **kw: Any) -> SimTask:
@@ -203,7 +203,7 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
     assert not again.created
 
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 3, timeout=8)
-    await asyncio.sleep(0.3)  # a duplicate would show up now
+    await asyncio.sleep(0.2)  # a duplicate would show up now
 
     alerts = stack.alerts()
     assert sorted(m.channel or "" for m in alerts) == sorted(CHANNELS)
@@ -223,7 +223,7 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
     # One poll per interval for the task, not one per channel.
     polls = stack.sim.requests[("show", TASK_ID)]
     assert polls == engine.polls
-    assert 3 <= polls <= 14  # ~0.8 s / 0.1 s; three pollers would need 24+
+    assert 3 <= polls <= 24  # ~0.8 s / 0.05 s; three pollers would need 48+
     assert limiter.granted[Priority.POLL] == polls
     deliveries = await engine.storage.pending_deliveries()
     assert deliveries == []
@@ -239,7 +239,7 @@ async def test_alert_mode(stack: Stack, mode: str) -> None:
     card = await stack.post_card(CHANNELS[0])
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     (alert,) = stack.alerts()
     if mode == "thread":
         assert alert.payload["thread_ts"] == card
@@ -261,8 +261,8 @@ async def test_without_a_card_the_alert_goes_to_the_channel(stack: Stack) -> Non
 
 
 async def test_live_card_updates_respect_card_update_seconds(stack: Stack) -> None:
-    stack.sim.add_task(sim_task(duration=1.3, total_count=100_000))
-    engine = await stack.followups(poll_seconds=0.05, card_update_seconds=0.25)
+    stack.sim.add_task(sim_task(duration=1.0, total_count=100_000))
+    engine = await stack.followups(poll_seconds=0.05, card_update_seconds=0.2)
     card = await stack.post_card(CHANNELS[0])
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=6)
@@ -272,7 +272,7 @@ async def test_live_card_updates_respect_card_update_seconds(stack: Stack) -> No
     # Far more polls than updates: the card is redrawn at most once per card_update_seconds.
     assert engine.polls > len(live) * 2
     gaps = [b.at - a.at for a, b in zip(live, live[1:], strict=False)]
-    assert min(gaps) >= 0.25 - 0.04
+    assert min(gaps) >= 0.2 - 0.03
     assert "Updated" in json.dumps(live[-1].blocks)
     # The counts on successive live cards move forward.
     assert len({json.dumps(u.blocks[1]) for u in live}) == len(live)
@@ -287,7 +287,7 @@ async def test_unwatch(stack: Stack) -> None:
     assert await engine.unwatch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0])
     assert not await engine.unwatch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0])
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     assert [m.channel for m in stack.alerts()] == [CHANNELS[1]]
 
 
@@ -299,7 +299,7 @@ async def test_unwatching_the_last_channel_stops_polling(stack: Stack) -> None:
     assert await engine.unwatch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0])
     await asyncio.sleep(0.15)
     polls = engine.polls
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.2)
     assert engine.polls == polls
 
 
@@ -315,7 +315,7 @@ async def test_not_found_three_times_ends_the_watch_with_one_notice(stack: Stack
     card = await stack.post_card(CHANNELS[0], MISSING_ID)
     await engine.watch(team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
     await stack.slack.wait_for(lambda _: len(stack.alerts(MISSING_ID)) >= 1, timeout=5)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     (notice,) = stack.alerts(MISSING_ID)
     assert "no longer finds" in notice.text
     assert "<@U0ASKER01>" in notice.text
@@ -341,7 +341,7 @@ async def test_expiry_sends_one_notice(stack: Stack) -> None:
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
     polls = engine.polls
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     (notice,) = stack.alerts()
     assert "stopped watching" in notice.text
     assert "Last seen" in json.dumps(notice.blocks)
@@ -354,7 +354,7 @@ async def test_expiry_sends_one_notice(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize(
-    "fault", [Fault("throttle", seconds=0.2, times=3), Fault("server_error", times=3)], ids=["throttle", "5xx"]
+    "fault", [Fault("throttle", seconds=0.2, times=2), Fault("server_error", times=2)], ids=["throttle", "5xx"]
 )
 async def test_throttled_or_failing_task_backs_off_and_still_delivers(
     stack: Stack, fault: Fault, caplog: pytest.LogCaptureFixture
@@ -364,11 +364,11 @@ async def test_throttled_or_failing_task_backs_off_and_still_delivers(
     engine = await stack.followups(max_poll_seconds=0.3)
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=8)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     assert len(stack.alerts()) == 1
-    assert stack.sim.requests[("show", TASK_ID)] >= 4
+    assert stack.sim.requests[("show", TASK_ID)] >= 3
     failed = [r for r in caplog.records if "watch poll failed" in r.getMessage()]
-    assert len(failed) == 3
+    assert len(failed) == 2
     delays = [float(r.getMessage().rsplit("next in ", 1)[1].split()[0]) for r in failed]
     assert delays[1] > delays[0]  # backing off
     assert all(getattr(r, "task_id", None) == TASK_ID for r in failed)
@@ -383,7 +383,7 @@ async def test_channel_not_found_closes_the_subscriber_and_dms_the_requester(sta
     result = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=gone, user_id="U0ASKER01")
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER02")
     await stack.slack.wait_for(lambda ms: any(m.channel == "U0ASKER01" for m in ms), timeout=5)
-    await asyncio.sleep(0.4)  # a retry loop would post again by now
+    await asyncio.sleep(0.2)  # a retry loop would post again by now
     (dm,) = [m for m in stack.slack.messages if m.channel == "U0ASKER01"]
     assert f"<#{gone}>" in dm.text
     assert TASK_ID in dm.text
@@ -402,7 +402,7 @@ async def test_slack_rate_limit_is_retried_and_delivered_once(stack: Stack) -> N
     # Retry-After: 0 keeps the test fast; slack_sdk still waits (0-1 s of jitter) and retries.
     stack.slack.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=0)
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=8)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     assert len(stack.alerts()) == 1
     assert len(stack.slack.calls_to("chat.postMessage")) == 2  # the 429, then the retry
 
@@ -414,7 +414,7 @@ async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> N
     stack.slack.fail_next("chat.postMessage", error="internal_error")
     stack.slack.fail_next("chat.postMessage", error="fatal_error")
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=8)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     assert len(stack.alerts()) == 1
     # Each retry first looked for an earlier post (found none), then posted.
     assert len(stack.slack.calls_to("conversations.history")) == 2
@@ -425,7 +425,7 @@ async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> N
 
 async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) -> None:
     stack = any_db_stack
-    stack.sim.add_task(sim_task(duration=1.0))
+    stack.sim.add_task(sim_task(duration=0.6))
     first = await stack.followups()
     card = await stack.post_card(CHANNELS[0])
     await first.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
@@ -436,7 +436,7 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
 
     second = await stack.followups()
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 2, timeout=8)
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.2)
     assert sorted(m.channel or "" for m in stack.alerts()) == [CHANNELS[0], CHANNELS[1]]
     assert second.polls >= 1
     # The card kept by the first process is the one the second keeps up to date.
@@ -479,7 +479,7 @@ async def test_resumed_sending_delivery_is_not_posted_twice(any_db_stack: Stack,
         return record is not None and record.status == "sent"
 
     await eventually(sent)
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     record = await storage.get_delivery(delivery.id)
     assert record is not None
     assert len(stack.alerts()) == 1
@@ -539,7 +539,7 @@ async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Sta
     await stack.slack.wait_for(
         lambda _: len(stack.alerts(soon_r1)) >= 2 and len(stack.alerts(soon_r2)) >= 1, timeout=6
     )
-    await asyncio.sleep(0.3)  # several more feed polls
+    await asyncio.sleep(0.2)  # several more feed polls
     assert sorted(m.channel or "" for m in stack.alerts(soon_r1)) == [CHANNELS[0], CHANNELS[1]]
     assert [m.channel for m in stack.alerts(soon_r2)] == [CHANNELS[0]]
     for task_id in (old_done, old_static, running):
@@ -557,7 +557,7 @@ async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Sta
     assert await engine.unsubscribe(team_id=TEAM, channel_id=CHANNELS[1])
     await asyncio.sleep(0.15)
     polls = engine.feed_polls
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
     assert engine.feed_polls == polls  # no feed left, no more list calls
 
 
@@ -572,6 +572,6 @@ async def test_feed_survives_a_restart_without_replaying(stack: Stack) -> None:
     stack.sim.add_task(sim_task(task_b, duration=0.5))
     await stack.followups()
     await stack.slack.wait_for(lambda _: len(stack.alerts(task_b)) >= 1, timeout=5)
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.2)
     assert len(stack.alerts(task_a)) == 1
     assert len(stack.alerts(task_b)) == 1

@@ -1,0 +1,534 @@
+"""Per-workspace MetaStudio connections, ``/task`` guardrails and their audit log.
+
+Each Slack workspace (``team_id``) connects its own MetaStudio project. Secrets (access key,
+secret key, security token, IAM password) are stored only as Fernet tokens (``bot.crypto``) and
+leave this module decrypted only through ``credentials()``, as ``SecretStr``. Everything else
+returned is a frozen dataclass that holds no secret, so it can be rendered, logged or cached.
+
+Only the secrets of the current credential type are kept: switching from AK/SK to an IAM user
+deletes the stored AK/SK, so nothing lingers that nobody can see or use.
+
+The tables share ``bot.storage.Base``: importing this module before ``Storage.create_all()``
+creates them too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Text, delete, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.config import REGION_ENDPOINTS, CloudCredentials, CredentialKind
+from bot.crypto import SecretBox
+from bot.logs import RedactingFilter
+from bot.storage import _WRITE_OPTION, Base, utcnow
+
+__all__ = [
+    "CONFIGURABLE_KINDS",
+    "AuditEntry",
+    "Connection",
+    "ConnectionForm",
+    "Guardrails",
+    "WorkspaceStore",
+    "mask_access_key",
+]
+
+# Kinds an admin can configure; an IAM token expires within a day, so it is not one of them.
+CONFIGURABLE_KINDS: Final = (CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK, CredentialKind.IAM_PASSWORD)
+ACTION_CONNECTION_UPDATED: Final = "connection.updated"
+ACTION_GUARDRAILS_UPDATED: Final = "guardrails.updated"
+LAST_ERROR_MAX_CHARS: Final = 300
+AUDIT_DETAIL_MAX_CHARS: Final = 500
+# record_call() runs on every MetaStudio call; an unchanged outcome is written at most this often.
+RECORD_INTERVAL_SECONDS: Final = 60.0
+_INSERT_ATTEMPTS: Final = 3
+_redactor = RedactingFilter()
+_Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+_KIND_CHECK = "kind IN ({})".format(", ".join(f"'{kind.value}'" for kind in CONFIGURABLE_KINDS))
+
+
+class ConnectionRow(Base):
+    __tablename__ = "connections"
+    __table_args__ = (CheckConstraint(_KIND_CHECK, name="kind"),)
+
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    region: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str | None] = mapped_column(String(500))
+    project_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    # *_enc columns hold Fernet tokens only, never plaintext.
+    access_key_enc: Mapped[str | None] = mapped_column(Text)
+    access_key_hint: Mapped[str | None] = mapped_column(String(32))
+    secret_key_enc: Mapped[str | None] = mapped_column(Text)
+    security_token_enc: Mapped[str | None] = mapped_column(Text)
+    iam_username: Mapped[str | None] = mapped_column(String(128))
+    iam_password_enc: Mapped[str | None] = mapped_column(Text)
+    iam_domain: Mapped[str | None] = mapped_column(String(128))
+    last_ok_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(LAST_ERROR_MAX_CHARS))
+    last_error_at: Mapped[datetime | None]
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class GuardrailsRow(Base):
+    __tablename__ = "guardrails"
+
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channels: Mapped[list[str]] = mapped_column(_Json)
+    usergroup_id: Mapped[str | None] = mapped_column(String(64))
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_team_at", "team_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(AUDIT_DETAIL_MAX_CHARS))
+    at: Mapped[datetime]
+
+
+_TABLES = [ConnectionRow.__table__, GuardrailsRow.__table__, AuditRow.__table__]
+_SECRET_COLUMNS: Final = ("access_key_enc", "secret_key_enc", "security_token_enc", "iam_password_enc")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A workspace's MetaStudio connection as anyone may see it: no secret, only a masked AK."""
+
+    team_id: str
+    region: str  # "" when only an endpoint override was given
+    endpoint: str | None
+    project_id: str
+    kind: CredentialKind
+    access_key_hint: str | None
+    has_secret: bool  # every secret the credential type needs is stored
+    iam_username: str | None
+    iam_domain: str | None
+    last_ok_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrails:
+    """Where ``/task`` may be used: listed channels and/or members of one user group."""
+
+    team_id: str
+    channels: tuple[str, ...]
+    usergroup_id: str | None
+    updated_by: str | None
+    updated_at: datetime | None
+
+    @property
+    def unrestricted(self) -> bool:
+        return not self.channels and self.usergroup_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    team_id: str
+    user_id: str
+    action: str
+    detail: str  # never a secret
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionForm:
+    """A submitted connection. A secret that is None keeps the stored one (same credential type only)."""
+
+    region: str
+    endpoint: str | None
+    project_id: str
+    kind: CredentialKind
+    access_key: str | None
+    secret_key: str | None
+    security_token: str | None
+    iam_username: str | None
+    iam_password: str | None
+    iam_domain: str | None
+
+    def __repr__(self) -> str:
+        # The default repr would print the secrets into any traceback or log line that shows it.
+        return (
+            f"ConnectionForm(region={self.region!r}, endpoint={self.endpoint!r}, "
+            f"project_id={self.project_id!r}, kind={self.kind.value!r}, secrets=[redacted])"
+        )
+
+
+def mask_access_key(access_key: str) -> str:
+    """``AKIA…9XQ2``: enough to recognise a key, too little to use it."""
+    if len(access_key) >= 12:
+        return f"{access_key[:4]}…{access_key[-4:]}"
+    if len(access_key) >= 6:
+        return f"{access_key[:2]}…{access_key[-2:]}"
+    return "…"
+
+
+def region_endpoints(region: str, endpoint: str | None) -> tuple[str, str]:
+    """(MetaStudio endpoint, IAM endpoint) for a region and an optional override.
+
+    Same rules as ``Settings.iam_url``: the official ``metastudio.<region>.myhuaweicloud.com``
+    host maps to that region's IAM, and any other override (a proxy, the simulator) serves IAM
+    too. A region missing from our table follows Huawei's host naming.
+    """
+    if endpoint:
+        base = endpoint.rstrip("/")
+        host = urlsplit(base).hostname or ""
+        labels = host.split(".")
+        if host.endswith(".myhuaweicloud.com") and len(labels) == 4:
+            return base, f"https://iam.{labels[1]}.myhuaweicloud.com"
+        return base, base
+    metastudio = REGION_ENDPOINTS.get(region, f"https://metastudio.{region}.myhuaweicloud.com")
+    return metastudio, f"https://iam.{region}.myhuaweicloud.com"
+
+
+def _has_secret(row: ConnectionRow) -> bool:
+    kind = CredentialKind(row.kind)
+    if kind is CredentialKind.IAM_PASSWORD:
+        return bool(row.iam_username and row.iam_password_enc and row.iam_domain)
+    pair = bool(row.access_key_enc and row.secret_key_enc)
+    return pair and (kind is CredentialKind.AKSK or bool(row.security_token_enc))
+
+
+def _connection(row: ConnectionRow) -> Connection:
+    return Connection(
+        team_id=row.team_id,
+        region=row.region,
+        endpoint=row.endpoint,
+        project_id=row.project_id,
+        kind=CredentialKind(row.kind),
+        access_key_hint=row.access_key_hint,
+        has_secret=_has_secret(row),
+        iam_username=row.iam_username,
+        iam_domain=row.iam_domain,
+        last_ok_at=row.last_ok_at,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )
+
+
+def _guardrails(row: GuardrailsRow) -> Guardrails:
+    return Guardrails(
+        team_id=row.team_id,
+        channels=tuple(row.channels),
+        usergroup_id=row.usergroup_id,
+        updated_by=row.updated_by,
+        updated_at=row.updated_at,
+    )
+
+
+def _audit(row: AuditRow) -> AuditEntry:
+    return AuditEntry(team_id=row.team_id, user_id=row.user_id, action=row.action, detail=row.detail, at=row.at)
+
+
+class WorkspaceStore:
+    """Connections, guardrails and audit log of every workspace. Safe to share between coroutines."""
+
+    def __init__(
+        self, engine: AsyncEngine, box: SecretBox, *, record_interval: float = RECORD_INTERVAL_SECONDS
+    ) -> None:
+        self._box = box
+        self._record_interval = record_interval
+        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        # On an engine set up by bot.storage.Storage this makes SQLite take the write lock at
+        # BEGIN; elsewhere the option is inert.
+        self._writer = async_sessionmaker(
+            engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+        )
+        self._engine = engine
+        # team_id -> (last recorded outcome, monotonic time it was written)
+        self._recorded: dict[str, tuple[tuple[bool, str | None], float]] = {}
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reader() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        async with self._writer() as session, session.begin():
+            yield session
+
+    async def create_all(self) -> None:
+        async with self._engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all, tables=_TABLES)
+
+    # -- connection ----------------------------------------------------------------------------
+
+    async def get_connection(self, team_id: str) -> Connection | None:
+        async with self._read() as session:
+            row = await session.get(ConnectionRow, team_id)
+            return None if row is None else _connection(row)
+
+    async def credentials(self, team_id: str) -> CloudCredentials | None:
+        """Decrypted credentials for ``MetaStudioClient``; None when not configured.
+
+        Raises ``bot.crypto.SecretUnreadable`` when the key that encrypted them is gone.
+        """
+        async with self._read() as session:
+            row = await session.get(ConnectionRow, team_id)
+        if row is None or not _has_secret(row):
+            return None
+        kind = CredentialKind(row.kind)
+        if kind is CredentialKind.IAM_PASSWORD:
+            return CloudCredentials(
+                kind=kind,
+                project_id=row.project_id,
+                iam_username=row.iam_username,
+                iam_password=self._secret(row.iam_password_enc),
+                iam_domain=row.iam_domain,
+            )
+        return CloudCredentials(
+            kind=kind,
+            project_id=row.project_id,
+            access_key=self._plain(row.access_key_enc),
+            secret_key=self._secret(row.secret_key_enc),
+            security_token=self._secret(row.security_token_enc) if kind is CredentialKind.TEMPORARY_AKSK else None,
+        )
+
+    def _plain(self, token: str | None) -> str | None:
+        return None if token is None else self._box.decrypt(token)
+
+    def _secret(self, token: str | None) -> SecretStr | None:
+        return None if token is None else SecretStr(self._box.decrypt(token))
+
+    async def endpoint_for(self, team_id: str) -> tuple[str, str] | None:
+        """(MetaStudio endpoint, IAM endpoint) of the workspace's connection; None when not configured."""
+        async with self._read() as session:
+            row = await session.get(ConnectionRow, team_id)
+        return None if row is None else region_endpoints(row.region, row.endpoint)
+
+    async def save_connection(self, team_id: str, form: ConnectionForm, *, user_id: str) -> Connection:
+        """Create or replace the connection and audit it.
+
+        A secret the form leaves None is kept only when the credential type is unchanged;
+        secrets of other types are deleted. Raises ``ValueError`` (naming the field, never a
+        value) when the result would lack something the credential type needs. The last call
+        outcome is cleared: it described the previous settings.
+        """
+        if form.kind not in CONFIGURABLE_KINDS:
+            raise ValueError(f"credential type {form.kind.value} cannot be configured for a workspace")
+        for attempt in range(_INSERT_ATTEMPTS):
+            try:
+                async with self._write() as session:
+                    row = await session.scalar(
+                        select(ConnectionRow).where(ConnectionRow.team_id == team_id).with_for_update()
+                    )
+                    if row is None:
+                        row = ConnectionRow(team_id=team_id)
+                        session.add(row)
+                        same_kind = False
+                    else:
+                        same_kind = row.kind == form.kind.value
+                    changed = self._apply(row, form, keep=same_kind)
+                    row.region = form.region
+                    row.endpoint = form.endpoint or None
+                    row.project_id = form.project_id
+                    row.kind = form.kind.value
+                    row.last_ok_at = row.last_error = row.last_error_at = None
+                    row.updated_by = user_id
+                    row.updated_at = now = utcnow()
+                    self._check_complete(row)
+                    session.add(self._audit_row(team_id, user_id, ACTION_CONNECTION_UPDATED, _detail(form, changed), now))
+                    await session.flush()
+                    self._recorded.pop(team_id, None)
+                    return _connection(row)
+            except IntegrityError:
+                # Two first saves raced on PostgreSQL; the next attempt updates the winner's row.
+                if attempt == _INSERT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _apply(self, row: ConnectionRow, form: ConnectionForm, *, keep: bool) -> list[str]:
+        """Set the secret columns from the form; returns the names of the secrets it replaced."""
+        is_iam = form.kind is CredentialKind.IAM_PASSWORD
+        wanted = {
+            "access_key": None if is_iam else form.access_key,
+            "secret_key": None if is_iam else form.secret_key,
+            "security_token": form.security_token if form.kind is CredentialKind.TEMPORARY_AKSK else None,
+            "iam_password": form.iam_password if is_iam else None,
+        }
+        used = {
+            "access_key": not is_iam,
+            "secret_key": not is_iam,
+            "security_token": form.kind is CredentialKind.TEMPORARY_AKSK,
+            "iam_password": is_iam,
+        }
+        changed: list[str] = []
+        for name, value in wanted.items():
+            column = f"{name}_enc"
+            if value:
+                setattr(row, column, self._box.encrypt(value))
+                changed.append(name)
+            elif not (used[name] and keep):
+                setattr(row, column, None)
+        if form.access_key and not is_iam:
+            row.access_key_hint = mask_access_key(form.access_key)
+        elif is_iam or not keep:
+            row.access_key_hint = None
+        row.iam_username = (form.iam_username or None) if is_iam else None
+        row.iam_domain = (form.iam_domain or None) if is_iam else None
+        return changed
+
+    @staticmethod
+    def _check_complete(row: ConnectionRow) -> None:
+        if not row.project_id:
+            raise ValueError("project_id is required")
+        if not row.region and not row.endpoint:
+            raise ValueError("a region or an endpoint is required")
+        if _has_secret(row):
+            return
+        kind = CredentialKind(row.kind)
+        if kind is CredentialKind.IAM_PASSWORD:
+            needed = {"iam_username": row.iam_username, "iam_password": row.iam_password_enc, "iam_domain": row.iam_domain}
+        else:
+            needed = {"access_key": row.access_key_enc, "secret_key": row.secret_key_enc}
+            if kind is CredentialKind.TEMPORARY_AKSK:
+                needed["security_token"] = row.security_token_enc
+        missing = ", ".join(name for name, value in needed.items() if not value)
+        raise ValueError(f"{kind.value} credentials need: {missing}")
+
+    async def record_call(self, team_id: str, *, ok: bool, error: str | None = None) -> None:
+        """Note the outcome of a MetaStudio call for App Home.
+
+        ``error`` is a user-facing sentence; it is redacted and cut to 300 characters. The last
+        error is kept after a success, with its time, so App Home can show both. An outcome equal
+        to the last one written is written again only after ``record_interval`` seconds.
+        """
+        clean = None if ok or not error else _redactor.redact(error)[:LAST_ERROR_MAX_CHARS]
+        outcome = (ok, clean)
+        now_mono = time.monotonic()
+        previous = self._recorded.get(team_id)
+        if previous is not None and previous[0] == outcome and now_mono - previous[1] < self._record_interval:
+            return
+        values: dict[str, Any] = (
+            {"last_ok_at": utcnow()} if ok else {"last_error": clean or "", "last_error_at": utcnow()}
+        )
+        async with self._write() as session:
+            await session.execute(
+                update(ConnectionRow)
+                .where(ConnectionRow.team_id == team_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        self._recorded[team_id] = (outcome, now_mono)
+
+    # -- guardrails ----------------------------------------------------------------------------
+
+    async def get_guardrails(self, team_id: str) -> Guardrails:
+        """The workspace's guardrails; unrestricted when never set."""
+        async with self._read() as session:
+            row = await session.get(GuardrailsRow, team_id)
+        if row is None:
+            return Guardrails(team_id=team_id, channels=(), usergroup_id=None, updated_by=None, updated_at=None)
+        return _guardrails(row)
+
+    async def save_guardrails(
+        self, team_id: str, *, channels: Sequence[str], usergroup_id: str | None, user_id: str
+    ) -> Guardrails:
+        if isinstance(channels, str):
+            raise TypeError("channels must be a sequence of channel ids, not one string")
+        wanted = list(dict.fromkeys(channel.strip() for channel in channels if channel.strip()))
+        group = (usergroup_id or "").strip() or None
+        for attempt in range(_INSERT_ATTEMPTS):
+            try:
+                async with self._write() as session:
+                    row = await session.scalar(
+                        select(GuardrailsRow).where(GuardrailsRow.team_id == team_id).with_for_update()
+                    )
+                    if row is None:
+                        row = GuardrailsRow(team_id=team_id)
+                        session.add(row)
+                    row.channels = wanted
+                    row.usergroup_id = group
+                    row.updated_by = user_id
+                    row.updated_at = now = utcnow()
+                    detail = f"channels={','.join(wanted) or 'any'} usergroup={group or 'any'}"
+                    session.add(self._audit_row(team_id, user_id, ACTION_GUARDRAILS_UPDATED, detail, now))
+                    await session.flush()
+                    return _guardrails(row)
+            except IntegrityError:
+                if attempt == _INSERT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- audit and maintenance -----------------------------------------------------------------
+
+    @staticmethod
+    def _audit_row(team_id: str, user_id: str, action: str, detail: str, at: datetime) -> AuditRow:
+        if len(detail) > AUDIT_DETAIL_MAX_CHARS:
+            detail = detail[: AUDIT_DETAIL_MAX_CHARS - 1] + "…"
+        return AuditRow(team_id=team_id, user_id=user_id, action=action, detail=detail, at=at)
+
+    async def audit(self, team_id: str, limit: int = 10) -> list[AuditEntry]:
+        """The workspace's latest audit entries, newest first."""
+        async with self._read() as session:
+            rows = await session.scalars(
+                select(AuditRow)
+                .where(AuditRow.team_id == team_id)
+                .order_by(AuditRow.at.desc(), AuditRow.id.desc())
+                .limit(max(0, limit))
+            )
+            return [_audit(row) for row in rows]
+
+    async def delete_team(self, team_id: str) -> None:
+        """Forget a workspace's connection, guardrails and audit log (app uninstalled)."""
+        async with self._write() as session:
+            for model in (ConnectionRow, GuardrailsRow, AuditRow):
+                await session.execute(
+                    delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
+                )
+        self._recorded.pop(team_id, None)
+
+    async def rotate_keys(self) -> int:
+        """Re-encrypt every stored secret with the primary key; returns the connections touched.
+
+        Raises ``bot.crypto.SecretUnreadable`` (and changes nothing) when a secret cannot be
+        decrypted with any configured key: dropping that key would lose it.
+        """
+        touched = 0
+        async with self._write() as session:
+            rows = (await session.scalars(select(ConnectionRow).order_by(ConnectionRow.team_id))).all()
+            for row in rows:
+                rotated = False
+                for column in _SECRET_COLUMNS:
+                    token = getattr(row, column)
+                    if token is not None:
+                        setattr(row, column, self._box.rotate(token))
+                        rotated = True
+                touched += rotated
+        return touched
+
+
+def _detail(form: ConnectionForm, changed: Sequence[str]) -> str:
+    """What an admin changed, for the audit log: settings and the names of replaced secrets only."""
+    parts = [f"region={form.region or '-'}"]
+    if form.endpoint:
+        parts.append(f"endpoint={form.endpoint}")
+    parts += [f"project_id={form.project_id}", f"kind={form.kind.value}"]
+    if form.kind is CredentialKind.IAM_PASSWORD:
+        parts.append(f"iam_user={form.iam_username}@{form.iam_domain}")
+    parts.append(f"replaced={','.join(changed) or 'none'}")
+    return " ".join(parts)
