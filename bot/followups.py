@@ -102,6 +102,7 @@ LOOKUP_PAGE_SIZE: Final = 200
 LOOKUP_MAX_PAGES: Final = 10
 STOP_TIMEOUT: Final = 10.0
 CARD_SYNC_FACTOR: Final = 6
+DELIVERY_CONCURRENCY: Final = 8
 
 
 @dataclass
@@ -191,6 +192,7 @@ class FollowUps:
         self._poll_tasks: set[asyncio.Task[Any]] = set()
         self._work_tasks: set[asyncio.Task[Any]] = set()
         self._delivering: set[int] = set()
+        self._send_slots = asyncio.Semaphore(DELIVERY_CONCURRENCY)
         self._delivery_failures: dict[int, int] = {}
 
     # -- public API ----------------------------------------------------------------------------
@@ -740,7 +742,9 @@ class FollowUps:
 
     async def _deliver(self, delivery_id: int) -> None:
         try:
-            retry = await self._deliver_once(delivery_id)
+            # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
+            async with self._send_slots:
+                retry = await self._deliver_once(delivery_id)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -762,8 +766,6 @@ class FollowUps:
         extra = {"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id}
         client = await self._slack_for(record.team_id)
         message, thread_ts, broadcast = self._compose(record)
-        if record.kind == "finished" and record.thread_ts:
-            await self._final_card(client, record)
         if record.attempts >= 1:
             # A previous attempt may have posted before dying: look before posting again.
             try:
@@ -782,6 +784,7 @@ class FollowUps:
                 await self.storage.mark_sent(record.id, found)
                 self.delivered += 1
                 log.info("delivery %s was already posted; not posting again", record.kind, extra=extra)
+                await self._final_card(client, record)
                 return False
         claimed = await self.storage.mark_sending(record.id)
         if claimed is None:
@@ -813,6 +816,9 @@ class FollowUps:
         await self.storage.mark_sent(record.id, str(response.get("ts") or "") or None)
         self.delivered += 1
         log.info("delivered %s", record.kind, extra=extra)
+        # After the alert, not before: a throttled chat.update must not delay it. A crash right
+        # here leaves the card one redraw short, which is cosmetic; the alert is what counts.
+        await self._final_card(client, record)
         return False
 
     def _compose(self, record: DeliveryRecord) -> tuple[alerts.Message, str | None, bool]:
@@ -850,7 +856,7 @@ class FollowUps:
     async def _final_card(self, client: AsyncWebClient, record: DeliveryRecord) -> None:
         """Redraw the watched card in its final state (idempotent, best effort)."""
         task = alerts.task_from_snapshot(record.payload)
-        if task is None or not record.thread_ts:
+        if record.kind != "finished" or task is None or not record.thread_ts:
             return
         message = alerts.watched_card(
             task,

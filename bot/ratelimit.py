@@ -76,6 +76,8 @@ class PriorityRateLimiter:
                 # Granted and cancelled in the same tick: the token goes to the next waiter.
                 self._tokens += 1
                 self.granted[priority] -= 1
+                if self._timer is not None:
+                    self._timer.cancel()
                 self._dispatch()
             else:
                 with contextlib.suppress(ValueError):

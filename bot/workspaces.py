@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
-from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Text, delete, select, update
+from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Table, Text, delete, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -104,7 +104,7 @@ class AuditRow(Base):
     at: Mapped[datetime]
 
 
-_TABLES = [ConnectionRow.__table__, GuardrailsRow.__table__, AuditRow.__table__]
+_TABLES = [cast(Table, model.__table__) for model in (ConnectionRow, GuardrailsRow, AuditRow)]
 _SECRET_COLUMNS: Final = ("access_key_enc", "secret_key_enc", "security_token_enc", "iam_password_enc")
 
 
@@ -240,7 +240,9 @@ def _guardrails(row: GuardrailsRow) -> Guardrails:
 
 
 def _audit(row: AuditRow) -> AuditEntry:
-    return AuditEntry(team_id=row.team_id, user_id=row.user_id, action=row.action, detail=row.detail, at=row.at)
+    return AuditEntry(
+        team_id=row.team_id, user_id=row.user_id, action=row.action, detail=row.detail, at=row.at
+    )
 
 
 class WorkspaceStore:
@@ -305,7 +307,9 @@ class WorkspaceStore:
             project_id=row.project_id,
             access_key=self._plain(row.access_key_enc),
             secret_key=self._secret(row.secret_key_enc),
-            security_token=self._secret(row.security_token_enc) if kind is CredentialKind.TEMPORARY_AKSK else None,
+            security_token=self._secret(row.security_token_enc)
+            if kind is CredentialKind.TEMPORARY_AKSK
+            else None,
         )
 
     def _plain(self, token: str | None) -> str | None:
@@ -351,7 +355,11 @@ class WorkspaceStore:
                     row.updated_by = user_id
                     row.updated_at = now = utcnow()
                     self._check_complete(row)
-                    session.add(self._audit_row(team_id, user_id, ACTION_CONNECTION_UPDATED, _detail(form, changed), now))
+                    session.add(
+                        self._audit_row(
+                            team_id, user_id, ACTION_CONNECTION_UPDATED, _detail(form, changed), now
+                        )
+                    )
                     await session.flush()
                     self._recorded.pop(team_id, None)
                     return _connection(row)
@@ -402,7 +410,11 @@ class WorkspaceStore:
             return
         kind = CredentialKind(row.kind)
         if kind is CredentialKind.IAM_PASSWORD:
-            needed = {"iam_username": row.iam_username, "iam_password": row.iam_password_enc, "iam_domain": row.iam_domain}
+            needed = {
+                "iam_username": row.iam_username,
+                "iam_password": row.iam_password_enc,
+                "iam_domain": row.iam_domain,
+            }
         else:
             needed = {"access_key": row.access_key_enc, "secret_key": row.secret_key_enc}
             if kind is CredentialKind.TEMPORARY_AKSK:
@@ -424,7 +436,7 @@ class WorkspaceStore:
         if previous is not None and previous[0] == outcome and now_mono - previous[1] < self._record_interval:
             return
         values: dict[str, Any] = (
-            {"last_ok_at": utcnow()} if ok else {"last_error": clean or "", "last_error_at": utcnow()}
+            {"last_ok_at": utcnow()} if ok else {"last_error": clean, "last_error_at": utcnow()}
         )
         async with self._write() as session:
             await session.execute(
@@ -442,7 +454,9 @@ class WorkspaceStore:
         async with self._read() as session:
             row = await session.get(GuardrailsRow, team_id)
         if row is None:
-            return Guardrails(team_id=team_id, channels=(), usergroup_id=None, updated_by=None, updated_at=None)
+            return Guardrails(
+                team_id=team_id, channels=(), usergroup_id=None, updated_by=None, updated_at=None
+            )
         return _guardrails(row)
 
     async def save_guardrails(

@@ -130,3 +130,18 @@ def test_invalid_settings() -> None:
         PriorityRateLimiter(rate=0)
     with pytest.raises(ValueError):
         PriorityRateLimiter(rate=1, burst=0)
+
+
+async def test_waiter_cancelled_after_its_grant_hands_the_token_back() -> None:
+    now = 0.0
+    limiter = PriorityRateLimiter(rate=1.0, clock=lambda: now)
+    await limiter.acquire(Priority.POLL)
+    waiter = asyncio.create_task(limiter.acquire(Priority.POLL))
+    await asyncio.sleep(0)
+    now += 1.0
+    limiter._dispatch()  # the token is granted to the waiter, which has not run yet...
+    waiter.cancel()  # ...and is cancelled before it could use it
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert limiter.granted[Priority.POLL] == 1
+    await asyncio.wait_for(limiter.acquire(Priority.COMMAND), 0.05)  # the token was handed back

@@ -1,0 +1,725 @@
+"""App Home and the admin modals: the workspace's MetaStudio connection and ``/task`` guardrails.
+
+Pure functions: Block Kit views in, submitted ``view.state.values`` out. No secret ever goes
+into a view, not even a stored one: secret inputs start empty, and a placeholder only says
+whether one is stored (plus the masked access key). Leaving a secret empty keeps the stored one,
+as long as the credential type stays the same.
+
+Every input has a stable ``block_id``/``action_id``: Slack keeps what the admin typed across a
+``views.update`` (say, to show a "Test connection" result) only when those ids do not change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from bot.cards import clean, escape, truncate
+from bot.config import REGION_ENDPOINTS, CredentialKind
+from bot.messages import text
+from bot.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, ConnectionForm, Guardrails
+
+__all__ = [
+    "ACTION_CONFIGURE",
+    "ACTION_GUARDRAILS",
+    "ACTION_TEST_CONNECTION",
+    "CONNECTION_MODAL",
+    "GUARDRAILS_MODAL",
+    "connection_modal",
+    "guardrails_modal",
+    "home_view",
+    "is_usergroup_id",
+    "parse_connection",
+    "parse_guardrails",
+]
+
+ACTION_CONFIGURE: Final = "home_configure_connection"
+ACTION_GUARDRAILS: Final = "home_configure_guardrails"
+ACTION_TEST_CONNECTION: Final = "connection_test"
+CONNECTION_MODAL: Final = "connection_modal"
+GUARDRAILS_MODAL: Final = "guardrails_modal"
+
+# Connection modal: block ids (keys of the "errors" response) and action ids.
+BLOCK_REGION: Final = "connection_region"
+ACTION_REGION: Final = "region"
+BLOCK_ENDPOINT: Final = "connection_endpoint"
+ACTION_ENDPOINT: Final = "endpoint"
+BLOCK_PROJECT_ID: Final = "connection_project_id"
+ACTION_PROJECT_ID: Final = "project_id"
+BLOCK_KIND: Final = "connection_kind"
+ACTION_KIND: Final = "kind"
+BLOCK_ACCESS_KEY: Final = "connection_access_key"
+ACTION_ACCESS_KEY: Final = "access_key"
+BLOCK_SECRET_KEY: Final = "connection_secret_key"
+ACTION_SECRET_KEY: Final = "secret_key"
+BLOCK_SECURITY_TOKEN: Final = "connection_security_token"
+ACTION_SECURITY_TOKEN: Final = "security_token"
+BLOCK_IAM_USERNAME: Final = "connection_iam_username"
+ACTION_IAM_USERNAME: Final = "iam_username"
+BLOCK_IAM_PASSWORD: Final = "connection_iam_password"
+ACTION_IAM_PASSWORD: Final = "iam_password"
+BLOCK_IAM_DOMAIN: Final = "connection_iam_domain"
+ACTION_IAM_DOMAIN: Final = "iam_domain"
+BLOCK_TEST: Final = "connection_test"
+BLOCK_TEST_RESULT: Final = "test_result"
+# Guardrails modal.
+BLOCK_CHANNELS: Final = "guardrails_channels"
+ACTION_CHANNELS: Final = "channels"
+BLOCK_USERGROUP: Final = "guardrails_usergroup"
+ACTION_USERGROUP: Final = "usergroup"
+
+# Block Kit limits (https://api.slack.com/reference/block-kit).
+MAX_VIEW_TITLE: Final = 24
+MAX_HEADER: Final = 150
+MAX_SECTION_TEXT: Final = 3000
+MAX_FIELD: Final = 2000
+MAX_CONTEXT_TEXT: Final = 2000
+MAX_LABEL: Final = 2000
+MAX_HINT: Final = 2000
+MAX_PLACEHOLDER: Final = 150
+MAX_OPTION_TEXT: Final = 75
+MAX_BUTTON_TEXT: Final = 75
+MAX_AUDIT: Final = 10
+MAX_ADMIN_MENTIONS: Final = 10
+MAX_CHANNELS: Final = 100
+
+# Input sizes, also enforced by Slack in the client through max_length.
+MAX_ENDPOINT: Final = 500
+MAX_PROJECT_ID: Final = 64
+MAX_ACCESS_KEY: Final = 128
+MAX_SECRET_KEY: Final = 256
+MAX_SECURITY_TOKEN: Final = 3000  # the largest max_length Slack allows on a text input
+MAX_IAM_NAME: Final = 128
+MAX_IAM_PASSWORD: Final = 256
+
+_PROJECT_ID = re.compile(r"[A-Za-z0-9]{8,64}")
+_ACCESS_KEY = re.compile(r"[A-Za-z0-9]{8,128}")
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
+# Real user group ids are 9+ characters; requiring 7 keeps a short all-caps handle ("SRE") a handle.
+_USERGROUP_ID = re.compile(r"S[A-Z0-9]{6,}")
+_USERGROUP_HANDLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_SEPARATOR: Final = " · "
+
+
+# --- App Home ----------------------------------------------------------------------------------
+
+
+def home_view(
+    *,
+    connection: Connection | None,
+    guardrails: Guardrails,
+    audit: Sequence[AuditEntry],
+    active_watches: int,
+    is_admin: bool,
+    admin_ids: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The App Home tab. Admins get the Configure buttons and the audit log; others the status only."""
+    blocks: list[dict[str, Any]] = [_header(text("home_connection_header"))]
+    blocks += _connection_blocks(connection, active_watches, show_hint=is_admin)
+    if is_admin:
+        style = "primary" if connection is None else None
+        blocks.append(_actions(_button(text("home_button_configure"), ACTION_CONFIGURE, style=style)))
+    blocks += [
+        {"type": "divider"},
+        _header(text("home_guardrails_header")),
+        _section(_guardrails_text(guardrails)),
+    ]
+    if is_admin:
+        blocks.append(_actions(_button(text("home_button_guardrails"), ACTION_GUARDRAILS)))
+        blocks += [{"type": "divider"}, _header(text("home_audit_header"))]
+        entries = list(audit)[:MAX_AUDIT]
+        if not entries:
+            blocks.append(_context(text("home_audit_empty")))
+        blocks += [_context(_audit_line(entry)) for entry in entries]
+    else:
+        mentions = [f"<@{user}>" for user in admin_ids if _USER_ID.fullmatch(user)][:MAX_ADMIN_MENTIONS]
+        admins = ", ".join(mentions) if mentions else text("home_admins_fallback")
+        blocks.append(_context(text("home_admins_only", admins=admins)))
+    return {"type": "home", "blocks": blocks}
+
+
+def _connection_blocks(
+    connection: Connection | None, active_watches: int, *, show_hint: bool
+) -> list[dict[str, Any]]:
+    watches = text("home_field_watches") + "\n" + f"{max(0, active_watches):,}"
+    if connection is None:
+        return [_section(text("home_not_connected")), _fields([watches])]
+    if connection.last_error_at is not None and (
+        connection.last_ok_at is None or connection.last_error_at >= connection.last_ok_at
+    ):
+        status = text("home_status_error")
+    elif connection.last_ok_at is not None:
+        status = text("home_status_ok")
+    else:
+        status = text("home_status_untested")
+    last_error = text("home_never")
+    if connection.last_error_at is not None:
+        last_error = _date(connection.last_error_at)
+        if connection.last_error:
+            last_error = text(
+                "home_last_error_value", error=_mrkdwn(connection.last_error, 300), date=last_error
+            )
+    fields = [
+        text("home_field_region")
+        + "\n"
+        + (_code(connection.region) if connection.region else text("not_set")),
+        text("home_field_project") + "\n" + _code(connection.project_id),
+        text("home_field_credentials") + "\n" + _credentials_text(connection, show_hint=show_hint),
+        text("home_field_endpoint")
+        + "\n"
+        + (_code(connection.endpoint) if connection.endpoint else text("home_endpoint_default")),
+        text("home_field_last_ok")
+        + "\n"
+        + (_date(connection.last_ok_at) if connection.last_ok_at else text("home_never")),
+        text("home_field_last_error") + "\n" + last_error,
+        watches,
+    ]
+    blocks = [_section(status), _fields(fields)]
+    if not connection.has_secret:
+        blocks.append(_context(text("home_incomplete")))
+    return blocks
+
+
+def _credentials_text(connection: Connection, *, show_hint: bool) -> str:
+    label = text(f"credential_{connection.kind.value}")
+    if connection.kind is CredentialKind.IAM_PASSWORD and connection.iam_username:
+        return text(
+            "home_credentials_iam",
+            kind=label,
+            user=_code(connection.iam_username),
+            domain=_code(connection.iam_domain or ""),
+        )
+    if show_hint and connection.access_key_hint:
+        return text("home_credentials_aksk", kind=label, hint=_code(connection.access_key_hint))
+    return label
+
+
+def _guardrails_text(guardrails: Guardrails) -> str:
+    if guardrails.unrestricted:
+        return text("home_guardrails_unrestricted")
+    channels = [f"<#{channel}>" for channel in guardrails.channels if _CHANNEL_ID.fullmatch(channel)]
+    lines = [
+        text("home_guardrails_channels", channels=", ".join(channels))
+        if channels
+        else text("home_guardrails_any_channel"),
+        text("home_guardrails_usergroup", group=_usergroup_mention(guardrails.usergroup_id))
+        if guardrails.usergroup_id
+        else text("home_guardrails_anyone"),
+    ]
+    return "\n".join(lines)
+
+
+def _usergroup_mention(value: str) -> str:
+    # A user group mention in App Home notifies nobody; a handle that was never resolved is shown as code.
+    return f"<!subteam^{value}>" if _USERGROUP_ID.fullmatch(value) else _code(value)
+
+
+def _audit_line(entry: AuditEntry) -> str:
+    key = "audit_" + entry.action.replace(".", "_")
+    try:
+        action = text(key)
+    except KeyError:
+        action = text("audit_other", action=_code(entry.action))
+    user = f"<@{entry.user_id}>" if _USER_ID.fullmatch(entry.user_id) else _code(entry.user_id)
+    return text("home_audit_line", date=_date(entry.at), user=user, action=action, detail=_code(entry.detail))
+
+
+# --- connection modal ---------------------------------------------------------------------------
+
+
+def connection_modal(connection: Connection | None, *, test_result: str | None = None) -> dict[str, Any]:
+    """The modal that creates or changes the workspace's connection. Never contains a secret."""
+    stored = connection is not None and connection.has_secret
+    kind = connection.kind if connection is not None else CredentialKind.AKSK
+    aksk_stored = stored and connection is not None and connection.kind is not CredentialKind.IAM_PASSWORD
+    token_stored = stored and kind is CredentialKind.TEMPORARY_AKSK
+    iam_stored = stored and kind is CredentialKind.IAM_PASSWORD
+    hint = connection.access_key_hint if connection is not None else None
+
+    blocks: list[dict[str, Any]] = [
+        _section(text("connection_intro")),
+        _input(
+            BLOCK_REGION,
+            text("connection_region"),
+            _region_select(connection),
+            optional=True,
+            hint=text("connection_region_hint"),
+        ),
+        _input(
+            BLOCK_ENDPOINT,
+            text("connection_endpoint"),
+            _text_input(
+                ACTION_ENDPOINT,
+                text("connection_endpoint_placeholder"),
+                initial=connection.endpoint if connection is not None else None,
+                max_length=MAX_ENDPOINT,
+            ),
+            optional=True,
+            hint=text("connection_endpoint_hint"),
+        ),
+        _input(
+            BLOCK_PROJECT_ID,
+            text("connection_project_id"),
+            _text_input(
+                ACTION_PROJECT_ID,
+                text("connection_project_id_placeholder"),
+                initial=connection.project_id if connection is not None else None,
+                max_length=MAX_PROJECT_ID,
+            ),
+            optional=False,
+            hint=text("connection_project_id_hint"),
+        ),
+        _input(BLOCK_KIND, text("connection_kind"), _kind_radio(kind), optional=False),
+        _secret_input(
+            BLOCK_ACCESS_KEY,
+            ACTION_ACCESS_KEY,
+            "connection_access_key",
+            "connection_hint_aksk",
+            stored=aksk_stored,
+            max_length=MAX_ACCESS_KEY,
+            stored_placeholder=text("connection_access_key_stored", hint=hint)
+            if aksk_stored and hint
+            else None,
+        ),
+        _secret_input(
+            BLOCK_SECRET_KEY,
+            ACTION_SECRET_KEY,
+            "connection_secret_key",
+            "connection_hint_aksk",
+            stored=aksk_stored,
+            max_length=MAX_SECRET_KEY,
+        ),
+        _secret_input(
+            BLOCK_SECURITY_TOKEN,
+            ACTION_SECURITY_TOKEN,
+            "connection_security_token",
+            "connection_hint_token",
+            stored=token_stored,
+            max_length=MAX_SECURITY_TOKEN,
+            multiline=True,
+        ),
+        _input(
+            BLOCK_IAM_USERNAME,
+            text("connection_iam_username"),
+            _text_input(
+                ACTION_IAM_USERNAME,
+                text("connection_iam_username_placeholder"),
+                initial=connection.iam_username if connection is not None else None,
+                max_length=MAX_IAM_NAME,
+            ),
+            optional=True,
+            hint=text("connection_hint_iam"),
+        ),
+        _secret_input(
+            BLOCK_IAM_PASSWORD,
+            ACTION_IAM_PASSWORD,
+            "connection_iam_password",
+            "connection_hint_iam",
+            stored=iam_stored,
+            max_length=MAX_IAM_PASSWORD,
+        ),
+        _input(
+            BLOCK_IAM_DOMAIN,
+            text("connection_iam_domain"),
+            _text_input(
+                ACTION_IAM_DOMAIN,
+                text("connection_iam_domain_placeholder"),
+                initial=connection.iam_domain if connection is not None else None,
+                max_length=MAX_IAM_NAME,
+            ),
+            optional=True,
+            hint=text("connection_hint_iam"),
+        ),
+        {
+            "type": "actions",
+            "block_id": BLOCK_TEST,
+            "elements": [_button(text("connection_test"), ACTION_TEST_CONNECTION)],
+        },
+    ]
+    if test_result:
+        result = text("connection_test_result", result=_mrkdwn(test_result, MAX_CONTEXT_TEXT - 100))
+        blocks.append({**_context(result), "block_id": BLOCK_TEST_RESULT})
+    return _modal(CONNECTION_MODAL, text("connection_modal_title"), blocks)
+
+
+def _region_select(connection: Connection | None) -> dict[str, Any]:
+    regions = list(REGION_ENDPOINTS)
+    current = connection.region if connection is not None else None
+    if current and current not in regions and _REGION.fullmatch(current):
+        # A region stored before it left our table stays selectable, or Slack would reject the view.
+        regions.append(current)
+    options = {region: _option(region, region) for region in regions}
+    element: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": ACTION_REGION,
+        "placeholder": _plain(text("connection_region_placeholder"), MAX_PLACEHOLDER),
+        "options": list(options.values()),
+    }
+    if current in options:
+        element["initial_option"] = options[current]
+    return element
+
+
+def _kind_radio(kind: CredentialKind) -> dict[str, Any]:
+    options = {
+        item: _option(text(f"connection_kind_{item.value}"), item.value) for item in CONFIGURABLE_KINDS
+    }
+    element: dict[str, Any] = {
+        "type": "radio_buttons",
+        "action_id": ACTION_KIND,
+        "options": list(options.values()),
+    }
+    if kind in options:
+        element["initial_option"] = options[kind]
+    return element
+
+
+def _secret_input(
+    block_id: str,
+    action_id: str,
+    label_key: str,
+    hint_key: str,
+    *,
+    stored: bool,
+    max_length: int,
+    multiline: bool = False,
+    stored_placeholder: str | None = None,
+) -> dict[str, Any]:
+    """A secret's input: always empty; the placeholder says whether one is stored."""
+    if stored:
+        placeholder = stored_placeholder or text("connection_secret_stored")
+    else:
+        placeholder = text("connection_secret_placeholder")
+    element = _text_input(action_id, placeholder, initial=None, max_length=max_length, multiline=multiline)
+    return _input(block_id, text(label_key), element, optional=True, hint=text(hint_key))
+
+
+def parse_connection(
+    view_state: dict[str, Any], existing: Connection | None
+) -> ConnectionForm | dict[str, str]:
+    """The submitted connection, or ``{block_id: sentence}`` for ``response_action: "errors"``.
+
+    No sentence ever repeats what was typed. Secrets move as a set: a new access key needs its
+    secret key (and, for temporary credentials, its token), and a new IAM user needs its
+    password; otherwise an empty secret keeps the stored one of the same credential type.
+    """
+    errors: dict[str, str] = {}
+
+    project_id = _value(view_state, BLOCK_PROJECT_ID, ACTION_PROJECT_ID)
+    if project_id is None:
+        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_missing")
+    elif not _PROJECT_ID.fullmatch(project_id):
+        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_invalid")
+
+    endpoint = _value(view_state, BLOCK_ENDPOINT, ACTION_ENDPOINT)
+    if endpoint is not None:
+        endpoint = _valid_endpoint(endpoint)
+        if endpoint is None:
+            errors[BLOCK_ENDPOINT] = text("connection_error_endpoint")
+
+    region = _selected(view_state, BLOCK_REGION, ACTION_REGION) or ""
+    malformed = bool(region) and not _REGION.fullmatch(region)
+    unknown = region not in REGION_ENDPOINTS and endpoint is None and BLOCK_ENDPOINT not in errors
+    if malformed or unknown:
+        errors[BLOCK_REGION] = text("connection_error_region")
+    if not region and endpoint is not None:
+        region = _region_of(endpoint)
+
+    kind_value = _selected(view_state, BLOCK_KIND, ACTION_KIND)
+    kind = next((item for item in CONFIGURABLE_KINDS if item.value == kind_value), None)
+    if kind is None:
+        errors[BLOCK_KIND] = text("connection_error_kind")
+        return errors
+
+    stored = existing is not None and existing.kind is kind and existing.has_secret
+    access_key = secret_key = security_token = iam_username = iam_password = iam_domain = None
+    if kind is CredentialKind.IAM_PASSWORD:
+        iam_username = _value(view_state, BLOCK_IAM_USERNAME, ACTION_IAM_USERNAME)
+        iam_domain = _value(view_state, BLOCK_IAM_DOMAIN, ACTION_IAM_DOMAIN)
+        iam_password = _value(view_state, BLOCK_IAM_PASSWORD, ACTION_IAM_PASSWORD, strip=False)
+        for block, value, key in (
+            (BLOCK_IAM_USERNAME, iam_username, "connection_error_iam_username"),
+            (BLOCK_IAM_DOMAIN, iam_domain, "connection_error_iam_domain"),
+        ):
+            if value is None:
+                errors[block] = text(key)
+            elif len(value) > MAX_IAM_NAME or clean(value) != value:
+                errors[block] = text("connection_error_invalid", limit=MAX_IAM_NAME)
+        same_user = (
+            existing is not None
+            and existing.iam_username == iam_username
+            and existing.iam_domain == iam_domain
+        )
+        if iam_password is None and not (stored and same_user):
+            errors[BLOCK_IAM_PASSWORD] = text("connection_error_iam_password")
+        elif iam_password is not None and len(iam_password) > MAX_IAM_PASSWORD:
+            errors[BLOCK_IAM_PASSWORD] = text("connection_error_too_long", limit=MAX_IAM_PASSWORD)
+    else:
+        access_key = _value(view_state, BLOCK_ACCESS_KEY, ACTION_ACCESS_KEY)
+        secret_key = _value(view_state, BLOCK_SECRET_KEY, ACTION_SECRET_KEY)
+        needed = [
+            (BLOCK_ACCESS_KEY, access_key, "connection_error_access_key"),
+            (BLOCK_SECRET_KEY, secret_key, "connection_error_secret_key"),
+        ]
+        if kind is CredentialKind.TEMPORARY_AKSK:
+            raw_token = _value(view_state, BLOCK_SECURITY_TOKEN, ACTION_SECURITY_TOKEN)
+            # A long token pasted into a multiline input may arrive wrapped.
+            security_token = "".join(raw_token.split()) if raw_token else None
+            needed.append((BLOCK_SECURITY_TOKEN, security_token, "connection_error_security_token"))
+        if any(value is not None for _, value, _ in needed) or not stored:
+            for block, value, key in needed:
+                if value is None:
+                    errors[block] = text(key)
+        if access_key is not None and not _ACCESS_KEY.fullmatch(access_key):
+            errors[BLOCK_ACCESS_KEY] = text("connection_error_access_key")
+        if secret_key is not None and (
+            len(secret_key) > MAX_SECRET_KEY or any(c.isspace() for c in secret_key)
+        ):
+            errors[BLOCK_SECRET_KEY] = text("connection_error_secret_key_invalid")
+
+    if errors or project_id is None:
+        return errors
+    return ConnectionForm(
+        region=region,
+        endpoint=endpoint,
+        project_id=project_id,
+        kind=kind,
+        access_key=access_key,
+        secret_key=secret_key,
+        security_token=security_token,
+        iam_username=iam_username,
+        iam_password=iam_password,
+        iam_domain=iam_domain,
+    )
+
+
+def _valid_endpoint(value: str) -> str | None:
+    """The endpoint without a trailing slash, or None unless it is https (or http on loopback)."""
+    if len(value) > MAX_ENDPOINT or any(c.isspace() for c in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return None
+    # User info would store a credential in a column nobody thinks of as secret.
+    if not host or parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme == "https" or (scheme == "http" and host in _LOCAL_HOSTS):
+        return value.rstrip("/")
+    return None
+
+
+def _region_of(endpoint: str) -> str:
+    host = urlsplit(endpoint).hostname or ""
+    labels = host.split(".")
+    if host.endswith(".myhuaweicloud.com") and len(labels) == 4 and _REGION.fullmatch(labels[1]):
+        return labels[1]
+    return ""
+
+
+# --- guardrails modal ---------------------------------------------------------------------------
+
+
+def guardrails_modal(guardrails: Guardrails) -> dict[str, Any]:
+    """Limit ``/task`` to some channels and/or one user group; both empty means everyone, everywhere."""
+    channels: dict[str, Any] = {
+        "type": "multi_conversations_select",
+        "action_id": ACTION_CHANNELS,
+        "placeholder": _plain(text("guardrails_channels_placeholder"), MAX_PLACEHOLDER),
+        "filter": {"include": ["public", "private"], "exclude_bot_users": True},
+        "max_selected_items": MAX_CHANNELS,
+    }
+    if guardrails.channels:
+        channels["initial_conversations"] = list(guardrails.channels[:MAX_CHANNELS])
+    group = _text_input(
+        ACTION_USERGROUP,
+        text("guardrails_usergroup_placeholder"),
+        initial=guardrails.usergroup_id,
+        max_length=81,
+    )
+    blocks = [
+        _section(text("guardrails_intro")),
+        _input(
+            BLOCK_CHANNELS,
+            text("guardrails_channels"),
+            channels,
+            optional=True,
+            hint=text("guardrails_channels_hint"),
+        ),
+        _input(
+            BLOCK_USERGROUP,
+            text("guardrails_usergroup"),
+            group,
+            optional=True,
+            hint=text("guardrails_usergroup_hint"),
+        ),
+    ]
+    return _modal(GUARDRAILS_MODAL, text("guardrails_modal_title"), blocks)
+
+
+def parse_guardrails(view_state: dict[str, Any]) -> tuple[list[str], str | None] | dict[str, str]:
+    """(channel ids, user group) or ``{block_id: sentence}``.
+
+    The user group is an id (``S0123ABCD``, see ``is_usergroup_id``) or a handle returned as
+    ``@handle``, lowercased, for the caller to resolve with ``usergroups.list``.
+    """
+    errors: dict[str, str] = {}
+    payload = view_state.get(BLOCK_CHANNELS, {}).get(ACTION_CHANNELS, {})
+    selected = payload.get("selected_conversations") or []
+    channels = list(dict.fromkeys(str(channel) for channel in selected))
+    if len(channels) > MAX_CHANNELS or not all(_CHANNEL_ID.fullmatch(channel) for channel in channels):
+        errors[BLOCK_CHANNELS] = text("guardrails_error_channels")
+
+    group = _value(view_state, BLOCK_USERGROUP, ACTION_USERGROUP)
+    usergroup: str | None = None
+    if group is not None:
+        bare = group.removeprefix("@")
+        if _USERGROUP_ID.fullmatch(bare):
+            usergroup = bare
+        elif _USERGROUP_HANDLE.fullmatch(bare.lower()):
+            usergroup = "@" + bare.lower()
+        else:
+            errors[BLOCK_USERGROUP] = text("guardrails_error_usergroup")
+    if errors:
+        return errors
+    return channels, usergroup
+
+
+def is_usergroup_id(value: str) -> bool:
+    """True for a user group id (``S…``); False for a ``@handle`` from ``parse_guardrails``."""
+    return bool(_USERGROUP_ID.fullmatch(value))
+
+
+# --- state access -------------------------------------------------------------------------------
+
+
+def _value(state: dict[str, Any], block_id: str, action_id: str, *, strip: bool = True) -> str | None:
+    """A text input's value; None when empty or blank."""
+    value = state.get(block_id, {}).get(action_id, {}).get("value")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip() if strip else value
+
+
+def _selected(state: dict[str, Any], block_id: str, action_id: str) -> str | None:
+    option = state.get(block_id, {}).get(action_id, {}).get("selected_option") or {}
+    value = option.get("value")
+    return value if isinstance(value, str) and value else None
+
+
+# --- blocks -------------------------------------------------------------------------------------
+
+
+def _plain(value: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(value, limit), "emoji": True}
+
+
+def _mrkdwn(value: str, limit: int) -> str:
+    return truncate(escape(clean(value)), limit, mrkdwn=True)
+
+
+def _code(value: str) -> str:
+    return "`" + _mrkdwn(value, 200).replace("`", "ˋ") + "`"
+
+
+def _date(moment: datetime) -> str:
+    """A date each reader sees in their own timezone; UTC for clients that cannot."""
+    utc = moment.astimezone(UTC)
+    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{utc:%Y-%m-%d %H:%M} UTC>"
+
+
+def _header(title: str) -> dict[str, Any]:
+    return {"type": "header", "text": _plain(title, MAX_HEADER)}
+
+
+def _section(body: str) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": truncate(body, MAX_SECTION_TEXT, mrkdwn=True)},
+    }
+
+
+def _fields(fields: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": truncate(field, MAX_FIELD, mrkdwn=True)} for field in fields[:10]
+        ],
+    }
+
+
+def _context(line: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": truncate(line, MAX_CONTEXT_TEXT, mrkdwn=True)}],
+    }
+
+
+def _actions(*elements: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "actions", "elements": list(elements)}
+
+
+def _button(label: str, action_id: str, *, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": _plain(label, MAX_BUTTON_TEXT),
+        "action_id": action_id,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _option(label: str, value: str) -> dict[str, Any]:
+    return {"text": _plain(label, MAX_OPTION_TEXT), "value": value}
+
+
+def _text_input(
+    action_id: str, placeholder: str, *, initial: str | None, max_length: int, multiline: bool = False
+) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "placeholder": _plain(placeholder, MAX_PLACEHOLDER),
+        "max_length": max_length,
+    }
+    if multiline:
+        element["multiline"] = True
+    if initial:
+        element["initial_value"] = initial[:max_length]
+    return element
+
+
+def _input(
+    block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str | None = None
+) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _plain(label, MAX_LABEL),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _plain(hint, MAX_HINT)
+    return block
+
+
+def _modal(callback_id: str, title: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": _plain(title, MAX_VIEW_TITLE),
+        "submit": _plain(text("modal_save"), MAX_VIEW_TITLE),
+        "close": _plain(text("modal_cancel"), MAX_VIEW_TITLE),
+        "blocks": blocks,
+    }
