@@ -471,8 +471,11 @@ class FollowUps:
 
     def _schedule_watch(self, state: _Watch, delay: float) -> None:
         delay = jittered(delay, self._rng)
-        # The expiry is a poll too: it closes the watch on time even while backing off.
-        delay = min(delay, max(0.0, state.expires_at - self._clock()))
+        # The expiry is a poll too: it closes the watch on time even while backing off. Once
+        # past it (a close that failed), the backoff applies, so a broken database is not hammered.
+        until_expiry = state.expires_at - self._clock()
+        if until_expiry > 0:
+            delay = min(delay, until_expiry)
         self._schedule(f"watch:{state.id}", delay)
 
     async def _poll_watch_once(self, state: _Watch) -> float | None:

@@ -4,11 +4,13 @@ sockets, Storage on a SQLite file (and on PostgreSQL for the exactly-once tests)
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +25,7 @@ from bot.ratelimit import Priority, PriorityRateLimiter
 from bot.servers import serve_asgi
 from bot.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, SimTask, Simulator
 from bot.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
-from bot.storage import Storage
+from bot.storage import DeliveryRecord, Storage
 
 pytest_plugins = ["tests.databases"]
 
@@ -35,7 +37,9 @@ NO_CARD = "C0NOCARD01"
 POLL = 0.05
 
 
-def sim_task(task_id: str = TASK_ID, *, duration: float = 1.0, started_ago: float = 0.1, **kw: Any) -> SimTask:
+def sim_task(
+    task_id: str = TASK_ID, *, duration: float = 1.0, started_ago: float = 0.1, **kw: Any
+) -> SimTask:
     values: dict[str, Any] = {
         "task_name": f"Import {task_id[-4:]}",
         "resource": "knowledge-intent-question-create",
@@ -140,7 +144,7 @@ async def any_db_stack(database_url: str) -> AsyncIterator[Stack]:
         yield built
 
 
-class _stack:  # noqa: N801 - used like a context-manager function
+class _stack:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self._exit: list[Callable[[], Awaitable[Any]]] = []
@@ -178,8 +182,8 @@ class _stack:  # noqa: N801 - used like a context-manager function
         )
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 8.0) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
@@ -202,7 +206,11 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
     cards = {channel: await stack.post_card(channel) for channel in CHANNELS}
     for number, channel in enumerate(CHANNELS):
         result = await engine.watch(
-            team_id=TEAM, task_id=TASK_ID, channel_id=channel, user_id=f"U0USER000{number}", message_ts=cards[channel]
+            team_id=TEAM,
+            task_id=TASK_ID,
+            channel_id=channel,
+            user_id=f"U0USER000{number}",
+            message_ts=cards[channel],
         )
         assert result.created
     again = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0USER0000")
@@ -248,7 +256,9 @@ async def test_alert_mode(stack: Stack, mode: str) -> None:
     stack.sim.add_task(sim_task(duration=0.4))
     engine = await stack.followups(alert_mode=mode)
     card = await stack.post_card(CHANNELS[0])
-    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
+    await engine.watch(
+        team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
+    )
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
     await asyncio.sleep(0.2)
     (alert,) = stack.alerts()
@@ -264,7 +274,9 @@ async def test_live_card_updates_respect_card_update_seconds(stack: Stack) -> No
     stack.sim.add_task(sim_task(duration=1.0, total_count=100_000))
     engine = await stack.followups(poll_seconds=0.05, card_update_seconds=0.2)
     card = await stack.post_card(CHANNELS[0])
-    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
+    await engine.watch(
+        team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
+    )
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=6)
     # The card is redrawn in its final state right after the alert.
     await stack.slack.wait_for(lambda _: stack.final_card(card), timeout=3)
@@ -273,7 +285,7 @@ async def test_live_card_updates_respect_card_update_seconds(stack: Stack) -> No
     assert len(live) >= 3
     # Far more polls than updates: the card is redrawn at most once per card_update_seconds.
     assert engine.polls > len(live) * 2
-    gaps = [b.at - a.at for a, b in zip(live, live[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(live)]
     assert min(gaps) >= 0.2 - 0.03
     assert "Updated" in json.dumps(live[-1].blocks)
     # The counts on successive live cards move forward.
@@ -314,7 +326,9 @@ async def _true(value: bool) -> bool:
 async def test_not_found_three_times_ends_the_watch_with_one_notice(stack: Stack) -> None:
     engine = await stack.followups()
     card = await stack.post_card(CHANNELS[0], MISSING_ID)
-    await engine.watch(team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
+    await engine.watch(
+        team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
+    )
     await stack.slack.wait_for(lambda _: len(stack.alerts(MISSING_ID)) >= 1, timeout=5)
     await asyncio.sleep(0.2)
     (notice,) = stack.alerts(MISSING_ID)
@@ -355,7 +369,9 @@ async def test_expiry_sends_one_notice(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize(
-    "fault", [Fault("throttle", seconds=0.1, times=2), Fault("server_error", times=2)], ids=["throttle", "5xx"]
+    "fault",
+    [Fault("throttle", seconds=0.1, times=2), Fault("server_error", times=2)],
+    ids=["throttle", "5xx"],
 )
 async def test_throttled_or_failing_task_backs_off_and_still_delivers(
     stack: Stack, fault: Fault, caplog: pytest.LogCaptureFixture
@@ -431,7 +447,9 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
     stack.sim.add_task(sim_task(duration=0.6))
     first = await stack.followups()
     card = await stack.post_card(CHANNELS[0])
-    await first.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card)
+    await first.watch(
+        team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
+    )
     await first.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
     await eventually(lambda: _true(first.polls >= 1))
     await first.stop()
@@ -446,45 +464,59 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
     await stack.slack.wait_for(lambda _: stack.final_card(card), timeout=3)
 
 
+async def sending_delivery(stack: Stack, storage: Storage, *, card: str | None) -> DeliveryRecord:
+    """A finished watch whose one delivery a dead process had marked ``sending``."""
+    result = await storage.watch(
+        team_id=TEAM,
+        task_id=TASK_ID,
+        channel_id=CHANNELS[0],
+        user_id="U0ASKER01",
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        message_ts=card,
+    )
+    snapshot = sim_task(duration=0.0, started_ago=5).body_at(int(time.time() * 1000))
+    (delivery,) = await storage.close_watch(result.watch.id, status="finished", snapshot=snapshot)
+    claimed = await storage.mark_sending(delivery.id)
+    assert claimed is not None and claimed.attempts == 1
+    return claimed
+
+
+async def post_as(stack: Stack, delivery: DeliveryRecord, *, thread_ts: str | None = None) -> str:
+    """What the dead process had posted before it could record it."""
+    response = await stack.slack_client.chat_postMessage(
+        channel=delivery.channel_id,
+        text=f"finished {delivery.task_id}",
+        thread_ts=thread_ts,
+        metadata={"event_type": DELIVERY_EVENT, "event_payload": {"key": delivery.key}},
+    )
+    return str(response["ts"])
+
+
+async def sent_record(storage: Storage, delivery: DeliveryRecord) -> DeliveryRecord:
+    async def sent() -> bool:
+        record = await storage.get_delivery(delivery.id)
+        return record is not None and record.status == "sent"
+
+    await eventually(sent)
+    await asyncio.sleep(0.2)  # a duplicate would show up now
+    record = await storage.get_delivery(delivery.id)
+    assert record is not None
+    return record
+
+
 @pytest.mark.parametrize("where", ["channel", "thread", "nowhere"])
 async def test_resumed_sending_delivery_is_not_posted_twice(any_db_stack: Stack, where: str) -> None:
     """A process died after posting but before mark_sent: the next one finds the post by its key."""
     stack = any_db_stack
     storage = await stack.storage()
     card = await stack.post_card(CHANNELS[0])
-    expires = (await _now(storage)) + 3600
-    result = await storage.watch(
-        team_id=TEAM,
-        task_id=TASK_ID,
-        channel_id=CHANNELS[0],
-        user_id="U0ASKER01",
-        expires_at=_from_epoch(expires),
-        message_ts=card if where == "thread" else None,
-    )
-    snapshot = sim_task(duration=0.0, started_ago=5).body_at(int(time.time() * 1000))
-    (delivery,) = await storage.close_watch(result.watch.id, status="finished", snapshot=snapshot)
-    claimed = await storage.mark_sending(delivery.id)
-    assert claimed is not None and claimed.attempts == 1
+    delivery = await sending_delivery(stack, storage, card=card if where == "thread" else None)
     posted_ts = None
     if where != "nowhere":
-        response = await stack.slack_client.chat_postMessage(
-            channel=CHANNELS[0],
-            text=f"finished {TASK_ID}",
-            thread_ts=card if where == "thread" else None,
-            metadata={"event_type": DELIVERY_EVENT, "event_payload": {"key": delivery.key}},
-        )
-        posted_ts = response["ts"]
+        posted_ts = await post_as(stack, delivery, thread_ts=card if where == "thread" else None)
 
     engine = await stack.followups(alert_mode="thread" if where == "thread" else "thread_and_channel")
-
-    async def sent() -> bool:
-        record = await storage.get_delivery(delivery.id)
-        return record is not None and record.status == "sent"
-
-    await eventually(sent)
-    await asyncio.sleep(0.2)
-    record = await storage.get_delivery(delivery.id)
-    assert record is not None
+    record = await sent_record(storage, delivery)
     assert len(stack.alerts()) == 1
     if posted_ts is not None:
         assert record.slack_ts == posted_ts
@@ -495,14 +527,26 @@ async def test_resumed_sending_delivery_is_not_posted_twice(any_db_stack: Stack,
         assert stack.slack.calls_to("conversations.replies")
 
 
-async def _now(storage: Storage) -> float:
-    return time.time()
+async def test_failed_lookup_waits_rather_than_posting_blind(stack: Stack) -> None:
+    storage = await stack.storage()
+    delivery = await sending_delivery(stack, storage, card=None)
+    posted_ts = await post_as(stack, delivery)
+    stack.slack.fail_next("conversations.history", error="internal_error")
+    await stack.followups()
+    record = await sent_record(storage, delivery)
+    assert record.slack_ts == posted_ts
+    assert len(stack.alerts()) == 1
+    assert len(stack.slack.calls_to("conversations.history")) == 2
 
 
-def _from_epoch(seconds: float) -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(seconds, UTC)
+async def test_lookup_without_history_scope_posts_anyway(stack: Stack) -> None:
+    storage = await stack.storage()
+    delivery = await sending_delivery(stack, storage, card=None)
+    stack.slack.fail_next("conversations.history", error="missing_scope")
+    await stack.followups()
+    record = await sent_record(storage, delivery)
+    (alert,) = stack.alerts()
+    assert record.slack_ts == alert.ts
 
 
 # --- project feed ------------------------------------------------------------------------------
@@ -530,14 +574,19 @@ async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Sta
             }
         )
     )
-    stack.sim.add_task(sim_task(soon_r1, duration=1.0, started_ago=0.6, resource=r1))
-    stack.sim.add_task(sim_task(soon_r2, duration=1.0, started_ago=0.5, resource=r2))
     stack.sim.add_task(sim_task(running, duration=600, resource=r1))
     engine = await stack.followups()
-    everything, created = await engine.subscribe(team_id=TEAM, channel_id=CHANNELS[0], user_id="U0ASKER01", resources=[])
-    assert created
-    only_r1, _ = await engine.subscribe(team_id=TEAM, channel_id=CHANNELS[1], user_id="U0ASKER02", resources=[r1, " "])
+    feed_all, created = await engine.subscribe(
+        team_id=TEAM, channel_id=CHANNELS[0], user_id="U0ASKER01", resources=[]
+    )
+    assert created and feed_all.resources == ()
+    only_r1, _ = await engine.subscribe(
+        team_id=TEAM, channel_id=CHANNELS[1], user_id="U0ASKER02", resources=[r1, " "]
+    )
     assert only_r1.resources == (r1,)
+    # Both began before the subscriptions and finish after them.
+    stack.sim.add_task(sim_task(soon_r1, duration=1.0, started_ago=0.6, resource=r1))
+    stack.sim.add_task(sim_task(soon_r2, duration=1.0, started_ago=0.5, resource=r2))
 
     await stack.slack.wait_for(
         lambda _: len(stack.alerts(soon_r1)) >= 2 and len(stack.alerts(soon_r2)) >= 1, timeout=6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -52,7 +53,7 @@ def test_quiet_task_backs_off_geometrically_up_to_the_ceiling() -> None:
         delays.append(delay)
     assert delays[0] == pytest.approx(15.0)
     assert delays[1] == pytest.approx(22.5)
-    assert all(b >= a for a, b in zip(delays, delays[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(delays))
     assert max(delays) == 300.0
     assert delays[-1] == 300.0
 
