@@ -1,7 +1,11 @@
 """The app factory: a Bolt ``AsyncApp`` with our listeners, served by Starlette.
 
-``create_asgi`` is what uvicorn, the demo and the tests run; ``run_socket_mode`` is the same
-app over a Socket Mode connection (plus health and metrics over HTTP).
+``create_asgi`` is what uvicorn, the demo and the tests run; the CLI runs the same Bolt app
+over Socket Mode when an app-level token is configured.
+
+One workspace (``SLACK_BOT_TOKEN``) or many (``SLACK_CLIENT_ID``): with a client id, Bolt's own
+OAuth flow installs the app and slack_sdk's SQLAlchemy stores keep installations and OAuth
+state in the same database as everything else.
 """
 
 from __future__ import annotations
@@ -11,10 +15,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,7 +27,7 @@ from starlette.routing import Route
 
 import handlers
 from bot.config import Settings
-from bot.engine import Engine, slack_retry_handlers
+from bot.engine import BOT_SCOPES, Engine, slack_retry_handlers
 
 log = logging.getLogger("taskbot.app")
 
@@ -33,7 +37,7 @@ def _secret(value: Any) -> str | None:
 
 
 def slack_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
-    kwargs: dict[str, Any] = {"token": token or _secret(settings.slack_bot_token), "retry_handlers": slack_retry_handlers()}
+    kwargs: dict[str, Any] = {"token": token, "retry_handlers": slack_retry_handlers()}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
     return AsyncWebClient(**kwargs)
@@ -49,17 +53,33 @@ class _DropTokenNotice(logging.Filter):
 def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) -> AsyncApp:
     bolt_logger = logging.getLogger("taskbot.bolt")
     bolt_logger.addFilter(_DropTokenNotice())
+    options: dict[str, Any] = {}
+    if engine.installation_store is not None:
+        options["installation_store"] = engine.installation_store
+        options["oauth_settings"] = AsyncOAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=_secret(settings.slack_client_secret),
+            scopes=list(BOT_SCOPES),
+            installation_store=engine.installation_store,
+            state_store=engine.state_store,
+            install_path="/slack/install",
+            redirect_uri_path="/slack/oauth_redirect",
+        )
+        token = None
+    else:
+        token = _secret(settings.slack_bot_token)
     app = AsyncApp(
-        client=slack_client(settings),
+        client=slack_client(settings, token),
+        signing_secret=_secret(settings.slack_signing_secret) or "",
         # Listeners ack, hand their work to Engine.spawn and return, so the HTTP response goes
         # out the moment the listener returns, without Bolt's 10 ms ack polling.
         process_before_response=True,
-        signing_secret=_secret(settings.slack_signing_secret) or "",
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
         # taskbot defines no Slack workflow functions; skip that per-request middleware.
         attaching_function_token_enabled=False,
         logger=bolt_logger,
+        **options,
     )
 
     async def provide_engine(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
@@ -72,19 +92,20 @@ def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = F
 
 
 @contextlib.asynccontextmanager
-async def shared_slack_session(bolt: AsyncApp) -> AsyncIterator[None]:
-    """One aiohttp session for every Web API call; slack_sdk otherwise opens one per call."""
-    session = aiohttp.ClientSession()
-    bolt.client.session = session
+async def running(engine: Engine, bolt: AsyncApp) -> AsyncIterator[None]:
+    """Start the engine and give Bolt's client the engine's shared aiohttp session."""
+    await engine.start()
+    # One aiohttp session for every Web API call; slack_sdk otherwise opens one per call.
+    bolt.client.session = engine.slack_session
     try:
         yield
     finally:
         bolt.client.session = None
-        await session.close()
+        await engine.close()
 
 
 def create_asgi(settings: Settings, engine: Engine | None = None) -> Starlette:
-    """The HTTP app: ``POST /slack/events``, ``GET /healthz``, ``GET /metrics``."""
+    """The HTTP app: Slack's requests, OAuth install and redirect, health and metrics."""
     engine = engine or Engine(settings)
     bolt = create_bolt_app(settings, engine)
     slack_handler = AsyncSlackRequestHandler(bolt)
@@ -93,16 +114,21 @@ def create_asgi(settings: Settings, engine: Engine | None = None) -> Starlette:
         with engine.ack_first:
             return await slack_handler.handle(request)
 
+    async def oauth(request: Request) -> Response:
+        return await slack_handler.handle(request)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with shared_slack_session(bolt):
-            await engine.start()
-            try:
-                yield
-            finally:
-                await engine.close()
+        async with running(engine, bolt):
+            yield
 
-    asgi = Starlette(routes=health_routes() + [Route("/slack/events", slack_events, methods=["POST"])], lifespan=lifespan)
+    routes = [*health_routes(), Route("/slack/events", slack_events, methods=["POST"])]
+    if engine.installation_store is not None:
+        routes += [
+            Route("/slack/install", oauth, methods=["GET"]),
+            Route("/slack/oauth_redirect", oauth, methods=["GET"]),
+        ]
+    asgi = Starlette(routes=routes, lifespan=lifespan)
     asgi.state.engine = engine
     asgi.state.bolt = bolt
     return asgi

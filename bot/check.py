@@ -31,7 +31,7 @@ async def run_check(out: TextIO = sys.stdout) -> int:
         line(False, "Slack auth.test", "skipped: SLACK_BOT_TOKEN is not set")
     else:
         try:
-            auth = await slack_client(settings).auth_test()
+            auth = await slack_client(settings, settings.slack_bot_token.get_secret_value()).auth_test()
             line(True, "Slack auth.test", f"bot {auth.get('user')} in workspace {auth.get('team')} ({auth.get('team_id')})")
         except SlackApiError as exc:
             line(False, "Slack auth.test", f"Slack answered {exc.response.get('error')}")

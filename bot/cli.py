@@ -29,17 +29,28 @@ def _secrets(settings: Settings) -> list[str]:
         settings.cloud_security_token,
         settings.iam_password,
         settings.auth_token,
+        settings.encryption_key,
     ]
     return [v.get_secret_value() for v in values if v is not None]
 
 
 def _settings_for_serving() -> Settings:
     settings = load_settings()
-    problems = settings.slack_problems() + settings.endpoint_problems()
-    try:
-        settings.cloud_credentials()
-    except ConfigError as exc:
-        problems += exc.problems
+    problems = settings.slack_problems()
+    if not settings.multi_workspace:
+        # One workspace takes its MetaStudio project from the environment; installs connect their own.
+        problems += settings.endpoint_problems()
+        try:
+            settings.cloud_credentials()
+        except ConfigError as exc:
+            problems += exc.problems
+    elif settings.encryption_key is not None:
+        from bot.crypto import SecretBox
+
+        try:
+            SecretBox.from_setting(settings.encryption_key.get_secret_value())
+        except ConfigError as exc:
+            problems += exc.problems
     if problems:
         raise ConfigError(problems)
     return settings
@@ -66,7 +77,7 @@ async def _serve(settings: Settings, port: int) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from starlette.applications import Starlette
 
-    from bot.app import create_asgi, create_bolt_app, health_routes, shared_slack_session
+    from bot.app import create_asgi, create_bolt_app, health_routes, running
     from bot.engine import Engine
     from bot.servers import serve_asgi
 
@@ -83,19 +94,17 @@ async def _serve(settings: Settings, port: int) -> int:
         return 0
 
     engine = Engine(settings)
-    await engine.start()
     bolt = create_bolt_app(settings, engine, socket_mode=True)
     handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    try:
-        async with shared_slack_session(bolt), serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
+    async with running(engine, bolt), serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
+        try:
             await handler.connect_async()
             log.info("connected in Socket Mode; health and metrics on port %s", port)
             await stop.wait()
             log.info("shutting down")
-    finally:
-        with contextlib.suppress(Exception):
-            await handler.close_async()
-        await engine.close()
+        finally:
+            with contextlib.suppress(Exception):
+                await handler.close_async()
     return 0
 
 

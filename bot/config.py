@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     slack_client_id: str | None = None
     slack_client_secret: SecretStr | None = None
+    encryption_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TASKBOT_ENCRYPTION_KEY"))
     port: int = Field(default=3000, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///taskbot.db"
 
@@ -259,10 +260,25 @@ class Settings(BaseSettings):
             ]
         return []
 
+    @property
+    def multi_workspace(self) -> bool:
+        """OAuth installs into many workspaces when a client id is set; else one workspace by token."""
+        return bool(self.slack_client_id)
+
     def slack_problems(self) -> list[str]:
         problems: list[str] = []
+        if self.multi_workspace:
+            if not self.slack_client_secret:
+                problems.append("SLACK_CLIENT_SECRET is not set (needed with SLACK_CLIENT_ID for installs)")
+            if not self.slack_signing_secret:
+                problems.append("SLACK_SIGNING_SECRET is not set (verifies that requests come from Slack)")
+            if not self.encryption_key:
+                problems.append(
+                    "TASKBOT_ENCRYPTION_KEY is not set (a Fernet key that encrypts each workspace's cloud credentials)"
+                )
+            return problems
         if not self.slack_bot_token:
-            problems.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…)")
+            problems.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…; or SLACK_CLIENT_ID for installs)")
         if not self.slack_app_token and not self.slack_signing_secret:
             problems.append(
                 "SLACK_SIGNING_SECRET is not set "

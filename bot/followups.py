@@ -159,7 +159,7 @@ class FollowUps:
         settings: Settings,
         storage: Storage,
         *,
-        metastudio_for: Callable[[str], MetaStudioClient],
+        metastudio_for: Callable[[str], Awaitable[MetaStudioClient]],
         slack_for: Callable[[str], Awaitable[AsyncWebClient]],
         limiter: PriorityRateLimiter | None = None,
         clock: Callable[[], float] = time.time,
@@ -370,6 +370,13 @@ class FollowUps:
 
     # -- timers ----------------------------------------------------------------------------------
 
+    async def forget_team(self, team_id: str) -> None:
+        """Stop every timer of a workspace that uninstalled; its rows are deleted by the caller."""
+        for state in [w for w in self._watches.values() if w.team_id == team_id]:
+            self._forget(state)
+        if self._feeds.pop(team_id, None) is not None:
+            self._unschedule(f"feed:{team_id}")
+
     def _schedule(self, job_id: str, delay: float) -> None:
         if self._stopping or self._scheduler is None:
             return
@@ -489,7 +496,8 @@ class FollowUps:
             return None
         self.polls += 1
         try:
-            fetched = await self._metastudio_for(state.team_id).get_task(state.task_id)
+            client = await self._metastudio_for(state.team_id)
+            fetched = await client.get_task(state.task_id)
         except (TaskNotFound, InvalidTaskId) as exc:
             state.not_found += 1
             state.request_id = exc.request_id
@@ -671,7 +679,7 @@ class FollowUps:
         else:
             resources = ()
         oldest_since_ms = min(_epoch(feed.since) for feed in feeds) * 1000
-        client = self._metastudio_for(team_id)
+        client = await self._metastudio_for(team_id)
         limiter = self.limiter_for(team_id)
         listed: dict[str, Task] = {}
         for page in range(FEED_MAX_PAGES):

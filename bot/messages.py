@@ -14,9 +14,13 @@ EN: dict[str, str] = {
         "*Usage*\n"
         "• `/task &lt;task id&gt;`: show an import/export task, e.g. `/task fd1c56acbb2c4b1aa24ba37df99f3129`\n"
         "• `/task recent [resource]`: the 10 newest tasks, e.g. `/task recent knowledge-intent-question-create`\n"
+        "• `/task watch &lt;task id&gt;`: tell this channel when the task finishes; `/task unwatch &lt;task id&gt;` stops\n"
+        "• `/task watching`: what this channel follows, with Stop buttons\n"
+        "• `/task subscribe [resource …]`: announce every task of the project that finishes from now on; "
+        "`/task unsubscribe` stops\n"
         "• `/task help`: this message"
     ),
-    "usage_hint": "[task id | recent [resource] | help]",
+    "usage_hint": "[task id | recent | watch <id> | watching | subscribe | help]",
     "error_unknown_subcommand": (
         "I don't know `{word}`. Try `/task &lt;32-character task id&gt;`, `/task recent` or `/task help`."
     ),
@@ -44,6 +48,27 @@ EN: dict[str, str] = {
     "error_timeout": "MetaStudio took too long to answer. Please try again in a minute.",
     "error_bad_response": "MetaStudio sent an answer taskbot could not read. Please try again in a minute.",
     "error_not_configured": "taskbot is not connected to a MetaStudio project yet. Ask an admin to set it up.",
+    "not_connected_admin": (
+        "This workspace is not connected to MetaStudio yet: open taskbot's *Home* tab and choose "
+        "*Configure connection*."
+    ),
+    "not_connected_member": (
+        "This workspace is not connected to MetaStudio yet: ask a workspace admin or owner to connect it "
+        "in taskbot's *Home* tab."
+    ),
+    "watch_started": (
+        "I'll tell this channel when *{name}* finishes (I stop watching after {hours} h). "
+        "`/task watching` lists what this channel follows."
+    ),
+    "watch_already": "This channel is already watching *{name}*; it will be told once, when it finishes.",
+    "watch_already_finished": "*{name}* has already finished, so there is nothing to watch. `/task &lt;task id&gt;` shows its card.",
+    "unwatch_done": "This channel no longer watches `{task_id}`.",
+    "unwatch_none": "This channel was not watching `{task_id}`. `/task watching` lists what it follows.",
+    "subscribe_scope_all": "every resource",
+    "subscribe_started": "This channel will hear about every task of {scope} that finishes from now on.",
+    "subscribe_updated": "This channel's project feed now covers {scope}.",
+    "unsubscribe_done": "This channel's project feed is off.",
+    "unsubscribe_none": "This channel has no project feed. `/task subscribe` starts one.",
     "error_request_id": "Request id: `{request_id}`",
     # Cards
     "card_title_fallback": "Task {task_id}",
@@ -173,6 +198,11 @@ EN: dict[str, str] = {
     "home_button_guardrails": "Change who can use /task",
     "home_admins_only": "Only {admins} can change these settings.",
     "home_admins_fallback": "a workspace admin or owner",
+    "admin_only": "Only a workspace admin or owner can change taskbot's settings; nothing was changed.",
+    "connection_test_incomplete": "Fill in the required fields first; then test again.",
+    "connection_test_failed": "The test call failed: {error}",
+    "connection_test_ok": ":white_check_mark: Connected: MetaStudio answered and lists {count} tasks in this project.",
+    "guardrails_usergroup_unknown": "No user group has that handle in this workspace; enter its id (S…) or an existing @handle.",
     "home_audit_header": "Recent changes",
     "home_audit_empty": "No changes yet.",
     "home_audit_line": "{date} · {user} {action} · {detail}",

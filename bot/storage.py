@@ -77,7 +77,7 @@ ERROR_MAX_CHARS = 500
 # Concurrent first inserts on PostgreSQL: the loser gets IntegrityError from the partial unique
 # index and, on its next attempt, finds the winner's row. Two attempts always suffice.
 _INSERT_ATTEMPTS = 3
-_WRITE_OPTION = "taskbot_write"
+WRITE_OPTION = "taskbot_write"
 _redactor = RedactingFilter()
 
 
@@ -421,7 +421,7 @@ class Storage:
             _configure_sqlite(self.engine)
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
         self._writer = async_sessionmaker(
-            self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
 
     @asynccontextmanager
@@ -916,6 +916,14 @@ class Storage:
                     delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
                 )
 
+    async def active_watch_count(self, team_id: str) -> int:
+        """Active watches of one workspace, for its App Home."""
+        async with self._read() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(WatchRow).where(WatchRow.team_id == team_id, WatchRow.status == "active")
+            )
+            return int(count or 0)
+
     async def counts(self) -> dict[str, int]:
         async with self._read() as session:
             result: dict[str, int] = {}
@@ -942,5 +950,5 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get(_WRITE_OPTION, False)
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from bot.config import REGION_ENDPOINTS, CloudCredentials, CredentialKind
 from bot.crypto import SecretBox
 from bot.logs import RedactingFilter
-from bot.storage import _WRITE_OPTION, Base, utcnow
+from bot.storage import WRITE_OPTION, Base, utcnow
 
 __all__ = [
     "CONFIGURABLE_KINDS",
@@ -257,7 +257,7 @@ class WorkspaceStore:
         # On an engine set up by bot.storage.Storage this makes SQLite take the write lock at
         # BEGIN; elsewhere the option is inert.
         self._writer = async_sessionmaker(
-            engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
         self._engine = engine
         # team_id -> (last recorded outcome, monotonic time it was written)

@@ -93,7 +93,7 @@ class Stack:
             assert team_id == TEAM
             return self.slack_client
 
-        def metastudio_for(team_id: str) -> MetaStudioClient:
+        async def metastudio_for(team_id: str) -> MetaStudioClient:
             assert team_id == TEAM
             return self.metastudio
 

@@ -12,6 +12,7 @@ import yaml
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
+from bot.engine import BOT_SCOPES
 from bot.messages import text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,15 +84,22 @@ def test_slash_command(manifest: dict[str, Any]) -> None:
     assert command["should_escape"] is False
 
 
-def test_scopes_are_exactly_what_taskbot_needs_now(manifest: dict[str, Any]) -> None:
-    # Adding a scope must be a deliberate change to this test.
-    assert manifest["oauth_config"] == {"scopes": {"bot": ["commands", "chat:write"]}}
+def test_scopes_are_exactly_what_taskbot_needs(manifest: dict[str, Any]) -> None:
+    # Adding a scope must be a deliberate change to this test, and to the OAuth install.
+    scopes = manifest["oauth_config"]["scopes"]["bot"]
+    assert scopes == list(BOT_SCOPES)
+    assert manifest["oauth_config"]["redirect_urls"] == ["https://taskbot.example.com/slack/oauth_redirect"]
 
 
 def test_settings(manifest: dict[str, Any]) -> None:
     assert manifest["settings"] == {
+        "event_subscriptions": {
+            "request_url": EVENTS_URL,
+            "bot_events": ["app_home_opened", "app_uninstalled", "tokens_revoked"],
+        },
         "interactivity": {"is_enabled": True, "request_url": EVENTS_URL},
         "org_deploy_enabled": False,
         "socket_mode_enabled": False,
-        "token_rotation_enabled": False,
+        "token_rotation_enabled": True,
     }
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
