@@ -16,6 +16,7 @@ Channels whose id starts with ``D`` or ``G`` (or are listed in ``not_in_channel`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -434,8 +435,6 @@ async def _read_params(request: Request) -> dict[str, Any]:
         params.update(parse_qsl(raw.decode(), keep_blank_values=True))
     for key in ("blocks", "attachments", "metadata", "view"):
         if isinstance(params.get(key), str):
-            try:
+            with contextlib.suppress(ValueError):
                 params[key] = json.loads(params[key])
-            except ValueError:
-                pass
     return params
