@@ -1,4 +1,10 @@
-"""``taskbot check``: does this configuration work? One line per thing checked."""
+"""``taskbot check``: does this configuration work? One line per thing checked.
+
+One workspace: the settings, the database, Slack's ``auth.test`` with the bot token and
+MetaStudio's list call. Many workspaces: tokens and cloud connections live in the database, so
+the settings, the encryption key and the database are checked, and how many workspaces are
+installed and connected is reported.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +12,117 @@ import sys
 from typing import TextIO
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy import table as sql_table
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
+from bot.storage import Storage
+from bot.workspaces import ConnectionRow
 
 OK, FAIL = "ok  ", "FAIL"
+INSTALLATIONS_TABLE = SQLAlchemyInstallationStore.default_installations_table_name
+
+
+class _Report:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.results: list[bool] = []
+
+    def line(self, ok: bool, what: str, detail: str) -> None:
+        self.results.append(ok)
+        print(f"{OK if ok else FAIL}  {what}: {detail}", file=self.out)
 
 
 async def run_check(out: TextIO = sys.stdout) -> int:
+    settings = load_settings()
+    report = _Report(out)
+    problems = settings.slack_problems()
+    if not settings.multi_workspace:
+        problems += settings.endpoint_problems()
+    report.line(not problems, "configuration", "complete" if not problems else "; ".join(problems))
+    await _check_database(settings, report)
+    if settings.multi_workspace:
+        _check_encryption_key(settings, report)
+    else:
+        await _check_slack(settings, report)
+        await _check_metastudio(settings, report)
+    return 0 if all(report.results) else 1
+
+
+async def _check_database(settings: Settings, report: _Report) -> None:
+    # The URL without its password: a check's output is often pasted into tickets.
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    storage = Storage(settings.database_url)
+    try:
+        async with storage.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            detail = f"reachable at {shown}"
+            if settings.multi_workspace:
+                installed = await _count(conn, INSTALLATIONS_TABLE)
+                connected = await _count(conn, ConnectionRow.__tablename__)
+                detail += f"; {installed} installation(s), {connected} MetaStudio connection(s)"
+        report.line(True, "database", detail)
+    except (OSError, SQLAlchemyError) as exc:
+        report.line(False, "database", f"cannot open {shown} ({type(exc).__name__})")
+    finally:
+        await storage.dispose()
+
+
+async def _count(conn: AsyncConnection, table: str) -> int:
+    """Rows in one of our own tables; 0 before the first start has created it."""
+    if not await conn.run_sync(lambda sync: inspect(sync).has_table(table)):
+        return 0
+    return int((await conn.execute(select(func.count()).select_from(sql_table(table)))).scalar_one())
+
+
+def _check_encryption_key(settings: Settings, report: _Report) -> None:
+    from bot.crypto import SecretBox
+
+    if settings.encryption_key is None:
+        return  # already named by the configuration line
+    try:
+        SecretBox.from_setting(settings.encryption_key.get_secret_value())
+    except ConfigError as exc:
+        report.line(False, "encryption key", "; ".join(exc.problems))
+        return
+    report.line(True, "encryption key", "valid Fernet key(s)")
+
+
+async def _check_slack(settings: Settings, report: _Report) -> None:
     from bot.app import slack_client
 
-    settings = load_settings()
-    results: list[bool] = []
-
-    def line(ok: bool, what: str, detail: str) -> None:
-        results.append(ok)
-        print(f"{OK if ok else FAIL}  {what}: {detail}", file=out)
-
-    problems = settings.slack_problems() + settings.endpoint_problems()
-    line(not problems, "configuration", "complete" if not problems else "; ".join(problems))
-
     if settings.slack_bot_token is None:
-        line(False, "Slack auth.test", "skipped: SLACK_BOT_TOKEN is not set")
-    else:
-        try:
-            auth = await slack_client(settings, settings.slack_bot_token.get_secret_value()).auth_test()
-            line(True, "Slack auth.test", f"bot {auth.get('user')} in workspace {auth.get('team')} ({auth.get('team_id')})")
-        except SlackApiError as exc:
-            line(False, "Slack auth.test", f"Slack answered {exc.response.get('error')}")
-        except Exception as exc:
-            line(False, "Slack auth.test", f"could not reach Slack ({type(exc).__name__})")
+        report.line(False, "Slack auth.test", "skipped: SLACK_BOT_TOKEN is not set")
+        return
+    try:
+        auth = await slack_client(settings, settings.slack_bot_token.get_secret_value()).auth_test()
+        report.line(True, "Slack auth.test", f"bot {auth.get('user')} in workspace {auth.get('team')} ({auth.get('team_id')})")
+    except SlackApiError as exc:
+        report.line(False, "Slack auth.test", f"Slack answered {exc.response.get('error')}")
+    except Exception as exc:
+        report.line(False, "Slack auth.test", f"could not reach Slack ({type(exc).__name__})")
 
+
+async def _check_metastudio(settings: Settings, report: _Report) -> None:
     try:
         client = MetaStudioClient.from_settings(settings)
     except ConfigError as exc:
-        line(False, "MetaStudio list call", "; ".join(exc.problems))
-    else:
-        async with client:
-            try:
-                page = await client.list_tasks(limit=1)
-                line(
-                    True,
-                    "MetaStudio list call",
-                    f"{page.value.count} tasks visible at {settings.metastudio_endpoint} (request {page.request_id})",
-                )
-            except MetaStudioError as exc:
-                suffix = f" (request {exc.request_id})" if exc.request_id else ""
-                line(False, "MetaStudio list call", exc.user_message + suffix)
-    return 0 if all(results) else 1
+        report.line(False, "MetaStudio list call", "; ".join(exc.problems))
+        return
+    async with client:
+        try:
+            page = await client.list_tasks(limit=1)
+            report.line(
+                True,
+                "MetaStudio list call",
+                f"{page.value.count} tasks visible at {settings.metastudio_endpoint} (request {page.request_id})",
+            )
+        except MetaStudioError as exc:
+            suffix = f" (request {exc.request_id})" if exc.request_id else ""
+            report.line(False, "MetaStudio list call", exc.user_message + suffix)

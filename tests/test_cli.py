@@ -9,9 +9,11 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from bot import simulator as sim
 from bot.servers import serve_asgi
@@ -72,25 +74,60 @@ async def test_invalid_values_are_named() -> None:
     assert "Traceback" not in err
 
 
-async def test_check_reports_one_line_per_check(cloud_and_slack: tuple[str, SlackStandIn]) -> None:
+async def test_check_reports_one_line_per_check(cloud_and_slack: tuple[str, SlackStandIn], tmp_path: Path) -> None:
     simulator_url, slack = cloud_and_slack
-    code, out, err = await _run("check", env=_serving_env(simulator_url, slack))
+    env = _serving_env(simulator_url, slack, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'check.db'}")
+    code, out, err = await _run("check", env=env)
     assert code == 0, out + err
     lines = out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok"]
-    assert any("Slack auth.test" in line for line in lines)
-    assert any("MetaStudio list call" in line for line in lines)
+    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok", "ok"]
+    assert [line.split(":")[0].split(maxsplit=1)[1] for line in lines] == [
+        "configuration",
+        "database",
+        "Slack auth.test",
+        "MetaStudio list call",
+    ]
 
 
 async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackStandIn]) -> None:
     simulator_url, slack = cloud_and_slack
-    env = _serving_env(simulator_url, slack, SLACK_BOT_TOKEN="xoxb-wrong", HUAWEICLOUD_SDK_SK="wrong-secret-key")
+    env = _serving_env(
+        simulator_url,
+        slack,
+        SLACK_BOT_TOKEN="xoxb-wrong",
+        HUAWEICLOUD_SDK_SK="wrong-secret-key",
+        DATABASE_URL="postgresql+asyncpg://taskbot:db-password-1234@127.0.0.1:1/taskbot",
+    )
     code, out, err = await _run("check", env=env)
     assert code == 1
+    assert "FAIL  database: cannot open postgresql+asyncpg://taskbot:***@127.0.0.1:1/taskbot" in out
     assert "FAIL  Slack auth.test: Slack answered invalid_auth" in out
     assert "FAIL  MetaStudio list call: MetaStudio did not accept" in out
-    assert "wrong-secret-key" not in out + err
+    for secret in ("wrong-secret-key", "db-password-1234"):
+        assert secret not in out + err
     assert "Traceback" not in out + err
+
+
+async def test_check_for_many_workspaces_reports_installs_instead_of_calling_slack(tmp_path: Path) -> None:
+    env = _clean_env(
+        SLACK_CLIENT_ID="111.222",
+        SLACK_CLIENT_SECRET="client-secret-5678",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        TASKBOT_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'many.db'}",
+    )
+    code, out, err = await _run("check", env=env)
+    assert code == 0, out + err
+    assert out.splitlines() == [
+        "ok    configuration: complete",
+        f"ok    database: reachable at sqlite+aiosqlite:///{tmp_path / 'many.db'}; "
+        "0 installation(s), 0 MetaStudio connection(s)",
+        "ok    encryption key: valid Fernet key(s)",
+    ]
+    code, out, err = await _run("check", env={**env, "TASKBOT_ENCRYPTION_KEY": "not-a-key"})
+    assert code == 1
+    assert "FAIL  encryption key: TASKBOT_ENCRYPTION_KEY" in out
+    assert "not-a-key" not in out + err and "client-secret-5678" not in out + err
 
 
 def _free_port() -> int:
