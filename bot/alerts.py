@@ -202,6 +202,7 @@ def watching_list(watches: Sequence[ChannelWatch], feed: FeedRecord | None) -> M
                 "watching_item",
                 task_id=_code(watch.task_id),
                 mention=_mention(watch.user_id).strip() or text("not_set"),
+                since=_slack_date(watch.created_at),
                 until=_slack_date(watch.expires_at),
             )
         )

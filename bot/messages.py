@@ -157,7 +157,7 @@ EN: dict[str, str] = {
     "watching_feed_all": ":satellite_antenna: *Project feed:* every task of the project that finishes is announced here.",
     "watching_feed_resources": ":satellite_antenna: *Project feed:* every task of {resources} that finishes is announced here.",
     "watching_empty": "This channel is not watching any task.",
-    "watching_item": ":eyes: `{task_id}` · asked by {mention} · until {until}",
+    "watching_item": ":eyes: `{task_id}` · asked by {mention} · since {since} · until {until}",
     "watching_more": "…and {count} more.",
     "watching_note": ":eyes: Watching: this channel is told when the task finishes.",
     "button_unwatch": "Stop watching",
