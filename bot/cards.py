@@ -96,8 +96,8 @@ def card_text(task: Task, finished_codes: frozenset[str] = frozenset()) -> str:
     values = {
         "name": _mrkdwn(_title(task), _MAX_NAME),
         "status": text(f"status_{_state(task, finished_codes)}"),
-        "processed": _number(task.processed_count),
-        "total": _number(task.total_count),
+        "processed": number(task.processed_count),
+        "total": number(task.total_count),
     }
     line = text("card_text" if task.total_count > 0 else "card_text_no_total", **values)
     return truncate(line, _MAX_NOTIFICATION, mrkdwn=True)
@@ -121,9 +121,9 @@ def task_card(
         _header(_title(task)),
         _section(_status_line(task, state) + "\n" + _progress_line(task)),
         _fields(
-            _field("field_total", _number(task.total_count)),
+            _field("field_total", number(task.total_count)),
             _field("field_type", _code_or_unset(task.task_type)),
-            _field("field_succeeded", _number(task.success_count)),
+            _field("field_succeeded", number(task.success_count)),
             _field("field_resource", _code_or_unset(task.resource)),
             _field("field_failed", _failed(task.failure_count)),
             _field("field_operator", _mrkdwn(task.operator, _MAX_VALUE) or text("not_set")),
@@ -156,7 +156,7 @@ def recent_list(
         blocks.append(_recent_item(task, finished_codes))
     notes = []
     if tasks:
-        notes.append(text("recent_context", shown=len(tasks), count=_number(max(page.count, len(page.data)))))
+        notes.append(text("recent_context", shown=len(tasks), count=number(max(page.count, len(page.data)))))
     if request_id:
         notes.append(text("context_request", request_id=_code(request_id)))
     if notes:
@@ -210,13 +210,13 @@ def _progress_line(task: Task) -> str:
         "progress_line",
         bar="█" * filled + "░" * (_BAR_CELLS - filled),
         percent=f"{percent}%",
-        processed=_number(task.processed_count),
-        total=_number(task.total_count),
+        processed=number(task.processed_count),
+        total=number(task.total_count),
     )
 
 
 def _failed(count: int) -> str:
-    return text("field_failed_value", count=_number(count)) if count > 0 else _number(count)
+    return text("field_failed_value", count=number(count)) if count > 0 else number(count)
 
 
 def _duration(task: Task, state: str, now: datetime) -> str:
@@ -225,11 +225,11 @@ def _duration(task: Task, state: str, now: datetime) -> str:
         return text("not_set")
     if state == "finished":
         end = _moment(task.end_time)
-        return _humanize(end - begin) if end is not None else text("not_set")
-    return text("duration_so_far", duration=_humanize(now - begin))
+        return humanize(end - begin) if end is not None else text("not_set")
+    return text("duration_so_far", duration=humanize(now - begin))
 
 
-def _humanize(span: timedelta) -> str:
+def humanize(span: timedelta) -> str:
     seconds = int(span.total_seconds())
     if seconds < 0:
         # Clock skew between MetaStudio and us: no honest duration to show.
@@ -240,7 +240,7 @@ def _humanize(span: timedelta) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return text("duration_days", days=_number(days), hours=hours)
+        return text("duration_days", days=number(days), hours=hours)
     if hours:
         return text("duration_hours", hours=hours, minutes=minutes)
     if minutes:
@@ -273,12 +273,12 @@ def _recent_item(task: Task, finished_codes: frozenset[str]) -> dict[str, Any]:
         name=_mrkdwn(_title(task), _MAX_NAME),
         task_id=_code(task.task_id),
         status=status,
-        processed=_number(task.processed_count),
-        total=_number(task.total_count) if task.total_count > 0 else text("not_set"),
+        processed=number(task.processed_count),
+        total=number(task.total_count) if task.total_count > 0 else text("not_set"),
     )
     extras = []
     if task.failure_count > 0:
-        extras.append(text("recent_failed", count=_number(task.failure_count)))
+        extras.append(text("recent_failed", count=number(task.failure_count)))
     begin = _moment(task.begin_time)
     if begin is not None:
         extras.append(text("recent_started", date=_date(begin)))
@@ -290,7 +290,7 @@ def _recent_item(task: Task, finished_codes: frozenset[str]) -> dict[str, Any]:
 # --- value formatting -------------------------------------------------------------------------
 
 
-def _number(value: int) -> str:
+def number(value: int) -> str:
     return f"{value:,}"
 
 
