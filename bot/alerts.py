@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from bot.cards import ACTION_OPEN, card_text, clean, escape, task_card, truncate
+from bot.cards import ACTION_OPEN, card_text, clean, escape, humanize, number, task_card, truncate
 from bot.messages import text
 from bot.metastudio.models import Task
 from bot.storage import ChannelWatch, FeedRecord
@@ -75,15 +75,15 @@ def completion_alert(
     failed = task.failure_count
     headline = text("alert_finished", mention=mention, emoji=text("emoji_finished"), name=name)
     if failed > 0:
-        headline += "\n" + text("alert_failed_warning", count=_number(failed))
+        headline += "\n" + text("alert_failed_warning", count=number(failed))
     total = task.total_count if task.total_count > 0 else task.processed_count
     fields = [
         _field(
             "field_succeeded",
-            text("alert_succeeded_value", succeeded=_number(task.success_count), total=_number(total)),
+            text("alert_succeeded_value", succeeded=number(task.success_count), total=number(total)),
         ),
         _field(
-            "field_failed", text("alert_failed_value", count=_number(failed)) if failed > 0 else _number(0)
+            "field_failed", text("alert_failed_value", count=number(failed)) if failed > 0 else number(0)
         ),
         _field("alert_field_rate", _rate(task)),
         _field("field_duration", _duration(task)),
@@ -104,9 +104,9 @@ def completion_alert(
         key,
         mention=mention,
         name=name,
-        succeeded=_number(task.success_count),
-        total=_number(total),
-        failed=_number(failed),
+        succeeded=number(task.success_count),
+        total=number(total),
+        failed=number(failed),
     )
     return Message(truncate(notification, MAX_NOTIFICATION, mrkdwn=True), blocks)
 
@@ -143,11 +143,11 @@ def expired_notice(
         if last_seen.total_count > 0:
             last = text(
                 "alert_expired_last",
-                processed=_number(last_seen.processed_count),
-                total=_number(last_seen.total_count),
+                processed=number(last_seen.processed_count),
+                total=number(last_seen.total_count),
             )
         else:
-            last = text("alert_expired_last_no_total", processed=_number(last_seen.processed_count))
+            last = text("alert_expired_last_no_total", processed=number(last_seen.processed_count))
         line += "\n" + last
     blocks = [
         _section(line),
@@ -209,8 +209,8 @@ def watching_list(watches: Sequence[ChannelWatch], feed: FeedRecord | None) -> M
         section["accessory"] = _button(text("button_unwatch"), ACTION_UNWATCH, watch.task_id)
         blocks.append(section)
     if len(watches) > MAX_LISTED:
-        blocks.append(_context(text("watching_more", count=_number(len(watches) - MAX_LISTED))))
-    summary = text("watching_text", count=_number(len(watches)))
+        blocks.append(_context(text("watching_more", count=number(len(watches) - MAX_LISTED))))
+    summary = text("watching_text", count=number(len(watches)))
     return Message(summary, blocks)
 
 
@@ -259,10 +259,6 @@ def _code(value: str | None) -> str:
     return truncate(escape(clean(value)), MAX_VALUE, mrkdwn=True).replace("`", "ˋ")
 
 
-def _number(value: int) -> str:
-    return f"{value:,}"
-
-
 def _first_line(value: str) -> str:
     return value.split("\n", 1)[0]
 
@@ -271,24 +267,6 @@ def _duration(task: Task) -> str:
     if task.begin_time is None or task.end_time is None:
         return text("not_set")
     return humanize(timedelta(milliseconds=task.end_time - task.begin_time))
-
-
-def humanize(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    if seconds < 0:
-        return text("not_set")
-    if seconds == 0:
-        return text("duration_instant")
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return text("duration_days", days=_number(days), hours=hours)
-    if hours:
-        return text("duration_hours", hours=hours, minutes=minutes)
-    if minutes:
-        return text("duration_minutes", minutes=minutes, seconds=secs)
-    return text("duration_seconds", seconds=secs)
 
 
 def _slack_date(moment: datetime) -> str:
