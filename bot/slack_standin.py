@@ -30,11 +30,13 @@ from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 DEMO_TEAM_ID = "T0DEMO0001"
 DEMO_BOT_USER_ID = "U0TASKBOT1"
 DEMO_BOT_TOKEN = "xoxb-demo-0000000000-taskbot"  # a stand-in token, accepted only here
+DEMO_APP_TOKEN = "xapp-1-demo-0000000000-taskbot"  # app-level token for Socket Mode, accepted only here
 
 
 @dataclass
@@ -110,6 +112,10 @@ class SlackStandIn:
         self.messages: list[PostedMessage] = []
         self.errors: dict[str, list[dict[str, Any]]] = {}
         self.base_url = ""
+        self.app_tokens = {DEMO_APP_TOKEN}
+        # Socket Mode: the bot's open connections, and its acks by envelope id.
+        self._sockets: list[WebSocket] = []
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ts = itertools.count(1)
         self._changed = asyncio.Condition()
         self.app = Starlette(
@@ -117,6 +123,7 @@ class SlackStandIn:
                 Route("/api/{method}", self._api, methods=["POST", "GET"]),
                 Route("/response/{hook}", self._response_url, methods=["POST"]),
                 Route("/_recorded", self._recorded, methods=["GET"]),
+                WebSocketRoute("/socket-mode", self._socket_mode),
             ]
         )
 
@@ -169,6 +176,11 @@ class SlackStandIn:
             return JSONResponse({"ok": False, "error": failure["error"]}, status_code=failure["status"], headers=headers)
         if method == "oauth.v2.access":
             return JSONResponse(await self._api_oauth_v2_access(params, request))
+        if method == "apps.connections.open":
+            if token not in self.app_tokens:
+                return JSONResponse({"ok": False, "error": "invalid_auth"})
+            ws_url = self.base_url.replace("http://", "ws://", 1) + "/socket-mode"
+            return JSONResponse({"ok": True, "url": ws_url})
         issued = self.tokens.get(token or "")
         if issued is None or issued.revoked:
             return JSONResponse({"ok": False, "error": "invalid_auth"})
@@ -347,6 +359,39 @@ class SlackStandIn:
         await self._record(PostedMessage("response_url", None, payload))
         return Response("ok")
 
+    # -- Socket Mode ---------------------------------------------------------------------
+    async def _socket_mode(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0TASKBOT1"}})
+        async with self._changed:
+            self._sockets.append(websocket)
+            self._changed.notify_all()
+        try:
+            while True:
+                ack = json.loads(await websocket.receive_text())
+                waiter = self._acks.pop(str(ack.get("envelope_id")), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(ack)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self._sockets.remove(websocket)
+
+    async def socket_slash_command(
+        self, text: str, *, channel_id: str = "C0DEMO0001", user_id: str = "U0DEMOUSER", timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Send ``/task <text>`` over the bot's Socket Mode connection; returns the bot's ack envelope."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._sockets)), timeout)
+        envelope_id = uuid.uuid4().hex
+        payload = self.slash_command_fields(text, channel_id=channel_id, user_id=user_id)
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = waiter
+        await self._sockets[-1].send_json(
+            {"envelope_id": envelope_id, "type": "slash_commands", "payload": payload, "accepts_response_payload": True}
+        )
+        return await asyncio.wait_for(waiter, timeout)
+
     # -- requests as Slack sends them to the bot -------------------------------------------
     def slash_command(
         self,
@@ -359,7 +404,15 @@ class SlackStandIn:
         timestamp: int | None = None,
     ) -> tuple[bytes, dict[str, str]]:
         """A form-encoded slash command with valid signature headers."""
-        form = {
+        form = self.slash_command_fields(text, channel_id=channel_id, user_id=user_id, command=command)
+        body = urlencode(form).encode()
+        return body, sign_request(signing_secret, body, timestamp)
+
+    def slash_command_fields(
+        self, text: str, *, channel_id: str = "C0DEMO0001", user_id: str = "U0DEMOUSER", command: str = "/task"
+    ) -> dict[str, str]:
+        """What Slack sends for a slash command: form fields over HTTP, a JSON payload over Socket Mode."""
+        return {
             "token": "deprecated-verification-token",
             "team_id": self.team_id,
             "team_domain": "demo",
@@ -373,8 +426,6 @@ class SlackStandIn:
             "response_url": self.response_url(),
             "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}",
         }
-        body = urlencode(form).encode()
-        return body, sign_request(signing_secret, body, timestamp)
 
     def block_action(
         self,

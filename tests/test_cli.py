@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 
 from bot import simulator as sim
 from bot.servers import serve_asgi
-from bot.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
+from bot.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 
 SIGNING_SECRET = "cli-test-signing-secret-0123456789"
 
@@ -175,3 +175,38 @@ async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_si
     assert handled[0]["task_id"] == sim.SEED_TASK_ID
     assert handled[0]["request_id"]
     assert handled[0]["latency_ms"] >= 0
+
+
+async def test_serve_in_socket_mode_answers_over_the_websocket_and_serves_health(
+    cloud_and_slack: tuple[str, SlackStandIn], tmp_path: Path
+) -> None:
+    simulator_url, slack = cloud_and_slack
+    port = _free_port()
+    env = _serving_env(
+        simulator_url,
+        slack,
+        SLACK_APP_TOKEN=DEMO_APP_TOKEN,
+        PORT=str(port),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'socket.db'}",
+    )
+    del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none: Slack's connection is the proof
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "serve", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        help_ack = await slack.socket_slash_command("help", timeout=20)
+        assert "Usage" in help_ack["payload"]["text"]
+        assert help_ack["payload"]["response_type"] == "ephemeral"
+        card_ack = await slack.socket_slash_command(sim.SEED_TASK_ID)
+        assert not card_ack.get("payload")  # an empty ack: the card follows in the channel
+        messages = await slack.wait_for_messages(1, timeout=10)
+        assert messages[0].via == "chat.postMessage"
+        assert "Imported Q&A pairs." in json.dumps(messages[0].blocks)
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"http://127.0.0.1:{port}/healthz")).json() == {"ok": True}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 0, err.decode()
+    assert DEMO_APP_TOKEN not in out.decode() + err.decode()
+    assert "Traceback" not in err.decode()
