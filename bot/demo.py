@@ -11,7 +11,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,16 +19,25 @@ from typing import Any, TextIO
 import httpx
 from pydantic import SecretStr
 
-from bot import logs
+from bot import cards, logs
 from bot import simulator as sim
 from bot.app import create_asgi
 from bot.config import Settings
+from bot.engine import Engine
+from bot.followups import DELIVERY_EVENT
 from bot.render import render_message
 from bot.servers import serve_asgi
 from bot.slack_standin import DEMO_BOT_TOKEN, PostedMessage, SlackStandIn
 
 PUBLIC_CHANNEL = "C0DEMO0001"
 PRIVATE_CHANNEL = "G0PRIVATE1"
+# The watched task of the demo: added when its step starts, so it finishes during the demo
+# however long the steps before it took.
+WATCHED_TASK_ID = "0b5e55ed0b5e55ed0b5e55ed0b5e55ed"
+WATCHED_TASK_SECONDS = 4.0
+# Follow-up timers of the demo: short, so a watch plays out in seconds (the defaults are 10 s).
+DEMO_POLL_SECONDS = 1.0
+DEMO_CARD_UPDATE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class LocalStack:
     settings: Settings
     bot_url: str
     signing_secret: str
+    engine: Engine
 
     async def command(
         self, http: httpx.AsyncClient, text: str, *, channel_id: str = PUBLIC_CHANNEL, user_id: str = "U0DEMOUSER"
@@ -114,8 +124,29 @@ async def demo_stack(
         }
         values.update(overrides)
         settings = Settings(**values)
-        async with serve_asgi(create_asgi(settings)) as bot_url:
-            yield LocalStack(simulator, slack, settings, bot_url, signing_secret)
+        engine = Engine(settings)
+        async with serve_asgi(create_asgi(settings, engine)) as bot_url:
+            yield LocalStack(simulator, slack, settings, bot_url, signing_secret, engine)
+
+
+def is_alert(message: PostedMessage) -> bool:
+    """A follow-up message (completion alert or a notice ending a watch), known by its metadata."""
+    metadata = message.payload.get("metadata") or {}
+    return message.via == "chat.postMessage" and metadata.get("event_type") == DELIVERY_EVENT
+
+
+def watched_task(now: float) -> sim.SimTask:
+    """An import that is a quarter done now and finishes ``WATCHED_TASK_SECONDS`` later."""
+    started = now - WATCHED_TASK_SECONDS / 3
+    return sim.SimTask(
+        task_id=WATCHED_TASK_ID,
+        task_name="Import of 6,000 FAQ pairs",
+        resource="knowledge-intent-question-create",
+        total_count=6000,
+        duration_seconds=WATCHED_TASK_SECONDS * 4 / 3,
+        begin_time_ms=round(started * 1000),
+        failure_rate=0.005,
+    )
 
 
 async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
@@ -134,7 +165,9 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
     # The demo's output is the conversation; operational logs would only interleave with it.
     logs.configure("text", "ERROR")
     with tempfile.TemporaryDirectory(prefix="taskbot-demo-") as workdir:
-        async with demo_stack(Path(workdir)) as stack, httpx.AsyncClient() as http:
+        async with demo_stack(
+            Path(workdir), poll_seconds=DEMO_POLL_SECONDS, card_update_seconds=DEMO_CARD_UPDATE_SECONDS
+        ) as stack, httpx.AsyncClient() as http:
             slack = stack.slack
             say("taskbot demo: MetaStudio simulator, taskbot and a Slack stand-in, all on 127.0.0.1.\n")
             failures = 0
@@ -164,5 +197,74 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
                 await slack.wait_for(lambda messages: len(messages) > seen, timeout=15)
                 show(slack.messages[seen])
                 say()
+            failures += await _watch_step(stack, http, len(SCRIPT) + 2, say, show)
             say("Done. Every request above was signed and sent over a real socket." if not failures else "")
             return 1 if failures else 0
+
+
+async def _watch_step(
+    stack: LocalStack,
+    http: httpx.AsyncClient,
+    number: int,
+    say: Callable[..., None],
+    show: Callable[[PostedMessage], None],
+) -> int:
+    """A task that finishes during the demo: its card, the watch button, live updates, the alert.
+
+    Returns the number of things that did not arrive.
+    """
+    slack = stack.slack
+    stack.simulator.add_task(watched_task(time.time()))
+    say(f"{number}. A running import: someone asks the channel to be told when it is done")
+    say(f"   /task {WATCHED_TASK_ID}")
+    seen = len(slack.messages)
+    await stack.command(http, WATCHED_TASK_ID)
+    try:
+        await slack.wait_for(lambda messages: len(messages) > seen, timeout=15)
+    except TimeoutError:
+        say("  (no card arrived)\n")
+        return 1
+    card = slack.messages[seen]
+    show(card)
+    say()
+    say(f"{number + 1}. They press \"Notify this channel when done\" on that card")
+    seen = len(slack.messages)
+    await stack.click(http, cards.ACTION_WATCH, WATCHED_TASK_ID, message_ts=card.ts)
+    try:
+        await slack.wait_for(lambda messages: len(messages) > seen, timeout=15)
+    except TimeoutError:
+        say("  (no confirmation arrived)\n")
+        return 1
+    show(slack.messages[seen])
+    say()
+    say(
+        f"{number + 2}. The card updates in place while the task runs, then the alert arrives "
+        f"(the demo polls every {DEMO_POLL_SECONDS:g} s; the default is 10 s)"
+    )
+    shown = len(slack.messages)
+
+    def done(messages: list[PostedMessage]) -> bool:
+        # Finished once the alert is out and the card was redrawn after it, in its final state.
+        alert_at = next((i for i, m in enumerate(messages) if is_alert(m) and i >= seen), None)
+        return alert_at is not None and any(
+            m.via == "chat.update" and m.ts == card.ts for m in messages[alert_at + 1 :]
+        )
+
+    def more_than(count: int) -> Callable[[list[PostedMessage]], bool]:
+        return lambda messages: len(messages) > count
+
+    deadline = time.monotonic() + 15 + WATCHED_TASK_SECONDS
+    while True:
+        try:
+            await slack.wait_for(more_than(shown), timeout=deadline - time.monotonic())
+        except TimeoutError:
+            say("  (the alert did not arrive)\n")
+            return 1
+        for message in slack.messages[shown:]:
+            if is_alert(message):
+                say("  The completion alert:")
+            show(message)
+            say()
+        shown = len(slack.messages)
+        if done(slack.messages):
+            return 0

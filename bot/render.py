@@ -23,6 +23,8 @@ EMOJI: Final[dict[str, str]] = {
     "information_source": "ℹ️",
     "mag": "🔍",
     "tada": "🎉",
+    "eyes": "👀",
+    "satellite_antenna": "📡",
 }
 
 _BOLD = ("\x1b[1m", "\x1b[22m")
@@ -88,6 +90,8 @@ def _meta(message: dict[str, Any]) -> str:
         notes.append(f"to {message['channel']}")
     if message.get("thread_ts"):
         notes.append(f"in thread {message['thread_ts']}")
+        if message.get("reply_broadcast"):
+            notes.append("also sent to the channel")
     if message.get("response_type") == "ephemeral":
         notes.append("only visible to you")
     if message.get("replace_original"):

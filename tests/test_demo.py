@@ -1,0 +1,46 @@
+"""``taskbot demo`` as a real process: every step answers, and the watch plays out to its alert."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+import time
+
+from bot.demo import WATCHED_TASK_ID
+
+DEMO_BUDGET_SECONDS = 20.0
+
+
+async def test_demo_shows_a_watch_from_card_to_alert() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HUAWEICLOUD_", "METASTUDIO_", "TASKBOT_"))}
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "demo", "--no-color",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), DEMO_BUDGET_SECONDS + 10)
+    elapsed = time.monotonic() - started
+    text = out.decode()
+    assert process.returncode == 0, text + err.decode()
+    assert elapsed < DEMO_BUDGET_SECONDS, f"the demo took {elapsed:.1f} s"
+    assert "no message arrived" not in text and "did not arrive" not in text
+    assert "Traceback" not in text + err.decode()
+
+    watch_part = text[text.index(f"/task {WATCHED_TASK_ID}") :]
+    # The card, the ephemeral confirmation, then at least one live redraw of the same card.
+    assert "[ Notify this channel when done ]" in watch_part
+    assert "I'll tell this channel when Import of 6,000 FAQ pairs finishes" in watch_part
+    live = watch_part.index("Watching: this channel is told when the task finishes")
+    # The alert: a reply in the card's thread, broadcast, mentioning the requester, with the counts.
+    alert = watch_part.index("The completion alert:")
+    assert live < alert
+    alert_text = watch_part[alert:]
+    assert re.search(r"in thread \d+\.\d+ · also sent to the channel", alert_text)
+    assert "@U0DEMOUSER ✅ Import of 6,000 FAQ pairs finished." in alert_text
+    assert "5,970 of 6,000" in alert_text and "99.5%" in alert_text and "[ Open ]" in alert_text
+    # After the alert the card is redrawn in its final state, without the "Watching" note.
+    final_card = alert_text[alert_text.index("(chat.update") :]
+    assert "✅ Finished" in final_card and "Watching" not in final_card
+    assert text.rstrip().endswith("Every request above was signed and sent over a real socket.")
