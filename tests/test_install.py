@@ -7,21 +7,37 @@ too. Every request below is what Slack would send, signed with the signing secre
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 
-from bot import cards
+from bot import cards, home, messages
 from bot import simulator as sim
 from bot.engine import BOT_SCOPES
 from bot.followups import DELIVERY_EVENT
 from bot.slack_standin import PostedMessage
-from tests.install_support import MultiStack, authorize_link, make_project, multi_stack
+from bot.workspaces import mask_access_key
+from tests.install_support import (
+    MultiStack,
+    Workspace,
+    actions_in,
+    authorize_link,
+    connection_values,
+    eventually,
+    guardrail_values,
+    make_project,
+    multi_stack,
+    view_text,
+)
 
 pytest_plugins = ["tests.databases"]
+
+T = TypeVar("T")
 
 PROJECT_A = "aaaa0000aaaa0000aaaa0000aaaa0000"
 TASK_A = "a0000000000000000000000000000001"
@@ -146,3 +162,127 @@ async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(stack
     store = AsyncSQLAlchemyInstallationStore(client_id=stack.slack.client_id, engine=stack.engine.storage.engine)
     saved = await store.async_find_installation(enterprise_id=None, team_id=team.team_id)
     assert saved is not None and saved.bot_token == post.token, "the refreshed token was saved for the next run"
+
+
+ADMIN, MEMBER = "U0ADMINA01", "U0MEMBERA1"
+
+
+@pytest.fixture
+async def team(stack: MultiStack) -> Workspace:
+    workspace = stack.workspace("T0TEAMAAA1", admin=ADMIN, member=MEMBER)
+    assert (await workspace.install()).status_code == 200
+    return workspace
+
+
+async def test_app_home_admin_gets_configure_buttons_member_gets_status(stack: MultiStack, team: Workspace) -> None:
+    admin_view = await team.open_home(ADMIN)
+    assert {home.ACTION_CONFIGURE, home.ACTION_GUARDRAILS} <= actions_in(admin_view)
+    assert messages.text("home_not_connected") in view_text(admin_view)
+
+    member_view = await team.open_home(MEMBER)
+    assert actions_in(member_view) == set()
+    assert messages.text("home_admins_only", admins=messages.text("home_admins_fallback")) in view_text(member_view)
+
+    await team.connect(stack.projects["A"])
+    admin_view = await team.open_home(ADMIN)
+    member_view = await team.open_home(MEMBER)
+    for view in (admin_view, member_view):
+        assert PROJECT_A in view_text(view)
+        assert SK_A not in json.dumps(view)
+    assert mask_access_key(AK_A) in view_text(admin_view)
+    assert mask_access_key(AK_A) not in view_text(member_view), "only admins see even the masked key"
+    assert ADMIN in view_text(admin_view), "the audit log names who connected"
+    assert actions_in(member_view) == set()
+    assert [call.token for call in stack.slack.calls_to("views.publish")] == [next(iter(team.tokens()))] * 5
+
+
+async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspace, tmp_path: Path) -> None:
+    project = stack.projects["A"]
+    home_view = await team.open_home(ADMIN)
+    await team.click(home.ACTION_CONFIGURE, user=ADMIN, view={"id": "VHOME00001", **home_view})
+    opened = await eventually(lambda: _async(_views(stack, "views.open")), what="views.open")
+    modal = opened[0]["view"]
+    assert modal["callback_id"] == home.CONNECTION_MODAL and opened[0]["trigger_id"]
+
+    # Test connection calls the simulator's list API with what is typed, and shows the outcome.
+    lists_before = project.simulator.requests[("list", "")]
+    typed = {**modal, "id": "VMODAL0001", "hash": "h1", "state": {"values": connection_values(project)}}
+    await team.click(home.ACTION_TEST_CONNECTION, user=ADMIN, view=typed)
+    [update] = await eventually(lambda: _async(_views(stack, "views.update")), what="views.update")
+    assert update["view_id"] == "VMODAL0001" and update["hash"] == "h1"
+    assert messages.text("connection_test_ok", count="1") in view_text(update["view"])
+    assert project.simulator.requests[("list", "")] == lists_before + 1
+    wrong = {**typed, "state": {"values": connection_values(project, secret_key="not-the-secret-key-0000")}}
+    await team.click(home.ACTION_TEST_CONNECTION, user=ADMIN, view=wrong)
+    updates = await eventually(lambda: _async(_views(stack, "views.update")[1:]), what="second views.update")
+    assert "The test call failed" in view_text(updates[0]["view"])
+    assert "not-the-secret-key" not in json.dumps(updates[0]["view"])
+
+    # Invalid values: field errors in the HTTP response itself, nothing saved.
+    bad = connection_values(project, project_id="no!", endpoint="ftp://example.com")
+    response = await team.submit(home.CONNECTION_MODAL, bad, user=ADMIN)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_action"] == "errors"
+    assert set(body["errors"]) >= {home.BLOCK_PROJECT_ID, home.BLOCK_ENDPOINT}
+    assert body["errors"][home.BLOCK_PROJECT_ID] == messages.text("connection_error_project_id_invalid")
+    assert await stack.engine.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
+
+    # Valid values: saved encrypted, App Home republished, audited.
+    published = len(stack.slack.views)
+    await team.connect(project)
+    republished = await eventually(lambda: _async(team.published_since(published, ADMIN)), what="App Home republished")
+    assert PROJECT_A in view_text(republished[-1]["view"])
+    [entry] = await stack.engine.workspaces.audit(team.team_id)  # type: ignore[union-attr]
+    assert (entry.user_id, entry.action) == (ADMIN, "connection.updated")
+    assert SK_A not in entry.detail and AK_A not in entry.detail
+    raw = _database_bytes(tmp_path)
+    assert PROJECT_A.encode() in raw, "the file read is the live database"
+    for secret in (SK_A, AK_A):
+        assert secret.encode() not in raw
+    # The connection works: /task reaches that project with those credentials.
+    await team.command(TASK_A, channel=CHANNEL_A)
+    await team.wait_message(lambda m: m.via == "chat.postMessage" and "Team A import" in m.text, what="card")
+
+
+async def test_non_admin_cannot_configure(stack: MultiStack, team: Workspace) -> None:
+    await team.click(home.ACTION_CONFIGURE, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []})
+    await team.click(home.ACTION_GUARDRAILS, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []})
+    response = await team.submit(home.CONNECTION_MODAL, connection_values(stack.projects["A"]), user=MEMBER)
+    assert response.status_code == 200
+    await team.submit(home.GUARDRAILS_MODAL, guardrail_values(["C0ELSEWHER"], ""), user=MEMBER)
+
+    refusals = await eventually(
+        lambda: _async([m for m in team.messages() if m.channel == MEMBER][3:]), what="four refusals by DM"
+    )
+    assert {m.text for m in refusals} == {messages.text("admin_only")}
+    await team.open_home(ADMIN)  # a request after the four: their work has finished by now
+    assert _views(stack, "views.open") == []
+    assert await stack.engine.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
+    assert (await stack.engine.workspaces.get_guardrails(team.team_id)).unrestricted  # type: ignore[union-attr]
+    assert await stack.engine.workspaces.audit(team.team_id) == []  # type: ignore[union-attr]
+
+
+async def test_task_without_a_connection_says_where_or_whom(stack: MultiStack, team: Workspace) -> None:
+    await team.command(TASK_A, channel=CHANNEL_A, user=ADMIN)
+    to_admin = await team.wait_message(lambda m: m.via == "response_url", what="answer to the admin")
+    assert to_admin.text == messages.text("not_connected_admin") and to_admin.ephemeral
+    await team.command(TASK_A, channel=CHANNEL_A, user=MEMBER)
+    to_member = await team.wait_message(
+        lambda m: m.via == "response_url" and m is not to_admin, what="answer to the member"
+    )
+    assert to_member.text == messages.text("not_connected_member") and to_member.ephemeral
+    assert stack.projects["A"].simulator.requests[("show", TASK_A)] == 0
+
+
+def _database_bytes(workdir: Path) -> bytes:
+    """The SQLite file as it is on disk, with its journal or WAL when there is one."""
+    return b"".join(path.read_bytes() for path in sorted(workdir.glob("taskbot.db*")))
+
+
+def _views(stack: MultiStack, method: str) -> list[dict[str, Any]]:
+    return [view for view in stack.slack.views if view["method"] == method]
+
+
+async def _async(value: T) -> T:
+    return value
