@@ -276,8 +276,13 @@ EN: dict[str, str] = {
     "guardrails_usergroup_hint": "Only members of this user group, by id or handle. Empty: anyone.",
     "guardrails_error_channels": "Choose public or private channels only.",
     "guardrails_error_usergroup": "Enter a user group id like S0123ABCD or a handle like @oncall, or leave it empty.",
-    "guardrails_denied_channel": "`/task` is limited to {channels} in this workspace.",
-    "guardrails_denied_usergroup": "`/task` is limited to members of {group} in this workspace.",
+    "guardrails_denied_channel": (
+        "`/task` is limited to {channels} in this workspace; to change that, ask a workspace admin or owner."
+    ),
+    "guardrails_denied_usergroup": (
+        "`/task` is limited to members of {group} in this workspace; to be added or to change that, "
+        "ask a workspace admin or owner."
+    ),
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN}
