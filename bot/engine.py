@@ -528,7 +528,9 @@ class Engine:
     async def refresh(self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None) -> Reply:
         """Redraw a card in place: chat.update for the bot's own message, else replace via response_url."""
         await self.ack_first.wait()
-        reply = await self.task_reply(task_id, origin)
+        # A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
+        refusal = await self.guardrail_refusal(origin, client)
+        reply = _private(refusal, ok=False) if refusal else await self.task_reply(task_id, origin)
         if not reply.ok:
             await self.respond(origin, reply)
             return reply
@@ -542,10 +544,14 @@ class Engine:
         await self.respond(origin, reply)
         return reply
 
-    async def watch_button(self, task_id: str, origin: Origin, *, message_ts: str | None) -> None:
+    async def watch_button(
+        self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
+    ) -> None:
         """"Notify this channel when done" on a card: the alert threads under that card."""
         await self.ack_first.wait()
-        await self.respond(origin, await self.watch_reply(task_id, origin, message_ts=message_ts))
+        refusal = await self.guardrail_refusal(origin, client)
+        reply = _private(refusal, ok=False) if refusal else await self.watch_reply(task_id, origin, message_ts=message_ts)
+        await self.respond(origin, reply)
 
     async def stop_button(self, origin: Origin, *, task_id: str | None) -> None:
         """Stop on the watching list: end that watch (or the feed) and redraw the list."""

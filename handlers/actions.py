@@ -55,11 +55,13 @@ async def open_task(
         engine.spawn(engine.run_command(ShowTask(task_id), _origin(body), client))
 
 
-async def watch(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
+async def watch(
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     await ack()
     engine: Engine = context["engine"]
     if task_id := _task_id(action):
-        engine.spawn(engine.watch_button(task_id, _origin(body), message_ts=_card_ts(body)))
+        engine.spawn(engine.watch_button(task_id, _origin(body), client, message_ts=_card_ts(body)))
 
 
 async def stop_watch(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
