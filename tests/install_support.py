@@ -42,6 +42,33 @@ APP_ID = "A0TASKBOT1"
 BOT_USER = "U0TASKBOT1"
 
 
+PROJECT_A = "aaaa0000aaaa0000aaaa0000aaaa0000"
+TASK_A = "a0000000000000000000000000000001"
+AK_A, SK_A = "ACCESSKEYTEAMA000001", "secret-key-of-team-a-0000000000000000"
+CHANNEL_A = "C0AAAAAAA1"
+
+
+class Clock:
+    """The simulators' clock: tasks finish when a test moves it, not when time passes."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def running_task(task_id: str, name: str, clock: Clock, *, seconds_left: float = 60.0) -> sim.SimTask:
+    return sim.SimTask(
+        task_id=task_id,
+        task_name=name,
+        resource="knowledge-intent-question-create",
+        total_count=100,
+        duration_seconds=2 * seconds_left,
+        begin_time_ms=int((clock.now - seconds_left) * 1000),
+    )
+
+
 async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, what: str = "") -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -243,10 +270,17 @@ class Workspace:
         return [m for m in self.stack.slack.messages if m.team_id == self.team_id]
 
     async def wait_message(
-        self, predicate: Callable[[PostedMessage], bool], *, what: str, timeout: float = 10.0
+        self,
+        predicate: Callable[[PostedMessage], bool] = lambda _: True,
+        *,
+        what: str,
+        after: int = 0,
+        timeout: float = 10.0,
     ) -> PostedMessage:
+        """The first message Slack received (after the first ``after`` ones) that matches."""
+
         async def found() -> PostedMessage | None:
-            return next((m for m in self.stack.slack.messages if predicate(m)), None)
+            return next((m for m in self.stack.slack.messages[after:] if predicate(m)), None)
 
         return await eventually(found, timeout=timeout, what=what)
 

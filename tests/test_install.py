@@ -17,12 +17,17 @@ import pytest
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 
 from bot import cards, home, messages
-from bot import simulator as sim
 from bot.engine import BOT_SCOPES
 from bot.followups import DELIVERY_EVENT
 from bot.slack_standin import PostedMessage
 from bot.workspaces import mask_access_key
 from tests.install_support import (
+    AK_A,
+    CHANNEL_A,
+    PROJECT_A,
+    SK_A,
+    TASK_A,
+    Clock,
     MultiStack,
     Workspace,
     actions_in,
@@ -32,39 +37,13 @@ from tests.install_support import (
     guardrail_values,
     make_project,
     multi_stack,
+    running_task,
     view_text,
 )
 
 pytest_plugins = ["tests.databases"]
 
 T = TypeVar("T")
-
-PROJECT_A = "aaaa0000aaaa0000aaaa0000aaaa0000"
-TASK_A = "a0000000000000000000000000000001"
-AK_A, SK_A = "ACCESSKEYTEAMA000001", "secret-key-of-team-a-0000000000000000"
-CHANNEL_A = "C0AAAAAAA1"
-
-
-class Clock:
-    """The simulators' clock: tasks finish when a test moves it, not when time passes."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def running_task(task_id: str, name: str, clock: Clock, *, seconds_left: float = 60.0) -> sim.SimTask:
-    return sim.SimTask(
-        task_id=task_id,
-        task_name=name,
-        resource="knowledge-intent-question-create",
-        total_count=100,
-        duration_seconds=2 * seconds_left,
-        begin_time_ms=int((clock.now - seconds_left) * 1000),
-    )
-
 
 @pytest.fixture
 def clock() -> Clock:

@@ -1,0 +1,120 @@
+"""Guardrails end to end: /task and the card's buttons limited to channels and to a user group.
+
+Multi-workspace taskbot behind its real HTTP server; the admin sets the guardrails through the
+modal, the Slack stand-in answers ``usergroups.users.list``, and every refusal is checked as
+the refused user sees it: one ephemeral sentence that says why and whom to ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot import cards, messages
+from bot.slack_standin import PostedMessage
+from tests.install_support import (
+    AK_A,
+    PROJECT_A,
+    SK_A,
+    TASK_A,
+    Clock,
+    MultiStack,
+    Workspace,
+    make_project,
+    multi_stack,
+    running_task,
+)
+
+pytest_plugins = ["tests.databases"]
+
+ADMIN, MEMBER, OUTSIDER = "U0ADMINA01", "U0MEMBERA1", "U0OUTSIDE1"
+ALLOWED, OTHER = "C0ALLOWED1", "C0OTHER001"
+GROUP = "S0ONCALL01"
+
+
+@pytest.fixture
+async def team(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Workspace]:
+    clock = Clock()
+    simulator = make_project(PROJECT_A, [running_task(TASK_A, "Team A import", clock)], clock)
+    async with multi_stack(tmp_path, sqlite_url, {"A": (simulator, AK_A, SK_A)}) as stack:
+        workspace = stack.workspace("T0TEAMAAA1", admin=ADMIN, member=MEMBER)
+        stack.slack.users[OUTSIDER] = {"is_admin": False}
+        stack.slack.usergroups[GROUP] = [ADMIN, MEMBER]
+        assert (await workspace.install()).status_code == 200
+        await workspace.connect(stack.projects["A"])
+        yield workspace
+
+
+async def _answer(team: Workspace, seen: int, *, what: str) -> PostedMessage:
+    return await team.wait_message(after=seen, what=what)
+
+
+def _shows(stack: MultiStack) -> int:
+    return stack.projects["A"].simulator.requests[("show", TASK_A)]
+
+
+async def test_channel_guardrail_refuses_elsewhere_with_one_sentence(team: Workspace) -> None:
+    stack = team.stack
+    await team.guard(channels=[ALLOWED])
+    shows = _shows(stack)
+
+    seen = len(stack.slack.messages)
+    await team.command(TASK_A, channel=OTHER)
+    refusal = await _answer(team, seen, what="the refusal")
+    assert refusal.via == "response_url" and refusal.ephemeral
+    assert refusal.text == messages.text("guardrails_denied_channel", channels=f"<#{ALLOWED}>")
+    assert "ask a workspace admin or owner" in refusal.text, "it says whom to ask"
+    assert refusal.text.count(". ") == 0 and "\n" not in refusal.text and refusal.text.endswith("."), "one sentence"
+    assert _shows(stack) == shows, "a refused command never reaches MetaStudio"
+
+    seen = len(stack.slack.messages)
+    await team.command(TASK_A, channel=ALLOWED)
+    card = await _answer(team, seen, what="the card in the allowed channel")
+    assert card.via == "chat.postMessage" and card.channel == ALLOWED
+
+
+async def test_usergroup_guardrail_refuses_non_members(team: Workspace) -> None:
+    stack = team.stack
+    await team.guard(usergroup=GROUP)
+    lookups = len(stack.slack.calls_to("usergroups.users.list"))
+
+    seen = len(stack.slack.messages)
+    await team.command(TASK_A, channel=OTHER, user=OUTSIDER)
+    refusal = await _answer(team, seen, what="the refusal")
+    assert refusal.ephemeral
+    assert refusal.text == messages.text("guardrails_denied_usergroup", group=f"<!subteam^{GROUP}>")
+    assert "ask a workspace admin or owner" in refusal.text, "it says whom to ask"
+    assert len(stack.slack.calls_to("usergroups.users.list")) > lookups
+    assert stack.slack.calls_to("usergroups.users.list")[-1].params["usergroup"] == GROUP
+
+    seen = len(stack.slack.messages)
+    await team.command(TASK_A, channel=OTHER, user=MEMBER)
+    card = await _answer(team, seen, what="the member's card")
+    assert card.via == "chat.postMessage" and "Team A import" in card.text + str(card.blocks)
+
+
+async def test_card_buttons_respect_guardrails(team: Workspace) -> None:
+    stack = team.stack
+    await team.command(TASK_A, channel=OTHER, user=MEMBER)
+    card = await team.wait_message(lambda m: m.via == "chat.postMessage", what="a card posted before the limit")
+    await team.guard(usergroup=GROUP)
+    shows = _shows(stack)
+
+    for action in (cards.ACTION_WATCH, cards.ACTION_OPEN, cards.ACTION_REFRESH):
+        seen = len(stack.slack.messages)
+        await team.click(action, TASK_A, user=OUTSIDER, channel=OTHER, message_ts=card.ts)
+        refusal = await _answer(team, seen, what=f"the refusal of {action}")
+        assert refusal.via == "response_url" and refusal.ephemeral, action
+        assert f"<!subteam^{GROUP}>" in refusal.text, action
+        assert not refusal.payload.get("replace_original"), f"{action} must not overwrite the card"
+    assert _shows(stack) == shows, "no button reached MetaStudio for a refused user"
+    assert await stack.engine.storage.active_watch_count(team.team_id) == 0
+
+    # A member's Notify-when-done still works.
+    seen = len(stack.slack.messages)
+    await team.click(cards.ACTION_WATCH, TASK_A, user=MEMBER, channel=OTHER, message_ts=card.ts)
+    started = await _answer(team, seen, what="the watch")
+    assert "Team A import" in started.text
+    assert await stack.engine.storage.active_watch_count(team.team_id) == 1
