@@ -16,6 +16,7 @@ Callers only ever see frozen dataclasses, so no session, lazy load or expiry lea
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -423,6 +424,12 @@ class Storage:
         self._writer = async_sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
+        # SQLite takes one writer at a time. Without this, a burst of writers from this process
+        # waits in SQLite's busy handler, which sleeps up to 100 ms between tries, so a burst
+        # of 50 watch commands crawls and the unlucky ones fail with "database is locked"
+        # after busy_timeout. Queued here they go in order; other processes still meet the
+        # busy timeout.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncSession]:
@@ -431,7 +438,11 @@ class Storage:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with self._writer() as session, session.begin():
+        if self._write_lock is None:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._writer() as session, session.begin():
             yield session
 
     async def create_all(self) -> None:
