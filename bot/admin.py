@@ -67,11 +67,27 @@ class WorkspaceAdmin:
             audit=await self.store.audit(team_id, limit=10) if is_admin else (),
             active_watches=await self.engine.storage.active_watch_count(team_id),
             is_admin=is_admin,
+            admin_ids=() if is_admin else await self._contacts(team_id),
         )
         try:
             await client.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
             SLACK_API_ERRORS.labels("views.publish", str(exc.response.get("error"))).inc()
+
+    async def _contacts(self, team_id: str) -> list[str]:
+        """Whom a member can ask: who installed taskbot, then who last changed its settings.
+
+        Both were admins when they did it; listing every admin would page through users.list.
+        """
+        users: list[str] = []
+        if self.engine.installation_store is not None:
+            installation = await self.engine.installation_store.async_find_installation(
+                enterprise_id=None, team_id=team_id
+            )
+            if installation is not None and installation.user_id:
+                users.append(installation.user_id)
+        users += [entry.user_id for entry in await self.store.audit(team_id, limit=10)]
+        return list(dict.fromkeys(users))
 
     async def _open(self, client: AsyncWebClient, trigger_id: str | None, view: dict[str, Any]) -> None:
         try:

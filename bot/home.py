@@ -139,8 +139,8 @@ def home_view(
         blocks += [_context(_audit_line(entry)) for entry in entries]
     else:
         mentions = [f"<@{user}>" for user in admin_ids if _USER_ID.fullmatch(user)][:MAX_ADMIN_MENTIONS]
-        admins = ", ".join(mentions) if mentions else text("home_admins_fallback")
-        blocks.append(_context(text("home_admins_only", admins=admins)))
+        who = text("home_admins_ask", admins=", ".join(mentions)) if mentions else text("home_admins_only")
+        blocks.append(_context(who))
     return {"type": "home", "blocks": blocks}
 
 

@@ -197,7 +197,7 @@ def test_non_admin_home_shows_status_only_and_who_can_change_it() -> None:
     assert f"`{PROJECT}`" in dump and "AK/SK" in dump and "<#C0AAAAAAA>" in dump
     assert "HPUA" not in dump  # even the masked key is for admins
     assert "Recent changes" not in dump and "connection.updated" not in dump and "kind=aksk" not in dump
-    assert "Only <@U0OWNER>, <@U0ADMIN> can change these settings." in dump
+    assert "Only a workspace admin or owner can change these settings: ask <@U0OWNER>, <@U0ADMIN>, who set" in dump
     assert "here" not in dump
 
     anonymous = json.dumps(

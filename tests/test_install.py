@@ -160,7 +160,8 @@ async def test_app_home_admin_gets_configure_buttons_member_gets_status(stack: M
 
     member_view = await team.open_home(MEMBER)
     assert actions_in(member_view) == set()
-    assert messages.text("home_admins_only", admins=messages.text("home_admins_fallback")) in view_text(member_view)
+    # The member is told whom to ask: the admin who installed taskbot.
+    assert messages.text("home_admins_ask", admins=f"<@{ADMIN}>") in view_text(member_view)
 
     await team.connect(stack.projects["A"])
     admin_view = await team.open_home(ADMIN)
