@@ -66,7 +66,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import alerts
 from bot.config import Settings
-from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.client import Fetched, MetaStudioClient
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
 from bot.metastudio.models import Task
 from bot.polling import Cadence, PollPolicy, after_error, after_progress, backoff, jittered
@@ -103,6 +103,9 @@ LOOKUP_MAX_PAGES: Final = 10
 STOP_TIMEOUT: Final = 10.0
 CARD_SYNC_FACTOR: Final = 6
 DELIVERY_CONCURRENCY: Final = 8
+# Polls in flight at once: under the MetaStudio client's keep-alive pool (10), so polls reuse
+# connections and leave the rest of its 50 connections to commands.
+POLL_CONCURRENCY: Final = 8
 
 
 @dataclass
@@ -193,6 +196,7 @@ class FollowUps:
         self._work_tasks: set[asyncio.Task[Any]] = set()
         self._delivering: set[int] = set()
         self._send_slots = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+        self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
         self._delivery_failures: dict[int, int] = {}
 
     # -- public API ----------------------------------------------------------------------------
@@ -491,13 +495,8 @@ class FollowUps:
             snapshot = state.last_task.model_dump(mode="json") if state.last_task is not None else None
             await self._close(state, "expired", snapshot)
             return None
-        await self.limiter_for(state.team_id).acquire(Priority.POLL)
-        if self._stopping:
-            return None
-        self.polls += 1
         try:
-            client = await self._metastudio_for(state.team_id)
-            fetched = await client.get_task(state.task_id)
+            fetched = await self._fetch_for_poll(state)
         except (TaskNotFound, InvalidTaskId) as exc:
             state.not_found += 1
             state.request_id = exc.request_id
@@ -514,6 +513,8 @@ class FollowUps:
                 "watch poll failed (%s), next in %.1f s", type(exc).__name__, delay, extra=self._extra(state)
             )
             return delay
+        if fetched is None:
+            return None
         state.not_found = 0
         state.request_id = fetched.request_id
         task = fetched.value
@@ -531,6 +532,22 @@ class FollowUps:
         )
         self._maybe_draw_cards(state, task)
         return delay
+
+    async def _fetch_for_poll(self, state: _Watch) -> Fetched[Task] | None:
+        """Take a poll slot, then a rate-limit token, then read the task. None when stopping.
+
+        At most ``POLL_CONCURRENCY`` polls are in flight. Without the bound, thousands of due
+        watches (a restart, or a raised ``api_rate``) all queue inside httpx's connection pool,
+        which costs O(queued requests) per request: with 10,000 watches the process spent its
+        time there instead of polling, and commands queued behind the polls for a connection.
+        """
+        async with self._poll_slots:
+            await self.limiter_for(state.team_id).acquire(Priority.POLL)
+            if self._stopping:
+                return None
+            self.polls += 1
+            client = await self._metastudio_for(state.team_id)
+            return await client.get_task(state.task_id)
 
     async def _close(self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None) -> None:
         """Close the watch and queue its deliveries, shielded so stop() cannot cut it in half."""
