@@ -1,0 +1,328 @@
+"""Exactly one alert per channel across ``kill -9`` and SIGTERM, with taskbot as a real OS process.
+
+The bot runs as ``python -m bot.cli serve``; the MetaStudio simulator and the Slack stand-in run
+in the test process on loopback. Watches are made with signed ``/task watch`` commands over
+HTTP. The stand-in can hold its answer to ``chat.postMessage`` after recording the post, which
+is exactly the window the exactly-once protocol guards: the alert is in Slack, the bot has not
+recorded it yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import simulator as sim
+from bot.demo import is_alert
+from bot.servers import serve_asgi
+from bot.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
+from bot.storage import DeliveryRow, Storage
+
+pytest_plugins = ["tests.databases"]
+
+SIGNING_SECRET = "crash-test-signing-secret-0123456789"
+RESOURCE = "knowledge-intent-question-create"
+CONFIRMED = "I'll tell this channel"
+
+
+class HoldingSlack(SlackStandIn):
+    """The stand-in, able to record a post and then hold (or delay) its answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold: set[str] = set()
+        self.released = asyncio.Event()
+        self.delay = 0.0
+
+    async def _api_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        result = await super()._api_chat_postMessage(params)
+        if channel in self.hold:
+            await self.released.wait()
+        elif self.delay:
+            await asyncio.sleep(self.delay)
+        return result
+
+    def alerts(self) -> collections.Counter[str]:
+        return collections.Counter(m.channel or "" for m in self.messages if is_alert(m))
+
+
+@dataclass
+class Cloud:
+    simulator: sim.Simulator
+    slack: HoldingSlack
+    simulator_url: str
+
+
+@pytest.fixture
+async def cloud() -> AsyncIterator[Cloud]:
+    simulator = sim.Simulator(tasks=[])
+    slack = HoldingSlack()
+    async with serve_asgi(simulator.app) as simulator_url, serve_asgi(slack.app) as slack_url:
+        slack.base_url = slack_url
+        try:
+            yield Cloud(simulator, slack, simulator_url)
+        finally:
+            # Held answers go out so the stand-in's server can stop.
+            slack.released.set()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BotProcess:
+    """``taskbot serve`` as a child process, its log in a file."""
+
+    def __init__(self, cloud: Cloud, database_url: str, log_path: Path) -> None:
+        self.cloud = cloud
+        self.port = _free_port()
+        self.log_path = log_path
+        keep = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_"))
+        }
+        self.env = {
+            **keep,
+            "HOME": "/nonexistent-home",
+            "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": cloud.slack.api_url,
+            "HUAWEICLOUD_SDK_AK": sim.DEMO_ACCESS_KEY,
+            "HUAWEICLOUD_SDK_SK": sim.DEMO_SECRET_KEY,
+            "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
+            "METASTUDIO_ENDPOINT": cloud.simulator_url,
+            "METASTUDIO_MAX_RETRIES": "1",
+            "DATABASE_URL": database_url,
+            "PORT": str(self.port),
+            "TASKBOT_POLL_SECONDS": "0.2",
+            "TASKBOT_MAX_POLL_SECONDS": "1",
+            "TASKBOT_CARD_UPDATE_SECONDS": "0.5",
+            "TASKBOT_API_RATE": "500",
+            "TASKBOT_LOG_FORMAT": "json",
+        }
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, http: httpx.AsyncClient) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot.cli", "serve", env=self.env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            assert self.process.returncode is None, self.log()
+            try:
+                if (await http.get(f"{self.url}/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "taskbot serve did not come up\n" + self.log()
+            await asyncio.sleep(0.05)
+
+    def send(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    async def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    async def watch(self, http: httpx.AsyncClient, task_id: str, channel: str) -> None:
+        body, headers = self.cloud.slack.slash_command(
+            SIGNING_SECRET, f"watch {task_id}", channel_id=channel, user_id="U0" + channel[2:]
+        )
+        response = await http.post(f"{self.url}/slack/events", content=body, headers=headers)
+        assert response.status_code == 200
+
+    async def kill_if_running(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+
+async def eventually(check: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def add_tasks(simulator: sim.Simulator, finishes_in: list[float]) -> list[str]:
+    """Tasks that finish ``finishes_in`` seconds from now; their ids."""
+    now = time.time()
+    ids = []
+    for number, seconds in enumerate(finishes_in):
+        task_id = f"c4a50000000000000000000000{number:06x}"
+        duration = seconds + 2.0
+        simulator.add_task(
+            sim.SimTask(
+                task_id=task_id,
+                task_name=f"Import {number}",
+                resource=RESOURCE,
+                total_count=500,
+                duration_seconds=duration,
+                begin_time_ms=round((now + seconds - duration) * 1000),
+            )
+        )
+        ids.append(task_id)
+    return ids
+
+
+async def watch_all(bot: BotProcess, http: httpx.AsyncClient, tasks: dict[str, str]) -> None:
+    """One signed ``/task watch`` per channel; waits for every confirmation."""
+    slack = bot.cloud.slack
+    await asyncio.gather(*(bot.watch(http, task_id, channel) for channel, task_id in tasks.items()))
+    await slack.wait_for(lambda ms: sum(CONFIRMED in m.text for m in ms) >= len(tasks), timeout=15)
+    assert sum(CONFIRMED in m.text for m in slack.messages if m.via == "response_url") == len(tasks)
+
+
+async def deliveries(database_url: str) -> list[DeliveryRow]:
+    storage = Storage(database_url)
+    try:
+        async with AsyncSession(storage.engine) as session:
+            return list((await session.scalars(select(DeliveryRow))).all())
+    finally:
+        await storage.dispose()
+
+
+# --- kill -9 ---------------------------------------------------------------------------------------
+
+
+async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
+    cloud: Cloud, database_url: str, tmp_path: Path
+) -> None:
+    slack = cloud.slack
+    # 50 tasks finishing one after another, 2 to 5 s from now.
+    ids = add_tasks(cloud.simulator, [2.0 + 0.06 * n for n in range(50)])
+    channels = {f"C0CRASH{n:03d}": task_id for n, task_id in enumerate(ids)}
+    # These channels' posts reach Slack, but the bot never hears back before it dies.
+    held = {f"C0CRASH{n:03d}" for n in (8, 16)}
+    slack.hold = set(held)
+    first = BotProcess(cloud, database_url, tmp_path / "first.log")
+    second = BotProcess(cloud, database_url, tmp_path / "second.log")
+    async with httpx.AsyncClient(timeout=10) as http:
+        try:
+            await first.start(http)
+            await watch_all(first, http, channels)
+
+            def mid_run() -> bool:
+                alerted = slack.alerts()
+                return all(alerted[c] for c in held) and sum(alerted.values()) >= len(held) + 10
+
+            await eventually(mid_run, 15, "some alerts")
+            first.send(signal.SIGKILL)
+            assert await first.wait(5) == -signal.SIGKILL
+            at_kill = slack.alerts()
+            assert 0 < len(at_kill) < len(channels), at_kill
+            slack.hold.clear()
+            slack.released.set()
+            owed = [d for d in await deliveries(database_url) if d.status in ("pending", "sending")]
+            assert {d.channel_id for d in owed if d.status == "sending"} >= held
+
+            await second.start(http)
+            await eventually(lambda: len(slack.alerts()) == len(channels), 20, "every channel's alert")
+            await eventually_async_sent(database_url, len(channels))
+            second.send(signal.SIGTERM)
+            assert await second.wait(15) == 0, second.log()
+        finally:
+            await first.kill_if_running()
+            await second.kill_if_running()
+
+    assert slack.alerts() == collections.Counter(dict.fromkeys(channels, 1))
+    # The held posts were found in the channel by their metadata key, not posted again.
+    for channel in held:
+        posts = [c for c in slack.calls_to("chat.postMessage") if c.params.get("channel") == channel]
+        assert len(posts) == 1
+    assert "already posted; not posting again" in second.log()
+    rows = await deliveries(database_url)
+    assert sorted(d.channel_id for d in rows) == sorted(channels)
+    ts_by_channel = {m.channel: m.ts for m in slack.messages if is_alert(m)}
+    for row in rows:
+        assert row.status == "sent" and row.slack_ts == ts_by_channel[row.channel_id]
+    assert "Traceback" not in first.log() + second.log()
+
+
+async def eventually_async_sent(database_url: str, count: int) -> None:
+    """Wait until ``count`` deliveries are recorded as sent in the database."""
+    deadline = time.monotonic() + 10
+    while sum(d.status == "sent" for d in await deliveries(database_url)) < count:
+        assert time.monotonic() < deadline, "deliveries not recorded as sent"
+        await asyncio.sleep(0.1)
+
+
+# --- SIGTERM -------------------------------------------------------------------------------------
+
+
+async def test_sigterm_finishes_in_flight_deliveries_and_exits_zero(
+    cloud: Cloud, sqlite_url: str, tmp_path: Path
+) -> None:
+    slack = cloud.slack
+    ids = add_tasks(cloud.simulator, [2.0 + 0.01 * n for n in range(20)])
+    channels = {f"C0TERM{n:04d}": task_id for n, task_id in enumerate(ids)}
+    first = BotProcess(cloud, sqlite_url, tmp_path / "first.log")
+    second = BotProcess(cloud, sqlite_url, tmp_path / "second.log")
+    async with httpx.AsyncClient(timeout=10) as http:
+        try:
+            await first.start(http)
+            await watch_all(first, http, channels)
+            # Every answer to chat.postMessage now takes a second: deliveries are in flight.
+            slack.delay = 1.0
+            await eventually(lambda: len(slack.alerts()) >= 1, 15, "the first alert")
+            first.send(signal.SIGTERM)
+            stopping = time.monotonic()
+            assert await first.wait(15) == 0, first.log()
+            stop_seconds = time.monotonic() - stopping
+            # Up to 8 deliveries at a time, a second each: about 3 s for 20, never the 10 s grace.
+            assert stop_seconds < 8, stop_seconds
+            assert "unfinished" not in first.log()
+
+            after_stop = slack.alerts()
+            rows = await deliveries(sqlite_url)
+            # Every alert that was due when SIGTERM came is out, exactly once, and recorded.
+            assert rows and all(r.status == "sent" for r in rows)
+            assert after_stop == collections.Counter({r.channel_id: 1 for r in rows})
+            ts_by_channel = {m.channel: m.ts for m in slack.messages if is_alert(m)}
+            assert all(r.slack_ts == ts_by_channel[r.channel_id] for r in rows)
+
+            slack.delay = 0.0
+            await second.start(http)
+            started = [r for r in second.records() if str(r.get("msg", "")).startswith("follow-ups started")]
+            assert started and "0 deliveries owed" in started[0]["msg"]
+            # Watches still open at SIGTERM are polled again and told; nothing is told twice.
+            await eventually(lambda: len(slack.alerts()) == len(channels), 15, "every channel's alert")
+            await eventually_async_sent(sqlite_url, len(channels))
+            second.send(signal.SIGTERM)
+            assert await second.wait(15) == 0, second.log()
+        finally:
+            await first.kill_if_running()
+            await second.kill_if_running()
+    assert slack.alerts() == collections.Counter(dict.fromkeys(channels, 1))
+    assert "Traceback" not in first.log() + second.log()
