@@ -197,7 +197,7 @@ async def run_burst(bot_url: str, slack_url: str, secret: str, commands: int) ->
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.bench_watch", *args, stdout=asyncio.subprocess.PIPE
     )
-    out, _ = await asyncio.wait_for(process.communicate(), 120)
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
     result: dict[str, list[Any]] = json.loads(out)
     return result
 
@@ -339,7 +339,12 @@ def _settings(opts: Options, urls: dict[str, str], workdir: Path, secret: str) -
 
 
 async def bot_main(opts: Options) -> int:
+    import faulthandler
     import logging
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
+    # A hard bound on the whole run, whatever happens to the event loop: dump stacks and exit.
+    faulthandler.dump_traceback_later(opts.run_seconds + 180, exit=True)
 
     logging.getLogger("taskbot").setLevel(logging.ERROR)
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -410,6 +415,16 @@ async def bot_main(opts: Options) -> int:
                     if burst_task is not None and burst_task.done() and burst is None:
                         burst = burst_task.result()
                         burst_lag_mark = (lag_start, ticker.mark())
+                    if len(samples.times) % 15 == 0:
+                        elapsed = samples.times[-1] - run_started
+                        window = samples.polls[-1] - samples.polls[-15] if len(samples.polls) > 15 else 0
+                        recent = [lag * 1000 for lag in ticker.lags[-500:]]
+                        print(
+                            f"  [{elapsed:5.0f} s] polls {samples.polls[-1]} (~{window / 15:.0f}/s), "
+                            f"delivered {followups.delivered}, lag p99 {percentile(recent, 99):.0f} ms, "
+                            f"RSS {samples.rss[-1] / 2**20:.0f} MiB, load {loadavg()}",
+                            flush=True,
+                        )
                     await asyncio.sleep(1.0)
                 if burst_task is not None and burst is None:
                     burst = await burst_task
@@ -541,7 +556,7 @@ def main() -> None:
     parser.add_argument("--poll-seconds", type=float, default=10.0)
     parser.add_argument("--max-poll-seconds", type=float, default=300.0)
     parser.add_argument("--api-rate", type=float, default=10_000.0)
-    parser.add_argument("--finish-within", type=float, default=120.0)
+    parser.add_argument("--finish-within", type=float, default=600.0)
     parser.add_argument("--run-seconds", type=float, default=150.0)
     parser.add_argument("--naive-seconds", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
