@@ -200,7 +200,10 @@ async def watch_all(bot: BotProcess, http: httpx.AsyncClient, tasks: dict[str, s
     """One signed ``/task watch`` per channel; waits for every confirmation."""
     slack = bot.cloud.slack
     await asyncio.gather(*(bot.watch(http, task_id, channel) for channel, task_id in tasks.items()))
-    await slack.wait_for(lambda ms: sum(CONFIRMED in m.text for m in ms) >= len(tasks), timeout=15)
+    try:
+        await slack.wait_for(lambda ms: sum(CONFIRMED in m.text for m in ms) >= len(tasks), timeout=15)
+    except TimeoutError:
+        pytest.fail("not every watch was confirmed: " + repr([(m.via, m.text[:80]) for m in slack.messages]))
     assert sum(CONFIRMED in m.text for m in slack.messages if m.via == "response_url") == len(tasks)
 
 
@@ -220,9 +223,6 @@ async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
     cloud: Cloud, database_url: str, tmp_path: Path
 ) -> None:
     slack = cloud.slack
-    # 50 tasks finishing one after another, 2 to 5 s from now.
-    ids = add_tasks(cloud.simulator, [2.0 + 0.06 * n for n in range(50)])
-    channels = {f"C0CRASH{n:03d}": task_id for n, task_id in enumerate(ids)}
     # These channels' posts reach Slack, but the bot never hears back before it dies.
     held = {f"C0CRASH{n:03d}" for n in (8, 16)}
     slack.hold = set(held)
@@ -231,6 +231,9 @@ async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
     async with httpx.AsyncClient(timeout=10) as http:
         try:
             await first.start(http)
+            # 50 tasks finishing one after another, 3 to 6 s from now (after the watches are made).
+            ids = add_tasks(cloud.simulator, [3.0 + 0.06 * n for n in range(50)])
+            channels = {f"C0CRASH{n:03d}": task_id for n, task_id in enumerate(ids)}
             await watch_all(first, http, channels)
 
             def mid_run() -> bool:
@@ -285,13 +288,13 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_zero(
     cloud: Cloud, sqlite_url: str, tmp_path: Path
 ) -> None:
     slack = cloud.slack
-    ids = add_tasks(cloud.simulator, [2.0 + 0.01 * n for n in range(20)])
-    channels = {f"C0TERM{n:04d}": task_id for n, task_id in enumerate(ids)}
     first = BotProcess(cloud, sqlite_url, tmp_path / "first.log")
     second = BotProcess(cloud, sqlite_url, tmp_path / "second.log")
     async with httpx.AsyncClient(timeout=10) as http:
         try:
             await first.start(http)
+            ids = add_tasks(cloud.simulator, [3.0 + 0.01 * n for n in range(20)])
+            channels = {f"C0TERM{n:04d}": task_id for n, task_id in enumerate(ids)}
             await watch_all(first, http, channels)
             # Every answer to chat.postMessage now takes a second: deliveries are in flight.
             slack.delay = 1.0
