@@ -1,4 +1,4 @@
-"""``taskbot``: serve, simulator, demo, check."""
+"""``taskbot``: serve, simulator, demo, check, rotate-keys."""
 
 from __future__ import annotations
 
@@ -118,6 +118,29 @@ def simulator(host: str, port: int, tasks: str | None) -> int:
     return 0
 
 
+async def rotate_keys() -> int:
+    """Re-encrypt every workspace's stored secrets with the first key of TASKBOT_ENCRYPTION_KEY."""
+    from bot.crypto import SecretBox, SecretUnreadable
+    from bot.storage import Storage
+    from bot.workspaces import WorkspaceStore
+
+    settings = load_settings()
+    if not settings.multi_workspace or settings.encryption_key is None:
+        raise ConfigError(["rotate-keys needs SLACK_CLIENT_ID and TASKBOT_ENCRYPTION_KEY (new key first, then the old)"])
+    storage = Storage(settings.database_url)
+    try:
+        store = WorkspaceStore(storage.engine, SecretBox.from_setting(settings.encryption_key.get_secret_value()))
+        await store.create_all()
+        touched = await store.rotate_keys()
+    except SecretUnreadable as exc:
+        print(f"Nothing changed: {exc}.", file=sys.stderr)
+        return 1
+    finally:
+        await storage.dispose()
+    print(f"{touched} workspace connection(s) re-encrypted with the first key; the other keys can now be dropped.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="taskbot", description="MetaStudio import/export tasks in Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_parser = sub.add_parser("demo", help="run everything on loopback and show what a channel would see")
     demo_parser.add_argument("--no-color", action="store_true")
     sub.add_parser("check", help="verify the configuration against Slack and MetaStudio")
+    sub.add_parser("rotate-keys", help="re-encrypt stored workspace secrets with the first TASKBOT_ENCRYPTION_KEY")
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
@@ -144,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.check import run_check
 
             return asyncio.run(run_check())
+        if args.command == "rotate-keys":
+            return asyncio.run(rotate_keys())
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return 2

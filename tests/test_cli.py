@@ -14,10 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot import simulator as sim
+from bot.config import CredentialKind
+from bot.crypto import SecretBox
 from bot.servers import serve_asgi
 from bot.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
+from bot.workspaces import ConnectionForm, WorkspaceStore
 
 SIGNING_SECRET = "cli-test-signing-secret-0123456789"
 
@@ -210,3 +214,55 @@ async def test_serve_in_socket_mode_answers_over_the_websocket_and_serves_health
     assert process.returncode == 0, err.decode()
     assert DEMO_APP_TOKEN not in out.decode() + err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
+    old_key, new_key = SecretBox.generate_key(), SecretBox.generate_key()
+    secret_key = "sk-rotate-me-0123456789abcdef"
+    form = ConnectionForm(
+        region="cn-north-4",
+        endpoint=None,
+        project_id=sim.DEMO_PROJECT_ID,
+        kind=CredentialKind.AKSK,
+        access_key=sim.DEMO_ACCESS_KEY,
+        secret_key=secret_key,
+        security_token=None,
+        iam_username=None,
+        iam_password=None,
+        iam_domain=None,
+    )
+    engine = create_async_engine(url)
+    try:
+        store = WorkspaceStore(engine, SecretBox([old_key]))
+        await store.create_all()
+        await store.save_connection("T0ROTATE01", form, user_id="U0ADMIN")
+    finally:
+        await engine.dispose()
+    env = _clean_env(
+        SLACK_CLIENT_ID="111.222",
+        SLACK_CLIENT_SECRET="client-secret-5678",
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        DATABASE_URL=url,
+    )
+
+    code, out, err = await _run("rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": SecretBox.generate_key()})
+    assert code == 1
+    assert err.startswith("Nothing changed: a stored secret could not be decrypted")
+    assert "Traceback" not in out + err
+
+    code, out, err = await _run("rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": f"{new_key},{old_key}"})
+    assert code == 0, err
+    assert out.startswith("1 workspace connection(s) re-encrypted")
+    assert old_key not in out + err and new_key not in out + err
+
+    engine = create_async_engine(url)
+    try:
+        credentials = await WorkspaceStore(engine, SecretBox([new_key])).credentials("T0ROTATE01")
+    finally:
+        await engine.dispose()
+    assert credentials is not None and credentials.secret_key is not None
+    assert credentials.secret_key.get_secret_value() == secret_key
+
+    code, _, err = await _run("rotate-keys", env=_clean_env(DATABASE_URL=url))
+    assert code == 2 and "TASKBOT_ENCRYPTION_KEY" in err
