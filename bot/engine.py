@@ -187,11 +187,24 @@ class Engine:
             await self.slack_session.close()
         await self.storage.dispose()
 
-    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        """Run work after the ack, in the background; shutdown waits for it."""
-        task = asyncio.create_task(work)
+    def spawn(self, work: Coroutine[Any, Any, Any], *, reply_to: Origin | None = None) -> None:
+        """Run work after the ack, in the background; shutdown waits for it.
+
+        Nothing escapes: a failure is logged (redacted, with its traceback) and, when the work
+        answers someone, they get one sentence instead of silence.
+        """
+        task = asyncio.create_task(self._guarded(work, reply_to))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, Any], reply_to: Origin | None) -> None:
+        try:
+            await work
+        except Exception:
+            team = reply_to.team_id if reply_to else None
+            log.exception("background work %s failed", getattr(work, "__qualname__", "?"), extra={"team": team})
+            if reply_to is not None:
+                await self.respond(reply_to, _private(messages.text("error_internal"), ok=False))
 
     # -- clients ----------------------------------------------------------------------------
     async def metastudio_for(self, team_id: str | None) -> MetaStudioClient:
@@ -472,7 +485,7 @@ class Engine:
         except Exception:
             # The last line of defence: the user gets a sentence, the log gets the details.
             log.exception("command failed", extra={"team": origin.team_id, "command": name})
-            reply = _private(messages.text("error_unexpected"), ok=False)
+            reply = _private(messages.text("error_internal"), ok=False)
             await self.respond(origin, reply)
         outcome = "ok" if reply.ok else "error"
         COMMANDS.labels(name, outcome).inc()

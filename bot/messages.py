@@ -33,6 +33,7 @@ EN: dict[str, str] = {
     "error_too_many_arguments": "`/task` takes one task id at a time. Try `/task {task_id}`.",
     # MetaStudio errors: one sentence, what went wrong and what to do
     "error_unexpected": "Something went wrong while asking MetaStudio. Please try again in a minute.",
+    "error_internal": "Something went wrong inside taskbot (it is logged for the operator). Please try again in a minute.",
     "error_mss_failed": "MetaStudio could not complete the request. Please try again in a minute.",
     "error_mss_internal": "MetaStudio had an internal error. Please try again in a minute.",
     "error_mss_invalid_parameter": "MetaStudio rejected the request as invalid. Check the task id and try again.",

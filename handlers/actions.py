@@ -43,7 +43,8 @@ async def refresh(
     await ack()
     engine: Engine = context["engine"]
     if task_id := _task_id(action):
-        engine.spawn(engine.refresh(task_id, _origin(body), client, message_ts=_card_ts(body)))
+        origin = _origin(body)
+        engine.spawn(engine.refresh(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin)
 
 
 async def open_task(
@@ -61,20 +62,23 @@ async def watch(
     await ack()
     engine: Engine = context["engine"]
     if task_id := _task_id(action):
-        engine.spawn(engine.watch_button(task_id, _origin(body), client, message_ts=_card_ts(body)))
+        origin = _origin(body)
+        engine.spawn(engine.watch_button(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin)
 
 
 async def stop_watch(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
     await ack()
     engine: Engine = context["engine"]
     if task_id := _task_id(action):
-        engine.spawn(engine.stop_button(_origin(body), task_id=task_id))
+        origin = _origin(body)
+        engine.spawn(engine.stop_button(origin, task_id=task_id), reply_to=origin)
 
 
 async def stop_feed(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
     await ack()
     engine: Engine = context["engine"]
-    engine.spawn(engine.stop_button(_origin(body), task_id=None))
+    origin = _origin(body)
+    engine.spawn(engine.stop_button(origin, task_id=None), reply_to=origin)
 
 
 async def configure_connection(

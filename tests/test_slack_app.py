@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 
 import httpx
+import pytest
+from sqlalchemy.engine import make_url
 
-from bot import cards
+from bot import alerts, cards, messages
 from bot import simulator as sim
 from bot.demo import LocalStack
 from bot.slack_standin import sign_request
@@ -157,3 +161,23 @@ async def test_health_and_metrics(stack: LocalStack, http: httpx.AsyncClient) ->
     assert 'taskbot_commands_total{command="showtask",outcome="ok"}' in metrics
     assert "taskbot_metastudio_call_seconds_bucket" in metrics
     assert 'taskbot_metastudio_calls_total{operation="show_task",outcome="ok"}' in metrics
+
+
+async def test_a_failure_behind_a_button_is_one_sentence_and_logged(
+    stack: LocalStack, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A real fault, not a mock: the follow-up tables vanish under the running bot.
+    database = make_url(stack.settings.database_url).database
+    assert database
+    with sqlite3.connect(database) as db:
+        db.executescript("DROP TABLE deliveries; DROP TABLE subscribers;")
+    caplog.set_level(logging.ERROR, logger="taskbot.engine")
+
+    response = await stack.click(http, alerts.ACTION_UNWATCH, sim.RUNNING_TASK_ID)
+    assert response.status_code == 200
+
+    [reply] = await stack.slack.wait_for_messages(1, timeout=10)
+    assert reply.via == "response_url" and reply.ephemeral
+    assert reply.text == messages.text("error_internal")
+    assert "Traceback" not in repr(reply.payload) and "subscribers" not in repr(reply.payload)
+    assert any("background work" in record.getMessage() and record.exc_info for record in caplog.records)
