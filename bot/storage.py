@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     JSON,
@@ -44,7 +45,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -410,6 +411,37 @@ def _clean_error(error: str) -> str:
     return _redactor.redact(error)[:ERROR_MAX_CHARS]
 
 
+class Transactions:
+    """Read and write transactions on one engine, for every store that shares it.
+
+    Writes ask SQLite for its write lock at BEGIN (see ``_configure_sqlite``). SQLite takes one
+    writer at a time, and a burst of writers from this process would otherwise wait in
+    SQLite's busy handler, which sleeps up to 100 ms between tries: 50 watch commands at once
+    crawl, and the unlucky ones fail with "database is locked" after busy_timeout. So this
+    process's writers queue on one asyncio lock per engine; other processes still meet the
+    busy timeout.
+    """
+
+    _sqlite_locks: ClassVar[WeakKeyDictionary[Engine, asyncio.Lock]] = WeakKeyDictionary()
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._lock: asyncio.Lock | None = None
+        if engine.dialect.name == "sqlite":
+            self._lock = self._sqlite_locks.setdefault(engine.sync_engine, asyncio.Lock())
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reader() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with self._lock or nullcontext(), self._writer() as session, session.begin():
+            yield session
+
+
 class Storage:
     """All persistent state. One instance per process; safe to share between coroutines."""
 
@@ -420,30 +452,9 @@ class Storage:
         self.engine: AsyncEngine = create_async_engine(url, **engine_kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        self._reader = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = async_sessionmaker(
-            self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-        )
-        # SQLite takes one writer at a time. Without this, a burst of writers from this process
-        # waits in SQLite's busy handler, which sleeps up to 100 ms between tries, so a burst
-        # of 50 watch commands crawls and the unlucky ones fail with "database is locked"
-        # after busy_timeout. Queued here they go in order; other processes still meet the
-        # busy timeout.
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncSession]:
-        async with self._reader() as session, session.begin():
-            yield session
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        if self._write_lock is None:
-            async with self._writer() as session, session.begin():
-                yield session
-            return
-        async with self._write_lock, self._writer() as session, session.begin():
-            yield session
+        self.transactions = Transactions(self.engine)
+        self._read = self.transactions.read
+        self._write = self.transactions.write
 
     async def create_all(self) -> None:
         async with self.engine.begin() as conn:

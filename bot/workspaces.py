@@ -15,8 +15,7 @@ creates them too.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
@@ -26,13 +25,13 @@ from pydantic import SecretStr
 from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Table, Text, delete, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.config import REGION_ENDPOINTS, CloudCredentials, CredentialKind
 from bot.crypto import SecretBox
 from bot.logs import RedactingFilter
-from bot.storage import WRITE_OPTION, Base, utcnow
+from bot.storage import Base, Transactions, utcnow
 
 __all__ = [
     "CONFIGURABLE_KINDS",
@@ -253,25 +252,12 @@ class WorkspaceStore:
     ) -> None:
         self._box = box
         self._record_interval = record_interval
-        self._reader = async_sessionmaker(engine, expire_on_commit=False)
-        # On an engine set up by bot.storage.Storage this makes SQLite take the write lock at
-        # BEGIN; elsewhere the option is inert.
-        self._writer = async_sessionmaker(
-            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
-        )
+        transactions = Transactions(engine)
+        self._read = transactions.read
+        self._write = transactions.write
         self._engine = engine
         # team_id -> (last recorded outcome, monotonic time it was written)
         self._recorded: dict[str, tuple[tuple[bool, str | None], float]] = {}
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncSession]:
-        async with self._reader() as session, session.begin():
-            yield session
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncSession]:
-        async with self._writer() as session, session.begin():
-            yield session
 
     async def create_all(self) -> None:
         async with self._engine.begin() as conn:
