@@ -108,6 +108,10 @@ DELIVERY_CONCURRENCY: Final = 8
 POLL_CONCURRENCY: Final = 8
 
 
+async def _no_wait() -> None:
+    return None
+
+
 @dataclass
 class _Card:
     """One subscriber's live card and when it was last redrawn."""
@@ -167,8 +171,12 @@ class FollowUps:
         limiter: PriorityRateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        yield_to_requests: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
+        # Background work waits here before each poll, redraw and alert, so a burst of Slack
+        # requests is acknowledged first (the engine passes its AckFirst gate).
+        self._yield_to_requests = yield_to_requests or _no_wait
         self.storage = storage
         self._metastudio_for = metastudio_for
         self._slack_for = slack_for
@@ -542,6 +550,7 @@ class FollowUps:
         time there instead of polling, and commands queued behind the polls for a connection.
         """
         async with self._poll_slots:
+            await self._yield_to_requests()
             await self.limiter_for(state.team_id).acquire(Priority.POLL)
             if self._stopping:
                 return None
@@ -585,6 +594,7 @@ class FollowUps:
 
     async def _draw_cards(self, state: _Watch, task: Task, *, sync: bool) -> None:
         try:
+            await self._yield_to_requests()
             if sync:
                 # Cards posted after watch() (set_card_ts) and channels that left are picked up
                 # here: one read at most every card_update_seconds, never a write.
@@ -700,6 +710,7 @@ class FollowUps:
         limiter = self.limiter_for(team_id)
         listed: dict[str, Task] = {}
         for page in range(FEED_MAX_PAGES):
+            await self._yield_to_requests()
             await limiter.acquire(Priority.POLL)
             if self._stopping:
                 return
@@ -772,6 +783,7 @@ class FollowUps:
         try:
             # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
             async with self._send_slots:
+                await self._yield_to_requests()
                 retry = await self._deliver_once(delivery_id)
         except asyncio.CancelledError:
             raise
