@@ -53,7 +53,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -106,10 +106,44 @@ DELIVERY_CONCURRENCY: Final = 8
 # Polls in flight at once: under the MetaStudio client's keep-alive pool (10), so polls reuse
 # connections and leave the rest of its 50 connections to commands.
 POLL_CONCURRENCY: Final = 8
+# Closes and alerts in progress beyond which polls wait for them (see _Backlog).
+BACKLOG_LIMIT: Final = 2 * DELIVERY_CONCURRENCY
 
 
 async def _no_wait() -> None:
     return None
+
+
+class _Backlog:
+    """Closes and alerts started but not yet recorded; polls wait while there are too many.
+
+    Polls are the elastic load: with thousands of watches and a raised rate they can keep the
+    event loop busy without pause, and then every SQLite transaction (a hop to an aiosqlite
+    thread and back, each waiting for the GIL) crawls. In the 10,000-watch benchmark a close
+    took 15 s and alerts fell minutes behind. Results must be recorded before more are
+    fetched, so polls pause until the backlog is short again.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self._short = asyncio.Event()
+        self._short.set()
+
+    @contextlib.contextmanager
+    def item(self) -> Iterator[None]:
+        self.count += 1
+        if self.count > self.limit:
+            self._short.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count <= self.limit:
+                self._short.set()
+
+    async def wait_until_short(self) -> None:
+        await self._short.wait()
 
 
 @dataclass
@@ -205,6 +239,7 @@ class FollowUps:
         self._delivering: set[int] = set()
         self._send_slots = asyncio.Semaphore(DELIVERY_CONCURRENCY)
         self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
+        self._backlog = _Backlog(BACKLOG_LIMIT)
         self._delivery_failures: dict[int, int] = {}
 
     # -- public API ----------------------------------------------------------------------------
@@ -549,6 +584,7 @@ class FollowUps:
         which costs O(queued requests) per request: with 10,000 watches the process spent its
         time there instead of polling, and commands queued behind the polls for a connection.
         """
+        await self._backlog.wait_until_short()
         async with self._poll_slots:
             await self._yield_to_requests()
             await self.limiter_for(state.team_id).acquire(Priority.POLL)
@@ -568,7 +604,8 @@ class FollowUps:
     async def _close_and_deliver(
         self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None
     ) -> None:
-        deliveries = await self.storage.close_watch(state.id, status=status, snapshot=snapshot)
+        with self._backlog.item():
+            deliveries = await self.storage.close_watch(state.id, status=status, snapshot=snapshot)
         self._forget(state)
         log.info("watch closed as %s, %d to tell", status, len(deliveries), extra=self._extra(state))
         for delivery in deliveries:
@@ -710,6 +747,7 @@ class FollowUps:
         limiter = self.limiter_for(team_id)
         listed: dict[str, Task] = {}
         for page in range(FEED_MAX_PAGES):
+            await self._backlog.wait_until_short()
             await self._yield_to_requests()
             await limiter.acquire(Priority.POLL)
             if self._stopping:
@@ -780,6 +818,10 @@ class FollowUps:
         task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
 
     async def _deliver(self, delivery_id: int) -> None:
+        with self._backlog.item():
+            await self._deliver_with_retry(delivery_id)
+
+    async def _deliver_with_retry(self, delivery_id: int) -> None:
         try:
             # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
             async with self._send_slots:
