@@ -627,3 +627,17 @@ async def test_feed_survives_a_restart_without_replaying(stack: Stack) -> None:
     await asyncio.sleep(0.2)
     assert len(stack.alerts(task_a)) == 1
     assert len(stack.alerts(task_b)) == 1
+
+
+async def test_backlog_holds_polls_until_recorded_results_drain() -> None:
+    from bot.followups import _Backlog
+
+    backlog = _Backlog(limit=2)
+    with backlog.item(), backlog.item():
+        await asyncio.wait_for(backlog.wait_until_short(), 0.1)  # at the limit: polls go on
+        with backlog.item():
+            waiter = asyncio.create_task(backlog.wait_until_short())
+            await asyncio.sleep(0.05)
+            assert not waiter.done()  # over the limit: polls wait
+        await asyncio.wait_for(waiter, 0.1)  # back at the limit: released
+    assert backlog.count == 0
