@@ -584,8 +584,10 @@ class FollowUps:
         which costs O(queued requests) per request: with 10,000 watches the process spent its
         time there instead of polling, and commands queued behind the polls for a connection.
         """
-        await self._backlog.wait_until_short()
         async with self._poll_slots:
+            # Inside the slot: thousands of due polls queue on the semaphore, which wakes one at
+            # a time; an Event would wake them all whenever the backlog drains.
+            await self._backlog.wait_until_short()
             await self._yield_to_requests()
             await self.limiter_for(state.team_id).acquire(Priority.POLL)
             if self._stopping:
