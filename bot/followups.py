@@ -118,8 +118,8 @@ class _Backlog:
     """Closes and alerts started but not yet recorded; polls wait while there are too many.
 
     Polls are the elastic load: with thousands of watches and a raised rate they can keep the
-    event loop busy without pause, and then every SQLite transaction (a hop to an aiosqlite
-    thread and back, each waiting for the GIL) crawls. In the 10,000-watch benchmark a close
+    event loop busy without pause, and then every SQLite transaction crawls: each of its
+    steps (hops to an aiosqlite thread and back) waits its turn behind the polls' callbacks. In the 10,000-watch benchmark a close
     took 15 s and alerts fell minutes behind. Results must be recorded before more are
     fetched, so polls pause until the backlog is short again.
     """
