@@ -13,7 +13,7 @@ from typing import TextIO
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import column, func, inspect, select, text
 from sqlalchemy import table as sql_table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -66,7 +66,7 @@ async def _check_database(settings: Settings, report: _Report) -> None:
             if settings.multi_workspace:
                 installed = await _count(conn, INSTALLATIONS_TABLE)
                 connected = await _count(conn, ConnectionRow.__tablename__)
-                detail += f"; {installed} installation(s), {connected} MetaStudio connection(s)"
+                detail += f"; {installed} workspace(s) installed, {connected} connected to MetaStudio"
         report.line(True, "database", detail)
     except (OSError, SQLAlchemyError) as exc:
         report.line(False, "database", f"cannot open {shown} ({type(exc).__name__})")
@@ -75,10 +75,14 @@ async def _check_database(settings: Settings, report: _Report) -> None:
 
 
 async def _count(conn: AsyncConnection, table: str) -> int:
-    """Rows in one of our own tables; 0 before the first start has created it."""
+    """Workspaces in one of our tables; 0 before the first start has created it.
+
+    Distinct teams, not rows: slack_sdk's store keeps a row for every install of a workspace.
+    """
     if not await conn.run_sync(lambda sync: inspect(sync).has_table(table)):
         return 0
-    return int((await conn.execute(select(func.count()).select_from(sql_table(table)))).scalar_one())
+    teams = select(func.count(func.distinct(column("team_id")))).select_from(sql_table(table))
+    return int((await conn.execute(teams)).scalar_one())
 
 
 def _check_encryption_key(settings: Settings, report: _Report) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from slack_sdk.oauth.installation_store import Installation
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot import simulator as sim
@@ -125,9 +127,26 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
     assert out.splitlines() == [
         "ok    configuration: complete",
         f"ok    database: reachable at sqlite+aiosqlite:///{tmp_path / 'many.db'}; "
-        "0 installation(s), 0 MetaStudio connection(s)",
+        "0 workspace(s) installed, 0 connected to MetaStudio",
         "ok    encryption key: valid Fernet key(s)",
     ]
+
+    # Two installs of one workspace and another workspace: slack_sdk keeps a row per install.
+    engine = create_async_engine(env["DATABASE_URL"])
+    try:
+        installations = AsyncSQLAlchemyInstallationStore(client_id="111.222", engine=engine)
+        await installations.create_tables()
+        for team_id in ("T0CHECK001", "T0CHECK001", "T0CHECK002"):
+            await installations.async_save(
+                Installation(app_id="A0TASKBOT1", team_id=team_id, user_id="U0ADMIN", bot_token="xoxb-check")
+            )
+    finally:
+        await engine.dispose()
+    code, out, err = await _run("check", env=env)
+    assert code == 0, out + err
+    assert "; 2 workspace(s) installed, 0 connected to MetaStudio" in out
+    assert "xoxb-check" not in out + err
+
     code, out, err = await _run("check", env={**env, "TASKBOT_ENCRYPTION_KEY": "not-a-key"})
     assert code == 1
     assert "FAIL  encryption key: TASKBOT_ENCRYPTION_KEY" in out
