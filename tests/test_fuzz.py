@@ -14,14 +14,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import messages
-from bot.commands import Help, Invalid, Recent, ShowTask, parse
+from bot.commands import Command, Invalid, ShowTask, Unwatch, Watch, parse
 from bot.demo import LocalStack, demo_stack
 from bot.metastudio.models import is_task_id
 
 texts = st.one_of(
     st.text(max_size=200),
     st.text(alphabet="0123456789abcdefABCDEF -_`<>&!@#", max_size=70),
-    st.sampled_from(["help", "recent", "recent a,b c", "<!channel>", "`" * 5, "\x00", "../../v3/auth/tokens"]),
+    st.sampled_from(
+        ["help", "recent", "recent a,b c", "WATCHING", "watch ../x", "subscribe <!here>", "<!channel>", "`" * 5,
+         "\x00", "../../v3/auth/tokens"]
+    ),
     st.builds(lambda s, tail: s + tail, st.text(alphabet="0123456789abcdef", min_size=32, max_size=32), st.text(max_size=10)),
 )
 
@@ -30,8 +33,8 @@ texts = st.one_of(
 @settings(max_examples=500)
 def test_parse_always_yields_a_command(text: str) -> None:
     command = parse(text)
-    assert isinstance(command, Help | ShowTask | Recent | Invalid)
-    if isinstance(command, ShowTask):
+    assert isinstance(command, Command)
+    if isinstance(command, ShowTask | Watch | Unwatch):
         assert is_task_id(command.task_id)
     if isinstance(command, Invalid):
         assert command.message and "\n" not in command.message
