@@ -37,7 +37,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,7 +49,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, insert, select
 from starlette.types import Receive, Scope, Send
 
-from bench.common import percentile, raw_burst, summary_ms
+from bench.common import percentile, raw_burst, services_process, summary_ms
 from bot import simulator as sim
 from bot.app import create_asgi
 from bot.config import Settings
@@ -153,19 +154,9 @@ async def services_main(now: float, count: int, finish_within: float, seed: int)
     return 0
 
 
-@contextlib.asynccontextmanager
-async def services(now: float, count: int, finish_within: float, seed: int) -> AsyncIterator[dict[str, str]]:
+def services(now: float, count: int, finish_within: float, seed: int) -> AbstractAsyncContextManager[dict[str, str]]:
     args = ["services", "--now", repr(now), "--watches", str(count), "--finish-within", str(finish_within)]
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.bench_watch", *args, "--seed", str(seed), stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 120)
-        yield json.loads(line)
-    finally:
-        process.terminate()
-        await process.wait()
+    return services_process("bench.bench_watch", *args, "--seed", str(seed), start_timeout=120)
 
 
 # --- process 3: the /task burst --------------------------------------------------------------

@@ -63,14 +63,17 @@ async def bot_process(env: dict[str, str], port: int) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def services_process() -> AsyncIterator[dict[str, str]]:
-    """Simulator and Slack stand-in in their own process; yields their URLs."""
+async def services_process(
+    module: str = "bench.services", *args: str, start_timeout: float = 30
+) -> AsyncIterator[dict[str, str]]:
+    """Simulator and Slack stand-in in their own process (``python -m module *args``), which
+    prints their URLs as one JSON line once it serves them; yields those URLs."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.services", stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", module, *args, stdout=asyncio.subprocess.PIPE
     )
     try:
         assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        line = await asyncio.wait_for(process.stdout.readline(), start_timeout)
         yield json.loads(line)
     finally:
         process.terminate()
