@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 
 from bench.common import bot_process, free_port, raw_burst, services_process, summary_ms
-from bot import simulator as sim
-from bot.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
+from bot.devtools import simulator as sim
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 
 SIGNING_SECRET = "bench-signing-secret"
 

@@ -19,8 +19,8 @@ from huaweicloudsdkmetastudio.v1 import ShowTaskRequest
 from pydantic import SecretStr
 
 from bench.common import services_process
-from bot import simulator as sim
 from bot.config import CloudCredentials, CredentialKind
+from bot.devtools import simulator as sim
 from bot.metastudio.client import MetaStudioClient
 
 

@@ -50,14 +50,14 @@ from sqlalchemy import func, insert, select
 from starlette.types import Receive, Scope, Send
 
 from bench.common import percentile, raw_burst, services_process, summary_ms
-from bot import simulator as sim
 from bot.app import create_asgi
 from bot.config import Settings
-from bot.engine import Engine
+from bot.db.followups import Storage, SubscriberRow, WatchRow
+from bot.devtools import simulator as sim
+from bot.devtools.simulator.tasks import SimTask
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, SlackStandIn
 from bot.servers import serve_asgi
-from bot.simulator.tasks import SimTask
-from bot.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, SlackStandIn
-from bot.storage import Storage, SubscriberRow, WatchRow
+from bot.services.engine import Engine
 
 ID_PREFIX = "a"
 SHARED_TASK_ID = "c" * 31 + "1"  # watched by many channels; runs far longer than the benchmark

@@ -11,9 +11,9 @@ import json
 import signal
 import sys
 
+from bot.devtools.simulator import Simulator
+from bot.devtools.slack_standin import SlackStandIn
 from bot.servers import serve_asgi
-from bot.simulator import Simulator
-from bot.slack_standin import SlackStandIn
 
 
 async def main() -> int:

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 import handlers
 from bot.config import Settings
-from bot.engine import BOT_SCOPES, Engine, slack_retry_handlers
+from bot.services.engine import BOT_SCOPES, Engine, slack_retry_handlers
 
 log = logging.getLogger("taskbot.app")
 

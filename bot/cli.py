@@ -45,7 +45,7 @@ def _settings_for_serving() -> Settings:
         except ConfigError as exc:
             problems += exc.problems
     elif settings.encryption_key is not None:
-        from bot.crypto import SecretBox
+        from bot.db.crypto import SecretBox
 
         try:
             SecretBox.from_setting(settings.encryption_key.get_secret_value())
@@ -78,8 +78,8 @@ async def _serve(settings: Settings, port: int) -> int:
     from starlette.applications import Starlette
 
     from bot.app import create_asgi, create_bolt_app, health_routes, running
-    from bot.engine import Engine
     from bot.servers import serve_asgi
+    from bot.services.engine import Engine
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,7 +109,7 @@ async def _serve(settings: Settings, port: int) -> int:
 
 
 def simulator(host: str, port: int, tasks: str | None) -> int:
-    from bot.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, Simulator
+    from bot.devtools.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, Simulator
 
     sim = Simulator.from_json_file(tasks) if tasks else Simulator()
     print(f"MetaStudio simulator on http://{host}:{port}  project {DEMO_PROJECT_ID}  AK {DEMO_ACCESS_KEY}")
@@ -120,9 +120,9 @@ def simulator(host: str, port: int, tasks: str | None) -> int:
 
 async def rotate_keys() -> int:
     """Re-encrypt every workspace's stored secrets with the first key of TASKBOT_ENCRYPTION_KEY."""
-    from bot.crypto import SecretBox, SecretUnreadable
-    from bot.storage import Storage
-    from bot.workspaces import WorkspaceStore
+    from bot.db.crypto import SecretBox, SecretUnreadable
+    from bot.db.followups import Storage
+    from bot.db.workspaces import WorkspaceStore
 
     settings = load_settings()
     if not settings.multi_workspace or settings.encryption_key is None:
@@ -161,11 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "simulator":
             return simulator(args.host, args.port, args.tasks)
         if args.command == "demo":
-            from bot.demo import run_demo
+            from bot.devtools.demo import run_demo
 
             return asyncio.run(run_demo(color=not args.no_color and sys.stdout.isatty()))
         if args.command == "check":
-            from bot.check import run_check
+            from bot.services.check import run_check
 
             return asyncio.run(run_check())
         if args.command == "rotate-keys":

@@ -12,9 +12,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import alerts, cards, home
-from bot.commands import ShowTask, parse
-from bot.engine import Engine, Origin
+from bot.services.commands import ShowTask, parse
+from bot.services.engine import Engine, Origin
+from bot.slack import alerts, cards, home
 
 
 def _origin(body: dict[str, Any]) -> Origin:

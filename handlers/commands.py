@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.commands import parse
-from bot.engine import Engine, Origin
+from bot.services.commands import parse
+from bot.services.engine import Engine, Origin
 
 
 async def task_command(

@@ -7,8 +7,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import home, messages
-from bot.engine import Engine, Origin
+from bot import messages
+from bot.services.engine import Engine, Origin
+from bot.slack import home
 
 
 def _origin(body: dict[str, Any]) -> Origin:

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.demo import LocalStack, demo_stack
+from bot.devtools.demo import LocalStack, demo_stack
 
 
 @pytest.fixture

@@ -28,14 +28,14 @@ from pydantic import SecretStr
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot import home
-from bot import simulator as sim
 from bot.app import create_asgi
 from bot.config import Settings
-from bot.engine import Engine
+from bot.devtools import simulator as sim
+from bot.devtools.simulator.auth import AccessKey
+from bot.devtools.slack_standin import ApiCall, PostedMessage, SlackStandIn, sign_request
 from bot.servers import serve_asgi
-from bot.simulator.auth import AccessKey
-from bot.slack_standin import ApiCall, PostedMessage, SlackStandIn, sign_request
+from bot.services.engine import Engine
+from bot.slack import home
 
 T = TypeVar("T")
 APP_ID = "A0TASKBOT1"

@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import alerts
-from bot.cards import ACTION_OPEN
+from bot.db.followups import ChannelWatch, FeedRecord
 from bot.metastudio.models import Task
-from bot.storage import ChannelWatch, FeedRecord
+from bot.slack import alerts
+from bot.slack.cards import ACTION_OPEN
 
 TASK_ID = "c0ffee00c0ffee00c0ffee00c0ffee00"
 BEGIN = 1_744_276_900_000

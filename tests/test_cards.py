@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot import cards
-from bot.cards import (
+from bot.messages import text
+from bot.metastudio.models import Task, TaskPage
+from bot.slack import cards
+from bot.slack.cards import (
     ACTION_OPEN,
     ACTION_REFRESH,
     ACTION_WATCH,
@@ -24,8 +26,6 @@ from bot.cards import (
     task_card,
     truncate,
 )
-from bot.messages import text
-from bot.metastudio.models import Task, TaskPage
 
 SEED_BODY: dict[str, Any] = {
     "resource": "knowledge-intent-question-create",

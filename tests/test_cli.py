@@ -18,12 +18,12 @@ from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot import simulator as sim
 from bot.config import CredentialKind
-from bot.crypto import SecretBox
+from bot.db.crypto import SecretBox
+from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.devtools import simulator as sim
+from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
-from bot.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
-from bot.workspaces import ConnectionForm, WorkspaceStore
 
 SIGNING_SECRET = "cli-test-signing-secret-0123456789"
 

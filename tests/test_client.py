@@ -21,25 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import CloudCredentials, CredentialKind
-from bot.metastudio.client import Fetched, MetaStudioClient, _retry_after
-from bot.metastudio.errors import (
-    AuthenticationFailed,
-    BadResponse,
-    ConnectionFailed,
-    InternalError,
-    InvalidParameter,
-    InvalidTaskId,
-    MetaStudioError,
-    PermissionDenied,
-    RequestFailed,
-    ServerError,
-    TaskNotFound,
-    Throttled,
-    TimedOut,
-)
-from bot.metastudio.models import Task
-from bot.servers import serve_asgi
-from bot.simulator import (
+from bot.devtools.simulator import (
     BROKEN_TASK_ID,
     DEMO_ACCESS_KEY,
     DEMO_IAM_DOMAIN,
@@ -62,6 +44,24 @@ from bot.simulator import (
     SimTask,
     Simulator,
 )
+from bot.metastudio.client import Fetched, MetaStudioClient, _retry_after
+from bot.metastudio.errors import (
+    AuthenticationFailed,
+    BadResponse,
+    ConnectionFailed,
+    InternalError,
+    InvalidParameter,
+    InvalidTaskId,
+    MetaStudioError,
+    PermissionDenied,
+    RequestFailed,
+    ServerError,
+    TaskNotFound,
+    Throttled,
+    TimedOut,
+)
+from bot.metastudio.models import Task
+from bot.servers import serve_asgi
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
 REQUEST_ID_LENGTH = 32

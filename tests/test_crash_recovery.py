@@ -27,11 +27,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import simulator as sim
-from bot.demo import is_alert
+from bot.db.followups import DeliveryRow, Storage
+from bot.devtools import simulator as sim
+from bot.devtools.demo import is_alert
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
-from bot.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
-from bot.storage import DeliveryRow, Storage
 
 pytest_plugins = ["tests.databases"]
 

@@ -1,4 +1,4 @@
-"""bot.crypto: Fernet round trips, key rotation, and errors that never carry a key or a secret."""
+"""bot.db.crypto: Fernet round trips, key rotation, and errors that never carry a key or a secret."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.config import ConfigError
-from bot.crypto import ENCRYPTION_KEY_ENV, SecretBox, SecretUnreadable
+from bot.db.crypto import ENCRYPTION_KEY_ENV, SecretBox, SecretUnreadable
 
 SECRET = "sk-Very$ecret/Value%with unicode ✓"
 

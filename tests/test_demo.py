@@ -8,7 +8,7 @@ import re
 import sys
 import time
 
-from bot.demo import WATCHED_TASK_ID
+from bot.devtools.demo import WATCHED_TASK_ID
 
 DEMO_BUDGET_SECONDS = 20.0
 

@@ -18,14 +18,21 @@ from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import CloudCredentials, CredentialKind, Settings
-from bot.engine import slack_retry_handlers
-from bot.followups import DELIVERY_EVENT, FollowUps
+from bot.db.followups import DeliveryRecord, Storage
+from bot.devtools.simulator import (
+    DEMO_ACCESS_KEY,
+    DEMO_PROJECT_ID,
+    DEMO_SECRET_KEY,
+    Fault,
+    SimTask,
+    Simulator,
+)
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
+from bot.followups.engine import DELIVERY_EVENT, FollowUps
 from bot.metastudio.client import MetaStudioClient
-from bot.ratelimit import Priority, PriorityRateLimiter
+from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
 from bot.servers import serve_asgi
-from bot.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, DEMO_SECRET_KEY, Fault, SimTask, Simulator
-from bot.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
-from bot.storage import DeliveryRecord, Storage
+from bot.services.engine import slack_retry_handlers
 
 pytest_plugins = ["tests.databases"]
 
@@ -630,7 +637,7 @@ async def test_feed_survives_a_restart_without_replaying(stack: Stack) -> None:
 
 
 async def test_backlog_holds_polls_until_recorded_results_drain() -> None:
-    from bot.followups import _Backlog
+    from bot.followups.engine import _Backlog
 
     backlog = _Backlog(limit=2)
     with backlog.item(), backlog.item():

@@ -1,4 +1,4 @@
-"""bot.home: App Home and admin modals, validated with slack_sdk's models; parsing of submissions."""
+"""bot.slack.home: App Home and admin modals, validated with slack_sdk's models; parsing of submissions."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot import home
 from bot.config import REGION_ENDPOINTS, CredentialKind
-from bot.crypto import SecretBox
-from bot.home import (
+from bot.db.crypto import SecretBox
+from bot.db.workspaces import AuditEntry, Connection, ConnectionForm, Guardrails, WorkspaceStore
+from bot.slack import home
+from bot.slack.home import (
     ACTION_CONFIGURE,
     ACTION_GUARDRAILS,
     ACTION_TEST_CONNECTION,
@@ -29,7 +30,6 @@ from bot.home import (
     parse_connection,
     parse_guardrails,
 )
-from bot.workspaces import AuditEntry, Connection, ConnectionForm, Guardrails, WorkspaceStore
 
 pytest_plugins = ["tests.databases"]
 

@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 import pytest
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 
-from bot import cards, home, messages
-from bot.engine import BOT_SCOPES
-from bot.followups import DELIVERY_EVENT
-from bot.slack_standin import PostedMessage
-from bot.workspaces import mask_access_key
+from bot import messages
+from bot.db.workspaces import mask_access_key
+from bot.devtools.slack_standin import PostedMessage
+from bot.followups.engine import DELIVERY_EVENT
+from bot.services.engine import BOT_SCOPES
+from bot.slack import cards, home
 from tests.install_support import (
     AK_A,
     CHANNEL_A,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import cards, messages
-from bot.slack_standin import PostedMessage
+from bot import messages
+from bot.devtools.slack_standin import PostedMessage
+from bot.slack import cards
 from tests.install_support import (
     AK_A,
     PROJECT_A,

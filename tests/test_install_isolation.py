@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import cards, home, messages
-from bot.workspaces import mask_access_key
+from bot import messages
+from bot.db.workspaces import mask_access_key
+from bot.slack import cards, home
 from tests.install_support import (
     AK_A,
     CHANNEL_A,

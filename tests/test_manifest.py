@@ -12,8 +12,8 @@ import yaml
 from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
-from bot.engine import BOT_SCOPES
 from bot.messages import text
+from bot.services.engine import BOT_SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy vendored into the repo wins, so a clean clone needs nothing outside it.

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from bot.polling import (
+from bot.followups.polling import (
     Cadence,
     PollPolicy,
     after_error,

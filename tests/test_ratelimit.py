@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.ratelimit import Priority, PriorityRateLimiter, RateLimiters
+from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
 
 
 async def test_within_burst_is_immediate() -> None:

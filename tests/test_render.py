@@ -7,9 +7,9 @@ from typing import Any
 
 from hypothesis import given, settings
 
-from bot.cards import card_text, error_blocks, recent_list, task_card
+from bot.devtools.render import render_message
 from bot.metastudio.models import Task, TaskPage
-from bot.render import render_message
+from bot.slack.cards import card_text, error_blocks, recent_list, task_card
 from tests.test_cards import BEGIN, SEED, task, tasks
 
 

@@ -20,11 +20,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from bot.config import CloudCredentials, CredentialKind
-from bot.metastudio import signer
-from bot.metastudio.auth import AkSkAuthenticator, RequestParts
-from bot.metastudio.client import MetaStudioClient
-from bot.servers import serve_asgi
-from bot.simulator import (
+from bot.devtools.simulator import (
     DEMO_ACCESS_KEY,
     DEMO_PROJECT_ID,
     DEMO_SECRET_KEY,
@@ -34,6 +30,10 @@ from bot.simulator import (
     SEED_TASK_ID,
     Simulator,
 )
+from bot.metastudio import signer
+from bot.metastudio.auth import AkSkAuthenticator, RequestParts
+from bot.metastudio.client import MetaStudioClient
+from bot.servers import serve_asgi
 
 AK = "HPUAEXAMPLEAK0000001"
 SK = "exampleSecretKey/With+Odd=Chars0000000001"

@@ -24,10 +24,7 @@ from huaweicloudsdkmetastudio.v1 import (
     ShowTaskRequest,
 )
 
-from bot.metastudio import signer
-from bot.metastudio.models import Task, TaskPage
-from bot.servers import serve_asgi
-from bot.simulator import (
+from bot.devtools.simulator import (
     BROKEN_TASK_ID,
     DEMO_ACCESS_KEY,
     DEMO_BUSINESS_IDS,
@@ -56,6 +53,9 @@ from bot.simulator import (
     TaskFileError,
     bulk_tasks,
 )
+from bot.metastudio import signer
+from bot.metastudio.models import Task, TaskPage
+from bot.servers import serve_asgi
 
 START = 1_800_000_000.0  # a fixed "now" for the fake clock
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

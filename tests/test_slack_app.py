@@ -10,10 +10,11 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot import alerts, cards, messages
-from bot import simulator as sim
-from bot.demo import LocalStack
-from bot.slack_standin import sign_request
+from bot import messages
+from bot.devtools import simulator as sim
+from bot.devtools.demo import LocalStack
+from bot.devtools.slack_standin import sign_request
+from bot.slack import alerts, cards
 
 
 def _all_text(blocks: list[dict]) -> str:

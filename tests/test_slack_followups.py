@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import alerts, cards
-from bot import simulator as sim
-from bot.demo import LocalStack, demo_stack, is_alert
-from bot.slack_standin import PostedMessage
+from bot.devtools import simulator as sim
+from bot.devtools.demo import LocalStack, demo_stack, is_alert
+from bot.devtools.slack_standin import PostedMessage
+from bot.slack import alerts, cards
 
 CHANNEL = "C0FOLLOW01"
 OTHER = "C0FOLLOW02"

@@ -1,4 +1,4 @@
-"""bot.storage against real databases: every test runs on a SQLite file and on PostgreSQL."""
+"""bot.db.followups against real databases: every test runs on a SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.storage import (
+from bot.db.followups import (
     ActiveWatch,
     DeliveryRecord,
     Storage,

@@ -1,4 +1,4 @@
-"""bot.workspaces against real databases: every test runs on a SQLite file and on PostgreSQL."""
+"""bot.db.workspaces against real databases: every test runs on a SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.config import CredentialKind
-from bot.crypto import SecretBox, SecretUnreadable
-from bot.storage import Storage
-from bot.workspaces import (
+from bot.db.crypto import SecretBox, SecretUnreadable
+from bot.db.followups import Storage
+from bot.db.workspaces import (
     _TABLES,
     ConnectionForm,
     WorkspaceStore,

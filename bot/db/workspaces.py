@@ -1,14 +1,14 @@
 """Per-workspace MetaStudio connections, ``/task`` guardrails and their audit log.
 
 Each Slack workspace (``team_id``) connects its own MetaStudio project. Secrets (access key,
-secret key, security token, IAM password) are stored only as Fernet tokens (``bot.crypto``) and
+secret key, security token, IAM password) are stored only as Fernet tokens (``bot.db.crypto``) and
 leave this module decrypted only through ``credentials()``, as ``SecretStr``. Everything else
 returned is a frozen dataclass that holds no secret, so it can be rendered, logged or cached.
 
 Only the secrets of the current credential type are kept: switching from AK/SK to an IAM user
 deletes the stored AK/SK, so nothing lingers that nobody can see or use.
 
-The tables share ``bot.storage.Base``: importing this module before ``Storage.create_all()``
+The tables share ``bot.db.followups.Base``: importing this module before ``Storage.create_all()``
 creates them too.
 """
 
@@ -29,9 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.config import REGION_ENDPOINTS, CloudCredentials, CredentialKind
-from bot.crypto import SecretBox
+from bot.db.crypto import SecretBox
+from bot.db.followups import Base, Transactions, utcnow
 from bot.logs import RedactingFilter
-from bot.storage import Base, Transactions, utcnow
 
 __all__ = [
     "CONFIGURABLE_KINDS",
@@ -273,7 +273,7 @@ class WorkspaceStore:
     async def credentials(self, team_id: str) -> CloudCredentials | None:
         """Decrypted credentials for ``MetaStudioClient``; None when not configured.
 
-        Raises ``bot.crypto.SecretUnreadable`` when the key that encrypted them is gone.
+        Raises ``bot.db.crypto.SecretUnreadable`` when the key that encrypted them is gone.
         """
         async with self._read() as session:
             row = await session.get(ConnectionRow, team_id)
@@ -505,7 +505,7 @@ class WorkspaceStore:
     async def rotate_keys(self) -> int:
         """Re-encrypt every stored secret with the primary key; returns the connections touched.
 
-        Raises ``bot.crypto.SecretUnreadable`` (and changes nothing) when a secret cannot be
+        Raises ``bot.db.crypto.SecretUnreadable`` (and changes nothing) when a secret cannot be
         decrypted with any configured key: dropping that key would lose it.
         """
         touched = 0

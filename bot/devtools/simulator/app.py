@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from bot.simulator.auth import AccessKey, AuthRejected, Gateway
-from bot.simulator.demo import (
+from bot.devtools.simulator.auth import AccessKey, AuthRejected, Gateway
+from bot.devtools.simulator.demo import (
     DEMO_ACCESS_KEY,
     DEMO_IAM_DOMAIN,
     DEMO_IAM_DOMAIN_ID,
@@ -36,7 +36,7 @@ from bot.simulator.demo import (
     DEMO_TEMP_ACCESS_KEY,
     DEMO_TEMP_SECRET_KEY,
 )
-from bot.simulator.tasks import (
+from bot.devtools.simulator.tasks import (
     MSS_MESSAGES,
     Fault,
     SimTask,

@@ -17,10 +17,10 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from bot.cards import ACTION_OPEN, card_text, clean, escape, humanize, number, task_card, truncate
+from bot.db.followups import ChannelWatch, FeedRecord
 from bot.messages import text
 from bot.metastudio.models import Task
-from bot.storage import ChannelWatch, FeedRecord
+from bot.slack.cards import ACTION_OPEN, card_text, clean, escape, humanize, number, task_card, truncate
 
 ACTION_UNWATCH: Final = "task_unwatch"
 """Button on the "watching" list; its value is the task id."""

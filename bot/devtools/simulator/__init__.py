@@ -77,9 +77,9 @@ JSON task file (:meth:`Simulator.from_json_file`, and ``bot/data/demo_tasks.json
     ``fault`` and ``business_id`` and nothing else.
 """
 
-from bot.simulator.app import Simulator
-from bot.simulator.auth import AccessKey, AuthRejected, Gateway, IssuedToken
-from bot.simulator.demo import (
+from bot.devtools.simulator.app import Simulator
+from bot.devtools.simulator.auth import AccessKey, AuthRejected, Gateway, IssuedToken
+from bot.devtools.simulator.demo import (
     BROKEN_TASK_ID,
     DEMO_ACCESS_KEY,
     DEMO_BUSINESS_IDS,
@@ -102,7 +102,7 @@ from bot.simulator.demo import (
     SLOW_TASK_ID,
     THROTTLED_TASK_ID,
 )
-from bot.simulator.tasks import (
+from bot.devtools.simulator.tasks import (
     MSS_MESSAGES,
     SEED_TASK_BODY,
     STATUS_DONE,

@@ -29,9 +29,19 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot import alerts, cards, messages
-from bot.admin import WorkspaceAdmin
-from bot.commands import (
+from bot import messages
+from bot.config import ConfigError, Settings
+from bot.db.crypto import SecretBox
+from bot.db.followups import Storage
+from bot.db.workspaces import WorkspaceStore
+from bot.followups.engine import FollowUps
+from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.errors import MetaStudioError, NotConfigured
+from bot.metastudio.models import Task
+from bot.metastudio.ratelimit import Priority
+from bot.metrics import COMMANDS, SLACK_API_ERRORS
+from bot.services.admin import WorkspaceAdmin
+from bot.services.commands import (
     Command,
     Help,
     Invalid,
@@ -43,16 +53,7 @@ from bot.commands import (
     Watch,
     Watching,
 )
-from bot.config import ConfigError, Settings
-from bot.crypto import SecretBox
-from bot.followups import FollowUps
-from bot.metastudio.client import MetaStudioClient
-from bot.metastudio.errors import MetaStudioError, NotConfigured
-from bot.metastudio.models import Task
-from bot.metrics import COMMANDS, SLACK_API_ERRORS
-from bot.ratelimit import Priority
-from bot.storage import Storage
-from bot.workspaces import WorkspaceStore
+from bot.slack import alerts, cards
 
 log = logging.getLogger("taskbot.engine")
 

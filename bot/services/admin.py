@@ -14,15 +14,16 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import home, messages
+from bot import messages
 from bot.config import CloudCredentials
+from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
 from bot.metrics import SLACK_API_ERRORS
-from bot.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
+from bot.slack import home
 
 if TYPE_CHECKING:
-    from bot.engine import Engine, Origin
+    from bot.services.engine import Engine, Origin
 
 log = logging.getLogger("taskbot.admin")
 

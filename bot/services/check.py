@@ -20,10 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.db.followups import Storage
+from bot.db.workspaces import ConnectionRow
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
-from bot.storage import Storage
-from bot.workspaces import ConnectionRow
 
 OK, FAIL = "ok  ", "FAIL"
 INSTALLATIONS_TABLE = SQLAlchemyInstallationStore.default_installations_table_name
@@ -86,7 +86,7 @@ async def _count(conn: AsyncConnection, table: str) -> int:
 
 
 def _check_encryption_key(settings: Settings, report: _Report) -> None:
-    from bot.crypto import SecretBox
+    from bot.db.crypto import SecretBox
 
     if settings.encryption_key is None:
         return  # already named by the configuration line

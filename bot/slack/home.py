@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from bot.cards import clean, escape, truncate
 from bot.config import REGION_ENDPOINTS, CredentialKind
+from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, ConnectionForm, Guardrails
 from bot.messages import text
-from bot.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, ConnectionForm, Guardrails
+from bot.slack.cards import clean, escape, truncate
 
 __all__ = [
     "ACTION_CONFIGURE",

@@ -19,15 +19,16 @@ from typing import Any, TextIO
 import httpx
 from pydantic import SecretStr
 
-from bot import cards, logs
-from bot import simulator as sim
+from bot import logs
 from bot.app import create_asgi
 from bot.config import Settings
-from bot.engine import Engine
-from bot.followups import DELIVERY_EVENT
-from bot.render import render_message
+from bot.devtools import simulator as sim
+from bot.devtools.render import render_message
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN, PostedMessage, SlackStandIn
+from bot.followups.engine import DELIVERY_EVENT
 from bot.servers import serve_asgi
-from bot.slack_standin import DEMO_BOT_TOKEN, PostedMessage, SlackStandIn
+from bot.services.engine import Engine
+from bot.slack import cards
 
 PUBLIC_CHANNEL = "C0DEMO0001"
 PRIVATE_CHANNEL = "G0PRIVATE1"

@@ -4,13 +4,13 @@ Shape
 -----
 * A **watch** is one row per (team, task), shared by every channel that watches the task (its
   **subscribers**). One poll per watch per interval, however many channels: 1,000 channels on
-  one task cost what one does. The interval adapts (``bot.polling``); every MetaStudio call
+  one task cost what one does. The interval adapts (``bot.followups.polling``); every MetaStudio call
   first takes a ``POLL`` token from the project's ``PriorityRateLimiter``.
 * A **feed** makes a channel hear about every task of the project that finishes after it
   subscribed. All feeds of a team share one list poll every ``feed_poll_seconds``.
 * All timers live in one APScheduler ``AsyncIOScheduler`` with an in-memory job store (jobs
   ``watch:<id>``, ``feed:<team>``, ``delivery:<id>``), each a one-shot ``DateTrigger`` set again
-  after every run. The scheduler is only the clock: the tables in ``bot.storage`` are the truth,
+  after every run. The scheduler is only the clock: the tables in ``bot.db.followups`` are the truth,
   and ``start()`` rebuilds every timer from them. A job only spawns a tracked task and returns,
   so a slow poll never makes APScheduler skip a run.
 * Between state transitions nothing is written: the last counts, the card throttle and the
@@ -64,14 +64,8 @@ from apscheduler.triggers.date import DateTrigger
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import alerts
 from bot.config import Settings
-from bot.metastudio.client import Fetched, MetaStudioClient
-from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
-from bot.metastudio.models import Task
-from bot.polling import Cadence, PollPolicy, after_error, after_progress, backoff, jittered
-from bot.ratelimit import Priority, PriorityRateLimiter, RateLimiters
-from bot.storage import (
+from bot.db.followups import (
     ChannelWatch,
     DeliveryRecord,
     FeedRecord,
@@ -80,6 +74,12 @@ from bot.storage import (
     WatchRecord,
     WatchResult,
 )
+from bot.followups.polling import Cadence, PollPolicy, after_error, after_progress, backoff, jittered
+from bot.metastudio.client import Fetched, MetaStudioClient
+from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
+from bot.metastudio.models import Task
+from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
+from bot.slack import alerts
 
 log = logging.getLogger("taskbot.followups")
 
