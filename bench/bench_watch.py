@@ -50,14 +50,14 @@ from sqlalchemy import func, insert, select
 from starlette.types import Receive, Scope, Send
 
 from bench.common import percentile, raw_burst, services_process, summary_ms
-from bot.app import create_asgi
+from bot.app import Runtime, create_asgi
 from bot.config import Settings
-from bot.db.followups import Storage, SubscriberRow, WatchRow
+from bot.db.base import Database
+from bot.db.followups import SubscriberRow, WatchRow
 from bot.devtools import simulator as sim
 from bot.devtools.simulator.tasks import SimTask
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, SlackStandIn
 from bot.servers import serve_asgi
-from bot.services.engine import Engine
 
 ID_PREFIX = "a"
 SHARED_TASK_ID = "c" * 31 + "1"  # watched by many channels; runs far longer than the benchmark
@@ -247,9 +247,9 @@ async def bounded_gather(calls: Sequence[Callable[[], Awaitable[Any]]], concurre
 async def preload(url: str, task_ids: Sequence[str], shared_channels: int) -> float:
     """Write one active watch and one subscriber per task id, and one watch of
     ``SHARED_TASK_ID`` with ``shared_channels`` subscribers, in one transaction."""
-    storage = Storage(url)
+    database = Database(url)
     started = time.perf_counter()
-    await storage.create_all()
+    await database.create_all()
     now = datetime.now(UTC)
     expires = now + timedelta(hours=24)
     watches = [
@@ -285,11 +285,11 @@ async def preload(url: str, task_ids: Sequence[str], shared_channels: int) -> fl
         {**subscribers[0], "id": shared_id + i, "watch_id": shared_id, "channel_id": f"CSHARE{i:04d}"}
         for i in range(shared_channels)
     ]
-    async with storage.engine.begin() as conn:
+    async with database.engine.begin() as conn:
         if watches:
             await conn.execute(insert(WatchRow), watches)
             await conn.execute(insert(SubscriberRow), subscribers)
-    await storage.dispose()
+    await database.dispose()
     return time.perf_counter() - started
 
 
@@ -359,16 +359,16 @@ async def bot_main(opts: Options) -> int:
             preload_seconds = await preload(
                 settings.database_url, [t.task_id for t in tasks], opts.shared_channels
             )
-            engine = Engine(settings)
+            runtime = Runtime(settings)
             gc.collect()
             rss_before = rss_bytes()
             started = time.perf_counter()
-            async with serve_asgi(create_asgi(settings, engine)) as bot_url, httpx.AsyncClient() as http:
+            async with serve_asgi(create_asgi(settings, runtime)) as bot_url, httpx.AsyncClient() as http:
                 start_seconds = time.perf_counter() - started
                 engine_started = time.time()
                 # Bolt's first request calls auth.test; as in bench_ack, one command warms it up.
                 await run_burst(bot_url, urls["slack"], secret, 1)
-                followups = engine.followups
+                followups = runtime.followups
                 ticker = LagTicker()
                 ticker.start()
 
@@ -419,7 +419,7 @@ async def bot_main(opts: Options) -> int:
                 shared_elapsed = time.time() - shared_since
                 stats = (await http.get(urls["simulator"] + "/_stats")).json()["show"]
                 recorded = (await http.get(urls["slack"] + "/_recorded")).json()
-                async with engine.storage.engine.connect() as conn:
+                async with runtime.database.engine.connect() as conn:
                     rows = (
                         await conn.execute(
                             select(WatchRow.task_id, WatchRow.status, WatchRow.closed_at).where(

@@ -1,7 +1,9 @@
-"""The app factory: a Bolt ``AsyncApp`` with our listeners, served by Starlette.
+"""The composition root and the app factory: build every part, give each its collaborators.
 
-``create_asgi`` is what uvicorn, the demo and the tests run; the CLI runs the same Bolt app
-over Socket Mode when an app-level token is configured.
+``Runtime`` wires the layers together (database, stores, clients, follow-ups, use cases) and
+owns their start and stop; it holds no logic of its own. ``create_asgi`` is what uvicorn, the
+demo and the tests run; the CLI runs the same Bolt app over Socket Mode when an app-level token
+is configured. Listeners get the use cases they need from Bolt's context, by name.
 
 One workspace (``SLACK_BOT_TOKEN``) or many (``SLACK_CLIENT_ID``): with a client id, Bolt's own
 OAuth flow installs the app and slack_sdk's SQLAlchemy stores keep installations and OAuth
@@ -17,10 +19,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,20 +32,120 @@ from starlette.routing import Route
 
 import handlers
 from bot.config import Settings
-from bot.services.engine import BOT_SCOPES, Engine, slack_retry_handlers
+from bot.db.base import Database
+from bot.db.crypto import SecretBox
+from bot.db.followups import FollowUpStore
+from bot.db.workspaces import WorkspaceStore
+from bot.followups import FollowUps
+from bot.metastudio.client import MetaStudioClient
+from bot.services.access import Access
+from bot.services.admin import WorkspaceAdmin, WorkspaceLeaving
+from bot.services.background import AckFirst, Background
+from bot.services.commands import CommandRunner
+from bot.services.connections import MetaStudioClients
+from bot.services.follow import FollowCommands
+from bot.services.tasks import TaskViews
+from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
+from bot.slack.delivery import Responder
+from bot.slack.poster import SlackPoster
+
+__all__ = ["Runtime", "create_asgi", "create_bolt_app", "health_routes", "running"]
 
 log = logging.getLogger("taskbot.app")
 
 
-def _secret(value: Any) -> str | None:
+def _plain(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def slack_client(settings: Settings, token: str | None = None) -> AsyncWebClient:
-    kwargs: dict[str, Any] = {"token": token, "retry_handlers": slack_retry_handlers()}
-    if settings.slack_api_url:
-        kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-    return AsyncWebClient(**kwargs)
+class Runtime:
+    """Every long-lived part of one taskbot process, built from settings."""
+
+    def __init__(self, settings: Settings, metastudio: MetaStudioClient | None = None) -> None:
+        self.settings = settings
+        self.database = Database(settings.database_url)
+        self.storage = FollowUpStore(self.database)
+        self.workspaces: WorkspaceStore | None = None
+        self.installation_store: AsyncSQLAlchemyInstallationStore | None = None
+        self.state_store: AsyncSQLAlchemyOAuthStateStore | None = None
+        if settings.multi_workspace:
+            key = _plain(settings.encryption_key)
+            self.workspaces = WorkspaceStore(self.database, SecretBox.from_setting(key))
+            engine = self.database.engine
+            self.installation_store = AsyncSQLAlchemyInstallationStore(client_id=settings.slack_client_id or "", engine=engine)
+            self.state_store = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
+        self.slack = SlackClients(
+            api_url=settings.slack_api_url,
+            bot_token=settings.slack_bot_token,
+            installation_store=self.installation_store,
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret,
+        )
+        self.responder = Responder(self.slack)
+        self.metastudio = MetaStudioClients(settings, self.workspaces, env_client=metastudio)
+        self.ack_first = AckFirst()
+        self.background = Background(self.responder)
+        self.followups = FollowUps(
+            settings,
+            self.storage,
+            metastudio_for=self.metastudio.for_team,
+            poster=SlackPoster(self.slack.for_team),
+            yield_to_requests=self.ack_first.wait,
+        )
+        self.access = Access(self.workspaces)
+        tasks = TaskViews(
+            settings,
+            metastudio_for=self.metastudio.for_team,
+            limiter_for=self.followups.limiter_for,
+            workspaces=self.workspaces,
+        )
+        follow = FollowCommands(settings, self.followups, tasks, metastudio_for=self.metastudio.for_team)
+        self.commands = CommandRunner(
+            tasks=tasks, follow=follow, access=self.access, responder=self.responder, ack_first=self.ack_first
+        )
+        self.admin: WorkspaceAdmin | None = None
+        if self.workspaces is not None:
+            self.admin = WorkspaceAdmin(
+                settings,
+                self.workspaces,
+                storage=self.storage,
+                installation_store=self.installation_store,
+                access=self.access,
+                metastudio=self.metastudio,
+            )
+        self.leaving = WorkspaceLeaving(
+            installation_store=self.installation_store,
+            workspaces=self.workspaces,
+            followups=self.followups,
+            storage=self.storage,
+            metastudio=self.metastudio,
+            slack=self.slack,
+        )
+
+    async def start(self) -> None:
+        await self.slack.open()
+        await self.database.create_all()
+        if self.installation_store is not None and self.state_store is not None:
+            await self.installation_store.create_tables()
+            await self.state_store.create_tables()
+        self.metastudio.open()
+        await self.followups.start()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        await self.background.drain(timeout)
+        await self.followups.stop()
+        await self.metastudio.close()
+        await self.slack.close()
+        await self.database.dispose()
+
+    def context(self) -> dict[str, Any]:
+        """What listeners may use, by name (see ``handlers``)."""
+        return {
+            "commands": self.commands,
+            "background": self.background,
+            "admin": self.admin,
+            "leaving": self.leaving,
+        }
 
 
 class _DropTokenNotice(logging.Filter):
@@ -51,29 +155,29 @@ class _DropTokenNotice(logging.Filter):
         return "`token` will be unused" not in record.getMessage()
 
 
-def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) -> AsyncApp:
+def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     bolt_logger = logging.getLogger("taskbot.bolt")
     bolt_logger.addFilter(_DropTokenNotice())
     options: dict[str, Any] = {}
-    if engine.installation_store is not None:
-        options["installation_store"] = engine.installation_store
+    if runtime.installation_store is not None:
+        options["installation_store"] = runtime.installation_store
         options["oauth_settings"] = AsyncOAuthSettings(
             client_id=settings.slack_client_id,
-            client_secret=_secret(settings.slack_client_secret),
+            client_secret=_plain(settings.slack_client_secret),
             scopes=list(BOT_SCOPES),
-            installation_store=engine.installation_store,
-            state_store=engine.state_store,
+            installation_store=runtime.installation_store,
+            state_store=runtime.state_store,
             install_path="/slack/install",
             redirect_uri_path="/slack/oauth_redirect",
         )
         token = None
     else:
-        token = _secret(settings.slack_bot_token)
+        token = _plain(settings.slack_bot_token)
     app = AsyncApp(
-        client=slack_client(settings, token),
-        signing_secret=_secret(settings.slack_signing_secret) or "",
-        # Listeners ack, hand their work to Engine.spawn and return, so the HTTP response goes
-        # out the moment the listener returns, without Bolt's 10 ms ack polling.
+        client=web_client(token, api_url=settings.slack_api_url),
+        signing_secret=_plain(settings.slack_signing_secret) or "",
+        # Listeners ack, hand their work to Background.spawn and return, so the HTTP response
+        # goes out the moment the listener returns, without Bolt's 10 ms ack polling.
         process_before_response=True,
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
@@ -82,22 +186,22 @@ def create_bolt_app(settings: Settings, engine: Engine, *, socket_mode: bool = F
         logger=bolt_logger,
         **options,
     )
+    provided = runtime.context()
 
-    async def provide_engine(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
-        context["engine"] = engine
+    async def provide_services(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+        context.update(provided)
         await next()
 
-    app.use(provide_engine)
+    app.use(provide_services)
     handlers.register_all(app)
     return app
 
 
 @contextlib.asynccontextmanager
-async def running(engine: Engine, bolt: AsyncApp) -> AsyncIterator[None]:
-    """Start the engine and give Bolt's client the engine's shared aiohttp session."""
-    await engine.start()
-    # One aiohttp session for every Web API call; slack_sdk otherwise opens one per call.
-    bolt.client.session = engine.slack_session
+async def running(runtime: Runtime, bolt: AsyncApp) -> AsyncIterator[None]:
+    """Start the runtime and give Bolt's client the shared aiohttp session."""
+    await runtime.start()
+    bolt.client.session = runtime.slack.session
     # Everything built so far (modules, Bolt, the re-armed watches) lives as long as the
     # process: keep it out of the cyclic collector, whose full passes over 10,000 watches
     # paused the loop for up to 190 ms, acks included (BENCHMARKS.md).
@@ -107,17 +211,17 @@ async def running(engine: Engine, bolt: AsyncApp) -> AsyncIterator[None]:
         yield
     finally:
         bolt.client.session = None
-        await engine.close()
+        await runtime.close()
 
 
-def create_asgi(settings: Settings, engine: Engine | None = None) -> Starlette:
+def create_asgi(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     """The HTTP app: Slack's requests, OAuth install and redirect, health and metrics."""
-    engine = engine or Engine(settings)
-    bolt = create_bolt_app(settings, engine)
+    runtime = runtime or Runtime(settings)
+    bolt = create_bolt_app(settings, runtime)
     slack_handler = AsyncSlackRequestHandler(bolt)
 
     async def slack_events(request: Request) -> Response:
-        with engine.ack_first:
+        with runtime.ack_first:
             return await slack_handler.handle(request)
 
     async def oauth(request: Request) -> Response:
@@ -125,17 +229,17 @@ def create_asgi(settings: Settings, engine: Engine | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with running(engine, bolt):
+        async with running(runtime, bolt):
             yield
 
     routes = [*health_routes(), Route("/slack/events", slack_events, methods=["POST"])]
-    if engine.installation_store is not None:
+    if runtime.installation_store is not None:
         routes += [
             Route("/slack/install", oauth, methods=["GET"]),
             Route("/slack/oauth_redirect", oauth, methods=["GET"]),
         ]
     asgi = Starlette(routes=routes, lifespan=lifespan)
-    asgi.state.engine = engine
+    asgi.state.runtime = runtime
     asgi.state.bolt = bolt
     return asgi
 

@@ -77,9 +77,8 @@ async def _serve(settings: Settings, port: int) -> int:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from starlette.applications import Starlette
 
-    from bot.app import create_asgi, create_bolt_app, health_routes, running
+    from bot.app import Runtime, create_asgi, create_bolt_app, health_routes, running
     from bot.servers import serve_asgi
-    from bot.services.engine import Engine
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -93,10 +92,10 @@ async def _serve(settings: Settings, port: int) -> int:
             log.info("shutting down")
         return 0
 
-    engine = Engine(settings)
-    bolt = create_bolt_app(settings, engine, socket_mode=True)
+    runtime = Runtime(settings)
+    bolt = create_bolt_app(settings, runtime, socket_mode=True)
     handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    async with running(engine, bolt), serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
+    async with running(runtime, bolt), serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
         try:
             await handler.connect_async()
             log.info("connected in Socket Mode; health and metrics on port %s", port)
@@ -113,30 +112,30 @@ def simulator(host: str, port: int, tasks: str | None) -> int:
 
     sim = Simulator.from_json_file(tasks) if tasks else Simulator()
     print(f"MetaStudio simulator on http://{host}:{port}  project {DEMO_PROJECT_ID}  AK {DEMO_ACCESS_KEY}")
-    print("Point taskbot at it with METASTUDIO_ENDPOINT; the secret key is DEMO_SECRET_KEY in bot/simulator.py.")
+    print("Point taskbot at it with METASTUDIO_ENDPOINT; the secret key is DEMO_SECRET_KEY in bot/devtools/simulator/demo.py.")
     uvicorn.run(sim.app, host=host, port=port, log_level="warning")
     return 0
 
 
 async def rotate_keys() -> int:
     """Re-encrypt every workspace's stored secrets with the first key of TASKBOT_ENCRYPTION_KEY."""
+    from bot.db.base import Database
     from bot.db.crypto import SecretBox, SecretUnreadable
-    from bot.db.followups import Storage
     from bot.db.workspaces import WorkspaceStore
 
     settings = load_settings()
     if not settings.multi_workspace or settings.encryption_key is None:
         raise ConfigError(["rotate-keys needs SLACK_CLIENT_ID and TASKBOT_ENCRYPTION_KEY (new key first, then the old)"])
-    storage = Storage(settings.database_url)
+    database = Database(settings.database_url)
     try:
-        store = WorkspaceStore(storage.engine, SecretBox.from_setting(settings.encryption_key.get_secret_value()))
+        store = WorkspaceStore(database, SecretBox.from_setting(settings.encryption_key.get_secret_value()))
         await store.create_all()
         touched = await store.rotate_keys()
     except SecretUnreadable as exc:
         print(f"Nothing changed: {exc}.", file=sys.stderr)
         return 1
     finally:
-        await storage.dispose()
+        await database.dispose()
     print(f"{touched} workspace connection(s) re-encrypted with the first key; the other keys can now be dropped.")
     return 0
 

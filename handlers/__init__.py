@@ -1,4 +1,9 @@
-"""Slack listeners, one module per kind. Each module has one ``register(app)``."""
+"""Slack listeners, one module per kind. Each module has one ``register(app)``.
+
+Listeners parse, ack and hand over: they read the use case they need from Bolt's context
+(``commands``, ``background``, ``admin``, ``leaving``; see ``bot.app.Runtime.context``) and
+never call MetaStudio, the database or Slack before the ack.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Buttons: ack at once, then the engine works in the background.
+"""Buttons: ack at once, then the work runs in the background.
 
 Cards: Refresh redraws in place, Open posts a task's card, Watch follows the task from its card.
 The watching list: Stop ends a watch or the project feed. App Home and the connection modal:
@@ -12,19 +12,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.commands import ShowTask, parse
-from bot.services.engine import Engine, Origin
+from bot.services.admin import WorkspaceAdmin
+from bot.services.background import Background
+from bot.services.commands import CommandRunner
+from bot.services.parsing import ShowTask, parse
 from bot.slack import alerts, cards, home
-
-
-def _origin(body: dict[str, Any]) -> Origin:
-    container = body.get("container") or {}
-    return Origin(
-        team_id=(body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id"),
-        channel_id=container.get("channel_id") or (body.get("channel") or {}).get("id"),
-        user_id=(body.get("user") or {}).get("id"),
-        response_url=body.get("response_url"),
-    )
+from bot.slack.origin import origin_from_body
 
 
 def _task_id(action: dict[str, Any]) -> str | None:
@@ -41,68 +34,77 @@ async def refresh(
     ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     await ack()
-    engine: Engine = context["engine"]
+    runner: CommandRunner = context["commands"]
     if task_id := _task_id(action):
-        origin = _origin(body)
-        engine.spawn(engine.refresh(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin)
+        origin = origin_from_body(body)
+        context["background"].spawn(runner.refresh(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin)
 
 
 async def open_task(
     ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     await ack()
-    engine: Engine = context["engine"]
+    runner: CommandRunner = context["commands"]
     if task_id := _task_id(action):
-        engine.spawn(engine.run_command(ShowTask(task_id), _origin(body), client))
+        context["background"].spawn(runner.run(ShowTask(task_id), origin_from_body(body), client))
 
 
 async def watch(
     ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     await ack()
-    engine: Engine = context["engine"]
+    runner: CommandRunner = context["commands"]
     if task_id := _task_id(action):
-        origin = _origin(body)
-        engine.spawn(engine.watch_button(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin)
+        origin = origin_from_body(body)
+        context["background"].spawn(
+            runner.watch_button(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin
+        )
 
 
 async def stop_watch(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
     await ack()
-    engine: Engine = context["engine"]
+    runner: CommandRunner = context["commands"]
     if task_id := _task_id(action):
-        origin = _origin(body)
-        engine.spawn(engine.stop_button(origin, task_id=task_id), reply_to=origin)
+        origin = origin_from_body(body)
+        context["background"].spawn(runner.stop_button(origin, task_id=task_id), reply_to=origin)
 
 
 async def stop_feed(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
     await ack()
-    engine: Engine = context["engine"]
-    origin = _origin(body)
-    engine.spawn(engine.stop_button(origin, task_id=None), reply_to=origin)
+    runner: CommandRunner = context["commands"]
+    origin = origin_from_body(body)
+    context["background"].spawn(runner.stop_button(origin, task_id=None), reply_to=origin)
+
+
+def _admin_work(context: AsyncBoltContext) -> tuple[WorkspaceAdmin | None, Background]:
+    return context["admin"], context["background"]
 
 
 async def configure_connection(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     await ack()
-    engine: Engine = context["engine"]
-    engine.spawn(engine.admin.open_connection_modal(_origin(body), client, trigger_id=body.get("trigger_id")))
+    admin, background = _admin_work(context)
+    if admin is not None:
+        background.spawn(admin.open_connection_modal(origin_from_body(body), client, trigger_id=body.get("trigger_id")))
 
 
 async def configure_guardrails(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     await ack()
-    engine: Engine = context["engine"]
-    engine.spawn(engine.admin.open_guardrails_modal(_origin(body), client, trigger_id=body.get("trigger_id")))
+    admin, background = _admin_work(context)
+    if admin is not None:
+        background.spawn(admin.open_guardrails_modal(origin_from_body(body), client, trigger_id=body.get("trigger_id")))
 
 
 async def test_connection(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     await ack()
-    engine: Engine = context["engine"]
-    engine.spawn(engine.admin.test_connection(_origin(body), client, view=body.get("view") or {}))
+    admin, background = _admin_work(context)
+    if admin is not None:
+        background.spawn(admin.test_connection(origin_from_body(body), client, view=body.get("view") or {}))
 
 
 def register(app: AsyncApp) -> None:

@@ -1,4 +1,4 @@
-"""``/task``: parse, ack at once, and hand the rest to the engine in the background."""
+"""``/task``: parse, ack at once, and hand the rest to the command runner in the background."""
 
 from __future__ import annotations
 
@@ -7,27 +7,24 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.commands import parse
-from bot.services.engine import Engine, Origin
+from bot.services.background import Background
+from bot.services.commands import CommandRunner, immediate_reply
+from bot.services.parsing import parse
+from bot.slack.origin import origin_from_body
 
 
 async def task_command(
     ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
-    engine: Engine = context["engine"]
     parsed = parse(command.get("text"))
-    immediate = engine.immediate_reply(parsed)
+    immediate = immediate_reply(parsed)
     if immediate is not None:
         await ack(text=immediate.text, response_type="ephemeral")
         return
     await ack()
-    origin = Origin(
-        team_id=command.get("team_id"),
-        channel_id=command.get("channel_id"),
-        user_id=command.get("user_id"),
-        response_url=command.get("response_url"),
-    )
-    engine.spawn(engine.run_command(parsed, origin, client))
+    runner: CommandRunner = context["commands"]
+    background: Background = context["background"]
+    background.spawn(runner.run(parsed, origin_from_body(command), client))
 
 
 def register(app: AsyncApp) -> None:

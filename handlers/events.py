@@ -7,22 +7,24 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.engine import Engine
+from bot.services.admin import WorkspaceAdmin, WorkspaceLeaving
+from bot.services.background import Background
 
 
 async def home_opened(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
-    if event.get("tab") not in (None, "home"):
-        return
-    engine: Engine = context["engine"]
-    engine.spawn(engine.admin.publish_home(body.get("team_id") or "", event.get("user") or "", client))
+    admin: WorkspaceAdmin | None = context["admin"]
+    if event.get("tab") not in (None, "home") or admin is None:
+        return  # one workspace configured by environment: nothing to administer in Slack
+    background: Background = context["background"]
+    background.spawn(admin.publish_home(body.get("team_id") or "", event.get("user") or "", client))
 
 
 async def workspace_left(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
     """app_uninstalled and tokens_revoked: nothing of that workspace stays behind."""
     await ack()
-    engine: Engine = context["engine"]
+    leaving: WorkspaceLeaving = context["leaving"]
     if team_id := body.get("team_id"):
-        engine.spawn(engine.forget_workspace(team_id))
+        context["background"].spawn(leaving.forget(team_id))
 
 
 def register(app: AsyncApp) -> None:

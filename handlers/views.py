@@ -8,13 +8,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.services.engine import Engine, Origin
+from bot.services.admin import WorkspaceAdmin
+from bot.services.background import Background
 from bot.slack import home
-
-
-def _origin(body: dict[str, Any]) -> Origin:
-    user = body.get("user") or {}
-    return Origin(team_id=(body.get("team") or {}).get("id") or user.get("team_id"), channel_id=None, user_id=user.get("id"))
+from bot.slack.origin import origin_from_body
 
 
 def _values(view: dict[str, Any]) -> dict[str, Any]:
@@ -24,24 +21,28 @@ def _values(view: dict[str, Any]) -> dict[str, Any]:
 async def connection_submitted(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
-    engine: Engine = context["engine"]
-    origin = _origin(body)
-    if engine.workspaces is None:
+    admin: WorkspaceAdmin | None = context["admin"]
+    if admin is None:
         await ack()
         return
-    existing = await engine.workspaces.get_connection(origin.team_id or "")
+    origin = origin_from_body(body)
+    existing = await admin.store.get_connection(origin.team_id or "")
     parsed = home.parse_connection(_values(view), existing)
     if isinstance(parsed, dict):
         await ack(response_action="errors", errors=parsed)
         return
     await ack()
-    engine.spawn(engine.admin.save_connection(origin, client, parsed))
+    background: Background = context["background"]
+    background.spawn(admin.save_connection(origin, client, parsed))
 
 
 async def guardrails_submitted(
     ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
-    engine: Engine = context["engine"]
+    admin: WorkspaceAdmin | None = context["admin"]
+    if admin is None:
+        await ack()
+        return
     parsed = home.parse_guardrails(_values(view))
     if isinstance(parsed, dict):
         await ack(response_action="errors", errors=parsed)
@@ -49,12 +50,13 @@ async def guardrails_submitted(
     channels, usergroup = parsed
     if usergroup and not home.is_usergroup_id(usergroup):
         # A handle must name a real group; resolving it is one quick call, inside the ack window.
-        usergroup = await engine.admin.usergroup_id(client, usergroup)
+        usergroup = await admin.usergroup_id(client, usergroup)
         if usergroup is None:
             await ack(response_action="errors", errors={home.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown")})
             return
     await ack()
-    engine.spawn(engine.admin.save_guardrails(_origin(body), client, channels, usergroup))
+    background: Background = context["background"]
+    background.spawn(admin.save_guardrails(origin_from_body(body), client, channels, usergroup))
 
 
 def register(app: AsyncApp) -> None:

@@ -10,6 +10,9 @@ import pytest
 
 from bot.devtools.demo import LocalStack, demo_stack
 
+# The database fixtures (sqlite_url, postgres_url, database_url), for every module.
+pytest_plugins = ["tests.databases"]
+
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[LocalStack]:

@@ -8,6 +8,8 @@ suite from ``tests/conftest.py``). Fixtures:
 - ``database_url``: parametrized over ``sqlite`` and ``postgres``, so a test runs on both (the
   PostgreSQL half carries the ``postgres`` marker).
 
+``open_database(url)`` opens a ``Database`` with the schema created, and disposes it after.
+
 PostgreSQL is never skipped: when the server is unreachable the test fails with a message
 saying so, because CI starts it and a silent skip would hide half of the coverage. The admin
 DSN defaults to ``postgresql://postgres@127.0.0.1:5432/test`` (trust auth) and can be changed
@@ -19,13 +21,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-__all__ = ["database_url", "postgres_url", "sqlite_url"]
+from bot.db.base import Database
+
+__all__ = ["database_url", "open_database", "postgres_url", "sqlite_url"]
 
 ADMIN_DSN_ENV = "TASKBOT_TEST_POSTGRES_DSN"
 DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -86,3 +91,13 @@ async def postgres_url() -> AsyncIterator[str]:
 def database_url(request: pytest.FixtureRequest) -> str:
     # getfixturevalue keeps PostgreSQL untouched for the sqlite half of the run.
     return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@asynccontextmanager
+async def open_database(url: str) -> AsyncIterator[Database]:
+    database = Database(url)
+    try:
+        await database.create_all()
+        yield database
+    finally:
+        await database.dispose()

@@ -28,13 +28,12 @@ from pydantic import SecretStr
 from sqlalchemy import Connection, MetaData, Table, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bot.app import create_asgi
+from bot.app import Runtime, create_asgi
 from bot.config import Settings
 from bot.devtools import simulator as sim
 from bot.devtools.simulator.auth import AccessKey
 from bot.devtools.slack_standin import ApiCall, PostedMessage, SlackStandIn, sign_request
 from bot.servers import serve_asgi
-from bot.services.engine import Engine
 from bot.slack import home
 
 T = TypeVar("T")
@@ -99,7 +98,7 @@ class MultiStack:
     slack: SlackStandIn
     settings: Settings
     bot_url: str
-    engine: Engine
+    runtime: Runtime
     http: httpx.AsyncClient
     signing_secret: str
     workdir: Path
@@ -289,12 +288,12 @@ class Workspace:
         """The admin saves the MetaStudio connection in the Configure modal."""
         response = await self.submit(home.CONNECTION_MODAL, connection_values(project), user=self.admin)
         assert response.status_code == 200 and not response.content, response.text
-        await eventually(lambda: self.stack.engine.workspaces.get_connection(self.team_id), what="connection saved")  # type: ignore[union-attr]
+        await eventually(lambda: self.stack.runtime.workspaces.get_connection(self.team_id), what="connection saved")  # type: ignore[union-attr]
 
     async def guard(self, *, channels: Sequence[str] = (), usergroup: str = "") -> None:
         response = await self.submit(home.GUARDRAILS_MODAL, guardrail_values(channels, usergroup), user=self.admin)
         assert response.status_code == 200 and not response.content, response.text
-        workspaces = self.stack.engine.workspaces
+        workspaces = self.stack.runtime.workspaces
         assert workspaces is not None
 
         async def saved() -> bool:
@@ -443,4 +442,4 @@ async def multi_stack(
         asgi = create_asgi(settings)
         bot_url = await servers.enter_async_context(serve_asgi(asgi))
         http = await servers.enter_async_context(httpx.AsyncClient(timeout=20))
-        yield MultiStack(slack, settings, bot_url, asgi.state.engine, http, signing_secret, workdir, served)
+        yield MultiStack(slack, settings, bot_url, asgi.state.runtime, http, signing_secret, workdir, served)

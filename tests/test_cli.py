@@ -19,6 +19,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import CredentialKind
+from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.devtools import simulator as sim
@@ -251,13 +252,13 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
         iam_password=None,
         iam_domain=None,
     )
-    engine = create_async_engine(url)
+    database = Database(url)
     try:
-        store = WorkspaceStore(engine, SecretBox([old_key]))
+        store = WorkspaceStore(database, SecretBox([old_key]))
         await store.create_all()
         await store.save_connection("T0ROTATE01", form, user_id="U0ADMIN")
     finally:
-        await engine.dispose()
+        await database.dispose()
     env = _clean_env(
         SLACK_CLIENT_ID="111.222",
         SLACK_CLIENT_SECRET="client-secret-5678",
@@ -275,11 +276,11 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
     assert out.startswith("1 workspace connection(s) re-encrypted")
     assert old_key not in out + err and new_key not in out + err
 
-    engine = create_async_engine(url)
+    database = Database(url)
     try:
-        credentials = await WorkspaceStore(engine, SecretBox([new_key])).credentials("T0ROTATE01")
+        credentials = await WorkspaceStore(database, SecretBox([new_key])).credentials("T0ROTATE01")
     finally:
-        await engine.dispose()
+        await database.dispose()
     assert credentials is not None and credentials.secret_key is not None
     assert credentials.secret_key.get_secret_value() == secret_key
 

@@ -27,13 +27,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.followups import DeliveryRow, Storage
+from bot.db.followups import DeliveryRow
 from bot.devtools import simulator as sim
 from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
-
-pytest_plugins = ["tests.databases"]
+from tests.databases import open_database
 
 SIGNING_SECRET = "crash-test-signing-secret-0123456789"
 RESOURCE = "knowledge-intent-question-create"
@@ -208,12 +207,8 @@ async def watch_all(bot: BotProcess, http: httpx.AsyncClient, tasks: dict[str, s
 
 
 async def deliveries(database_url: str) -> list[DeliveryRow]:
-    storage = Storage(database_url)
-    try:
-        async with AsyncSession(storage.engine) as session:
-            return list((await session.scalars(select(DeliveryRow))).all())
-    finally:
-        await storage.dispose()
+    async with open_database(database_url) as database, AsyncSession(database.engine) as session:
+        return list((await session.scalars(select(DeliveryRow))).all())
 
 
 # --- kill -9 ---------------------------------------------------------------------------------------

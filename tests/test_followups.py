@@ -1,5 +1,5 @@
 """The follow-up engine end to end: the MetaStudio simulator and the Slack stand-in on real loopback
-sockets, Storage on a SQLite file (and on PostgreSQL for the exactly-once tests)."""
+sockets, the follow-up tables on a SQLite file (and on PostgreSQL for the exactly-once tests)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import CloudCredentials, CredentialKind, Settings
-from bot.db.followups import DeliveryRecord, Storage
+from bot.db.base import Database
+from bot.db.followups import DeliveryRecord, FollowUpStore
 from bot.devtools.simulator import (
     DEMO_ACCESS_KEY,
     DEMO_PROJECT_ID,
@@ -28,13 +29,12 @@ from bot.devtools.simulator import (
     Simulator,
 )
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
-from bot.followups.engine import DELIVERY_EVENT, FollowUps
+from bot.followups import DELIVERY_EVENT, FollowUps
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
 from bot.servers import serve_asgi
-from bot.services.engine import slack_retry_handlers
-
-pytest_plugins = ["tests.databases"]
+from bot.slack.clients import request_retry_handlers
+from bot.slack.poster import SlackPoster
 
 TEAM = DEMO_TEAM_ID
 CHANNELS = ("C0CHAN0001", "C0CHAN0002", "C0CHAN0003")
@@ -71,7 +71,7 @@ class Stack:
     metastudio: MetaStudioClient
     slack_client: AsyncWebClient
     engines: list[FollowUps] = field(default_factory=list)
-    storages: list[Storage] = field(default_factory=list)
+    databases: list[Database] = field(default_factory=list)
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -85,11 +85,11 @@ class Stack:
         values.update(overrides)
         return Settings(**values)
 
-    async def storage(self) -> Storage:
-        storage = Storage(self.database_url)
-        await storage.create_all()
-        self.storages.append(storage)
-        return storage
+    async def storage(self) -> FollowUpStore:
+        database = Database(self.database_url)
+        await database.create_all()
+        self.databases.append(database)
+        return FollowUpStore(database)
 
     async def followups(
         self, *, start: bool = True, limiter: PriorityRateLimiter | None = None, **overrides: Any
@@ -108,7 +108,7 @@ class Stack:
             self.settings(**overrides),
             storage,
             metastudio_for=metastudio_for,
-            slack_for=slack_for,
+            poster=SlackPoster(slack_for),
             limiter=limiter,
         )
         self.engines.append(engine)
@@ -172,7 +172,7 @@ class _stack:
         # No client-side retries: the follow-up engine's own backoff is what is under test.
         metastudio = MetaStudioClient(endpoint=sim_url, credentials=credentials, max_retries=0)
         slack_client = AsyncWebClient(
-            token=DEMO_BOT_TOKEN, base_url=slack.api_url, retry_handlers=slack_retry_handlers()
+            token=DEMO_BOT_TOKEN, base_url=slack.api_url, retry_handlers=request_retry_handlers()
         )
         self.built = Stack(sim, slack, sim_url, self.database_url, metastudio, slack_client)
         return self.built
@@ -180,8 +180,8 @@ class _stack:
     async def __aexit__(self, *exc: object) -> None:
         for engine in self.built.engines:
             await engine.stop(grace=2)
-        for storage in self.built.storages:
-            await storage.dispose()
+        for database in self.built.databases:
+            await database.dispose()
         await self.built.metastudio.aclose()
         # Both servers drain at once: uvicorn notices should_exit only every 0.1 s.
         await asyncio.gather(
@@ -471,7 +471,7 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
     await stack.slack.wait_for(lambda _: stack.final_card(card), timeout=3)
 
 
-async def sending_delivery(stack: Stack, storage: Storage, *, card: str | None) -> DeliveryRecord:
+async def sending_delivery(stack: Stack, storage: FollowUpStore, *, card: str | None) -> DeliveryRecord:
     """A finished watch whose one delivery a dead process had marked ``sending``."""
     result = await storage.watch(
         team_id=TEAM,
@@ -499,7 +499,7 @@ async def post_as(stack: Stack, delivery: DeliveryRecord, *, thread_ts: str | No
     return str(response["ts"])
 
 
-async def sent_record(storage: Storage, delivery: DeliveryRecord) -> DeliveryRecord:
+async def sent_record(storage: FollowUpStore, delivery: DeliveryRecord) -> DeliveryRecord:
     async def sent() -> bool:
         record = await storage.get_delivery(delivery.id)
         return record is not None and record.status == "sent"
@@ -637,7 +637,7 @@ async def test_feed_survives_a_restart_without_replaying(stack: Stack) -> None:
 
 
 async def test_backlog_holds_polls_until_recorded_results_drain() -> None:
-    from bot.followups.engine import _Backlog
+    from bot.followups.timers import Backlog as _Backlog
 
     backlog = _Backlog(limit=2)
     with backlog.item(), backlog.item():

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bot import messages
 from bot.devtools.demo import LocalStack, demo_stack
 from bot.metastudio.models import is_task_id
-from bot.services.commands import Command, Invalid, ShowTask, Unwatch, Watch, parse
+from bot.services.parsing import Command, Invalid, ShowTask, Unwatch, Watch, parse
 
 texts = st.one_of(
     st.text(max_size=200),

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import REGION_ENDPOINTS, CredentialKind
+from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.workspaces import AuditEntry, Connection, ConnectionForm, Guardrails, WorkspaceStore
 from bot.slack import home
@@ -30,8 +30,6 @@ from bot.slack.home import (
     parse_connection,
     parse_guardrails,
 )
-
-pytest_plugins = ["tests.databases"]
 
 NOW = datetime(2025, 5, 1, 12, 30, tzinfo=UTC)
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -293,9 +291,9 @@ def test_modal_keeps_stable_ids_and_shows_current_values_but_no_secret() -> None
 
 
 async def test_views_of_a_stored_connection_never_contain_a_secret(sqlite_url: str) -> None:
-    engine = create_async_engine(sqlite_url)
+    database = Database(sqlite_url)
     try:
-        store = WorkspaceStore(engine, SecretBox([SecretBox.generate_key()]))
+        store = WorkspaceStore(database, SecretBox([SecretBox.generate_key()]))
         await store.create_all()
         form = parse_connection(
             _connection_state(kind="temporary_aksk", access_key=AK, secret_key=SK, security_token=TOKEN), None
@@ -324,7 +322,7 @@ async def test_views_of_a_stored_connection_never_contain_a_secret(sqlite_url: s
             connection_modal(await store.get_connection("T1")), ensure_ascii=False
         )
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 def _iam_form() -> ConnectionForm:

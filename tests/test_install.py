@@ -19,9 +19,9 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from bot import messages
 from bot.db.workspaces import mask_access_key
 from bot.devtools.slack_standin import PostedMessage
-from bot.followups.engine import DELIVERY_EVENT
-from bot.services.engine import BOT_SCOPES
 from bot.slack import cards, home
+from bot.slack.clients import BOT_SCOPES
+from bot.slack.poster import DELIVERY_EVENT
 from tests.install_support import (
     AK_A,
     CHANNEL_A,
@@ -41,8 +41,6 @@ from tests.install_support import (
     running_task,
     view_text,
 )
-
-pytest_plugins = ["tests.databases"]
 
 T = TypeVar("T")
 
@@ -74,7 +72,7 @@ async def test_oauth_round_trip_then_task_uses_that_teams_token(stack: MultiStac
     assert exchange.params.get("grant_type") in (None, "authorization_code")
     [token] = team.tokens()
 
-    store = AsyncSQLAlchemyInstallationStore(client_id=stack.slack.client_id, engine=stack.engine.storage.engine)
+    store = AsyncSQLAlchemyInstallationStore(client_id=stack.slack.client_id, engine=stack.runtime.database.engine)
     installation = await store.async_find_installation(enterprise_id=None, team_id=team.team_id)
     assert installation is not None and installation.bot_token == token
 
@@ -139,7 +137,7 @@ async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(stack
     assert post.token not in issued_before
     assert stack.slack.tokens[post.token or ""].team_id == team.team_id
     assert alert.channel == CHANNEL_A and "Team A import" in alert.text + str(alert.blocks)
-    store = AsyncSQLAlchemyInstallationStore(client_id=stack.slack.client_id, engine=stack.engine.storage.engine)
+    store = AsyncSQLAlchemyInstallationStore(client_id=stack.slack.client_id, engine=stack.runtime.database.engine)
     saved = await store.async_find_installation(enterprise_id=None, team_id=team.team_id)
     assert saved is not None and saved.bot_token == post.token, "the refreshed token was saved for the next run"
 
@@ -207,14 +205,14 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
     assert body["response_action"] == "errors"
     assert set(body["errors"]) >= {home.BLOCK_PROJECT_ID, home.BLOCK_ENDPOINT}
     assert body["errors"][home.BLOCK_PROJECT_ID] == messages.text("connection_error_project_id_invalid")
-    assert await stack.engine.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
+    assert await stack.runtime.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
 
     # Valid values: saved encrypted, App Home republished, audited.
     published = len(stack.slack.views)
     await team.connect(project)
     republished = await eventually(lambda: _async(team.published_since(published, ADMIN)), what="App Home republished")
     assert PROJECT_A in view_text(republished[-1]["view"])
-    [entry] = await stack.engine.workspaces.audit(team.team_id)  # type: ignore[union-attr]
+    [entry] = await stack.runtime.workspaces.audit(team.team_id)  # type: ignore[union-attr]
     assert (entry.user_id, entry.action) == (ADMIN, "connection.updated")
     assert SK_A not in entry.detail and AK_A not in entry.detail
     raw = _database_bytes(tmp_path)
@@ -239,9 +237,9 @@ async def test_non_admin_cannot_configure(stack: MultiStack, team: Workspace) ->
     assert {m.text for m in refusals} == {messages.text("admin_only")}
     await team.open_home(ADMIN)  # a request after the four: their work has finished by now
     assert _views(stack, "views.open") == []
-    assert await stack.engine.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
-    assert (await stack.engine.workspaces.get_guardrails(team.team_id)).unrestricted  # type: ignore[union-attr]
-    assert await stack.engine.workspaces.audit(team.team_id) == []  # type: ignore[union-attr]
+    assert await stack.runtime.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
+    assert (await stack.runtime.workspaces.get_guardrails(team.team_id)).unrestricted  # type: ignore[union-attr]
+    assert await stack.runtime.workspaces.audit(team.team_id) == []  # type: ignore[union-attr]
 
 
 async def test_task_without_a_connection_says_where_or_whom(stack: MultiStack, team: Workspace) -> None:

@@ -28,8 +28,6 @@ from tests.install_support import (
     running_task,
 )
 
-pytest_plugins = ["tests.databases"]
-
 ADMIN, MEMBER, OUTSIDER = "U0ADMINA01", "U0MEMBERA1", "U0OUTSIDE1"
 ALLOWED, OTHER = "C0ALLOWED1", "C0OTHER001"
 GROUP = "S0ONCALL01"
@@ -111,11 +109,11 @@ async def test_card_buttons_respect_guardrails(team: Workspace) -> None:
         assert f"<!subteam^{GROUP}>" in refusal.text, action
         assert not refusal.payload.get("replace_original"), f"{action} must not overwrite the card"
     assert _shows(stack) == shows, "no button reached MetaStudio for a refused user"
-    assert await stack.engine.storage.active_watch_count(team.team_id) == 0
+    assert await stack.runtime.storage.active_watch_count(team.team_id) == 0
 
     # A member's Notify-when-done still works.
     seen = len(stack.slack.messages)
     await team.click(cards.ACTION_WATCH, TASK_A, user=MEMBER, channel=OTHER, message_ts=card.ts)
     started = await _answer(team, seen, what="the watch")
     assert "Team A import" in started.text
-    assert await stack.engine.storage.active_watch_count(team.team_id) == 1
+    assert await stack.runtime.storage.active_watch_count(team.team_id) == 1

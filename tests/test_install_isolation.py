@@ -32,8 +32,6 @@ from tests.install_support import (
     view_text,
 )
 
-pytest_plugins = ["tests.databases"]
-
 PROJECT_B = "bbbb1111bbbb1111bbbb1111bbbb1111"
 TASK_B = "b0000000000000000000000000000002"
 AK_B, SK_B = "ACCESSKEYTEAMB000002", "secret-key-of-team-b-1111111111111111"
@@ -105,8 +103,8 @@ async def test_a_cannot_see_bs_tasks_watches_credentials_or_audit(pair: Pair) ->
     await a.command("watching", channel=CHANNEL_A)
     listing = await a.wait_message(after=seen, what="A's watching list")
     assert TASK_B not in _dump(listing.payload) and "Team B" not in _dump(listing.payload)
-    assert await stack.engine.storage.active_watch_count(a.team_id) == 0
-    assert await stack.engine.storage.active_watch_count(b.team_id) == 1
+    assert await stack.runtime.storage.active_watch_count(a.team_id) == 0
+    assert await stack.runtime.storage.active_watch_count(b.team_id) == 1
 
     # App Home and the Configure modal: A's admin sees A's connection and audit only.
     view = await a.open_home(a.admin)
@@ -123,7 +121,7 @@ async def test_a_cannot_see_bs_tasks_watches_credentials_or_audit(pair: Pair) ->
 
     [opened_view] = await eventually(modal, what="A's Configure modal")
     assert PROJECT_A in _dump(opened_view) and PROJECT_B not in _dump(opened_view)
-    audit_a = await stack.engine.workspaces.audit(a.team_id)  # type: ignore[union-attr]
+    audit_a = await stack.runtime.workspaces.audit(a.team_id)  # type: ignore[union-attr]
     assert audit_a and {entry.user_id for entry in audit_a} == {a.admin}
 
     # Every Web API call made for A carried A's token, never B's.
@@ -163,7 +161,7 @@ async def test_uninstall_removes_everything_of_that_workspace_only(pair: Pair) -
 
     await eventually(a_gone, what=f"every row of A gone: {await stack.rows_mentioning(a.team_id)}")
     assert await stack.rows_mentioning(b.team_id) == b_before, "B is untouched"
-    assert await stack.engine.workspaces.get_connection(b.team_id) is not None  # type: ignore[union-attr]
+    assert await stack.runtime.workspaces.get_connection(b.team_id) is not None  # type: ignore[union-attr]
 
     # B still works end to end.
     seen = len(stack.slack.messages)

@@ -13,7 +13,7 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
 from bot.messages import text
-from bot.services.engine import BOT_SCOPES
+from bot.slack.clients import BOT_SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy vendored into the repo wins, so a clean clone needs nothing outside it.

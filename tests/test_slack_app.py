@@ -172,7 +172,7 @@ async def test_a_failure_behind_a_button_is_one_sentence_and_logged(
     assert database
     with sqlite3.connect(database) as db:
         db.executescript("DROP TABLE deliveries; DROP TABLE subscribers;")
-    caplog.set_level(logging.ERROR, logger="taskbot.engine")
+    caplog.set_level(logging.ERROR, logger="taskbot.services")
 
     response = await stack.click(http, alerts.ACTION_UNWATCH, sim.RUNNING_TASK_ID)
     assert response.status_code == 200

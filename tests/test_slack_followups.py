@@ -109,7 +109,7 @@ async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
 async def all_delivered(stack: LocalStack) -> None:
     """Wait until no alert is owed: every queued delivery is recorded as sent (or failed)."""
     deadline = time.monotonic() + 10
-    while await stack.engine.storage.pending_deliveries():
+    while await stack.runtime.storage.pending_deliveries():
         assert time.monotonic() < deadline, "deliveries still owed"
         await asyncio.sleep(0.05)
 
@@ -210,7 +210,7 @@ async def test_watching_an_already_finished_task_says_so_and_watches_nothing(
     assert "not watching any task" in rendered(listing)
     # The one show call was the command's own: no watch polls the task.
     assert fast.simulator.requests[("show", sim.SEED_TASK_ID)] == 1
-    assert await fast.engine.storage.active_watches() == []
+    assert await fast.runtime.storage.active_watches() == []
 
 
 async def test_watching_lists_watches_and_feed_and_stop_ends_them(
@@ -243,10 +243,10 @@ async def test_watching_lists_watches_and_feed_and_stop_ends_them(
     assert redrawn.payload.get("replace_original") is True
     assert redrawn.text == "Tasks watched in this channel: 1"
     assert first not in rendered(redrawn) and second in rendered(redrawn)
-    watches, feed = await fast.engine.followups.watching(team_id=fast.slack.team_id, channel_id=CHANNEL)
+    watches, feed = await fast.runtime.followups.watching(team_id=fast.slack.team_id, channel_id=CHANNEL)
     assert [w.task_id for w in watches] == [second] and feed is not None
     # The other channel still watches the first task.
-    watches, _ = await fast.engine.followups.watching(team_id=fast.slack.team_id, channel_id=OTHER)
+    watches, _ = await fast.runtime.followups.watching(team_id=fast.slack.team_id, channel_id=OTHER)
     assert [w.task_id for w in watches] == [first]
 
     # Stop the feed.
@@ -254,7 +254,7 @@ async def test_watching_lists_watches_and_feed_and_stop_ends_them(
         fast, http, lambda: fast.click(http, alerts.ACTION_UNSUBSCRIBE, CHANNEL, channel_id=CHANNEL)
     )
     assert "No project feed in this channel." in rendered(redrawn)
-    assert await fast.engine.storage.channel_feed(team_id=fast.slack.team_id, channel_id=CHANNEL) is None
+    assert await fast.runtime.storage.channel_feed(team_id=fast.slack.team_id, channel_id=CHANNEL) is None
 
 
 async def test_unwatch_command_ends_the_watch(fast: LocalStack, http: httpx.AsyncClient) -> None:
@@ -263,7 +263,7 @@ async def test_unwatch_command_ends_the_watch(fast: LocalStack, http: httpx.Asyn
     await command_reply(fast, http, f"watch {task_id}")
     again = await command_reply(fast, http, f"watch {task_id}")
     assert "already watching *Import 0005*" in again.text
-    await eventually(lambda: fast.engine.followups.polls >= 2)
+    await eventually(lambda: fast.runtime.followups.polls >= 2)
 
     done = await command_reply(fast, http, f"unwatch {task_id}")
     assert done.ephemeral and done.text == f"This channel no longer watches `{task_id}`."
@@ -300,8 +300,8 @@ async def test_subscribe_announces_tasks_finishing_after_it_once_and_never_earli
 
     await fast.slack.wait_for(lambda _: len(alerts_about(fast, finishes_after)) >= 1, timeout=10)
     # Several more list polls after the announcement: none may announce it again.
-    after = fast.engine.followups.feed_polls
-    await eventually(lambda: fast.engine.followups.feed_polls >= after + 3)
+    after = fast.runtime.followups.feed_polls
+    await eventually(lambda: fast.runtime.followups.feed_polls >= after + 3)
     await all_delivered(fast)
     (announcement,) = alerts_about(fast, finishes_after)
     assert announcement.channel == CHANNEL
@@ -310,7 +310,7 @@ async def test_subscribe_announces_tasks_finishing_after_it_once_and_never_earli
     assert "from this channel's project feed" in rendered(announcement)
     assert alerts_about(fast, finished_before) == []
     assert alerts_about(fast, other_resource) == []
-    assert fast.simulator.requests[("list", "")] == fast.engine.followups.feed_polls
+    assert fast.simulator.requests[("list", "")] == fast.runtime.followups.feed_polls
 
     listing = await command_reply(fast, http, "watching")
     assert f"`{RESOURCE}`" in rendered(listing)
@@ -347,14 +347,14 @@ async def test_a_thousand_channels_on_one_task_cost_one_poll_per_interval(
     responses = await asyncio.gather(*(fast.command(http, f"watch {task_id}", channel_id=c) for c in by_command))
     assert all(r.status_code == 200 for r in responses)
     for channel in channels[len(by_command) :]:
-        await fast.engine.followups.watch(
+        await fast.runtime.followups.watch(
             team_id=fast.slack.team_id, task_id=task_id, channel_id=channel, user_id="U0ASKER01"
         )
     await fast.slack.wait_for(
         lambda _: sum("I'll tell this channel" in m.text for m in replies(fast)) >= len(by_command), timeout=20
     )
     setup_seconds = time.monotonic() - started
-    (watch,) = await fast.engine.storage.active_watches()
+    (watch,) = await fast.runtime.storage.active_watches()
     assert len(watch.subscribers) == len(channels)
 
     # While the watches were made, the only show calls besides the commands' own were polls,

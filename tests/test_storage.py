@@ -12,14 +12,13 @@ import pytest
 from bot.db.followups import (
     ActiveWatch,
     DeliveryRecord,
-    Storage,
+    FollowUpStore,
     SubscriberRecord,
     WatchRecord,
     WatchResult,
     utcnow,
 )
-
-pytest_plugins = ["tests.databases"]
+from tests.databases import open_database
 
 TEAM = "T0001"
 OTHER_TEAM = "T0002"
@@ -29,13 +28,9 @@ SNAPSHOT = {"task_id": TASK, "status": "SUCCEED", "output": {"url": "https://exa
 
 
 @pytest.fixture
-async def storage(database_url: str) -> AsyncIterator[Storage]:
-    store = Storage(database_url)
-    await store.create_all()
-    try:
-        yield store
-    finally:
-        await store.dispose()
+async def storage(database_url: str) -> AsyncIterator[FollowUpStore]:
+    async with open_database(database_url) as database:
+        yield FollowUpStore(database)
 
 
 def _expiry() -> datetime:
@@ -43,14 +38,14 @@ def _expiry() -> datetime:
 
 
 async def _watch(
-    storage: Storage, channel: str, *, task: str = TASK, team: str = TEAM, user: str = "U1"
+    storage: FollowUpStore, channel: str, *, task: str = TASK, team: str = TEAM, user: str = "U1"
 ) -> WatchResult:
     return await storage.watch(
         team_id=team, task_id=task, channel_id=channel, user_id=user, expires_at=_expiry()
     )
 
 
-async def test_watch_is_idempotent_per_channel_and_shared_between_channels(storage: Storage) -> None:
+async def test_watch_is_idempotent_per_channel_and_shared_between_channels(storage: FollowUpStore) -> None:
     first = await _watch(storage, "C1", user="U1")
     again = await _watch(storage, "C1", user="U9")
     other = await _watch(storage, "C2", user="U2")
@@ -66,7 +61,7 @@ async def test_watch_is_idempotent_per_channel_and_shared_between_channels(stora
     assert await storage.counts() == {"watches": 1, "subscribers": 2, "feeds": 0, "deliveries": 0}
 
 
-async def test_concurrent_watch_calls_share_one_watch(storage: Storage) -> None:
+async def test_concurrent_watch_calls_share_one_watch(storage: FollowUpStore) -> None:
     channels = ["C1", "C2", "C3", "C1", "C2", "C1"]
     results = await asyncio.gather(*(_watch(storage, channel) for channel in channels))
 
@@ -76,7 +71,7 @@ async def test_concurrent_watch_calls_share_one_watch(storage: Storage) -> None:
     assert await storage.counts() == {"watches": 1, "subscribers": 3, "feeds": 0, "deliveries": 0}
 
 
-async def test_unwatch_cancels_subscriber_then_watch_with_the_last_one(storage: Storage) -> None:
+async def test_unwatch_cancels_subscriber_then_watch_with_the_last_one(storage: FollowUpStore) -> None:
     first = await _watch(storage, "C1")
     await _watch(storage, "C2")
 
@@ -97,7 +92,7 @@ async def test_unwatch_cancels_subscriber_then_watch_with_the_last_one(storage: 
     assert fresh.created and fresh.watch.id != first.watch.id
 
 
-async def test_close_watch_queues_one_delivery_per_active_subscriber_once(storage: Storage) -> None:
+async def test_close_watch_queues_one_delivery_per_active_subscriber_once(storage: FollowUpStore) -> None:
     one = await _watch(storage, "C1", user="U1")
     await _watch(storage, "C2", user="U2")
     await _watch(storage, "C3", user="U3")
@@ -132,7 +127,7 @@ async def test_close_watch_queues_one_delivery_per_active_subscriber_once(storag
     assert [d.id for d in await storage.pending_deliveries()] == [d.id for d in deliveries]
 
 
-async def test_concurrent_close_watch_yields_exactly_one_set_of_deliveries(storage: Storage) -> None:
+async def test_concurrent_close_watch_yields_exactly_one_set_of_deliveries(storage: FollowUpStore) -> None:
     result = await _watch(storage, "C1")
     await _watch(storage, "C2")
     await _watch(storage, "C3")
@@ -149,7 +144,7 @@ async def test_concurrent_close_watch_yields_exactly_one_set_of_deliveries(stora
     assert (await storage.counts())["deliveries"] == 3
 
 
-async def test_expired_and_not_found_deliveries_carry_their_kind(storage: Storage) -> None:
+async def test_expired_and_not_found_deliveries_carry_their_kind(storage: FollowUpStore) -> None:
     expired = await _watch(storage, "C1", task=TASK)
     missing = await _watch(storage, "C1", task=TASK_2)
 
@@ -162,7 +157,7 @@ async def test_expired_and_not_found_deliveries_carry_their_kind(storage: Storag
         await storage.close_watch(expired.watch.id, status="cancelled", snapshot=None)  # type: ignore[arg-type]
 
 
-async def test_close_subscriber_closes_the_watch_with_its_last_subscriber(storage: Storage) -> None:
+async def test_close_subscriber_closes_the_watch_with_its_last_subscriber(storage: FollowUpStore) -> None:
     one = await _watch(storage, "C1")
     two = await _watch(storage, "C2")
 
@@ -179,7 +174,7 @@ async def test_close_subscriber_closes_the_watch_with_its_last_subscriber(storag
     assert await storage.close_watch(one.watch.id, status="finished", snapshot=SNAPSHOT) == []
 
 
-async def test_channel_watches_lists_the_channels_active_subscriptions(storage: Storage) -> None:
+async def test_channel_watches_lists_the_channels_active_subscriptions(storage: FollowUpStore) -> None:
     first = await _watch(storage, "C1", task=TASK, user="U1")
     await storage.set_card_ts(first.subscriber.id, "1700000000.000200")
     second = await _watch(storage, "C1", task=TASK_2, user="U2")
@@ -198,17 +193,16 @@ async def test_channel_watches_lists_the_channels_active_subscriptions(storage: 
 
 
 async def test_active_watches_survive_a_restart(database_url: str) -> None:
-    before = Storage(database_url)
-    await before.create_all()
-    kept = await _watch(before, "C1", user="U1")
-    await _watch(before, "C2", user="U2")
-    done = await _watch(before, "C1", task=TASK_2)
-    [delivery] = await before.close_watch(done.watch.id, status="finished", snapshot=SNAPSHOT)
-    await before.dispose()
+    async with open_database(database_url) as database:
+        before = FollowUpStore(database)
+        kept = await _watch(before, "C1", user="U1")
+        await _watch(before, "C2", user="U2")
+        done = await _watch(before, "C1", task=TASK_2)
+        [delivery] = await before.close_watch(done.watch.id, status="finished", snapshot=SNAPSHOT)
 
-    after = Storage(database_url)
-    try:
-        await after.create_all()  # idempotent on an existing schema
+    # A second open runs create_all again: idempotent on an existing schema.
+    async with open_database(database_url) as database:
+        after = FollowUpStore(database)
         [active] = await after.active_watches()
         assert isinstance(active, ActiveWatch) and isinstance(active, WatchRecord)
         assert (active.id, active.task_id, active.status) == (kept.watch.id, TASK, "active")
@@ -217,11 +211,9 @@ async def test_active_watches_survive_a_restart(database_url: str) -> None:
         assert [d.key for d in await after.pending_deliveries()] == [delivery.key]
         again = await _watch(after, "C1")
         assert not again.created and again.watch.id == kept.watch.id
-    finally:
-        await after.dispose()
 
 
-async def test_datetimes_round_trip_timezone_aware(storage: Storage) -> None:
+async def test_datetimes_round_trip_timezone_aware(storage: FollowUpStore) -> None:
     plus_eight = timezone(timedelta(hours=8))
     expires = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=plus_eight)
     before = utcnow()
@@ -242,7 +234,7 @@ async def test_datetimes_round_trip_timezone_aware(storage: Storage) -> None:
         )
 
 
-async def test_feed_subscription_and_delivery_dedupe(storage: Storage) -> None:
+async def test_feed_subscription_and_delivery_dedupe(storage: FollowUpStore) -> None:
     since = datetime(2030, 1, 1, tzinfo=UTC)
     feed, created = await storage.subscribe_feed(
         team_id=TEAM, channel_id="C1", user_id="U1", resources=["video", "video", "audio"], since=since
@@ -288,7 +280,7 @@ async def test_feed_subscription_and_delivery_dedupe(storage: Storage) -> None:
     assert await storage.record_feed_delivery(renewed, task_id=TASK, snapshot=SNAPSHOT) is not None
 
 
-async def test_delivery_lifecycle(storage: Storage) -> None:
+async def test_delivery_lifecycle(storage: FollowUpStore) -> None:
     first = await _watch(storage, "C1", task=TASK)
     second = await _watch(storage, "C2", task=TASK_2)
     [older] = await storage.close_watch(first.watch.id, status="finished", snapshot=SNAPSHOT)
@@ -325,7 +317,7 @@ async def test_delivery_lifecycle(storage: Storage) -> None:
     assert (await storage.get_delivery(older.id)).status == "sent"  # type: ignore[union-attr]
 
 
-async def test_delete_team_removes_only_that_workspace(storage: Storage) -> None:
+async def test_delete_team_removes_only_that_workspace(storage: FollowUpStore) -> None:
     for team in (TEAM, OTHER_TEAM):
         closed = await _watch(storage, "C1", team=team, task=TASK)
         await _watch(storage, "C2", team=team, task=TASK)

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Text, cast, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.config import CredentialKind
+from bot.db.base import Database
 from bot.db.crypto import SecretBox, SecretUnreadable
-from bot.db.followups import Storage
 from bot.db.workspaces import (
     _TABLES,
     ConnectionForm,
@@ -22,8 +21,7 @@ from bot.db.workspaces import (
     mask_access_key,
     region_endpoints,
 )
-
-pytest_plugins = ["tests.databases"]
+from tests.databases import open_database
 
 TEAM = "T0001"
 OTHER = "T0002"
@@ -72,17 +70,17 @@ def key() -> str:
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(database_url)
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
     try:
-        yield engine
+        yield database
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 @pytest.fixture
-async def store(engine: AsyncEngine, key: str) -> WorkspaceStore:
-    store = WorkspaceStore(engine, SecretBox([key]))
+async def store(database: Database, key: str) -> WorkspaceStore:
+    store = WorkspaceStore(database, SecretBox([key]))
     await store.create_all()
     await store.create_all()  # idempotent
     return store
@@ -176,7 +174,7 @@ async def test_incomplete_first_save_and_unconfigurable_kind_are_refused(store: 
 
 
 async def test_no_secret_is_stored_in_clear(
-    store: WorkspaceStore, engine: AsyncEngine, database_url: str
+    store: WorkspaceStore, database: Database, database_url: str
 ) -> None:
     await store.save_connection("T_AKSK", _aksk(), user_id="U1")
     await store.save_connection("T_TEMP", _temporary(), user_id="U1")
@@ -185,7 +183,7 @@ async def test_no_secret_is_stored_in_clear(
 
     # Every column of every row of our tables, as text, on either backend.
     seen: list[str] = []
-    async with engine.connect() as conn:
+    async with database.engine.connect() as conn:
         for table in _TABLES:
             for column in table.columns:
                 values = (await conn.execute(select(cast(column, Text)))).scalars().all()
@@ -196,9 +194,9 @@ async def test_no_secret_is_stored_in_clear(
         assert secret not in dump
 
     if make_url(database_url).get_backend_name() == "sqlite":
-        await engine.dispose()
-        database = Path(str(make_url(database_url).database))
-        files = [path for path in database.parent.iterdir() if path.name.startswith(database.name)]
+        await database.dispose()
+        database_file = Path(str(make_url(database_url).database))
+        files = [path for path in database_file.parent.iterdir() if path.name.startswith(database_file.name)]
         raw = b"".join(path.read_bytes() for path in files)
         assert PROJECT.encode() in raw
         for secret in SECRETS:
@@ -220,8 +218,8 @@ async def test_endpoints_follow_region_and_override(store: WorkspaceStore) -> No
     assert region_endpoints("af-south-1", None)[0] == "https://metastudio.af-south-1.myhuaweicloud.com"
 
 
-async def test_record_call_keeps_last_success_and_last_error(engine: AsyncEngine, key: str) -> None:
-    store = WorkspaceStore(engine, SecretBox([key]), record_interval=3600)
+async def test_record_call_keeps_last_success_and_last_error(database: Database, key: str) -> None:
+    store = WorkspaceStore(database, SecretBox([key]), record_interval=3600)
     await store.create_all()
     await store.record_call(TEAM, ok=True)  # no connection yet: nothing to record, no error
     await store.save_connection(TEAM, _aksk(), user_id="U1")
@@ -309,8 +307,8 @@ async def test_delete_team_only_touches_that_team(store: WorkspaceStore) -> None
     assert len(await store.audit(OTHER)) == 2
 
 
-async def test_rotate_keys_lets_the_old_key_be_dropped(engine: AsyncEngine, key: str) -> None:
-    old = WorkspaceStore(engine, SecretBox([key]))
+async def test_rotate_keys_lets_the_old_key_be_dropped(database: Database, key: str) -> None:
+    old = WorkspaceStore(database, SecretBox([key]))
     await old.create_all()
     await old.save_connection("T_AKSK", _aksk(), user_id="U1")
     await old.save_connection("T_TEMP", _temporary(), user_id="U1")
@@ -318,11 +316,11 @@ async def test_rotate_keys_lets_the_old_key_be_dropped(engine: AsyncEngine, key:
 
     new_key = SecretBox.generate_key()
     with pytest.raises(SecretUnreadable):
-        await WorkspaceStore(engine, SecretBox([new_key])).credentials("T_AKSK")
+        await WorkspaceStore(database, SecretBox([new_key])).credentials("T_AKSK")
 
-    assert await WorkspaceStore(engine, SecretBox([new_key, key])).rotate_keys() == 3
+    assert await WorkspaceStore(database, SecretBox([new_key, key])).rotate_keys() == 3
 
-    only_new = WorkspaceStore(engine, SecretBox([new_key]))
+    only_new = WorkspaceStore(database, SecretBox([new_key]))
     creds = await only_new.credentials("T_TEMP")
     assert creds is not None and creds.security_token is not None
     assert creds.security_token.get_secret_value() == TOKEN and creds.access_key == AK
@@ -334,17 +332,16 @@ async def test_rotate_keys_lets_the_old_key_be_dropped(engine: AsyncEngine, key:
         await old.credentials("T_AKSK")
 
     # A secret no configured key can read stops the rotation before anything is written.
-    stranger = WorkspaceStore(engine, SecretBox([SecretBox.generate_key()]))
+    stranger = WorkspaceStore(database, SecretBox([SecretBox.generate_key()]))
     with pytest.raises(SecretUnreadable):
         await stranger.rotate_keys()
     assert (await only_new.credentials("T_AKSK")) is not None
 
 
 async def test_tables_share_storage_metadata_and_concurrent_first_saves(database_url: str, key: str) -> None:
-    storage = Storage(database_url)
-    try:
-        await storage.create_all()  # creates our tables too: same Base
-        store = WorkspaceStore(storage.engine, SecretBox([key]))
+    # create_all creates the workspace tables too: one Base.
+    async with open_database(database_url) as database:
+        store = WorkspaceStore(database, SecretBox([key]))
         results = await asyncio.gather(
             *(
                 store.save_connection(TEAM, _aksk(project_id=f"project{n:04d}"), user_id=f"U{n}")
@@ -355,8 +352,6 @@ async def test_tables_share_storage_metadata_and_concurrent_first_saves(database
         current = await store.get_connection(TEAM)
         assert current is not None and current.project_id in {f"project{n:04d}" for n in range(4)}
         assert len(await store.audit(TEAM)) == 4
-    finally:
-        await storage.dispose()
 
 
 def test_mask_access_key_shows_little() -> None:

@@ -1,4 +1,4 @@
-"""Durable state of watches, feeds and outgoing Slack messages (SQLAlchemy 2 async).
+"""The follow-up tables and their repository: watches, subscribers, feeds, deliveries.
 
 The scheduler only keeps timers in memory; these tables are the truth that survives a crash or
 ``kill -9``. Rows change on state transitions only (never per poll), and every transition that
@@ -7,65 +7,59 @@ must happen once is guarded in the database itself: conditional ``UPDATE ... WHE
 deliveries, so two racing coroutines or two bot processes cannot notify a channel twice.
 
 Lock order, to keep PostgreSQL free of deadlocks: a watch row first, then its subscribers, then
-deliveries. On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: a deferred
-transaction that reads and then writes fails at once with "database is locked" when another
-writer committed in between (the busy timeout does not help there), while IMMEDIATE waits.
-
-Callers only ever see frozen dataclasses, so no session, lazy load or expiry leaks out.
+deliveries. Callers only ever see frozen dataclasses, so no session, lazy load or expiry leaks out.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, cast
-from weakref import WeakKeyDictionary
+from datetime import datetime
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
-    JSON,
     CheckConstraint,
-    CursorResult,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     UniqueConstraint,
     delete,
-    event,
     func,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.db.base import (
+    Base,
+    Database,
+    Json,
+    active_only,
+    require_aware,
+    retry_on_conflict,
+    rowcount,
+    status_check,
+    utcnow,
+)
 from bot.logs import RedactingFilter
 
 __all__ = [
     "ActiveWatch",
     "ChannelWatch",
+    "CloseStatus",
     "DeliveryKind",
     "DeliveryRecord",
     "DeliveryStatus",
     "FeedRecord",
-    "Storage",
+    "FollowUpStore",
     "SubscriberRecord",
     "WatchRecord",
     "WatchResult",
     "WatchStatus",
-    "utcnow",
 ]
 
 WatchStatus = Literal["active", "finished", "expired", "not_found", "cancelled"]
@@ -76,79 +70,20 @@ DeliveryKind = Literal["finished", "expired", "not_found", "feed"]
 DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
 
 ERROR_MAX_CHARS = 500
-# Concurrent first inserts on PostgreSQL: the loser gets IntegrityError from the partial unique
-# index and, on its next attempt, finds the winner's row. Two attempts always suffice.
-_INSERT_ATTEMPTS = 3
-WRITE_OPTION = "taskbot_write"
 _redactor = RedactingFilter()
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _require_aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime")
-    return value.astimezone(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stores UTC, returns tz-aware UTC on every backend (SQLite keeps no offset of its own)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = _require_aware(value, "datetime column value")
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-_Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-
-
-def _active_only() -> Any:
-    return text("status = 'active'")
-
-
-def _status_check(values: Sequence[str]) -> CheckConstraint:
-    allowed = ", ".join(f"'{value}'" for value in values)
-    return CheckConstraint(f"status IN ({allowed})", name="status")
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "ck": "ck_%(table_name)s_%(constraint_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
-    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
 
 
 class WatchRow(Base):
     __tablename__ = "watches"
     __table_args__ = (
-        _status_check(["active", "finished", "expired", "not_found", "cancelled"]),
+        status_check(["active", "finished", "expired", "not_found", "cancelled"]),
         Index(
             "uq_watches_active_task",
             "team_id",
             "task_id",
             unique=True,
-            sqlite_where=_active_only(),
-            postgresql_where=_active_only(),
+            sqlite_where=active_only(),
+            postgresql_where=active_only(),
         ),
         Index("ix_watches_status", "status"),
     )
@@ -160,20 +95,20 @@ class WatchRow(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
-    snapshot: Mapped[dict[str, Any] | None] = mapped_column(_Json)
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class SubscriberRow(Base):
     __tablename__ = "subscribers"
     __table_args__ = (
-        _status_check(["active", "cancelled", "closed"]),
+        status_check(["active", "cancelled", "closed"]),
         Index(
             "uq_subscribers_active_channel",
             "watch_id",
             "channel_id",
             unique=True,
-            sqlite_where=_active_only(),
-            postgresql_where=_active_only(),
+            sqlite_where=active_only(),
+            postgresql_where=active_only(),
         ),
         Index("ix_subscribers_watch_status", "watch_id", "status"),
         Index("ix_subscribers_channel", "team_id", "channel_id", "status"),
@@ -193,14 +128,14 @@ class SubscriberRow(Base):
 class FeedRow(Base):
     __tablename__ = "feeds"
     __table_args__ = (
-        _status_check(["active", "cancelled"]),
+        status_check(["active", "cancelled"]),
         Index(
             "uq_feeds_active_channel",
             "team_id",
             "channel_id",
             unique=True,
-            sqlite_where=_active_only(),
-            postgresql_where=_active_only(),
+            sqlite_where=active_only(),
+            postgresql_where=active_only(),
         ),
         Index("ix_feeds_status", "status"),
     )
@@ -209,7 +144,7 @@ class FeedRow(Base):
     team_id: Mapped[str] = mapped_column(String(64))
     channel_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
-    resources: Mapped[list[str]] = mapped_column(_Json)
+    resources: Mapped[list[str]] = mapped_column(Json)
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
 
@@ -218,7 +153,7 @@ class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         CheckConstraint("kind IN ('finished', 'expired', 'not_found', 'feed')", name="kind"),
-        _status_check(["pending", "sending", "sent", "failed"]),
+        status_check(["pending", "sending", "sent", "failed"]),
         UniqueConstraint("key", name="uq_deliveries_key"),
         UniqueConstraint("subscriber_id", "kind", name="uq_deliveries_subscriber_kind"),
         UniqueConstraint("feed_id", "task_id", name="uq_deliveries_feed_task"),
@@ -237,7 +172,7 @@ class DeliveryRow(Base):
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
     feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id"))
     thread_ts: Mapped[str | None] = mapped_column(String(32))
-    payload: Mapped[dict[str, Any] | None] = mapped_column(_Json)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
@@ -399,9 +334,6 @@ def _delivery(row: DeliveryRow) -> DeliveryRecord:
     )
 
 
-def _rowcount(result: Any) -> int:
-    return cast(CursorResult[Any], result).rowcount
-
 
 def _new_key() -> str:
     return uuid.uuid4().hex
@@ -411,57 +343,13 @@ def _clean_error(error: str) -> str:
     return _redactor.redact(error)[:ERROR_MAX_CHARS]
 
 
-class Transactions:
-    """Read and write transactions on one engine, for every store that shares it.
 
-    Writes ask SQLite for its write lock at BEGIN (see ``_configure_sqlite``). SQLite takes one
-    writer at a time, and a burst of writers from this process would otherwise wait in
-    SQLite's busy handler, which sleeps up to 100 ms between tries: 50 watch commands at once
-    crawl, and the unlucky ones fail with "database is locked" after busy_timeout. So this
-    process's writers queue on one asyncio lock per engine; other processes still meet the
-    busy timeout.
-    """
+class FollowUpStore:
+    """Watches, subscribers, feeds and deliveries. One instance per process; safe to share."""
 
-    _sqlite_locks: ClassVar[WeakKeyDictionary[Engine, asyncio.Lock]] = WeakKeyDictionary()
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._reader = async_sessionmaker(engine, expire_on_commit=False)
-        self._writer = async_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
-        self._lock: asyncio.Lock | None = None
-        if engine.dialect.name == "sqlite":
-            self._lock = self._sqlite_locks.setdefault(engine.sync_engine, asyncio.Lock())
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._reader() as session, session.begin():
-            yield session
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self._lock or nullcontext(), self._writer() as session, session.begin():
-            yield session
-
-
-class Storage:
-    """All persistent state. One instance per process; safe to share between coroutines."""
-
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
-        self.url = url
-        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        engine_kwargs.setdefault("pool_pre_ping", not self.is_sqlite)
-        self.engine: AsyncEngine = create_async_engine(url, **engine_kwargs)
-        if self.is_sqlite:
-            _configure_sqlite(self.engine)
-        self.transactions = Transactions(self.engine)
-        self._read = self.transactions.read
-        self._write = self.transactions.write
-
-    async def create_all(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+    def __init__(self, database: Database) -> None:
+        self._read = database.transactions.read
+        self._write = database.transactions.write
 
     # -- watches -------------------------------------------------------------------------------
 
@@ -480,21 +368,17 @@ class Storage:
         An existing active watch keeps its own ``expires_at``; a channel already watching gets
         its existing subscriber back with ``created=False`` (its ``message_ts`` is left as is).
         """
-        expires_at = _require_aware(expires_at, "expires_at")
-        for attempt in range(_INSERT_ATTEMPTS):
-            try:
-                return await self._watch_once(
-                    team_id=team_id,
-                    task_id=task_id,
-                    channel_id=channel_id,
-                    user_id=user_id,
-                    expires_at=expires_at,
-                    message_ts=message_ts,
-                )
-            except IntegrityError:
-                if attempt == _INSERT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        expires_at = require_aware(expires_at, "expires_at")
+        return await retry_on_conflict(
+            lambda: self._watch_once(
+                team_id=team_id,
+                task_id=task_id,
+                channel_id=channel_id,
+                user_id=user_id,
+                expires_at=expires_at,
+                message_ts=message_ts,
+            )
+        )
 
     async def _watch_once(
         self,
@@ -569,7 +453,7 @@ class Storage:
                 .values(status="cancelled", closed_reason="unwatched")
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(result) == 0:
+            if rowcount(result) == 0:
                 return False
             await self._cancel_if_orphaned(session, watch_id)
             return True
@@ -696,7 +580,7 @@ class Storage:
                 .values(status=status, closed_at=now, snapshot=snapshot)
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(claimed) == 0:
+            if rowcount(claimed) == 0:
                 return []
             task_id = await session.scalar(select(WatchRow.task_id).where(WatchRow.id == watch_id))
             assert task_id is not None
@@ -755,7 +639,7 @@ class Storage:
                 .values(status="closed", closed_reason=reason[:64])
                 .execution_options(synchronize_session=False)
             )
-            if _rowcount(result):
+            if rowcount(result):
                 await self._cancel_if_orphaned(session, watch_id)
 
     # -- feeds ---------------------------------------------------------------------------------
@@ -768,40 +652,37 @@ class Storage:
         Subscribing again replaces the resource filter but keeps the original ``since``, so a
         change of filter never replays tasks that finished in between.
         """
-        since = _require_aware(since, "since")
+        since = require_aware(since, "since")
         wanted = list(dict.fromkeys(resources))
-        for attempt in range(_INSERT_ATTEMPTS):
-            try:
-                async with self._write() as session:
-                    row = await session.scalar(
-                        select(FeedRow)
-                        .where(
-                            FeedRow.team_id == team_id,
-                            FeedRow.channel_id == channel_id,
-                            FeedRow.status == "active",
-                        )
-                        .with_for_update()
+        async def attempt() -> tuple[FeedRecord, bool]:
+            async with self._write() as session:
+                row = await session.scalar(
+                    select(FeedRow)
+                    .where(
+                        FeedRow.team_id == team_id,
+                        FeedRow.channel_id == channel_id,
+                        FeedRow.status == "active",
                     )
-                    if row is not None:
-                        if list(row.resources) != wanted:
-                            row.resources = wanted
-                            await session.flush()
-                        return _feed(row), False
-                    row = FeedRow(
-                        team_id=team_id,
-                        channel_id=channel_id,
-                        user_id=user_id,
-                        resources=wanted,
-                        created_at=since,
-                        status="active",
-                    )
-                    session.add(row)
-                    await session.flush()
-                    return _feed(row), True
-            except IntegrityError:
-                if attempt == _INSERT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+                    .with_for_update()
+                )
+                if row is not None:
+                    if list(row.resources) != wanted:
+                        row.resources = wanted
+                        await session.flush()
+                    return _feed(row), False
+                row = FeedRow(
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    resources=wanted,
+                    created_at=since,
+                    status="active",
+                )
+                session.add(row)
+                await session.flush()
+                return _feed(row), True
+
+        return await retry_on_conflict(attempt)
 
     async def unsubscribe_feed(self, *, team_id: str, channel_id: str) -> bool:
         async with self._write() as session:
@@ -813,7 +694,7 @@ class Storage:
                 .values(status="cancelled")
                 .execution_options(synchronize_session=False)
             )
-            return _rowcount(result) > 0
+            return rowcount(result) > 0
 
     async def active_feeds(self) -> list[FeedRecord]:
         async with self._read() as session:
@@ -954,23 +835,3 @@ class Storage:
                 result[model.__tablename__] = int(count or 0)
             return result
 
-
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
-    @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take BEGIN away from the sqlite3 module so the "begin" hook below decides its mode.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
-        finally:
-            cursor.close()
-
-    @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

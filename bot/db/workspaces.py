@@ -8,8 +8,7 @@ returned is a frozen dataclass that holds no secret, so it can be rendered, logg
 Only the secrets of the current credential type are kept: switching from AK/SK to an IAM user
 deletes the stored AK/SK, so nothing lingers that nobody can see or use.
 
-The tables share ``bot.db.followups.Base``: importing this module before ``Storage.create_all()``
-creates them too.
+The tables share ``bot.db.base.Base`` with the follow-up tables.
 """
 
 from __future__ import annotations
@@ -22,15 +21,12 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
-from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Table, Text, delete, select, update
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import CheckConstraint, Index, Integer, String, Table, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.config import REGION_ENDPOINTS, CloudCredentials, CredentialKind
+from bot.db.base import Base, Database, Json, retry_on_conflict, utcnow
 from bot.db.crypto import SecretBox
-from bot.db.followups import Base, Transactions, utcnow
 from bot.logs import RedactingFilter
 
 __all__ = [
@@ -51,9 +47,7 @@ LAST_ERROR_MAX_CHARS: Final = 300
 AUDIT_DETAIL_MAX_CHARS: Final = 500
 # record_call() runs on every MetaStudio call; an unchanged outcome is written at most this often.
 RECORD_INTERVAL_SECONDS: Final = 60.0
-_INSERT_ATTEMPTS: Final = 3
 _redactor = RedactingFilter()
-_Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 _KIND_CHECK = "kind IN ({})".format(", ".join(f"'{kind.value}'" for kind in CONFIGURABLE_KINDS))
 
 
@@ -85,7 +79,7 @@ class GuardrailsRow(Base):
     __tablename__ = "guardrails"
 
     team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    channels: Mapped[list[str]] = mapped_column(_Json)
+    channels: Mapped[list[str]] = mapped_column(Json)
     usergroup_id: Mapped[str | None] = mapped_column(String(64))
     updated_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
@@ -248,14 +242,14 @@ class WorkspaceStore:
     """Connections, guardrails and audit log of every workspace. Safe to share between coroutines."""
 
     def __init__(
-        self, engine: AsyncEngine, box: SecretBox, *, record_interval: float = RECORD_INTERVAL_SECONDS
+        self, database: Database, box: SecretBox, *, record_interval: float = RECORD_INTERVAL_SECONDS
     ) -> None:
         self._box = box
         self._record_interval = record_interval
-        transactions = Transactions(engine)
+        transactions = database.transactions
         self._read = transactions.read
         self._write = transactions.write
-        self._engine = engine
+        self._engine = database.engine
         # team_id -> (last recorded outcome, monotonic time it was written)
         self._recorded: dict[str, tuple[tuple[bool, str | None], float]] = {}
 
@@ -320,40 +314,37 @@ class WorkspaceStore:
         """
         if form.kind not in CONFIGURABLE_KINDS:
             raise ValueError(f"credential type {form.kind.value} cannot be configured for a workspace")
-        for attempt in range(_INSERT_ATTEMPTS):
-            try:
-                async with self._write() as session:
-                    row = await session.scalar(
-                        select(ConnectionRow).where(ConnectionRow.team_id == team_id).with_for_update()
+        # Two first saves raced on PostgreSQL; the next attempt updates the winner's row.
+        async def attempt() -> Connection:
+            async with self._write() as session:
+                row = await session.scalar(
+                    select(ConnectionRow).where(ConnectionRow.team_id == team_id).with_for_update()
+                )
+                if row is None:
+                    row = ConnectionRow(team_id=team_id)
+                    session.add(row)
+                    same_kind = False
+                else:
+                    same_kind = row.kind == form.kind.value
+                changed = self._apply(row, form, keep=same_kind)
+                row.region = form.region
+                row.endpoint = form.endpoint or None
+                row.project_id = form.project_id
+                row.kind = form.kind.value
+                row.last_ok_at = row.last_error = row.last_error_at = None
+                row.updated_by = user_id
+                row.updated_at = now = utcnow()
+                self._check_complete(row)
+                session.add(
+                    self._audit_row(
+                        team_id, user_id, ACTION_CONNECTION_UPDATED, _detail(form, changed), now
                     )
-                    if row is None:
-                        row = ConnectionRow(team_id=team_id)
-                        session.add(row)
-                        same_kind = False
-                    else:
-                        same_kind = row.kind == form.kind.value
-                    changed = self._apply(row, form, keep=same_kind)
-                    row.region = form.region
-                    row.endpoint = form.endpoint or None
-                    row.project_id = form.project_id
-                    row.kind = form.kind.value
-                    row.last_ok_at = row.last_error = row.last_error_at = None
-                    row.updated_by = user_id
-                    row.updated_at = now = utcnow()
-                    self._check_complete(row)
-                    session.add(
-                        self._audit_row(
-                            team_id, user_id, ACTION_CONNECTION_UPDATED, _detail(form, changed), now
-                        )
-                    )
-                    await session.flush()
-                    self._recorded.pop(team_id, None)
-                    return _connection(row)
-            except IntegrityError:
-                # Two first saves raced on PostgreSQL; the next attempt updates the winner's row.
-                if attempt == _INSERT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+                )
+                await session.flush()
+                self._recorded.pop(team_id, None)
+                return _connection(row)
+
+        return await retry_on_conflict(attempt)
 
     def _apply(self, row: ConnectionRow, form: ConnectionForm, *, keep: bool) -> list[str]:
         """Set the secret columns from the form; returns the names of the secrets it replaced."""
@@ -452,27 +443,24 @@ class WorkspaceStore:
             raise TypeError("channels must be a sequence of channel ids, not one string")
         wanted = list(dict.fromkeys(channel.strip() for channel in channels if channel.strip()))
         group = (usergroup_id or "").strip() or None
-        for attempt in range(_INSERT_ATTEMPTS):
-            try:
-                async with self._write() as session:
-                    row = await session.scalar(
-                        select(GuardrailsRow).where(GuardrailsRow.team_id == team_id).with_for_update()
-                    )
-                    if row is None:
-                        row = GuardrailsRow(team_id=team_id)
-                        session.add(row)
-                    row.channels = wanted
-                    row.usergroup_id = group
-                    row.updated_by = user_id
-                    row.updated_at = now = utcnow()
-                    detail = f"channels={','.join(wanted) or 'any'} usergroup={group or 'any'}"
-                    session.add(self._audit_row(team_id, user_id, ACTION_GUARDRAILS_UPDATED, detail, now))
-                    await session.flush()
-                    return _guardrails(row)
-            except IntegrityError:
-                if attempt == _INSERT_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
+        async def attempt() -> Guardrails:
+            async with self._write() as session:
+                row = await session.scalar(
+                    select(GuardrailsRow).where(GuardrailsRow.team_id == team_id).with_for_update()
+                )
+                if row is None:
+                    row = GuardrailsRow(team_id=team_id)
+                    session.add(row)
+                row.channels = wanted
+                row.usergroup_id = group
+                row.updated_by = user_id
+                row.updated_at = now = utcnow()
+                detail = f"channels={','.join(wanted) or 'any'} usergroup={group or 'any'}"
+                session.add(self._audit_row(team_id, user_id, ACTION_GUARDRAILS_UPDATED, detail, now))
+                await session.flush()
+                return _guardrails(row)
+
+        return await retry_on_conflict(attempt)
 
     # -- audit and maintenance -----------------------------------------------------------------
 

@@ -20,15 +20,14 @@ import httpx
 from pydantic import SecretStr
 
 from bot import logs
-from bot.app import create_asgi
+from bot.app import Runtime, create_asgi
 from bot.config import Settings
 from bot.devtools import simulator as sim
 from bot.devtools.render import render_message
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, PostedMessage, SlackStandIn
-from bot.followups.engine import DELIVERY_EVENT
 from bot.servers import serve_asgi
-from bot.services.engine import Engine
 from bot.slack import cards
+from bot.slack.poster import DELIVERY_EVENT
 
 PUBLIC_CHANNEL = "C0DEMO0001"
 PRIVATE_CHANNEL = "G0PRIVATE1"
@@ -69,7 +68,7 @@ class LocalStack:
     settings: Settings
     bot_url: str
     signing_secret: str
-    engine: Engine
+    runtime: Runtime
 
     async def command(
         self, http: httpx.AsyncClient, text: str, *, channel_id: str = PUBLIC_CHANNEL, user_id: str = "U0DEMOUSER"
@@ -125,9 +124,9 @@ async def demo_stack(
         }
         values.update(overrides)
         settings = Settings(**values)
-        engine = Engine(settings)
-        async with serve_asgi(create_asgi(settings, engine)) as bot_url:
-            yield LocalStack(simulator, slack, settings, bot_url, signing_secret, engine)
+        runtime = Runtime(settings)
+        async with serve_asgi(create_asgi(settings, runtime)) as bot_url:
+            yield LocalStack(simulator, slack, settings, bot_url, signing_secret, runtime)
 
 
 def is_alert(message: PostedMessage) -> bool:

@@ -1,0 +1,209 @@
+"""Follow-ups: channels watch a task and are told exactly once when it finishes.
+
+``FollowUps`` is the facade the use cases call. Behind it, one module per concern:
+
+* ``timers``: the APScheduler clock, the tracked background tasks and the backlog gate;
+* ``watches``: the watch state machine (polls, expiry, not-found) and live cards;
+* ``feeds``: project feeds, one list poll per team;
+* ``outbox``: the exactly-once delivery protocol, reviewable on its own;
+* ``polling``: when to poll next, as pure functions.
+
+This package may import ``bot.config``, ``bot.db``, ``bot.metastudio`` and ``bot.slack``'s
+builders and ``Poster`` interface; it never imports ``bot.services``, ``handlers`` or the dev
+tools. Slack is reached only through the ``Poster`` passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+from bot.config import Settings
+from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
+from bot.followups.feeds import Feeds
+from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
+from bot.followups.polling import PollPolicy, jittered
+from bot.followups.shared import FollowUpStats, Shared
+from bot.followups.timers import Backlog, Timers
+from bot.followups.watches import Watches
+from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.ratelimit import PriorityRateLimiter, RateLimiters
+from bot.slack.poster import DELIVERY_EVENT, Poster
+
+__all__ = ["DELIVERY_EVENT", "FollowUps"]
+
+log = logging.getLogger("taskbot.followups")
+
+STOP_TIMEOUT: Final = 10.0
+# Closes and alerts in progress beyond which polls wait for them (see Backlog).
+BACKLOG_LIMIT: Final = 2 * DELIVERY_CONCURRENCY
+
+
+async def _no_wait() -> None:
+    return None
+
+
+class FollowUps:
+    """The follow-up engine. ``start()`` once the event loop runs; ``stop()`` before exit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: FollowUpStore,
+        *,
+        metastudio_for: Callable[[str], Awaitable[MetaStudioClient]],
+        poster: Poster,
+        limiter: PriorityRateLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        yield_to_requests: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self._limiter = limiter
+        self._limiters = RateLimiters(settings.api_rate)
+        self._rng = rng or random.Random()
+        self.policy = PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
+        self.stats = FollowUpStats()
+        self.timers = Timers()
+        backlog = Backlog(BACKLOG_LIMIT)
+        # Background work waits here before each poll, redraw and alert, so a burst of Slack
+        # requests is acknowledged first (the services pass their AckFirst gate).
+        wait = yield_to_requests or _no_wait
+
+        def jitter(delay: float) -> float:
+            return jittered(delay, self._rng)
+
+        shared = Shared(
+            timers=self.timers,
+            backlog=backlog,
+            stats=self.stats,
+            clock=clock,
+            jitter=jitter,
+            yield_to_requests=wait,
+            metastudio_for=metastudio_for,
+            limiter_for=self.limiter_for,
+        )
+        self.outbox = Outbox(settings, storage, poster, shared, policy=self.policy, close_feed=self._close_feed)
+        self.watches = Watches(settings, storage, poster, shared, policy=self.policy, deliver=self.outbox.start)
+        self.feeds = Feeds(settings, storage, shared, deliver=self.outbox.start)
+        self.timers.on("watch", self.watches.poll)
+        self.timers.on("feed", self.feeds.poll)
+        self.timers.on("delivery", lambda key: self.outbox.start(int(key)))
+
+    # -- counters ------------------------------------------------------------------------------
+
+    @property
+    def polls(self) -> int:
+        return self.stats.polls
+
+    @property
+    def feed_polls(self) -> int:
+        return self.stats.feed_polls
+
+    @property
+    def card_updates(self) -> int:
+        return self.stats.card_updates
+
+    @property
+    def delivered(self) -> int:
+        return self.stats.delivered
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def limiter_for(self, team_id: str) -> PriorityRateLimiter:
+        """The limiter of the team's MetaStudio project; commands take ``Priority.COMMAND`` here."""
+        return self._limiter if self._limiter is not None else self._limiters.get(team_id)
+
+    @property
+    def running(self) -> bool:
+        return self.timers.running
+
+    async def start(self) -> None:
+        """Start the timers, re-arm every active watch and feed, resume owed deliveries."""
+        if self.running:
+            return
+        self.timers.start()
+        self.outbox.active = True
+        await self.watches.rearm(self._rng.uniform)
+        await self.feeds.rearm()
+        pending = await self.storage.pending_deliveries()
+        for delivery in pending:
+            self.outbox.start(delivery.id)
+        log.info(
+            "follow-ups started: %d watches, %d feeds, %d deliveries owed",
+            len(self.watches),
+            len(self.feeds),
+            len(pending),
+        )
+
+    async def stop(self, grace: float = STOP_TIMEOUT) -> None:
+        """Stop the timers and polls; let in-flight deliveries finish (at most ``grace`` seconds)."""
+        if not self.timers.started:
+            return
+        await self.timers.stop(grace)
+        self.outbox.active = False
+        self.watches.clear()
+        self.feeds.clear()
+
+    # -- watches -------------------------------------------------------------------------------
+
+    async def watch(
+        self, *, team_id: str, task_id: str, channel_id: str, user_id: str, message_ts: str | None = None
+    ) -> WatchResult:
+        """Make ``channel_id`` hear once when the task finishes; ``message_ts`` is its card, kept live.
+
+        Watching again from the same channel returns ``created=False``; a new ``message_ts``
+        then replaces the old one, so the newest card is the one kept up to date.
+        """
+        result = await self.watches.watch(
+            team_id=team_id, task_id=task_id, channel_id=channel_id, user_id=user_id, message_ts=message_ts
+        )
+        log.info(
+            "watching task" if result.created else "already watching task",
+            extra={"team": team_id, "task_id": task_id, "channel": channel_id, "user": user_id},
+        )
+        return result
+
+    async def set_card_ts(self, subscriber_id: int, message_ts: str) -> None:
+        """Record the card a subscriber's channel shows, when it is posted after ``watch()``."""
+        await self.watches.set_card_ts(subscriber_id, message_ts)
+
+    async def unwatch(self, *, team_id: str, task_id: str, channel_id: str) -> bool:
+        """Stop telling ``channel_id`` about the task. False when it was not watching it."""
+        return await self.watches.unwatch(team_id=team_id, task_id=task_id, channel_id=channel_id)
+
+    async def watching(self, *, team_id: str, channel_id: str) -> tuple[list[ChannelWatch], FeedRecord | None]:
+        """What the channel follows: its watched tasks, oldest first, and its feed if any."""
+        watches = await self.storage.channel_watches(team_id=team_id, channel_id=channel_id)
+        feed = await self.storage.channel_feed(team_id=team_id, channel_id=channel_id)
+        return watches, feed
+
+    # -- feeds ---------------------------------------------------------------------------------
+
+    async def subscribe(
+        self, *, team_id: str, channel_id: str, user_id: str, resources: Sequence[str]
+    ) -> tuple[FeedRecord, bool]:
+        """Announce in ``channel_id`` every task that finishes from now on (only ``resources``, if given).
+
+        Subscribing again changes the filter but never replays what finished in between.
+        """
+        feed, created = await self.feeds.subscribe(
+            team_id=team_id, channel_id=channel_id, user_id=user_id, resources=resources
+        )
+        log.info("feed subscribed" if created else "feed updated", extra={"team": team_id, "channel": channel_id})
+        return feed, created
+
+    async def unsubscribe(self, *, team_id: str, channel_id: str) -> bool:
+        return await self.feeds.unsubscribe(team_id=team_id, channel_id=channel_id)
+
+    async def _close_feed(self, team_id: str, feed_id: int, channel_id: str) -> str | None:
+        return await self.feeds.close(team_id, feed_id, channel_id)
+
+    async def forget_team(self, team_id: str) -> None:
+        """Stop every timer of a workspace that uninstalled; its rows are deleted by the caller."""
+        self.watches.forget_team(team_id)
+        self.feeds.forget_team(team_id)

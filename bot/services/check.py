@@ -20,10 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.db.followups import Storage
+from bot.db.base import Database
 from bot.db.workspaces import ConnectionRow
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
+from bot.slack.clients import web_client
 
 OK, FAIL = "ok  ", "FAIL"
 INSTALLATIONS_TABLE = SQLAlchemyInstallationStore.default_installations_table_name
@@ -58,9 +59,9 @@ async def run_check(out: TextIO = sys.stdout) -> int:
 async def _check_database(settings: Settings, report: _Report) -> None:
     # The URL without its password: a check's output is often pasted into tickets.
     shown = make_url(settings.database_url).render_as_string(hide_password=True)
-    storage = Storage(settings.database_url)
+    database = Database(settings.database_url)
     try:
-        async with storage.engine.connect() as conn:
+        async with database.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
             detail = f"reachable at {shown}"
             if settings.multi_workspace:
@@ -71,7 +72,7 @@ async def _check_database(settings: Settings, report: _Report) -> None:
     except (OSError, SQLAlchemyError) as exc:
         report.line(False, "database", f"cannot open {shown} ({type(exc).__name__})")
     finally:
-        await storage.dispose()
+        await database.dispose()
 
 
 async def _count(conn: AsyncConnection, table: str) -> int:
@@ -99,13 +100,11 @@ def _check_encryption_key(settings: Settings, report: _Report) -> None:
 
 
 async def _check_slack(settings: Settings, report: _Report) -> None:
-    from bot.app import slack_client
-
     if settings.slack_bot_token is None:
         report.line(False, "Slack auth.test", "skipped: SLACK_BOT_TOKEN is not set")
         return
     try:
-        auth = await slack_client(settings, settings.slack_bot_token.get_secret_value()).auth_test()
+        auth = await web_client(settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url).auth_test()
         report.line(True, "Slack auth.test", f"bot {auth.get('user')} in workspace {auth.get('team')} ({auth.get('team_id')})")
     except SlackApiError as exc:
         report.line(False, "Slack auth.test", f"Slack answered {exc.response.get('error')}")

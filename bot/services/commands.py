@@ -1,104 +1,146 @@
-"""Parsing of ``/task`` text into a typed command. Pure: no I/O, so it is fuzzed directly."""
+"""Running a parsed ``/task`` command or card button: guardrails, the answer, its delivery."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import logging
+import time
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.metastudio.models import is_task_id
+from bot.metrics import COMMANDS, SLACK_API_ERRORS
+from bot.services.access import Access
+from bot.services.background import AckFirst
+from bot.services.follow import FollowCommands
+from bot.services.parsing import (
+    Command,
+    Help,
+    Invalid,
+    Recent,
+    ShowTask,
+    Subscribe,
+    Unsubscribe,
+    Unwatch,
+    Watch,
+    Watching,
+)
+from bot.services.tasks import TaskViews
+from bot.slack.delivery import Responder, slack_error
+from bot.slack.origin import Origin, Reply, private
 
-_ECHO_LIMIT = 40
-_QUOTES = "`'\"‘’“”<>"
-_LOOKS_LIKE_ID = re.compile(r"^[0-9A-Za-z_-]{12,}$")
+__all__ = ["CommandRunner", "immediate_reply"]
 
-
-@dataclass(frozen=True, slots=True)
-class Help:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ShowTask:
-    task_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Recent:
-    resources: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Watch:
-    task_id: str
+log = logging.getLogger("taskbot.services")
 
 
-@dataclass(frozen=True, slots=True)
-class Unwatch:
-    task_id: str
+def immediate_reply(command: Command) -> Reply | None:
+    """A reply that needs no cloud call (help, parse errors): it can go in the ack itself."""
+    if isinstance(command, Help):
+        COMMANDS.labels("help", "ok").inc()
+        return private(messages.text("usage"))
+    if isinstance(command, Invalid):
+        COMMANDS.labels("invalid", "rejected").inc()
+        return private(f"{command.message}\n{messages.text('usage')}", ok=False)
+    return None
 
 
-@dataclass(frozen=True, slots=True)
-class Watching:
-    pass
+class CommandRunner:
+    def __init__(
+        self,
+        *,
+        tasks: TaskViews,
+        follow: FollowCommands,
+        access: Access,
+        responder: Responder,
+        ack_first: AckFirst,
+    ) -> None:
+        self._tasks = tasks
+        self._follow = follow
+        self._access = access
+        self._responder = responder
+        self._ack_first = ack_first
 
+    async def _reply_for(self, command: Command, origin: Origin) -> Reply:
+        if isinstance(command, ShowTask):
+            return await self._tasks.task_reply(command.task_id, origin)
+        if isinstance(command, Recent):
+            return await self._tasks.recent_reply(command.resources, origin)
+        if isinstance(command, Watch):
+            return await self._follow.watch_reply(command.task_id, origin)
+        if isinstance(command, Unwatch):
+            return await self._follow.unwatch_reply(command.task_id, origin)
+        if isinstance(command, Watching):
+            return await self._follow.watching_reply(origin)
+        if isinstance(command, Subscribe):
+            return await self._follow.subscribe_reply(command.resources, origin)
+        if isinstance(command, Unsubscribe):
+            return await self._follow.unsubscribe_reply(origin)
+        return immediate_reply(command) or private(messages.text("usage"))
 
-@dataclass(frozen=True, slots=True)
-class Subscribe:
-    resources: tuple[str, ...] = ()
+    async def run(self, command: Command, origin: Origin, client: AsyncWebClient) -> Reply:
+        """Answer a command that needs the cloud or the database, then deliver the reply."""
+        await self._ack_first.wait()
+        started = time.perf_counter()
+        name = type(command).__name__.lower()
+        reply: Reply
+        try:
+            refusal = await self._access.refusal(origin, client)
+            reply = private(refusal, ok=False) if refusal else await self._reply_for(command, origin)
+            if reply.needs_connection and await self._access.is_admin(client, origin.user_id):
+                reply = private(messages.text("not_connected_admin"), ok=False)
+            await self._responder.deliver(reply, origin, client)
+        except Exception:
+            # The last line of defence: the user gets a sentence, the log gets the details.
+            log.exception("command failed", extra={"team": origin.team_id, "command": name})
+            reply = private(messages.text("error_internal"), ok=False)
+            await self._responder.respond(origin, reply)
+        outcome = "ok" if reply.ok else "error"
+        COMMANDS.labels(name, outcome).inc()
+        log.info(
+            "command handled",
+            extra={
+                "team": origin.team_id,
+                "command": name,
+                "task_id": reply.task_id,
+                "request_id": reply.request_id,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                "outcome": outcome,
+            },
+        )
+        return reply
 
+    async def refresh(self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None) -> Reply:
+        """Redraw a card in place: chat.update for the bot's own message, else replace via response_url."""
+        await self._ack_first.wait()
+        # A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
+        refusal = await self._access.refusal(origin, client)
+        reply = private(refusal, ok=False) if refusal else await self._tasks.task_reply(task_id, origin)
+        if not reply.ok:
+            await self._responder.respond(origin, reply)
+            return reply
+        if message_ts and origin.channel_id:
+            try:
+                await client.chat_update(channel=origin.channel_id, ts=message_ts, text=reply.text, blocks=reply.blocks)
+                return reply
+            except SlackApiError as exc:
+                SLACK_API_ERRORS.labels("chat.update", slack_error(exc)).inc()
+        reply.replace_original = True
+        await self._responder.respond(origin, reply)
+        return reply
 
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    pass
+    async def watch_button(self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None) -> None:
+        """"Notify this channel when done" on a card: the alert threads under that card."""
+        await self._ack_first.wait()
+        refusal = await self._access.refusal(origin, client)
+        reply = (
+            private(refusal, ok=False)
+            if refusal
+            else await self._follow.watch_reply(task_id, origin, message_ts=message_ts)
+        )
+        await self._responder.respond(origin, reply)
 
-
-@dataclass(frozen=True, slots=True)
-class Invalid:
-    """Text that is not a command; ``message`` is the one sentence to show the user."""
-
-    message: str
-
-
-Command = Help | ShowTask | Recent | Watch | Unwatch | Watching | Subscribe | Unsubscribe | Invalid
-
-
-def echo(word: str) -> str:
-    """User text made safe to quote back inside backticks: short, no mrkdwn or mentions."""
-    cleaned = "".join(ch for ch in word if ch.isprintable()).replace("`", "'")
-    if len(cleaned) > _ECHO_LIMIT:
-        cleaned = cleaned[: _ECHO_LIMIT - 1] + "…"
-    return cleaned.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") or "?"
-
-
-def _strip_quotes(word: str) -> str:
-    return word.strip(_QUOTES)
-
-
-def parse(text: str | None) -> Command:
-    words = [w for w in (_strip_quotes(w) for w in (text or "").split()) if w]
-    if not words or (len(words) == 1 and words[0].lower() in {"help", "-h", "--help", "?"}):
-        return Help()
-    head, rest = words[0], words[1:]
-    keyword = head.lower()
-    if keyword in ("recent", "subscribe"):
-        resources = tuple(dict.fromkeys(r for word in rest for r in word.split(",") if r))
-        return Recent(resources) if keyword == "recent" else Subscribe(resources)
-    if keyword in ("watching", "unsubscribe"):
-        if rest:
-            return Invalid(messages.text("error_takes_no_arguments", word=keyword))
-        return Watching() if keyword == "watching" else Unsubscribe()
-    if keyword in ("watch", "unwatch"):
-        if len(rest) != 1:
-            return Invalid(messages.text("error_needs_task_id", word=keyword))
-        if not is_task_id(rest[0]):
-            return Invalid(messages.text("error_invalid_task_id", task_id=echo(rest[0])))
-        task_id = rest[0].lower()
-        return Watch(task_id) if keyword == "watch" else Unwatch(task_id)
-    if is_task_id(head):
-        if rest:
-            return Invalid(messages.text("error_too_many_arguments", task_id=head))
-        return ShowTask(head.lower())
-    if _LOOKS_LIKE_ID.match(head) or all(ch in "0123456789abcdefABCDEF" for ch in head):
-        return Invalid(messages.text("error_invalid_task_id", task_id=echo(head)))
-    return Invalid(messages.text("error_unknown_subcommand", word=echo(head)))
+    async def stop_button(self, origin: Origin, *, task_id: str | None) -> None:
+        """Stop on the watching list: end that watch (or the feed) and redraw the list."""
+        await self._ack_first.wait()
+        await self._responder.respond(origin, await self._follow.stop(origin, task_id=task_id))

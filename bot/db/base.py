@@ -1,0 +1,190 @@
+"""Database plumbing shared by every store: one engine, its transactions, SQLite set-up.
+
+Owns the declarative ``Base`` (with its naming convention), the column types every table
+uses (``UTCDateTime``, ``Json``), ``Database`` (one async engine per process), read and write
+``Transactions``, and ``retry_on_conflict`` for inserts that race on a unique index. Imports
+only SQLAlchemy and ``bot.logs``; the table modules import this, never the reverse.
+
+On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction
+that reads and then writes fails at once with "database is locked" when another writer
+committed in between (the busy timeout does not help there), while IMMEDIATE waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar, cast
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import JSON, CheckConstraint, CursorResult, DateTime, Dialect, MetaData, event, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Base",
+    "Database",
+    "Json",
+    "Transactions",
+    "UTCDateTime",
+    "active_only",
+    "require_aware",
+    "retry_on_conflict",
+    "rowcount",
+    "status_check",
+    "utcnow",
+]
+
+T = TypeVar("T")
+WRITE_OPTION = "taskbot_write"
+# Concurrent first inserts on PostgreSQL: the loser gets IntegrityError from a unique index and,
+# on its next attempt, finds the winner's row. Two attempts always suffice.
+CONFLICT_ATTEMPTS = 3
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def require_aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, returns tz-aware UTC on every backend (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = require_aware(value, "datetime column value")
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def active_only() -> Any:
+    return text("status = 'active'")
+
+
+def status_check(values: Sequence[str]) -> CheckConstraint:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"status IN ({allowed})", name="status")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
+
+
+def rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+
+async def retry_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a read-then-insert transaction again when a racing insert won the unique index."""
+    for number in range(CONFLICT_ATTEMPTS):
+        try:
+            return await attempt()
+        except IntegrityError:
+            if number == CONFLICT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class Transactions:
+    """Read and write transactions on one engine, for every store that shares it.
+
+    Writes ask SQLite for its write lock at BEGIN (see ``_configure_sqlite``). SQLite takes one
+    writer at a time, and a burst of writers from this process would otherwise wait in
+    SQLite's busy handler, which sleeps up to 100 ms between tries: 50 watch commands at once
+    crawl, and the unlucky ones fail with "database is locked" after busy_timeout. So this
+    process's writers queue on one asyncio lock per engine; other processes still meet the
+    busy timeout.
+    """
+
+    _sqlite_locks: ClassVar[WeakKeyDictionary[Engine, asyncio.Lock]] = WeakKeyDictionary()
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._reader = async_sessionmaker(engine, expire_on_commit=False)
+        self._writer = async_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._lock: asyncio.Lock | None = None
+        if engine.dialect.name == "sqlite":
+            self._lock = self._sqlite_locks.setdefault(engine.sync_engine, asyncio.Lock())
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reader() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        async with self._lock or nullcontext(), self._writer() as session, session.begin():
+            yield session
+
+
+class Database:
+    """The process's one engine on ``url``, and the transactions every store shares."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        engine_kwargs.setdefault("pool_pre_ping", not self.is_sqlite)
+        self.engine: AsyncEngine = create_async_engine(url, **engine_kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self.transactions = Transactions(self.engine)
+
+    async def create_all(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the sqlite3 module so the "begin" hook below decides its mode.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=10000")
+        finally:
+            cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

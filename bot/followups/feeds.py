@@ -1,0 +1,224 @@
+"""Project feeds: a channel hears about every task of the project that finishes after it subscribed.
+
+All feeds of a team share one list poll every ``feed_poll_seconds``, filtered server-side only
+when every feed of the team filters. A task is announced to a feed only when it provably
+finished after the feed began: its ``end_time`` says so, or the feed saw it unfinished after
+subscribing. Each (feed, task) is recorded at most once ever (a unique key in the table),
+and memory stays bounded by what the list shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Final
+
+from bot.config import Settings
+from bot.db.followups import FeedRecord, FollowUpStore
+from bot.followups.polling import backoff
+from bot.followups.shared import Shared
+from bot.metastudio.errors import MetaStudioError
+from bot.metastudio.models import Task
+from bot.metastudio.ratelimit import Priority
+
+__all__ = ["Feeds"]
+
+log = logging.getLogger("taskbot.followups")
+
+FEED_PAGE_SIZE: Final = 100
+FEED_MAX_PAGES: Final = 5
+
+
+@dataclass
+class _FeedTeam:
+    feeds: dict[int, FeedRecord] = field(default_factory=dict)
+    last_seen_running: dict[str, float] = field(default_factory=dict)
+    """Task id -> the last time (our clock) the list showed it unfinished."""
+    recorded: set[tuple[int, str]] = field(default_factory=set)
+    """(feed id, task id) already queued, so a finished task costs no write on later polls."""
+    interval: float = 0.0
+
+
+class Feeds:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: FollowUpStore,
+        shared: Shared,
+        *,
+        deliver: Callable[[int], None],
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self._metastudio_for = shared.metastudio_for
+        self._limiter_for = shared.limiter_for
+        self._timers = shared.timers
+        self._backlog = shared.backlog
+        self._stats = shared.stats
+        self._clock = shared.clock
+        self._jitter = shared.jitter
+        self._yield_to_requests = shared.yield_to_requests
+        self._deliver = deliver
+        self._teams: dict[str, _FeedTeam] = {}
+
+    def __len__(self) -> int:
+        return sum(len(team.feeds) for team in self._teams.values())
+
+    def clear(self) -> None:
+        self._teams.clear()
+
+    async def rearm(self) -> None:
+        for feed in await self.storage.active_feeds():
+            self._add(feed)
+        for team_id in self._teams:
+            self._timers.schedule(f"feed:{team_id}", 0.0)
+
+    async def subscribe(
+        self, *, team_id: str, channel_id: str, user_id: str, resources: Sequence[str]
+    ) -> tuple[FeedRecord, bool]:
+        wanted = [r.strip() for r in resources if r and r.strip()]
+        since = datetime.fromtimestamp(self._clock(), UTC)
+        feed, created = await self.storage.subscribe_feed(
+            team_id=team_id, channel_id=channel_id, user_id=user_id, resources=wanted, since=since
+        )
+        self._add(feed)
+        job_id = f"feed:{team_id}"
+        if not self._timers.busy(job_id):
+            # Poll now: what is running at this moment is what the feed may announce later.
+            self._timers.schedule(job_id, 0.0)
+        return feed, created
+
+    async def unsubscribe(self, *, team_id: str, channel_id: str) -> bool:
+        removed = await self.storage.unsubscribe_feed(team_id=team_id, channel_id=channel_id)
+        team = self._teams.get(team_id)
+        if team is not None:
+            for feed_id, feed in list(team.feeds.items()):
+                if feed.channel_id == channel_id:
+                    del team.feeds[feed_id]
+            if not team.feeds:
+                self._timers.unschedule(f"feed:{team_id}")
+                del self._teams[team_id]
+        return removed
+
+    async def close(self, team_id: str, feed_id: int, channel_id: str) -> str | None:
+        """Close a feed the bot can no longer post to; returns whom to tell."""
+        team = self._teams.get(team_id)
+        feed = team.feeds.get(feed_id) if team is not None else None
+        if feed is None:
+            return None
+        await self.unsubscribe(team_id=team_id, channel_id=channel_id)
+        return feed.user_id
+
+    def forget_team(self, team_id: str) -> None:
+        if self._teams.pop(team_id, None) is not None:
+            self._timers.unschedule(f"feed:{team_id}")
+
+    def _add(self, feed: FeedRecord) -> None:
+        team = self._teams.get(feed.team_id)
+        if team is None:
+            team = self._teams[feed.team_id] = _FeedTeam(interval=self.settings.feed_poll_seconds)
+        for feed_id, existing in list(team.feeds.items()):
+            if existing.channel_id == feed.channel_id and feed_id != feed.id:
+                del team.feeds[feed_id]
+        team.feeds[feed.id] = feed
+
+    async def poll(self, team_id: str) -> None:
+        """The ``feed:<team>`` job."""
+        team = self._teams.get(team_id)
+        if team is None or not team.feeds:
+            return
+        base = self.settings.feed_poll_seconds
+        ceiling = max(base, self.settings.max_poll_seconds)
+        try:
+            await self._poll_once(team_id, team)
+            team.interval = base
+        except asyncio.CancelledError:
+            raise
+        except MetaStudioError as exc:
+            team.interval = backoff(max(team.interval, base), 2.0, ceiling)
+            if exc.retry_after:
+                team.interval = max(team.interval, exc.retry_after)
+            log.warning(
+                "feed poll failed (%s), next in %.1f s",
+                type(exc).__name__,
+                team.interval,
+                extra={"team": team_id, "request_id": exc.request_id},
+            )
+        except Exception:
+            team.interval = backoff(max(team.interval, base), 2.0, ceiling)
+            log.exception("feed poll failed", extra={"team": team_id})
+        if team.feeds and self._teams.get(team_id) is team:
+            self._timers.schedule(f"feed:{team_id}", self._jitter(team.interval))
+
+    async def _poll_once(self, team_id: str, team: _FeedTeam) -> None:
+        feeds = list(team.feeds.values())
+        # One list call serves every feed of the team: filter server-side only if all feeds filter.
+        if all(feed.resources for feed in feeds):
+            resources: tuple[str, ...] = tuple(sorted({r for feed in feeds for r in feed.resources}))
+        else:
+            resources = ()
+        oldest_since_ms = min(feed.since.timestamp() for feed in feeds) * 1000
+        client = await self._metastudio_for(team_id)
+        limiter = self._limiter_for(team_id)
+        listed: dict[str, Task] = {}
+        for page in range(FEED_MAX_PAGES):
+            await self._backlog.wait_until_short()
+            await self._yield_to_requests()
+            await limiter.acquire(Priority.POLL)
+            if self._timers.stopping:
+                return
+            self._stats.feed_polls += 1
+            fetched = await client.list_tasks(resources=resources, offset=page * FEED_PAGE_SIZE, limit=FEED_PAGE_SIZE)
+            items = fetched.value.data
+            relevant = False
+            for task in items:
+                listed[task.task_id] = task
+                finished = task.is_finished(self.settings.finished_codes)
+                if (
+                    not finished
+                    or task.task_id in team.last_seen_running
+                    or (task.end_time is not None and task.end_time >= oldest_since_ms)
+                ):
+                    relevant = True
+            # Newest first: once a whole page holds only tasks that ended before every feed
+            # began, older pages cannot hold anything to announce.
+            if len(items) < FEED_PAGE_SIZE or not relevant:
+                break
+        now = self._clock()
+        for task in listed.values():
+            if not task.is_finished(self.settings.finished_codes):
+                team.last_seen_running[task.task_id] = now
+                continue
+            for feed in feeds:
+                if (feed.id, task.task_id) in team.recorded or feed.id not in team.feeds:
+                    continue
+                if feed.resources and task.resource not in feed.resources:
+                    continue
+                if not self._finished_after(task, feed, team):
+                    continue
+                delivery = await self.storage.record_feed_delivery(
+                    feed, task_id=task.task_id, snapshot=task.model_dump(mode="json")
+                )
+                team.recorded.add((feed.id, task.task_id))
+                if delivery is not None:
+                    log.info(
+                        "feed announces task",
+                        extra={"team": team_id, "task_id": task.task_id, "channel": feed.channel_id},
+                    )
+                    self._deliver(delivery.id)
+            team.last_seen_running.pop(task.task_id, None)
+        team.recorded = {(f, t) for f, t in team.recorded if t in listed}
+        team.last_seen_running = {t: at for t, at in team.last_seen_running.items() if t in listed}
+
+    @staticmethod
+    def _finished_after(task: Task, feed: FeedRecord, team: _FeedTeam) -> bool:
+        """Whether the task finished after the feed began (so it may be announced)."""
+        since = feed.since.timestamp()
+        if task.end_time is not None:
+            return task.end_time >= since * 1000
+        # No end time: only a task we saw unfinished after the subscription provably ended after it.
+        seen = team.last_seen_running.get(task.task_id)
+        return seen is not None and seen >= since

@@ -1,0 +1,233 @@
+"""The exactly-once outbox: every owed alert reaches its channel once, even across ``kill -9``.
+
+Protocol
+--------
+1. Whoever decides a channel must be told (a watch closing, a feed seeing a finished task)
+   writes one ``pending`` delivery row in the same transaction as that decision (unique per
+   subscriber and kind, or per feed and task), then calls ``Outbox.start``.
+2. Before posting, ``mark_sending`` commits ``status='sending', attempts+1, attempt_at=now``.
+3. The message is posted tagged with the delivery's key (Slack message metadata).
+4. ``mark_sent`` commits the Slack ``ts``.
+
+A crash between 2 and 4 leaves the delivery ``sending`` (a failed attempt puts it back to
+``pending`` with ``attempts >= 1``): the post may or may not have reached Slack. So any
+delivery with ``attempts >= 1`` is resumed by FIRST looking for its key, in the card's thread
+and in the channel, from the previous ``attempt_at`` minus ``LOOKBACK_SECONDS``. Found:
+``mark_sent`` with that ``ts``, nothing is posted. Not found: post as in 2-4. If the look-up
+fails transiently the delivery waits and tries again, because posting blind could duplicate;
+only when the look-up cannot work at all (``LookupImpossible``) is the message posted anyway,
+with a warning in the log.
+
+Where the bot cannot post any more (``CannotPost``) the subscriber or feed is closed, the
+delivery fails and the requester is told by DM. Any other failure puts the delivery back to
+``pending`` and retries it later with backoff: it is never dropped. Slack is reached only
+through the ``Poster`` interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Final
+
+from bot.config import Settings
+from bot.db.followups import DeliveryRecord, FollowUpStore
+from bot.followups.polling import PollPolicy
+from bot.followups.shared import Shared
+from bot.metastudio.models import Task
+from bot.slack import alerts
+from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Poster, PosterError
+
+__all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
+
+log = logging.getLogger("taskbot.followups")
+
+LOOKBACK_SECONDS: Final = 60.0
+DELIVERY_CONCURRENCY: Final = 8
+
+FeedCloser = Callable[[str, int, str], Awaitable[str | None]]
+"""``(team_id, feed_id, channel_id)`` -> the feed's subscriber to tell, after closing the feed."""
+
+
+class Outbox:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: FollowUpStore,
+        poster: Poster,
+        shared: Shared,
+        *,
+        policy: PollPolicy,
+        close_feed: FeedCloser,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.poster = poster
+        self._timers = shared.timers
+        self._backlog = shared.backlog
+        self._policy = policy
+        self._stats = shared.stats
+        self._clock = shared.clock
+        self._jitter = shared.jitter
+        self._yield_to_requests = shared.yield_to_requests
+        self._close_feed = close_feed
+        self.active = False
+        self._delivering: set[int] = set()
+        self._failures: dict[int, int] = {}
+        # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
+        self._send_slots = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+
+    def start(self, delivery_id: int) -> None:
+        """Deliver in the background (at most once at a time per delivery)."""
+        if delivery_id in self._delivering or not self.active:
+            return
+        self._delivering.add(delivery_id)
+        task = self._timers.spawn_work(self._deliver(delivery_id), f"delivery:{delivery_id}")
+        task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
+
+    async def _deliver(self, delivery_id: int) -> None:
+        with self._backlog.item():
+            try:
+                async with self._send_slots:
+                    await self._yield_to_requests()
+                    retry = await self.deliver_once(delivery_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery %d failed; it stays queued", delivery_id)
+                retry = True
+        if retry:
+            failures = self._failures.get(delivery_id, 0) + 1
+            self._failures[delivery_id] = failures
+            delay = min(self._policy.ceiling, self._policy.base * 2 ** min(failures - 1, 16))
+            self._timers.schedule(f"delivery:{delivery_id}", self._jitter(delay))
+        else:
+            self._failures.pop(delivery_id, None)
+
+    async def deliver_once(self, delivery_id: int) -> bool:
+        """One attempt. True when it must be tried again later."""
+        record = await self.storage.get_delivery(delivery_id)
+        if record is None or record.status not in ("pending", "sending"):
+            return False
+        extra = {"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id}
+        message, thread_ts, broadcast = self._compose(record)
+        if record.attempts >= 1:
+            # A previous attempt may have posted before dying: look before posting again.
+            previous = record.attempt_at or record.created_at
+            try:
+                found = await self.poster.find(
+                    record.team_id,
+                    record.channel_id,
+                    record.key,
+                    thread_ts=record.thread_ts,
+                    oldest=previous.timestamp() - LOOKBACK_SECONDS,
+                )
+            except CannotPost as exc:
+                await self._cannot_post(record, exc.error)
+                return False
+            except LookupFailed as exc:
+                log.warning("delivery look-up failed (%s); will retry", exc.error, extra=extra)
+                return True
+            except LookupImpossible as exc:
+                log.warning("cannot look up earlier attempts (%s); posting anyway", exc.error, extra=extra)
+                found = None
+            if found is not None:
+                await self.storage.mark_sent(record.id, found)
+                self._stats.delivered += 1
+                log.info("delivery %s was already posted; not posting again", record.kind, extra=extra)
+                await self._final_card(record)
+                return False
+        claimed = await self.storage.mark_sending(record.id)
+        if claimed is None:
+            return False
+        try:
+            ts = await self.poster.post(
+                record.team_id, record.channel_id, message, key=record.key, thread_ts=thread_ts, broadcast=broadcast
+            )
+        except CannotPost as exc:
+            await self._cannot_post(record, exc.error)
+            return False
+        except Exception as exc:
+            # The post may or may not have landed; the next attempt looks before posting.
+            reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
+            await self.storage.mark_failed(record.id, reason, retry=True)
+            log.warning("delivery post failed (%s); will retry", reason, extra=extra)
+            return True
+        await self.storage.mark_sent(record.id, ts)
+        self._stats.delivered += 1
+        log.info("delivered %s", record.kind, extra=extra)
+        # After the alert, not before: a throttled chat.update must not delay it. A crash right
+        # here leaves the card one redraw short, which is cosmetic; the alert is what counts.
+        await self._final_card(record)
+        return False
+
+    def _compose(self, record: DeliveryRecord) -> tuple[alerts.Message, str | None, bool]:
+        """The message, the thread to post it in, and whether to also show it in the channel."""
+        task = alerts.task_from_snapshot(record.payload)
+        mode = self.settings.alert_mode
+        codes = self.settings.finished_codes
+        if record.kind == "feed":
+            message = alerts.completion_alert(
+                task or Task(task_id=record.task_id), user_id=None, finished_codes=codes, feed=True
+            )
+            return message, None, False
+        if record.kind == "finished":
+            message = alerts.completion_alert(
+                task or Task(task_id=record.task_id), user_id=record.user_id, finished_codes=codes
+            )
+            if record.thread_ts and mode != "channel":
+                return message, record.thread_ts, mode == "thread_and_channel"
+            return message, None, False
+        if record.kind == "expired":
+            message = alerts.expired_notice(
+                record.task_id, user_id=record.user_id, hours=self.settings.watch_max_hours, last_seen=task
+            )
+        else:
+            message = alerts.not_found_notice(record.task_id, user_id=record.user_id)
+        # A notice that ends a watch belongs with the card; it is not broadcast.
+        if record.thread_ts and mode != "channel":
+            return message, record.thread_ts, False
+        return message, None, False
+
+    async def _final_card(self, record: DeliveryRecord) -> None:
+        """Redraw the watched card in its final state (idempotent, best effort)."""
+        task = alerts.task_from_snapshot(record.payload)
+        if record.kind != "finished" or task is None or not record.thread_ts:
+            return
+        message = alerts.watched_card(
+            task,
+            request_id=None,
+            finished_codes=self.settings.finished_codes,
+            refreshed_at=datetime.fromtimestamp(self._clock(), UTC),
+        )
+        try:
+            await self.poster.update(record.team_id, record.channel_id, record.thread_ts, message)
+            self._stats.card_updates += 1
+        except PosterError as exc:
+            log.info(
+                "final card update failed: %s",
+                exc.error,
+                extra={"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id},
+            )
+
+    async def _cannot_post(self, record: DeliveryRecord, error: str) -> None:
+        """The channel is gone for us: stop following there, fail the delivery, tell the requester."""
+        extra = {"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id}
+        log.warning("cannot post in channel (%s); closing its follow-up", error, extra=extra)
+        await self.storage.mark_failed(record.id, f"slack: {error}", retry=False)
+        recipient = record.user_id
+        if record.subscriber_id is not None:
+            await self.storage.close_subscriber(record.subscriber_id, error)
+            sentence = alerts.cannot_post_dm(channel_id=record.channel_id, task_id=record.task_id, error=error)
+        else:
+            if record.feed_id is not None:
+                recipient = await self._close_feed(record.team_id, record.feed_id, record.channel_id) or recipient
+            sentence = alerts.cannot_post_dm(channel_id=record.channel_id, task_id=None, error=error)
+        if not recipient:
+            return
+        try:
+            await self.poster.tell(record.team_id, recipient, sentence)
+        except PosterError as exc:
+            log.warning("could not DM the requester: %s", exc.error, extra=extra)

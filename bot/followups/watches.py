@@ -1,0 +1,379 @@
+"""The watch state machine: poll a watched task until it finishes, expires or vanishes, and
+keep its live cards current.
+
+A **watch** is one row per (team, task), shared by every channel that watches the task (its
+**subscribers**). One poll per watch per interval, however many channels: 1,000 channels on
+one task cost what one does. The interval adapts (``bot.followups.polling``); every MetaStudio
+call first takes a ``POLL`` token from the project's rate limiter.
+
+A poll that sees the task finished calls ``storage.close_watch``: in ONE transaction the
+watch moves from ``active`` to ``finished`` and one ``pending`` delivery row is written per
+active subscriber, which the outbox then delivers exactly once. A second poller, a racing
+expiry or a second process finds the watch no longer active and queues nothing. Between
+state transitions nothing is written: the last counts, the card throttle and the not-found
+streak stay in memory and are rebuilt (empty) after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from bot.config import Settings
+from bot.db.followups import CloseStatus, FollowUpStore, SubscriberRecord, WatchRecord, WatchResult
+from bot.followups.polling import Cadence, PollPolicy, after_error, after_progress
+from bot.followups.shared import Shared
+from bot.metastudio.client import Fetched
+from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
+from bot.metastudio.models import Task
+from bot.metastudio.ratelimit import Priority
+from bot.slack import alerts
+from bot.slack.poster import CardGone, Poster, PosterError
+
+__all__ = ["POLL_CONCURRENCY", "Watches"]
+
+log = logging.getLogger("taskbot.followups")
+
+NOT_FOUND_LIMIT: Final = 3
+CARD_SYNC_FACTOR: Final = 6
+# Polls in flight at once: under the MetaStudio client's keep-alive pool (10), so polls reuse
+# connections and leave the rest of its 50 connections to commands.
+POLL_CONCURRENCY: Final = 8
+
+
+@dataclass
+class _Card:
+    """One subscriber's live card and when it was last redrawn."""
+
+    channel_id: str
+    ts: str | None
+    drawn: tuple[Any, ...] | None = None
+    updated_at: float = -math.inf
+    gone: bool = False
+
+
+@dataclass
+class _Watch:
+    id: int
+    team_id: str
+    task_id: str
+    expires_at: float
+    cadence: Cadence
+    not_found: int = 0
+    last_task: Task | None = None
+    request_id: str | None = None
+    cards: dict[int, _Card] = field(default_factory=dict)
+    cards_synced_at: float = -math.inf
+    synced_counts: tuple[Any, ...] | None = None
+    drawing: bool = False
+    closed: bool = False
+
+
+def _counts(task: Task) -> tuple[Any, ...]:
+    return (task.success_count, task.failure_count, task.total_count, task.task_status)
+
+
+class Watches:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: FollowUpStore,
+        poster: Poster,
+        shared: Shared,
+        *,
+        policy: PollPolicy,
+        deliver: Callable[[int], None],
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.poster = poster
+        self._metastudio_for = shared.metastudio_for
+        self._limiter_for = shared.limiter_for
+        self._timers = shared.timers
+        self._backlog = shared.backlog
+        self.policy = policy
+        self._stats = shared.stats
+        self._clock = shared.clock
+        self._jitter = shared.jitter
+        self._yield_to_requests = shared.yield_to_requests
+        self._deliver = deliver
+        # How often a moving task re-reads its subscribers, to find cards set outside watch().
+        self._card_sync_seconds = max(CARD_SYNC_FACTOR * settings.card_update_seconds, policy.base)
+        self._watches: dict[int, _Watch] = {}
+        self._by_task: dict[tuple[str, str], int] = {}
+        self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
+
+    def __len__(self) -> int:
+        return len(self._watches)
+
+    def clear(self) -> None:
+        self._watches.clear()
+        self._by_task.clear()
+
+    async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
+        """Track every active watch again, first polls spread over one interval."""
+        for watch in await self.storage.active_watches():
+            state = self._track(watch, watch.subscribers)
+            self._timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
+
+    async def watch(
+        self, *, team_id: str, task_id: str, channel_id: str, user_id: str, message_ts: str | None
+    ) -> WatchResult:
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        result = await self.storage.watch(
+            team_id=team_id,
+            task_id=task_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            expires_at=now + timedelta(hours=self.settings.watch_max_hours),
+            message_ts=message_ts,
+        )
+        subscriber = result.subscriber
+        if not result.created and message_ts and subscriber.message_ts != message_ts:
+            await self.storage.set_card_ts(subscriber.id, message_ts)
+            subscriber = replace(subscriber, message_ts=message_ts)
+            result = replace(result, subscriber=subscriber)
+        state = self._watches.get(result.watch.id)
+        if state is None:
+            state = self._track(result.watch, [subscriber])
+            self._timers.schedule(f"watch:{state.id}", self._jitter(self.policy.base))
+        else:
+            self._add_card(state, subscriber)
+        return result
+
+    async def set_card_ts(self, subscriber_id: int, message_ts: str) -> None:
+        await self.storage.set_card_ts(subscriber_id, message_ts)
+        for state in self._watches.values():
+            card = state.cards.get(subscriber_id)
+            if card is not None:
+                card.ts, card.drawn, card.gone = message_ts, None, False
+
+    async def unwatch(self, *, team_id: str, task_id: str, channel_id: str) -> bool:
+        removed = await self.storage.unwatch(team_id=team_id, task_id=task_id, channel_id=channel_id)
+        watch_id = self._by_task.get((team_id, task_id))
+        state = self._watches.get(watch_id) if watch_id is not None else None
+        if removed and state is not None:
+            for subscriber_id, card in list(state.cards.items()):
+                if card.channel_id == channel_id:
+                    del state.cards[subscriber_id]
+            record = await self.storage.get_watch(state.id)
+            if record is None or record.status != "active":
+                # That was the last channel: the watch is cancelled and its timer goes too.
+                self._forget(state)
+        return removed
+
+    def forget_team(self, team_id: str) -> None:
+        for state in [w for w in self._watches.values() if w.team_id == team_id]:
+            self._forget(state)
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _track(self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord]) -> _Watch:
+        state = _Watch(
+            id=watch.id,
+            team_id=watch.team_id,
+            task_id=watch.task_id,
+            expires_at=watch.expires_at.timestamp(),
+            cadence=Cadence.start(self.policy),
+        )
+        for subscriber in subscribers:
+            self._add_card(state, subscriber)
+        self._watches[state.id] = state
+        self._by_task[(state.team_id, state.task_id)] = state.id
+        return state
+
+    @staticmethod
+    def _add_card(state: _Watch, subscriber: SubscriberRecord) -> None:
+        card = state.cards.get(subscriber.id)
+        if card is None:
+            state.cards[subscriber.id] = _Card(subscriber.channel_id, subscriber.message_ts)
+        elif subscriber.message_ts and card.ts != subscriber.message_ts:
+            card.ts, card.drawn, card.gone = subscriber.message_ts, None, False
+
+    def _forget(self, state: _Watch) -> None:
+        state.closed = True
+        self._watches.pop(state.id, None)
+        if self._by_task.get((state.team_id, state.task_id)) == state.id:
+            del self._by_task[(state.team_id, state.task_id)]
+        self._timers.unschedule(f"watch:{state.id}")
+
+    @staticmethod
+    def _extra(state: _Watch, **more: Any) -> dict[str, Any]:
+        return {"team": state.team_id, "task_id": state.task_id, "request_id": state.request_id, **more}
+
+    # -- polls ----------------------------------------------------------------------------------
+
+    async def poll(self, key: str) -> None:
+        """The ``watch:<id>`` job."""
+        state = self._watches.get(int(key))
+        if state is None or state.closed:
+            return
+        delay: float | None
+        try:
+            delay = await self._poll_once(state)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Whatever went wrong, the watch stays: log it, back off, poll again.
+            log.exception("watch poll failed", extra=self._extra(state))
+            state.cadence, delay = after_error(state.cadence, self.policy)
+        if delay is not None and not state.closed and state.id in self._watches:
+            self._schedule(state, delay)
+
+    def _schedule(self, state: _Watch, delay: float) -> None:
+        delay = self._jitter(delay)
+        # The expiry is a poll too: it closes the watch on time even while backing off. Once
+        # past it (a close that failed), the backoff applies, so a broken database is not hammered.
+        until_expiry = state.expires_at - self._clock()
+        if until_expiry > 0:
+            delay = min(delay, until_expiry)
+        self._timers.schedule(f"watch:{state.id}", delay)
+
+    async def _poll_once(self, state: _Watch) -> float | None:
+        """One poll. Returns the delay before the next one, or None when the watch closed."""
+        if self._clock() >= state.expires_at:
+            snapshot = state.last_task.model_dump(mode="json") if state.last_task is not None else None
+            await self._close(state, "expired", snapshot)
+            return None
+        try:
+            fetched = await self._fetch(state)
+        except (TaskNotFound, InvalidTaskId) as exc:
+            state.not_found += 1
+            state.request_id = exc.request_id
+            log.info("task not found (%d in a row)", state.not_found, extra=self._extra(state))
+            if state.not_found >= NOT_FOUND_LIMIT or isinstance(exc, InvalidTaskId):
+                await self._close(state, "not_found", None)
+                return None
+            state.cadence, delay = after_error(state.cadence, self.policy)
+            return delay
+        except MetaStudioError as exc:
+            state.request_id = exc.request_id
+            state.cadence, delay = after_error(state.cadence, self.policy, retry_after=exc.retry_after)
+            log.warning("watch poll failed (%s), next in %.1f s", type(exc).__name__, delay, extra=self._extra(state))
+            return delay
+        if fetched is None:
+            return None
+        state.not_found = 0
+        state.request_id = fetched.request_id
+        task = fetched.value
+        if task.is_finished(self.settings.finished_codes):
+            log.info("task finished", extra=self._extra(state))
+            await self._close(state, "finished", task.model_dump(mode="json"))
+            return None
+        state.last_task = task
+        state.cadence, delay = after_progress(
+            state.cadence, self.policy, now=self._clock(), processed=task.processed_count, total=task.total_count
+        )
+        self._maybe_draw_cards(state, task)
+        return delay
+
+    async def _fetch(self, state: _Watch) -> Fetched[Task] | None:
+        """Take a poll slot, then a rate-limit token, then read the task. None when stopping.
+
+        At most ``POLL_CONCURRENCY`` polls are in flight. Without the bound, thousands of due
+        watches (a restart, or a raised ``api_rate``) all queue inside httpx's connection pool,
+        which costs O(queued requests) per request: with 10,000 watches the process spent its
+        time there instead of polling, and commands queued behind the polls for a connection.
+        """
+        async with self._poll_slots:
+            # Inside the slot: thousands of due polls queue on the semaphore, which wakes one at
+            # a time; an Event would wake them all whenever the backlog drains.
+            await self._backlog.wait_until_short()
+            await self._yield_to_requests()
+            await self._limiter_for(state.team_id).acquire(Priority.POLL)
+            if self._timers.stopping:
+                return None
+            self._stats.polls += 1
+            client = await self._metastudio_for(state.team_id)
+            return await client.get_task(state.task_id)
+
+    async def _close(self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None) -> None:
+        """Close the watch and queue its deliveries, shielded so stop() cannot cut it in half."""
+        work = self._timers.spawn_work(self._close_and_deliver(state, status, snapshot), f"close:{state.id}")
+        await asyncio.shield(work)
+
+    async def _close_and_deliver(self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None) -> None:
+        with self._backlog.item():
+            deliveries = await self.storage.close_watch(state.id, status=status, snapshot=snapshot)
+        self._forget(state)
+        log.info("watch closed as %s, %d to tell", status, len(deliveries), extra=self._extra(state))
+        for delivery in deliveries:
+            self._deliver(delivery.id)
+
+    # -- live cards -----------------------------------------------------------------------------
+
+    def _maybe_draw_cards(self, state: _Watch, task: Task) -> None:
+        if state.drawing or self._timers.stopping:
+            return
+        counts = _counts(task)
+        now = self._clock()
+        # Only a task that moves ever costs a read, and then at most once per sync period.
+        sync_due = counts != state.synced_counts and now - state.cards_synced_at >= self._card_sync_seconds
+        if self._due_cards(state, counts) or sync_due:
+            state.drawing = True
+            self._timers.spawn_work(self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}")
+
+    def _due_cards(self, state: _Watch, counts: tuple[Any, ...]) -> list[_Card]:
+        wait = self.settings.card_update_seconds
+        now = self._clock()
+        return [
+            card
+            for card in state.cards.values()
+            if card.ts and not card.gone and card.drawn != counts and now - card.updated_at >= wait
+        ]
+
+    async def _draw_cards(self, state: _Watch, task: Task, *, sync: bool) -> None:
+        try:
+            await self._yield_to_requests()
+            if sync:
+                # Cards posted after watch() (set_card_ts) and channels that left are picked up
+                # here: one read at most every card_update_seconds, never a write.
+                subscribers = await self.storage.active_subscribers(state.id)
+                state.cards_synced_at = self._clock()
+                state.synced_counts = _counts(task)
+                known = {s.id for s in subscribers}
+                for subscriber_id in list(state.cards):
+                    if subscriber_id not in known:
+                        del state.cards[subscriber_id]
+                for subscriber in subscribers:
+                    self._add_card(state, subscriber)
+            counts = _counts(task)
+            due = self._due_cards(state, counts)
+            if not due or state.closed:
+                return
+            message = alerts.watched_card(
+                task,
+                request_id=state.request_id,
+                finished_codes=self.settings.finished_codes,
+                refreshed_at=datetime.fromtimestamp(self._clock(), UTC),
+            )
+            for card in due:
+                if state.closed:
+                    return
+                card.updated_at = self._clock()
+                await self._update_card(card, message, counts, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("live card update failed", extra=self._extra(state))
+        finally:
+            state.drawing = False
+
+    async def _update_card(
+        self, card: _Card, message: alerts.Message, counts: tuple[Any, ...], state: _Watch
+    ) -> None:
+        assert card.ts is not None
+        try:
+            await self.poster.update(state.team_id, card.channel_id, card.ts, message)
+        except PosterError as exc:
+            if isinstance(exc, CardGone):
+                card.gone = True
+            log.warning("card update failed: %s", exc.error, extra=self._extra(state, channel=card.channel_id))
+            return
+        card.drawn = counts
+        self._stats.card_updates += 1

@@ -1,0 +1,94 @@
+"""Following tasks from Slack: watch, unwatch, the watching list, subscribe and unsubscribe."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bot import messages
+from bot.config import Settings
+from bot.followups import FollowUps
+from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.errors import MetaStudioError
+from bot.services.tasks import TaskViews
+from bot.slack import alerts, cards
+from bot.slack.origin import Origin, Reply, private
+
+__all__ = ["FollowCommands"]
+
+
+class FollowCommands:
+    def __init__(
+        self,
+        settings: Settings,
+        followups: FollowUps,
+        tasks: TaskViews,
+        *,
+        metastudio_for: Callable[[str | None], Awaitable[MetaStudioClient]],
+    ) -> None:
+        self._settings = settings
+        self._followups = followups
+        self._tasks = tasks
+        self._metastudio_for = metastudio_for
+
+    async def watch_reply(self, task_id: str, origin: Origin, *, message_ts: str | None = None) -> Reply:
+        try:
+            task, _ = await self._tasks.fetch(task_id, origin)
+        except MetaStudioError as exc:
+            return self._tasks.error_reply(exc, task_id=task_id)
+        name = cards.escape(cards.clean(task.task_name or task_id))
+        if task.is_finished(self._settings.finished_codes):
+            return private(messages.text("watch_already_finished", name=name))
+        result = await self._followups.watch(
+            team_id=origin.team_id or "",
+            task_id=task_id,
+            channel_id=origin.channel_id or "",
+            user_id=origin.user_id or "",
+            message_ts=message_ts,
+        )
+        key = "watch_started" if result.created else "watch_already"
+        return private(messages.text(key, name=name, hours=f"{self._settings.watch_max_hours:g}"))
+
+    async def unwatch_reply(self, task_id: str, origin: Origin) -> Reply:
+        stopped = await self._followups.unwatch(
+            team_id=origin.team_id or "", task_id=task_id, channel_id=origin.channel_id or ""
+        )
+        return private(messages.text("unwatch_done" if stopped else "unwatch_none", task_id=task_id))
+
+    async def watching_reply(self, origin: Origin) -> Reply:
+        watches, feed = await self._followups.watching(team_id=origin.team_id or "", channel_id=origin.channel_id or "")
+        listing = alerts.watching_list(watches, feed)
+        return private(listing.text, blocks=listing.blocks)
+
+    async def subscribe_reply(self, resources: tuple[str, ...], origin: Origin) -> Reply:
+        try:
+            await self._metastudio_for(origin.team_id)
+        except MetaStudioError as exc:
+            return self._tasks.error_reply(exc)
+        _, created = await self._followups.subscribe(
+            team_id=origin.team_id or "",
+            channel_id=origin.channel_id or "",
+            user_id=origin.user_id or "",
+            resources=resources,
+        )
+        scope = (
+            ", ".join(f"`{cards.escape(cards.clean(r))}`" for r in resources)
+            if resources
+            else messages.text("subscribe_scope_all")
+        )
+        return private(messages.text("subscribe_started" if created else "subscribe_updated", scope=scope))
+
+    async def unsubscribe_reply(self, origin: Origin) -> Reply:
+        stopped = await self._followups.unsubscribe(team_id=origin.team_id or "", channel_id=origin.channel_id or "")
+        return private(messages.text("unsubscribe_done" if stopped else "unsubscribe_none"))
+
+    async def stop(self, origin: Origin, *, task_id: str | None) -> Reply:
+        """Stop on the watching list: end that watch (or the feed); returns the list redrawn."""
+        if task_id is None:
+            await self._followups.unsubscribe(team_id=origin.team_id or "", channel_id=origin.channel_id or "")
+        else:
+            await self._followups.unwatch(
+                team_id=origin.team_id or "", task_id=task_id, channel_id=origin.channel_id or ""
+            )
+        listing = await self.watching_reply(origin)
+        listing.replace_original = True
+        return listing

@@ -1,0 +1,104 @@
+"""Parsing of ``/task`` text into a typed command. Pure: no I/O, so it is fuzzed directly."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot import messages
+from bot.metastudio.models import is_task_id
+
+_ECHO_LIMIT = 40
+_QUOTES = "`'\"‘’“”<>"
+_LOOKS_LIKE_ID = re.compile(r"^[0-9A-Za-z_-]{12,}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ShowTask:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unwatch:
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Watching:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Text that is not a command; ``message`` is the one sentence to show the user."""
+
+    message: str
+
+
+Command = Help | ShowTask | Recent | Watch | Unwatch | Watching | Subscribe | Unsubscribe | Invalid
+
+
+def echo(word: str) -> str:
+    """User text made safe to quote back inside backticks: short, no mrkdwn or mentions."""
+    cleaned = "".join(ch for ch in word if ch.isprintable()).replace("`", "'")
+    if len(cleaned) > _ECHO_LIMIT:
+        cleaned = cleaned[: _ECHO_LIMIT - 1] + "…"
+    return cleaned.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") or "?"
+
+
+def _strip_quotes(word: str) -> str:
+    return word.strip(_QUOTES)
+
+
+def parse(text: str | None) -> Command:
+    words = [w for w in (_strip_quotes(w) for w in (text or "").split()) if w]
+    if not words or (len(words) == 1 and words[0].lower() in {"help", "-h", "--help", "?"}):
+        return Help()
+    head, rest = words[0], words[1:]
+    keyword = head.lower()
+    if keyword in ("recent", "subscribe"):
+        resources = tuple(dict.fromkeys(r for word in rest for r in word.split(",") if r))
+        return Recent(resources) if keyword == "recent" else Subscribe(resources)
+    if keyword in ("watching", "unsubscribe"):
+        if rest:
+            return Invalid(messages.text("error_takes_no_arguments", word=keyword))
+        return Watching() if keyword == "watching" else Unsubscribe()
+    if keyword in ("watch", "unwatch"):
+        if len(rest) != 1:
+            return Invalid(messages.text("error_needs_task_id", word=keyword))
+        if not is_task_id(rest[0]):
+            return Invalid(messages.text("error_invalid_task_id", task_id=echo(rest[0])))
+        task_id = rest[0].lower()
+        return Watch(task_id) if keyword == "watch" else Unwatch(task_id)
+    if is_task_id(head):
+        if rest:
+            return Invalid(messages.text("error_too_many_arguments", task_id=head))
+        return ShowTask(head.lower())
+    if _LOOKS_LIKE_ID.match(head) or all(ch in "0123456789abcdefABCDEF" for ch in head):
+        return Invalid(messages.text("error_invalid_task_id", task_id=echo(head)))
+    return Invalid(messages.text("error_unknown_subcommand", word=echo(head)))

@@ -1,0 +1,100 @@
+"""Reading tasks for people: ``/task <id>`` cards, ``/task recent`` and the error sentences."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot import messages
+from bot.config import Settings
+from bot.db.workspaces import WorkspaceStore
+from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.errors import MetaStudioError, NotConfigured
+from bot.metastudio.models import Task
+from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
+from bot.slack import cards
+from bot.slack.origin import Origin, Reply
+
+__all__ = ["TaskViews"]
+
+log = logging.getLogger("taskbot.services")
+
+
+class TaskViews:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metastudio_for: Callable[[str | None], Awaitable[MetaStudioClient]],
+        limiter_for: Callable[[str], PriorityRateLimiter],
+        workspaces: WorkspaceStore | None,
+    ) -> None:
+        self._settings = settings
+        self._metastudio_for = metastudio_for
+        self._limiter_for = limiter_for
+        self._workspaces = workspaces
+
+    async def fetch(self, task_id: str, origin: Origin) -> tuple[Task, str | None]:
+        """Read one task for a person: commands go before polls in the project's rate limit."""
+        client = await self._metastudio_for(origin.team_id)
+        await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
+        try:
+            fetched = await client.get_task(task_id)
+        except MetaStudioError as exc:
+            await self._record_call(origin, exc)
+            raise
+        await self._record_call(origin, None)
+        return fetched.value, fetched.request_id
+
+    async def _record_call(self, origin: Origin, error: MetaStudioError | None) -> None:
+        if self._workspaces is not None and origin.team_id and not isinstance(error, NotConfigured):
+            await self._workspaces.record_call(
+                origin.team_id, ok=error is None, error=error.user_message if error is not None else None
+            )
+
+    async def task_reply(self, task_id: str, origin: Origin) -> Reply:
+        try:
+            task, request_id = await self.fetch(task_id, origin)
+        except MetaStudioError as exc:
+            return self.error_reply(exc, task_id=task_id)
+        codes = self._settings.finished_codes
+        return Reply(
+            text=cards.card_text(task, codes),
+            blocks=cards.task_card(task, request_id=request_id, finished_codes=codes, watch_button=True),
+            request_id=request_id,
+            task_id=task_id,
+        )
+
+    async def recent_reply(self, resources: tuple[str, ...], origin: Origin) -> Reply:
+        try:
+            client = await self._metastudio_for(origin.team_id)
+            await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
+            fetched = await client.list_tasks(resources=resources, limit=10)
+        except MetaStudioError as exc:
+            await self._record_call(origin, exc)
+            return self.error_reply(exc)
+        await self._record_call(origin, None)
+        resource = ",".join(resources) or None
+        header = (
+            messages.text("recent_header_resource", resource=cards.escape(resource))
+            if resource
+            else messages.text("recent_header")
+        )
+        blocks = cards.recent_list(
+            fetched.value, resource=resource, finished_codes=self._settings.finished_codes, request_id=fetched.request_id
+        )
+        return Reply(text=header, blocks=blocks, request_id=fetched.request_id, public=False)
+
+    def error_reply(self, exc: MetaStudioError, *, task_id: str | None = None) -> Reply:
+        log.info("MetaStudio call failed: %s", exc, extra={"task_id": task_id, "request_id": exc.request_id})
+        needs_connection = isinstance(exc, NotConfigured) and self._settings.multi_workspace
+        message = messages.text("not_connected_member") if needs_connection else exc.user_message
+        return Reply(
+            text=message,
+            blocks=cards.error_blocks(message, request_id=exc.request_id),
+            ok=False,
+            request_id=exc.request_id,
+            task_id=task_id,
+            public=False,
+            needs_connection=needs_connection,
+        )
