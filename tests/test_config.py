@@ -106,12 +106,37 @@ def test_profile_file_named_by_env_with_security_token(
     assert creds.security_token is not None and creds.security_token.get_secret_value() == "STSF"
 
 
-def test_env_project_id_wins_over_profile(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+def test_env_project_id_is_not_mixed_into_profile_credentials(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    # The SDK's ProfileCredentialProvider reads the file only: an env project id does not complete it.
     write_profile(
         clean_env / ".huaweicloud" / "credentials", "[basic]\nak = A\nsk = S\nproject_id = fromfile\n"
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
-    assert Settings().cloud_credentials().project_id == PROJECT
+    assert Settings().cloud_credentials().project_id == "fromfile"
+
+
+def test_env_aksk_never_takes_the_profiles_project_id(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    write_profile(
+        clean_env / ".huaweicloud" / "credentials",
+        "[basic]\nak = A\nsk = S\nproject_id = fromfile\niam_endpoint = https://iam.example.com\n",
+    )
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
+    creds = Settings().cloud_credentials()
+    # Empty: the client looks it up in IAM, as the SDK does, instead of borrowing the profile's.
+    assert creds.project_id == ""
+    assert creds.iam_endpoint is None
+
+
+def test_profile_iam_endpoint_is_carried(clean_env: Path) -> None:
+    write_profile(
+        clean_env / ".huaweicloud" / "credentials",
+        "[basic]\nak = A\nsk = S\niam_endpoint = https://iam.example.com/\n",
+    )
+    creds = Settings().cloud_credentials()
+    assert (creds.project_id, creds.iam_endpoint) == ("", "https://iam.example.com")
 
 
 def test_env_aksk_wins_over_profile(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
@@ -130,11 +155,15 @@ def test_env_token_wins_over_a_forgotten_profile(monkeypatch: pytest.MonkeyPatch
         f"[basic]\nak = AKFILE\nsk = SKFILE\nproject_id = {PROJECT}\n",
     )
     monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIIgiven")
+    # No mixing (SDK rule): the profile's project id does not complete the environment's token.
+    with pytest.raises(ConfigError) as caught:
+        Settings().cloud_credentials()
+    assert any("HUAWEICLOUD_SDK_PROJECT_ID" in p for p in caught.value.problems)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", "fromenv")
     creds = Settings().cloud_credentials()
     assert creds.kind is CredentialKind.IAM_TOKEN
     assert creds.access_key is None and creds.secret_key is None
-    # The project id may still come from the profile.
-    assert creds.project_id == PROJECT
+    assert creds.project_id == "fromenv"
 
 
 def test_half_an_aksk_pair_is_an_error_not_a_mix(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
@@ -162,7 +191,6 @@ def test_profile_without_basic_section_gives_no_credentials(clean_env: Path) -> 
     with pytest.raises(ConfigError) as caught:
         Settings().cloud_credentials()
     problems = caught.value.problems
-    assert any("HUAWEICLOUD_SDK_PROJECT_ID" in p for p in problems)
     assert any(p.startswith("no MetaStudio credentials") for p in problems)
     assert "taskbot cannot start" in caught.value.render()
 

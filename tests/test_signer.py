@@ -308,5 +308,5 @@ async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool)
     list_query = captured[1].url.raw_path.decode().partition("?")[2]
     assert (
         list_query
-        == "limit=5&offset=0&resource=knowledge-intent-question-create%2C%E5%AF%BC%E5%85%A5%20a~b%2A"
+        == "limit=5&resource=knowledge-intent-question-create&resource=%E5%AF%BC%E5%85%A5%20a~b%2A"
     )

@@ -75,16 +75,15 @@ class AkSkAuthenticator(Authenticator):
     ) -> None:
         self._access_key = access_key
         self._secret_key = secret_key
-        self._project_id = project_id
+        # Empty until the client has looked the project up in IAM; that one call goes without it.
+        self.project_id = project_id
         self._security_token = security_token
         self._clock = clock
 
     async def headers(self, request: RequestParts) -> dict[str, str]:
-        headers = {
-            HEADER_HOST: request.host,
-            HEADER_CONTENT_TYPE: CONTENT_TYPE,
-            HEADER_PROJECT_ID: self._project_id,
-        }
+        headers = {HEADER_HOST: request.host, HEADER_CONTENT_TYPE: CONTENT_TYPE}
+        if self.project_id:
+            headers[HEADER_PROJECT_ID] = self.project_id
         if self._security_token:
             headers[HEADER_SECURITY_TOKEN] = self._security_token
         return signer.sign(
