@@ -346,7 +346,8 @@ class Engine:
         try:
             client = await self.metastudio_for(origin.team_id)
             await self.followups.limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
-            fetched = await client.list_tasks(resources=resources, limit=10)
+            # No offset/limit: not in the SDK's SearchTaskRequest; the card shows the first ten.
+            fetched = await client.list_tasks(resources=resources)
         except MetaStudioError as exc:
             await self._record_call(origin, exc)
             return self._error_reply(exc)

@@ -25,6 +25,8 @@ HEADER_SECURITY_TOKEN = "X-Security-Token"
 HEADER_AUTH_TOKEN = "X-Auth-Token"
 HEADER_SUBJECT_TOKEN = "X-Subject-Token"
 TOKEN_PATH = "/v3/auth/tokens"
+HEADER_USER_AGENT = "User-Agent"
+USER_AGENT = "taskbot (MetaStudio task viewer)"
 
 # IAM tokens live 24 h; renewing an hour early leaves room for clock skew and slow calls.
 DEFAULT_REFRESH_BEFORE = 3600.0
@@ -60,8 +62,9 @@ class Authenticator(ABC):
 class AkSkAuthenticator(Authenticator):
     """``SDK-HMAC-SHA256`` signing, with the headers the official SDK signs.
 
-    The SDK signs Host, X-Sdk-Date, X-Project-Id and Content-Type, plus X-Security-Token for
-    temporary credentials; signing exactly those keeps our requests indistinguishable from its.
+    The SDK signs Content-Type, Host, User-Agent, X-Project-Id and X-Sdk-Date, plus
+    X-Security-Token for temporary credentials (seen on a capture server, 3.1.219); signing
+    exactly that set keeps our requests shaped like its. Only the User-Agent value differs.
     """
 
     def __init__(
@@ -81,7 +84,11 @@ class AkSkAuthenticator(Authenticator):
         self._clock = clock
 
     async def headers(self, request: RequestParts) -> dict[str, str]:
-        headers = {HEADER_HOST: request.host, HEADER_CONTENT_TYPE: CONTENT_TYPE}
+        headers = {
+            HEADER_HOST: request.host,
+            HEADER_CONTENT_TYPE: CONTENT_TYPE,
+            HEADER_USER_AGENT: USER_AGENT,
+        }
         if self.project_id:
             headers[HEADER_PROJECT_ID] = self.project_id
         if self._security_token:

@@ -50,6 +50,7 @@ from bot.config import CloudCredentials, ConfigError, CredentialKind, Settings
 from bot.metastudio import signer
 from bot.metastudio.auth import (
     TOKEN_PATH,
+    USER_AGENT,
     AkSkAuthenticator,
     Authenticator,
     IamPasswordAuthenticator,
@@ -88,7 +89,6 @@ THROTTLED_CODE = "APIGW.0308"
 # API gateway codes meaning "who you are was not accepted" (signature, token, app auth).
 AUTH_ERROR_CODES = frozenset({"APIGW.0301", "APIGW.0303", "APIGW.0305", "APIGW.0307"})
 MAX_DETAIL = 200
-USER_AGENT = "taskbot (MetaStudio task viewer)"
 
 OP_SHOW = "show_task"
 OP_SEARCH = "search_task"
