@@ -351,3 +351,54 @@ def test_client_from_settings_rejects_a_non_http_endpoint(
     with pytest.raises(ConfigError) as caught:
         MetaStudioClient.from_settings(Settings())
     assert "METASTUDIO_ENDPOINT" in caught.value.problems[0]
+
+
+def test_ap_southeast_3_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    # MetaStudioRegion (SDK 3.1.219) knows cn-north-4 and cn-east-3 only.
+    assert sorted(REGION_ENDPOINTS) == ["cn-east-3", "cn-north-4"]
+    monkeypatch.setenv("METASTUDIO_REGION", "ap-southeast-3")
+    [problem] = Settings().endpoint_problems()
+    assert "METASTUDIO_ENDPOINT" in problem and "HUAWEICLOUD_SDK_REGION_METASTUDIO_AP_SOUTHEAST_3" in problem
+
+
+def test_regions_file_as_the_sdk_reads_it(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    from huaweicloudsdkcore.region.cache import ProfileRegionCache
+
+    path = clean_env / ".huaweicloud" / "regions.yaml"
+    write_profile(
+        path,
+        "metastudio:\n"
+        "  - id: ap-southeast-3\n    endpoint: https://ms.example.com/\n"
+        "  - id: cn-south-1\n    endpoints: [https://a.example.com, https://b.example.com]\n"
+        "    endpoint: https://c.example.com\n"
+        "iam:\n  - id: cn-south-1\n    endpoint: https://not-metastudio.example.com\n",
+    )
+    sdk_view = ProfileRegionCache._resolve_profile()
+    for region in ("ap-southeast-3", "cn-south-1"):
+        monkeypatch.setenv("METASTUDIO_REGION", region)
+        settings = Settings()
+        assert settings.endpoint_problems() == []
+        # The SDK's first endpoint is the one we use.
+        assert settings.metastudio_endpoint == sdk_view["METASTUDIO" + region].endpoints[0].rstrip("/")
+    assert settings.metastudio_endpoint == "https://a.example.com"
+    # Named elsewhere through the SDK's variable; the environment override still wins over the file.
+    moved = write_profile(clean_env / "other.yaml", "metastudio:\n  - id: cn-south-1\n    endpoint: https://d.example.com\n")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(moved))
+    assert Settings().metastudio_endpoint == "https://d.example.com"
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_SOUTH_1", "https://e.example.com,https://f.example.com")
+    assert Settings().metastudio_endpoint == "https://e.example.com"
+
+
+def test_bad_regions_file_names_the_variable(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    bad = write_profile(clean_env / "bad.yaml", "metastudio: [unclosed\n")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(bad))
+    monkeypatch.setenv("METASTUDIO_REGION", "cn-south-1")
+    [problem] = Settings().endpoint_problems()
+    assert problem.startswith("HUAWEICLOUD_SDK_REGIONS_FILE=")
+
+
+def test_sdk_iam_endpoint_variable_and_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METASTUDIO_IAM_ENDPOINT", "https://alias.example.com")
+    assert Settings().iam_url == "https://alias.example.com"
+    monkeypatch.setenv("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://sdk.example.com/")
+    assert Settings().iam_url == "https://sdk.example.com"

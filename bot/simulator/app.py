@@ -131,6 +131,9 @@ class Simulator:
     ) -> None:
         self.project_id = project_id
         self.region = region
+        # False: answer every list call from the first match, as a server that does not know the
+        # (undocumented) offset parameter would; clients must notice the repeated page.
+        self.honour_offset = True
         self.clock = clock
         self.token_ttl_seconds = token_ttl_seconds
         self.created_at = clock()
@@ -350,11 +353,12 @@ class Simulator:
             and (end is None or task.begin_time_ms <= end)
         ]
         now_ms = self.now_ms()
+        start = offset if self.honour_offset else 0
         page = {
             "offset": offset,
             "limit": limit,
             "count": len(matching),
-            "data": [task.body_at(now_ms) for task in matching[offset : offset + limit]],
+            "data": [task.body_at(now_ms) for task in matching[start : start + limit]],
         }
         return self._respond(200, _dumps(page), request_id)
 
