@@ -402,3 +402,27 @@ def test_sdk_iam_endpoint_variable_and_alias(monkeypatch: pytest.MonkeyPatch) ->
     assert Settings().iam_url == "https://alias.example.com"
     monkeypatch.setenv("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://sdk.example.com/")
     assert Settings().iam_url == "https://sdk.example.com"
+
+
+def test_readme_variables_table_matches_the_settings_exactly() -> None:
+    import re
+
+    from pydantic import AliasChoices
+
+    from bot.metastudio import regions
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    documented: set[str] = set()
+    for line in readme.splitlines():
+        first = line.split("|")[1] if line.startswith("| `") else ""
+        documented |= set(re.findall(r"`([A-Z][A-Z0-9_]+(?:<REGION>)?)`", first))
+    read: set[str] = set()
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            read |= {str(choice) for choice in alias.choices}
+        else:
+            read.add(name.upper())
+    # Read by bot/metastudio/regions.py, the SDK's region chain.
+    read |= {regions.SDK_REGION_ENV_PREFIX + "<REGION>", regions.REGIONS_FILE_ENV}
+    assert documented == read
