@@ -109,3 +109,26 @@ async def test_feed_stops_when_the_server_ignores_offset(
     # Each poll stops after the repeated page: two calls, not FEED_MAX_PAGES (5).
     assert stopped >= 3
     assert calls <= 2 * stopped + 2
+
+
+async def test_single_workspace_without_project_id_looks_it_up_in_the_simulator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.config import Settings
+    from bot.metastudio.client import MetaStudioClient
+    from bot.servers import serve_asgi
+
+    simulator = sim.Simulator()
+    async with serve_asgi(simulator.app) as url:
+        for name in ("HUAWEICLOUD_SDK_PROJECT_ID", "METASTUDIO_PROJECT_ID", "METASTUDIO_IAM_ENDPOINT"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HUAWEICLOUD_SDK_AK", sim.DEMO_ACCESS_KEY)
+        monkeypatch.setenv("HUAWEICLOUD_SDK_SK", sim.DEMO_SECRET_KEY)
+        monkeypatch.setenv("METASTUDIO_ENDPOINT", url)
+        monkeypatch.setenv("METASTUDIO_REGION", sim.DEMO_REGION)
+        async with MetaStudioClient.from_settings(Settings()) as client:
+            shown = await client.get_task(sim.SEED_TASK_ID)
+            await client.list_tasks(resources=[EXPORT, IMPORT])
+    assert shown.value.task_id == sim.SEED_TASK_ID
+    assert await client.project_id() == sim.DEMO_PROJECT_ID
+    assert simulator.requests[("projects", "")] == 1
