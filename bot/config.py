@@ -8,7 +8,6 @@ operator who already uses the SDK configures nothing new.
 from __future__ import annotations
 
 import configparser
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,12 +16,17 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-REGION_ENDPOINTS: dict[str, str] = {
-    "cn-north-4": "https://metastudio.cn-north-4.myhuaweicloud.com",
-    "cn-east-3": "https://metastudio.cn-east-3.myhuaweicloud.com",
-    "ap-southeast-3": "https://metastudio.ap-southeast-3.myhuaweicloud.com",
-}
-SDK_REGION_ENV_PREFIX = "HUAWEICLOUD_SDK_REGION_METASTUDIO_"
+from bot.metastudio import regions
+from bot.metastudio.regions import REGION_ENDPOINTS, RegionsFileError
+
+__all__ = [
+    "REGION_ENDPOINTS",
+    "CloudCredentials",
+    "ConfigError",
+    "CredentialKind",
+    "Settings",
+    "load_settings",
+]
 
 
 def default_credentials_file() -> Path:
@@ -42,6 +46,7 @@ class CloudCredentials(BaseModel):
 
     kind: CredentialKind
     project_id: str
+    """Empty for AK/SK credentials without one: the client looks it up in IAM, as the SDK does."""
     access_key: str | None = None
     secret_key: SecretStr | None = None
     security_token: SecretStr | None = None
@@ -49,6 +54,8 @@ class CloudCredentials(BaseModel):
     iam_password: SecretStr | None = None
     iam_domain: str | None = None
     auth_token: SecretStr | None = None
+    iam_endpoint: str | None = None
+    """The profile's ``iam_endpoint``; like the SDK's ``BasicCredentials``, it wins over the environment."""
 
 
 class ConfigError(Exception):
@@ -83,7 +90,9 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     slack_client_id: str | None = None
     slack_client_secret: SecretStr | None = None
-    encryption_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("TASKBOT_ENCRYPTION_KEY"))
+    encryption_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TASKBOT_ENCRYPTION_KEY")
+    )
     port: int = Field(default=3000, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///taskbot.db"
 
@@ -108,7 +117,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("METASTUDIO_IAM_PASSWORD")
     )
     iam_domain: str | None = Field(default=None, validation_alias=AliasChoices("METASTUDIO_IAM_DOMAIN"))
-    iam_endpoint: str | None = Field(default=None, validation_alias=AliasChoices("METASTUDIO_IAM_ENDPOINT"))
+    # The SDK's name first; METASTUDIO_IAM_ENDPOINT is taskbot's older alias for the same thing.
+    iam_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("HUAWEICLOUD_SDK_IAM_ENDPOINT", "METASTUDIO_IAM_ENDPOINT")
+    )
     auth_token: SecretStr | None = Field(default=None, validation_alias=AliasChoices("METASTUDIO_AUTH_TOKEN"))
 
     # MetaStudio endpoint and transport
@@ -131,8 +143,12 @@ class Settings(BaseSettings):
 
     # Follow-ups
     poll_seconds: float = Field(default=10.0, gt=0, validation_alias=AliasChoices("TASKBOT_POLL_SECONDS"))
-    max_poll_seconds: float = Field(default=300.0, gt=0, validation_alias=AliasChoices("TASKBOT_MAX_POLL_SECONDS"))
-    watch_max_hours: float = Field(default=24.0, gt=0, validation_alias=AliasChoices("TASKBOT_WATCH_MAX_HOURS"))
+    max_poll_seconds: float = Field(
+        default=300.0, gt=0, validation_alias=AliasChoices("TASKBOT_MAX_POLL_SECONDS")
+    )
+    watch_max_hours: float = Field(
+        default=24.0, gt=0, validation_alias=AliasChoices("TASKBOT_WATCH_MAX_HOURS")
+    )
     api_rate: float = Field(default=10.0, gt=0, validation_alias=AliasChoices("TASKBOT_API_RATE"))
     alert_mode: Literal["thread_and_channel", "thread", "channel"] = Field(
         default="thread_and_channel", validation_alias=AliasChoices("TASKBOT_ALERT_MODE")
@@ -140,7 +156,9 @@ class Settings(BaseSettings):
     card_update_seconds: float = Field(
         default=10.0, ge=0, validation_alias=AliasChoices("TASKBOT_CARD_UPDATE_SECONDS")
     )
-    feed_poll_seconds: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("TASKBOT_FEED_POLL_SECONDS"))
+    feed_poll_seconds: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("TASKBOT_FEED_POLL_SECONDS")
+    )
 
     @field_validator("finished_status_codes", mode="before")
     @classmethod
@@ -158,86 +176,105 @@ class Settings(BaseSettings):
 
     @property
     def metastudio_endpoint(self) -> str:
-        """Explicit override first, then the SDK's per-region variable, then the known region table."""
+        """METASTUDIO_ENDPOINT first, then the SDK's region chain (environment, regions file, table)."""
         if self.endpoint:
             return self.endpoint.rstrip("/")
-        sdk_override = os.environ.get(SDK_REGION_ENV_PREFIX + self.region.replace("-", "_").upper())
-        if sdk_override:
-            return sdk_override.split(",")[0].strip().rstrip("/")
-        if self.region not in REGION_ENDPOINTS:
+        try:
+            found = regions.metastudio_endpoint(self.region)
+        except RegionsFileError as exc:
+            raise ConfigError([str(exc)]) from None
+        if found is None:
             raise ConfigError(self.endpoint_problems())
-        return REGION_ENDPOINTS[self.region]
+        return found
+
+    def _has_override(self) -> bool:
+        try:
+            return bool(self.endpoint or regions.override_endpoint(self.region))
+        except RegionsFileError:
+            return False
 
     @property
     def iam_url(self) -> str:
+        """HUAWEICLOUD_SDK_IAM_ENDPOINT (alias METASTUDIO_IAM_ENDPOINT), else derived from the endpoint.
+
+        A profile's ``iam_endpoint`` is carried by ``CloudCredentials`` and wins over this, as in the SDK.
+        """
         if self.iam_endpoint:
             return self.iam_endpoint.rstrip("/")
-        if self.endpoint or os.environ.get(SDK_REGION_ENV_PREFIX + self.region.replace("-", "_").upper()):
+        if self._has_override():
             host = urlsplit(self.metastudio_endpoint).hostname or ""
             labels = host.split(".")
             if host.endswith(".myhuaweicloud.com") and len(labels) == 4:
                 # The official ``metastudio.<region>.myhuaweicloud.com`` of a region missing from our table.
-                return f"https://iam.{labels[1]}.myhuaweicloud.com"
+                return regions.iam_endpoint(labels[1], {})
             # A custom endpoint (a proxy, the simulator) serves IAM too unless told otherwise.
             return self.metastudio_endpoint
-        return f"https://iam.{self.region}.myhuaweicloud.com"
+        return regions.iam_endpoint(self.region, {})
 
     def cloud_credentials(self) -> CloudCredentials:
-        """Credentials from the environment, else from the SDK profile file. Raises ConfigError.
+        """Credentials from exactly one source. Raises ConfigError.
 
-        Anything set in the environment wins over the profile file, so an operator who exports
-        METASTUDIO_AUTH_TOKEN is not overridden by a forgotten ``~/.huaweicloud/credentials``. An AK
-        and an SK are only ever taken together from one source: half from each would sign with a
-        key pair that does not exist.
+        Order (the SDK's ``EnvCredentialProvider`` then ``ProfileCredentialProvider``, plus taskbot's
+        token and IAM-user variables): HUAWEICLOUD_SDK_AK/SK (with HUAWEICLOUD_SDK_PROJECT_ID and
+        HUAWEICLOUD_SDK_SECURITY_TOKEN), then METASTUDIO_AUTH_TOKEN, then METASTUDIO_IAM_USERNAME/
+        PASSWORD, then the profile file's ``[basic]`` section (ak, sk, project_id, security_token,
+        iam_endpoint). Like the SDK, values are never mixed across sources: a project id in the
+        profile does not complete AK/SK from the environment. AK/SK without a project id are
+        accepted: the client looks the project up in IAM (``GET /v3/projects?name=<region>``).
         """
         problems: list[str] = []
-        access_key: str | None = self.cloud_ak
-        secret_key: SecretStr | None = self.cloud_sk
-        security_token: SecretStr | None = self.cloud_security_token
-        project_id = self.cloud_project_id
-        half_pair = bool(self.cloud_ak) != bool(self.cloud_sk)
-        if half_pair:
+        if bool(self.cloud_ak) != bool(self.cloud_sk):
             missing = "HUAWEICLOUD_SDK_SK" if self.cloud_ak else "HUAWEICLOUD_SDK_AK"
-            problems.append(f"{missing} is not set (an AK and an SK work only as a pair)")
-        env_has_credentials = bool(
-            (self.cloud_ak and self.cloud_sk) or self.auth_token or (self.iam_username and self.iam_password)
-        )
-        profile = {} if env_has_credentials and project_id else self._profile(problems)
-        if not env_has_credentials and profile.get("ak") and profile.get("sk"):
-            access_key = profile["ak"]
-            secret_key = SecretStr(profile["sk"])
-            if profile.get("security_token"):
-                security_token = SecretStr(profile["security_token"])
-        project_id = project_id or profile.get("project_id") or None
-        if not project_id:
-            problems.append("HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)")
-        if access_key and secret_key:
-            kind = CredentialKind.TEMPORARY_AKSK if security_token else CredentialKind.AKSK
-        elif self.auth_token:
-            kind = CredentialKind.IAM_TOKEN
-        elif self.iam_username and self.iam_password:
-            kind = CredentialKind.IAM_PASSWORD
-            if not self.iam_domain:
-                problems.append("METASTUDIO_IAM_DOMAIN is not set (the account name that owns the IAM user)")
-        else:
-            kind = CredentialKind.AKSK
-            if not half_pair:
-                problems.append(
-                    "no MetaStudio credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, "
-                    "or METASTUDIO_IAM_USERNAME and METASTUDIO_IAM_PASSWORD, or METASTUDIO_AUTH_TOKEN"
-                )
-        if problems or not project_id:
+            raise ConfigError([f"{missing} is not set (an AK and an SK work only as a pair)"])
+        if self.cloud_ak and self.cloud_sk:
+            token = self.cloud_security_token
+            return CloudCredentials(
+                kind=CredentialKind.TEMPORARY_AKSK if token else CredentialKind.AKSK,
+                project_id=self.cloud_project_id or "",
+                access_key=self.cloud_ak,
+                secret_key=self.cloud_sk,
+                security_token=token,
+            )
+        if self.auth_token or (self.iam_username and self.iam_password):
+            if not self.cloud_project_id:
+                problems.append("HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)")
+            if self.auth_token:
+                kind = CredentialKind.IAM_TOKEN
+            else:
+                kind = CredentialKind.IAM_PASSWORD
+                if not self.iam_domain:
+                    problems.append(
+                        "METASTUDIO_IAM_DOMAIN is not set (the account name that owns the IAM user)"
+                    )
+            if problems:
+                raise ConfigError(problems)
+            return CloudCredentials(
+                kind=kind,
+                project_id=self.cloud_project_id or "",
+                iam_username=self.iam_username if kind is CredentialKind.IAM_PASSWORD else None,
+                iam_password=self.iam_password if kind is CredentialKind.IAM_PASSWORD else None,
+                iam_domain=self.iam_domain if kind is CredentialKind.IAM_PASSWORD else None,
+                auth_token=self.auth_token if kind is CredentialKind.IAM_TOKEN else None,
+            )
+        profile = self._profile(problems)
+        if problems:
             raise ConfigError(problems)
-        return CloudCredentials(
-            kind=kind,
-            project_id=project_id,
-            access_key=access_key if kind in {CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK} else None,
-            secret_key=secret_key if kind in {CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK} else None,
-            security_token=security_token if kind is CredentialKind.TEMPORARY_AKSK else None,
-            iam_username=self.iam_username,
-            iam_password=self.iam_password,
-            iam_domain=self.iam_domain,
-            auth_token=self.auth_token,
+        if profile.get("ak") and profile.get("sk"):
+            token_text = profile.get("security_token")
+            return CloudCredentials(
+                kind=CredentialKind.TEMPORARY_AKSK if token_text else CredentialKind.AKSK,
+                project_id=profile.get("project_id") or "",
+                access_key=profile["ak"],
+                secret_key=SecretStr(profile["sk"]),
+                security_token=SecretStr(token_text) if token_text else None,
+                iam_endpoint=(profile.get("iam_endpoint") or "").rstrip("/") or None,
+            )
+        raise ConfigError(
+            [
+                "no MetaStudio credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK "
+                "(HUAWEICLOUD_SDK_PROJECT_ID optional), or METASTUDIO_IAM_USERNAME and "
+                "METASTUDIO_IAM_PASSWORD, or METASTUDIO_AUTH_TOKEN (both with HUAWEICLOUD_SDK_PROJECT_ID)"
+            ]
         )
 
     def _profile(self, problems: list[str]) -> dict[str, str]:
@@ -250,13 +287,18 @@ class Settings(BaseSettings):
         return _read_profile(self.cloud_credentials_file)
 
     def endpoint_problems(self) -> list[str]:
-        has_override = self.endpoint or os.environ.get(
-            SDK_REGION_ENV_PREFIX + self.region.replace("-", "_").upper()
-        )
-        if not has_override and self.region not in REGION_ENDPOINTS:
+        if self.endpoint:
+            return []
+        try:
+            found = regions.metastudio_endpoint(self.region)
+        except RegionsFileError as exc:
+            return [str(exc)]
+        if found is None:
             known = ", ".join(sorted(REGION_ENDPOINTS))
             return [
-                f"METASTUDIO_REGION={self.region!r} is not a known region ({known}); set METASTUDIO_ENDPOINT"
+                f"METASTUDIO_REGION={self.region!r} is not a region the MetaStudio SDK knows ({known}); "
+                f"set METASTUDIO_ENDPOINT, {regions.env_override_name(self.region)} or a "
+                f"{regions.REGIONS_FILE_ENV} entry"
             ]
         return []
 
@@ -278,7 +320,9 @@ class Settings(BaseSettings):
                 )
             return problems
         if not self.slack_bot_token:
-            problems.append("SLACK_BOT_TOKEN is not set (the bot token, xoxb-…; or SLACK_CLIENT_ID for installs)")
+            problems.append(
+                "SLACK_BOT_TOKEN is not set (the bot token, xoxb-…; or SLACK_CLIENT_ID for installs)"
+            )
         if not self.slack_app_token and not self.slack_signing_secret:
             problems.append(
                 "SLACK_SIGNING_SECRET is not set "

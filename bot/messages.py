@@ -48,6 +48,10 @@ EN: dict[str, str] = {
     "error_connection": "taskbot could not reach MetaStudio. Please try again in a few minutes.",
     "error_timeout": "MetaStudio took too long to answer. Please try again in a minute.",
     "error_bad_response": "MetaStudio sent an answer taskbot could not read. Please try again in a minute.",
+    "error_project_not_found": (
+        "IAM lists no single MetaStudio project named `{region}` for these keys. "
+        "Ask an admin to enter the project id."
+    ),
     "error_not_configured": "taskbot is not connected to a MetaStudio project yet. Ask an admin to set it up.",
     "not_connected_admin": (
         "This workspace is not connected to MetaStudio yet: open taskbot's *Home* tab and choose "

@@ -106,12 +106,37 @@ def test_profile_file_named_by_env_with_security_token(
     assert creds.security_token is not None and creds.security_token.get_secret_value() == "STSF"
 
 
-def test_env_project_id_wins_over_profile(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+def test_env_project_id_is_not_mixed_into_profile_credentials(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    # The SDK's ProfileCredentialProvider reads the file only: an env project id does not complete it.
     write_profile(
         clean_env / ".huaweicloud" / "credentials", "[basic]\nak = A\nsk = S\nproject_id = fromfile\n"
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
-    assert Settings().cloud_credentials().project_id == PROJECT
+    assert Settings().cloud_credentials().project_id == "fromfile"
+
+
+def test_env_aksk_never_takes_the_profiles_project_id(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    write_profile(
+        clean_env / ".huaweicloud" / "credentials",
+        "[basic]\nak = A\nsk = S\nproject_id = fromfile\niam_endpoint = https://iam.example.com\n",
+    )
+    monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
+    creds = Settings().cloud_credentials()
+    # Empty: the client looks it up in IAM, as the SDK does, instead of borrowing the profile's.
+    assert creds.project_id == ""
+    assert creds.iam_endpoint is None
+
+
+def test_profile_iam_endpoint_is_carried(clean_env: Path) -> None:
+    write_profile(
+        clean_env / ".huaweicloud" / "credentials",
+        "[basic]\nak = A\nsk = S\niam_endpoint = https://iam.example.com/\n",
+    )
+    creds = Settings().cloud_credentials()
+    assert (creds.project_id, creds.iam_endpoint) == ("", "https://iam.example.com")
 
 
 def test_env_aksk_wins_over_profile(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
@@ -130,11 +155,15 @@ def test_env_token_wins_over_a_forgotten_profile(monkeypatch: pytest.MonkeyPatch
         f"[basic]\nak = AKFILE\nsk = SKFILE\nproject_id = {PROJECT}\n",
     )
     monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIIgiven")
+    # No mixing (SDK rule): the profile's project id does not complete the environment's token.
+    with pytest.raises(ConfigError) as caught:
+        Settings().cloud_credentials()
+    assert any("HUAWEICLOUD_SDK_PROJECT_ID" in p for p in caught.value.problems)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", "fromenv")
     creds = Settings().cloud_credentials()
     assert creds.kind is CredentialKind.IAM_TOKEN
     assert creds.access_key is None and creds.secret_key is None
-    # The project id may still come from the profile.
-    assert creds.project_id == PROJECT
+    assert creds.project_id == "fromenv"
 
 
 def test_half_an_aksk_pair_is_an_error_not_a_mix(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
@@ -162,7 +191,6 @@ def test_profile_without_basic_section_gives_no_credentials(clean_env: Path) -> 
     with pytest.raises(ConfigError) as caught:
         Settings().cloud_credentials()
     problems = caught.value.problems
-    assert any("HUAWEICLOUD_SDK_PROJECT_ID" in p for p in problems)
     assert any(p.startswith("no MetaStudio credentials") for p in problems)
     assert "taskbot cannot start" in caught.value.render()
 
@@ -323,3 +351,78 @@ def test_client_from_settings_rejects_a_non_http_endpoint(
     with pytest.raises(ConfigError) as caught:
         MetaStudioClient.from_settings(Settings())
     assert "METASTUDIO_ENDPOINT" in caught.value.problems[0]
+
+
+def test_ap_southeast_3_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    # MetaStudioRegion (SDK 3.1.219) knows cn-north-4 and cn-east-3 only.
+    assert sorted(REGION_ENDPOINTS) == ["cn-east-3", "cn-north-4"]
+    monkeypatch.setenv("METASTUDIO_REGION", "ap-southeast-3")
+    [problem] = Settings().endpoint_problems()
+    assert "METASTUDIO_ENDPOINT" in problem and "HUAWEICLOUD_SDK_REGION_METASTUDIO_AP_SOUTHEAST_3" in problem
+
+
+def test_regions_file_as_the_sdk_reads_it(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    from huaweicloudsdkcore.region.cache import ProfileRegionCache
+
+    path = clean_env / ".huaweicloud" / "regions.yaml"
+    write_profile(
+        path,
+        "metastudio:\n"
+        "  - id: ap-southeast-3\n    endpoint: https://ms.example.com/\n"
+        "  - id: cn-south-1\n    endpoints: [https://a.example.com, https://b.example.com]\n"
+        "    endpoint: https://c.example.com\n"
+        "iam:\n  - id: cn-south-1\n    endpoint: https://not-metastudio.example.com\n",
+    )
+    sdk_view = ProfileRegionCache._resolve_profile()
+    for region in ("ap-southeast-3", "cn-south-1"):
+        monkeypatch.setenv("METASTUDIO_REGION", region)
+        settings = Settings()
+        assert settings.endpoint_problems() == []
+        # The SDK's first endpoint is the one we use.
+        assert settings.metastudio_endpoint == sdk_view["METASTUDIO" + region].endpoints[0].rstrip("/")
+    assert settings.metastudio_endpoint == "https://a.example.com"
+    # Named elsewhere through the SDK's variable; the environment override still wins over the file.
+    moved = write_profile(clean_env / "other.yaml", "metastudio:\n  - id: cn-south-1\n    endpoint: https://d.example.com\n")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(moved))
+    assert Settings().metastudio_endpoint == "https://d.example.com"
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_SOUTH_1", "https://e.example.com,https://f.example.com")
+    assert Settings().metastudio_endpoint == "https://e.example.com"
+
+
+def test_bad_regions_file_names_the_variable(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+    bad = write_profile(clean_env / "bad.yaml", "metastudio: [unclosed\n")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(bad))
+    monkeypatch.setenv("METASTUDIO_REGION", "cn-south-1")
+    [problem] = Settings().endpoint_problems()
+    assert problem.startswith("HUAWEICLOUD_SDK_REGIONS_FILE=")
+
+
+def test_sdk_iam_endpoint_variable_and_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METASTUDIO_IAM_ENDPOINT", "https://alias.example.com")
+    assert Settings().iam_url == "https://alias.example.com"
+    monkeypatch.setenv("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://sdk.example.com/")
+    assert Settings().iam_url == "https://sdk.example.com"
+
+
+def test_readme_variables_table_matches_the_settings_exactly() -> None:
+    import re
+
+    from pydantic import AliasChoices
+
+    from bot.metastudio import regions
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    documented: set[str] = set()
+    for line in readme.splitlines():
+        first = line.split("|")[1] if line.startswith("| `") else ""
+        documented |= set(re.findall(r"`([A-Z][A-Z0-9_]+(?:<REGION>)?)`", first))
+    read: set[str] = set()
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            read |= {str(choice) for choice in alias.choices}
+        else:
+            read.add(name.upper())
+    # Read by bot/metastudio/regions.py, the SDK's region chain.
+    read |= {regions.SDK_REGION_ENV_PREFIX + "<REGION>", regions.REGIONS_FILE_ENV}
+    assert documented == read

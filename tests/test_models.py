@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bot.metastudio.models import ErrorBody, Task, TaskPage, is_task_id
+from bot.metastudio.models import Task, TaskPage, is_task_id
 
 # Verbatim from /work/shared/seeds/show-task-api.en.txt ("Example Responses", status 200).
 SEED_EN = """{
@@ -177,13 +177,6 @@ def test_is_finished_by_configured_status_only() -> None:
     assert not running.is_finished()
     assert not running.is_finished(frozenset({"3"}))
     assert running.is_finished(frozenset({"2", "3"}))
-
-
-def test_error_body_parses() -> None:
-    body = ErrorBody.model_validate_json(
-        '{"error_code": "MSS.000000003", "error_msg": "invalid parameter", "request_id": "abc"}'
-    )
-    assert (body.error_code, body.error_msg, body.request_id) == ("MSS.000000003", "invalid parameter", "abc")
 
 
 @pytest.mark.parametrize(

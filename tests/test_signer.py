@@ -31,7 +31,7 @@ from bot.devtools.simulator import (
     Simulator,
 )
 from bot.metastudio import signer
-from bot.metastudio.auth import AkSkAuthenticator, RequestParts
+from bot.metastudio.auth import USER_AGENT, AkSkAuthenticator, RequestParts
 from bot.metastudio.client import MetaStudioClient
 from bot.servers import serve_asgi
 
@@ -158,7 +158,8 @@ async def test_security_token_signed_like_the_sdk_credentials() -> None:
         host=HOST,
         resource_path=TASK_PATH,
         query_params=[],
-        header_params={"X-Sdk-Date": DATE, "Content-Type": "application/json"},
+        # The SDK's client puts its own User-Agent into header_params before signing; ours differs in value only.
+        header_params={"X-Sdk-Date": DATE, "Content-Type": "application/json", "User-Agent": USER_AGENT},
     )
     BasicCredentials(AK, SK, PROJECT).with_security_token("sts-token-value").sign_request(request)
 
@@ -186,11 +187,12 @@ async def test_authenticator_signs_exactly_the_sdk_headers() -> None:
         host=HOST,
         resource_path=TASK_PATH,
         query_params=list(params),
-        header_params={"X-Sdk-Date": DATE, "Content-Type": "application/json"},
+        # The SDK's client puts its own User-Agent into header_params before signing; ours differs in value only.
+        header_params={"X-Sdk-Date": DATE, "Content-Type": "application/json", "User-Agent": USER_AGENT},
     )
     BasicCredentials(AK, SK, PROJECT).sign_request(request)
     assert headers["Authorization"] == request.header_params["Authorization"]
-    assert set(headers) == {"Host", "Content-Type", "X-Project-Id", "X-Sdk-Date", "Authorization"}
+    assert set(headers) == {"Host", "Content-Type", "User-Agent", "X-Project-Id", "X-Sdk-Date", "Authorization"}
 
 
 def test_parse_authorization_round_trip() -> None:
@@ -289,7 +291,7 @@ async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool)
     assert {t.resource for t in listed.value.data} <= {"knowledge-intent-question-create"}
     assert len(captured) == 2
 
-    expected_signed = ["content-type", "host", "x-project-id", "x-sdk-date"]
+    expected_signed = ["content-type", "host", "user-agent", "x-project-id", "x-sdk-date"]
     if temporary:
         expected_signed = sorted([*expected_signed, "x-security-token"])
     for request in captured:
@@ -308,5 +310,5 @@ async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool)
     list_query = captured[1].url.raw_path.decode().partition("?")[2]
     assert (
         list_query
-        == "limit=5&offset=0&resource=knowledge-intent-question-create%2C%E5%AF%BC%E5%85%A5%20a~b%2A"
+        == "limit=5&resource=knowledge-intent-question-create&resource=%E5%AF%BC%E5%85%A5%20a~b%2A"
     )

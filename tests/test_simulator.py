@@ -510,8 +510,9 @@ async def test_list_filters(clocked: tuple[Api, FakeClock]) -> None:
             [("resource", "knowledge-intent-question-export"), ("resource", "knowledge-base-document-import")]
         )
     ).json()
-    assert comma["count"] == repeated["count"] == 5
-    assert comma["data"] == repeated["data"]
+    # SDK mode: ``resource`` is repeated; a comma is part of one (unknown) resource name.
+    assert repeated["count"] == 5
+    assert comma["count"] == 0
 
     by_business = (await api.search([("business_id", DEMO_BUSINESS_IDS[0])])).json()
     assert by_business["count"] == 6

@@ -29,6 +29,8 @@ __all__ = ["Feeds"]
 log = logging.getLogger("taskbot.followups")
 
 FEED_PAGE_SIZE: Final = 100
+# end_time a little past our clock, so a server clock slightly ahead still lists its newest tasks.
+FEED_CLOCK_SLACK_MS: Final = 5 * 60 * 1000
 FEED_MAX_PAGES: Final = 5
 
 
@@ -40,6 +42,8 @@ class _FeedTeam:
     recorded: set[tuple[int, str]] = field(default_factory=set)
     """(feed id, task id) already queued, so a finished task costs no write on later polls."""
     interval: float = 0.0
+    running_begin_ms: int | None = None
+    """Earliest ``begin_time`` of a task the last poll showed unfinished: the next window starts there."""
 
 
 class Feeds:
@@ -164,6 +168,14 @@ class Feeds:
         client = await self._metastudio_for(team_id)
         limiter = self._limiter_for(team_id)
         listed: dict[str, Task] = {}
+        # begin_time/end_time (SearchTask's own filters, epoch ms) keep each poll small: tasks that
+        # began within the longest follow-up window, or earlier if still running at the last poll.
+        now_ms = int(self._clock() * 1000)
+        window_start = now_ms - int(self.settings.watch_max_hours * 3600 * 1000)
+        if team.running_begin_ms is not None:
+            window_start = min(window_start, team.running_begin_ms)
+        window_end = now_ms + FEED_CLOCK_SLACK_MS
+        previous_ids: list[str] | None = None
         for page in range(FEED_MAX_PAGES):
             await self._backlog.wait_until_short()
             await self._yield_to_requests()
@@ -171,8 +183,21 @@ class Feeds:
             if self._timers.stopping:
                 return
             self._stats.feed_polls += 1
-            fetched = await client.list_tasks(resources=resources, offset=page * FEED_PAGE_SIZE, limit=FEED_PAGE_SIZE)
+            fetched = await client.list_tasks(
+                resources=resources,
+                begin_time=window_start,
+                end_time=window_end,
+                offset=page * FEED_PAGE_SIZE,
+                limit=FEED_PAGE_SIZE,
+            )
             items = fetched.value.data
+            ids = [task.task_id for task in items]
+            # offset/limit are not in the SDK's request model: a server that ignores them sends the
+            # same page again, and paging on would loop over it.
+            if ids and ids == previous_ids:
+                log.warning("feed poll: the server ignores offset, stopping at one page", extra={"team": team_id})
+                break
+            previous_ids = ids
             relevant = False
             for task in items:
                 listed[task.task_id] = task
@@ -188,6 +213,10 @@ class Feeds:
             if len(items) < FEED_PAGE_SIZE or not relevant:
                 break
         now = self._clock()
+        running_begins = [
+            t.begin_time for t in listed.values() if t.begin_time and not t.is_finished(self.settings.finished_codes)
+        ]
+        team.running_begin_ms = min(running_begins) if running_begins else None
         for task in listed.values():
             if not task.is_finished(self.settings.finished_codes):
                 team.last_seen_running[task.task_id] = now

@@ -25,6 +25,8 @@ HEADER_SECURITY_TOKEN = "X-Security-Token"
 HEADER_AUTH_TOKEN = "X-Auth-Token"
 HEADER_SUBJECT_TOKEN = "X-Subject-Token"
 TOKEN_PATH = "/v3/auth/tokens"
+HEADER_USER_AGENT = "User-Agent"
+USER_AGENT = "taskbot (MetaStudio task viewer)"
 
 # IAM tokens live 24 h; renewing an hour early leaves room for clock skew and slow calls.
 DEFAULT_REFRESH_BEFORE = 3600.0
@@ -60,8 +62,9 @@ class Authenticator(ABC):
 class AkSkAuthenticator(Authenticator):
     """``SDK-HMAC-SHA256`` signing, with the headers the official SDK signs.
 
-    The SDK signs Host, X-Sdk-Date, X-Project-Id and Content-Type, plus X-Security-Token for
-    temporary credentials; signing exactly those keeps our requests indistinguishable from its.
+    The SDK signs Content-Type, Host, User-Agent, X-Project-Id and X-Sdk-Date, plus
+    X-Security-Token for temporary credentials (seen on a capture server, 3.1.219); signing
+    exactly that set keeps our requests shaped like its. Only the User-Agent value differs.
     """
 
     def __init__(
@@ -75,7 +78,8 @@ class AkSkAuthenticator(Authenticator):
     ) -> None:
         self._access_key = access_key
         self._secret_key = secret_key
-        self._project_id = project_id
+        # Empty until the client has looked the project up in IAM; that one call goes without it.
+        self.project_id = project_id
         self._security_token = security_token
         self._clock = clock
 
@@ -83,8 +87,10 @@ class AkSkAuthenticator(Authenticator):
         headers = {
             HEADER_HOST: request.host,
             HEADER_CONTENT_TYPE: CONTENT_TYPE,
-            HEADER_PROJECT_ID: self._project_id,
+            HEADER_USER_AGENT: USER_AGENT,
         }
+        if self.project_id:
+            headers[HEADER_PROJECT_ID] = self.project_id
         if self._security_token:
             headers[HEADER_SECURITY_TOKEN] = self._security_token
         return signer.sign(

@@ -16,6 +16,16 @@ Retry policy, per call:
   up to four times that.
 * 401 with an IAM token we obtained: one new token, one more try (not counted as a retry).
 * Anything else (4xx, unreadable bodies) fails at once.
+
+Wire format follows ``huaweicloudsdkmetastudio``/``huaweicloudsdkcore`` 3.1.219, whose behaviour
+runs in production (where it and the written docs differ, it wins):
+
+* ``SearchTask`` sends ``resource`` repeated (``resource=a&resource=b``): the request model
+  declares ``csv``, but ``Client._parse_query_params`` forces ``multi`` for every query list.
+  ``offset``/``limit`` are not in the SDK's request model; they are sent only when a caller asks.
+* Error bodies are read as ``DefaultExceptionHandler`` reads them (see :func:`sdk_error`).
+* AK/SK without a project id: the project is looked up once per (AK, region, IAM endpoint) with
+  ``GET /v3/projects?name=<region>``, as ``BasicCredentials.process_auth_params`` does.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from bot.config import CloudCredentials, ConfigError, CredentialKind, Settings
 from bot.metastudio import signer
 from bot.metastudio.auth import (
     TOKEN_PATH,
+    USER_AGENT,
     AkSkAuthenticator,
     Authenticator,
     IamPasswordAuthenticator,
@@ -58,12 +69,13 @@ from bot.metastudio.errors import (
     InvalidTaskId,
     MetaStudioError,
     PermissionDenied,
+    ProjectNotFound,
     ServerError,
     TaskNotFound,
     Throttled,
     TimedOut,
 )
-from bot.metastudio.models import ErrorBody, Task, TaskPage, is_task_id
+from bot.metastudio.models import Task, TaskPage, is_task_id
 from bot.metrics import METASTUDIO_CALLS, METASTUDIO_LATENCY
 
 T = TypeVar("T")
@@ -77,11 +89,17 @@ THROTTLED_CODE = "APIGW.0308"
 # API gateway codes meaning "who you are was not accepted" (signature, token, app auth).
 AUTH_ERROR_CODES = frozenset({"APIGW.0301", "APIGW.0303", "APIGW.0305", "APIGW.0307"})
 MAX_DETAIL = 200
-USER_AGENT = "taskbot (MetaStudio task viewer)"
 
 OP_SHOW = "show_task"
 OP_SEARCH = "search_task"
 OP_TOKEN = "iam_token"
+OP_PROJECTS = "iam_projects"
+PROJECTS_PATH = "/v3/projects"
+# Nested error objects deeper than this are not searched (the SDK recurses without a bound).
+MAX_ERROR_DEPTH = 16
+
+# (access key, region, IAM endpoint) -> project id; the SDK keeps the same per-process cache.
+_PROJECT_CACHE: dict[tuple[str, str, str], str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +135,7 @@ class MetaStudioClient:
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
         max_retries: int = 3,
+        region: str | None = None,
         http: httpx.AsyncClient | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
@@ -133,8 +152,16 @@ class MetaStudioClient:
         self._endpoint = httpx.URL(endpoint.rstrip("/"))
         # Raw (still percent-encoded) paths: they go on the wire and into the signature as they are.
         base_path = self._endpoint.raw_path.decode("ascii").rstrip("/")
-        self._project_path = f"{base_path}/v2/{quote(credentials.project_id, safe='')}/ies/task"
-        self._iam_endpoint = httpx.URL((iam_endpoint or endpoint).rstrip("/"))
+        self._base_path = base_path
+        self._project_id = credentials.project_id
+        self._region = region
+        self._access_key = credentials.access_key or ""
+        self._project_lock = asyncio.Lock()
+        # A profile's iam_endpoint wins over the environment's, as BasicCredentials.iam_endpoint does.
+        chosen_iam = credentials.iam_endpoint or iam_endpoint or endpoint
+        if not _is_http_url(chosen_iam):
+            raise ValueError(f"not an http(s) IAM endpoint: {chosen_iam!r}")
+        self._iam_endpoint = httpx.URL(chosen_iam.rstrip("/"))
         self._timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         )
@@ -169,6 +196,7 @@ class MetaStudioClient:
             endpoint=endpoint,
             credentials=credentials,
             iam_endpoint=iam_endpoint,
+            region=settings.region,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             max_retries=settings.max_retries,
@@ -179,6 +207,8 @@ class MetaStudioClient:
         if kind in {CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK}:
             if not credentials.access_key or credentials.secret_key is None:
                 raise ConfigError(["AK/SK credentials without an access key or secret key"])
+            if not credentials.project_id and not self._region:
+                raise ConfigError(["HUAWEICLOUD_SDK_PROJECT_ID is not set and no region to look it up in"])
             token = credentials.security_token
             return AkSkAuthenticator(
                 access_key=credentials.access_key,
@@ -191,6 +221,8 @@ class MetaStudioClient:
             if credentials.auth_token is None:
                 raise ConfigError(["METASTUDIO_AUTH_TOKEN is empty"])
             return StaticTokenAuthenticator(credentials.auth_token.get_secret_value())
+        if not credentials.project_id:
+            raise ConfigError(["HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"])
         if not (credentials.iam_username and credentials.iam_password and credentials.iam_domain):
             raise ConfigError(["IAM password credentials need a user name, a password and a domain"])
         password = credentials.iam_password.get_secret_value()
@@ -241,15 +273,17 @@ class MetaStudioClient:
         if not isinstance(task_id, str) or not is_task_id(task_id):
             text = task_id if isinstance(task_id, str) else repr(task_id)
             raise InvalidTaskId(f"not a task id: {text[:64]!r}", task_id=text)
+        project_path = await self._project_path()
         return await self._call(
             operation=OP_SHOW,
             method="GET",
             base=self._endpoint,
-            path=f"{self._project_path}/{quote(task_id, safe='')}",
+            path=f"{project_path}/{quote(task_id, safe='')}",
             params=(),
             body=b"",
             authenticated=True,
-            parse=lambda response: _parse_model(Task, response),
+            # task_id is optional in the SDK's ShowTaskResponse; the request names the task anyway.
+            parse=lambda response: _parse_model(Task, response, defaults={"task_id": task_id}),
             task_id=task_id,
         )
 
@@ -260,34 +294,73 @@ class MetaStudioClient:
         business_id: str | None = None,
         begin_time: int | None = None,
         end_time: int | None = None,
-        offset: int = 0,
-        limit: int = 10,
+        offset: int | None = None,
+        limit: int | None = None,
     ) -> Fetched[TaskPage]:
-        """``GET /v2/{project_id}/ies/task``: one page, newest first as MetaStudio orders it."""
-        if offset < 0 or limit < 1:
+        """``GET /v2/{project_id}/ies/task``: one page, newest first as MetaStudio orders it.
+
+        ``begin_time``/``end_time`` are epoch milliseconds (``SearchTaskRequest`` types them as
+        strings, "开始时间戳"/"结束时间戳"; tasks carry epoch-ms times). ``offset`` and ``limit`` are
+        not in the SDK's request model: None (the default) leaves them out, as the SDK does.
+        """
+        if (offset is not None and offset < 0) or (limit is not None and limit < 1):
             raise ValueError("offset must be >= 0 and limit >= 1")
         params: list[tuple[str, str]] = []
-        wanted = [r.strip() for r in resources if r and r.strip()]
-        if wanted:
-            # The API takes ``resource`` as one comma-separated value (the SDK's "csv" format).
-            params.append(("resource", ",".join(wanted)))
+        # Repeated, as the SDK sends it (Client._parse_query_params forces "multi" over "csv").
+        params += [("resource", r.strip()) for r in resources if r and r.strip()]
         if business_id:
             params.append(("business_id", business_id))
         if begin_time is not None:
             params.append(("begin_time", str(int(begin_time))))
         if end_time is not None:
             params.append(("end_time", str(int(end_time))))
-        params += [("offset", str(int(offset))), ("limit", str(int(limit)))]
+        if offset is not None:
+            params.append(("offset", str(int(offset))))
+        if limit is not None:
+            params.append(("limit", str(int(limit))))
+        project_path = await self._project_path()
         return await self._call(
             operation=OP_SEARCH,
             method="GET",
             base=self._endpoint,
-            path=self._project_path,
+            path=project_path,
             params=tuple(params),
             body=b"",
             authenticated=True,
             parse=lambda response: _parse_model(TaskPage, response),
         )
+
+    async def project_id(self) -> str:
+        """The project id, looked up in IAM on first use when the credentials had none."""
+        if self._project_id:
+            return self._project_id
+        async with self._project_lock:
+            if self._project_id:
+                return self._project_id
+            region = self._region or ""
+            key = (self._access_key, region, str(self._iam_endpoint))
+            found = _PROJECT_CACHE.get(key)
+            if found is None:
+                fetched = await self._call(
+                    operation=OP_PROJECTS,
+                    method="GET",
+                    base=self._iam_endpoint,
+                    path=self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + PROJECTS_PATH,
+                    params=(("name", region),),
+                    body=b"",
+                    authenticated=True,
+                    parse=lambda response: _parse_projects(response, region),
+                )
+                found = fetched.value
+                _PROJECT_CACHE[key] = found
+            self._project_id = found
+            if isinstance(self._auth, AkSkAuthenticator):
+                self._auth.project_id = found
+            return found
+
+    async def _project_path(self) -> str:
+        project = await self.project_id()
+        return f"{self._base_path}/v2/{quote(project, safe='')}/ies/task"
 
     # -- transport --------------------------------------------------------------------------------
 
@@ -442,10 +515,10 @@ class MetaStudioClient:
         self, operation: str, response: httpx.Response, request_id: str | None, secrets: Sequence[str]
     ) -> MetaStudioError | _Retry | _Reauthenticate:
         status = response.status_code
-        error = _error_body(response)
-        code = error.error_code if error else None
-        request_id = request_id or (error.request_id if error else None)
-        message = _scrub(error.error_msg if error and error.error_msg else "", secrets)
+        parsed = sdk_error(status, response.headers, _text(response))
+        code = parsed.code
+        request_id = parsed.request_id
+        message = _scrub(parsed.message, secrets)
 
         def make(kind: type[MetaStudioError], detail: str = message, **more: float | None) -> MetaStudioError:
             return kind(detail, status_code=status, error_code=code, request_id=request_id, **more)
@@ -459,8 +532,7 @@ class MetaStudioClient:
             # Redirects are never followed: the signature and the token are for this host only.
             return make(BadResponse, f"unexpected redirect (HTTP {status})")
         if operation == OP_TOKEN:
-            iam_message = _scrub(_iam_message(response), secrets)
-            return make(AuthenticationFailed, message or iam_message or "IAM refused the token request")
+            return make(AuthenticationFailed, message or "IAM refused the token request")
         if status == 401:
             return _Reauthenticate(make(AuthenticationFailed))
         if code in AUTH_ERROR_CODES:
@@ -488,7 +560,7 @@ def _is_http_url(text: str) -> bool:
     return url.scheme in {"http", "https"} and bool(url.host) and not url.query and not url.fragment
 
 
-def _parse_model(model: type[M], response: httpx.Response) -> M:
+def _parse_model(model: type[M], response: httpx.Response, defaults: dict[str, str] | None = None) -> M:
     try:
         document = json.loads(response.content)
     except ValueError:
@@ -496,6 +568,9 @@ def _parse_model(model: type[M], response: httpx.Response) -> M:
         raise BadResponse(f"body is not JSON ({content_type})") from None
     if not isinstance(document, dict):
         raise BadResponse(f"body is a JSON {type(document).__name__}, not an object")
+    for key, value in (defaults or {}).items():
+        if document.get(key) is None:
+            document[key] = value
     try:
         return model.model_validate(document)
     except ValidationError as exc:
@@ -507,28 +582,91 @@ def _parse_model(model: type[M], response: httpx.Response) -> M:
         ) from None
 
 
-def _error_body(response: httpx.Response) -> ErrorBody | None:
+@dataclass(frozen=True, slots=True)
+class SdkError:
+    """What ``huaweicloudsdkcore``'s ``ServiceResponseException`` carries for an error response."""
+
+    code: str
+    message: str
+    request_id: str | None
+    encoded_authorization_message: str | None = None
+
+
+def sdk_error(status: int, headers: httpx.Headers | dict[str, str], text: str) -> SdkError:
+    """An error response read exactly as ``DefaultExceptionHandler.handle_exception`` reads it.
+
+    ``request_id`` comes from the ``X-Request-Id`` header only (a body's ``request_id`` is not
+    read by the SDK). In the body: ``encoded_authorization_message``, then the first complete pair
+    of ``error_code``/``error_msg``, ``errorCode``/``errorMsg``, ``code``/``message``; failing those,
+    every nested object is searched the same way (a later one overwrites an earlier one, as the
+    SDK's loop does). No code: the HTTP status stands in; no message: the raw body text.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    request_id = lowered.get("x-request-id") or None
+    found: dict[str, object] = {}
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        document = None
+    if isinstance(document, dict):
+        _sdk_error_fields(document, found, 0)
+    code = found.get("code")
+    message = found.get("message")
+    encoded = found.get("encoded")
+    return SdkError(
+        code=_as_text(code) if code else str(status),
+        message=_as_text(message) if message else text,
+        request_id=request_id,
+        encoded_authorization_message=_as_text(encoded) if encoded is not None else None,
+    )
+
+
+def _sdk_error_fields(document: dict[str, object], found: dict[str, object], depth: int) -> None:
+    if "encoded_authorization_message" in document:
+        found["encoded"] = document["encoded_authorization_message"]
+    for code_key, message_key in (
+        ("error_code", "error_msg"),
+        ("errorCode", "errorMsg"),
+        ("code", "message"),
+    ):
+        if code_key in document and message_key in document:
+            found["code"] = document[code_key]
+            found["message"] = document[message_key]
+            return
+    if depth >= MAX_ERROR_DEPTH:
+        return
+    for value in document.values():
+        if isinstance(value, dict):
+            _sdk_error_fields(value, found, depth + 1)
+
+
+def _as_text(value: object) -> str:
+    # The SDK keeps whatever JSON type it found (IAM sends ``"code": 401``); we keep its str().
+    return value if isinstance(value, str) else str(value)
+
+
+def _text(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except (UnicodeDecodeError, LookupError):
+        return response.content.decode("utf-8", errors="replace")
+
+
+def _parse_projects(response: httpx.Response, region: str) -> str:
+    """The one project of ``GET /v3/projects?name=<region>``; zero or several is an error (SDK rule)."""
     try:
         document = json.loads(response.content)
     except ValueError:
-        return None
-    if not isinstance(document, dict):
-        return None
-    try:
-        return ErrorBody.model_validate(document)
-    except ValidationError:
-        return None
-
-
-def _iam_message(response: httpx.Response) -> str:
-    """IAM's own error shape: ``{"error": {"code": 401, "message": ..., "title": ...}}``."""
-    try:
-        document = json.loads(response.content)
-    except ValueError:
-        return ""
-    error = document.get("error") if isinstance(document, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return message if isinstance(message, str) else ""
+        raise BadResponse("IAM projects response is not JSON") from None
+    projects = document.get("projects") if isinstance(document, dict) else None
+    if not isinstance(projects, list):
+        raise BadResponse("IAM projects response has no projects list")
+    ids = [
+        p.get("id") for p in projects if isinstance(p, dict) and isinstance(p.get("id"), str) and p.get("id")
+    ]
+    if len(ids) != 1:
+        raise ProjectNotFound(f"{len(ids)} projects named {region!r}", region=region)
+    return str(ids[0])
 
 
 def _retry_after(value: str | None, now: float) -> float | None:

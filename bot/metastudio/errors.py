@@ -134,6 +134,20 @@ class BadResponse(MetaStudioError):
     message_key = "error_bad_response"
 
 
+class ProjectNotFound(MetaStudioError):
+    """AK/SK without a project id, and IAM lists no single project named after the region."""
+
+    message_key = "error_project_not_found"
+
+    def __init__(self, detail: str = "", *, region: str = "") -> None:
+        self.region = region
+        super().__init__(detail)
+
+    @property
+    def user_message(self) -> str:
+        return messages.text(self.message_key, region=self.region.replace("`", "'")[:40] or "?")
+
+
 class NotConfigured(MetaStudioError):
     """No usable credentials: nothing was sent."""
 

@@ -109,11 +109,7 @@ class Task(BaseModel):
             return True
         if self.total_count > 0 and self.processed_count >= self.total_count:
             return True
-        return (
-            self.begin_time is not None
-            and self.end_time is not None
-            and self.end_time > self.begin_time
-        )
+        return self.begin_time is not None and self.end_time is not None and self.end_time > self.begin_time
 
 
 class TaskPage(BaseModel):
@@ -125,16 +121,6 @@ class TaskPage(BaseModel):
     limit: int = 0
     count: int = 0
     data: list[Task] = Field(default_factory=list)
-
-
-class ErrorBody(BaseModel):
-    """The error body MetaStudio and the API gateway send: ``{error_code, error_msg, request_id}``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    error_code: str | None = None
-    error_msg: str | None = None
-    request_id: str | None = None
 
 
 def _to_datetime(epoch_ms: int | None) -> datetime | None:

@@ -75,9 +75,7 @@ def canonical_request(
 
 
 def signature(secret_key: str, canonical: str, date: str) -> str:
-    string_to_sign = "\n".join(
-        [ALGORITHM, date, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
-    )
+    string_to_sign = "\n".join([ALGORITHM, date, hashlib.sha256(canonical.encode("utf-8")).hexdigest()])
     return hmac.new(secret_key.encode("utf-8"), string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 

@@ -69,7 +69,8 @@ class TaskViews:
         try:
             client = await self._metastudio_for(origin.team_id)
             await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
-            fetched = await client.list_tasks(resources=resources, limit=10)
+            # No offset/limit: not in the SDK's SearchTaskRequest; the card shows the first ten.
+            fetched = await client.list_tasks(resources=resources)
         except MetaStudioError as exc:
             await self._record_call(origin, exc)
             return self.error_reply(exc)

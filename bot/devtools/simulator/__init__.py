@@ -21,7 +21,7 @@ Endpoints
     An unknown id that is not 32 hex characters: 400 ``MSS.000000003``; any other unknown id:
     404 ``MSS.000000001`` ("失败: task not found"). Ids are case-sensitive.
 ``GET /v2/{project_id}/ies/task``
-    Query ``resource`` (comma list and/or repeated), ``business_id``, ``begin_time`` and
+    Query ``resource`` (repeated, as the SDK sends it; a comma is part of a name), ``business_id``, ``begin_time`` and
     ``end_time`` (epoch ms, inclusive bounds on ``begin_time``), ``offset`` (default 0) and
     ``limit`` (default 10, 1..100; anything else is 400 ``MSS.000000003``). Empty values count
     as absent. Answers ``{offset, limit, count, data}``, newest ``begin_time`` first (ties by
@@ -31,6 +31,10 @@ Endpoints
     Wrong user, password or domain: 401 ``{"error": {"code": 401, "message": "The username or
     password is wrong.", "title": "Unauthorized"}}``; another project: 401; a malformed body:
     400. IAM error bodies follow IAM's shape, so ``request_id`` is only in the header there.
+``GET /v3/projects?name=<region>``
+    AK/SK-signed (no ``X-Project-Id``); ``{"projects": [{"id", "name", ...}], "links": ...}`` with
+    the credentials' project when ``name`` is the simulator's region (default ``DEMO_REGION``),
+    else an empty list. This is how the SDK, and taskbot, find a project id left unset.
 Anything else: 404 ``APIGW.0101``.
 
 Every response carries ``X-Request-Id`` (uuid4 hex); the ``error_code/error_msg/request_id``

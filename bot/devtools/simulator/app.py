@@ -124,11 +124,16 @@ class Simulator:
         tasks: Iterable[SimTask] | None = None,
         *,
         project_id: str = DEMO_PROJECT_ID,
+        region: str = DEMO_REGION,
         clock: Callable[[], float] = time.time,
         token_ttl_seconds: float = 86400,
         max_clock_skew_seconds: float = 900,
     ) -> None:
         self.project_id = project_id
+        self.region = region
+        # False: answer every list call from the first match, as a server that does not know the
+        # (undocumented) offset parameter would; clients must notice the repeated page.
+        self.honour_offset = True
         self.clock = clock
         self.token_ttl_seconds = token_ttl_seconds
         self.created_at = clock()
@@ -153,6 +158,7 @@ class Simulator:
                 Route("/v2/{project_id}/ies/task/{task_id}", self._show, methods=["GET"]),
                 Route("/v2/{project_id}/ies/task", self._list, methods=["GET"]),
                 Route("/v3/auth/tokens", self._issue_token, methods=["POST"]),
+                Route("/v3/projects", self._list_projects, methods=["GET"]),
                 Route("/{path:path}", self._unknown_route, methods=ALL_METHODS),
             ],
             exception_handlers={Exception: self._crash},
@@ -335,8 +341,8 @@ class Simulator:
             end = _int_param(params, "end_time", None, 0, 2**63 - 1)
         except _BadParameter as exc:
             return self._error(400, "MSS.000000003", f"{MSS_MESSAGES['MSS.000000003']}: {exc}", request_id)
-        resources = {part.strip() for value in params.get("resource", []) for part in value.split(",")}
-        resources.discard("")
+        # Repeated ``resource``, as the SDK sends it; a comma inside a value is part of the name.
+        resources = {value for value in params.get("resource", []) if value}
         business_ids = {value for value in params.get("business_id", []) if value}
         matching = [
             task
@@ -347,15 +353,40 @@ class Simulator:
             and (end is None or task.begin_time_ms <= end)
         ]
         now_ms = self.now_ms()
+        start = offset if self.honour_offset else 0
         page = {
             "offset": offset,
             "limit": limit,
             "count": len(matching),
-            "data": [task.body_at(now_ms) for task in matching[offset : offset + limit]],
+            "data": [task.body_at(now_ms) for task in matching[start : start + limit]],
         }
         return self._respond(200, _dumps(page), request_id)
 
     # --- IAM ------------------------------------------------------------------------------------
+
+    async def _list_projects(self, request: Request) -> Response:
+        """``GET /v3/projects?name=<region>``, AK/SK-signed: how the SDK finds a missing project id."""
+        request_id = _new_request_id()
+        self.requests[("projects", "")] += 1
+        scope = request.scope
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+        try:
+            principal = self.gateway.authenticate(
+                method=scope["method"],
+                raw_path=_decode(raw_path),
+                query_string=_decode(scope.get("query_string", b"")),
+                headers=_headers(scope),
+                body=await request.body(),
+            )
+        except AuthRejected as exc:
+            return self._error(exc.status, exc.error_code, exc.error_msg, request_id)
+        name = request.query_params.get("name")
+        projects = [
+            {"id": principal, "name": self.region, "domain_id": DEMO_IAM_DOMAIN_ID, "enabled": True}
+        ]
+        matching = [p for p in projects if name is None or p["name"] == name]
+        body = {"projects": matching, "links": {"self": str(request.url)}}
+        return self._respond(200, _dumps(body), request_id)
 
     async def _issue_token(self, request: Request) -> Response:
         request_id = _new_request_id()
