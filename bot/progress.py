@@ -137,8 +137,8 @@ def observe(
     """
     if state.seen_at is None or state.processed is None or processed < state.processed or now < state.seen_at:
         # First look, counts going backwards (a restarted task) or our clock going back:
-        # nothing earlier is comparable, so start over from here.
-        return Progress(seen_at=now, processed=processed), None
+        # nothing earlier is comparable, so start over from here (a stall it was in is over).
+        return Progress(seen_at=now, processed=processed), Event.RESUMED if state.stalled else None
     dt = now - state.seen_at
     if processed == state.processed:
         moved_before = state.changed_at is not None
@@ -160,7 +160,11 @@ def observe(
         if state.processed == 0:
             start = begin if begin is not None and state.seen_at <= begin < now else math.nan
         rate = delta / (now - start) if now > start else None
-    elif state.stalled or (quiet_span is not None and quiet_span > stall_threshold(0.0, state.usual_gap)):
+    elif state.stalled or (
+        quiet_span is not None
+        and state.changed_at < state.seen_at  # the previous poll saw no change
+        and (state.usual_gap is None or quiet_span > stall_threshold(0.0, state.usual_gap))
+    ):
         # Back from a pause longer than the task's usual gaps: the time before says nothing
         # about the rate now, so the next interval measures it afresh.
         rate = None
