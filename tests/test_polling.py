@@ -6,6 +6,8 @@ import itertools
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.followups.polling import (
     Cadence,
@@ -13,7 +15,6 @@ from bot.followups.polling import (
     after_error,
     after_progress,
     backoff,
-    estimate_eta,
     jittered,
 )
 
@@ -42,71 +43,120 @@ def test_first_poll_uses_the_base_interval() -> None:
     assert cadence.interval == 10.0
 
 
-def test_quiet_task_backs_off_geometrically_up_to_the_ceiling() -> None:
-    cadence = Cadence.start(POLICY)
-    cadence, _ = after_progress(cadence, POLICY, now=0.0, processed=5, total=1000)
+def _run(cadence: Cadence, points: list[tuple[float, int]], total: int, begin: float | None = None) -> tuple[Cadence, float]:
+    delay = 0.0
+    for now, processed in points:
+        cadence, delay = after_progress(cadence, POLICY, now=now, processed=processed, total=total, begin=begin)
+    return cadence, delay
+
+
+def test_quiet_task_that_moved_backs_off_geometrically_up_to_the_ceiling() -> None:
+    cadence, _ = _run(Cadence.start(POLICY), [(0.0, 5)], 1_000_000)
     delays = []
     now = 0.0
     for _ in range(20):
         now += cadence.interval
-        cadence, delay = after_progress(cadence, POLICY, now=now, processed=5, total=1000)
+        cadence, delay = after_progress(cadence, POLICY, now=now, processed=5, total=0)
         delays.append(delay)
     assert delays[0] == pytest.approx(15.0)
     assert delays[1] == pytest.approx(22.5)
     assert all(b >= a for a, b in itertools.pairwise(delays))
-    assert max(delays) == 300.0
     assert delays[-1] == 300.0
 
 
-def test_progress_after_quiet_resets_to_base() -> None:
-    cadence = Cadence(interval=200.0, samples=((0.0, 5),))
-    cadence, delay = after_progress(cadence, POLICY, now=200.0, processed=6, total=1_000_000)
-    assert cadence.interval == 10.0
+def test_queued_task_backs_off_only_to_the_queued_limit() -> None:
+    cadence, _ = _run(Cadence.start(POLICY), [(0.0, 0)], 1000)
+    now, delays = 0.0, []
+    for _ in range(20):
+        now += cadence.interval
+        cadence, delay = after_progress(cadence, POLICY, now=now, processed=0, total=1000)
+        delays.append(delay)
+    assert delays[-1] == POLICY.queued_limit == 60.0
+
+
+def test_long_run_is_polled_rarely_in_the_middle() -> None:
+    # 10 items/s, 100,000 items: ~9,900 s left, so the ceiling applies.
+    _, delay = _run(Cadence.start(POLICY), [(0.0, 0), (10.0, 100), (20.0, 200)], 100_000)
+    assert delay == 300.0
+
+
+def test_first_poll_uses_begin_time_for_the_rate() -> None:
+    # Begun 100 s ago, 1,000 of 2,000 done: 100 s left, a share of it.
+    _, delay = after_progress(Cadence.start(POLICY), POLICY, now=1000.0, processed=1000, total=2000, begin=900.0)
+    assert delay == pytest.approx(POLICY.approach * 100.0)
+    # A begin_time in our future (clock skew) is no basis: the base interval.
+    _, delay = after_progress(Cadence.start(POLICY), POLICY, now=1000.0, processed=1000, total=2000, begin=1100.0)
     assert delay == 10.0
 
 
-def test_tightens_to_the_estimated_end() -> None:
-    # 100 items per 10 s, 950 of 1000 done: the end is 5 s away, sooner than the 10 s interval.
+def test_tightens_toward_the_estimated_end() -> None:
+    # 10 items/s, 1,000 items: the delays shrink as the end approaches, down to the floor.
     cadence = Cadence.start(POLICY)
-    now = 0.0
-    for processed in (650, 750, 850, 950):
-        cadence, delay = after_progress(cadence, POLICY, now=now, processed=processed, total=1000)
-        now += 10.0
-    assert delay == pytest.approx(5.0)
+    now, delays = 0.0, []
+    while now < 99.0:
+        cadence, delay = after_progress(cadence, POLICY, now=now, processed=int(now * 10), total=1000)
+        delays.append(delay)
+        now += delay
+    assert delays[1] > delays[-1]
+    # From the first estimate on (counts that start from 0 need two changes), never longer.
+    assert all(b <= a for a, b in itertools.pairwise(delays[2:]))
+    assert delays[-1] == POLICY.floor
 
 
-def test_tightening_never_goes_below_the_floor() -> None:
-    cadence = Cadence(interval=10.0, samples=((0.0, 0),))
-    _, delay = after_progress(cadence, POLICY, now=10.0, processed=999, total=1000)
-    assert delay == POLICY.floor
+def test_rate_change_replans_at_once() -> None:
+    cadence, slow = _run(Cadence.start(POLICY), [(0.0, 0), (10.0, 10), (20.0, 20)], 10_000)
+    _, fast = after_progress(cadence, POLICY, now=30.0, processed=2020, total=10_000)
+    assert fast < slow
 
 
-def test_far_end_keeps_the_base_interval() -> None:
-    cadence = Cadence(interval=10.0, samples=((0.0, 0),))
-    _, delay = after_progress(cadence, POLICY, now=10.0, processed=10, total=1000)
+def test_first_change_after_a_pause_is_remeasured_within_base() -> None:
+    cadence, _ = _run(Cadence.start(POLICY), [(0.0, 0), (10.0, 100)], 1_000_000)
+    for now in (310.0, 610.0, 910.0):
+        cadence, _ = after_progress(cadence, POLICY, now=now, processed=100, total=1_000_000)
+    _, delay = after_progress(cadence, POLICY, now=1210.0, processed=200, total=1_000_000)
+    assert delay <= POLICY.base
+
+
+def test_stalled_task_backs_off_no_further_than_its_remaining_work() -> None:
+    # 10 items/s, 200 items left: 20 s of work, so at most a share of that between polls.
+    cadence, _ = _run(Cadence.start(POLICY), [(0.0, 0), (10.0, 100), (20.0, 200), (30.0, 300)], 500)
+    now = 30.0
+    for _ in range(10):
+        now += cadence.interval
+        cadence, delay = after_progress(cadence, POLICY, now=now, processed=300, total=500)
+        assert delay <= max(POLICY.floor, POLICY.approach * 20.0) + 1e-9
+
+
+def test_unknown_total_polls_every_base() -> None:
+    _, delay = _run(Cadence.start(POLICY), [(0.0, 0), (10.0, 100), (20.0, 200)], 0)
     assert delay == 10.0
 
 
-def test_eta_estimate() -> None:
-    assert estimate_eta(((0.0, 0), (10.0, 100)), 1000) == pytest.approx(90.0)
-    assert estimate_eta(((0.0, 0),), 1000) is None
-    assert estimate_eta(((0.0, 10), (10.0, 10)), 1000) is None
-    assert estimate_eta(((0.0, 0), (10.0, 100)), 0) is None
-    assert estimate_eta(((0.0, 0), (10.0, 2000)), 1000) == 0.0
-
-
-def test_counts_going_backwards_forget_the_rate() -> None:
-    cadence = Cadence(interval=10.0, samples=((0.0, 0), (10.0, 900)))
+def test_counts_going_backwards_start_over() -> None:
+    cadence, _ = _run(Cadence.start(POLICY), [(0.0, 0), (10.0, 900)], 1000)
     cadence, delay = after_progress(cadence, POLICY, now=20.0, processed=10, total=1000)
-    assert cadence.samples == ((20.0, 10),)
+    assert cadence.last_processed == 10
     assert delay == 10.0
 
 
-def test_sample_window_is_bounded() -> None:
-    cadence = Cadence.start(POLICY)
-    for step in range(50):
-        cadence, _ = after_progress(cadence, POLICY, now=float(step), processed=step, total=10_000)
-    assert len(cadence.samples) <= 6
+@given(
+    st.lists(
+        st.tuples(st.floats(0.0, 400.0), st.integers(0, 1000)),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(0, 100_000),
+    st.one_of(st.none(), st.floats(-1e4, 1e4)),
+)
+def test_every_delay_stays_within_floor_and_ceiling(
+    steps: list[tuple[float, int]], total: int, begin: float | None
+) -> None:
+    cadence, now, processed = Cadence.start(POLICY), 0.0, 0
+    for dt, dp in steps:
+        now += dt
+        processed += dp
+        cadence, delay = after_progress(cadence, POLICY, now=now, processed=processed, total=total, begin=begin)
+        assert POLICY.floor <= delay <= POLICY.ceiling
 
 
 def test_errors_back_off_faster_and_honour_retry_after() -> None:

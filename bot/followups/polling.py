@@ -1,31 +1,51 @@
 """When to poll a watched task next: pure functions, no clock, no I/O.
 
-A watch starts at ``poll_seconds``. A task whose counts do not move is asked less and less
-often (x1.5 per quiet poll, up to ``max_poll_seconds``): many tasks sit queued for minutes and
-1,000 of them must not cost 1,000 calls every 10 s. A task that moves goes back to the base
-interval, and when its recent rate of progress says it ends sooner than the next poll, the
-next poll is moved to that estimated end (never below a floor), so the alert arrives about
-when the task finishes rather than up to one interval later. Failed polls (throttling, 5xx,
-timeouts, connection errors) back off faster (x2) and honour ``Retry-After``; the watch is
-never dropped for them. Every delay gets ±10% jitter so watches created together spread out.
+The schedule follows the estimated end. Each poll folds the counts into a smoothed rate
+(``bot.metastudio.progress``: time-decayed EWMA; on the first poll the average since ``begin_time``), and
+the next poll comes after a fixed share (``approach``, 0.3 by default) of the estimated time
+left, bounded by ``floor`` and ``ceiling``. So a three-hour import is asked every five
+minutes in the middle and ever more often toward its end (300 s, 90, 27, 8 ... down to the
+floor), and the alert arrives within about a floor of the real end. The share leaves room for
+the rate to triple before the task can finish unseen; ``bench/bench_policy.py`` shows the
+trade-off against 0.5 and 0.7 (fewer calls, a longer tail for tasks that end early). A poll re-plans from scratch, so a
+change of rate moves the next poll at once.
+
+Invariants:
+
+* every delay is in ``[floor, ceiling]`` (``floor`` is a quarter of ``poll_seconds``, ``ceiling`` is
+  ``max_poll_seconds``); ±10% jitter is applied by the caller (``jittered``);
+* a task whose counts do not move backs off (x1.5 per quiet poll). A task that never moved
+  (queued, or no progress yet) backs off only to ``queued_ceiling``: a short task that leaves
+  the queue must be seen running before it is over. One that moved before (a stall) backs off
+  to ``ceiling``;
+* the first change after quiet polls is re-measured within ``base``: the interval that
+  contained the pause says nothing about the rate now;
+* with no estimate (unknown total, no rate yet), a moving task is polled every ``base``;
+* failed polls (throttling, 5xx, timeouts, connection errors) back off faster (x2) and honour
+  ``Retry-After`` up to the ceiling; the watch is never dropped for them.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+
+from bot.metastudio.progress import Progress, estimate_once, observe
 
 QUIET_FACTOR = 1.5
 ERROR_FACTOR = 2.0
 JITTER = 0.1
-# How many recent (time, processed) samples the rate estimate looks at.
-WINDOW = 6
+APPROACH = 0.3
+"""Share of the estimated time left to wait before the next poll."""
+QUEUED_FACTOR = 6.0
+"""A task that never moved backs off to this many base intervals (60 s with the default 10 s)."""
 
 
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
     base: float
-    """The first interval, and the interval of a task that is making progress."""
+    """The first interval, and the interval of a moving task with no estimate."""
     ceiling: float
     """Never wait longer than this between two polls of one task."""
     floor: float
@@ -33,6 +53,9 @@ class PollPolicy:
     quiet_factor: float = QUIET_FACTOR
     error_factor: float = ERROR_FACTOR
     jitter: float = JITTER
+    approach: float = APPROACH
+    queued_ceiling: float | None = None
+    """Back-off limit of a task that never moved; None: ``QUEUED_FACTOR`` x base, within the ceiling."""
 
     def __post_init__(self) -> None:
         if not 0 < self.floor <= self.base <= self.ceiling:
@@ -41,6 +64,10 @@ class PollPolicy:
             raise ValueError("backoff factors must be >= 1")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
+        if not 0 < self.approach <= 1:
+            raise ValueError("approach must be in (0, 1]")
+        if self.queued_ceiling is not None and not self.floor <= self.queued_ceiling <= self.ceiling:
+            raise ValueError("queued_ceiling must lie between floor and ceiling")
 
     @classmethod
     def from_intervals(cls, poll_seconds: float, max_poll_seconds: float) -> PollPolicy:
@@ -48,14 +75,24 @@ class PollPolicy:
         ceiling = max(poll_seconds, max_poll_seconds)
         return cls(base=poll_seconds, ceiling=ceiling, floor=poll_seconds / 4)
 
+    @property
+    def queued_limit(self) -> float:
+        if self.queued_ceiling is not None:
+            return self.queued_ceiling
+        return min(self.ceiling, max(self.base, QUEUED_FACTOR * self.base))
+
+    def bounded(self, delay: float) -> float:
+        return min(self.ceiling, max(self.floor, delay))
+
 
 @dataclass(frozen=True, slots=True)
 class Cadence:
     """What the poller remembers about one task between polls (in memory only)."""
 
     interval: float
-    samples: tuple[tuple[float, int], ...] = ()
-    """Recent ``(seconds, processed count)`` observations, oldest first."""
+    progress: Progress = field(default_factory=Progress)
+    quiet: int = 0
+    """Polls in a row whose counts did not move."""
 
     @classmethod
     def start(cls, policy: PollPolicy) -> Cadence:
@@ -63,46 +100,57 @@ class Cadence:
 
     @property
     def last_processed(self) -> int | None:
-        return self.samples[-1][1] if self.samples else None
+        return self.progress.processed
 
 
 def backoff(interval: float, factor: float, ceiling: float) -> float:
     return min(ceiling, interval * factor)
 
 
-def estimate_eta(samples: tuple[tuple[float, int], ...], total: int) -> float | None:
-    """Seconds from the newest sample until ``processed`` reaches ``total`` at the recent rate.
-
-    None when the rate is unknown or not positive, or the total is unknown. The rate is taken
-    over the whole window, so one burst does not make the estimate jump.
-    """
-    if total <= 0 or len(samples) < 2:
-        return None
-    (t0, p0), (t1, p1) = samples[0], samples[-1]
-    if t1 <= t0 or p1 <= p0:
-        return None
-    rate = (p1 - p0) / (t1 - t0)
-    return max(0.0, (total - p1) / rate)
-
-
 def after_progress(
-    cadence: Cadence, policy: PollPolicy, *, now: float, processed: int, total: int
+    cadence: Cadence,
+    policy: PollPolicy,
+    *,
+    now: float,
+    processed: int,
+    total: int,
+    begin: float | None = None,
 ) -> tuple[Cadence, float]:
-    """The new cadence and the delay (before jitter) after a successful poll of a running task."""
-    moved = cadence.last_processed is None or processed != cadence.last_processed
-    samples = (*cadence.samples, (now, processed))[-WINDOW:]
-    if processed < (cadence.last_processed or 0):
-        # Counts went backwards (a restarted task): the old rate means nothing now.
-        samples = ((now, processed),)
+    """The new cadence and the delay (before jitter) after a successful poll of a running task.
+
+    ``begin`` is the task's ``begin_time`` in seconds (None when the API gave none). Without it
+    the first estimate waits for two polls; with it the first poll of a running task already
+    knows the average rate.
+    """
+    previous = cadence.progress
+    progress, _ = observe(previous, now=now, processed=processed, stall_seconds=math.inf, begin=begin)
+    restarted = previous.processed is not None and processed < previous.processed
+    moved = previous.processed is None or restarted or processed != previous.processed
     if not moved:
-        interval = backoff(cadence.interval, policy.quiet_factor, policy.ceiling)
-        return Cadence(interval=interval, samples=samples), interval
-    interval = policy.base
-    delay = interval
-    eta = estimate_eta(samples, total)
-    if eta is not None and eta < delay:
-        delay = max(policy.floor, eta)
-    return Cadence(interval=interval, samples=samples), delay
+        limit = policy.ceiling if (progress.changed_at is not None or processed > 0) else policy.queued_limit
+        known = progress.rate if progress.last_rate is None else max(progress.rate or 0.0, progress.last_rate)
+        if known and total > processed:
+            # A stalled task may resume at any time and then needs this long to finish: back
+            # off no further than the usual share of it, or a short remainder ends unseen.
+            limit = min(limit, policy.bounded(policy.approach * (total - processed) / known))
+        interval = backoff(cadence.interval, policy.quiet_factor, limit)
+        return Cadence(interval=interval, progress=progress, quiet=cadence.quiet + 1), interval
+    rate = progress.rate
+    if rate is not None and progress.last_rate is not None:
+        # The faster of the smoothed and the latest rate: underestimating the rate makes the
+        # poll late, overestimating it only costs a poll.
+        rate = max(rate, progress.last_rate)
+    if previous.changed_at is None or restarted:
+        # No change seen before this poll: the average since begin_time is the better basis.
+        once = estimate_once(now=now, begin=begin, processed=processed, total=total)
+        if once is not None:
+            rate = once.rate if rate is None else max(rate, once.rate)
+    delay = policy.base
+    if rate is not None and rate > 0 and total > 0:
+        delay = policy.bounded(policy.approach * max(0, total - processed) / rate)
+    if cadence.quiet > 0 and not restarted:
+        delay = min(delay, policy.base)
+    return Cadence(interval=delay, progress=progress), delay
 
 
 def after_error(

@@ -267,7 +267,12 @@ class Watches:
             return None
         state.last_task = task
         state.cadence, delay = after_progress(
-            state.cadence, self.policy, now=self._clock(), processed=task.processed_count, total=task.total_count
+            state.cadence,
+            self.policy,
+            now=self._clock(),
+            processed=task.processed_count,
+            total=task.total_count,
+            begin=task.begin_time / 1000 if task.begin_time else None,
         )
         self._maybe_draw_cards(state, task)
         return delay
