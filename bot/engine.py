@@ -51,6 +51,7 @@ from bot.metastudio.errors import MetaStudioError, NotConfigured
 from bot.metastudio.models import Task
 from bot.metrics import COMMANDS, SLACK_API_ERRORS
 from bot.ratelimit import Priority
+from bot.schema import ensure_schema
 from bot.storage import Storage
 from bot.workspaces import WorkspaceStore
 
@@ -168,10 +169,8 @@ class Engine:
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self.slack_session = aiohttp.ClientSession()
-        await self.storage.create_all()
-        if self.installation_store is not None and self.state_store is not None:
-            await self.installation_store.create_tables()
-            await self.state_store.create_tables()
+        # Alembic owns every table, slack_sdk's included (bot/migrations); never create_all() here.
+        await ensure_schema(self.storage.engine, migrate_on_start=self.settings.migrate_on_start)
         if not self.settings.multi_workspace and self._env_metastudio is None:
             try:
                 self._env_metastudio = MetaStudioClient.from_settings(self.settings)

@@ -214,9 +214,9 @@ def _upgrade(sync: Connection) -> MigrationReport:
     applied: list[str] = []
 
     def on_apply(*, step: MigrationInfo, **_: Any) -> None:
-        script = step.up_revision
-        doc = (script.doc or "").strip().splitlines()[0] if script is not None and script.doc else ""
-        applied.append(f"{step.up_revision_id} ({doc})" if doc else str(step.up_revision_id))
+        # The Script behind the step: its docstring's first line says what the revision does.
+        doc = str(getattr(step.up_revision, "doc", "") or "").strip().splitlines()
+        applied.append(f"{step.up_revision_id} ({doc[0]})" if doc else str(step.up_revision_id))
 
     try:
         command.upgrade(_config(sync, on_version_apply=on_apply), "head")

@@ -457,6 +457,8 @@ class Storage:
         self._write = self.transactions.write
 
     async def create_all(self) -> None:
+        """The tables straight from the models, for tests; a deployment's schema comes from
+        ``bot.schema.migrate`` (tests/test_migrations.py proves the two identical)."""
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 

@@ -8,7 +8,7 @@ no sync driver. ``bot.schema`` has already begun the transaction and taken the l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
@@ -24,7 +24,7 @@ if connection is None:
     )
 
 
-def render_item(type_: str, item: Any, autogen_context: AutogenContext) -> str | bool:
+def render_item(type_: str, item: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Autogenerate writes plain SQLAlchemy types: a migration must never import the models."""
     if type_ == "type" and isinstance(item, UTCDateTime):
         return "sa.DateTime(timezone=True)"

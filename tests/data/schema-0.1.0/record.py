@@ -59,7 +59,7 @@ async def main() -> None:
             capture_output=True,
             text=True,
         ).stdout
-        # pg_dump 15.14+ wraps the dump in psql's \\restrict meta-commands, which only psql reads.
+        # pg_dump 15.14+ wraps the dump in psql's \restrict meta-commands, which only psql reads.
         (HERE / "postgresql.sql").write_text("".join(x for x in dump.splitlines(True) if not x.startswith("\\")))
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
