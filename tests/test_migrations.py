@@ -118,7 +118,9 @@ def _diff(sync: Connection) -> list[Any]:
 # --- the schema migrations build ----------------------------------------------------------------
 
 
-async def test_autogenerate_sees_no_difference_between_models_and_migrated_database(database_url: str) -> None:
+async def test_autogenerate_sees_no_difference_between_models_and_migrated_database(
+    database_url: str,
+) -> None:
     storage = Storage(database_url)
     try:
         report = await migrate(storage.engine)
@@ -207,7 +209,9 @@ async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_u
         assert await storage.counts() == before
         assert (await storage.get_watch(result.watch.id)) == result.watch
         assert (await schema_status(storage.engine)).current
-        assert (await migrate(storage.engine)).lines() == [f"The schema is current at revision {HEAD}; nothing to do."]
+        assert (await migrate(storage.engine)).lines() == [
+            f"The schema is current at revision {HEAD}; nothing to do."
+        ]
     finally:
         await storage.dispose()
 
@@ -324,11 +328,14 @@ async def test_migrate_as_a_separate_step_when_serve_is_told_not_to(
     assert code == 0, err
     assert out.splitlines() == [
         f"Database {sqlite_url}:",
-        f"  Applied 0001 (baseline: the schema taskbot 0.1.0 created with create_all()).",
+        "  Applied 0001 (baseline: the schema taskbot 0.1.0 created with create_all()).",
         f"  The schema went from an empty database to revision {HEAD}.",
     ]
     code, out, err = await _run_cli(["migrate"], bot.env)
-    assert (code, out.splitlines()[1:]) == (0, [f"  The schema is current at revision {HEAD}; nothing to do."])
+    assert (code, out.splitlines()[1:]) == (
+        0,
+        [f"  The schema is current at revision {HEAD}; nothing to do."],
+    )
     code, out, _ = await _run_cli(["check"], bot.env)
     assert f"ok    schema: current (revision {HEAD})" in out
 
@@ -344,7 +351,7 @@ async def test_migrate_as_a_separate_step_when_serve_is_told_not_to(
 
 async def _empty(url: str) -> None:
     if _is_sqlite(url):
-        Path(str(make_url(url).database)).unlink(missing_ok=True)
+        await asyncio.to_thread(Path(str(make_url(url).database)).unlink, missing_ok=True)
         return
     conn = await asyncpg.connect(_asyncpg_dsn(url))
     try:
@@ -371,7 +378,9 @@ async def test_three_processes_started_at_once_on_an_empty_database_all_start(
             try:
                 # All three are spawned before any is waited for: they race for the empty database.
                 results = await asyncio.gather(*(bot.start(http) for bot in bots), return_exceptions=True)
-                failures = [(n, r, bots[n].log()) for n, r in enumerate(results) if isinstance(r, BaseException)]
+                failures = [
+                    (n, r, bots[n].log()) for n, r in enumerate(results) if isinstance(r, BaseException)
+                ]
                 assert not failures, failures
             finally:
                 for bot in bots:
@@ -393,7 +402,12 @@ async def test_three_processes_started_at_once_on_an_empty_database_all_start(
 
 CLIENT_SECRET = "legacy-client-secret-0000"
 BOT_TOKEN = "xoxb-legacy-installation-0001"
-SENT_CHANNEL, WATCH_CHANNEL, FEED_CHANNEL, ASK_CHANNEL = "C0OWED0001", "C0WATCH001", "C0FEED0001", "C0ASK00001"
+SENT_CHANNEL, WATCH_CHANNEL, FEED_CHANNEL, ASK_CHANNEL = (
+    "C0OWED0001",
+    "C0WATCH001",
+    "C0FEED0001",
+    "C0ASK00001",
+)
 
 
 async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # noqa: F811
@@ -411,7 +425,9 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     done = finished.task_id
     storage = Storage(url)
     try:
-        installations = AsyncSQLAlchemyInstallationStore(client_id=cloud.slack.client_id, engine=storage.engine)
+        installations = AsyncSQLAlchemyInstallationStore(
+            client_id=cloud.slack.client_id, engine=storage.engine
+        )
         await installations.async_save(
             Installation(
                 app_id="A0TASKBOT1",
@@ -442,16 +458,28 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
         )
         expires = datetime.now(UTC) + timedelta(hours=1)
         owed = await storage.watch(
-            team_id=DEMO_TEAM_ID, task_id=done, channel_id=SENT_CHANNEL, user_id="U0ASKER001", expires_at=expires
+            team_id=DEMO_TEAM_ID,
+            task_id=done,
+            channel_id=SENT_CHANNEL,
+            user_id="U0ASKER001",
+            expires_at=expires,
         )
         snapshot = finished.body_at(int(time.time() * 1000))
         (delivery,) = await storage.close_watch(owed.watch.id, status="finished", snapshot=snapshot)
         assert await storage.mark_sending(delivery.id) is not None
         await storage.watch(
-            team_id=DEMO_TEAM_ID, task_id=running, channel_id=WATCH_CHANNEL, user_id="U0ASKER002", expires_at=expires
+            team_id=DEMO_TEAM_ID,
+            task_id=running,
+            channel_id=WATCH_CHANNEL,
+            user_id="U0ASKER002",
+            expires_at=expires,
         )
         await storage.subscribe_feed(
-            team_id=DEMO_TEAM_ID, channel_id=FEED_CHANNEL, user_id="U0ASKER003", resources=[], since=datetime.now(UTC)
+            team_id=DEMO_TEAM_ID,
+            channel_id=FEED_CHANNEL,
+            user_id="U0ASKER003",
+            resources=[],
+            since=datetime.now(UTC),
         )
         counts = await storage.counts()
         assert counts == {"watches": 2, "subscribers": 2, "feeds": 1, "deliveries": 1}
@@ -486,17 +514,22 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
             # The installation answers: its token authorizes the command, its encrypted
             # connection reaches MetaStudio for the card.
             body, headers = slack.slash_command(SIGNING_SECRET, done, channel_id=ASK_CHANNEL)
-            assert (await http.post(f"{bot.url}/slack/events", content=body, headers=headers)).status_code == 200
+            assert (
+                await http.post(f"{bot.url}/slack/events", content=body, headers=headers)
+            ).status_code == 200
             # The card goes to the channel with the installation's own token.
             try:
                 await slack.wait_for(
-                    lambda ms: any(m.channel == ASK_CHANNEL and "Import done" in m.text for m in ms), timeout=15
+                    lambda ms: any(m.channel == ASK_CHANNEL and "Import done" in m.text for m in ms),
+                    timeout=15,
                 )
             except TimeoutError:
-                pytest.fail(f"no card: {[(m.via, m.text[:200]) for m in slack.messages]}\n{bot.log()[-3000:]}")
-            assert [c.token for c in slack.calls_to("chat.postMessage") if c.params.get("channel") == ASK_CHANNEL] == [
-                BOT_TOKEN
-            ]
+                pytest.fail(
+                    f"no card: {[(m.via, m.text[:200]) for m in slack.messages]}\n{bot.log()[-3000:]}"
+                )
+            assert [
+                c.token for c in slack.calls_to("chat.postMessage") if c.params.get("channel") == ASK_CHANNEL
+            ] == [BOT_TOKEN]
 
             def alerts() -> collections.Counter[str]:
                 return collections.Counter(m.channel or "" for m in slack.messages if is_alert(m))
@@ -521,4 +554,3 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
         assert (await schema_status(storage.engine)).current
     finally:
         await storage.dispose()
-
