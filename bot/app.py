@@ -35,6 +35,7 @@ from bot.config import Settings
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.followups import FollowUpStore
+from bot.db.schema import ensure_schema
 from bot.db.workspaces import WorkspaceStore
 from bot.followups import FollowUps
 from bot.metastudio.client import MetaStudioClient
@@ -124,10 +125,8 @@ class Runtime:
 
     async def start(self) -> None:
         await self.slack.open()
-        await self.database.create_all()
-        if self.installation_store is not None and self.state_store is not None:
-            await self.installation_store.create_tables()
-            await self.state_store.create_tables()
+        # Alembic owns every table, slack_sdk's included (bot/db/migrations); never create_all() here.
+        await ensure_schema(self.database.engine, migrate_on_start=self.settings.migrate_on_start)
         self.metastudio.open()
         await self.followups.start()
 

@@ -1,4 +1,4 @@
-"""``taskbot``: serve, simulator, demo, check, rotate-keys."""
+"""``taskbot``: serve, migrate, simulator, demo, check, rotate-keys."""
 
 from __future__ import annotations
 
@@ -74,6 +74,9 @@ def run_fast(main: Coroutine[Any, Any, int]) -> int:
 
 async def _serve(settings: Settings, port: int) -> int:
     """HTTP mode, or Socket Mode when SLACK_APP_TOKEN is set; SIGTERM and SIGINT stop it gracefully."""
+    # The schema first, before any server: a schema this code cannot run on ends the process
+    # with one sentence (main() prints it), not with a failed ASGI lifespan and its traceback.
+    await _prepare_schema(settings)
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
     from starlette.applications import Starlette
 
@@ -107,6 +110,36 @@ async def _serve(settings: Settings, port: int) -> int:
     return 0
 
 
+async def _prepare_schema(settings: Settings) -> None:
+    from bot.db.base import Database
+    from bot.db.schema import ensure_schema
+
+    storage = Database(settings.database_url)
+    try:
+        await ensure_schema(storage.engine, migrate_on_start=settings.migrate_on_start)
+    finally:
+        await storage.dispose()
+
+
+async def migrate() -> int:
+    """Upgrade DATABASE_URL to this release's schema and say what was done."""
+    from sqlalchemy.engine import make_url
+
+    from bot.db.base import Database
+    from bot.db.schema import migrate as upgrade
+
+    settings = load_settings()
+    storage = Database(settings.database_url)
+    try:
+        report = await upgrade(storage.engine)
+    finally:
+        await storage.dispose()
+    print(f"Database {make_url(settings.database_url).render_as_string(hide_password=True)}:")
+    for line in report.lines():
+        print(f"  {line}")
+    return 0
+
+
 def simulator(host: str, port: int, tasks: str | None) -> int:
     from bot.devtools.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, Simulator
 
@@ -121,6 +154,7 @@ async def rotate_keys() -> int:
     """Re-encrypt every workspace's stored secrets with the first key of TASKBOT_ENCRYPTION_KEY."""
     from bot.db.base import Database
     from bot.db.crypto import SecretBox, SecretUnreadable
+    from bot.db.schema import ensure_schema
     from bot.db.workspaces import WorkspaceStore
 
     settings = load_settings()
@@ -129,7 +163,7 @@ async def rotate_keys() -> int:
     database = Database(settings.database_url)
     try:
         store = WorkspaceStore(database, SecretBox.from_setting(settings.encryption_key.get_secret_value()))
-        await store.create_all()
+        await ensure_schema(database.engine, migrate_on_start=settings.migrate_on_start)
         touched = await store.rotate_keys()
     except SecretUnreadable as exc:
         print(f"Nothing changed: {exc}.", file=sys.stderr)
@@ -151,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim_parser.add_argument("--tasks", default=None, help="JSON file of tasks (default: the built-in demo set)")
     demo_parser = sub.add_parser("demo", help="run everything on loopback and show what a channel would see")
     demo_parser.add_argument("--no-color", action="store_true")
+    sub.add_parser("migrate", help="upgrade the database schema to this release (serve does it at start by default)")
     sub.add_parser("check", help="verify the configuration against Slack and MetaStudio")
     sub.add_parser("rotate-keys", help="re-encrypt stored workspace secrets with the first TASKBOT_ENCRYPTION_KEY")
     args = parser.parse_args(argv)
@@ -163,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.devtools.demo import run_demo
 
             return asyncio.run(run_demo(color=not args.no_color and sys.stdout.isatty()))
+        if args.command == "migrate":
+            return asyncio.run(migrate())
         if args.command == "check":
             from bot.services.check import run_check
 
@@ -171,6 +208,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(rotate_keys())
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # Imported here: bot.db.schema pulls in Alembic, which `taskbot simulator` has no use for.
+        from bot.db.schema import SchemaError
+
+        if not isinstance(exc, SchemaError):
+            raise
+        print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     )
     port: int = Field(default=3000, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///taskbot.db"
+    # Off for operators who run `taskbot migrate` as a separate step (bot.db.schema).
+    migrate_on_start: bool = Field(default=True, validation_alias=AliasChoices("TASKBOT_MIGRATE_ON_START"))
 
     # MetaStudio credentials
     cloud_ak: str | None = Field(

@@ -87,10 +87,11 @@ async def test_check_reports_one_line_per_check(cloud_and_slack: tuple[str, Slac
     code, out, err = await _run("check", env=env)
     assert code == 0, out + err
     lines = out.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok", "ok"]
+    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok", "ok", "ok"]
     assert [line.split(":")[0].split(maxsplit=1)[1] for line in lines] == [
         "configuration",
         "database",
+        "schema",
         "Slack auth.test",
         "MetaStudio list call",
     ]
@@ -129,6 +130,7 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
         "ok    configuration: complete",
         f"ok    database: reachable at sqlite+aiosqlite:///{tmp_path / 'many.db'}; "
         "0 workspace(s) installed, 0 connected to MetaStudio",
+        "ok    schema: empty; migrating creates revision 0001; `taskbot serve` migrates it at start",
         "ok    encryption key: valid Fernet key(s)",
     ]
 

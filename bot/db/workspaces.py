@@ -254,6 +254,7 @@ class WorkspaceStore:
         self._recorded: dict[str, tuple[tuple[bool, str | None], float]] = {}
 
     async def create_all(self) -> None:
+        """For tests, like ``Database.create_all``; deployments migrate (``bot.db.schema``)."""
         async with self._engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all, tables=_TABLES)
 

@@ -1,6 +1,6 @@
 """``taskbot check``: does this configuration work? One line per thing checked.
 
-One workspace: the settings, the database, Slack's ``auth.test`` with the bot token and
+One workspace: the settings, the database (reachable, and is its schema current), Slack's ``auth.test`` with the bot token and
 MetaStudio's list call. Many workspaces: tokens and cloud connections live in the database, so
 the settings, the encryption key and the database are checked, and how many workspaces are
 installed and connected is reported.
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.db.base import Database
+from bot.db.schema import SchemaStatus, schema_status
 from bot.db.workspaces import ConnectionRow
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
@@ -69,10 +70,24 @@ async def _check_database(settings: Settings, report: _Report) -> None:
                 connected = await _count(conn, ConnectionRow.__tablename__)
                 detail += f"; {installed} workspace(s) installed, {connected} connected to MetaStudio"
         report.line(True, "database", detail)
+        _report_schema(settings, await schema_status(database.engine), report)
     except (OSError, SQLAlchemyError) as exc:
         report.line(False, "database", f"cannot open {shown} ({type(exc).__name__})")
     finally:
         await database.dispose()
+
+
+def _report_schema(settings: Settings, status: SchemaStatus, report: _Report) -> None:
+    """Current, or what ``taskbot serve`` will do about it; FAIL when serve would refuse to start."""
+    detail = status.describe()
+    if status.current:
+        report.line(True, "schema", detail)
+    elif status.state == "ahead":
+        report.line(False, "schema", detail)
+    elif settings.migrate_on_start:
+        report.line(True, "schema", f"{detail}; `taskbot serve` migrates it at start")
+    else:
+        report.line(False, "schema", f"{detail}; run `taskbot migrate` (TASKBOT_MIGRATE_ON_START is off)")
 
 
 async def _count(conn: AsyncConnection, table: str) -> int:

@@ -1,0 +1,555 @@
+"""Alembic migrations: the schema they build, adopting 0.1.0 databases, and starting at once.
+
+The 0.1.0 schema comes from ``tests/data/schema-0.1.0`` (the DDL that release's
+``create_all()`` wrote, recorded by ``record.py`` there); its rows are written with the store
+classes, whose models this change leaves as they were. ``taskbot serve`` and ``taskbot
+migrate`` run as real processes against real SQLite files and PostgreSQL databases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from cryptography.fernet import Fernet
+from slack_sdk.oauth.installation_store import Installation
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from bot.config import CredentialKind
+from bot.db.base import Database
+from bot.db.crypto import SecretBox
+from bot.db.followups import DeliveryRow, FollowUpStore
+from bot.db.migrations import TARGET_METADATA
+from bot.db.schema import (
+    MigrationReport,
+    SchemaError,
+    SchemaTooNew,
+    _config,
+    code_head,
+    ensure_schema,
+    migrate,
+    schema_status,
+)
+from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.devtools import simulator as sim
+from bot.devtools.demo import is_alert
+from bot.devtools.slack_standin import DEMO_TEAM_ID, IssuedToken
+from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, add_tasks, cloud  # noqa: F401 - cloud is a fixture
+
+LEGACY = Path(__file__).parent / "data" / "schema-0.1.0"
+HEAD = code_head()
+
+
+def _is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def load_legacy_schema(url: str) -> None:
+    """The tables exactly as taskbot 0.1.0's create_all() made them (no alembic_version)."""
+    if _is_sqlite(url):
+        script = (LEGACY / "sqlite.sql").read_text()
+
+        def run() -> None:
+            with sqlite3.connect(str(make_url(url).database)) as db:
+                db.executescript(script)
+
+        await asyncio.to_thread(run)
+        return
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await conn.execute((LEGACY / "postgresql.sql").read_text())
+    finally:
+        await conn.close()
+
+
+async def schema_of(url: str) -> list[tuple[Any, ...]]:
+    """Every table, column, constraint and index, as the database itself describes them."""
+    if _is_sqlite(url):
+
+        def run() -> list[tuple[Any, ...]]:
+            with sqlite3.connect(str(make_url(url).database)) as db:
+                rows = db.execute(
+                    "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND tbl_name != 'alembic_version'"
+                ).fetchall()
+            return sorted(rows)
+
+        return await asyncio.to_thread(run)
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        queries = [
+            "SELECT 'column', table_name, column_name, data_type, character_maximum_length, is_nullable,"
+            " column_default FROM information_schema.columns WHERE table_schema = 'public'",
+            "SELECT 'constraint', conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE connamespace = 'public'::regnamespace",
+            "SELECT 'index', tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
+            "SELECT 'sequence', sequence_name, data_type FROM information_schema.sequences"
+            " WHERE sequence_schema = 'public'",
+        ]
+        rows = [tuple(row) for query in queries for row in await conn.fetch(query)]
+    finally:
+        await conn.close()
+    return sorted((row for row in rows if "alembic_version" not in row[1]), key=repr)
+
+
+def _diff(sync: Connection) -> list[Any]:
+    context = MigrationContext.configure(sync, opts={"compare_type": True})
+    return list(compare_metadata(context, list(TARGET_METADATA)))
+
+
+# --- the schema migrations build ----------------------------------------------------------------
+
+
+async def test_autogenerate_sees_no_difference_between_models_and_migrated_database(
+    database_url: str,
+) -> None:
+    storage = Database(database_url)
+    try:
+        report = await migrate(storage.engine)
+        assert report.before is None and report.after == HEAD and report.applied
+        async with storage.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+            # The comparison can fail: a table the models have and the database lacks shows up.
+            await conn.execute(text("DROP TABLE audit_log"))
+            assert {op[0] for op in await conn.run_sync(_diff)} == {"add_table", "add_index"}
+    finally:
+        await storage.dispose()
+
+
+async def test_migrations_build_exactly_the_0_1_0_schema(database_url: str, tmp_path: Path) -> None:
+    storage = Database(database_url)
+    try:
+        await migrate(storage.engine)
+    finally:
+        await storage.dispose()
+    if _is_sqlite(database_url):
+        legacy_url = f"sqlite+aiosqlite:///{tmp_path / 'legacy.db'}"
+        await load_legacy_schema(legacy_url)
+        assert await schema_of(legacy_url) == await schema_of(database_url)
+        return
+    # Compared against a second PostgreSQL database holding the recorded 0.1.0 DDL.
+    admin = await asyncpg.connect(_asyncpg_dsn(database_url))
+    legacy_name = make_url(database_url).database + "_legacy"  # type: ignore[operator]
+    try:
+        await admin.execute(f'CREATE DATABASE "{legacy_name}" TEMPLATE template0')
+        legacy_url = make_url(database_url).set(database=legacy_name).render_as_string(hide_password=False)
+        await load_legacy_schema(legacy_url)
+        legacy, migrated = await schema_of(legacy_url), await schema_of(database_url)
+        assert len(legacy) > 150 and legacy == migrated
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{legacy_name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_every_migration_downgrades_and_upgrades_again(database_url: str) -> None:
+    storage = Database(database_url)
+    try:
+        await migrate(storage.engine)
+        async with storage.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "base"))
+            assert await conn.run_sync(lambda sync: inspect(sync).get_table_names()) == ["alembic_version"]
+        assert (await schema_status(storage.engine)).state == "empty"
+        assert (await migrate(storage.engine)).after == HEAD
+        async with storage.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+    finally:
+        await storage.dispose()
+
+
+async def test_sqlite_stays_in_wal_mode_after_migrating(sqlite_url: str) -> None:
+    storage = Database(sqlite_url)
+    try:
+        await migrate(storage.engine)
+    finally:
+        await storage.dispose()
+    with sqlite3.connect(str(make_url(sqlite_url).database)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+# --- adopting a 0.1.0 database ------------------------------------------------------------------
+
+
+async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_url: str) -> None:
+    await load_legacy_schema(database_url)
+    storage = Database(database_url)
+    try:
+        result = await FollowUpStore(storage).watch(
+            team_id="T0LEGACY01",
+            task_id="legacy-task",
+            channel_id="C0LEGACY01",
+            user_id="U0LEGACY01",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        before = await FollowUpStore(storage).counts()
+        assert (await schema_status(storage.engine)).state == "unversioned"
+
+        report = await migrate(storage.engine)
+        assert report == MigrationReport(
+            before=None, after=HEAD, adopted=True, applied=report.applied
+        ) and report.applied[0].startswith("0001 (baseline")
+        assert report.lines()[0].startswith("Adopted a database created before migrations")
+        assert await FollowUpStore(storage).counts() == before
+        assert (await FollowUpStore(storage).get_watch(result.watch.id)) == result.watch
+        assert (await schema_status(storage.engine)).current
+        assert (await migrate(storage.engine)).lines() == [
+            f"The schema is current at revision {HEAD}; nothing to do."
+        ]
+    finally:
+        await storage.dispose()
+
+
+async def test_a_single_workspace_database_gets_the_tables_it_never_had(sqlite_url: str) -> None:
+    await load_legacy_schema(sqlite_url)
+    storage = Database(sqlite_url)
+    try:
+        async with storage.engine.begin() as conn:
+            for table in ("slack_installations", "slack_bots", "slack_oauth_states"):
+                await conn.execute(text(f"DROP TABLE {table}"))
+        assert (await migrate(storage.engine)).adopted
+        async with storage.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+    finally:
+        await storage.dispose()
+
+
+async def test_a_database_that_is_not_0_1_0_is_refused_and_left_alone(sqlite_url: str) -> None:
+    await load_legacy_schema(sqlite_url)
+    storage = Database(sqlite_url)
+    try:
+        async with storage.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE deliveries DROP COLUMN error"))
+        with pytest.raises(SchemaError) as refused:
+            await migrate(storage.engine)
+        assert str(refused.value) == (
+            "Table deliveries has no column error, so this database was not made by taskbot 0.1.0 and cannot "
+            "be adopted; nothing was changed."
+        )
+        async with storage.engine.connect() as conn:
+            assert "alembic_version" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    finally:
+        await storage.dispose()
+
+
+# --- a schema newer than the code ---------------------------------------------------------------
+
+
+async def _stamp_future(url: str) -> None:
+    storage = Database(url)
+    try:
+        await migrate(storage.engine)
+        async with storage.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        await storage.dispose()
+
+
+TOO_NEW = (
+    "The database schema is at revision 9999, which this taskbot does not know (its newest is {head}): a newer "
+    "release has migrated it, so run that release or restore the backup taken before the upgrade."
+)
+
+
+async def test_a_newer_schema_refuses_to_start_with_one_sentence(
+    cloud: Cloud,  # noqa: F811
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    await _stamp_future(database_url)
+    storage = Database(database_url)
+    try:
+        with pytest.raises(SchemaTooNew):
+            await ensure_schema(storage.engine, migrate_on_start=True)
+        with pytest.raises(SchemaTooNew):
+            await migrate(storage.engine)
+    finally:
+        await storage.dispose()
+    for args in (["serve"], ["migrate"]):
+        bot = BotProcess(cloud, database_url, tmp_path / "bot.log")
+        code, out, err = await _run_cli(args, bot.env)
+        assert (code, out, err) == (2, "", TOO_NEW.format(head=HEAD) + "\n")
+    bot = BotProcess(cloud, database_url, tmp_path / "bot.log")
+    code, out, _ = await _run_cli(["check"], bot.env)
+    assert code == 1 and f"FAIL  schema: {TOO_NEW.format(head=HEAD)}" in out
+
+
+async def _run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+# --- migrate as a separate step -----------------------------------------------------------------
+
+
+async def test_migrate_as_a_separate_step_when_serve_is_told_not_to(
+    cloud: Cloud,  # noqa: F811
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    bot = BotProcess(cloud, sqlite_url, tmp_path / "bot.log")
+    bot.env["TASKBOT_MIGRATE_ON_START"] = "false"
+    code, out, err = await _run_cli(["serve"], bot.env)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"The database has no taskbot schema yet but this taskbot needs revision {HEAD}, and "
+        "TASKBOT_MIGRATE_ON_START is off: run `taskbot migrate` first.\n"
+    )
+    code, out, _ = await _run_cli(["check"], bot.env)
+    assert code == 1 and "FAIL  schema: empty; migrating creates revision" in out
+
+    code, out, err = await _run_cli(["migrate"], bot.env)
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"Database {sqlite_url}:",
+        "  Applied 0001 (baseline: the schema taskbot 0.1.0 created with create_all()).",
+        f"  The schema went from an empty database to revision {HEAD}.",
+    ]
+    code, out, err = await _run_cli(["migrate"], bot.env)
+    assert (code, out.splitlines()[1:]) == (
+        0,
+        [f"  The schema is current at revision {HEAD}; nothing to do."],
+    )
+    code, out, _ = await _run_cli(["check"], bot.env)
+    assert f"ok    schema: current (revision {HEAD})" in out
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        try:
+            await bot.start(http)
+        finally:
+            await bot.kill_if_running()
+
+
+# --- starting at once ---------------------------------------------------------------------------
+
+
+async def _empty(url: str) -> None:
+    if _is_sqlite(url):
+        await asyncio.to_thread(Path(str(make_url(url).database)).unlink, missing_ok=True)
+        return
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("trials", [5])
+async def test_three_processes_started_at_once_on_an_empty_database_all_start(
+    cloud: Cloud,  # noqa: F811
+    database_url: str,
+    tmp_path: Path,
+    trials: int,
+) -> None:
+    if _is_sqlite(database_url):
+        trials = 2  # one file, one writer: the guard matters less, so fewer rounds
+    timings = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for trial in range(trials):
+            await _empty(database_url)
+            bots = [BotProcess(cloud, database_url, tmp_path / f"bot-{trial}-{n}.log") for n in range(3)]
+            started = time.monotonic()
+            try:
+                # All three are spawned before any is waited for: they race for the empty database.
+                results = await asyncio.gather(*(bot.start(http) for bot in bots), return_exceptions=True)
+                failures = [
+                    (n, r, bots[n].log()) for n, r in enumerate(results) if isinstance(r, BaseException)
+                ]
+                assert not failures, failures
+            finally:
+                for bot in bots:
+                    await bot.kill_if_running()
+            timings.append(time.monotonic() - started)
+            logs = [bot.log() for bot in bots]
+            assert all("Traceback" not in log for log in logs), logs
+            # Exactly one of them created the schema; the others found it current.
+            assert sum("schema: Applied 0001" in log for log in logs) == 1, logs
+            storage = Database(database_url)
+            try:
+                assert (await schema_status(storage.engine)).current
+            finally:
+                await storage.dispose()
+    print(f"{trials} trials of 3 processes: every process started; seconds per trial {timings}")
+
+
+# --- upgrade in place, then serve ----------------------------------------------------------------
+
+CLIENT_SECRET = "legacy-client-secret-0000"
+BOT_TOKEN = "xoxb-legacy-installation-0001"
+SENT_CHANNEL, WATCH_CHANNEL, FEED_CHANNEL, ASK_CHANNEL = (
+    "C0OWED0001",
+    "C0WATCH001",
+    "C0FEED0001",
+    "C0ASK00001",
+)
+
+
+async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # noqa: F811
+    """What a running 0.1.0 deployment leaves behind; returns (finished task, running task)."""
+    (running,) = add_tasks(cloud.simulator, [4.0])
+    finished = sim.SimTask(
+        task_id="d0e00000000000000000000000000001",
+        task_name="Import done",
+        resource="knowledge-intent-question-create",
+        total_count=10,
+        duration_seconds=5.0,
+        begin_time_ms=round((time.time() - 60) * 1000),
+    )
+    cloud.simulator.add_task(finished)
+    done = finished.task_id
+    storage = Database(url)
+    try:
+        installations = AsyncSQLAlchemyInstallationStore(
+            client_id=cloud.slack.client_id, engine=storage.engine
+        )
+        await installations.async_save(
+            Installation(
+                app_id="A0TASKBOT1",
+                team_id=DEMO_TEAM_ID,
+                user_id="U0ADMIN001",
+                bot_token=BOT_TOKEN,
+                bot_id="B0TASKBOT1",
+                bot_user_id="U0TASKBOT1",
+                bot_scopes="chat:write,commands",
+            )
+        )
+        workspaces = WorkspaceStore(storage, SecretBox([key]))
+        await workspaces.save_connection(
+            DEMO_TEAM_ID,
+            ConnectionForm(
+                region="cn-north-4",
+                endpoint=cloud.simulator_url,
+                project_id=sim.DEMO_PROJECT_ID,
+                kind=CredentialKind.AKSK,
+                access_key=sim.DEMO_ACCESS_KEY,
+                secret_key=sim.DEMO_SECRET_KEY,
+                security_token=None,
+                iam_username=None,
+                iam_password=None,
+                iam_domain=None,
+            ),
+            user_id="U0ADMIN001",
+        )
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        owed = await FollowUpStore(storage).watch(
+            team_id=DEMO_TEAM_ID,
+            task_id=done,
+            channel_id=SENT_CHANNEL,
+            user_id="U0ASKER001",
+            expires_at=expires,
+        )
+        snapshot = finished.body_at(int(time.time() * 1000))
+        (delivery,) = await FollowUpStore(storage).close_watch(owed.watch.id, status="finished", snapshot=snapshot)
+        assert await FollowUpStore(storage).mark_sending(delivery.id) is not None
+        await FollowUpStore(storage).watch(
+            team_id=DEMO_TEAM_ID,
+            task_id=running,
+            channel_id=WATCH_CHANNEL,
+            user_id="U0ASKER002",
+            expires_at=expires,
+        )
+        await FollowUpStore(storage).subscribe_feed(
+            team_id=DEMO_TEAM_ID,
+            channel_id=FEED_CHANNEL,
+            user_id="U0ASKER003",
+            resources=[],
+            since=datetime.now(UTC),
+        )
+        counts = await FollowUpStore(storage).counts()
+        assert counts == {"watches": 2, "subscribers": 2, "feeds": 1, "deliveries": 1}
+    finally:
+        await storage.dispose()
+    return done, running
+
+
+async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
+    cloud: Cloud,  # noqa: F811
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    slack = cloud.slack
+    slack.tokens[BOT_TOKEN] = IssuedToken(DEMO_TEAM_ID)
+    key = Fernet.generate_key().decode()
+    await load_legacy_schema(database_url)
+    done, running = await _legacy_rows(database_url, cloud, key)
+
+    bot = BotProcess(cloud, database_url, tmp_path / "serve.log")
+    for name in ("SLACK_BOT_TOKEN", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_PROJECT_ID"):
+        bot.env.pop(name)
+    bot.env.update(
+        SLACK_CLIENT_ID=slack.client_id,
+        SLACK_CLIENT_SECRET=slack.client_secret,
+        TASKBOT_ENCRYPTION_KEY=key,
+        TASKBOT_FEED_POLL_SECONDS="0.3",
+    )
+    async with httpx.AsyncClient(timeout=10) as http:
+        try:
+            await bot.start(http)  # migrates at start (the default)
+            # The installation answers: its token authorizes the command, its encrypted
+            # connection reaches MetaStudio for the card.
+            body, headers = slack.slash_command(SIGNING_SECRET, done, channel_id=ASK_CHANNEL)
+            assert (
+                await http.post(f"{bot.url}/slack/events", content=body, headers=headers)
+            ).status_code == 200
+            # The card goes to the channel with the installation's own token.
+            try:
+                await slack.wait_for(
+                    lambda ms: any(m.channel == ASK_CHANNEL and "Import done" in m.text for m in ms),
+                    timeout=15,
+                )
+            except TimeoutError:
+                pytest.fail(
+                    f"no card: {[(m.via, m.text[:200]) for m in slack.messages]}\n{bot.log()[-3000:]}"
+                )
+            assert [
+                c.token for c in slack.calls_to("chat.postMessage") if c.params.get("channel") == ASK_CHANNEL
+            ] == [BOT_TOKEN]
+
+            def alerts() -> collections.Counter[str]:
+                return collections.Counter(m.channel or "" for m in slack.messages if is_alert(m))
+
+            deadline = time.monotonic() + 20
+            while not (alerts()[SENT_CHANNEL] and alerts()[WATCH_CHANNEL] and alerts()[FEED_CHANNEL]):
+                assert time.monotonic() < deadline, (alerts(), bot.log()[-3000:])
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.5)  # several poll rounds: nothing is posted twice
+        finally:
+            await bot.kill_if_running()
+    assert alerts() == collections.Counter({SENT_CHANNEL: 1, WATCH_CHANNEL: 1, FEED_CHANNEL: 1})
+    feed_alert = next(m for m in slack.messages if is_alert(m) and m.channel == FEED_CHANNEL)
+    assert running in str(feed_alert.payload)
+    log = bot.log()
+    assert "Adopted a database created before migrations" in log and "Traceback" not in log
+    storage = Database(database_url)
+    try:
+        async with storage.engine.connect() as conn:
+            rows = (await conn.execute(select(DeliveryRow.channel_id, DeliveryRow.status))).all()
+        assert sorted(rows) == [(FEED_CHANNEL, "sent"), (SENT_CHANNEL, "sent"), (WATCH_CHANNEL, "sent")]
+        assert (await schema_status(storage.engine)).current
+    finally:
+        await storage.dispose()
