@@ -1,14 +1,12 @@
-"""The one catalog of user-facing text.
+"""English: the reference catalog.
 
-Every sentence a Slack user or an operator reads comes from here, so wording stays consistent
-and a translation is one more dictionary. Placeholders use ``str.format`` names.
+Every other catalog has exactly these keys and, per key, the same placeholder names
+(tests/test_messages.py enforces both). Placeholders use ``str.format`` names.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-EN: dict[str, str] = {
+CATALOG: dict[str, str] = {
     # Usage and command parsing
     "usage": (
         "*Usage*\n"
@@ -284,12 +282,9 @@ EN: dict[str, str] = {
         "`/task` is limited to members of {group} in this workspace; to be added or to change that, "
         "ask a workspace admin or owner."
     ),
+    # Numbers and lists (bot/messages/format.py): a language changes these, not the code.
+    "format_thousands": ",",
+    "format_decimal": ".",
+    "format_percent": "{value}%",
+    "list_separator": ", ",
 }
-
-CATALOGS: dict[str, dict[str, str]] = {"en": EN}
-
-
-def text(key: str, /, locale: str = "en", **values: Any) -> str:
-    """The catalog entry ``key`` in ``locale`` (falling back to English), formatted with ``values``."""
-    template = CATALOGS.get(locale, EN).get(key) or EN[key]
-    return template.format(**values) if values else template
