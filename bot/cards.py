@@ -102,7 +102,7 @@ def card_text(
         "processed": number(task.processed_count, locale),
         "total": number(task.total_count, locale),
     }
-    line = text("card_text", locale if task.total_count > 0 else "card_text_no_total", **values)
+    line = text("card_text" if task.total_count > 0 else "card_text_no_total", locale, **values)
     return truncate(line, _MAX_NOTIFICATION, mrkdwn=True)
 
 
