@@ -120,6 +120,7 @@ def completion_alert(
     key = "alert_finished_text_failed" if failed > 0 else "alert_finished_text"
     notification = text(
         key,
+        locale,
         mention=mention,
         name=name,
         succeeded=number(task.success_count, locale),
@@ -169,6 +170,7 @@ def expired_notice(
         if last_seen.total_count > 0:
             last = text(
                 "alert_expired_last",
+                locale,
                 processed=number(last_seen.processed_count, locale),
                 total=number(last_seen.total_count, locale),
             )
@@ -237,6 +239,7 @@ def watching_list(
         section = _section(
             text(
                 "watching_item",
+                locale,
                 task_id=_code(watch.task_id),
                 mention=_mention(watch.user_id).strip() or text("not_set", locale),
                 since=_slack_date(watch.created_at),

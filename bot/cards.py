@@ -221,6 +221,7 @@ def _progress_line(task: Task, locale: str) -> str:
     filled = int(progress * _BAR_CELLS)
     return text(
         "progress_line",
+        locale,
         bar="█" * filled + "░" * (_BAR_CELLS - filled),
         percent=percent(str(whole), locale),
         processed=number(task.processed_count, locale),
@@ -269,6 +270,7 @@ def _recent_item(task: Task, finished_codes: frozenset[str], locale: str) -> dic
     )
     line = text(
         "recent_line",
+        locale,
         emoji=text(f"emoji_{state}", locale),
         name=_mrkdwn(_title(task, locale), _MAX_NAME),
         task_id=_code(task.task_id),

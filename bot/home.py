@@ -169,7 +169,7 @@ def _connection_blocks(
         last_error = _date(connection.last_error_at)
         if connection.last_error:
             last_error = text(
-                "home_last_error_value", error=_mrkdwn(connection.last_error, 300), date=last_error
+                "home_last_error_value", locale, error=_mrkdwn(connection.last_error, 300), date=last_error
             )
     fields = [
         text("home_field_region", locale)
@@ -199,6 +199,7 @@ def _credentials_text(connection: Connection, *, show_hint: bool, locale: str) -
     if connection.kind is CredentialKind.IAM_PASSWORD and connection.iam_username:
         return text(
             "home_credentials_iam",
+            locale,
             kind=label,
             user=_code(connection.iam_username),
             domain=_code(connection.iam_domain or ""),
