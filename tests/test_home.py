@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot import home
 from bot.config import REGION_ENDPOINTS, CredentialKind
 from bot.crypto import SecretBox
-from bot.messages import text
 from bot.home import (
     ACTION_CONFIGURE,
     ACTION_GUARDRAILS,
@@ -30,6 +29,7 @@ from bot.home import (
     parse_connection,
     parse_guardrails,
 )
+from bot.messages import text
 from bot.workspaces import AuditEntry, Connection, ConnectionForm, Guardrails, WorkspaceStore
 
 pytest_plugins = ["tests.databases"]

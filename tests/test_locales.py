@@ -66,7 +66,9 @@ def client(slack: SlackStandIn) -> AsyncWebClient:
     return AsyncWebClient(token=DEMO_BOT_TOKEN, base_url=slack.api_url, timeout=5)
 
 
-@pytest.mark.parametrize(("user", "locale"), [("UZH", "zh-CN"), ("UZHONLY", "zh-CN"), ("UEN", "en"), ("UTW", "en")])
+@pytest.mark.parametrize(
+    ("user", "locale"), [("UZH", "zh-CN"), ("UZHONLY", "zh-CN"), ("UEN", "en"), ("UTW", "en")]
+)
 async def test_users_locale_decides_the_catalog(
     slack: SlackStandIn, client: AsyncWebClient, user: str, locale: str
 ) -> None:
@@ -93,7 +95,9 @@ async def test_cached_and_locale_for_never_call_slack(slack: SlackStandIn) -> No
     assert slack.calls_to("users.info") == []
 
 
-async def test_concurrent_lookups_of_one_user_share_one_call(slack: SlackStandIn, client: AsyncWebClient) -> None:
+async def test_concurrent_lookups_of_one_user_share_one_call(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
     slack.users_info_delay = 0.2
     resolver = LocaleResolver()
     answers = await asyncio.gather(
@@ -133,7 +137,9 @@ async def test_a_failure_falls_back_to_the_workspace_then_english_and_is_retried
     assert len(slack.calls_to("users.info")) == 2
 
 
-async def test_an_unknown_user_or_a_missing_locale_falls_back(slack: SlackStandIn, client: AsyncWebClient) -> None:
+async def test_an_unknown_user_or_a_missing_locale_falls_back(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
     resolver = LocaleResolver()
     assert await resolver.resolve(client, TEAM, "UNOBODY", fallback="zh-CN") == "zh-CN"
     slack.users["UPLAIN"] = {"is_admin": False}

@@ -56,7 +56,7 @@ def test_every_entry_formats_with_its_placeholders(locale: str) -> None:
 def test_every_catalog_module_is_registered_and_every_registration_has_a_module() -> None:
     modules = {p.stem for p in (ROOT / "bot" / "messages").glob("*.py")} - {"__init__", "format"}
     assert modules == set(LANGUAGES.values())
-    assert messages.SUPPORTED == tuple(LANGUAGES)
+    assert tuple(LANGUAGES) == messages.SUPPORTED
 
 
 def test_text_defaults_to_english_and_accepts_any_tag() -> None:
@@ -80,7 +80,8 @@ def glued_spans(value: str) -> list[str]:
     return [
         m.group()
         for m in _SPAN.finditer(value)
-        if cjk.fullmatch(value[m.start() - 1 : m.start()] or "x") or cjk.fullmatch(value[m.end() : m.end() + 1] or "x")
+        if cjk.fullmatch(value[m.start() - 1 : m.start()] or "x")
+        or cjk.fullmatch(value[m.end() : m.end() + 1] or "x")
     ]
 
 
@@ -199,13 +200,21 @@ def stray_literals(source: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             skip.add(id(node.value))  # docstrings, attribute docstrings
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "compile":
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "compile"
+        ):
             skip.update(id(arg) for arg in node.args)  # regular expressions
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
             value = node.value
-            if re.search(rf"[A-Za-z{CJK}]", value) and value not in _ALLOWED and not _IDENTIFIER.fullmatch(value):
+            if (
+                re.search(rf"[A-Za-z{CJK}]", value)
+                and value not in _ALLOWED
+                and not _IDENTIFIER.fullmatch(value)
+            ):
                 found.append(f"line {node.lineno}: {value!r}")
     return found
 
