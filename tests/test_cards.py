@@ -394,3 +394,53 @@ def test_every_recent_list_is_valid_block_kit(
     blocks = recent_list(TaskPage(count=len(listed), data=listed), resource=resource, request_id=request_id)
     assert_valid_blocks(blocks)
     assert [b.get("value", "") for b in buttons(blocks)] == [truncate(t.task_id, 2000) for t in listed[:10]]
+
+
+# --- in Simplified Chinese ---------------------------------------------------------------------------
+
+_zh_text = st.one_of(
+    _texts, st.builds(lambda piece, n: piece * n, st.sampled_from(["客服知识库", "😀漢", "👩‍💻", "，。"]), st.integers(0, 3000))
+)
+zh_tasks = st.builds(
+    lambda base, name, operator: Task.model_validate({**base.model_dump(), "task_name": name, "operator": operator}),
+    tasks,
+    _zh_text,
+    _zh_text,
+)
+
+
+def test_seed_card_in_chinese() -> None:
+    blocks = task_card(SEED, request_id="req-1", locale="zh-CN")
+    assert_valid_blocks(blocks)
+    body = section_texts(blocks)
+    assert ":white_check_mark: *已结束*（任务状态 `0`）" in body
+    assert "*成功数*\n2" in body and "*失败数*\n:warning: 1" in body and "*操作人*\n" in body
+    assert "`██████████` 100%（已处理 3 / 3）" in body
+    assert [b["text"]["text"] for b in buttons(blocks)] == ["刷新"]
+    assert card_text(SEED, locale="zh-CN").endswith("：已结束，已处理 3 / 3")
+    assert text("button_refresh") == "Refresh"  # English stays the default
+
+
+def test_chinese_duration_and_numbers() -> None:
+    long = task(total_count=50_000, success_count=25_001, failure_count=0, end_time=SEED.begin_time + 5_400_000)
+    body = section_texts(task_card(long, request_id=None, locale="zh-CN"))
+    assert "*耗时*\n1 小时 30 分钟" in body
+    assert "（已处理 25,001 / 50,000）" in body
+    assert "50%" in body
+
+
+@_fast
+@given(zh_tasks, _options)
+def test_every_chinese_card_is_valid_block_kit(any_task: Task, options: dict[str, Any]) -> None:
+    blocks = task_card(any_task, locale="zh-CN", **options)
+    assert_valid_blocks(blocks)
+    assert units(card_text(any_task, options["finished_codes"], locale="zh-CN")) <= 300
+
+
+@settings(_fast, max_examples=40)
+@given(st.lists(zh_tasks, min_size=10, max_size=12), st.one_of(st.none(), _zh_text))
+def test_every_chinese_recent_list_is_valid_block_kit(listed: list[Task], resource: str | None) -> None:
+    blocks = recent_list(TaskPage(count=len(listed), data=listed), resource=resource, locale="zh-CN")
+    assert_valid_blocks(blocks)
+    if not cards.clean(resource):
+        assert blocks[0]["text"]["text"] == "最新的导入导出任务"

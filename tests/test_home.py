@@ -16,6 +16,7 @@ from bot.config import REGION_ENDPOINTS, CredentialKind
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.workspaces import AuditEntry, Connection, ConnectionForm, Guardrails, WorkspaceStore
+from bot.messages import text
 from bot.slack import home
 from bot.slack.home import (
     ACTION_CONFIGURE,
@@ -541,3 +542,40 @@ def test_parse_guardrails() -> None:
     assert set(parse_guardrails(_guardrails_state([], "on call!"))) == {home.BLOCK_USERGROUP}
     both = parse_guardrails(_guardrails_state(["not-an-id"], "<!subteam^S1>"))
     assert set(both) == {home.BLOCK_CHANNELS, home.BLOCK_USERGROUP}
+
+
+# --- in Simplified Chinese ---------------------------------------------------------------------------
+
+_LONG_ZH = "客服知识库😀👩‍💻" * 400
+
+
+@pytest.mark.parametrize(
+    "connection", [None, CONNECTION, IAM, replace(CONNECTION, last_error=_LONG_ZH, has_secret=False)]
+)
+@pytest.mark.parametrize("is_admin", [True, False])
+def test_chinese_home_views_and_modals_stay_within_limits(connection: Connection | None, is_admin: bool) -> None:
+    view = _validated(
+        home_view(
+            connection=connection,
+            guardrails=GUARDRAILS,
+            audit=AUDIT,
+            active_watches=25_001,
+            is_admin=is_admin,
+            admin_ids=["U0ADMIN01", "U0ADMIN02"],
+            locale="zh-CN",
+        )
+    )
+    shown = json.dumps(view, ensure_ascii=False)
+    assert "MetaStudio 连接" in shown and "*进行中的关注*\\n25,001" in shown
+    if not is_admin:
+        assert "<@U0ADMIN01>、<@U0ADMIN02>" in shown
+    modal = _validated(connection_modal(connection, test_result=_LONG_ZH, locale="zh-CN"))
+    assert modal["submit"]["text"] == "保存" and modal["title"]["text"] == "MetaStudio 连接"
+    guardrails = _validated(guardrails_modal(GUARDRAILS, locale="zh-CN"))
+    assert guardrails["title"]["text"] == "谁可以使用 /task"
+
+
+def test_chinese_parse_errors() -> None:
+    errors = parse_guardrails({home.BLOCK_USERGROUP: {home.ACTION_USERGROUP: {"value": "!!"}}}, locale="zh-CN")
+    assert errors == {home.BLOCK_USERGROUP: text("guardrails_error_usergroup", "zh-CN")}
+    assert "用户组" in errors[home.BLOCK_USERGROUP]

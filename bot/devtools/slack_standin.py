@@ -104,6 +104,10 @@ class SlackStandIn:
         # user id -> users.info "user" fields (is_admin, is_owner, ...)
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
+        # user id -> Slack locale tag ("zh-CN"); users.info reports it only with include_locale=true.
+        self.locales: dict[str, str] = {}
+        self.users_info_delay = 0.0  # seconds users.info waits before answering, to make look-ups overlap
+        self.users_info_active = self.users_info_peak = 0  # concurrent users.info calls: now, at most
         self.views: list[dict[str, Any]] = []
         self.not_in_channel = set(not_in_channel)
         # channel id -> the error chat.postMessage answers there ("channel_not_found", "is_archived", ...)
@@ -315,10 +319,20 @@ class SlackStandIn:
 
     async def _api_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = str(params.get("user", ""))
+        self.users_info_active += 1
+        self.users_info_peak = max(self.users_info_peak, self.users_info_active)
+        try:
+            if self.users_info_delay:
+                await asyncio.sleep(self.users_info_delay)
+        finally:
+            self.users_info_active -= 1
         fields = self.users.get(user_id)
-        if fields is None:
+        if fields is None and user_id not in self.locales:
             return {"ok": False, "error": "user_not_found"}
-        return {"ok": True, "user": {"id": user_id, "team_id": params["_team_id"], "is_admin": False, "is_owner": False, **fields}}
+        user = {"id": user_id, "team_id": params["_team_id"], "is_admin": False, "is_owner": False, **(fields or {})}
+        if str(params.get("include_locale", "")).lower() in ("true", "1"):
+            user["locale"] = self.locales.get(user_id, "en-US")
+        return {"ok": True, "user": user}
 
     async def _api_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
         group = str(params.get("usergroup", ""))

@@ -75,7 +75,8 @@ def _strip_quotes(word: str) -> str:
     return word.strip(_QUOTES)
 
 
-def parse(text: str | None) -> Command:
+def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command:
+    """The command in ``text``; an ``Invalid`` carries its sentence in ``locale``."""
     words = [w for w in (_strip_quotes(w) for w in (text or "").split()) if w]
     if not words or (len(words) == 1 and words[0].lower() in {"help", "-h", "--help", "?"}):
         return Help()
@@ -86,19 +87,19 @@ def parse(text: str | None) -> Command:
         return Recent(resources) if keyword == "recent" else Subscribe(resources)
     if keyword in ("watching", "unsubscribe"):
         if rest:
-            return Invalid(messages.text("error_takes_no_arguments", word=keyword))
+            return Invalid(messages.text("error_takes_no_arguments", locale, word=keyword))
         return Watching() if keyword == "watching" else Unsubscribe()
     if keyword in ("watch", "unwatch"):
         if len(rest) != 1:
-            return Invalid(messages.text("error_needs_task_id", word=keyword))
+            return Invalid(messages.text("error_needs_task_id", locale, word=keyword))
         if not is_task_id(rest[0]):
-            return Invalid(messages.text("error_invalid_task_id", task_id=echo(rest[0])))
+            return Invalid(messages.text("error_invalid_task_id", locale, task_id=echo(rest[0])))
         task_id = rest[0].lower()
         return Watch(task_id) if keyword == "watch" else Unwatch(task_id)
     if is_task_id(head):
         if rest:
-            return Invalid(messages.text("error_too_many_arguments", task_id=head))
+            return Invalid(messages.text("error_too_many_arguments", locale, task_id=head))
         return ShowTask(head.lower())
     if _LOOKS_LIKE_ID.match(head) or all(ch in "0123456789abcdefABCDEF" for ch in head):
-        return Invalid(messages.text("error_invalid_task_id", task_id=echo(head)))
-    return Invalid(messages.text("error_unknown_subcommand", word=echo(head)))
+        return Invalid(messages.text("error_invalid_task_id", locale, task_id=echo(head)))
+    return Invalid(messages.text("error_unknown_subcommand", locale, word=echo(head)))

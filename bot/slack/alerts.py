@@ -18,9 +18,10 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from bot.db.followups import ChannelWatch, FeedRecord
-from bot.messages import text
+from bot.messages import DEFAULT_LOCALE, text
+from bot.messages.format import humanize, join, number, tenths
 from bot.metastudio.models import Task
-from bot.slack.cards import ACTION_OPEN, card_text, clean, escape, humanize, number, task_card, truncate
+from bot.slack.cards import ACTION_OPEN, card_text, clean, escape, task_card, truncate
 
 ACTION_UNWATCH: Final = "task_unwatch"
 """Button on the "watching" list; its value is the task id."""
@@ -64,49 +65,67 @@ def task_from_snapshot(snapshot: Mapping[str, Any] | None) -> Task | None:
 
 
 def completion_alert(
-    task: Task, *, user_id: str | None, finished_codes: frozenset[str] = frozenset(), feed: bool = False
+    task: Task,
+    *,
+    user_id: str | None,
+    finished_codes: frozenset[str] = frozenset(),
+    feed: bool = False,
+    locale: str = DEFAULT_LOCALE,
 ) -> Message:
     """The one message that tells a channel a task finished: counts, rate, duration, failures.
 
     ``user_id`` (whoever asked) is mentioned; a feed announcement mentions nobody.
     """
     mention = _mention(user_id)
-    name = _name(task)
+    name = _name(task, locale)
     failed = task.failure_count
-    headline = text("alert_finished", mention=mention, emoji=text("emoji_finished"), name=name)
+    headline = text(
+        "alert_finished", locale, mention=mention, emoji=text("emoji_finished", locale), name=name
+    )
     if failed > 0:
-        headline += "\n" + text("alert_failed_warning", count=number(failed))
+        headline += "\n" + text("alert_failed_warning", locale, count=number(failed, locale))
     total = task.total_count if task.total_count > 0 else task.processed_count
     fields = [
         _field(
             "field_succeeded",
-            text("alert_succeeded_value", succeeded=number(task.success_count), total=number(total)),
+            locale,
+            text(
+                "alert_succeeded_value",
+                locale,
+                succeeded=number(task.success_count, locale),
+                total=number(total, locale),
+            ),
         ),
         _field(
-            "field_failed", text("alert_failed_value", count=number(failed)) if failed > 0 else number(0)
+            "field_failed",
+            locale,
+            text("alert_failed_value", locale, count=number(failed, locale))
+            if failed > 0
+            else number(0, locale),
         ),
-        _field("alert_field_rate", _rate(task)),
-        _field("field_duration", _duration(task)),
+        _field("alert_field_rate", locale, _rate(task, locale)),
+        _field("field_duration", locale, _duration(task, locale)),
     ]
-    context = [text("context_task", task_id=_code(task.task_id))]
+    context = [text("context_task", locale, task_id=_code(task.task_id))]
     if task.task_status is not None:
-        context.append(text("alert_context_status", code=_code(task.task_status)))
+        context.append(text("alert_context_status", locale, code=_code(task.task_status)))
     if feed:
-        context.append(text("alert_context_feed"))
+        context.append(text("alert_context_feed", locale))
     blocks: list[dict[str, Any]] = [
         _section(headline),
         {"type": "section", "fields": [_md(f, MAX_FIELD) for f in fields]},
         _context(_SEPARATOR.join(context)),
-        {"type": "actions", "elements": [_button(text("button_open"), ACTION_OPEN, task.task_id)]},
+        {"type": "actions", "elements": [_button(text("button_open", locale), ACTION_OPEN, task.task_id)]},
     ]
     key = "alert_finished_text_failed" if failed > 0 else "alert_finished_text"
     notification = text(
         key,
+        locale,
         mention=mention,
         name=name,
-        succeeded=number(task.success_count),
-        total=number(total),
-        failed=number(failed),
+        succeeded=number(task.success_count, locale),
+        total=number(total, locale),
+        failed=number(failed, locale),
     )
     return Message(truncate(notification, MAX_NOTIFICATION, mrkdwn=True), blocks)
 
@@ -119,55 +138,68 @@ def success_rate(task: Task) -> float | None:
     return task.success_count / total
 
 
-def _rate(task: Task) -> str:
+def _rate(task: Task, locale: str) -> str:
     rate = success_rate(task)
     if rate is None:
-        return text("not_set")
+        return text("not_set", locale)
     # Rounded down to 0.1%, so a task with failures never reads as 100%.
-    tenths = int(rate * 1000)
-    return text("alert_rate_value", percent=f"{tenths // 10}.{tenths % 10}")
+    return text("alert_rate_value", locale, percent=tenths(int(rate * 1000), locale))
 
 
 # --- notices that end a watch -----------------------------------------------------------------
 
 
 def expired_notice(
-    task_id: str, *, user_id: str | None, hours: float, last_seen: Task | None = None
+    task_id: str,
+    *,
+    user_id: str | None,
+    hours: float,
+    last_seen: Task | None = None,
+    locale: str = DEFAULT_LOCALE,
 ) -> Message:
     mention = _mention(user_id)
     name = (
-        _name(last_seen) if last_seen is not None else text("card_title_fallback", task_id=_plain_id(task_id))
+        _name(last_seen, locale)
+        if last_seen is not None
+        else text("card_title_fallback", locale, task_id=_plain_id(task_id))
     )
-    line = text("alert_expired", mention=mention, name=name, task_id=_code(task_id), hours=f"{hours:g}")
+    line = text(
+        "alert_expired", locale, mention=mention, name=name, task_id=_code(task_id), hours=f"{hours:g}"
+    )
     if last_seen is not None:
         if last_seen.total_count > 0:
             last = text(
                 "alert_expired_last",
-                processed=number(last_seen.processed_count),
-                total=number(last_seen.total_count),
+                locale,
+                processed=number(last_seen.processed_count, locale),
+                total=number(last_seen.total_count, locale),
             )
         else:
-            last = text("alert_expired_last_no_total", processed=number(last_seen.processed_count))
+            last = text(
+                "alert_expired_last_no_total", locale, processed=number(last_seen.processed_count, locale)
+            )
         line += "\n" + last
     blocks = [
         _section(line),
-        {"type": "actions", "elements": [_button(text("button_open"), ACTION_OPEN, task_id)]},
+        {"type": "actions", "elements": [_button(text("button_open", locale), ACTION_OPEN, task_id)]},
     ]
     return Message(truncate(_first_line(line), MAX_NOTIFICATION, mrkdwn=True), blocks)
 
 
-def not_found_notice(task_id: str, *, user_id: str | None) -> Message:
-    line = text("alert_not_found", mention=_mention(user_id), task_id=_code(task_id))
+def not_found_notice(task_id: str, *, user_id: str | None, locale: str = DEFAULT_LOCALE) -> Message:
+    line = text("alert_not_found", locale, mention=_mention(user_id), task_id=_code(task_id))
     return Message(truncate(line, MAX_NOTIFICATION, mrkdwn=True), [_section(line)])
 
 
-def cannot_post_dm(*, channel_id: str, task_id: str | None, error: str) -> str:
+def cannot_post_dm(*, channel_id: str, task_id: str | None, error: str, locale: str = DEFAULT_LOCALE) -> str:
     """The one sentence the requester gets by DM when taskbot can no longer post in a channel."""
-    reason = text(f"slack_reason_{error}") if error in _REASONS else text("slack_reason_other")
-    channel = f"<#{channel_id}>" if _SLACK_ID.fullmatch(channel_id) else text("alert_that_channel")
+    reason = (
+        text(f"slack_reason_{error}", locale) if error in _REASONS else text("slack_reason_other", locale)
+    )
+    channel = f"<#{channel_id}>" if _SLACK_ID.fullmatch(channel_id) else text("alert_that_channel", locale)
     if task_id is None:
-        return text("dm_cannot_post_feed", channel=channel, reason=reason)
-    return text("dm_cannot_post_watch", channel=channel, reason=reason, task_id=_code(task_id))
+        return text("dm_cannot_post_feed", locale, channel=channel, reason=reason)
+    return text("dm_cannot_post_watch", locale, channel=channel, reason=reason, task_id=_code(task_id))
 
 
 _REASONS: Final = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
@@ -176,41 +208,51 @@ _REASONS: Final = frozenset({"channel_not_found", "not_in_channel", "is_archived
 # --- what a channel follows -------------------------------------------------------------------
 
 
-def watching_list(watches: Sequence[ChannelWatch], feed: FeedRecord | None) -> Message:
+def watching_list(
+    watches: Sequence[ChannelWatch], feed: FeedRecord | None, *, locale: str = DEFAULT_LOCALE
+) -> Message:
     """The channel's watched tasks (each with a Stop button) and its project feed, if any."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": text("watching_header"), "emoji": True}}
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": text("watching_header", locale), "emoji": True},
+        }
     ]
     if feed is None:
-        blocks.append(_context(text("watching_no_feed")))
+        blocks.append(_context(text("watching_no_feed", locale)))
     else:
         resources = [clean(r) for r in feed.resources if clean(r)]
         if resources:
-            names = ", ".join(f"`{_code(r)}`" for r in resources)
-            line = text("watching_feed_resources", resources=names)
+            names = join((f"`{_code(r)}`" for r in resources), locale)
+            line = text("watching_feed_resources", locale, resources=names)
         else:
-            line = text("watching_feed_all")
+            line = text("watching_feed_all", locale)
         section = _section(line)
-        section["accessory"] = _button(text("button_unsubscribe"), ACTION_UNSUBSCRIBE, feed.channel_id)
+        section["accessory"] = _button(
+            text("button_unsubscribe", locale), ACTION_UNSUBSCRIBE, feed.channel_id
+        )
         blocks.append(section)
     blocks.append({"type": "divider"})
     if not watches:
-        blocks.append(_section(text("watching_empty")))
+        blocks.append(_section(text("watching_empty", locale)))
     for watch in watches[:MAX_LISTED]:
         section = _section(
             text(
                 "watching_item",
+                locale,
                 task_id=_code(watch.task_id),
-                mention=_mention(watch.user_id).strip() or text("not_set"),
+                mention=_mention(watch.user_id).strip() or text("not_set", locale),
                 since=_slack_date(watch.created_at),
                 until=_slack_date(watch.expires_at),
             )
         )
-        section["accessory"] = _button(text("button_unwatch"), ACTION_UNWATCH, watch.task_id)
+        section["accessory"] = _button(text("button_unwatch", locale), ACTION_UNWATCH, watch.task_id)
         blocks.append(section)
     if len(watches) > MAX_LISTED:
-        blocks.append(_context(text("watching_more", count=number(len(watches) - MAX_LISTED))))
-    summary = text("watching_text", count=number(len(watches)))
+        blocks.append(
+            _context(text("watching_more", locale, count=number(len(watches) - MAX_LISTED, locale)))
+        )
+    summary = text("watching_text", locale, count=number(len(watches), locale))
     return Message(summary, blocks)
 
 
@@ -223,17 +265,20 @@ def watched_card(
     request_id: str | None,
     finished_codes: frozenset[str] = frozenset(),
     refreshed_at: datetime | None = None,
+    locale: str = DEFAULT_LOCALE,
 ) -> Message:
     """The task's card while a channel watches it: the usual card plus a "watching" note.
 
     Once the task is finished the note goes: the card then shows the final state only.
     """
-    blocks = task_card(task, request_id=request_id, finished_codes=finished_codes, refreshed_at=refreshed_at)
+    blocks = task_card(
+        task, request_id=request_id, finished_codes=finished_codes, refreshed_at=refreshed_at, locale=locale
+    )
     if not task.is_finished(finished_codes):
-        note = _context(text("watching_note"))
+        note = _context(text("watching_note", locale))
         actions_at = next((i for i, b in enumerate(blocks) if b.get("type") == "actions"), len(blocks))
         blocks.insert(actions_at, note)
-    return Message(card_text(task, finished_codes), blocks)
+    return Message(card_text(task, finished_codes, locale=locale), blocks)
 
 
 # --- formatting -------------------------------------------------------------------------------
@@ -246,8 +291,8 @@ def _mention(user_id: str | None) -> str:
     return ""
 
 
-def _name(task: Task) -> str:
-    title = clean(task.task_name) or text("card_title_fallback", task_id=clean(task.task_id))
+def _name(task: Task, locale: str) -> str:
+    title = clean(task.task_name) or text("card_title_fallback", locale, task_id=clean(task.task_id))
     return truncate(escape(title), MAX_NAME, mrkdwn=True)
 
 
@@ -263,10 +308,10 @@ def _first_line(value: str) -> str:
     return value.split("\n", 1)[0]
 
 
-def _duration(task: Task) -> str:
+def _duration(task: Task, locale: str) -> str:
     if task.begin_time is None or task.end_time is None:
-        return text("not_set")
-    return humanize(timedelta(milliseconds=task.end_time - task.begin_time))
+        return text("not_set", locale)
+    return humanize(timedelta(milliseconds=task.end_time - task.begin_time), locale)
 
 
 def _slack_date(moment: datetime) -> str:
@@ -276,8 +321,8 @@ def _slack_date(moment: datetime) -> str:
     )
 
 
-def _field(label_key: str, value: str) -> str:
-    return f"{text(label_key)}\n{value}"
+def _field(label_key: str, locale: str, value: str) -> str:
+    return f"{text(label_key, locale)}\n{value}"
 
 
 def _md(value: str, limit: int) -> dict[str, Any]:

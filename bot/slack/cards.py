@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from bot.messages import text
+from bot.messages import DEFAULT_LOCALE, text
+from bot.messages.format import humanize, number, percent
 from bot.metastudio.models import Task, TaskPage
 
 ACTION_REFRESH: Final = "task_refresh"
@@ -87,19 +88,21 @@ def escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def status_emoji(task: Task, finished_codes: frozenset[str]) -> str:
-    return text(f"emoji_{_state(task, finished_codes)}")
+def status_emoji(task: Task, finished_codes: frozenset[str], *, locale: str = DEFAULT_LOCALE) -> str:
+    return text(f"emoji_{_state(task, finished_codes)}", locale)
 
 
-def card_text(task: Task, finished_codes: frozenset[str] = frozenset()) -> str:
+def card_text(
+    task: Task, finished_codes: frozenset[str] = frozenset(), *, locale: str = DEFAULT_LOCALE
+) -> str:
     """The notification and fallback text of a card: name, status and counts on one line."""
     values = {
-        "name": _mrkdwn(_title(task), _MAX_NAME),
-        "status": text(f"status_{_state(task, finished_codes)}"),
-        "processed": number(task.processed_count),
-        "total": number(task.total_count),
+        "name": _mrkdwn(_title(task, locale), _MAX_NAME),
+        "status": text(f"status_{_state(task, finished_codes)}", locale),
+        "processed": number(task.processed_count, locale),
+        "total": number(task.total_count, locale),
     }
-    line = text("card_text" if task.total_count > 0 else "card_text_no_total", **values)
+    line = text("card_text" if task.total_count > 0 else "card_text_no_total", locale, **values)
     return truncate(line, _MAX_NOTIFICATION, mrkdwn=True)
 
 
@@ -111,29 +114,34 @@ def task_card(
     refreshed_at: datetime | None = None,
     watch_button: bool = False,
     now: datetime | None = None,
+    locale: str = DEFAULT_LOCALE,
 ) -> list[dict[str, Any]]:
     """The task's card: status with its raw code, progress, counts, details, times and buttons."""
     state = _state(task, finished_codes)
-    buttons = [_button(text("button_refresh"), ACTION_REFRESH, task.task_id)]
+    buttons = [_button(text("button_refresh", locale), ACTION_REFRESH, task.task_id)]
     if watch_button and state != "finished":
-        buttons.append(_button(text("button_watch"), ACTION_WATCH, task.task_id))
+        buttons.append(_button(text("button_watch", locale), ACTION_WATCH, task.task_id))
     return [
-        _header(_title(task)),
-        _section(_status_line(task, state) + "\n" + _progress_line(task)),
+        _header(_title(task, locale)),
+        _section(_status_line(task, state, locale) + "\n" + _progress_line(task, locale)),
         _fields(
-            _field("field_total", number(task.total_count)),
-            _field("field_type", _code_or_unset(task.task_type)),
-            _field("field_succeeded", number(task.success_count)),
-            _field("field_resource", _code_or_unset(task.resource)),
-            _field("field_failed", _failed(task.failure_count)),
-            _field("field_operator", _mrkdwn(task.operator, _MAX_VALUE) or text("not_set")),
+            _field("field_total", locale, number(task.total_count, locale)),
+            _field("field_type", locale, _code_or_unset(task.task_type, locale)),
+            _field("field_succeeded", locale, number(task.success_count, locale)),
+            _field("field_resource", locale, _code_or_unset(task.resource, locale)),
+            _field("field_failed", locale, _failed(task.failure_count, locale)),
+            _field("field_operator", locale, _mrkdwn(task.operator, _MAX_VALUE) or text("not_set", locale)),
         ),
         _fields(
-            _field("field_started", _date_or_unset(_moment(task.begin_time))),
-            _field("field_ended", _date_or_unset(_moment(task.end_time) if state == "finished" else None)),
-            _field("field_duration", _duration(task, state, now or datetime.now(UTC))),
+            _field("field_started", locale, _date_or_unset(_moment(task.begin_time), locale)),
+            _field(
+                "field_ended",
+                locale,
+                _date_or_unset(_moment(task.end_time) if state == "finished" else None, locale),
+            ),
+            _field("field_duration", locale, _duration(task, state, now or datetime.now(UTC), locale)),
         ),
-        _context(_context_line(task, request_id, refreshed_at)),
+        _context(_context_line(task, request_id, refreshed_at, locale)),
         {"type": "actions", "elements": buttons},
     ]
 
@@ -144,36 +152,41 @@ def recent_list(
     resource: str | None,
     finished_codes: frozenset[str] = frozenset(),
     request_id: str | None = None,
+    locale: str = DEFAULT_LOCALE,
 ) -> list[dict[str, Any]]:
     """The newest tasks, one section each with an Open button; at most ``MAX_RECENT`` of them."""
     name = clean(resource)
-    header = text("recent_header_resource", resource=name) if name else text("recent_header")
+    header = text("recent_header_resource", locale, resource=name) if name else text("recent_header", locale)
     tasks = page.data[:MAX_RECENT]
     blocks: list[dict[str, Any]] = [_header(header)]
     if not tasks:
-        blocks.append(_section(text("recent_empty")))
+        blocks.append(_section(text("recent_empty", locale)))
     for task in tasks:
-        blocks.append(_recent_item(task, finished_codes))
+        blocks.append(_recent_item(task, finished_codes, locale))
     notes = []
     if tasks:
-        notes.append(text("recent_context", shown=len(tasks), count=number(max(page.count, len(page.data)))))
+        notes.append(
+            text("recent_context", locale, shown=len(tasks), count=number(max(page.count, len(page.data))))
+        )
     if request_id:
-        notes.append(text("context_request", request_id=_code(request_id)))
+        notes.append(text("context_request", locale, request_id=_code(request_id)))
     if notes:
         blocks.append(_context(_SEPARATOR.join(notes)))
     return blocks
 
 
-def error_blocks(message: str, *, request_id: str | None = None) -> list[dict[str, Any]]:
+def error_blocks(
+    message: str, *, request_id: str | None = None, locale: str = DEFAULT_LOCALE
+) -> list[dict[str, Any]]:
     """One warning section for a catalog message.
 
     Catalog text may already hold ``&lt;`` escapes; those stay, while any raw ``<``, ``>`` or ``&``
     (say from a value formatted into the message) is escaped, so nothing in it can ping.
     """
     safe = _LOOSE_AMPERSAND.sub("&amp;", message).replace("<", "&lt;").replace(">", "&gt;")
-    blocks = [_section(text("error_card", message=safe))]
+    blocks = [_section(text("error_card", locale, message=safe))]
     if request_id:
-        blocks.append(_context(text("error_request_id", request_id=_code(request_id))))
+        blocks.append(_context(text("error_request_id", locale, request_id=_code(request_id))))
     return blocks
 
 
@@ -188,110 +201,95 @@ def _state(task: Task, finished_codes: frozenset[str]) -> str:
     return "running"
 
 
-def _title(task: Task) -> str:
-    return clean(task.task_name) or text("card_title_fallback", task_id=clean(task.task_id))
+def _title(task: Task, locale: str) -> str:
+    return clean(task.task_name) or text("card_title_fallback", locale, task_id=clean(task.task_id))
 
 
-def _status_line(task: Task, state: str) -> str:
-    values = {"emoji": text(f"emoji_{state}"), "label": text(f"status_{state}")}
+def _status_line(task: Task, state: str, locale: str) -> str:
+    values = {"emoji": text(f"emoji_{state}", locale), "label": text(f"status_{state}", locale)}
     if task.task_status is None:
-        return text("status_no_code", **values)
-    return text("status_with_code", code=_code(task.task_status), **values)
+        return text("status_no_code", locale, **values)
+    return text("status_with_code", locale, code=_code(task.task_status), **values)
 
 
-def _progress_line(task: Task) -> str:
+def _progress_line(task: Task, locale: str) -> str:
     progress = task.progress
     if progress is None:
-        return text("progress_unknown")
+        return text("progress_unknown", locale)
     # Rounded down, so a card never shows 100% or a full bar before every item is processed.
-    percent = int(progress * 100)
+    whole = int(progress * 100)
     filled = int(progress * _BAR_CELLS)
     return text(
         "progress_line",
+        locale,
         bar="█" * filled + "░" * (_BAR_CELLS - filled),
-        percent=f"{percent}%",
-        processed=number(task.processed_count),
-        total=number(task.total_count),
+        percent=percent(str(whole), locale),
+        processed=number(task.processed_count, locale),
+        total=number(task.total_count, locale),
     )
 
 
-def _failed(count: int) -> str:
-    return text("field_failed_value", count=number(count)) if count > 0 else number(count)
+def _failed(count: int, locale: str) -> str:
+    return (
+        text("field_failed_value", locale, count=number(count, locale))
+        if count > 0
+        else number(count, locale)
+    )
 
 
-def _duration(task: Task, state: str, now: datetime) -> str:
+def _duration(task: Task, state: str, now: datetime, locale: str) -> str:
     begin = _moment(task.begin_time)
     if begin is None or state == "not_started":
-        return text("not_set")
+        return text("not_set", locale)
     if state == "finished":
         end = _moment(task.end_time)
-        return humanize(end - begin) if end is not None else text("not_set")
-    return text("duration_so_far", duration=humanize(now - begin))
+        return humanize(end - begin, locale) if end is not None else text("not_set", locale)
+    return text("duration_so_far", locale, duration=humanize(now - begin, locale))
 
 
-def humanize(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    if seconds < 0:
-        # Clock skew between MetaStudio and us: no honest duration to show.
-        return text("not_set")
-    if seconds == 0:
-        return text("duration_instant")
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return text("duration_days", days=number(days), hours=hours)
-    if hours:
-        return text("duration_hours", hours=hours, minutes=minutes)
-    if minutes:
-        return text("duration_minutes", minutes=minutes, seconds=secs)
-    return text("duration_seconds", seconds=secs)
-
-
-def _context_line(task: Task, request_id: str | None, refreshed_at: datetime | None) -> str:
-    parts = [text("context_task", task_id=_code(task.task_id))]
+def _context_line(task: Task, request_id: str | None, refreshed_at: datetime | None, locale: str) -> str:
+    parts = [text("context_task", locale, task_id=_code(task.task_id))]
     if clean(task.user_id):
-        parts.append(text("context_user", user_id=_code(task.user_id)))
+        parts.append(text("context_user", locale, user_id=_code(task.user_id)))
     if request_id:
-        parts.append(text("context_request", request_id=_code(request_id)))
+        parts.append(text("context_request", locale, request_id=_code(request_id)))
     if refreshed_at is not None:
-        parts.append(text("context_updated", time=_slack_date(refreshed_at, "{time_secs}", "%H:%M:%S UTC")))
+        parts.append(
+            text("context_updated", locale, time=_slack_date(refreshed_at, "{time_secs}", "%H:%M:%S UTC"))
+        )
     return _SEPARATOR.join(parts)
 
 
-def _recent_item(task: Task, finished_codes: frozenset[str]) -> dict[str, Any]:
+def _recent_item(task: Task, finished_codes: frozenset[str], locale: str) -> dict[str, Any]:
     state = _state(task, finished_codes)
-    label = text(f"status_{state}")
+    label = text(f"status_{state}", locale)
     status = (
-        text("recent_status", label=label, code=_code(task.task_status))
+        text("recent_status", locale, label=label, code=_code(task.task_status))
         if task.task_status is not None
-        else text("recent_status_no_code", label=label)
+        else text("recent_status_no_code", locale, label=label)
     )
     line = text(
         "recent_line",
-        emoji=text(f"emoji_{state}"),
-        name=_mrkdwn(_title(task), _MAX_NAME),
+        locale,
+        emoji=text(f"emoji_{state}", locale),
+        name=_mrkdwn(_title(task, locale), _MAX_NAME),
         task_id=_code(task.task_id),
         status=status,
-        processed=number(task.processed_count),
-        total=number(task.total_count) if task.total_count > 0 else text("not_set"),
+        processed=number(task.processed_count, locale),
+        total=number(task.total_count, locale) if task.total_count > 0 else text("not_set", locale),
     )
     extras = []
     if task.failure_count > 0:
-        extras.append(text("recent_failed", count=number(task.failure_count)))
+        extras.append(text("recent_failed", locale, count=number(task.failure_count, locale)))
     begin = _moment(task.begin_time)
     if begin is not None:
-        extras.append(text("recent_started", date=_date(begin)))
+        extras.append(text("recent_started", locale, date=_date(begin)))
     section = _section(_SEPARATOR.join([line, *extras]))
-    section["accessory"] = _button(text("button_open"), ACTION_OPEN, task.task_id)
+    section["accessory"] = _button(text("button_open", locale), ACTION_OPEN, task.task_id)
     return section
 
 
 # --- value formatting -------------------------------------------------------------------------
-
-
-def number(value: int) -> str:
-    return f"{value:,}"
 
 
 def _mrkdwn(value: str | None, limit: int) -> str:
@@ -303,8 +301,8 @@ def _code(value: str | None) -> str:
     return _mrkdwn(value, _MAX_VALUE).replace("`", "ˋ")
 
 
-def _code_or_unset(value: str | None) -> str:
-    return f"`{_code(value)}`" if clean(value) else text("not_set")
+def _code_or_unset(value: str | None, locale: str) -> str:
+    return f"`{_code(value)}`" if clean(value) else text("not_set", locale)
 
 
 def _moment(epoch_ms: int | None) -> datetime | None:
@@ -321,8 +319,8 @@ def _date(moment: datetime) -> str:
     return _slack_date(moment, "{date_short_pretty} {time}", "%Y-%m-%d %H:%M UTC")
 
 
-def _date_or_unset(moment: datetime | None) -> str:
-    return _date(moment) if moment is not None else text("not_set")
+def _date_or_unset(moment: datetime | None, locale: str) -> str:
+    return _date(moment) if moment is not None else text("not_set", locale)
 
 
 def _slack_date(moment: datetime, token: str, fallback: str) -> str:
@@ -350,8 +348,8 @@ def _section(body: str) -> dict[str, Any]:
     return {"type": "section", "text": _md(body, MAX_SECTION_TEXT)}
 
 
-def _field(label_key: str, value: str) -> str:
-    return f"{text(label_key)}\n{value}"
+def _field(label_key: str, locale: str, value: str) -> str:
+    return f"{text(label_key, locale)}\n{value}"
 
 
 def _fields(*fields: str) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from bot.config import REGION_ENDPOINTS, CredentialKind
 from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, ConnectionForm, Guardrails
-from bot.messages import text
+from bot.messages import DEFAULT_LOCALE, text
+from bot.messages.format import join, number
 from bot.slack.cards import clean, escape, truncate
 
 __all__ = [
@@ -118,99 +119,107 @@ def home_view(
     active_watches: int,
     is_admin: bool,
     admin_ids: Sequence[str] = (),
+    locale: str = DEFAULT_LOCALE,
 ) -> dict[str, Any]:
     """The App Home tab. Admins get the Configure buttons and the audit log; others the status only."""
-    blocks: list[dict[str, Any]] = [_header(text("home_connection_header"))]
-    blocks += _connection_blocks(connection, active_watches, show_hint=is_admin)
+    blocks: list[dict[str, Any]] = [_header(text("home_connection_header", locale))]
+    blocks += _connection_blocks(connection, active_watches, show_hint=is_admin, locale=locale)
     if is_admin:
         style = "primary" if connection is None else None
-        blocks.append(_actions(_button(text("home_button_configure"), ACTION_CONFIGURE, style=style)))
+        blocks.append(_actions(_button(text("home_button_configure", locale), ACTION_CONFIGURE, style=style)))
     blocks += [
         {"type": "divider"},
-        _header(text("home_guardrails_header")),
-        _section(_guardrails_text(guardrails)),
+        _header(text("home_guardrails_header", locale)),
+        _section(_guardrails_text(guardrails, locale)),
     ]
     if is_admin:
-        blocks.append(_actions(_button(text("home_button_guardrails"), ACTION_GUARDRAILS)))
-        blocks += [{"type": "divider"}, _header(text("home_audit_header"))]
+        blocks.append(_actions(_button(text("home_button_guardrails", locale), ACTION_GUARDRAILS)))
+        blocks += [{"type": "divider"}, _header(text("home_audit_header", locale))]
         entries = list(audit)[:MAX_AUDIT]
         if not entries:
-            blocks.append(_context(text("home_audit_empty")))
-        blocks += [_context(_audit_line(entry)) for entry in entries]
+            blocks.append(_context(text("home_audit_empty", locale)))
+        blocks += [_context(_audit_line(entry, locale)) for entry in entries]
     else:
         mentions = [f"<@{user}>" for user in admin_ids if _USER_ID.fullmatch(user)][:MAX_ADMIN_MENTIONS]
-        who = text("home_admins_ask", admins=", ".join(mentions)) if mentions else text("home_admins_only")
+        who = (
+            text("home_admins_ask", locale, admins=join(mentions, locale))
+            if mentions
+            else text("home_admins_only", locale)
+        )
         blocks.append(_context(who))
     return {"type": "home", "blocks": blocks}
 
 
 def _connection_blocks(
-    connection: Connection | None, active_watches: int, *, show_hint: bool
+    connection: Connection | None, active_watches: int, *, show_hint: bool, locale: str
 ) -> list[dict[str, Any]]:
-    watches = text("home_field_watches") + "\n" + f"{max(0, active_watches):,}"
+    watches = text("home_field_watches", locale) + "\n" + number(max(0, active_watches), locale)
     if connection is None:
-        return [_section(text("home_not_connected")), _fields([watches])]
+        return [_section(text("home_not_connected", locale)), _fields([watches])]
     if connection.last_error_at is not None and (
         connection.last_ok_at is None or connection.last_error_at >= connection.last_ok_at
     ):
-        status = text("home_status_error")
+        status = text("home_status_error", locale)
     elif connection.last_ok_at is not None:
-        status = text("home_status_ok")
+        status = text("home_status_ok", locale)
     else:
-        status = text("home_status_untested")
-    last_error = text("home_never")
+        status = text("home_status_untested", locale)
+    last_error = text("home_never", locale)
     if connection.last_error_at is not None:
         last_error = _date(connection.last_error_at)
         if connection.last_error:
             last_error = text(
-                "home_last_error_value", error=_mrkdwn(connection.last_error, 300), date=last_error
+                "home_last_error_value", locale, error=_mrkdwn(connection.last_error, 300), date=last_error
             )
     fields = [
-        text("home_field_region")
+        text("home_field_region", locale)
         + "\n"
-        + (_code(connection.region) if connection.region else text("not_set")),
-        text("home_field_project") + "\n" + _code(connection.project_id),
-        text("home_field_credentials") + "\n" + _credentials_text(connection, show_hint=show_hint),
-        text("home_field_endpoint")
+        + (_code(connection.region) if connection.region else text("not_set", locale)),
+        text("home_field_project", locale) + "\n" + _code(connection.project_id),
+        text("home_field_credentials", locale)
         + "\n"
-        + (_code(connection.endpoint) if connection.endpoint else text("home_endpoint_default")),
-        text("home_field_last_ok")
+        + _credentials_text(connection, show_hint=show_hint, locale=locale),
+        text("home_field_endpoint", locale)
         + "\n"
-        + (_date(connection.last_ok_at) if connection.last_ok_at else text("home_never")),
-        text("home_field_last_error") + "\n" + last_error,
+        + (_code(connection.endpoint) if connection.endpoint else text("home_endpoint_default", locale)),
+        text("home_field_last_ok", locale)
+        + "\n"
+        + (_date(connection.last_ok_at) if connection.last_ok_at else text("home_never", locale)),
+        text("home_field_last_error", locale) + "\n" + last_error,
         watches,
     ]
     blocks = [_section(status), _fields(fields)]
     if not connection.has_secret:
-        blocks.append(_context(text("home_incomplete")))
+        blocks.append(_context(text("home_incomplete", locale)))
     return blocks
 
 
-def _credentials_text(connection: Connection, *, show_hint: bool) -> str:
-    label = text(f"credential_{connection.kind.value}")
+def _credentials_text(connection: Connection, *, show_hint: bool, locale: str) -> str:
+    label = text(f"credential_{connection.kind.value}", locale)
     if connection.kind is CredentialKind.IAM_PASSWORD and connection.iam_username:
         return text(
             "home_credentials_iam",
+            locale,
             kind=label,
             user=_code(connection.iam_username),
             domain=_code(connection.iam_domain or ""),
         )
     if show_hint and connection.access_key_hint:
-        return text("home_credentials_aksk", kind=label, hint=_code(connection.access_key_hint))
+        return text("home_credentials_aksk", locale, kind=label, hint=_code(connection.access_key_hint))
     return label
 
 
-def _guardrails_text(guardrails: Guardrails) -> str:
+def _guardrails_text(guardrails: Guardrails, locale: str) -> str:
     if guardrails.unrestricted:
-        return text("home_guardrails_unrestricted")
+        return text("home_guardrails_unrestricted", locale)
     channels = [f"<#{channel}>" for channel in guardrails.channels if _CHANNEL_ID.fullmatch(channel)]
     lines = [
-        text("home_guardrails_channels", channels=", ".join(channels))
+        text("home_guardrails_channels", locale, channels=join(channels, locale))
         if channels
-        else text("home_guardrails_any_channel"),
-        text("home_guardrails_usergroup", group=_usergroup_mention(guardrails.usergroup_id))
+        else text("home_guardrails_any_channel", locale),
+        text("home_guardrails_usergroup", locale, group=_usergroup_mention(guardrails.usergroup_id))
         if guardrails.usergroup_id
-        else text("home_guardrails_anyone"),
+        else text("home_guardrails_anyone", locale),
     ]
     return "\n".join(lines)
 
@@ -220,20 +229,24 @@ def _usergroup_mention(value: str) -> str:
     return f"<!subteam^{value}>" if _USERGROUP_ID.fullmatch(value) else _code(value)
 
 
-def _audit_line(entry: AuditEntry) -> str:
+def _audit_line(entry: AuditEntry, locale: str) -> str:
     key = "audit_" + entry.action.replace(".", "_")
     try:
-        action = text(key)
+        action = text(key, locale)
     except KeyError:
-        action = text("audit_other", action=_code(entry.action))
+        action = text("audit_other", locale, action=_code(entry.action))
     user = f"<@{entry.user_id}>" if _USER_ID.fullmatch(entry.user_id) else _code(entry.user_id)
-    return text("home_audit_line", date=_date(entry.at), user=user, action=action, detail=_code(entry.detail))
+    return text(
+        "home_audit_line", locale, date=_date(entry.at), user=user, action=action, detail=_code(entry.detail)
+    )
 
 
 # --- connection modal ---------------------------------------------------------------------------
 
 
-def connection_modal(connection: Connection | None, *, test_result: str | None = None) -> dict[str, Any]:
+def connection_modal(
+    connection: Connection | None, *, test_result: str | None = None, locale: str = DEFAULT_LOCALE
+) -> dict[str, Any]:
     """The modal that creates or changes the workspace's connection. Never contains a secret."""
     stored = connection is not None and connection.has_secret
     kind = connection.kind if connection is not None else CredentialKind.AKSK
@@ -243,39 +256,39 @@ def connection_modal(connection: Connection | None, *, test_result: str | None =
     hint = connection.access_key_hint if connection is not None else None
 
     blocks: list[dict[str, Any]] = [
-        _section(text("connection_intro")),
+        _section(text("connection_intro", locale)),
         _input(
             BLOCK_REGION,
-            text("connection_region"),
-            _region_select(connection),
+            text("connection_region", locale),
+            _region_select(connection, locale),
             optional=True,
-            hint=text("connection_region_hint"),
+            hint=text("connection_region_hint", locale),
         ),
         _input(
             BLOCK_ENDPOINT,
-            text("connection_endpoint"),
+            text("connection_endpoint", locale),
             _text_input(
                 ACTION_ENDPOINT,
-                text("connection_endpoint_placeholder"),
+                text("connection_endpoint_placeholder", locale),
                 initial=connection.endpoint if connection is not None else None,
                 max_length=MAX_ENDPOINT,
             ),
             optional=True,
-            hint=text("connection_endpoint_hint"),
+            hint=text("connection_endpoint_hint", locale),
         ),
         _input(
             BLOCK_PROJECT_ID,
-            text("connection_project_id"),
+            text("connection_project_id", locale),
             _text_input(
                 ACTION_PROJECT_ID,
-                text("connection_project_id_placeholder"),
+                text("connection_project_id_placeholder", locale),
                 initial=connection.project_id if connection is not None else None,
                 max_length=MAX_PROJECT_ID,
             ),
             optional=False,
-            hint=text("connection_project_id_hint"),
+            hint=text("connection_project_id_hint", locale),
         ),
-        _input(BLOCK_KIND, text("connection_kind"), _kind_radio(kind), optional=False),
+        _input(BLOCK_KIND, text("connection_kind", locale), _kind_radio(kind, locale), optional=False),
         _secret_input(
             BLOCK_ACCESS_KEY,
             ACTION_ACCESS_KEY,
@@ -283,9 +296,10 @@ def connection_modal(connection: Connection | None, *, test_result: str | None =
             "connection_hint_aksk",
             stored=aksk_stored,
             max_length=MAX_ACCESS_KEY,
-            stored_placeholder=text("connection_access_key_stored", hint=hint)
+            stored_placeholder=text("connection_access_key_stored", locale, hint=hint)
             if aksk_stored and hint
             else None,
+            locale=locale,
         ),
         _secret_input(
             BLOCK_SECRET_KEY,
@@ -294,6 +308,7 @@ def connection_modal(connection: Connection | None, *, test_result: str | None =
             "connection_hint_aksk",
             stored=aksk_stored,
             max_length=MAX_SECRET_KEY,
+            locale=locale,
         ),
         _secret_input(
             BLOCK_SECURITY_TOKEN,
@@ -303,18 +318,19 @@ def connection_modal(connection: Connection | None, *, test_result: str | None =
             stored=token_stored,
             max_length=MAX_SECURITY_TOKEN,
             multiline=True,
+            locale=locale,
         ),
         _input(
             BLOCK_IAM_USERNAME,
-            text("connection_iam_username"),
+            text("connection_iam_username", locale),
             _text_input(
                 ACTION_IAM_USERNAME,
-                text("connection_iam_username_placeholder"),
+                text("connection_iam_username_placeholder", locale),
                 initial=connection.iam_username if connection is not None else None,
                 max_length=MAX_IAM_NAME,
             ),
             optional=True,
-            hint=text("connection_hint_iam"),
+            hint=text("connection_hint_iam", locale),
         ),
         _secret_input(
             BLOCK_IAM_PASSWORD,
@@ -323,32 +339,33 @@ def connection_modal(connection: Connection | None, *, test_result: str | None =
             "connection_hint_iam",
             stored=iam_stored,
             max_length=MAX_IAM_PASSWORD,
+            locale=locale,
         ),
         _input(
             BLOCK_IAM_DOMAIN,
-            text("connection_iam_domain"),
+            text("connection_iam_domain", locale),
             _text_input(
                 ACTION_IAM_DOMAIN,
-                text("connection_iam_domain_placeholder"),
+                text("connection_iam_domain_placeholder", locale),
                 initial=connection.iam_domain if connection is not None else None,
                 max_length=MAX_IAM_NAME,
             ),
             optional=True,
-            hint=text("connection_hint_iam"),
+            hint=text("connection_hint_iam", locale),
         ),
         {
             "type": "actions",
             "block_id": BLOCK_TEST,
-            "elements": [_button(text("connection_test"), ACTION_TEST_CONNECTION)],
+            "elements": [_button(text("connection_test", locale), ACTION_TEST_CONNECTION)],
         },
     ]
     if test_result:
-        result = text("connection_test_result", result=_mrkdwn(test_result, MAX_CONTEXT_TEXT - 100))
+        result = text("connection_test_result", locale, result=_mrkdwn(test_result, MAX_CONTEXT_TEXT - 100))
         blocks.append({**_context(result), "block_id": BLOCK_TEST_RESULT})
-    return _modal(CONNECTION_MODAL, text("connection_modal_title"), blocks)
+    return _modal(CONNECTION_MODAL, text("connection_modal_title", locale), blocks, locale)
 
 
-def _region_select(connection: Connection | None) -> dict[str, Any]:
+def _region_select(connection: Connection | None, locale: str) -> dict[str, Any]:
     regions = list(REGION_ENDPOINTS)
     current = connection.region if connection is not None else None
     if current and current not in regions and _REGION.fullmatch(current):
@@ -358,7 +375,7 @@ def _region_select(connection: Connection | None) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "static_select",
         "action_id": ACTION_REGION,
-        "placeholder": _plain(text("connection_region_placeholder"), MAX_PLACEHOLDER),
+        "placeholder": _plain(text("connection_region_placeholder", locale), MAX_PLACEHOLDER),
         "options": list(options.values()),
     }
     if current in options:
@@ -366,9 +383,10 @@ def _region_select(connection: Connection | None) -> dict[str, Any]:
     return element
 
 
-def _kind_radio(kind: CredentialKind) -> dict[str, Any]:
+def _kind_radio(kind: CredentialKind, locale: str) -> dict[str, Any]:
     options = {
-        item: _option(text(f"connection_kind_{item.value}"), item.value) for item in CONFIGURABLE_KINDS
+        item: _option(text(f"connection_kind_{item.value}", locale), item.value)
+        for item in CONFIGURABLE_KINDS
     }
     element: dict[str, Any] = {
         "type": "radio_buttons",
@@ -390,18 +408,19 @@ def _secret_input(
     max_length: int,
     multiline: bool = False,
     stored_placeholder: str | None = None,
+    locale: str,
 ) -> dict[str, Any]:
     """A secret's input: always empty; the placeholder says whether one is stored."""
     if stored:
-        placeholder = stored_placeholder or text("connection_secret_stored")
+        placeholder = stored_placeholder or text("connection_secret_stored", locale)
     else:
-        placeholder = text("connection_secret_placeholder")
+        placeholder = text("connection_secret_placeholder", locale)
     element = _text_input(action_id, placeholder, initial=None, max_length=max_length, multiline=multiline)
-    return _input(block_id, text(label_key), element, optional=True, hint=text(hint_key))
+    return _input(block_id, text(label_key, locale), element, optional=True, hint=text(hint_key, locale))
 
 
 def parse_connection(
-    view_state: dict[str, Any], existing: Connection | None
+    view_state: dict[str, Any], existing: Connection | None, *, locale: str = DEFAULT_LOCALE
 ) -> ConnectionForm | dict[str, str]:
     """The submitted connection, or ``{block_id: sentence}`` for ``response_action: "errors"``.
 
@@ -413,28 +432,28 @@ def parse_connection(
 
     project_id = _value(view_state, BLOCK_PROJECT_ID, ACTION_PROJECT_ID)
     if project_id is None:
-        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_missing")
+        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_missing", locale)
     elif not _PROJECT_ID.fullmatch(project_id):
-        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_invalid")
+        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_invalid", locale)
 
     endpoint = _value(view_state, BLOCK_ENDPOINT, ACTION_ENDPOINT)
     if endpoint is not None:
         endpoint = _valid_endpoint(endpoint)
         if endpoint is None:
-            errors[BLOCK_ENDPOINT] = text("connection_error_endpoint")
+            errors[BLOCK_ENDPOINT] = text("connection_error_endpoint", locale)
 
     region = _selected(view_state, BLOCK_REGION, ACTION_REGION) or ""
     malformed = bool(region) and not _REGION.fullmatch(region)
     unknown = region not in REGION_ENDPOINTS and endpoint is None and BLOCK_ENDPOINT not in errors
     if malformed or unknown:
-        errors[BLOCK_REGION] = text("connection_error_region")
+        errors[BLOCK_REGION] = text("connection_error_region", locale)
     if not region and endpoint is not None:
         region = _region_of(endpoint)
 
     kind_value = _selected(view_state, BLOCK_KIND, ACTION_KIND)
     kind = next((item for item in CONFIGURABLE_KINDS if item.value == kind_value), None)
     if kind is None:
-        errors[BLOCK_KIND] = text("connection_error_kind")
+        errors[BLOCK_KIND] = text("connection_error_kind", locale)
         return errors
 
     stored = existing is not None and existing.kind is kind and existing.has_secret
@@ -448,18 +467,18 @@ def parse_connection(
             (BLOCK_IAM_DOMAIN, iam_domain, "connection_error_iam_domain"),
         ):
             if value is None:
-                errors[block] = text(key)
+                errors[block] = text(key, locale)
             elif len(value) > MAX_IAM_NAME or clean(value) != value:
-                errors[block] = text("connection_error_invalid", limit=MAX_IAM_NAME)
+                errors[block] = text("connection_error_invalid", locale, limit=MAX_IAM_NAME)
         same_user = (
             existing is not None
             and existing.iam_username == iam_username
             and existing.iam_domain == iam_domain
         )
         if iam_password is None and not (stored and same_user):
-            errors[BLOCK_IAM_PASSWORD] = text("connection_error_iam_password")
+            errors[BLOCK_IAM_PASSWORD] = text("connection_error_iam_password", locale)
         elif iam_password is not None and len(iam_password) > MAX_IAM_PASSWORD:
-            errors[BLOCK_IAM_PASSWORD] = text("connection_error_too_long", limit=MAX_IAM_PASSWORD)
+            errors[BLOCK_IAM_PASSWORD] = text("connection_error_too_long", locale, limit=MAX_IAM_PASSWORD)
     else:
         access_key = _value(view_state, BLOCK_ACCESS_KEY, ACTION_ACCESS_KEY)
         secret_key = _value(view_state, BLOCK_SECRET_KEY, ACTION_SECRET_KEY)
@@ -475,13 +494,13 @@ def parse_connection(
         if any(value is not None for _, value, _ in needed) or not stored:
             for block, value, key in needed:
                 if value is None:
-                    errors[block] = text(key)
+                    errors[block] = text(key, locale)
         if access_key is not None and not _ACCESS_KEY.fullmatch(access_key):
-            errors[BLOCK_ACCESS_KEY] = text("connection_error_access_key")
+            errors[BLOCK_ACCESS_KEY] = text("connection_error_access_key", locale)
         if secret_key is not None and (
             len(secret_key) > MAX_SECRET_KEY or any(c.isspace() for c in secret_key)
         ):
-            errors[BLOCK_SECRET_KEY] = text("connection_error_secret_key_invalid")
+            errors[BLOCK_SECRET_KEY] = text("connection_error_secret_key_invalid", locale)
 
     if errors or project_id is None:
         return errors
@@ -529,12 +548,12 @@ def _region_of(endpoint: str) -> str:
 # --- guardrails modal ---------------------------------------------------------------------------
 
 
-def guardrails_modal(guardrails: Guardrails) -> dict[str, Any]:
+def guardrails_modal(guardrails: Guardrails, *, locale: str = DEFAULT_LOCALE) -> dict[str, Any]:
     """Limit ``/task`` to some channels and/or one user group; both empty means everyone, everywhere."""
     channels: dict[str, Any] = {
         "type": "multi_conversations_select",
         "action_id": ACTION_CHANNELS,
-        "placeholder": _plain(text("guardrails_channels_placeholder"), MAX_PLACEHOLDER),
+        "placeholder": _plain(text("guardrails_channels_placeholder", locale), MAX_PLACEHOLDER),
         "filter": {"include": ["public", "private"], "exclude_bot_users": True},
         "max_selected_items": MAX_CHANNELS,
     }
@@ -542,31 +561,33 @@ def guardrails_modal(guardrails: Guardrails) -> dict[str, Any]:
         channels["initial_conversations"] = list(guardrails.channels[:MAX_CHANNELS])
     group = _text_input(
         ACTION_USERGROUP,
-        text("guardrails_usergroup_placeholder"),
+        text("guardrails_usergroup_placeholder", locale),
         initial=guardrails.usergroup_id,
         max_length=81,
     )
     blocks = [
-        _section(text("guardrails_intro")),
+        _section(text("guardrails_intro", locale)),
         _input(
             BLOCK_CHANNELS,
-            text("guardrails_channels"),
+            text("guardrails_channels", locale),
             channels,
             optional=True,
-            hint=text("guardrails_channels_hint"),
+            hint=text("guardrails_channels_hint", locale),
         ),
         _input(
             BLOCK_USERGROUP,
-            text("guardrails_usergroup"),
+            text("guardrails_usergroup", locale),
             group,
             optional=True,
-            hint=text("guardrails_usergroup_hint"),
+            hint=text("guardrails_usergroup_hint", locale),
         ),
     ]
-    return _modal(GUARDRAILS_MODAL, text("guardrails_modal_title"), blocks)
+    return _modal(GUARDRAILS_MODAL, text("guardrails_modal_title", locale), blocks, locale)
 
 
-def parse_guardrails(view_state: dict[str, Any]) -> tuple[list[str], str | None] | dict[str, str]:
+def parse_guardrails(
+    view_state: dict[str, Any], *, locale: str = DEFAULT_LOCALE
+) -> tuple[list[str], str | None] | dict[str, str]:
     """(channel ids, user group) or ``{block_id: sentence}``.
 
     The user group is an id (``S0123ABCD``, see ``is_usergroup_id``) or a handle returned as
@@ -577,7 +598,7 @@ def parse_guardrails(view_state: dict[str, Any]) -> tuple[list[str], str | None]
     selected = payload.get("selected_conversations") or []
     channels = list(dict.fromkeys(str(channel) for channel in selected))
     if len(channels) > MAX_CHANNELS or not all(_CHANNEL_ID.fullmatch(channel) for channel in channels):
-        errors[BLOCK_CHANNELS] = text("guardrails_error_channels")
+        errors[BLOCK_CHANNELS] = text("guardrails_error_channels", locale)
 
     group = _value(view_state, BLOCK_USERGROUP, ACTION_USERGROUP)
     usergroup: str | None = None
@@ -588,7 +609,7 @@ def parse_guardrails(view_state: dict[str, Any]) -> tuple[list[str], str | None]
         elif _USERGROUP_HANDLE.fullmatch(bare.lower()):
             usergroup = "@" + bare.lower()
         else:
-            errors[BLOCK_USERGROUP] = text("guardrails_error_usergroup")
+            errors[BLOCK_USERGROUP] = text("guardrails_error_usergroup", locale)
     if errors:
         return errors
     return channels, usergroup
@@ -714,12 +735,12 @@ def _input(
     return block
 
 
-def _modal(callback_id: str, title: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+def _modal(callback_id: str, title: str, blocks: list[dict[str, Any]], locale: str) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": callback_id,
         "title": _plain(title, MAX_VIEW_TITLE),
-        "submit": _plain(text("modal_save"), MAX_VIEW_TITLE),
-        "close": _plain(text("modal_cancel"), MAX_VIEW_TITLE),
+        "submit": _plain(text("modal_save", locale), MAX_VIEW_TITLE),
+        "close": _plain(text("modal_cancel", locale), MAX_VIEW_TITLE),
         "blocks": blocks,
     }

@@ -1,14 +1,12 @@
-"""The one catalog of user-facing text.
+"""English: the reference catalog.
 
-Every sentence a Slack user or an operator reads comes from here, so wording stays consistent
-and a translation is one more dictionary. Placeholders use ``str.format`` names.
+Every other catalog has exactly these keys and, per key, the same placeholder names
+(tests/test_messages.py enforces both). Placeholders use ``str.format`` names.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-EN: dict[str, str] = {
+CATALOG: dict[str, str] = {
     # Usage and command parsing
     "usage": (
         "*Usage*\n"
@@ -128,7 +126,7 @@ EN: dict[str, str] = {
     "recent_context": "Showing {shown} of {count}",
     # Slack delivery
     "error_slack": "taskbot could not post the card in this channel. Invite it with `/invite @taskbot` and try again.",
-    # Follow-ups (bot/alerts.py, bot/followups.py)
+    # Follow-ups (bot/slack/alerts.py, bot/followups/)
     "alert_finished": "{mention}{emoji} *{name}* finished.",
     "alert_failed_warning": ":warning: *{count} failed*",
     "alert_succeeded_value": "{succeeded} of {total}",
@@ -167,7 +165,7 @@ EN: dict[str, str] = {
     "watching_note": ":eyes: Watching: this channel is told when the task finishes.",
     "button_unwatch": "Stop watching",
     "button_unsubscribe": "Stop the feed",
-    # Workspaces, App Home (bot/home.py, bot/workspaces.py)
+    # Workspaces, App Home (bot/slack/home.py, bot/db/workspaces.py)
     "home_connection_header": "MetaStudio connection",
     "home_not_connected": (
         ":white_circle: Not connected yet: `/task` cannot read any project until a workspace admin "
@@ -288,12 +286,9 @@ EN: dict[str, str] = {
         "`/task` is limited to members of {group} in this workspace; to be added or to change that, "
         "ask a workspace admin or owner."
     ),
+    # Numbers and lists (bot/messages/format.py): a language changes these, not the code.
+    "format_thousands": ",",
+    "format_decimal": ".",
+    "format_percent": "{value}%",
+    "list_separator": ", ",
 }
-
-CATALOGS: dict[str, dict[str, str]] = {"en": EN}
-
-
-def text(key: str, /, locale: str = "en", **values: Any) -> str:
-    """The catalog entry ``key`` in ``locale`` (falling back to English), formatted with ``values``."""
-    template = CATALOGS.get(locale, EN).get(key) or EN[key]
-    return template.format(**values) if values else template
