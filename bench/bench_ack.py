@@ -38,7 +38,10 @@ def bot_env(urls: dict[str, str], workdir: Path) -> dict[str, str]:
 
 async def main(commands: int, text: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as workdir:
-        async with services_process() as urls, bot_process(bot_env(urls, Path(workdir)), free_port()) as bot_url:
+        async with (
+            services_process() as urls,
+            bot_process(bot_env(urls, Path(workdir)), free_port()) as bot_url,
+        ):
             requester = SlackStandIn()  # only builds signed requests; the served one is in the other process
             requester.base_url = urls["slack"]
             task_ids = [sim.SEED_TASK_ID, sim.RUNNING_TASK_ID, sim.FINISHING_TASK_ID]
@@ -62,7 +65,9 @@ async def main(commands: int, text: str | None = None) -> None:
                     if all(c in cards for c in channels):
                         break
                     await asyncio.sleep(0.05)
-            card_times = [cards[c] - r.sent_wall for c, r in zip(channels, results, strict=True) if c in cards]
+            card_times = [
+                cards[c] - r.sent_wall for c, r in zip(channels, results, strict=True) if c in cards
+            ]
     print(f"/task burst of {commands} commands; bot, services and load generator in separate processes")
     print(f"  ack:             {summary_ms([r.ack_seconds for r in results])}")
     print(f"  command-to-card: {summary_ms(card_times)} ({len(card_times)} of {commands} cards)")

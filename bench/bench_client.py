@@ -70,8 +70,12 @@ async def main(count: int) -> None:
         ours_concurrent = await ours_run(url, count * 4, 32)
     print(f"ShowTask against the simulator (separate process), {count} requests each")
     print(f"  official SDK (sync, sequential):   {sdk:8.0f} req/s")
-    print(f"  taskbot client (async, sequential): {ours_sequential:8.0f} req/s  ratio {ours_sequential / sdk:.2f}x")
-    print(f"  taskbot client (async, 32 at once): {ours_concurrent:8.0f} req/s  ratio {ours_concurrent / sdk:.2f}x")
+    print(
+        f"  taskbot client (async, sequential): {ours_sequential:8.0f} req/s  ratio {ours_sequential / sdk:.2f}x"
+    )
+    print(
+        f"  taskbot client (async, 32 at once): {ours_concurrent:8.0f} req/s  ratio {ours_concurrent / sdk:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -88,7 +88,9 @@ async def run(store: str, jobs: int, seconds: float, workdir: Path) -> dict[str,
 
 async def main(jobs: int, seconds: float) -> None:
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    print(f"APScheduler 3 job stores: {jobs} one-shot jobs re-armed every ~{INTERVAL:g} s, {seconds:g} s each")
+    print(
+        f"APScheduler 3 job stores: {jobs} one-shot jobs re-armed every ~{INTERVAL:g} s, {seconds:g} s each"
+    )
     for store in ("memory", "sqlalchemy"):
         with tempfile.TemporaryDirectory() as workdir:
             r = await run(store, jobs, seconds, Path(workdir))

@@ -134,7 +134,12 @@ def run_policy(tasks: list[Workload], policy: PollPolicy, seed: int) -> Outcome:
             if t >= task.end:
                 break
             cadence, delay = after_progress(
-                cadence, policy, now=t, processed=task.processed(t), total=task.total, begin=task.begin_time(t)
+                cadence,
+                policy,
+                now=t,
+                processed=task.processed(t),
+                total=task.total,
+                begin=task.begin_time(t),
             )
             t += jittered(delay, rng)
         calls.append(n)
@@ -183,7 +188,9 @@ def main() -> int:
     print(row("naive fixed 5 s", naive5, naive_mean))
     print(row("fixed 10 s", run_fixed(tasks, 10.0), naive_mean))
     default = PollPolicy.from_intervals(base, 300.0)
-    variants: list[tuple[str, PollPolicy]] = [(f"**policy, defaults** (max 300 s, approach {APPROACH:g})", default)]
+    variants: list[tuple[str, PollPolicy]] = [
+        (f"**policy, defaults** (max 300 s, approach {APPROACH:g})", default)
+    ]
     for ceiling in (60.0, 120.0, 300.0):
         for approach in (0.3, 0.5, 0.7):
             if (ceiling, approach) == (300.0, APPROACH):

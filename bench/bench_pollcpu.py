@@ -69,7 +69,11 @@ async def floor_loop(endpoint: str, task_ids: list[str], seconds: float) -> tupl
                 method="GET",
                 path=path,
                 params=httpx.QueryParams(),
-                headers={"Host": host, "Content-Type": "application/json", "X-Project-Id": sim.DEMO_PROJECT_ID},
+                headers={
+                    "Host": host,
+                    "Content-Type": "application/json",
+                    "X-Project-Id": sim.DEMO_PROJECT_ID,
+                },
             )
             response = await http.get(endpoint + path, headers=headers)
             response.raise_for_status()
@@ -84,9 +88,27 @@ async def floor_loop(endpoint: str, task_ids: list[str], seconds: float) -> tupl
 
 
 GROUPS = (
-    "bot/metastudio", "bot/followups", "bot/storage", "bot/polling", "bot/progress", "bot/",
-    "httpcore", "httpx", "anyio", "h11", "sniffio", "sqlalchemy", "aiosqlite", "apscheduler",
-    "pydantic", "uvicorn", "asyncio", "json", "hmac", "hashlib", "logging",
+    "bot/metastudio",
+    "bot/followups",
+    "bot/storage",
+    "bot/polling",
+    "bot/progress",
+    "bot/",
+    "httpcore",
+    "httpx",
+    "anyio",
+    "h11",
+    "sniffio",
+    "sqlalchemy",
+    "aiosqlite",
+    "apscheduler",
+    "pydantic",
+    "uvicorn",
+    "asyncio",
+    "json",
+    "hmac",
+    "hashlib",
+    "logging",
 )
 
 

@@ -154,7 +154,9 @@ async def services_main(now: float, count: int, finish_within: float, seed: int)
     return 0
 
 
-def services(now: float, count: int, finish_within: float, seed: int) -> AbstractAsyncContextManager[dict[str, str]]:
+def services(
+    now: float, count: int, finish_within: float, seed: int
+) -> AbstractAsyncContextManager[dict[str, str]]:
     args = ["services", "--now", repr(now), "--watches", str(count), "--finish-within", str(finish_within)]
     return services_process("bench.bench_watch", *args, "--seed", str(seed), start_timeout=120)
 

@@ -100,7 +100,8 @@ async def raw_burst(url: str, path: str, requests: Sequence[tuple[bytes, dict[st
     for body, headers in requests:
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         payloads.append(
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode() + body
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode()
+            + body
         )
     sent: list[tuple[float, float]] = []
     for (_, writer), payload in zip(connections, payloads, strict=True):

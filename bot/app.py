@@ -73,7 +73,9 @@ class Runtime:
             key = _plain(settings.encryption_key)
             self.workspaces = WorkspaceStore(self.database, SecretBox.from_setting(key))
             engine = self.database.engine
-            self.installation_store = AsyncSQLAlchemyInstallationStore(client_id=settings.slack_client_id or "", engine=engine)
+            self.installation_store = AsyncSQLAlchemyInstallationStore(
+                client_id=settings.slack_client_id or "", engine=engine
+            )
             self.state_store = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
         self.slack = SlackClients(
             api_url=settings.slack_api_url,

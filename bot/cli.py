@@ -98,7 +98,10 @@ async def _serve(settings: Settings, port: int) -> int:
     runtime = Runtime(settings)
     bolt = create_bolt_app(settings, runtime, socket_mode=True)
     handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-    async with running(runtime, bolt), serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port):
+    async with (
+        running(runtime, bolt),
+        serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port),
+    ):
         try:
             await handler.connect_async()
             log.info("connected in Socket Mode; health and metrics on port %s", port)
@@ -145,7 +148,9 @@ def simulator(host: str, port: int, tasks: str | None) -> int:
 
     sim = Simulator.from_json_file(tasks) if tasks else Simulator()
     print(f"MetaStudio simulator on http://{host}:{port}  project {DEMO_PROJECT_ID}  AK {DEMO_ACCESS_KEY}")
-    print("Point taskbot at it with METASTUDIO_ENDPOINT; the secret key is DEMO_SECRET_KEY in bot/devtools/simulator/demo.py.")
+    print(
+        "Point taskbot at it with METASTUDIO_ENDPOINT; the secret key is DEMO_SECRET_KEY in bot/devtools/simulator/demo.py."
+    )
     uvicorn.run(sim.app, host=host, port=port, log_level="warning")
     return 0
 
@@ -159,7 +164,9 @@ async def rotate_keys() -> int:
 
     settings = load_settings()
     if not settings.multi_workspace or settings.encryption_key is None:
-        raise ConfigError(["rotate-keys needs SLACK_CLIENT_ID and TASKBOT_ENCRYPTION_KEY (new key first, then the old)"])
+        raise ConfigError(
+            ["rotate-keys needs SLACK_CLIENT_ID and TASKBOT_ENCRYPTION_KEY (new key first, then the old)"]
+        )
     database = Database(settings.database_url)
     try:
         store = WorkspaceStore(database, SecretBox.from_setting(settings.encryption_key.get_secret_value()))
@@ -170,24 +177,34 @@ async def rotate_keys() -> int:
         return 1
     finally:
         await database.dispose()
-    print(f"{touched} workspace connection(s) re-encrypted with the first key; the other keys can now be dropped.")
+    print(
+        f"{touched} workspace connection(s) re-encrypted with the first key; the other keys can now be dropped."
+    )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="taskbot", description="MetaStudio import/export tasks in Slack.")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve_parser = sub.add_parser("serve", help="run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)")
+    serve_parser = sub.add_parser(
+        "serve", help="run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)"
+    )
     serve_parser.add_argument("--port", type=int, default=None, help="HTTP port (default: $PORT or 3000)")
     sim_parser = sub.add_parser("simulator", help="run the MetaStudio simulator")
     sim_parser.add_argument("--port", type=int, default=8080)
     sim_parser.add_argument("--host", default="127.0.0.1")
-    sim_parser.add_argument("--tasks", default=None, help="JSON file of tasks (default: the built-in demo set)")
+    sim_parser.add_argument(
+        "--tasks", default=None, help="JSON file of tasks (default: the built-in demo set)"
+    )
     demo_parser = sub.add_parser("demo", help="run everything on loopback and show what a channel would see")
     demo_parser.add_argument("--no-color", action="store_true")
-    sub.add_parser("migrate", help="upgrade the database schema to this release (serve does it at start by default)")
+    sub.add_parser(
+        "migrate", help="upgrade the database schema to this release (serve does it at start by default)"
+    )
     sub.add_parser("check", help="verify the configuration against Slack and MetaStudio")
-    sub.add_parser("rotate-keys", help="re-encrypt stored workspace secrets with the first TASKBOT_ENCRYPTION_KEY")
+    sub.add_parser(
+        "rotate-keys", help="re-encrypt stored workspace secrets with the first TASKBOT_ENCRYPTION_KEY"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":

@@ -158,7 +158,9 @@ class Settings(BaseSettings):
     card_update_seconds: float = Field(
         default=10.0, ge=0, validation_alias=AliasChoices("TASKBOT_CARD_UPDATE_SECONDS")
     )
-    feed_poll_seconds: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("TASKBOT_FEED_POLL_SECONDS"))
+    feed_poll_seconds: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("TASKBOT_FEED_POLL_SECONDS")
+    )
     # A watched task is stalled after this long without a change (never less than several of
     # its usual gaps between changes, see bot.metastudio.progress).
     stall_minutes: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("TASKBOT_STALL_MINUTES"))

@@ -14,7 +14,17 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-EXTRA_FIELDS = ("team", "command", "task_id", "request_id", "latency_ms", "outcome", "channel", "user", "operation")
+EXTRA_FIELDS = (
+    "team",
+    "command",
+    "task_id",
+    "request_id",
+    "latency_ms",
+    "outcome",
+    "channel",
+    "user",
+    "operation",
+)
 _TOKEN_PATTERN = re.compile(r"(xox[abposre]-[0-9A-Za-z-]+|xapp-[0-9A-Za-z-]+|Signature=[0-9a-f]{16,})")
 
 
@@ -58,7 +68,11 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = f"{datetime.fromtimestamp(record.created, UTC):%Y-%m-%dT%H:%M:%S}Z {record.levelname:<7} {record.name}: {record.getMessage()}"
-        pairs = [f"{name}={getattr(record, name)}" for name in EXTRA_FIELDS if getattr(record, name, None) is not None]
+        pairs = [
+            f"{name}={getattr(record, name)}"
+            for name in EXTRA_FIELDS
+            if getattr(record, name, None) is not None
+        ]
         line = " ".join([base, *pairs])
         if record.exc_text:
             line += "\n" + record.exc_text

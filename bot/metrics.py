@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-COMMANDS = Counter("taskbot_commands_total", "Slash commands handled, by subcommand and outcome.", ["command", "outcome"])
+COMMANDS = Counter(
+    "taskbot_commands_total", "Slash commands handled, by subcommand and outcome.", ["command", "outcome"]
+)
 METASTUDIO_CALLS = Counter(
-    "taskbot_metastudio_calls_total", "MetaStudio HTTP calls, by operation and outcome.", ["operation", "outcome"]
+    "taskbot_metastudio_calls_total",
+    "MetaStudio HTTP calls, by operation and outcome.",
+    ["operation", "outcome"],
 )
 METASTUDIO_LATENCY = Histogram(
     "taskbot_metastudio_call_seconds",
@@ -14,4 +18,8 @@ METASTUDIO_LATENCY = Histogram(
     ["operation"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-SLACK_API_ERRORS = Counter("taskbot_slack_api_errors_total", "Slack Web API calls that failed, by method and error.", ["method", "error"])
+SLACK_API_ERRORS = Counter(
+    "taskbot_slack_api_errors_total",
+    "Slack Web API calls that failed, by method and error.",
+    ["method", "error"],
+)

@@ -31,17 +31,27 @@ def _card_ts(body: dict[str, Any]) -> str | None:
 
 
 async def refresh(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
 ) -> None:
     await ack()
     runner: CommandRunner = context["commands"]
     if task_id := _task_id(action):
         origin = origin_from_body(body)
-        context["background"].spawn(runner.refresh(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin)
+        context["background"].spawn(
+            runner.refresh(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin
+        )
 
 
 async def open_task(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
 ) -> None:
     await ack()
     runner: CommandRunner = context["commands"]
@@ -50,7 +60,11 @@ async def open_task(
 
 
 async def watch(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
 ) -> None:
     await ack()
     runner: CommandRunner = context["commands"]
@@ -61,7 +75,9 @@ async def watch(
         )
 
 
-async def stop_watch(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext) -> None:
+async def stop_watch(
+    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+) -> None:
     await ack()
     runner: CommandRunner = context["commands"]
     if task_id := _task_id(action):
@@ -86,7 +102,9 @@ async def configure_connection(
     await ack()
     admin, background = _admin_work(context)
     if admin is not None:
-        background.spawn(admin.open_connection_modal(origin_from_body(body), client, trigger_id=body.get("trigger_id")))
+        background.spawn(
+            admin.open_connection_modal(origin_from_body(body), client, trigger_id=body.get("trigger_id"))
+        )
 
 
 async def configure_guardrails(
@@ -95,7 +113,9 @@ async def configure_guardrails(
     await ack()
     admin, background = _admin_work(context)
     if admin is not None:
-        background.spawn(admin.open_guardrails_modal(origin_from_body(body), client, trigger_id=body.get("trigger_id")))
+        background.spawn(
+            admin.open_guardrails_modal(origin_from_body(body), client, trigger_id=body.get("trigger_id"))
+        )
 
 
 async def test_connection(

@@ -11,7 +11,9 @@ from bot.services.admin import WorkspaceAdmin, WorkspaceLeaving
 from bot.services.background import Background
 
 
-async def home_opened(event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+async def home_opened(
+    event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     admin: WorkspaceAdmin | None = context["admin"]
     if event.get("tab") not in (None, "home") or admin is None:
         return  # one workspace configured by environment: nothing to administer in Slack

@@ -19,7 +19,11 @@ def _values(view: dict[str, Any]) -> dict[str, Any]:
 
 
 async def connection_submitted(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
 ) -> None:
     admin: WorkspaceAdmin | None = context["admin"]
     if admin is None:
@@ -37,7 +41,11 @@ async def connection_submitted(
 
 
 async def guardrails_submitted(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
 ) -> None:
     admin: WorkspaceAdmin | None = context["admin"]
     if admin is None:
@@ -52,7 +60,10 @@ async def guardrails_submitted(
         # A handle must name a real group; resolving it is one quick call, inside the ack window.
         usergroup = await admin.usergroup_id(client, usergroup)
         if usergroup is None:
-            await ack(response_action="errors", errors={home.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown")})
+            await ack(
+                response_action="errors",
+                errors={home.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown")},
+            )
             return
     await ack()
     background: Background = context["background"]

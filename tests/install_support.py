@@ -154,7 +154,9 @@ class Workspace:
             code = self.stack.slack.issue_code(self.team_id, self.admin)
             headers = {"Cookie": cookie.split(";", 1)[0]} if with_cookie else {}
             return await browser.get(
-                f"{self.stack.bot_url}/slack/oauth_redirect", params={"code": code, "state": state}, headers=headers
+                f"{self.stack.bot_url}/slack/oauth_redirect",
+                params={"code": code, "state": state},
+                headers=headers,
             )
 
     # -- requests Slack sends ----------------------------------------------------------------
@@ -244,7 +246,9 @@ class Workspace:
     async def open_home(self, user: str) -> dict[str, Any]:
         """app_home_opened; returns the view published for ``user`` in answer."""
         seen = len(self.stack.slack.views)
-        response = await self.event({"type": "app_home_opened", "user": user, "channel": "D0" + user, "tab": "home"})
+        response = await self.event(
+            {"type": "app_home_opened", "user": user, "channel": "D0" + user, "tab": "home"}
+        )
         assert response.status_code == 200
         published = await eventually(
             lambda: _async(self.published_since(seen, user)), what=f"views.publish for {user}"
@@ -254,7 +258,9 @@ class Workspace:
     # -- what Slack saw ------------------------------------------------------------------------
     def published_since(self, seen: int, user: str) -> list[dict[str, Any]]:
         return [
-            v for v in self.stack.slack.views[seen:] if v["method"] == "views.publish" and v.get("user_id") == user
+            v
+            for v in self.stack.slack.views[seen:]
+            if v["method"] == "views.publish" and v.get("user_id") == user
         ]
 
     def tokens(self) -> set[str]:
@@ -288,10 +294,14 @@ class Workspace:
         """The admin saves the MetaStudio connection in the Configure modal."""
         response = await self.submit(home.CONNECTION_MODAL, connection_values(project), user=self.admin)
         assert response.status_code == 200 and not response.content, response.text
-        await eventually(lambda: self.stack.runtime.workspaces.get_connection(self.team_id), what="connection saved")  # type: ignore[union-attr]
+        await eventually(
+            lambda: self.stack.runtime.workspaces.get_connection(self.team_id), what="connection saved"
+        )  # type: ignore[union-attr]
 
     async def guard(self, *, channels: Sequence[str] = (), usergroup: str = "") -> None:
-        response = await self.submit(home.GUARDRAILS_MODAL, guardrail_values(channels, usergroup), user=self.admin)
+        response = await self.submit(
+            home.GUARDRAILS_MODAL, guardrail_values(channels, usergroup), user=self.admin
+        )
         assert response.status_code == 200 and not response.content, response.text
         workspaces = self.stack.runtime.workspaces
         assert workspaces is not None
@@ -311,18 +321,29 @@ def _reflect_all(sync: Connection) -> list[Table]:
 
 
 def connection_values(
-    project: Project, *, project_id: str | None = None, endpoint: str | None = None, secret_key: str | None = None
+    project: Project,
+    *,
+    project_id: str | None = None,
+    endpoint: str | None = None,
+    secret_key: str | None = None,
 ) -> dict[str, Any]:
     """``view.state.values`` of the connection modal filled in for ``project`` (endpoint override, AK/SK)."""
     return {
         home.BLOCK_REGION: {home.ACTION_REGION: {"type": "static_select", "selected_option": None}},
         home.BLOCK_ENDPOINT: {home.ACTION_ENDPOINT: _text(endpoint if endpoint is not None else project.url)},
-        home.BLOCK_PROJECT_ID: {home.ACTION_PROJECT_ID: _text(project_id if project_id is not None else project.project_id)},
+        home.BLOCK_PROJECT_ID: {
+            home.ACTION_PROJECT_ID: _text(project_id if project_id is not None else project.project_id)
+        },
         home.BLOCK_KIND: {
-            home.ACTION_KIND: {"type": "radio_buttons", "selected_option": {"value": "aksk", "text": _plain("AK/SK")}}
+            home.ACTION_KIND: {
+                "type": "radio_buttons",
+                "selected_option": {"value": "aksk", "text": _plain("AK/SK")},
+            }
         },
         home.BLOCK_ACCESS_KEY: {home.ACTION_ACCESS_KEY: _text(project.access_key)},
-        home.BLOCK_SECRET_KEY: {home.ACTION_SECRET_KEY: _text(secret_key if secret_key is not None else project.secret_key)},
+        home.BLOCK_SECRET_KEY: {
+            home.ACTION_SECRET_KEY: _text(secret_key if secret_key is not None else project.secret_key)
+        },
         home.BLOCK_SECURITY_TOKEN: {home.ACTION_SECURITY_TOKEN: _text(None)},
         home.BLOCK_IAM_USERNAME: {home.ACTION_IAM_USERNAME: _text(None)},
         home.BLOCK_IAM_PASSWORD: {home.ACTION_IAM_PASSWORD: _text(None)},
@@ -333,7 +354,10 @@ def connection_values(
 def guardrail_values(channels: Sequence[str], usergroup: str) -> dict[str, Any]:
     return {
         home.BLOCK_CHANNELS: {
-            home.ACTION_CHANNELS: {"type": "multi_conversations_select", "selected_conversations": list(channels)}
+            home.ACTION_CHANNELS: {
+                "type": "multi_conversations_select",
+                "selected_conversations": list(channels),
+            }
         },
         home.BLOCK_USERGROUP: {home.ACTION_USERGROUP: _text(usergroup or None)},
     }

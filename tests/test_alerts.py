@@ -198,11 +198,15 @@ def test_task_from_snapshot() -> None:
 
 
 def test_chinese_completion_alert_and_notices() -> None:
-    task = finished(task_name="客服知识库问答对全量导入😀", total_count=50_000, success_count=25_001, failure_count=2)
+    task = finished(
+        task_name="客服知识库问答对全量导入😀", total_count=50_000, success_count=25_001, failure_count=2
+    )
     alert = alerts.completion_alert(task, user_id="U0ASKER01", locale="zh-CN")
     body = all_text(alert.blocks)
     assert "*客服知识库问答对全量导入😀* 已结束。" in body
-    assert "*成功数*\\n25,001 / 50,000" in body and "*成功率*\\n50.0%" in body and "*耗时*\\n1 分钟 1 秒" in body
+    assert (
+        "*成功数*\\n25,001 / 50,000" in body and "*成功率*\\n50.0%" in body and "*耗时*\\n1 分钟 1 秒" in body
+    )
     assert alert.text == "<@U0ASKER01> 客服知识库问答对全量导入😀 已结束：成功 25,001 / 50,000，失败 2"
     assert [b["text"]["text"] for b in buttons(alert.blocks)] == ["查看"]
     expired = alerts.expired_notice(TASK_ID, user_id=None, hours=24, last_seen=task, locale="zh-CN")
@@ -218,7 +222,9 @@ def test_chinese_alerts_with_huge_emoji_names_stay_within_limits() -> None:
     name = "客服😀👩‍💻" * 2000
     messages_ = [
         alerts.completion_alert(finished(task_name=name), user_id="U0ASKER01", locale="zh-CN"),
-        alerts.expired_notice(TASK_ID, user_id="U0ASKER01", hours=24, last_seen=finished(task_name=name), locale="zh-CN"),
+        alerts.expired_notice(
+            TASK_ID, user_id="U0ASKER01", hours=24, last_seen=finished(task_name=name), locale="zh-CN"
+        ),
         alerts.watched_card(finished(task_name=name, end_time=None), request_id="r", locale="zh-CN"),
     ]
     for message in messages_:

@@ -193,7 +193,9 @@ def test_running_task_shows_progress_duration_and_watch_button() -> None:
 
 
 def test_progress_rounds_down_so_an_unfinished_task_never_shows_full() -> None:
-    blocks = task_card(task(end_time=None, total_count=1000, success_count=999, failure_count=0), request_id=None)
+    blocks = task_card(
+        task(end_time=None, total_count=1000, success_count=999, failure_count=0), request_id=None
+    )
     assert "`█████████░` 99%  (999 of 1,000)" in section_texts(blocks)
 
 
@@ -307,14 +309,26 @@ def test_control_characters_become_spaces() -> None:
 
 
 def test_recent_list_shows_newest_tasks_with_open_buttons() -> None:
-    second = task(task_id="0" * 32, task_name="Export", end_time=None, total_count=10, success_count=4,
-                  failure_count=0, task_status=1)
-    blocks = recent_list(TaskPage(count=57, data=[SEED, second]), resource="knowledge-intent-question-create",
-                         request_id="req-9")
+    second = task(
+        task_id="0" * 32,
+        task_name="Export",
+        end_time=None,
+        total_count=10,
+        success_count=4,
+        failure_count=0,
+        task_status=1,
+    )
+    blocks = recent_list(
+        TaskPage(count=57, data=[SEED, second]),
+        resource="knowledge-intent-question-create",
+        request_id="req-9",
+    )
     assert_valid_blocks(blocks)
     assert blocks[0]["text"]["text"] == "Newest import/export tasks for knowledge-intent-question-create"
     first = blocks[1]["text"]["text"]
-    assert first.startswith(":white_check_mark: *Imported Q&amp;A pairs.*\n`fd1c56acbb2c4b1aa24ba37df99f3129`")
+    assert first.startswith(
+        ":white_check_mark: *Imported Q&amp;A pairs.*\n`fd1c56acbb2c4b1aa24ba37df99f3129`"
+    )
     assert "Finished, code `0` · 3 of 3 processed · :warning: 1 failed · started <!date^1744276967^" in first
     assert "Running, code `1` · 4 of 10 processed · started" in blocks[2]["text"]["text"]
     assert "failed" not in blocks[2]["text"]["text"]
@@ -340,8 +354,11 @@ def test_recent_list_caps_at_ten_and_handles_empty() -> None:
 
 # --- any task the API could send ------------------------------------------------------------
 
-_huge = st.builds(lambda piece, n: piece * n, st.sampled_from(["x", "<!channel>", "&", "😀", "漢", "`*_", "\x00\n"]),
-                  st.integers(0, 10_000))
+_huge = st.builds(
+    lambda piece, n: piece * n,
+    st.sampled_from(["x", "<!channel>", "&", "😀", "漢", "`*_", "\x00\n"]),
+    st.integers(0, 10_000),
+)
 _texts = st.one_of(st.none(), st.text(max_size=40), _huge)
 _epoch = st.one_of(st.none(), st.integers(-(10**13), 4 * 10**14), st.just(10**22))
 _code = st.one_of(st.none(), st.integers(-5, 10**12), st.text(max_size=20), _huge)
@@ -362,13 +379,17 @@ tasks = st.builds(
     success_count=_count,
     failure_count=_count,
 )
-_options = st.fixed_dictionaries({
-    "request_id": st.one_of(st.none(), st.text(max_size=40), _huge),
-    "finished_codes": st.frozensets(st.sampled_from(["0", "1", "2", "x"])),
-    "refreshed_at": st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
-    "watch_button": st.booleans(),
-    "now": st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9000, 1, 1), timezones=st.just(UTC)),
-})
+_options = st.fixed_dictionaries(
+    {
+        "request_id": st.one_of(st.none(), st.text(max_size=40), _huge),
+        "finished_codes": st.frozensets(st.sampled_from(["0", "1", "2", "x"])),
+        "refreshed_at": st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
+        "watch_button": st.booleans(),
+        "now": st.datetimes(
+            min_value=datetime(1971, 1, 1), max_value=datetime(9000, 1, 1), timezones=st.just(UTC)
+        ),
+    }
+)
 _fast = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -382,7 +403,9 @@ def test_every_card_is_valid_block_kit(any_task: Task, options: dict[str, Any]) 
         assert "(status code `" in status  # the raw code, never a guessed meaning alone
     finished = any_task.is_finished(options["finished_codes"])
     assert ("*Finished*" in status) == finished
-    assert (ACTION_WATCH in [b["action_id"] for b in buttons(blocks)]) == (options["watch_button"] and not finished)
+    assert (ACTION_WATCH in [b["action_id"] for b in buttons(blocks)]) == (
+        options["watch_button"] and not finished
+    )
     assert len(card_text(any_task, options["finished_codes"])) <= 300
 
 
@@ -399,10 +422,17 @@ def test_every_recent_list_is_valid_block_kit(
 # --- in Simplified Chinese ---------------------------------------------------------------------------
 
 _zh_text = st.one_of(
-    _texts, st.builds(lambda piece, n: piece * n, st.sampled_from(["客服知识库", "😀漢", "👩‍💻", "，。"]), st.integers(0, 3000))
+    _texts,
+    st.builds(
+        lambda piece, n: piece * n,
+        st.sampled_from(["客服知识库", "😀漢", "👩‍💻", "，。"]),
+        st.integers(0, 3000),
+    ),
 )
 zh_tasks = st.builds(
-    lambda base, name, operator: Task.model_validate({**base.model_dump(), "task_name": name, "operator": operator}),
+    lambda base, name, operator: Task.model_validate(
+        {**base.model_dump(), "task_name": name, "operator": operator}
+    ),
     tasks,
     _zh_text,
     _zh_text,
@@ -422,7 +452,9 @@ def test_seed_card_in_chinese() -> None:
 
 
 def test_chinese_duration_and_numbers() -> None:
-    long = task(total_count=50_000, success_count=25_001, failure_count=0, end_time=SEED.begin_time + 5_400_000)
+    long = task(
+        total_count=50_000, success_count=25_001, failure_count=0, end_time=SEED.begin_time + 5_400_000
+    )
     body = section_texts(task_card(long, request_id=None, locale="zh-CN"))
     assert "*耗时*\n1 小时 30 分钟" in body
     assert "（已处理 25,001 / 50,000）" in body

@@ -30,7 +30,11 @@ SIGNING_SECRET = "cli-test-signing-secret-0123456789"
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_"))}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_"))
+    }
     keep["HOME"] = "/nonexistent-home"  # no ~/.huaweicloud/credentials leaks in
     keep.update(extra)
     return keep
@@ -38,7 +42,13 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 async def _run(*args: str, env: dict[str, str], timeout: float = 30) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "bot.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
@@ -69,7 +79,12 @@ def _serving_env(simulator_url: str, slack: SlackStandIn, **extra: str) -> dict[
 async def test_serve_without_configuration_names_every_missing_variable() -> None:
     code, out, err = await _run("serve", env=_clean_env())
     assert code == 2
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "HUAWEICLOUD_SDK_PROJECT_ID", "HUAWEICLOUD_SDK_AK"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "HUAWEICLOUD_SDK_PROJECT_ID",
+        "HUAWEICLOUD_SDK_AK",
+    ):
         assert name in err
     assert "Traceback" not in err + out
 
@@ -81,7 +96,9 @@ async def test_invalid_values_are_named() -> None:
     assert "Traceback" not in err
 
 
-async def test_check_reports_one_line_per_check(cloud_and_slack: tuple[str, SlackStandIn], tmp_path: Path) -> None:
+async def test_check_reports_one_line_per_check(
+    cloud_and_slack: tuple[str, SlackStandIn], tmp_path: Path
+) -> None:
     simulator_url, slack = cloud_and_slack
     env = _serving_env(simulator_url, slack, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'check.db'}")
     code, out, err = await _run("check", env=env)
@@ -167,9 +184,21 @@ async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_si
 ) -> None:
     simulator_url, slack = cloud_and_slack
     port = _free_port()
-    env = _serving_env(simulator_url, slack, PORT=str(port), TASKBOT_LOG_FORMAT="json", DATABASE_URL="sqlite+aiosqlite:///:memory:")
+    env = _serving_env(
+        simulator_url,
+        slack,
+        PORT=str(port),
+        TASKBOT_LOG_FORMAT="json",
+        DATABASE_URL="sqlite+aiosqlite:///:memory:",
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "serve", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with httpx.AsyncClient() as http:
@@ -217,7 +246,13 @@ async def test_serve_in_socket_mode_answers_over_the_websocket_and_serves_health
     )
     del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none: Slack's connection is the proof
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "serve", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         help_ack = await slack.socket_slash_command("help", timeout=20)
@@ -268,7 +303,9 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
         DATABASE_URL=url,
     )
 
-    code, out, err = await _run("rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": SecretBox.generate_key()})
+    code, out, err = await _run(
+        "rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": SecretBox.generate_key()}
+    )
     assert code == 1
     assert err.startswith("Nothing changed: a stored secret could not be decrypted")
     assert "Traceback" not in out + err

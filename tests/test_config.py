@@ -117,7 +117,9 @@ def test_env_project_id_is_not_mixed_into_profile_credentials(
     assert Settings().cloud_credentials().project_id == "fromfile"
 
 
-def test_env_aksk_never_takes_the_profiles_project_id(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
+def test_env_aksk_never_takes_the_profiles_project_id(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
     write_profile(
         clean_env / ".huaweicloud" / "credentials",
         "[basic]\nak = A\nsk = S\nproject_id = fromfile\niam_endpoint = https://iam.example.com\n",
@@ -382,10 +384,14 @@ def test_regions_file_as_the_sdk_reads_it(monkeypatch: pytest.MonkeyPatch, clean
         assert settings.metastudio_endpoint == sdk_view["METASTUDIO" + region].endpoints[0].rstrip("/")
     assert settings.metastudio_endpoint == "https://a.example.com"
     # Named elsewhere through the SDK's variable; the environment override still wins over the file.
-    moved = write_profile(clean_env / "other.yaml", "metastudio:\n  - id: cn-south-1\n    endpoint: https://d.example.com\n")
+    moved = write_profile(
+        clean_env / "other.yaml", "metastudio:\n  - id: cn-south-1\n    endpoint: https://d.example.com\n"
+    )
     monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(moved))
     assert Settings().metastudio_endpoint == "https://d.example.com"
-    monkeypatch.setenv("HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_SOUTH_1", "https://e.example.com,https://f.example.com")
+    monkeypatch.setenv(
+        "HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_SOUTH_1", "https://e.example.com,https://f.example.com"
+    )
     assert Settings().metastudio_endpoint == "https://e.example.com"
 
 

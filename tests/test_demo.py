@@ -14,11 +14,21 @@ DEMO_BUDGET_SECONDS = 20.0
 
 
 async def test_demo_shows_a_watch_from_card_to_alert() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "HUAWEICLOUD_", "METASTUDIO_", "TASKBOT_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLACK_", "HUAWEICLOUD_", "METASTUDIO_", "TASKBOT_"))
+    }
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "demo", "--no-color",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "demo",
+        "--no-color",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), DEMO_BUDGET_SECONDS + 10)
     elapsed = time.monotonic() - started

@@ -22,10 +22,24 @@ texts = st.one_of(
     st.text(max_size=200),
     st.text(alphabet="0123456789abcdefABCDEF -_`<>&!@#", max_size=70),
     st.sampled_from(
-        ["help", "recent", "recent a,b c", "WATCHING", "watch ../x", "subscribe <!here>", "<!channel>", "`" * 5,
-         "\x00", "../../v3/auth/tokens"]
+        [
+            "help",
+            "recent",
+            "recent a,b c",
+            "WATCHING",
+            "watch ../x",
+            "subscribe <!here>",
+            "<!channel>",
+            "`" * 5,
+            "\x00",
+            "../../v3/auth/tokens",
+        ]
     ),
-    st.builds(lambda s, tail: s + tail, st.text(alphabet="0123456789abcdef", min_size=32, max_size=32), st.text(max_size=10)),
+    st.builds(
+        lambda s, tail: s + tail,
+        st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
+        st.text(max_size=10),
+    ),
 )
 
 
@@ -90,7 +104,9 @@ def test_every_command_text_gets_a_clear_reply(background_stack: LocalStack, tex
     slack = background_stack.slack
     seen = len(slack.messages)
     body, headers = slack.slash_command(background_stack.signing_secret, text)
-    response = httpx.post(f"{background_stack.bot_url}/slack/events", content=body, headers=headers, timeout=10)
+    response = httpx.post(
+        f"{background_stack.bot_url}/slack/events", content=body, headers=headers, timeout=10
+    )
     assert response.status_code == 200
     assert "Traceback" not in response.text
     if response.content:

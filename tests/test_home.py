@@ -196,7 +196,10 @@ def test_non_admin_home_shows_status_only_and_who_can_change_it() -> None:
     assert f"`{PROJECT}`" in dump and "AK/SK" in dump and "<#C0AAAAAAA>" in dump
     assert "HPUA" not in dump  # even the masked key is for admins
     assert "Recent changes" not in dump and "connection.updated" not in dump and "kind=aksk" not in dump
-    assert "Only a workspace admin or owner can change these settings: ask <@U0OWNER>, <@U0ADMIN>, who set" in dump
+    assert (
+        "Only a workspace admin or owner can change these settings: ask <@U0OWNER>, <@U0ADMIN>, who set"
+        in dump
+    )
     assert "here" not in dump
 
     anonymous = json.dumps(
@@ -553,7 +556,9 @@ _LONG_ZH = "客服知识库😀👩‍💻" * 400
     "connection", [None, CONNECTION, IAM, replace(CONNECTION, last_error=_LONG_ZH, has_secret=False)]
 )
 @pytest.mark.parametrize("is_admin", [True, False])
-def test_chinese_home_views_and_modals_stay_within_limits(connection: Connection | None, is_admin: bool) -> None:
+def test_chinese_home_views_and_modals_stay_within_limits(
+    connection: Connection | None, is_admin: bool
+) -> None:
     view = _validated(
         home_view(
             connection=connection,
@@ -576,6 +581,8 @@ def test_chinese_home_views_and_modals_stay_within_limits(connection: Connection
 
 
 def test_chinese_parse_errors() -> None:
-    errors = parse_guardrails({home.BLOCK_USERGROUP: {home.ACTION_USERGROUP: {"value": "!!"}}}, locale="zh-CN")
+    errors = parse_guardrails(
+        {home.BLOCK_USERGROUP: {home.ACTION_USERGROUP: {"value": "!!"}}}, locale="zh-CN"
+    )
     assert errors == {home.BLOCK_USERGROUP: text("guardrails_error_usergroup", "zh-CN")}
     assert "用户组" in errors[home.BLOCK_USERGROUP]

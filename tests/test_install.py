@@ -44,6 +44,7 @@ from tests.install_support import (
 
 T = TypeVar("T")
 
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -72,14 +73,18 @@ async def test_oauth_round_trip_then_task_uses_that_teams_token(stack: MultiStac
     assert exchange.params.get("grant_type") in (None, "authorization_code")
     [token] = team.tokens()
 
-    store = AsyncSQLAlchemyInstallationStore(client_id=stack.slack.client_id, engine=stack.runtime.database.engine)
+    store = AsyncSQLAlchemyInstallationStore(
+        client_id=stack.slack.client_id, engine=stack.runtime.database.engine
+    )
     installation = await store.async_find_installation(enterprise_id=None, team_id=team.team_id)
     assert installation is not None and installation.bot_token == token
 
     await team.connect(stack.projects["A"])
     response = await team.command(TASK_A, channel=CHANNEL_A)
     assert response.status_code == 200
-    card = await team.wait_message(lambda m: m.via == "chat.postMessage" and m.channel == CHANNEL_A, what="the card")
+    card = await team.wait_message(
+        lambda m: m.via == "chat.postMessage" and m.channel == CHANNEL_A, what="the card"
+    )
     assert "Team A import" in card.text + str(card.blocks)
     assert cards.ACTION_WATCH in str(card.blocks)
     assert {call.token for call in stack.slack.calls_to("chat.postMessage")} == {token}
@@ -102,7 +107,11 @@ async def test_a_redirect_without_our_state_installs_nothing(stack: MultiStack) 
 
 
 def _refreshes(stack: MultiStack) -> int:
-    return sum(1 for call in stack.slack.calls_to("oauth.v2.access") if call.params.get("grant_type") == "refresh_token")
+    return sum(
+        1
+        for call in stack.slack.calls_to("oauth.v2.access")
+        if call.params.get("grant_type") == "refresh_token"
+    )
 
 
 def _is_alert(message: PostedMessage) -> bool:
@@ -110,7 +119,9 @@ def _is_alert(message: PostedMessage) -> bool:
     return message.via == "chat.postMessage" and metadata.get("event_type") == DELIVERY_EVENT
 
 
-async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(stack: MultiStack, clock: Clock) -> None:
+async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(
+    stack: MultiStack, clock: Clock
+) -> None:
     # Tokens live one hour: inside the two hours before expiry in which a token is refreshed.
     stack.slack.token_lifetime = 3600
     team = stack.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
@@ -122,7 +133,9 @@ async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(stack
     assert _refreshes(stack) >= 1
 
     await team.command(f"watch {TASK_A}", channel=CHANNEL_A)
-    await team.wait_message(lambda m: m.via == "response_url" and "Team A import" in m.text, what="watch started")
+    await team.wait_message(
+        lambda m: m.via == "response_url" and "Team A import" in m.text, what="watch started"
+    )
     refreshed_by_requests = _refreshes(stack)
     issued_before = team.tokens()
     # Every token issued so far stops working at Slack: an alert posted without a refresh fails.
@@ -137,9 +150,13 @@ async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(stack
     assert post.token not in issued_before
     assert stack.slack.tokens[post.token or ""].team_id == team.team_id
     assert alert.channel == CHANNEL_A and "Team A import" in alert.text + str(alert.blocks)
-    store = AsyncSQLAlchemyInstallationStore(client_id=stack.slack.client_id, engine=stack.runtime.database.engine)
+    store = AsyncSQLAlchemyInstallationStore(
+        client_id=stack.slack.client_id, engine=stack.runtime.database.engine
+    )
     saved = await store.async_find_installation(enterprise_id=None, team_id=team.team_id)
-    assert saved is not None and saved.bot_token == post.token, "the refreshed token was saved for the next run"
+    assert saved is not None and saved.bot_token == post.token, (
+        "the refreshed token was saved for the next run"
+    )
 
 
 ADMIN, MEMBER = "U0ADMINA01", "U0MEMBERA1"
@@ -152,7 +169,9 @@ async def team(stack: MultiStack) -> Workspace:
     return workspace
 
 
-async def test_app_home_admin_gets_configure_buttons_member_gets_status(stack: MultiStack, team: Workspace) -> None:
+async def test_app_home_admin_gets_configure_buttons_member_gets_status(
+    stack: MultiStack, team: Workspace
+) -> None:
     admin_view = await team.open_home(ADMIN)
     assert {home.ACTION_CONFIGURE, home.ACTION_GUARDRAILS} <= actions_in(admin_view)
     assert messages.text("home_not_connected") in view_text(admin_view)
@@ -210,7 +229,9 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
     # Valid values: saved encrypted, App Home republished, audited.
     published = len(stack.slack.views)
     await team.connect(project)
-    republished = await eventually(lambda: _async(team.published_since(published, ADMIN)), what="App Home republished")
+    republished = await eventually(
+        lambda: _async(team.published_since(published, ADMIN)), what="App Home republished"
+    )
     assert PROJECT_A in view_text(republished[-1]["view"])
     [entry] = await stack.runtime.workspaces.audit(team.team_id)  # type: ignore[union-attr]
     assert (entry.user_id, entry.action) == (ADMIN, "connection.updated")
@@ -225,8 +246,12 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
 
 
 async def test_non_admin_cannot_configure(stack: MultiStack, team: Workspace) -> None:
-    await team.click(home.ACTION_CONFIGURE, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []})
-    await team.click(home.ACTION_GUARDRAILS, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []})
+    await team.click(
+        home.ACTION_CONFIGURE, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []}
+    )
+    await team.click(
+        home.ACTION_GUARDRAILS, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []}
+    )
     response = await team.submit(home.CONNECTION_MODAL, connection_values(stack.projects["A"]), user=MEMBER)
     assert response.status_code == 200
     await team.submit(home.GUARDRAILS_MODAL, guardrail_values(["C0ELSEWHER"], ""), user=MEMBER)

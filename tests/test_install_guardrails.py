@@ -65,7 +65,9 @@ async def test_channel_guardrail_refuses_elsewhere_with_one_sentence(team: Works
     assert refusal.via == "response_url" and refusal.ephemeral
     assert refusal.text == messages.text("guardrails_denied_channel", channels=f"<#{ALLOWED}>")
     assert "ask a workspace admin or owner" in refusal.text, "it says whom to ask"
-    assert refusal.text.count(". ") == 0 and "\n" not in refusal.text and refusal.text.endswith("."), "one sentence"
+    assert refusal.text.count(". ") == 0 and "\n" not in refusal.text and refusal.text.endswith("."), (
+        "one sentence"
+    )
     assert _shows(stack) == shows, "a refused command never reaches MetaStudio"
 
     seen = len(stack.slack.messages)
@@ -97,7 +99,9 @@ async def test_usergroup_guardrail_refuses_non_members(team: Workspace) -> None:
 async def test_card_buttons_respect_guardrails(team: Workspace) -> None:
     stack = team.stack
     await team.command(TASK_A, channel=OTHER, user=MEMBER)
-    card = await team.wait_message(lambda m: m.via == "chat.postMessage", what="a card posted before the limit")
+    card = await team.wait_message(
+        lambda m: m.via == "chat.postMessage", what="a card posted before the limit"
+    )
     await team.guard(usergroup=GROUP)
     shows = _shows(stack)
 

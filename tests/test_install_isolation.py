@@ -59,7 +59,9 @@ async def pair(tmp_path: Path, database_url: str) -> AsyncIterator[Pair]:
         ],
         clock,
     )
-    sim_b = make_project(PROJECT_B, [running_task(TASK_B, "Team B secret import", clock, seconds_left=7200)], clock)
+    sim_b = make_project(
+        PROJECT_B, [running_task(TASK_B, "Team B secret import", clock, seconds_left=7200)], clock
+    )
     projects = {"A": (sim_a, AK_A, SK_A), "B": (sim_b, AK_B, SK_B)}
     async with multi_stack(tmp_path, database_url, projects) as stack:
         a = stack.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
@@ -142,14 +144,25 @@ async def test_uninstall_removes_everything_of_that_workspace_only(pair: Pair) -
     await a.wait_message(after=seen, what="A's feed")
     pair.clock.now += 120  # TASK_A_SHORT finishes: A gets a delivery row and an alert
     await a.wait_message(
-        lambda m: m.via == "chat.postMessage" and "Team A quick export" in m.text + _dump(m.payload.get("blocks")),
+        lambda m: (
+            m.via == "chat.postMessage" and "Team A quick export" in m.text + _dump(m.payload.get("blocks"))
+        ),
         what="A's alert",
         timeout=15,
     )
 
     before = await stack.rows_mentioning(a.team_id)
-    for table in ("slack_installations", "slack_bots", "connections", "guardrails", "audit_log", "watches",
-                  "subscribers", "feeds", "deliveries"):
+    for table in (
+        "slack_installations",
+        "slack_bots",
+        "connections",
+        "guardrails",
+        "audit_log",
+        "watches",
+        "subscribers",
+        "feeds",
+        "deliveries",
+    ):
         assert before.get(table), f"A has nothing in {table} to delete: {before}"
     b_before = await stack.rows_mentioning(b.team_id)
 

@@ -18,7 +18,11 @@ from bot.slack.clients import BOT_SCOPES
 ROOT = Path(__file__).resolve().parent.parent
 # A copy vendored into the repo wins, so a clean clone needs nothing outside it.
 SCHEMAS = next(
-    (p for p in (ROOT / "tests/data/slack-manifest-schema", ROOT.parent / "shared/slack-manifest-schema") if p.is_dir()),
+    (
+        p
+        for p in (ROOT / "tests/data/slack-manifest-schema", ROOT.parent / "shared/slack-manifest-schema")
+        if p.is_dir()
+    ),
     ROOT / "tests/data/slack-manifest-schema",
 )
 EVENTS_URL = "https://taskbot.example.com/slack/events"

@@ -464,7 +464,9 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
             expires_at=expires,
         )
         snapshot = finished.body_at(int(time.time() * 1000))
-        (delivery,) = await FollowUpStore(storage).close_watch(owed.watch.id, status="finished", snapshot=snapshot)
+        (delivery,) = await FollowUpStore(storage).close_watch(
+            owed.watch.id, status="finished", snapshot=snapshot
+        )
         assert await FollowUpStore(storage).mark_sending(delivery.id) is not None
         await FollowUpStore(storage).watch(
             team_id=DEMO_TEAM_ID,

@@ -43,10 +43,14 @@ def test_first_poll_uses_the_base_interval() -> None:
     assert cadence.interval == 10.0
 
 
-def _run(cadence: Cadence, points: list[tuple[float, int]], total: int, begin: float | None = None) -> tuple[Cadence, float]:
+def _run(
+    cadence: Cadence, points: list[tuple[float, int]], total: int, begin: float | None = None
+) -> tuple[Cadence, float]:
     delay = 0.0
     for now, processed in points:
-        cadence, delay = after_progress(cadence, POLICY, now=now, processed=processed, total=total, begin=begin)
+        cadence, delay = after_progress(
+            cadence, POLICY, now=now, processed=processed, total=total, begin=begin
+        )
     return cadence, delay
 
 
@@ -82,10 +86,14 @@ def test_long_run_is_polled_rarely_in_the_middle() -> None:
 
 def test_first_poll_uses_begin_time_for_the_rate() -> None:
     # Begun 100 s ago, 1,000 of 2,000 done: 100 s left, a share of it.
-    _, delay = after_progress(Cadence.start(POLICY), POLICY, now=1000.0, processed=1000, total=2000, begin=900.0)
+    _, delay = after_progress(
+        Cadence.start(POLICY), POLICY, now=1000.0, processed=1000, total=2000, begin=900.0
+    )
     assert delay == pytest.approx(POLICY.approach * 100.0)
     # A begin_time in our future (clock skew) is no basis: the base interval.
-    _, delay = after_progress(Cadence.start(POLICY), POLICY, now=1000.0, processed=1000, total=2000, begin=1100.0)
+    _, delay = after_progress(
+        Cadence.start(POLICY), POLICY, now=1000.0, processed=1000, total=2000, begin=1100.0
+    )
     assert delay == 10.0
 
 
@@ -155,7 +163,9 @@ def test_every_delay_stays_within_floor_and_ceiling(
     for dt, dp in steps:
         now += dt
         processed += dp
-        cadence, delay = after_progress(cadence, POLICY, now=now, processed=processed, total=total, begin=begin)
+        cadence, delay = after_progress(
+            cadence, POLICY, now=now, processed=processed, total=total, begin=begin
+        )
         assert POLICY.floor <= delay <= POLICY.ceiling
 
 

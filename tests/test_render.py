@@ -25,7 +25,10 @@ def test_seed_card_reads_like_slack() -> None:
     assert "2025-04-10 09:22 UTC" in out
     assert "[ Refresh ]" in out
     assert "⚠️ 1" in out
-    assert "Task `fd1c56acbb2c4b1aa24ba37df99f3129` · user `246748d3d76b4779aea38c201a284810` · request `req-42`" in out
+    assert (
+        "Task `fd1c56acbb2c4b1aa24ba37df99f3129` · user `246748d3d76b4779aea38c201a284810` · request `req-42`"
+        in out
+    )
     for raw in ("<!date", ":white_check_mark:", "*Finished*", "&amp;", "\x1b["):
         assert raw not in out
     # The fallback text is only for notifications: Slack does not show it next to blocks.
@@ -37,10 +40,17 @@ def test_fields_sit_in_two_aligned_columns() -> None:
     row = lines.index("Total        Type")
     assert lines[row + 1] == "3            `0`"
     assert "Succeeded    Resource" in lines
-    wide = {"blocks": [{"type": "section", "fields": [
-        {"type": "mrkdwn", "text": "*Total*\n漢字漢字"},
-        {"type": "mrkdwn", "text": "*B*\nb"},
-    ]}]}
+    wide = {
+        "blocks": [
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": "*Total*\n漢字漢字"},
+                    {"type": "mrkdwn", "text": "*B*\nb"},
+                ],
+            }
+        ]
+    }
     # Wide characters take two columns, so the right column still lines up.
     assert render_message(wide).split("\n") == ["Total       B", "漢字漢字    b"]
 
@@ -54,8 +64,10 @@ def test_color_uses_ansi_bold_and_styles() -> None:
 
 def test_running_card_with_watch_button() -> None:
     running = task(end_time=None, total_count=3000, success_count=2300, failure_count=100, task_status=1)
-    message = {"response_type": "ephemeral",
-               "blocks": task_card(running, request_id=None, watch_button=True, now=BEGIN + timedelta(seconds=44))}
+    message = {
+        "response_type": "ephemeral",
+        "blocks": task_card(running, request_id=None, watch_button=True, now=BEGIN + timedelta(seconds=44)),
+    }
     out = render_message(message)
     assert out.startswith("── only visible to you ──")
     assert "⏳ Running (status code `1`)" in out
@@ -76,8 +88,10 @@ def test_recent_list_and_errors() -> None:
 
 
 def test_mrkdwn_tokens_in_plain_text_messages() -> None:
-    message = {"text": "Hi <@U123> and <!here>: see <https://x.example|the docs> or <#C9|general>, "
-                       "at <!date^1744276967^{time}|09:22 UTC>. &lt;b&gt; *done* :tada: :unknown_code:"}
+    message = {
+        "text": "Hi <@U123> and <!here>: see <https://x.example|the docs> or <#C9|general>, "
+        "at <!date^1744276967^{time}|09:22 UTC>. &lt;b&gt; *done* :tada: :unknown_code:"
+    }
     assert render_message(message) == (
         "Hi @U123 and @here: see the docs (https://x.example) or #general, "
         "at 09:22 UTC. <b> done 🎉 :unknown_code:"
@@ -91,13 +105,18 @@ def test_message_content_cannot_drive_the_terminal() -> None:
 
 
 def test_unknown_blocks_and_dividers_are_visible() -> None:
-    out = render_message({"blocks": [{"type": "divider"}, {"type": "image", "image_url": "https://x", "alt_text": "x"}]})
+    out = render_message(
+        {"blocks": [{"type": "divider"}, {"type": "image", "image_url": "https://x", "alt_text": "x"}]}
+    )
     assert out == "─" * 40 + "\n\n[image block]"
 
 
 def test_refreshed_card_shows_update_time() -> None:
-    blocks = task_card(Task.model_validate(SEED.model_dump()), request_id=None,
-                       refreshed_at=datetime(2025, 4, 10, 10, 0, 5, tzinfo=UTC))
+    blocks = task_card(
+        Task.model_validate(SEED.model_dump()),
+        request_id=None,
+        refreshed_at=datetime(2025, 4, 10, 10, 0, 5, tzinfo=UTC),
+    )
     assert render_message({"blocks": blocks}).split("\n")[-3].endswith(" · Updated 10:00:05 UTC")
 
 

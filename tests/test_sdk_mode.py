@@ -74,7 +74,11 @@ async def _wait(check: Any, within: float = 10.0) -> None:
 
 
 async def test_feed_filtered_on_two_resources(tmp_path: Path, http: httpx.AsyncClient) -> None:
-    a, b, c = "feed0000000000000000000000000001", "feed0000000000000000000000000002", "feed0000000000000000000000000003"
+    a, b, c = (
+        "feed0000000000000000000000000001",
+        "feed0000000000000000000000000002",
+        "feed0000000000000000000000000003",
+    )
     simulator = sim.Simulator(tasks=[])
     simulator.add_task(task(a, EXPORT, duration=1.0, started_ago=0.2))
     simulator.add_task(task(b, IMPORT, duration=1.2, started_ago=0.2))

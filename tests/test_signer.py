@@ -192,7 +192,14 @@ async def test_authenticator_signs_exactly_the_sdk_headers() -> None:
     )
     BasicCredentials(AK, SK, PROJECT).sign_request(request)
     assert headers["Authorization"] == request.header_params["Authorization"]
-    assert set(headers) == {"Host", "Content-Type", "User-Agent", "X-Project-Id", "X-Sdk-Date", "Authorization"}
+    assert set(headers) == {
+        "Host",
+        "Content-Type",
+        "User-Agent",
+        "X-Project-Id",
+        "X-Sdk-Date",
+        "Authorization",
+    }
 
 
 def test_parse_authorization_round_trip() -> None:
@@ -309,6 +316,5 @@ async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool)
 
     list_query = captured[1].url.raw_path.decode().partition("?")[2]
     assert (
-        list_query
-        == "limit=5&resource=knowledge-intent-question-create&resource=%E5%AF%BC%E5%85%A5%20a~b%2A"
+        list_query == "limit=5&resource=knowledge-intent-question-create&resource=%E5%AF%BC%E5%85%A5%20a~b%2A"
     )

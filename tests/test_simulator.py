@@ -92,9 +92,15 @@ class Api:
         signed_at: datetime | None = None,
     ) -> httpx.Response:
         params = list(params)
-        signed = {"Host": self.http.base_url.netloc.decode(), "X-Project-Id": DEMO_PROJECT_ID, **(headers or {})}
+        signed = {
+            "Host": self.http.base_url.netloc.decode(),
+            "X-Project-Id": DEMO_PROJECT_ID,
+            **(headers or {}),
+        }
         now = signed_at or datetime.fromtimestamp(self.sim.clock(), UTC)
-        signer.sign(access_key=ak, secret_key=sk, method="GET", path=path, params=params, headers=signed, now=now)
+        signer.sign(
+            access_key=ak, secret_key=sk, method="GET", path=path, params=params, headers=signed, now=now
+        )
         query = signer.canonical_query(params if sent_params is None else list(sent_params))
         return await self.http.get(path + (f"?{query}" if query else ""), headers=signed)
 
@@ -156,7 +162,9 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 # --- The oracle: Huawei's own SDK --------------------------------------------------------------
 
 
-def sdk_client(url: str, *, sk: str = DEMO_SECRET_KEY, ak: str = DEMO_ACCESS_KEY, token: str | None = None) -> Any:
+def sdk_client(
+    url: str, *, sk: str = DEMO_SECRET_KEY, ak: str = DEMO_ACCESS_KEY, token: str | None = None
+) -> Any:
     config = HttpConfig.get_default_config()
     config.ignore_ssl_verification = True
     credentials = BasicCredentials(ak, sk, DEMO_PROJECT_ID)
@@ -236,7 +244,10 @@ async def test_a_signed_request_with_a_query_succeeds(demo: Api) -> None:
 async def test_missing_authentication_is_401(demo: Api) -> None:
     response = await demo.http.get(f"{TASK_PATH}/{SEED_TASK_ID}")
     body = assert_error(response, 401, "APIGW.0301")
-    assert body["error_msg"] == "Incorrect IAM authentication information: no X-Auth-Token or Authorization header"
+    assert (
+        body["error_msg"]
+        == "Incorrect IAM authentication information: no X-Auth-Token or Authorization header"
+    )
 
 
 BAD_SIGNATURES: list[tuple[str, dict[str, Any], str]] = [
@@ -248,7 +259,11 @@ BAD_SIGNATURES: list[tuple[str, dict[str, Any], str]] = [
         "X-Sdk-Date is too far from the server time",
     ),
     ("future-date", {"signed_at": datetime.now(UTC) + timedelta(hours=1)}, "X-Sdk-Date is too far"),
-    ("tampered-query", {"params": [("limit", "5")], "sent_params": [("limit", "50")]}, "verify aksk signature fail"),
+    (
+        "tampered-query",
+        {"params": [("limit", "5")], "sent_params": [("limit", "50")]},
+        "verify aksk signature fail",
+    ),
     (
         "added-query-param",
         {"params": [("resource", "a")], "sent_params": [("resource", "a"), ("offset", "1")]},
@@ -299,14 +314,26 @@ async def test_unsigned_security_token_or_host_is_401(demo: Api) -> None:
     host = demo.http.base_url.netloc.decode()
 
     signed = {"Host": host}
-    signer.sign(access_key=DEMO_TEMP_ACCESS_KEY, secret_key=DEMO_TEMP_SECRET_KEY, method="GET", path=path,
-                params=[], headers=signed)
+    signer.sign(
+        access_key=DEMO_TEMP_ACCESS_KEY,
+        secret_key=DEMO_TEMP_SECRET_KEY,
+        method="GET",
+        path=path,
+        params=[],
+        headers=signed,
+    )
     response = await demo.http.get(path, headers={**signed, "X-Security-Token": DEMO_SECURITY_TOKEN})
     assert "X-Security-Token is not signed" in assert_error(response, 401, "APIGW.0301")["error_msg"]
 
     only_date = {"X-Project-Id": DEMO_PROJECT_ID}
-    signer.sign(access_key=DEMO_ACCESS_KEY, secret_key=DEMO_SECRET_KEY, method="GET", path=path,
-                params=[], headers=only_date)
+    signer.sign(
+        access_key=DEMO_ACCESS_KEY,
+        secret_key=DEMO_SECRET_KEY,
+        method="GET",
+        path=path,
+        params=[],
+        headers=only_date,
+    )
     response = await demo.http.get(path, headers=only_date)
     assert "the Host header is not signed" in assert_error(response, 401, "APIGW.0301")["error_msg"]
 
@@ -504,7 +531,9 @@ async def test_list_pages_newest_first(clocked: tuple[Api, FakeClock]) -> None:
 
 async def test_list_filters(clocked: tuple[Api, FakeClock]) -> None:
     api, _ = clocked
-    comma = (await api.search([("resource", "knowledge-intent-question-export,knowledge-base-document-import")])).json()
+    comma = (
+        await api.search([("resource", "knowledge-intent-question-export,knowledge-base-document-import")])
+    ).json()
     repeated = (
         await api.search(
             [("resource", "knowledge-intent-question-export"), ("resource", "knowledge-base-document-import")]

@@ -21,7 +21,9 @@ def _all_text(blocks: list[dict]) -> str:
     return repr(blocks)
 
 
-async def test_task_command_acks_then_posts_card_in_channel(stack: LocalStack, http: httpx.AsyncClient) -> None:
+async def test_task_command_acks_then_posts_card_in_channel(
+    stack: LocalStack, http: httpx.AsyncClient
+) -> None:
     started = time.perf_counter()
     response = await stack.command(http, sim.SEED_TASK_ID)
     ack_seconds = time.perf_counter() - started

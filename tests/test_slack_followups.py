@@ -230,16 +230,27 @@ async def test_watching_lists_watches_and_feed_and_stop_ends_them(
     assert listing.text == "Tasks watched in this channel: 2"
     text = rendered(listing)
     assert f"`{RESOURCE}`" in text and "Project feed" in text
-    items = [b["text"]["text"] for b in listing.blocks if b.get("accessory", {}).get("action_id") == alerts.ACTION_UNWATCH]
+    items = [
+        b["text"]["text"]
+        for b in listing.blocks
+        if b.get("accessory", {}).get("action_id") == alerts.ACTION_UNWATCH
+    ]
     assert len(items) == 2
     for item, task_id, user in zip(items, (first, second), ("U0ASKER01", "U0ASKER02"), strict=True):
         assert f"`{task_id}`" in item and f"<@{user}>" in item
         assert " · since <!date^" in item and " · until <!date^" in item
-    assert [b["value"] for b in buttons(listing.blocks) if b["action_id"] == alerts.ACTION_UNSUBSCRIBE] == [CHANNEL]
-    assert [b["value"] for b in buttons(listing.blocks) if b["action_id"] == alerts.ACTION_UNWATCH] == [first, second]
+    assert [b["value"] for b in buttons(listing.blocks) if b["action_id"] == alerts.ACTION_UNSUBSCRIBE] == [
+        CHANNEL
+    ]
+    assert [b["value"] for b in buttons(listing.blocks) if b["action_id"] == alerts.ACTION_UNWATCH] == [
+        first,
+        second,
+    ]
 
     # Stop on the first watch: the list is redrawn in place without it.
-    redrawn = await reply_to(fast, http, lambda: fast.click(http, alerts.ACTION_UNWATCH, first, channel_id=CHANNEL))
+    redrawn = await reply_to(
+        fast, http, lambda: fast.click(http, alerts.ACTION_UNWATCH, first, channel_id=CHANNEL)
+    )
     assert redrawn.payload.get("replace_original") is True
     assert redrawn.text == "Tasks watched in this channel: 1"
     assert first not in rendered(redrawn) and second in rendered(redrawn)
@@ -296,7 +307,10 @@ async def test_subscribe_announces_tasks_finishing_after_it_once_and_never_earli
 
     confirmation = await command_reply(fast, http, f"subscribe {RESOURCE}")
     assert confirmation.ephemeral
-    assert confirmation.text == f"This channel will hear about every task of `{RESOURCE}` that finishes from now on."
+    assert (
+        confirmation.text
+        == f"This channel will hear about every task of `{RESOURCE}` that finishes from now on."
+    )
 
     await fast.slack.wait_for(lambda _: len(alerts_about(fast, finishes_after)) >= 1, timeout=10)
     # Several more list polls after the announcement: none may announce it again.
@@ -344,14 +358,17 @@ async def test_a_thousand_channels_on_one_task_cost_one_poll_per_interval(
     started = time.monotonic()
     # Some channels ask through Slack, the rest through the engine call those commands end in
     # (1,000 signed commands would spend the test's time on Bolt, not on what is measured).
-    responses = await asyncio.gather(*(fast.command(http, f"watch {task_id}", channel_id=c) for c in by_command))
+    responses = await asyncio.gather(
+        *(fast.command(http, f"watch {task_id}", channel_id=c) for c in by_command)
+    )
     assert all(r.status_code == 200 for r in responses)
     for channel in channels[len(by_command) :]:
         await fast.runtime.followups.watch(
             team_id=fast.slack.team_id, task_id=task_id, channel_id=channel, user_id="U0ASKER01"
         )
     await fast.slack.wait_for(
-        lambda _: sum("I'll tell this channel" in m.text for m in replies(fast)) >= len(by_command), timeout=20
+        lambda _: sum("I'll tell this channel" in m.text for m in replies(fast)) >= len(by_command),
+        timeout=20,
     )
     setup_seconds = time.monotonic() - started
     (watch,) = await fast.runtime.storage.active_watches()

@@ -47,6 +47,7 @@ WRITE_OPTION = "taskbot_write"
 # on its next attempt, finds the winner's row. Two attempts always suffice.
 CONFLICT_ATTEMPTS = 3
 
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -106,7 +107,6 @@ def rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-
 async def retry_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:
     """Run a read-then-insert transaction again when a racing insert won the unique index."""
     for number in range(CONFLICT_ATTEMPTS):
@@ -133,7 +133,9 @@ class Transactions:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._reader = async_sessionmaker(engine, expire_on_commit=False)
-        self._writer = async_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False)
+        self._writer = async_sessionmaker(
+            engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
+        )
         self._lock: asyncio.Lock | None = None
         if engine.dialect.name == "sqlite":
             self._lock = self._sqlite_locks.setdefault(engine.sync_engine, asyncio.Lock())

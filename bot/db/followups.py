@@ -334,14 +334,12 @@ def _delivery(row: DeliveryRow) -> DeliveryRecord:
     )
 
 
-
 def _new_key() -> str:
     return uuid.uuid4().hex
 
 
 def _clean_error(error: str) -> str:
     return _redactor.redact(error)[:ERROR_MAX_CHARS]
-
 
 
 class FollowUpStore:
@@ -654,6 +652,7 @@ class FollowUpStore:
         """
         since = require_aware(since, "since")
         wanted = list(dict.fromkeys(resources))
+
         async def attempt() -> tuple[FeedRecord, bool]:
             async with self._write() as session:
                 row = await session.scalar(
@@ -823,7 +822,9 @@ class FollowUpStore:
         """Active watches of one workspace, for its App Home."""
         async with self._read() as session:
             count = await session.scalar(
-                select(func.count()).select_from(WatchRow).where(WatchRow.team_id == team_id, WatchRow.status == "active")
+                select(func.count())
+                .select_from(WatchRow)
+                .where(WatchRow.team_id == team_id, WatchRow.status == "active")
             )
             return int(count or 0)
 
@@ -834,4 +835,3 @@ class FollowUpStore:
                 count = await session.scalar(select(func.count()).select_from(model))
                 result[model.__tablename__] = int(count or 0)
             return result
-

@@ -315,6 +315,7 @@ class WorkspaceStore:
         """
         if form.kind not in CONFIGURABLE_KINDS:
             raise ValueError(f"credential type {form.kind.value} cannot be configured for a workspace")
+
         # Two first saves raced on PostgreSQL; the next attempt updates the winner's row.
         async def attempt() -> Connection:
             async with self._write() as session:
@@ -337,9 +338,7 @@ class WorkspaceStore:
                 row.updated_at = now = utcnow()
                 self._check_complete(row)
                 session.add(
-                    self._audit_row(
-                        team_id, user_id, ACTION_CONNECTION_UPDATED, _detail(form, changed), now
-                    )
+                    self._audit_row(team_id, user_id, ACTION_CONNECTION_UPDATED, _detail(form, changed), now)
                 )
                 await session.flush()
                 self._recorded.pop(team_id, None)
@@ -444,6 +443,7 @@ class WorkspaceStore:
             raise TypeError("channels must be a sequence of channel ids, not one string")
         wanted = list(dict.fromkeys(channel.strip() for channel in channels if channel.strip()))
         group = (usergroup_id or "").strip() or None
+
         async def attempt() -> Guardrails:
             async with self._write() as session:
                 row = await session.scalar(

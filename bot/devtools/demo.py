@@ -71,9 +71,16 @@ class LocalStack:
     runtime: Runtime
 
     async def command(
-        self, http: httpx.AsyncClient, text: str, *, channel_id: str = PUBLIC_CHANNEL, user_id: str = "U0DEMOUSER"
+        self,
+        http: httpx.AsyncClient,
+        text: str,
+        *,
+        channel_id: str = PUBLIC_CHANNEL,
+        user_id: str = "U0DEMOUSER",
     ) -> httpx.Response:
-        body, headers = self.slack.slash_command(self.signing_secret, text, channel_id=channel_id, user_id=user_id)
+        body, headers = self.slack.slash_command(
+            self.signing_secret, text, channel_id=channel_id, user_id=user_id
+        )
         return await http.post(f"{self.bot_url}/slack/events", content=body, headers=headers)
 
     async def click(
@@ -165,9 +172,12 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
     # The demo's output is the conversation; operational logs would only interleave with it.
     logs.configure("text", "ERROR")
     with tempfile.TemporaryDirectory(prefix="taskbot-demo-") as workdir:
-        async with demo_stack(
-            Path(workdir), poll_seconds=DEMO_POLL_SECONDS, card_update_seconds=DEMO_CARD_UPDATE_SECONDS
-        ) as stack, httpx.AsyncClient() as http:
+        async with (
+            demo_stack(
+                Path(workdir), poll_seconds=DEMO_POLL_SECONDS, card_update_seconds=DEMO_CARD_UPDATE_SECONDS
+            ) as stack,
+            httpx.AsyncClient() as http,
+        ):
             slack = stack.slack
             say("taskbot demo: MetaStudio simulator, taskbot and a Slack stand-in, all on 127.0.0.1.\n")
             failures = 0
@@ -227,7 +237,7 @@ async def _watch_step(
     card = slack.messages[seen]
     show(card)
     say()
-    say(f"{number + 1}. They press \"Notify this channel when done\" on that card")
+    say(f'{number + 1}. They press "Notify this channel when done" on that card')
     seen = len(slack.messages)
     await stack.click(http, cards.ACTION_WATCH, WATCHED_TASK_ID, message_ts=card.ts)
     try:

@@ -143,7 +143,8 @@ def _columns(fields: list[str]) -> Iterable[str]:
 def _context(block: dict[str, Any], style: _Style) -> str:
     elements = block.get("elements") or []
     texts = [
-        _text_object(element, style) if element.get("type") in ("mrkdwn", "plain_text")
+        _text_object(element, style)
+        if element.get("type") in ("mrkdwn", "plain_text")
         else f"[image: {element.get('alt_text', '')}]"
         for element in elements
     ]

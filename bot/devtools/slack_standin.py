@@ -132,9 +132,13 @@ class SlackStandIn:
         )
 
     # -- configuration ---------------------------------------------------------------------
-    def fail_next(self, method: str, *, error: str = "ratelimited", status: int = 200, retry_after: int | None = None) -> None:
+    def fail_next(
+        self, method: str, *, error: str = "ratelimited", status: int = 200, retry_after: int | None = None
+    ) -> None:
         """Make the next call of ``method`` fail (``status=429`` with ``retry_after`` for a rate limit)."""
-        self.errors.setdefault(method, []).append({"error": error, "status": status, "retry_after": retry_after})
+        self.errors.setdefault(method, []).append(
+            {"error": error, "status": status, "retry_after": retry_after}
+        )
 
     def response_url(self, hook: str | None = None) -> str:
         return f"{self.base_url}/response/{hook or uuid.uuid4().hex}"
@@ -176,8 +180,12 @@ class SlackStandIn:
         queued = self.errors.get(method)
         if queued:
             failure = queued.pop(0)
-            headers = {"Retry-After": str(failure["retry_after"])} if failure["retry_after"] is not None else {}
-            return JSONResponse({"ok": False, "error": failure["error"]}, status_code=failure["status"], headers=headers)
+            headers = (
+                {"Retry-After": str(failure["retry_after"])} if failure["retry_after"] is not None else {}
+            )
+            return JSONResponse(
+                {"ok": False, "error": failure["error"]}, status_code=failure["status"], headers=headers
+            )
         if method == "oauth.v2.access":
             return JSONResponse(await self._api_oauth_v2_access(params, request))
         if method == "apps.connections.open":
@@ -285,10 +293,20 @@ class SlackStandIn:
         """Messages the channel holds now, newest first, as conversations.history returns them."""
         latest: dict[str, dict[str, Any]] = {}
         for message in self.messages:
-            if message.channel != channel or message.ts is None or message.via not in ("chat.postMessage", "chat.update"):
+            if (
+                message.channel != channel
+                or message.ts is None
+                or message.via not in ("chat.postMessage", "chat.update")
+            ):
                 continue
             entry = dict(latest.get(message.ts, {"type": "message", "ts": message.ts}))
-            entry.update({k: message.payload[k] for k in ("text", "blocks", "thread_ts", "metadata") if k in message.payload})
+            entry.update(
+                {
+                    k: message.payload[k]
+                    for k in ("text", "blocks", "thread_ts", "metadata")
+                    if k in message.payload
+                }
+            )
             if message.payload.get("reply_broadcast"):
                 entry["subtype"] = "thread_broadcast"
             latest[message.ts] = entry
@@ -298,7 +316,8 @@ class SlackStandIn:
         channel = str(params.get("channel", ""))
         oldest = float(params.get("oldest") or 0)
         found = [
-            m for m in self._history(channel)
+            m
+            for m in self._history(channel)
             if float(m["ts"]) >= oldest and (not m.get("thread_ts") or m.get("subtype") == "thread_broadcast")
         ]
         return {"ok": True, "messages": found[: int(params.get("limit") or 100)], "has_more": False}
@@ -329,7 +348,13 @@ class SlackStandIn:
         fields = self.users.get(user_id)
         if fields is None and user_id not in self.locales:
             return {"ok": False, "error": "user_not_found"}
-        user = {"id": user_id, "team_id": params["_team_id"], "is_admin": False, "is_owner": False, **(fields or {})}
+        user = {
+            "id": user_id,
+            "team_id": params["_team_id"],
+            "is_admin": False,
+            "is_owner": False,
+            **(fields or {}),
+        }
         if str(params.get("include_locale", "")).lower() in ("true", "1"):
             user["locale"] = self.locales.get(user_id, "en-US")
         return {"ok": True, "user": user}
@@ -376,7 +401,9 @@ class SlackStandIn:
     # -- Socket Mode ---------------------------------------------------------------------
     async def _socket_mode(self, websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0TASKBOT1"}})
+        await websocket.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0TASKBOT1"}}
+        )
         async with self._changed:
             self._sockets.append(websocket)
             self._changed.notify_all()
@@ -402,7 +429,12 @@ class SlackStandIn:
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = waiter
         await self._sockets[-1].send_json(
-            {"envelope_id": envelope_id, "type": "slash_commands", "payload": payload, "accepts_response_payload": True}
+            {
+                "envelope_id": envelope_id,
+                "type": "slash_commands",
+                "payload": payload,
+                "accepts_response_payload": True,
+            }
         )
         return await asyncio.wait_for(waiter, timeout)
 
@@ -423,7 +455,12 @@ class SlackStandIn:
         return body, sign_request(signing_secret, body, timestamp)
 
     def slash_command_fields(
-        self, text: str, *, channel_id: str = "C0DEMO0001", user_id: str = "U0DEMOUSER", command: str = "/task"
+        self,
+        text: str,
+        *,
+        channel_id: str = "C0DEMO0001",
+        user_id: str = "U0DEMOUSER",
+        command: str = "/task",
     ) -> dict[str, str]:
         """What Slack sends for a slash command: form fields over HTTP, a JSON payload over Socket Mode."""
         return {

@@ -87,8 +87,12 @@ class FollowUps:
             metastudio_for=metastudio_for,
             limiter_for=self.limiter_for,
         )
-        self.outbox = Outbox(settings, storage, poster, shared, policy=self.policy, close_feed=self._close_feed)
-        self.watches = Watches(settings, storage, poster, shared, policy=self.policy, deliver=self.outbox.start)
+        self.outbox = Outbox(
+            settings, storage, poster, shared, policy=self.policy, close_feed=self._close_feed
+        )
+        self.watches = Watches(
+            settings, storage, poster, shared, policy=self.policy, deliver=self.outbox.start
+        )
         self.feeds = Feeds(settings, storage, shared, deliver=self.outbox.start)
         self.timers.on("watch", self.watches.poll)
         self.timers.on("feed", self.feeds.poll)
@@ -176,7 +180,9 @@ class FollowUps:
         """Stop telling ``channel_id`` about the task. False when it was not watching it."""
         return await self.watches.unwatch(team_id=team_id, task_id=task_id, channel_id=channel_id)
 
-    async def watching(self, *, team_id: str, channel_id: str) -> tuple[list[ChannelWatch], FeedRecord | None]:
+    async def watching(
+        self, *, team_id: str, channel_id: str
+    ) -> tuple[list[ChannelWatch], FeedRecord | None]:
         """What the channel follows: its watched tasks, oldest first, and its feed if any."""
         watches = await self.storage.channel_watches(team_id=team_id, channel_id=channel_id)
         feed = await self.storage.channel_feed(team_id=team_id, channel_id=channel_id)
@@ -194,7 +200,9 @@ class FollowUps:
         feed, created = await self.feeds.subscribe(
             team_id=team_id, channel_id=channel_id, user_id=user_id, resources=resources
         )
-        log.info("feed subscribed" if created else "feed updated", extra={"team": team_id, "channel": channel_id})
+        log.info(
+            "feed subscribed" if created else "feed updated", extra={"team": team_id, "channel": channel_id}
+        )
         return feed, created
 
     async def unsubscribe(self, *, team_id: str, channel_id: str) -> bool:

@@ -195,7 +195,9 @@ class Feeds:
             # offset/limit are not in the SDK's request model: a server that ignores them sends the
             # same page again, and paging on would loop over it.
             if ids and ids == previous_ids:
-                log.warning("feed poll: the server ignores offset, stopping at one page", extra={"team": team_id})
+                log.warning(
+                    "feed poll: the server ignores offset, stopping at one page", extra={"team": team_id}
+                )
                 break
             previous_ids = ids
             relevant = False
@@ -214,7 +216,9 @@ class Feeds:
                 break
         now = self._clock()
         running_begins = [
-            t.begin_time for t in listed.values() if t.begin_time and not t.is_finished(self.settings.finished_codes)
+            t.begin_time
+            for t in listed.values()
+            if t.begin_time and not t.is_finished(self.settings.finished_codes)
         ]
         team.running_begin_ms = min(running_begins) if running_begins else None
         for task in listed.values():

@@ -144,7 +144,12 @@ class Outbox:
             return False
         try:
             ts = await self.poster.post(
-                record.team_id, record.channel_id, message, key=record.key, thread_ts=thread_ts, broadcast=broadcast
+                record.team_id,
+                record.channel_id,
+                message,
+                key=record.key,
+                thread_ts=thread_ts,
+                broadcast=broadcast,
             )
         except CannotPost as exc:
             await self._cannot_post(record, exc.error)
@@ -220,10 +225,14 @@ class Outbox:
         recipient = record.user_id
         if record.subscriber_id is not None:
             await self.storage.close_subscriber(record.subscriber_id, error)
-            sentence = alerts.cannot_post_dm(channel_id=record.channel_id, task_id=record.task_id, error=error)
+            sentence = alerts.cannot_post_dm(
+                channel_id=record.channel_id, task_id=record.task_id, error=error
+            )
         else:
             if record.feed_id is not None:
-                recipient = await self._close_feed(record.team_id, record.feed_id, record.channel_id) or recipient
+                recipient = (
+                    await self._close_feed(record.team_id, record.feed_id, record.channel_id) or recipient
+                )
             sentence = alerts.cannot_post_dm(channel_id=record.channel_id, task_id=None, error=error)
         if not recipient:
             return

@@ -83,7 +83,9 @@ class Timers:
             task.cancel()
         await asyncio.gather(*polls, *leftovers, return_exceptions=True)
         if leftovers:
-            log.warning("stopped with %d follow-up tasks unfinished; they resume at the next start", len(leftovers))
+            log.warning(
+                "stopped with %d follow-up tasks unfinished; they resume at the next start", len(leftovers)
+            )
         self._running_jobs.clear()
         # Let the scheduler's deferred shutdown run before the loop may close.
         await asyncio.sleep(0)

@@ -254,7 +254,9 @@ class Watches:
         except MetaStudioError as exc:
             state.request_id = exc.request_id
             state.cadence, delay = after_error(state.cadence, self.policy, retry_after=exc.retry_after)
-            log.warning("watch poll failed (%s), next in %.1f s", type(exc).__name__, delay, extra=self._extra(state))
+            log.warning(
+                "watch poll failed (%s), next in %.1f s", type(exc).__name__, delay, extra=self._extra(state)
+            )
             return delay
         if fetched is None:
             return None
@@ -302,7 +304,9 @@ class Watches:
         work = self._timers.spawn_work(self._close_and_deliver(state, status, snapshot), f"close:{state.id}")
         await asyncio.shield(work)
 
-    async def _close_and_deliver(self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None) -> None:
+    async def _close_and_deliver(
+        self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None
+    ) -> None:
         with self._backlog.item():
             deliveries = await self.storage.close_watch(state.id, status=status, snapshot=snapshot)
         self._forget(state)
@@ -378,7 +382,9 @@ class Watches:
         except PosterError as exc:
             if isinstance(exc, CardGone):
                 card.gone = True
-            log.warning("card update failed: %s", exc.error, extra=self._extra(state, channel=card.channel_id))
+            log.warning(
+                "card update failed: %s", exc.error, extra=self._extra(state, channel=card.channel_id)
+            )
             return
         card.drawn = counts
         self._stats.card_updates += 1

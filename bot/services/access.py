@@ -41,7 +41,9 @@ class Access:
             return messages.text("guardrails_denied_channel", channels=listed)
         if rules.usergroup_id:
             try:
-                members = (await client.usergroups_users_list(usergroup=rules.usergroup_id)).get("users") or []
+                members = (await client.usergroups_users_list(usergroup=rules.usergroup_id)).get(
+                    "users"
+                ) or []
             except SlackApiError as exc:
                 SLACK_API_ERRORS.labels("usergroups.users.list", slack_error(exc)).inc()
                 members = []

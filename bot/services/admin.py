@@ -75,7 +75,9 @@ class WorkspaceAdmin:
         """
         users: list[str] = []
         if self._installations is not None:
-            installation = await self._installations.async_find_installation(enterprise_id=None, team_id=team_id)
+            installation = await self._installations.async_find_installation(
+                enterprise_id=None, team_id=team_id
+            )
             if installation is not None and installation.user_id:
                 users.append(installation.user_id)
         users += [entry.user_id for entry in await self.store.audit(team_id, limit=10)]
@@ -90,20 +92,28 @@ class WorkspaceAdmin:
     async def _refuse(self, origin: Origin, client: AsyncWebClient) -> bool:
         if await self._access.is_admin(client, origin.user_id):
             return False
-        log.warning("non-admin tried to configure the workspace", extra={"team": origin.team_id, "user": origin.user_id})
+        log.warning(
+            "non-admin tried to configure the workspace",
+            extra={"team": origin.team_id, "user": origin.user_id},
+        )
         if origin.user_id:
             try:
                 await client.chat_postMessage(channel=origin.user_id, text=messages.text("admin_only"))
             except SlackApiError as exc:
                 SLACK_API_ERRORS.labels("chat.postMessage", slack_error(exc)).inc()
         return True
-    async def open_connection_modal(self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None) -> None:
+
+    async def open_connection_modal(
+        self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None
+    ) -> None:
         if await self._refuse(origin, client):
             return
         connection = await self.store.get_connection(origin.team_id or "")
         await self._open(client, trigger_id, home.connection_modal(connection))
 
-    async def open_guardrails_modal(self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None) -> None:
+    async def open_guardrails_modal(
+        self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None
+    ) -> None:
         if await self._refuse(origin, client):
             return
         guardrails = await self.store.get_guardrails(origin.team_id or "")
@@ -122,7 +132,9 @@ class WorkspaceAdmin:
             result = await self._try(parsed, await self.store.credentials(team_id))
         try:
             await client.views_update(
-                view_id=view.get("id"), hash=view.get("hash"), view=home.connection_modal(existing, test_result=result)
+                view_id=view.get("id"),
+                hash=view.get("hash"),
+                view=home.connection_modal(existing, test_result=result),
             )
         except SlackApiError as exc:
             SLACK_API_ERRORS.labels("views.update", slack_error(exc)).inc()
@@ -133,7 +145,9 @@ class WorkspaceAdmin:
             credentials = form_credentials(form, stored)
         except ValueError:
             return messages.text("connection_test_incomplete")
-        client = new_client(self._settings, endpoint=endpoint, iam_endpoint=iam, credentials=credentials, max_retries=1)
+        client = new_client(
+            self._settings, endpoint=endpoint, iam_endpoint=iam, credentials=credentials, max_retries=1
+        )
         async with client:
             try:
                 page = await client.list_tasks(limit=1)

@@ -74,6 +74,8 @@ class Background:
             await work
         except Exception:
             team = reply_to.team_id if reply_to else None
-            log.exception("background work %s failed", getattr(work, "__qualname__", "?"), extra={"team": team})
+            log.exception(
+                "background work %s failed", getattr(work, "__qualname__", "?"), extra={"team": team}
+            )
             if reply_to is not None:
                 await self._responder.respond(reply_to, private(messages.text("error_internal"), ok=False))

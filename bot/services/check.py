@@ -119,8 +119,14 @@ async def _check_slack(settings: Settings, report: _Report) -> None:
         report.line(False, "Slack auth.test", "skipped: SLACK_BOT_TOKEN is not set")
         return
     try:
-        auth = await web_client(settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url).auth_test()
-        report.line(True, "Slack auth.test", f"bot {auth.get('user')} in workspace {auth.get('team')} ({auth.get('team_id')})")
+        auth = await web_client(
+            settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url
+        ).auth_test()
+        report.line(
+            True,
+            "Slack auth.test",
+            f"bot {auth.get('user')} in workspace {auth.get('team')} ({auth.get('team_id')})",
+        )
     except SlackApiError as exc:
         report.line(False, "Slack auth.test", f"Slack answered {exc.response.get('error')}")
     except Exception as exc:

@@ -110,7 +110,9 @@ class CommandRunner:
         )
         return reply
 
-    async def refresh(self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None) -> Reply:
+    async def refresh(
+        self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
+    ) -> Reply:
         """Redraw a card in place: chat.update for the bot's own message, else replace via response_url."""
         await self._ack_first.wait()
         # A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
@@ -121,7 +123,9 @@ class CommandRunner:
             return reply
         if message_ts and origin.channel_id:
             try:
-                await client.chat_update(channel=origin.channel_id, ts=message_ts, text=reply.text, blocks=reply.blocks)
+                await client.chat_update(
+                    channel=origin.channel_id, ts=message_ts, text=reply.text, blocks=reply.blocks
+                )
                 return reply
             except SlackApiError as exc:
                 SLACK_API_ERRORS.labels("chat.update", slack_error(exc)).inc()
@@ -129,8 +133,10 @@ class CommandRunner:
         await self._responder.respond(origin, reply)
         return reply
 
-    async def watch_button(self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None) -> None:
-        """"Notify this channel when done" on a card: the alert threads under that card."""
+    async def watch_button(
+        self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
+    ) -> None:
+        """ "Notify this channel when done" on a card: the alert threads under that card."""
         await self._ack_first.wait()
         refusal = await self._access.refusal(origin, client)
         reply = (

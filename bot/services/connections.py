@@ -61,7 +61,11 @@ def form_credentials(form: ConnectionForm, stored: CloudCredentials | None) -> C
 
 class MetaStudioClients:
     def __init__(
-        self, settings: Settings, workspaces: WorkspaceStore | None, *, env_client: MetaStudioClient | None = None
+        self,
+        settings: Settings,
+        workspaces: WorkspaceStore | None,
+        *,
+        env_client: MetaStudioClient | None = None,
     ) -> None:
         self._settings = settings
         self._workspaces = workspaces

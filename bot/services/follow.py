@@ -55,7 +55,9 @@ class FollowCommands:
         return private(messages.text("unwatch_done" if stopped else "unwatch_none", task_id=task_id))
 
     async def watching_reply(self, origin: Origin) -> Reply:
-        watches, feed = await self._followups.watching(team_id=origin.team_id or "", channel_id=origin.channel_id or "")
+        watches, feed = await self._followups.watching(
+            team_id=origin.team_id or "", channel_id=origin.channel_id or ""
+        )
         listing = alerts.watching_list(watches, feed)
         return private(listing.text, blocks=listing.blocks)
 
@@ -78,13 +80,17 @@ class FollowCommands:
         return private(messages.text("subscribe_started" if created else "subscribe_updated", scope=scope))
 
     async def unsubscribe_reply(self, origin: Origin) -> Reply:
-        stopped = await self._followups.unsubscribe(team_id=origin.team_id or "", channel_id=origin.channel_id or "")
+        stopped = await self._followups.unsubscribe(
+            team_id=origin.team_id or "", channel_id=origin.channel_id or ""
+        )
         return private(messages.text("unsubscribe_done" if stopped else "unsubscribe_none"))
 
     async def stop(self, origin: Origin, *, task_id: str | None) -> Reply:
         """Stop on the watching list: end that watch (or the feed); returns the list redrawn."""
         if task_id is None:
-            await self._followups.unsubscribe(team_id=origin.team_id or "", channel_id=origin.channel_id or "")
+            await self._followups.unsubscribe(
+                team_id=origin.team_id or "", channel_id=origin.channel_id or ""
+            )
         else:
             await self._followups.unwatch(
                 team_id=origin.team_id or "", task_id=task_id, channel_id=origin.channel_id or ""

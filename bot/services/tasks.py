@@ -82,7 +82,10 @@ class TaskViews:
             else messages.text("recent_header")
         )
         blocks = cards.recent_list(
-            fetched.value, resource=resource, finished_codes=self._settings.finished_codes, request_id=fetched.request_id
+            fetched.value,
+            resource=resource,
+            finished_codes=self._settings.finished_codes,
+            request_id=fetched.request_id,
         )
         return Reply(text=header, blocks=blocks, request_id=fetched.request_id, public=False)
 

@@ -42,7 +42,10 @@ class WorkspaceNotInstalled(LookupError):
 
 def request_retry_handlers() -> list[AsyncRetryHandler]:
     """Slack rate limits and dropped connections are retried by slack_sdk itself."""
-    return [AsyncRateLimitErrorRetryHandler(max_retry_count=3), AsyncConnectionErrorRetryHandler(max_retry_count=2)]
+    return [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+    ]
 
 
 def delivery_retry_handlers() -> list[AsyncRetryHandler]:
@@ -118,7 +121,9 @@ class SlackClients:
             return self._cached("", _plain(self._bot_token))
         lock = self._rotation_locks.setdefault(team_id, asyncio.Lock())
         async with lock:
-            installation = await self._installations.async_find_installation(enterprise_id=None, team_id=team_id)
+            installation = await self._installations.async_find_installation(
+                enterprise_id=None, team_id=team_id
+            )
             if installation is None or not installation.bot_token:
                 raise WorkspaceNotInstalled(team_id)
             if installation.bot_refresh_token and self._client_secret is not None:

@@ -62,7 +62,9 @@ class Responder:
             response = await AsyncWebhookClient(origin.response_url, session=self._clients.session).send(
                 text=reply.text,
                 blocks=reply.blocks or None,
-                response_type=None if reply.replace_original else ("in_channel" if in_channel else "ephemeral"),
+                response_type=None
+                if reply.replace_original
+                else ("in_channel" if in_channel else "ephemeral"),
                 replace_original=True if reply.replace_original else None,
             )
         except Exception as exc:  # network errors must not escape background work

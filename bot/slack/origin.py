@@ -57,7 +57,11 @@ def origin_from_body(body: Mapping[str, Any]) -> Origin:
     submissions nest them under ``team``, ``user``, ``channel`` and ``container``; events put
     the user in ``event``. Modal submissions have no channel.
     """
-    team, user, channel = _mapping(body.get("team")), _mapping(body.get("user")), _mapping(body.get("channel"))
+    team, user, channel = (
+        _mapping(body.get("team")),
+        _mapping(body.get("user")),
+        _mapping(body.get("channel")),
+    )
     container, event = _mapping(body.get("container")), _mapping(body.get("event"))
     return Origin(
         team_id=_id(body.get("team_id")) or _id(team.get("id")) or _id(user.get("team_id")),

@@ -73,7 +73,14 @@ class UpdateFailed(PosterError):
 
 class Poster(Protocol):
     async def post(
-        self, team_id: str, channel_id: str, message: Message, *, key: str, thread_ts: str | None, broadcast: bool
+        self,
+        team_id: str,
+        channel_id: str,
+        message: Message,
+        *,
+        key: str,
+        thread_ts: str | None,
+        broadcast: bool,
     ) -> str | None:
         """Post ``message`` tagged with ``key``; returns its ``ts``."""
         ...
@@ -98,7 +105,14 @@ class SlackPoster:
         self._client_for = client_for
 
     async def post(
-        self, team_id: str, channel_id: str, message: Message, *, key: str, thread_ts: str | None, broadcast: bool
+        self,
+        team_id: str,
+        channel_id: str,
+        message: Message,
+        *,
+        key: str,
+        thread_ts: str | None,
+        broadcast: bool,
     ) -> str | None:
         client = await self._client_for(team_id)
         try:

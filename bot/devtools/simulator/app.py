@@ -381,9 +381,7 @@ class Simulator:
         except AuthRejected as exc:
             return self._error(exc.status, exc.error_code, exc.error_msg, request_id)
         name = request.query_params.get("name")
-        projects = [
-            {"id": principal, "name": self.region, "domain_id": DEMO_IAM_DOMAIN_ID, "enabled": True}
-        ]
+        projects = [{"id": principal, "name": self.region, "domain_id": DEMO_IAM_DOMAIN_ID, "enabled": True}]
         matching = [p for p in projects if name is None or p["name"] == name]
         body = {"projects": matching, "links": {"self": str(request.url)}}
         return self._respond(200, _dumps(body), request_id)
