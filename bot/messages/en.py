@@ -145,6 +145,7 @@ CATALOG: dict[str, str] = {
     "slack_reason_channel_not_found": "that channel no longer exists or I cannot see it",
     "slack_reason_not_in_channel": "I am not a member of it",
     "slack_reason_is_archived": "it is archived",
+    "slack_reason_restricted_action": "a workspace setting stops me posting there",
     "slack_reason_other": "Slack refused the message",
     "dm_cannot_post_watch": (
         "I could not post in {channel} about task `{task_id}` because {reason}, so that channel no longer "

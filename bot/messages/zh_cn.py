@@ -137,6 +137,7 @@ CATALOG: dict[str, str] = {
     "slack_reason_channel_not_found": "该频道已不存在，或我无法访问",
     "slack_reason_not_in_channel": "我不是该频道的成员",
     "slack_reason_is_archived": "该频道已归档",
+    "slack_reason_restricted_action": "工作区设置不允许我在该频道发消息",
     "slack_reason_other": "Slack 拒绝了这条消息",
     "dm_cannot_post_watch": (
         "我无法在 {channel} 发布任务 `{task_id}` 的消息，原因是{reason}，因此该频道已不再关注此任务；"
