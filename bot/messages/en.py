@@ -228,7 +228,7 @@ CATALOG: dict[str, str] = {
     "connection_endpoint_hint": "Optional: leave empty to use the region's endpoint. Must start with https://.",
     "connection_project_id": "Project id",
     "connection_project_id_placeholder": "0123456789abcdef0123456789abcdef",
-    "connection_project_id_hint": "The project id for that region, under My Credentials > API Credentials.",
+    "connection_project_id_hint": "The project id for that region, under My Credentials > API Credentials. Leave it empty with AK/SK and taskbot looks it up.",
     "connection_kind": "Credential type",
     "connection_kind_aksk": "AK/SK",
     "connection_kind_temporary_aksk": "Temporary AK/SK and security token",

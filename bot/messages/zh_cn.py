@@ -220,7 +220,7 @@ CATALOG: dict[str, str] = {
     "connection_endpoint_hint": "可选：留空则使用该区域的终端节点。必须以 https:// 开头。",
     "connection_project_id": "项目 ID",
     "connection_project_id_placeholder": "0123456789abcdef0123456789abcdef",
-    "connection_project_id_hint": "该区域的项目 ID，可在“我的凭证 > API 凭证”中找到。",
+    "connection_project_id_hint": "该区域的项目 ID，可在“我的凭证 > API 凭证”中找到。使用 AK/SK 时可留空，taskbot 会自动查询。",
     "connection_kind": "凭证类型",
     "connection_kind_aksk": "AK/SK",
     "connection_kind_temporary_aksk": "临时 AK/SK 和 SecurityToken",
