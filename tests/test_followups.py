@@ -606,8 +606,8 @@ async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Sta
     for alert in stack.alerts(soon_r1):
         assert "thread_ts" not in alert.payload
         assert "<@" not in alert.text
-    # One list call per poll serves both feeds.
-    assert stack.sim.requests[("list", "")] == engine.feed_polls
+    # One list call per poll serves both feeds (a poll counted here may still be on its way).
+    assert engine.feed_polls - 1 <= stack.sim.requests[("list", "")] <= engine.feed_polls
     assert engine.polls == 0
 
     watches, feed = await engine.watching(team_id=TEAM, channel_id=CHANNELS[1])
