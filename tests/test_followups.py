@@ -451,7 +451,8 @@ async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> N
 
 async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) -> None:
     stack = any_db_stack
-    stack.sim.add_task(sim_task(duration=0.6))
+    # Long enough that the first process stops before the task ends, even on a loaded machine.
+    stack.sim.add_task(sim_task(duration=2.5))
     first = await stack.followups()
     card = await stack.post_card(CHANNELS[0])
     await first.watch(
