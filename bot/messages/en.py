@@ -291,4 +291,17 @@ CATALOG: dict[str, str] = {
     "format_decimal": ".",
     "format_percent": "{value}%",
     "list_separator": ", ",
+    # Pace, trend and stalls (bot/slack/cards.py, bot/slack/alerts.py; issue 12)
+    "pace_line": "≈ {eta} left · {rate}",
+    "rate_per_second": "{rate} items/s",
+    "rate_per_minute": "{rate} items/min",
+    "eta_minutes": "{minutes} min",
+    "eta_under_minute": "under 1 min",
+    "trend_line": "Trend `{spark}`",
+    "stalled_line": ":double_vertical_bar: *Stalled*: no progress for {duration}, stuck at {processed} of {total}",
+    "stalled_line_no_total": ":double_vertical_bar: *Stalled*: no progress for {duration}, stuck at {processed}",
+    "resumed_line": "Moving again after a stall of {duration}",
+    "stall_notice": ":double_vertical_bar: *{name}*: no progress for {duration}, stuck at {processed} of {total}.",
+    "stall_notice_no_total": ":double_vertical_bar: *{name}*: no progress for {duration}, stuck at {processed}.",
+    "type_code": "`{code}` (code; the API does not document its values)",
 }

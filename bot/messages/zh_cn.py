@@ -275,4 +275,17 @@ CATALOG: dict[str, str] = {
     "format_decimal": ".",
     "format_percent": "{value}%",
     "list_separator": "、",
+    # 进度、趋势与停滞
+    "pace_line": "约剩 {eta} · {rate}",
+    "rate_per_second": "每秒 {rate} 条",
+    "rate_per_minute": "每分钟 {rate} 条",
+    "eta_minutes": "{minutes} 分钟",
+    "eta_under_minute": "不到 1 分钟",
+    "trend_line": "趋势 `{spark}`",
+    "stalled_line": ":double_vertical_bar: *已停滞*：{duration} 没有进展，停在 {processed} / {total}",
+    "stalled_line_no_total": ":double_vertical_bar: *已停滞*：{duration} 没有进展，停在 {processed}",
+    "resumed_line": "停滞 {duration} 后已恢复",
+    "stall_notice": ":double_vertical_bar: *{name}*：{duration} 没有进展，停在 {processed} / {total}。",
+    "stall_notice_no_total": ":double_vertical_bar: *{name}*：{duration} 没有进展，停在 {processed}。",
+    "type_code": "`{code}`（代码；API 未说明其取值）",
 }
