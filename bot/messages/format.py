@@ -9,8 +9,8 @@ and timezone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 import math
+from collections.abc import Iterable
 from datetime import timedelta
 
 from bot.messages import DEFAULT_LOCALE, text
