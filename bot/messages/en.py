@@ -14,8 +14,9 @@ CATALOG: dict[str, str] = {
         "• `/task recent [resource]`: the 10 newest tasks, e.g. `/task recent knowledge-intent-question-create`\n"
         "• `/task watch &lt;task id&gt;`: tell this channel when the task finishes; `/task unwatch &lt;task id&gt;` stops\n"
         "• `/task watching`: what this channel follows, with Stop buttons\n"
-        "• `/task subscribe [resource …]`: announce every task of the project that finishes from now on; "
-        "`/task unsubscribe` stops\n"
+        "• `/task subscribe [resource …] [failed] [by:operator]`: announce every task of the project "
+        "that finishes from now on (`failed`: only tasks that had failures; `by:name`: only that "
+        "operator's tasks); `/task unsubscribe` stops\n"
         "• `/task help`: this message"
     ),
     "usage_hint": "[task id | recent | watch <id> | watching | subscribe | help]",
@@ -304,4 +305,11 @@ CATALOG: dict[str, str] = {
     "stall_notice": ":double_vertical_bar: *{name}*: no progress for {duration}, stuck at {processed} of {total}.",
     "stall_notice_no_total": ":double_vertical_bar: *{name}*: no progress for {duration}, stuck at {processed}.",
     "type_code": "`{code}` (code; the API does not document its values)",
+    # Feed filters (issue 12)
+    "feed_filter_failed": "only tasks that had failures",
+    "feed_filter_operator": "only tasks by `{operator}`",
+    "feed_filters": "Filters: {filters}.",
+    "error_subscribe_operator": (
+        "`by:` needs one operator name, e.g. `/task subscribe failed by:adminUserAccount`."
+    ),
 }

@@ -20,7 +20,8 @@ CATALOG: dict[str, str] = {
         "• `/task recent [资源]`：最新的 10 个任务，例如 `/task recent knowledge-intent-question-create`\n"
         "• `/task watch &lt;任务 ID&gt;`：任务结束时通知本频道；`/task unwatch &lt;任务 ID&gt;` 取消\n"
         "• `/task watching`：本频道关注的内容，附“停止”按钮\n"
-        "• `/task subscribe [资源 …]`：从现在起，项目中每个结束的任务都在本频道通报；"
+        "• `/task subscribe [资源 …] [failed] [by:操作人]`：从现在起，项目中每个结束的任务都在本频道通报"
+        "（`failed`：只通报有失败的任务；`by:名称`：只通报该操作人的任务）；"
         "`/task unsubscribe` 取消\n"
         "• `/task help`：显示本帮助"
     ),
@@ -288,4 +289,9 @@ CATALOG: dict[str, str] = {
     "stall_notice": ":double_vertical_bar: *{name}*：{duration} 没有进展，停在 {processed} / {total}。",
     "stall_notice_no_total": ":double_vertical_bar: *{name}*：{duration} 没有进展，停在 {processed}。",
     "type_code": "`{code}`（代码；API 未说明其取值）",
+    # 通报筛选
+    "feed_filter_failed": "只通报有失败的任务",
+    "feed_filter_operator": "只通报操作人为 `{operator}` 的任务",
+    "feed_filters": "筛选：{filters}。",
+    "error_subscribe_operator": "`by:` 后面需要一个操作人名称，例如 `/task subscribe failed by:adminUserAccount`。",
 }

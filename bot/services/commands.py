@@ -73,7 +73,9 @@ class CommandRunner:
         if isinstance(command, Watching):
             return await self._follow.watching_reply(origin)
         if isinstance(command, Subscribe):
-            return await self._follow.subscribe_reply(command.resources, origin)
+            return await self._follow.subscribe_reply(
+                command.resources, origin, only_failed=command.only_failed, operator=command.operator
+            )
         if isinstance(command, Unsubscribe):
             return await self._follow.unsubscribe_reply(origin)
         return immediate_reply(command) or private(messages.text("usage"))

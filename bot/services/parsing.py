@@ -46,6 +46,10 @@ class Watching:
 @dataclass(frozen=True, slots=True)
 class Subscribe:
     resources: tuple[str, ...] = ()
+    only_failed: bool = False
+    """``failed``: only tasks that had failures."""
+    operator: str | None = None
+    """``by:<operator>``: only that operator's tasks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +86,11 @@ def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command
         return Help()
     head, rest = words[0], words[1:]
     keyword = head.lower()
-    if keyword in ("recent", "subscribe"):
+    if keyword == "subscribe":
+        return _subscribe(rest, locale)
+    if keyword == "recent":
         resources = tuple(dict.fromkeys(r for word in rest for r in word.split(",") if r))
-        return Recent(resources) if keyword == "recent" else Subscribe(resources)
+        return Recent(resources)
     if keyword in ("watching", "unsubscribe"):
         if rest:
             return Invalid(messages.text("error_takes_no_arguments", locale, word=keyword))
@@ -103,3 +109,21 @@ def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command
     if _LOOKS_LIKE_ID.match(head) or all(ch in "0123456789abcdefABCDEF" for ch in head):
         return Invalid(messages.text("error_invalid_task_id", locale, task_id=echo(head)))
     return Invalid(messages.text("error_unknown_subcommand", locale, word=echo(head)))
+
+
+def _subscribe(words: list[str], locale: str) -> Command:
+    """``subscribe [resource …] [failed] [by:<operator>]``: filters are keywords, the rest resources."""
+    resources: list[str] = []
+    only_failed = False
+    operator: str | None = None
+    for word in words:
+        if word.lower() == "failed":
+            only_failed = True
+        elif word.lower().startswith("by:"):
+            name = word[3:]
+            if not name or (operator is not None and operator != name):
+                return Invalid(messages.text("error_subscribe_operator", locale))
+            operator = name
+        else:
+            resources.extend(r for r in word.split(",") if r)
+    return Subscribe(tuple(dict.fromkeys(resources)), only_failed=only_failed, operator=operator)

@@ -243,7 +243,8 @@ def watching_list(
             line = text("watching_feed_resources", locale, resources=names)
         else:
             line = text("watching_feed_all", locale)
-        section = _section(line)
+        filters = feed_filters(feed.only_failed, feed.operator, locale=locale)
+        section = _section(f"{line}\n{filters}" if filters else line)
         section["accessory"] = _button(
             text("button_unsubscribe", locale), ACTION_UNSUBSCRIBE, feed.channel_id
         )
@@ -270,6 +271,16 @@ def watching_list(
         )
     summary = text("watching_text", locale, count=number(len(watches), locale))
     return Message(summary, blocks)
+
+
+def feed_filters(only_failed: bool, operator: str | None, *, locale: str = DEFAULT_LOCALE) -> str:
+    """The feed's filters besides resources as one sentence, or empty when it has none."""
+    parts = []
+    if only_failed:
+        parts.append(text("feed_filter_failed", locale))
+    if operator and clean(operator):
+        parts.append(text("feed_filter_operator", locale, operator=_code(operator)))
+    return text("feed_filters", locale, filters=join(parts, locale)) if parts else ""
 
 
 # --- the live card ----------------------------------------------------------------------------
