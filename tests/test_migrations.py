@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from bot.config import CredentialKind
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
-from bot.db.followups import DeliveryRow, FollowUpStore
+from bot.db.followups import DeliveryRow, FeedRow, FollowUpStore
 from bot.db.migrations import TARGET_METADATA
 from bot.db.schema import (
     MigrationReport,
@@ -480,13 +480,18 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
             user_id="U0ASKER002",
             expires_at=expires,
         )
-        await FollowUpStore(storage).subscribe_feed(
-            team_id=DEMO_TEAM_ID,
-            channel_id=FEED_CHANNEL,
-            user_id="U0ASKER003",
-            resources=[],
-            since=datetime.now(UTC),
-        )
+        # Only the 0.1.0 columns: later revisions add feed columns this schema does not have yet.
+        async with storage.engine.begin() as conn:
+            await conn.execute(
+                FeedRow.__table__.insert().values(
+                    team_id=DEMO_TEAM_ID,
+                    channel_id=FEED_CHANNEL,
+                    user_id="U0ASKER003",
+                    resources=[],
+                    created_at=datetime.now(UTC),
+                    status="active",
+                )
+            )
         counts = await FollowUpStore(storage).counts()
         assert counts == {"watches": 2, "subscribers": 2, "feeds": 1, "deliveries": 1}
     finally:
