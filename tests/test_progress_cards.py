@@ -16,8 +16,17 @@ import pytest
 from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage
+from bot.services.parsing import Invalid, Subscribe, parse
 from bot.slack import cards
-from tests.test_slack_followups import CHANNEL, OTHER, all_delivered, command_reply, reply_to, sim_task
+from tests.test_slack_followups import (
+    CHANNEL,
+    OTHER,
+    all_delivered,
+    command_reply,
+    eventually,
+    reply_to,
+    sim_task,
+)
 
 STALL_MINUTES = 0.02  # 1.2 s
 
@@ -134,3 +143,42 @@ async def test_a_stall_is_announced_once_marked_on_the_card_and_its_end_noted(
     )
     # The final card keeps the request id like every other card.
     assert "Finished" in bodies[-1] and "request `" in bodies[-1]
+
+
+# --- feed filters ---------------------------------------------------------------------------------
+
+
+def test_subscribe_parses_filters_besides_resources() -> None:
+    assert parse("subscribe res-a failed by:alice res-b") == Subscribe(
+        ("res-a", "res-b"), only_failed=True, operator="alice"
+    )
+    assert parse("subscribe") == Subscribe()
+    assert isinstance(parse("subscribe by:"), Invalid)
+    assert isinstance(parse("subscribe by:alice by:bob"), Invalid)
+
+
+async def test_a_filtered_feed_announces_only_what_passes_and_lists_its_filters(
+    stalls: LocalStack, http: httpx.AsyncClient
+) -> None:
+    confirmation = await command_reply(stalls, http, "subscribe failed by:opAlice")
+    assert "Filters: only tasks that had failures, only tasks by `opAlice`." in confirmation.text
+    wanted = "e7a00000000000000000000000000011"
+    clean_run = "e7a00000000000000000000000000012"
+    other_operator = "e7a00000000000000000000000000013"
+    stalls.simulator.add_task(sim_task(wanted, duration=0.5, operator="opAlice"))
+    stalls.simulator.add_task(sim_task(clean_run, duration=0.5, operator="opAlice", failure_rate=0.0))
+    stalls.simulator.add_task(sim_task(other_operator, duration=0.5, operator="opBob"))
+
+    def announced(task_id: str) -> list[PostedMessage]:
+        return [m for m in stalls.slack.messages if is_alert(m) and task_id in json.dumps(m.payload)]
+
+    await stalls.slack.wait_for(lambda _: bool(announced(wanted)), timeout=10)
+    # Several more feed polls after every task has finished: the others stay unannounced.
+    polls = stalls.runtime.followups.stats.feed_polls
+    await eventually(lambda: stalls.runtime.followups.stats.feed_polls >= polls + 5)
+    await all_delivered(stalls)
+    assert len(announced(wanted)) == 1
+    assert announced(clean_run) == [] and announced(other_operator) == []
+
+    listing = await command_reply(stalls, http, "watching")
+    assert "Filters: only tasks that had failures, only tasks by `opAlice`." in rendered(listing)
