@@ -16,7 +16,7 @@ import pytest
 from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage
-from bot.services.parsing import Invalid, Subscribe, parse
+from bot.services.parsing import Invalid, Recent, Subscribe, parse
 from bot.slack import cards
 from tests.test_slack_followups import (
     CHANNEL,
@@ -182,3 +182,29 @@ async def test_a_filtered_feed_announces_only_what_passes_and_lists_its_filters(
 
     listing = await command_reply(stalls, http, "watching")
     assert "Filters: only tasks that had failures, only tasks by `opAlice`." in rendered(listing)
+
+
+# --- /task recent beyond the first ten ------------------------------------------------------------
+
+
+async def test_recent_pages_past_the_first_ten_and_says_when_the_server_ignores_paging(
+    stalls: LocalStack, http: httpx.AsyncClient
+) -> None:
+    for n in range(15):
+        stalls.simulator.add_task(
+            sim_task(f"e7a000000000000000000000000001{n:02d}", duration=0, started_ago=100 + n)
+        )
+    first = rendered(await command_reply(stalls, http, "recent"))
+    assert "Showing 10 of 15" in first and "Next ten: `/task recent page 2`" in first
+    second = rendered(await command_reply(stalls, http, "recent page 2"))
+    assert "Page 2: tasks 11 to 15 of 15" in second and "Next ten" not in second
+    # The five oldest, none of the first ten.
+    assert "e7a00000000000000000000000000114" in second and "e7a00000000000000000000000000100" not in second
+
+    stalls.simulator.honour_offset = False
+    ignored = rendered(await command_reply(stalls, http, "recent page 2"))
+    assert "paging is not part of its documented task list" in ignored
+    assert "e7a000000000000000000000000001" not in ignored
+    assert isinstance(parse("recent page 0"), Invalid) and parse("recent res page 3") == Recent(
+        ("res",), page=3
+    )

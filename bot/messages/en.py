@@ -11,7 +11,7 @@ CATALOG: dict[str, str] = {
     "usage": (
         "*Usage*\n"
         "• `/task &lt;task id&gt;`: show an import/export task, e.g. `/task fd1c56acbb2c4b1aa24ba37df99f3129`\n"
-        "• `/task recent [resource]`: the 10 newest tasks, e.g. `/task recent knowledge-intent-question-create`\n"
+        "• `/task recent [resource] [page N]`: the 10 newest tasks (`page 2`: the next ten), e.g. `/task recent knowledge-intent-question-create`\n"
         "• `/task watch &lt;task id&gt;`: tell this channel when the task finishes; `/task unwatch &lt;task id&gt;` stops\n"
         "• `/task watching`: what this channel follows, with Stop buttons\n"
         "• `/task subscribe [resource …] [failed] [by:operator]`: announce every task of the project "
@@ -312,4 +312,12 @@ CATALOG: dict[str, str] = {
     "error_subscribe_operator": (
         "`by:` needs one operator name, e.g. `/task subscribe failed by:adminUserAccount`."
     ),
+    # /task recent paging (issue 12)
+    "recent_page_context": "Page {page}: tasks {first} to {last} of {count}",
+    "recent_more": "Next ten: `{command}`",
+    "recent_paging_ignored": (
+        "MetaStudio sent the newest tasks again instead of that page: paging is not part of its "
+        "documented task list, so only the newest ten can be shown. `/task recent` shows them."
+    ),
+    "error_recent_page": "The page must be a whole number from 1 to {max}, e.g. `/task recent page 2`.",
 }

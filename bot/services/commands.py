@@ -65,7 +65,7 @@ class CommandRunner:
         if isinstance(command, ShowTask):
             return await self._tasks.task_reply(command.task_id, origin)
         if isinstance(command, Recent):
-            return await self._tasks.recent_reply(command.resources, origin)
+            return await self._tasks.recent_reply(command.resources, origin, page=command.page)
         if isinstance(command, Watch):
             return await self._follow.watch_reply(command.task_id, origin)
         if isinstance(command, Unwatch):

@@ -11,6 +11,7 @@ from bot.metastudio.models import is_task_id
 _ECHO_LIMIT = 40
 _QUOTES = "`'\"‘’“”<>"
 _LOOKS_LIKE_ID = re.compile(r"^[0-9A-Za-z_-]{12,}$")
+MAX_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class ShowTask:
 @dataclass(frozen=True, slots=True)
 class Recent:
     resources: tuple[str, ...] = ()
+    page: int = 1
+    """``page N``: the N-th ten, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +92,13 @@ def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command
     if keyword == "subscribe":
         return _subscribe(rest, locale)
     if keyword == "recent":
+        page = 1
+        if len(rest) >= 2 and rest[-2].lower() == "page":
+            if not rest[-1].isdigit() or not 1 <= int(rest[-1]) <= MAX_PAGE:
+                return Invalid(messages.text("error_recent_page", locale, max=MAX_PAGE))
+            page, rest = int(rest[-1]), rest[:-2]
         resources = tuple(dict.fromkeys(r for word in rest for r in word.split(",") if r))
-        return Recent(resources)
+        return Recent(resources, page=page)
     if keyword in ("watching", "unsubscribe"):
         if rest:
             return Invalid(messages.text("error_takes_no_arguments", locale, word=keyword))

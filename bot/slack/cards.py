@@ -167,21 +167,46 @@ def recent_list(
     finished_codes: frozenset[str] = frozenset(),
     request_id: str | None = None,
     locale: str = DEFAULT_LOCALE,
+    page_number: int = 1,
+    resources: tuple[str, ...] = (),
+    paging_ignored: bool = False,
 ) -> list[dict[str, Any]]:
-    """The newest tasks, one section each with an Open button; at most ``MAX_RECENT`` of them."""
+    """The newest tasks, one section each with an Open button; at most ``MAX_RECENT`` of them.
+
+    ``page_number`` N shows the N-th ten; when more exist, the context says how to see the next.
+    ``paging_ignored`` (the server sent page 1 again) shows a sentence instead of a wrong page.
+    """
     name = clean(resource)
     header = text("recent_header_resource", locale, resource=name) if name else text("recent_header", locale)
-    tasks = page.data[:MAX_RECENT]
     blocks: list[dict[str, Any]] = [_header(header)]
+    if paging_ignored:
+        blocks.append(_section(text("recent_paging_ignored", locale)))
+        return blocks
+    tasks = page.data[:MAX_RECENT]
     if not tasks:
         blocks.append(_section(text("recent_empty", locale)))
     for task in tasks:
         blocks.append(_recent_item(task, finished_codes, locale))
     notes = []
-    if tasks:
+    count = max(page.count, len(page.data))
+    first = (page_number - 1) * MAX_RECENT
+    if tasks and page_number == 1:
+        notes.append(text("recent_context", locale, shown=len(tasks), count=number(count, locale)))
+    elif tasks:
         notes.append(
-            text("recent_context", locale, shown=len(tasks), count=number(max(page.count, len(page.data))))
+            text(
+                "recent_page_context",
+                locale,
+                page=page_number,
+                first=number(first + 1, locale),
+                last=number(first + len(tasks), locale),
+                count=number(count, locale),
+            )
         )
+    if tasks and count > first + len(tasks):
+        words = " ".join(_code(r) for r in resources)
+        command = f"/task recent {words + ' ' if words else ''}page {page_number + 1}"
+        notes.append(text("recent_more", locale, command=command))
     if request_id:
         notes.append(text("context_request", locale, request_id=_code(request_id)))
     if notes:
