@@ -52,6 +52,8 @@ CARD_SYNC_FACTOR: Final = 6
 # Polls in flight at once: under the MetaStudio client's keep-alive pool (10), so polls reuse
 # connections and leave the rest of its 50 connections to commands.
 POLL_CONCURRENCY: Final = 8
+STALL_KEY_PREFIX: Final = "stall:"
+"""Message key prefix of stall notices, which are not deliveries."""
 
 
 @dataclass
@@ -323,7 +325,7 @@ class Watches:
     async def _notify_stall(self, state: _Watch, task: Task, stalled_for: float) -> None:
         """One notice per subscriber: in the card's thread, or in the channel without a card."""
         message = alerts.stall_notice(task, stalled_for=stalled_for)
-        key = f"stall:{state.id}:{state.progress.stalled_since}"
+        key = f"{STALL_KEY_PREFIX}{state.id}:{state.progress.stalled_since}"
         for card in list(state.cards.values()):
             if state.closed:
                 return
