@@ -336,7 +336,10 @@ def test_recent_list_shows_newest_tasks_with_open_buttons() -> None:
         (ACTION_OPEN, SEED.task_id),
         (ACTION_OPEN, "0" * 32),
     ]
-    assert blocks[-1]["elements"][0]["text"] == "Showing 2 of 57 · request `req-9`"
+    assert (
+        blocks[-1]["elements"][0]["text"]
+        == "Showing 2 of 57 · Next ten: `/task recent page 2` · request `req-9`"
+    )
 
 
 def test_recent_list_caps_at_ten_and_handles_empty() -> None:

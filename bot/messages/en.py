@@ -314,7 +314,7 @@ CATALOG: dict[str, str] = {
     ),
     # /task recent paging (issue 12)
     "recent_page_context": "Page {page}: tasks {first} to {last} of {count}",
-    "recent_more": "Next ten: `{command}`",
+    "recent_more": "Next ten: `/task recent {resources}page {page}`",
     "recent_paging_ignored": (
         "MetaStudio sent the newest tasks again instead of that page: paging is not part of its "
         "documented task list, so only the newest ten can be shown. `/task recent` shows them."

@@ -20,8 +20,8 @@ CATALOG: dict[str, str] = {
         "• `/task recent [资源] [page N]`：最新的 10 个任务（`page 2`：再往后 10 个），例如 `/task recent knowledge-intent-question-create`\n"
         "• `/task watch &lt;任务 ID&gt;`：任务结束时通知本频道；`/task unwatch &lt;任务 ID&gt;` 取消\n"
         "• `/task watching`：本频道关注的内容，附“停止”按钮\n"
-        "• `/task subscribe [资源 …] [failed] [by:操作人]`：从现在起，项目中每个结束的任务都在本频道通报"
-        "（`failed`：只通报有失败的任务；`by:名称`：只通报该操作人的任务）；"
+        "• `/task subscribe [资源 …] [failed] [by:&lt;操作人&gt;]`：从现在起，项目中每个结束的任务都在本频道通报"
+        "（`failed`：只通报有失败的任务；`by:&lt;名称&gt;`：只通报该操作人的任务）；"
         "`/task unsubscribe` 取消\n"
         "• `/task help`：显示本帮助"
     ),
@@ -296,7 +296,7 @@ CATALOG: dict[str, str] = {
     "error_subscribe_operator": "`by:` 后面需要一个操作人名称，例如 `/task subscribe failed by:adminUserAccount`。",
     # /task recent 分页
     "recent_page_context": "第 {page} 页：第 {first} 至 {last} 个，共 {count} 个",
-    "recent_more": "下 10 个：`{command}`",
+    "recent_more": "下 10 个：`/task recent {resources}page {page}`",
     "recent_paging_ignored": (
         "MetaStudio 没有返回这一页，而是再次返回了最新的任务：分页不在其文档化的任务列表接口中，"
         "因此只能显示最新的 10 个。`/task recent` 可查看。"

@@ -204,9 +204,9 @@ def recent_list(
             )
         )
     if tasks and count > first + len(tasks):
-        words = " ".join(_code(r) for r in resources)
-        command = f"/task recent {words + ' ' if words else ''}page {page_number + 1}"
-        notes.append(text("recent_more", locale, command=command))
+        # Each resource followed by a space, so the command reads "/task recent a b page 2".
+        words = "".join(f"{_code(r)} " for r in resources)
+        notes.append(text("recent_more", locale, resources=words, page=page_number + 1))
     if request_id:
         notes.append(text("context_request", locale, request_id=_code(request_id)))
     if notes:
