@@ -123,7 +123,7 @@ def test_seed_card_shows_everything_the_api_returned() -> None:
     assert "*Total*\n3" in fields
     assert "*Succeeded*\n2" in fields
     assert "*Failed*\n:warning: 1" in fields
-    assert "*Type*\n`0`" in fields
+    assert "*Type*\n`0` (code; the API does not document its values)" in fields
     assert "*Resource*\n`knowledge-intent-question-create`" in fields
     assert "*Operator*\nadminUserAccount" in fields
     date = "<!date^1744276967^{date_short_pretty} {time}|2025-04-10 09:22 UTC>"
@@ -336,7 +336,10 @@ def test_recent_list_shows_newest_tasks_with_open_buttons() -> None:
         (ACTION_OPEN, SEED.task_id),
         (ACTION_OPEN, "0" * 32),
     ]
-    assert blocks[-1]["elements"][0]["text"] == "Showing 2 of 57 · request `req-9`"
+    assert (
+        blocks[-1]["elements"][0]["text"]
+        == "Showing 2 of 57 · Next ten: `/task recent page 2` · request `req-9`"
+    )
 
 
 def test_recent_list_caps_at_ten_and_handles_empty() -> None:

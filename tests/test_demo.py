@@ -8,9 +8,10 @@ import re
 import sys
 import time
 
-from bot.devtools.demo import WATCHED_TASK_ID
+from bot.devtools.demo import WATCHED_STALL_SECONDS, WATCHED_TASK_ID
 
-DEMO_BUDGET_SECONDS = 20.0
+# The watched task now stalls for WATCHED_STALL_SECONDS (issue 12), which the demo waits out.
+DEMO_BUDGET_SECONDS = 20.0 + WATCHED_STALL_SECONDS
 
 
 async def test_demo_shows_a_watch_from_card_to_alert() -> None:
@@ -46,6 +47,14 @@ async def test_demo_shows_a_watch_from_card_to_alert() -> None:
     # The alert: a reply in the card's thread, broadcast, mentioning the requester, with the counts.
     alert = watch_part.index("The completion alert:")
     assert live < alert
+    # The live card's ETA, rate and trend, then one stall notice in the thread, the card marking
+    # the stall and, once it moves, noting that it ended.
+    before_alert = watch_part[:alert]
+    assert re.search(r"≈ .+ left · [\d,.]+ items/s", before_alert)
+    assert re.search(r"Trend `[▁▂▃▄▅▆▇█]{2,}`", before_alert)
+    assert before_alert.count("A stall notice, in the card's thread:") == 1
+    assert re.search(r"no progress for .+, stuck at [\d,]+ of 6,000\.", before_alert)
+    assert before_alert.index("Stalled: no progress") < before_alert.index("Moving again after a stall")
     alert_text = watch_part[alert:]
     assert re.search(r"in thread \d+\.\d+ · also sent to the channel", alert_text)
     assert "@U0DEMOUSER ✅ Import of 6,000 FAQ pairs finished." in alert_text

@@ -242,7 +242,7 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
         assert alert.text.startswith(f"<@U0USER000{number}> ")
         blocks = json.dumps(alert.blocks)
         assert "1,188 of 1,200" in blocks  # 1% of 1,200 failed
-        assert ":warning: *12 failed*" in blocks
+        assert ":warning: *12*" in blocks
         final = stack.updates(cards[channel])[-1]
         assert "Watching" not in json.dumps(final.blocks)
 

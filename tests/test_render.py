@@ -38,7 +38,7 @@ def test_seed_card_reads_like_slack() -> None:
 def test_fields_sit_in_two_aligned_columns() -> None:
     lines = render_message(seed_message()).split("\n")
     row = lines.index("Total        Type")
-    assert lines[row + 1] == "3            `0`"
+    assert lines[row + 1] == "3            `0` (code; the API does not document its values)"
     assert "Succeeded    Resource" in lines
     wide = {
         "blocks": [

@@ -147,6 +147,8 @@ class FeedRow(Base):
     resources: Mapped[list[str]] = mapped_column(Json)
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
+    filters: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    """``{"failed": true, "operator": "..."}``; None (or absent keys): no such filter. Migration 0002."""
 
 
 class DeliveryRow(Base):
@@ -241,6 +243,10 @@ class FeedRecord:
     resources: tuple[str, ...]
     created_at: datetime
     status: FeedStatus
+    only_failed: bool = False
+    """Announce only tasks that had failures."""
+    operator: str | None = None
+    """Announce only tasks whose ``operator`` is exactly this."""
 
     @property
     def since(self) -> datetime:
@@ -307,7 +313,18 @@ def _feed(row: FeedRow) -> FeedRecord:
         resources=tuple(row.resources),
         created_at=row.created_at,
         status=cast(FeedStatus, row.status),
+        only_failed=bool((row.filters or {}).get("failed")),
+        operator=(row.filters or {}).get("operator") or None,
     )
+
+
+def _filters(only_failed: bool, operator: str | None) -> dict[str, Any] | None:
+    filters: dict[str, Any] = {}
+    if only_failed:
+        filters["failed"] = True
+    if operator:
+        filters["operator"] = operator
+    return filters or None
 
 
 def _delivery(row: DeliveryRow) -> DeliveryRecord:
@@ -643,15 +660,24 @@ class FollowUpStore:
     # -- feeds ---------------------------------------------------------------------------------
 
     async def subscribe_feed(
-        self, *, team_id: str, channel_id: str, user_id: str, resources: Sequence[str], since: datetime
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        resources: Sequence[str],
+        since: datetime,
+        only_failed: bool = False,
+        operator: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         """Start a channel's feed, or return its active one (True only when newly created).
 
-        Subscribing again replaces the resource filter but keeps the original ``since``, so a
+        Subscribing again replaces the filters but keeps the original ``since``, so a
         change of filter never replays tasks that finished in between.
         """
         since = require_aware(since, "since")
         wanted = list(dict.fromkeys(resources))
+        filters = _filters(only_failed, operator)
 
         async def attempt() -> tuple[FeedRecord, bool]:
             async with self._write() as session:
@@ -665,8 +691,8 @@ class FollowUpStore:
                     .with_for_update()
                 )
                 if row is not None:
-                    if list(row.resources) != wanted:
-                        row.resources = wanted
+                    if list(row.resources) != wanted or row.filters != filters:
+                        row.resources, row.filters = wanted, filters
                         await session.flush()
                     return _feed(row), False
                 row = FeedRow(
@@ -676,6 +702,7 @@ class FollowUpStore:
                     resources=wanted,
                     created_at=since,
                     status="active",
+                    filters=filters,
                 )
                 session.add(row)
                 await session.flush()

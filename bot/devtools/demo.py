@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.devtools import simulator as sim
 from bot.devtools.render import render_message
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, PostedMessage, SlackStandIn
+from bot.followups.watches import STALL_KEY_PREFIX
 from bot.servers import serve_asgi
 from bot.slack import cards
 from bot.slack.poster import DELIVERY_EVENT
@@ -35,6 +36,10 @@ PRIVATE_CHANNEL = "G0PRIVATE1"
 # however long the steps before it took.
 WATCHED_TASK_ID = "0b5e55ed0b5e55ed0b5e55ed0b5e55ed"
 WATCHED_TASK_SECONDS = 4.0
+# It stalls this long, soon after the watch starts, so the demo shows a stall notice and the
+# card marking it; the stall threshold is short to match (the default is 30 min).
+WATCHED_STALL_SECONDS = 6.0
+DEMO_STALL_MINUTES = 0.03
 # Follow-up timers of the demo: short, so a watch plays out in seconds (the defaults are 10 s).
 DEMO_POLL_SECONDS = 1.0
 DEMO_CARD_UPDATE_SECONDS = 1.0
@@ -139,18 +144,27 @@ async def demo_stack(
 def is_alert(message: PostedMessage) -> bool:
     """A follow-up message (completion alert or a notice ending a watch), known by its metadata."""
     metadata = message.payload.get("metadata") or {}
-    return message.via == "chat.postMessage" and metadata.get("event_type") == DELIVERY_EVENT
+    key = str((metadata.get("event_payload") or {}).get("key", ""))
+    # Stall notices carry the same metadata (the Poster tags every post) but are not alerts.
+    return (
+        message.via == "chat.postMessage"
+        and metadata.get("event_type") == DELIVERY_EVENT
+        and not key.startswith(STALL_KEY_PREFIX)
+    )
 
 
 def watched_task(now: float) -> sim.SimTask:
-    """An import that is a quarter done now and finishes ``WATCHED_TASK_SECONDS`` later."""
+    """An import that is a quarter done now, stalls for ``WATCHED_STALL_SECONDS`` two seconds
+    later, and finishes ``WATCHED_TASK_SECONDS`` of progress (plus the stall) later."""
     started = now - WATCHED_TASK_SECONDS / 3
     return sim.SimTask(
+        stall_at_seconds=WATCHED_TASK_SECONDS / 3 + 2.0,
+        stall_seconds=WATCHED_STALL_SECONDS,
         task_id=WATCHED_TASK_ID,
         task_name="Import of 6,000 FAQ pairs",
         resource="knowledge-intent-question-create",
         total_count=6000,
-        duration_seconds=WATCHED_TASK_SECONDS * 4 / 3,
+        duration_seconds=WATCHED_TASK_SECONDS * 4 / 3 + WATCHED_STALL_SECONDS,
         begin_time_ms=round(started * 1000),
         failure_rate=0.005,
     )
@@ -174,7 +188,10 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="taskbot-demo-") as workdir:
         async with (
             demo_stack(
-                Path(workdir), poll_seconds=DEMO_POLL_SECONDS, card_update_seconds=DEMO_CARD_UPDATE_SECONDS
+                Path(workdir),
+                poll_seconds=DEMO_POLL_SECONDS,
+                card_update_seconds=DEMO_CARD_UPDATE_SECONDS,
+                stall_minutes=DEMO_STALL_MINUTES,
             ) as stack,
             httpx.AsyncClient() as http,
         ):
@@ -248,7 +265,8 @@ async def _watch_step(
     show(slack.messages[seen])
     say()
     say(
-        f"{number + 2}. The card updates in place while the task runs, then the alert arrives "
+        f"{number + 2}. The card updates in place while the task runs (ETA, rate, trend; it stalls "
+        "for a while), then the alert arrives "
         f"(the demo polls every {DEMO_POLL_SECONDS:g} s; the default is 10 s)"
     )
     shown = len(slack.messages)
@@ -263,7 +281,7 @@ async def _watch_step(
     def more_than(count: int) -> Callable[[list[PostedMessage]], bool]:
         return lambda messages: len(messages) > count
 
-    deadline = time.monotonic() + 15 + WATCHED_TASK_SECONDS
+    deadline = time.monotonic() + 15 + WATCHED_TASK_SECONDS + WATCHED_STALL_SECONDS
     while True:
         try:
             await slack.wait_for(more_than(shown), timeout=deadline - time.monotonic())
@@ -273,6 +291,8 @@ async def _watch_step(
         for message in slack.messages[shown:]:
             if is_alert(message):
                 say("  The completion alert:")
+            elif message.via == "chat.postMessage":
+                say("  A stall notice, in the card's thread:")
             show(message)
             say()
         shown = len(slack.messages)

@@ -191,14 +191,26 @@ class FollowUps:
     # -- feeds ---------------------------------------------------------------------------------
 
     async def subscribe(
-        self, *, team_id: str, channel_id: str, user_id: str, resources: Sequence[str]
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        resources: Sequence[str],
+        only_failed: bool = False,
+        operator: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         """Announce in ``channel_id`` every task that finishes from now on (only ``resources``, if given).
 
         Subscribing again changes the filter but never replays what finished in between.
         """
         feed, created = await self.feeds.subscribe(
-            team_id=team_id, channel_id=channel_id, user_id=user_id, resources=resources
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            resources=resources,
+            only_failed=only_failed,
+            operator=operator,
         )
         log.info(
             "feed subscribed" if created else "feed updated", extra={"team": team_id, "channel": channel_id}

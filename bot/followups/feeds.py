@@ -4,7 +4,8 @@ All feeds of a team share one list poll every ``feed_poll_seconds``, filtered se
 when every feed of the team filters. A task is announced to a feed only when it provably
 finished after the feed began: its ``end_time`` says so, or the feed saw it unfinished after
 subscribing. Each (feed, task) is recorded at most once ever (a unique key in the table),
-and memory stays bounded by what the list shows.
+and memory stays bounded by what the list shows. A feed's filters (resources, only tasks that
+had failures, only one operator's tasks) are applied before anything is recorded or posted.
 """
 
 from __future__ import annotations
@@ -74,12 +75,25 @@ class Feeds:
             self._shared.timers.schedule(f"feed:{team_id}", 0.0)
 
     async def subscribe(
-        self, *, team_id: str, channel_id: str, user_id: str, resources: Sequence[str]
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        resources: Sequence[str],
+        only_failed: bool = False,
+        operator: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
         since = datetime.fromtimestamp(self._shared.clock(), UTC)
         feed, created = await self.storage.subscribe_feed(
-            team_id=team_id, channel_id=channel_id, user_id=user_id, resources=wanted, since=since
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            resources=wanted,
+            since=since,
+            only_failed=only_failed,
+            operator=(operator or "").strip() or None,
         )
         self._add(feed)
         job_id = f"feed:{team_id}"
@@ -221,7 +235,7 @@ class Feeds:
             for feed in feeds:
                 if (feed.id, task.task_id) in team.recorded or feed.id not in team.feeds:
                     continue
-                if feed.resources and task.resource not in feed.resources:
+                if not _wanted(feed, task):
                     continue
                 if not self._finished_after(task, feed, team):
                     continue
@@ -248,3 +262,12 @@ class Feeds:
         # No end time: only a task we saw unfinished after the subscription provably ended after it.
         seen = team.last_seen_running.get(task.task_id)
         return seen is not None and seen >= since
+
+
+def _wanted(feed: FeedRecord, task: Task) -> bool:
+    """Whether the feed's filters let ``task`` through."""
+    if feed.resources and task.resource not in feed.resources:
+        return False
+    if feed.only_failed and task.failure_count <= 0:
+        return False
+    return not (feed.operator and task.operator != feed.operator)

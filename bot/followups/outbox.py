@@ -198,7 +198,7 @@ class Outbox:
             return
         message = alerts.watched_card(
             task,
-            request_id=None,
+            request_id=alerts.snapshot_request_id(record.payload),
             finished_codes=self.settings.finished_codes,
             refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
         )

@@ -12,6 +12,13 @@ active subscriber, which the outbox then delivers exactly once. A second poller,
 expiry or a second process finds the watch no longer active and queues nothing. Between
 state transitions nothing is written: the last counts, the card throttle and the not-found
 streak stay in memory and are rebuilt (empty) after a restart.
+
+Stalls: each poll also folds the counts into the watch's ``Progress`` with the configured
+``stall_minutes``; ``observe`` reports ``STALLED`` once per stall, and only then one notice is
+posted per subscriber (in the card's thread, or in the channel without a card). It is best
+effort, not an exactly-once delivery: a failed post is logged, never retried per poll. The
+card shows the stall until the task moves, then notes that it ended; nothing more is posted.
+After a restart the progress starts empty, so a stall still in progress is noticed once more.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from bot.followups.shared import Shared
 from bot.metastudio.client import Fetched
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
 from bot.metastudio.models import Task
+from bot.metastudio.progress import Event, Progress, observe
 from bot.metastudio.ratelimit import Priority
 from bot.slack import alerts
 from bot.slack.poster import CardGone, Poster, PosterError
@@ -44,6 +52,8 @@ CARD_SYNC_FACTOR: Final = 6
 # Polls in flight at once: under the MetaStudio client's keep-alive pool (10), so polls reuse
 # connections and leave the rest of its 50 connections to commands.
 POLL_CONCURRENCY: Final = 8
+STALL_KEY_PREFIX: Final = "stall:"
+"""Message key prefix of stall notices, which are not deliveries."""
 
 
 @dataclass
@@ -72,10 +82,16 @@ class _Watch:
     synced_counts: tuple[Any, ...] | None = None
     drawing: bool = False
     closed: bool = False
+    progress: Progress = field(default_factory=Progress)
+    """Counts folded with the stall threshold (the cadence's own progress never stalls)."""
+    resumed_after: float | None = None
+    """Seconds the last stall lasted, once it has ended: the card notes it."""
 
 
-def _counts(task: Task) -> tuple[Any, ...]:
-    return (task.success_count, task.failure_count, task.total_count, task.task_status)
+def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
+    """What a card shows that is worth a redraw: the counts, and a stall starting or ending."""
+    stall = (state.progress.stalled, state.resumed_after is not None)
+    return (task.success_count, task.failure_count, task.total_count, task.task_status, *stall)
 
 
 class Watches:
@@ -230,7 +246,11 @@ class Watches:
     async def _poll_once(self, state: _Watch) -> float | None:
         """One poll. Returns the delay before the next one, or None when the watch closed."""
         if self._shared.clock() >= state.expires_at:
-            snapshot = state.last_task.model_dump(mode="json") if state.last_task is not None else None
+            snapshot = (
+                alerts.with_request_id(state.last_task.model_dump(mode="json"), state.request_id)
+                if state.last_task is not None
+                else None
+            )
             await self._close(state, "expired", snapshot)
             return None
         try:
@@ -258,19 +278,61 @@ class Watches:
         task = fetched.value
         if task.is_finished(self.settings.finished_codes):
             log.info("task finished", extra=self._extra(state))
-            await self._close(state, "finished", task.model_dump(mode="json"))
+            snapshot = alerts.with_request_id(task.model_dump(mode="json"), fetched.request_id)
+            await self._close(state, "finished", snapshot)
             return None
         state.last_task = task
+        now = self._shared.clock()
+        begin = task.begin_time / 1000 if task.begin_time else None
         state.cadence, delay = after_progress(
             state.cadence,
             self.policy,
-            now=self._shared.clock(),
+            now=now,
             processed=task.processed_count,
             total=task.total_count,
-            begin=task.begin_time / 1000 if task.begin_time else None,
+            begin=begin,
         )
+        self._observe(state, task, now, begin)
         self._maybe_draw_cards(state, task)
         return delay
+
+    def _observe(self, state: _Watch, task: Task, now: float, begin: float | None) -> None:
+        previous = state.progress
+        state.progress, event = observe(
+            previous,
+            now=now,
+            processed=task.processed_count,
+            stall_seconds=self.settings.stall_minutes * 60,
+            begin=begin,
+        )
+        if event is Event.STALLED:
+            assert state.progress.stalled_since is not None
+            state.resumed_after = None
+            stalled_for = now - state.progress.stalled_since
+            log.info("task stalled for %.0f s", stalled_for, extra=self._extra(state))
+            self._shared.timers.spawn_work(self._notify_stall(state, task, stalled_for), f"stall:{state.id}")
+        elif event is Event.RESUMED and previous.stalled_since is not None:
+            state.resumed_after = max(0.0, now - previous.stalled_since)
+            log.info("task moving again", extra=self._extra(state))
+
+    async def _notify_stall(self, state: _Watch, task: Task, stalled_for: float) -> None:
+        """One notice per subscriber: in the card's thread, or in the channel without a card."""
+        message = alerts.stall_notice(task, stalled_for=stalled_for)
+        key = f"{STALL_KEY_PREFIX}{state.id}:{state.progress.stalled_since}"
+        for card in list(state.cards.values()):
+            if state.closed:
+                return
+            thread = card.ts if card.ts and not card.gone else None
+            try:
+                await self.poster.post(
+                    state.team_id, card.channel_id, message, key=key, thread_ts=thread, broadcast=False
+                )
+            except PosterError as exc:
+                log.warning(
+                    "stall notice failed: %s", exc.error, extra=self._extra(state, channel=card.channel_id)
+                )
+            except Exception:
+                log.exception("stall notice failed", extra=self._extra(state, channel=card.channel_id))
 
     async def _fetch(self, state: _Watch) -> Fetched[Task] | None:
         """Take a poll slot, then a rate-limit token, then read the task. None when stopping.
@@ -314,7 +376,7 @@ class Watches:
     def _maybe_draw_cards(self, state: _Watch, task: Task) -> None:
         if state.drawing or self._shared.timers.stopping:
             return
-        counts = _counts(task)
+        counts = _counts(state, task)
         now = self._shared.clock()
         # Only a task that moves ever costs a read, and then at most once per sync period.
         sync_due = counts != state.synced_counts and now - state.cards_synced_at >= self._card_sync_seconds
@@ -339,14 +401,14 @@ class Watches:
                 # here: one read at most every card_update_seconds, never a write.
                 subscribers = await self.storage.active_subscribers(state.id)
                 state.cards_synced_at = self._shared.clock()
-                state.synced_counts = _counts(task)
+                state.synced_counts = _counts(state, task)
                 known = {s.id for s in subscribers}
                 for subscriber_id in list(state.cards):
                     if subscriber_id not in known:
                         del state.cards[subscriber_id]
                 for subscriber in subscribers:
                     self._add_card(state, subscriber)
-            counts = _counts(task)
+            counts = _counts(state, task)
             due = self._due_cards(state, counts)
             if not due or state.closed:
                 return
@@ -355,6 +417,8 @@ class Watches:
                 request_id=state.request_id,
                 finished_codes=self.settings.finished_codes,
                 refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
+                progress=state.progress,
+                resumed_after=state.resumed_after,
             )
             for card in due:
                 if state.closed:

@@ -11,11 +11,12 @@ CATALOG: dict[str, str] = {
     "usage": (
         "*Usage*\n"
         "• `/task &lt;task id&gt;`: show an import/export task, e.g. `/task fd1c56acbb2c4b1aa24ba37df99f3129`\n"
-        "• `/task recent [resource]`: the 10 newest tasks, e.g. `/task recent knowledge-intent-question-create`\n"
+        "• `/task recent [resource] [page N]`: the 10 newest tasks (`page 2`: the next ten), e.g. `/task recent knowledge-intent-question-create`\n"
         "• `/task watch &lt;task id&gt;`: tell this channel when the task finishes; `/task unwatch &lt;task id&gt;` stops\n"
         "• `/task watching`: what this channel follows, with Stop buttons\n"
-        "• `/task subscribe [resource …]`: announce every task of the project that finishes from now on; "
-        "`/task unsubscribe` stops\n"
+        "• `/task subscribe [resource …] [failed] [by:operator]`: announce every task of the project "
+        "that finishes from now on (`failed`: only tasks that had failures; `by:name`: only that "
+        "operator's tasks); `/task unsubscribe` stops\n"
         "• `/task help`: this message"
     ),
     "usage_hint": "[task id | recent | watch <id> | watching | subscribe | help]",
@@ -292,4 +293,32 @@ CATALOG: dict[str, str] = {
     "format_decimal": ".",
     "format_percent": "{value}%",
     "list_separator": ", ",
+    # Pace, trend and stalls (bot/slack/cards.py, bot/slack/alerts.py; issue 12)
+    "pace_line": "≈ {eta} left · {rate}",
+    "rate_per_second": "{rate} items/s",
+    "rate_per_minute": "{rate} items/min",
+    "eta_minutes": "{minutes} min",
+    "eta_under_minute": "under 1 min",
+    "trend_line": "Trend `{spark}`",
+    "stalled_line": ":double_vertical_bar: *Stalled*: no progress for {duration}, stuck at {processed} of {total}",
+    "stalled_line_no_total": ":double_vertical_bar: *Stalled*: no progress for {duration}, stuck at {processed}",
+    "resumed_line": "Moving again after a stall of {duration}",
+    "stall_notice": ":double_vertical_bar: *{name}*: no progress for {duration}, stuck at {processed} of {total}.",
+    "stall_notice_no_total": ":double_vertical_bar: *{name}*: no progress for {duration}, stuck at {processed}.",
+    "type_code": "`{code}` (code; the API does not document its values)",
+    # Feed filters (issue 12)
+    "feed_filter_failed": "only tasks that had failures",
+    "feed_filter_operator": "only tasks by `{operator}`",
+    "feed_filters": "Filters: {filters}.",
+    "error_subscribe_operator": (
+        "`by:` needs one operator name, e.g. `/task subscribe failed by:adminUserAccount`."
+    ),
+    # /task recent paging (issue 12)
+    "recent_page_context": "Page {page}: tasks {first} to {last} of {count}",
+    "recent_more": "Next ten: `/task recent {resources}page {page}`",
+    "recent_paging_ignored": (
+        "MetaStudio sent the newest tasks again instead of that page: paging is not part of its "
+        "documented task list, so only the newest ten can be shown. `/task recent` shows them."
+    ),
+    "error_recent_page": "The page must be a whole number from 1 to {max}, e.g. `/task recent page 2`.",
 }

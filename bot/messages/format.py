@@ -9,10 +9,13 @@ and timezone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import timedelta
 
 from bot.messages import DEFAULT_LOCALE, text
+
+_MAX_ROUGH_SECONDS = 1e6 * 86400
 
 
 def number(value: int, locale: str = DEFAULT_LOCALE) -> str:
@@ -55,3 +58,27 @@ def humanize(span: timedelta, locale: str = DEFAULT_LOCALE) -> str:
     if minutes:
         return text("duration_minutes", locale, minutes=minutes, seconds=secs)
     return text("duration_seconds", locale, seconds=secs)
+
+
+def rough(seconds: float, locale: str = DEFAULT_LOCALE) -> str:
+    """An estimate of time left, in whole minutes rounded up: ``25 min``, ``1 h 05 min``.
+
+    Rounded up, not down like ``humanize``: an ETA that reads shorter than the estimate would
+    promise the end too early.
+    """
+    if not math.isfinite(seconds):
+        return text("not_set", locale)
+    if seconds < 60:
+        return text("eta_under_minute", locale)
+    # Capped far beyond any real task, so an absurd rate cannot overflow timedelta.
+    minutes = int(-(-min(seconds, _MAX_ROUGH_SECONDS) // 60))
+    if minutes < 60:
+        return text("eta_minutes", locale, minutes=minutes)
+    return humanize(timedelta(minutes=minutes), locale)
+
+
+def rate(items_per_second: float, locale: str = DEFAULT_LOCALE) -> str:
+    """A throughput to one decimal, per second from 1 item/s up, else per minute: ``9.3 items/s``."""
+    if items_per_second >= 1:
+        return text("rate_per_second", locale, rate=tenths(int(items_per_second * 10), locale))
+    return text("rate_per_minute", locale, rate=tenths(int(items_per_second * 600), locale))

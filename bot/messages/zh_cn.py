@@ -17,10 +17,11 @@ CATALOG: dict[str, str] = {
     "usage": (
         "*用法*\n"
         "• `/task &lt;任务 ID&gt;`：查看一个导入导出任务，例如 `/task fd1c56acbb2c4b1aa24ba37df99f3129`\n"
-        "• `/task recent [资源]`：最新的 10 个任务，例如 `/task recent knowledge-intent-question-create`\n"
+        "• `/task recent [资源] [page N]`：最新的 10 个任务（`page 2`：再往后 10 个），例如 `/task recent knowledge-intent-question-create`\n"
         "• `/task watch &lt;任务 ID&gt;`：任务结束时通知本频道；`/task unwatch &lt;任务 ID&gt;` 取消\n"
         "• `/task watching`：本频道关注的内容，附“停止”按钮\n"
-        "• `/task subscribe [资源 …]`：从现在起，项目中每个结束的任务都在本频道通报；"
+        "• `/task subscribe [资源 …] [failed] [by:&lt;操作人&gt;]`：从现在起，项目中每个结束的任务都在本频道通报"
+        "（`failed`：只通报有失败的任务；`by:&lt;名称&gt;`：只通报该操作人的任务）；"
         "`/task unsubscribe` 取消\n"
         "• `/task help`：显示本帮助"
     ),
@@ -276,4 +277,30 @@ CATALOG: dict[str, str] = {
     "format_decimal": ".",
     "format_percent": "{value}%",
     "list_separator": "、",
+    # 进度、趋势与停滞
+    "pace_line": "约剩 {eta} · {rate}",
+    "rate_per_second": "每秒 {rate} 条",
+    "rate_per_minute": "每分钟 {rate} 条",
+    "eta_minutes": "{minutes} 分钟",
+    "eta_under_minute": "不到 1 分钟",
+    "trend_line": "趋势 `{spark}`",
+    "stalled_line": ":double_vertical_bar: *已停滞*：{duration} 没有进展，停在 {processed} / {total}",
+    "stalled_line_no_total": ":double_vertical_bar: *已停滞*：{duration} 没有进展，停在 {processed}",
+    "resumed_line": "停滞 {duration} 后已恢复",
+    "stall_notice": ":double_vertical_bar: *{name}*：{duration} 没有进展，停在 {processed} / {total}。",
+    "stall_notice_no_total": ":double_vertical_bar: *{name}*：{duration} 没有进展，停在 {processed}。",
+    "type_code": "`{code}`（代码；API 未说明其取值）",
+    # 通报筛选
+    "feed_filter_failed": "只通报有失败的任务",
+    "feed_filter_operator": "只通报操作人为 `{operator}` 的任务",
+    "feed_filters": "筛选：{filters}。",
+    "error_subscribe_operator": "`by:` 后面需要一个操作人名称，例如 `/task subscribe failed by:adminUserAccount`。",
+    # /task recent 分页
+    "recent_page_context": "第 {page} 页：第 {first} 至 {last} 个，共 {count} 个",
+    "recent_more": "下 10 个：`/task recent {resources}page {page}`",
+    "recent_paging_ignored": (
+        "MetaStudio 没有返回这一页，而是再次返回了最新的任务：分页不在其文档化的任务列表接口中，"
+        "因此只能显示最新的 10 个。`/task recent` 可查看。"
+    ),
+    "error_recent_page": "页码必须是 1 到 {max} 之间的整数，例如 `/task recent page 2`。",
 }

@@ -65,7 +65,7 @@ class CommandRunner:
         if isinstance(command, ShowTask):
             return await self._tasks.task_reply(command.task_id, origin)
         if isinstance(command, Recent):
-            return await self._tasks.recent_reply(command.resources, origin)
+            return await self._tasks.recent_reply(command.resources, origin, page=command.page)
         if isinstance(command, Watch):
             return await self._follow.watch_reply(command.task_id, origin)
         if isinstance(command, Unwatch):
@@ -73,7 +73,9 @@ class CommandRunner:
         if isinstance(command, Watching):
             return await self._follow.watching_reply(origin)
         if isinstance(command, Subscribe):
-            return await self._follow.subscribe_reply(command.resources, origin)
+            return await self._follow.subscribe_reply(
+                command.resources, origin, only_failed=command.only_failed, operator=command.operator
+            )
         if isinstance(command, Unsubscribe):
             return await self._follow.unsubscribe_reply(origin)
         return immediate_reply(command) or private(messages.text("usage"))

@@ -61,7 +61,14 @@ class FollowCommands:
         listing = alerts.watching_list(watches, feed)
         return private(listing.text, blocks=listing.blocks)
 
-    async def subscribe_reply(self, resources: tuple[str, ...], origin: Origin) -> Reply:
+    async def subscribe_reply(
+        self,
+        resources: tuple[str, ...],
+        origin: Origin,
+        *,
+        only_failed: bool = False,
+        operator: str | None = None,
+    ) -> Reply:
         try:
             await self._metastudio_for(origin.team_id)
         except MetaStudioError as exc:
@@ -71,13 +78,17 @@ class FollowCommands:
             channel_id=origin.channel_id or "",
             user_id=origin.user_id or "",
             resources=resources,
+            only_failed=only_failed,
+            operator=operator,
         )
         scope = (
             ", ".join(f"`{cards.escape(cards.clean(r))}`" for r in resources)
             if resources
             else messages.text("subscribe_scope_all")
         )
-        return private(messages.text("subscribe_started" if created else "subscribe_updated", scope=scope))
+        reply = messages.text("subscribe_started" if created else "subscribe_updated", scope=scope)
+        filters = alerts.feed_filters(only_failed, operator)
+        return private(f"{reply} {filters}" if filters else reply)
 
     async def unsubscribe_reply(self, origin: Origin) -> Reply:
         stopped = await self._followups.unsubscribe(

@@ -11,6 +11,7 @@ from bot.metastudio.models import is_task_id
 _ECHO_LIMIT = 40
 _QUOTES = "`'\"‘’“”<>"
 _LOOKS_LIKE_ID = re.compile(r"^[0-9A-Za-z_-]{12,}$")
+MAX_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,8 @@ class ShowTask:
 @dataclass(frozen=True, slots=True)
 class Recent:
     resources: tuple[str, ...] = ()
+    page: int = 1
+    """``page N``: the N-th ten, newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,10 @@ class Watching:
 @dataclass(frozen=True, slots=True)
 class Subscribe:
     resources: tuple[str, ...] = ()
+    only_failed: bool = False
+    """``failed``: only tasks that had failures."""
+    operator: str | None = None
+    """``by:<operator>``: only that operator's tasks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +89,16 @@ def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command
         return Help()
     head, rest = words[0], words[1:]
     keyword = head.lower()
-    if keyword in ("recent", "subscribe"):
+    if keyword == "subscribe":
+        return _subscribe(rest, locale)
+    if keyword == "recent":
+        page = 1
+        if len(rest) >= 2 and rest[-2].lower() == "page":
+            if not rest[-1].isdigit() or not 1 <= int(rest[-1]) <= MAX_PAGE:
+                return Invalid(messages.text("error_recent_page", locale, max=MAX_PAGE))
+            page, rest = int(rest[-1]), rest[:-2]
         resources = tuple(dict.fromkeys(r for word in rest for r in word.split(",") if r))
-        return Recent(resources) if keyword == "recent" else Subscribe(resources)
+        return Recent(resources, page=page)
     if keyword in ("watching", "unsubscribe"):
         if rest:
             return Invalid(messages.text("error_takes_no_arguments", locale, word=keyword))
@@ -103,3 +117,21 @@ def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command
     if _LOOKS_LIKE_ID.match(head) or all(ch in "0123456789abcdefABCDEF" for ch in head):
         return Invalid(messages.text("error_invalid_task_id", locale, task_id=echo(head)))
     return Invalid(messages.text("error_unknown_subcommand", locale, word=echo(head)))
+
+
+def _subscribe(words: list[str], locale: str) -> Command:
+    """``subscribe [resource …] [failed] [by:<operator>]``: filters are keywords, the rest resources."""
+    resources: list[str] = []
+    only_failed = False
+    operator: str | None = None
+    for word in words:
+        if word.lower() == "failed":
+            only_failed = True
+        elif word.lower().startswith("by:"):
+            name = word[3:]
+            if not name or (operator is not None and operator != name):
+                return Invalid(messages.text("error_subscribe_operator", locale))
+            operator = name
+        else:
+            resources.extend(r for r in word.split(",") if r)
+    return Subscribe(tuple(dict.fromkeys(resources)), only_failed=only_failed, operator=operator)

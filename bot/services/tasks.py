@@ -65,12 +65,23 @@ class TaskViews:
             task_id=task_id,
         )
 
-    async def recent_reply(self, resources: tuple[str, ...], origin: Origin) -> Reply:
+    async def recent_reply(self, resources: tuple[str, ...], origin: Origin, *, page: int = 1) -> Reply:
+        paging_ignored = False
         try:
             client = await self._metastudio_for(origin.team_id)
             await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
-            # No offset/limit: not in the SDK's SearchTaskRequest; the card shows the first ten.
+            # Page 1 sends no offset/limit, as the SDK's SearchTaskRequest has neither.
             fetched = await client.list_tasks(resources=resources)
+            if page > 1:
+                first = [t.task_id for t in fetched.value.data[: cards.MAX_RECENT]]
+                await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
+                # offset/limit are undocumented: a server that ignores them sends page 1 again,
+                # which only the comparison with page 1 can tell.
+                fetched = await client.list_tasks(
+                    resources=resources, offset=(page - 1) * cards.MAX_RECENT, limit=cards.MAX_RECENT
+                )
+                again = [t.task_id for t in fetched.value.data[: cards.MAX_RECENT]]
+                paging_ignored = bool(again) and again == first
         except MetaStudioError as exc:
             await self._record_call(origin, exc)
             return self.error_reply(exc)
@@ -86,6 +97,9 @@ class TaskViews:
             resource=resource,
             finished_codes=self._settings.finished_codes,
             request_id=fetched.request_id,
+            page_number=page,
+            resources=resources,
+            paging_ignored=paging_ignored,
         )
         return Reply(text=header, blocks=blocks, request_id=fetched.request_id, public=False)
 

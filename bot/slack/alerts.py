@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 from bot.db.followups import ChannelWatch, FeedRecord
 from bot.messages import DEFAULT_LOCALE, text
-from bot.messages.format import humanize, join, number, tenths
+from bot.messages.format import humanize, join, number, rough, tenths
 from bot.metastudio.models import Task
+from bot.metastudio.progress import Progress
 from bot.slack.cards import ACTION_OPEN, card_text, clean, escape, task_card, truncate
 from bot.slack.delivery import CANNOT_POST
 
@@ -52,14 +53,30 @@ class Message:
         return {"text": self.text, "blocks": self.blocks}
 
 
+SNAPSHOT_REQUEST_ID: Final = "taskbot_request_id"
+"""Key of the last poll's request id inside a delivery's task snapshot (not an API field)."""
+
+
 def task_from_snapshot(snapshot: Mapping[str, Any] | None) -> Task | None:
     """The task a delivery was queued with, or None when there is none or it no longer parses."""
     if not snapshot:
         return None
+    fields = {k: v for k, v in snapshot.items() if k != SNAPSHOT_REQUEST_ID}
     try:
-        return Task.model_validate(dict(snapshot))
+        return Task.model_validate(fields)
     except ValidationError:
         return None
+
+
+def snapshot_request_id(snapshot: Mapping[str, Any] | None) -> str | None:
+    """The request id of the poll that took the snapshot, when it was stored with it."""
+    value = (snapshot or {}).get(SNAPSHOT_REQUEST_ID)
+    return value if isinstance(value, str) and value else None
+
+
+def with_request_id(snapshot: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    """``snapshot`` carrying ``request_id`` too, so the final card can show it like every other card."""
+    return {**snapshot, SNAPSHOT_REQUEST_ID: request_id} if request_id else snapshot
 
 
 # --- the completion alert ---------------------------------------------------------------------
@@ -83,8 +100,7 @@ def completion_alert(
     headline = text(
         "alert_finished", locale, mention=mention, emoji=text("emoji_finished", locale), name=name
     )
-    if failed > 0:
-        headline += "\n" + text("alert_failed_warning", locale, count=number(failed, locale))
+    # The failure count is shown once, in its field: the headline says only that it finished.
     total = task.total_count if task.total_count > 0 else task.processed_count
     fields = [
         _field(
@@ -225,7 +241,8 @@ def watching_list(
             line = text("watching_feed_resources", locale, resources=names)
         else:
             line = text("watching_feed_all", locale)
-        section = _section(line)
+        filters = feed_filters(feed.only_failed, feed.operator, locale=locale)
+        section = _section(f"{line}\n{filters}" if filters else line)
         section["accessory"] = _button(
             text("button_unsubscribe", locale), ACTION_UNSUBSCRIBE, feed.channel_id
         )
@@ -254,6 +271,16 @@ def watching_list(
     return Message(summary, blocks)
 
 
+def feed_filters(only_failed: bool, operator: str | None, *, locale: str = DEFAULT_LOCALE) -> str:
+    """The feed's filters besides resources as one sentence, or empty when it has none."""
+    parts = []
+    if only_failed:
+        parts.append(text("feed_filter_failed", locale))
+    if operator and clean(operator):
+        parts.append(text("feed_filter_operator", locale, operator=_code(operator)))
+    return text("feed_filters", locale, filters=join(parts, locale)) if parts else ""
+
+
 # --- the live card ----------------------------------------------------------------------------
 
 
@@ -264,19 +291,41 @@ def watched_card(
     finished_codes: frozenset[str] = frozenset(),
     refreshed_at: datetime | None = None,
     locale: str = DEFAULT_LOCALE,
+    progress: Progress | None = None,
+    resumed_after: float | None = None,
 ) -> Message:
-    """The task's card while a channel watches it: the usual card plus a "watching" note.
+    """The task's card while a channel watches it: the usual card plus a "watching" note, and the
+    pace, trend and stall state from the watch's polls.
 
     Once the task is finished the note goes: the card then shows the final state only.
     """
     blocks = task_card(
-        task, request_id=request_id, finished_codes=finished_codes, refreshed_at=refreshed_at, locale=locale
+        task,
+        request_id=request_id,
+        finished_codes=finished_codes,
+        refreshed_at=refreshed_at,
+        now=refreshed_at,
+        locale=locale,
+        progress=progress,
+        resumed_after=resumed_after,
     )
     if not task.is_finished(finished_codes):
         note = _context(text("watching_note", locale))
         actions_at = next((i for i, b in enumerate(blocks) if b.get("type") == "actions"), len(blocks))
         blocks.insert(actions_at, note)
     return Message(card_text(task, finished_codes, locale=locale), blocks)
+
+
+def stall_notice(task: Task, *, stalled_for: float, locale: str = DEFAULT_LOCALE) -> Message:
+    """The one notice of a stall, posted in the card's thread: how long, and where it is stuck."""
+    values = {
+        "name": _name(task, locale),
+        "duration": rough(stalled_for, locale),
+        "processed": number(task.processed_count, locale),
+        "total": number(task.total_count, locale),
+    }
+    line = text("stall_notice" if task.total_count > 0 else "stall_notice_no_total", locale, **values)
+    return Message(truncate(line, MAX_NOTIFICATION, mrkdwn=True), [_section(line)])
 
 
 # --- formatting -------------------------------------------------------------------------------

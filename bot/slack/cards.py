@@ -2,6 +2,9 @@
 
 Status codes are undocumented, so a card never claims a meaning the API did not give: the raw
 code is always shown next to the label, and "finished" comes only from ``Task.is_finished``.
+A running card shows a rate and an ETA only with an honest basis (``bot.metastudio.progress``):
+the average since ``begin_time`` for a card seen once, the smoothed rate of the polls for a
+watched task's live card, which also shows the throughput trend and whether the task stalled.
 Every card stays inside Block Kit's limits whatever the API sends, and user-provided text is
 escaped so a task name like ``<!channel>`` cannot ping anyone.
 """
@@ -14,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from bot.messages import DEFAULT_LOCALE, text
-from bot.messages.format import humanize, number, percent
+from bot.messages.format import humanize, number, percent, rate, rough
 from bot.metastudio.models import Task, TaskPage
+from bot.metastudio.progress import Estimate, Progress, estimate_once, sparkline
 
 ACTION_REFRESH: Final = "task_refresh"
 ACTION_OPEN: Final = "task_open"
@@ -115,18 +119,28 @@ def task_card(
     watch_button: bool = False,
     now: datetime | None = None,
     locale: str = DEFAULT_LOCALE,
+    progress: Progress | None = None,
+    resumed_after: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The task's card: status with its raw code, progress, counts, details, times and buttons."""
+    """The task's card: status with its raw code, progress, pace, counts, details, times and buttons.
+
+    ``progress`` is what a watch's polls have seen (live cards); without it the pace comes from
+    ``begin_time``. ``resumed_after`` is the length in seconds of a stall that has ended.
+    """
     state = _state(task, finished_codes)
+    now = now or datetime.now(UTC)
+    lines = [_status_line(task, state, locale), _progress_line(task, locale)]
+    if state == "running":
+        lines += _pace_lines(task, now.timestamp(), progress, resumed_after, locale)
     buttons = [_button(text("button_refresh", locale), ACTION_REFRESH, task.task_id)]
     if watch_button and state != "finished":
         buttons.append(_button(text("button_watch", locale), ACTION_WATCH, task.task_id))
     return [
         _header(_title(task, locale)),
-        _section(_status_line(task, state, locale) + "\n" + _progress_line(task, locale)),
+        _section("\n".join(lines)),
         _fields(
             _field("field_total", locale, number(task.total_count, locale)),
-            _field("field_type", locale, _code_or_unset(task.task_type, locale)),
+            _field("field_type", locale, _type(task.task_type, locale)),
             _field("field_succeeded", locale, number(task.success_count, locale)),
             _field("field_resource", locale, _code_or_unset(task.resource, locale)),
             _field("field_failed", locale, _failed(task.failure_count, locale)),
@@ -139,7 +153,7 @@ def task_card(
                 locale,
                 _date_or_unset(_moment(task.end_time) if state == "finished" else None, locale),
             ),
-            _field("field_duration", locale, _duration(task, state, now or datetime.now(UTC), locale)),
+            _field("field_duration", locale, _duration(task, state, now, locale)),
         ),
         _context(_context_line(task, request_id, refreshed_at, locale)),
         {"type": "actions", "elements": buttons},
@@ -153,21 +167,46 @@ def recent_list(
     finished_codes: frozenset[str] = frozenset(),
     request_id: str | None = None,
     locale: str = DEFAULT_LOCALE,
+    page_number: int = 1,
+    resources: tuple[str, ...] = (),
+    paging_ignored: bool = False,
 ) -> list[dict[str, Any]]:
-    """The newest tasks, one section each with an Open button; at most ``MAX_RECENT`` of them."""
+    """The newest tasks, one section each with an Open button; at most ``MAX_RECENT`` of them.
+
+    ``page_number`` N shows the N-th ten; when more exist, the context says how to see the next.
+    ``paging_ignored`` (the server sent page 1 again) shows a sentence instead of a wrong page.
+    """
     name = clean(resource)
     header = text("recent_header_resource", locale, resource=name) if name else text("recent_header", locale)
-    tasks = page.data[:MAX_RECENT]
     blocks: list[dict[str, Any]] = [_header(header)]
+    if paging_ignored:
+        blocks.append(_section(text("recent_paging_ignored", locale)))
+        return blocks
+    tasks = page.data[:MAX_RECENT]
     if not tasks:
         blocks.append(_section(text("recent_empty", locale)))
     for task in tasks:
         blocks.append(_recent_item(task, finished_codes, locale))
     notes = []
-    if tasks:
+    count = max(page.count, len(page.data))
+    first = (page_number - 1) * MAX_RECENT
+    if tasks and page_number == 1:
+        notes.append(text("recent_context", locale, shown=len(tasks), count=number(count, locale)))
+    elif tasks:
         notes.append(
-            text("recent_context", locale, shown=len(tasks), count=number(max(page.count, len(page.data))))
+            text(
+                "recent_page_context",
+                locale,
+                page=page_number,
+                first=number(first + 1, locale),
+                last=number(first + len(tasks), locale),
+                count=number(count, locale),
+            )
         )
+    if tasks and count > first + len(tasks):
+        # Each resource followed by a space, so the command reads "/task recent a b page 2".
+        words = "".join(f"{_code(r)} " for r in resources)
+        notes.append(text("recent_more", locale, resources=words, page=page_number + 1))
     if request_id:
         notes.append(text("context_request", locale, request_id=_code(request_id)))
     if notes:
@@ -227,6 +266,49 @@ def _progress_line(task: Task, locale: str) -> str:
         processed=number(task.processed_count, locale),
         total=number(task.total_count, locale),
     )
+
+
+def _pace_lines(
+    task: Task, now: float, progress: Progress | None, resumed_after: float | None, locale: str
+) -> list[str]:
+    """ETA and rate, or the stall; for a live card also the trend and a stall that ended."""
+    begin = task.begin_time / 1000 if task.begin_time is not None else None
+    once = estimate_once(now=now, begin=begin, processed=task.processed_count, total=task.total_count)
+    if progress is None:
+        return _eta_line(once, locale)
+    lines: list[str] = []
+    if progress.stalled:
+        assert progress.stalled_since is not None
+        values = {
+            "duration": rough(now - progress.stalled_since, locale),
+            "processed": number(task.processed_count, locale),
+            "total": number(task.total_count, locale),
+        }
+        key = "stalled_line" if task.total_count > 0 else "stalled_line_no_total"
+        lines.append(text(key, locale, **values))
+    else:
+        # Until two polls have shown a change, the average since begin_time is the only basis.
+        smoothed = progress.eta(task.total_count) if progress.rate is not None else once
+        lines += _eta_line(smoothed, locale)
+        if resumed_after is not None:
+            lines.append(text("resumed_line", locale, duration=rough(resumed_after, locale)))
+    spark = sparkline(progress.history)
+    if spark:
+        lines.append(text("trend_line", locale, spark=spark))
+    return lines
+
+
+def _eta_line(estimate: Estimate | None, locale: str) -> list[str]:
+    if estimate is None:
+        return []
+    return [
+        text("pace_line", locale, eta=rough(estimate.remaining, locale), rate=rate(estimate.rate, locale))
+    ]
+
+
+def _type(code: str | None, locale: str) -> str:
+    # The API reference only says "Task type": show the code, never a guessed meaning.
+    return text("type_code", locale, code=_code(code)) if clean(code) else text("not_set", locale)
 
 
 def _failed(count: int, locale: str) -> str:

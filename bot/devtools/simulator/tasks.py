@@ -124,8 +124,17 @@ class SimTask:
     business_id: str | None = None
     encoding: Encoding | None = None
     static_body: Mapping[str, Any] | None = field(default=None, repr=False)
+    stall_at_seconds: float | None = None
+    """Seconds after begin when the counts freeze (a stall), or None for a steady task."""
+    stall_seconds: float = 0.0
+    """How long the counts stay frozen; part of ``duration_seconds``."""
 
     def __post_init__(self) -> None:
+        if self.stall_seconds < 0 or (
+            self.stall_at_seconds is not None
+            and not 0 <= self.stall_at_seconds <= self.duration_seconds - self.stall_seconds
+        ):
+            raise ValueError("a stall must lie inside the task's duration")
         if not self.task_id or "/" in self.task_id:
             raise ValueError(f"task_id must be a non-empty path segment, got {self.task_id!r}")
         if self.total_count < 0:
@@ -185,7 +194,13 @@ class SimTask:
             done = True
         else:
             elapsed = max(0, now_ms - self.begin_time_ms)
-            processed = self.total_count * elapsed // (end_ms - self.begin_time_ms)
+            span = end_ms - self.begin_time_ms
+            if self.stall_at_seconds is not None and self.stall_seconds > 0:
+                # Time inside the stall does not count: the counts freeze, then move on.
+                stall_ms = round(self.stall_seconds * 1000)
+                frozen = min(max(0, elapsed - round(self.stall_at_seconds * 1000)), stall_ms)
+                elapsed, span = elapsed - frozen, max(1, span - stall_ms)
+            processed = self.total_count * elapsed // span
             done = False
         failures = int(processed * self.failure_rate)
         as_text = self.wire_encoding == "string"
@@ -233,6 +248,8 @@ _TASK_KEYS = frozenset(
         "business_id",
         "encoding",
         "static_body",
+        "stall_at_seconds",
+        "stall_seconds",
     }
 )
 _STATIC_KEYS = frozenset({"static_body", "fault", "business_id"})
@@ -294,6 +311,10 @@ def task_from_dict(data: Mapping[str, Any], *, now: float) -> SimTask:
             fault=fault,
             business_id=None if business_id is None else str(business_id),
             encoding=data.get("encoding"),
+            stall_at_seconds=None
+            if data.get("stall_at_seconds") is None
+            else float(data["stall_at_seconds"]),
+            stall_seconds=float(data.get("stall_seconds", 0.0)),
         )
     except KeyError as exc:
         raise TaskFileError(f"missing task key {exc.args[0]!r}") from exc

@@ -1,0 +1,31 @@
+"""feed filters: only tasks that had failures, only one operator's tasks
+
+One nullable JSON column on ``feeds``: existing feeds read as unfiltered (NULL), so the upgrade
+needs no data change and no table rewrite (SQLite adds a nullable column in place).
+
+Revision ID: 0002_feed_filters
+Revises: 0001
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0002_feed_filters"
+down_revision: str | None = "0001"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+_Json = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+
+
+def upgrade() -> None:
+    op.add_column("feeds", sa.Column("filters", _Json, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("feeds") as batch:
+        batch.drop_column("filters")
