@@ -123,6 +123,8 @@ class SubscriberRow(Base):
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
     closed_reason: Mapped[str | None] = mapped_column(String(64))
+    # The catalog id the channel's card and alerts use, fixed when the watch starts (0002).
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class FeedRow(Base):
@@ -147,6 +149,7 @@ class FeedRow(Base):
     resources: Mapped[list[str]] = mapped_column(Json)
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class DeliveryRow(Base):
@@ -180,6 +183,8 @@ class DeliveryRow(Base):
     sent_at: Mapped[datetime | None]
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(String(ERROR_MAX_CHARS))
+    # Copied from the subscriber or feed when the delivery is queued, so a restart cannot change it.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +210,7 @@ class SubscriberRecord:
     created_at: datetime
     status: SubscriberStatus
     closed_reason: str | None
+    locale: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +247,7 @@ class FeedRecord:
     resources: tuple[str, ...]
     created_at: datetime
     status: FeedStatus
+    locale: str | None = None
 
     @property
     def since(self) -> datetime:
@@ -269,6 +276,7 @@ class DeliveryRecord:
     sent_at: datetime | None
     slack_ts: str | None
     error: str | None
+    locale: str | None = None
 
 
 def _watch(row: WatchRow) -> WatchRecord:
@@ -295,6 +303,7 @@ def _subscriber(row: SubscriberRow) -> SubscriberRecord:
         created_at=row.created_at,
         status=cast(SubscriberStatus, row.status),
         closed_reason=row.closed_reason,
+        locale=row.locale,
     )
 
 
@@ -307,6 +316,7 @@ def _feed(row: FeedRow) -> FeedRecord:
         resources=tuple(row.resources),
         created_at=row.created_at,
         status=cast(FeedStatus, row.status),
+        locale=row.locale,
     )
 
 
@@ -331,6 +341,7 @@ def _delivery(row: DeliveryRow) -> DeliveryRecord:
         sent_at=row.sent_at,
         slack_ts=row.slack_ts,
         error=row.error,
+        locale=row.locale,
     )
 
 
@@ -360,6 +371,7 @@ class FollowUpStore:
         user_id: str,
         expires_at: datetime,
         message_ts: str | None = None,
+        locale: str | None = None,
     ) -> WatchResult:
         """Subscribe a channel to a task, sharing the task's active watch if there is one.
 
@@ -375,6 +387,7 @@ class FollowUpStore:
                 user_id=user_id,
                 expires_at=expires_at,
                 message_ts=message_ts,
+                locale=locale,
             )
         )
 
@@ -387,6 +400,7 @@ class FollowUpStore:
         user_id: str,
         expires_at: datetime,
         message_ts: str | None,
+        locale: str | None,
     ) -> WatchResult:
         now = utcnow()
         async with self._write() as session:
@@ -426,6 +440,7 @@ class FollowUpStore:
                 created_at=now,
                 status="active",
                 closed_reason=None,
+                locale=locale,
             )
             session.add(subscriber)
             await session.flush()
@@ -601,6 +616,7 @@ class FollowUpStore:
                     subscriber_id=subscriber.id,
                     feed_id=None,
                     thread_ts=subscriber.message_ts,
+                    locale=subscriber.locale,
                     payload=snapshot,
                     status="pending",
                     attempts=0,
@@ -643,7 +659,14 @@ class FollowUpStore:
     # -- feeds ---------------------------------------------------------------------------------
 
     async def subscribe_feed(
-        self, *, team_id: str, channel_id: str, user_id: str, resources: Sequence[str], since: datetime
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        resources: Sequence[str],
+        since: datetime,
+        locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         """Start a channel's feed, or return its active one (True only when newly created).
 
@@ -665,8 +688,9 @@ class FollowUpStore:
                     .with_for_update()
                 )
                 if row is not None:
-                    if list(row.resources) != wanted:
+                    if list(row.resources) != wanted or row.locale != locale:
                         row.resources = wanted
+                        row.locale = locale
                         await session.flush()
                     return _feed(row), False
                 row = FeedRow(
@@ -676,6 +700,7 @@ class FollowUpStore:
                     resources=wanted,
                     created_at=since,
                     status="active",
+                    locale=locale,
                 )
                 session.add(row)
                 await session.flush()
@@ -740,6 +765,7 @@ class FollowUpStore:
                     subscriber_id=None,
                     feed_id=feed.id,
                     thread_ts=None,
+                    locale=feed.locale,
                     payload=snapshot,
                     status="pending",
                     attempts=0,
