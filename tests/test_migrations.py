@@ -441,7 +441,10 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     storage = Database(url)
     # Today's stores write columns 0.1.0 lacks: add them for the writes, then drop them again, so
     # what is left is 0.1.0's schema holding 0.1.0's rows.
-    added = [("guardrails", "channel_language"), *((t, "locale") for t in ("subscribers", "feeds", "deliveries"))]
+    added = [
+        ("guardrails", "channel_language"),
+        *((t, "locale") for t in ("subscribers", "feeds", "deliveries")),
+    ]
     async with storage.engine.begin() as conn:
         for table, column in added:
             await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR(16)"))

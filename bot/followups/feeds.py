@@ -81,12 +81,23 @@ class Feeds:
             self._timers.schedule(f"feed:{team_id}", 0.0)
 
     async def subscribe(
-        self, *, team_id: str, channel_id: str, user_id: str, resources: Sequence[str]
+        self,
+        *,
+        team_id: str,
+        channel_id: str,
+        user_id: str,
+        resources: Sequence[str],
+        locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
         since = datetime.fromtimestamp(self._clock(), UTC)
         feed, created = await self.storage.subscribe_feed(
-            team_id=team_id, channel_id=channel_id, user_id=user_id, resources=wanted, since=since
+            team_id=team_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            resources=wanted,
+            since=since,
+            locale=locale,
         )
         self._add(feed)
         job_id = f"feed:{team_id}"
