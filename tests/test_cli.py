@@ -147,7 +147,7 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
         "ok    configuration: complete",
         f"ok    database: reachable at sqlite+aiosqlite:///{tmp_path / 'many.db'}; "
         "0 workspace(s) installed, 0 connected to MetaStudio",
-        "ok    schema: empty; migrating creates revision 0001; `taskbot serve` migrates it at start",
+        "ok    schema: empty; migrating creates revision 0002; `taskbot serve` migrates it at start",
         "ok    encryption key: valid Fernet key(s)",
     ]
 
