@@ -18,6 +18,9 @@ from bot.servers import serve_asgi
 
 async def main() -> int:
     slack = SlackStandIn()
+    # ``--users-info-delay SECONDS``: how long users.info takes (bench_locale), 0 by default.
+    if "--users-info-delay" in sys.argv:
+        slack.users_info_delay = float(sys.argv[sys.argv.index("--users-info-delay") + 1])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

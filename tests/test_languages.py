@@ -177,3 +177,77 @@ async def test_a_live_card_started_in_chinese_stays_chinese_across_a_restart(
         assert all(_zh("field_succeeded") in repr(m.blocks) for m in redraws)
         alert = next(m for m in after if is_alert(m))
         assert "已结束" in alert.payload["text"]
+
+
+async def test_an_admin_sets_the_channel_language_in_app_home_and_it_is_audited(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    import json
+
+    from bot.slack import home
+    from tests.install_support import (
+        AK_A,
+        PROJECT_A,
+        SK_A,
+        TASK_A,
+        Clock,
+        make_project,
+        multi_stack,
+        running_task,
+    )
+    from tests.install_support import view_text as shown
+
+    admin, member = "U0ADMINL01", "U0MEMBERL1"
+    clock = Clock()
+    simulator = make_project(PROJECT_A, [running_task(TASK_A, "Team A import", clock)], clock)
+    async with multi_stack(tmp_path, sqlite_url, {"A": (simulator, AK_A, SK_A)}) as stack:
+        team = stack.workspace("T0TEAMLNG1", admin=admin, member=member)
+        stack.slack.locales.update({admin: "zh-CN", member: "en-US"})
+        assert (await team.install()).status_code == 200
+        await team.connect(stack.projects["A"])
+        # App Home follows the person: the admin's is Chinese, the member's English.
+        view = await team.open_home(admin)
+        assert _zh("home_language_header") in shown(view) and _zh("home_language_follow") in shown(view)
+        assert _en("home_language_header") in shown(await team.open_home(member))
+
+        async def choose(user: str, value: str) -> None:
+            payload = {
+                "type": "block_actions",
+                "team": {"id": team.team_id, "domain": team.team_id.lower()},
+                "user": {"id": user, "team_id": team.team_id},
+                "api_app_id": "A0TASKBOT1",
+                "trigger_id": "1.2.3",
+                "container": {"type": "view", "view_id": view.get("id", "V0HOME")},
+                "actions": [
+                    {
+                        "type": "static_select",
+                        "action_id": home.ACTION_CHANNEL_LANGUAGE,
+                        "block_id": "b",
+                        "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value},
+                    }
+                ],
+            }
+            assert (await team._post_form({"payload": json.dumps(payload)})).status_code == 200
+
+        async def setting() -> str | None:
+            return (await stack.runtime.workspaces.get_guardrails(team.team_id)).channel_language  # type: ignore[union-attr]
+
+        # A member's forged choice is refused and changes nothing.
+        await choose(member, "zh-CN")
+        refusal = await team.wait_message(lambda m: m.channel == member, what="the refusal DM")
+        assert refusal.payload["text"] == _en("admin_only")
+        assert await setting() is None
+
+        await choose(admin, "zh-CN")
+        deadline = time.monotonic() + 10
+        while await setting() != "zh-CN":
+            assert time.monotonic() < deadline, "the channel language was not saved"
+            await _sleep(0.05)
+        audit = await stack.runtime.workspaces.audit(team.team_id, limit=5)  # type: ignore[union-attr]
+        assert audit[0].action == "language.updated" and audit[0].user_id == admin
+
+        # The English member's card in the channel is now Chinese.
+        seen = len(stack.slack.messages)
+        assert (await team.command(TASK_A, channel="C0LANGUAGE", user=member)).status_code == 200
+        card = await team.wait_message(after=seen, what="the card")
+        assert _zh("field_succeeded") in repr(card.blocks)
