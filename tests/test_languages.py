@@ -251,3 +251,20 @@ async def test_an_admin_sets_the_channel_language_in_app_home_and_it_is_audited(
         assert (await team.command(TASK_A, channel="C0LANGUAGE", user=member)).status_code == 200
         card = await team.wait_message(after=seen, what="the card")
         assert _zh("field_succeeded") in repr(card.blocks)
+
+
+async def test_a_slow_users_info_delays_a_reply_by_at_most_the_wait_budget(
+    stack: LocalStack, http: httpx.AsyncClient
+) -> None:
+    from bot.services.languages import PERSON_WAIT_SECONDS
+
+    stack.slack.locales[ZH] = "zh-CN"
+    stack.slack.users_info_delay = PERSON_WAIT_SECONDS + 1.5
+    started = time.monotonic()
+    first = await _reply(stack, http, "watching", ZH)
+    assert time.monotonic() - started < PERSON_WAIT_SECONDS + 1.0
+    assert _en("watching_empty") in repr(first.blocks)  # the fallback, not an error
+    # The look-up went on in the background and was cached: the next reply is Chinese.
+    assert await _until_cached(stack, ZH, timeout=5) == "zh-CN"
+    second = await _reply(stack, http, "watching", ZH)
+    assert _zh("watching_empty") in repr(second.blocks)

@@ -12,7 +12,9 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
+from typing import Final
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -21,7 +23,12 @@ from bot.db.workspaces import WorkspaceStore
 from bot.slack.locales import LocaleResolver
 from bot.slack.origin import Origin
 
-__all__ = ["Languages"]
+__all__ = ["PERSON_WAIT_SECONDS", "Languages"]
+
+# How long a reply waits for a first users.info before using the fallback language. The look-up
+# goes on and is cached, so only that one reply is in the fallback; a burst of new users (4
+# look-ups at a time per workspace) never delays replies by more than this.
+PERSON_WAIT_SECONDS: Final = 1.0
 
 
 class Languages:
@@ -55,7 +62,14 @@ class Languages:
         if known:
             return replace(origin, locale=known)
         fallback = await self.channel_setting(origin.team_id)
-        locale = await self.resolver.resolve(client, origin.team_id, origin.user_id, fallback=fallback)
+        try:
+            # resolve() shields the shared look-up: timing out here leaves it running for the cache.
+            async with asyncio.timeout(PERSON_WAIT_SECONDS):
+                locale = await self.resolver.resolve(
+                    client, origin.team_id, origin.user_id, fallback=fallback
+                )
+        except TimeoutError:
+            locale = self.resolver.locale_for(origin.team_id, origin.user_id, fallback=fallback)
         return replace(origin, locale=locale)
 
     async def channel(self, origin: Origin) -> str:
