@@ -451,7 +451,8 @@ async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> N
 
 async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) -> None:
     stack = any_db_stack
-    stack.sim.add_task(sim_task(duration=0.6))
+    # Long enough that the first process stops before the task ends, even on a loaded machine.
+    stack.sim.add_task(sim_task(duration=2.5))
     first = await stack.followups()
     card = await stack.post_card(CHANNELS[0])
     await first.watch(
@@ -606,8 +607,8 @@ async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Sta
     for alert in stack.alerts(soon_r1):
         assert "thread_ts" not in alert.payload
         assert "<@" not in alert.text
-    # One list call per poll serves both feeds.
-    assert stack.sim.requests[("list", "")] == engine.feed_polls
+    # One list call per poll serves both feeds (a poll counted here may still be on its way).
+    assert engine.feed_polls - 1 <= stack.sim.requests[("list", "")] <= engine.feed_polls
     assert engine.polls == 0
 
     watches, feed = await engine.watching(team_id=TEAM, channel_id=CHANNELS[1])

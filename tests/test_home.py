@@ -276,7 +276,7 @@ def test_modal_keeps_stable_ids_and_shows_current_values_but_no_secret() -> None
     assert _block(plain, home.BLOCK_IAM_PASSWORD)["element"]["placeholder"]["text"] == "Paste it here"
     for block in plain["blocks"]:
         if block["type"] == "input":
-            assert block["optional"] == (block["block_id"] not in {home.BLOCK_PROJECT_ID, home.BLOCK_KIND})
+            assert block["optional"] == (block["block_id"] != home.BLOCK_KIND)
 
     iam = connection_modal(IAM)
     assert _block(iam, home.BLOCK_IAM_USERNAME)["element"]["initial_value"] == "taskbot-reader"
@@ -456,7 +456,17 @@ def test_parse_keeps_stored_secrets_only_for_the_same_type() -> None:
 @pytest.mark.parametrize(
     ("state", "block"),
     [
-        ({"project_id": None}, home.BLOCK_PROJECT_ID),
+        # AK/SK may leave the project id out (it is looked up through IAM); an IAM user may not.
+        (
+            {
+                "kind": "iam_password",
+                "project_id": None,
+                "iam_username": "u",
+                "iam_password": "pw",
+                "iam_domain": "d",
+            },
+            home.BLOCK_PROJECT_ID,
+        ),
         ({"project_id": "short"}, home.BLOCK_PROJECT_ID),
         ({"project_id": "0123456789abcdef/../x"}, home.BLOCK_PROJECT_ID),
         ({"project_id": "a" * 65}, home.BLOCK_PROJECT_ID),

@@ -290,3 +290,25 @@ def _views(stack: MultiStack, method: str) -> list[dict[str, Any]]:
 
 async def _async(value: T) -> T:
     return value
+
+
+async def test_a_connection_saved_without_a_project_id_is_looked_up_through_iam(stack: MultiStack) -> None:
+    team = stack.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
+    assert (await team.install()).status_code == 200
+    project = stack.projects["A"]
+    values = connection_values(project, project_id="")
+    region = project.simulator.region
+    values[home.BLOCK_REGION][home.ACTION_REGION]["selected_option"] = {
+        "value": region,
+        "text": {"type": "plain_text", "text": region},
+    }
+    looked_up = project.simulator.requests[("projects", "")]
+
+    response = await team.submit(home.CONNECTION_MODAL, values, user=team.admin)
+    assert response.status_code == 200 and not response.content, response.text
+    workspaces = stack.runtime.workspaces
+    assert workspaces is not None
+    saved = await eventually(lambda: workspaces.get_connection(team.team_id), what="connection saved")
+    # IAM's GET /v3/projects?name=<region> answered the project the keys belong to, as the SDK does.
+    assert saved.project_id == project.project_id
+    assert project.simulator.requests[("projects", "")] == looked_up + 1

@@ -56,15 +56,8 @@ class Feeds:
         deliver: Callable[[int], None],
     ) -> None:
         self.settings = settings
+        self._shared = shared
         self.storage = storage
-        self._metastudio_for = shared.metastudio_for
-        self._limiter_for = shared.limiter_for
-        self._timers = shared.timers
-        self._backlog = shared.backlog
-        self._stats = shared.stats
-        self._clock = shared.clock
-        self._jitter = shared.jitter
-        self._yield_to_requests = shared.yield_to_requests
         self._deliver = deliver
         self._teams: dict[str, _FeedTeam] = {}
 
@@ -78,7 +71,7 @@ class Feeds:
         for feed in await self.storage.active_feeds():
             self._add(feed)
         for team_id in self._teams:
-            self._timers.schedule(f"feed:{team_id}", 0.0)
+            self._shared.timers.schedule(f"feed:{team_id}", 0.0)
 
     async def subscribe(
         self,
@@ -90,7 +83,7 @@ class Feeds:
         locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
-        since = datetime.fromtimestamp(self._clock(), UTC)
+        since = datetime.fromtimestamp(self._shared.clock(), UTC)
         feed, created = await self.storage.subscribe_feed(
             team_id=team_id,
             channel_id=channel_id,
@@ -101,9 +94,9 @@ class Feeds:
         )
         self._add(feed)
         job_id = f"feed:{team_id}"
-        if not self._timers.busy(job_id):
+        if not self._shared.timers.busy(job_id):
             # Poll now: what is running at this moment is what the feed may announce later.
-            self._timers.schedule(job_id, 0.0)
+            self._shared.timers.schedule(job_id, 0.0)
         return feed, created
 
     async def unsubscribe(self, *, team_id: str, channel_id: str) -> bool:
@@ -114,7 +107,7 @@ class Feeds:
                 if feed.channel_id == channel_id:
                     del team.feeds[feed_id]
             if not team.feeds:
-                self._timers.unschedule(f"feed:{team_id}")
+                self._shared.timers.unschedule(f"feed:{team_id}")
                 del self._teams[team_id]
         return removed
 
@@ -129,7 +122,7 @@ class Feeds:
 
     def forget_team(self, team_id: str) -> None:
         if self._teams.pop(team_id, None) is not None:
-            self._timers.unschedule(f"feed:{team_id}")
+            self._shared.timers.unschedule(f"feed:{team_id}")
 
     def _add(self, feed: FeedRecord) -> None:
         team = self._teams.get(feed.team_id)
@@ -166,7 +159,7 @@ class Feeds:
             team.interval = backoff(max(team.interval, base), 2.0, ceiling)
             log.exception("feed poll failed", extra={"team": team_id})
         if team.feeds and self._teams.get(team_id) is team:
-            self._timers.schedule(f"feed:{team_id}", self._jitter(team.interval))
+            self._shared.timers.schedule(f"feed:{team_id}", self._shared.jitter(team.interval))
 
     async def _poll_once(self, team_id: str, team: _FeedTeam) -> None:
         feeds = list(team.feeds.values())
@@ -176,24 +169,24 @@ class Feeds:
         else:
             resources = ()
         oldest_since_ms = min(feed.since.timestamp() for feed in feeds) * 1000
-        client = await self._metastudio_for(team_id)
-        limiter = self._limiter_for(team_id)
+        client = await self._shared.metastudio_for(team_id)
+        limiter = self._shared.limiter_for(team_id)
         listed: dict[str, Task] = {}
         # begin_time/end_time (SearchTask's own filters, epoch ms) keep each poll small: tasks that
         # began within the longest follow-up window, or earlier if still running at the last poll.
-        now_ms = int(self._clock() * 1000)
+        now_ms = int(self._shared.clock() * 1000)
         window_start = now_ms - int(self.settings.watch_max_hours * 3600 * 1000)
         if team.running_begin_ms is not None:
             window_start = min(window_start, team.running_begin_ms)
         window_end = now_ms + FEED_CLOCK_SLACK_MS
         previous_ids: list[str] | None = None
         for page in range(FEED_MAX_PAGES):
-            await self._backlog.wait_until_short()
-            await self._yield_to_requests()
+            await self._shared.backlog.wait_until_short()
+            await self._shared.yield_to_requests()
             await limiter.acquire(Priority.POLL)
-            if self._timers.stopping:
+            if self._shared.timers.stopping:
                 return
-            self._stats.feed_polls += 1
+            self._shared.stats.feed_polls += 1
             fetched = await client.list_tasks(
                 resources=resources,
                 begin_time=window_start,
@@ -225,7 +218,7 @@ class Feeds:
             # began, older pages cannot hold anything to announce.
             if len(items) < FEED_PAGE_SIZE or not relevant:
                 break
-        now = self._clock()
+        now = self._shared.clock()
         running_begins = [
             t.begin_time
             for t in listed.values()

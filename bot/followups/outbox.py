@@ -64,15 +64,10 @@ class Outbox:
         close_feed: FeedCloser,
     ) -> None:
         self.settings = settings
+        self._shared = shared
         self.storage = storage
         self.poster = poster
-        self._timers = shared.timers
-        self._backlog = shared.backlog
         self._policy = policy
-        self._stats = shared.stats
-        self._clock = shared.clock
-        self._jitter = shared.jitter
-        self._yield_to_requests = shared.yield_to_requests
         self._close_feed = close_feed
         self.active = False
         self._delivering: set[int] = set()
@@ -85,14 +80,14 @@ class Outbox:
         if delivery_id in self._delivering or not self.active:
             return
         self._delivering.add(delivery_id)
-        task = self._timers.spawn_work(self._deliver(delivery_id), f"delivery:{delivery_id}")
+        task = self._shared.timers.spawn_work(self._deliver(delivery_id), f"delivery:{delivery_id}")
         task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
 
     async def _deliver(self, delivery_id: int) -> None:
-        with self._backlog.item():
+        with self._shared.backlog.item():
             try:
                 async with self._send_slots:
-                    await self._yield_to_requests()
+                    await self._shared.yield_to_requests()
                     retry = await self.deliver_once(delivery_id)
             except asyncio.CancelledError:
                 raise
@@ -103,7 +98,7 @@ class Outbox:
             failures = self._failures.get(delivery_id, 0) + 1
             self._failures[delivery_id] = failures
             delay = min(self._policy.ceiling, self._policy.base * 2 ** min(failures - 1, 16))
-            self._timers.schedule(f"delivery:{delivery_id}", self._jitter(delay))
+            self._shared.timers.schedule(f"delivery:{delivery_id}", self._shared.jitter(delay))
         else:
             self._failures.pop(delivery_id, None)
 
@@ -136,7 +131,7 @@ class Outbox:
                 found = None
             if found is not None:
                 await self.storage.mark_sent(record.id, found)
-                self._stats.delivered += 1
+                self._shared.stats.delivered += 1
                 log.info("delivery %s was already posted; not posting again", record.kind, extra=extra)
                 await self._final_card(record)
                 return False
@@ -162,7 +157,7 @@ class Outbox:
             log.warning("delivery post failed (%s); will retry", reason, extra=extra)
             return True
         await self.storage.mark_sent(record.id, ts)
-        self._stats.delivered += 1
+        self._shared.stats.delivered += 1
         log.info("delivered %s", record.kind, extra=extra)
         # After the alert, not before: a throttled chat.update must not delay it. A crash right
         # here leaves the card one redraw short, which is cosmetic; the alert is what counts.
@@ -219,12 +214,12 @@ class Outbox:
             task,
             request_id=None,
             finished_codes=self.settings.finished_codes,
-            refreshed_at=datetime.fromtimestamp(self._clock(), UTC),
+            refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
             locale=messages.resolve(record.locale),
         )
         try:
             await self.poster.update(record.team_id, record.channel_id, record.thread_ts, message)
-            self._stats.card_updates += 1
+            self._shared.stats.card_updates += 1
         except PosterError as exc:
             log.info(
                 "final card update failed: %s",

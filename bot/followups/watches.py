@@ -94,17 +94,10 @@ class Watches:
         deliver: Callable[[int], None],
     ) -> None:
         self.settings = settings
+        self._shared = shared
         self.storage = storage
         self.poster = poster
-        self._metastudio_for = shared.metastudio_for
-        self._limiter_for = shared.limiter_for
-        self._timers = shared.timers
-        self._backlog = shared.backlog
         self.policy = policy
-        self._stats = shared.stats
-        self._clock = shared.clock
-        self._jitter = shared.jitter
-        self._yield_to_requests = shared.yield_to_requests
         self._deliver = deliver
         # How often a moving task re-reads its subscribers, to find cards set outside watch().
         self._card_sync_seconds = max(CARD_SYNC_FACTOR * settings.card_update_seconds, policy.base)
@@ -123,7 +116,7 @@ class Watches:
         """Track every active watch again, first polls spread over one interval."""
         for watch in await self.storage.active_watches():
             state = self._track(watch, watch.subscribers)
-            self._timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
+            self._shared.timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
 
     async def watch(
         self,
@@ -135,7 +128,7 @@ class Watches:
         message_ts: str | None,
         locale: str | None = None,
     ) -> WatchResult:
-        now = datetime.fromtimestamp(self._clock(), UTC)
+        now = datetime.fromtimestamp(self._shared.clock(), UTC)
         result = await self.storage.watch(
             team_id=team_id,
             task_id=task_id,
@@ -153,7 +146,7 @@ class Watches:
         state = self._watches.get(result.watch.id)
         if state is None:
             state = self._track(result.watch, [subscriber])
-            self._timers.schedule(f"watch:{state.id}", self._jitter(self.policy.base))
+            self._shared.timers.schedule(f"watch:{state.id}", self._shared.jitter(self.policy.base))
         else:
             self._add_card(state, subscriber)
         return result
@@ -214,7 +207,7 @@ class Watches:
         self._watches.pop(state.id, None)
         if self._by_task.get((state.team_id, state.task_id)) == state.id:
             del self._by_task[(state.team_id, state.task_id)]
-        self._timers.unschedule(f"watch:{state.id}")
+        self._shared.timers.unschedule(f"watch:{state.id}")
 
     @staticmethod
     def _extra(state: _Watch, **more: Any) -> dict[str, Any]:
@@ -240,17 +233,17 @@ class Watches:
             self._schedule(state, delay)
 
     def _schedule(self, state: _Watch, delay: float) -> None:
-        delay = self._jitter(delay)
+        delay = self._shared.jitter(delay)
         # The expiry is a poll too: it closes the watch on time even while backing off. Once
         # past it (a close that failed), the backoff applies, so a broken database is not hammered.
-        until_expiry = state.expires_at - self._clock()
+        until_expiry = state.expires_at - self._shared.clock()
         if until_expiry > 0:
             delay = min(delay, until_expiry)
-        self._timers.schedule(f"watch:{state.id}", delay)
+        self._shared.timers.schedule(f"watch:{state.id}", delay)
 
     async def _poll_once(self, state: _Watch) -> float | None:
         """One poll. Returns the delay before the next one, or None when the watch closed."""
-        if self._clock() >= state.expires_at:
+        if self._shared.clock() >= state.expires_at:
             snapshot = state.last_task.model_dump(mode="json") if state.last_task is not None else None
             await self._close(state, "expired", snapshot)
             return None
@@ -285,7 +278,7 @@ class Watches:
         state.cadence, delay = after_progress(
             state.cadence,
             self.policy,
-            now=self._clock(),
+            now=self._shared.clock(),
             processed=task.processed_count,
             total=task.total_count,
             begin=task.begin_time / 1000 if task.begin_time else None,
@@ -304,24 +297,26 @@ class Watches:
         async with self._poll_slots:
             # Inside the slot: thousands of due polls queue on the semaphore, which wakes one at
             # a time; an Event would wake them all whenever the backlog drains.
-            await self._backlog.wait_until_short()
-            await self._yield_to_requests()
-            await self._limiter_for(state.team_id).acquire(Priority.POLL)
-            if self._timers.stopping:
+            await self._shared.backlog.wait_until_short()
+            await self._shared.yield_to_requests()
+            await self._shared.limiter_for(state.team_id).acquire(Priority.POLL)
+            if self._shared.timers.stopping:
                 return None
-            self._stats.polls += 1
-            client = await self._metastudio_for(state.team_id)
+            self._shared.stats.polls += 1
+            client = await self._shared.metastudio_for(state.team_id)
             return await client.get_task(state.task_id)
 
     async def _close(self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None) -> None:
         """Close the watch and queue its deliveries, shielded so stop() cannot cut it in half."""
-        work = self._timers.spawn_work(self._close_and_deliver(state, status, snapshot), f"close:{state.id}")
+        work = self._shared.timers.spawn_work(
+            self._close_and_deliver(state, status, snapshot), f"close:{state.id}"
+        )
         await asyncio.shield(work)
 
     async def _close_and_deliver(
         self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None
     ) -> None:
-        with self._backlog.item():
+        with self._shared.backlog.item():
             deliveries = await self.storage.close_watch(state.id, status=status, snapshot=snapshot)
         self._forget(state)
         log.info("watch closed as %s, %d to tell", status, len(deliveries), extra=self._extra(state))
@@ -331,19 +326,19 @@ class Watches:
     # -- live cards -----------------------------------------------------------------------------
 
     def _maybe_draw_cards(self, state: _Watch, task: Task) -> None:
-        if state.drawing or self._timers.stopping:
+        if state.drawing or self._shared.timers.stopping:
             return
         counts = _counts(task)
-        now = self._clock()
+        now = self._shared.clock()
         # Only a task that moves ever costs a read, and then at most once per sync period.
         sync_due = counts != state.synced_counts and now - state.cards_synced_at >= self._card_sync_seconds
         if self._due_cards(state, counts) or sync_due:
             state.drawing = True
-            self._timers.spawn_work(self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}")
+            self._shared.timers.spawn_work(self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}")
 
     def _due_cards(self, state: _Watch, counts: tuple[Any, ...]) -> list[_Card]:
         wait = self.settings.card_update_seconds
-        now = self._clock()
+        now = self._shared.clock()
         return [
             card
             for card in state.cards.values()
@@ -352,12 +347,12 @@ class Watches:
 
     async def _draw_cards(self, state: _Watch, task: Task, *, sync: bool) -> None:
         try:
-            await self._yield_to_requests()
+            await self._shared.yield_to_requests()
             if sync:
                 # Cards posted after watch() (set_card_ts) and channels that left are picked up
                 # here: one read at most every card_update_seconds, never a write.
                 subscribers = await self.storage.active_subscribers(state.id)
-                state.cards_synced_at = self._clock()
+                state.cards_synced_at = self._shared.clock()
                 state.synced_counts = _counts(task)
                 known = {s.id for s in subscribers}
                 for subscriber_id in list(state.cards):
@@ -369,7 +364,7 @@ class Watches:
             due = self._due_cards(state, counts)
             if not due or state.closed:
                 return
-            refreshed_at = datetime.fromtimestamp(self._clock(), UTC)
+            refreshed_at = datetime.fromtimestamp(self._shared.clock(), UTC)
             drawn: dict[str, alerts.Message] = {}  # one build per language, not per card
             for card in due:
                 if state.closed:
@@ -383,7 +378,7 @@ class Watches:
                         refreshed_at=refreshed_at,
                         locale=card.locale,
                     )
-                card.updated_at = self._clock()
+                card.updated_at = self._shared.clock()
                 await self._update_card(card, message, counts, state)
         except asyncio.CancelledError:
             raise
@@ -406,4 +401,4 @@ class Watches:
             )
             return
         card.drawn = counts
-        self._stats.card_updates += 1
+        self._shared.stats.card_updates += 1

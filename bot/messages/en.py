@@ -145,6 +145,7 @@ CATALOG: dict[str, str] = {
     "slack_reason_channel_not_found": "that channel no longer exists or I cannot see it",
     "slack_reason_not_in_channel": "I am not a member of it",
     "slack_reason_is_archived": "it is archived",
+    "slack_reason_restricted_action": "a workspace setting stops me posting there",
     "slack_reason_other": "Slack refused the message",
     "dm_cannot_post_watch": (
         "I could not post in {channel} about task `{task_id}` because {reason}, so that channel no longer "
@@ -236,7 +237,7 @@ CATALOG: dict[str, str] = {
     "connection_endpoint_hint": "Optional: leave empty to use the region's endpoint. Must start with https://.",
     "connection_project_id": "Project id",
     "connection_project_id_placeholder": "0123456789abcdef0123456789abcdef",
-    "connection_project_id_hint": "The project id for that region, under My Credentials > API Credentials.",
+    "connection_project_id_hint": "The project id for that region, under My Credentials > API Credentials. Leave it empty with AK/SK and taskbot looks it up.",
     "connection_kind": "Credential type",
     "connection_kind_aksk": "AK/SK",
     "connection_kind_temporary_aksk": "Temporary AK/SK and security token",

@@ -137,6 +137,7 @@ CATALOG: dict[str, str] = {
     "slack_reason_channel_not_found": "该频道已不存在，或我无法访问",
     "slack_reason_not_in_channel": "我不是该频道的成员",
     "slack_reason_is_archived": "该频道已归档",
+    "slack_reason_restricted_action": "工作区设置不允许我在该频道发消息",
     "slack_reason_other": "Slack 拒绝了这条消息",
     "dm_cannot_post_watch": (
         "我无法在 {channel} 发布任务 `{task_id}` 的消息，原因是{reason}，因此该频道已不再关注此任务；"
@@ -225,7 +226,7 @@ CATALOG: dict[str, str] = {
     "connection_endpoint_hint": "可选：留空则使用该区域的终端节点。必须以 https:// 开头。",
     "connection_project_id": "项目 ID",
     "connection_project_id_placeholder": "0123456789abcdef0123456789abcdef",
-    "connection_project_id_hint": "该区域的项目 ID，可在“我的凭证 > API 凭证”中找到。",
+    "connection_project_id_hint": "该区域的项目 ID，可在“我的凭证 > API 凭证”中找到。使用 AK/SK 时可留空，taskbot 会自动查询。",
     "connection_kind": "凭证类型",
     "connection_kind_aksk": "AK/SK",
     "connection_kind_temporary_aksk": "临时 AK/SK 和 SecurityToken",

@@ -8,6 +8,7 @@ view submission is just a request and can be forged by anyone who can send one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -158,7 +159,12 @@ class WorkspaceAdmin:
         except ValueError:
             return messages.text("connection_test_incomplete", locale)
         client = new_client(
-            self._settings, endpoint=endpoint, iam_endpoint=iam, credentials=credentials, max_retries=1
+            self._settings,
+            endpoint=endpoint,
+            iam_endpoint=iam,
+            credentials=credentials,
+            region=form.region,
+            max_retries=1,
         )
         async with client:
             try:
@@ -171,10 +177,45 @@ class WorkspaceAdmin:
         if await self._refuse(origin, client):
             return
         team_id, user_id = origin.team_id or "", origin.user_id or ""
+        if not form.project_id:
+            found = await self._look_up_project(form, await self.store.credentials(team_id), origin, client)
+            if found is None:
+                return
+            form = dataclasses.replace(form, project_id=found)
         await self.store.save_connection(team_id, form, user_id=user_id)
         await self._metastudio.forget(team_id)
         log.info("connection updated", extra={"team": team_id, "user": user_id})
         await self.publish_home(team_id, user_id, client)
+
+    async def _look_up_project(
+        self, form: ConnectionForm, stored: CloudCredentials | None, origin: Origin, client: AsyncWebClient
+    ) -> str | None:
+        """The project id IAM lists for the form's region and keys (the SDK's rule), cached by the
+        client; on failure the admin is told why in a DM and nothing is saved."""
+        endpoint, iam = region_endpoints(form.region, form.endpoint)
+        try:
+            credentials = form_credentials(form, stored)
+            metastudio = new_client(
+                self._settings,
+                endpoint=endpoint,
+                iam_endpoint=iam,
+                credentials=credentials,
+                region=form.region,
+            )
+        except ValueError:
+            sentence = messages.text("connection_test_incomplete")
+        else:
+            async with metastudio:
+                try:
+                    return await metastudio.project_id()
+                except MetaStudioError as exc:
+                    sentence = messages.text("connection_test_failed", error=exc.user_message)
+        if origin.user_id:
+            try:
+                await client.chat_postMessage(channel=origin.user_id, text=sentence)
+            except SlackApiError as exc:
+                SLACK_API_ERRORS.labels("chat.postMessage", slack_error(exc)).inc()
+        return None
 
     async def save_guardrails(
         self, origin: Origin, client: AsyncWebClient, channels: list[str], usergroup: str | None

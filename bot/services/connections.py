@@ -28,10 +28,13 @@ def new_client(
     endpoint: str,
     iam_endpoint: str | None,
     credentials: CloudCredentials,
+    region: str | None = None,
     max_retries: int | None = None,
 ) -> MetaStudioClient:
+    """``region`` lets a client without a project id look it up through IAM, once."""
     return MetaStudioClient(
         endpoint=endpoint,
+        region=region,
         iam_endpoint=iam_endpoint,
         credentials=credentials,
         connect_timeout=settings.connect_timeout,

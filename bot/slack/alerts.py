@@ -22,6 +22,7 @@ from bot.messages import DEFAULT_LOCALE, text
 from bot.messages.format import humanize, join, number, tenths
 from bot.metastudio.models import Task
 from bot.slack.cards import ACTION_OPEN, card_text, clean, escape, task_card, truncate
+from bot.slack.delivery import CANNOT_POST
 
 ACTION_UNWATCH: Final = "task_unwatch"
 """Button on the "watching" list; its value is the task id."""
@@ -194,15 +195,12 @@ def not_found_notice(task_id: str, *, user_id: str | None, locale: str = DEFAULT
 def cannot_post_dm(*, channel_id: str, task_id: str | None, error: str, locale: str = DEFAULT_LOCALE) -> str:
     """The one sentence the requester gets by DM when taskbot can no longer post in a channel."""
     reason = (
-        text(f"slack_reason_{error}", locale) if error in _REASONS else text("slack_reason_other", locale)
+        text(f"slack_reason_{error}", locale) if error in CANNOT_POST else text("slack_reason_other", locale)
     )
     channel = f"<#{channel_id}>" if _SLACK_ID.fullmatch(channel_id) else text("alert_that_channel", locale)
     if task_id is None:
         return text("dm_cannot_post_feed", locale, channel=channel, reason=reason)
     return text("dm_cannot_post_watch", locale, channel=channel, reason=reason, task_id=_code(task_id))
-
-
-_REASONS: Final = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
 
 # --- what a channel follows -------------------------------------------------------------------

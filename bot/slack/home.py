@@ -315,7 +315,8 @@ def connection_modal(
                 initial=connection.project_id if connection is not None else None,
                 max_length=MAX_PROJECT_ID,
             ),
-            optional=False,
+            # AK/SK without a project id: taskbot looks it up through IAM, as the SDK does.
+            optional=True,
             hint=text("connection_project_id_hint", locale),
         ),
         _input(BLOCK_KIND, text("connection_kind", locale), _kind_radio(kind, locale), optional=False),
@@ -461,9 +462,7 @@ def parse_connection(
     errors: dict[str, str] = {}
 
     project_id = _value(view_state, BLOCK_PROJECT_ID, ACTION_PROJECT_ID)
-    if project_id is None:
-        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_missing", locale)
-    elif not _PROJECT_ID.fullmatch(project_id):
+    if project_id is not None and not _PROJECT_ID.fullmatch(project_id):
         errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_invalid", locale)
 
     endpoint = _value(view_state, BLOCK_ENDPOINT, ACTION_ENDPOINT)
@@ -486,6 +485,9 @@ def parse_connection(
         errors[BLOCK_KIND] = text("connection_error_kind", locale)
         return errors
 
+    if project_id is None and kind is CredentialKind.IAM_PASSWORD:
+        # Only AK/SK can look the project up (GET /v3/projects, signed with the keys).
+        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_missing", locale)
     stored = existing is not None and existing.kind is kind and existing.has_secret
     access_key = secret_key = security_token = iam_username = iam_password = iam_domain = None
     if kind is CredentialKind.IAM_PASSWORD:
@@ -532,12 +534,12 @@ def parse_connection(
         ):
             errors[BLOCK_SECRET_KEY] = text("connection_error_secret_key_invalid", locale)
 
-    if errors or project_id is None:
+    if errors:
         return errors
     return ConnectionForm(
         region=region,
         endpoint=endpoint,
-        project_id=project_id,
+        project_id=project_id or "",
         kind=kind,
         access_key=access_key,
         secret_key=secret_key,
