@@ -18,6 +18,15 @@ from bot.servers import serve_asgi
 
 async def main() -> int:
     slack = SlackStandIn()
+    # ``--users-info-delay SECONDS``: how long users.info takes (bench_locale), 0 by default.
+    if "--users-info-delay" in sys.argv:
+        slack.users_info_delay = float(sys.argv[sys.argv.index("--users-info-delay") + 1])
+    # ``--known-users N``: bench_locale's user ids, half en-US and half zh-CN, so users.info
+    # answers them (an unknown id gets user_not_found, which would measure the failure path).
+    if "--known-users" in sys.argv:
+        count = int(sys.argv[sys.argv.index("--known-users") + 1])
+        for prefix in ("UCACHED", "UNEW"):
+            slack.locales.update({f"{prefix}{i:05d}": ("en-US", "zh-CN")[i % 2] for i in range(count)})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

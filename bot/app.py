@@ -45,9 +45,11 @@ from bot.services.background import AckFirst, Background
 from bot.services.commands import CommandRunner
 from bot.services.connections import MetaStudioClients
 from bot.services.follow import FollowCommands
+from bot.services.languages import Languages
 from bot.services.tasks import TaskViews
 from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
 from bot.slack.delivery import Responder
+from bot.slack.locales import LocaleResolver
 from bot.slack.poster import SlackPoster
 
 __all__ = ["Runtime", "create_asgi", "create_bolt_app", "health_routes", "running"]
@@ -96,15 +98,30 @@ class Runtime:
             yield_to_requests=self.ack_first.wait,
         )
         self.access = Access(self.workspaces)
+        # One per process: every listener shares its users.info cache (closed in close()).
+        self.locales = LocaleResolver()
+        self.languages = Languages(settings, self.locales, self.workspaces)
         tasks = TaskViews(
             settings,
             metastudio_for=self.metastudio.for_team,
             limiter_for=self.followups.limiter_for,
             workspaces=self.workspaces,
+            languages=self.languages,
         )
-        follow = FollowCommands(settings, self.followups, tasks, metastudio_for=self.metastudio.for_team)
+        follow = FollowCommands(
+            settings,
+            self.followups,
+            tasks,
+            metastudio_for=self.metastudio.for_team,
+            languages=self.languages,
+        )
         self.commands = CommandRunner(
-            tasks=tasks, follow=follow, access=self.access, responder=self.responder, ack_first=self.ack_first
+            tasks=tasks,
+            follow=follow,
+            access=self.access,
+            responder=self.responder,
+            ack_first=self.ack_first,
+            languages=self.languages,
         )
         self.admin: WorkspaceAdmin | None = None
         if self.workspaces is not None:
@@ -115,6 +132,7 @@ class Runtime:
                 installation_store=self.installation_store,
                 access=self.access,
                 metastudio=self.metastudio,
+                languages=self.languages,
             )
         self.leaving = WorkspaceLeaving(
             installation_store=self.installation_store,
@@ -134,6 +152,7 @@ class Runtime:
 
     async def close(self, timeout: float = 10.0) -> None:
         await self.background.drain(timeout)
+        await self.locales.aclose()
         await self.followups.stop()
         await self.metastudio.close()
         await self.slack.close()
@@ -146,6 +165,7 @@ class Runtime:
             "background": self.background,
             "admin": self.admin,
             "leaving": self.leaving,
+            "languages": self.languages,
         }
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import messages
 from bot.metastudio import regions
 from bot.metastudio.regions import REGION_ENDPOINTS, RegionsFileError
 
@@ -164,11 +165,32 @@ class Settings(BaseSettings):
     # A watched task is stalled after this long without a change (never less than several of
     # its usual gaps between changes, see bot.metastudio.progress).
     stall_minutes: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("TASKBOT_STALL_MINUTES"))
+    # What channels read (cards, alerts, notices) in single-workspace mode: ``follow`` the person
+    # who asked, or a catalog id. With many workspaces each admin sets it in App Home instead.
+    channel_language: str = Field(default="follow", validation_alias=AliasChoices("TASKBOT_CHANNEL_LANGUAGE"))
 
     @field_validator("finished_status_codes", mode="before")
     @classmethod
     def _split_codes(cls, value: object) -> object:
         return _csv(value)
+
+    @field_validator("channel_language", mode="before")
+    @classmethod
+    def _language(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        wanted = value.strip()
+        if wanted.lower() in ("", "follow"):
+            return "follow"
+        for locale in messages.SUPPORTED:
+            if locale.lower() == wanted.replace("_", "-").lower():
+                return locale
+        raise ValueError(f"must be follow or one of {', '.join(messages.SUPPORTED)}")
+
+    @property
+    def fixed_channel_language(self) -> str | None:
+        """The catalog id every channel reads, or None to follow the person who asked."""
+        return None if self.channel_language == "follow" else self.channel_language
 
     @field_validator("log_format", mode="before")
     @classmethod

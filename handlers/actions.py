@@ -76,20 +76,26 @@ async def watch(
 
 
 async def stop_watch(
-    ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], context: AsyncBoltContext
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
 ) -> None:
     await ack()
     runner: CommandRunner = context["commands"]
     if task_id := _task_id(action):
         origin = origin_from_body(body)
-        context["background"].spawn(runner.stop_button(origin, task_id=task_id), reply_to=origin)
+        context["background"].spawn(runner.stop_button(origin, client, task_id=task_id), reply_to=origin)
 
 
-async def stop_feed(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+async def stop_feed(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
     await ack()
     runner: CommandRunner = context["commands"]
     origin = origin_from_body(body)
-    context["background"].spawn(runner.stop_button(origin, task_id=None), reply_to=origin)
+    context["background"].spawn(runner.stop_button(origin, client, task_id=None), reply_to=origin)
 
 
 def _admin_work(context: AsyncBoltContext) -> tuple[WorkspaceAdmin | None, Background]:
@@ -118,6 +124,21 @@ async def configure_guardrails(
         )
 
 
+async def channel_language(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    context: AsyncBoltContext,
+) -> None:
+    """The channel-language menu in App Home: saved at once, like a setting, and audited."""
+    await ack()
+    admin, background = _admin_work(context)
+    if admin is not None:
+        value = str((action.get("selected_option") or {}).get("value") or "")
+        background.spawn(admin.save_channel_language(origin_from_body(body), client, value))
+
+
 async def test_connection(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
@@ -136,3 +157,4 @@ def register(app: AsyncApp) -> None:
     app.action(home.ACTION_CONFIGURE)(configure_connection)
     app.action(home.ACTION_GUARDRAILS)(configure_guardrails)
     app.action(home.ACTION_TEST_CONNECTION)(test_connection)
+    app.action(home.ACTION_CHANNEL_LANGUAGE)(channel_language)

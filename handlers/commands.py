@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.background import Background
 from bot.services.commands import CommandRunner, immediate_reply
+from bot.services.languages import Languages
 from bot.services.parsing import parse
 from bot.slack.origin import origin_from_body
 
@@ -16,10 +17,16 @@ from bot.slack.origin import origin_from_body
 async def task_command(
     ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
-    parsed = parse(command.get("text"))
-    immediate = immediate_reply(parsed)
+    languages: Languages = context["languages"]
+    team_id, user_id = str(command.get("team_id") or ""), str(command.get("user_id") or "")
+    # The cache only: help and parse errors go in the ack, before anything may ask Slack.
+    locale = languages.cached(team_id, user_id)
+    parsed = parse(command.get("text"), locale=locale)
+    immediate = immediate_reply(parsed, locale=locale)
     if immediate is not None:
         await ack(text=immediate.text, response_type="ephemeral")
+        # After the ack: the next reply to a user seen for the first time is in their language.
+        languages.prefetch(client, team_id, user_id)
         return
     await ack()
     runner: CommandRunner = context["commands"]

@@ -10,12 +10,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import messages
 from bot.services.admin import WorkspaceAdmin
 from bot.services.background import Background
+from bot.services.languages import Languages
 from bot.slack import home
 from bot.slack.origin import origin_from_body
 
 
 def _values(view: dict[str, Any]) -> dict[str, Any]:
     return (view.get("state") or {}).get("values") or {}
+
+
+def _locale(body: dict[str, Any], context: AsyncBoltContext) -> str:
+    """The submitter's language from the cache (opening the modal learnt it): the ack waits for nothing."""
+    origin = origin_from_body(body)
+    languages: Languages = context["languages"]
+    return languages.cached(origin.team_id or "", origin.user_id or "")
 
 
 async def connection_submitted(
@@ -31,7 +39,7 @@ async def connection_submitted(
         return
     origin = origin_from_body(body)
     existing = await admin.store.get_connection(origin.team_id or "")
-    parsed = home.parse_connection(_values(view), existing)
+    parsed = home.parse_connection(_values(view), existing, locale=_locale(body, context))
     if isinstance(parsed, dict):
         await ack(response_action="errors", errors=parsed)
         return
@@ -51,7 +59,8 @@ async def guardrails_submitted(
     if admin is None:
         await ack()
         return
-    parsed = home.parse_guardrails(_values(view))
+    locale = _locale(body, context)
+    parsed = home.parse_guardrails(_values(view), locale=locale)
     if isinstance(parsed, dict):
         await ack(response_action="errors", errors=parsed)
         return
@@ -62,7 +71,7 @@ async def guardrails_submitted(
         if usergroup is None:
             await ack(
                 response_action="errors",
-                errors={home.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown")},
+                errors={home.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown", locale)},
             )
             return
     await ack()

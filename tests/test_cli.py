@@ -22,6 +22,7 @@ from bot.config import CredentialKind
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.schema import code_head
+from bot.db.schema import migrate as migrate_schema
 from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
@@ -293,7 +294,7 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
     database = Database(url)
     try:
         store = WorkspaceStore(database, SecretBox([old_key]))
-        await store.create_all()
+        await migrate_schema(database.engine)
         await store.save_connection("T0ROTATE01", form, user_id="U0ADMIN")
     finally:
         await database.dispose()

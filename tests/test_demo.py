@@ -39,6 +39,14 @@ async def test_demo_shows_a_watch_from_card_to_alert() -> None:
     assert "no message arrived" not in text and "did not arrive" not in text
     assert "Traceback" not in text + err.decode()
 
+    # The same finished task for an en-US and a zh-CN reader: a private reply in each language,
+    # and the card the Chinese reader asked for, in the channel's language (follow: theirs).
+    languages = text[text.index("The same task for two readers") : text.index(f"/task {WATCHED_TASK_ID}")]
+    assert "has already finished, so there is nothing to watch" in languages
+    assert "已经结束，无需关注" in languages
+    card = languages[languages.index("the card is for the channel") :]
+    assert "(chat.postMessage, in C0DEMO0001)" in card and "成功数" in card
+
     watch_part = text[text.index(f"/task {WATCHED_TASK_ID}") :]
     # The card, the ephemeral confirmation, then at least one live redraw of the same card.
     assert "[ Notify this channel when done ]" in watch_part

@@ -136,9 +136,10 @@ async def test_autogenerate_sees_no_difference_between_models_and_migrated_datab
 async def test_migrations_build_exactly_the_0_1_0_schema(database_url: str, tmp_path: Path) -> None:
     storage = Database(database_url)
     try:
-        # The baseline revision, not head: later revisions change the schema on purpose.
+        await migrate(storage.engine)
+        # Revision 0001 is the 0.1.0 schema; later revisions, downgraded, must leave exactly that.
         async with storage.engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.upgrade(_config(sync), "0001"))
+            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0001"))
     finally:
         await storage.dispose()
     if _is_sqlite(database_url):
@@ -192,13 +193,23 @@ async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_u
     await load_legacy_schema(database_url)
     storage = Database(database_url)
     try:
-        result = await FollowUpStore(storage).watch(
-            team_id="T0LEGACY01",
-            task_id="legacy-task",
-            channel_id="C0LEGACY01",
-            user_id="U0LEGACY01",
-            expires_at=datetime.now(UTC) + timedelta(hours=1),
-        )
+        # Written as 0.1.0 wrote it: today's models have columns (0002) a 0.1.0 database lacks.
+        now = datetime.now(UTC)
+        async with storage.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO watches (id, team_id, task_id, status, created_at, expires_at) "
+                    "VALUES (1, 'T0LEGACY01', 'legacy-task', 'active', :now, :expires)"
+                ),
+                {"now": now, "expires": now + timedelta(hours=1)},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO subscribers (watch_id, team_id, channel_id, user_id, created_at, status) "
+                    "VALUES (1, 'T0LEGACY01', 'C0LEGACY01', 'U0LEGACY01', :now, 'active')"
+                ),
+                {"now": now},
+            )
         before = await FollowUpStore(storage).counts()
         assert (await schema_status(storage.engine)).state == "unversioned"
 
@@ -208,7 +219,9 @@ async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_u
         ) and report.applied[0].startswith("0001 (baseline")
         assert report.lines()[0].startswith("Adopted a database created before migrations")
         assert await FollowUpStore(storage).counts() == before
-        assert (await FollowUpStore(storage).get_watch(result.watch.id)) == result.watch
+        watch = await FollowUpStore(storage).get_watch(1)
+        assert watch is not None and (watch.task_id, watch.status) == ("legacy-task", "active")
+        assert [s.locale for s in await FollowUpStore(storage).active_subscribers(1)] == [None]
         assert (await schema_status(storage.engine)).current
         assert (await migrate(storage.engine)).lines() == [
             f"The schema is current at revision {HEAD}; nothing to do."
@@ -428,6 +441,15 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     cloud.simulator.add_task(finished)
     done = finished.task_id
     storage = Database(url)
+    # Today's stores write columns 0.1.0 lacks: add them for the writes, then drop them again, so
+    # what is left is 0.1.0's schema holding 0.1.0's rows.
+    added = [
+        ("guardrails", "channel_language"),
+        *((t, "locale") for t in ("subscribers", "feeds", "deliveries")),
+    ]
+    async with storage.engine.begin() as conn:
+        for table, column in added:
+            await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR(16)"))
     try:
         installations = AsyncSQLAlchemyInstallationStore(
             client_id=cloud.slack.client_id, engine=storage.engine
@@ -494,6 +516,9 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
             )
         counts = await FollowUpStore(storage).counts()
         assert counts == {"watches": 2, "subscribers": 2, "feeds": 1, "deliveries": 1}
+        async with storage.engine.begin() as conn:
+            for table, column in added:
+                await conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
     finally:
         await storage.dispose()
     return done, running

@@ -123,6 +123,8 @@ class SubscriberRow(Base):
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
     closed_reason: Mapped[str | None] = mapped_column(String(64))
+    # The catalog id the channel's card and alerts use, fixed when the watch starts (0002).
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class FeedRow(Base):
@@ -148,7 +150,8 @@ class FeedRow(Base):
     created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
     filters: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
-    """``{"failed": true, "operator": "..."}``; None (or absent keys): no such filter. Migration 0002."""
+    """``{"failed": true, "operator": "..."}``; None (or absent keys): no such filter. Migration 0003."""
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class DeliveryRow(Base):
@@ -182,6 +185,8 @@ class DeliveryRow(Base):
     sent_at: Mapped[datetime | None]
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(String(ERROR_MAX_CHARS))
+    # Copied from the subscriber or feed when the delivery is queued, so a restart cannot change it.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +212,7 @@ class SubscriberRecord:
     created_at: datetime
     status: SubscriberStatus
     closed_reason: str | None
+    locale: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +253,7 @@ class FeedRecord:
     """Announce only tasks that had failures."""
     operator: str | None = None
     """Announce only tasks whose ``operator`` is exactly this."""
+    locale: str | None = None
 
     @property
     def since(self) -> datetime:
@@ -275,6 +282,7 @@ class DeliveryRecord:
     sent_at: datetime | None
     slack_ts: str | None
     error: str | None
+    locale: str | None = None
 
 
 def _watch(row: WatchRow) -> WatchRecord:
@@ -301,6 +309,7 @@ def _subscriber(row: SubscriberRow) -> SubscriberRecord:
         created_at=row.created_at,
         status=cast(SubscriberStatus, row.status),
         closed_reason=row.closed_reason,
+        locale=row.locale,
     )
 
 
@@ -315,6 +324,7 @@ def _feed(row: FeedRow) -> FeedRecord:
         status=cast(FeedStatus, row.status),
         only_failed=bool((row.filters or {}).get("failed")),
         operator=(row.filters or {}).get("operator") or None,
+        locale=row.locale,
     )
 
 
@@ -348,6 +358,7 @@ def _delivery(row: DeliveryRow) -> DeliveryRecord:
         sent_at=row.sent_at,
         slack_ts=row.slack_ts,
         error=row.error,
+        locale=row.locale,
     )
 
 
@@ -377,6 +388,7 @@ class FollowUpStore:
         user_id: str,
         expires_at: datetime,
         message_ts: str | None = None,
+        locale: str | None = None,
     ) -> WatchResult:
         """Subscribe a channel to a task, sharing the task's active watch if there is one.
 
@@ -392,6 +404,7 @@ class FollowUpStore:
                 user_id=user_id,
                 expires_at=expires_at,
                 message_ts=message_ts,
+                locale=locale,
             )
         )
 
@@ -404,6 +417,7 @@ class FollowUpStore:
         user_id: str,
         expires_at: datetime,
         message_ts: str | None,
+        locale: str | None,
     ) -> WatchResult:
         now = utcnow()
         async with self._write() as session:
@@ -443,6 +457,7 @@ class FollowUpStore:
                 created_at=now,
                 status="active",
                 closed_reason=None,
+                locale=locale,
             )
             session.add(subscriber)
             await session.flush()
@@ -618,6 +633,7 @@ class FollowUpStore:
                     subscriber_id=subscriber.id,
                     feed_id=None,
                     thread_ts=subscriber.message_ts,
+                    locale=subscriber.locale,
                     payload=snapshot,
                     status="pending",
                     attempts=0,
@@ -669,6 +685,7 @@ class FollowUpStore:
         since: datetime,
         only_failed: bool = False,
         operator: str | None = None,
+        locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         """Start a channel's feed, or return its active one (True only when newly created).
 
@@ -691,8 +708,8 @@ class FollowUpStore:
                     .with_for_update()
                 )
                 if row is not None:
-                    if list(row.resources) != wanted or row.filters != filters:
-                        row.resources, row.filters = wanted, filters
+                    if list(row.resources) != wanted or row.filters != filters or row.locale != locale:
+                        row.resources, row.filters, row.locale = wanted, filters, locale
                         await session.flush()
                     return _feed(row), False
                 row = FeedRow(
@@ -703,6 +720,7 @@ class FollowUpStore:
                     created_at=since,
                     status="active",
                     filters=filters,
+                    locale=locale,
                 )
                 session.add(row)
                 await session.flush()
@@ -767,6 +785,7 @@ class FollowUpStore:
                     subscriber_id=None,
                     feed_id=feed.id,
                     thread_ts=None,
+                    locale=feed.locale,
                     payload=snapshot,
                     status="pending",
                     attempts=0,

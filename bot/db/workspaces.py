@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from sqlalchemy import CheckConstraint, Index, Integer, String, Table, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot import messages
 from bot.config import REGION_ENDPOINTS, CloudCredentials, CredentialKind
 from bot.db.base import Base, Database, Json, retry_on_conflict, utcnow
 from bot.db.crypto import SecretBox
@@ -43,6 +44,7 @@ __all__ = [
 CONFIGURABLE_KINDS: Final = (CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK, CredentialKind.IAM_PASSWORD)
 ACTION_CONNECTION_UPDATED: Final = "connection.updated"
 ACTION_GUARDRAILS_UPDATED: Final = "guardrails.updated"
+ACTION_LANGUAGE_UPDATED: Final = "language.updated"
 LAST_ERROR_MAX_CHARS: Final = 300
 AUDIT_DETAIL_MAX_CHARS: Final = 500
 # record_call() runs on every MetaStudio call; an unchanged outcome is written at most this often.
@@ -83,6 +85,8 @@ class GuardrailsRow(Base):
     usergroup_id: Mapped[str | None] = mapped_column(String(64))
     updated_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
+    # What the channel reads: None follows the person who asked, else a catalog id (0002).
+    channel_language: Mapped[str | None] = mapped_column(String(16))
 
 
 class AuditRow(Base):
@@ -130,6 +134,8 @@ class Guardrails:
     usergroup_id: str | None
     updated_by: str | None
     updated_at: datetime | None
+    # None: cards and alerts follow the person who asked; else a catalog id (messages.SUPPORTED).
+    channel_language: str | None = None
 
     @property
     def unrestricted(self) -> bool:
@@ -229,6 +235,7 @@ def _guardrails(row: GuardrailsRow) -> Guardrails:
         usergroup_id=row.usergroup_id,
         updated_by=row.updated_by,
         updated_at=row.updated_at,
+        channel_language=row.channel_language,
     )
 
 
@@ -458,6 +465,29 @@ class WorkspaceStore:
                 row.updated_at = now = utcnow()
                 detail = f"channels={','.join(wanted) or 'any'} usergroup={group or 'any'}"
                 session.add(self._audit_row(team_id, user_id, ACTION_GUARDRAILS_UPDATED, detail, now))
+                await session.flush()
+                return _guardrails(row)
+
+        return await retry_on_conflict(attempt)
+
+    async def save_channel_language(self, team_id: str, language: str | None, *, user_id: str) -> Guardrails:
+        """Set what the channel reads (None: follow the person who asked); audited like guardrails."""
+        if language is not None and language not in messages.SUPPORTED:
+            raise ValueError(f"unknown language {language!r}")
+
+        async def attempt() -> Guardrails:
+            async with self._write() as session:
+                row = await session.scalar(
+                    select(GuardrailsRow).where(GuardrailsRow.team_id == team_id).with_for_update()
+                )
+                if row is None:
+                    row = GuardrailsRow(team_id=team_id, channels=[], usergroup_id=None)
+                    session.add(row)
+                row.channel_language = language
+                row.updated_by = user_id
+                row.updated_at = now = utcnow()
+                detail = f"channel_language={language or 'follow'}"
+                session.add(self._audit_row(team_id, user_id, ACTION_LANGUAGE_UPDATED, detail, now))
                 await session.flush()
                 return _guardrails(row)
 

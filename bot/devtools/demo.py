@@ -43,6 +43,8 @@ DEMO_STALL_MINUTES = 0.03
 # Follow-up timers of the demo: short, so a watch plays out in seconds (the defaults are 10 s).
 DEMO_POLL_SECONDS = 1.0
 DEMO_CARD_UPDATE_SECONDS = 1.0
+# Two readers of the same channel: the stand-in's users.info gives each their Slack locale.
+DEMO_USERS = {"U0DEMOUSER": "en-US", "U0DEMOZH01": "zh-CN"}
 
 
 @dataclass(frozen=True)
@@ -224,9 +226,49 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
                 await slack.wait_for(lambda messages: len(messages) > seen, timeout=15)
                 show(slack.messages[seen])
                 say()
-            failures += await _watch_step(stack, http, len(SCRIPT) + 2, say, show)
+            failures += await _languages_step(stack, http, len(SCRIPT) + 2, say, show)
+            failures += await _watch_step(stack, http, len(SCRIPT) + 3, say, show)
             say("Done. Every request above was signed and sent over a real socket." if not failures else "")
             return 1 if failures else 0
+
+
+async def _languages_step(
+    stack: LocalStack,
+    http: httpx.AsyncClient,
+    number: int,
+    say: Callable[..., None],
+    show: Callable[[PostedMessage], None],
+) -> int:
+    """The same task for an English and a Chinese reader: one private reply each, one channel card."""
+    slack = stack.slack
+    slack.locales.update(DEMO_USERS)
+    setting = stack.settings.channel_language
+    say(f"{number}. The same task for two readers: {', '.join(f'{u} ({t})' for u, t in DEMO_USERS.items())}")
+    missing = 0
+    for user_id, tag in DEMO_USERS.items():
+        say(f"   {user_id} ({tag}): /task watch {sim.SEED_TASK_ID}")
+        seen = len(slack.messages)
+        await stack.command(http, f"watch {sim.SEED_TASK_ID}", user_id=user_id)
+        try:
+            await slack.wait_for_messages(seen + 1, timeout=15)
+            show(slack.messages[seen])
+        except TimeoutError:
+            missing += 1
+            say("  (no message arrived)")
+    zh_user = next(u for u, t in DEMO_USERS.items() if t.startswith("zh"))
+    say(
+        f"   {zh_user}: /task {sim.SEED_TASK_ID}   (the card is for the channel; TASKBOT_CHANNEL_LANGUAGE={setting})"
+    )
+    seen = len(slack.messages)
+    await stack.command(http, sim.SEED_TASK_ID, user_id=zh_user)
+    try:
+        await slack.wait_for_messages(seen + 1, timeout=15)
+        show(slack.messages[seen])
+    except TimeoutError:
+        missing += 1
+        say("  (no message arrived)")
+    say()
+    return missing
 
 
 async def _watch_step(

@@ -156,15 +156,28 @@ class FollowUps:
     # -- watches -------------------------------------------------------------------------------
 
     async def watch(
-        self, *, team_id: str, task_id: str, channel_id: str, user_id: str, message_ts: str | None = None
+        self,
+        *,
+        team_id: str,
+        task_id: str,
+        channel_id: str,
+        user_id: str,
+        message_ts: str | None = None,
+        locale: str | None = None,
     ) -> WatchResult:
         """Make ``channel_id`` hear once when the task finishes; ``message_ts`` is its card, kept live.
 
         Watching again from the same channel returns ``created=False``; a new ``message_ts``
-        then replaces the old one, so the newest card is the one kept up to date.
+        then replaces the old one, so the newest card is the one kept up to date. ``locale`` is
+        the channel's language, kept by the card and its alert for the watch's whole life.
         """
         result = await self.watches.watch(
-            team_id=team_id, task_id=task_id, channel_id=channel_id, user_id=user_id, message_ts=message_ts
+            team_id=team_id,
+            task_id=task_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            message_ts=message_ts,
+            locale=locale,
         )
         log.info(
             "watching task" if result.created else "already watching task",
@@ -199,6 +212,7 @@ class FollowUps:
         resources: Sequence[str],
         only_failed: bool = False,
         operator: str | None = None,
+        locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         """Announce in ``channel_id`` every task that finishes from now on (only ``resources``, if given).
 
@@ -211,6 +225,7 @@ class FollowUps:
             resources=resources,
             only_failed=only_failed,
             operator=operator,
+            locale=locale,
         )
         log.info(
             "feed subscribed" if created else "feed updated", extra={"team": team_id, "channel": channel_id}

@@ -83,6 +83,7 @@ class Feeds:
         resources: Sequence[str],
         only_failed: bool = False,
         operator: str | None = None,
+        locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
         since = datetime.fromtimestamp(self._shared.clock(), UTC)
@@ -94,6 +95,7 @@ class Feeds:
             since=since,
             only_failed=only_failed,
             operator=(operator or "").strip() or None,
+            locale=locale,
         )
         self._add(feed)
         job_id = f"feed:{team_id}"

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
 
+from bot import messages
 from bot.config import Settings
 from bot.db.followups import DeliveryRecord, FollowUpStore
 from bot.followups.polling import PollPolicy
@@ -168,24 +169,37 @@ class Outbox:
         task = alerts.task_from_snapshot(record.payload)
         mode = self.settings.alert_mode
         codes = self.settings.finished_codes
+        # The language the watch (or feed) started with; rows from before 0002 were English.
+        locale = messages.resolve(record.locale)
         if record.kind == "feed":
             message = alerts.completion_alert(
-                task or Task(task_id=record.task_id), user_id=None, finished_codes=codes, feed=True
+                task or Task(task_id=record.task_id),
+                user_id=None,
+                finished_codes=codes,
+                feed=True,
+                locale=locale,
             )
             return message, None, False
         if record.kind == "finished":
             message = alerts.completion_alert(
-                task or Task(task_id=record.task_id), user_id=record.user_id, finished_codes=codes
+                task or Task(task_id=record.task_id),
+                user_id=record.user_id,
+                finished_codes=codes,
+                locale=locale,
             )
             if record.thread_ts and mode != "channel":
                 return message, record.thread_ts, mode == "thread_and_channel"
             return message, None, False
         if record.kind == "expired":
             message = alerts.expired_notice(
-                record.task_id, user_id=record.user_id, hours=self.settings.watch_max_hours, last_seen=task
+                record.task_id,
+                user_id=record.user_id,
+                hours=self.settings.watch_max_hours,
+                last_seen=task,
+                locale=locale,
             )
         else:
-            message = alerts.not_found_notice(record.task_id, user_id=record.user_id)
+            message = alerts.not_found_notice(record.task_id, user_id=record.user_id, locale=locale)
         # A notice that ends a watch belongs with the card; it is not broadcast.
         if record.thread_ts and mode != "channel":
             return message, record.thread_ts, False
@@ -201,6 +215,7 @@ class Outbox:
             request_id=alerts.snapshot_request_id(record.payload),
             finished_codes=self.settings.finished_codes,
             refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
+            locale=messages.resolve(record.locale),
         )
         try:
             await self.poster.update(record.team_id, record.channel_id, record.thread_ts, message)
@@ -215,20 +230,24 @@ class Outbox:
     async def _cannot_post(self, record: DeliveryRecord, error: str) -> None:
         """The channel is gone for us: stop following there, fail the delivery, tell the requester."""
         extra = {"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id}
+        # The requester chose the watch's language (or the workspace did for them).
+        locale = messages.resolve(record.locale)
         log.warning("cannot post in channel (%s); closing its follow-up", error, extra=extra)
         await self.storage.mark_failed(record.id, f"slack: {error}", retry=False)
         recipient = record.user_id
         if record.subscriber_id is not None:
             await self.storage.close_subscriber(record.subscriber_id, error)
             sentence = alerts.cannot_post_dm(
-                channel_id=record.channel_id, task_id=record.task_id, error=error
+                channel_id=record.channel_id, task_id=record.task_id, error=error, locale=locale
             )
         else:
             if record.feed_id is not None:
                 recipient = (
                     await self._close_feed(record.team_id, record.feed_id, record.channel_id) or recipient
                 )
-            sentence = alerts.cannot_post_dm(channel_id=record.channel_id, task_id=None, error=error)
+            sentence = alerts.cannot_post_dm(
+                channel_id=record.channel_id, task_id=None, error=error, locale=locale
+            )
         if not recipient:
             return
         try:

@@ -11,7 +11,8 @@ watch moves from ``active`` to ``finished`` and one ``pending`` delivery row is 
 active subscriber, which the outbox then delivers exactly once. A second poller, a racing
 expiry or a second process finds the watch no longer active and queues nothing. Between
 state transitions nothing is written: the last counts, the card throttle and the not-found
-streak stay in memory and are rebuilt (empty) after a restart.
+streak stay in memory and are rebuilt (empty) after a restart. Each card's language is the
+subscriber row's ``locale``, written once when the watch starts, so redraws never change it.
 
 Stalls: each poll also folds the counts into the watch's ``Progress`` with the configured
 ``stall_minutes``; ``observe`` reports ``STALLED`` once per stall, and only then one notice is
@@ -31,10 +32,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from bot import messages
 from bot.config import Settings
 from bot.db.followups import CloseStatus, FollowUpStore, SubscriberRecord, WatchRecord, WatchResult
 from bot.followups.polling import Cadence, PollPolicy, after_error, after_progress
 from bot.followups.shared import Shared
+from bot.messages import DEFAULT_LOCALE
 from bot.metastudio.client import Fetched
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
 from bot.metastudio.models import Task
@@ -62,6 +65,7 @@ class _Card:
 
     channel_id: str
     ts: str | None
+    locale: str = DEFAULT_LOCALE
     drawn: tuple[Any, ...] | None = None
     updated_at: float = -math.inf
     gone: bool = False
@@ -131,7 +135,14 @@ class Watches:
             self._shared.timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
 
     async def watch(
-        self, *, team_id: str, task_id: str, channel_id: str, user_id: str, message_ts: str | None
+        self,
+        *,
+        team_id: str,
+        task_id: str,
+        channel_id: str,
+        user_id: str,
+        message_ts: str | None,
+        locale: str | None = None,
     ) -> WatchResult:
         now = datetime.fromtimestamp(self._shared.clock(), UTC)
         result = await self.storage.watch(
@@ -141,6 +152,7 @@ class Watches:
             user_id=user_id,
             expires_at=now + timedelta(hours=self.settings.watch_max_hours),
             message_ts=message_ts,
+            locale=locale,
         )
         subscriber = result.subscriber
         if not result.created and message_ts and subscriber.message_ts != message_ts:
@@ -200,7 +212,9 @@ class Watches:
     def _add_card(state: _Watch, subscriber: SubscriberRecord) -> None:
         card = state.cards.get(subscriber.id)
         if card is None:
-            state.cards[subscriber.id] = _Card(subscriber.channel_id, subscriber.message_ts)
+            state.cards[subscriber.id] = _Card(
+                subscriber.channel_id, subscriber.message_ts, messages.resolve(subscriber.locale)
+            )
         elif subscriber.message_ts and card.ts != subscriber.message_ts:
             card.ts, card.drawn, card.gone = subscriber.message_ts, None, False
 
@@ -412,17 +426,22 @@ class Watches:
             due = self._due_cards(state, counts)
             if not due or state.closed:
                 return
-            message = alerts.watched_card(
-                task,
-                request_id=state.request_id,
-                finished_codes=self.settings.finished_codes,
-                refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
-                progress=state.progress,
-                resumed_after=state.resumed_after,
-            )
+            refreshed_at = datetime.fromtimestamp(self._shared.clock(), UTC)
+            drawn: dict[str, alerts.Message] = {}  # one build per language, not per card
             for card in due:
                 if state.closed:
                     return
+                message = drawn.get(card.locale)
+                if message is None:
+                    message = drawn[card.locale] = alerts.watched_card(
+                        task,
+                        request_id=state.request_id,
+                        finished_codes=self.settings.finished_codes,
+                        refreshed_at=refreshed_at,
+                        progress=state.progress,
+                        resumed_after=state.resumed_after,
+                        locale=card.locale,
+                    )
                 card.updated_at = self._shared.clock()
                 await self._update_card(card, message, counts, state)
         except asyncio.CancelledError:

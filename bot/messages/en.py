@@ -213,7 +213,16 @@ CATALOG: dict[str, str] = {
     "home_audit_line": "{date} · {user} {action} · {detail}",
     "audit_connection_updated": "changed the MetaStudio connection",
     "audit_guardrails_updated": "changed who can use /task",
+    "audit_language_updated": "changed the language in channels",
     "audit_other": "did {action}",
+    "home_language_header": "Language in channels",
+    "home_language_hint": (
+        "Cards, completion alerts and notices in channels use this language. "
+        "Replies only one person sees always use that person's Slack language."
+    ),
+    "home_language_follow": "Follow the person who asked",
+    "language_name_en": "English",
+    "language_name_zh-CN": "简体中文",
     "modal_save": "Save",
     "modal_cancel": "Cancel",
     "connection_modal_title": "MetaStudio connection",

@@ -45,7 +45,11 @@ class MetaStudioError(Exception):
 
     @property
     def user_message(self) -> str:
-        return messages.text(self.message_key)
+        return self.message_in(messages.DEFAULT_LOCALE)
+
+    def message_in(self, locale: str) -> str:
+        """The one sentence for a Slack user, in ``locale``."""
+        return messages.text(self.message_key, locale)
 
 
 class InvalidTaskId(MetaStudioError):
@@ -58,14 +62,13 @@ class InvalidTaskId(MetaStudioError):
         self.task_id = task_id
         super().__init__(detail)
 
-    @property
-    def user_message(self) -> str:
+    def message_in(self, locale: str) -> str:
         # The catalog sentence quotes the id back, so it must be filled in (and made harmless).
         shown = "".join(ch for ch in self.task_id if ch.isprintable()).replace("`", "'")
         if len(shown) > self._ECHO_LIMIT:
             shown = shown[: self._ECHO_LIMIT - 1] + "…"
         shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") or "?"
-        return messages.text(self.message_key, task_id=shown)
+        return messages.text(self.message_key, locale, task_id=shown)
 
 
 class RequestFailed(MetaStudioError):
@@ -143,9 +146,8 @@ class ProjectNotFound(MetaStudioError):
         self.region = region
         super().__init__(detail)
 
-    @property
-    def user_message(self) -> str:
-        return messages.text(self.message_key, region=self.region.replace("`", "'")[:40] or "?")
+    def message_in(self, locale: str) -> str:
+        return messages.text(self.message_key, locale, region=self.region.replace("`", "'")[:40] or "?")
 
 
 class NotConfigured(MetaStudioError):

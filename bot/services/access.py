@@ -38,7 +38,7 @@ class Access:
             return None
         if rules.channels and origin.channel_id not in rules.channels:
             listed = ", ".join(f"<#{channel}>" for channel in rules.channels[:10])
-            return messages.text("guardrails_denied_channel", channels=listed)
+            return messages.text("guardrails_denied_channel", origin.locale, channels=listed)
         if rules.usergroup_id:
             try:
                 members = (await client.usergroups_users_list(usergroup=rules.usergroup_id)).get(
@@ -48,5 +48,7 @@ class Access:
                 SLACK_API_ERRORS.labels("usergroups.users.list", slack_error(exc)).inc()
                 members = []
             if origin.user_id not in members:
-                return messages.text("guardrails_denied_usergroup", group=f"<!subteam^{rules.usergroup_id}>")
+                return messages.text(
+                    "guardrails_denied_usergroup", origin.locale, group=f"<!subteam^{rules.usergroup_id}>"
+                )
         return None

@@ -21,10 +21,12 @@ from bot.config import CloudCredentials, Settings
 from bot.db.followups import FollowUpStore
 from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
 from bot.followups import FollowUps
+from bot.messages.format import number
 from bot.metastudio.errors import MetaStudioError
 from bot.metrics import SLACK_API_ERRORS
 from bot.services.access import Access
 from bot.services.connections import MetaStudioClients, form_credentials, new_client
+from bot.services.languages import Languages
 from bot.slack import home
 from bot.slack.clients import SlackClients
 from bot.slack.delivery import slack_error
@@ -45,8 +47,10 @@ class WorkspaceAdmin:
         installation_store: AsyncInstallationStore | None,
         access: Access,
         metastudio: MetaStudioClients,
+        languages: Languages,
     ) -> None:
         self._settings = settings
+        self._languages = languages
         self.store = store
         self._storage = storage
         self._installations = installation_store
@@ -54,7 +58,8 @@ class WorkspaceAdmin:
         self._metastudio = metastudio
 
     async def publish_home(self, team_id: str, user_id: str, client: AsyncWebClient) -> None:
-        """Draw the App Home tab for one user: admins get the controls, others the status."""
+        """Draw the App Home tab for one user, in their language: admins get the controls."""
+        locale = (await self._languages.person(Origin(team_id, None, user_id), client)).locale
         is_admin = await self._access.is_admin(client, user_id)
         view = home.home_view(
             connection=await self.store.get_connection(team_id),
@@ -63,6 +68,7 @@ class WorkspaceAdmin:
             active_watches=await self._storage.active_watch_count(team_id),
             is_admin=is_admin,
             admin_ids=() if is_admin else await self._contacts(team_id),
+            locale=locale,
         )
         try:
             await client.views_publish(user_id=user_id, view=view)
@@ -93,13 +99,16 @@ class WorkspaceAdmin:
     async def _refuse(self, origin: Origin, client: AsyncWebClient) -> bool:
         if await self._access.is_admin(client, origin.user_id):
             return False
+        origin = await self._languages.person(origin, client)
         log.warning(
             "non-admin tried to configure the workspace",
             extra={"team": origin.team_id, "user": origin.user_id},
         )
         if origin.user_id:
             try:
-                await client.chat_postMessage(channel=origin.user_id, text=messages.text("admin_only"))
+                await client.chat_postMessage(
+                    channel=origin.user_id, text=messages.text("admin_only", origin.locale)
+                )
             except SlackApiError as exc:
                 SLACK_API_ERRORS.labels("chat.postMessage", slack_error(exc)).inc()
         return True
@@ -109,43 +118,46 @@ class WorkspaceAdmin:
     ) -> None:
         if await self._refuse(origin, client):
             return
+        locale = (await self._languages.person(origin, client)).locale
         connection = await self.store.get_connection(origin.team_id or "")
-        await self._open(client, trigger_id, home.connection_modal(connection))
+        await self._open(client, trigger_id, home.connection_modal(connection, locale=locale))
 
     async def open_guardrails_modal(
         self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None
     ) -> None:
         if await self._refuse(origin, client):
             return
+        locale = (await self._languages.person(origin, client)).locale
         guardrails = await self.store.get_guardrails(origin.team_id or "")
-        await self._open(client, trigger_id, home.guardrails_modal(guardrails))
+        await self._open(client, trigger_id, home.guardrails_modal(guardrails, locale=locale))
 
     async def test_connection(self, origin: Origin, client: AsyncWebClient, *, view: dict[str, Any]) -> None:
         """Call the list API with what the modal holds now and show the outcome in the modal."""
         if await self._refuse(origin, client):
             return
         team_id = origin.team_id or ""
+        locale = (await self._languages.person(origin, client)).locale
         existing = await self.store.get_connection(team_id)
-        parsed = home.parse_connection((view.get("state") or {}).get("values") or {}, existing)
+        parsed = home.parse_connection((view.get("state") or {}).get("values") or {}, existing, locale=locale)
         if isinstance(parsed, dict):
-            result = messages.text("connection_test_incomplete")
+            result = messages.text("connection_test_incomplete", locale)
         else:
-            result = await self._try(parsed, await self.store.credentials(team_id))
+            result = await self._try(parsed, await self.store.credentials(team_id), locale)
         try:
             await client.views_update(
                 view_id=view.get("id"),
                 hash=view.get("hash"),
-                view=home.connection_modal(existing, test_result=result),
+                view=home.connection_modal(existing, test_result=result, locale=locale),
             )
         except SlackApiError as exc:
             SLACK_API_ERRORS.labels("views.update", slack_error(exc)).inc()
 
-    async def _try(self, form: ConnectionForm, stored: CloudCredentials | None) -> str:
+    async def _try(self, form: ConnectionForm, stored: CloudCredentials | None, locale: str) -> str:
         endpoint, iam = region_endpoints(form.region, form.endpoint)
         try:
             credentials = form_credentials(form, stored)
         except ValueError:
-            return messages.text("connection_test_incomplete")
+            return messages.text("connection_test_incomplete", locale)
         client = new_client(
             self._settings,
             endpoint=endpoint,
@@ -158,8 +170,8 @@ class WorkspaceAdmin:
             try:
                 page = await client.list_tasks(limit=1)
             except MetaStudioError as exc:
-                return messages.text("connection_test_failed", error=exc.user_message)
-        return messages.text("connection_test_ok", count=f"{page.value.count:,}")
+                return messages.text("connection_test_failed", locale, error=exc.message_in(locale))
+        return messages.text("connection_test_ok", locale, count=number(page.value.count, locale))
 
     async def save_connection(self, origin: Origin, client: AsyncWebClient, form: ConnectionForm) -> None:
         if await self._refuse(origin, client):
@@ -213,6 +225,19 @@ class WorkspaceAdmin:
         team_id, user_id = origin.team_id or "", origin.user_id or ""
         await self.store.save_guardrails(team_id, channels=channels, usergroup_id=usergroup, user_id=user_id)
         log.info("guardrails updated", extra={"team": team_id, "user": user_id})
+        await self.publish_home(team_id, user_id, client)
+
+    async def save_channel_language(self, origin: Origin, client: AsyncWebClient, value: str) -> None:
+        """The App Home menu: what channels read. Checked again here, like every other change."""
+        if await self._refuse(origin, client):
+            return
+        team_id, user_id = origin.team_id or "", origin.user_id or ""
+        language = None if value == home.LANGUAGE_FOLLOW else value
+        if language is not None and language not in messages.SUPPORTED:
+            log.warning("unknown channel language %r", value[:20], extra={"team": team_id})
+            return
+        await self.store.save_channel_language(team_id, language, user_id=user_id)
+        log.info("channel language updated", extra={"team": team_id, "user": user_id})
         await self.publish_home(team_id, user_id, client)
 
     async def usergroup_id(self, client: AsyncWebClient, value: str) -> str | None:

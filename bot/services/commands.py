@@ -13,6 +13,7 @@ from bot.metrics import COMMANDS, SLACK_API_ERRORS
 from bot.services.access import Access
 from bot.services.background import AckFirst
 from bot.services.follow import FollowCommands
+from bot.services.languages import Languages
 from bot.services.parsing import (
     Command,
     Help,
@@ -34,14 +35,18 @@ __all__ = ["CommandRunner", "immediate_reply"]
 log = logging.getLogger("taskbot.services")
 
 
-def immediate_reply(command: Command) -> Reply | None:
-    """A reply that needs no cloud call (help, parse errors): it can go in the ack itself."""
+def immediate_reply(command: Command, *, locale: str = messages.DEFAULT_LOCALE) -> Reply | None:
+    """A reply that needs no cloud call (help, parse errors): it can go in the ack itself.
+
+    ``locale`` must come from the cache (``Languages.cached``): nothing may ask Slack before the
+    ack, so the very first help of a user never seen before is in the fallback language.
+    """
     if isinstance(command, Help):
         COMMANDS.labels("help", "ok").inc()
-        return private(messages.text("usage"))
+        return private(messages.text("usage", locale))
     if isinstance(command, Invalid):
         COMMANDS.labels("invalid", "rejected").inc()
-        return private(f"{command.message}\n{messages.text('usage')}", ok=False)
+        return private(f"{command.message}\n{messages.text('usage', locale)}", ok=False)
     return None
 
 
@@ -54,12 +59,14 @@ class CommandRunner:
         access: Access,
         responder: Responder,
         ack_first: AckFirst,
+        languages: Languages,
     ) -> None:
         self._tasks = tasks
         self._follow = follow
         self._access = access
         self._responder = responder
         self._ack_first = ack_first
+        self._languages = languages
 
     async def _reply_for(self, command: Command, origin: Origin) -> Reply:
         if isinstance(command, ShowTask):
@@ -78,24 +85,27 @@ class CommandRunner:
             )
         if isinstance(command, Unsubscribe):
             return await self._follow.unsubscribe_reply(origin)
-        return immediate_reply(command) or private(messages.text("usage"))
+        return immediate_reply(command, locale=origin.locale) or private(
+            messages.text("usage", origin.locale)
+        )
 
     async def run(self, command: Command, origin: Origin, client: AsyncWebClient) -> Reply:
         """Answer a command that needs the cloud or the database, then deliver the reply."""
         await self._ack_first.wait()
         started = time.perf_counter()
+        origin = await self._languages.person(origin, client)
         name = type(command).__name__.lower()
         reply: Reply
         try:
             refusal = await self._access.refusal(origin, client)
             reply = private(refusal, ok=False) if refusal else await self._reply_for(command, origin)
             if reply.needs_connection and await self._access.is_admin(client, origin.user_id):
-                reply = private(messages.text("not_connected_admin"), ok=False)
+                reply = private(messages.text("not_connected_admin", origin.locale), ok=False)
             await self._responder.deliver(reply, origin, client)
         except Exception:
             # The last line of defence: the user gets a sentence, the log gets the details.
             log.exception("command failed", extra={"team": origin.team_id, "command": name})
-            reply = private(messages.text("error_internal"), ok=False)
+            reply = private(messages.text("error_internal", origin.locale), ok=False)
             await self._responder.respond(origin, reply)
         outcome = "ok" if reply.ok else "error"
         COMMANDS.labels(name, outcome).inc()
@@ -117,6 +127,7 @@ class CommandRunner:
     ) -> Reply:
         """Redraw a card in place: chat.update for the bot's own message, else replace via response_url."""
         await self._ack_first.wait()
+        origin = await self._languages.person(origin, client)
         # A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
         refusal = await self._access.refusal(origin, client)
         reply = private(refusal, ok=False) if refusal else await self._tasks.task_reply(task_id, origin)
@@ -140,6 +151,7 @@ class CommandRunner:
     ) -> None:
         """ "Notify this channel when done" on a card: the alert threads under that card."""
         await self._ack_first.wait()
+        origin = await self._languages.person(origin, client)
         refusal = await self._access.refusal(origin, client)
         reply = (
             private(refusal, ok=False)
@@ -148,7 +160,8 @@ class CommandRunner:
         )
         await self._responder.respond(origin, reply)
 
-    async def stop_button(self, origin: Origin, *, task_id: str | None) -> None:
+    async def stop_button(self, origin: Origin, client: AsyncWebClient, *, task_id: str | None) -> None:
         """Stop on the watching list: end that watch (or the feed) and redraw the list."""
         await self._ack_first.wait()
+        origin = await self._languages.person(origin, client)
         await self._responder.respond(origin, await self._follow.stop(origin, task_id=task_id))

@@ -9,6 +9,7 @@ from bot.config import Settings
 from bot.followups import FollowUps
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
+from bot.services.languages import Languages
 from bot.services.tasks import TaskViews
 from bot.slack import alerts, cards
 from bot.slack.origin import Origin, Reply, private
@@ -24,41 +25,47 @@ class FollowCommands:
         tasks: TaskViews,
         *,
         metastudio_for: Callable[[str | None], Awaitable[MetaStudioClient]],
+        languages: Languages,
     ) -> None:
         self._settings = settings
         self._followups = followups
         self._tasks = tasks
         self._metastudio_for = metastudio_for
+        self._languages = languages
 
     async def watch_reply(self, task_id: str, origin: Origin, *, message_ts: str | None = None) -> Reply:
         try:
             task, _ = await self._tasks.fetch(task_id, origin)
         except MetaStudioError as exc:
-            return self._tasks.error_reply(exc, task_id=task_id)
+            return self._tasks.error_reply(exc, origin, task_id=task_id)
         name = cards.escape(cards.clean(task.task_name or task_id))
         if task.is_finished(self._settings.finished_codes):
-            return private(messages.text("watch_already_finished", name=name))
+            return private(messages.text("watch_already_finished", origin.locale, name=name))
         result = await self._followups.watch(
             team_id=origin.team_id or "",
             task_id=task_id,
             channel_id=origin.channel_id or "",
             user_id=origin.user_id or "",
             message_ts=message_ts,
+            # Fixed now: the live card and its alert keep it, across restarts too.
+            locale=await self._languages.channel(origin),
         )
         key = "watch_started" if result.created else "watch_already"
-        return private(messages.text(key, name=name, hours=f"{self._settings.watch_max_hours:g}"))
+        hours = f"{self._settings.watch_max_hours:g}"
+        return private(messages.text(key, origin.locale, name=name, hours=hours))
 
     async def unwatch_reply(self, task_id: str, origin: Origin) -> Reply:
         stopped = await self._followups.unwatch(
             team_id=origin.team_id or "", task_id=task_id, channel_id=origin.channel_id or ""
         )
-        return private(messages.text("unwatch_done" if stopped else "unwatch_none", task_id=task_id))
+        key = "unwatch_done" if stopped else "unwatch_none"
+        return private(messages.text(key, origin.locale, task_id=task_id))
 
     async def watching_reply(self, origin: Origin) -> Reply:
         watches, feed = await self._followups.watching(
             team_id=origin.team_id or "", channel_id=origin.channel_id or ""
         )
-        listing = alerts.watching_list(watches, feed)
+        listing = alerts.watching_list(watches, feed, locale=origin.locale)
         return private(listing.text, blocks=listing.blocks)
 
     async def subscribe_reply(
@@ -72,7 +79,7 @@ class FollowCommands:
         try:
             await self._metastudio_for(origin.team_id)
         except MetaStudioError as exc:
-            return self._tasks.error_reply(exc)
+            return self._tasks.error_reply(exc, origin)
         _, created = await self._followups.subscribe(
             team_id=origin.team_id or "",
             channel_id=origin.channel_id or "",
@@ -80,21 +87,23 @@ class FollowCommands:
             resources=resources,
             only_failed=only_failed,
             operator=operator,
+            locale=await self._languages.channel(origin),
         )
         scope = (
             ", ".join(f"`{cards.escape(cards.clean(r))}`" for r in resources)
             if resources
-            else messages.text("subscribe_scope_all")
+            else messages.text("subscribe_scope_all", origin.locale)
         )
-        reply = messages.text("subscribe_started" if created else "subscribe_updated", scope=scope)
-        filters = alerts.feed_filters(only_failed, operator)
+        key = "subscribe_started" if created else "subscribe_updated"
+        reply = messages.text(key, origin.locale, scope=scope)
+        filters = alerts.feed_filters(only_failed, operator, locale=origin.locale)
         return private(f"{reply} {filters}" if filters else reply)
 
     async def unsubscribe_reply(self, origin: Origin) -> Reply:
         stopped = await self._followups.unsubscribe(
             team_id=origin.team_id or "", channel_id=origin.channel_id or ""
         )
-        return private(messages.text("unsubscribe_done" if stopped else "unsubscribe_none"))
+        return private(messages.text("unsubscribe_done" if stopped else "unsubscribe_none", origin.locale))
 
     async def stop(self, origin: Origin, *, task_id: str | None) -> Reply:
         """Stop on the watching list: end that watch (or the feed); returns the list redrawn."""

@@ -12,6 +12,7 @@ from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError, NotConfigured
 from bot.metastudio.models import Task
 from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
+from bot.services.languages import Languages
 from bot.slack import cards
 from bot.slack.origin import Origin, Reply
 
@@ -28,11 +29,13 @@ class TaskViews:
         metastudio_for: Callable[[str | None], Awaitable[MetaStudioClient]],
         limiter_for: Callable[[str], PriorityRateLimiter],
         workspaces: WorkspaceStore | None,
+        languages: Languages,
     ) -> None:
         self._settings = settings
         self._metastudio_for = metastudio_for
         self._limiter_for = limiter_for
         self._workspaces = workspaces
+        self._languages = languages
 
     async def fetch(self, task_id: str, origin: Origin) -> tuple[Task, str | None]:
         """Read one task for a person: commands go before polls in the project's rate limit."""
@@ -56,11 +59,15 @@ class TaskViews:
         try:
             task, request_id = await self.fetch(task_id, origin)
         except MetaStudioError as exc:
-            return self.error_reply(exc, task_id=task_id)
+            return self.error_reply(exc, origin, task_id=task_id)
         codes = self._settings.finished_codes
+        # The card goes in the channel: the channel's language, not necessarily the asker's.
+        locale = await self._languages.channel(origin)
         return Reply(
-            text=cards.card_text(task, codes),
-            blocks=cards.task_card(task, request_id=request_id, finished_codes=codes, watch_button=True),
+            text=cards.card_text(task, codes, locale=locale),
+            blocks=cards.task_card(
+                task, request_id=request_id, finished_codes=codes, watch_button=True, locale=locale
+            ),
             request_id=request_id,
             task_id=task_id,
         )
@@ -84,13 +91,14 @@ class TaskViews:
                 paging_ignored = bool(again) and again == first
         except MetaStudioError as exc:
             await self._record_call(origin, exc)
-            return self.error_reply(exc)
+            return self.error_reply(exc, origin)
         await self._record_call(origin, None)
         resource = ",".join(resources) or None
+        locale = origin.locale
         header = (
-            messages.text("recent_header_resource", resource=cards.escape(resource))
+            messages.text("recent_header_resource", locale, resource=cards.escape(resource))
             if resource
-            else messages.text("recent_header")
+            else messages.text("recent_header", locale)
         )
         blocks = cards.recent_list(
             fetched.value,
@@ -100,16 +108,21 @@ class TaskViews:
             page_number=page,
             resources=resources,
             paging_ignored=paging_ignored,
+            locale=locale,
         )
         return Reply(text=header, blocks=blocks, request_id=fetched.request_id, public=False)
 
-    def error_reply(self, exc: MetaStudioError, *, task_id: str | None = None) -> Reply:
+    def error_reply(self, exc: MetaStudioError, origin: Origin, *, task_id: str | None = None) -> Reply:
+        """The error only the asker sees, in their language."""
         log.info("MetaStudio call failed: %s", exc, extra={"task_id": task_id, "request_id": exc.request_id})
         needs_connection = isinstance(exc, NotConfigured) and self._settings.multi_workspace
-        message = messages.text("not_connected_member") if needs_connection else exc.user_message
+        locale = origin.locale
+        message = (
+            messages.text("not_connected_member", locale) if needs_connection else exc.message_in(locale)
+        )
         return Reply(
             text=message,
-            blocks=cards.error_blocks(message, request_id=exc.request_id),
+            blocks=cards.error_blocks(message, request_id=exc.request_id, locale=locale),
             ok=False,
             request_id=exc.request_id,
             task_id=task_id,

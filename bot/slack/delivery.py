@@ -51,7 +51,7 @@ class Responder:
             SLACK_API_ERRORS.labels("chat.postMessage", error).inc()
             if error not in CANNOT_POST:
                 log.warning("chat.postMessage failed: %s", error, extra={"team": origin.team_id})
-                await self.respond(origin, private(messages.text("error_slack"), ok=False))
+                await self.respond(origin, private(messages.text("error_slack", origin.locale), ok=False))
                 return
         await self.respond(origin, reply, in_channel=True)
 

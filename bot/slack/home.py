@@ -19,16 +19,18 @@ from urllib.parse import urlsplit
 
 from bot.config import REGION_ENDPOINTS, CredentialKind
 from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, ConnectionForm, Guardrails
-from bot.messages import DEFAULT_LOCALE, text
+from bot.messages import DEFAULT_LOCALE, SUPPORTED, text
 from bot.messages.format import join, number
 from bot.slack.cards import clean, escape, truncate
 
 __all__ = [
+    "ACTION_CHANNEL_LANGUAGE",
     "ACTION_CONFIGURE",
     "ACTION_GUARDRAILS",
     "ACTION_TEST_CONNECTION",
     "CONNECTION_MODAL",
     "GUARDRAILS_MODAL",
+    "LANGUAGE_FOLLOW",
     "connection_modal",
     "guardrails_modal",
     "home_view",
@@ -40,6 +42,9 @@ __all__ = [
 ACTION_CONFIGURE: Final = "home_configure_connection"
 ACTION_GUARDRAILS: Final = "home_configure_guardrails"
 ACTION_TEST_CONNECTION: Final = "connection_test"
+ACTION_CHANNEL_LANGUAGE: Final = "home_channel_language"
+# The menu value for "follow the person who asked"; every other value is a catalog id.
+LANGUAGE_FOLLOW: Final = "follow"
 CONNECTION_MODAL: Final = "connection_modal"
 GUARDRAILS_MODAL: Final = "guardrails_modal"
 
@@ -134,6 +139,9 @@ def home_view(
     ]
     if is_admin:
         blocks.append(_actions(_button(text("home_button_guardrails", locale), ACTION_GUARDRAILS)))
+    blocks += [{"type": "divider"}, _header(text("home_language_header", locale))]
+    blocks.append(_language_block(guardrails.channel_language, is_admin=is_admin, locale=locale))
+    if is_admin:
         blocks += [{"type": "divider"}, _header(text("home_audit_header", locale))]
         entries = list(audit)[:MAX_AUDIT]
         if not entries:
@@ -207,6 +215,28 @@ def _credentials_text(connection: Connection, *, show_hint: bool, locale: str) -
     if show_hint and connection.access_key_hint:
         return text("home_credentials_aksk", locale, kind=label, hint=_code(connection.access_key_hint))
     return label
+
+
+def _language_label(language: str | None, locale: str) -> str:
+    return text(f"language_name_{language}", locale) if language else text("home_language_follow", locale)
+
+
+def _language_block(language: str | None, *, is_admin: bool, locale: str) -> dict[str, Any]:
+    """The channel language: a menu for admins (saved on change), the current choice for others."""
+    hint = text("home_language_hint", locale)
+    current = _language_label(language, locale)
+    if not is_admin:
+        return _section(f"*{current}*\n{hint}")
+    options = [_option(_language_label(None, locale), LANGUAGE_FOLLOW)]
+    options += [_option(_language_label(lang, locale), lang) for lang in SUPPORTED]
+    section = _section(hint)
+    section["accessory"] = {
+        "type": "static_select",
+        "action_id": ACTION_CHANNEL_LANGUAGE,
+        "options": options,
+        "initial_option": _option(current, language or LANGUAGE_FOLLOW),
+    }
+    return section
 
 
 def _guardrails_text(guardrails: Guardrails, locale: str) -> str:

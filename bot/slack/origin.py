@@ -22,6 +22,8 @@ class Origin:
     channel_id: str | None
     user_id: str | None
     response_url: str | None = None
+    # The catalog id for replies only this person sees; set after the ack (bot/slack/locales.py).
+    locale: str = "en"
 
 
 @dataclass(slots=True)

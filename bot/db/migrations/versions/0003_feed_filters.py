@@ -3,8 +3,8 @@
 One nullable JSON column on ``feeds``: existing feeds read as unfiltered (NULL), so the upgrade
 needs no data change and no table rewrite (SQLite adds a nullable column in place).
 
-Revision ID: 0002_feed_filters
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0002_feed_filters"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
@@ -27,5 +27,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("feeds") as batch:
-        batch.drop_column("filters")
+    # Plain ALTER TABLE, as in 0002: a batch copy would rewrite the SQLite DDL of ``feeds``.
+    op.drop_column("feeds", "filters")
