@@ -156,9 +156,10 @@ def simulator(host: str, port: int, tasks: str | None) -> int:
 
 
 async def rotate_keys() -> int:
-    """Re-encrypt every workspace's stored secrets with the first key of TASKBOT_ENCRYPTION_KEY."""
+    """Re-encrypt every workspace's stored secrets (cloud credentials and Slack tokens) with the first key."""
     from bot.db.base import Database
     from bot.db.crypto import SecretBox, SecretUnreadable
+    from bot.db.installations import EncryptedInstallationStore
     from bot.db.schema import ensure_schema
     from bot.db.workspaces import WorkspaceStore
 
@@ -167,18 +168,35 @@ async def rotate_keys() -> int:
         raise ConfigError(
             ["rotate-keys needs SLACK_CLIENT_ID and TASKBOT_ENCRYPTION_KEY (new key first, then the old)"]
         )
+    box = SecretBox.from_setting(settings.encryption_key.get_secret_value())
     database = Database(settings.database_url)
     try:
-        store = WorkspaceStore(database, SecretBox.from_setting(settings.encryption_key.get_secret_value()))
         await ensure_schema(database.engine, migrate_on_start=settings.migrate_on_start)
-        touched = await store.rotate_keys()
-    except SecretUnreadable as exc:
-        print(f"Nothing changed: {exc}.", file=sys.stderr)
-        return 1
+        installations = EncryptedInstallationStore(
+            client_id=settings.slack_client_id or "", engine=database.engine, box=box
+        )
+        # Each step is one transaction; what the first did stays readable with the new key,
+        # so running the command again after a failure is safe.
+        try:
+            tokens = await installations.rotate_keys()
+        except SecretUnreadable as exc:
+            print(f"Nothing changed: {exc}.", file=sys.stderr)
+            return 1
+        try:
+            touched = await WorkspaceStore(database, box).rotate_keys()
+        except SecretUnreadable as exc:
+            done = (
+                "Nothing changed" if not tokens.rows else "Slack tokens re-encrypted, no connection changed"
+            )
+            print(f"{done}: {exc}.", file=sys.stderr)
+            return 1
     finally:
         await database.dispose()
+    print(f"{touched} workspace connection(s) re-encrypted with the first key.")
+    legacy = f" ({tokens.plaintext} token(s) were stored in plaintext before and are now encrypted)"
     print(
-        f"{touched} workspace connection(s) re-encrypted with the first key; the other keys can now be dropped."
+        f"{tokens.rows} Slack installation row(s) re-encrypted{legacy if tokens.plaintext else ''}; "
+        "the other keys can now be dropped."
     )
     return 0
 
