@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -58,8 +60,40 @@ def _settings_for_serving() -> Settings:
 
 def serve(port: int | None) -> int:
     settings = _settings_for_serving()
+    port = port or settings.port
+    # What only trying can tell, all listed at once with the settings' own problems above.
+    problems = [p for p in (asyncio.run(_database_problem(settings)), port_problem(port)) if p]
+    if problems:
+        raise ConfigError(problems)
     logs.configure(settings.log_format, settings.log_level, _secrets(settings))
-    return run_fast(_serve(settings, port or settings.port))
+    return run_fast(_serve(settings, port))
+
+
+async def _database_problem(settings: Settings) -> str | None:
+    from bot.db.preflight import database_problem
+
+    return await database_problem(settings.database_url)
+
+
+def port_problem(port: int, host: str = "0.0.0.0") -> str | None:
+    """None when ``port`` can be listened on; else one sentence naming PORT."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As serve_asgi binds: SO_REUSEADDR lets a restart reuse a port in TIME_WAIT, not a live one.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        why = (
+            "is already in use by another process"
+            if exc.errno == errno.EADDRINUSE
+            else "cannot be listened on by this user"
+            if exc.errno == errno.EACCES
+            else f"cannot be listened on ({errno.errorcode.get(exc.errno or 0, 'error')})"
+        )
+        return f"PORT={port}: port {port} {why}; stop that process or choose a free port, e.g. PORT=3001"
+    finally:
+        probe.close()
+    return None
 
 
 def run_fast(main: Coroutine[Any, Any, int]) -> int:
@@ -132,6 +166,8 @@ async def migrate() -> int:
     from bot.db.schema import migrate as upgrade
 
     settings = load_settings()
+    if problem := await _database_problem(settings):
+        raise ConfigError([problem])
     storage = Database(settings.database_url)
     try:
         report = await upgrade(storage.engine)
@@ -169,6 +205,8 @@ async def rotate_keys() -> int:
             ["rotate-keys needs SLACK_CLIENT_ID and TASKBOT_ENCRYPTION_KEY (new key first, then the old)"]
         )
     box = SecretBox.from_setting(settings.encryption_key.get_secret_value())
+    if problem := await _database_problem(settings):
+        raise ConfigError([problem])
     database = Database(settings.database_url)
     try:
         await ensure_schema(database.engine, migrate_on_start=settings.migrate_on_start)

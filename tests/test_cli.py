@@ -26,7 +26,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
 
-SIGNING_SECRET = "cli-test-signing-secret-0123456789"
+SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
