@@ -11,14 +11,18 @@ import signal
 import socket
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import uvicorn
+from slack_sdk.errors import SlackApiError
 
 from bot import logs
 from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("taskbot")
+T = TypeVar("T")
+# One Socket Mode attempt (apps.connections.open, then the websocket) is given this long.
+SOCKET_MODE_ATTEMPT_SECONDS: Final = 10.0
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -137,14 +141,79 @@ async def _serve(settings: Settings, port: int) -> int:
         serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port),
     ):
         try:
-            await handler.connect_async()
-            log.info("connected in Socket Mode; health and metrics on port %s", port)
-            await stop.wait()
+            if await _connect_socket_mode(handler, settings, stop):
+                log.info("connected in Socket Mode; health and metrics on port %s", port)
+                await stop.wait()
             log.info("shutting down")
         finally:
             with contextlib.suppress(Exception):
-                await handler.close_async()
+                await asyncio.wait_for(handler.close_async(), 5)
     return 0
+
+
+class _Stopped(Exception):
+    pass
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event, timeout: float | None) -> T:
+    """``work``'s result; raises ``_Stopped`` (cancelling it) the moment ``stop`` is set."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        if stopping in done:
+            raise _Stopped()
+        raise TimeoutError()
+    finally:
+        for pending in (task, stopping):
+            pending.cancel()
+
+
+async def _connect_socket_mode(handler: Any, settings: Settings, stop: asyncio.Event) -> bool:
+    """Open the Socket Mode connection, retrying with backoff until it works or ``stop`` is set.
+
+    slack_sdk's own connect loop retries forever with a traceback per attempt and does not
+    notice SIGTERM; here the WSS URL is fetched by us (``apps.connections.open``), one log line
+    per failed attempt, capped exponential backoff (1 s doubling to 60 s), and a stop request
+    ends any attempt or wait at once. Returns False when stopped before connecting.
+    """
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    client = handler.client
+    api_url = settings.slack_api_url or "https://slack.com/api/"
+    # Its own client without retry handlers: this loop is the retry policy, one line per attempt.
+    opener = AsyncWebClient(base_url=api_url, timeout=int(SOCKET_MODE_ATTEMPT_SECONDS), retry_handlers=[])
+    delay, attempt = 1.0, 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            opened = await _unless_stopped(
+                opener.apps_connections_open(app_token=client.app_token),
+                stop,
+                SOCKET_MODE_ATTEMPT_SECONDS,
+            )
+            client.wss_uri = opened["url"]
+            # With the URL in hand, slack_sdk only opens the websocket.
+            await _unless_stopped(handler.connect_async(), stop, SOCKET_MODE_ATTEMPT_SECONDS)
+            return True
+        except _Stopped:
+            return False
+        except Exception as exc:  # every failure is retried; the reason is logged, not a traceback
+            client.wss_uri = None
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.warning(
+                "Socket Mode: could not connect through %s (attempt %d: %s); retrying in %.0f s",
+                api_url,
+                attempt,
+                reason,
+                delay,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 60.0)
+    return False
 
 
 async def _prepare_schema(settings: Settings) -> None:
