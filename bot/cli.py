@@ -249,15 +249,38 @@ async def migrate() -> int:
 
 
 def simulator(host: str, port: int, tasks: str | None) -> int:
-    from bot.devtools.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, Simulator
+    from bot.devtools.simulator import (
+        DEMO_ACCESS_KEY,
+        DEMO_PROJECT_ID,
+        DEMO_REGION,
+        DEMO_SECRET_KEY,
+        Simulator,
+    )
 
     sim = Simulator.from_json_file(tasks) if tasks else Simulator()
-    print(f"MetaStudio simulator on http://{host}:{port}  project {DEMO_PROJECT_ID}  AK {DEMO_ACCESS_KEY}")
     print(
-        "Point taskbot at it with METASTUDIO_ENDPOINT; the secret key is DEMO_SECRET_KEY in bot/devtools/simulator/demo.py."
+        simulator_banner(host, port, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, DEMO_PROJECT_ID, DEMO_REGION),
+        flush=True,
     )
     uvicorn.run(sim.app, host=host, port=port, log_level="warning")
     return 0
+
+
+def simulator_banner(
+    host: str, port: int, access_key: str, secret_key: str, project_id: str, region: str
+) -> str:
+    """What to paste into the shell that runs ``taskbot serve``; the values are the simulator's demo ones."""
+    return "\n".join(
+        [
+            f"MetaStudio simulator on http://{host}:{port} (demo credentials, accepted only by the simulator).",
+            "Point taskbot at it from another shell:",
+            f"  export METASTUDIO_ENDPOINT=http://{host}:{port}",
+            f"  export METASTUDIO_REGION={region}",
+            f"  export HUAWEICLOUD_SDK_AK={access_key}",
+            f"  export HUAWEICLOUD_SDK_SK={secret_key}",
+            f"  export HUAWEICLOUD_SDK_PROJECT_ID={project_id}",
+        ]
+    )
 
 
 async def rotate_keys() -> int:
