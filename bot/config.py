@@ -94,12 +94,12 @@ def check_database_url(value: str) -> str:
     if backend == "sqlite" and driver != "aiosqlite":
         fixed = url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=True)
         raise ValueError(
-            f"DATABASE_URL={shown!r} names the blocking SQLite driver; use sqlite+aiosqlite:/// (here: {fixed})"
+            f"DATABASE_URL={shown!r} names the blocking SQLite driver; use sqlite+aiosqlite:///, e.g. DATABASE_URL={fixed}"
         )
     if backend == "postgresql" and driver != "asyncpg":
         fixed = url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=True)
         raise ValueError(
-            f"DATABASE_URL={shown!r} names a blocking PostgreSQL driver; use postgresql+asyncpg:// (here: {fixed})"
+            f"DATABASE_URL={shown!r} names a blocking PostgreSQL driver; use postgresql+asyncpg://, e.g. DATABASE_URL={fixed}"
         )
     if backend not in ("sqlite", "postgresql"):
         raise ValueError(f"DATABASE_URL={shown!r} is not SQLite or PostgreSQL; {DATABASE_EXAMPLES}")
