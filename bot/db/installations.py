@@ -131,7 +131,7 @@ class EncryptedInstallationStore(AsyncSQLAlchemyInstallationStore):
         found = await super().async_find_bot(
             enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
         )
-        return self._opened(found, BOT_SECRET_FIELDS)  # type: ignore[no-any-return]
+        return self._opened(found, BOT_SECRET_FIELDS)
 
     async def async_find_installation(
         self,
@@ -149,7 +149,7 @@ class EncryptedInstallationStore(AsyncSQLAlchemyInstallationStore):
             user_id=user_id,
             is_enterprise_install=is_enterprise_install,
         )
-        return self._opened(found, SECRET_FIELDS)  # type: ignore[no-any-return]
+        return self._opened(found, SECRET_FIELDS)
 
     async def rotate_keys(self) -> TokenRotation:
         """Re-encrypt every stored token with the primary key, legacy plaintext included.
