@@ -464,7 +464,9 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            # pydantic reports a field by the alias it was read from, else by its name.
+            where = str(error["loc"][0]) if error["loc"] else "?"
+            field = _FIELD_BY_ALIAS.get(where.upper(), where)
             name = _variable(field)
             if error["type"] == "value_error":
                 # Our validators' sentences name the variable and give an example already.
@@ -478,6 +480,13 @@ def load_settings() -> Settings:
         raise ConfigError(problems) from None
 
 
+_FIELD_BY_ALIAS: Final = {
+    alias.upper(): name
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+    for alias in info.validation_alias.choices
+    if isinstance(alias, str)
+}
 _SECRET_FIELDS: Final = frozenset(
     name
     for name, info in Settings.model_fields.items()
