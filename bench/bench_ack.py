@@ -19,7 +19,7 @@ from bench.common import bot_process, free_port, raw_burst, services_process, su
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 
-SIGNING_SECRET = "bench-signing-secret"
+SIGNING_SECRET = "be0c4be0c4be0c4be0c4be0c4be0c4be"  # 32 hex characters, the shape Slack issues
 
 
 def bot_env(urls: dict[str, str], workdir: Path) -> dict[str, str]:

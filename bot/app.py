@@ -23,7 +23,6 @@ from pydantic import SecretStr
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,6 +34,7 @@ from bot.config import Settings
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.followups import FollowUpStore
+from bot.db.installations import EncryptedInstallationStore
 from bot.db.schema import ensure_schema
 from bot.db.workspaces import WorkspaceStore
 from bot.followups import FollowUps
@@ -69,14 +69,15 @@ class Runtime:
         self.database = Database(settings.database_url)
         self.storage = FollowUpStore(self.database)
         self.workspaces: WorkspaceStore | None = None
-        self.installation_store: AsyncSQLAlchemyInstallationStore | None = None
+        self.installation_store: EncryptedInstallationStore | None = None
         self.state_store: AsyncSQLAlchemyOAuthStateStore | None = None
         if settings.multi_workspace:
             key = _plain(settings.encryption_key)
-            self.workspaces = WorkspaceStore(self.database, SecretBox.from_setting(key))
+            box = SecretBox.from_setting(key)
+            self.workspaces = WorkspaceStore(self.database, box)
             engine = self.database.engine
-            self.installation_store = AsyncSQLAlchemyInstallationStore(
-                client_id=settings.slack_client_id or "", engine=engine
+            self.installation_store = EncryptedInstallationStore(
+                client_id=settings.slack_client_id or "", engine=engine, box=box
             )
             self.state_store = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
         self.slack = SlackClients(

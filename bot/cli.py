@@ -5,18 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import uvicorn
+from slack_sdk.errors import SlackApiError
 
 from bot import logs
 from bot.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("taskbot")
+T = TypeVar("T")
+# One Socket Mode attempt (apps.connections.open, then the websocket) is given this long.
+SOCKET_MODE_ATTEMPT_SECONDS: Final = 10.0
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -58,8 +64,40 @@ def _settings_for_serving() -> Settings:
 
 def serve(port: int | None) -> int:
     settings = _settings_for_serving()
+    port = port or settings.port
+    # What only trying can tell, all listed at once with the settings' own problems above.
+    problems = [p for p in (asyncio.run(_database_problem(settings)), port_problem(port)) if p]
+    if problems:
+        raise ConfigError(problems)
     logs.configure(settings.log_format, settings.log_level, _secrets(settings))
-    return run_fast(_serve(settings, port or settings.port))
+    return run_fast(_serve(settings, port))
+
+
+async def _database_problem(settings: Settings) -> str | None:
+    from bot.db.preflight import database_problem
+
+    return await database_problem(settings.database_url)
+
+
+def port_problem(port: int, host: str = "0.0.0.0") -> str | None:
+    """None when ``port`` can be listened on; else one sentence naming PORT."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As serve_asgi binds: SO_REUSEADDR lets a restart reuse a port in TIME_WAIT, not a live one.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+    except OSError as exc:
+        why = (
+            "is already in use by another process"
+            if exc.errno == errno.EADDRINUSE
+            else "cannot be listened on by this user"
+            if exc.errno == errno.EACCES
+            else f"cannot be listened on ({errno.errorcode.get(exc.errno or 0, 'error')})"
+        )
+        return f"PORT={port}: port {port} {why}; stop that process or choose a free port, e.g. PORT=3001"
+    finally:
+        probe.close()
+    return None
 
 
 def run_fast(main: Coroutine[Any, Any, int]) -> int:
@@ -103,14 +141,79 @@ async def _serve(settings: Settings, port: int) -> int:
         serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port),
     ):
         try:
-            await handler.connect_async()
-            log.info("connected in Socket Mode; health and metrics on port %s", port)
-            await stop.wait()
+            if await _connect_socket_mode(handler, settings, stop):
+                log.info("connected in Socket Mode; health and metrics on port %s", port)
+                await stop.wait()
             log.info("shutting down")
         finally:
             with contextlib.suppress(Exception):
-                await handler.close_async()
+                await asyncio.wait_for(handler.close_async(), 5)
     return 0
+
+
+class _Stopped(Exception):
+    pass
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event, timeout: float | None) -> T:
+    """``work``'s result; raises ``_Stopped`` (cancelling it) the moment ``stop`` is set."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        if stopping in done:
+            raise _Stopped()
+        raise TimeoutError()
+    finally:
+        for pending in (task, stopping):
+            pending.cancel()
+
+
+async def _connect_socket_mode(handler: Any, settings: Settings, stop: asyncio.Event) -> bool:
+    """Open the Socket Mode connection, retrying with backoff until it works or ``stop`` is set.
+
+    slack_sdk's own connect loop retries forever with a traceback per attempt and does not
+    notice SIGTERM; here the WSS URL is fetched by us (``apps.connections.open``), one log line
+    per failed attempt, capped exponential backoff (1 s doubling to 60 s), and a stop request
+    ends any attempt or wait at once. Returns False when stopped before connecting.
+    """
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    client = handler.client
+    api_url = settings.slack_api_url or "https://slack.com/api/"
+    # Its own client without retry handlers: this loop is the retry policy, one line per attempt.
+    opener = AsyncWebClient(base_url=api_url, timeout=int(SOCKET_MODE_ATTEMPT_SECONDS), retry_handlers=[])
+    delay, attempt = 1.0, 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            opened = await _unless_stopped(
+                opener.apps_connections_open(app_token=client.app_token),
+                stop,
+                SOCKET_MODE_ATTEMPT_SECONDS,
+            )
+            client.wss_uri = opened["url"]
+            # With the URL in hand, slack_sdk only opens the websocket.
+            await _unless_stopped(handler.connect_async(), stop, SOCKET_MODE_ATTEMPT_SECONDS)
+            return True
+        except _Stopped:
+            return False
+        except Exception as exc:  # every failure is retried; the reason is logged, not a traceback
+            client.wss_uri = None
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.warning(
+                "Socket Mode: could not connect through %s (attempt %d: %s); retrying in %.0f s",
+                api_url,
+                attempt,
+                reason,
+                delay,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 60.0)
+    return False
 
 
 async def _prepare_schema(settings: Settings) -> None:
@@ -132,6 +235,8 @@ async def migrate() -> int:
     from bot.db.schema import migrate as upgrade
 
     settings = load_settings()
+    if problem := await _database_problem(settings):
+        raise ConfigError([problem])
     storage = Database(settings.database_url)
     try:
         report = await upgrade(storage.engine)
@@ -144,21 +249,45 @@ async def migrate() -> int:
 
 
 def simulator(host: str, port: int, tasks: str | None) -> int:
-    from bot.devtools.simulator import DEMO_ACCESS_KEY, DEMO_PROJECT_ID, Simulator
+    from bot.devtools.simulator import (
+        DEMO_ACCESS_KEY,
+        DEMO_PROJECT_ID,
+        DEMO_REGION,
+        DEMO_SECRET_KEY,
+        Simulator,
+    )
 
     sim = Simulator.from_json_file(tasks) if tasks else Simulator()
-    print(f"MetaStudio simulator on http://{host}:{port}  project {DEMO_PROJECT_ID}  AK {DEMO_ACCESS_KEY}")
     print(
-        "Point taskbot at it with METASTUDIO_ENDPOINT; the secret key is DEMO_SECRET_KEY in bot/devtools/simulator/demo.py."
+        simulator_banner(host, port, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, DEMO_PROJECT_ID, DEMO_REGION),
+        flush=True,
     )
     uvicorn.run(sim.app, host=host, port=port, log_level="warning")
     return 0
 
 
+def simulator_banner(
+    host: str, port: int, access_key: str, secret_key: str, project_id: str, region: str
+) -> str:
+    """What to paste into the shell that runs ``taskbot serve``; the values are the simulator's demo ones."""
+    return "\n".join(
+        [
+            f"MetaStudio simulator on http://{host}:{port} (demo credentials, accepted only by the simulator).",
+            "Point taskbot at it from another shell:",
+            f"  export METASTUDIO_ENDPOINT=http://{host}:{port}",
+            f"  export METASTUDIO_REGION={region}",
+            f"  export HUAWEICLOUD_SDK_AK={access_key}",
+            f"  export HUAWEICLOUD_SDK_SK={secret_key}",
+            f"  export HUAWEICLOUD_SDK_PROJECT_ID={project_id}",
+        ]
+    )
+
+
 async def rotate_keys() -> int:
-    """Re-encrypt every workspace's stored secrets with the first key of TASKBOT_ENCRYPTION_KEY."""
+    """Re-encrypt every workspace's stored secrets (cloud credentials and Slack tokens) with the first key."""
     from bot.db.base import Database
     from bot.db.crypto import SecretBox, SecretUnreadable
+    from bot.db.installations import EncryptedInstallationStore
     from bot.db.schema import ensure_schema
     from bot.db.workspaces import WorkspaceStore
 
@@ -167,18 +296,37 @@ async def rotate_keys() -> int:
         raise ConfigError(
             ["rotate-keys needs SLACK_CLIENT_ID and TASKBOT_ENCRYPTION_KEY (new key first, then the old)"]
         )
+    box = SecretBox.from_setting(settings.encryption_key.get_secret_value())
+    if problem := await _database_problem(settings):
+        raise ConfigError([problem])
     database = Database(settings.database_url)
     try:
-        store = WorkspaceStore(database, SecretBox.from_setting(settings.encryption_key.get_secret_value()))
         await ensure_schema(database.engine, migrate_on_start=settings.migrate_on_start)
-        touched = await store.rotate_keys()
-    except SecretUnreadable as exc:
-        print(f"Nothing changed: {exc}.", file=sys.stderr)
-        return 1
+        installations = EncryptedInstallationStore(
+            client_id=settings.slack_client_id or "", engine=database.engine, box=box
+        )
+        # Each step is one transaction; what the first did stays readable with the new key,
+        # so running the command again after a failure is safe.
+        try:
+            tokens = await installations.rotate_keys()
+        except SecretUnreadable as exc:
+            print(f"Nothing changed: {exc}.", file=sys.stderr)
+            return 1
+        try:
+            touched = await WorkspaceStore(database, box).rotate_keys()
+        except SecretUnreadable as exc:
+            done = (
+                "Nothing changed" if not tokens.rows else "Slack tokens re-encrypted, no connection changed"
+            )
+            print(f"{done}: {exc}.", file=sys.stderr)
+            return 1
     finally:
         await database.dispose()
+    print(f"{touched} workspace connection(s) re-encrypted with the first key.")
+    legacy = f" ({tokens.plaintext} token(s) were stored in plaintext before and are now encrypted)"
     print(
-        f"{touched} workspace connection(s) re-encrypted with the first key; the other keys can now be dropped."
+        f"{tokens.rows} Slack installation row(s) re-encrypted{legacy if tokens.plaintext else ''}; "
+        "the other keys can now be dropped."
     )
     return 0
 

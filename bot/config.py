@@ -8,13 +8,16 @@ operator who already uses the SDK configures nothing new.
 from __future__ import annotations
 
 import configparser
+import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot import messages
 from bot.metastudio import regions
@@ -71,6 +74,37 @@ class ConfigError(Exception):
         lines += [f"  - {problem}" for problem in self.problems]
         lines.append("See the README's table of environment variables.")
         return "\n".join(lines)
+
+
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_SIGNING_SECRET: Final = re.compile(r"[0-9a-fA-F]{32}")
+DATABASE_EXAMPLES: Final = (
+    "e.g. DATABASE_URL=sqlite+aiosqlite:///taskbot.db or "
+    "DATABASE_URL=postgresql+asyncpg://taskbot:PASSWORD@db.internal:5432/taskbot"
+)
+
+
+def check_database_url(value: str) -> str:
+    """``value`` if SQLAlchemy can parse it and it names an async driver taskbot ships with."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(f"DATABASE_URL is not a database URL; {DATABASE_EXAMPLES}") from None
+    shown = url.render_as_string(hide_password=True)
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend == "sqlite" and driver != "aiosqlite":
+        fixed = url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=True)
+        raise ValueError(
+            f"DATABASE_URL={shown!r} names the blocking SQLite driver; use sqlite+aiosqlite:///, e.g. DATABASE_URL={fixed}"
+        )
+    if backend == "postgresql" and driver != "asyncpg":
+        fixed = url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=True)
+        raise ValueError(
+            f"DATABASE_URL={shown!r} names a blocking PostgreSQL driver; use postgresql+asyncpg://, e.g. DATABASE_URL={fixed}"
+        )
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"DATABASE_URL={shown!r} is not SQLite or PostgreSQL; {DATABASE_EXAMPLES}")
+    return value
 
 
 def _csv(value: object) -> object:
@@ -168,6 +202,69 @@ class Settings(BaseSettings):
     # What channels read (cards, alerts, notices) in single-workspace mode: ``follow`` the person
     # who asked, or a catalog id. With many workspaces each admin sets it in App Home instead.
     channel_language: str = Field(default="follow", validation_alias=AliasChoices("TASKBOT_CHANNEL_LANGUAGE"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(
+                f"TASKBOT_LOG_LEVEL={value!r} is not a log level; use one of {', '.join(LOG_LEVELS)} "
+                "(e.g. TASKBOT_LOG_LEVEL=INFO)"
+            )
+        return level
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"METASTUDIO_ENDPOINT={value!r} is not a URL with a scheme and a host; "
+                "use e.g. METASTUDIO_ENDPOINT=https://metastudio.cn-north-4.myhuaweicloud.com"
+            )
+        return value.strip()
+
+    # Slack secrets: the message names the shape, never the value.
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("xoxb-", "xoxe.xoxb-")):
+            raise ValueError(
+                "SLACK_BOT_TOKEN is not a bot token: a bot token starts with xoxb- "
+                "(e.g. xoxb-1234567890-1234567890123-AbCdEf…, from OAuth & Permissions); "
+                "xoxp- is a user token and xapp- belongs in SLACK_APP_TOKEN"
+            )
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError(
+                "SLACK_APP_TOKEN is not an app-level token: it starts with xapp- "
+                "(e.g. xapp-1-A0123456789-1234567890123-abc…, from Basic Information > App-Level Tokens, "
+                "scope connections:write)"
+            )
+        return value
+
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SIGNING_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is not a signing secret: Slack's is 32 hexadecimal characters "
+                "(e.g. 8f14e45fceea167a5a36dedd4bea2543, from Basic Information > App Credentials; "
+                "not the client secret, nor a token)"
+            )
+        return value
 
     @field_validator("finished_status_codes", mode="before")
     @classmethod
@@ -373,13 +470,47 @@ def _read_profile(path: Path | None) -> dict[str, str]:
     return {key: value.strip() for key, value in parser["basic"].items()}
 
 
+def _variable(field: str) -> str:
+    """The environment variable a field is read from (its first alias, else its name)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return field.upper()
+
+
 def load_settings() -> Settings:
-    """Read the environment. Raises ConfigError naming every invalid variable."""
+    """Read the environment. Raises ConfigError naming every invalid variable, all at once."""
     try:
         return Settings()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = str(error["loc"][0]).upper() if error["loc"] else "?"
-            problems.append(f"{name}: {error['msg']}")
+            # pydantic reports a field by the alias it was read from, else by its name.
+            where = str(error["loc"][0]) if error["loc"] else "?"
+            field = _FIELD_BY_ALIAS.get(where.upper(), where)
+            name = _variable(field)
+            if error["type"] == "value_error":
+                # Our validators' sentences name the variable and give an example already.
+                problems.append(str(error["ctx"]["error"]))
+            elif field in _SECRET_FIELDS:
+                problems.append(f"{name}: {error['msg']}")
+            else:
+                default = Settings.model_fields[field].default if field in Settings.model_fields else None
+                example = f" (e.g. {name}={default})" if default not in (None, "") else ""
+                problems.append(f"{name}={error['input']!r}: {error['msg']}{example}")
         raise ConfigError(problems) from None
+
+
+_FIELD_BY_ALIAS: Final = {
+    alias.upper(): name
+    for name, info in Settings.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+    for alias in info.validation_alias.choices
+    if isinstance(alias, str)
+}
+_SECRET_FIELDS: Final = frozenset(
+    name
+    for name, info in Settings.model_fields.items()
+    if info.annotation is not None and "SecretStr" in str(info.annotation)
+)

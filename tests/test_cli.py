@@ -28,7 +28,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
 
-SIGNING_SECRET = "cli-test-signing-secret-0123456789"
+SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -127,9 +127,12 @@ async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackSt
     )
     code, out, err = await _run("check", env=env)
     assert code == 1
-    assert "FAIL  database: cannot open postgresql+asyncpg://taskbot:***@127.0.0.1:1/taskbot" in out
-    assert "FAIL  Slack auth.test: Slack answered invalid_auth" in out
-    assert "FAIL  MetaStudio list call: MetaStudio did not accept" in out
+    assert (
+        "FAIL  database: DATABASE_URL='postgresql+asyncpg://taskbot:***@127.0.0.1:1/taskbot': "
+        "cannot connect to PostgreSQL at 127.0.0.1:1 (connection refused)"
+    ) in out
+    assert f"FAIL  Slack auth.test: Slack answered invalid_auth at {slack.api_url}auth.test" in out
+    assert f"FAIL  MetaStudio list call: {simulator_url}: MetaStudio did not accept" in out
     for secret in ("wrong-secret-key", "db-password-1234"):
         assert secret not in out + err
     assert "Traceback" not in out + err
@@ -147,8 +150,7 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
     assert code == 0, out + err
     assert out.splitlines() == [
         "ok    configuration: complete",
-        f"ok    database: reachable at sqlite+aiosqlite:///{tmp_path / 'many.db'}; "
-        "0 workspace(s) installed, 0 connected to MetaStudio",
+        f"ok    database: no SQLite file at {tmp_path / 'many.db'} yet; `taskbot serve` creates it there",
         f"ok    schema: empty; migrating creates revision {code_head()}; `taskbot serve` migrates it at start",
         "ok    encryption key: valid Fernet key(s)",
     ]

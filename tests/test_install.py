@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 
 from bot import messages
 from bot.db.workspaces import mask_access_key
@@ -73,9 +72,8 @@ async def test_oauth_round_trip_then_task_uses_that_teams_token(stack: MultiStac
     assert exchange.params.get("grant_type") in (None, "authorization_code")
     [token] = team.tokens()
 
-    store = AsyncSQLAlchemyInstallationStore(
-        client_id=stack.slack.client_id, engine=stack.runtime.database.engine
-    )
+    store = stack.runtime.installation_store
+    assert store is not None
     installation = await store.async_find_installation(enterprise_id=None, team_id=team.team_id)
     assert installation is not None and installation.bot_token == token
 
@@ -150,9 +148,8 @@ async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(
     assert post.token not in issued_before
     assert stack.slack.tokens[post.token or ""].team_id == team.team_id
     assert alert.channel == CHANNEL_A and "Team A import" in alert.text + str(alert.blocks)
-    store = AsyncSQLAlchemyInstallationStore(
-        client_id=stack.slack.client_id, engine=stack.runtime.database.engine
-    )
+    store = stack.runtime.installation_store
+    assert store is not None
     saved = await store.async_find_installation(enterprise_id=None, team_id=team.team_id)
     assert saved is not None and saved.bot_token == post.token, (
         "the refreshed token was saved for the next run"

@@ -8,6 +8,7 @@ installed and connected is reported.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TextIO
 
@@ -21,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.db.base import Database
-from bot.db.schema import SchemaStatus, schema_status
+from bot.db.preflight import database_problem, sqlite_path
+from bot.db.schema import SchemaStatus, code_head, schema_status
 from bot.db.workspaces import ConnectionRow
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
@@ -42,6 +44,9 @@ class _Report:
 
 
 async def run_check(out: TextIO = sys.stdout) -> int:
+    # The report is the output: a client's log record (say, a failed call) must not print
+    # through logging's last-resort handler ahead of or between its lines.
+    logging.getLogger().addHandler(logging.NullHandler())
     settings = load_settings()
     report = _Report(out)
     problems = settings.slack_problems()
@@ -59,7 +64,18 @@ async def run_check(out: TextIO = sys.stdout) -> int:
 
 async def _check_database(settings: Settings, report: _Report) -> None:
     # The URL without its password: a check's output is often pasted into tickets.
-    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    url = make_url(settings.database_url)
+    shown = url.render_as_string(hide_password=True)
+    problem = await database_problem(settings.database_url)
+    if problem is not None:
+        report.line(False, "database", problem)
+        return
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        # Opening it would create it: a check leaves no taskbot.db behind in the current folder.
+        report.line(True, "database", f"no SQLite file at {path} yet; `taskbot serve` creates it there")
+        _report_schema(settings, SchemaStatus("empty", None, code_head()), report)
+        return
     database = Database(settings.database_url)
     try:
         async with database.engine.connect() as conn:
@@ -72,7 +88,11 @@ async def _check_database(settings: Settings, report: _Report) -> None:
         report.line(True, "database", detail)
         _report_schema(settings, await schema_status(database.engine), report)
     except (OSError, SQLAlchemyError) as exc:
-        report.line(False, "database", f"cannot open {shown} ({type(exc).__name__})")
+        report.line(
+            False,
+            "database",
+            f"cannot open {shown} ({type(exc).__name__}); check DATABASE_URL and the server",
+        )
     finally:
         await database.dispose()
 
@@ -128,9 +148,21 @@ async def _check_slack(settings: Settings, report: _Report) -> None:
             f"bot {auth.get('user')} in workspace {auth.get('team')} ({auth.get('team_id')})",
         )
     except SlackApiError as exc:
-        report.line(False, "Slack auth.test", f"Slack answered {exc.response.get('error')}")
+        url = settings.slack_api_url or "https://slack.com/api/"
+        report.line(
+            False,
+            "Slack auth.test",
+            f"Slack answered {exc.response.get('error')} at {url}auth.test; check SLACK_BOT_TOKEN "
+            "(the Bot User OAuth Token, xoxb-…, of this app's workspace)",
+        )
     except Exception as exc:
-        report.line(False, "Slack auth.test", f"could not reach Slack ({type(exc).__name__})")
+        url = settings.slack_api_url or "https://slack.com/api/"
+        report.line(
+            False,
+            "Slack auth.test",
+            f"could not reach Slack at {url} ({type(exc).__name__}); check the network and proxy, "
+            "or SLACK_API_URL if you set it (it must end in /api/)",
+        )
 
 
 async def _check_metastudio(settings: Settings, report: _Report) -> None:
@@ -149,4 +181,9 @@ async def _check_metastudio(settings: Settings, report: _Report) -> None:
             )
         except MetaStudioError as exc:
             suffix = f" (request {exc.request_id})" if exc.request_id else ""
-            report.line(False, "MetaStudio list call", exc.user_message + suffix)
+            report.line(
+                False,
+                "MetaStudio list call",
+                f"{settings.metastudio_endpoint}: {exc.user_message.rstrip('.')}{suffix}; "
+                "check METASTUDIO_ENDPOINT (or METASTUDIO_REGION) and the credentials",
+            )

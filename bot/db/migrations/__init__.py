@@ -24,18 +24,16 @@ from sqlalchemy import MetaData
 import bot.db.followups
 import bot.db.workspaces  # noqa: F401 - its tables join bot.db.base.Base
 from bot.db.base import Base
+from bot.db.installations import build_bots_table, build_installations_table
 
 __all__ = ["SCRIPT_LOCATION", "SLACK_METADATA", "TARGET_METADATA", "CannotAdopt"]
 
 SCRIPT_LOCATION: Final = str(Path(__file__).parent)
 
 SLACK_METADATA = MetaData()
-SQLAlchemyInstallationStore.build_installations_table(
-    SLACK_METADATA, SQLAlchemyInstallationStore.default_installations_table_name
-)
-SQLAlchemyInstallationStore.build_bots_table(
-    SLACK_METADATA, SQLAlchemyInstallationStore.default_bots_table_name
-)
+# Our builders: slack_sdk's tables with token columns wide enough for ciphertext (migration 0004).
+build_installations_table(SLACK_METADATA, SQLAlchemyInstallationStore.default_installations_table_name)
+build_bots_table(SLACK_METADATA, SQLAlchemyInstallationStore.default_bots_table_name)
 SQLAlchemyOAuthStateStore.build_oauth_states_table(
     SLACK_METADATA, SQLAlchemyOAuthStateStore.default_table_name
 )
