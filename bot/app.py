@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler, to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
@@ -48,6 +48,7 @@ from bot.services.follow import FollowCommands
 from bot.services.tasks import TaskViews
 from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
 from bot.slack.delivery import Responder
+from bot.slack.inbound import Refused, SlackRequestGate
 from bot.slack.poster import SlackPoster
 
 __all__ = ["Runtime", "create_asgi", "create_bolt_app", "health_routes", "running"]
@@ -220,10 +221,18 @@ def create_asgi(settings: Settings, runtime: Runtime | None = None) -> Starlette
     runtime = runtime or Runtime(settings)
     bolt = create_bolt_app(settings, runtime)
     slack_handler = AsyncSlackRequestHandler(bolt)
+    gate = SlackRequestGate(
+        _plain(settings.slack_signing_secret) or "", max_bytes=settings.slack_max_request_bytes
+    )
 
     async def slack_events(request: Request) -> Response:
         with runtime.ack_first:
-            return await slack_handler.handle(request)
+            try:
+                bolt_request = await gate.admit(request)
+            except Refused as refused:
+                return refused.response
+            # Built from the verified bytes: Bolt never reads the body again.
+            return to_starlette_response(await bolt.async_dispatch(bolt_request))
 
     async def oauth(request: Request) -> Response:
         return await slack_handler.handle(request)
