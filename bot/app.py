@@ -46,7 +46,7 @@ from bot.services.commands import CommandRunner
 from bot.services.connections import MetaStudioClients
 from bot.services.follow import FollowCommands
 from bot.services.tasks import TaskViews
-from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
+from bot.slack.clients import BOT_SCOPES, CoalescedAuthorize, SlackClients, web_client
 from bot.slack.delivery import Responder
 from bot.slack.inbound import Refused, SlackRequestGate
 from bot.slack.poster import SlackPoster
@@ -88,6 +88,14 @@ class Runtime:
         self.responder = Responder(self.slack)
         self.metastudio = MetaStudioClients(settings, self.workspaces, env_client=metastudio)
         self.ack_first = AckFirst()
+        self.authorize = CoalescedAuthorize.for_settings(
+            installation_store=self.installation_store,
+            bot_token=settings.slack_bot_token,
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret,
+            api_url=settings.slack_api_url,
+            logger=logging.getLogger("taskbot.bolt"),
+        )
         self.background = Background(self.responder)
         self.followups = FollowUps(
             settings,
@@ -147,6 +155,7 @@ class Runtime:
             "background": self.background,
             "admin": self.admin,
             "leaving": self.leaving,
+            "authorize": self.authorize,
         }
 
 
@@ -160,7 +169,8 @@ class _DropTokenNotice(logging.Filter):
 def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     bolt_logger = logging.getLogger("taskbot.bolt")
     bolt_logger.addFilter(_DropTokenNotice())
-    options: dict[str, Any] = {}
+    # One authorization per workspace at a time, remembered (bot/slack/clients.py), in both modes.
+    options: dict[str, Any] = {"authorize": runtime.authorize}
     if runtime.installation_store is not None:
         options["installation_store"] = runtime.installation_store
         options["oauth_settings"] = AsyncOAuthSettings(
