@@ -163,7 +163,9 @@ class _DropTokenNotice(logging.Filter):
     """Bolt reads SLACK_BOT_TOKEN itself and warns that our client's token wins; that is intended."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "`token` will be unused" not in record.getMessage()
+        message = record.getMessage()
+        # The second: taskbot hands Bolt its own (coalesced) authorize, in both modes.
+        return "`token` will be unused" not in message and "env variable) will be ignored" not in message
 
 
 def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
