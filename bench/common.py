@@ -40,11 +40,14 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def bot_process(env: dict[str, str], port: int) -> AsyncIterator[str]:
-    """``taskbot serve`` as its own process, so the load generator does not share its event loop."""
+async def bot_process(env: dict[str, str], port: int, *, tree: str | None = None) -> AsyncIterator[str]:
+    """``taskbot serve`` as its own process, so the load generator does not share its event loop.
+
+    ``tree``: run the bot from another checkout (an older commit, for a before/after figure);
+    ``-m`` puts the working directory first on the path, ahead of the editable install."""
     full_env = {**os.environ, **env, "PORT": str(port), "TASKBOT_LOG_LEVEL": "WARNING"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "serve", env=full_env, stdout=asyncio.subprocess.DEVNULL
+        sys.executable, "-m", "bot.cli", "serve", env=full_env, stdout=asyncio.subprocess.DEVNULL, cwd=tree
     )
     url = f"http://127.0.0.1:{port}"
     try:

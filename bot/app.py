@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler, to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
@@ -47,8 +47,9 @@ from bot.services.connections import MetaStudioClients
 from bot.services.follow import FollowCommands
 from bot.services.languages import Languages
 from bot.services.tasks import TaskViews
-from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
+from bot.slack.clients import BOT_SCOPES, CoalescedAuthorize, SlackClients, web_client
 from bot.slack.delivery import Responder
+from bot.slack.inbound import Refused, SlackRequestGate
 from bot.slack.locales import LocaleResolver
 from bot.slack.poster import SlackPoster
 
@@ -90,6 +91,14 @@ class Runtime:
         self.responder = Responder(self.slack)
         self.metastudio = MetaStudioClients(settings, self.workspaces, env_client=metastudio)
         self.ack_first = AckFirst()
+        self.authorize = CoalescedAuthorize.for_settings(
+            installation_store=self.installation_store,
+            bot_token=settings.slack_bot_token,
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret,
+            api_url=settings.slack_api_url,
+            logger=logging.getLogger("taskbot.bolt"),
+        )
         self.background = Background(self.responder)
         self.followups = FollowUps(
             settings,
@@ -167,6 +176,7 @@ class Runtime:
             "admin": self.admin,
             "leaving": self.leaving,
             "languages": self.languages,
+            "authorize": self.authorize,
         }
 
 
@@ -174,13 +184,16 @@ class _DropTokenNotice(logging.Filter):
     """Bolt reads SLACK_BOT_TOKEN itself and warns that our client's token wins; that is intended."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "`token` will be unused" not in record.getMessage()
+        message = record.getMessage()
+        # The second: taskbot hands Bolt its own (coalesced) authorize, in both modes.
+        return "`token` will be unused" not in message and "env variable) will be ignored" not in message
 
 
 def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     bolt_logger = logging.getLogger("taskbot.bolt")
     bolt_logger.addFilter(_DropTokenNotice())
-    options: dict[str, Any] = {}
+    # One authorization per workspace at a time, remembered (bot/slack/clients.py), in both modes.
+    options: dict[str, Any] = {"authorize": runtime.authorize}
     if runtime.installation_store is not None:
         options["installation_store"] = runtime.installation_store
         options["oauth_settings"] = AsyncOAuthSettings(
@@ -241,10 +254,18 @@ def create_asgi(settings: Settings, runtime: Runtime | None = None) -> Starlette
     runtime = runtime or Runtime(settings)
     bolt = create_bolt_app(settings, runtime)
     slack_handler = AsyncSlackRequestHandler(bolt)
+    gate = SlackRequestGate(
+        _plain(settings.slack_signing_secret) or "", max_bytes=settings.slack_max_request_bytes
+    )
 
     async def slack_events(request: Request) -> Response:
         with runtime.ack_first:
-            return await slack_handler.handle(request)
+            try:
+                bolt_request = await gate.admit(request)
+            except Refused as refused:
+                return refused.response
+            # Built from the verified bytes: Bolt never reads the body again.
+            return to_starlette_response(await bolt.async_dispatch(bolt_request))
 
     async def oauth(request: Request) -> Response:
         return await slack_handler.handle(request)

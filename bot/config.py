@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     slack_client_id: str | None = None
     slack_client_secret: SecretStr | None = None
+    # Bodies of Slack requests over this many bytes get 413 before they are read (bot/slack/inbound.py).
+    slack_max_request_bytes: int = Field(
+        default=1024 * 1024, ge=64 * 1024, validation_alias=AliasChoices("TASKBOT_SLACK_MAX_REQUEST_BYTES")
+    )
     encryption_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TASKBOT_ENCRYPTION_KEY")
     )

@@ -9,6 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.admin import WorkspaceAdmin, WorkspaceLeaving
 from bot.services.background import Background
+from bot.slack.clients import CoalescedAuthorize
 
 
 async def home_opened(
@@ -22,14 +23,33 @@ async def home_opened(
 
 
 async def workspace_left(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-    """app_uninstalled and tokens_revoked: nothing of that workspace stays behind."""
+    """app_uninstalled: nothing of that workspace stays behind."""
     await ack()
     leaving: WorkspaceLeaving = context["leaving"]
     if team_id := body.get("team_id"):
+        authorize: CoalescedAuthorize | None = context.get("authorize")
+        if authorize is not None:
+            authorize.forget(team_id)
         context["background"].spawn(leaving.forget(team_id))
+
+
+async def tokens_revoked(
+    ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """Only a revoked bot token ends the workspace; a user revoking their own token does not.
+
+    Slack lists revoked tokens by kind, ``{"tokens": {"oauth": [user ids], "bot": [bot user ids]}}``;
+    taskbot holds no user tokens, so an ``oauth``-only revocation changes nothing here.
+    """
+    tokens = event.get("tokens")
+    bot = tokens.get("bot") if isinstance(tokens, dict) else None
+    if isinstance(bot, list) and bot:
+        await workspace_left(ack, body, context)
+    else:
+        await ack()
 
 
 def register(app: AsyncApp) -> None:
     app.event("app_home_opened")(home_opened)
     app.event("app_uninstalled")(workspace_left)
-    app.event("tokens_revoked")(workspace_left)
+    app.event("tokens_revoked")(tokens_revoked)

@@ -9,10 +9,15 @@ rotating tokens only for incoming requests, and a scheduled alert may run hours 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
+from slack_bolt.async_app import AsyncBoltContext
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize, AsyncInstallationStoreAuthorize
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -24,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 __all__ = [
     "BOT_SCOPES",
+    "CoalescedAuthorize",
     "SlackClients",
     "WorkspaceNotInstalled",
     "delivery_retry_handlers",
@@ -34,6 +40,11 @@ __all__ = [
 # Token rotation refreshes a bot token this long before it expires (Bolt's default too).
 TOKEN_REFRESH_MINUTES = 120
 BOT_SCOPES = ("commands", "chat:write", "channels:history", "groups:history", "users:read", "usergroups:read")
+
+
+# How long a workspace's authorization is reused in multi-workspace mode. Short: a rotated or
+# revoked token is noticed within this, and token rotation refreshes 120 minutes ahead anyway.
+AUTHORIZE_TTL_SECONDS = 30.0
 
 
 class WorkspaceNotInstalled(LookupError):
@@ -150,3 +161,130 @@ class SlackClients:
             cached = web_client(token, api_url=self._api_url, session=self.session, for_delivery=True)
             self._clients[key] = cached
         return cached
+
+
+class _BotTokenAuthorize(AsyncAuthorize):
+    """Single-workspace: the configured bot token, described by one ``auth.test``."""
+
+    def __init__(self, token: SecretStr | None) -> None:
+        self._token = token
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
+    ) -> AuthorizeResult | None:
+        token = _plain(self._token)
+        response = await context.client.auth_test(token=token)
+        return AuthorizeResult.from_auth_test_response(
+            auth_test_response=response, bot_token=token, user_token=None
+        )
+
+
+class CoalescedAuthorize(AsyncAuthorize):
+    """Bolt's authorize, one look-up per workspace at a time, remembered for ``ttl`` seconds.
+
+    The single-flight pattern (Go's ``singleflight``) plus a TTL cache: Bolt's own authorize
+    calls ``auth.test`` for every request until its first call returns, so the first 500
+    commands after a start made 104 to 131 ``auth.test`` calls on the ack path. Here
+    concurrent requests of one workspace share one look-up; failures are not remembered.
+    ``ttl=None`` keeps a result for the process (a configured token never changes).
+    """
+
+    def __init__(self, inner: AsyncAuthorize, *, ttl: float | None) -> None:
+        self._inner = inner
+        self._ttl = ttl
+        self._results: dict[tuple[str | None, str | None], tuple[float, AuthorizeResult]] = {}
+        self._flights: dict[tuple[str | None, str | None], asyncio.Future[AuthorizeResult | None]] = {}
+
+    @classmethod
+    def for_settings(
+        cls,
+        *,
+        installation_store: AsyncInstallationStore | None,
+        bot_token: SecretStr | None,
+        client_id: str | None,
+        client_secret: SecretStr | None,
+        api_url: str | None,
+        logger: logging.Logger,
+    ) -> CoalescedAuthorize:
+        if installation_store is None:
+            return cls(_BotTokenAuthorize(bot_token), ttl=None)
+        inner = AsyncInstallationStoreAuthorize(
+            logger=logger,
+            installation_store=installation_store,
+            client_id=client_id,
+            client_secret=_plain(client_secret),
+            token_rotation_expiration_minutes=TOKEN_REFRESH_MINUTES,
+            # Used only to rotate tokens: it must reach the same Slack (a stand-in in tests).
+            client=web_client(None, api_url=api_url),
+        )
+        return cls(inner, ttl=AUTHORIZE_TTL_SECONDS)
+
+    @property
+    def token_rotation_expiration_minutes(self) -> int:
+        return TOKEN_REFRESH_MINUTES
+
+    @token_rotation_expiration_minutes.setter
+    def token_rotation_expiration_minutes(self, minutes: int) -> None:
+        # Bolt sets this on whatever authorize it was given, from its OAuth settings.
+        if isinstance(self._inner, AsyncInstallationStoreAuthorize):
+            self._inner.token_rotation_expiration_minutes = minutes
+
+    def forget(self, team_id: str) -> None:
+        for key in [key for key in self._results if key[1] == team_id]:
+            del self._results[key]
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
+    ) -> AuthorizeResult | None:
+        key = (enterprise_id, team_id) if self._ttl is not None else (None, None)
+        cached = self._results.get(key)
+        if cached is not None and (self._ttl is None or cached[0] > time.monotonic()):
+            return _for_user(cached[1], user_id)
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(
+                self._inner(context=context, enterprise_id=enterprise_id, team_id=team_id, user_id=user_id)
+            )
+            self._flights[key] = flight
+            flight.add_done_callback(lambda done: self._landed(key, done))
+        # Shielded: one request giving up must not cancel the look-up the others wait for.
+        result = await asyncio.shield(flight)
+        return _for_user(result, user_id) if result is not None else None
+
+    def _landed(
+        self, key: tuple[str | None, str | None], flight: asyncio.Future[AuthorizeResult | None]
+    ) -> None:
+        self._flights.pop(key, None)
+        if not flight.cancelled() and flight.exception() is None and (result := flight.result()) is not None:
+            self._results[key] = (time.monotonic() + (self._ttl or 0.0), result)
+
+
+def _for_user(result: AuthorizeResult, user_id: str | None) -> AuthorizeResult:
+    """The workspace's authorization, for the user of this request (taskbot holds no user tokens)."""
+    return AuthorizeResult(
+        enterprise_id=result.enterprise_id,
+        team_id=result.team_id,
+        team=result.team,
+        url=result.url,
+        bot_user_id=result.bot_user_id,
+        bot_id=result.bot_id,
+        bot_token=result.bot_token,
+        bot_scopes=result.bot_scopes,
+        user_id=user_id or result.user_id,
+    )
