@@ -31,7 +31,7 @@ async def connection_submitted(
         return
     origin = origin_from_body(body)
     existing = await admin.store.get_connection(origin.team_id or "")
-    parsed = home.parse_connection(_values(view), existing)
+    parsed = home.parse_connection(_values(view), existing, endpoints=admin.endpoint_policy)
     if isinstance(parsed, dict):
         await ack(response_action="errors", errors=parsed)
         return
