@@ -27,7 +27,6 @@ from pydantic import SecretStr
 
 from bot import messages
 from bot.config import CloudCredentials, CredentialKind, Settings
-from bot.devtools import simulator as sim
 from bot.devtools.demo import demo_stack
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
@@ -78,7 +77,10 @@ def json_body(body: bytes, status: str = "200 OK") -> Writer:
 
 def client(url: str, **kwargs: object) -> MetaStudioClient:
     credentials = CloudCredentials(
-        kind=CredentialKind.AKSK, project_id=PROJECT, access_key="HOSTILEAK0001", secret_key=SecretStr("s" * 40)
+        kind=CredentialKind.AKSK,
+        project_id=PROJECT,
+        access_key="HOSTILEAK0001",
+        secret_key=SecretStr("s" * 40),
     )
     options: dict[str, object] = {"max_retries": 0, "call_deadline": 5.0}
     options.update(kwargs)
@@ -100,7 +102,10 @@ async def trickle(writer: asyncio.StreamWriter) -> None:
 
 @pytest.mark.parametrize("retries", [0, 3])
 async def test_a_trickling_body_fails_with_the_timeout_sentence_within_the_deadline(retries: int) -> None:
-    async with raw_server(trickle) as url, client(url, call_deadline=2.0, read_timeout=5.0, max_retries=retries) as c:
+    async with (
+        raw_server(trickle) as url,
+        client(url, call_deadline=2.0, read_timeout=5.0, max_retries=retries) as c,
+    ):
         started = time.monotonic()
         with pytest.raises(TimedOut) as caught:
             await c.get_task(TASK_ID)
@@ -114,7 +119,11 @@ async def test_retries_and_their_waits_stay_inside_the_deadline() -> None:
     body = json.dumps({"error_code": "MSS.000000002", "error_msg": "busy"}).encode()
 
     async def busy(writer: asyncio.StreamWriter) -> None:
-        writer.write(head(len(body), status="429 Too Many Requests").replace(b"\r\n\r\n", b"\r\nRetry-After: 1\r\n\r\n"))
+        writer.write(
+            head(len(body), status="429 Too Many Requests").replace(
+                b"\r\n\r\n", b"\r\nRetry-After: 1\r\n\r\n"
+            )
+        )
         writer.write(body)
         await writer.drain()
 
@@ -133,7 +142,12 @@ def test_the_deadline_is_a_setting_passed_to_every_client() -> None:
         settings_,
         endpoint="https://metastudio.cn-north-4.myhuaweicloud.com",
         iam_endpoint=None,
-        credentials=CloudCredentials(kind=CredentialKind.AKSK, project_id=PROJECT, access_key="AK000001", secret_key=SecretStr("x" * 40)),
+        credentials=CloudCredentials(
+            kind=CredentialKind.AKSK,
+            project_id=PROJECT,
+            access_key="AK000001",
+            secret_key=SecretStr("x" * 40),
+        ),
     )
     assert (built._deadline, built._max_body) == (4.0, 2048)
     assert Settings().call_deadline == 15.0  # type: ignore[call-arg]
@@ -238,9 +252,26 @@ _scalars = st.one_of(
     st.text(max_size=30),
     st.sampled_from(["1e400", "-1e400", "NaN", "Infinity", "2026-01-01T00:00:00Z", "", " 7 "]),
 )
-_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=8)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 _fields = st.sampled_from(
-    ["task_id", "task_name", "task_type", "task_status", "begin_time", "end_time", "total_count", "success_count", "failure_count", "resource"]
+    [
+        "task_id",
+        "task_name",
+        "task_type",
+        "task_status",
+        "begin_time",
+        "end_time",
+        "total_count",
+        "success_count",
+        "failure_count",
+        "resource",
+    ]
 )
 _documents = st.dictionaries(_fields, _values, max_size=6)
 
@@ -271,7 +302,12 @@ def test_any_hostile_json_is_a_task_or_unreadable_never_a_crash(document: dict[s
 async def test_through_slack_the_user_sees_could_not_read_and_no_traceback(
     tmp_path: Path, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bodies = [STRANGE["count 1e400"], STRANGE["object for a count"], STRANGE["time string 1e400"], STRANGE["nested 5000 deep"]]
+    bodies = [
+        STRANGE["count 1e400"],
+        STRANGE["object for a count"],
+        STRANGE["time string 1e400"],
+        STRANGE["nested 5000 deep"],
+    ]
     index = 0
 
     async def respond(writer: asyncio.StreamWriter) -> None:
@@ -297,7 +333,9 @@ async def test_through_slack_the_user_sees_could_not_read_and_no_traceback(
 
 
 async def test_metastudio_error_code_message_and_request_id_are_quoted() -> None:
-    body = json.dumps({"error_code": "MSS.000000003", "error_msg": "task not exist <!channel> `x`" + "y" * 400}).encode()
+    body = json.dumps(
+        {"error_code": "MSS.000000003", "error_msg": "task not exist <!channel> `x`" + "y" * 400}
+    ).encode()
     async with raw_server(json_body(body, status="400 Bad Request")) as url, client(url) as c:
         with pytest.raises(TaskNotFound) as caught:
             await c.get_task(TASK_ID)
@@ -367,14 +405,29 @@ async def test_an_admins_loopback_endpoint_gets_no_signed_request() -> None:
         await json_body(b"{}")(writer)
 
     async with raw_server(respond) as url:
-        built = new_client(Settings(), endpoint=url, iam_endpoint=None, credentials=CloudCredentials(kind=CredentialKind.AKSK, project_id=PROJECT, access_key="AK000001", secret_key=SecretStr("x" * 40)))  # type: ignore[call-arg]
+        built = new_client(
+            Settings(),
+            endpoint=url,
+            iam_endpoint=None,
+            credentials=CloudCredentials(
+                kind=CredentialKind.AKSK,
+                project_id=PROJECT,
+                access_key="AK000001",
+                secret_key=SecretStr("x" * 40),
+            ),
+        )  # type: ignore[call-arg]
         async with built:
             with pytest.raises(EndpointNotAllowed) as caught:
                 await built.get_task(TASK_ID)
         assert caught.value.user_message == messages.text("connection_error_endpoint_host")
         assert hits == 0
         widened = Settings(allowed_endpoint_hosts="http://127.0.0.1")  # type: ignore[call-arg]
-        creds = CloudCredentials(kind=CredentialKind.AKSK, project_id=PROJECT, access_key="AK000001", secret_key=SecretStr("x" * 40))
+        creds = CloudCredentials(
+            kind=CredentialKind.AKSK,
+            project_id=PROJECT,
+            access_key="AK000001",
+            secret_key=SecretStr("x" * 40),
+        )
         async with new_client(widened, endpoint=url, iam_endpoint=None, credentials=creds) as allowed:
             await allowed.get_task(TASK_ID)
         assert hits == 1
@@ -384,7 +437,9 @@ def test_the_modal_says_why_in_both_languages() -> None:
     from bot.slack import home
 
     state = {
-        home.BLOCK_ENDPOINT: {home.ACTION_ENDPOINT: {"type": "plain_text_input", "value": "http://127.0.0.1:9000"}},
+        home.BLOCK_ENDPOINT: {
+            home.ACTION_ENDPOINT: {"type": "plain_text_input", "value": "http://127.0.0.1:9000"}
+        },
     }
     for locale in ("en", "zh-CN"):
         errors = home.parse_connection(state, None, locale=locale, endpoints=DEFAULT)
@@ -393,5 +448,5 @@ def test_the_modal_says_why_in_both_languages() -> None:
 
 
 def test_a_bad_allow_list_entry_is_an_operator_error() -> None:
-    with pytest.raises(ValueError, match="TASKBOT_ALLOWED_ENDPOINT_HOSTS|not a host pattern"):
+    with pytest.raises(ValueError, match=r"not a host pattern"):
         Settings(allowed_endpoint_hosts="https://exa mple.com/x?y")  # type: ignore[call-arg]

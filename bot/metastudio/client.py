@@ -50,7 +50,6 @@ from pydantic import BaseModel, ValidationError
 
 from bot.config import CloudCredentials, ConfigError, CredentialKind, Settings
 from bot.metastudio import signer
-from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
 from bot.metastudio.auth import (
     TOKEN_PATH,
     USER_AGENT,
@@ -63,6 +62,7 @@ from bot.metastudio.auth import (
     parse_issued_token,
     password_token_request,
 )
+from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
 from bot.metastudio.errors import (
     MSS_ERRORS,
     AuthenticationFailed,
@@ -595,7 +595,12 @@ class MetaStudioClient:
 
         def make(kind: type[MetaStudioError], detail: str = message, **more: float | None) -> MetaStudioError:
             return kind(
-                detail, status_code=status, error_code=code, request_id=request_id, server_message=said, **more
+                detail,
+                status_code=status,
+                error_code=code,
+                request_id=request_id,
+                server_message=said,
+                **more,
             )
 
         if status == 429 or code == THROTTLED_CODE:

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 from bot.config import REGION_ENDPOINTS, CredentialKind
 from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, ConnectionForm, Guardrails
 from bot.messages import DEFAULT_LOCALE, text
-from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.messages.format import join, number
+from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.slack.cards import clean, escape, truncate
 
 __all__ = [
