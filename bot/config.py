@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError
 
 from bot import messages
 from bot.metastudio import regions
+from bot.metastudio.endpoints import DEFAULT_ALLOWED_HOSTS, EndpointPolicy
 from bot.metastudio.regions import REGION_ENDPOINTS, RegionsFileError
 
 __all__ = [
@@ -172,6 +173,20 @@ class Settings(BaseSettings):
     )
     read_timeout: float = Field(default=10.0, gt=0, validation_alias=AliasChoices("METASTUDIO_READ_TIMEOUT"))
     max_retries: int = Field(default=3, ge=0, le=10, validation_alias=AliasChoices("METASTUDIO_MAX_RETRIES"))
+    # One deadline per MetaStudio call: connect, headers, body, retries and their waits together.
+    # httpx's timeouts are per read, so a body trickling a byte a second never trips them.
+    call_deadline: float = Field(
+        default=15.0, gt=0, le=600, validation_alias=AliasChoices("TASKBOT_CALL_DEADLINE_SECONDS")
+    )
+    # Decoded bytes, so a gzip bomb stops here too; a task detail is under 1 KB.
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, validation_alias=AliasChoices("TASKBOT_MAX_RESPONSE_BYTES")
+    )
+    # Hosts a workspace admin may point the connection at (see bot.metastudio.endpoints).
+    allowed_endpoint_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_ALLOWED_HOSTS),
+        validation_alias=AliasChoices("TASKBOT_ALLOWED_ENDPOINT_HOSTS"),
+    )
 
     # taskbot behaviour
     finished_status_codes: Annotated[list[str], NoDecode] = Field(
@@ -292,6 +307,21 @@ class Settings(BaseSettings):
     def fixed_channel_language(self) -> str | None:
         """The catalog id every channel reads, or None to follow the person who asked."""
         return None if self.channel_language == "follow" else self.channel_language
+
+    @field_validator("allowed_endpoint_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return _csv(value)
+
+    @field_validator("allowed_endpoint_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        EndpointPolicy.parse(value)
+        return value
+
+    @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        return EndpointPolicy.parse(self.allowed_endpoint_hosts)
 
     @field_validator("log_format", mode="before")
     @classmethod

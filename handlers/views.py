@@ -39,7 +39,9 @@ async def connection_submitted(
         return
     origin = origin_from_body(body)
     existing = await admin.store.get_connection(origin.team_id or "")
-    parsed = home.parse_connection(_values(view), existing, locale=_locale(body, context))
+    parsed = home.parse_connection(
+        _values(view), existing, locale=_locale(body, context), endpoints=admin.endpoint_policy
+    )
     if isinstance(parsed, dict):
         await ack(response_action="errors", errors=parsed)
         return

@@ -459,6 +459,8 @@ async def multi_stack(
             "card_update_seconds": 0.2,
             "feed_poll_seconds": 0.2,
             "api_rate": 500.0,
+            # The simulators listen on loopback over plain http: the operator's widened allow-list.
+            "allowed_endpoint_hosts": ["http://127.0.0.1"],
         }
         values.update(overrides)
         settings = Settings(**values)

@@ -542,6 +542,7 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
         SLACK_CLIENT_ID=slack.client_id,
         SLACK_CLIENT_SECRET=slack.client_secret,
         TASKBOT_ENCRYPTION_KEY=key,
+        TASKBOT_ALLOWED_ENDPOINT_HOSTS="http://127.0.0.1",
         TASKBOT_FEED_POLL_SECONDS="0.3",
     )
     async with httpx.AsyncClient(timeout=10) as http:

@@ -47,6 +47,8 @@ CATALOG: dict[str, str] = {
     "error_connection": "taskbot could not reach MetaStudio. Please try again in a few minutes.",
     "error_timeout": "MetaStudio took too long to answer. Please try again in a minute.",
     "error_bad_response": "MetaStudio sent an answer taskbot could not read. Please try again in a minute.",
+    "error_metastudio_said": "MetaStudio said `{code}`: “{message}”.",
+    "error_metastudio_said_request": "MetaStudio said `{code}`: “{message}” (request id `{request_id}`).",
     "error_project_not_found": (
         "IAM lists no single MetaStudio project named `{region}` for these keys. "
         "Ask an admin to enter the project id."
@@ -266,6 +268,16 @@ CATALOG: dict[str, str] = {
     "connection_error_endpoint": (
         "Enter an https:// address without a user name, password, query or fragment, or leave it empty."
     ),
+    "connection_error_endpoint_not_https": "taskbot only sends your keys over https://, so enter an https:// address.",
+    "connection_error_endpoint_host": (
+        "taskbot only connects to Huawei Cloud hosts (like metastudio.cn-north-4.myhuaweicloud.com); "
+        "ask the operator to allow this host if it is really yours."
+    ),
+    "connection_error_endpoint_address": (
+        "That host resolves to a private, loopback or link-local address, which taskbot refuses; "
+        "enter the public Huawei Cloud endpoint."
+    ),
+    "connection_error_endpoint_unresolved": "That host name does not resolve; check the spelling of the endpoint.",
     "connection_error_region": "Choose a region, or enter an endpoint override.",
     "connection_error_kind": "Choose a credential type.",
     "connection_error_access_key": "Enter the access key (AK): 8 to 128 letters and digits.",

@@ -49,6 +49,8 @@ CATALOG: dict[str, str] = {
     "error_connection": "taskbot 无法连接 MetaStudio，请几分钟后重试。",
     "error_timeout": "MetaStudio 响应超时，请一分钟后重试。",
     "error_bad_response": "MetaStudio 返回了 taskbot 无法解析的响应，请一分钟后重试。",
+    "error_metastudio_said": "MetaStudio 返回 `{code}`：“{message}”。",
+    "error_metastudio_said_request": "MetaStudio 返回 `{code}`：“{message}”（请求 ID `{request_id}`）。",
     "error_project_not_found": "IAM 中没有与这组密钥对应、名为 `{region}` 的唯一 MetaStudio 项目，请联系管理员填写项目 ID。",
     "error_not_configured": "taskbot 尚未连接 MetaStudio 项目，请联系管理员完成配置。",
     "not_connected_admin": "本工作区尚未连接 MetaStudio：请打开 taskbot 的 *主页* 标签，选择 *配置连接*。",
@@ -251,6 +253,13 @@ CATALOG: dict[str, str] = {
     "connection_error_project_id_missing": "请输入项目 ID。",
     "connection_error_project_id_invalid": "项目 ID 由 8 到 64 个字母和数字组成，例如 0123456789abcdef0123456789abcdef。",
     "connection_error_endpoint": "请输入不含用户名、密码、查询参数或片段的 https:// 地址，或留空。",
+    "connection_error_endpoint_not_https": "taskbot 只通过 https:// 发送密钥，请输入 https:// 地址。",
+    "connection_error_endpoint_host": (
+        "taskbot 只连接华为云主机（例如 metastudio.cn-north-4.myhuaweicloud.com）；"
+        "如果该主机确实属于你们，请让运维人员将其加入允许列表。"
+    ),
+    "connection_error_endpoint_address": "该主机解析到私有、回环或链路本地地址，taskbot 拒绝连接；请输入华为云的公网终端节点。",
+    "connection_error_endpoint_unresolved": "该主机名无法解析，请检查终端节点的拼写。",
     "connection_error_region": "请选择区域，或填写自定义终端节点。",
     "connection_error_kind": "请选择凭证类型。",
     "connection_error_access_key": "请输入访问密钥 ID（AK）：8 到 128 个字母和数字。",

@@ -34,8 +34,10 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -60,11 +62,13 @@ from bot.metastudio.auth import (
     parse_issued_token,
     password_token_request,
 )
+from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
 from bot.metastudio.errors import (
     MSS_ERRORS,
     AuthenticationFailed,
     BadResponse,
     ConnectionFailed,
+    EndpointNotAllowed,
     InvalidParameter,
     InvalidTaskId,
     MetaStudioError,
@@ -97,6 +101,14 @@ OP_PROJECTS = "iam_projects"
 PROJECTS_PATH = "/v3/projects"
 # Nested error objects deeper than this are not searched (the SDK recurses without a bound).
 MAX_ERROR_DEPTH = 16
+# A page is {data: [task]}: three levels; extra fields get some room, never hundreds.
+MAX_BODY_DEPTH = 32
+DEFAULT_CALL_DEADLINE = 15.0
+DEFAULT_MAX_BODY = 1_048_576
+# We decode these ourselves (bounded, see _read_capped) and advertise nothing else.
+ACCEPT_ENCODING = "gzip, deflate"
+# An endpoint that passed the address check is trusted this long before it is resolved again.
+ENDPOINT_CHECK_TTL = 60.0
 
 # (access key, region, IAM endpoint) -> project id; the SDK keeps the same per-process cache.
 _PROJECT_CACHE: dict[tuple[str, str, str], str] = {}
@@ -144,6 +156,9 @@ class MetaStudioClient:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        call_deadline: float = DEFAULT_CALL_DEADLINE,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+        endpoint_policy: EndpointPolicy | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -166,6 +181,11 @@ class MetaStudioClient:
             connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
         )
         self._max_retries = max_retries
+        self._deadline = call_deadline
+        self._max_body = max_body_bytes
+        # None: the operator's own endpoint, not checked. Set for endpoints an admin typed.
+        self._policy = endpoint_policy
+        self._checked: dict[str, float] = {}
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._max_retry_after = max_retry_after
@@ -200,6 +220,8 @@ class MetaStudioClient:
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
             max_retries=settings.max_retries,
+            call_deadline=settings.call_deadline,
+            max_body_bytes=settings.max_body_bytes,
         )
 
     def _authenticator(self, credentials: CloudCredentials, refresh_before: float) -> Authenticator:
@@ -382,17 +404,27 @@ class MetaStudioClient:
         outcome = "ok"
         detail = ""
         request_id: str | None = None
+        deadline = asyncio.timeout(self._deadline)
         try:
-            value, request_id = await self._attempts(
-                operation=operation,
-                method=method,
-                base=base,
-                path=path,
-                params=params,
-                body=body,
-                authenticated=authenticated,
-                parse=parse,
-            )
+            try:
+                async with deadline:
+                    await self._check_endpoint(base)
+                    value, request_id = await self._attempts(
+                        operation=operation,
+                        method=method,
+                        base=base,
+                        path=path,
+                        params=params,
+                        body=body,
+                        authenticated=authenticated,
+                        parse=parse,
+                        give_up_at=time.monotonic() + self._deadline,
+                    )
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                METASTUDIO_CALLS.labels(operation, TimedOut.__name__).inc()
+                raise TimedOut(f"no complete answer within the {self._deadline:g} s call deadline") from None
             return Fetched(value=value, request_id=request_id, elapsed=time.monotonic() - started)
         except MetaStudioError as exc:
             outcome = type(exc).__name__
@@ -435,6 +467,7 @@ class MetaStudioClient:
         body: bytes,
         authenticated: bool,
         parse: Callable[[httpx.Response], T],
+        give_up_at: float,
     ) -> tuple[T, str | None]:
         # The wire query is the canonical one, byte for byte, so the server verifies what we signed.
         query = signer.canonical_query(params)
@@ -451,6 +484,7 @@ class MetaStudioClient:
                 headers = {"Host": host, "Content-Type": "application/json"}
             headers["User-Agent"] = USER_AGENT
             headers["Accept"] = "application/json"
+            headers["Accept-Encoding"] = ACCEPT_ENCODING
             request = self._http.build_request(
                 method, url, headers=headers, content=body or None, timeout=self._timeout
             )
@@ -468,6 +502,9 @@ class MetaStudioClient:
                 result = result.error
             if isinstance(result, _Retry):
                 wait = self._wait_before_retry(result, retries)
+                if wait is not None and time.monotonic() + wait >= give_up_at:
+                    # The wait alone would outlast the call's deadline: answer now instead.
+                    wait = None
                 if wait is not None:
                     METASTUDIO_CALLS.labels(operation, "retry").inc()
                     retries += 1
@@ -492,7 +529,11 @@ class MetaStudioClient:
         self, operation: str, request: httpx.Request, parse: Callable[[httpx.Response], T]
     ) -> tuple[T, str | None] | MetaStudioError | _Retry | _Reauthenticate:
         try:
-            response = await self._http.send(request)
+            response = await self._read(request)
+        except _TooLarge:
+            return BadResponse(f"body over {self._max_body} bytes decoded")
+        except (httpx.DecodingError, zlib.error, _BadEncoding) as exc:
+            return BadResponse(f"body cannot be decoded ({type(exc).__name__})")
         except httpx.ConnectTimeout as exc:
             # Nothing reached the server, so sending again is safe.
             return _Retry(TimedOut(f"connect timeout ({type(exc).__name__})"))
@@ -511,6 +552,35 @@ class MetaStudioClient:
                 return BadResponse(exc.detail, status_code=status, request_id=request_id)
         return self._classify_error(operation, response, request_id, self._auth.secrets())
 
+    async def _read(self, request: httpx.Request) -> httpx.Response:
+        """Send, then read at most ``max_body_bytes`` decoded bytes: a bomb stops at the cap."""
+        response = await self._http.send(request, stream=True)
+        try:
+            content = await _read_capped(response, self._max_body)
+        finally:
+            await response.aclose()
+        # The body is decoded already; the copy must not be decoded a second time.
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in {"content-encoding", "content-length", "transfer-encoding"}
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+
+    async def _check_endpoint(self, base: httpx.URL) -> None:
+        if self._policy is None:
+            return
+        key = str(base)
+        if self._checked.get(key, 0.0) > time.monotonic():
+            return
+        try:
+            await self._policy.check(key)
+        except EndpointRefused as exc:
+            if exc.refusal is Refusal.UNRESOLVED:
+                return  # httpx fails the same way, and says so as a connection failure.
+            raise EndpointNotAllowed(str(exc), refusal=exc.refusal) from None
+        self._checked[key] = time.monotonic() + ENDPOINT_CHECK_TTL
+
     def _classify_error(
         self, operation: str, response: httpx.Response, request_id: str | None, secrets: Sequence[str]
     ) -> MetaStudioError | _Retry | _Reauthenticate:
@@ -520,8 +590,18 @@ class MetaStudioClient:
         request_id = parsed.request_id
         message = _scrub(parsed.message, secrets)
 
+        # Quoted to the user only when MetaStudio's body said it (not the status or raw body standing in).
+        said = message if parsed.from_body else None
+
         def make(kind: type[MetaStudioError], detail: str = message, **more: float | None) -> MetaStudioError:
-            return kind(detail, status_code=status, error_code=code, request_id=request_id, **more)
+            return kind(
+                detail,
+                status_code=status,
+                error_code=code,
+                request_id=request_id,
+                server_message=said,
+                **more,
+            )
 
         if status == 429 or code == THROTTLED_CODE:
             retry_after = _retry_after(response.headers.get(HEADER_RETRY_AFTER), self._clock())
@@ -541,6 +621,9 @@ class MetaStudioClient:
             return make(PermissionDenied)
         if status == 404 and operation == OP_SHOW:
             return make(TaskNotFound)
+        if operation == OP_SHOW and status == 400 and "not exist" in message.lower():
+            # MSS.000000003 "task not exist": for the user, no such task, whatever the code's name.
+            return make(TaskNotFound)
         if status == 400:
             return make(MSS_ERRORS.get(code or "", InvalidParameter))
         return make(MetaStudioError, message or f"unexpected HTTP {status}")
@@ -550,6 +633,84 @@ class MetaStudioClient:
             return parse_issued_token(response.headers, response.content, self._clock())
         except ValueError as exc:
             raise BadResponse(f"IAM token response: {exc}") from None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BadEncoding(Exception):
+    pass
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The decoded body, never holding more than ``cap`` + one chunk of wire bytes.
+
+    httpx's own decoder inflates a whole 64 KiB network chunk at once (up to ~64 MB of zeros), so
+    gzip/deflate are inflated here with ``zlib``'s ``max_length``: output per step is bounded by
+    what is left under the cap (the pattern of ``urllib3``'s ``max_length`` decoding).
+    """
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in {"", "identity"}:
+        inflater = None
+    elif encoding in {"gzip", "x-gzip", "deflate"}:
+        # 32 + MAX_WBITS: zlib detects a gzip or a zlib header itself.
+        inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
+    else:
+        raise _BadEncoding(encoding[:40])
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        pending = chunk
+        while pending:
+            if inflater is None:
+                data, pending = pending, b""
+            else:
+                data = inflater.decompress(pending, cap - size + 1)
+                pending = inflater.unconsumed_tail
+            size += len(data)
+            if size > cap:
+                raise _TooLarge
+            parts.append(data)
+            if inflater is not None and inflater.eof:
+                pending = b""
+    return b"".join(parts)
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:20]}")
+    return value
+
+
+def loads(content: bytes | str) -> object:
+    """Strict JSON: no NaN/Infinity tokens, no number that overflows to infinity.
+
+    Raises ``ValueError`` for anything else that is not JSON, nesting too deep included.
+    """
+    try:
+        return json.loads(content, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
+def _depth_over(document: object, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit`` (iterative: no recursion to blow)."""
+    stack: list[tuple[object, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _is_http_url(text: str) -> bool:
@@ -562,17 +723,22 @@ def _is_http_url(text: str) -> bool:
 
 def _parse_model(model: type[M], response: httpx.Response, defaults: dict[str, str] | None = None) -> M:
     try:
-        document = json.loads(response.content)
+        document = loads(response.content)
     except ValueError:
         content_type = response.headers.get("Content-Type", "no content type")
-        raise BadResponse(f"body is not JSON ({content_type})") from None
+        raise BadResponse(f"body is not JSON ({content_type[:60]})") from None
     if not isinstance(document, dict):
         raise BadResponse(f"body is a JSON {type(document).__name__}, not an object")
+    if _depth_over(document, MAX_BODY_DEPTH):
+        # A task is flat; deep nesting only ever makes later code (pydantic, json.dumps) recurse.
+        raise BadResponse(f"body nested deeper than {MAX_BODY_DEPTH} levels")
     for key, value in (defaults or {}).items():
         if document.get(key) is None:
             document[key] = value
     try:
         return model.model_validate(document)
+    except RecursionError:
+        raise BadResponse(f"body does not match {model.__name__}: nested too deep") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(root)"
@@ -590,6 +756,8 @@ class SdkError:
     message: str
     request_id: str | None
     encoded_authorization_message: str | None = None
+    from_body: bool = False
+    """Whether the code and message came from the body (not the status and raw text standing in)."""
 
 
 def sdk_error(status: int, headers: httpx.Headers | dict[str, str], text: str) -> SdkError:
@@ -605,8 +773,8 @@ def sdk_error(status: int, headers: httpx.Headers | dict[str, str], text: str) -
     request_id = lowered.get("x-request-id") or None
     found: dict[str, object] = {}
     try:
-        document = json.loads(text)
-    except (ValueError, RecursionError):
+        document = loads(text)
+    except ValueError:
         document = None
     if isinstance(document, dict):
         _sdk_error_fields(document, found, 0)
@@ -618,6 +786,7 @@ def sdk_error(status: int, headers: httpx.Headers | dict[str, str], text: str) -
         message=_as_text(message) if message else text,
         request_id=request_id,
         encoded_authorization_message=_as_text(encoded) if encoded is not None else None,
+        from_body=bool(code) and bool(message),
     )
 
 
@@ -655,7 +824,7 @@ def _text(response: httpx.Response) -> str:
 def _parse_projects(response: httpx.Response, region: str) -> str:
     """The one project of ``GET /v3/projects?name=<region>``; zero or several is an error (SDK rule)."""
     try:
-        document = json.loads(response.content)
+        document = loads(response.content)
     except ValueError:
         raise BadResponse("IAM projects response is not JSON") from None
     projects = document.get("projects") if isinstance(document, dict) else None

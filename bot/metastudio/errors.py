@@ -7,6 +7,10 @@ and what to do. ``str(exc)`` is for logs; neither ever holds a credential.
 from __future__ import annotations
 
 from bot import messages
+from bot.metastudio.endpoints import Refusal
+
+# MetaStudio's own error message is quoted to the user at most this long.
+MAX_QUOTED = 160
 
 
 class MetaStudioError(Exception):
@@ -23,8 +27,11 @@ class MetaStudioError(Exception):
         error_code: str | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        server_message: str | None = None,
     ) -> None:
         self.detail = detail
+        # MetaStudio's own error_msg, only when its body carried an error code and message.
+        self.server_message = server_message
         self.status_code = status_code
         self.error_code = error_code
         self.request_id = request_id
@@ -48,8 +55,29 @@ class MetaStudioError(Exception):
         return self.message_in(messages.DEFAULT_LOCALE)
 
     def message_in(self, locale: str) -> str:
-        """The one sentence for a Slack user, in ``locale``."""
-        return messages.text(self.message_key, locale)
+        """The one sentence for a Slack user, in ``locale``: what it means for them, then
+        MetaStudio's code, message and request id as it said them."""
+        sentence = messages.text(self.message_key, locale)
+        if not self.server_message or not self.error_code:
+            return sentence
+        key = "error_metastudio_said_request" if self.request_id else "error_metastudio_said"
+        said = messages.text(
+            key,
+            locale,
+            code=_quote(self.error_code, 40),
+            message=_quote(self.server_message, MAX_QUOTED),
+            request_id=_quote(self.request_id or "", 80),
+        )
+        return f"{sentence} {said}"
+
+
+def _quote(text: str, limit: int) -> str:
+    """Server text made inert for Slack mrkdwn: printable, no code-span breakers, escaped, capped."""
+    shown = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    shown = shown.replace("`", "'")
+    if len(shown) > limit:
+        shown = shown[: limit - 1] + "…"
+    return shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") or "?"
 
 
 class InvalidTaskId(MetaStudioError):
@@ -148,6 +176,18 @@ class ProjectNotFound(MetaStudioError):
 
     def message_in(self, locale: str) -> str:
         return messages.text(self.message_key, locale, region=self.region.replace("`", "'")[:40] or "?")
+
+
+class EndpointNotAllowed(MetaStudioError):
+    """The connection's endpoint is not one taskbot may send signed requests to: nothing was sent."""
+
+    def __init__(self, detail: str = "", *, refusal: Refusal = Refusal.HOST) -> None:
+        self.refusal = refusal
+        super().__init__(detail)
+
+    @property
+    def message_key(self) -> str:  # type: ignore[override]
+        return self.refusal.value
 
 
 class NotConfigured(MetaStudioError):

@@ -7,6 +7,7 @@ normalises them, so the rest of the code never guesses.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,28 +17,57 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 TASK_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
-def _epoch_ms(value: Any) -> int | None:
-    """Epoch milliseconds from a number, a numeric string, or nothing (null, '', 0)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value) or None
+# Epoch milliseconds a datetime can hold (year 9999); anything later is not a time.
+MAX_EPOCH_MS = 253_402_300_799_999
+# Counts beyond what a JSON number holds exactly (2**53) are not counts a server could mean.
+MAX_COUNT = 2**53
+
+
+def _number(value: Any, what: str) -> float | int:
+    """A finite JSON number or numeric string; anything else is a ``ValueError`` (never a crash).
+
+    pydantic turns only ``ValueError``/``AssertionError`` into validation errors, so ``int(inf)``'s
+    ``OverflowError`` or ``int({})``'s ``TypeError`` must never escape a validator.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{what} is a {type(value).__name__}, not a number")
     if isinstance(value, str):
         text = value.strip()
-        if not text:
-            return None
+        if len(text) > 40:
+            raise ValueError(f"{what} is too long to be a number")
         try:
-            return int(float(text)) or None
+            number: float | int = int(text)
+        except ValueError:
+            number = float(text)
+    else:
+        number = value
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"{what} is not a finite number")
+    return number
+
+
+def _epoch_ms(value: Any) -> int | None:
+    """Epoch milliseconds from a number, a numeric string, or nothing (null, '', 0)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip():
+        try:
+            number = _number(value, "time")
         except ValueError:
             # An ISO-8601 timestamp is not what the doc promises, but it is unambiguous.
+            text = value.strip()
             try:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError as exc:
-                raise ValueError(f"not an epoch-milliseconds time: {text!r}") from exc
+                raise ValueError(f"not an epoch-milliseconds time: {text[:40]!r}") from exc
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
-            return int(parsed.timestamp() * 1000)
-    raise ValueError(f"not an epoch-milliseconds time: {value!r}")
+            number = parsed.timestamp() * 1000
+    else:
+        number = _number(value, "time")
+    if not 0 <= number <= MAX_EPOCH_MS:
+        raise ValueError("time out of range")
+    return int(number) or None
 
 
 def _code(value: Any) -> str | None:
@@ -46,15 +76,26 @@ def _code(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return str(int(value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip() or None
+    if isinstance(value, int | float):
+        number = _number(value, "code")
+        if isinstance(number, float) and number.is_integer():
+            return str(int(number))
+        return str(number)
+    if not isinstance(value, str):
+        raise ValueError(f"code is a {type(value).__name__}, not a string or number")
+    return value.strip() or None
 
 
 def _count(value: Any) -> int:
+    """A count of items: a whole number from 0 to 2**53. Negative or fractional is not a count."""
     if value is None or value == "":
         return 0
-    return max(0, int(value))
+    number = _number(value, "count")
+    if isinstance(number, float) and not number.is_integer():
+        raise ValueError("count is not a whole number")
+    if not 0 <= number <= MAX_COUNT:
+        raise ValueError("count out of range")
+    return int(number)
 
 
 EpochMs = Annotated[int | None, BeforeValidator(_epoch_ms)]
@@ -117,9 +158,9 @@ class TaskPage(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    offset: int = 0
-    limit: int = 0
-    count: int = 0
+    offset: Count = 0
+    limit: Count = 0
+    count: Count = 0
     data: list[Task] = Field(default_factory=list)
 
 

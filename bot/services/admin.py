@@ -22,6 +22,7 @@ from bot.db.followups import FollowUpStore
 from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
 from bot.followups import FollowUps
 from bot.messages.format import number
+from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.metastudio.errors import MetaStudioError
 from bot.metrics import SLACK_API_ERRORS
 from bot.services.access import Access
@@ -138,7 +139,12 @@ class WorkspaceAdmin:
         team_id = origin.team_id or ""
         locale = (await self._languages.person(origin, client)).locale
         existing = await self.store.get_connection(team_id)
-        parsed = home.parse_connection((view.get("state") or {}).get("values") or {}, existing, locale=locale)
+        parsed = home.parse_connection(
+            (view.get("state") or {}).get("values") or {},
+            existing,
+            locale=locale,
+            endpoints=self.endpoint_policy,
+        )
         if isinstance(parsed, dict):
             result = messages.text("connection_test_incomplete", locale)
         else:
@@ -173,10 +179,20 @@ class WorkspaceAdmin:
                 return messages.text("connection_test_failed", locale, error=exc.message_in(locale))
         return messages.text("connection_test_ok", locale, count=number(page.value.count, locale))
 
+    @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        """Where an admin may point the connection (``TASKBOT_ALLOWED_ENDPOINT_HOSTS``)."""
+        return self._settings.endpoint_policy
+
     async def save_connection(self, origin: Origin, client: AsyncWebClient, form: ConnectionForm) -> None:
         if await self._refuse(origin, client):
             return
         team_id, user_id = origin.team_id or "", origin.user_id or ""
+        refused = await self._endpoint_refused(form)
+        if refused is not None:
+            # The modal checked scheme and host; DNS can still point a permitted name inward.
+            await self._tell_admin(origin, client, refused)
+            return
         if not form.project_id:
             found = await self._look_up_project(form, await self.store.credentials(team_id), origin, client)
             if found is None:
@@ -210,12 +226,27 @@ class WorkspaceAdmin:
                     return await metastudio.project_id()
                 except MetaStudioError as exc:
                     sentence = messages.text("connection_test_failed", error=exc.user_message)
+        await self._tell_admin(origin, client, sentence)
+        return None
+
+    async def _endpoint_refused(self, form: ConnectionForm) -> str | None:
+        """The sentence saying why the form's endpoints are refused, or None when they may be used."""
+        if not form.endpoint:
+            return None  # The region's own Huawei endpoints, from our table: not the admin's choice.
+        for url in region_endpoints(form.region, form.endpoint):
+            try:
+                await self.endpoint_policy.check(url)
+            except EndpointRefused as exc:
+                log.info("connection endpoint refused: %s", exc)
+                return messages.text(exc.refusal.value)
+        return None
+
+    async def _tell_admin(self, origin: Origin, client: AsyncWebClient, sentence: str) -> None:
         if origin.user_id:
             try:
                 await client.chat_postMessage(channel=origin.user_id, text=sentence)
             except SlackApiError as exc:
                 SLACK_API_ERRORS.labels("chat.postMessage", slack_error(exc)).inc()
-        return None
 
     async def save_guardrails(
         self, origin: Origin, client: AsyncWebClient, channels: list[str], usergroup: str | None

@@ -40,6 +40,10 @@ def new_client(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_retries=settings.max_retries if max_retries is None else max_retries,
+        call_deadline=settings.call_deadline,
+        max_body_bytes=settings.max_body_bytes,
+        # An endpoint a workspace admin typed: only hosts the operator allows, public addresses.
+        endpoint_policy=settings.endpoint_policy,
     )
 
 

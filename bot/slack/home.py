@@ -21,6 +21,7 @@ from bot.config import REGION_ENDPOINTS, CredentialKind
 from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, ConnectionForm, Guardrails
 from bot.messages import DEFAULT_LOCALE, SUPPORTED, text
 from bot.messages.format import join, number
+from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.slack.cards import clean, escape, truncate
 
 __all__ = [
@@ -451,13 +452,19 @@ def _secret_input(
 
 
 def parse_connection(
-    view_state: dict[str, Any], existing: Connection | None, *, locale: str = DEFAULT_LOCALE
+    view_state: dict[str, Any],
+    existing: Connection | None,
+    *,
+    locale: str = DEFAULT_LOCALE,
+    endpoints: EndpointPolicy | None = None,
 ) -> ConnectionForm | dict[str, str]:
     """The submitted connection, or ``{block_id: sentence}`` for ``response_action: "errors"``.
 
     No sentence ever repeats what was typed. Secrets move as a set: a new access key needs its
     secret key (and, for temporary credentials, its token), and a new IAM user needs its
     password; otherwise an empty secret keeps the stored one of the same credential type.
+    ``endpoints`` (the operator's allow-list) decides scheme and host of an endpoint override;
+    without it only https, or http on loopback, passes. Addresses are checked on save (DNS).
     """
     errors: dict[str, str] = {}
 
@@ -467,9 +474,14 @@ def parse_connection(
 
     endpoint = _value(view_state, BLOCK_ENDPOINT, ACTION_ENDPOINT)
     if endpoint is not None:
-        endpoint = _valid_endpoint(endpoint)
+        endpoint = _valid_endpoint(endpoint, any_http=endpoints is not None)
         if endpoint is None:
             errors[BLOCK_ENDPOINT] = text("connection_error_endpoint", locale)
+        elif endpoints is not None:
+            try:
+                endpoints.check_url(endpoint)
+            except EndpointRefused as exc:
+                errors[BLOCK_ENDPOINT] = text(exc.refusal.value, locale)
 
     region = _selected(view_state, BLOCK_REGION, ACTION_REGION) or ""
     malformed = bool(region) and not _REGION.fullmatch(region)
@@ -550,8 +562,11 @@ def parse_connection(
     )
 
 
-def _valid_endpoint(value: str) -> str | None:
-    """The endpoint without a trailing slash, or None unless it is https (or http on loopback)."""
+def _valid_endpoint(value: str, *, any_http: bool = False) -> str | None:
+    """The endpoint without a trailing slash, or None unless it is https (or http on loopback).
+
+    ``any_http``: an allow-list decides about plain http afterwards.
+    """
     if len(value) > MAX_ENDPOINT or any(c.isspace() for c in value):
         return None
     try:
@@ -564,7 +579,7 @@ def _valid_endpoint(value: str) -> str | None:
     if not host or parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         return None
     scheme = parts.scheme.lower()
-    if scheme == "https" or (scheme == "http" and host in _LOCAL_HOSTS):
+    if scheme == "https" or (scheme == "http" and (any_http or host in _LOCAL_HOSTS)):
         return value.rstrip("/")
     return None
 

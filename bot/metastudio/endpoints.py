@@ -1,0 +1,132 @@
+"""Which endpoints a workspace admin may point taskbot at (SSRF guard).
+
+A saved connection makes taskbot send requests signed with the workspace's AK/SK to a URL an
+admin typed. Invariants:
+
+1. By default only ``https`` on Huawei Cloud hosts passes: the suffixes of every endpoint in
+   ``huaweicloudsdkmetastudio`` 3.1.219's ``MetaStudioRegion`` and ``huaweicloudsdkcore``'s IAM
+   table (all ``*.myhuaweicloud.com``), plus ``*.huaweicloud.com``.
+2. The operator widens the list (``TASKBOT_ALLOWED_ENDPOINT_HOSTS``): entries are host patterns
+   (``fnmatch``, ``*.example.com``) or IP networks (``10.0.0.0/8``, ``127.0.0.1``); an entry
+   written ``http://...`` also allows plain ``http`` for what it matches.
+3. After DNS resolution every address must be public (``ipaddress.is_global``) or inside a listed
+   network: a public name resolving to 127.0.0.1, 10/8, 169.254/16 or ::1 is refused.
+   Resolution uses the event loop's ``getaddrinfo`` (a thread, never blocking the loop).
+
+This follows OWASP's SSRF prevention pattern (allow-list the destination, validate every
+resolved address). The operator's own ``METASTUDIO_ENDPOINT`` is not checked: it is theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import ipaddress
+import socket
+from dataclasses import dataclass
+from enum import StrEnum
+
+import httpx
+
+DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("*.myhuaweicloud.com", "*.huaweicloud.com")
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Refusal(StrEnum):
+    """Why an endpoint is refused; each value is a message catalog key."""
+
+    NOT_HTTPS = "connection_error_endpoint_not_https"
+    HOST = "connection_error_endpoint_host"
+    ADDRESS = "connection_error_endpoint_address"
+    UNRESOLVED = "connection_error_endpoint_unresolved"
+
+
+class EndpointRefused(ValueError):
+    def __init__(self, refusal: Refusal, detail: str) -> None:
+        self.refusal = refusal
+        super().__init__(detail)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    http: bool
+    pattern: str | None = None
+    network: IpNetwork | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointPolicy:
+    rules: tuple[_Rule, ...]
+
+    @classmethod
+    def parse(cls, entries: list[str] | tuple[str, ...]) -> EndpointPolicy:
+        """Raises ``ValueError`` naming the first entry that is neither a host pattern nor a network."""
+        rules: list[_Rule] = []
+        for raw in entries:
+            entry = raw.strip().lower()
+            http = entry.startswith("http://")
+            if http:
+                entry = entry.removeprefix("http://")
+            entry = entry.removeprefix("https://").rstrip("/")
+            if not entry:
+                continue
+            try:
+                rules.append(_Rule(http=http, network=ipaddress.ip_network(entry.strip("[]"), strict=False)))
+                continue
+            except ValueError:
+                pass
+            if not all(ch.isalnum() or ch in "-.*?_" for ch in entry):
+                raise ValueError(f"not a host pattern or IP network: {raw!r} (example: *.myhuaweicloud.com)")
+            rules.append(_Rule(http=http, pattern=entry))
+        return cls(rules=tuple(rules))
+
+    def _host_rules(self, host: str) -> list[_Rule]:
+        host = host.lower().strip("[]")
+        try:
+            address: IpAddress | None = ipaddress.ip_address(host)
+        except ValueError:
+            address = None
+        found = []
+        for rule in self.rules:
+            if address is not None:
+                if rule.network is not None and address in rule.network:
+                    found.append(rule)
+            elif rule.pattern is not None and fnmatch.fnmatchcase(host, rule.pattern):
+                found.append(rule)
+        return found
+
+    def check_url(self, url: str) -> None:
+        """Scheme and host, without DNS (the modal's check). Raises ``EndpointRefused``."""
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            raise EndpointRefused(Refusal.HOST, "not a URL") from None
+        rules = self._host_rules(parsed.host)
+        if not rules:
+            raise EndpointRefused(Refusal.HOST, f"host {parsed.host!r} is not an allowed endpoint host")
+        if parsed.scheme != "https" and not any(rule.http for rule in rules):
+            raise EndpointRefused(Refusal.NOT_HTTPS, f"{parsed.scheme}:// is not allowed for {parsed.host!r}")
+
+    def address_allowed(self, address: IpAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if any(rule.network is not None and address in rule.network for rule in self.rules):
+            return True
+        return address.is_global
+
+    async def check(self, url: str) -> None:
+        """``check_url``, then every address the host resolves to. Raises ``EndpointRefused``."""
+        self.check_url(url)
+        parsed = httpx.URL(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(parsed.host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise EndpointRefused(Refusal.UNRESOLVED, f"{parsed.host!r} does not resolve: {exc}") from None
+        for info in infos:
+            address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            if not self.address_allowed(address):
+                raise EndpointRefused(Refusal.ADDRESS, f"{parsed.host!r} resolves to {address}, not public")
