@@ -2,11 +2,17 @@
 
 Cards: Refresh redraws in place, Open posts a task's card, Watch follows the task from its card.
 The watching list: Stop ends a watch or the project feed. App Home and the connection modal:
-Configure opens a modal, Test connection checks the values typed so far.
+Configure opens a modal, Test connection checks the values typed so far, and the channel
+language menu saves at once.
+
+Each listener is built by one of two factories, so every button acks first, reads its origin
+the same way and hands its work to ``Background``; the table in ``register`` says which use
+case each button runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -17,7 +23,12 @@ from bot.services.background import Background
 from bot.services.commands import CommandRunner
 from bot.services.parsing import ShowTask, parse
 from bot.slack import alerts, cards, home
-from bot.slack.origin import origin_from_body
+from bot.slack.origin import Origin, origin_from_body
+
+Listener = Callable[..., Awaitable[None]]
+Work = Coroutine[Any, Any, Any]
+TaskWork = Callable[[CommandRunner, str, Origin, AsyncWebClient, dict[str, Any]], Work]
+AdminWork = Callable[[WorkspaceAdmin, Origin, AsyncWebClient, dict[str, Any], dict[str, Any]], Work]
 
 
 def _task_id(action: dict[str, Any]) -> str | None:
@@ -30,131 +41,88 @@ def _card_ts(body: dict[str, Any]) -> str | None:
     return None if container.get("is_ephemeral") else container.get("message_ts")
 
 
-async def refresh(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-) -> None:
-    await ack()
-    runner: CommandRunner = context["commands"]
-    if task_id := _task_id(action):
+def on_task(work: TaskWork, *, needs_task: bool = True) -> Listener:
+    """A button about one task (its id is the button's value); failures answer whoever pressed it."""
+
+    async def listener(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
+    ) -> None:
+        await ack()
+        task_id = _task_id(action)
+        if needs_task and task_id is None:
+            return
         origin = origin_from_body(body)
-        context["background"].spawn(
-            runner.refresh(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin
-        )
+        background: Background = context["background"]
+        background.spawn(work(context["commands"], task_id or "", origin, client, body), reply_to=origin)
+
+    return listener
 
 
-async def open_task(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-) -> None:
-    await ack()
-    runner: CommandRunner = context["commands"]
-    if task_id := _task_id(action):
-        context["background"].spawn(runner.run(ShowTask(task_id), origin_from_body(body), client))
+def on_admin(work: AdminWork) -> Listener:
+    """An App Home or modal button; there is nothing to administer with one workspace."""
 
+    async def listener(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        client: AsyncWebClient,
+        context: AsyncBoltContext,
+    ) -> None:
+        await ack()
+        admin: WorkspaceAdmin | None = context["admin"]
+        if admin is not None:
+            background: Background = context["background"]
+            background.spawn(work(admin, origin_from_body(body), client, body, action))
 
-async def watch(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-) -> None:
-    await ack()
-    runner: CommandRunner = context["commands"]
-    if task_id := _task_id(action):
-        origin = origin_from_body(body)
-        context["background"].spawn(
-            runner.watch_button(task_id, origin, client, message_ts=_card_ts(body)), reply_to=origin
-        )
-
-
-async def stop_watch(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-) -> None:
-    await ack()
-    runner: CommandRunner = context["commands"]
-    if task_id := _task_id(action):
-        origin = origin_from_body(body)
-        context["background"].spawn(runner.stop_button(origin, client, task_id=task_id), reply_to=origin)
-
-
-async def stop_feed(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-) -> None:
-    await ack()
-    runner: CommandRunner = context["commands"]
-    origin = origin_from_body(body)
-    context["background"].spawn(runner.stop_button(origin, client, task_id=None), reply_to=origin)
-
-
-def _admin_work(context: AsyncBoltContext) -> tuple[WorkspaceAdmin | None, Background]:
-    return context["admin"], context["background"]
-
-
-async def configure_connection(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-) -> None:
-    await ack()
-    admin, background = _admin_work(context)
-    if admin is not None:
-        background.spawn(
-            admin.open_connection_modal(origin_from_body(body), client, trigger_id=body.get("trigger_id"))
-        )
-
-
-async def configure_guardrails(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-) -> None:
-    await ack()
-    admin, background = _admin_work(context)
-    if admin is not None:
-        background.spawn(
-            admin.open_guardrails_modal(origin_from_body(body), client, trigger_id=body.get("trigger_id"))
-        )
-
-
-async def channel_language(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    action: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-) -> None:
-    """The channel-language menu in App Home: saved at once, like a setting, and audited."""
-    await ack()
-    admin, background = _admin_work(context)
-    if admin is not None:
-        value = str((action.get("selected_option") or {}).get("value") or "")
-        background.spawn(admin.save_channel_language(origin_from_body(body), client, value))
-
-
-async def test_connection(
-    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-) -> None:
-    await ack()
-    admin, background = _admin_work(context)
-    if admin is not None:
-        background.spawn(admin.test_connection(origin_from_body(body), client, view=body.get("view") or {}))
+    return listener
 
 
 def register(app: AsyncApp) -> None:
-    app.action(cards.ACTION_REFRESH)(refresh)
-    app.action(cards.ACTION_OPEN)(open_task)
-    app.action(cards.ACTION_WATCH)(watch)
-    app.action(alerts.ACTION_UNWATCH)(stop_watch)
-    app.action(alerts.ACTION_UNSUBSCRIBE)(stop_feed)
-    app.action(home.ACTION_CONFIGURE)(configure_connection)
-    app.action(home.ACTION_GUARDRAILS)(configure_guardrails)
-    app.action(home.ACTION_TEST_CONNECTION)(test_connection)
-    app.action(home.ACTION_CHANNEL_LANGUAGE)(channel_language)
+    buttons: dict[str, Listener] = {
+        cards.ACTION_REFRESH: on_task(
+            lambda run, task, origin, client, body: run.refresh(
+                task, origin, client, message_ts=_card_ts(body)
+            )
+        ),
+        cards.ACTION_OPEN: on_task(
+            lambda run, task, origin, client, _: run.run(ShowTask(task), origin, client)
+        ),
+        cards.ACTION_WATCH: on_task(
+            lambda run, task, origin, client, body: run.watch_button(
+                task, origin, client, message_ts=_card_ts(body)
+            )
+        ),
+        alerts.ACTION_UNWATCH: on_task(
+            lambda run, task, origin, client, _: run.stop_button(origin, client, task_id=task)
+        ),
+        alerts.ACTION_UNSUBSCRIBE: on_task(
+            lambda run, _, origin, client, __: run.stop_button(origin, client, task_id=None), needs_task=False
+        ),
+        home.ACTION_CONFIGURE: on_admin(
+            lambda admin, origin, client, body, _: admin.open_connection_modal(
+                origin, client, trigger_id=body.get("trigger_id")
+            )
+        ),
+        home.ACTION_GUARDRAILS: on_admin(
+            lambda admin, origin, client, body, _: admin.open_guardrails_modal(
+                origin, client, trigger_id=body.get("trigger_id")
+            )
+        ),
+        home.ACTION_TEST_CONNECTION: on_admin(
+            lambda admin, origin, client, body, _: admin.test_connection(
+                origin, client, view=body.get("view") or {}
+            )
+        ),
+        # The channel-language menu in App Home: saved at once, like a setting, and audited.
+        home.ACTION_CHANNEL_LANGUAGE: on_admin(
+            lambda admin, origin, client, _, action: admin.save_channel_language(
+                origin, client, str((action.get("selected_option") or {}).get("value") or "")
+            )
+        ),
+    }
+    for action_id, listener in buttons.items():
+        app.action(action_id)(listener)
