@@ -13,6 +13,7 @@ committed in between (the busy timeout does not help there), while IMMEDIATE wai
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ __all__ = [
     "Transactions",
     "UTCDateTime",
     "active_only",
+    "record_of",
     "require_aware",
     "retry_on_conflict",
     "rowcount",
@@ -105,6 +107,17 @@ class Base(DeclarativeBase):
 
 def rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
+
+
+R = TypeVar("R")
+
+
+def record_of(record: type[R], row: Any, **computed: Any) -> R:
+    """A frozen record from an ORM row: every record field the row has of the same name, plus
+    the ``computed`` ones (converted or derived values). Nothing lazy escapes the session."""
+    names = [field.name for field in dataclasses.fields(record)]  # type: ignore[arg-type]
+    values = {name: getattr(row, name) for name in names if name not in computed and hasattr(row, name)}
+    return record(**values, **computed)
 
 
 async def retry_on_conflict(attempt: Callable[[], Awaitable[T]]) -> T:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from sqlalchemy import (
     CheckConstraint,
@@ -39,6 +39,7 @@ from bot.db.base import (
     Database,
     Json,
     active_only,
+    record_of,
     require_aware,
     retry_on_conflict,
     rowcount,
@@ -286,45 +287,21 @@ class DeliveryRecord:
 
 
 def _watch(row: WatchRow) -> WatchRecord:
-    return WatchRecord(
-        id=row.id,
-        team_id=row.team_id,
-        task_id=row.task_id,
-        status=cast(WatchStatus, row.status),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        closed_at=row.closed_at,
-        snapshot=row.snapshot,
-    )
+    return record_of(WatchRecord, row)
 
 
 def _subscriber(row: SubscriberRow) -> SubscriberRecord:
-    return SubscriberRecord(
-        id=row.id,
-        watch_id=row.watch_id,
-        team_id=row.team_id,
-        channel_id=row.channel_id,
-        user_id=row.user_id,
-        message_ts=row.message_ts,
-        created_at=row.created_at,
-        status=cast(SubscriberStatus, row.status),
-        closed_reason=row.closed_reason,
-        locale=row.locale,
-    )
+    return record_of(SubscriberRecord, row)
 
 
 def _feed(row: FeedRow) -> FeedRecord:
-    return FeedRecord(
-        id=row.id,
-        team_id=row.team_id,
-        channel_id=row.channel_id,
-        user_id=row.user_id,
+    filters = row.filters or {}
+    return record_of(
+        FeedRecord,
+        row,
         resources=tuple(row.resources),
-        created_at=row.created_at,
-        status=cast(FeedStatus, row.status),
-        only_failed=bool((row.filters or {}).get("failed")),
-        operator=(row.filters or {}).get("operator") or None,
-        locale=row.locale,
+        only_failed=bool(filters.get("failed")),
+        operator=filters.get("operator") or None,
     )
 
 
@@ -338,28 +315,7 @@ def _filters(only_failed: bool, operator: str | None) -> dict[str, Any] | None:
 
 
 def _delivery(row: DeliveryRow) -> DeliveryRecord:
-    return DeliveryRecord(
-        id=row.id,
-        key=row.key,
-        team_id=row.team_id,
-        channel_id=row.channel_id,
-        user_id=row.user_id,
-        kind=cast(DeliveryKind, row.kind),
-        task_id=row.task_id,
-        watch_id=row.watch_id,
-        subscriber_id=row.subscriber_id,
-        feed_id=row.feed_id,
-        thread_ts=row.thread_ts,
-        payload=row.payload,
-        status=cast(DeliveryStatus, row.status),
-        attempts=row.attempts,
-        created_at=row.created_at,
-        attempt_at=row.attempt_at,
-        sent_at=row.sent_at,
-        slack_ts=row.slack_ts,
-        error=row.error,
-        locale=row.locale,
-    )
+    return record_of(DeliveryRecord, row)
 
 
 def _new_key() -> str:

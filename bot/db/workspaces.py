@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot import messages
 from bot.config import REGION_ENDPOINTS, CloudCredentials, CredentialKind
-from bot.db.base import Base, Database, Json, retry_on_conflict, utcnow
+from bot.db.base import Base, Database, Json, record_of, retry_on_conflict, utcnow
 from bot.db.crypto import SecretBox
 from bot.logs import RedactingFilter
 
@@ -210,39 +210,15 @@ def _has_secret(row: ConnectionRow) -> bool:
 
 
 def _connection(row: ConnectionRow) -> Connection:
-    return Connection(
-        team_id=row.team_id,
-        region=row.region,
-        endpoint=row.endpoint,
-        project_id=row.project_id,
-        kind=CredentialKind(row.kind),
-        access_key_hint=row.access_key_hint,
-        has_secret=_has_secret(row),
-        iam_username=row.iam_username,
-        iam_domain=row.iam_domain,
-        last_ok_at=row.last_ok_at,
-        last_error=row.last_error,
-        last_error_at=row.last_error_at,
-        updated_by=row.updated_by,
-        updated_at=row.updated_at,
-    )
+    return record_of(Connection, row, kind=CredentialKind(row.kind), has_secret=_has_secret(row))
 
 
 def _guardrails(row: GuardrailsRow) -> Guardrails:
-    return Guardrails(
-        team_id=row.team_id,
-        channels=tuple(row.channels),
-        usergroup_id=row.usergroup_id,
-        updated_by=row.updated_by,
-        updated_at=row.updated_at,
-        channel_language=row.channel_language,
-    )
+    return record_of(Guardrails, row, channels=tuple(row.channels))
 
 
 def _audit(row: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        team_id=row.team_id, user_id=row.user_id, action=row.action, detail=row.detail, at=row.at
-    )
+    return record_of(AuditEntry, row)
 
 
 class WorkspaceStore:
