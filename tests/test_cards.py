@@ -14,7 +14,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.messages import text
 from bot.metastudio.models import MAX_EPOCH_MS, Task, TaskPage
-from bot.slack import cards
+from bot.slack.blocks import clean as clean_value
 from bot.slack.cards import (
     ACTION_OPEN,
     ACTION_REFRESH,
@@ -302,7 +302,7 @@ def test_truncate() -> None:
 
 
 def test_control_characters_become_spaces() -> None:
-    assert cards.clean("a\nb\x00c\u2028d\x1b[31m  e\u202ef") == "a b c d [31m e f"
+    assert clean_value("a\nb\x00c\u2028d\x1b[31m  e\u202ef") == "a b c d [31m e f"
 
 
 # --- the recent list -------------------------------------------------------------------------
@@ -478,5 +478,5 @@ def test_every_chinese_card_is_valid_block_kit(any_task: Task, options: dict[str
 def test_every_chinese_recent_list_is_valid_block_kit(listed: list[Task], resource: str | None) -> None:
     blocks = recent_list(TaskPage(count=len(listed), data=listed), resource=resource, locale="zh-CN")
     assert_valid_blocks(blocks)
-    if not cards.clean(resource):
+    if not clean_value(resource):
         assert blocks[0]["text"]["text"] == "最新的导入导出任务"

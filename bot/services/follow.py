@@ -11,7 +11,7 @@ from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
 from bot.services.languages import Languages
 from bot.services.tasks import TaskViews
-from bot.slack import alerts, cards
+from bot.slack import alerts, blocks
 from bot.slack.origin import Origin, Reply, private
 
 __all__ = ["FollowCommands"]
@@ -38,7 +38,7 @@ class FollowCommands:
             task, _ = await self._tasks.fetch(task_id, origin)
         except MetaStudioError as exc:
             return self._tasks.error_reply(exc, origin, task_id=task_id)
-        name = cards.escape(cards.clean(task.task_name or task_id))
+        name = blocks.escape(blocks.clean(task.task_name or task_id))
         if task.is_finished(self._settings.finished_codes):
             return private(messages.text("watch_already_finished", origin.locale, name=name))
         result = await self._followups.watch(
@@ -90,7 +90,7 @@ class FollowCommands:
             locale=await self._languages.channel(origin),
         )
         scope = (
-            ", ".join(f"`{cards.escape(cards.clean(r))}`" for r in resources)
+            ", ".join(f"`{blocks.escape(blocks.clean(r))}`" for r in resources)
             if resources
             else messages.text("subscribe_scope_all", origin.locale)
         )

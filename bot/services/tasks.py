@@ -13,7 +13,7 @@ from bot.metastudio.errors import MetaStudioError, NotConfigured
 from bot.metastudio.models import Task
 from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
 from bot.services.languages import Languages
-from bot.slack import cards
+from bot.slack import blocks, cards
 from bot.slack.origin import Origin, Reply
 
 __all__ = ["TaskViews"]
@@ -96,11 +96,11 @@ class TaskViews:
         resource = ",".join(resources) or None
         locale = origin.locale
         header = (
-            messages.text("recent_header_resource", locale, resource=cards.escape(resource))
+            messages.text("recent_header_resource", locale, resource=blocks.escape(resource))
             if resource
             else messages.text("recent_header", locale)
         )
-        blocks = cards.recent_list(
+        listing = cards.recent_list(
             fetched.value,
             resource=resource,
             finished_codes=self._settings.finished_codes,
@@ -110,7 +110,7 @@ class TaskViews:
             paging_ignored=paging_ignored,
             locale=locale,
         )
-        return Reply(text=header, blocks=blocks, request_id=fetched.request_id, public=False)
+        return Reply(text=header, blocks=listing, request_id=fetched.request_id, public=False)
 
     def error_reply(self, exc: MetaStudioError, origin: Origin, *, task_id: str | None = None) -> Reply:
         """The error only the asker sees, in their language."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -22,7 +22,38 @@ from bot.messages import DEFAULT_LOCALE, text
 from bot.messages.format import humanize, join, number, rough, tenths
 from bot.metastudio.models import Task
 from bot.metastudio.progress import Progress
-from bot.slack.cards import ACTION_OPEN, card_text, clean, escape, task_card, truncate
+from bot.slack.blocks import (
+    MAX_FIELD,
+    MAX_NAME,
+    MAX_NOTIFICATION,
+    MAX_VALUE,
+    clean,
+    escape,
+    slack_date,
+    truncate,
+)
+from bot.slack.blocks import (
+    button as _button,
+)
+from bot.slack.blocks import (
+    code as _code_text,
+)
+from bot.slack.blocks import (
+    context as _context,
+)
+from bot.slack.blocks import (
+    field as _field,
+)
+from bot.slack.blocks import (
+    md as _md,
+)
+from bot.slack.blocks import (
+    mrkdwn as _mrkdwn,
+)
+from bot.slack.blocks import (
+    section as _section,
+)
+from bot.slack.cards import ACTION_OPEN, card_text, task_card
 from bot.slack.delivery import CANNOT_POST
 
 ACTION_UNWATCH: Final = "task_unwatch"
@@ -30,12 +61,6 @@ ACTION_UNWATCH: Final = "task_unwatch"
 ACTION_UNSUBSCRIBE: Final = "feed_unsubscribe"
 """Button on the "watching" list that ends the channel's project feed; its value is the channel id."""
 
-MAX_SECTION_TEXT: Final = 3000
-MAX_FIELD: Final = 2000
-MAX_BUTTON_TEXT: Final = 75
-MAX_NOTIFICATION: Final = 300
-MAX_NAME: Final = 150
-MAX_VALUE: Final = 200
 # A list message keeps well under Slack's 50 blocks: header, feed, divider, items, more, context.
 MAX_LISTED: Final = 40
 
@@ -123,9 +148,9 @@ def completion_alert(
         _field("alert_field_rate", locale, _rate(task, locale)),
         _field("field_duration", locale, _duration(task, locale)),
     ]
-    context = [text("context_task", locale, task_id=_code(task.task_id))]
+    context = [text("context_task", locale, task_id=_code_text(task.task_id))]
     if task.task_status is not None:
-        context.append(text("alert_context_status", locale, code=_code(task.task_status)))
+        context.append(text("alert_context_status", locale, code=_code_text(task.task_status)))
     if feed:
         context.append(text("alert_context_feed", locale))
     blocks: list[dict[str, Any]] = [
@@ -178,10 +203,10 @@ def expired_notice(
     name = (
         _name(last_seen, locale)
         if last_seen is not None
-        else text("card_title_fallback", locale, task_id=_plain_id(task_id))
+        else text("card_title_fallback", locale, task_id=_mrkdwn(task_id, MAX_VALUE))
     )
     line = text(
-        "alert_expired", locale, mention=mention, name=name, task_id=_code(task_id), hours=f"{hours:g}"
+        "alert_expired", locale, mention=mention, name=name, task_id=_code_text(task_id), hours=f"{hours:g}"
     )
     if last_seen is not None:
         if last_seen.total_count > 0:
@@ -204,7 +229,7 @@ def expired_notice(
 
 
 def not_found_notice(task_id: str, *, user_id: str | None, locale: str = DEFAULT_LOCALE) -> Message:
-    line = text("alert_not_found", locale, mention=_mention(user_id), task_id=_code(task_id))
+    line = text("alert_not_found", locale, mention=_mention(user_id), task_id=_code_text(task_id))
     return Message(truncate(line, MAX_NOTIFICATION, mrkdwn=True), [_section(line)])
 
 
@@ -216,7 +241,7 @@ def cannot_post_dm(*, channel_id: str, task_id: str | None, error: str, locale: 
     channel = f"<#{channel_id}>" if _SLACK_ID.fullmatch(channel_id) else text("alert_that_channel", locale)
     if task_id is None:
         return text("dm_cannot_post_feed", locale, channel=channel, reason=reason)
-    return text("dm_cannot_post_watch", locale, channel=channel, reason=reason, task_id=_code(task_id))
+    return text("dm_cannot_post_watch", locale, channel=channel, reason=reason, task_id=_code_text(task_id))
 
 
 # --- what a channel follows -------------------------------------------------------------------
@@ -237,7 +262,7 @@ def watching_list(
     else:
         resources = [clean(r) for r in feed.resources if clean(r)]
         if resources:
-            names = join((f"`{_code(r)}`" for r in resources), locale)
+            names = join((f"`{_code_text(r)}`" for r in resources), locale)
             line = text("watching_feed_resources", locale, resources=names)
         else:
             line = text("watching_feed_all", locale)
@@ -255,10 +280,10 @@ def watching_list(
             text(
                 "watching_item",
                 locale,
-                task_id=_code(watch.task_id),
+                task_id=_code_text(watch.task_id),
                 mention=_mention(watch.user_id).strip() or text("not_set", locale),
-                since=_slack_date(watch.created_at),
-                until=_slack_date(watch.expires_at),
+                since=slack_date(watch.created_at),
+                until=slack_date(watch.expires_at),
             )
         )
         section["accessory"] = _button(text("button_unwatch", locale), ACTION_UNWATCH, watch.task_id)
@@ -277,7 +302,7 @@ def feed_filters(only_failed: bool, operator: str | None, *, locale: str = DEFAU
     if only_failed:
         parts.append(text("feed_filter_failed", locale))
     if operator and clean(operator):
-        parts.append(text("feed_filter_operator", locale, operator=_code(operator)))
+        parts.append(text("feed_filter_operator", locale, operator=_code_text(operator)))
     return text("feed_filters", locale, filters=join(parts, locale)) if parts else ""
 
 
@@ -343,14 +368,6 @@ def _name(task: Task, locale: str) -> str:
     return truncate(escape(title), MAX_NAME, mrkdwn=True)
 
 
-def _plain_id(task_id: str) -> str:
-    return truncate(escape(clean(task_id)), MAX_VALUE, mrkdwn=True)
-
-
-def _code(value: str | None) -> str:
-    return truncate(escape(clean(value)), MAX_VALUE, mrkdwn=True).replace("`", "ˋ")
-
-
 def _first_line(value: str) -> str:
     return value.split("\n", 1)[0]
 
@@ -359,37 +376,3 @@ def _duration(task: Task, locale: str) -> str:
     if task.begin_time is None or task.end_time is None:
         return text("not_set", locale)
     return humanize(timedelta(milliseconds=task.end_time - task.begin_time), locale)
-
-
-def _slack_date(moment: datetime) -> str:
-    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return (
-        f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{utc.strftime('%Y-%m-%d %H:%M UTC')}>"
-    )
-
-
-def _field(label_key: str, locale: str, value: str) -> str:
-    return f"{text(label_key, locale)}\n{value}"
-
-
-def _md(value: str, limit: int) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": truncate(value, limit, mrkdwn=True)}
-
-
-def _section(body: str) -> dict[str, Any]:
-    return {"type": "section", "text": _md(body, MAX_SECTION_TEXT)}
-
-
-def _context(line: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [_md(line, MAX_SECTION_TEXT)]}
-
-
-def _button(label: str, action_id: str, value: str) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": truncate(label, MAX_BUTTON_TEXT), "emoji": True},
-        "action_id": action_id,
-    }
-    if value:
-        button["value"] = truncate(value, 2000)
-    return button

@@ -12,7 +12,6 @@ escaped so a task name like ``<!channel>`` cannot ping anyone.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -20,76 +19,51 @@ from bot.messages import DEFAULT_LOCALE, text
 from bot.messages.format import humanize, number, percent, rate, rough
 from bot.metastudio.models import Task, TaskPage
 from bot.metastudio.progress import Estimate, Progress, estimate_once, sparkline
+from bot.slack.blocks import (
+    MAX_NAME,
+    MAX_NOTIFICATION,
+    MAX_VALUE,
+    clean,
+    slack_date,
+    truncate,
+)
+from bot.slack.blocks import (
+    button as _button,
+)
+from bot.slack.blocks import (
+    code as _code_text,
+)
+from bot.slack.blocks import (
+    context as _context,
+)
+from bot.slack.blocks import (
+    field as _field,
+)
+from bot.slack.blocks import (
+    fields as _fields_of,
+)
+from bot.slack.blocks import (
+    header as _header,
+)
+from bot.slack.blocks import (
+    mrkdwn as _mrkdwn,
+)
+from bot.slack.blocks import (
+    section as _section,
+)
 
 ACTION_REFRESH: Final = "task_refresh"
 ACTION_OPEN: Final = "task_open"
 ACTION_WATCH: Final = "task_watch"
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
-MAX_HEADER: Final = 150
-MAX_SECTION_TEXT: Final = 3000
-MAX_FIELD: Final = 2000
-MAX_BUTTON_TEXT: Final = 75
-MAX_BUTTON_VALUE: Final = 2000
 MAX_RECENT: Final = 10
 
 # Readability caps, well under the hard limits, so one odd value cannot swamp a card.
-_MAX_NAME: Final = 150
-_MAX_VALUE: Final = 200
-_MAX_NOTIFICATION: Final = 300
-_MAX_RAW: Final = 1000
 
 _BAR_CELLS: Final = 10
 _SEPARATOR: Final = " · "
-_ELLIPSIS: Final = "…"
 _LOOSE_AMPERSAND: Final = re.compile(r"&(?!(?:amp|lt|gt);)")
-# Direction overrides could make a name read differently from what it is.
-_BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def truncate(value: str, limit: int, *, mrkdwn: bool = False) -> str:
-    """``value`` cut to at most ``limit`` characters, ending in an ellipsis when cut.
-
-    Length is counted in UTF-16 code units, never less than Python's count, so the result
-    fits whether Slack counts code points or UTF-16 units. With ``mrkdwn`` a cut never splits
-    an escape like ``&amp;``.
-    """
-    if _units(value) <= limit:
-        return value
-    budget = limit - _units(_ELLIPSIS)
-    end = 0
-    for char in value:
-        budget -= _units(char)
-        if budget < 0:
-            break
-        end += 1
-    cut = value[:end]
-    if mrkdwn:
-        amp = cut.rfind("&", max(0, end - 4))
-        if amp != -1 and ";" not in cut[amp:]:
-            cut = cut[:amp]
-    return cut + _ELLIPSIS
-
-
-def _units(value: str) -> int:
-    return len(value.encode("utf-16-le")) // 2
-
-
-def clean(value: str | None) -> str:
-    """One line of printable text: control characters become spaces, runs of spaces collapse."""
-    if not value:
-        return ""
-    # No card shows more than a few hundred characters of one value: skip work on the rest.
-    chars = (
-        " " if c in _BIDI_CONTROLS or unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c
-        for c in value[:_MAX_RAW]
-    )
-    return " ".join("".join(chars).split())
-
-
-def escape(value: str) -> str:
-    """Text safe inside mrkdwn: Slack parses only ``&``, ``<`` and ``>`` as control characters."""
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def status_emoji(task: Task, finished_codes: frozenset[str], *, locale: str = DEFAULT_LOCALE) -> str:
@@ -101,13 +75,13 @@ def card_text(
 ) -> str:
     """The notification and fallback text of a card: name, status and counts on one line."""
     values = {
-        "name": _mrkdwn(_title(task, locale), _MAX_NAME),
+        "name": _mrkdwn(_title(task, locale), MAX_NAME),
         "status": text(f"status_{_state(task, finished_codes)}", locale),
         "processed": number(task.processed_count, locale),
         "total": number(task.total_count, locale),
     }
     line = text("card_text" if task.total_count > 0 else "card_text_no_total", locale, **values)
-    return truncate(line, _MAX_NOTIFICATION, mrkdwn=True)
+    return truncate(line, MAX_NOTIFICATION, mrkdwn=True)
 
 
 def task_card(
@@ -138,15 +112,15 @@ def task_card(
     return [
         _header(_title(task, locale)),
         _section("\n".join(lines)),
-        _fields(
+        _fields_of(
             _field("field_total", locale, number(task.total_count, locale)),
             _field("field_type", locale, _type(task.task_type, locale)),
             _field("field_succeeded", locale, number(task.success_count, locale)),
             _field("field_resource", locale, _code_or_unset(task.resource, locale)),
             _field("field_failed", locale, _failed(task.failure_count, locale)),
-            _field("field_operator", locale, _mrkdwn(task.operator, _MAX_VALUE) or text("not_set", locale)),
+            _field("field_operator", locale, _mrkdwn(task.operator, MAX_VALUE) or text("not_set", locale)),
         ),
-        _fields(
+        _fields_of(
             _field("field_started", locale, _date_or_unset(_moment(task.begin_time), locale)),
             _field(
                 "field_ended",
@@ -337,7 +311,7 @@ def _context_line(task: Task, request_id: str | None, refreshed_at: datetime | N
         parts.append(text("context_request", locale, request_id=_code(request_id)))
     if refreshed_at is not None:
         parts.append(
-            text("context_updated", locale, time=_slack_date(refreshed_at, "{time_secs}", "%H:%M:%S UTC"))
+            text("context_updated", locale, time=slack_date(refreshed_at, "{time_secs}", "%H:%M:%S UTC"))
         )
     return _SEPARATOR.join(parts)
 
@@ -354,7 +328,7 @@ def _recent_item(task: Task, finished_codes: frozenset[str], locale: str) -> dic
         "recent_line",
         locale,
         emoji=text(f"emoji_{state}", locale),
-        name=_mrkdwn(_title(task, locale), _MAX_NAME),
+        name=_mrkdwn(_title(task, locale), MAX_NAME),
         task_id=_code(task.task_id),
         status=status,
         processed=number(task.processed_count, locale),
@@ -374,13 +348,8 @@ def _recent_item(task: Task, finished_codes: frozenset[str], locale: str) -> dic
 # --- value formatting -------------------------------------------------------------------------
 
 
-def _mrkdwn(value: str | None, limit: int) -> str:
-    return truncate(escape(clean(value)), limit, mrkdwn=True)
-
-
 def _code(value: str | None) -> str:
-    """Text for inside a backtick span: a backtick in the value would end the span early."""
-    return _mrkdwn(value, _MAX_VALUE).replace("`", "ˋ")
+    return _code_text(value)
 
 
 def _code_or_unset(value: str | None, locale: str) -> str:
@@ -398,53 +367,11 @@ def _moment(epoch_ms: int | None) -> datetime | None:
 
 
 def _date(moment: datetime) -> str:
-    return _slack_date(moment, "{date_short_pretty} {time}", "%Y-%m-%d %H:%M UTC")
+    return slack_date(moment, "{date_short_pretty} {time}", "%Y-%m-%d %H:%M UTC")
 
 
 def _date_or_unset(moment: datetime | None, locale: str) -> str:
     return _date(moment) if moment is not None else text("not_set", locale)
 
 
-def _slack_date(moment: datetime, token: str, fallback: str) -> str:
-    """A date every reader sees in their own timezone; the fallback is UTC for old clients."""
-    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return f"<!date^{int(utc.timestamp())}^{token}|{utc.strftime(fallback)}>"
-
-
 # --- blocks ----------------------------------------------------------------------------------
-
-
-def _plain(value: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": truncate(value, limit), "emoji": True}
-
-
-def _md(value: str, limit: int) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": truncate(value, limit, mrkdwn=True)}
-
-
-def _header(title: str) -> dict[str, Any]:
-    return {"type": "header", "text": _plain(title, MAX_HEADER)}
-
-
-def _section(body: str) -> dict[str, Any]:
-    return {"type": "section", "text": _md(body, MAX_SECTION_TEXT)}
-
-
-def _field(label_key: str, locale: str, value: str) -> str:
-    return f"{text(label_key, locale)}\n{value}"
-
-
-def _fields(*fields: str) -> dict[str, Any]:
-    return {"type": "section", "fields": [_md(field, MAX_FIELD) for field in fields]}
-
-
-def _context(line: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [_md(line, MAX_SECTION_TEXT)]}
-
-
-def _button(label: str, action_id: str, value: str) -> dict[str, Any]:
-    button = {"type": "button", "text": _plain(label, MAX_BUTTON_TEXT), "action_id": action_id}
-    if value:
-        # Slack rejects an empty value; a missing one is allowed.
-        button["value"] = truncate(value, MAX_BUTTON_VALUE)
-    return button

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -22,7 +21,37 @@ from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, Connec
 from bot.messages import DEFAULT_LOCALE, SUPPORTED, text
 from bot.messages.format import join, number
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
-from bot.slack.cards import clean, escape, truncate
+from bot.slack.blocks import (
+    actions as _actions,
+)
+from bot.slack.blocks import (
+    button as _button,
+)
+from bot.slack.blocks import (
+    clean,
+    slack_date,
+)
+from bot.slack.blocks import (
+    code as _code_text,
+)
+from bot.slack.blocks import (
+    context as _context,
+)
+from bot.slack.blocks import (
+    fields as _fields_of,
+)
+from bot.slack.blocks import (
+    header as _header,
+)
+from bot.slack.blocks import (
+    mrkdwn as _mrkdwn,
+)
+from bot.slack.blocks import (
+    plain as _plain,
+)
+from bot.slack.blocks import (
+    section as _section,
+)
 
 __all__ = [
     "ACTION_CHANNEL_LANGUAGE",
@@ -80,15 +109,11 @@ ACTION_USERGROUP: Final = "usergroup"
 
 # Block Kit limits (https://api.slack.com/reference/block-kit).
 MAX_VIEW_TITLE: Final = 24
-MAX_HEADER: Final = 150
-MAX_SECTION_TEXT: Final = 3000
-MAX_FIELD: Final = 2000
 MAX_CONTEXT_TEXT: Final = 2000
 MAX_LABEL: Final = 2000
 MAX_HINT: Final = 2000
 MAX_PLACEHOLDER: Final = 150
 MAX_OPTION_TEXT: Final = 75
-MAX_BUTTON_TEXT: Final = 75
 MAX_AUDIT: Final = 10
 MAX_ADMIN_MENTIONS: Final = 10
 MAX_CHANNELS: Final = 100
@@ -164,7 +189,7 @@ def _connection_blocks(
 ) -> list[dict[str, Any]]:
     watches = text("home_field_watches", locale) + "\n" + number(max(0, active_watches), locale)
     if connection is None:
-        return [_section(text("home_not_connected", locale)), _fields([watches])]
+        return [_section(text("home_not_connected", locale)), _fields_list([watches])]
     if connection.last_error_at is not None and (
         connection.last_ok_at is None or connection.last_error_at >= connection.last_ok_at
     ):
@@ -175,7 +200,7 @@ def _connection_blocks(
         status = text("home_status_untested", locale)
     last_error = text("home_never", locale)
     if connection.last_error_at is not None:
-        last_error = _date(connection.last_error_at)
+        last_error = slack_date(connection.last_error_at)
         if connection.last_error:
             last_error = text(
                 "home_last_error_value", locale, error=_mrkdwn(connection.last_error, 300), date=last_error
@@ -193,11 +218,11 @@ def _connection_blocks(
         + (_code(connection.endpoint) if connection.endpoint else text("home_endpoint_default", locale)),
         text("home_field_last_ok", locale)
         + "\n"
-        + (_date(connection.last_ok_at) if connection.last_ok_at else text("home_never", locale)),
+        + (slack_date(connection.last_ok_at) if connection.last_ok_at else text("home_never", locale)),
         text("home_field_last_error", locale) + "\n" + last_error,
         watches,
     ]
-    blocks = [_section(status), _fields(fields)]
+    blocks = [_section(status), _fields_list(fields)]
     if not connection.has_secret:
         blocks.append(_context(text("home_incomplete", locale)))
     return blocks
@@ -268,7 +293,12 @@ def _audit_line(entry: AuditEntry, locale: str) -> str:
         action = text("audit_other", locale, action=_code(entry.action))
     user = f"<@{entry.user_id}>" if _USER_ID.fullmatch(entry.user_id) else _code(entry.user_id)
     return text(
-        "home_audit_line", locale, date=_date(entry.at), user=user, action=action, detail=_code(entry.detail)
+        "home_audit_line",
+        locale,
+        date=slack_date(entry.at),
+        user=user,
+        action=action,
+        detail=_code(entry.detail),
     )
 
 
@@ -687,64 +717,12 @@ def _selected(state: dict[str, Any], block_id: str, action_id: str) -> str | Non
 # --- blocks -------------------------------------------------------------------------------------
 
 
-def _plain(value: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": truncate(value, limit), "emoji": True}
-
-
-def _mrkdwn(value: str, limit: int) -> str:
-    return truncate(escape(clean(value)), limit, mrkdwn=True)
-
-
 def _code(value: str) -> str:
-    return "`" + _mrkdwn(value, 200).replace("`", "ˋ") + "`"
+    return f"`{_code_text(value)}`"
 
 
-def _date(moment: datetime) -> str:
-    """A date each reader sees in their own timezone; UTC for clients that cannot."""
-    utc = moment.astimezone(UTC)
-    return f"<!date^{int(utc.timestamp())}^{{date_short_pretty}} {{time}}|{utc:%Y-%m-%d %H:%M} UTC>"
-
-
-def _header(title: str) -> dict[str, Any]:
-    return {"type": "header", "text": _plain(title, MAX_HEADER)}
-
-
-def _section(body: str) -> dict[str, Any]:
-    return {
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": truncate(body, MAX_SECTION_TEXT, mrkdwn=True)},
-    }
-
-
-def _fields(fields: Sequence[str]) -> dict[str, Any]:
-    return {
-        "type": "section",
-        "fields": [
-            {"type": "mrkdwn", "text": truncate(field, MAX_FIELD, mrkdwn=True)} for field in fields[:10]
-        ],
-    }
-
-
-def _context(line: str) -> dict[str, Any]:
-    return {
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": truncate(line, MAX_CONTEXT_TEXT, mrkdwn=True)}],
-    }
-
-
-def _actions(*elements: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "actions", "elements": list(elements)}
-
-
-def _button(label: str, action_id: str, *, style: str | None = None) -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": _plain(label, MAX_BUTTON_TEXT),
-        "action_id": action_id,
-    }
-    if style:
-        button["style"] = style
-    return button
+def _fields_list(values: Sequence[str]) -> dict[str, Any]:
+    return _fields_of(*values)
 
 
 def _option(label: str, value: str) -> dict[str, Any]:
