@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.metastudio.progress import (
@@ -135,6 +135,7 @@ def test_sparkline_shape(values: list[float], width: int) -> None:
 @given(
     st.lists(st.tuples(st.floats(0.0, 3600.0), st.integers(-50, 500)), min_size=1, max_size=60),
 )
+@example([(1.0, 1), (2.2e-311, 1), (1.0, 1)])
 def test_one_notice_per_stall(steps: list[tuple[float, int]]) -> None:
     state, now, processed = Progress(), 0.0, 0
     events: list[Event] = []

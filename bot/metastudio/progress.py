@@ -69,6 +69,11 @@ def estimate_once(*, now: float, begin: float | None, processed: int, total: int
     return _estimate(processed / elapsed, processed, total)
 
 
+# Shorter intervals are below any clock's honest resolution: a count divided by one gives an
+# infinite rate (Hypothesis found 2.2e-311 s giving NaN through the EWMA).
+MIN_INTERVAL = 1e-3
+
+
 def ewma(previous: float | None, sample: float, dt: float, tau: float = TAU_SECONDS) -> float:
     """Time-decayed EWMA: ``previous`` moved toward ``sample`` by ``1 - exp(-dt / tau)``."""
     if previous is None:
@@ -159,7 +164,7 @@ def observe(
         start = state.seen_at
         if state.processed == 0:
             start = begin if begin is not None and state.seen_at <= begin < now else math.nan
-        rate = delta / (now - start) if now > start else None
+        rate = delta / (now - start) if now - start > MIN_INTERVAL else None
     elif state.stalled or (
         quiet_span is not None
         and state.changed_at < state.seen_at  # the previous poll saw no change
@@ -172,14 +177,14 @@ def observe(
         # Measured from the last change, not the last poll: a task that reports its counts in
         # batches shows quiet polls between changes, and those belong to the interval.
         assert quiet_span is not None
-        if quiet_span > 0:
+        if quiet_span > MIN_INTERVAL:
             rate = delta / quiet_span if rate is None else ewma(rate, delta / quiet_span, quiet_span, tau)
     last_rate = delta / quiet_span if quiet_span and rate is not None else rate
     usual_gap = state.usual_gap
     if state.changed_at is not None and not state.stalled:
         gap = now - state.changed_at
         usual_gap = ewma(usual_gap, gap, gap, tau)
-    history = (*state.history, delta / dt)[-HISTORY:] if dt > 0 else state.history
+    history = (*state.history, delta / dt)[-HISTORY:] if dt > MIN_INTERVAL else state.history
     new = Progress(
         seen_at=now,
         processed=processed,
