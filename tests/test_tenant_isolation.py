@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,17 @@ async def _watch(team: Workspace, task_id: str, channel: str) -> None:
     assert answer.text.startswith("I'll tell this channel"), answer.text
 
 
-async def b_alert_delay(workdir: Path, database_url: str, **overrides: Any) -> float:
-    """Seconds from B's task finishing to B's alert, while A's endpoint hangs every show call."""
+async def b_alert_delay(
+    workdir: Path,
+    database_url: str,
+    *,
+    prepare: Callable[[MultiStack], None] | None = None,
+    **overrides: Any,
+) -> float:
+    """Seconds from B's task finishing to B's alert, while A's endpoint hangs every show call.
+
+    ``prepare`` runs once the stack is up (``bench/bench_tenants.py`` swaps the scheduler there).
+    """
     clock = Clock()
     sim_a = make_project(
         PROJECT_A,
@@ -73,6 +83,8 @@ async def b_alert_delay(workdir: Path, database_url: str, **overrides: Any) -> f
     )
     projects = {"A": (sim_a, AK_A, SK_A), "B": (sim_b, AK_B, SK_B)}
     async with multi_stack(workdir, database_url, projects, call_deadline=DEADLINE, **overrides) as stack:
+        if prepare is not None:
+            prepare(stack)
         a = stack.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
         b = stack.workspace("T0TEAMBBB2", admin="U0ADMINB02", member="U0MEMBERB2")
         for team, project, channel in ((a, "A", CHANNEL_A), (b, "B", CHANNEL_B)):
