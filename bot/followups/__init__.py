@@ -23,12 +23,13 @@ from typing import Final
 
 from bot.config import Settings
 from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
+from bot.followups.fairness import FairSlots
 from bot.followups.feeds import Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
 from bot.followups.polling import PollPolicy, jittered
 from bot.followups.shared import FollowUpStats, Shared
 from bot.followups.timers import Backlog, Timers
-from bot.followups.watches import Watches
+from bot.followups.watches import POLL_CONCURRENCY, POLL_PER_TEAM_MULTI, POLL_TOTAL_MULTI, Watches
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.ratelimit import PriorityRateLimiter, RateLimiters
 from bot.slack.poster import DELIVERY_EVENT, Poster
@@ -86,6 +87,12 @@ class FollowUps:
             yield_to_requests=wait,
             metastudio_for=metastudio_for,
             limiter_for=self.limiter_for,
+            # One workspace: its polls may use every slot. Several: each is capped (fairness.py).
+            poll_slots=(
+                FairSlots(total=POLL_TOTAL_MULTI, per_team=POLL_PER_TEAM_MULTI)
+                if settings.multi_workspace
+                else FairSlots(total=POLL_CONCURRENCY, per_team=POLL_CONCURRENCY)
+            ),
         )
         self.outbox = Outbox(
             settings, storage, poster, shared, policy=self.policy, close_feed=self._close_feed

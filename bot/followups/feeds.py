@@ -192,13 +192,15 @@ class Feeds:
             if self._shared.timers.stopping:
                 return
             self._shared.stats.feed_polls += 1
-            fetched = await client.list_tasks(
-                resources=resources,
-                begin_time=window_start,
-                end_time=window_end,
-                offset=page * FEED_PAGE_SIZE,
-                limit=FEED_PAGE_SIZE,
-            )
+            # The same per-workspace slots as watch polls: a hanging endpoint holds its own.
+            async with self._shared.poll_slots.slot(team_id):
+                fetched = await client.list_tasks(
+                    resources=resources,
+                    begin_time=window_start,
+                    end_time=window_end,
+                    offset=page * FEED_PAGE_SIZE,
+                    limit=FEED_PAGE_SIZE,
+                )
             items = fetched.value.data
             ids = [task.task_id for task in items]
             # offset/limit are not in the SDK's request model: a server that ignores them sends the

@@ -35,6 +35,7 @@ from typing import Final
 from bot import messages
 from bot.config import Settings
 from bot.db.followups import DeliveryRecord, FollowUpStore
+from bot.followups.fairness import FairSlots
 from bot.followups.polling import PollPolicy
 from bot.followups.shared import Shared
 from bot.metastudio.models import Task
@@ -47,6 +48,10 @@ log = logging.getLogger("taskbot.followups")
 
 LOOKBACK_SECONDS: Final = 60.0
 DELIVERY_CONCURRENCY: Final = 8
+# Multi-workspace mode: alerts of all workspaces together, and of one workspace, so a workspace
+# whose Slack calls hang (or that owes 1,000 alerts) delays only its own.
+DELIVERY_TOTAL_MULTI: Final = 32
+DELIVERY_PER_TEAM_MULTI: Final = 4
 
 FeedCloser = Callable[[str, int, str], Awaitable[str | None]]
 """``(team_id, feed_id, channel_id)`` -> the feed's subscriber to tell, after closing the feed."""
@@ -73,7 +78,11 @@ class Outbox:
         self._delivering: set[int] = set()
         self._failures: dict[int, int] = {}
         # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
-        self._send_slots = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+        self._send_slots = (
+            FairSlots(total=DELIVERY_TOTAL_MULTI, per_team=DELIVERY_PER_TEAM_MULTI)
+            if settings.multi_workspace
+            else FairSlots(total=DELIVERY_CONCURRENCY, per_team=DELIVERY_CONCURRENCY)
+        )
 
     def start(self, delivery_id: int) -> None:
         """Deliver in the background (at most once at a time per delivery)."""
@@ -86,7 +95,10 @@ class Outbox:
     async def _deliver(self, delivery_id: int) -> None:
         with self._shared.backlog.item():
             try:
-                async with self._send_slots:
+                # The slot is the delivery's workspace's: read which one first (one primary-key read).
+                record = await self.storage.get_delivery(delivery_id)
+                team_id = record.team_id if record is not None else ""
+                async with self._send_slots.slot(team_id):
                     await self._shared.yield_to_requests()
                     retry = await self.deliver_once(delivery_id)
             except asyncio.CancelledError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot.followups.fairness import FairSlots
 from bot.followups.timers import Backlog, Timers
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.ratelimit import PriorityRateLimiter
@@ -34,3 +35,5 @@ class Shared:
     """Background work waits here so pending Slack acks go first."""
     metastudio_for: Callable[[str], Awaitable[MetaStudioClient]]
     limiter_for: Callable[[str], PriorityRateLimiter]
+    poll_slots: FairSlots
+    """MetaStudio calls of watch and feed polls, fair per workspace (``bot.followups.fairness``)."""

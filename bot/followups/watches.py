@@ -46,15 +46,19 @@ from bot.metastudio.ratelimit import Priority
 from bot.slack import alerts
 from bot.slack.poster import CardGone, Poster, PosterError
 
-__all__ = ["POLL_CONCURRENCY", "Watches"]
+__all__ = ["POLL_CONCURRENCY", "POLL_PER_TEAM_MULTI", "POLL_TOTAL_MULTI", "Watches"]
 
 log = logging.getLogger("taskbot.followups")
 
 NOT_FOUND_LIMIT: Final = 3
 CARD_SYNC_FACTOR: Final = 6
-# Polls in flight at once: under the MetaStudio client's keep-alive pool (10), so polls reuse
-# connections and leave the rest of its 50 connections to commands.
+# Polls in flight at once for one workspace: under its MetaStudio client's keep-alive pool (10),
+# so polls reuse connections and leave the rest of its 50 connections to commands.
 POLL_CONCURRENCY: Final = 8
+# Multi-workspace mode: polls of all workspaces together, and of one workspace. A workspace
+# whose endpoint hangs holds its own POLL_PER_TEAM slots, never the others' (FairSlots).
+POLL_TOTAL_MULTI: Final = 32
+POLL_PER_TEAM_MULTI: Final = 4
 STALL_KEY_PREFIX: Final = "stall:"
 """Message key prefix of stall notices, which are not deliveries."""
 
@@ -119,7 +123,6 @@ class Watches:
         self._card_sync_seconds = max(CARD_SYNC_FACTOR * settings.card_update_seconds, policy.base)
         self._watches: dict[int, _Watch] = {}
         self._by_task: dict[tuple[str, str], int] = {}
-        self._poll_slots = asyncio.Semaphore(POLL_CONCURRENCY)
 
     def __len__(self) -> int:
         return len(self._watches)
@@ -351,14 +354,16 @@ class Watches:
     async def _fetch(self, state: _Watch) -> Fetched[Task] | None:
         """Take a poll slot, then a rate-limit token, then read the task. None when stopping.
 
-        At most ``POLL_CONCURRENCY`` polls are in flight. Without the bound, thousands of due
+        Few polls are in flight (``shared.poll_slots``). Without the bound, thousands of due
         watches (a restart, or a raised ``api_rate``) all queue inside httpx's connection pool,
         which costs O(queued requests) per request: with 10,000 watches the process spent its
         time there instead of polling, and commands queued behind the polls for a connection.
+        The slots are per workspace: one global pool let a workspace whose endpoint hangs hold
+        all of them, and another workspace's alert came 57 s late.
         """
-        async with self._poll_slots:
-            # Inside the slot: thousands of due polls queue on the semaphore, which wakes one at
-            # a time; an Event would wake them all whenever the backlog drains.
+        async with self._shared.poll_slots.slot(state.team_id):
+            # Inside the slot: thousands of due polls queue on the slots, which wake one per
+            # freed slot; an Event would wake them all whenever the backlog drains.
             await self._shared.backlog.wait_until_short()
             await self._shared.yield_to_requests()
             await self._shared.limiter_for(state.team_id).acquire(Priority.POLL)

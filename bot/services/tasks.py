@@ -1,13 +1,20 @@
-"""Reading tasks for people: ``/task <id>`` cards, ``/task recent`` and the error sentences."""
+"""Reading tasks for people: ``/task <id>`` cards, ``/task recent`` and the error sentences.
+
+Every MetaStudio call of a command holds one of its workspace's command slots (``FairSlots``,
+separate from the polls' so a command never queues behind polls): a workspace whose endpoint
+hangs fills its own ``COMMAND_PER_TEAM`` slots, and other workspaces' commands go on.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from bot import messages
 from bot.config import Settings
 from bot.db.workspaces import WorkspaceStore
+from bot.followups.fairness import FairSlots
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError, NotConfigured
 from bot.metastudio.models import Task
@@ -19,6 +26,11 @@ from bot.slack.origin import Origin, Reply
 __all__ = ["TaskViews"]
 
 log = logging.getLogger("taskbot.services")
+
+# Above the MetaStudio client's 50 connections, which bound one workspace anyway; the per-team
+# cap applies with several workspaces only.
+COMMAND_TOTAL: Final = 128
+COMMAND_PER_TEAM: Final = 16
 
 
 class TaskViews:
@@ -36,13 +48,17 @@ class TaskViews:
         self._limiter_for = limiter_for
         self._workspaces = workspaces
         self._languages = languages
+        self.slots = FairSlots(
+            total=COMMAND_TOTAL, per_team=COMMAND_PER_TEAM if settings.multi_workspace else COMMAND_TOTAL
+        )
 
     async def fetch(self, task_id: str, origin: Origin) -> tuple[Task, str | None]:
         """Read one task for a person: commands go before polls in the project's rate limit."""
         client = await self._metastudio_for(origin.team_id)
-        await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
         try:
-            fetched = await client.get_task(task_id)
+            async with self.slots.slot(origin.team_id or ""):
+                await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
+                fetched = await client.get_task(task_id)
         except MetaStudioError as exc:
             await self._record_call(origin, exc)
             raise
@@ -76,19 +92,20 @@ class TaskViews:
         paging_ignored = False
         try:
             client = await self._metastudio_for(origin.team_id)
-            await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
-            # Page 1 sends no offset/limit, as the SDK's SearchTaskRequest has neither.
-            fetched = await client.list_tasks(resources=resources)
-            if page > 1:
-                first = [t.task_id for t in fetched.value.data[: cards.MAX_RECENT]]
+            async with self.slots.slot(origin.team_id or ""):
                 await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
-                # offset/limit are undocumented: a server that ignores them sends page 1 again,
-                # which only the comparison with page 1 can tell.
-                fetched = await client.list_tasks(
-                    resources=resources, offset=(page - 1) * cards.MAX_RECENT, limit=cards.MAX_RECENT
-                )
-                again = [t.task_id for t in fetched.value.data[: cards.MAX_RECENT]]
-                paging_ignored = bool(again) and again == first
+                # Page 1 sends no offset/limit, as the SDK's SearchTaskRequest has neither.
+                fetched = await client.list_tasks(resources=resources)
+                if page > 1:
+                    first = [t.task_id for t in fetched.value.data[: cards.MAX_RECENT]]
+                    await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
+                    # offset/limit are undocumented: a server that ignores them sends page 1 again,
+                    # which only the comparison with page 1 can tell.
+                    fetched = await client.list_tasks(
+                        resources=resources, offset=(page - 1) * cards.MAX_RECENT, limit=cards.MAX_RECENT
+                    )
+                    again = [t.task_id for t in fetched.value.data[: cards.MAX_RECENT]]
+                    paging_ignored = bool(again) and again == first
         except MetaStudioError as exc:
             await self._record_call(origin, exc)
             return self.error_reply(exc, origin)
