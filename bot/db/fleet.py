@@ -1,0 +1,192 @@
+"""What several replicas on one PostgreSQL database share: the API rate budget and seen Slack events.
+
+Two tables, both small and both keyed so that a single statement decides each question:
+
+* ``rate_buckets``: one token bucket row per team (the "GCRA / token bucket in the database"
+  pattern, as in Rails' Kredis limiter or pg-based rate limiters): a grant is one atomic
+  ``UPDATE ... WHERE <refilled tokens> >= 1 RETURNING``; the refill is computed from the row's
+  own ``updated`` time with the database's clock, so replicas' clocks never matter. Commands
+  keep priority over polls across the fleet: a command that finds the bucket empty writes
+  ``command_due``, and until then polls from every replica leave the next token alone.
+* ``slack_events_seen``: the Events API ``event_id`` of every event handled, unique, so a retry
+  (``X-Slack-Retry-Num``) landing on any replica loses the insert and is acknowledged and
+  dropped (the idempotency-key pattern). Rows older than ``SEEN_TTL`` are deleted as new ones
+  come in; Slack retries three times within about five minutes.
+
+Invariants: a grant never takes the bucket below zero; on SQLite (one process by design) the
+rate stays in-process (``PriorityRateLimiter``) and only ``SeenEvents`` uses the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy import Float, String, delete, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db.base import Base, Database, rowcount, utcnow
+from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
+
+__all__ = ["RateBuckets", "SeenEvents", "SharedRateLimiter", "SharedRateLimiters", "rate_limiters"]
+
+SEEN_TTL: Final = timedelta(hours=1)
+# Deleting expired event ids at most this often per process keeps it off the per-event path.
+_CLEANUP_EVERY: Final = 60.0
+# A poll that found the bucket empty retries a little after the next token is due, spread out
+# so replicas waiting on the same team do not all ask at once.
+_RETRY_SLACK: Final = 0.2
+_MIN_WAIT: Final = 0.005
+
+
+class RateBucket(Base):
+    __tablename__ = "rate_buckets"
+
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[datetime]
+    command_due: Mapped[datetime | None]
+
+
+class SeenEvent(Base):
+    __tablename__ = "slack_events_seen"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# Refill from the row's own clock; ``clock_timestamp()``, not ``now()``, which is the start of
+# the transaction. ``:burst`` caps the bucket; a grant needs one whole token.
+_REFILLED = "least(:burst, tokens + :rate * extract(epoch from clock_timestamp() - updated))"
+_TAKE_POLL = text(
+    f"UPDATE rate_buckets SET tokens = {_REFILLED} - 1, updated = clock_timestamp() "
+    f"WHERE team_id = :team AND {_REFILLED} >= 1 "
+    "AND (command_due IS NULL OR command_due < clock_timestamp()) RETURNING tokens"
+)
+_TAKE_COMMAND = text(
+    f"UPDATE rate_buckets SET tokens = {_REFILLED} - 1, updated = clock_timestamp() "
+    f"WHERE team_id = :team AND {_REFILLED} >= 1 RETURNING tokens"
+)
+# No grant: say how long until the next token, and (for a command) claim it.
+_RESERVE = text(
+    f"UPDATE rate_buckets SET command_due = greatest(coalesce(command_due, clock_timestamp()), "
+    f"clock_timestamp() + make_interval(secs => (1 - {_REFILLED}) / :rate + :hold)) "
+    f"WHERE team_id = :team RETURNING (1 - {_REFILLED}) / :rate"
+)
+_WAIT = text(
+    f"SELECT greatest((1 - {_REFILLED}) / :rate, "
+    "coalesce(extract(epoch from command_due - clock_timestamp()), 0)) "
+    "FROM rate_buckets WHERE team_id = :team"
+)
+_CREATE = text(
+    "INSERT INTO rate_buckets (team_id, tokens, updated) VALUES (:team, :burst, clock_timestamp()) "
+    "ON CONFLICT (team_id) DO NOTHING"
+)
+
+
+class RateBuckets:
+    """The fleet-wide token buckets (PostgreSQL only); ``take`` returns 0 on a grant, else a wait."""
+
+    def __init__(self, database: Database, rate: float, burst: int = 1) -> None:
+        if database.engine.dialect.name != "postgresql":
+            raise ValueError("shared rate buckets need PostgreSQL")
+        self._engine = database.engine
+        self.rate = rate
+        self.burst = burst
+        self._known: set[str] = set()
+
+    async def take(self, team_id: str, priority: Priority) -> float:
+        params = {"team": team_id, "rate": self.rate, "burst": float(self.burst)}
+        async with self._engine.begin() as connection:
+            if team_id not in self._known:
+                await connection.execute(_CREATE, params)
+                self._known.add(team_id)
+            grant = _TAKE_COMMAND if priority is Priority.COMMAND else _TAKE_POLL
+            if (await connection.execute(grant, params)).first() is not None:
+                return 0.0
+            if priority is Priority.COMMAND:
+                # Hold the next token a little past its due time so this command's retry gets it.
+                row = (await connection.execute(_RESERVE, {**params, "hold": _RETRY_SLACK})).first()
+            else:
+                row = (await connection.execute(_WAIT, params)).first()
+        wait = float(row[0]) if row is not None and row[0] is not None else 1.0 / self.rate
+        return max(_MIN_WAIT, wait)
+
+
+class SharedRateLimiter(PriorityRateLimiter):
+    """A ``PriorityRateLimiter`` whose every grant is also taken from the fleet-wide bucket.
+
+    The in-process queue still orders this replica's callers (commands first) and caps them at
+    the rate; each grant is then confirmed against the shared bucket. Polls of one team
+    confirm one at a time (a lock), so a replica asks the database about once per token due;
+    commands never wait behind that lock.
+    """
+
+    def __init__(self, buckets: RateBuckets, team_id: str, burst: int | None = None) -> None:
+        super().__init__(buckets.rate, burst)
+        self._buckets = buckets
+        self._team_id = team_id
+        self._polls = asyncio.Lock()
+
+    async def acquire(self, priority: Priority = Priority.POLL) -> None:
+        priority = Priority(priority)
+        await super().acquire(priority)
+        lock = self._polls if priority is Priority.POLL else contextlib.nullcontext()
+        async with lock:
+            while (wait := await self._buckets.take(self._team_id, priority)) > 0:
+                spread = random.uniform(0, _RETRY_SLACK) if priority is Priority.POLL else 0.0
+                await asyncio.sleep(wait + spread)
+
+
+class SharedRateLimiters(RateLimiters):
+    """``RateLimiters`` for a fleet on PostgreSQL: one ``SharedRateLimiter`` per team."""
+
+    def __init__(self, database: Database, rate: float, burst: int | None = None) -> None:
+        super().__init__(rate, burst)
+        self._buckets = RateBuckets(database, rate, burst or 1)
+        self._shared: dict[str, SharedRateLimiter] = {}
+
+    def get(self, key: str) -> PriorityRateLimiter:
+        limiter = self._shared.get(key)
+        if limiter is None:
+            limiter = self._shared[key] = SharedRateLimiter(self._buckets, key, self.burst)
+        return limiter
+
+
+def rate_limiters(database: Database, rate: float) -> RateLimiters:
+    """Fleet-wide buckets on PostgreSQL; on SQLite (one process) the in-process limiter suffices."""
+    if database.engine.dialect.name == "postgresql":
+        return SharedRateLimiters(database, rate)
+    return RateLimiters(rate)
+
+
+class SeenEvents:
+    """Slack event ids handled by any replica; ``first_time`` is true once per id."""
+
+    def __init__(self, database: Database, clock: Callable[[], float] = time.monotonic) -> None:
+        self._write = database.transactions.write
+        self._dialect = database.engine.dialect.name
+        self._clock = clock
+        self._cleaned = float("-inf")
+
+    async def first_time(self, event_id: str) -> bool:
+        now = utcnow()
+        insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(SeenEvent)
+            .values(event_id=event_id[:64], seen_at=now)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+        )
+        async with self._write() as session:
+            inserted = rowcount(await session.execute(statement)) == 1
+            if self._clock() - self._cleaned >= _CLEANUP_EVERY:
+                self._cleaned = self._clock()
+                await session.execute(delete(SeenEvent).where(SeenEvent.seen_at < now - SEEN_TTL))
+        return inserted
