@@ -48,3 +48,7 @@ def replica_id() -> str:
 
 
 REPLICA: Final = replica_id()
+
+# Present (at zero) from the start, so a dashboard and a probe see the series before the first event.
+for _metric in (SHARDS_OWNED, LEASE_RENEWALS, LEASE_TAKEOVERS, POLLS):
+    _metric.labels(REPLICA)

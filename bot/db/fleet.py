@@ -40,8 +40,9 @@ __all__ = ["RateBuckets", "SeenEvents", "SharedRateLimiter", "SharedRateLimiters
 SEEN_TTL: Final = timedelta(hours=1)
 # Deleting expired event ids at most this often per process keeps it off the per-event path.
 _CLEANUP_EVERY: Final = 60.0
-# A poll that found the bucket empty retries a little after the next token is due, spread out
-# so replicas waiting on the same team do not all ask at once.
+# A poll that found the bucket empty retries a little after the next token is due, spread over
+# a quarter of a token's interval (at most this) so replicas waiting on one team do not ask at
+# once; a command holds its token for half an interval (at most this) past its due time.
 _RETRY_SLACK: Final = 0.2
 _MIN_WAIT: Final = 0.005
 
@@ -113,7 +114,9 @@ class RateBuckets:
                 return 0.0
             if priority is Priority.COMMAND:
                 # Hold the next token a little past its due time so this command's retry gets it.
-                row = (await connection.execute(_RESERVE, {**params, "hold": _RETRY_SLACK})).first()
+                row = (
+                    await connection.execute(_RESERVE, {**params, "hold": min(_RETRY_SLACK, 0.5 / self.rate)})
+                ).first()
             else:
                 row = (await connection.execute(_WAIT, params)).first()
         wait = float(row[0]) if row is not None and row[0] is not None else 1.0 / self.rate
@@ -141,7 +144,11 @@ class SharedRateLimiter(PriorityRateLimiter):
         lock = self._polls if priority is Priority.POLL else contextlib.nullcontext()
         async with lock:
             while (wait := await self._buckets.take(self._team_id, priority)) > 0:
-                spread = random.uniform(0, _RETRY_SLACK) if priority is Priority.POLL else 0.0
+                spread = (
+                    random.uniform(0, min(_RETRY_SLACK, 0.25 / self.rate))
+                    if priority is Priority.POLL
+                    else 0.0
+                )
                 await asyncio.sleep(wait + spread)
 
 
