@@ -20,7 +20,7 @@ rate stays in-process (``PriorityRateLimiter``) and only ``SeenEvents`` uses the
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 import random
 import time
 from collections.abc import Callable
@@ -45,6 +45,7 @@ _CLEANUP_EVERY: Final = 60.0
 # once; a command holds its token for half an interval (at most this) past its due time.
 _RETRY_SLACK: Final = 0.2
 _MIN_WAIT: Final = 0.005
+_BATCH_SECONDS: Final = 0.05
 
 
 class RateBucket(Base):
@@ -66,10 +67,15 @@ class SeenEvent(Base):
 # Refill from the row's own clock; ``clock_timestamp()``, not ``now()``, which is the start of
 # the transaction. ``:burst`` caps the bucket; a grant needs one whole token.
 _REFILLED = "least(:burst, tokens + :rate * extract(epoch from clock_timestamp() - updated))"
+# Polls take up to ``:want`` tokens in one statement (those waiting in this replica), so the
+# database sees one round trip per batch, not per poll. The row lock (FOR UPDATE) makes the
+# read of the refilled balance and the write one atomic step across replicas.
 _TAKE_POLL = text(
-    f"UPDATE rate_buckets SET tokens = {_REFILLED} - 1, updated = clock_timestamp() "
-    f"WHERE team_id = :team AND {_REFILLED} >= 1 "
-    "AND (command_due IS NULL OR command_due < clock_timestamp()) RETURNING tokens"
+    f"WITH b AS (SELECT team_id, {_REFILLED} AS avail FROM rate_buckets WHERE team_id = :team FOR UPDATE) "
+    "UPDATE rate_buckets r SET tokens = b.avail - least(floor(b.avail), :want), updated = clock_timestamp() "
+    "FROM b WHERE r.team_id = b.team_id AND b.avail >= 1 "
+    "AND (r.command_due IS NULL OR r.command_due < clock_timestamp()) "
+    "RETURNING least(floor(b.avail), :want)"
 )
 _TAKE_COMMAND = text(
     f"UPDATE rate_buckets SET tokens = {_REFILLED} - 1, updated = clock_timestamp() "
@@ -103,15 +109,17 @@ class RateBuckets:
         self.burst = burst
         self._known: set[str] = set()
 
-    async def take(self, team_id: str, priority: Priority) -> float:
-        params = {"team": team_id, "rate": self.rate, "burst": float(self.burst)}
+    async def take(self, team_id: str, priority: Priority, want: int = 1) -> tuple[int, float]:
+        """(tokens granted, 0) or (0, seconds until the next token is due); ``want`` is for polls."""
+        params = {"team": team_id, "rate": self.rate, "burst": float(self.burst), "want": want}
         async with self._engine.begin() as connection:
             if team_id not in self._known:
                 await connection.execute(_CREATE, params)
                 self._known.add(team_id)
             grant = _TAKE_COMMAND if priority is Priority.COMMAND else _TAKE_POLL
-            if (await connection.execute(grant, params)).first() is not None:
-                return 0.0
+            granted = (await connection.execute(grant, params)).first()
+            if granted is not None:
+                return (int(granted[0]) if priority is Priority.POLL else 1), 0.0
             if priority is Priority.COMMAND:
                 # Hold the next token a little past its due time so this command's retry gets it.
                 row = (
@@ -120,16 +128,16 @@ class RateBuckets:
             else:
                 row = (await connection.execute(_WAIT, params)).first()
         wait = float(row[0]) if row is not None and row[0] is not None else 1.0 / self.rate
-        return max(_MIN_WAIT, wait)
+        return 0, max(_MIN_WAIT, wait)
 
 
 class SharedRateLimiter(PriorityRateLimiter):
     """A ``PriorityRateLimiter`` whose every grant is also taken from the fleet-wide bucket.
 
     The in-process queue still orders this replica's callers (commands first) and caps them at
-    the rate; each grant is then confirmed against the shared bucket. Polls of one team
-    confirm one at a time (a lock), so a replica asks the database about once per token due;
-    commands never wait behind that lock.
+    the rate; each grant is then confirmed against the shared bucket. Polls of one team ask
+    one at a time (a lock), for as many tokens as polls are waiting, so a replica asks the
+    database about once per batch; commands ask on their own and never wait behind polls.
     """
 
     def __init__(self, buckets: RateBuckets, team_id: str, burst: int | None = None) -> None:
@@ -137,19 +145,35 @@ class SharedRateLimiter(PriorityRateLimiter):
         self._buckets = buckets
         self._team_id = team_id
         self._polls = asyncio.Lock()
+        self._polls_waiting = 0
+        # Tokens taken from the shared bucket for polls queued behind the lock, not yet handed out.
+        self._credit = 0
 
     async def acquire(self, priority: Priority = Priority.POLL) -> None:
         priority = Priority(priority)
         await super().acquire(priority)
-        lock = self._polls if priority is Priority.POLL else contextlib.nullcontext()
-        async with lock:
-            while (wait := await self._buckets.take(self._team_id, priority)) > 0:
-                spread = (
-                    random.uniform(0, min(_RETRY_SLACK, 0.25 / self.rate))
-                    if priority is Priority.POLL
-                    else 0.0
-                )
-                await asyncio.sleep(wait + spread)
+        if priority is Priority.COMMAND:
+            while True:
+                granted, wait = await self._buckets.take(self._team_id, priority)
+                if granted:
+                    return
+                await asyncio.sleep(wait)
+        self._polls_waiting += 1
+        try:
+            async with self._polls:
+                if self._credit > 0:
+                    self._credit -= 1
+                    return
+                while True:
+                    granted, wait = await self._buckets.take(
+                        self._team_id, priority, want=self._polls_waiting
+                    )
+                    if granted:
+                        self._credit += granted - 1
+                        return
+                    await asyncio.sleep(wait + random.uniform(0, min(_RETRY_SLACK, 0.25 / self.rate)))
+        finally:
+            self._polls_waiting -= 1
 
 
 class SharedRateLimiters(RateLimiters):
@@ -157,7 +181,10 @@ class SharedRateLimiters(RateLimiters):
 
     def __init__(self, database: Database, rate: float, burst: int | None = None) -> None:
         super().__init__(rate, burst)
-        self._buckets = RateBuckets(database, rate, burst or 1)
+        # One burst never less than 50 ms worth of tokens: at the default 10/s that is the one
+        # token the in-process limiter allows; at high rates it lets a batch of polls share one
+        # round trip instead of queueing one statement per poll behind the team's lock.
+        self._buckets = RateBuckets(database, rate, max(burst or 1, math.ceil(rate * _BATCH_SECONDS)))
         self._shared: dict[str, SharedRateLimiter] = {}
 
     def get(self, key: str) -> PriorityRateLimiter:
