@@ -299,17 +299,7 @@ def create_asgi(settings: Settings, runtime: Runtime | None = None) -> Starlette
         async with running(runtime, bolt):
             yield
 
-    async def readyz(_: Request) -> Response:
-        reason = await database_unreachable(runtime)
-        if reason is not None:
-            return JSONResponse({"ok": False, "error": reason}, status_code=503)
-        return JSONResponse({"ok": True})
-
-    routes = [
-        *health_routes(),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/slack/events", slack_events, methods=["POST"]),
-    ]
+    routes = [*health_routes(runtime), Route("/slack/events", slack_events, methods=["POST"])]
     if runtime.installation_store is not None:
         routes += [
             Route("/slack/install", oauth, methods=["GET"]),
@@ -335,11 +325,22 @@ async def database_unreachable(runtime: Runtime, timeout: float = READY_TIMEOUT)
     return None
 
 
-def health_routes() -> list[Route]:
+def health_routes(runtime: Runtime | None = None) -> list[Route]:
+    """Liveness (/healthz: the process serves), metrics, and with a runtime readiness (/readyz)."""
+
     async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def readyz(_: Request) -> Response:
+        reason = await database_unreachable(runtime) if runtime is not None else None
+        if reason is not None:
+            return JSONResponse({"ok": False, "error": reason}, status_code=503)
         return JSONResponse({"ok": True})
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    if runtime is not None:
+        routes.append(Route("/readyz", readyz, methods=["GET"]))
+    return routes
