@@ -31,10 +31,12 @@ import contextlib
 import os
 import secrets
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -102,7 +104,9 @@ async def polls_at(http: httpx.AsyncClient, simulator: str) -> int:
     return sum(int(n) for n in shows.values())
 
 
-async def commits(admin: asyncpg.Connection, name: str) -> int:
+async def commits(admin: asyncpg.Connection, name: str | None) -> int:
+    if name is None:
+        return 0
     # pg_stat_database is updated when a backend reports; force our view to be fresh.
     await admin.execute("SELECT pg_stat_clear_snapshot()")
     return int(await admin.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", name))
@@ -201,6 +205,19 @@ async def main_async(watches: int, seconds: float, warmup: float, seed: int) -> 
             "TASKBOT_MAX_POLL_SECONDS": "1",
             "TASKBOT_API_RATE": "100000",
         }
+        # Baseline, same run: one replica on SQLite, the in-process limiter, no shared bucket.
+        with tempfile.TemporaryDirectory(prefix="taskbot-replicas-") as tmp:
+            sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+            database = Database(sqlite_url)
+            try:
+                await ensure_schema(database.engine, migrate_on_start=True)
+            finally:
+                await database.dispose()
+            await preload(sqlite_url, task_ids, 0)
+            baseline = await phase(
+                1, watches, {**base_env, "DATABASE_URL": sqlite_url}, urls, None, warmup, seconds
+            )
+            print("SQLite baseline:", baseline.line(), flush=True)
         for loaded in (False, True):
             async with fresh_database() as (name, url):
                 if loaded:
@@ -213,6 +230,8 @@ async def main_async(watches: int, seconds: float, warmup: float, seed: int) -> 
     print(f"bench_replicas: {watches} watches of running tasks (one team), poll interval 1 s, seed {seed}")
     print(f"load average: start {load_start}, end {loadavg()}; cores: {os.cpu_count()}")
     print("assumption: no shard leases on this branch, so each replica polls every watch")
+    print("baseline, 1 replica on SQLite (in-process rate limiter):")
+    print(baseline.line())
     for result in results:
         print(result.line())
     base = next(r for r in results if r.watches and r.replicas == 1)
