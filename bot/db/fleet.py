@@ -11,7 +11,11 @@ Two tables, both small and both keyed so that a single statement decides each qu
 * ``slack_events_seen``: the Events API ``event_id`` of every event handled, unique, so a retry
   (``X-Slack-Retry-Num``) landing on any replica loses the insert and is acknowledged and
   dropped (the idempotency-key pattern). Rows older than ``SEEN_TTL`` are deleted as new ones
-  come in; Slack retries three times within about five minutes.
+  come in; Slack retries three times within about five minutes. The id is claimed before the
+  work, so a replica that dies between claim and work loses that event (at most once): the
+  events taskbot listens to (App Home, uninstall, revoked tokens) are redrawn or repeated by
+  the next one, and twice would be worse. The check is a Bolt middleware, so it covers HTTP
+  and Socket Mode (whose envelopes carry the same ``event_id``) alike.
 
 Invariants: a grant never takes the bucket below zero; on SQLite (one process by design) the
 rate stays in-process (``PriorityRateLimiter``) and only ``SeenEvents`` uses the database.
