@@ -19,6 +19,7 @@ import pytest
 from bot.app import READY_TIMEOUT, Runtime, create_asgi
 from bot.db.base import Database
 from bot.db.fleet import SeenEvents, SharedRateLimiters
+from bot.db.followups import FollowUpStore
 from bot.devtools.demo import demo_stack
 from bot.devtools.slack_standin import sign_request
 from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
@@ -195,3 +196,13 @@ async def test_readyz_on_sqlite_and_metrics_name_the_replica(tmp_path: Path, htt
         "taskbot_polls_total",
     ):
         assert f'{name}{{replica="{REPLICA}"}}' in exposed, name
+
+
+@pytest.mark.postgres
+async def test_the_bucket_comes_back_after_its_workspace_is_forgotten(postgres_url: str) -> None:
+    async with open_database(postgres_url) as database:
+        limiter = SharedRateLimiters(database, RATE).get("T1")
+        await limiter.acquire(Priority.POLL)
+        await FollowUpStore(database).delete_team("T1")
+        await asyncio.wait_for(limiter.acquire(Priority.POLL), 1.0)
+        await asyncio.wait_for(limiter.acquire(Priority.COMMAND), 1.0)

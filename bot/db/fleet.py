@@ -131,7 +131,11 @@ class RateBuckets:
                 ).first()
             else:
                 row = (await connection.execute(_WAIT, params)).first()
-        wait = float(row[0]) if row is not None and row[0] is not None else 1.0 / self.rate
+        if row is None:
+            # The row went with its workspace (uninstalled, FollowUpStore.delete_team): make it again.
+            self._known.discard(team_id)
+            return 0, _MIN_WAIT
+        wait = float(row[0]) if row[0] is not None else 1.0 / self.rate
         return 0, max(_MIN_WAIT, wait)
 
 
