@@ -12,6 +12,7 @@ state in the same database as everything else.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -23,7 +24,9 @@ from pydantic import SecretStr
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler, to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -33,6 +36,7 @@ import handlers
 from bot.config import Settings
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
+from bot.db.fleet import SeenEvents, rate_limiters
 from bot.db.followups import FollowUpStore
 from bot.db.installations import EncryptedInstallationStore
 from bot.db.schema import ensure_schema
@@ -57,6 +61,9 @@ __all__ = ["Runtime", "create_asgi", "create_bolt_app", "health_routes", "runnin
 
 log = logging.getLogger("taskbot.app")
 
+# /readyz answers within this, database or not: a probe that hangs is a probe that times out.
+READY_TIMEOUT = 2.0
+
 
 def _plain(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
@@ -69,6 +76,7 @@ class Runtime:
         self.settings = settings
         self.database = Database(settings.database_url)
         self.storage = FollowUpStore(self.database)
+        self.seen_events = SeenEvents(self.database)
         self.workspaces: WorkspaceStore | None = None
         self.installation_store: EncryptedInstallationStore | None = None
         self.state_store: AsyncSQLAlchemyOAuthStateStore | None = None
@@ -106,6 +114,8 @@ class Runtime:
             metastudio_for=self.metastudio.for_team,
             poster=SlackPoster(self.slack.for_team),
             yield_to_requests=self.ack_first.wait,
+            # Fleet-wide on PostgreSQL (bot/db/fleet.py): commands from any replica and polls together.
+            limiters=rate_limiters(self.database, settings.api_rate),
         )
         self.access = Access(self.workspaces)
         # One per process: every listener shares its users.info cache (closed in close()).
@@ -228,6 +238,20 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
         await next()
 
     app.use(provide_services)
+
+    async def drop_seen_events(
+        body: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        # Bolt for Python has no retry filter of its own (it only passes X-Slack-Retry-Num on):
+        # an Events API delivery whose event_id any replica already claimed is acked and dropped.
+        # Commands and interactions carry no event_id and Slack does not redeliver them.
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if isinstance(event_id, str) and event_id and not await runtime.seen_events.first_time(event_id):
+            return BoltResponse(status=200, body="")
+        await next()
+        return None
+
+    app.use(drop_seen_events)
     handlers.register_all(app)
     return app
 
@@ -275,7 +299,7 @@ def create_asgi(settings: Settings, runtime: Runtime | None = None) -> Starlette
         async with running(runtime, bolt):
             yield
 
-    routes = [*health_routes(), Route("/slack/events", slack_events, methods=["POST"])]
+    routes = [*health_routes(runtime), Route("/slack/events", slack_events, methods=["POST"])]
     if runtime.installation_store is not None:
         routes += [
             Route("/slack/install", oauth, methods=["GET"]),
@@ -287,11 +311,36 @@ def create_asgi(settings: Settings, runtime: Runtime | None = None) -> Starlette
     return asgi
 
 
-def health_routes() -> list[Route]:
+async def database_unreachable(runtime: Runtime, timeout: float = READY_TIMEOUT) -> str | None:
+    """None when one ``SELECT 1`` succeeds within ``timeout``, else a short reason (no DSN, no secret)."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with runtime.database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        return "database_timeout"
+    except Exception as error:  # any failure to reach the database means not ready
+        log.warning("readiness: the database is unreachable (%s)", type(error).__name__)
+        return "database_unreachable"
+    return None
+
+
+def health_routes(runtime: Runtime | None = None) -> list[Route]:
+    """Liveness (/healthz: the process serves), metrics, and with a runtime readiness (/readyz)."""
+
     async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def readyz(_: Request) -> Response:
+        reason = await database_unreachable(runtime) if runtime is not None else None
+        if reason is not None:
+            return JSONResponse({"ok": False, "error": reason}, status_code=503)
         return JSONResponse({"ok": True})
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    return [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    routes = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
+    if runtime is not None:
+        routes.append(Route("/readyz", readyz, methods=["GET"]))
+    return routes

@@ -138,7 +138,7 @@ async def _serve(settings: Settings, port: int) -> int:
     handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     async with (
         running(runtime, bolt),
-        serve_asgi(Starlette(routes=health_routes()), host="0.0.0.0", port=port),
+        serve_asgi(Starlette(routes=health_routes(runtime)), host="0.0.0.0", port=port),
     ):
         try:
             if await _connect_socket_mode(handler, settings, stop):

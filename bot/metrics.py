@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import os
+import socket
+from typing import Final
+
+from prometheus_client import Counter, Gauge, Histogram
 
 COMMANDS = Counter(
     "taskbot_commands_total", "Slash commands handled, by subcommand and outcome.", ["command", "outcome"]
@@ -23,3 +27,28 @@ SLACK_API_ERRORS = Counter(
     "Slack Web API calls that failed, by method and error.",
     ["method", "error"],
 )
+
+# Several replicas (README "Running several replicas"): each labels its own series with its
+# replica id, so one dashboard shows how the shards and the polls are spread.
+SHARDS_OWNED = Gauge("taskbot_shards_owned", "Shards this replica holds the lease of.", ["replica"])
+LEASE_RENEWALS = Counter(
+    "taskbot_lease_renewals_total", "Heartbeats that renewed this replica's leases.", ["replica"]
+)
+LEASE_TAKEOVERS = Counter(
+    "taskbot_lease_takeovers_total",
+    "Shards this replica took over after their lease expired or was released.",
+    ["replica"],
+)
+POLLS = Counter("taskbot_polls_total", "MetaStudio task polls made by this replica.", ["replica"])
+
+
+def replica_id() -> str:
+    """This process's name in the fleet: TASKBOT_REPLICA_ID, else the host name and pid."""
+    return os.environ.get("TASKBOT_REPLICA_ID") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+REPLICA: Final = replica_id()
+
+# Present (at zero) from the start, so a dashboard and a probe see the series before the first event.
+for _metric in (SHARDS_OWNED, LEASE_RENEWALS, LEASE_TAKEOVERS, POLLS):
+    _metric.labels(REPLICA)

@@ -46,6 +46,7 @@ from bot.db.base import (
     status_check,
     utcnow,
 )
+from bot.db.fleet import RateBucket
 from bot.logs import RedactingFilter
 
 __all__ = [
@@ -815,7 +816,7 @@ class FollowUpStore:
         async with self._write() as session:
             # Same lock order as close_watch: watches first.
             await session.execute(select(WatchRow.id).where(WatchRow.team_id == team_id).with_for_update())
-            for model in (DeliveryRow, SubscriberRow, WatchRow, FeedRow):
+            for model in (DeliveryRow, SubscriberRow, WatchRow, FeedRow, RateBucket):
                 await session.execute(
                     delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
                 )

@@ -58,6 +58,7 @@ class FollowUps:
         metastudio_for: Callable[[str], Awaitable[MetaStudioClient]],
         poster: Poster,
         limiter: PriorityRateLimiter | None = None,
+        limiters: RateLimiters | None = None,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         yield_to_requests: Callable[[], Awaitable[None]] | None = None,
@@ -65,7 +66,7 @@ class FollowUps:
         self.settings = settings
         self.storage = storage
         self._limiter = limiter
-        self._limiters = RateLimiters(settings.api_rate)
+        self._limiters = limiters or RateLimiters(settings.api_rate)
         self._rng = rng or random.Random()
         self.policy = PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
         self.stats = FollowUpStats()

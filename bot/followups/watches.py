@@ -43,6 +43,7 @@ from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
 from bot.metastudio.models import Task
 from bot.metastudio.progress import Event, Progress, observe
 from bot.metastudio.ratelimit import Priority
+from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
 from bot.slack.poster import CardGone, Poster, PosterError
 
@@ -370,6 +371,7 @@ class Watches:
             if self._shared.timers.stopping:
                 return None
             self._shared.stats.polls += 1
+            POLLS.labels(REPLICA).inc()
             client = await self._shared.metastudio_for(state.team_id)
             return await client.get_task(state.task_id)
 

@@ -21,6 +21,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import MetaData
 
+import bot.db.fleet
 import bot.db.followups
 import bot.db.workspaces  # noqa: F401 - its tables join bot.db.base.Base
 from bot.db.base import Base
