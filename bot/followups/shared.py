@@ -34,3 +34,5 @@ class Shared:
     """Background work waits here so pending Slack acks go first."""
     metastudio_for: Callable[[str], Awaitable[MetaStudioClient]]
     limiter_for: Callable[[str], PriorityRateLimiter]
+    owns: Callable[[str], bool] = lambda _team_id: True
+    """Whether this replica polls the workspace now (``bot.followups.shards``)."""
