@@ -20,10 +20,10 @@ from sqlalchemy import String, delete, func, literal, select, text, union, updat
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db.base import Base, Database
+from bot.db.base import Base, Database, rowcount
 from bot.db.followups import DeliveryRow, FeedRow, WatchRow
 
-__all__ = ["LeaseStore", "ShardLeaseRow"]
+__all__ = ["LeaseStore", "ShardLeaseRow", "ShardReplicaRow"]
 
 UNOWNED = ""
 _EPOCH = text("TIMESTAMP WITH TIME ZONE 'epoch'")
@@ -36,6 +36,15 @@ class ShardLeaseRow(Base):
     owner: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime]
     acquired_at: Mapped[datetime]
+
+
+class ShardReplicaRow(Base):
+    """One row per live replica, renewed with its leases: the fair share divides by these."""
+
+    __tablename__ = "shard_replicas"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime]
 
 
 def _period(seconds: float) -> object:
@@ -51,6 +60,11 @@ class LeaseStore:
     async def renew(self, owner: str, seconds: float) -> set[str]:
         """Extend every unexpired lease of ``owner``; returns the shards it still holds."""
         async with self._tx.write() as session:
+            await session.execute(
+                insert(ShardReplicaRow)
+                .values(owner=owner, expires_at=_period(seconds))
+                .on_conflict_do_update(index_elements=["owner"], set_={"expires_at": _period(seconds)})
+            )
             rows = await session.scalars(
                 update(ShardLeaseRow)
                 .where(ShardLeaseRow.owner == owner, ShardLeaseRow.expires_at > func.now())
@@ -59,12 +73,12 @@ class LeaseStore:
             )
             return set(rows)
 
-    async def claim(self, owner: str, seconds: float, *, owned: int) -> set[str]:
-        """Take expired or unowned shards, up to a fair share; returns the ones taken.
+    async def claim(self, owner: str, seconds: float, *, owned: int) -> tuple[set[str], int]:
+        """Take expired or unowned shards, up to a fair share; returns the ones taken and the share.
 
-        The fair share is ``ceil(shards / live owners)`` (this replica counted), so replicas
-        starting together or taking over from a dead one spread the work instead of the first
-        one taking everything it can see.
+        The fair share is ``ceil(shards / live replicas)``, so replicas starting together or
+        taking over from a dead one spread the work instead of the first one taking everything
+        it can see; a replica holding more than its share gives the excess up (``release``).
         """
         async with self._tx.write() as session:
             # New workspaces get an unowned row; ON CONFLICT DO NOTHING writes nothing for known ones.
@@ -84,8 +98,8 @@ class LeaseStore:
             total = await session.scalar(select(func.count()).select_from(ShardLeaseRow)) or 0
             others = (
                 await session.scalar(
-                    select(func.count(func.distinct(ShardLeaseRow.owner))).where(
-                        ShardLeaseRow.expires_at > func.now(), ShardLeaseRow.owner != owner
+                    select(func.count()).where(
+                        ShardReplicaRow.expires_at > func.now(), ShardReplicaRow.owner != owner
                     )
                 )
                 or 0
@@ -93,7 +107,7 @@ class LeaseStore:
             share = -(-total // (others + 1))
             wanted = share - owned
             if wanted <= 0:
-                return set()
+                return set(), share
             free = (
                 await session.scalars(
                     select(ShardLeaseRow.team_id)
@@ -104,14 +118,14 @@ class LeaseStore:
                 )
             ).all()
             if not free:
-                return set()
+                return set(), share
             taken = await session.scalars(
                 update(ShardLeaseRow)
                 .where(ShardLeaseRow.team_id.in_(free), ShardLeaseRow.expires_at <= func.now())
                 .values(owner=owner, expires_at=_period(seconds), acquired_at=func.now())
                 .returning(ShardLeaseRow.team_id)
             )
-            return set(taken)
+            return set(taken), share
 
     async def release(self, owner: str, team_ids: set[str] | None = None) -> int:
         """Give leases up at once (all of ``owner``'s, or just ``team_ids``) so another claims them."""
@@ -120,7 +134,11 @@ class LeaseStore:
             if team_ids is not None:
                 statement = statement.where(ShardLeaseRow.team_id.in_(team_ids))
             result = await session.execute(statement)
-            return int(getattr(result, "rowcount", 0) or 0)
+            if team_ids is None:
+                await session.execute(delete(ShardReplicaRow).where(ShardReplicaRow.owner == owner))
+            # Replicas that died without a SIGTERM leave a row; the next release cleans them up.
+            await session.execute(delete(ShardReplicaRow).where(ShardReplicaRow.expires_at < func.now()))
+            return rowcount(result)
 
     async def owners(self) -> dict[str, str]:
         """Team -> owner of every unexpired lease (for tests and ``taskbot check``)."""

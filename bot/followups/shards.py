@@ -10,9 +10,10 @@ replica, and a stalled replica loses it by the clock, not by a TCP timeout that 
 minutes; advisory locks would also cost one lock call per shard.
 
 Invariants:
-- Every ``lease_seconds / 3`` a replica renews ALL its leases with one UPDATE, then claims
-  unowned or expired shards up to a fair share (one SELECT ... SKIP LOCKED + one UPDATE):
-  O(replicas) lease writes per heartbeat, however many watches.
+- Every ``lease_seconds / 3`` a replica renews ALL its leases with one UPDATE (and its row in
+  ``shard_replicas``), then claims unowned or expired shards up to a fair share,
+  ``ceil(shards / live replicas)`` (one SELECT ... SKIP LOCKED + one UPDATE), and releases what
+  it holds beyond that share: O(replicas) lease writes per heartbeat, however many watches.
 - A replica polls a shard only while its lease is valid by its own monotonic clock, counted
   from before the renew was sent (so it stops no later than the database expires the row).
   ``owns()`` is that in-memory check, made on every poll: a replica woken from SIGSTOP past its
@@ -143,7 +144,16 @@ class Shards:
             )
             self._on_lose(lost)
         sent = self._clock()
-        taken = await self.leases.claim(self.owner, self.seconds, owned=len(self.owned))
+        taken, share = await self.leases.claim(self.owner, self.seconds, owned=len(self.owned))
+        excess = len(self.owned) - share
+        if excess > 0 and not taken:
+            # More than our share (replicas joined): give the excess up for them to claim.
+            extra = set(sorted(self.owned - regained)[:excess])
+            if extra:
+                self.owned -= extra
+                self._on_lose(extra)
+                await self.leases.release(self.owner, extra)
+                log.info("released %d shards to other replicas", len(extra), extra={"owner": self.owner})
         gained = taken | regained
         if gained:
             self.owned |= taken
