@@ -102,7 +102,11 @@ class Fleet:
 
 
 @pytest.fixture
-async def fleet(cloud: Cloud, postgres_url: str, tmp_path: Path)  # noqa: F811 -> AsyncIterator[Fleet]:
+async def fleet(
+    cloud: Cloud,  # noqa: F811
+    postgres_url: str,
+    tmp_path: Path,
+) -> AsyncIterator[Fleet]:
     fleet = Fleet(cloud, postgres_url, tmp_path)
     try:
         yield fleet
