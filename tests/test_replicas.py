@@ -51,6 +51,7 @@ class Fleet:
 
     def __init__(self, stack: Cloud, database_url: str, tmp_path: Path) -> None:
         self.cloud = stack
+        self.lease = LEASE
         self.database_url = database_url
         self.tmp_path = tmp_path
         self.polls: list[Poll] = []
@@ -73,7 +74,7 @@ class Fleet:
         bot = BotProcess(self.cloud, self.database_url, self.tmp_path / f"{name}.log")
         bot.env.update(
             METASTUDIO_ENDPOINT=url,
-            TASKBOT_LEASE_SECONDS=str(LEASE),
+            TASKBOT_LEASE_SECONDS=str(self.lease),
             TASKBOT_POLL_SECONDS=str(POLL),
             TASKBOT_MAX_POLL_SECONDS=str(2 * POLL),
         )
@@ -199,7 +200,7 @@ async def test_sigkill_one_of_three_replicas_its_shards_are_taken_over_and_every
     async with httpx.AsyncClient(timeout=10) as http:
         for name in ("r1", "r2", "r3"):
             await fleet.add(name, http)
-        channels, team_of = await watch_everywhere(fleet, http, [6.0 + 0.4 * n for n in range(30)])
+        channels, team_of = await watch_everywhere(fleet, http, [6.0 + 0.3 * n for n in range(30)])
         watched = time.monotonic()
         owners = await spread_over_replicas(fleet)
         await asyncio.sleep(1.5)
@@ -226,10 +227,12 @@ async def test_sigkill_one_of_three_replicas_its_shards_are_taken_over_and_every
 
 
 async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_alert(fleet: Fleet) -> None:
+    # The default lease: hand-overs must not wait for it (SIGTERM releases, the others see it).
+    fleet.lease = 30.0
     async with httpx.AsyncClient(timeout=10) as http:
         for name in ("r1", "r2", "r3"):
             await fleet.add(name, http)
-        channels, team_of = await watch_everywhere(fleet, http, [8.0 + 0.5 * n for n in range(30)])
+        channels, team_of = await watch_everywhere(fleet, http, [8.0 + 0.3 * n for n in range(30)])
         watched = time.monotonic()
         await spread_over_replicas(fleet)
         handovers = []
@@ -252,7 +255,7 @@ async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_a
                 taken = first_poll_by_other(fleet.polls, team_of, held, name, stopped)
                 assert taken is not None
                 handovers.append(taken - stopped)
-            windows.append((stopped, stopped + LEASE))
+            windows.append((stopped, stopped + 1.5))
             await fleet.restart(name, http)
         await eventually(lambda: len(fleet.cloud.slack.alerts()) == len(channels), 40, "every alert")
         await asyncio.sleep(1.0)

@@ -95,6 +95,13 @@ class LeaseStore:
                 )
                 .on_conflict_do_nothing(index_elements=["team_id"])
             )
+            # Workspaces with nothing left to poll or deliver drop out once their lease lapses.
+            await session.execute(
+                delete(ShardLeaseRow).where(
+                    ShardLeaseRow.expires_at <= func.now(),
+                    ShardLeaseRow.team_id.not_in(select(busy.c.team_id)),
+                )
+            )
             total = await session.scalar(select(func.count()).select_from(ShardLeaseRow)) or 0
             others = (
                 await session.scalar(
@@ -127,10 +134,29 @@ class LeaseStore:
             )
             return set(taken), share
 
+    async def claimable(self) -> bool:
+        """Whether a claim would find work: an expired or released lease, or a workspace without one.
+
+        Reads only, so replicas can ask every second and take a released shard at once instead
+        of at their next heartbeat: a rolling restart hands over in about a second.
+        """
+        async with self._tx.read() as session:
+            expired = select(ShardLeaseRow.team_id).where(ShardLeaseRow.expires_at <= func.now())
+            unleased = select(WatchRow.team_id).where(
+                WatchRow.status == "active",
+                ~select(ShardLeaseRow.team_id).where(ShardLeaseRow.team_id == WatchRow.team_id).exists(),
+            )
+            found = await session.scalar(select(expired.exists() | unleased.exists()))
+            return bool(found)
+
     async def release(self, owner: str, team_ids: set[str] | None = None) -> int:
         """Give leases up at once (all of ``owner``'s, or just ``team_ids``) so another claims them."""
         async with self._tx.write() as session:
-            statement = delete(ShardLeaseRow).where(ShardLeaseRow.owner == owner)
+            statement = (
+                update(ShardLeaseRow)
+                .where(ShardLeaseRow.owner == owner)
+                .values(owner=UNOWNED, expires_at=_EPOCH)
+            )
             if team_ids is not None:
                 statement = statement.where(ShardLeaseRow.team_id.in_(team_ids))
             result = await session.execute(statement)

@@ -26,8 +26,10 @@ Invariants:
 - Two replicas may briefly both believe they own a shard (a stalled owner waking up, or a
   takeover while a poll is in flight): exactly-once alerts never depend on the lease, only on
   ``close_watch``'s transaction, ``mark_sending`` and the look-up before a retry.
-- ``stop()`` deletes this replica's rows at once (SIGTERM), so a rolling restart hands over at
-  the others' next heartbeat instead of after a lease period.
+- ``stop()`` expires this replica's rows at once (SIGTERM). Between heartbeats every replica
+  reads once a second whether a lease is free (``LeaseStore.claimable``, no write) and then
+  beats early, so a rolling restart hands over in about a second, not after a lease period,
+  and a watch on a workspace nobody owns yet is polled within about a second.
 - On SQLite there is one process (the CLI refuses a second), which owns every shard without
   touching the lease table.
 """
@@ -51,6 +53,8 @@ __all__ = ["Shards", "replica_name"]
 log = logging.getLogger("taskbot.shards")
 
 RELEASE_TIMEOUT: Final = 5.0
+PROBE_SECONDS: Final = 1.0
+"""Between heartbeats, how often a replica reads whether a shard was released or is new."""
 
 
 def replica_name() -> str:
@@ -172,9 +176,14 @@ class Shards:
     async def _run(self) -> None:
         assert self.leases is not None
         interval = self.seconds / 3
+        probe = min(PROBE_SECONDS, interval)
+        last = self._clock()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(probe)
             try:
+                if self._clock() - last < interval and not await self.leases.claimable():
+                    continue
+                last = self._clock()
                 await self.beat()
             except asyncio.CancelledError:
                 raise
