@@ -28,6 +28,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -870,6 +871,8 @@ class FollowUpStore:
                 await session.execute(
                     delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
                 )
+            # Its shard lease too (bot.db.leases, named here: that module imports this one).
+            await session.execute(text("DELETE FROM shard_leases WHERE team_id = :team"), {"team": team_id})
 
     async def active_watch_count(self, team_id: str) -> int:
         """Active watches of one workspace, for its App Home."""
