@@ -69,6 +69,10 @@ def serve(port: int | None) -> int:
     problems = [p for p in (asyncio.run(_database_problem(settings)), port_problem(port)) if p]
     if problems:
         raise ConfigError(problems)
+    from bot.db.preflight import claim_sqlite_file
+
+    if problem := claim_sqlite_file(settings.database_url):
+        raise ConfigError([problem])
     logs.configure(settings.log_format, settings.log_level, _secrets(settings))
     return run_fast(_serve(settings, port))
 

@@ -218,6 +218,10 @@ class Settings(BaseSettings):
     # A watched task is stalled after this long without a change (never less than several of
     # its usual gaps between changes, see bot.metastudio.progress).
     stall_minutes: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("TASKBOT_STALL_MINUTES"))
+    # PostgreSQL only: how long a replica owns a workspace's polls without renewing (bot.followups.shards).
+    lease_seconds: float = Field(
+        default=30.0, ge=1.0, le=3600.0, validation_alias=AliasChoices("TASKBOT_LEASE_SECONDS")
+    )
     # What channels read (cards, alerts, notices) in single-workspace mode: ``follow`` the person
     # who asked, or a catalog id. With many workspaces each admin sets it in App Home instead.
     channel_language: str = Field(default="follow", validation_alias=AliasChoices("TASKBOT_CHANNEL_LANGUAGE"))

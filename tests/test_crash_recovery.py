@@ -116,6 +116,8 @@ class BotProcess:
             "TASKBOT_MAX_POLL_SECONDS": "1",
             "TASKBOT_CARD_UPDATE_SECONDS": "0.5",
             "TASKBOT_API_RATE": "500",
+            # On PostgreSQL a restart after kill -9 waits for the dead process's shard leases.
+            "TASKBOT_LEASE_SECONDS": "3",
             "TASKBOT_LOG_FORMAT": "json",
         }
         self.process: asyncio.subprocess.Process | None = None

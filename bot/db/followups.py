@@ -13,7 +13,7 @@ deliveries. Callers only ever see frozen dataclasses, so no session, lazy load o
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -331,6 +332,7 @@ class FollowUpStore:
     """Watches, subscribers, feeds and deliveries. One instance per process; safe to share."""
 
     def __init__(self, database: Database) -> None:
+        self.database = database
         self._read = database.transactions.read
         self._write = database.transactions.write
 
@@ -494,12 +496,14 @@ class FollowUpStore:
                 for subscriber, watch in rows
             ]
 
-    async def active_watches(self) -> list[ActiveWatch]:
+    async def active_watches(self, team_ids: Collection[str] | None = None) -> list[ActiveWatch]:
+        """Every active watch with its subscribers; only these workspaces' when ``team_ids`` is given."""
+        teams = [] if team_ids is None else [WatchRow.team_id.in_(team_ids)]
         async with self._read() as session:
             watches = (
                 await session.scalars(
                     select(WatchRow)
-                    .where(WatchRow.status == "active")
+                    .where(WatchRow.status == "active", *teams)
                     .order_by(WatchRow.created_at, WatchRow.id)
                 )
             ).all()
@@ -507,7 +511,7 @@ class FollowUpStore:
                 await session.scalars(
                     select(SubscriberRow)
                     .join(WatchRow, SubscriberRow.watch_id == WatchRow.id)
-                    .where(WatchRow.status == "active", SubscriberRow.status == "active")
+                    .where(WatchRow.status == "active", SubscriberRow.status == "active", *teams)
                     .order_by(SubscriberRow.created_at, SubscriberRow.id)
                 )
             ).all()
@@ -697,10 +701,13 @@ class FollowUpStore:
             )
             return rowcount(result) > 0
 
-    async def active_feeds(self) -> list[FeedRecord]:
+    async def active_feeds(self, team_ids: Collection[str] | None = None) -> list[FeedRecord]:
+        teams = [] if team_ids is None else [FeedRow.team_id.in_(team_ids)]
         async with self._read() as session:
             rows = await session.scalars(
-                select(FeedRow).where(FeedRow.status == "active").order_by(FeedRow.created_at, FeedRow.id)
+                select(FeedRow)
+                .where(FeedRow.status == "active", *teams)
+                .order_by(FeedRow.created_at, FeedRow.id)
             )
             return [_feed(row) for row in rows]
 
@@ -760,12 +767,13 @@ class FollowUpStore:
 
     # -- deliveries ----------------------------------------------------------------------------
 
-    async def pending_deliveries(self) -> list[DeliveryRecord]:
+    async def pending_deliveries(self, team_ids: Collection[str] | None = None) -> list[DeliveryRecord]:
         """Deliveries still owed, oldest first; ``sending`` ones may or may not have reached Slack."""
+        teams = [] if team_ids is None else [DeliveryRow.team_id.in_(team_ids)]
         async with self._read() as session:
             rows = await session.scalars(
                 select(DeliveryRow)
-                .where(DeliveryRow.status.in_(("pending", "sending")))
+                .where(DeliveryRow.status.in_(("pending", "sending")), *teams)
                 .order_by(DeliveryRow.created_at, DeliveryRow.id)
             )
             return [_delivery(row) for row in rows]
@@ -820,6 +828,8 @@ class FollowUpStore:
                 await session.execute(
                     delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
                 )
+            # Its shard lease too (bot.db.leases, named here: that module imports this one).
+            await session.execute(text("DELETE FROM shard_leases WHERE team_id = :team"), {"team": team_id})
 
     async def active_watch_count(self, team_id: str) -> int:
         """Active watches of one workspace, for its App Home."""

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db.base import Database
 
-__all__ = ["CONNECT_SECONDS", "database_problem", "sqlite_path"]
+__all__ = ["CONNECT_SECONDS", "claim_sqlite_file", "database_problem", "sqlite_path"]
 
 CONNECT_SECONDS: Final = 10.0
 _SQLITE_EXAMPLE: Final = "e.g. DATABASE_URL=sqlite+aiosqlite:////var/lib/taskbot/taskbot.db"
@@ -81,4 +81,37 @@ async def database_problem(url_text: str, *, timeout: float = CONNECT_SECONDS) -
         )
     finally:
         await database.dispose()
+    return None
+
+
+_held_locks: list[int] = []
+
+
+def claim_sqlite_file(url_text: str) -> str | None:
+    """For ``taskbot serve`` only: lock a SQLite database for this process's lifetime.
+
+    SQLite is the single-process default: two processes would both poll every task (the shard
+    leases live in PostgreSQL only). An exclusive ``flock`` on a sidecar file (``<db>.serve.lock``)
+    is held until the process exits, however it exits, so the kernel frees it even after
+    ``kill -9``. Returns one sentence when another process holds it; None otherwise.
+    Unlike the checks above this creates a file, so ``taskbot check`` never calls it.
+    """
+    import fcntl
+
+    url = make_url(url_text)
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    lock_path = path.with_name(path.name + ".serve.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        shown = url.render_as_string(hide_password=True)
+        return (
+            f"DATABASE_URL={shown!r}: another taskbot serve already uses this SQLite file, and SQLite "
+            f"runs one replica only; stop that process, or use PostgreSQL to run several, {_POSTGRES_EXAMPLE}"
+        )
+    _held_locks.append(fd)
     return None

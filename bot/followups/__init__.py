@@ -23,10 +23,12 @@ from typing import Final
 
 from bot.config import Settings
 from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
+from bot.db.leases import LeaseStore
 from bot.followups.fairness import FairSlots
 from bot.followups.feeds import Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
 from bot.followups.polling import PollPolicy, jittered
+from bot.followups.shards import Shards
 from bot.followups.shared import FollowUpStats, Shared
 from bot.followups.timers import Backlog, Timers
 from bot.followups.watches import POLL_CONCURRENCY, POLL_PER_TEAM_MULTI, POLL_TOTAL_MULTI, Watches
@@ -79,6 +81,15 @@ class FollowUps:
         def jitter(delay: float) -> float:
             return jittered(delay, self._rng)
 
+        # Shard leases on PostgreSQL: each workspace is polled by one replica (bot.followups.shards).
+        leases = None if storage.database.is_sqlite else LeaseStore(storage.database)
+        self.shards = Shards(
+            leases,
+            seconds=settings.lease_seconds,
+            on_gain=self._gain,
+            on_lose=self._lose,
+            on_sync=self._sync,
+        )
         shared = Shared(
             timers=self.timers,
             backlog=backlog,
@@ -94,6 +105,7 @@ class FollowUps:
                 if settings.multi_workspace
                 else FairSlots(total=POLL_CONCURRENCY, per_team=POLL_CONCURRENCY)
             ),
+            owns=self.shards.owns,
         )
         self.outbox = Outbox(
             settings, storage, poster, shared, policy=self.policy, close_feed=self._close_feed
@@ -140,6 +152,9 @@ class FollowUps:
             return
         self.timers.start()
         self.outbox.active = True
+        if self.shards.leased:
+            await self.shards.start()
+            return
         await self.watches.rearm(self._rng.uniform)
         await self.feeds.rearm()
         pending = await self.storage.pending_deliveries()
@@ -156,6 +171,8 @@ class FollowUps:
         """Stop the timers and polls; let in-flight deliveries finish (at most ``grace`` seconds)."""
         if not self.timers.started:
             return
+        # Leases first: the next owner starts at its next heartbeat while our deliveries finish.
+        await self.shards.stop()
         await self.timers.stop(grace)
         self.outbox.active = False
         self.watches.clear()
@@ -245,6 +262,40 @@ class FollowUps:
 
     async def _close_feed(self, team_id: str, feed_id: int, channel_id: str) -> str | None:
         return await self.feeds.close(team_id, feed_id, channel_id)
+
+    # -- shards --------------------------------------------------------------------------------
+
+    async def _gain(self, team_ids: set[str]) -> None:
+        """Shards just leased: re-arm their timers from the tables, first polls spread over one interval."""
+        await self._rearm_teams(team_ids, lambda: self._rng.uniform(0, self.policy.base))
+        pending = await self.storage.pending_deliveries(team_ids)
+        for delivery in pending:
+            self.outbox.start(delivery.id)
+        log.info(
+            "shards re-armed: %d watches, %d feeds, %d deliveries owed",
+            len(self.watches),
+            len(self.feeds),
+            len(pending),
+            extra={"teams": sorted(team_ids)},
+        )
+
+    async def _sync(self, team_ids: set[str]) -> None:
+        """Shards kept: pick up watches and feeds other replicas created since the last heartbeat."""
+        await self._rearm_teams(team_ids, lambda: self._rng.uniform(0, min(1.0, self.policy.base)))
+
+    async def _rearm_teams(self, team_ids: set[str], first_delay: Callable[[], float]) -> None:
+        watches = await self.storage.active_watches(team_ids)
+        feeds = await self.storage.active_feeds(team_ids)
+        for team_id in team_ids:
+            if not self.shards.owns(team_id):
+                continue
+            self.watches.sync_team(team_id, [w for w in watches if w.team_id == team_id], first_delay)
+            self.feeds.sync_team(team_id, [f for f in feeds if f.team_id == team_id])
+
+    def _lose(self, team_ids: set[str]) -> None:
+        for team_id in team_ids:
+            self.watches.forget_team(team_id)
+            self.feeds.forget_team(team_id)
 
     async def forget_team(self, team_id: str) -> None:
         """Stop every timer of a workspace that uninstalled; its rows are deleted by the caller."""

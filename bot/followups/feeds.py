@@ -97,6 +97,9 @@ class Feeds:
             operator=(operator or "").strip() or None,
             locale=locale,
         )
+        if not self._shared.owns(team_id):
+            # Another replica owns the workspace: it starts polling at its next heartbeat.
+            return feed, created
         self._add(feed)
         job_id = f"feed:{team_id}"
         if not self._shared.timers.busy(job_id):
@@ -129,6 +132,21 @@ class Feeds:
         if self._teams.pop(team_id, None) is not None:
             self._shared.timers.unschedule(f"feed:{team_id}")
 
+    def sync_team(self, team_id: str, feeds: Sequence[FeedRecord]) -> None:
+        """Make this replica's feed poll of one owned workspace match its active feeds."""
+        if not feeds:
+            self.forget_team(team_id)
+            return
+        team = self._teams.get(team_id)
+        if team is not None:
+            wanted = {feed.id for feed in feeds}
+            for feed_id in [f for f in team.feeds if f not in wanted]:
+                del team.feeds[feed_id]
+        for feed in feeds:
+            self._add(feed)
+        if not self._shared.timers.busy(f"feed:{team_id}"):
+            self._shared.timers.schedule(f"feed:{team_id}", 0.0)
+
     def _add(self, feed: FeedRecord) -> None:
         team = self._teams.get(feed.team_id)
         if team is None:
@@ -142,6 +160,9 @@ class Feeds:
         """The ``feed:<team>`` job."""
         team = self._teams.get(team_id)
         if team is None or not team.feeds:
+            return
+        if not self._shared.owns(team_id):
+            self.forget_team(team_id)
             return
         base = self.settings.feed_poll_seconds
         ceiling = max(base, self.settings.max_poll_seconds)

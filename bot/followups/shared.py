@@ -37,3 +37,5 @@ class Shared:
     limiter_for: Callable[[str], PriorityRateLimiter]
     poll_slots: FairSlots
     """MetaStudio calls of watch and feed polls, fair per workspace (``bot.followups.fairness``)."""
+    owns: Callable[[str], bool] = lambda _team_id: True
+    """Whether this replica polls the workspace now (``bot.followups.shards``)."""

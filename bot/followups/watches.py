@@ -34,7 +34,14 @@ from typing import Any, Final
 
 from bot import messages
 from bot.config import Settings
-from bot.db.followups import CloseStatus, FollowUpStore, SubscriberRecord, WatchRecord, WatchResult
+from bot.db.followups import (
+    ActiveWatch,
+    CloseStatus,
+    FollowUpStore,
+    SubscriberRecord,
+    WatchRecord,
+    WatchResult,
+)
 from bot.followups.polling import Cadence, PollPolicy, after_error, after_progress
 from bot.followups.shared import Shared
 from bot.messages import DEFAULT_LOCALE
@@ -138,6 +145,22 @@ class Watches:
             state = self._track(watch, watch.subscribers)
             self._shared.timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
 
+    def sync_team(
+        self, team_id: str, watches: Iterable[ActiveWatch], first_delay: Callable[[], float]
+    ) -> None:
+        """Make this replica's timers of one owned workspace match its active watches."""
+        active = {watch.id: watch for watch in watches}
+        for state in [w for w in self._watches.values() if w.team_id == team_id and w.id not in active]:
+            self._forget(state)
+        for watch in active.values():
+            known = self._watches.get(watch.id)
+            if known is None:
+                self._track(watch, watch.subscribers)
+                self._shared.timers.schedule(f"watch:{watch.id}", first_delay())
+            else:
+                for subscriber in watch.subscribers:
+                    self._add_card(known, subscriber)
+
     async def watch(
         self,
         *,
@@ -164,6 +187,9 @@ class Watches:
             subscriber = replace(subscriber, message_ts=message_ts)
             result = replace(result, subscriber=subscriber)
         state = self._watches.get(result.watch.id)
+        if state is None and not self._shared.owns(team_id):
+            # Another replica owns the workspace: it starts polling at its next heartbeat.
+            return result
         if state is None:
             state = self._track(result.watch, [subscriber])
             self._shared.timers.schedule(f"watch:{state.id}", self._shared.jitter(self.policy.base))
@@ -239,6 +265,9 @@ class Watches:
         """The ``watch:<id>`` job."""
         state = self._watches.get(int(key))
         if state is None or state.closed:
+            return
+        if not self._shared.owns(state.team_id):
+            self._forget(state)
             return
         delay: float | None
         try:

@@ -23,6 +23,7 @@ from sqlalchemy import MetaData
 
 import bot.db.fleet
 import bot.db.followups
+import bot.db.leases
 import bot.db.workspaces  # noqa: F401 - its tables join bot.db.base.Base
 from bot.db.base import Base
 from bot.db.installations import build_bots_table, build_installations_table

@@ -1,0 +1,340 @@
+"""Several ``taskbot serve`` replicas on one PostgreSQL database: one poller per workspace.
+
+Real processes, the local PostgreSQL, the MetaStudio simulator and the Slack stand-in on
+loopback (as in ``tests/test_crash_recovery.py``). Each replica reaches the simulator on a
+listener of its own, so the simulator's request log says which replica polled which task.
+The workspaces are three team ids sent in signed slash commands to a single-workspace bot
+(one bot token): enough for three shards without three OAuth installs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from bot.db.leases import LeaseStore
+from bot.devtools.slack_standin import sign_request
+from bot.servers import serve_asgi
+from tests.databases import open_database
+from tests.test_crash_recovery import (  # noqa: F401 - cloud is a fixture
+    CONFIRMED,
+    SIGNING_SECRET,
+    BotProcess,
+    Cloud,
+    add_tasks,
+    cloud,
+    eventually,
+)
+
+LEASE = 3.0
+POLL = 1.0
+TEAMS = ("T0SHARD1", "T0SHARD2", "T0SHARD3")
+
+Poll = tuple[float, str, str]
+"""(monotonic time, replica name, task id) of one task look-up the simulator answered."""
+
+
+class Fleet:
+    """Replicas sharing one database, each with its own tagged route to the simulator."""
+
+    def __init__(self, stack: Cloud, database_url: str, tmp_path: Path) -> None:
+        self.cloud = stack
+        self.lease = LEASE
+        self.database_url = database_url
+        self.tmp_path = tmp_path
+        self.polls: list[Poll] = []
+        self.replicas: dict[str, BotProcess] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self.starts = collections.Counter[str]()
+
+    def _tagged(self, name: str) -> Callable[..., Awaitable[None]]:
+        app = self.cloud.simulator.app
+
+        async def tagged(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and "/ies/task/" in scope["path"]:
+                self.polls.append((time.monotonic(), name, scope["path"].rsplit("/", 1)[-1]))
+            await app(scope, receive, send)
+
+        return tagged
+
+    async def add(self, name: str, http: httpx.AsyncClient) -> BotProcess:
+        url = await self._stack.enter_async_context(serve_asgi(self._tagged(name)))
+        bot = BotProcess(self.cloud, self.database_url, self.tmp_path / f"{name}.log")
+        bot.env.update(
+            METASTUDIO_ENDPOINT=url,
+            TASKBOT_LEASE_SECONDS=str(self.lease),
+            TASKBOT_POLL_SECONDS=str(POLL),
+            TASKBOT_MAX_POLL_SECONDS=str(2 * POLL),
+        )
+        self.replicas[name] = bot
+        await bot.start(http)
+        return bot
+
+    async def restart(self, name: str, http: httpx.AsyncClient) -> None:
+        await self.replicas[name].start(http)
+
+    def name_of(self, owner: str) -> str:
+        pid = int(owner.split(":")[1])
+        return next(n for n, b in self.replicas.items() if b.process is not None and b.process.pid == pid)
+
+    async def owners(self) -> dict[str, str]:
+        async with open_database(self.database_url) as database:
+            return {team: self.name_of(who) for team, who in (await LeaseStore(database).owners()).items()}
+
+    async def close(self) -> None:
+        for bot in self.replicas.values():
+            if bot.process is not None and bot.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    bot.process.send_signal(signal.SIGCONT)
+            await bot.kill_if_running()
+        await self._stack.aclose()
+
+
+@pytest.fixture
+async def fleet(
+    cloud: Cloud,  # noqa: F811
+    postgres_url: str,
+    tmp_path: Path,
+) -> AsyncIterator[Fleet]:
+    fleet = Fleet(cloud, postgres_url, tmp_path)
+    try:
+        yield fleet
+    finally:
+        await fleet.close()
+
+
+async def watch_in(bot: BotProcess, http: httpx.AsyncClient, team: str, task_id: str, channel: str) -> None:
+    slack = bot.cloud.slack
+    form = slack.slash_command_fields(f"watch {task_id}", channel_id=channel, user_id="U0" + channel[2:])
+    form["team_id"] = team
+    body = urlencode(form).encode()
+    response = await http.post(
+        f"{bot.url}/slack/events", content=body, headers=sign_request(SIGNING_SECRET, body)
+    )
+    assert response.status_code == 200
+
+
+async def watch_everywhere(
+    fleet: Fleet, http: httpx.AsyncClient, finishes_in: list[float]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """One watch per channel, spread over the teams and made through every replica in turn.
+
+    Returns channel -> task id and task id -> team.
+    """
+    ids = add_tasks(fleet.cloud.simulator, finishes_in)
+    bots = list(fleet.replicas.values())
+    channels: dict[str, str] = {}
+    team_of: dict[str, str] = {}
+    jobs = []
+    for number, task_id in enumerate(ids):
+        channel = f"C0REPL{number:04d}"
+        team = TEAMS[number % len(TEAMS)]
+        channels[channel], team_of[task_id] = task_id, team
+        jobs.append(watch_in(bots[number % len(bots)], http, team, task_id, channel))
+    await asyncio.gather(*jobs)
+    slack = fleet.cloud.slack
+    await slack.wait_for(lambda ms: sum(CONFIRMED in m.text for m in ms) >= len(ids), timeout=20)
+    return channels, team_of
+
+
+def double_polls(
+    polls: list[Poll], windows: list[tuple[float, float]], since: float
+) -> list[tuple[Poll, Poll]]:
+    """Consecutive polls of one task by two replicas closer than half the interval, outside ``windows``."""
+    by_task: dict[str, list[Poll]] = collections.defaultdict(list)
+    for poll in polls:
+        if poll[0] >= since:
+            by_task[poll[2]].append(poll)
+    found = []
+    for task_polls in by_task.values():
+        task_polls.sort()
+        for before, after in itertools.pairwise(task_polls):
+            close = after[0] - before[0] < POLL / 2
+            excused = any(start <= after[0] <= end for start, end in windows)
+            if before[1] != after[1] and close and not excused:
+                found.append((before, after))
+    return found
+
+
+def first_poll_by_other(
+    polls: list[Poll], team_of: dict[str, str], teams: set[str], replica: str, after: float
+) -> float | None:
+    """When another replica first polled a task of ``teams`` after ``after``."""
+    times = [t for t, name, task in polls if t > after and name != replica and team_of.get(task) in teams]
+    return min(times) if times else None
+
+
+def assert_one_alert_each(fleet: Fleet, channels: dict[str, str]) -> None:
+    assert fleet.cloud.slack.alerts() == collections.Counter(dict.fromkeys(channels, 1))
+
+
+async def spread_over_replicas(fleet: Fleet) -> dict[str, str]:
+    """Wait until every team is owned and every replica owns one; team -> replica."""
+    deadline = time.monotonic() + 4 * LEASE
+    while True:
+        owners = await fleet.owners()
+        if set(owners) == set(TEAMS) and len(set(owners.values())) == len(fleet.replicas):
+            return owners
+        assert time.monotonic() < deadline, f"shards not spread: {owners}"
+        await asyncio.sleep(0.1)
+
+
+# --- tests ----------------------------------------------------------------------------------------
+
+
+async def test_sigkill_one_of_three_replicas_its_shards_are_taken_over_and_every_channel_alerted_once(
+    fleet: Fleet,
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in ("r1", "r2", "r3"):
+            await fleet.add(name, http)
+        channels, team_of = await watch_everywhere(fleet, http, [6.0 + 0.3 * n for n in range(30)])
+        watched = time.monotonic()
+        owners = await spread_over_replicas(fleet)
+        await asyncio.sleep(1.5)
+        victim = owners[TEAMS[0]]
+        orphaned = {team for team, name in owners.items() if name == victim}
+        assert not fleet.cloud.slack.alerts() or len(fleet.cloud.slack.alerts()) < len(channels)
+        fleet.replicas[victim].send(signal.SIGKILL)
+        killed = time.monotonic()
+        assert await fleet.replicas[victim].wait(5) == -signal.SIGKILL
+
+        await eventually(lambda: len(fleet.cloud.slack.alerts()) == len(channels), 40, "every alert")
+        await asyncio.sleep(1.0)
+
+    taken = first_poll_by_other(fleet.polls, team_of, orphaned, victim, killed)
+    assert taken is not None
+    takeover = taken - killed
+    print(f"takeover after SIGKILL: first poll by the new owner {takeover:.2f} s after the kill")
+    # Claimed within one lease (+ one heartbeat), first poll within one interval after that.
+    assert takeover < LEASE + LEASE / 3 + POLL + 0.5
+    assert not [p for p in fleet.polls if p[1] == victim and p[0] > killed]
+    assert double_polls(fleet.polls, [], since=watched + POLL) == []
+    assert_one_alert_each(fleet, channels)
+    assert set((await fleet.owners()).values()) <= {"r1", "r2", "r3"} - {victim}
+
+
+async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_alert(fleet: Fleet) -> None:
+    # The default lease: hand-overs must not wait for it (SIGTERM releases, the others see it).
+    fleet.lease = 30.0
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in ("r1", "r2", "r3"):
+            await fleet.add(name, http)
+        channels, team_of = await watch_everywhere(fleet, http, [8.0 + 0.3 * n for n in range(30)])
+        watched = time.monotonic()
+        await spread_over_replicas(fleet)
+        handovers = []
+        windows = []
+        for name in ("r1", "r2", "r3"):
+            owners = await fleet.owners()
+            held = {team for team, who in owners.items() if who == name}
+            bot = fleet.replicas[name]
+            bot.send(signal.SIGTERM)
+            stopped = time.monotonic()
+            assert await bot.wait(15) == 0, bot.log()
+            if held:
+                await eventually(
+                    lambda held=held, name=name, stopped=stopped: (
+                        first_poll_by_other(fleet.polls, team_of, held, name, stopped) is not None
+                    ),
+                    10,
+                    f"a new owner for {name}'s shards",
+                )
+                taken = first_poll_by_other(fleet.polls, team_of, held, name, stopped)
+                assert taken is not None
+                handovers.append(taken - stopped)
+            windows.append((stopped, stopped + 1.5))
+            await fleet.restart(name, http)
+        await eventually(lambda: len(fleet.cloud.slack.alerts()) == len(channels), 40, "every alert")
+        await asyncio.sleep(1.0)
+
+    print("rolling restart hand-overs (s):", [round(h, 2) for h in handovers])
+    assert handovers and max(handovers) < 5.0
+    assert double_polls(fleet.polls, windows, since=watched + POLL) == []
+    assert_one_alert_each(fleet, channels)
+
+
+async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_twice(fleet: Fleet) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in ("r1", "r2"):
+            await fleet.add(name, http)
+        channels, team_of = await watch_everywhere(fleet, http, [5.0 + 0.3 * n for n in range(24)])
+        owners = await fleet.owners()
+        deadline = time.monotonic() + 4 * LEASE
+        while set(owners) != set(TEAMS):
+            assert time.monotonic() < deadline, owners
+            await asyncio.sleep(0.1)
+            owners = await fleet.owners()
+        victim = owners[TEAMS[0]]
+        lost = {team for team, who in owners.items() if who == victim}
+        bot = fleet.replicas[victim]
+        bot.send(signal.SIGSTOP)
+        stopped = time.monotonic()
+        await asyncio.sleep(2 * LEASE)
+        assert first_poll_by_other(fleet.polls, team_of, lost, victim, stopped) is not None
+        assert set((await fleet.owners()).values()) == {n for n in fleet.replicas if n != victim}
+        bot.send(signal.SIGCONT)
+        woke = time.monotonic()
+        await eventually(lambda: len(fleet.cloud.slack.alerts()) == len(channels), 40, "every alert")
+        await asyncio.sleep(1.0)
+        owned_after = await fleet.owners()
+
+    # It noticed at once (by its own clock): no poll of a lost shard until it could claim one
+    # again (the fair share gives it work back only after the other replica releases it).
+    woken = (woke + 0.2, woke + LEASE / 3)
+    late = [
+        p for p in fleet.polls if p[1] == victim and woken[0] < p[0] < woken[1] and team_of.get(p[2]) in lost
+    ]
+    assert late == []
+    assert double_polls(fleet.polls, [], since=woken[0]) == []
+    assert "lost" in bot.log() and "shard leases" in bot.log()
+    assert_one_alert_each(fleet, channels)
+    assert owned_after  # the fleet still owns what remains active
+
+
+async def test_a_second_replica_on_one_sqlite_file_refuses_to_start(
+    cloud: Cloud,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'taskbot.db'}"
+    first = BotProcess(cloud, url, tmp_path / "first.log")
+    second = BotProcess(cloud, url, tmp_path / "second.log")
+    async with httpx.AsyncClient(timeout=10) as http:
+        try:
+            await first.start(http)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "serve",
+                env=second.env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _out, err = await asyncio.wait_for(process.communicate(), 30)
+            assert process.returncode == 2
+            message = err.decode()
+            assert "another taskbot serve already uses this SQLite file" in message
+            assert "PostgreSQL" in message and "DATABASE_URL" in message
+            assert "Traceback" not in message
+            # The first one keeps serving.
+            assert (await http.get(f"{first.url}/healthz")).status_code == 200
+            first.send(signal.SIGTERM)
+            assert await first.wait(15) == 0
+            # Once it is gone, the file is free again.
+            await second.start(http)
+        finally:
+            await first.kill_if_running()
+            await second.kill_if_running()
