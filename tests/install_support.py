@@ -35,6 +35,7 @@ from bot.devtools.simulator.auth import AccessKey
 from bot.devtools.slack_standin import ApiCall, PostedMessage, SlackStandIn, sign_request
 from bot.servers import serve_asgi
 from bot.slack import home
+from tests.support.clock import FakeClock
 
 T = TypeVar("T")
 APP_ID = "A0TASKBOT1"
@@ -47,17 +48,7 @@ AK_A, SK_A = "ACCESSKEYTEAMA000001", "secret-key-of-team-a-0000000000000000"
 CHANNEL_A = "C0AAAAAAA1"
 
 
-class Clock:
-    """The simulators' clock: tasks finish when a test moves it, not when time passes."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def running_task(task_id: str, name: str, clock: Clock, *, seconds_left: float = 60.0) -> sim.SimTask:
+def running_task(task_id: str, name: str, clock: FakeClock, *, seconds_left: float = 60.0) -> sim.SimTask:
     return sim.SimTask(
         task_id=task_id,
         task_name=name,

@@ -20,13 +20,13 @@ from tests.install_support import (
     PROJECT_A,
     SK_A,
     TASK_A,
-    Clock,
     MultiStack,
     Workspace,
     make_project,
     multi_stack,
     running_task,
 )
+from tests.support.clock import FakeClock
 
 ADMIN, MEMBER, OUTSIDER = "U0ADMINA01", "U0MEMBERA1", "U0OUTSIDE1"
 ALLOWED, OTHER = "C0ALLOWED1", "C0OTHER001"
@@ -35,7 +35,7 @@ GROUP = "S0ONCALL01"
 
 @pytest.fixture
 async def team(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Workspace]:
-    clock = Clock()
+    clock = FakeClock()
     simulator = make_project(PROJECT_A, [running_task(TASK_A, "Team A import", clock)], clock)
     async with multi_stack(tmp_path, sqlite_url, {"A": (simulator, AK_A, SK_A)}) as stack:
         workspace = stack.workspace("T0TEAMAAA1", admin=ADMIN, member=MEMBER)

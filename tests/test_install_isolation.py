@@ -22,7 +22,6 @@ from tests.install_support import (
     PROJECT_A,
     SK_A,
     TASK_A,
-    Clock,
     MultiStack,
     Workspace,
     eventually,
@@ -31,6 +30,7 @@ from tests.install_support import (
     running_task,
     view_text,
 )
+from tests.support.clock import FakeClock
 
 PROJECT_B = "bbbb1111bbbb1111bbbb1111bbbb1111"
 TASK_B = "b0000000000000000000000000000002"
@@ -45,12 +45,12 @@ class Pair:
     stack: MultiStack
     a: Workspace
     b: Workspace
-    clock: Clock
+    clock: FakeClock
 
 
 @pytest.fixture
 async def pair(tmp_path: Path, database_url: str) -> AsyncIterator[Pair]:
-    clock = Clock()
+    clock = FakeClock()
     sim_a = make_project(
         PROJECT_A,
         [

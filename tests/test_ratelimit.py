@@ -8,6 +8,7 @@ import time
 import pytest
 
 from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
+from tests.support.clock import FakeClock
 
 
 async def test_within_burst_is_immediate() -> None:
@@ -107,14 +108,14 @@ async def test_no_busy_loop_while_waiting() -> None:
 
 
 async def test_fake_clock_decides_the_tokens() -> None:
-    now = 100.0
-    limiter = PriorityRateLimiter(rate=1.0, burst=2, clock=lambda: now)
+    clock = FakeClock(100.0)
+    limiter = PriorityRateLimiter(rate=1.0, burst=2, clock=clock)
     await limiter.acquire(Priority.POLL)
     await limiter.acquire(Priority.POLL)
     waiter = asyncio.create_task(limiter.acquire(Priority.POLL))
     await asyncio.sleep(0.05)
     assert not waiter.done()  # the fake clock has not moved: no token yet
-    now += 1.0
+    clock.advance(1.0)
     await asyncio.wait_for(waiter, 2)
 
 

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.db.crypto import SecretBox, SecretUnreadable
 from bot.db.installations import EncryptedInstallationStore
 from bot.db.schema import migrate
-from tests.install_support import Clock, make_project, multi_stack, running_task
+from tests.install_support import make_project, multi_stack, running_task
+from tests.support.clock import FakeClock
 
 CLIENT_ID = "111.222"
 CHANNEL = "C0SECRETS1"
@@ -53,7 +54,7 @@ def _token(prefix: str, length: int) -> str:
 async def test_oauth_installed_tokens_are_encrypted_in_the_database(
     tmp_path: Path, database_url: str
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     simulator = make_project("p" * 32, [running_task("t-1", "An import", clock)], clock)
     async with multi_stack(tmp_path, database_url, {"A": (simulator, "AKSECRETS1", "sk" * 10)}) as stack:
         stack.slack.token_lifetime = (

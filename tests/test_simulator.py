@@ -56,21 +56,11 @@ from bot.devtools.simulator import (
 from bot.metastudio import signer
 from bot.metastudio.models import Task, TaskPage
 from bot.servers import serve_asgi
+from tests.support.clock import FakeClock
 
 START = 1_800_000_000.0  # a fixed "now" for the fake clock
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TASK_PATH = f"/v2/{DEMO_PROJECT_ID}/ies/task"
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -145,7 +135,7 @@ async def demo() -> AsyncIterator[Api]:
 @pytest.fixture
 async def clocked() -> AsyncIterator[tuple[Api, FakeClock]]:
     """The demo set on a fake clock."""
-    clock = FakeClock()
+    clock = FakeClock(START)
     async for api in served(Simulator(clock=clock)):
         yield api, clock
 
@@ -435,7 +425,7 @@ async def test_token_for_another_project_or_bad_body(demo: Api) -> None:
 
 
 async def test_counts_rise_with_the_clock_and_stop_at_total() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     task = SimTask(
         task_id="a" * 32,
         task_name="进度测试",
@@ -500,7 +490,7 @@ async def test_finishing_task_finishes_about_20_seconds_after_start(clocked: tup
 
 
 def test_a_task_that_has_not_begun_reads_as_running_with_no_progress() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     later = SimTask("b" * 32, "later", "r", 10, 5, int((START + 60) * 1000), encoding="string")
     sim = Simulator([later], clock=clock)
     body = sim.snapshot(later.task_id)
@@ -661,7 +651,7 @@ def test_fault_validation() -> None:
 
 
 def test_demo_set_matches_the_published_ids() -> None:
-    sim = Simulator(clock=FakeClock())
+    sim = Simulator(clock=FakeClock(START))
     expected_faults = {
         SLOW_TASK_ID: Fault("slow", seconds=2),
         THROTTLED_TASK_ID: Fault("throttle", seconds=1, times=2),
@@ -717,7 +707,7 @@ async def test_json_file_loading(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    clock = FakeClock()
+    clock = FakeClock(START)
     sim = Simulator.from_json_file(path, clock=clock)
     assert sim.task_ids == ["1" * 32, "2" * 32, "3" * 32]
     relative = sim.snapshot("1" * 32)
@@ -755,7 +745,7 @@ def test_invalid_task_files(tmp_path: Path, content: Any, message: str) -> None:
 
 
 def test_bulk_tasks_are_valid_and_finish_within_the_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     tasks = bulk_tasks(500, now=START, finish_within_seconds=60)
     assert tasks == bulk_tasks(500, now=START, finish_within_seconds=60)  # deterministic
     sim = Simulator(tasks, clock=clock)

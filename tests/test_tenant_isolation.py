@@ -21,7 +21,6 @@ from tests.install_support import (
     CHANNEL_A,
     PROJECT_A,
     SK_A,
-    Clock,
     MultiStack,
     Workspace,
     eventually,
@@ -29,6 +28,7 @@ from tests.install_support import (
     multi_stack,
     running_task,
 )
+from tests.support.clock import FakeClock
 
 PROJECT_B = "bbbb1111bbbb1111bbbb1111bbbb1111"
 TASK_B = "b0000000000000000000000000000002"
@@ -69,7 +69,7 @@ async def b_alert_delay(
 
     ``prepare`` runs once the stack is up (``bench/bench_tenants.py`` swaps the scheduler there).
     """
-    clock = Clock()
+    clock = FakeClock()
     sim_a = make_project(
         PROJECT_A,
         [
