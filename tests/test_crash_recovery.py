@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +31,7 @@ from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
 from tests.databases import open_database
+from tests.support.cli import clean_env, free_port
 
 SIGNING_SECRET = "c7a5e5c7a5e5c7a5e5c7a5e5c7a5e5c7"  # 32 hex characters, the shape Slack issues
 RESOURCE = "knowledge-intent-question-create"
@@ -81,27 +80,15 @@ async def cloud() -> AsyncIterator[Cloud]:
             slack.released.set()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class BotProcess:
     """``taskbot serve`` as a child process, its log in a file."""
 
     def __init__(self, cloud: Cloud, database_url: str, log_path: Path) -> None:
         self.cloud = cloud
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = log_path
-        keep = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_"))
-        }
         self.env = {
-            **keep,
-            "HOME": "/nonexistent-home",
+            **clean_env(),
             "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": cloud.slack.api_url,

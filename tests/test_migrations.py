@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +47,7 @@ from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_TEAM_ID, IssuedToken
+from tests.support.cli import run_cli
 from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, add_tasks, cloud  # noqa: F401 - cloud is a fixture
 
 LEGACY = Path(__file__).parent / "data" / "schema-0.1.0"
@@ -295,28 +295,13 @@ async def test_a_newer_schema_refuses_to_start_with_one_sentence(
             await migrate(storage.engine)
     finally:
         await storage.dispose()
-    for args in (["serve"], ["migrate"]):
+    for name in ("serve", "migrate"):
         bot = BotProcess(cloud, database_url, tmp_path / "bot.log")
-        code, out, err = await _run_cli(args, bot.env)
+        code, out, err = await run_cli(name, env=bot.env, timeout=60)
         assert (code, out, err) == (2, "", TOO_NEW.format(head=HEAD) + "\n")
     bot = BotProcess(cloud, database_url, tmp_path / "bot.log")
-    code, out, _ = await _run_cli(["check"], bot.env)
+    code, out, _ = await run_cli("check", env=bot.env, timeout=60)
     assert code == 1 and f"FAIL  schema: {TOO_NEW.format(head=HEAD)}" in out
-
-
-async def _run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 # --- migrate as a separate step -----------------------------------------------------------------
@@ -329,16 +314,16 @@ async def test_migrate_as_a_separate_step_when_serve_is_told_not_to(
 ) -> None:
     bot = BotProcess(cloud, sqlite_url, tmp_path / "bot.log")
     bot.env["TASKBOT_MIGRATE_ON_START"] = "false"
-    code, out, err = await _run_cli(["serve"], bot.env)
+    code, out, err = await run_cli("serve", env=bot.env, timeout=60)
     assert (code, out) == (2, "")
     assert err == (
         f"The database has no taskbot schema yet but this taskbot needs revision {HEAD}, and "
         "TASKBOT_MIGRATE_ON_START is off: run `taskbot migrate` first.\n"
     )
-    code, out, _ = await _run_cli(["check"], bot.env)
+    code, out, _ = await run_cli("check", env=bot.env, timeout=60)
     assert code == 1 and "FAIL  schema: empty; migrating creates revision" in out
 
-    code, out, err = await _run_cli(["migrate"], bot.env)
+    code, out, err = await run_cli("migrate", env=bot.env, timeout=60)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[:2] == [
@@ -348,12 +333,12 @@ async def test_migrate_as_a_separate_step_when_serve_is_told_not_to(
     assert lines[-1] == f"  The schema went from an empty database to revision {HEAD}."
     # Every later revision is reported as applied, one line each.
     assert all(line.startswith("  Applied ") for line in lines[2:-1])
-    code, out, err = await _run_cli(["migrate"], bot.env)
+    code, out, err = await run_cli("migrate", env=bot.env, timeout=60)
     assert (code, out.splitlines()[1:]) == (
         0,
         [f"  The schema is current at revision {HEAD}; nothing to do."],
     )
-    code, out, _ = await _run_cli(["check"], bot.env)
+    code, out, _ = await run_cli("check", env=bot.env, timeout=60)
     assert f"ok    schema: current (revision {HEAD})" in out
 
     async with httpx.AsyncClient(timeout=10) as http:
