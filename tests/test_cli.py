@@ -15,16 +15,16 @@ from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.config import CredentialKind
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.schema import code_head
 from bot.db.schema import migrate as migrate_schema
-from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
 from tests.support.cli import clean_env, free_port, run_cli, start_cli
+from tests.support.forms import aksk_form
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
 
@@ -231,18 +231,7 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
     url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
     old_key, new_key = SecretBox.generate_key(), SecretBox.generate_key()
     secret_key = "sk-rotate-me-0123456789abcdef"
-    form = ConnectionForm(
-        region="cn-north-4",
-        endpoint=None,
-        project_id=sim.DEMO_PROJECT_ID,
-        kind=CredentialKind.AKSK,
-        access_key=sim.DEMO_ACCESS_KEY,
-        secret_key=secret_key,
-        security_token=None,
-        iam_username=None,
-        iam_password=None,
-        iam_domain=None,
-    )
+    form = aksk_form(project_id=sim.DEMO_PROJECT_ID, access_key=sim.DEMO_ACCESS_KEY, secret_key=secret_key)
     database = Database(url)
     try:
         store = WorkspaceStore(database, SecretBox([old_key]))

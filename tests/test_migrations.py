@@ -28,7 +28,6 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from bot.config import CredentialKind
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.followups import DeliveryRow, FeedRow, FollowUpStore
@@ -43,11 +42,12 @@ from bot.db.schema import (
     migrate,
     schema_status,
 )
-from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_TEAM_ID, IssuedToken
 from tests.support.cli import run_cli
+from tests.support.forms import aksk_form
 from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, add_tasks, cloud  # noqa: F401 - cloud is a fixture
 
 LEGACY = Path(__file__).parent / "data" / "schema-0.1.0"
@@ -458,17 +458,11 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
         workspaces = WorkspaceStore(storage, SecretBox([key]))
         await workspaces.save_connection(
             DEMO_TEAM_ID,
-            ConnectionForm(
-                region="cn-north-4",
+            aksk_form(
                 endpoint=cloud.simulator_url,
                 project_id=sim.DEMO_PROJECT_ID,
-                kind=CredentialKind.AKSK,
                 access_key=sim.DEMO_ACCESS_KEY,
                 secret_key=sim.DEMO_SECRET_KEY,
-                security_token=None,
-                iam_username=None,
-                iam_password=None,
-                iam_domain=None,
             ),
             user_id="U0ADMIN001",
         )
