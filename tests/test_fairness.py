@@ -37,10 +37,10 @@ async def test_one_team_never_holds_more_than_its_cap() -> None:
     assert slots.running("A") == 2 and slots.running() == 2
     assert slots.waiting("A") == 18
     # B is served at once although A queued first and has 18 waiting.
-    got = await _hold(slots, "B", 1, release, order)
+    [got] = await _hold(slots, "B", 1, release, order)
     assert slots.running("B") == 1 and order.count("B") == 1
     release.set()
-    await asyncio.gather(*hostile, *got)
+    await asyncio.gather(*hostile, got)
     assert slots.running() == 0 and len(slots) == 0
 
 
@@ -89,11 +89,9 @@ async def test_a_cancelled_waiter_leaves_no_trace() -> None:
     slots = FairSlots(total=1, per_team=1)
     release = asyncio.Event()
     order: list[str] = []
-    holder = asyncio.create_task(_holder(slots, "A", release, order))
-    await _settle()
-    doomed = asyncio.create_task(_holder(slots, "B", release, order))
-    later = asyncio.create_task(_holder(slots, "C", release, order))
-    await _settle()
+    [holder] = await _hold(slots, "A", 1, release, order)
+    [doomed] = await _hold(slots, "B", 1, release, order)
+    [later] = await _hold(slots, "C", 1, release, order)
     doomed.cancel()
     with pytest.raises(asyncio.CancelledError):
         await doomed
@@ -124,8 +122,7 @@ async def test_cancelling_a_holder_frees_its_slot() -> None:
     slots = FairSlots(total=1, per_team=1)
     never = asyncio.Event()
     order: list[str] = []
-    holder = asyncio.create_task(_holder(slots, "A", never, order))
-    await _settle()
+    [holder] = await _hold(slots, "A", 1, never, order)
     holder.cancel()
     with pytest.raises(asyncio.CancelledError):
         await holder
