@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,17 @@ async def load_legacy_schema(url: str) -> None:
         await conn.execute((LEGACY / "postgresql.sql").read_text())
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def legacy_database(url: str) -> AsyncIterator[Database]:
+    """A database holding the 0.1.0 schema (``load_legacy_schema``), open and not yet migrated."""
+    await load_legacy_schema(url)
+    storage = Database(url)
+    try:
+        yield storage
+    finally:
+        await storage.dispose()
 
 
 async def schema_of(url: str) -> list[tuple[Any, ...]]:
@@ -190,9 +203,7 @@ async def test_sqlite_stays_in_wal_mode_after_migrating(sqlite_url: str) -> None
 
 
 async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_url: str) -> None:
-    await load_legacy_schema(database_url)
-    storage = Database(database_url)
-    try:
+    async with legacy_database(database_url) as storage:
         # Written as 0.1.0 wrote it: today's models have columns (0002) a 0.1.0 database lacks.
         now = datetime.now(UTC)
         async with storage.engine.begin() as conn:
@@ -226,28 +237,20 @@ async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_u
         assert (await migrate(storage.engine)).lines() == [
             f"The schema is current at revision {HEAD}; nothing to do."
         ]
-    finally:
-        await storage.dispose()
 
 
 async def test_a_single_workspace_database_gets_the_tables_it_never_had(sqlite_url: str) -> None:
-    await load_legacy_schema(sqlite_url)
-    storage = Database(sqlite_url)
-    try:
+    async with legacy_database(sqlite_url) as storage:
         async with storage.engine.begin() as conn:
             for table in ("slack_installations", "slack_bots", "slack_oauth_states"):
                 await conn.execute(text(f"DROP TABLE {table}"))
         assert (await migrate(storage.engine)).adopted
         async with storage.engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
-    finally:
-        await storage.dispose()
 
 
 async def test_a_database_that_is_not_0_1_0_is_refused_and_left_alone(sqlite_url: str) -> None:
-    await load_legacy_schema(sqlite_url)
-    storage = Database(sqlite_url)
-    try:
+    async with legacy_database(sqlite_url) as storage:
         async with storage.engine.begin() as conn:
             await conn.execute(text("ALTER TABLE deliveries DROP COLUMN error"))
         with pytest.raises(SchemaError) as refused:
@@ -258,8 +261,6 @@ async def test_a_database_that_is_not_0_1_0_is_refused_and_left_alone(sqlite_url
         )
         async with storage.engine.connect() as conn:
             assert "alembic_version" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-    finally:
-        await storage.dispose()
 
 
 # --- a schema newer than the code ---------------------------------------------------------------
