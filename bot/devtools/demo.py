@@ -210,13 +210,8 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
                 say(f"  (acknowledged in {ack_ms:.0f} ms, HTTP {response.status_code})")
                 if response.content:
                     show(PostedMessage("ack", None, response.json()))
-                else:
-                    try:
-                        await slack.wait_for_messages(seen + 1, timeout=15)
-                        show(slack.messages[seen])
-                    except TimeoutError:
-                        failures += 1
-                        say("  (no message arrived)")
+                elif not await _show_next(slack, seen, say, show):
+                    failures += 1
                 say()
             card = next((m for m in slack.messages if m.via == "chat.postMessage"), None)
             if card is not None:
@@ -230,6 +225,19 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
             failures += await _watch_step(stack, http, len(SCRIPT) + 3, say, show)
             say("Done. Every request above was signed and sent over a real socket." if not failures else "")
             return 1 if failures else 0
+
+
+async def _show_next(
+    slack: SlackStandIn, seen: int, say: Callable[..., None], show: Callable[[PostedMessage], None]
+) -> bool:
+    """Show the message after the ``seen`` ones; False, said aloud, if none arrives within 15 s."""
+    try:
+        await slack.wait_for_messages(seen + 1, timeout=15)
+    except TimeoutError:
+        say("  (no message arrived)")
+        return False
+    show(slack.messages[seen])
+    return True
 
 
 async def _languages_step(
@@ -249,24 +257,16 @@ async def _languages_step(
         say(f"   {user_id} ({tag}): /task watch {sim.SEED_TASK_ID}")
         seen = len(slack.messages)
         await stack.command(http, f"watch {sim.SEED_TASK_ID}", user_id=user_id)
-        try:
-            await slack.wait_for_messages(seen + 1, timeout=15)
-            show(slack.messages[seen])
-        except TimeoutError:
+        if not await _show_next(slack, seen, say, show):
             missing += 1
-            say("  (no message arrived)")
     zh_user = next(u for u, t in DEMO_USERS.items() if t.startswith("zh"))
     say(
         f"   {zh_user}: /task {sim.SEED_TASK_ID}   (the card is for the channel; TASKBOT_CHANNEL_LANGUAGE={setting})"
     )
     seen = len(slack.messages)
     await stack.command(http, sim.SEED_TASK_ID, user_id=zh_user)
-    try:
-        await slack.wait_for_messages(seen + 1, timeout=15)
-        show(slack.messages[seen])
-    except TimeoutError:
+    if not await _show_next(slack, seen, say, show):
         missing += 1
-        say("  (no message arrived)")
     say()
     return missing
 
