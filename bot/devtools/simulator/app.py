@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from bot.devtools.simulator.auth import AccessKey, AuthRejected, Gateway
+from bot.devtools.simulator.auth import AccessKey, AuthRejected, Gateway, GatewayRequest
 from bot.devtools.simulator.demo import (
     DEMO_ACCESS_KEY,
     DEMO_IAM_DOMAIN,
@@ -252,22 +252,27 @@ class Simulator:
 
     # --- gateway --------------------------------------------------------------------------------
 
-    async def _authorize(self, request: Request, project_id: str, request_id: str) -> Response | None:
-        """None when the caller may read ``project_id``; otherwise the gateway's refusal."""
+    async def _authenticate(self, request: Request) -> str:
+        """The project the request's signature (or token) is good for; raises AuthRejected."""
         scope = request.scope
-        headers = _headers(scope)
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
-        try:
-            principal = self.gateway.authenticate(
+        return self.gateway.authenticate(
+            GatewayRequest(
                 method=scope["method"],
                 raw_path=_decode(raw_path),
                 query_string=_decode(scope.get("query_string", b"")),
-                headers=headers,
+                headers=_headers(scope),
                 body=await request.body(),
             )
+        )
+
+    async def _authorize(self, request: Request, project_id: str, request_id: str) -> Response | None:
+        """None when the caller may read ``project_id``; otherwise the gateway's refusal."""
+        try:
+            principal = await self._authenticate(request)
         except AuthRejected as exc:
             return self._error(exc.status, exc.error_code, exc.error_msg, request_id)
-        header_project = headers.get("x-project-id")
+        header_project = _headers(request.scope).get("x-project-id")
         if header_project is not None and header_project != project_id:
             reason = "X-Project-Id does not match the project in the URL"
             return self._error(403, "APIGW.0302", f"{FORBIDDEN_MESSAGE} {reason}", request_id)
@@ -368,16 +373,8 @@ class Simulator:
         """``GET /v3/projects?name=<region>``, AK/SK-signed: how the SDK finds a missing project id."""
         request_id = _new_request_id()
         self.requests[("projects", "")] += 1
-        scope = request.scope
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         try:
-            principal = self.gateway.authenticate(
-                method=scope["method"],
-                raw_path=_decode(raw_path),
-                query_string=_decode(scope.get("query_string", b"")),
-                headers=_headers(scope),
-                body=await request.body(),
-            )
+            principal = await self._authenticate(request)
         except AuthRejected as exc:
             return self._error(exc.status, exc.error_code, exc.error_msg, request_id)
         name = request.query_params.get("name")
