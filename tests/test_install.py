@@ -34,9 +34,8 @@ from tests.install_support import (
     connection_values,
     eventually,
     guardrail_values,
-    make_project,
     multi_stack,
-    running_task,
+    project_a,
     view_text,
 )
 from tests.support.clock import FakeClock
@@ -51,8 +50,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def stack(tmp_path: Path, sqlite_url: str, clock: FakeClock) -> AsyncIterator[MultiStack]:
-    simulator = make_project(PROJECT_A, [running_task(TASK_A, "Team A import", clock)], clock)
-    async with multi_stack(tmp_path, sqlite_url, {"A": (simulator, AK_A, SK_A)}) as local:
+    async with multi_stack(tmp_path, sqlite_url, {"A": project_a(clock)}) as local:
         yield local
 
 
