@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
-from tests.support.cli import clean_env, free_port, run_cli, start_cli
+from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli
 from tests.support.forms import aksk_form
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
@@ -177,14 +176,13 @@ async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_si
             assert response.status_code == 200
             await slack.wait_for_messages(1, timeout=10)
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(process.communicate(), 15)
-    assert process.returncode == 0
-    text = out.decode() + err.decode()
+        code, out, err = await stop_cli(process)
+    assert code == 0
+    text = out + err
     assert "Traceback" not in text
     for secret in (DEMO_BOT_TOKEN, SIGNING_SECRET, sim.DEMO_SECRET_KEY):
         assert secret not in text
-    records = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     handled = [r for r in records if r.get("msg") == "command handled"]
     assert handled, text
     assert handled[0]["team"] == slack.team_id
@@ -220,11 +218,10 @@ async def test_serve_in_socket_mode_answers_over_the_websocket_and_serves_health
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"http://127.0.0.1:{port}/healthz")).json() == {"ok": True}
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(process.communicate(), 15)
-    assert process.returncode == 0, err.decode()
-    assert DEMO_APP_TOKEN not in out.decode() + err.decode()
-    assert "Traceback" not in err.decode()
+        code, out, err = await stop_cli(process)
+    assert code == 0, err
+    assert DEMO_APP_TOKEN not in out + err
+    assert "Traceback" not in err
 
 
 async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> None:

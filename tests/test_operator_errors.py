@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import socket
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN
-from tests.support.cli import clean_env, free_port, run_cli, start_cli
+from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli
 
 SIGNING_SECRET = "0f1e2d3c4b5a69780f1e2d3c4b5a6978"
 HEADER = "taskbot cannot start: the configuration is incomplete or invalid."
@@ -155,12 +154,11 @@ async def test_socket_mode_stops_on_sigterm_while_slack_cannot_be_reached(tmp_pa
                 lines.append((await process.stderr.readline()).decode())
                 assert lines[-1], "taskbot exited: " + "".join(lines)
     finally:
-        process.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        _, rest = await asyncio.wait_for(process.communicate(), 15)
+        code, _, rest = await stop_cli(process)
         took = time.monotonic() - started
-    log = "".join(lines) + rest.decode()
-    assert process.returncode == 0, log
+    log = "".join(lines) + rest
+    assert code == 0, log
     assert took < 5, f"SIGTERM took {took:.1f} s"
     assert "Traceback" not in log
     attempts = re.findall(
@@ -226,8 +224,7 @@ async def test_simulator_prints_the_exports_that_make_check_pass(tmp_path: Path)
             await asyncio.sleep(0.2)  # uvicorn may still be starting after the banner
         assert "ok    MetaStudio list call" in out, out + err
     finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.communicate(), 15)
+        await stop_cli(process)
 
 
 def test_readme_gives_the_simulator_exports_and_the_test_database() -> None:

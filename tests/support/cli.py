@@ -2,19 +2,21 @@
 
 ``clean_env`` drops every Slack, Huawei Cloud and taskbot variable of the test runner (and points
 ``HOME`` away, so no ``~/.huaweicloud/credentials`` leaks in); a test adds back what it means to
-give. ``start_cli`` spawns ``python -m bot.cli`` with both streams piped, ``run_cli`` runs it to
-the end, and ``free_port`` finds a loopback port nothing listens on.
+give. ``start_cli`` spawns ``python -m bot.cli`` with both streams piped, ``stop_cli`` sends it
+SIGTERM and collects what it wrote, ``run_cli`` runs it to the end, and ``free_port`` finds a
+loopback port nothing listens on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
 
-__all__ = ["clean_env", "free_port", "run_cli", "start_cli"]
+__all__ = ["clean_env", "free_port", "run_cli", "start_cli", "stop_cli"]
 
 _OURS = ("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_")
 
@@ -47,11 +49,20 @@ async def start_cli(*args: str, env: dict[str, str], cwd: Path | None = None) ->
     )
 
 
+async def stop_cli(process: asyncio.subprocess.Process, timeout: float = 15) -> tuple[int, str, str]:
+    """SIGTERM, as an orchestrator stops a process, then wait: (exit code, stdout, stderr)."""
+    process.send_signal(signal.SIGTERM)
+    return await _finish(process, timeout)
+
+
 async def run_cli(
     *args: str, env: dict[str, str], timeout: float = 30, cwd: Path | None = None
 ) -> tuple[int, str, str]:
     """``taskbot *args`` run to its end: (exit code, stdout, stderr)."""
-    process = await start_cli(*args, env=env, cwd=cwd)
+    return await _finish(await start_cli(*args, env=env, cwd=cwd), timeout)
+
+
+async def _finish(process: asyncio.subprocess.Process, timeout: float) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
