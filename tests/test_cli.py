@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -148,18 +149,27 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
     assert "not-a-key" not in out + err and "client-secret-5678" not in out + err
 
 
-async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_sigterm(
-    cloud_and_slack: tuple[str, SlackStandIn],
-) -> None:
+@dataclass
+class Serving:
+    """What ``taskbot serve`` needs to run against ``cloud_and_slack``, on a free port."""
+
+    slack: SlackStandIn
+    port: int
+    env: dict[str, str]
+
+
+@pytest.fixture
+def serving(cloud_and_slack: tuple[str, SlackStandIn]) -> Serving:
     simulator_url, slack = cloud_and_slack
     port = free_port()
-    env = _serving_env(
-        simulator_url,
-        slack,
-        PORT=str(port),
-        TASKBOT_LOG_FORMAT="json",
-        DATABASE_URL="sqlite+aiosqlite:///:memory:",
-    )
+    return Serving(slack, port, _serving_env(simulator_url, slack, PORT=str(port)))
+
+
+async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_sigterm(
+    serving: Serving,
+) -> None:
+    slack, port = serving.slack, serving.port
+    env = {**serving.env, "TASKBOT_LOG_FORMAT": "json", "DATABASE_URL": "sqlite+aiosqlite:///:memory:"}
     process = await start_cli("serve", env=env)
     try:
         async with httpx.AsyncClient() as http:
@@ -193,17 +203,14 @@ async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_si
 
 
 async def test_serve_in_socket_mode_answers_over_the_websocket_and_serves_health(
-    cloud_and_slack: tuple[str, SlackStandIn], tmp_path: Path
+    serving: Serving, tmp_path: Path
 ) -> None:
-    simulator_url, slack = cloud_and_slack
-    port = free_port()
-    env = _serving_env(
-        simulator_url,
-        slack,
-        SLACK_APP_TOKEN=DEMO_APP_TOKEN,
-        PORT=str(port),
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'socket.db'}",
-    )
+    slack, port = serving.slack, serving.port
+    env = {
+        **serving.env,
+        "SLACK_APP_TOKEN": DEMO_APP_TOKEN,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'socket.db'}",
+    }
     del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none: Slack's connection is the proof
     process = await start_cli("serve", env=env)
     try:
