@@ -34,6 +34,7 @@ from bot.devtools.simulator import (
     TaskFileError,
     bulk_tasks,
 )
+from bot.devtools.simulator.auth import AccessKey, AuthRejected, Gateway, GatewayRequest
 from bot.metastudio import signer
 from bot.metastudio.models import Task, TaskPage
 from bot.servers import serve_asgi
@@ -348,6 +349,55 @@ async def test_request_ids_are_unique_per_response(demo: Api) -> None:
     responses.append(await demo.login())
     ids = {response.headers["X-Request-Id"] for response in responses}
     assert len(ids) == 4 and all(HEX32.match(i) for i in ids)
+
+
+# --- The gateway on its own: a GatewayRequest value, no HTTP -------------------------------------
+
+
+def _gateway(clock: FakeClock) -> Gateway:
+    keys = {sim.DEMO_ACCESS_KEY: AccessKey(sim.DEMO_SECRET_KEY, sim.DEMO_PROJECT_ID)}
+    return Gateway(access_keys=keys, clock=clock, max_clock_skew_seconds=900)
+
+
+def _signed_at(epoch: float) -> GatewayRequest:
+    path = f"{TASK_PATH}/{sim.SEED_TASK_ID}"
+    headers = signer.sign(
+        access_key=sim.DEMO_ACCESS_KEY,
+        secret_key=sim.DEMO_SECRET_KEY,
+        method="GET",
+        path=path,
+        params=[],
+        headers={"Host": "127.0.0.1:8080"},
+        now=datetime.fromtimestamp(epoch, UTC),
+    )
+    lower = {name.lower(): value for name, value in headers.items()}
+    return GatewayRequest(method="GET", raw_path=path, query_string="", headers=lower, body=b"")
+
+
+@pytest.mark.parametrize("skew", [-900, 900])
+def test_gateway_accepts_a_signature_exactly_at_the_allowed_skew(skew: int) -> None:
+    assert _gateway(FakeClock(START)).authenticate(_signed_at(START + skew)) == sim.DEMO_PROJECT_ID
+
+
+@pytest.mark.parametrize("skew", [-901, 901])
+def test_gateway_refuses_a_signature_one_second_past_the_skew(skew: int) -> None:
+    with pytest.raises(AuthRejected, match="X-Sdk-Date is too far from the server time"):
+        _gateway(FakeClock(START)).authenticate(_signed_at(START + skew))
+
+
+def test_gateway_token_is_good_until_its_expiry_and_not_at_it() -> None:
+    clock = FakeClock(START)
+    gateway = _gateway(clock)
+    token, issued = gateway.issue_token(sim.DEMO_PROJECT_ID, ttl_seconds=100)
+    request = GatewayRequest(
+        method="GET", raw_path="/", query_string="", headers={"x-auth-token": token}, body=b""
+    )
+    clock.advance(99.5)
+    assert gateway.authenticate(request) == sim.DEMO_PROJECT_ID
+    clock.now = issued.expires_at
+    with pytest.raises(AuthRejected) as refused:
+        gateway.authenticate(request)
+    assert (refused.value.error_code, refused.value.error_msg) == ("APIGW.0307", "The token must be updated.")
 
 
 # --- IAM tokens ----------------------------------------------------------------------------------
