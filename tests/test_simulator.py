@@ -45,6 +45,21 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 TASK_PATH = f"/v2/{sim.DEMO_PROJECT_ID}/ies/task"
 
 
+def sign_get(
+    path: str,
+    headers: dict[str, str],
+    *,
+    params: Iterable[tuple[str, str]] = (),
+    ak: str = sim.DEMO_ACCESS_KEY,
+    sk: str = sim.DEMO_SECRET_KEY,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """``headers`` signed for a GET of ``path``: they gain ``X-Sdk-Date`` and ``Authorization``."""
+    return signer.sign(
+        access_key=ak, secret_key=sk, method="GET", path=path, params=list(params), headers=headers, now=now
+    )
+
+
 @dataclass
 class Api:
     """An httpx client on a served Simulator that signs with the Simulator's own clock."""
@@ -70,9 +85,7 @@ class Api:
             **(headers or {}),
         }
         now = signed_at or datetime.fromtimestamp(self.sim.clock(), UTC)
-        signer.sign(
-            access_key=ak, secret_key=sk, method="GET", path=path, params=params, headers=signed, now=now
-        )
+        sign_get(path, signed, params=params, ak=ak, sk=sk, now=now)
         query = signer.canonical_query(params if sent_params is None else list(sent_params))
         return await self.http.get(path + (f"?{query}" if query else ""), headers=signed)
 
@@ -292,18 +305,12 @@ async def test_unsigned_security_token_or_host_is_401(demo: Api) -> None:
     path = f"{TASK_PATH}/{sim.SEED_TASK_ID}"
     host = demo.http.base_url.netloc.decode()
 
-    def signed_only(headers: dict[str, str], access_key: str, secret_key: str) -> dict[str, str]:
-        """``headers`` signed as they are (plus the date): nothing the server wants is added."""
-        signer.sign(
-            access_key=access_key, secret_key=secret_key, method="GET", path=path, params=[], headers=headers
-        )
-        return headers
-
-    signed = signed_only({"Host": host}, sim.DEMO_TEMP_ACCESS_KEY, sim.DEMO_TEMP_SECRET_KEY)
+    # Signed as they are (plus the date): nothing the server wants is added.
+    signed = sign_get(path, {"Host": host}, ak=sim.DEMO_TEMP_ACCESS_KEY, sk=sim.DEMO_TEMP_SECRET_KEY)
     response = await demo.http.get(path, headers={**signed, "X-Security-Token": sim.DEMO_SECURITY_TOKEN})
     assert "X-Security-Token is not signed" in assert_error(response, 401, "APIGW.0301")["error_msg"]
 
-    only_date = signed_only({"X-Project-Id": sim.DEMO_PROJECT_ID}, sim.DEMO_ACCESS_KEY, sim.DEMO_SECRET_KEY)
+    only_date = sign_get(path, {"X-Project-Id": sim.DEMO_PROJECT_ID})
     response = await demo.http.get(path, headers=only_date)
     assert "the Host header is not signed" in assert_error(response, 401, "APIGW.0301")["error_msg"]
 
@@ -361,15 +368,7 @@ def _gateway(clock: FakeClock) -> Gateway:
 
 def _signed_at(epoch: float) -> GatewayRequest:
     path = f"{TASK_PATH}/{sim.SEED_TASK_ID}"
-    headers = signer.sign(
-        access_key=sim.DEMO_ACCESS_KEY,
-        secret_key=sim.DEMO_SECRET_KEY,
-        method="GET",
-        path=path,
-        params=[],
-        headers={"Host": "127.0.0.1:8080"},
-        now=datetime.fromtimestamp(epoch, UTC),
-    )
+    headers = sign_get(path, {"Host": "127.0.0.1:8080"}, now=datetime.fromtimestamp(epoch, UTC))
     lower = {name.lower(): value for name, value in headers.items()}
     return GatewayRequest(method="GET", raw_path=path, query_string="", headers=lower, body=b"")
 
