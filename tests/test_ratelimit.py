@@ -134,12 +134,12 @@ def test_invalid_settings() -> None:
 
 
 async def test_waiter_cancelled_after_its_grant_hands_the_token_back() -> None:
-    now = 0.0
-    limiter = PriorityRateLimiter(rate=1.0, clock=lambda: now)
+    clock = FakeClock(0.0)
+    limiter = PriorityRateLimiter(rate=1.0, clock=clock)
     await limiter.acquire(Priority.POLL)
     waiter = asyncio.create_task(limiter.acquire(Priority.POLL))
     await asyncio.sleep(0)
-    now += 1.0
+    clock.advance(1.0)
     limiter._dispatch()  # the token is granted to the waiter, which has not run yet...
     waiter.cancel()  # ...and is cancelled before it could use it
     with pytest.raises(asyncio.CancelledError):
