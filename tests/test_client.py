@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -61,7 +62,6 @@ from bot.metastudio.errors import (
 )
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
-from tests.support.cli import free_port
 from tests.support.clock import FakeClock
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
@@ -377,6 +377,12 @@ async def test_slow_within_the_timeout_is_fine(client: MetaStudioClient, sim: Si
     assert fetched.elapsed >= 0.2
 
 
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def test_connection_refused_after_retries() -> None:
     sent: list[httpx.Request] = []
 
@@ -386,7 +392,7 @@ async def test_connection_refused_after_retries() -> None:
     async with (
         httpx.AsyncClient(event_hooks={"request": [count]}) as http,
         make_client(
-            endpoint=f"http://127.0.0.1:{free_port()}", credentials=aksk(), max_retries=2, http=http
+            endpoint=f"http://127.0.0.1:{closed_port()}", credentials=aksk(), max_retries=2, http=http
         ) as c,
     ):
         with pytest.raises(ConnectionFailed) as caught:
