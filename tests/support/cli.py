@@ -22,6 +22,7 @@ _OURS = ("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
+    """The runner's environment without any of our variables, plus ``extra``."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
     keep["HOME"] = "/nonexistent-home"
     keep.update(extra)
