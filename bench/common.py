@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: percentiles, a bot process, output."""
+"""Helpers shared by the benchmarks: percentiles, a bot process, in-process settings, output."""
 
 from __future__ import annotations
 
@@ -6,15 +6,22 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import socket
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
+
+from bot.config import Settings
+from bot.devtools import simulator as sim
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -37,6 +44,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def bench_settings(urls: Mapping[str, str], database_url: str, **overrides: Any) -> Settings:
+    """Settings for a bot run in the benchmark's own process against ``services_process``'
+    simulator and Slack stand-in (``urls``), with the demo credentials and warnings-only logs;
+    ``overrides`` set the rest (polling, rates, the signing secret a load generator signs with)."""
+    values: dict[str, Any] = {
+        "slack_bot_token": SecretStr(DEMO_BOT_TOKEN),
+        "slack_signing_secret": SecretStr(secrets.token_hex(16)),
+        "slack_api_url": urls["slack"] + "/api/",
+        "cloud_ak": sim.DEMO_ACCESS_KEY,
+        "cloud_sk": SecretStr(sim.DEMO_SECRET_KEY),
+        "cloud_project_id": sim.DEMO_PROJECT_ID,
+        "endpoint": urls["simulator"],
+        "database_url": database_url,
+        "log_level": "WARNING",
+    }
+    return Settings(**{**values, **overrides})
 
 
 @contextlib.asynccontextmanager
