@@ -49,7 +49,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, insert, select
 from starlette.types import Receive, Scope, Send
 
-from bench.common import bench_settings, percentile, raw_burst, services_process, summary_ms
+from bench.common import bench_settings, migrate_schema, percentile, raw_burst, services_process, summary_ms
 from bot.app import Runtime, create_asgi
 from bot.db.base import Database
 from bot.db.followups import SubscriberRow, WatchRow
@@ -345,6 +345,7 @@ async def bot_main(opts: Options) -> int:
                 max_poll_seconds=opts.max_poll_seconds,
                 api_rate=opts.api_rate,
             )
+            await migrate_schema(settings.database_url)
             # 1. The watches: 10,000 active rows, as a bot that has been running finds them at
             # start; Engine.start() re-arms each one (first polls spread over one interval).
             preload_seconds = await preload(

@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: percentiles, a bot process, in-process settings, output."""
+"""Helpers shared by the benchmarks: percentiles, a bot process, in-process settings and schema, output."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ import httpx
 from pydantic import SecretStr
 
 from bot.config import Settings
+from bot.db.base import Database
+from bot.db.schema import ensure_schema
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 
@@ -62,6 +64,18 @@ def bench_settings(urls: Mapping[str, str], database_url: str, **overrides: Any)
         "log_level": "WARNING",
     }
     return Settings(**{**values, **overrides})
+
+
+async def migrate_schema(database_url: str) -> None:
+    """The current schema in ``database_url``, migrated as ``taskbot serve`` migrates on start.
+
+    Preload rows only after this: a database the models made directly (``create_all``) has no
+    Alembic revision, and the bot would then try to adopt it as a 0.1.0 database."""
+    database = Database(database_url)
+    try:
+        await ensure_schema(database.engine, migrate_on_start=True)
+    finally:
+        await database.dispose()
 
 
 @contextlib.asynccontextmanager
