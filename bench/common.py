@@ -78,6 +78,16 @@ async def migrate_schema(database_url: str) -> None:
         await database.dispose()
 
 
+async def wait_for_ok(http: httpx.AsyncClient, url: str, *, attempts: int, failure: str) -> None:
+    """Ask ``url`` every 50 ms until it answers 200; ``RuntimeError(failure)`` after ``attempts``."""
+    for _ in range(attempts):
+        with contextlib.suppress(httpx.TransportError):
+            if (await http.get(url)).status_code == 200:
+                return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(failure)
+
+
 @contextlib.asynccontextmanager
 async def bot_process(env: dict[str, str], port: int, *, tree: str | None = None) -> AsyncIterator[str]:
     """``taskbot serve`` as its own process, so the load generator does not share its event loop.
@@ -91,13 +101,7 @@ async def bot_process(env: dict[str, str], port: int, *, tree: str | None = None
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as http:
-            for _ in range(400):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"{url}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("taskbot serve did not start")
+            await wait_for_ok(http, f"{url}/healthz", attempts=400, failure="taskbot serve did not start")
         yield url
     finally:
         process.terminate()
