@@ -1,7 +1,9 @@
-"""Helpers shared by the benchmarks: percentiles, a bot process, in-process settings and schema, output."""
+"""Helpers shared by the benchmarks: the command line, percentiles, a bot process, in-process settings
+and schema, output."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -11,7 +13,7 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,17 @@ from bot.db.base import Database
 from bot.db.schema import ensure_schema
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
+
+
+def run_benchmark(main: Callable[..., Coroutine[Any, Any, object]], **defaults: int | float | str) -> None:
+    """``python -m bench.<name>``: one ``--option`` per keyword of ``defaults`` (``_`` becomes
+    ``-``; typed as its default), then ``asyncio.run(main(**options))``. ``--help`` shows the
+    first paragraph of the benchmark's docstring."""
+    doc = sys.modules[main.__module__].__doc__ or ""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    asyncio.run(main(**vars(parser.parse_args())))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
