@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -38,35 +39,28 @@ __all__ = ["WorkspaceAdmin", "WorkspaceLeaving"]
 log = logging.getLogger("taskbot.admin")
 
 
+@dataclass(eq=False, repr=False)
 class WorkspaceAdmin:
-    def __init__(
-        self,
-        settings: Settings,
-        store: WorkspaceStore,
-        *,
-        storage: FollowUpStore,
-        installation_store: AsyncInstallationStore | None,
-        access: Access,
-        metastudio: MetaStudioClients,
-        languages: Languages,
-    ) -> None:
-        self._settings = settings
-        self._languages = languages
-        self.store = store
-        self._storage = storage
-        self._installations = installation_store
-        self._access = access
-        self._metastudio = metastudio
+    """App Home and the admin modals of one installation; changes only by workspace admins."""
+
+    settings: Settings
+    store: WorkspaceStore
+    _: KW_ONLY
+    storage: FollowUpStore
+    installation_store: AsyncInstallationStore | None
+    access: Access
+    metastudio: MetaStudioClients
+    languages: Languages
 
     async def publish_home(self, team_id: str, user_id: str, client: AsyncWebClient) -> None:
         """Draw the App Home tab for one user, in their language: admins get the controls."""
-        locale = (await self._languages.person(Origin(team_id, None, user_id), client)).locale
-        is_admin = await self._access.is_admin(client, user_id)
+        locale = (await self.languages.person(Origin(team_id, None, user_id), client)).locale
+        is_admin = await self.access.is_admin(client, user_id)
         view = home.home_view(
             connection=await self.store.get_connection(team_id),
             guardrails=await self.store.get_guardrails(team_id),
             audit=await self.store.audit(team_id, limit=10) if is_admin else (),
-            active_watches=await self._storage.active_watch_count(team_id),
+            active_watches=await self.storage.active_watch_count(team_id),
             is_admin=is_admin,
             admin_ids=() if is_admin else await self._contacts(team_id),
             locale=locale,
@@ -82,8 +76,8 @@ class WorkspaceAdmin:
         Both were admins when they did it; listing every admin would page through users.list.
         """
         users: list[str] = []
-        if self._installations is not None:
-            installation = await self._installations.async_find_installation(
+        if self.installation_store is not None:
+            installation = await self.installation_store.async_find_installation(
                 enterprise_id=None, team_id=team_id
             )
             if installation is not None and installation.user_id:
@@ -98,9 +92,9 @@ class WorkspaceAdmin:
             SLACK_API_ERRORS.labels("views.open", slack_error(exc)).inc()
 
     async def _refuse(self, origin: Origin, client: AsyncWebClient) -> bool:
-        if await self._access.is_admin(client, origin.user_id):
+        if await self.access.is_admin(client, origin.user_id):
             return False
-        origin = await self._languages.person(origin, client)
+        origin = await self.languages.person(origin, client)
         log.warning(
             "non-admin tried to configure the workspace",
             extra={"team": origin.team_id, "user": origin.user_id},
@@ -119,7 +113,7 @@ class WorkspaceAdmin:
     ) -> None:
         if await self._refuse(origin, client):
             return
-        locale = (await self._languages.person(origin, client)).locale
+        locale = (await self.languages.person(origin, client)).locale
         connection = await self.store.get_connection(origin.team_id or "")
         await self._open(client, trigger_id, home.connection_modal(connection, locale=locale))
 
@@ -128,7 +122,7 @@ class WorkspaceAdmin:
     ) -> None:
         if await self._refuse(origin, client):
             return
-        locale = (await self._languages.person(origin, client)).locale
+        locale = (await self.languages.person(origin, client)).locale
         guardrails = await self.store.get_guardrails(origin.team_id or "")
         await self._open(client, trigger_id, home.guardrails_modal(guardrails, locale=locale))
 
@@ -137,7 +131,7 @@ class WorkspaceAdmin:
         if await self._refuse(origin, client):
             return
         team_id = origin.team_id or ""
-        locale = (await self._languages.person(origin, client)).locale
+        locale = (await self.languages.person(origin, client)).locale
         existing = await self.store.get_connection(team_id)
         parsed = home.parse_connection(
             (view.get("state") or {}).get("values") or {},
@@ -165,7 +159,7 @@ class WorkspaceAdmin:
         except ValueError:
             return messages.text("connection_test_incomplete", locale)
         client = new_client(
-            self._settings,
+            self.settings,
             endpoint=endpoint,
             iam_endpoint=iam,
             credentials=credentials,
@@ -182,7 +176,7 @@ class WorkspaceAdmin:
     @property
     def endpoint_policy(self) -> EndpointPolicy:
         """Where an admin may point the connection (``TASKBOT_ALLOWED_ENDPOINT_HOSTS``)."""
-        return self._settings.endpoint_policy
+        return self.settings.endpoint_policy
 
     async def save_connection(self, origin: Origin, client: AsyncWebClient, form: ConnectionForm) -> None:
         if await self._refuse(origin, client):
@@ -199,7 +193,7 @@ class WorkspaceAdmin:
                 return
             form = dataclasses.replace(form, project_id=found)
         await self.store.save_connection(team_id, form, user_id=user_id)
-        await self._metastudio.forget(team_id)
+        await self.metastudio.forget(team_id)
         log.info("connection updated", extra={"team": team_id, "user": user_id})
         await self.publish_home(team_id, user_id, client)
 
@@ -212,7 +206,7 @@ class WorkspaceAdmin:
         try:
             credentials = form_credentials(form, stored)
             metastudio = new_client(
-                self._settings,
+                self.settings,
                 endpoint=endpoint,
                 iam_endpoint=iam,
                 credentials=credentials,
@@ -284,32 +278,23 @@ class WorkspaceAdmin:
         return next((g["id"] for g in groups if str(g.get("handle", "")).lower() == handle), None)
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class WorkspaceLeaving:
     """Uninstall and revoked tokens: nothing of that workspace stays behind."""
 
-    def __init__(
-        self,
-        *,
-        installation_store: AsyncInstallationStore | None,
-        workspaces: WorkspaceStore | None,
-        followups: FollowUps,
-        storage: FollowUpStore,
-        metastudio: MetaStudioClients,
-        slack: SlackClients,
-    ) -> None:
-        self._installations = installation_store
-        self._workspaces = workspaces
-        self._followups = followups
-        self._storage = storage
-        self._metastudio = metastudio
-        self._slack = slack
+    installation_store: AsyncInstallationStore | None
+    workspaces: WorkspaceStore | None
+    followups: FollowUps
+    storage: FollowUpStore
+    metastudio: MetaStudioClients
+    slack: SlackClients
 
     async def forget(self, team_id: str) -> None:
-        if self._installations is not None:
-            await self._installations.async_delete_all(enterprise_id=None, team_id=team_id)
-        if self._workspaces is not None:
-            await self._workspaces.delete_team(team_id)
-        await self._followups.forget_team(team_id)
-        await self._storage.delete_team(team_id)
-        await self._metastudio.forget(team_id)
-        self._slack.forget(team_id)
+        if self.installation_store is not None:
+            await self.installation_store.async_delete_all(enterprise_id=None, team_id=team_id)
+        if self.workspaces is not None:
+            await self.workspaces.delete_team(team_id)
+        await self.followups.forget_team(team_id)
+        await self.storage.delete_team(team_id)
+        await self.metastudio.forget(team_id)
+        self.slack.forget(team_id)
