@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -27,7 +27,7 @@ from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.metastudio.errors import MetaStudioError
 from bot.metrics import SLACK_API_ERRORS
 from bot.services.access import Access
-from bot.services.connections import MetaStudioClients, form_credentials, new_client
+from bot.services.connections import MetaStudioClients, form_client, form_credentials
 from bot.services.languages import Languages
 from bot.slack import home
 from bot.slack.clients import SlackClients
@@ -111,20 +111,30 @@ class WorkspaceAdmin:
     async def open_connection_modal(
         self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None
     ) -> None:
-        if await self._refuse(origin, client):
-            return
-        locale = (await self.languages.person(origin, client)).locale
-        connection = await self.store.get_connection(origin.team_id or "")
-        await self._open(client, trigger_id, home.connection_modal(connection, locale=locale))
+        await self._open_settings(origin, client, trigger_id, "connection")
 
     async def open_guardrails_modal(
         self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None
     ) -> None:
+        await self._open_settings(origin, client, trigger_id, "guardrails")
+
+    async def _open_settings(
+        self,
+        origin: Origin,
+        client: AsyncWebClient,
+        trigger_id: str | None,
+        which: Literal["connection", "guardrails"],
+    ) -> None:
+        """Open one settings modal on what is stored now, in the admin's language; admins only."""
         if await self._refuse(origin, client):
             return
         locale = (await self.languages.person(origin, client)).locale
-        guardrails = await self.store.get_guardrails(origin.team_id or "")
-        await self._open(client, trigger_id, home.guardrails_modal(guardrails, locale=locale))
+        team_id = origin.team_id or ""
+        if which == "connection":
+            view = home.connection_modal(await self.store.get_connection(team_id), locale=locale)
+        else:
+            view = home.guardrails_modal(await self.store.get_guardrails(team_id), locale=locale)
+        await self._open(client, trigger_id, view)
 
     async def test_connection(self, origin: Origin, client: AsyncWebClient, *, view: dict[str, Any]) -> None:
         """Call the list API with what the modal holds now and show the outcome in the modal."""
@@ -153,19 +163,11 @@ class WorkspaceAdmin:
             SLACK_API_ERRORS.labels("views.update", slack_error(exc)).inc()
 
     async def _try(self, form: ConnectionForm, stored: CloudCredentials | None, locale: str) -> str:
-        endpoint, iam = region_endpoints(form.region, form.endpoint)
         try:
             credentials = form_credentials(form, stored)
         except ValueError:
             return messages.text("connection_test_incomplete", locale)
-        client = new_client(
-            self.settings,
-            endpoint=endpoint,
-            iam_endpoint=iam,
-            credentials=credentials,
-            region=form.region,
-            max_retries=1,
-        )
+        client = form_client(self.settings, form, credentials, max_retries=1)
         async with client:
             try:
                 page = await client.list_tasks(limit=1)
@@ -202,16 +204,8 @@ class WorkspaceAdmin:
     ) -> str | None:
         """The project id IAM lists for the form's region and keys (the SDK's rule), cached by the
         client; on failure the admin is told why in a DM and nothing is saved."""
-        endpoint, iam = region_endpoints(form.region, form.endpoint)
         try:
-            credentials = form_credentials(form, stored)
-            metastudio = new_client(
-                self.settings,
-                endpoint=endpoint,
-                iam_endpoint=iam,
-                credentials=credentials,
-                region=form.region,
-            )
+            metastudio = form_client(self.settings, form, form_credentials(form, stored))
         except ValueError:
             sentence = messages.text("connection_test_incomplete")
         else:

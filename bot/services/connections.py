@@ -13,11 +13,11 @@ import logging
 from pydantic import SecretStr
 
 from bot.config import CloudCredentials, ConfigError, Settings
-from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import NotConfigured
 
-__all__ = ["MetaStudioClients", "form_credentials", "new_client"]
+__all__ = ["MetaStudioClients", "form_client", "form_credentials", "new_client"]
 
 log = logging.getLogger("taskbot.services")
 
@@ -63,6 +63,21 @@ def form_credentials(form: ConnectionForm, stored: CloudCredentials | None) -> C
         iam_username=form.iam_username,
         iam_password=_secret(form.iam_password, same_kind.iam_password if same_kind else None),
         iam_domain=form.iam_domain,
+    )
+
+
+def form_client(
+    settings: Settings, form: ConnectionForm, credentials: CloudCredentials, *, max_retries: int | None = None
+) -> MetaStudioClient:
+    """A client for the region and endpoint a connection form holds (not yet saved)."""
+    endpoint, iam = region_endpoints(form.region, form.endpoint)
+    return new_client(
+        settings,
+        endpoint=endpoint,
+        iam_endpoint=iam,
+        credentials=credentials,
+        region=form.region,
+        max_retries=max_retries,
     )
 
 
