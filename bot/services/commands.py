@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
@@ -116,15 +117,23 @@ class CommandRunner:
         )
         return reply
 
+    async def _button(
+        self, origin: Origin, client: AsyncWebClient, answer: Callable[[Origin], Awaitable[Reply]]
+    ) -> tuple[Origin, Reply]:
+        """A card button's reply, after the acks and in the person's language: ``answer``'s, or a refusal.
+
+        A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
+        """
+        await self.ack_first.wait()
+        origin = await self.languages.person(origin, client)
+        refusal = await self.access.refusal(origin, client)
+        return origin, private(refusal, ok=False) if refusal else await answer(origin)
+
     async def refresh(
         self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
     ) -> Reply:
         """Redraw a card in place: chat.update for the bot's own message, else replace via response_url."""
-        await self.ack_first.wait()
-        origin = await self.languages.person(origin, client)
-        # A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
-        refusal = await self.access.refusal(origin, client)
-        reply = private(refusal, ok=False) if refusal else await self.tasks.task_reply(task_id, origin)
+        origin, reply = await self._button(origin, client, lambda o: self.tasks.task_reply(task_id, o))
         if not reply.ok:
             await self.responder.respond(origin, reply)
             return reply
@@ -144,13 +153,8 @@ class CommandRunner:
         self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
     ) -> None:
         """ "Notify this channel when done" on a card: the alert threads under that card."""
-        await self.ack_first.wait()
-        origin = await self.languages.person(origin, client)
-        refusal = await self.access.refusal(origin, client)
-        reply = (
-            private(refusal, ok=False)
-            if refusal
-            else await self.follow.watch_reply(task_id, origin, message_ts=message_ts)
+        origin, reply = await self._button(
+            origin, client, lambda o: self.follow.watch_reply(task_id, o, message_ts=message_ts)
         )
         await self.responder.respond(origin, reply)
 
