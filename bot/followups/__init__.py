@@ -91,6 +91,10 @@ class FollowUps:
             on_sync=self._sync,
         )
         shared = Shared(
+            settings=settings,
+            storage=storage,
+            poster=poster,
+            policy=self.policy,
             timers=self.timers,
             backlog=backlog,
             stats=self.stats,
@@ -107,13 +111,9 @@ class FollowUps:
             ),
             owns=self.shards.owns,
         )
-        self.outbox = Outbox(
-            settings, storage, poster, shared, policy=self.policy, close_feed=self._close_feed
-        )
-        self.watches = Watches(
-            settings, storage, poster, shared, policy=self.policy, deliver=self.outbox.start
-        )
-        self.feeds = Feeds(settings, storage, shared, deliver=self.outbox.start)
+        self.outbox = Outbox(shared, close_feed=self._close_feed)
+        self.watches = Watches(shared, deliver=self.outbox.start)
+        self.feeds = Feeds(shared, deliver=self.outbox.start)
         self.timers.on("watch", self.watches.poll)
         self.timers.on("feed", self.feeds.poll)
         self.timers.on("delivery", lambda key: self.outbox.start(int(key)))

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
-from bot.config import Settings
-from bot.db.followups import FeedRecord, FollowUpStore
+from bot.db.followups import FeedRecord
 from bot.followups.polling import backoff
-from bot.followups.shared import Shared
+from bot.followups.shared import Part, Shared
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 from bot.metastudio.ratelimit import Priority
@@ -47,18 +46,9 @@ class _FeedTeam:
     """Earliest ``begin_time`` of a task the last poll showed unfinished: the next window starts there."""
 
 
-class Feeds:
-    def __init__(
-        self,
-        settings: Settings,
-        storage: FollowUpStore,
-        shared: Shared,
-        *,
-        deliver: Callable[[int], None],
-    ) -> None:
-        self.settings = settings
-        self._shared = shared
-        self.storage = storage
+class Feeds(Part):
+    def __init__(self, shared: Shared, *, deliver: Callable[[int], None]) -> None:
+        super().__init__(shared)
         self._deliver = deliver
         self._teams: dict[str, _FeedTeam] = {}
 

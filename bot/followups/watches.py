@@ -33,17 +33,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bot import messages
-from bot.config import Settings
 from bot.db.followups import (
     ActiveWatch,
     CloseStatus,
-    FollowUpStore,
     SubscriberRecord,
     WatchRecord,
     WatchResult,
 )
-from bot.followups.polling import Cadence, PollPolicy, after_error, after_progress
-from bot.followups.shared import Shared
+from bot.followups.polling import Cadence, after_error, after_progress
+from bot.followups.shared import Part, Shared
 from bot.messages import DEFAULT_LOCALE
 from bot.metastudio.client import Fetched
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
@@ -52,7 +50,7 @@ from bot.metastudio.progress import Event, Progress, observe
 from bot.metastudio.ratelimit import Priority
 from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
-from bot.slack.poster import CardGone, Poster, PosterError
+from bot.slack.poster import CardGone, PosterError
 
 __all__ = ["POLL_CONCURRENCY", "POLL_PER_TEAM_MULTI", "POLL_TOTAL_MULTI", "Watches"]
 
@@ -110,25 +108,12 @@ def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
     return (task.success_count, task.failure_count, task.total_count, task.task_status, *stall)
 
 
-class Watches:
-    def __init__(
-        self,
-        settings: Settings,
-        storage: FollowUpStore,
-        poster: Poster,
-        shared: Shared,
-        *,
-        policy: PollPolicy,
-        deliver: Callable[[int], None],
-    ) -> None:
-        self.settings = settings
-        self._shared = shared
-        self.storage = storage
-        self.poster = poster
-        self.policy = policy
+class Watches(Part):
+    def __init__(self, shared: Shared, *, deliver: Callable[[int], None]) -> None:
+        super().__init__(shared)
         self._deliver = deliver
         # How often a moving task re-reads its subscribers, to find cards set outside watch().
-        self._card_sync_seconds = max(CARD_SYNC_FACTOR * settings.card_update_seconds, policy.base)
+        self._card_sync_seconds = max(CARD_SYNC_FACTOR * self.settings.card_update_seconds, self.policy.base)
         self._watches: dict[int, _Watch] = {}
         self._by_task: dict[tuple[str, str], int] = {}
 
