@@ -39,12 +39,12 @@ from bot.db.base import (
     Base,
     Database,
     Json,
-    active_only,
     record_of,
     require_aware,
     retry_on_conflict,
     rowcount,
     status_check,
+    unique_while_active,
     utcnow,
 )
 from bot.db.fleet import RateBucket
@@ -80,14 +80,7 @@ class WatchRow(Base):
     __tablename__ = "watches"
     __table_args__ = (
         status_check(["active", "finished", "expired", "not_found", "cancelled"]),
-        Index(
-            "uq_watches_active_task",
-            "team_id",
-            "task_id",
-            unique=True,
-            sqlite_where=active_only(),
-            postgresql_where=active_only(),
-        ),
+        unique_while_active("uq_watches_active_task", "team_id", "task_id"),
         Index("ix_watches_status", "status"),
     )
 
@@ -105,14 +98,7 @@ class SubscriberRow(Base):
     __tablename__ = "subscribers"
     __table_args__ = (
         status_check(["active", "cancelled", "closed"]),
-        Index(
-            "uq_subscribers_active_channel",
-            "watch_id",
-            "channel_id",
-            unique=True,
-            sqlite_where=active_only(),
-            postgresql_where=active_only(),
-        ),
+        unique_while_active("uq_subscribers_active_channel", "watch_id", "channel_id"),
         Index("ix_subscribers_watch_status", "watch_id", "status"),
         Index("ix_subscribers_channel", "team_id", "channel_id", "status"),
     )
@@ -134,14 +120,7 @@ class FeedRow(Base):
     __tablename__ = "feeds"
     __table_args__ = (
         status_check(["active", "cancelled"]),
-        Index(
-            "uq_feeds_active_channel",
-            "team_id",
-            "channel_id",
-            unique=True,
-            sqlite_where=active_only(),
-            postgresql_where=active_only(),
-        ),
+        unique_while_active("uq_feeds_active_channel", "team_id", "channel_id"),
         Index("ix_feeds_status", "status"),
     )
 
@@ -355,72 +334,57 @@ class FollowUpStore:
         its existing subscriber back with ``created=False`` (its ``message_ts`` is left as is).
         """
         expires_at = require_aware(expires_at, "expires_at")
-        return await retry_on_conflict(
-            lambda: self._watch_once(
-                team_id=team_id,
-                task_id=task_id,
-                channel_id=channel_id,
-                user_id=user_id,
-                expires_at=expires_at,
-                message_ts=message_ts,
-                locale=locale,
-            )
-        )
 
-    async def _watch_once(
-        self,
-        *,
-        team_id: str,
-        task_id: str,
-        channel_id: str,
-        user_id: str,
-        expires_at: datetime,
-        message_ts: str | None,
-        locale: str | None,
-    ) -> WatchResult:
-        now = utcnow()
-        async with self._write() as session:
-            watch = await session.scalar(
-                select(WatchRow)
-                .where(WatchRow.team_id == team_id, WatchRow.task_id == task_id, WatchRow.status == "active")
-                .with_for_update()
-            )
-            if watch is None:
-                watch = WatchRow(
-                    team_id=team_id,
-                    task_id=task_id,
-                    status="active",
-                    created_at=now,
-                    expires_at=expires_at,
-                    closed_at=None,
-                    snapshot=None,
-                )
-                session.add(watch)
-                await session.flush()
-            else:
-                existing = await session.scalar(
-                    select(SubscriberRow).where(
-                        SubscriberRow.watch_id == watch.id,
-                        SubscriberRow.channel_id == channel_id,
-                        SubscriberRow.status == "active",
+        async def attempt() -> WatchResult:
+            now = utcnow()
+            async with self._write() as session:
+                watch = await session.scalar(
+                    select(WatchRow)
+                    .where(
+                        WatchRow.team_id == team_id, WatchRow.task_id == task_id, WatchRow.status == "active"
                     )
+                    .with_for_update()
                 )
-                if existing is not None:
-                    return WatchResult(watch=_watch(watch), subscriber=_subscriber(existing), created=False)
-            subscriber = SubscriberRow(
-                watch_id=watch.id,
-                team_id=team_id,
-                channel_id=channel_id,
-                user_id=user_id,
-                message_ts=message_ts,
-                created_at=now,
-                status="active",
-                closed_reason=None,
-                locale=locale,
-            )
-            session.add(subscriber)
-            await session.flush()
-            return WatchResult(watch=_watch(watch), subscriber=_subscriber(subscriber), created=True)
+                if watch is None:
+                    watch = WatchRow(
+                        team_id=team_id,
+                        task_id=task_id,
+                        status="active",
+                        created_at=now,
+                        expires_at=expires_at,
+                        closed_at=None,
+                        snapshot=None,
+                    )
+                    session.add(watch)
+                    await session.flush()
+                else:
+                    existing = await session.scalar(
+                        select(SubscriberRow).where(
+                            SubscriberRow.watch_id == watch.id,
+                            SubscriberRow.channel_id == channel_id,
+                            SubscriberRow.status == "active",
+                        )
+                    )
+                    if existing is not None:
+                        return WatchResult(
+                            watch=_watch(watch), subscriber=_subscriber(existing), created=False
+                        )
+                subscriber = SubscriberRow(
+                    watch_id=watch.id,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    message_ts=message_ts,
+                    created_at=now,
+                    status="active",
+                    closed_reason=None,
+                    locale=locale,
+                )
+                session.add(subscriber)
+                await session.flush()
+                return WatchResult(watch=_watch(watch), subscriber=_subscriber(subscriber), created=True)
+
+        return await retry_on_conflict(attempt)
 
     async def unwatch(self, *, team_id: str, task_id: str, channel_id: str) -> bool:
         """Cancel this channel's subscription; the watch itself is cancelled with its last subscriber."""
