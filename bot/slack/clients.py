@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -163,28 +164,21 @@ class SlackClients:
         return cached
 
 
-class _BotTokenAuthorize(AsyncAuthorize):
+Lookup = Callable[..., Awaitable[AuthorizeResult | None]]
+"""What ``CoalescedAuthorize`` wraps: called with ``context``, ``enterprise_id``, ``team_id``, ``user_id``."""
+
+
+def _bot_token_lookup(token: SecretStr | None) -> Lookup:
     """Single-workspace: the configured bot token, described by one ``auth.test``."""
 
-    def __init__(self, token: SecretStr | None) -> None:
-        self._token = token
-
-    async def __call__(
-        self,
-        *,
-        context: AsyncBoltContext,
-        enterprise_id: str | None,
-        team_id: str | None,
-        user_id: str | None,
-        actor_enterprise_id: str | None = None,
-        actor_team_id: str | None = None,
-        actor_user_id: str | None = None,
-    ) -> AuthorizeResult | None:
-        token = _plain(self._token)
-        response = await context.client.auth_test(token=token)
+    async def lookup(*, context: AsyncBoltContext, **_: str | None) -> AuthorizeResult:
+        plain = _plain(token)
+        response = await context.client.auth_test(token=plain)
         return AuthorizeResult.from_auth_test_response(
-            auth_test_response=response, bot_token=token, user_token=None
+            auth_test_response=response, bot_token=plain, user_token=None
         )
+
+    return lookup
 
 
 class CoalescedAuthorize(AsyncAuthorize):
@@ -197,7 +191,7 @@ class CoalescedAuthorize(AsyncAuthorize):
     ``ttl=None`` keeps a result for the process (a configured token never changes).
     """
 
-    def __init__(self, inner: AsyncAuthorize, *, ttl: float | None) -> None:
+    def __init__(self, inner: Lookup, *, ttl: float | None) -> None:
         self._inner = inner
         self._ttl = ttl
         self._results: dict[tuple[str | None, str | None], tuple[float, AuthorizeResult]] = {}
@@ -215,7 +209,7 @@ class CoalescedAuthorize(AsyncAuthorize):
         logger: logging.Logger,
     ) -> CoalescedAuthorize:
         if installation_store is None:
-            return cls(_BotTokenAuthorize(bot_token), ttl=None)
+            return cls(_bot_token_lookup(bot_token), ttl=None)
         inner = AsyncInstallationStoreAuthorize(
             logger=logger,
             installation_store=installation_store,
