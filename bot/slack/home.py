@@ -12,7 +12,7 @@ Every input has a stable ``block_id``/``action_id``: Slack keeps what the admin 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -315,6 +315,33 @@ def connection_modal(
     token_stored = stored and kind is CredentialKind.TEMPORARY_AKSK
     iam_stored = stored and kind is CredentialKind.IAM_PASSWORD
     hint = connection.access_key_hint if connection is not None else None
+    stored_by_group = {"aksk": aksk_stored, "token": token_stored, "iam": iam_stored}
+    aksk_placeholder = (
+        text("connection_access_key_stored", locale, hint=hint) if aksk_stored and hint else None
+    )
+
+    # Every field's block id is also the catalog key of its label; ``group`` names the credential
+    # type a field belongs to, whose hint it shows ("connection_hint_<group>").
+    def typed(
+        block_id: str,
+        action_id: str,
+        read: Callable[[Connection], str | None],
+        max_length: int,
+        group: str = "",
+    ) -> dict[str, Any]:
+        """An optional text field, prefilled with what is saved; without ``group``, its own hint."""
+        placeholder = text(f"{block_id}_placeholder", locale)
+        initial = read(connection) if connection is not None else None
+        element = _text_input(action_id, placeholder, initial=initial, max_length=max_length)
+        hint = text(f"connection_hint_{group}" if group else f"{block_id}_hint", locale)
+        return _input(block_id, text(block_id, locale), element, optional=True, hint=hint)
+
+    def secret(block_id: str, action_id: str, max_length: int, group: str, **how: Any) -> dict[str, Any]:
+        stored = stored_by_group[group]
+        hint_key = f"connection_hint_{group}"
+        return _secret_input(
+            block_id, action_id, hint_key, stored=stored, max_length=max_length, locale=locale, **how
+        )
 
     blocks: list[dict[str, Any]] = [
         _section(text("connection_intro", locale)),
@@ -325,96 +352,18 @@ def connection_modal(
             optional=True,
             hint=text("connection_region_hint", locale),
         ),
-        _input(
-            BLOCK_ENDPOINT,
-            text("connection_endpoint", locale),
-            _text_input(
-                ACTION_ENDPOINT,
-                text("connection_endpoint_placeholder", locale),
-                initial=connection.endpoint if connection is not None else None,
-                max_length=MAX_ENDPOINT,
-            ),
-            optional=True,
-            hint=text("connection_endpoint_hint", locale),
-        ),
-        _input(
-            BLOCK_PROJECT_ID,
-            text("connection_project_id", locale),
-            _text_input(
-                ACTION_PROJECT_ID,
-                text("connection_project_id_placeholder", locale),
-                initial=connection.project_id if connection is not None else None,
-                max_length=MAX_PROJECT_ID,
-            ),
-            # AK/SK without a project id: taskbot looks it up through IAM, as the SDK does.
-            optional=True,
-            hint=text("connection_project_id_hint", locale),
-        ),
+        typed(BLOCK_ENDPOINT, ACTION_ENDPOINT, lambda c: c.endpoint, MAX_ENDPOINT),
+        # AK/SK without a project id: taskbot looks it up through IAM, as the SDK does.
+        typed(BLOCK_PROJECT_ID, ACTION_PROJECT_ID, lambda c: c.project_id, MAX_PROJECT_ID),
         _input(BLOCK_KIND, text("connection_kind", locale), _kind_radio(kind, locale), optional=False),
-        _secret_input(
-            BLOCK_ACCESS_KEY,
-            ACTION_ACCESS_KEY,
-            "connection_access_key",
-            "connection_hint_aksk",
-            stored=aksk_stored,
-            max_length=MAX_ACCESS_KEY,
-            stored_placeholder=text("connection_access_key_stored", locale, hint=hint)
-            if aksk_stored and hint
-            else None,
-            locale=locale,
+        secret(
+            BLOCK_ACCESS_KEY, ACTION_ACCESS_KEY, MAX_ACCESS_KEY, "aksk", stored_placeholder=aksk_placeholder
         ),
-        _secret_input(
-            BLOCK_SECRET_KEY,
-            ACTION_SECRET_KEY,
-            "connection_secret_key",
-            "connection_hint_aksk",
-            stored=aksk_stored,
-            max_length=MAX_SECRET_KEY,
-            locale=locale,
-        ),
-        _secret_input(
-            BLOCK_SECURITY_TOKEN,
-            ACTION_SECURITY_TOKEN,
-            "connection_security_token",
-            "connection_hint_token",
-            stored=token_stored,
-            max_length=MAX_SECURITY_TOKEN,
-            multiline=True,
-            locale=locale,
-        ),
-        _input(
-            BLOCK_IAM_USERNAME,
-            text("connection_iam_username", locale),
-            _text_input(
-                ACTION_IAM_USERNAME,
-                text("connection_iam_username_placeholder", locale),
-                initial=connection.iam_username if connection is not None else None,
-                max_length=MAX_IAM_NAME,
-            ),
-            optional=True,
-            hint=text("connection_hint_iam", locale),
-        ),
-        _secret_input(
-            BLOCK_IAM_PASSWORD,
-            ACTION_IAM_PASSWORD,
-            "connection_iam_password",
-            "connection_hint_iam",
-            stored=iam_stored,
-            max_length=MAX_IAM_PASSWORD,
-            locale=locale,
-        ),
-        _input(
-            BLOCK_IAM_DOMAIN,
-            text("connection_iam_domain", locale),
-            _text_input(
-                ACTION_IAM_DOMAIN,
-                text("connection_iam_domain_placeholder", locale),
-                initial=connection.iam_domain if connection is not None else None,
-                max_length=MAX_IAM_NAME,
-            ),
-            optional=True,
-            hint=text("connection_hint_iam", locale),
-        ),
+        secret(BLOCK_SECRET_KEY, ACTION_SECRET_KEY, MAX_SECRET_KEY, "aksk"),
+        secret(BLOCK_SECURITY_TOKEN, ACTION_SECURITY_TOKEN, MAX_SECURITY_TOKEN, "token", multiline=True),
+        typed(BLOCK_IAM_USERNAME, ACTION_IAM_USERNAME, lambda c: c.iam_username, MAX_IAM_NAME, "iam"),
+        secret(BLOCK_IAM_PASSWORD, ACTION_IAM_PASSWORD, MAX_IAM_PASSWORD, "iam"),
+        typed(BLOCK_IAM_DOMAIN, ACTION_IAM_DOMAIN, lambda c: c.iam_domain, MAX_IAM_NAME, "iam"),
         {
             "type": "actions",
             "block_id": BLOCK_TEST,
@@ -463,7 +412,6 @@ def _kind_radio(kind: CredentialKind, locale: str) -> dict[str, Any]:
 def _secret_input(
     block_id: str,
     action_id: str,
-    label_key: str,
     hint_key: str,
     *,
     stored: bool,
@@ -472,13 +420,16 @@ def _secret_input(
     stored_placeholder: str | None = None,
     locale: str,
 ) -> dict[str, Any]:
-    """A secret's input: always empty; the placeholder says whether one is stored."""
+    """A secret's input: always empty; the placeholder says whether one is stored.
+
+    The block id doubles as the catalog key of the label, as for every field of the modal.
+    """
     if stored:
         placeholder = stored_placeholder or text("connection_secret_stored", locale)
     else:
         placeholder = text("connection_secret_placeholder", locale)
     element = _text_input(action_id, placeholder, initial=None, max_length=max_length, multiline=multiline)
-    return _input(block_id, text(label_key, locale), element, optional=True, hint=text(hint_key, locale))
+    return _input(block_id, text(block_id, locale), element, optional=True, hint=text(hint_key, locale))
 
 
 def parse_connection(
