@@ -320,8 +320,7 @@ def connection_modal(
         text("connection_access_key_stored", locale, hint=hint) if aksk_stored and hint else None
     )
 
-    # Every field's block id is also the catalog key of its label; ``group`` names the credential
-    # type a field belongs to, whose hint it shows ("connection_hint_<group>").
+    # ``group`` names the credential type a field belongs to, whose hint it shows ("connection_hint_<group>").
     def typed(
         block_id: str,
         action_id: str,
@@ -333,8 +332,7 @@ def connection_modal(
         placeholder = text(f"{block_id}_placeholder", locale)
         initial = read(connection) if connection is not None else None
         element = _text_input(action_id, placeholder, initial=initial, max_length=max_length)
-        hint = text(f"connection_hint_{group}" if group else f"{block_id}_hint", locale)
-        return _input(block_id, text(block_id, locale), element, optional=True, hint=hint)
+        return _field(block_id, element, locale, hint_key=f"connection_hint_{group}" if group else "")
 
     def secret(block_id: str, action_id: str, max_length: int, group: str, **how: Any) -> dict[str, Any]:
         stored = stored_by_group[group]
@@ -345,13 +343,7 @@ def connection_modal(
 
     blocks: list[dict[str, Any]] = [
         _section(text("connection_intro", locale)),
-        _input(
-            BLOCK_REGION,
-            text("connection_region", locale),
-            _region_select(connection, locale),
-            optional=True,
-            hint=text("connection_region_hint", locale),
-        ),
+        _field(BLOCK_REGION, _region_select(connection, locale), locale),
         typed(BLOCK_ENDPOINT, ACTION_ENDPOINT, lambda c: c.endpoint, MAX_ENDPOINT),
         # AK/SK without a project id: taskbot looks it up through IAM, as the SDK does.
         typed(BLOCK_PROJECT_ID, ACTION_PROJECT_ID, lambda c: c.project_id, MAX_PROJECT_ID),
@@ -420,16 +412,13 @@ def _secret_input(
     stored_placeholder: str | None = None,
     locale: str,
 ) -> dict[str, Any]:
-    """A secret's input: always empty; the placeholder says whether one is stored.
-
-    The block id doubles as the catalog key of the label, as for every field of the modal.
-    """
+    """A secret's input: always empty; the placeholder says whether one is stored."""
     if stored:
         placeholder = stored_placeholder or text("connection_secret_stored", locale)
     else:
         placeholder = text("connection_secret_placeholder", locale)
     element = _text_input(action_id, placeholder, initial=None, max_length=max_length, multiline=multiline)
-    return _input(block_id, text(block_id, locale), element, optional=True, hint=text(hint_key, locale))
+    return _field(block_id, element, locale, hint_key=hint_key)
 
 
 def parse_connection(
@@ -595,20 +584,8 @@ def guardrails_modal(guardrails: Guardrails, *, locale: str = DEFAULT_LOCALE) ->
     )
     blocks = [
         _section(text("guardrails_intro", locale)),
-        _input(
-            BLOCK_CHANNELS,
-            text("guardrails_channels", locale),
-            channels,
-            optional=True,
-            hint=text("guardrails_channels_hint", locale),
-        ),
-        _input(
-            BLOCK_USERGROUP,
-            text("guardrails_usergroup", locale),
-            group,
-            optional=True,
-            hint=text("guardrails_usergroup_hint", locale),
-        ),
+        _field(BLOCK_CHANNELS, channels, locale),
+        _field(BLOCK_USERGROUP, group, locale),
     ]
     return _modal(GUARDRAILS_MODAL, text("guardrails_modal_title", locale), blocks, locale)
 
@@ -709,6 +686,13 @@ def _input(
     if hint:
         block["hint"] = _plain(hint, MAX_HINT)
     return block
+
+
+def _field(block_id: str, element: dict[str, Any], locale: str, *, hint_key: str = "") -> dict[str, Any]:
+    """An optional input of a settings modal. Its block id is also the catalog key of its label,
+    and ``<block id>_hint`` that of its hint unless ``hint_key`` names another."""
+    hint = text(hint_key or f"{block_id}_hint", locale)
+    return _input(block_id, text(block_id, locale), element, optional=True, hint=hint)
 
 
 def _modal(callback_id: str, title: str, blocks: list[dict[str, Any]], locale: str) -> dict[str, Any]:
