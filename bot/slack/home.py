@@ -21,37 +21,19 @@ from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, Connec
 from bot.messages import DEFAULT_LOCALE, SUPPORTED, text
 from bot.messages.format import join, number
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
-from bot.slack.blocks import (
-    actions as _actions,
-)
-from bot.slack.blocks import (
-    button as _button,
-)
+from bot.slack.blocks import actions as _actions
+from bot.slack.blocks import button as _button
 from bot.slack.blocks import (
     clean,
     slack_date,
 )
-from bot.slack.blocks import (
-    code as _code_text,
-)
-from bot.slack.blocks import (
-    context as _context,
-)
-from bot.slack.blocks import (
-    fields as _fields_of,
-)
-from bot.slack.blocks import (
-    header as _header,
-)
-from bot.slack.blocks import (
-    mrkdwn as _mrkdwn,
-)
-from bot.slack.blocks import (
-    plain as _plain,
-)
-from bot.slack.blocks import (
-    section as _section,
-)
+from bot.slack.blocks import code as _code_text
+from bot.slack.blocks import context as _context
+from bot.slack.blocks import fields as _fields_of
+from bot.slack.blocks import header as _header
+from bot.slack.blocks import mrkdwn as _mrkdwn
+from bot.slack.blocks import plain as _plain
+from bot.slack.blocks import section as _section
 
 __all__ = [
     "ACTION_CHANNEL_LANGUAGE",
