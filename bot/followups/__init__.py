@@ -18,20 +18,26 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, Unpack
 
 from bot.config import Settings
 from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore
 from bot.followups.fairness import FairSlots
-from bot.followups.feeds import Feeds
+from bot.followups.feeds import FeedRequest, Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
 from bot.followups.polling import PollPolicy, jittered
 from bot.followups.shards import Shards
 from bot.followups.shared import FollowUpStats, Shared
 from bot.followups.timers import Backlog, Timers
-from bot.followups.watches import POLL_CONCURRENCY, POLL_PER_TEAM_MULTI, POLL_TOTAL_MULTI, Watches
+from bot.followups.watches import (
+    POLL_CONCURRENCY,
+    POLL_PER_TEAM_MULTI,
+    POLL_TOTAL_MULTI,
+    Watches,
+    WatchRequest,
+)
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.ratelimit import PriorityRateLimiter, RateLimiters
 from bot.slack.poster import DELIVERY_EVENT, Poster
@@ -180,33 +186,22 @@ class FollowUps:
 
     # -- watches -------------------------------------------------------------------------------
 
-    async def watch(
-        self,
-        *,
-        team_id: str,
-        task_id: str,
-        channel_id: str,
-        user_id: str,
-        message_ts: str | None = None,
-        locale: str | None = None,
-    ) -> WatchResult:
+    async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
         """Make ``channel_id`` hear once when the task finishes; ``message_ts`` is its card, kept live.
 
         Watching again from the same channel returns ``created=False``; a new ``message_ts``
         then replaces the old one, so the newest card is the one kept up to date. ``locale`` is
         the channel's language, kept by the card and its alert for the watch's whole life.
         """
-        result = await self.watches.watch(
-            team_id=team_id,
-            task_id=task_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            message_ts=message_ts,
-            locale=locale,
-        )
+        result = await self.watches.watch(**request)
         log.info(
             "watching task" if result.created else "already watching task",
-            extra={"team": team_id, "task_id": task_id, "channel": channel_id, "user": user_id},
+            extra={
+                "team": request["team_id"],
+                "task_id": request["task_id"],
+                "channel": request["channel_id"],
+                "user": request["user_id"],
+            },
         )
         return result
 
@@ -228,32 +223,15 @@ class FollowUps:
 
     # -- feeds ---------------------------------------------------------------------------------
 
-    async def subscribe(
-        self,
-        *,
-        team_id: str,
-        channel_id: str,
-        user_id: str,
-        resources: Sequence[str],
-        only_failed: bool = False,
-        operator: str | None = None,
-        locale: str | None = None,
-    ) -> tuple[FeedRecord, bool]:
+    async def subscribe(self, **request: Unpack[FeedRequest]) -> tuple[FeedRecord, bool]:
         """Announce in ``channel_id`` every task that finishes from now on (only ``resources``, if given).
 
         Subscribing again changes the filter but never replays what finished in between.
         """
-        feed, created = await self.feeds.subscribe(
-            team_id=team_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            resources=resources,
-            only_failed=only_failed,
-            operator=operator,
-            locale=locale,
-        )
+        feed, created = await self.feeds.subscribe(**request)
         log.info(
-            "feed subscribed" if created else "feed updated", extra={"team": team_id, "channel": channel_id}
+            "feed subscribed" if created else "feed updated",
+            extra={"team": request["team_id"], "channel": request["channel_id"]},
         )
         return feed, created
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, NotRequired, TypedDict
 
 from bot.db.followups import FeedRecord
 from bot.followups.polling import backoff
@@ -24,7 +24,7 @@ from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 from bot.metastudio.ratelimit import Priority
 
-__all__ = ["Feeds"]
+__all__ = ["FeedRequest", "Feeds"]
 
 log = logging.getLogger("taskbot.followups")
 
@@ -32,6 +32,18 @@ FEED_PAGE_SIZE: Final = 100
 # end_time a little past our clock, so a server clock slightly ahead still lists its newest tasks.
 FEED_CLOCK_SLACK_MS: Final = 5 * 60 * 1000
 FEED_MAX_PAGES: Final = 5
+
+
+class FeedRequest(TypedDict):
+    """Which channel subscribes to which tasks of the project: the keywords of ``FollowUps.subscribe``."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+    resources: Sequence[str]
+    only_failed: NotRequired[bool]
+    operator: NotRequired[str | None]
+    locale: NotRequired[str | None]
 
 
 @dataclass
