@@ -55,6 +55,19 @@ async def _no_wait() -> None:
     return None
 
 
+class _Counter:
+    """A read-only attribute of ``FollowUps`` that reads the ``FollowUpStats`` counter of its name."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, engine: FollowUps | None, owner: type | None = None) -> int:
+        if engine is None:
+            raise AttributeError(self._name)  # an instance's counter, not the class's
+        value: int = getattr(engine.stats, self._name)
+        return value
+
+
 class FollowUps:
     """The follow-up engine. ``start()`` once the event loop runs; ``stop()`` before exit."""
 
@@ -126,21 +139,10 @@ class FollowUps:
 
     # -- counters ------------------------------------------------------------------------------
 
-    @property
-    def polls(self) -> int:
-        return self.stats.polls
-
-    @property
-    def feed_polls(self) -> int:
-        return self.stats.feed_polls
-
-    @property
-    def card_updates(self) -> int:
-        return self.stats.card_updates
-
-    @property
-    def delivered(self) -> int:
-        return self.stats.delivered
+    polls = _Counter()
+    feed_polls = _Counter()
+    card_updates = _Counter()
+    delivered = _Counter()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
