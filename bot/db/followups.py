@@ -303,6 +303,20 @@ def _new_key() -> str:
     return uuid.uuid4().hex
 
 
+def _queued(**what: Any) -> DeliveryRow:
+    """A delivery row just queued: a fresh key, pending, never attempted; ``what`` says the rest."""
+    return DeliveryRow(
+        key=_new_key(),
+        status="pending",
+        attempts=0,
+        attempt_at=None,
+        sent_at=None,
+        slack_ts=None,
+        error=None,
+        **what,
+    )
+
+
 def _clean_error(error: str) -> str:
     return _redactor.redact(error)[:ERROR_MAX_CHARS]
 
@@ -482,23 +496,7 @@ class FollowUpStore:
         by_watch: dict[int, list[SubscriberRecord]] = {}
         for subscriber in subscribers:
             by_watch.setdefault(subscriber.watch_id, []).append(_subscriber(subscriber))
-        result = []
-        for row in watches:
-            base = _watch(row)
-            result.append(
-                ActiveWatch(
-                    id=base.id,
-                    team_id=base.team_id,
-                    task_id=base.task_id,
-                    status=base.status,
-                    created_at=base.created_at,
-                    expires_at=base.expires_at,
-                    closed_at=base.closed_at,
-                    snapshot=base.snapshot,
-                    subscribers=tuple(by_watch.get(row.id, ())),
-                )
-            )
-        return result
+        return [record_of(ActiveWatch, row, subscribers=tuple(by_watch.get(row.id, ()))) for row in watches]
 
     async def get_watch(self, watch_id: int) -> WatchRecord | None:
         async with self._read() as session:
@@ -547,8 +545,7 @@ class FollowUpStore:
                 )
             ).all()
             deliveries = [
-                DeliveryRow(
-                    key=_new_key(),
+                _queued(
                     team_id=subscriber.team_id,
                     channel_id=subscriber.channel_id,
                     user_id=subscriber.user_id,
@@ -560,13 +557,7 @@ class FollowUpStore:
                     thread_ts=subscriber.message_ts,
                     locale=subscriber.locale,
                     payload=snapshot,
-                    status="pending",
-                    attempts=0,
                     created_at=now,
-                    attempt_at=None,
-                    sent_at=None,
-                    slack_ts=None,
-                    error=None,
                 )
                 for subscriber in subscribers
             ]
@@ -702,8 +693,7 @@ class FollowUpStore:
                 )
                 if active is None:
                     return None
-                row = DeliveryRow(
-                    key=_new_key(),
+                row = _queued(
                     team_id=feed.team_id,
                     channel_id=feed.channel_id,
                     user_id=None,
@@ -715,13 +705,7 @@ class FollowUpStore:
                     thread_ts=None,
                     locale=feed.locale,
                     payload=snapshot,
-                    status="pending",
-                    attempts=0,
                     created_at=utcnow(),
-                    attempt_at=None,
-                    sent_at=None,
-                    slack_ts=None,
-                    error=None,
                 )
                 session.add(row)
                 await session.flush()
