@@ -165,15 +165,7 @@ class FollowUps:
             return
         await self.watches.rearm(self._rng.uniform)
         await self.feeds.rearm()
-        pending = await self.storage.pending_deliveries()
-        for delivery in pending:
-            self.outbox.start(delivery.id)
-        log.info(
-            "follow-ups started: %d watches, %d feeds, %d deliveries owed",
-            len(self.watches),
-            len(self.feeds),
-            len(pending),
-        )
+        await self._resume("follow-ups started")
 
     async def stop(self, grace: float = STOP_TIMEOUT) -> None:
         """Stop the timers and polls; let in-flight deliveries finish (at most ``grace`` seconds)."""
@@ -248,15 +240,20 @@ class FollowUps:
     async def _gain(self, team_ids: set[str]) -> None:
         """Shards just leased: re-arm their timers from the tables, first polls spread over one interval."""
         await self._rearm_teams(team_ids, lambda: self._rng.uniform(0, self.policy.base))
+        await self._resume("shards re-armed", team_ids)
+
+    async def _resume(self, event: str, team_ids: set[str] | None = None) -> None:
+        """Start every delivery still owed (only these workspaces' if given), then log what is armed."""
         pending = await self.storage.pending_deliveries(team_ids)
         for delivery in pending:
             self.outbox.start(delivery.id)
         log.info(
-            "shards re-armed: %d watches, %d feeds, %d deliveries owed",
+            "%s: %d watches, %d feeds, %d deliveries owed",
+            event,
             len(self.watches),
             len(self.feeds),
             len(pending),
-            extra={"teams": sorted(team_ids)},
+            extra={} if team_ids is None else {"teams": sorted(team_ids)},
         )
 
     async def _sync(self, team_ids: set[str]) -> None:
