@@ -107,7 +107,7 @@ class SlackClients:
         self._api_url = api_url
         self._bot_token = bot_token
         self._installations = installation_store
-        self._client_id = client_id or ""
+        self._client_id = client_id
         self._client_secret = client_secret
         self._clients: dict[str, AsyncWebClient] = {}
         self._rotation_locks: dict[str, asyncio.Lock] = {}
@@ -140,7 +140,7 @@ class SlackClients:
                 raise WorkspaceNotInstalled(team_id)
             if installation.bot_refresh_token and self._client_secret is not None:
                 rotator = AsyncTokenRotator(
-                    client_id=self._client_id,
+                    client_id=self._client_id or "",
                     client_secret=self._client_secret.get_secret_value(),
                     client=self.request_client(None),
                 )
@@ -151,6 +151,21 @@ class SlackClients:
                     await self._installations.async_save(refreshed)
                     installation = refreshed
             return self._cached(team_id, installation.bot_token)
+
+    def authorize(self, logger: logging.Logger) -> CoalescedAuthorize:
+        """Bolt's authorize for the same token or installations (see ``CoalescedAuthorize``)."""
+        if self._installations is None:
+            return CoalescedAuthorize(_bot_token_lookup(self._bot_token), ttl=None)
+        inner = AsyncInstallationStoreAuthorize(
+            logger=logger,
+            installation_store=self._installations,
+            client_id=self._client_id,
+            client_secret=_plain(self._client_secret),
+            token_rotation_expiration_minutes=TOKEN_REFRESH_MINUTES,
+            # Used only to rotate tokens: it must reach the same Slack (a stand-in in tests).
+            client=web_client(None, api_url=self._api_url),
+        )
+        return CoalescedAuthorize(inner, ttl=AUTHORIZE_TTL_SECONDS)
 
     def forget(self, team_id: str) -> None:
         self._clients.pop(team_id, None)
@@ -196,30 +211,6 @@ class CoalescedAuthorize(AsyncAuthorize):
         self._ttl = ttl
         self._results: dict[tuple[str | None, str | None], tuple[float, AuthorizeResult]] = {}
         self._flights: dict[tuple[str | None, str | None], asyncio.Future[AuthorizeResult | None]] = {}
-
-    @classmethod
-    def for_settings(
-        cls,
-        *,
-        installation_store: AsyncInstallationStore | None,
-        bot_token: SecretStr | None,
-        client_id: str | None,
-        client_secret: SecretStr | None,
-        api_url: str | None,
-        logger: logging.Logger,
-    ) -> CoalescedAuthorize:
-        if installation_store is None:
-            return cls(_bot_token_lookup(bot_token), ttl=None)
-        inner = AsyncInstallationStoreAuthorize(
-            logger=logger,
-            installation_store=installation_store,
-            client_id=client_id,
-            client_secret=_plain(client_secret),
-            token_rotation_expiration_minutes=TOKEN_REFRESH_MINUTES,
-            # Used only to rotate tokens: it must reach the same Slack (a stand-in in tests).
-            client=web_client(None, api_url=api_url),
-        )
-        return cls(inner, ttl=AUTHORIZE_TTL_SECONDS)
 
     @property
     def token_rotation_expiration_minutes(self) -> int:
