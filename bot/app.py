@@ -89,13 +89,7 @@ class Runtime:
                 client_id=settings.slack_client_id or "", engine=engine, box=box
             )
             self.state_store = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
-        self.slack = SlackClients(
-            api_url=settings.slack_api_url,
-            bot_token=settings.slack_bot_token,
-            installation_store=self.installation_store,
-            client_id=settings.slack_client_id,
-            client_secret=settings.slack_client_secret,
-        )
+        self.slack = SlackClients(settings, self.installation_store)
         self.responder = Responder(self.slack)
         self.metastudio = MetaStudioClients(settings, self.workspaces, env_client=metastudio)
         self.ack_first = AckFirst()

@@ -28,6 +28,8 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.config import Settings
+
 __all__ = [
     "BOT_SCOPES",
     "CoalescedAuthorize",
@@ -90,25 +92,17 @@ def _plain(secret: SecretStr | None) -> str | None:
 class SlackClients:
     """Clients for work outside a request, one per workspace, sharing one aiohttp session.
 
-    Single-workspace mode uses ``bot_token``; with an ``installation_store`` each workspace's
+    Single-workspace mode uses ``SLACK_BOT_TOKEN``; with an ``installation_store`` each workspace's
     installation is read, and an expiring rotating token is refreshed first, one refresh per
     workspace at a time because each refresh token is single-use.
     """
 
-    def __init__(
-        self,
-        *,
-        api_url: str | None,
-        bot_token: SecretStr | None = None,
-        installation_store: AsyncInstallationStore | None = None,
-        client_id: str | None = None,
-        client_secret: SecretStr | None = None,
-    ) -> None:
-        self._api_url = api_url
-        self._bot_token = bot_token
+    def __init__(self, settings: Settings, installation_store: AsyncInstallationStore | None = None) -> None:
+        self._api_url = settings.slack_api_url
+        self._bot_token = settings.slack_bot_token
         self._installations = installation_store
-        self._client_id = client_id
-        self._client_secret = client_secret
+        self._client_id = settings.slack_client_id
+        self._client_secret = settings.slack_client_secret
         self._clients: dict[str, AsyncWebClient] = {}
         self._rotation_locks: dict[str, asyncio.Lock] = {}
         self.session: aiohttp.ClientSession | None = None
