@@ -1,4 +1,4 @@
-"""Slack Web API clients: one factory, one base URL, retry policy, and token rotation.
+"""Slack Web API clients: one factory, one base URL, retry policy, token rotation, Bolt's authorize.
 
 Every ``AsyncWebClient`` taskbot builds comes from ``web_client`` so the base URL (a stand-in
 in tests and the demo) and the retry handlers are set in one place. ``SlackClients.for_team``
