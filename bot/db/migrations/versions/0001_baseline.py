@@ -7,10 +7,6 @@ a database made before migrations is adopted (one made in single-workspace mode 
 slack_* tables; one touched only by ``rotate-keys`` has just the workspace tables). A table
 that is there must have every column listed here, or the database is not one this baseline
 can adopt and nothing is changed.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -23,8 +19,6 @@ from bot.db.migrations import CannotAdopt
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _ACTIVE = sa.text("status = 'active'")
