@@ -173,6 +173,20 @@ def _metadata() -> sa.MetaData:
     # slack_sdk 3.x's installation and OAuth state stores (SQLAlchemyInstallationStore,
     # SQLAlchemyOAuthStateStore), as their create_tables() made them; their constraints carry
     # the database's own default names.
+    def owner_columns(*, enterprise_url: bool) -> list[sa.Column[object]]:
+        """The row's id and the app and workspace it belongs to; installations also keep the URL."""
+        url = [sa.Column("enterprise_url", sa.String(200), nullable=True)] if enterprise_url else []
+        return [
+            sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+            sa.Column("client_id", sa.String(32), nullable=False),
+            sa.Column("app_id", sa.String(32), nullable=False),
+            sa.Column("enterprise_id", sa.String(32), nullable=True),
+            sa.Column("enterprise_name", sa.String(200), nullable=True),
+            *url,
+            sa.Column("team_id", sa.String(32), nullable=True),
+            sa.Column("team_name", sa.String(200), nullable=True),
+        ]
+
     def bot_columns() -> list[sa.Column[object]]:
         return [
             sa.Column("bot_token", sa.String(200), nullable=True),
@@ -186,13 +200,7 @@ def _metadata() -> sa.MetaData:
     sa.Table(
         "slack_bots",
         meta,
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("client_id", sa.String(32), nullable=False),
-        sa.Column("app_id", sa.String(32), nullable=False),
-        sa.Column("enterprise_id", sa.String(32), nullable=True),
-        sa.Column("enterprise_name", sa.String(200), nullable=True),
-        sa.Column("team_id", sa.String(32), nullable=True),
-        sa.Column("team_name", sa.String(200), nullable=True),
+        *owner_columns(enterprise_url=False),
         *bot_columns(),
         sa.Column("is_enterprise_install", sa.Boolean(), nullable=False),
         sa.Column("installed_at", _when(False), nullable=False),
@@ -202,14 +210,7 @@ def _metadata() -> sa.MetaData:
     sa.Table(
         "slack_installations",
         meta,
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("client_id", sa.String(32), nullable=False),
-        sa.Column("app_id", sa.String(32), nullable=False),
-        sa.Column("enterprise_id", sa.String(32), nullable=True),
-        sa.Column("enterprise_name", sa.String(200), nullable=True),
-        sa.Column("enterprise_url", sa.String(200), nullable=True),
-        sa.Column("team_id", sa.String(32), nullable=True),
-        sa.Column("team_name", sa.String(200), nullable=True),
+        *owner_columns(enterprise_url=True),
         *bot_columns(),
         sa.Column("user_id", sa.String(32), nullable=False),
         sa.Column("user_token", sa.String(200), nullable=True),
