@@ -38,7 +38,7 @@ from bot.followups.fairness import FairSlots
 from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
 from bot.slack import alerts
-from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, PosterError
+from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PosterError
 
 __all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
 
@@ -137,12 +137,14 @@ class Outbox(Part):
             return False
         try:
             ts = await self.poster.post(
-                record.team_id,
-                record.channel_id,
-                message,
-                key=record.key,
-                thread_ts=thread_ts,
-                broadcast=broadcast,
+                Post(
+                    record.team_id,
+                    record.channel_id,
+                    message,
+                    key=record.key,
+                    thread_ts=thread_ts,
+                    broadcast=broadcast,
+                )
             )
         except CannotPost as exc:
             await self._cannot_post(record, exc.error)

@@ -50,7 +50,7 @@ from bot.metastudio.progress import Event, Progress, observe
 from bot.metastudio.ratelimit import Priority
 from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
-from bot.slack.poster import CardGone, PosterError
+from bot.slack.poster import CardGone, Post, PosterError
 
 __all__ = ["POLL_CONCURRENCY", "POLL_PER_TEAM_MULTI", "POLL_TOTAL_MULTI", "WatchRequest", "Watches"]
 
@@ -355,7 +355,7 @@ class Watches(Part):
             thread = card.ts if card.ts and not card.gone else None
             try:
                 await self.poster.post(
-                    state.team_id, card.channel_id, message, key=key, thread_ts=thread, broadcast=False
+                    Post(state.team_id, card.channel_id, message, key=key, thread_ts=thread)
                 )
             except PosterError as exc:
                 log.warning(
