@@ -281,7 +281,7 @@ def test_any_hostile_json_is_a_task_or_unreadable_never_a_crash(document: dict[s
     """Through the client's parse path (a real httpx.Response): a Task, or BadResponse. Nothing else."""
     from bot.metastudio.client import _parse_model
     from bot.metastudio.models import Task
-    from bot.slack.cards import card_text, task_card
+    from bot.slack.cards import CardView, card_text, task_card
 
     try:
         text = json.dumps(document, allow_nan=True)
@@ -294,7 +294,7 @@ def test_any_hostile_json_is_a_task_or_unreadable_never_a_crash(document: dict[s
         return
     # What the model accepted, the cards can show.
     card_text(task, frozenset())
-    task_card(task, request_id=None, finished_codes=frozenset(), watch_button=True)
+    task_card(task, CardView(request_id=None, finished_codes=frozenset()), watch_button=True)
     assert task.total_count >= 0 and (task.begin is None or task.begin.year >= 1970)
 
 

@@ -38,6 +38,7 @@ from bot.followups.fairness import FairSlots
 from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
 from bot.slack import alerts
+from bot.slack.cards import CardView
 from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PosterError
 
 __all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
@@ -211,10 +212,12 @@ class Outbox(Part):
             return
         message = alerts.watched_card(
             task,
-            request_id=alerts.snapshot_request_id(record.payload),
-            finished_codes=self.settings.finished_codes,
-            refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
-            locale=messages.resolve(record.locale),
+            CardView(
+                request_id=alerts.snapshot_request_id(record.payload),
+                finished_codes=self.settings.finished_codes,
+                refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
+                locale=messages.resolve(record.locale),
+            ),
         )
         try:
             await self.poster.update(record.team_id, record.channel_id, record.thread_ts, message)

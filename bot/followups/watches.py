@@ -50,6 +50,7 @@ from bot.metastudio.progress import Event, Progress, observe
 from bot.metastudio.ratelimit import Priority
 from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
+from bot.slack.cards import CardView
 from bot.slack.poster import CardGone, Post, PosterError
 
 __all__ = ["POLL_CONCURRENCY", "POLL_PER_TEAM_MULTI", "POLL_TOTAL_MULTI", "WatchRequest", "Watches"]
@@ -454,12 +455,14 @@ class Watches(Part):
                 if message is None:
                     message = drawn[card.locale] = alerts.watched_card(
                         task,
-                        request_id=state.request_id,
-                        finished_codes=self.settings.finished_codes,
-                        refreshed_at=refreshed_at,
-                        progress=state.progress,
-                        resumed_after=state.resumed_after,
-                        locale=card.locale,
+                        CardView(
+                            request_id=state.request_id,
+                            finished_codes=self.settings.finished_codes,
+                            refreshed_at=refreshed_at,
+                            progress=state.progress,
+                            resumed_after=state.resumed_after,
+                            locale=card.locale,
+                        ),
                     )
                 card.updated_at = self._shared.clock()
                 await self._update_card(card, message, counts, state)
