@@ -1,9 +1,11 @@
 """The narrow interface the alert outbox and live cards use to reach Slack, and its Slack side.
 
-``Poster`` is what ``bot.followups`` needs: post a keyed message (one ``Post`` value, the same
-for the protocol, the Slack side and any fake), find a keyed message an earlier attempt may have posted, update a card, and tell a person something. Each failure is
-a typed exception that says what the caller may do next, so the exactly-once protocol never
-inspects a Slack error code itself. ``SlackPoster`` implements it with ``chat.postMessage``
+``Poster`` is what ``bot.followups`` needs: post a keyed message (one ``Post`` value), find a
+keyed message an earlier attempt may have posted, update a card, and tell a person something.
+``find`` takes its own thread rather than a ``Post``: it searches the card's thread whatever
+thread the new post would go to, so an attempt made under another alert mode is found too.
+Each failure is a typed exception that says what the caller may do next, so the exactly-once
+protocol never inspects a Slack error code itself. ``SlackPoster`` implements it with ``chat.postMessage``
 message metadata and ``conversations.replies``/``conversations.history`` look-ups.
 """
 
