@@ -37,6 +37,7 @@ import logging
 import math
 import random
 import time
+import urllib.request
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -158,6 +159,7 @@ class _Request:
     """Already percent-encoded: sent byte for byte as signed."""
     headers: dict[str, str]
     body: bytes
+    proxy: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +239,7 @@ class MetaStudioClient:
         # Created on first use: aiohttp wants a running event loop, and a client built and never
         # used (a form's credentials that fail validation) then leaves nothing to close.
         self._http = http
+        self._proxies: dict[str, str | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MetaStudioClient:
@@ -326,6 +329,18 @@ class MetaStudioClient:
             http, self._http = self._http, None
             await http.close()
 
+    def _proxy_for(self, base: httpx.URL) -> str | None:
+        """The proxy ``HTTP(S)_PROXY``/``ALL_PROXY`` name for this endpoint unless ``NO_PROXY`` exempts
+        it (as httpx honoured them), read from the environment once per endpoint."""
+        key = f"{base.scheme}://{base.netloc.decode('ascii')}"
+        if key not in self._proxies:
+            proxies = urllib.request.getproxies_environment()
+            chosen = proxies.get(base.scheme) or proxies.get("all")
+            if chosen and urllib.request.proxy_bypass_environment(base.host, proxies):  # type: ignore[attr-defined]
+                chosen = None
+            self._proxies[key] = chosen or None
+        return self._proxies[key]
+
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
             self._http = aiohttp.ClientSession(
@@ -333,8 +348,9 @@ class MetaStudioClient:
                 timeout=self._timeout,
                 # No cookies kept or sent: every call is authenticated by its own headers.
                 cookie_jar=aiohttp.DummyCookieJar(),
-                # Proxies from HTTP(S)_PROXY / NO_PROXY, as httpx honoured them.
-                trust_env=True,
+                # Not aiohttp's trust_env: it hops to a thread twice per request (proxy, netrc)
+                # and would add ~/.netrc credentials. Proxies come from _proxy_for instead.
+                trust_env=False,
                 auto_decompress=False,
             )
         return self._http
@@ -523,8 +539,9 @@ class MetaStudioClient:
         # The wire query is the canonical one, byte for byte, so the server verifies what we signed.
         query = signer.canonical_query(params)
         raw_path = path + ("?" + query if query else "")
-        url = str(base.copy_with(raw_path=raw_path.encode("ascii")))
         host = base.netloc.decode("ascii")
+        # Joined as text: parsing a URL again per call cost more than the signature.
+        url = f"{base.scheme}://{host}{raw_path}"
         parts = RequestParts(method=method, host=host, path=path, params=params, body=body)
         retries = 0
         reauthenticated = False
@@ -536,7 +553,7 @@ class MetaStudioClient:
             headers["User-Agent"] = USER_AGENT
             headers["Accept"] = "application/json"
             headers["Accept-Encoding"] = ACCEPT_ENCODING
-            request = _Request(method, url, headers, body)
+            request = _Request(method, url, headers, body, self._proxy_for(base))
             attempt_started = time.monotonic()
             result = await self._attempt(operation, request, parse)
             METASTUDIO_LATENCY.labels(operation).observe(time.monotonic() - attempt_started)
@@ -614,6 +631,7 @@ class MetaStudioClient:
             yarl.URL(request.url, encoded=True),
             headers=request.headers,
             data=request.body or None,
+            proxy=request.proxy,
             allow_redirects=False,
             auto_decompress=False,
             timeout=self._timeout,
