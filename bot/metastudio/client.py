@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import math
@@ -50,6 +51,7 @@ import aiohttp
 import httpx
 import yarl
 from multidict import CIMultiDict
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from bot.config import CloudCredentials, ConfigError, CredentialKind, Settings
@@ -118,6 +120,18 @@ MAX_CONNECTIONS = 50
 KEEPALIVE_SECONDS = 30.0
 # Response headers that describe the wire body, not the decoded one a Reply holds.
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+# The metric children per label values, looked up once: ``labels()`` locks and validates per call.
+@functools.cache
+def _calls(operation: str, outcome: str) -> Counter:
+    return METASTUDIO_CALLS.labels(operation, outcome)
+
+
+@functools.cache
+def _latency(operation: str) -> Histogram:
+    return METASTUDIO_LATENCY.labels(operation)
+
 
 # (access key, region, IAM endpoint) -> project id; the SDK keeps the same per-process cache.
 _PROJECT_CACHE: dict[tuple[str, str, str], str] = {}
@@ -490,7 +504,7 @@ class MetaStudioClient:
             except TimeoutError:
                 if not deadline.expired():
                     raise
-                METASTUDIO_CALLS.labels(operation, TimedOut.__name__).inc()
+                _calls(operation, TimedOut.__name__).inc()
                 raise TimedOut(f"no complete answer within the {self._deadline:g} s call deadline") from None
             return Fetched(value=value, request_id=request_id, elapsed=time.monotonic() - started)
         except MetaStudioError as exc:
@@ -556,14 +570,14 @@ class MetaStudioClient:
             request = _Request(method, url, headers, body, self._proxy_for(base))
             attempt_started = time.monotonic()
             result = await self._attempt(operation, request, parse)
-            METASTUDIO_LATENCY.labels(operation).observe(time.monotonic() - attempt_started)
+            _latency(operation).observe(time.monotonic() - attempt_started)
             if isinstance(result, tuple):
-                METASTUDIO_CALLS.labels(operation, "ok").inc()
+                _calls(operation, "ok").inc()
                 return result
             if isinstance(result, _Reauthenticate):
                 if authenticated and not reauthenticated and await self._auth.recover(headers):
                     reauthenticated = True
-                    METASTUDIO_CALLS.labels(operation, "retry").inc()
+                    _calls(operation, "retry").inc()
                     continue
                 result = result.error
             if isinstance(result, _Retry):
@@ -572,12 +586,12 @@ class MetaStudioClient:
                     # The wait alone would outlast the call's deadline: answer now instead.
                     wait = None
                 if wait is not None:
-                    METASTUDIO_CALLS.labels(operation, "retry").inc()
+                    _calls(operation, "retry").inc()
                     retries += 1
                     await self._sleep(wait)
                     continue
                 result = result.error
-            METASTUDIO_CALLS.labels(operation, type(result).__name__).inc()
+            _calls(operation, type(result).__name__).inc()
             raise result
 
     def _wait_before_retry(self, retry: _Retry, retries_done: int) -> float | None:
