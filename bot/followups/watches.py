@@ -60,8 +60,8 @@ log = logging.getLogger("taskbot.followups")
 
 NOT_FOUND_LIMIT: Final = 3
 CARD_SYNC_FACTOR: Final = 6
-# Polls in flight at once for one workspace: under its MetaStudio client's keep-alive pool (10),
-# so polls reuse connections and leave the rest of its 50 connections to commands.
+# Polls in flight at once for one workspace: each holds one of its MetaStudio client's 50 pooled
+# connections (kept alive between polls), so the rest are left to commands.
 POLL_CONCURRENCY: Final = 8
 # Multi-workspace mode: polls of all workspaces together, and of one workspace. A workspace
 # whose endpoint hangs holds its own POLL_PER_TEAM slots, never the others' (FairSlots).
@@ -391,7 +391,7 @@ class Watches:
         """Take a poll slot, then a rate-limit token, then read the task. None when stopping.
 
         Few polls are in flight (``shared.poll_slots``). Without the bound, thousands of due
-        watches (a restart, or a raised ``api_rate``) all queue inside httpx's connection pool,
+        watches (a restart, or a raised ``api_rate``) all queue inside the HTTP client's connection pool,
         which costs O(queued requests) per request: with 10,000 watches the process spent its
         time there instead of polling, and commands queued behind the polls for a connection.
         The slots are per workspace: one global pool let a workspace whose endpoint hangs hold

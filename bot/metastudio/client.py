@@ -1,17 +1,20 @@
 """The async MetaStudio client: show one import/export task, list tasks.
 
-One shared ``aiohttp.ClientSession`` (keep-alive, created on first use) carries every call. Each call is validated
-before anything is sent, authenticated (AK/SK signature, IAM token or a given token), retried
-when the failure is transient, and ends as a value or one typed ``MetaStudioError``.
+One ``aiohttp.ClientSession`` per client (kept-alive connections, created on first use) carries
+every call: its C HTTP parser on plain asyncio costs a seventh of the CPU per request of httpx's
+stack (``bench/bench_pollcpu.py``). Each call is validated before anything is sent,
+authenticated (AK/SK signature, IAM token or a given token), retried when the failure is
+transient, and ends as a value or one typed ``MetaStudioError``.
 
 Retry policy, per call:
 
 * 429 or ``APIGW.0308``: wait what ``Retry-After`` asks (seconds or an HTTP date) when it asks at
   most ``max_retry_after`` seconds, else give up at once with ``Throttled(retry_after=...)``;
   without the header, back off like for a 5xx.
-* 5xx, refused or dropped connections, connect timeouts: capped exponential backoff with full
-  jitter, at most ``max_retries`` times.
-* Read (and write/pool) timeouts are not retried: the server got the request and is slow, and a
+* 5xx, refused or dropped connections, answers that are not HTTP, connect timeouts (waiting
+  for a pooled connection included): capped exponential backoff with full jitter, at most
+  ``max_retries`` times.
+* Read timeouts are not retried: the server got the request and is slow, and a
   Slack user waiting for a card is better served by "try again" after ``read_timeout`` than by
   up to four times that.
 * 401 with an IAM token we obtained: one new token, one more try (not counted as a retry).
