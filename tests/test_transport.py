@@ -26,29 +26,37 @@ class Seen:
     connections: int = 0
 
 
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
+    + BODY
+)
+
+
+class _KeepAlive(asyncio.Protocol):
+    """Answers every request head on a connection with one small task; never closes first."""
+
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+        self.pending = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.seen.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        while b"\r\n\r\n" in self.pending:
+            head, _, self.pending = self.pending.partition(b"\r\n\r\n")
+            self.seen.request_lines.append(head.split(b"\r\n", 1)[0].decode())
+            self.transport.write(RESPONSE)
+
+
 @contextlib.asynccontextmanager
 async def keepalive_server() -> AsyncIterator[tuple[str, Seen]]:
-    """Answers every request on a connection with one small task, keeping the connection open."""
     seen = Seen()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                seen.request_lines.append(head.split(b"\r\n", 1)[0].decode())
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
-                    + BODY
-                )
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(lambda: _KeepAlive(seen), "127.0.0.1", 0)
     try:
         yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
     finally:
