@@ -16,8 +16,9 @@ in a fresh process of its own, one after the other, against those same servers:
 * ``floor-aiohttp``: the same loop through one ``aiohttp.ClientSession``, the stack the client
   now uses.
 
-Runs alternate the order of base and new. A last pass runs the bot (both trees) under cProfile
-and prints each profile's own time by package and its top entries.
+Each run rotates the order of the checkouts (``--step DIR``, repeatable, adds intermediate
+ones: which change bought what). A last pass runs the bot of base and new under cProfile and
+prints each profile's own time by package and its top entries.
 
 Run: ``python -m bench.bench_pollcpu --base /work/wt-perf-base --runs 3`` (about 8 minutes;
 without ``--base``, this tree only).
@@ -214,7 +215,12 @@ class Measured:
 
 
 async def run_child(
-    tree: Path, command: str, urls: dict[str, str], opts: argparse.Namespace, profile: str | None = None
+    tree: Path,
+    command: str,
+    urls: dict[str, str],
+    opts: argparse.Namespace,
+    profile: str | None = None,
+    name: str = "new",
 ) -> Measured:
     python = tree / ".venv" / "bin" / "python"
     args = [
@@ -245,8 +251,7 @@ async def run_child(
     if process.returncode != 0:
         raise RuntimeError(f"{command} in {tree} failed ({process.returncode}):\n{err.decode()[-3000:]}")
     result = json.loads(out.decode().strip().splitlines()[-1])
-    name = "bot" if command == "bot" else command
-    label = f"{name} ({'base' if tree != TREE else 'new'})" if command == "bot" else name
+    label = f"bot ({name})" if command == "bot" else command
     return Measured(label, result["cpu"], result["count"], result["wall"])
 
 
@@ -305,20 +310,27 @@ def loadavg() -> str:
 async def main_async(opts: argparse.Namespace) -> int:
     from bench.bench_watch import services
 
-    base: Path | None = opts.base
+    # name -> checkout; "new" is this one. Each run rotates their order.
+    trees: dict[str, Path] = {}
+    if opts.base is not None:
+        trees["base"] = opts.base
+    for step in opts.step:
+        trees[step.name] = step
+    trees["new"] = TREE
     opts.now = time.time()
     print(
         f"bench_pollcpu: {opts.watches} watches of running tasks, poll interval 1 s, {opts.runs} runs of "
-        f"{opts.seconds:g} s, base {base or '(none)'}; load {loadavg()}",
+        f"{opts.seconds:g} s; " + ", ".join(f"{k} = {v}" for k, v in trees.items()) + f"; load {loadavg()}",
         flush=True,
     )
     rows: list[dict[str, Measured]] = []
     async with services(opts.now, opts.watches, FINISH_WITHIN, opts.seed) as urls:
         for run in range(opts.runs):
-            trees = [TREE] if base is None else ([base, TREE] if run % 2 == 0 else [TREE, base])
+            names = list(trees)
+            order = names[run % len(names) :] + names[: run % len(names)]
             row: dict[str, Measured] = {}
-            for tree in trees:
-                row["base" if tree == base else "new"] = await run_child(tree, "bot", urls, opts)
+            for name in order:
+                row[name] = await run_child(trees[name], "bot", urls, opts, name=name)
             for stack in ("httpx", "aiohttp"):
                 row[stack] = await run_child(TREE, f"floor-{stack}", urls, opts)
             rows.append(row)
@@ -329,14 +341,14 @@ async def main_async(opts: argparse.Namespace) -> int:
         profiles: list[tuple[str, str, Measured]] = []
         if opts.profile:
             with tempfile.TemporaryDirectory(prefix="taskbot-pollcpu-prof-") as tmp:
-                for tree in [t for t in (base, TREE) if t is not None]:
-                    path = str(Path(tmp) / f"{'base' if tree == base else 'new'}.prof")
-                    measured = await run_child(tree, "bot", urls, opts, profile=path)
+                for name in [n for n in ("base", "new") if n in trees]:
+                    path = str(Path(tmp) / f"{name}.prof")
+                    measured = await run_child(trees[name], "bot", urls, opts, profile=path, name=name)
                     profiles.append((measured.label, top_entries(path, opts.top), measured))
     print("\nsummary (ms CPU per poll or request; per CPU-second in brackets):")
-    for key in rows[0]:
+    for key in [*trees, "httpx", "aiohttp"]:
         values = [r[key].ms for r in rows]
-        print(f"  {key:8s} " + "  ".join(f"{v:.3f} ({1000 / v:.0f})" for v in values))
+        print(f"  {key:14s} " + "  ".join(f"{v:.3f} ({1000 / v:.0f})" for v in values))
     for label, text, measured in profiles:
         print(f"\n=== {label} under cProfile ({PROFILE_SECONDS:g} s): {measured.line()}\n{text}")
     return 0
@@ -349,8 +361,10 @@ def ratios(row: dict[str, Measured]) -> str:
         f"new/floor-aiohttp {new / row['aiohttp'].ms:.2f}",
     ]
     if "base" in row:
-        parts.append(f"polls per CPU-s new/base {row['base'].ms / new:.2f}x")
         parts.append(f"base/floor-httpx {row['base'].ms / row['httpx'].ms:.2f}")
+        for name, measured in row.items():
+            if name not in {"base", "httpx", "aiohttp"}:
+                parts.append(f"polls per CPU-s {name}/base {row['base'].ms / measured.ms:.2f}x")
     return "ratios: " + ", ".join(parts)
 
 
@@ -360,6 +374,13 @@ def main() -> None:
         "command", nargs="?", default="run", choices=["run", "bot", "floor-httpx", "floor-aiohttp"]
     )
     parser.add_argument("--base", default=None, help="another checkout (with .venv) to measure as 'base'")
+    parser.add_argument(
+        "--step",
+        action="append",
+        type=Path,
+        default=[],
+        help="an intermediate checkout (with .venv), measured too, named by its directory",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--watches", type=int, default=2_000)
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -373,6 +394,7 @@ def main() -> None:
     parser.add_argument("--profile", dest="profile_out", default=None, help=argparse.SUPPRESS)
     opts = parser.parse_args()
     opts.base = Path(opts.base).resolve() if opts.base else None
+    opts.step = [step.resolve() for step in opts.step]
     if opts.command != "run":
         opts.profile = opts.profile_out
         child_main(opts)
