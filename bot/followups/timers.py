@@ -10,8 +10,8 @@ polls at once and lets other work (closes, deliveries) finish within a grace per
 Why not APScheduler (used here before, with an in-memory store and a ``DateTrigger`` per run):
 with thousands of watches it re-armed a job per poll, and that cost (``add_job`` with its
 signature check, the store's sorted list, a wake-up per job) was 12% of a poll's CPU time
-(``bench/bench_pollcpu.py``). Nothing here needs what it adds: no job is persisted, none
-recurs, and a late timer simply runs late.
+once the client was on aiohttp (``bench/bench_pollcpu.py``). Nothing here needs what it adds:
+no job is persisted, none recurs, and a late timer simply runs late.
 """
 
 from __future__ import annotations
