@@ -1,19 +1,29 @@
-"""The MetaStudio client's HTTP stack (aiohttp) over loopback: kept-alive connections, and the
-proxy the environment names (``HTTP_PROXY``/``NO_PROXY``, as httpx honoured them)."""
+"""The MetaStudio client's HTTP stack (aiohttp) over loopback: kept-alive connections, the
+proxy the environment names (``HTTP_PROXY``/``NO_PROXY``, as httpx honoured them), and TLS
+verified against the CAs httpx trusted (``SSL_CERT_FILE``, else certifi's)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from bot.config import CloudCredentials, CredentialKind
 from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.errors import ConnectionFailed
 
 TASK_ID = "b" * 32
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -54,13 +64,45 @@ class _KeepAlive(asyncio.Protocol):
 
 
 @contextlib.asynccontextmanager
-async def keepalive_server() -> AsyncIterator[tuple[str, Seen]]:
+async def keepalive_server(tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[str, Seen]]:
     seen = Seen()
-    server = await asyncio.get_running_loop().create_server(lambda: _KeepAlive(seen), "127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(lambda: _KeepAlive(seen), "127.0.0.1", 0, ssl=tls)
+    scheme = "https" if tls is not None else "http"
     try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
+        yield f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
     finally:
         server.close()
+
+
+def self_signed(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 that no public CA vouches for: its PEM, and a server context."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "taskbot test CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem, key_pem = directory / "cert.pem", directory / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_pem, key_pem)
+    return cert_pem, context
 
 
 def client(url: str) -> MetaStudioClient:
@@ -109,3 +151,22 @@ async def test_no_proxy_exempts_the_endpoint(monkeypatch: pytest.MonkeyPatch) ->
             await c.get_task(TASK_ID)
     assert proxied.request_lines == []
     assert direct.request_lines == [f"GET /v2/{PROJECT}/ies/task/{TASK_ID} HTTP/1.1"]
+
+
+async def test_tls_is_verified_against_the_certificates_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert_pem, server_tls = self_signed(tmp_path)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    async with keepalive_server(server_tls) as (url, seen):
+        # certifi's CAs do not vouch for it: refused before any request is sent.
+        async with client(url) as c:
+            with pytest.raises(ConnectionFailed) as caught:
+                await c.get_task(TASK_ID)
+        assert "certificate" in caught.value.detail.lower()
+        assert seen.request_lines == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_pem))
+        async with client(url) as c:
+            assert (await c.get_task(TASK_ID)).value.task_id == TASK_ID
+    assert seen.request_lines == [f"GET /v2/{PROJECT}/ies/task/{TASK_ID} HTTP/1.1"]
