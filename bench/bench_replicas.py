@@ -42,9 +42,7 @@ import asyncpg
 import httpx
 
 from bench.bench_watch import bench_tasks, loadavg, preload, services
-from bench.common import free_port
-from bot.db.base import Database
-from bot.db.schema import ensure_schema
+from bench.common import free_port, migrate_schema, wait_for_ok
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 
@@ -84,13 +82,8 @@ async def replicas(count: int, env: dict[str, str]) -> AsyncIterator[list[Replic
             started.append(Replica(process, f"http://127.0.0.1:{port}"))
         async with httpx.AsyncClient() as http:
             for replica in started:
-                for _ in range(600):
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await http.get(f"{replica.url}/readyz")).status_code == 200:
-                            break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise RuntimeError("taskbot serve did not become ready")
+                ready = f"{replica.url}/readyz"
+                await wait_for_ok(http, ready, attempts=600, failure="taskbot serve did not become ready")
         yield started
     finally:
         for replica in started:
@@ -172,11 +165,7 @@ async def fresh_database() -> AsyncIterator[tuple[str, str]]:
         await admin.close()
     base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     url = f"{base}/{name}"
-    database = Database(url)
-    try:
-        await ensure_schema(database.engine, migrate_on_start=True)
-    finally:
-        await database.dispose()
+    await migrate_schema(url)
     try:
         yield name, url
     finally:
@@ -208,11 +197,7 @@ async def main_async(watches: int, seconds: float, warmup: float, seed: int) -> 
         # Baseline, same run: one replica on SQLite, the in-process limiter, no shared bucket.
         with tempfile.TemporaryDirectory(prefix="taskbot-replicas-") as tmp:
             sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-            database = Database(sqlite_url)
-            try:
-                await ensure_schema(database.engine, migrate_on_start=True)
-            finally:
-                await database.dispose()
+            await migrate_schema(sqlite_url)
             await preload(sqlite_url, task_ids, 0)
             baseline = await phase(
                 1, watches, {**base_env, "DATABASE_URL": sqlite_url}, urls, None, warmup, seconds
