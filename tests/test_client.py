@@ -64,7 +64,7 @@ from bot.metastudio.errors import (
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
 from tests.support.clock import FakeClock
-from tests.wire import capturing_session
+from tests.support.wire import capturing_session
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
 REQUEST_ID_LENGTH = 32

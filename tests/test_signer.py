@@ -34,7 +34,7 @@ from bot.metastudio import signer
 from bot.metastudio.auth import USER_AGENT, AkSkAuthenticator, RequestParts
 from bot.metastudio.client import MetaStudioClient
 from bot.servers import serve_asgi
-from tests.wire import capturing_session
+from tests.support.wire import capturing_session
 
 AK = "HPUAEXAMPLEAK0000001"
 SK = "exampleSecretKey/With+Odd=Chars0000000001"
