@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from multidict import CIMultiDict
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -63,6 +64,7 @@ from bot.metastudio.errors import (
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
 from tests.support.clock import FakeClock
+from tests.support.wire import capturing_session
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
 REQUEST_ID_LENGTH = 32
@@ -386,11 +388,8 @@ def closed_port() -> int:
 async def test_connection_refused_after_retries() -> None:
     sent: list[httpx.Request] = []
 
-    async def count(request: httpx.Request) -> None:
-        sent.append(request)
-
     async with (
-        httpx.AsyncClient(event_hooks={"request": [count]}) as http,
+        capturing_session(sent) as http,
         make_client(
             endpoint=f"http://127.0.0.1:{closed_port()}", credentials=aksk(), max_retries=2, http=http
         ) as c,
@@ -584,15 +583,9 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
     caplog.set_level(logging.DEBUG)
     issued: list[str] = []
 
-    async def remember_token(response: httpx.Response) -> None:
-        if "X-Subject-Token" in response.headers:
-            issued.append(response.headers["X-Subject-Token"])
-
     errors: list[MetaStudioError] = []
     sent: list[httpx.Request] = []
-
-    async def remember_request(request: httpx.Request) -> None:
-        sent.append(request)
+    received: list[CIMultiDict[str]] = []
 
     scenarios: list[tuple[CloudCredentials, Callable[[MetaStudioClient], Awaitable[object]]]] = [
         (aksk(), lambda c: c.get_task(MSS_TASK_IDS["MSS.000000004"])),
@@ -608,14 +601,13 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
     ]
     for credentials, call in scenarios:
         async with (
-            httpx.AsyncClient(
-                event_hooks={"request": [remember_request], "response": [remember_token]}
-            ) as http,
+            capturing_session(sent, received) as http,
             make_client(endpoint=sim_url, credentials=credentials, http=http, max_retries=1) as c,
         ):
             with pytest.raises(MetaStudioError) as caught:
                 await call(c)
             errors.append(caught.value)
+    issued += [headers["X-Subject-Token"] for headers in received if "X-Subject-Token" in headers]
 
     secrets = [
         DEMO_ACCESS_KEY,

@@ -649,3 +649,30 @@ async def test_backlog_holds_polls_until_recorded_results_drain() -> None:
             assert not waiter.done()  # over the limit: polls wait
         await asyncio.wait_for(waiter, 0.1)  # back at the limit: released
     assert backlog.count == 0
+
+
+async def test_a_restart_keeps_cards_current_without_reading_subscribers_again(stack: Stack) -> None:
+    """At start every watch's subscribers were just read: the first card sync waits a period."""
+    stack.sim.add_task(sim_task(duration=30.0))
+    first = await stack.followups(card_update_seconds=1.0)
+    card = await stack.post_card(CHANNELS[0])
+    await first.watch(
+        team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
+    )
+    await first.stop()
+    drawn_before = len(stack.updates(card))
+
+    second = await stack.followups(card_update_seconds=1.0, start=False)
+    reads: list[int] = []
+    read_subscribers = second.storage.active_subscribers
+
+    async def counted(watch_id: int) -> Any:
+        reads.append(watch_id)
+        return await read_subscribers(watch_id)
+
+    second.storage.active_subscribers = counted  # type: ignore[method-assign]
+    await second.start()
+    # The card the table names is redrawn by the new process, from what start() read.
+    await stack.slack.wait_for(lambda _: len(stack.updates(card)) > drawn_before, timeout=5)
+    await eventually(lambda: _true(second.polls >= 10))
+    assert reads == []

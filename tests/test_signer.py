@@ -34,6 +34,7 @@ from bot.metastudio import signer
 from bot.metastudio.auth import USER_AGENT, AkSkAuthenticator, RequestParts
 from bot.metastudio.client import MetaStudioClient
 from bot.servers import serve_asgi
+from tests.support.wire import capturing_session
 
 AK = "HPUAEXAMPLEAK0000001"
 SK = "exampleSecretKey/With+Odd=Chars0000000001"
@@ -260,9 +261,6 @@ def sdk_view_of(request: httpx.Request, ak: str, sk: str) -> tuple[str, str]:
 async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool) -> None:
     captured: list[httpx.Request] = []
 
-    async def capture(request: httpx.Request) -> None:
-        captured.append(request)
-
     ak, sk = (DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY) if temporary else (DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
     credentials = CloudCredentials(
         kind=CredentialKind.TEMPORARY_AKSK if temporary else CredentialKind.AKSK,
@@ -272,7 +270,7 @@ async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool)
         security_token=SecretStr(DEMO_SECURITY_TOKEN) if temporary else None,
     )
     async with (
-        httpx.AsyncClient(event_hooks={"request": [capture]}) as http,
+        capturing_session(captured) as http,
         MetaStudioClient(endpoint=sim_url, credentials=credentials, http=http) as client,
     ):
         shown = await client.get_task(SEED_TASK_ID)

@@ -59,8 +59,8 @@ log = logging.getLogger("taskbot.followups")
 
 NOT_FOUND_LIMIT: Final = 3
 CARD_SYNC_FACTOR: Final = 6
-# Polls in flight at once for one workspace: under its MetaStudio client's keep-alive pool (10),
-# so polls reuse connections and leave the rest of its 50 connections to commands.
+# Polls in flight at once for one workspace: each holds one of its MetaStudio client's 50 pooled
+# connections (kept alive between polls), so the rest are left to commands.
 POLL_CONCURRENCY: Final = 8
 # Multi-workspace mode: polls of all workspaces together, and of one workspace. A workspace
 # whose endpoint hangs holds its own POLL_PER_TEAM slots, never the others' (FairSlots).
@@ -141,7 +141,7 @@ class Watches(Part):
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
         for watch in await self.storage.active_watches():
-            state = self._track(watch, watch.subscribers)
+            state = self._track(watch, watch.subscribers, synced=True)
             self._shared.timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
 
     def sync_team(
@@ -154,7 +154,7 @@ class Watches(Part):
         for watch in active.values():
             known = self._watches.get(watch.id)
             if known is None:
-                self._track(watch, watch.subscribers)
+                self._track(watch, watch.subscribers, synced=True)
                 self._shared.timers.schedule(f"watch:{watch.id}", first_delay())
             else:
                 for subscriber in watch.subscribers:
@@ -208,13 +208,19 @@ class Watches(Part):
 
     # -- state ----------------------------------------------------------------------------------
 
-    def _track(self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord]) -> _Watch:
+    def _track(
+        self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord], *, synced: bool = False
+    ) -> _Watch:
+        """``synced``: ``subscribers`` are all the watch's active ones, just read from the table, so
+        the first card sync waits a full period (a restart re-read every watch's subscribers
+        once more at its first moving poll: 20% of the CPU of the first minute's polls)."""
         state = _Watch(
             id=watch.id,
             team_id=watch.team_id,
             task_id=watch.task_id,
             expires_at=watch.expires_at.timestamp(),
             cadence=Cadence.start(self.policy),
+            cards_synced_at=self._shared.clock() if synced else -math.inf,
         )
         for subscriber in subscribers:
             self._add_card(state, subscriber)
@@ -369,7 +375,7 @@ class Watches(Part):
         """Take a poll slot, then a rate-limit token, then read the task. None when stopping.
 
         Few polls are in flight (``shared.poll_slots``). Without the bound, thousands of due
-        watches (a restart, or a raised ``api_rate``) all queue inside httpx's connection pool,
+        watches (a restart, or a raised ``api_rate``) all queue inside the HTTP client's connection pool,
         which costs O(queued requests) per request: with 10,000 watches the process spent its
         time there instead of polling, and commands queued behind the polls for a connection.
         The slots are per workspace: one global pool let a workspace whose endpoint hangs hold
