@@ -164,6 +164,22 @@ class Reply(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class _Call(Generic[T]):
+    """One logical call as an operation asks for it: ``_call`` signs, sends and retries it."""
+
+    operation: str
+    method: str
+    base: httpx.URL
+    path: str
+    """Percent-encoded, as it is signed."""
+    params: tuple[tuple[str, str], ...]
+    body: bytes
+    authenticated: bool
+    parse: Callable[[Reply], T]
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Reply:
     """A whole response, its body read within the cap and decoded."""
 
@@ -348,15 +364,17 @@ class MetaStudioClient:
 
         async def fetch() -> IssuedToken:
             fetched = await self._call(
-                operation=OP_TOKEN,
-                method="POST",
-                base=self._iam_endpoint,
-                path=self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + TOKEN_PATH,
-                # Like the SDK: the service catalog is large and of no use here.
-                params=(("nocatalog", "true"),),
-                body=body,
-                authenticated=False,
-                parse=self._parse_token,
+                _Call(
+                    operation=OP_TOKEN,
+                    method="POST",
+                    base=self._iam_endpoint,
+                    path=self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + TOKEN_PATH,
+                    # Like the SDK: the service catalog is large and of no use here.
+                    params=(("nocatalog", "true"),),
+                    body=body,
+                    authenticated=False,
+                    parse=self._parse_token,
+                )
             )
             return fetched.value
 
@@ -426,16 +444,18 @@ class MetaStudioClient:
             raise InvalidTaskId(f"not a task id: {text[:64]!r}", task_id=text)
         project_path = await self._project_path()
         return await self._call(
-            operation=OP_SHOW,
-            method="GET",
-            base=self._endpoint,
-            path=f"{project_path}/{quote(task_id, safe='')}",
-            params=(),
-            body=b"",
-            authenticated=True,
-            # task_id is optional in the SDK's ShowTaskResponse; the request names the task anyway.
-            parse=lambda response: _parse_model(Task, response, defaults={"task_id": task_id}),
-            task_id=task_id,
+            _Call(
+                operation=OP_SHOW,
+                method="GET",
+                base=self._endpoint,
+                path=f"{project_path}/{quote(task_id, safe='')}",
+                params=(),
+                body=b"",
+                authenticated=True,
+                # task_id is optional in the SDK's ShowTaskResponse; the request names the task anyway.
+                parse=lambda response: _parse_model(Task, response, defaults={"task_id": task_id}),
+                task_id=task_id,
+            )
         )
 
     async def list_tasks(
@@ -471,14 +491,16 @@ class MetaStudioClient:
             params.append(("limit", str(int(limit))))
         project_path = await self._project_path()
         return await self._call(
-            operation=OP_SEARCH,
-            method="GET",
-            base=self._endpoint,
-            path=project_path,
-            params=tuple(params),
-            body=b"",
-            authenticated=True,
-            parse=lambda response: _parse_model(TaskPage, response),
+            _Call(
+                operation=OP_SEARCH,
+                method="GET",
+                base=self._endpoint,
+                path=project_path,
+                params=tuple(params),
+                body=b"",
+                authenticated=True,
+                parse=lambda response: _parse_model(TaskPage, response),
+            )
         )
 
     async def project_id(self) -> str:
@@ -493,14 +515,16 @@ class MetaStudioClient:
             found = _PROJECT_CACHE.get(key)
             if found is None:
                 fetched = await self._call(
-                    operation=OP_PROJECTS,
-                    method="GET",
-                    base=self._iam_endpoint,
-                    path=self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + PROJECTS_PATH,
-                    params=(("name", region),),
-                    body=b"",
-                    authenticated=True,
-                    parse=lambda response: _parse_projects(response, region),
+                    _Call(
+                        operation=OP_PROJECTS,
+                        method="GET",
+                        base=self._iam_endpoint,
+                        path=self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + PROJECTS_PATH,
+                        params=(("name", region),),
+                        body=b"",
+                        authenticated=True,
+                        parse=lambda response: _parse_projects(response, region),
+                    )
                 )
                 found = fetched.value
                 _PROJECT_CACHE[key] = found
@@ -515,19 +539,7 @@ class MetaStudioClient:
 
     # -- transport --------------------------------------------------------------------------------
 
-    async def _call(
-        self,
-        *,
-        operation: str,
-        method: str,
-        base: httpx.URL,
-        path: str,
-        params: tuple[tuple[str, str], ...],
-        body: bytes,
-        authenticated: bool,
-        parse: Callable[[Reply], T],
-        task_id: str | None = None,
-    ) -> Fetched[T]:
+    async def _call(self, call: _Call[T]) -> Fetched[T]:
         """One logical call: attempts, waits, metrics per attempt, one log line at the end."""
         started = time.monotonic()
         outcome = "ok"
@@ -537,22 +549,14 @@ class MetaStudioClient:
         try:
             try:
                 async with deadline:
-                    await self._check_endpoint(base)
+                    await self._check_endpoint(call.base)
                     value, request_id = await self._attempts(
-                        operation=operation,
-                        method=method,
-                        base=base,
-                        path=path,
-                        params=params,
-                        body=body,
-                        authenticated=authenticated,
-                        parse=parse,
-                        give_up_at=time.monotonic() + self._deadline,
+                        call, give_up_at=time.monotonic() + self._deadline
                     )
             except TimeoutError:
                 if not deadline.expired():
                     raise
-                _calls(operation, TimedOut.__name__).inc()
+                _calls(call.operation, TimedOut.__name__).inc()
                 raise TimedOut(f"no complete answer within the {self._deadline:g} s call deadline") from None
             return Fetched(value=value, request_id=request_id, elapsed=time.monotonic() - started)
         except MetaStudioError as exc:
@@ -572,60 +576,50 @@ class MetaStudioClient:
             logger.log(
                 logging.INFO if outcome == "ok" else logging.WARNING,
                 "metastudio %s %s in %.0f ms%s",
-                operation,
+                call.operation,
                 outcome,
                 elapsed_ms,
                 detail,
                 extra={
-                    "task_id": task_id,
+                    "task_id": call.task_id,
                     "request_id": request_id,
                     "latency_ms": elapsed_ms,
                     "outcome": outcome,
-                    "operation": operation,
+                    "operation": call.operation,
                 },
             )
 
-    async def _attempts(
-        self,
-        *,
-        operation: str,
-        method: str,
-        base: httpx.URL,
-        path: str,
-        params: tuple[tuple[str, str], ...],
-        body: bytes,
-        authenticated: bool,
-        parse: Callable[[Reply], T],
-        give_up_at: float,
-    ) -> tuple[T, str | None]:
+    async def _attempts(self, call: _Call[T], *, give_up_at: float) -> tuple[T, str | None]:
         # The wire query is the canonical one, byte for byte, so the server verifies what we signed.
-        query = signer.canonical_query(params)
-        raw_path = path + ("?" + query if query else "")
-        host = base.netloc.decode("ascii")
+        query = signer.canonical_query(call.params)
+        raw_path = call.path + ("?" + query if query else "")
+        host = call.base.netloc.decode("ascii")
         # Joined as text: parsing a URL again per call cost more than the signature.
-        url = f"{base.scheme}://{host}{raw_path}"
-        parts = RequestParts(method=method, host=host, path=path, params=params, body=body)
+        url = f"{call.base.scheme}://{host}{raw_path}"
+        parts = RequestParts(
+            method=call.method, host=host, path=call.path, params=call.params, body=call.body
+        )
         retries = 0
         reauthenticated = False
         while True:
-            if authenticated:
+            if call.authenticated:
                 headers = await self._auth.headers(parts)
             else:
                 headers = {"Host": host, "Content-Type": "application/json"}
             headers["User-Agent"] = USER_AGENT
             headers["Accept"] = "application/json"
             headers["Accept-Encoding"] = ACCEPT_ENCODING
-            request = _Request(method, url, headers, body, self._proxy_for(base))
+            request = _Request(call.method, url, headers, call.body, self._proxy_for(call.base))
             attempt_started = time.monotonic()
-            result = await self._attempt(operation, request, parse)
-            _latency(operation).observe(time.monotonic() - attempt_started)
+            result = await self._attempt(call.operation, request, call.parse)
+            _latency(call.operation).observe(time.monotonic() - attempt_started)
             if isinstance(result, tuple):
-                _calls(operation, "ok").inc()
+                _calls(call.operation, "ok").inc()
                 return result
             if isinstance(result, _Reauthenticate):
-                if authenticated and not reauthenticated and await self._auth.recover(headers):
+                if call.authenticated and not reauthenticated and await self._auth.recover(headers):
                     reauthenticated = True
-                    _calls(operation, "retry").inc()
+                    _calls(call.operation, "retry").inc()
                     continue
                 result = result.error
             if isinstance(result, _Retry):
@@ -634,12 +628,12 @@ class MetaStudioClient:
                     # The wait alone would outlast the call's deadline: answer now instead.
                     wait = None
                 if wait is not None:
-                    _calls(operation, "retry").inc()
+                    _calls(call.operation, "retry").inc()
                     retries += 1
                     await self._sleep(wait)
                     continue
                 result = result.error
-            _calls(operation, type(result).__name__).inc()
+            _calls(call.operation, type(result).__name__).inc()
             raise result
 
     def _wait_before_retry(self, retry: _Retry, retries_done: int) -> float | None:
