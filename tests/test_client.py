@@ -43,6 +43,7 @@ from bot.metastudio.errors import (
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
 from tests.support.clock import FakeClock
+from tests.support.credentials import aksk
 from tests.support.wire import capturing_session
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
@@ -55,22 +56,6 @@ def make_client(*, endpoint: str, credentials: CloudCredentials, **options: Any)
     options.setdefault("backoff_base", 0.01)
     options.setdefault("backoff_cap", 0.05)
     return MetaStudioClient(endpoint=endpoint, credentials=credentials, **options)
-
-
-def aksk(
-    ak: str = simulation.DEMO_ACCESS_KEY,
-    sk: str = simulation.DEMO_SECRET_KEY,
-    *,
-    token: str | None = None,
-    project_id: str = simulation.DEMO_PROJECT_ID,
-) -> CloudCredentials:
-    return CloudCredentials(
-        kind=CredentialKind.TEMPORARY_AKSK if token else CredentialKind.AKSK,
-        project_id=project_id,
-        access_key=ak,
-        secret_key=SecretStr(sk),
-        security_token=SecretStr(token) if token else None,
-    )
 
 
 def iam_password(

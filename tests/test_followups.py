@@ -14,16 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import CloudCredentials, CredentialKind, Settings
+from bot.config import Settings
 from bot.db.base import Database
 from bot.db.followups import DeliveryRecord, FollowUpStore
 from bot.devtools.simulator import (
-    DEMO_ACCESS_KEY,
-    DEMO_PROJECT_ID,
-    DEMO_SECRET_KEY,
     Fault,
     SimTask,
     Simulator,
@@ -35,6 +31,7 @@ from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
 from bot.servers import serve_asgi
 from bot.slack.clients import request_retry_handlers
 from bot.slack.poster import SlackPoster
+from tests.support.credentials import aksk
 
 TEAM = DEMO_TEAM_ID
 CHANNELS = ("C0CHAN0001", "C0CHAN0002", "C0CHAN0003")
@@ -163,12 +160,7 @@ class _stack:
         self._slack_server = serve_asgi(slack.app)
         sim_url = await self._sim_server.__aenter__()
         slack.base_url = await self._slack_server.__aenter__()
-        credentials = CloudCredentials(
-            kind=CredentialKind.AKSK,
-            project_id=DEMO_PROJECT_ID,
-            access_key=DEMO_ACCESS_KEY,
-            secret_key=SecretStr(DEMO_SECRET_KEY),
-        )
+        credentials = aksk()
         # No client-side retries: the follow-up engine's own backoff is what is under test.
         metastudio = MetaStudioClient(endpoint=sim_url, credentials=credentials, max_retries=0)
         slack_client = AsyncWebClient(

@@ -19,11 +19,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from pydantic import SecretStr
 
-from bot.config import CloudCredentials, CredentialKind
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import ConnectionFailed
+from tests.support.credentials import aksk
 
 TASK_ID = "b" * 32
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -106,12 +105,7 @@ def self_signed(directory: Path) -> tuple[Path, ssl.SSLContext]:
 
 
 def client(url: str) -> MetaStudioClient:
-    credentials = CloudCredentials(
-        kind=CredentialKind.AKSK,
-        project_id=PROJECT,
-        access_key="TRANSPORTAK01",
-        secret_key=SecretStr("k" * 40),
-    )
+    credentials = aksk("TRANSPORTAK01", "k" * 40, project_id=PROJECT)
     return MetaStudioClient(endpoint=url, credentials=credentials, max_retries=0)
 
 
