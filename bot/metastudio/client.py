@@ -168,15 +168,16 @@ class _Call(Generic[T]):
     """One logical call as an operation asks for it: ``_call`` signs, sends and retries it."""
 
     operation: str
-    method: str
     base: httpx.URL
     path: str
     """Percent-encoded, as it is signed."""
     params: tuple[tuple[str, str], ...]
-    body: bytes
-    authenticated: bool
     parse: Callable[[Reply], T]
     task_id: str | None = None
+    # Every MetaStudio and IAM read is a signed GET without a body; only the IAM token is not.
+    method: str = "GET"
+    body: bytes = b""
+    authenticated: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +369,7 @@ class MetaStudioClient:
                     operation=OP_TOKEN,
                     method="POST",
                     base=self._iam_endpoint,
-                    path=self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + TOKEN_PATH,
+                    path=self._iam_path(TOKEN_PATH),
                     # Like the SDK: the service catalog is large and of no use here.
                     params=(("nocatalog", "true"),),
                     body=body,
@@ -446,12 +447,9 @@ class MetaStudioClient:
         return await self._call(
             _Call(
                 operation=OP_SHOW,
-                method="GET",
                 base=self._endpoint,
                 path=f"{project_path}/{quote(task_id, safe='')}",
                 params=(),
-                body=b"",
-                authenticated=True,
                 # task_id is optional in the SDK's ShowTaskResponse; the request names the task anyway.
                 parse=lambda response: _parse_model(Task, response, defaults={"task_id": task_id}),
                 task_id=task_id,
@@ -493,12 +491,9 @@ class MetaStudioClient:
         return await self._call(
             _Call(
                 operation=OP_SEARCH,
-                method="GET",
                 base=self._endpoint,
                 path=project_path,
                 params=tuple(params),
-                body=b"",
-                authenticated=True,
                 parse=lambda response: _parse_model(TaskPage, response),
             )
         )
@@ -517,12 +512,9 @@ class MetaStudioClient:
                 fetched = await self._call(
                     _Call(
                         operation=OP_PROJECTS,
-                        method="GET",
                         base=self._iam_endpoint,
-                        path=self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + PROJECTS_PATH,
+                        path=self._iam_path(PROJECTS_PATH),
                         params=(("name", region),),
-                        body=b"",
-                        authenticated=True,
                         parse=lambda response: _parse_projects(response, region),
                     )
                 )
@@ -532,6 +524,9 @@ class MetaStudioClient:
             if isinstance(self._auth, AkSkAuthenticator):
                 self._auth.project_id = found
             return found
+
+    def _iam_path(self, path: str) -> str:
+        return self._iam_endpoint.raw_path.decode("ascii").rstrip("/") + path
 
     async def _project_path(self) -> str:
         project = await self.project_id()
