@@ -94,7 +94,19 @@ class WatchRow(Base):
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
-class SubscriberRow(Base):
+class _AskedInChannel:
+    """The columns of a channel's standing request, a watch's subscriber or a feed (see ``_asked``)."""
+
+    team_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    # The catalog id the channel's card and alerts use, fixed when it starts (0002).
+    locale: Mapped[str | None] = mapped_column(String(16))
+
+
+class SubscriberRow(_AskedInChannel, Base):
     __tablename__ = "subscribers"
     __table_args__ = (
         status_check(["active", "cancelled", "closed"]),
@@ -105,18 +117,11 @@ class SubscriberRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id"))
-    team_id: Mapped[str] = mapped_column(String(64))
-    channel_id: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str] = mapped_column(String(64))
     message_ts: Mapped[str | None] = mapped_column(String(32))
-    created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))
     closed_reason: Mapped[str | None] = mapped_column(String(64))
-    # The catalog id the channel's card and alerts use, fixed when the watch starts (0002).
-    locale: Mapped[str | None] = mapped_column(String(16))
 
 
-class FeedRow(Base):
+class FeedRow(_AskedInChannel, Base):
     __tablename__ = "feeds"
     __table_args__ = (
         status_check(["active", "cancelled"]),
@@ -125,15 +130,9 @@ class FeedRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(64))
-    channel_id: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str] = mapped_column(String(64))
     resources: Mapped[list[str]] = mapped_column(Json)
-    created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))
     filters: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
     """``{"failed": true, "operator": "..."}``; None (or absent keys): no such filter. Migration 0003."""
-    locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class DeliveryRow(Base):
