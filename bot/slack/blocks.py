@@ -48,6 +48,12 @@ MAX_FIELD: Final = 2000
 MAX_FIELDS: Final = 10
 MAX_BUTTON_TEXT: Final = 75
 MAX_BUTTON_VALUE: Final = 2000
+MAX_VIEW_TITLE: Final = 24
+MAX_CONTEXT_TEXT: Final = 2000
+MAX_LABEL: Final = 2000
+MAX_HINT: Final = 2000
+MAX_PLACEHOLDER: Final = 150
+MAX_OPTION_TEXT: Final = 75
 # Ours: how much of one value a message shows.
 MAX_NAME: Final = 150
 MAX_VALUE: Final = 200

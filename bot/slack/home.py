@@ -21,12 +21,18 @@ from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, Connec
 from bot.messages import DEFAULT_LOCALE, SUPPORTED, text
 from bot.messages.format import join, number
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
-from bot.slack.blocks import actions as _actions
-from bot.slack.blocks import button as _button
 from bot.slack.blocks import (
+    MAX_CONTEXT_TEXT,
+    MAX_HINT,
+    MAX_LABEL,
+    MAX_OPTION_TEXT,
+    MAX_PLACEHOLDER,
+    MAX_VIEW_TITLE,
     clean,
     slack_date,
 )
+from bot.slack.blocks import actions as _actions
+from bot.slack.blocks import button as _button
 from bot.slack.blocks import code as _code_text
 from bot.slack.blocks import context as _context
 from bot.slack.blocks import fields as _fields_of
@@ -89,13 +95,7 @@ ACTION_CHANNELS: Final = "channels"
 BLOCK_USERGROUP: Final = "guardrails_usergroup"
 ACTION_USERGROUP: Final = "usergroup"
 
-# Block Kit limits (https://api.slack.com/reference/block-kit).
-MAX_VIEW_TITLE: Final = 24
-MAX_CONTEXT_TEXT: Final = 2000
-MAX_LABEL: Final = 2000
-MAX_HINT: Final = 2000
-MAX_PLACEHOLDER: Final = 150
-MAX_OPTION_TEXT: Final = 75
+# Ours: how much of the App Home one view lists.
 MAX_AUDIT: Final = 10
 MAX_ADMIN_MENTIONS: Final = 10
 MAX_CHANNELS: Final = 100
