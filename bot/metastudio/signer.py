@@ -1,7 +1,7 @@
 """Huawei Cloud ``SDK-HMAC-SHA256`` request signing.
 
 No maintained library outside Huawei's own SDK implements it, and that SDK is synchronous, so
-this is a small re-implementation. ``tests/test_signer.py`` holds it byte-identical to
+this is a small re-implementation. ``tests/metastudio/test_signer.py`` holds it byte-identical to
 ``huaweicloudsdkcore.signer.signer.Signer``: same canonical URI (every segment unquoted then
 re-quoted with only ``~`` safe, trailing slash added), same canonical query (sorted, ``~`` safe),
 same canonical headers (lower-cased names, stripped values, any name with ``_`` left unsigned).

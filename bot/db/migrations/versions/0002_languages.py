@@ -30,6 +30,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Plain ALTER TABLE, not a batch copy: SQLite (3.35+) drops a column in place, so a
-    # downgraded database keeps the exact 0001 DDL (tests/test_migrations.py compares it).
+    # downgraded database keeps the exact 0001 DDL (tests/db/test_migrations.py compares it).
     for table, column in reversed(_COLUMNS):
         op.drop_column(table, column)

@@ -31,7 +31,7 @@ def _alter(to: sa.types.TypeEngine[str], was: sa.types.TypeEngine[str]) -> None:
     if op.get_context().dialect.name == "sqlite":
         # SQLite never enforces VARCHAR(n) (the column has TEXT affinity), so ciphertext already
         # fits; rebuilding the table would only rewrite its DDL, and downgrades must restore
-        # the 0.1.0 DDL exactly (tests/test_migrations.py).
+        # the 0.1.0 DDL exactly (tests/db/test_migrations.py).
         return
     for table, columns in _COLUMNS.items():
         for name in columns:

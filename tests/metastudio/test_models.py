@@ -16,7 +16,7 @@ from bot.metastudio.models import Task, TaskPage, is_task_id
 
 # The "Example Responses" (status 200) of the API doc, verbatim from its English and Chinese
 # editions (/work/shared/seeds/show-task-api.{en,zh}.txt; 响应示例, 状态码 200).
-EXAMPLES = Path(__file__).parent / "data" / "show-task-api"
+EXAMPLES = Path(__file__).parent.parent / "data" / "show-task-api"
 SEED_EN = (EXAMPLES / "example-response.en.json").read_text(encoding="utf-8")
 SEED_ZH = (EXAMPLES / "example-response.zh.json").read_text(encoding="utf-8")
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from bot.devtools.render import render_message
 from bot.metastudio.models import Task, TaskPage
 from bot.slack.cards import CardView, card_text, error_blocks, recent_list, task_card
-from tests.test_cards import BEGIN, SEED, task, tasks
+from tests.slack.test_cards import BEGIN, SEED, task, tasks
 
 
 def seed_message() -> dict[str, object]:

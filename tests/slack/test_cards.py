@@ -361,7 +361,7 @@ _huge = st.builds(
     st.integers(0, 10_000),
 )
 _texts = st.one_of(st.none(), st.text(max_size=40), _huge)
-# Times a datetime can hold; later or negative ones are unreadable bodies (tests/test_hostile.py).
+# Times a datetime can hold; later or negative ones are unreadable bodies (tests/metastudio/test_hostile.py).
 _epoch = st.one_of(st.none(), st.integers(0, MAX_EPOCH_MS))
 _code = st.one_of(st.none(), st.integers(-5, 10**12), st.text(max_size=20), _huge)
 _count = st.one_of(st.integers(0, 20), st.integers(0, 10**12))

@@ -52,7 +52,7 @@ from tests.support.cli import run_cli
 from tests.support.forms import aksk_form
 from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, add_tasks, cloud  # noqa: F401 - cloud is a fixture
 
-LEGACY = Path(__file__).parent / "data" / "schema-0.1.0"
+LEGACY = Path(__file__).parent.parent / "data" / "schema-0.1.0"
 HEAD = code_head()
 
 

@@ -1,0 +1,1 @@
+"""Tests of ``bot/db``, one module per job, as in the package."""

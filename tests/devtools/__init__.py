@@ -1,0 +1,1 @@
+"""Tests of ``bot/devtools``, one module per job, as in the package."""

@@ -1,0 +1,1 @@
+"""Tests of ``bot/followups``, one module per job, as in the package."""

@@ -1,0 +1,1 @@
+"""Tests of ``bot/metastudio``, one module per job, as in the package."""
