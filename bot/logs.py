@@ -86,5 +86,5 @@ def configure(fmt: str = "text", level: str = "INFO", secrets: Iterable[str] = (
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "apscheduler", "alembic"):
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
