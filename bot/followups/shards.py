@@ -20,9 +20,11 @@ Invariants:
   lease stops polling at once, before its next heartbeat tells it the shard is gone.
 - A renew that returns fewer shards than it held means they were lost: their timers are
   forgotten. A claim re-arms the shard from the tables (watches, feed, owed deliveries).
-- Each heartbeat also re-reads the active watches and feeds of the owned shards, so a watch
-  created on another replica is polled by the owner within one heartbeat (the creating
-  replica polls it at once only when it owns the shard itself).
+- Each heartbeat also re-reads the active watches, feeds and owed deliveries of the owned
+  shards, so a watch created on another replica is polled by the owner within one heartbeat
+  (the creating replica polls it at once only when it owns the shard itself), and a delivery
+  queued by a replica that had lost the shard is sent by the owner. Only the owner delivers:
+  a lost shard's retry timers are dropped with its poll timers (``Outbox.forget_team``).
 - Two replicas may briefly both believe they own a shard (a stalled owner waking up, or a
   takeover while a poll is in flight): exactly-once alerts never depend on the lease, only on
   ``close_watch``'s transaction, ``mark_sending`` and the look-up before a retry.
