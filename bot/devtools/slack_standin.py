@@ -5,8 +5,9 @@ It lets ``taskbot demo``, the tests and the benchmarks run with no Slack account
 * it answers the Web API methods taskbot calls (``/api/<method>``) and records every call;
 * it accepts ``response_url`` posts (``/response/<id>``) and records them;
 * it serves Socket Mode (``apps.connections.open``, then a websocket) and, as Slack does, hands
-  each envelope to ONE of the app's open connections (they take turns), so several app
-  processes can be connected at once;
+  each envelope to ONE of the app's open connections, so several app processes can be
+  connected at once (Slack picks one at random; here they take turns, so a test knows that
+  each connection gets its share);
 * it builds slash-command and interactivity requests signed with a real ``X-Slack-Signature``,
   exactly as Slack sends them to the bot.
 
