@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import update
 
 from bot.db.base import Database
-from bot.db.followups import FollowUpStore
+from bot.db.followups import FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore, ShardLeaseRow, ShardReplicaRow
 from bot.followups.shards import Shards
 from tests.databases import open_database
@@ -45,11 +45,11 @@ class Replica:
         self.synced.append(teams)
 
 
-async def watch_in(store: FollowUpStore, team: str, task: str) -> None:
-    await store.watch(
+async def watch_in(store: FollowUpStore, team: str, task: str, channel: str = "C0SHARD") -> WatchResult:
+    return await store.watch(
         team_id=team,
         task_id=task,
-        channel_id="C0SHARD",
+        channel_id=channel,
         user_id="U0SHARD",
         expires_at=datetime.now(UTC) + timedelta(hours=1),
         message_ts=None,
@@ -109,6 +109,34 @@ async def test_owns_stops_by_the_replicas_own_clock_before_any_heartbeat(postgre
         assert replica.shards.owns("T0TEAM0")
         now[0] += 31.0  # SIGSTOP past the lease: no heartbeat has run yet
         assert not replica.shards.owns("T0TEAM0")
+
+
+async def test_the_probe_reads_only_lease_rows_and_a_new_workspace_is_announced(postgres_url: str) -> None:
+    async with open_database(postgres_url) as database:
+        store, leases = FollowUpStore(database), LeaseStore(database)
+        await watch_in(store, "T0TEAM0", "0" * 32)
+        # The probe never scans the watches (its cost stays flat with 100,000 of them)...
+        assert not await leases.claimable()
+        replica = Replica(leases, "a")
+        # ...so a replica that stores a watch for a workspace it does not own announces it.
+        await replica.shards.announce("T0TEAM0")
+        assert await leases.claimable()
+        await replica.shards.beat()
+        assert replica.shards.owned == {"T0TEAM0"} and not await leases.claimable()
+        await replica.shards.announce("T0TEAM0")  # owned: writes nothing, takes nothing away
+        assert await leases.owners() == {"T0TEAM0": "a"}
+
+
+async def test_a_watch_in_a_workspace_nobody_owns_is_claimed_within_seconds_not_a_heartbeat(
+    postgres_url: str,
+) -> None:
+    async with _stack(postgres_url) as stack:
+        engine = await stack.followups(lease_seconds=30.0)  # heartbeats every 10 s
+        await engine.watch(team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+        created = time.monotonic()
+        while not engine.shards.owns(TEAM):
+            assert time.monotonic() - created < 5, "claimed only at a heartbeat"
+            await asyncio.sleep(0.05)
 
 
 async def test_sqlite_owns_every_workspace_without_leases() -> None:
@@ -197,13 +225,7 @@ async def test_the_owner_delivers_what_a_replica_without_the_lease_queued_within
             await asyncio.sleep(0.05)
         # A stalled replica's poll, in flight when it lost the lease, closes a watch after all:
         # its outbox does not deliver (it is not the owner), so the delivery row is all there is.
-        result = await store.watch(
-            team_id=TEAM,
-            task_id=TASK_ID,
-            channel_id=CHANNELS[0],
-            user_id="U0ASKER01",
-            expires_at=datetime.now(UTC) + timedelta(hours=1),
-        )
+        result = await watch_in(store, TEAM, TASK_ID, CHANNELS[0])
         (owed,) = await store.close_watch(result.watch.id, status="expired", snapshot=None)
         # The owner picks it up at its next heartbeat (every lease / 3 = 1 s).
         await eventually(lambda: _true(any(m.channel == CHANNELS[0] for m in stack.alerts())), 5)

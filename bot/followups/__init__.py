@@ -204,6 +204,8 @@ class FollowUps:
             message_ts=message_ts,
             locale=locale,
         )
+        if result.created:
+            await self.shards.announce(team_id)
         log.info(
             "watching task" if result.created else "already watching task",
             extra={"team": team_id, "task_id": task_id, "channel": channel_id, "user": user_id},
@@ -252,6 +254,8 @@ class FollowUps:
             operator=operator,
             locale=locale,
         )
+        if created:
+            await self.shards.announce(team_id)
         log.info(
             "feed subscribed" if created else "feed updated", extra={"team": team_id, "channel": channel_id}
         )
