@@ -19,7 +19,12 @@ PostgreSQL and the load generator, so they bound the total). Three parts, one ru
    its replica. SIGKILL the owner of one workspace at a random point of its heartbeat cycle;
    failover time = from the kill to the first poll of an orphaned workspace's task by another
    replica. The killed replica is started again and the shards re-spread before the next run.
-   Repeated ``--failover-runs`` times per lease in ``--leases`` (default 30 s and 3 s).
+   Repeated ``--failover-runs`` times per lease in ``--leases`` (default 30 s and 3 s;
+   ``--failover-runs 0`` skips it).
+4. **Lease statements at scale.** ``--cost-watches`` (100,000) watches over ``--cost-teams``
+   (1,000) workspaces leased by ``--cost-replicas`` (70) owners: the median time of each
+   statement a replica runs between and at heartbeats, and of the probe as it was before it
+   stopped scanning the watches (baseline, same run).
 
 Run: ``python -m bench.bench_replicas`` (about 12 minutes with the defaults; ``--quick`` for a
 smoke run). Needs the local PostgreSQL (``TASKBOT_TEST_POSTGRES_DSN`` or
@@ -47,10 +52,13 @@ from typing import Any
 import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
 from bench.bench_watch import SHARED_TASK_ID, bench_tasks, loadavg, long_task, preload, services
 from bench.common import free_port, percentile
 from bot.db.base import Database
+from bot.db.followups import FollowUpStore, WatchRow
+from bot.db.leases import LeaseStore, ShardLeaseRow
 from bot.db.schema import ensure_schema
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
@@ -353,6 +361,63 @@ async def failover_runs(
     return found
 
 
+# --- part 4: what the lease statements cost at scale ---------------------------------------------
+
+
+async def probe_before(database: Database) -> bool:
+    """``LeaseStore.claimable`` as it was before it stopped scanning the watches (a same-run baseline)."""
+    async with database.transactions.read() as session:
+        expired = select(ShardLeaseRow.team_id).where(ShardLeaseRow.expires_at <= func.now())
+        unleased = select(WatchRow.team_id).where(
+            WatchRow.status == "active",
+            ~select(ShardLeaseRow.team_id).where(ShardLeaseRow.team_id == WatchRow.team_id).exists(),
+        )
+        return bool(await session.scalar(select(expired.exists() | unleased.exists())))
+
+
+async def statement_costs(watches: int, teams: int, replicas: int, calls: int) -> list[tuple[str, float]]:
+    """Median time of each lease statement with ``watches`` over ``teams`` leased by ``replicas`` owners."""
+    ids = [f"{n:032x}" for n in range(watches)]
+    results = []
+    async with fresh_database(ids, teams) as (_name, dsn):
+        database = Database(dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+        try:
+            leases, store = LeaseStore(database), FollowUpStore(database)
+            owners = [f"bench:{n}:owner" for n in range(replicas)]
+            for owner in owners:
+                await leases.renew(owner, 3600)
+            for owner in owners:
+                await leases.claim(owner, 3600, owned=0)
+            mine = {team for team, who in (await leases.owners()).items() if who == owners[0]}
+            share = len(mine)
+            timed: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+                ("probe before (claimable scanning the watches)", lambda: probe_before(database)),
+                ("probe now (claimable, lease rows only)", leases.claimable),
+                ("renew (one UPDATE of a replica's leases)", lambda: leases.renew(owners[0], 3600)),
+                ("claim (fair share, nothing free)", lambda: leases.claim(owners[0], 3600, owned=share)),
+                (
+                    f"heartbeat re-read: active watches of {share} workspaces",
+                    lambda: store.active_watches(mine),
+                ),
+                (
+                    f"heartbeat re-read: owed deliveries of {share} workspaces",
+                    lambda: store.pending_deliveries(mine),
+                ),
+            ]
+            for label, call in timed:
+                await call()
+                samples = []
+                for _ in range(calls):
+                    started = time.perf_counter()
+                    await call()
+                    samples.append(time.perf_counter() - started)
+                results.append((label, statistics.median(samples)))
+                print(f"  {label}: {results[-1][1] * 1000:.1f} ms", flush=True)
+        finally:
+            await database.dispose()
+    return results
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -414,8 +479,9 @@ async def main_async(args: argparse.Namespace) -> int:
                     )
                     phases.append(phase)
                     print(phase.line(), flush=True)
+        costs = await statement_costs(args.cost_watches, args.cost_teams, args.cost_replicas, calls=20)
         failovers = {}
-        for lease in args.leases:
+        for lease in args.leases if args.failover_runs else []:
             failovers[lease] = await failover_runs(
                 base_env, lease, args.failover_watches, args.failover_runs, rng
             )
@@ -437,6 +503,13 @@ async def main_async(args: argparse.Namespace) -> int:
                     f"  {label}: {phase.replicas}x vs 1x: polls/s {phase.polls / base.polls:.2f}, "
                     f"CPU per poll {cpu_ratio:.2f}"
                 )
+    print(
+        f"lease statements, {args.cost_watches} watches in {args.cost_teams} workspaces leased by "
+        f"{args.cost_replicas} replicas, median of 20 calls:"
+    )
+    for label, seconds in costs:
+        print(f"  {label}: {seconds * 1000:.1f} ms")
+    print(f"  probe before / now: {costs[0][1] / costs[1][1]:.0f}x")
     for lease, times in failovers.items():
         print(
             f"failover, lease {lease:g} s, {len(times)} runs: p50 {statistics.median(times):.2f} s, "
@@ -455,12 +528,16 @@ def main() -> None:
     parser.add_argument("--failover-watches", type=int, default=60)
     parser.add_argument("--failover-runs", type=int, default=5)
     parser.add_argument("--leases", type=float, nargs="+", default=[30.0, 3.0])
+    parser.add_argument("--cost-watches", type=int, default=100_000)
+    parser.add_argument("--cost-teams", type=int, default=1000)
+    parser.add_argument("--cost-replicas", type=int, default=70)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--quick", action="store_true", help="a smoke run: small, short, one failover each")
     args = parser.parse_args()
     if args.quick:
         args.watches, args.db_watches, args.seconds, args.warmup = 200, 500, 4.0, 2.0
         args.failover_runs, args.leases = 1, [3.0]
+        args.cost_watches, args.cost_teams, args.cost_replicas = 2000, 100, 7
     raise SystemExit(asyncio.run(main_async(args)))
 
 
