@@ -76,6 +76,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def box_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole box so far, all cores (``/proc/stat``)."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / TICKS, sum(values) / TICKS
+
+
+def simulator_pid() -> int | None:
+    """The ``bench_watch services`` process this benchmark started (simulator + Slack stand-in)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            if parent == os.getpid() and b"bench.bench_watch" in cmdline and b"services" in cmdline:
+                return int(entry)
+    return None
+
+
 # --- replicas and the database ---------------------------------------------------------------
 
 
@@ -228,6 +251,9 @@ class Phase:
     cpu: list[float]
     statements: list[float]
     commits: int
+    simulator_cpu: float = float("nan")
+    box_busy: float = float("nan")
+    """Fraction of all cores busy during the window (every process on the box)."""
 
     def line(self) -> str:
         per_poll = sum(self.cpu) / self.polls * 1000 if self.polls else float("nan")
@@ -239,7 +265,8 @@ class Phase:
             f"{self.label}, {self.replicas} replica(s): {self.polls / self.seconds:6.1f} polls/s "
             f"(per replica {split}), CPU per poll {per_poll:.2f} ms, CPU [{cpu}] of one core, "
             f"statements/s per replica [{statements}] ({per_poll_statements:.2f} per poll), "
-            f"commits/s {self.commits / self.seconds:.1f} total"
+            f"commits/s {self.commits / self.seconds:.1f} total; simulator process CPU "
+            f"{self.simulator_cpu / self.seconds:.0%}, box {self.box_busy:.0%} busy"
         )
 
 
@@ -261,7 +288,10 @@ async def measure(
         before = [await r.counters(http) for r in running]
         cpu0 = [cpu_seconds(r.process.pid) for r in running if r.process]
         polls0, commits0 = await polls_at(), await commits(dsn, name)
+        simulator = simulator_pid()
+        sim0, box0 = cpu_seconds(simulator) if simulator else float("nan"), box_busy_seconds()
         await asyncio.sleep(seconds)
+        sim1, box1 = cpu_seconds(simulator) if simulator else float("nan"), box_busy_seconds()
         polls1, commits1 = await polls_at(), await commits(dsn, name)
         cpu1 = [cpu_seconds(r.process.pid) for r in running if r.process]
         after = [await r.counters(http) for r in running]
@@ -277,6 +307,8 @@ async def measure(
             for a, b in zip(before, after, strict=True)
         ],
         commits1 - commits0,
+        sim1 - sim0,
+        (box1[0] - box0[0]) / (box1[1] - box0[1]),
     )
 
 
