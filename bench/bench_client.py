@@ -7,7 +7,6 @@ with one shared keep-alive connection pool. Run: ``python -m bench.bench_client 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import time
@@ -18,7 +17,7 @@ from huaweicloudsdkmetastudio.v1 import MetaStudioClient as SdkClient
 from huaweicloudsdkmetastudio.v1 import ShowTaskRequest
 from pydantic import SecretStr
 
-from bench.common import services_process
+from bench.common import run_benchmark, services_process
 from bot.config import CloudCredentials, CredentialKind
 from bot.devtools import simulator as sim
 from bot.metastudio.client import MetaStudioClient
@@ -61,14 +60,14 @@ async def ours_run(url: str, count: int, concurrency: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def main(count: int) -> None:
+async def main(requests: int) -> None:
     logging.getLogger("taskbot").setLevel(logging.WARNING)
     async with services_process() as urls:
         url = urls["simulator"]
-        sdk = await asyncio.to_thread(sdk_run, url, count)
-        ours_sequential = await ours_run(url, count, 1)
-        ours_concurrent = await ours_run(url, count * 4, 32)
-    print(f"ShowTask against the simulator (separate process), {count} requests each")
+        sdk = await asyncio.to_thread(sdk_run, url, requests)
+        ours_sequential = await ours_run(url, requests, 1)
+        ours_concurrent = await ours_run(url, requests * 4, 32)
+    print(f"ShowTask against the simulator (separate process), {requests} requests each")
     print(f"  official SDK (sync, sequential):   {sdk:8.0f} req/s")
     print(
         f"  taskbot client (async, sequential): {ours_sequential:8.0f} req/s  ratio {ours_sequential / sdk:.2f}x"
@@ -79,6 +78,4 @@ async def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=500)
-    asyncio.run(main(parser.parse_args().requests))
+    run_benchmark(main, requests=500)

@@ -9,7 +9,6 @@ measures event-loop lag. Run: ``python -m bench.bench_jobstore [--jobs 1000] [--
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import random
@@ -24,7 +23,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from bench.common import percentile
+from bench.common import percentile, run_benchmark
 
 SCHEDULER: AsyncIOScheduler | None = None
 RUNS = 0
@@ -101,8 +100,4 @@ async def main(jobs: int, seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--jobs", type=int, default=1000)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    args = parser.parse_args()
-    asyncio.run(main(args.jobs, args.seconds))
+    run_benchmark(main, jobs=1000, seconds=30.0)

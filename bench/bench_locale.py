@@ -13,7 +13,6 @@ sends it. Run: ``python -m bench.bench_locale [--commands 200] [--users-info-del
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from bench.common import (
     free_port,
     percentile,
     raw_burst,
+    run_benchmark,
     services_process,
     summary_ms,
 )
@@ -45,11 +45,15 @@ async def _cards(slack_url: str, channels: list[str], results: list[RawResult]) 
     return [cards[c] - r.sent_wall for c, r in zip(channels, results, strict=True) if c in cards]
 
 
-async def main(commands: int, delay: float) -> None:
+async def main(commands: int, users_info_delay: float) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         async with (
             services_process(
-                "bench.services", "--users-info-delay", str(delay), "--known-users", str(commands)
+                "bench.services",
+                "--users-info-delay",
+                str(users_info_delay),
+                "--known-users",
+                str(commands),
             ) as urls,
             bot_process(bot_env(urls, Path(workdir)), free_port()) as bot_url,
         ):
@@ -67,8 +71,8 @@ async def main(commands: int, delay: float) -> None:
                     for u in cached
                 ],
             )
-            # 4 look-ups at a time per workspace (LocaleResolver.per_team), each `delay` long.
-            await asyncio.sleep(commands / 4 * delay + 2.0)
+            # 4 look-ups at a time per workspace (LocaleResolver.per_team), each `users_info_delay` long.
+            await asyncio.sleep(commands / 4 * users_info_delay + 2.0)
 
             async def burst(label: str, users: list[str]) -> tuple[list[RawResult], list[float]]:
                 channels = [f"C{label}{i:05d}" for i in range(len(users))]
@@ -88,7 +92,9 @@ async def main(commands: int, delay: float) -> None:
                 "new users": await burst("NEWUS", [f"UNEW{i:05d}" for i in range(commands)]),
                 "cached again": await burst("BASEB", cached),
             }
-    print(f"/task bursts of {commands} commands; users.info takes {delay * 1000:.0f} ms; separate processes")
+    print(
+        f"/task bursts of {commands} commands; users.info takes {users_info_delay * 1000:.0f} ms; separate processes"
+    )
     for label, (results, cards) in runs.items():
         print(f"  {label:18} ack:  {summary_ms([r.ack_seconds for r in results])}")
         print(f"  {'':18} card: {summary_ms(cards)} ({len(cards)} of {commands})")
@@ -102,8 +108,4 @@ async def main(commands: int, delay: float) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--commands", type=int, default=200)
-    parser.add_argument("--users-info-delay", type=float, default=0.05)
-    args = parser.parse_args()
-    asyncio.run(main(args.commands, args.users_info_delay))
+    run_benchmark(main, commands=200, users_info_delay=0.05)

@@ -55,11 +55,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from bench.bench_watch import SHARED_TASK_ID, bench_tasks, loadavg, long_task, preload, services
-from bench.common import free_port, percentile
+from bench.common import free_port, migrate_schema, percentile, wait_for_ok
 from bot.db.base import Database
 from bot.db.followups import FollowUpStore, WatchRow
 from bot.db.leases import LeaseStore, ShardLeaseRow
-from bot.db.schema import ensure_schema
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 from bot.servers import serve_asgi
@@ -126,12 +125,9 @@ class Replica:
         )
 
     async def ready(self, http: httpx.AsyncClient) -> None:
-        for _ in range(1200):
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get(f"{self.url}/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.05)
-        raise RuntimeError("taskbot serve did not become ready")
+        await wait_for_ok(
+            http, f"{self.url}/readyz", attempts=1200, failure="taskbot serve did not become ready"
+        )
 
     async def counters(self, http: httpx.AsyncClient) -> dict[str, float]:
         """This replica's taskbot_polls_total and taskbot_db_statements_total."""
@@ -180,11 +176,7 @@ async def fresh_database(task_ids: list[str], teams: int) -> AsyncIterator[tuple
     base = ADMIN_DSN.rsplit("/", 1)[0]
     url = f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
     try:
-        database = Database(url)
-        try:
-            await ensure_schema(database.engine, migrate_on_start=True)
-        finally:
-            await database.dispose()
+        await migrate_schema(url)
         if task_ids:
             await preload(url, task_ids, 0)
             connection = await asyncpg.connect(f"{base}/{name}")

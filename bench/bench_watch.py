@@ -49,14 +49,13 @@ from pydantic import SecretStr
 from sqlalchemy import func, insert, select
 from starlette.types import Receive, Scope, Send
 
-from bench.common import percentile, raw_burst, services_process, summary_ms
+from bench.common import bench_settings, migrate_schema, percentile, raw_burst, services_process, summary_ms
 from bot.app import Runtime, create_asgi
-from bot.config import Settings
 from bot.db.base import Database
 from bot.db.followups import SubscriberRow, WatchRow
 from bot.devtools import simulator as sim
 from bot.devtools.simulator.tasks import SimTask
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, SlackStandIn
+from bot.devtools.slack_standin import DEMO_TEAM_ID, SlackStandIn
 from bot.servers import serve_asgi
 
 ID_PREFIX = "a"
@@ -321,23 +320,6 @@ class Samples:
     rss: list[int] = field(default_factory=list)
 
 
-def _settings(opts: Options, urls: dict[str, str], workdir: Path, secret: str) -> Settings:
-    return Settings(
-        slack_bot_token=SecretStr(DEMO_BOT_TOKEN),
-        slack_signing_secret=SecretStr(secret),
-        slack_api_url=urls["slack"] + "/api/",
-        cloud_ak=sim.DEMO_ACCESS_KEY,
-        cloud_sk=SecretStr(sim.DEMO_SECRET_KEY),
-        cloud_project_id=sim.DEMO_PROJECT_ID,
-        endpoint=urls["simulator"],
-        database_url=f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-        poll_seconds=opts.poll_seconds,
-        max_poll_seconds=opts.max_poll_seconds,
-        api_rate=opts.api_rate,
-        log_level="WARNING",
-    )
-
-
 async def bot_main(opts: Options) -> int:
     import faulthandler
     import logging
@@ -355,7 +337,15 @@ async def bot_main(opts: Options) -> int:
     load_start = loadavg()
     with tempfile.TemporaryDirectory(prefix="taskbot-bench-") as tmp:
         async with services(now, opts.watches, opts.finish_within, opts.seed) as urls:
-            settings = _settings(opts, urls, Path(tmp), secret)
+            settings = bench_settings(
+                urls,
+                f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}",
+                slack_signing_secret=SecretStr(secret),
+                poll_seconds=opts.poll_seconds,
+                max_poll_seconds=opts.max_poll_seconds,
+                api_rate=opts.api_rate,
+            )
+            await migrate_schema(settings.database_url)
             # 1. The watches: 10,000 active rows, as a bot that has been running finds them at
             # start; Engine.start() re-arms each one (first polls spread over one interval).
             preload_seconds = await preload(

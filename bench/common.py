@@ -1,20 +1,42 @@
-"""Helpers shared by the benchmarks: percentiles, a bot process, output."""
+"""Helpers shared by the benchmarks: the command line, percentiles, a bot process, in-process settings
+and schema, output."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import os
+import secrets
 import socket
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
+
+from bot.config import Settings
+from bot.db.base import Database
+from bot.db.schema import ensure_schema
+from bot.devtools import simulator as sim
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN
+
+
+def run_benchmark(main: Callable[..., Coroutine[Any, Any, object]], **defaults: int | float | str) -> None:
+    """``python -m bench.<name>``: one ``--option`` per keyword of ``defaults`` (``_`` becomes
+    ``-``; typed as its default), then ``asyncio.run(main(**options))``. ``--help`` shows the
+    first paragraph of the benchmark's docstring."""
+    doc = sys.modules[main.__module__].__doc__ or ""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    asyncio.run(main(**vars(parser.parse_args())))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -39,6 +61,46 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bench_settings(urls: Mapping[str, str], database_url: str, **overrides: Any) -> Settings:
+    """Settings for a bot run in the benchmark's own process against ``services_process``'
+    simulator and Slack stand-in (``urls``), with the demo credentials and warnings-only logs;
+    ``overrides`` set the rest (polling, rates, the signing secret a load generator signs with)."""
+    values: dict[str, Any] = {
+        "slack_bot_token": SecretStr(DEMO_BOT_TOKEN),
+        "slack_signing_secret": SecretStr(secrets.token_hex(16)),
+        "slack_api_url": urls["slack"] + "/api/",
+        "cloud_ak": sim.DEMO_ACCESS_KEY,
+        "cloud_sk": SecretStr(sim.DEMO_SECRET_KEY),
+        "cloud_project_id": sim.DEMO_PROJECT_ID,
+        "endpoint": urls["simulator"],
+        "database_url": database_url,
+        "log_level": "WARNING",
+    }
+    return Settings(**{**values, **overrides})
+
+
+async def migrate_schema(database_url: str) -> None:
+    """The current schema in ``database_url``, migrated as ``taskbot serve`` migrates on start.
+
+    Preload rows only after this: a database the models made directly (``create_all``) has no
+    Alembic revision, and the bot would then try to adopt it as a 0.1.0 database."""
+    database = Database(database_url)
+    try:
+        await ensure_schema(database.engine, migrate_on_start=True)
+    finally:
+        await database.dispose()
+
+
+async def wait_for_ok(http: httpx.AsyncClient, url: str, *, attempts: int, failure: str) -> None:
+    """Ask ``url`` every 50 ms until it answers 200; ``RuntimeError(failure)`` after ``attempts``."""
+    for _ in range(attempts):
+        with contextlib.suppress(httpx.TransportError):
+            if (await http.get(url)).status_code == 200:
+                return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(failure)
+
+
 @contextlib.asynccontextmanager
 async def bot_process(env: dict[str, str], port: int, *, tree: str | None = None) -> AsyncIterator[str]:
     """``taskbot serve`` as its own process, so the load generator does not share its event loop.
@@ -52,13 +114,7 @@ async def bot_process(env: dict[str, str], port: int, *, tree: str | None = None
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as http:
-            for _ in range(400):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"{url}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)
-            else:
-                raise RuntimeError("taskbot serve did not start")
+            await wait_for_ok(http, f"{url}/healthz", attempts=400, failure="taskbot serve did not start")
         yield url
     finally:
         process.terminate()

@@ -52,7 +52,7 @@ from bot.services.connections import MetaStudioClients
 from bot.services.follow import FollowCommands
 from bot.services.languages import Languages
 from bot.services.tasks import TaskViews
-from bot.slack.clients import BOT_SCOPES, CoalescedAuthorize, SlackClients, web_client
+from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
 from bot.slack.delivery import Responder
 from bot.slack.inbound import Refused, SlackRequestGate
 from bot.slack.locales import LocaleResolver
@@ -92,24 +92,11 @@ class Runtime:
                 client_id=settings.slack_client_id or "", engine=engine, box=box
             )
             self.state_store = AsyncSQLAlchemyOAuthStateStore(expiration_seconds=600, engine=engine)
-        self.slack = SlackClients(
-            api_url=settings.slack_api_url,
-            bot_token=settings.slack_bot_token,
-            installation_store=self.installation_store,
-            client_id=settings.slack_client_id,
-            client_secret=settings.slack_client_secret,
-        )
+        self.slack = SlackClients(settings, self.installation_store)
         self.responder = Responder(self.slack)
         self.metastudio = MetaStudioClients(settings, self.workspaces, env_client=metastudio)
         self.ack_first = AckFirst()
-        self.authorize = CoalescedAuthorize.for_settings(
-            installation_store=self.installation_store,
-            bot_token=settings.slack_bot_token,
-            client_id=settings.slack_client_id,
-            client_secret=settings.slack_client_secret,
-            api_url=settings.slack_api_url,
-            logger=logging.getLogger("taskbot.bolt"),
-        )
+        self.authorize = self.slack.authorize(logging.getLogger("taskbot.bolt"))
         self.background = Background(self.responder)
         self.followups = FollowUps(
             settings,

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import configparser
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -79,6 +88,27 @@ class ConfigError(Exception):
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _SIGNING_SECRET: Final = re.compile(r"[0-9a-fA-F]{32}")
+# Each Slack secret's expected shape, and the sentence that says what it should look like instead.
+_SLACK_SECRET_SHAPES: Final[dict[str, tuple[Callable[[str], object], str]]] = {
+    "slack_bot_token": (
+        lambda value: value.startswith(("xoxb-", "xoxe.xoxb-")),
+        "SLACK_BOT_TOKEN is not a bot token: a bot token starts with xoxb- "
+        "(e.g. xoxb-1234567890-1234567890123-AbCdEf…, from OAuth & Permissions); "
+        "xoxp- is a user token and xapp- belongs in SLACK_APP_TOKEN",
+    ),
+    "slack_app_token": (
+        lambda value: value.startswith("xapp-"),
+        "SLACK_APP_TOKEN is not an app-level token: it starts with xapp- "
+        "(e.g. xapp-1-A0123456789-1234567890123-abc…, from Basic Information > App-Level Tokens, "
+        "scope connections:write)",
+    ),
+    "slack_signing_secret": (
+        _SIGNING_SECRET.fullmatch,
+        "SLACK_SIGNING_SECRET is not a signing secret: Slack's is 32 hexadecimal characters "
+        "(e.g. 8f14e45fceea167a5a36dedd4bea2543, from Basic Information > App Credentials; "
+        "not the client secret, nor a token)",
+    ),
+}
 DATABASE_EXAMPLES: Final = (
     "e.g. DATABASE_URL=sqlite+aiosqlite:///taskbot.db or "
     "DATABASE_URL=postgresql+asyncpg://taskbot:PASSWORD@db.internal:5432/taskbot"
@@ -256,37 +286,12 @@ class Settings(BaseSettings):
         return value.strip()
 
     # Slack secrets: the message names the shape, never the value.
-    @field_validator("slack_bot_token")
+    @field_validator(*_SLACK_SECRET_SHAPES)
     @classmethod
-    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("xoxb-", "xoxe.xoxb-")):
-            raise ValueError(
-                "SLACK_BOT_TOKEN is not a bot token: a bot token starts with xoxb- "
-                "(e.g. xoxb-1234567890-1234567890123-AbCdEf…, from OAuth & Permissions); "
-                "xoxp- is a user token and xapp- belongs in SLACK_APP_TOKEN"
-            )
-        return value
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xapp-"):
-            raise ValueError(
-                "SLACK_APP_TOKEN is not an app-level token: it starts with xapp- "
-                "(e.g. xapp-1-A0123456789-1234567890123-abc…, from Basic Information > App-Level Tokens, "
-                "scope connections:write)"
-            )
-        return value
-
-    @field_validator("slack_signing_secret")
-    @classmethod
-    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _SIGNING_SECRET.fullmatch(value.get_secret_value()):
-            raise ValueError(
-                "SLACK_SIGNING_SECRET is not a signing secret: Slack's is 32 hexadecimal characters "
-                "(e.g. 8f14e45fceea167a5a36dedd4bea2543, from Basic Information > App Credentials; "
-                "not the client secret, nor a token)"
-            )
+    def _slack_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        shape, problem = _SLACK_SECRET_SHAPES[info.field_name or ""]
+        if value is not None and not shape(value.get_secret_value()):
+            raise ValueError(problem)
         return value
 
     @field_validator("finished_status_codes", mode="before")

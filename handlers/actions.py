@@ -29,6 +29,8 @@ Listener = Callable[..., Awaitable[None]]
 Work = Coroutine[Any, Any, Any]
 TaskWork = Callable[[CommandRunner, str, Origin, AsyncWebClient, dict[str, Any]], Work]
 AdminWork = Callable[[WorkspaceAdmin, Origin, AsyncWebClient, dict[str, Any], dict[str, Any]], Work]
+Start = Callable[[dict[str, Any], dict[str, Any], AsyncWebClient, AsyncBoltContext], None]
+"""``(body, action, client, context)``, once the button is acked: hands the work to ``Background``."""
 
 
 def _task_id(action: dict[str, Any]) -> str | None:
@@ -41,8 +43,8 @@ def _card_ts(body: dict[str, Any]) -> str | None:
     return None if container.get("is_ephemeral") else container.get("message_ts")
 
 
-def on_task(work: TaskWork, *, needs_task: bool = True) -> Listener:
-    """A button about one task (its id is the button's value); failures answer whoever pressed it."""
+def _acked(start: Start) -> Listener:
+    """The one listener Bolt calls for every button (it passes arguments by name): ack, then start."""
 
     async def listener(
         ack: AsyncAck,
@@ -52,6 +54,17 @@ def on_task(work: TaskWork, *, needs_task: bool = True) -> Listener:
         context: AsyncBoltContext,
     ) -> None:
         await ack()
+        start(body, action, client, context)
+
+    return listener
+
+
+def on_task(work: TaskWork, *, needs_task: bool = True) -> Listener:
+    """A button about one task (its id is the button's value); failures answer whoever pressed it."""
+
+    def start(
+        body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         task_id = _task_id(action)
         if needs_task and task_id is None:
             return
@@ -59,26 +72,21 @@ def on_task(work: TaskWork, *, needs_task: bool = True) -> Listener:
         background: Background = context["background"]
         background.spawn(work(context["commands"], task_id or "", origin, client, body), reply_to=origin)
 
-    return listener
+    return _acked(start)
 
 
 def on_admin(work: AdminWork) -> Listener:
     """An App Home or modal button; there is nothing to administer with one workspace."""
 
-    async def listener(
-        ack: AsyncAck,
-        body: dict[str, Any],
-        action: dict[str, Any],
-        client: AsyncWebClient,
-        context: AsyncBoltContext,
+    def start(
+        body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
-        await ack()
         admin: WorkspaceAdmin | None = context["admin"]
         if admin is not None:
             background: Background = context["background"]
             background.spawn(work(admin, origin_from_body(body), client, body, action))
 
-    return listener
+    return _acked(start)
 
 
 def register(app: AsyncApp) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -12,75 +13,66 @@ from bot.services.admin import WorkspaceAdmin
 from bot.services.background import Background
 from bot.services.languages import Languages
 from bot.slack import home
-from bot.slack.origin import origin_from_body
+from bot.slack.origin import Origin, origin_from_body
+
+Errors = dict[str, str]
+Save = Callable[[], Coroutine[Any, Any, None]]
+Check = Callable[[WorkspaceAdmin, Origin, dict[str, Any], str, AsyncWebClient], Awaitable[Errors | Save]]
+"""``(admin, origin, values, locale, client)`` -> the field errors to show, or the save to run."""
 
 
-def _values(view: dict[str, Any]) -> dict[str, Any]:
-    return (view.get("state") or {}).get("values") or {}
+def on_submit(check: Check) -> Callable[..., Awaitable[None]]:
+    """A settings modal's listener; there is nothing to administer with one workspace."""
 
-
-def _locale(body: dict[str, Any], context: AsyncBoltContext) -> str:
-    """The submitter's language from the cache (opening the modal learnt it): the ack waits for nothing."""
-    origin = origin_from_body(body)
-    languages: Languages = context["languages"]
-    return languages.cached(origin.team_id or "", origin.user_id or "")
-
-
-async def connection_submitted(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    view: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-) -> None:
-    admin: WorkspaceAdmin | None = context["admin"]
-    if admin is None:
+    async def listener(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        admin: WorkspaceAdmin | None = context["admin"]
+        if admin is None:
+            await ack()
+            return
+        origin = origin_from_body(body)
+        # The submitter's language from the cache (opening the modal learnt it): the ack waits for nothing.
+        languages: Languages = context["languages"]
+        locale = languages.cached(origin.team_id or "", origin.user_id or "")
+        values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+        outcome = await check(admin, origin, values, locale, client)
+        if isinstance(outcome, dict):
+            await ack(response_action="errors", errors=outcome)
+            return
         await ack()
-        return
-    origin = origin_from_body(body)
+        background: Background = context["background"]
+        background.spawn(outcome())
+
+    return listener
+
+
+async def check_connection(
+    admin: WorkspaceAdmin, origin: Origin, values: dict[str, Any], locale: str, client: AsyncWebClient
+) -> Errors | Save:
     existing = await admin.store.get_connection(origin.team_id or "")
-    parsed = home.parse_connection(
-        _values(view), existing, locale=_locale(body, context), endpoints=admin.endpoint_policy
-    )
+    parsed = home.parse_connection(values, existing, locale=locale, endpoints=admin.endpoint_policy)
     if isinstance(parsed, dict):
-        await ack(response_action="errors", errors=parsed)
-        return
-    await ack()
-    background: Background = context["background"]
-    background.spawn(admin.save_connection(origin, client, parsed))
+        return parsed
+    return lambda: admin.save_connection(origin, client, parsed)
 
 
-async def guardrails_submitted(
-    ack: AsyncAck,
-    body: dict[str, Any],
-    view: dict[str, Any],
-    client: AsyncWebClient,
-    context: AsyncBoltContext,
-) -> None:
-    admin: WorkspaceAdmin | None = context["admin"]
-    if admin is None:
-        await ack()
-        return
-    locale = _locale(body, context)
-    parsed = home.parse_guardrails(_values(view), locale=locale)
+async def check_guardrails(
+    admin: WorkspaceAdmin, origin: Origin, values: dict[str, Any], locale: str, client: AsyncWebClient
+) -> Errors | Save:
+    parsed = home.parse_guardrails(values, locale=locale)
     if isinstance(parsed, dict):
-        await ack(response_action="errors", errors=parsed)
-        return
+        return parsed
     channels, usergroup = parsed
     if usergroup and not home.is_usergroup_id(usergroup):
         # A handle must name a real group; resolving it is one quick call, inside the ack window.
-        usergroup = await admin.usergroup_id(client, usergroup)
-        if usergroup is None:
-            await ack(
-                response_action="errors",
-                errors={home.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown", locale)},
-            )
-            return
-    await ack()
-    background: Background = context["background"]
-    background.spawn(admin.save_guardrails(origin_from_body(body), client, channels, usergroup))
+        resolved = await admin.usergroup_id(client, usergroup)
+        if resolved is None:
+            return {home.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown", locale)}
+        usergroup = resolved
+    return lambda: admin.save_guardrails(origin, client, channels, usergroup)
 
 
 def register(app: AsyncApp) -> None:
-    app.view(home.CONNECTION_MODAL)(connection_submitted)
-    app.view(home.GUARDRAILS_MODAL)(guardrails_submitted)
+    app.view(home.CONNECTION_MODAL)(on_submit(check_connection))
+    app.view(home.GUARDRAILS_MODAL)(on_submit(check_guardrails))

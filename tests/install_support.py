@@ -35,6 +35,7 @@ from bot.devtools.simulator.auth import AccessKey
 from bot.devtools.slack_standin import ApiCall, PostedMessage, SlackStandIn, sign_request
 from bot.servers import serve_asgi
 from bot.slack import home
+from tests.support.clock import FakeClock
 
 T = TypeVar("T")
 APP_ID = "A0TASKBOT1"
@@ -45,19 +46,13 @@ PROJECT_A = "aaaa0000aaaa0000aaaa0000aaaa0000"
 TASK_A = "a0000000000000000000000000000001"
 AK_A, SK_A = "ACCESSKEYTEAMA000001", "secret-key-of-team-a-0000000000000000"
 CHANNEL_A = "C0AAAAAAA1"
+PROJECT_B = "bbbb1111bbbb1111bbbb1111bbbb1111"
+TASK_B = "b0000000000000000000000000000002"
+AK_B, SK_B = "ACCESSKEYTEAMB000002", "secret-key-of-team-b-1111111111111111"
+CHANNEL_B = "C0BBBBBBB2"
 
 
-class Clock:
-    """The simulators' clock: tasks finish when a test moves it, not when time passes."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def running_task(task_id: str, name: str, clock: Clock, *, seconds_left: float = 60.0) -> sim.SimTask:
+def running_task(task_id: str, name: str, clock: FakeClock, *, seconds_left: float = 60.0) -> sim.SimTask:
     return sim.SimTask(
         task_id=task_id,
         task_name=name,
@@ -109,6 +104,16 @@ class MultiStack:
         self.slack.users[admin] = {"is_admin": True, "team_id": team_id}
         self.slack.users[member] = {"is_admin": False, "team_id": team_id}
         return Workspace(self, team_id, admin=admin, member=member)
+
+    async def two_teams(self) -> tuple[Workspace, Workspace]:
+        """Teams A and B, each installed, connected to its own project and held to its own channel."""
+        a = self.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
+        b = self.workspace("T0TEAMBBB2", admin="U0ADMINB02", member="U0MEMBERB2")
+        for team, project, channel in ((a, "A", CHANNEL_A), (b, "B", CHANNEL_B)):
+            assert (await team.install()).status_code == 200
+            await team.connect(self.projects[project])
+            await team.guard(channels=[channel])
+        return a, b
 
     def db(self) -> AsyncEngine:
         return create_async_engine(self.settings.database_url)
@@ -254,6 +259,13 @@ class Workspace:
             lambda: _async(self.published_since(seen, user)), what=f"views.publish for {user}"
         )
         return published[-1]["view"]
+
+    async def watch(self, task_id: str, channel: str) -> None:
+        """The member's ``/task watch``, confirmed in the channel."""
+        seen = len(self.stack.slack.messages)
+        await self.command(f"watch {task_id}", channel=channel)
+        answer = await self.wait_message(after=seen, what=f"watch {task_id}")
+        assert answer.text.startswith("I'll tell this channel"), answer.text
 
     # -- what Slack saw ------------------------------------------------------------------------
     def published_since(self, seen: int, user: str) -> list[dict[str, Any]]:
@@ -423,6 +435,19 @@ def make_project(project_id: str, tasks: list[sim.SimTask], clock: Callable[[], 
     simulator = sim.Simulator(tasks, project_id=project_id, clock=clock)
     simulator.gateway.access_keys = {}
     return simulator
+
+
+def project_a(clock: FakeClock, tasks: list[sim.SimTask] | None = None) -> tuple[sim.Simulator, str, str]:
+    """Team A's project for ``multi_stack``: (simulator, access key, secret key). By default it
+    holds one running task, ``TASK_A``."""
+    if tasks is None:
+        tasks = [running_task(TASK_A, "Team A import", clock)]
+    return make_project(PROJECT_A, tasks, clock), AK_A, SK_A
+
+
+def project_b(clock: FakeClock, tasks: list[sim.SimTask]) -> tuple[sim.Simulator, str, str]:
+    """Team B's project for ``multi_stack``, with its own key pair."""
+    return make_project(PROJECT_B, tasks, clock), AK_B, SK_B
 
 
 @contextlib.asynccontextmanager

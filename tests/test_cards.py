@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
+from bot.devtools.simulator import SEED_TASK_BODY
 from bot.messages import text
 from bot.metastudio.models import MAX_EPOCH_MS, Task, TaskPage
 from bot.slack.blocks import clean as clean_value
@@ -27,20 +28,8 @@ from bot.slack.cards import (
     truncate,
 )
 
-SEED_BODY: dict[str, Any] = {
-    "resource": "knowledge-intent-question-create",
-    "task_name": "Imported Q&A pairs.",
-    "begin_time": 1744276967708,
-    "end_time": 1744276967708,
-    "task_type": 0,
-    "operator": "adminUserAccount",
-    "total_count": 3,
-    "success_count": 2,
-    "failure_count": 1,
-    "task_status": 0,
-    "task_id": "fd1c56acbb2c4b1aa24ba37df99f3129",
-    "user_id": "246748d3d76b4779aea38c201a284810",
-}
+# The seed doc's example response, the same body the simulator serves for SEED_TASK_ID.
+SEED_BODY = SEED_TASK_BODY
 SEED = Task.model_validate(SEED_BODY)
 BEGIN = datetime.fromtimestamp(1744276967, tz=UTC)
 DATE_TOKEN = re.compile(r"<!date\^-?\d+\^\{[a-z_]+\}(?: \{[a-z_]+\})?\|[^<>|]*>")

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,43 +15,18 @@ from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.config import CredentialKind
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.schema import code_head
 from bot.db.schema import migrate as migrate_schema
-from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
+from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli
+from tests.support.forms import aksk_form
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    keep = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_"))
-    }
-    keep["HOME"] = "/nonexistent-home"  # no ~/.huaweicloud/credentials leaks in
-    keep.update(extra)
-    return keep
-
-
-async def _run(*args: str, env: dict[str, str], timeout: float = 30) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
@@ -75,11 +47,11 @@ def _serving_env(simulator_url: str, slack: SlackStandIn, **extra: str) -> dict[
         "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
         "METASTUDIO_ENDPOINT": simulator_url,
     }
-    return _clean_env(**{**values, **extra})
+    return clean_env(**{**values, **extra})
 
 
 async def test_serve_without_configuration_names_every_missing_variable() -> None:
-    code, out, err = await _run("serve", env=_clean_env())
+    code, out, err = await run_cli("serve", env=clean_env())
     assert code == 2
     for name in (
         "SLACK_BOT_TOKEN",
@@ -92,7 +64,7 @@ async def test_serve_without_configuration_names_every_missing_variable() -> Non
 
 
 async def test_invalid_values_are_named() -> None:
-    code, _, err = await _run("serve", env=_clean_env(PORT="eighty", TASKBOT_LOG_FORMAT="xml"))
+    code, _, err = await run_cli("serve", env=clean_env(PORT="eighty", TASKBOT_LOG_FORMAT="xml"))
     assert code == 2
     assert "PORT" in err and "TASKBOT_LOG_FORMAT" in err
     assert "Traceback" not in err
@@ -103,7 +75,7 @@ async def test_check_reports_one_line_per_check(
 ) -> None:
     simulator_url, slack = cloud_and_slack
     env = _serving_env(simulator_url, slack, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'check.db'}")
-    code, out, err = await _run("check", env=env)
+    code, out, err = await run_cli("check", env=env)
     assert code == 0, out + err
     lines = out.strip().splitlines()
     assert [line.split()[0] for line in lines] == ["ok", "ok", "ok", "ok", "ok"]
@@ -125,7 +97,7 @@ async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackSt
         HUAWEICLOUD_SDK_SK="wrong-secret-key",
         DATABASE_URL="postgresql+asyncpg://taskbot:db-password-1234@127.0.0.1:1/taskbot",
     )
-    code, out, err = await _run("check", env=env)
+    code, out, err = await run_cli("check", env=env)
     assert code == 1
     assert (
         "FAIL  database: DATABASE_URL='postgresql+asyncpg://taskbot:***@127.0.0.1:1/taskbot': "
@@ -139,14 +111,14 @@ async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackSt
 
 
 async def test_check_for_many_workspaces_reports_installs_instead_of_calling_slack(tmp_path: Path) -> None:
-    env = _clean_env(
+    env = clean_env(
         SLACK_CLIENT_ID="111.222",
         SLACK_CLIENT_SECRET="client-secret-5678",
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         TASKBOT_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'many.db'}",
     )
-    code, out, err = await _run("check", env=env)
+    code, out, err = await run_cli("check", env=env)
     assert code == 0, out + err
     assert out.splitlines() == [
         "ok    configuration: complete",
@@ -166,44 +138,39 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
             )
     finally:
         await engine.dispose()
-    code, out, err = await _run("check", env=env)
+    code, out, err = await run_cli("check", env=env)
     assert code == 0, out + err
     assert "; 2 workspace(s) installed, 0 connected to MetaStudio" in out
     assert "xoxb-check" not in out + err
 
-    code, out, err = await _run("check", env={**env, "TASKBOT_ENCRYPTION_KEY": "not-a-key"})
+    code, out, err = await run_cli("check", env={**env, "TASKBOT_ENCRYPTION_KEY": "not-a-key"})
     assert code == 1
     assert "FAIL  encryption key: TASKBOT_ENCRYPTION_KEY" in out
     assert "not-a-key" not in out + err and "client-secret-5678" not in out + err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass
+class Serving:
+    """What ``taskbot serve`` needs to run against ``cloud_and_slack``, on a free port."""
+
+    slack: SlackStandIn
+    port: int
+    env: dict[str, str]
+
+
+@pytest.fixture
+def serving(cloud_and_slack: tuple[str, SlackStandIn]) -> Serving:
+    simulator_url, slack = cloud_and_slack
+    port = free_port()
+    return Serving(slack, port, _serving_env(simulator_url, slack, PORT=str(port)))
 
 
 async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_sigterm(
-    cloud_and_slack: tuple[str, SlackStandIn],
+    serving: Serving,
 ) -> None:
-    simulator_url, slack = cloud_and_slack
-    port = _free_port()
-    env = _serving_env(
-        simulator_url,
-        slack,
-        PORT=str(port),
-        TASKBOT_LOG_FORMAT="json",
-        DATABASE_URL="sqlite+aiosqlite:///:memory:",
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    slack, port = serving.slack, serving.port
+    env = {**serving.env, "TASKBOT_LOG_FORMAT": "json", "DATABASE_URL": "sqlite+aiosqlite:///:memory:"}
+    process = await start_cli("serve", env=env)
     try:
         async with httpx.AsyncClient() as http:
             for _ in range(200):
@@ -219,14 +186,13 @@ async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_si
             assert response.status_code == 200
             await slack.wait_for_messages(1, timeout=10)
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(process.communicate(), 15)
-    assert process.returncode == 0
-    text = out.decode() + err.decode()
+        code, out, err = await stop_cli(process)
+    assert code == 0
+    text = out + err
     assert "Traceback" not in text
     for secret in (DEMO_BOT_TOKEN, SIGNING_SECRET, sim.DEMO_SECRET_KEY):
         assert secret not in text
-    records = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     handled = [r for r in records if r.get("msg") == "command handled"]
     assert handled, text
     assert handled[0]["team"] == slack.team_id
@@ -237,27 +203,16 @@ async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_si
 
 
 async def test_serve_in_socket_mode_answers_over_the_websocket_and_serves_health(
-    cloud_and_slack: tuple[str, SlackStandIn], tmp_path: Path
+    serving: Serving, tmp_path: Path
 ) -> None:
-    simulator_url, slack = cloud_and_slack
-    port = _free_port()
-    env = _serving_env(
-        simulator_url,
-        slack,
-        SLACK_APP_TOKEN=DEMO_APP_TOKEN,
-        PORT=str(port),
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'socket.db'}",
-    )
+    slack, port = serving.slack, serving.port
+    env = {
+        **serving.env,
+        "SLACK_APP_TOKEN": DEMO_APP_TOKEN,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'socket.db'}",
+    }
     del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none: Slack's connection is the proof
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_cli("serve", env=env)
     try:
         help_ack = await slack.socket_slash_command("help", timeout=20)
         assert "Usage" in help_ack["payload"]["text"]
@@ -270,29 +225,17 @@ async def test_serve_in_socket_mode_answers_over_the_websocket_and_serves_health
         async with httpx.AsyncClient() as http:
             assert (await http.get(f"http://127.0.0.1:{port}/healthz")).json() == {"ok": True}
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(process.communicate(), 15)
-    assert process.returncode == 0, err.decode()
-    assert DEMO_APP_TOKEN not in out.decode() + err.decode()
-    assert "Traceback" not in err.decode()
+        code, out, err = await stop_cli(process)
+    assert code == 0, err
+    assert DEMO_APP_TOKEN not in out + err
+    assert "Traceback" not in err
 
 
 async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
     old_key, new_key = SecretBox.generate_key(), SecretBox.generate_key()
     secret_key = "sk-rotate-me-0123456789abcdef"
-    form = ConnectionForm(
-        region="cn-north-4",
-        endpoint=None,
-        project_id=sim.DEMO_PROJECT_ID,
-        kind=CredentialKind.AKSK,
-        access_key=sim.DEMO_ACCESS_KEY,
-        secret_key=secret_key,
-        security_token=None,
-        iam_username=None,
-        iam_password=None,
-        iam_domain=None,
-    )
+    form = aksk_form(project_id=sim.DEMO_PROJECT_ID, access_key=sim.DEMO_ACCESS_KEY, secret_key=secret_key)
     database = Database(url)
     try:
         store = WorkspaceStore(database, SecretBox([old_key]))
@@ -300,21 +243,23 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
         await store.save_connection("T0ROTATE01", form, user_id="U0ADMIN")
     finally:
         await database.dispose()
-    env = _clean_env(
+    env = clean_env(
         SLACK_CLIENT_ID="111.222",
         SLACK_CLIENT_SECRET="client-secret-5678",
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         DATABASE_URL=url,
     )
 
-    code, out, err = await _run(
+    code, out, err = await run_cli(
         "rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": SecretBox.generate_key()}
     )
     assert code == 1
     assert err.startswith("Nothing changed: a stored secret could not be decrypted")
     assert "Traceback" not in out + err
 
-    code, out, err = await _run("rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": f"{new_key},{old_key}"})
+    code, out, err = await run_cli(
+        "rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": f"{new_key},{old_key}"}
+    )
     assert code == 0, err
     assert out.startswith("1 workspace connection(s) re-encrypted")
     assert old_key not in out + err and new_key not in out + err
@@ -327,5 +272,5 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
     assert credentials is not None and credentials.secret_key is not None
     assert credentials.secret_key.get_secret_value() == secret_key
 
-    code, _, err = await _run("rotate-keys", env=_clean_env(DATABASE_URL=url))
+    code, _, err = await run_cli("rotate-keys", env=clean_env(DATABASE_URL=url))
     assert code == 2 and "TASKBOT_ENCRYPTION_KEY" in err

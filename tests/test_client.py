@@ -7,7 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -62,6 +62,7 @@ from bot.metastudio.errors import (
 )
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
+from tests.support.clock import FakeClock
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
 REQUEST_ID_LENGTH = 32
@@ -116,14 +117,6 @@ def calls(operation: str, outcome: str) -> float:
 
 def latency_count(operation: str) -> float:
     return REGISTRY.get_sample_value("taskbot_metastudio_call_seconds_count", {"operation": operation}) or 0.0
-
-
-@dataclass
-class FakeClock:
-    now: float = field(default_factory=time.time)
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # One simulator server for the module: starting and stopping uvicorn costs ~0.2 s, which over

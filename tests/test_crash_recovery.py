@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
-import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +32,7 @@ from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
 from tests.databases import open_database
+from tests.support.cli import clean_env, free_port
 
 SIGNING_SECRET = "c7a5e5c7a5e5c7a5e5c7a5e5c7a5e5c7"  # 32 hex characters, the shape Slack issues
 RESOURCE = "knowledge-intent-question-create"
@@ -81,27 +81,15 @@ async def cloud() -> AsyncIterator[Cloud]:
             slack.released.set()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class BotProcess:
     """``taskbot serve`` as a child process, its log in a file."""
 
     def __init__(self, cloud: Cloud, database_url: str, log_path: Path) -> None:
         self.cloud = cloud
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = log_path
-        keep = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_"))
-        }
         self.env = {
-            **keep,
-            "HOME": "/nonexistent-home",
+            **clean_env(),
             "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": cloud.slack.api_url,
@@ -208,6 +196,33 @@ async def watch_all(bot: BotProcess, http: httpx.AsyncClient, tasks: dict[str, s
     assert sum(CONFIRMED in m.text for m in slack.messages if m.via == "response_url") == len(tasks)
 
 
+@contextlib.asynccontextmanager
+async def two_bots(
+    cloud: Cloud, database_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[BotProcess, BotProcess, httpx.AsyncClient]]:
+    """A first bot and the one that takes over from it, on one database; neither outlives the test."""
+    first = BotProcess(cloud, database_url, tmp_path / "first.log")
+    second = BotProcess(cloud, database_url, tmp_path / "second.log")
+    async with httpx.AsyncClient(timeout=10) as http:
+        try:
+            yield first, second, http
+        finally:
+            await first.kill_if_running()
+            await second.kill_if_running()
+
+
+async def start_and_watch(
+    bot: BotProcess, http: httpx.AsyncClient, prefix: str, finishes_in: list[float]
+) -> dict[str, str]:
+    """Start ``bot``, add tasks finishing ``finishes_in`` seconds from now, and watch each from its
+    own channel (``prefix`` and a number); {channel: task id}."""
+    await bot.start(http)
+    ids = add_tasks(bot.cloud.simulator, finishes_in)
+    channels = {f"{prefix}{n:03d}": task_id for n, task_id in enumerate(ids)}
+    await watch_all(bot, http, channels)
+    return channels
+
+
 async def deliveries(database_url: str) -> list[DeliveryRow]:
     async with open_database(database_url) as database, AsyncSession(database.engine) as session:
         return list((await session.scalars(select(DeliveryRow))).all())
@@ -223,38 +238,29 @@ async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
     # These channels' posts reach Slack, but the bot never hears back before it dies.
     held = {f"C0CRASH{n:03d}" for n in (8, 16)}
     slack.hold = set(held)
-    first = BotProcess(cloud, database_url, tmp_path / "first.log")
-    second = BotProcess(cloud, database_url, tmp_path / "second.log")
-    async with httpx.AsyncClient(timeout=10) as http:
-        try:
-            await first.start(http)
-            # 50 tasks finishing one after another, 3 to 6 s from now (after the watches are made).
-            ids = add_tasks(cloud.simulator, [3.0 + 0.06 * n for n in range(50)])
-            channels = {f"C0CRASH{n:03d}": task_id for n, task_id in enumerate(ids)}
-            await watch_all(first, http, channels)
+    async with two_bots(cloud, database_url, tmp_path) as (first, second, http):
+        # 50 tasks finishing one after another, 3 to 6 s from now (after the watches are made).
+        channels = await start_and_watch(first, http, "C0CRASH", [3.0 + 0.06 * n for n in range(50)])
 
-            def mid_run() -> bool:
-                alerted = slack.alerts()
-                return all(alerted[c] for c in held) and sum(alerted.values()) >= len(held) + 10
+        def mid_run() -> bool:
+            alerted = slack.alerts()
+            return all(alerted[c] for c in held) and sum(alerted.values()) >= len(held) + 10
 
-            await eventually(mid_run, 15, "some alerts")
-            first.send(signal.SIGKILL)
-            assert await first.wait(5) == -signal.SIGKILL
-            at_kill = slack.alerts()
-            assert 0 < len(at_kill) < len(channels), at_kill
-            slack.hold.clear()
-            slack.released.set()
-            owed = [d for d in await deliveries(database_url) if d.status in ("pending", "sending")]
-            assert {d.channel_id for d in owed if d.status == "sending"} >= held
+        await eventually(mid_run, 15, "some alerts")
+        first.send(signal.SIGKILL)
+        assert await first.wait(5) == -signal.SIGKILL
+        at_kill = slack.alerts()
+        assert 0 < len(at_kill) < len(channels), at_kill
+        slack.hold.clear()
+        slack.released.set()
+        owed = [d for d in await deliveries(database_url) if d.status in ("pending", "sending")]
+        assert {d.channel_id for d in owed if d.status == "sending"} >= held
 
-            await second.start(http)
-            await eventually(lambda: len(slack.alerts()) == len(channels), 20, "every channel's alert")
-            await eventually_async_sent(database_url, len(channels))
-            second.send(signal.SIGTERM)
-            assert await second.wait(15) == 0, second.log()
-        finally:
-            await first.kill_if_running()
-            await second.kill_if_running()
+        await second.start(http)
+        await eventually(lambda: len(slack.alerts()) == len(channels), 20, "every channel's alert")
+        await eventually_async_sent(database_url, len(channels))
+        second.send(signal.SIGTERM)
+        assert await second.wait(15) == 0, second.log()
 
     assert slack.alerts() == collections.Counter(dict.fromkeys(channels, 1))
     # The held posts were found in the channel by their metadata key, not posted again.
@@ -285,44 +291,35 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_zero(
     cloud: Cloud, sqlite_url: str, tmp_path: Path
 ) -> None:
     slack = cloud.slack
-    first = BotProcess(cloud, sqlite_url, tmp_path / "first.log")
-    second = BotProcess(cloud, sqlite_url, tmp_path / "second.log")
-    async with httpx.AsyncClient(timeout=10) as http:
-        try:
-            await first.start(http)
-            ids = add_tasks(cloud.simulator, [3.0 + 0.01 * n for n in range(20)])
-            channels = {f"C0TERM{n:04d}": task_id for n, task_id in enumerate(ids)}
-            await watch_all(first, http, channels)
-            # Every answer to chat.postMessage now takes a second: deliveries are in flight.
-            slack.delay = 1.0
-            await eventually(lambda: len(slack.alerts()) >= 1, 15, "the first alert")
-            first.send(signal.SIGTERM)
-            stopping = time.monotonic()
-            assert await first.wait(15) == 0, first.log()
-            stop_seconds = time.monotonic() - stopping
-            # Up to 8 deliveries at a time, a second each: about 3 s for 20, never the 10 s grace.
-            assert stop_seconds < 8, stop_seconds
-            assert "unfinished" not in first.log()
+    async with two_bots(cloud, sqlite_url, tmp_path) as (first, second, http):
+        channels = await start_and_watch(first, http, "C0TERM", [3.0 + 0.01 * n for n in range(20)])
+        # Every answer to chat.postMessage now takes a second: deliveries are in flight.
+        slack.delay = 1.0
+        await eventually(lambda: len(slack.alerts()) >= 1, 15, "the first alert")
+        first.send(signal.SIGTERM)
+        stopping = time.monotonic()
+        assert await first.wait(15) == 0, first.log()
+        stop_seconds = time.monotonic() - stopping
+        # Up to 8 deliveries at a time, a second each: about 3 s for 20, never the 10 s grace.
+        assert stop_seconds < 8, stop_seconds
+        assert "unfinished" not in first.log()
 
-            after_stop = slack.alerts()
-            rows = await deliveries(sqlite_url)
-            # Every alert that was due when SIGTERM came is out, exactly once, and recorded.
-            assert rows and all(r.status == "sent" for r in rows)
-            assert after_stop == collections.Counter({r.channel_id: 1 for r in rows})
-            ts_by_channel = {m.channel: m.ts for m in slack.messages if is_alert(m)}
-            assert all(r.slack_ts == ts_by_channel[r.channel_id] for r in rows)
+        after_stop = slack.alerts()
+        rows = await deliveries(sqlite_url)
+        # Every alert that was due when SIGTERM came is out, exactly once, and recorded.
+        assert rows and all(r.status == "sent" for r in rows)
+        assert after_stop == collections.Counter({r.channel_id: 1 for r in rows})
+        ts_by_channel = {m.channel: m.ts for m in slack.messages if is_alert(m)}
+        assert all(r.slack_ts == ts_by_channel[r.channel_id] for r in rows)
 
-            slack.delay = 0.0
-            await second.start(http)
-            started = [r for r in second.records() if str(r.get("msg", "")).startswith("follow-ups started")]
-            assert started and "0 deliveries owed" in started[0]["msg"]
-            # Watches still open at SIGTERM are polled again and told; nothing is told twice.
-            await eventually(lambda: len(slack.alerts()) == len(channels), 15, "every channel's alert")
-            await eventually_async_sent(sqlite_url, len(channels))
-            second.send(signal.SIGTERM)
-            assert await second.wait(15) == 0, second.log()
-        finally:
-            await first.kill_if_running()
-            await second.kill_if_running()
+        slack.delay = 0.0
+        await second.start(http)
+        started = [r for r in second.records() if str(r.get("msg", "")).startswith("follow-ups started")]
+        assert started and "0 deliveries owed" in started[0]["msg"]
+        # Watches still open at SIGTERM are polled again and told; nothing is told twice.
+        await eventually(lambda: len(slack.alerts()) == len(channels), 15, "every channel's alert")
+        await eventually_async_sent(sqlite_url, len(channels))
+        second.send(signal.SIGTERM)
+        assert await second.wait(15) == 0, second.log()
     assert slack.alerts() == collections.Counter(dict.fromkeys(channels, 1))
     assert "Traceback" not in first.log() + second.log()

@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 import time
 
 from bot.devtools.demo import WATCHED_STALL_SECONDS, WATCHED_TASK_ID
+from tests.support.cli import clean_env, run_cli
 
 # The watched task now stalls for WATCHED_STALL_SECONDS (issue 12), which the demo waits out.
 DEMO_BUDGET_SECONDS = 20.0 + WATCHED_STALL_SECONDS
 
 
 async def test_demo_shows_a_watch_from_card_to_alert() -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "HUAWEICLOUD_", "METASTUDIO_", "TASKBOT_"))
-    }
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "demo",
-        "--no-color",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), DEMO_BUDGET_SECONDS + 10)
+    code, text, err = await run_cli("demo", "--no-color", env=clean_env(), timeout=DEMO_BUDGET_SECONDS + 10)
     elapsed = time.monotonic() - started
-    text = out.decode()
-    assert process.returncode == 0, text + err.decode()
+    assert code == 0, text + err
     assert elapsed < DEMO_BUDGET_SECONDS, f"the demo took {elapsed:.1f} s"
     assert "no message arrived" not in text and "did not arrive" not in text
-    assert "Traceback" not in text + err.decode()
+    assert "Traceback" not in text + err
 
     # The same finished task for an en-US and a zh-CN reader: a private reply in each language,
     # and the card the Chinese reader asked for, in the channel's language (follow: theirs).

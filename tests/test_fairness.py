@@ -20,17 +20,24 @@ async def _holder(slots: FairSlots, team: str, release: asyncio.Event, order: li
         await release.wait()
 
 
+async def _hold(
+    slots: FairSlots, team: str, count: int, release: asyncio.Event, order: list[str]
+) -> list[asyncio.Task[None]]:
+    """``count`` calls from ``team`` that take a slot (or queue for one) and keep it until ``release``."""
+    holders = [asyncio.create_task(_holder(slots, team, release, order)) for _ in range(count)]
+    await _settle()
+    return holders
+
+
 async def test_one_team_never_holds_more_than_its_cap() -> None:
     slots = FairSlots(total=8, per_team=2)
     release = asyncio.Event()
     order: list[str] = []
-    hostile = [asyncio.create_task(_holder(slots, "A", release, order)) for _ in range(20)]
-    await _settle()
+    hostile = await _hold(slots, "A", 20, release, order)
     assert slots.running("A") == 2 and slots.running() == 2
     assert slots.waiting("A") == 18
     # B is served at once although A queued first and has 18 waiting.
-    got = asyncio.create_task(_holder(slots, "B", release, order))
-    await _settle()
+    [got] = await _hold(slots, "B", 1, release, order)
     assert slots.running("B") == 1 and order.count("B") == 1
     release.set()
     await asyncio.gather(*hostile, got)
@@ -41,8 +48,7 @@ async def test_free_slots_go_round_robin_across_waiting_teams() -> None:
     slots = FairSlots(total=2, per_team=2)
     gate = asyncio.Event()
     order: list[str] = []
-    first = [asyncio.create_task(_holder(slots, "X", gate, order)) for _ in range(2)]
-    await _settle()
+    first = await _hold(slots, "X", 2, gate, order)
     # A queues ten, then B and C one each: the ring serves A, B, C, A... not A ten times first.
     queued = [asyncio.create_task(_one_shot(slots, "A", order)) for _ in range(10)]
     queued += [asyncio.create_task(_one_shot(slots, t, order)) for t in ("B", "C")]
@@ -83,11 +89,9 @@ async def test_a_cancelled_waiter_leaves_no_trace() -> None:
     slots = FairSlots(total=1, per_team=1)
     release = asyncio.Event()
     order: list[str] = []
-    holder = asyncio.create_task(_holder(slots, "A", release, order))
-    await _settle()
-    doomed = asyncio.create_task(_holder(slots, "B", release, order))
-    later = asyncio.create_task(_holder(slots, "C", release, order))
-    await _settle()
+    [holder] = await _hold(slots, "A", 1, release, order)
+    [doomed] = await _hold(slots, "B", 1, release, order)
+    [later] = await _hold(slots, "C", 1, release, order)
     doomed.cancel()
     with pytest.raises(asyncio.CancelledError):
         await doomed
@@ -118,8 +122,7 @@ async def test_cancelling_a_holder_frees_its_slot() -> None:
     slots = FairSlots(total=1, per_team=1)
     never = asyncio.Event()
     order: list[str] = []
-    holder = asyncio.create_task(_holder(slots, "A", never, order))
-    await _settle()
+    [holder] = await _hold(slots, "A", 1, never, order)
     holder.cancel()
     with pytest.raises(asyncio.CancelledError):
         await holder

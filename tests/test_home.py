@@ -31,6 +31,7 @@ from bot.slack.home import (
     parse_connection,
     parse_guardrails,
 )
+from tests.support.forms import aksk_form
 
 NOW = datetime(2025, 5, 1, 12, 30, tzinfo=UTC)
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -375,18 +376,7 @@ def test_parse_valid_connections() -> None:
     form = parse_connection(
         _connection_state(access_key=f" {AK} ", secret_key=SK, iam_password="ignored"), None
     )
-    assert form == ConnectionForm(
-        region="cn-north-4",
-        endpoint=None,
-        project_id=PROJECT,
-        kind=CredentialKind.AKSK,
-        access_key=AK,
-        secret_key=SK,
-        security_token=None,
-        iam_username=None,
-        iam_password=None,
-        iam_domain=None,
-    )
+    assert form == aksk_form(region="cn-north-4", project_id=PROJECT, access_key=AK, secret_key=SK)
     assert SK not in repr(form) and AK not in repr(form)
 
     wrapped = TOKEN[:50] + "\n" + TOKEN[50:] + "\n"

@@ -35,6 +35,10 @@ from bot.services.connections import new_client
 
 TASK_ID = "a" * 32
 PROJECT = "0123456789abcdef0123456789abcdef"
+# For tests about how a client is built or refused, not about what it signs.
+ANY_CREDENTIALS = CloudCredentials(
+    kind=CredentialKind.AKSK, project_id=PROJECT, access_key="AK000001", secret_key=SecretStr("x" * 40)
+)
 Writer = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -142,12 +146,7 @@ def test_the_deadline_is_a_setting_passed_to_every_client() -> None:
         settings_,
         endpoint="https://metastudio.cn-north-4.myhuaweicloud.com",
         iam_endpoint=None,
-        credentials=CloudCredentials(
-            kind=CredentialKind.AKSK,
-            project_id=PROJECT,
-            access_key="AK000001",
-            secret_key=SecretStr("x" * 40),
-        ),
+        credentials=ANY_CREDENTIALS,
     )
     assert (built._deadline, built._max_body) == (4.0, 2048)
     assert Settings().call_deadline == 15.0  # type: ignore[call-arg]
@@ -409,12 +408,7 @@ async def test_an_admins_loopback_endpoint_gets_no_signed_request() -> None:
             Settings(),
             endpoint=url,
             iam_endpoint=None,
-            credentials=CloudCredentials(
-                kind=CredentialKind.AKSK,
-                project_id=PROJECT,
-                access_key="AK000001",
-                secret_key=SecretStr("x" * 40),
-            ),
+            credentials=ANY_CREDENTIALS,
         )  # type: ignore[call-arg]
         async with built:
             with pytest.raises(EndpointNotAllowed) as caught:
@@ -422,13 +416,9 @@ async def test_an_admins_loopback_endpoint_gets_no_signed_request() -> None:
         assert caught.value.user_message == messages.text("connection_error_endpoint_host")
         assert hits == 0
         widened = Settings(allowed_endpoint_hosts="http://127.0.0.1")  # type: ignore[call-arg]
-        creds = CloudCredentials(
-            kind=CredentialKind.AKSK,
-            project_id=PROJECT,
-            access_key="AK000001",
-            secret_key=SecretStr("x" * 40),
-        )
-        async with new_client(widened, endpoint=url, iam_endpoint=None, credentials=creds) as allowed:
+        async with new_client(
+            widened, endpoint=url, iam_endpoint=None, credentials=ANY_CREDENTIALS
+        ) as allowed:
             await allowed.get_task(TASK_ID)
         assert hits == 1
 

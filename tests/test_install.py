@@ -27,7 +27,6 @@ from tests.install_support import (
     PROJECT_A,
     SK_A,
     TASK_A,
-    Clock,
     MultiStack,
     Workspace,
     actions_in,
@@ -35,24 +34,23 @@ from tests.install_support import (
     connection_values,
     eventually,
     guardrail_values,
-    make_project,
     multi_stack,
-    running_task,
+    project_a,
     view_text,
 )
+from tests.support.clock import FakeClock
 
 T = TypeVar("T")
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, sqlite_url: str, clock: Clock) -> AsyncIterator[MultiStack]:
-    simulator = make_project(PROJECT_A, [running_task(TASK_A, "Team A import", clock)], clock)
-    async with multi_stack(tmp_path, sqlite_url, {"A": (simulator, AK_A, SK_A)}) as local:
+async def stack(tmp_path: Path, sqlite_url: str, clock: FakeClock) -> AsyncIterator[MultiStack]:
+    async with multi_stack(tmp_path, sqlite_url, {"A": project_a(clock)}) as local:
         yield local
 
 
@@ -118,7 +116,7 @@ def _is_alert(message: PostedMessage) -> bool:
 
 
 async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(
-    stack: MultiStack, clock: Clock
+    stack: MultiStack, clock: FakeClock
 ) -> None:
     # Tokens live one hour: inside the two hours before expiry in which a token is refreshed.
     stack.slack.token_lifetime = 3600

@@ -16,17 +16,13 @@ from bot import messages
 from bot.devtools.slack_standin import PostedMessage
 from bot.slack import cards
 from tests.install_support import (
-    AK_A,
-    PROJECT_A,
-    SK_A,
     TASK_A,
-    Clock,
     MultiStack,
     Workspace,
-    make_project,
     multi_stack,
-    running_task,
+    project_a,
 )
+from tests.support.clock import FakeClock
 
 ADMIN, MEMBER, OUTSIDER = "U0ADMINA01", "U0MEMBERA1", "U0OUTSIDE1"
 ALLOWED, OTHER = "C0ALLOWED1", "C0OTHER001"
@@ -35,9 +31,8 @@ GROUP = "S0ONCALL01"
 
 @pytest.fixture
 async def team(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Workspace]:
-    clock = Clock()
-    simulator = make_project(PROJECT_A, [running_task(TASK_A, "Team A import", clock)], clock)
-    async with multi_stack(tmp_path, sqlite_url, {"A": (simulator, AK_A, SK_A)}) as stack:
+    clock = FakeClock()
+    async with multi_stack(tmp_path, sqlite_url, {"A": project_a(clock)}) as stack:
         workspace = stack.workspace("T0TEAMAAA1", admin=ADMIN, member=MEMBER)
         stack.slack.users[OUTSIDER] = {"is_admin": False}
         stack.slack.usergroups[GROUP] = [ADMIN, MEMBER]

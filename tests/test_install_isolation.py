@@ -18,24 +18,25 @@ from bot.db.workspaces import mask_access_key
 from bot.slack import cards, home
 from tests.install_support import (
     AK_A,
+    AK_B,
     CHANNEL_A,
+    CHANNEL_B,
     PROJECT_A,
-    SK_A,
+    PROJECT_B,
+    SK_B,
     TASK_A,
-    Clock,
+    TASK_B,
     MultiStack,
     Workspace,
     eventually,
-    make_project,
     multi_stack,
+    project_a,
+    project_b,
     running_task,
     view_text,
 )
+from tests.support.clock import FakeClock
 
-PROJECT_B = "bbbb1111bbbb1111bbbb1111bbbb1111"
-TASK_B = "b0000000000000000000000000000002"
-AK_B, SK_B = "ACCESSKEYTEAMB000002", "secret-key-of-team-b-1111111111111111"
-CHANNEL_B = "C0BBBBBBB2"
 # Finishes when the clock moves 2 minutes; TASK_A and TASK_B take hours.
 TASK_A_SHORT = "a0000000000000000000000000000003"
 
@@ -45,31 +46,24 @@ class Pair:
     stack: MultiStack
     a: Workspace
     b: Workspace
-    clock: Clock
+    clock: FakeClock
 
 
 @pytest.fixture
 async def pair(tmp_path: Path, database_url: str) -> AsyncIterator[Pair]:
-    clock = Clock()
-    sim_a = make_project(
-        PROJECT_A,
-        [
-            running_task(TASK_A, "Team A import", clock, seconds_left=7200),
-            running_task(TASK_A_SHORT, "Team A quick export", clock, seconds_left=60),
-        ],
-        clock,
-    )
-    sim_b = make_project(
-        PROJECT_B, [running_task(TASK_B, "Team B secret import", clock, seconds_left=7200)], clock
-    )
-    projects = {"A": (sim_a, AK_A, SK_A), "B": (sim_b, AK_B, SK_B)}
+    clock = FakeClock()
+    projects = {
+        "A": project_a(
+            clock,
+            [
+                running_task(TASK_A, "Team A import", clock, seconds_left=7200),
+                running_task(TASK_A_SHORT, "Team A quick export", clock, seconds_left=60),
+            ],
+        ),
+        "B": project_b(clock, [running_task(TASK_B, "Team B secret import", clock, seconds_left=7200)]),
+    }
     async with multi_stack(tmp_path, database_url, projects) as stack:
-        a = stack.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
-        b = stack.workspace("T0TEAMBBB2", admin="U0ADMINB02", member="U0MEMBERB2")
-        for team, project, channel in ((a, "A", CHANNEL_A), (b, "B", CHANNEL_B)):
-            assert (await team.install()).status_code == 200
-            await team.connect(stack.projects[project])
-            await team.guard(channels=[channel])
+        a, b = await stack.two_teams()
         yield Pair(stack, a, b, clock)
 
 
@@ -77,17 +71,10 @@ def _dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-async def _watch(team: Workspace, task_id: str, channel: str) -> None:
-    seen = len(team.stack.slack.messages)
-    await team.command(f"watch {task_id}", channel=channel)
-    answer = await team.wait_message(after=seen, what=f"watch {task_id}")
-    assert answer.text.startswith("I'll tell this channel"), answer.text
-
-
 async def test_a_cannot_see_bs_tasks_watches_credentials_or_audit(pair: Pair) -> None:
     stack, a, b = pair.stack, pair.a, pair.b
     sim_a = stack.projects["A"].simulator
-    await _watch(b, TASK_B, CHANNEL_B)
+    await b.watch(TASK_B, CHANNEL_B)
 
     # Commands: B's task id asked in A goes to A's project, which has no such task.
     seen = len(stack.slack.messages)
@@ -137,9 +124,9 @@ async def test_a_cannot_see_bs_tasks_watches_credentials_or_audit(pair: Pair) ->
 
 async def test_uninstall_removes_everything_of_that_workspace_only(pair: Pair) -> None:
     stack, a, b = pair.stack, pair.a, pair.b
-    await _watch(a, TASK_A, CHANNEL_A)
-    await _watch(a, TASK_A_SHORT, CHANNEL_A)
-    await _watch(b, TASK_B, CHANNEL_B)
+    await a.watch(TASK_A, CHANNEL_A)
+    await a.watch(TASK_A_SHORT, CHANNEL_A)
+    await b.watch(TASK_B, CHANNEL_B)
     seen = len(stack.slack.messages)
     await a.command("subscribe", channel=CHANNEL_A)
     await a.wait_message(after=seen, what="A's feed")

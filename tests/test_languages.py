@@ -186,21 +186,16 @@ async def test_an_admin_sets_the_channel_language_in_app_home_and_it_is_audited(
 
     from bot.slack import home
     from tests.install_support import (
-        AK_A,
-        PROJECT_A,
-        SK_A,
         TASK_A,
-        Clock,
-        make_project,
         multi_stack,
-        running_task,
+        project_a,
     )
     from tests.install_support import view_text as shown
+    from tests.support.clock import FakeClock
 
     admin, member = "U0ADMINL01", "U0MEMBERL1"
-    clock = Clock()
-    simulator = make_project(PROJECT_A, [running_task(TASK_A, "Team A import", clock)], clock)
-    async with multi_stack(tmp_path, sqlite_url, {"A": (simulator, AK_A, SK_A)}) as stack:
+    clock = FakeClock()
+    async with multi_stack(tmp_path, sqlite_url, {"A": project_a(clock)}) as stack:
         team = stack.workspace("T0TEAMLNG1", admin=admin, member=member)
         stack.slack.locales.update({admin: "zh-CN", member: "en-US"})
         assert (await team.install()).status_code == 200

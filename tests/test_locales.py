@@ -11,23 +11,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, SlackStandIn
 from bot.servers import serve_asgi
 from bot.slack.locales import LocaleResolver, TTLCache
+from tests.support.clock import FakeClock
 
 TEAM = DEMO_TEAM_ID
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- the cache ---------------------------------------------------------------------------------
 
 
 def test_cache_expires_entries_after_their_ttl() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     cache: TTLCache[str, str] = TTLCache(10, clock=clock)
     cache.set("a", "zh-CN", ttl=60)
     clock.now += 59
@@ -38,7 +31,7 @@ def test_cache_expires_entries_after_their_ttl() -> None:
 
 
 def test_cache_evicts_the_least_recently_used() -> None:
-    cache: TTLCache[str, int] = TTLCache(2, clock=Clock())
+    cache: TTLCache[str, int] = TTLCache(2, clock=FakeClock(1000.0))
     cache.set("a", 1, ttl=60)
     cache.set("b", 2, ttl=60)
     assert cache.get("a") == 1  # now b is the oldest
@@ -123,7 +116,7 @@ async def test_prefetch_learns_in_the_background(slack: SlackStandIn, client: As
 async def test_a_failure_falls_back_to_the_workspace_then_english_and_is_retried_later(
     slack: SlackStandIn, client: AsyncWebClient
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     resolver = LocaleResolver(failure_ttl=300, clock=clock)
     slack.fail_next("users.info", error="ratelimited")
     assert await resolver.resolve(client, TEAM, "UZH", fallback="zh-CN") == "zh-CN"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import sqlite3
-import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,6 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from bot.config import CredentialKind
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.followups import DeliveryRow, FeedRow, FollowUpStore
@@ -44,10 +44,12 @@ from bot.db.schema import (
     migrate,
     schema_status,
 )
-from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_TEAM_ID, IssuedToken
+from tests.support.cli import run_cli
+from tests.support.forms import aksk_form
 from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, add_tasks, cloud  # noqa: F401 - cloud is a fixture
 
 LEGACY = Path(__file__).parent / "data" / "schema-0.1.0"
@@ -78,6 +80,17 @@ async def load_legacy_schema(url: str) -> None:
         await conn.execute((LEGACY / "postgresql.sql").read_text())
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def legacy_database(url: str) -> AsyncIterator[Database]:
+    """A database holding the 0.1.0 schema (``load_legacy_schema``), open and not yet migrated."""
+    await load_legacy_schema(url)
+    storage = Database(url)
+    try:
+        yield storage
+    finally:
+        await storage.dispose()
 
 
 async def schema_of(url: str) -> list[tuple[Any, ...]]:
@@ -190,9 +203,7 @@ async def test_sqlite_stays_in_wal_mode_after_migrating(sqlite_url: str) -> None
 
 
 async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_url: str) -> None:
-    await load_legacy_schema(database_url)
-    storage = Database(database_url)
-    try:
+    async with legacy_database(database_url) as storage:
         # Written as 0.1.0 wrote it: today's models have columns (0002) a 0.1.0 database lacks.
         now = datetime.now(UTC)
         async with storage.engine.begin() as conn:
@@ -226,28 +237,20 @@ async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_u
         assert (await migrate(storage.engine)).lines() == [
             f"The schema is current at revision {HEAD}; nothing to do."
         ]
-    finally:
-        await storage.dispose()
 
 
 async def test_a_single_workspace_database_gets_the_tables_it_never_had(sqlite_url: str) -> None:
-    await load_legacy_schema(sqlite_url)
-    storage = Database(sqlite_url)
-    try:
+    async with legacy_database(sqlite_url) as storage:
         async with storage.engine.begin() as conn:
             for table in ("slack_installations", "slack_bots", "slack_oauth_states"):
                 await conn.execute(text(f"DROP TABLE {table}"))
         assert (await migrate(storage.engine)).adopted
         async with storage.engine.connect() as conn:
             assert await conn.run_sync(_diff) == []
-    finally:
-        await storage.dispose()
 
 
 async def test_a_database_that_is_not_0_1_0_is_refused_and_left_alone(sqlite_url: str) -> None:
-    await load_legacy_schema(sqlite_url)
-    storage = Database(sqlite_url)
-    try:
+    async with legacy_database(sqlite_url) as storage:
         async with storage.engine.begin() as conn:
             await conn.execute(text("ALTER TABLE deliveries DROP COLUMN error"))
         with pytest.raises(SchemaError) as refused:
@@ -258,8 +261,6 @@ async def test_a_database_that_is_not_0_1_0_is_refused_and_left_alone(sqlite_url
         )
         async with storage.engine.connect() as conn:
             assert "alembic_version" not in await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-    finally:
-        await storage.dispose()
 
 
 # --- a schema newer than the code ---------------------------------------------------------------
@@ -295,28 +296,13 @@ async def test_a_newer_schema_refuses_to_start_with_one_sentence(
             await migrate(storage.engine)
     finally:
         await storage.dispose()
-    for args in (["serve"], ["migrate"]):
+    for name in ("serve", "migrate"):
         bot = BotProcess(cloud, database_url, tmp_path / "bot.log")
-        code, out, err = await _run_cli(args, bot.env)
+        code, out, err = await run_cli(name, env=bot.env, timeout=60)
         assert (code, out, err) == (2, "", TOO_NEW.format(head=HEAD) + "\n")
     bot = BotProcess(cloud, database_url, tmp_path / "bot.log")
-    code, out, _ = await _run_cli(["check"], bot.env)
+    code, out, _ = await run_cli("check", env=bot.env, timeout=60)
     assert code == 1 and f"FAIL  schema: {TOO_NEW.format(head=HEAD)}" in out
-
-
-async def _run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 # --- migrate as a separate step -----------------------------------------------------------------
@@ -329,16 +315,16 @@ async def test_migrate_as_a_separate_step_when_serve_is_told_not_to(
 ) -> None:
     bot = BotProcess(cloud, sqlite_url, tmp_path / "bot.log")
     bot.env["TASKBOT_MIGRATE_ON_START"] = "false"
-    code, out, err = await _run_cli(["serve"], bot.env)
+    code, out, err = await run_cli("serve", env=bot.env, timeout=60)
     assert (code, out) == (2, "")
     assert err == (
         f"The database has no taskbot schema yet but this taskbot needs revision {HEAD}, and "
         "TASKBOT_MIGRATE_ON_START is off: run `taskbot migrate` first.\n"
     )
-    code, out, _ = await _run_cli(["check"], bot.env)
+    code, out, _ = await run_cli("check", env=bot.env, timeout=60)
     assert code == 1 and "FAIL  schema: empty; migrating creates revision" in out
 
-    code, out, err = await _run_cli(["migrate"], bot.env)
+    code, out, err = await run_cli("migrate", env=bot.env, timeout=60)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[:2] == [
@@ -348,12 +334,12 @@ async def test_migrate_as_a_separate_step_when_serve_is_told_not_to(
     assert lines[-1] == f"  The schema went from an empty database to revision {HEAD}."
     # Every later revision is reported as applied, one line each.
     assert all(line.startswith("  Applied ") for line in lines[2:-1])
-    code, out, err = await _run_cli(["migrate"], bot.env)
+    code, out, err = await run_cli("migrate", env=bot.env, timeout=60)
     assert (code, out.splitlines()[1:]) == (
         0,
         [f"  The schema is current at revision {HEAD}; nothing to do."],
     )
-    code, out, _ = await _run_cli(["check"], bot.env)
+    code, out, _ = await run_cli("check", env=bot.env, timeout=60)
     assert f"ok    schema: current (revision {HEAD})" in out
 
     async with httpx.AsyncClient(timeout=10) as http:
@@ -473,17 +459,11 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
         workspaces = WorkspaceStore(storage, SecretBox([key]))
         await workspaces.save_connection(
             DEMO_TEAM_ID,
-            ConnectionForm(
-                region="cn-north-4",
+            aksk_form(
                 endpoint=cloud.simulator_url,
                 project_id=sim.DEMO_PROJECT_ID,
-                kind=CredentialKind.AKSK,
                 access_key=sim.DEMO_ACCESS_KEY,
                 secret_key=sim.DEMO_SECRET_KEY,
-                security_token=None,
-                iam_username=None,
-                iam_password=None,
-                iam_domain=None,
             ),
             user_id="U0ADMIN001",
         )

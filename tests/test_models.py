@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,37 +14,11 @@ from pydantic import ValidationError
 
 from bot.metastudio.models import Task, TaskPage, is_task_id
 
-# Verbatim from /work/shared/seeds/show-task-api.en.txt ("Example Responses", status 200).
-SEED_EN = """{
-"resource" : "knowledge-intent-question-create",
-"task_name" : "Imported Q&A pairs.",
-"begin_time" : 1744276967708,
-"end_time" : 1744276967708,
-"task_type" : 0,
-"operator" : "adminUserAccount",
-"total_count" : 3,
-"success_count" : 2,
-"failure_count" : 1,
-"task_status" : 0,
-"task_id" : "fd1c56acbb2c4b1aa24ba37df99f3129",
-"user_id" : "246748d3d76b4779aea38c201a284810"
-}"""
-
-# Verbatim from /work/shared/seeds/show-task-api.zh.txt (响应示例, 状态码 200).
-SEED_ZH = """{
-  "resource" : "knowledge-intent-question-create",
-  "task_name" : "导入问答对",
-  "begin_time" : 1744276967708,
-  "end_time" : 1744276967708,
-  "task_type" : 0,
-  "operator" : "adminUserAccount",
-  "total_count" : 3,
-  "success_count" : 2,
-  "failure_count" : 1,
-  "task_status" : 0,
-  "task_id" : "fd1c56acbb2c4b1aa24ba37df99f3129",
-  "user_id" : "246748d3d76b4779aea38c201a284810"
-}"""
+# The "Example Responses" (status 200) of the API doc, verbatim from its English and Chinese
+# editions (/work/shared/seeds/show-task-api.{en,zh}.txt; 响应示例, 状态码 200).
+EXAMPLES = Path(__file__).parent / "data" / "show-task-api"
+SEED_EN = (EXAMPLES / "example-response.en.json").read_text(encoding="utf-8")
+SEED_ZH = (EXAMPLES / "example-response.zh.json").read_text(encoding="utf-8")
 
 SEED_ID = "fd1c56acbb2c4b1aa24ba37df99f3129"
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -20,17 +18,10 @@ import pytest
 
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN
-from tests.test_cli import _clean_env, _run
+from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli
 
 SIGNING_SECRET = "0f1e2d3c4b5a69780f1e2d3c4b5a6978"
 HEADER = "taskbot cannot start: the configuration is incomplete or invalid."
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -40,10 +31,10 @@ def _env(**extra: str) -> dict[str, str]:
         "HUAWEICLOUD_SDK_AK": sim.DEMO_ACCESS_KEY,
         "HUAWEICLOUD_SDK_SK": sim.DEMO_SECRET_KEY,
         "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
-        "METASTUDIO_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
-        "PORT": str(_closed_port()),
+        "METASTUDIO_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+        "PORT": str(free_port()),
     }
-    return _clean_env(**{**values, **extra})
+    return clean_env(**{**values, **extra})
 
 
 def _problems(err: str) -> list[str]:
@@ -71,7 +62,7 @@ def _problems(err: str) -> list[str]:
     ids=["garbage", "sync-sqlite", "sync-postgres", "postgres-down", "missing-folder"],
 )
 async def test_a_bad_database_url_is_one_sentence(url: str, expected: str) -> None:
-    code, out, err = await _run("serve", env=_env(DATABASE_URL=url))
+    code, out, err = await run_cli("serve", env=_env(DATABASE_URL=url))
     assert (code, out) == (2, "")
     [problem] = _problems(err)
     assert problem.startswith("DATABASE_URL") and expected in problem and "e.g. DATABASE_URL=" in problem
@@ -85,7 +76,7 @@ async def test_a_read_only_sqlite_folder_is_named(tmp_path: Path) -> None:
         # root writes through mode bits; /proc/1 is a folder that even root cannot create files in.
         folder = Path("/proc/1")
     env = _env(DATABASE_URL=f"sqlite+aiosqlite:///{folder / 'taskbot.db'}")
-    code, out, err = await _run("serve", env=env)
+    code, out, err = await run_cli("serve", env=env)
     assert (code, out) == (2, "")
     [problem] = _problems(err)
     assert f"the folder {folder} is read-only for this user" in problem and "e.g. DATABASE_URL=" in problem
@@ -101,7 +92,7 @@ async def test_several_mistakes_are_listed_together_without_echoing_secrets() ->
         SLACK_APP_TOKEN="xoxb-not-an-app-token-9999",
         SLACK_SIGNING_SECRET="client-secret-not-signing-9999",
     )
-    code, out, err = await _run("serve", env=env)
+    code, out, err = await run_cli("serve", env=env)
     assert (code, out) == (2, "")
     problems = _problems(err)
     assert sorted(p.split("=")[0].split(" ")[0].rstrip(":") for p in problems) == [
@@ -120,14 +111,14 @@ async def test_several_mistakes_are_listed_together_without_echoing_secrets() ->
 
 
 async def test_metastudio_endpoint_without_a_scheme_stops_multi_workspace_too() -> None:
-    env = _clean_env(
+    env = clean_env(
         SLACK_CLIENT_ID="111.222",
         SLACK_CLIENT_SECRET="client-secret-5678",
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         TASKBOT_ENCRYPTION_KEY="not-checked-here",
         METASTUDIO_ENDPOINT="127.0.0.1:8080",
     )
-    code, _, err = await _run("serve", env=env)
+    code, _, err = await run_cli("serve", env=env)
     assert code == 2
     assert "METASTUDIO_ENDPOINT='127.0.0.1:8080' is not a URL with a scheme and a host" in err
 
@@ -138,7 +129,7 @@ async def test_a_port_in_use_is_named(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = _env(PORT=str(port), DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
-        code, out, err = await _run("serve", env=env)
+        code, out, err = await run_cli("serve", env=env)
     assert (code, out) == (2, "")
     [problem] = _problems(err)
     assert problem == (
@@ -148,21 +139,13 @@ async def test_a_port_in_use_is_named(tmp_path: Path) -> None:
 
 
 async def test_socket_mode_stops_on_sigterm_while_slack_cannot_be_reached(tmp_path: Path) -> None:
-    closed = _closed_port()
+    closed = free_port()
     env = _env(
         SLACK_APP_TOKEN=DEMO_APP_TOKEN,
         SLACK_API_URL=f"http://127.0.0.1:{closed}/api/",
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'socket.db'}",
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_cli("serve", env=env)
     assert process.stderr is not None
     lines: list[str] = []
     try:
@@ -171,12 +154,11 @@ async def test_socket_mode_stops_on_sigterm_while_slack_cannot_be_reached(tmp_pa
                 lines.append((await process.stderr.readline()).decode())
                 assert lines[-1], "taskbot exited: " + "".join(lines)
     finally:
-        process.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        _, rest = await asyncio.wait_for(process.communicate(), 15)
+        code, _, rest = await stop_cli(process)
         took = time.monotonic() - started
-    log = "".join(lines) + rest.decode()
-    assert process.returncode == 0, log
+    log = "".join(lines) + rest
+    assert code == 0, log
     assert took < 5, f"SIGTERM took {took:.1f} s"
     assert "Traceback" not in log
     attempts = re.findall(
@@ -191,24 +173,13 @@ async def test_socket_mode_stops_on_sigterm_while_slack_cannot_be_reached(tmp_pa
 
 
 async def test_check_names_each_url_it_could_not_reach_and_leaves_no_file(tmp_path: Path) -> None:
-    slack_port, cloud_port = _closed_port(), _closed_port()
+    slack_port, cloud_port = free_port(), free_port()
     env = _env(
         SLACK_API_URL=f"http://127.0.0.1:{slack_port}/api/",
         METASTUDIO_ENDPOINT=f"http://127.0.0.1:{cloud_port}",
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "check",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out_bytes, err_bytes = await asyncio.wait_for(process.communicate(), 60)
-    out, err = out_bytes.decode(), err_bytes.decode()
-    assert process.returncode == 1
+    code, out, err = await run_cli("check", env=env, cwd=tmp_path, timeout=60)
+    assert code == 1
     assert err == "", "nothing but the report"
     lines = out.splitlines()
     assert all(re.match(r"(ok  |FAIL)  [\w. ]+: ", line) for line in lines), out
@@ -224,18 +195,8 @@ async def test_check_names_each_url_it_could_not_reach_and_leaves_no_file(tmp_pa
 
 
 async def test_simulator_prints_the_exports_that_make_check_pass(tmp_path: Path) -> None:
-    port = _closed_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "simulator",
-        "--port",
-        str(port),
-        env=_clean_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    port = free_port()
+    process = await start_cli("simulator", "--port", str(port), env=clean_env())
     assert process.stdout is not None
     try:
         banner = [(await asyncio.wait_for(process.stdout.readline(), 30)).decode() for _ in range(7)]
@@ -252,10 +213,10 @@ async def test_simulator_prints_the_exports_that_make_check_pass(tmp_path: Path)
             "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
         }
         # Nothing but those lines (and a Slack token) is needed for the MetaStudio check.
-        env = _clean_env(SLACK_BOT_TOKEN=DEMO_BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, **exports)
+        env = clean_env(SLACK_BOT_TOKEN=DEMO_BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, **exports)
         deadline = time.monotonic() + 20
         while True:
-            _, out, err = await _run(
+            _, out, err = await run_cli(
                 "check", env={**env, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"}
             )
             if "ok    MetaStudio list call" in out or time.monotonic() > deadline:
@@ -263,8 +224,7 @@ async def test_simulator_prints_the_exports_that_make_check_pass(tmp_path: Path)
             await asyncio.sleep(0.2)  # uvicorn may still be starting after the banner
         assert "ok    MetaStudio list call" in out, out + err
     finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.communicate(), 15)
+        await stop_cli(process)
 
 
 def test_readme_gives_the_simulator_exports_and_the_test_database() -> None:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
+from tests.support.clock import FakeClock
 
 
 async def test_within_burst_is_immediate() -> None:
@@ -107,14 +108,14 @@ async def test_no_busy_loop_while_waiting() -> None:
 
 
 async def test_fake_clock_decides_the_tokens() -> None:
-    now = 100.0
-    limiter = PriorityRateLimiter(rate=1.0, burst=2, clock=lambda: now)
+    clock = FakeClock(100.0)
+    limiter = PriorityRateLimiter(rate=1.0, burst=2, clock=clock)
     await limiter.acquire(Priority.POLL)
     await limiter.acquire(Priority.POLL)
     waiter = asyncio.create_task(limiter.acquire(Priority.POLL))
     await asyncio.sleep(0.05)
     assert not waiter.done()  # the fake clock has not moved: no token yet
-    now += 1.0
+    clock.advance(1.0)
     await asyncio.wait_for(waiter, 2)
 
 
@@ -133,12 +134,12 @@ def test_invalid_settings() -> None:
 
 
 async def test_waiter_cancelled_after_its_grant_hands_the_token_back() -> None:
-    now = 0.0
-    limiter = PriorityRateLimiter(rate=1.0, clock=lambda: now)
+    clock = FakeClock(0.0)
+    limiter = PriorityRateLimiter(rate=1.0, clock=clock)
     await limiter.acquire(Priority.POLL)
     waiter = asyncio.create_task(limiter.acquire(Priority.POLL))
     await asyncio.sleep(0)
-    now += 1.0
+    clock.advance(1.0)
     limiter._dispatch()  # the token is granted to the waiter, which has not run yet...
     waiter.cancel()  # ...and is cancelled before it could use it
     with pytest.raises(asyncio.CancelledError):

@@ -7,9 +7,7 @@ searched for every secret the test used.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.db.crypto import SecretBox, SecretUnreadable
 from bot.db.installations import EncryptedInstallationStore
 from bot.db.schema import migrate
-from tests.install_support import Clock, make_project, multi_stack, running_task
+from tests.install_support import make_project, multi_stack, running_task
+from tests.support.cli import clean_env, run_cli
+from tests.support.clock import FakeClock
 
 CLIENT_ID = "111.222"
 CHANNEL = "C0SECRETS1"
@@ -53,7 +53,7 @@ def _token(prefix: str, length: int) -> str:
 async def test_oauth_installed_tokens_are_encrypted_in_the_database(
     tmp_path: Path, database_url: str
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     simulator = make_project("p" * 32, [running_task("t-1", "An import", clock)], clock)
     async with multi_stack(tmp_path, database_url, {"A": (simulator, "AKSECRETS1", "sk" * 10)}) as stack:
         stack.slack.token_lifetime = (
@@ -128,20 +128,13 @@ async def test_every_token_field_round_trips_encrypted(database_url: str) -> Non
 
 
 def _env(url: str, key: str) -> dict[str, str]:
-    keep = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SLACK_", "HUAWEICLOUD_", "METASTUDIO_", "TASKBOT_"))
-    }
-    keep.update(
-        HOME="/nonexistent-home",
+    return clean_env(
         SLACK_CLIENT_ID=CLIENT_ID,
         SLACK_CLIENT_SECRET="client-secret-5678",
         SLACK_SIGNING_SECRET=secrets.token_hex(16),
         TASKBOT_ENCRYPTION_KEY=key,
         DATABASE_URL=url,
     )
-    return keep
 
 
 async def test_rotate_keys_encrypts_legacy_plaintext_tokens_and_moves_them_to_the_new_key(
@@ -173,19 +166,10 @@ async def test_rotate_keys_encrypts_legacy_plaintext_tokens_and_moves_them_to_th
         await engine.dispose()
     assert legacy_bot.encode() in await raw_bytes(database_url)
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        "rotate-keys",
-        env=_env(database_url, f"{new_key},{old_key}"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
+    code, out, err = await run_cli("rotate-keys", env=_env(database_url, f"{new_key},{old_key}"), timeout=60)
+    assert code == 0, err
     # Two installation rows and two bot rows; the legacy pair held two plaintext tokens in each table.
-    assert out.decode().splitlines() == [
+    assert out.splitlines() == [
         "0 workspace connection(s) re-encrypted with the first key.",
         "4 Slack installation row(s) re-encrypted (4 token(s) were stored in plaintext before and "
         "are now encrypted); the other keys can now be dropped.",

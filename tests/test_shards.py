@@ -21,6 +21,7 @@ from bot.db.followups import FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore, ShardLeaseRow, ShardReplicaRow
 from bot.followups.shards import Shards
 from tests.databases import open_database
+from tests.support.clock import FakeClock
 from tests.test_followups import CHANNELS, MISSING_ID, TASK_ID, TEAM, _stack, _true, eventually, sim_task
 
 
@@ -100,14 +101,14 @@ async def test_two_replicas_split_the_workspaces_and_a_lost_lease_is_dropped(pos
 
 
 async def test_owns_stops_by_the_replicas_own_clock_before_any_heartbeat(postgres_url: str) -> None:
-    now = [1000.0]
+    clock = FakeClock(1000.0)
     async with open_database(postgres_url) as database:
         await watch_in(FollowUpStore(database), "T0TEAM0", "0" * 32)
         replica = Replica(LeaseStore(database), "a", seconds=30.0)
-        replica.shards._clock = lambda: now[0]
+        replica.shards._clock = clock
         await replica.shards.beat()
         assert replica.shards.owns("T0TEAM0")
-        now[0] += 31.0  # SIGSTOP past the lease: no heartbeat has run yet
+        clock.advance(31.0)  # SIGSTOP past the lease: no heartbeat has run yet
         assert not replica.shards.owns("T0TEAM0")
 
 

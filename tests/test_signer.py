@@ -44,37 +44,13 @@ PROJECT = "0b1f5e2d9c8a4b7e8f6a5d4c3b2a1f0e"
 TASK_PATH = f"/v2/{PROJECT}/ies/task/fd1c56acbb2c4b1aa24ba37df99f3129"
 
 
-def sdk_authorization(
-    method: str,
-    path: str,
-    params: list[tuple[str, str]],
-    headers: dict[str, str],
-    body: bytes = b"",
-    *,
-    ak: str = AK,
-    sk: str = SK,
-) -> tuple[str, str]:
-    """The SDK's Authorization header and the URI (path and query) it would send."""
-    request = SdkRequest(
-        method=method,
-        schema="https",
-        host=headers.get("Host", HOST),
-        resource_path=path,
-        query_params=list(params),
-        header_params=dict(headers),
-        body=body or None,
-    )
-    Signer(BasicCredentials(ak, sk)).sign(request)
-    return request.header_params["Authorization"], request.uri
+Signed = tuple[str, str]  # the Authorization header, and the URI (path and query) sent
 
 
-def our_authorization(
-    method: str,
-    path: str,
-    params: list[tuple[str, str]],
-    headers: dict[str, str],
-    body: bytes = b"",
-) -> tuple[str, str]:
+def authorizations(
+    method: str, path: str, params: list[tuple[str, str]], headers: dict[str, str], body: bytes = b""
+) -> tuple[Signed, Signed]:
+    """The same request signed by us and by the Huawei Cloud SDK: (ours, the SDK's)."""
     signed = signer.sign(
         access_key=AK,
         secret_key=SK,
@@ -85,7 +61,18 @@ def our_authorization(
         body=body,
     )
     query = signer.canonical_query(params)
-    return signed["Authorization"], path + ("?" + query if query else "")
+    ours = signed["Authorization"], path + ("?" + query if query else "")
+    request = SdkRequest(
+        method=method,
+        schema="https",
+        host=headers.get("Host", HOST),
+        resource_path=path,
+        query_params=list(params),
+        header_params=dict(headers),
+        body=body or None,
+    )
+    Signer(BasicCredentials(AK, SK)).sign(request)
+    return ours, (request.header_params["Authorization"], request.uri)
 
 
 def base_headers() -> dict[str, str]:
@@ -123,8 +110,7 @@ CASES: list[tuple[str, str, list[tuple[str, str]], bytes]] = [
 
 @pytest.mark.parametrize(("method", "path", "params", "body"), CASES)
 def test_identical_to_sdk(method: str, path: str, params: list[tuple[str, str]], body: bytes) -> None:
-    ours = our_authorization(method, path, params, base_headers(), body)
-    theirs = sdk_authorization(method, path, params, base_headers(), body)
+    ours, theirs = authorizations(method, path, params, base_headers(), body)
     assert ours == theirs
     assert ours[0].startswith(
         f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders=content-type;host;x-project-id;x-sdk-date, "
@@ -133,19 +119,19 @@ def test_identical_to_sdk(method: str, path: str, params: list[tuple[str, str]],
 
 def test_known_signature_does_not_drift() -> None:
     # A fixed value pins the algorithm even if both implementations changed together.
-    authorization, uri = our_authorization("GET", TASK_PATH, [], base_headers())
+    (authorization, uri), (theirs, _) = authorizations("GET", TASK_PATH, [], base_headers())
     assert uri == TASK_PATH
     assert authorization == (
         f"SDK-HMAC-SHA256 Access={AK}, SignedHeaders=content-type;host;x-project-id;x-sdk-date, "
         "Signature=9c5f3c4d27137ec11c8253fe36590d41debe22ab42ff9e728511492ff905e517"
     )
-    assert authorization == sdk_authorization("GET", TASK_PATH, [], base_headers())[0]
+    assert authorization == theirs
 
 
 def test_headers_with_underscore_are_not_signed_like_the_sdk() -> None:
     headers = {**base_headers(), "X_Custom": "v", "X-Padded": "  spaced  "}
-    ours = our_authorization("GET", TASK_PATH, [], headers)
-    assert ours == sdk_authorization("GET", TASK_PATH, [], headers)
+    ours, theirs = authorizations("GET", TASK_PATH, [], headers)
+    assert ours == theirs
     assert "x_custom" not in ours[0]
     assert "x-padded" in ours[0]
 
@@ -203,7 +189,7 @@ async def test_authenticator_signs_exactly_the_sdk_headers() -> None:
 
 
 def test_parse_authorization_round_trip() -> None:
-    authorization, _ = our_authorization("GET", TASK_PATH, [], base_headers())
+    (authorization, _), _ = authorizations("GET", TASK_PATH, [], base_headers())
     parsed = signer.parse_authorization(authorization)
     assert parsed is not None
     assert parsed.access_key == AK
@@ -237,9 +223,8 @@ def test_property_identical_to_sdk(
 ) -> None:
     path = "/" + "/".join(segments)
     headers = {**base_headers(), **extra}
-    assert our_authorization(method, path, params, headers, body) == sdk_authorization(
-        method, path, params, headers, body
-    )
+    ours, theirs = authorizations(method, path, params, headers, body)
+    assert ours == theirs
 
 
 # --- the request our client really puts on the wire ------------------------------------------------

@@ -24,53 +24,40 @@ from huaweicloudsdkmetastudio.v1 import (
     ShowTaskRequest,
 )
 
+from bot.devtools import simulator as sim
 from bot.devtools.simulator import (
-    BROKEN_TASK_ID,
-    DEMO_ACCESS_KEY,
-    DEMO_BUSINESS_IDS,
-    DEMO_IAM_DOMAIN,
-    DEMO_IAM_PASSWORD,
-    DEMO_IAM_USER,
-    DEMO_PROJECT_ID,
-    DEMO_SECRET_KEY,
-    DEMO_SECURITY_TOKEN,
-    DEMO_TEMP_ACCESS_KEY,
-    DEMO_TEMP_SECRET_KEY,
-    FINISHING_TASK_ID,
-    FLAKY_TASK_ID,
-    FORBIDDEN_TASK_ID,
-    MALFORMED_TASK_ID,
     MSS_MESSAGES,
-    MSS_TASK_IDS,
-    RUNNING_TASK_ID,
     SEED_TASK_BODY,
-    SEED_TASK_ID,
-    SLOW_TASK_ID,
-    THROTTLED_TASK_ID,
     Fault,
     SimTask,
     Simulator,
     TaskFileError,
     bulk_tasks,
 )
+from bot.devtools.simulator.auth import AccessKey, AuthRejected, Gateway, GatewayRequest
 from bot.metastudio import signer
 from bot.metastudio.models import Task, TaskPage
 from bot.servers import serve_asgi
+from tests.support.clock import FakeClock
 
 START = 1_800_000_000.0  # a fixed "now" for the fake clock
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-TASK_PATH = f"/v2/{DEMO_PROJECT_ID}/ies/task"
+TASK_PATH = f"/v2/{sim.DEMO_PROJECT_ID}/ies/task"
 
 
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def sign_get(
+    path: str,
+    headers: dict[str, str],
+    *,
+    params: Iterable[tuple[str, str]] = (),
+    ak: str = sim.DEMO_ACCESS_KEY,
+    sk: str = sim.DEMO_SECRET_KEY,
+    now: datetime | None = None,
+) -> dict[str, str]:
+    """``headers`` signed for a GET of ``path``: they gain ``X-Sdk-Date`` and ``Authorization``."""
+    return signer.sign(
+        access_key=ak, secret_key=sk, method="GET", path=path, params=list(params), headers=headers, now=now
+    )
 
 
 @dataclass
@@ -85,8 +72,8 @@ class Api:
         path: str,
         params: Iterable[tuple[str, str]] = (),
         *,
-        ak: str = DEMO_ACCESS_KEY,
-        sk: str = DEMO_SECRET_KEY,
+        ak: str = sim.DEMO_ACCESS_KEY,
+        sk: str = sim.DEMO_SECRET_KEY,
         headers: dict[str, str] | None = None,
         sent_params: Iterable[tuple[str, str]] | None = None,
         signed_at: datetime | None = None,
@@ -94,13 +81,11 @@ class Api:
         params = list(params)
         signed = {
             "Host": self.http.base_url.netloc.decode(),
-            "X-Project-Id": DEMO_PROJECT_ID,
+            "X-Project-Id": sim.DEMO_PROJECT_ID,
             **(headers or {}),
         }
         now = signed_at or datetime.fromtimestamp(self.sim.clock(), UTC)
-        signer.sign(
-            access_key=ak, secret_key=sk, method="GET", path=path, params=params, headers=signed, now=now
-        )
+        sign_get(path, signed, params=params, ak=ak, sk=sk, now=now)
         query = signer.canonical_query(params if sent_params is None else list(sent_params))
         return await self.http.get(path + (f"?{query}" if query else ""), headers=signed)
 
@@ -116,10 +101,10 @@ class Api:
 
 
 def password_auth_body(
-    name: str = DEMO_IAM_USER,
-    password: str = DEMO_IAM_PASSWORD,
-    domain: str = DEMO_IAM_DOMAIN,
-    project_id: str = DEMO_PROJECT_ID,
+    name: str = sim.DEMO_IAM_USER,
+    password: str = sim.DEMO_IAM_PASSWORD,
+    domain: str = sim.DEMO_IAM_DOMAIN,
+    project_id: str = sim.DEMO_PROJECT_ID,
 ) -> dict[str, Any]:
     user = {"name": name, "password": password, "domain": {"name": domain}}
     return {
@@ -130,9 +115,9 @@ def password_auth_body(
     }
 
 
-async def served(sim: Simulator) -> AsyncIterator[Api]:
-    async with serve_asgi(sim.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
-        yield Api(sim, http)
+async def served(simulator: Simulator) -> AsyncIterator[Api]:
+    async with serve_asgi(simulator.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        yield Api(simulator, http)
 
 
 @pytest.fixture
@@ -145,7 +130,7 @@ async def demo() -> AsyncIterator[Api]:
 @pytest.fixture
 async def clocked() -> AsyncIterator[tuple[Api, FakeClock]]:
     """The demo set on a fake clock."""
-    clock = FakeClock()
+    clock = FakeClock(START)
     async for api in served(Simulator(clock=clock)):
         yield api, clock
 
@@ -163,11 +148,11 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 
 def sdk_client(
-    url: str, *, sk: str = DEMO_SECRET_KEY, ak: str = DEMO_ACCESS_KEY, token: str | None = None
+    url: str, *, sk: str = sim.DEMO_SECRET_KEY, ak: str = sim.DEMO_ACCESS_KEY, token: str | None = None
 ) -> Any:
     config = HttpConfig.get_default_config()
     config.ignore_ssl_verification = True
-    credentials = BasicCredentials(ak, sk, DEMO_PROJECT_ID)
+    credentials = BasicCredentials(ak, sk, sim.DEMO_PROJECT_ID)
     if token is not None:
         credentials = credentials.with_security_token(token)
     return (
@@ -181,11 +166,11 @@ def sdk_client(
 
 async def test_sdk_show_task_returns_the_seed_example(demo: Api) -> None:
     client = sdk_client(str(demo.http.base_url))
-    response = await asyncio.to_thread(client.show_task, ShowTaskRequest(id=SEED_TASK_ID))
+    response = await asyncio.to_thread(client.show_task, ShowTaskRequest(id=sim.SEED_TASK_ID))
     assert response.status_code == 200
     assert json.loads(response.raw_content) == dict(SEED_TASK_BODY)
     # The SDK types times and codes as str, so it turns the example's numbers into text.
-    assert response.task_id == SEED_TASK_ID
+    assert response.task_id == sim.SEED_TASK_ID
     assert response.task_name == "Imported Q&A pairs."
     assert response.resource == "knowledge-intent-question-create"
     assert (response.begin_time, response.end_time) == ("1744276967708", "1744276967708")
@@ -193,7 +178,7 @@ async def test_sdk_show_task_returns_the_seed_example(demo: Api) -> None:
     assert (response.total_count, response.success_count, response.failure_count) == (3, 2, 1)
     assert response.operator == "adminUserAccount"
     assert response.user_id == "246748d3d76b4779aea38c201a284810"
-    assert demo.sim.requests[("show", SEED_TASK_ID)] == 1
+    assert demo.sim.requests[("show", sim.SEED_TASK_ID)] == 1
 
 
 async def test_sdk_search_task_filters_by_resource(demo: Api) -> None:
@@ -213,22 +198,25 @@ async def test_sdk_search_task_filters_by_resource(demo: Api) -> None:
 
 async def test_sdk_with_temporary_credentials(demo: Api) -> None:
     client = sdk_client(
-        str(demo.http.base_url), ak=DEMO_TEMP_ACCESS_KEY, sk=DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN
+        str(demo.http.base_url),
+        ak=sim.DEMO_TEMP_ACCESS_KEY,
+        sk=sim.DEMO_TEMP_SECRET_KEY,
+        token=sim.DEMO_SECURITY_TOKEN,
     )
-    response = await asyncio.to_thread(client.show_task, ShowTaskRequest(id=RUNNING_TASK_ID))
-    assert response.task_id == RUNNING_TASK_ID
+    response = await asyncio.to_thread(client.show_task, ShowTaskRequest(id=sim.RUNNING_TASK_ID))
+    assert response.task_id == sim.RUNNING_TASK_ID
 
 
 async def test_sdk_with_a_wrong_secret_key_gets_401(demo: Api) -> None:
     client = sdk_client(str(demo.http.base_url), sk="not-the-secret-key")
     with pytest.raises(sdk_exceptions.ClientRequestException) as caught:
-        await asyncio.to_thread(client.show_task, ShowTaskRequest(id=SEED_TASK_ID))
+        await asyncio.to_thread(client.show_task, ShowTaskRequest(id=sim.SEED_TASK_ID))
     assert caught.value.status_code == 401
     assert caught.value.error_code == "APIGW.0301"
     assert caught.value.error_msg.startswith("Incorrect IAM authentication information: ")
     assert HEX32.match(caught.value.request_id)
     assert "not-the-secret-key" not in caught.value.error_msg
-    assert demo.sim.requests[("show", SEED_TASK_ID)] == 1  # counted although refused
+    assert demo.sim.requests[("show", sim.SEED_TASK_ID)] == 1  # counted although refused
 
 
 # --- Gateway: signatures, tokens, projects -------------------------------------------------------
@@ -242,7 +230,7 @@ async def test_a_signed_request_with_a_query_succeeds(demo: Api) -> None:
 
 
 async def test_missing_authentication_is_401(demo: Api) -> None:
-    response = await demo.http.get(f"{TASK_PATH}/{SEED_TASK_ID}")
+    response = await demo.http.get(f"{TASK_PATH}/{sim.SEED_TASK_ID}")
     body = assert_error(response, 401, "APIGW.0301")
     assert (
         body["error_msg"]
@@ -271,17 +259,21 @@ BAD_SIGNATURES: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "temp-ak-without-token",
-        {"ak": DEMO_TEMP_ACCESS_KEY, "sk": DEMO_TEMP_SECRET_KEY},
+        {"ak": sim.DEMO_TEMP_ACCESS_KEY, "sk": sim.DEMO_TEMP_SECRET_KEY},
         "temporary access keys need an X-Security-Token header",
     ),
     (
         "temp-ak-wrong-token",
-        {"ak": DEMO_TEMP_ACCESS_KEY, "sk": DEMO_TEMP_SECRET_KEY, "headers": {"X-Security-Token": "forged"}},
+        {
+            "ak": sim.DEMO_TEMP_ACCESS_KEY,
+            "sk": sim.DEMO_TEMP_SECRET_KEY,
+            "headers": {"X-Security-Token": "forged"},
+        },
         "the security token is invalid or expired",
     ),
     (
         "permanent-ak-with-token",
-        {"headers": {"X-Security-Token": DEMO_SECURITY_TOKEN}},
+        {"headers": {"X-Security-Token": sim.DEMO_SECURITY_TOKEN}},
         "a security token was sent with a permanent access key",
     ),
 ]
@@ -293,56 +285,41 @@ async def test_bad_signatures_are_401(demo: Api) -> None:
         response = await demo.search(**kwargs)
         body = assert_error(response, 401, "APIGW.0301")
         assert body["error_msg"].startswith(f"Incorrect IAM authentication information: {reason}"), case
-        for secret in (DEMO_SECRET_KEY, DEMO_TEMP_SECRET_KEY, "wrong-secret", "forged"):
+        for secret in (sim.DEMO_SECRET_KEY, sim.DEMO_TEMP_SECRET_KEY, "wrong-secret", "forged"):
             assert secret not in response.text, case
     assert demo.sim.requests[("list", "")] == len(BAD_SIGNATURES)
 
 
 async def test_temporary_key_with_its_signed_security_token_is_accepted(demo: Api) -> None:
     response = await demo.show(
-        SEED_TASK_ID,
-        ak=DEMO_TEMP_ACCESS_KEY,
-        sk=DEMO_TEMP_SECRET_KEY,
-        headers={"X-Security-Token": DEMO_SECURITY_TOKEN},
+        sim.SEED_TASK_ID,
+        ak=sim.DEMO_TEMP_ACCESS_KEY,
+        sk=sim.DEMO_TEMP_SECRET_KEY,
+        headers={"X-Security-Token": sim.DEMO_SECURITY_TOKEN},
     )
     assert response.status_code == 200
     assert response.json() == dict(SEED_TASK_BODY)
 
 
 async def test_unsigned_security_token_or_host_is_401(demo: Api) -> None:
-    path = f"{TASK_PATH}/{SEED_TASK_ID}"
+    path = f"{TASK_PATH}/{sim.SEED_TASK_ID}"
     host = demo.http.base_url.netloc.decode()
 
-    signed = {"Host": host}
-    signer.sign(
-        access_key=DEMO_TEMP_ACCESS_KEY,
-        secret_key=DEMO_TEMP_SECRET_KEY,
-        method="GET",
-        path=path,
-        params=[],
-        headers=signed,
-    )
-    response = await demo.http.get(path, headers={**signed, "X-Security-Token": DEMO_SECURITY_TOKEN})
+    # Signed as they are (plus the date): nothing the server wants is added.
+    signed = sign_get(path, {"Host": host}, ak=sim.DEMO_TEMP_ACCESS_KEY, sk=sim.DEMO_TEMP_SECRET_KEY)
+    response = await demo.http.get(path, headers={**signed, "X-Security-Token": sim.DEMO_SECURITY_TOKEN})
     assert "X-Security-Token is not signed" in assert_error(response, 401, "APIGW.0301")["error_msg"]
 
-    only_date = {"X-Project-Id": DEMO_PROJECT_ID}
-    signer.sign(
-        access_key=DEMO_ACCESS_KEY,
-        secret_key=DEMO_SECRET_KEY,
-        method="GET",
-        path=path,
-        params=[],
-        headers=only_date,
-    )
+    only_date = sign_get(path, {"X-Project-Id": sim.DEMO_PROJECT_ID})
     response = await demo.http.get(path, headers=only_date)
     assert "the Host header is not signed" in assert_error(response, 401, "APIGW.0301")["error_msg"]
 
 
 async def test_malformed_authorization_and_date_are_401(demo: Api) -> None:
-    path = f"{TASK_PATH}/{SEED_TASK_ID}"
+    path = f"{TASK_PATH}/{sim.SEED_TASK_ID}"
     response = await demo.http.get(path, headers={"Authorization": "Bearer abc"})
     assert "not a well-formed SDK-HMAC-SHA256" in assert_error(response, 401, "APIGW.0301")["error_msg"]
-    auth = f"SDK-HMAC-SHA256 Access={DEMO_ACCESS_KEY}, SignedHeaders=host, Signature=00"
+    auth = f"SDK-HMAC-SHA256 Access={sim.DEMO_ACCESS_KEY}, SignedHeaders=host, Signature=00"
     response = await demo.http.get(path, headers={"Authorization": auth})
     assert "X-Sdk-Date is missing" in assert_error(response, 401, "APIGW.0301")["error_msg"]
     response = await demo.http.get(path, headers={"Authorization": auth, "X-Sdk-Date": "yesterday"})
@@ -351,16 +328,18 @@ async def test_malformed_authorization_and_date_are_401(demo: Api) -> None:
 
 async def test_project_mismatches_are_403(demo: Api) -> None:
     other = "ffffffffffffffffffffffffffffffff"
-    response = await demo.show(SEED_TASK_ID, headers={"X-Project-Id": other})
+    response = await demo.show(sim.SEED_TASK_ID, headers={"X-Project-Id": other})
     assert "X-Project-Id" in assert_error(response, 403, "APIGW.0302")["error_msg"]
-    response = await demo.signed_get(f"/v2/{other}/ies/task/{SEED_TASK_ID}", headers={"X-Project-Id": other})
+    response = await demo.signed_get(
+        f"/v2/{other}/ies/task/{sim.SEED_TASK_ID}", headers={"X-Project-Id": other}
+    )
     assert "project in the URL" in assert_error(response, 403, "APIGW.0302")["error_msg"]
 
 
 async def test_unknown_routes_unknown_and_invalid_ids(demo: Api) -> None:
     for response in (
         await demo.http.get("/v1/nothing/here"),
-        await demo.http.post(f"{TASK_PATH}/{SEED_TASK_ID}"),
+        await demo.http.post(f"{TASK_PATH}/{sim.SEED_TASK_ID}"),
     ):
         body = assert_error(response, 404, "APIGW.0101")
         assert body["error_msg"].startswith("The API does not exist")
@@ -373,10 +352,51 @@ async def test_unknown_routes_unknown_and_invalid_ids(demo: Api) -> None:
 
 
 async def test_request_ids_are_unique_per_response(demo: Api) -> None:
-    responses = [await demo.show(SEED_TASK_ID) for _ in range(3)]
+    responses = [await demo.show(sim.SEED_TASK_ID) for _ in range(3)]
     responses.append(await demo.login())
     ids = {response.headers["X-Request-Id"] for response in responses}
     assert len(ids) == 4 and all(HEX32.match(i) for i in ids)
+
+
+# --- The gateway on its own: a GatewayRequest value, no HTTP -------------------------------------
+
+
+def _gateway(clock: FakeClock) -> Gateway:
+    keys = {sim.DEMO_ACCESS_KEY: AccessKey(sim.DEMO_SECRET_KEY, sim.DEMO_PROJECT_ID)}
+    return Gateway(access_keys=keys, clock=clock, max_clock_skew_seconds=900)
+
+
+def _signed_at(epoch: float) -> GatewayRequest:
+    path = f"{TASK_PATH}/{sim.SEED_TASK_ID}"
+    headers = sign_get(path, {"Host": "127.0.0.1:8080"}, now=datetime.fromtimestamp(epoch, UTC))
+    lower = {name.lower(): value for name, value in headers.items()}
+    return GatewayRequest(method="GET", raw_path=path, query_string="", headers=lower, body=b"")
+
+
+@pytest.mark.parametrize("skew", [-900, 900])
+def test_gateway_accepts_a_signature_exactly_at_the_allowed_skew(skew: int) -> None:
+    assert _gateway(FakeClock(START)).authenticate(_signed_at(START + skew)) == sim.DEMO_PROJECT_ID
+
+
+@pytest.mark.parametrize("skew", [-901, 901])
+def test_gateway_refuses_a_signature_one_second_past_the_skew(skew: int) -> None:
+    with pytest.raises(AuthRejected, match="X-Sdk-Date is too far from the server time"):
+        _gateway(FakeClock(START)).authenticate(_signed_at(START + skew))
+
+
+def test_gateway_token_is_good_until_its_expiry_and_not_at_it() -> None:
+    clock = FakeClock(START)
+    gateway = _gateway(clock)
+    token, issued = gateway.issue_token(sim.DEMO_PROJECT_ID, ttl_seconds=100)
+    request = GatewayRequest(
+        method="GET", raw_path="/", query_string="", headers={"x-auth-token": token}, body=b""
+    )
+    clock.advance(99.5)
+    assert gateway.authenticate(request) == sim.DEMO_PROJECT_ID
+    clock.now = issued.expires_at
+    with pytest.raises(AuthRejected) as refused:
+        gateway.authenticate(request)
+    assert (refused.value.error_code, refused.value.error_msg) == ("APIGW.0307", "The token must be updated.")
 
 
 # --- IAM tokens ----------------------------------------------------------------------------------
@@ -389,22 +409,22 @@ async def test_token_issue_use_and_expiry(clocked: tuple[Api, FakeClock]) -> Non
     token = response.headers["X-Subject-Token"]
     body = response.json()["token"]
     assert body["methods"] == ["password"]
-    assert body["project"]["id"] == DEMO_PROJECT_ID
+    assert body["project"]["id"] == sim.DEMO_PROJECT_ID
     assert body["issued_at"] == "2027-01-15T08:00:00.000000Z"
     assert body["expires_at"] == "2027-01-16T08:00:00.000000Z"  # the default 24 h
     assert token not in response.text
     assert api.sim.requests[("token", "")] == 1
 
-    detail = await api.http.get(f"{TASK_PATH}/{RUNNING_TASK_ID}", headers={"X-Auth-Token": token})
-    assert detail.status_code == 200 and detail.json()["task_id"] == RUNNING_TASK_ID
+    detail = await api.http.get(f"{TASK_PATH}/{sim.RUNNING_TASK_ID}", headers={"X-Auth-Token": token})
+    assert detail.status_code == 200 and detail.json()["task_id"] == sim.RUNNING_TASK_ID
     listing = await api.http.get(TASK_PATH, headers={"X-Auth-Token": token})
     assert listing.status_code == 200 and listing.json()["count"] == 11
 
     clock.advance(86400)
-    expired = await api.http.get(f"{TASK_PATH}/{RUNNING_TASK_ID}", headers={"X-Auth-Token": token})
+    expired = await api.http.get(f"{TASK_PATH}/{sim.RUNNING_TASK_ID}", headers={"X-Auth-Token": token})
     assert assert_error(expired, 401, "APIGW.0307")["error_msg"] == "The token must be updated."
 
-    forged = await api.http.get(f"{TASK_PATH}/{RUNNING_TASK_ID}", headers={"X-Auth-Token": "MIIforged"})
+    forged = await api.http.get(f"{TASK_PATH}/{sim.RUNNING_TASK_ID}", headers={"X-Auth-Token": "MIIforged"})
     assert_error(forged, 401, "APIGW.0301")
 
 
@@ -435,7 +455,7 @@ async def test_token_for_another_project_or_bad_body(demo: Api) -> None:
 
 
 async def test_counts_rise_with_the_clock_and_stop_at_total() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     task = SimTask(
         task_id="a" * 32,
         task_name="进度测试",
@@ -446,9 +466,9 @@ async def test_counts_rise_with_the_clock_and_stop_at_total() -> None:
         failure_rate=0.1,
         encoding="number",
     )
-    sim = Simulator([task], clock=clock)
+    simulator = Simulator([task], clock=clock)
     seen: list[dict[str, Any]] = []
-    async for api in served(sim):
+    async for api in served(simulator):
         for _ in range(5):
             response = await api.show(task.task_id)
             assert response.status_code == 200
@@ -470,7 +490,7 @@ async def test_counts_rise_with_the_clock_and_stop_at_total() -> None:
 
 async def test_string_encoded_task(clocked: tuple[Api, FakeClock]) -> None:
     api, clock = clocked
-    running = (await api.show(RUNNING_TASK_ID)).json()
+    running = (await api.show(sim.RUNNING_TASK_ID)).json()
     assert running["task_status"] == "1" and running["end_time"] is None
     assert isinstance(running["begin_time"], str) and running["begin_time"].isdigit()
     assert running["task_type"] == "0"
@@ -479,7 +499,7 @@ async def test_string_encoded_task(clocked: tuple[Api, FakeClock]) -> None:
     assert running["success_count"] + running["failure_count"] == 25_000
     assert 0 < running["failure_count"] < 1000
     clock.advance(2 * 3600)
-    done = (await api.show(RUNNING_TASK_ID)).json()
+    done = (await api.show(sim.RUNNING_TASK_ID)).json()
     assert done["task_status"] == "2"
     assert int(done["end_time"]) > int(done["begin_time"])
     assert done["success_count"] + done["failure_count"] == 50_000
@@ -487,26 +507,26 @@ async def test_string_encoded_task(clocked: tuple[Api, FakeClock]) -> None:
 
 async def test_finishing_task_finishes_about_20_seconds_after_start(clocked: tuple[Api, FakeClock]) -> None:
     api, clock = clocked
-    before = (await api.show(FINISHING_TASK_ID)).json()
+    before = (await api.show(sim.FINISHING_TASK_ID)).json()
     assert before["task_status"] == 1 and before["end_time"] is None
     assert 0 < before["success_count"] + before["failure_count"] < 1200
     clock.advance(19)
-    assert api.sim.snapshot(FINISHING_TASK_ID)["task_status"] == 1
+    assert api.sim.snapshot(sim.FINISHING_TASK_ID)["task_status"] == 1
     clock.advance(1.5)
-    after = (await api.show(FINISHING_TASK_ID)).json()
+    after = (await api.show(sim.FINISHING_TASK_ID)).json()
     assert after["task_status"] == 2
     assert after["success_count"] + after["failure_count"] == 1200
     assert after["end_time"] == int(START * 1000) + 20_000
 
 
 def test_a_task_that_has_not_begun_reads_as_running_with_no_progress() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     later = SimTask("b" * 32, "later", "r", 10, 5, int((START + 60) * 1000), encoding="string")
-    sim = Simulator([later], clock=clock)
-    body = sim.snapshot(later.task_id)
+    simulator = Simulator([later], clock=clock)
+    body = simulator.snapshot(later.task_id)
     assert (body["task_status"], body["success_count"], body["end_time"]) == ("1", 0, None)
     with pytest.raises(KeyError):
-        sim.snapshot("c" * 32)
+        simulator.snapshot("c" * 32)
 
 
 # --- The list call -------------------------------------------------------------------------------
@@ -518,13 +538,13 @@ async def test_list_pages_newest_first(clocked: tuple[Api, FakeClock]) -> None:
     assert (first["offset"], first["limit"], first["count"]) == (0, 10, 11)
     assert len(first["data"]) == 10
     second = (await api.search([("offset", "10"), ("limit", "10")])).json()
-    assert [t["task_id"] for t in second["data"]] == [SEED_TASK_ID]  # the oldest
+    assert [t["task_id"] for t in second["data"]] == [sim.SEED_TASK_ID]  # the oldest
     ids = [t["task_id"] for t in first["data"] + second["data"]]
     assert len(set(ids)) == 11
     begins = [int(t["begin_time"]) for t in first["data"] + second["data"]]
     assert begins == sorted(begins, reverse=True)
-    fault_ids = {SLOW_TASK_ID, THROTTLED_TASK_ID, FLAKY_TASK_ID, BROKEN_TASK_ID, MALFORMED_TASK_ID,
-                 FORBIDDEN_TASK_ID, *MSS_TASK_IDS.values()}  # fmt: skip
+    fault_ids = {sim.SLOW_TASK_ID, sim.THROTTLED_TASK_ID, sim.FLAKY_TASK_ID, sim.BROKEN_TASK_ID, sim.MALFORMED_TASK_ID,
+                 sim.FORBIDDEN_TASK_ID, *sim.MSS_TASK_IDS.values()}  # fmt: skip
     assert not fault_ids & set(ids)
     assert api.sim.requests[("list", "")] == 2
 
@@ -543,16 +563,16 @@ async def test_list_filters(clocked: tuple[Api, FakeClock]) -> None:
     assert repeated["count"] == 5
     assert comma["count"] == 0
 
-    by_business = (await api.search([("business_id", DEMO_BUSINESS_IDS[0])])).json()
+    by_business = (await api.search([("business_id", sim.DEMO_BUSINESS_IDS[0])])).json()
     assert by_business["count"] == 6
-    assert SEED_TASK_ID in {t["task_id"] for t in by_business["data"]}
+    assert sim.SEED_TASK_ID in {t["task_id"] for t in by_business["data"]}
 
     now_ms = int(START * 1000)
     window = [("begin_time", str(now_ms - 3 * 3600 * 1000)), ("end_time", str(now_ms))]
     recent = (await api.search(window)).json()
     assert {t["task_id"] for t in recent["data"]} == {
-        RUNNING_TASK_ID,
-        FINISHING_TASK_ID,
+        sim.RUNNING_TASK_ID,
+        sim.FINISHING_TASK_ID,
         "3c9a1e5b7d2f4086a1c3e5b7d9f1a2c4",
         "d4e5f6a7b8c94d0e8f1a2b3c4d5e6f70",
         "8f2b6d0e4a1c4e9b7d3f5a8c0e2b4d6f",
@@ -570,8 +590,8 @@ async def test_invalid_list_parameters_are_400(demo: Api) -> None:
 
 
 async def test_list_limit_100_is_allowed() -> None:
-    sim = Simulator(bulk_tasks(150, now=time.time()))
-    async for api in served(sim):
+    simulator = Simulator(bulk_tasks(150, now=time.time()))
+    async for api in served(simulator):
         page = (await api.search([("limit", "100"), ("offset", "120")])).json()
     assert page["count"] == 150 and len(page["data"]) == 30
 
@@ -580,29 +600,29 @@ async def test_list_limit_100_is_allowed() -> None:
 
 
 async def test_throttled_task_answers_429_twice_then_ok(demo: Api) -> None:
-    unauthenticated = await demo.http.get(f"{TASK_PATH}/{THROTTLED_TASK_ID}")
+    unauthenticated = await demo.http.get(f"{TASK_PATH}/{sim.THROTTLED_TASK_ID}")
     assert unauthenticated.status_code == 401  # faults apply after authentication
     for _ in range(2):
-        response = await demo.show(THROTTLED_TASK_ID)
+        response = await demo.show(sim.THROTTLED_TASK_ID)
         body = assert_error(response, 429, "APIGW.0308")
         assert response.headers["Retry-After"] == "1"
         assert body["error_msg"] == (
             "The throttling threshold has been reached: policy user over ratelimit,limit:20,time:1 second"
         )
-    assert (await demo.show(THROTTLED_TASK_ID)).status_code == 200
-    assert demo.sim.requests[("show", THROTTLED_TASK_ID)] == 4
+    assert (await demo.show(sim.THROTTLED_TASK_ID)).status_code == 200
+    assert demo.sim.requests[("show", sim.THROTTLED_TASK_ID)] == 4
 
 
 async def test_server_errors(demo: Api) -> None:
-    body = assert_error(await demo.show(FLAKY_TASK_ID), 500, "MSS.000000002")
+    body = assert_error(await demo.show(sim.FLAKY_TASK_ID), 500, "MSS.000000002")
     assert body["error_msg"] == "内部错误"
-    assert (await demo.show(FLAKY_TASK_ID)).json()["task_id"] == FLAKY_TASK_ID
+    assert (await demo.show(sim.FLAKY_TASK_ID)).json()["task_id"] == sim.FLAKY_TASK_ID
     for _ in range(3):
-        assert_error(await demo.show(BROKEN_TASK_ID), 500, "MSS.000000002")
+        assert_error(await demo.show(sim.BROKEN_TASK_ID), 500, "MSS.000000002")
 
 
 async def test_malformed_body(demo: Api) -> None:
-    response = await demo.show(MALFORMED_TASK_ID)
+    response = await demo.show(sim.MALFORMED_TASK_ID)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     with pytest.raises(json.JSONDecodeError):
@@ -610,42 +630,42 @@ async def test_malformed_body(demo: Api) -> None:
 
 
 async def test_mss_errors_are_400_with_the_docs_meaning_and_forbidden_is_403(demo: Api) -> None:
-    for code, task_id in MSS_TASK_IDS.items():
+    for code, task_id in sim.MSS_TASK_IDS.items():
         body = assert_error(await demo.show(task_id), 400, code)
         assert body["error_msg"] == MSS_MESSAGES[code]
     assert MSS_MESSAGES["MSS.000000003"] == "非法参数"
-    assert_error(await demo.show(FORBIDDEN_TASK_ID), 403, "APIGW.0302")
+    assert_error(await demo.show(sim.FORBIDDEN_TASK_ID), 403, "APIGW.0302")
 
 
 async def test_slow_fault_does_not_block_other_requests(demo: Api) -> None:
-    assert demo.sim.task(SLOW_TASK_ID).fault == Fault("slow", seconds=2)
-    demo.sim.set_fault(SLOW_TASK_ID, Fault("slow", seconds=0.3))
+    assert demo.sim.task(sim.SLOW_TASK_ID).fault == Fault("slow", seconds=2)
+    demo.sim.set_fault(sim.SLOW_TASK_ID, Fault("slow", seconds=0.3))
     started = time.monotonic()
-    slow = asyncio.create_task(demo.show(SLOW_TASK_ID))
+    slow = asyncio.create_task(demo.show(sim.SLOW_TASK_ID))
     await asyncio.sleep(0.05)
-    quick = await demo.show(SEED_TASK_ID)
+    quick = await demo.show(sim.SEED_TASK_ID)
     quick_done = time.monotonic() - started
     slow_response = await slow
     slow_done = time.monotonic() - started
     assert quick.status_code == 200 and slow_response.status_code == 200
     assert quick_done < 0.25 <= slow_done
-    assert slow_response.json()["task_id"] == SLOW_TASK_ID
+    assert slow_response.json()["task_id"] == sim.SLOW_TASK_ID
 
 
 async def test_set_fault_on_any_task_and_clear_it(demo: Api) -> None:
-    demo.sim.set_fault(SEED_TASK_ID, Fault("throttle", seconds=0.5, times=1))
+    demo.sim.set_fault(sim.SEED_TASK_ID, Fault("throttle", seconds=0.5, times=1))
     listed = {t["task_id"] for t in (await demo.search([("limit", "100")])).json()["data"]}
-    assert SEED_TASK_ID not in listed
-    response = await demo.show(SEED_TASK_ID)
+    assert sim.SEED_TASK_ID not in listed
+    response = await demo.show(sim.SEED_TASK_ID)
     assert response.status_code == 429 and response.headers["Retry-After"] == "0.5"
-    assert (await demo.show(SEED_TASK_ID)).status_code == 200
+    assert (await demo.show(sim.SEED_TASK_ID)).status_code == 200
 
-    demo.sim.set_fault(BROKEN_TASK_ID, None)
-    assert demo.sim.current_fault(BROKEN_TASK_ID) is None
-    assert (await demo.show(BROKEN_TASK_ID)).status_code == 200
+    demo.sim.set_fault(sim.BROKEN_TASK_ID, None)
+    assert demo.sim.current_fault(sim.BROKEN_TASK_ID) is None
+    assert (await demo.show(sim.BROKEN_TASK_ID)).status_code == 200
     listed = {t["task_id"] for t in (await demo.search([("limit", "100")])).json()["data"]}
-    assert BROKEN_TASK_ID in listed
-    assert SEED_TASK_ID not in listed  # still faulty, though its one 429 is spent
+    assert sim.BROKEN_TASK_ID in listed
+    assert sim.SEED_TASK_ID not in listed  # still faulty, though its one 429 is spent
 
 
 def test_fault_validation() -> None:
@@ -661,28 +681,28 @@ def test_fault_validation() -> None:
 
 
 def test_demo_set_matches_the_published_ids() -> None:
-    sim = Simulator(clock=FakeClock())
+    simulator = Simulator(clock=FakeClock(START))
     expected_faults = {
-        SLOW_TASK_ID: Fault("slow", seconds=2),
-        THROTTLED_TASK_ID: Fault("throttle", seconds=1, times=2),
-        FLAKY_TASK_ID: Fault("server_error", times=1),
-        BROKEN_TASK_ID: Fault("server_error"),
-        MALFORMED_TASK_ID: Fault("malformed"),
-        FORBIDDEN_TASK_ID: Fault("forbidden"),
-        **{task_id: Fault("mss_error", code=code) for code, task_id in MSS_TASK_IDS.items()},
+        sim.SLOW_TASK_ID: Fault("slow", seconds=2),
+        sim.THROTTLED_TASK_ID: Fault("throttle", seconds=1, times=2),
+        sim.FLAKY_TASK_ID: Fault("server_error", times=1),
+        sim.BROKEN_TASK_ID: Fault("server_error"),
+        sim.MALFORMED_TASK_ID: Fault("malformed"),
+        sim.FORBIDDEN_TASK_ID: Fault("forbidden"),
+        **{task_id: Fault("mss_error", code=code) for code, task_id in sim.MSS_TASK_IDS.items()},
     }
     for task_id, fault in expected_faults.items():
-        assert sim.task(task_id).fault == fault
-    assert sim.snapshot(SEED_TASK_ID) == dict(SEED_TASK_BODY)
-    assert all(HEX32.match(task_id) for task_id in sim.task_ids)
-    ordinary = [t for t in sim.task_ids if t not in expected_faults]
+        assert simulator.task(task_id).fault == fault
+    assert simulator.snapshot(sim.SEED_TASK_ID) == dict(SEED_TASK_BODY)
+    assert all(HEX32.match(task_id) for task_id in simulator.task_ids)
+    ordinary = [t for t in simulator.task_ids if t not in expected_faults]
     assert len(ordinary) == 11
-    assert {sim.task(t).resource for t in ordinary} == {
+    assert {simulator.task(t).resource for t in ordinary} == {
         "knowledge-intent-question-create",
         "knowledge-intent-question-export",
         "knowledge-base-document-import",
     }
-    encodings = {sim.task(t).wire_encoding for t in ordinary if t != SEED_TASK_ID}
+    encodings = {simulator.task(t).wire_encoding for t in ordinary if t != sim.SEED_TASK_ID}
     assert encodings == {"number", "string"}
 
 
@@ -717,15 +737,15 @@ async def test_json_file_loading(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    clock = FakeClock()
-    sim = Simulator.from_json_file(path, clock=clock)
-    assert sim.task_ids == ["1" * 32, "2" * 32, "3" * 32]
-    relative = sim.snapshot("1" * 32)
+    clock = FakeClock(START)
+    simulator = Simulator.from_json_file(path, clock=clock)
+    assert simulator.task_ids == ["1" * 32, "2" * 32, "3" * 32]
+    relative = simulator.snapshot("1" * 32)
     assert relative["begin_time"] == str(int((START - 5) * 1000))
     assert relative["success_count"] == 5 and relative["task_status"] == "1"
-    assert sim.snapshot("2" * 32)["end_time"] == 1_700_000_001_000
-    assert sim.snapshot("3" * 32)["task_id"] == "3" * 32
-    async for api in served(sim):
+    assert simulator.snapshot("2" * 32)["end_time"] == 1_700_000_001_000
+    assert simulator.snapshot("3" * 32)["task_id"] == "3" * 32
+    async for api in served(simulator):
         assert_error(await api.show("2" * 32), 400, "MSS.000000003")
         assert (await api.show("2" * 32)).json()["task_type"] in (1, "1")
         listed = (await api.search([("business_id", "kb-1")])).json()
@@ -755,11 +775,11 @@ def test_invalid_task_files(tmp_path: Path, content: Any, message: str) -> None:
 
 
 def test_bulk_tasks_are_valid_and_finish_within_the_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     tasks = bulk_tasks(500, now=START, finish_within_seconds=60)
     assert tasks == bulk_tasks(500, now=START, finish_within_seconds=60)  # deterministic
-    sim = Simulator(tasks, clock=clock)
+    simulator = Simulator(tasks, clock=clock)
     assert len({t.task_id for t in tasks}) == 500 and all(HEX32.match(t.task_id) for t in tasks)
     assert all(t.end_time_ms > START * 1000 for t in tasks)
     clock.advance(60)
-    assert all(sim.snapshot(t.task_id)["task_status"] in (2, "2") for t in tasks)
+    assert all(simulator.snapshot(t.task_id)["task_status"] in (2, "2") for t in tasks)

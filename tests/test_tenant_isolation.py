@@ -17,23 +17,18 @@ from typing import Any
 
 from bot.devtools import simulator as sim
 from tests.install_support import (
-    AK_A,
     CHANNEL_A,
-    PROJECT_A,
-    SK_A,
-    Clock,
+    CHANNEL_B,
+    TASK_B,
     MultiStack,
-    Workspace,
     eventually,
-    make_project,
     multi_stack,
+    project_a,
+    project_b,
     running_task,
 )
+from tests.support.clock import FakeClock
 
-PROJECT_B = "bbbb1111bbbb1111bbbb1111bbbb1111"
-TASK_B = "b0000000000000000000000000000002"
-AK_B, SK_B = "ACCESSKEYTEAMB000002", "secret-key-of-team-b-1111111111111111"
-CHANNEL_B = "C0BBBBBBB2"
 DEADLINE = 4.0
 """TASKBOT_CALL_DEADLINE_SECONDS here: every hostile call holds its slot this long."""
 HOSTILE_TASKS = 24
@@ -51,13 +46,6 @@ def _alert_for_b(stack: MultiStack, seen: int) -> bool:
     )
 
 
-async def _watch(team: Workspace, task_id: str, channel: str) -> None:
-    seen = len(team.stack.slack.messages)
-    await team.command(f"watch {task_id}", channel=channel)
-    answer = await team.wait_message(after=seen, what=f"watch {task_id}")
-    assert answer.text.startswith("I'll tell this channel"), answer.text
-
-
 async def b_alert_delay(
     workdir: Path,
     database_url: str,
@@ -69,31 +57,22 @@ async def b_alert_delay(
 
     ``prepare`` runs once the stack is up (``bench/bench_tenants.py`` swaps the scheduler there).
     """
-    clock = Clock()
-    sim_a = make_project(
-        PROJECT_A,
-        [
-            running_task(_a_task(i), f"Team A import {i}", clock, seconds_left=7200)
-            for i in range(HOSTILE_TASKS)
-        ],
-        clock,
-    )
-    sim_b = make_project(
-        PROJECT_B, [running_task(TASK_B, "Team B quick export", clock, seconds_left=60)], clock
-    )
-    projects = {"A": (sim_a, AK_A, SK_A), "B": (sim_b, AK_B, SK_B)}
+    clock = FakeClock()
+    hostile = [
+        running_task(_a_task(i), f"Team A import {i}", clock, seconds_left=7200) for i in range(HOSTILE_TASKS)
+    ]
+    projects = {
+        "A": project_a(clock, hostile),
+        "B": project_b(clock, [running_task(TASK_B, "Team B quick export", clock, seconds_left=60)]),
+    }
+    sim_a, sim_b = projects["A"][0], projects["B"][0]
     async with multi_stack(workdir, database_url, projects, call_deadline=DEADLINE, **overrides) as stack:
         if prepare is not None:
             prepare(stack)
-        a = stack.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
-        b = stack.workspace("T0TEAMBBB2", admin="U0ADMINB02", member="U0MEMBERB2")
-        for team, project, channel in ((a, "A", CHANNEL_A), (b, "B", CHANNEL_B)):
-            assert (await team.install()).status_code == 200
-            await team.connect(stack.projects[project])
-            await team.guard(channels=[channel])
+        a, b = await stack.two_teams()
         for i in range(HOSTILE_TASKS):
-            await _watch(a, _a_task(i), CHANNEL_A)
-        await _watch(b, TASK_B, CHANNEL_B)
+            await a.watch(_a_task(i), CHANNEL_A)
+        await b.watch(TASK_B, CHANNEL_B)
         # A turns hostile: each show call hangs a little past the deadline.
         for i in range(HOSTILE_TASKS):
             sim_a.set_fault(_a_task(i), sim.Fault("slow", seconds=DEADLINE + 0.5))

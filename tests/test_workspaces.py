@@ -22,6 +22,7 @@ from bot.db.workspaces import (
     region_endpoints,
 )
 from tests.databases import open_database
+from tests.support.forms import aksk_form
 
 TEAM = "T0001"
 OTHER = "T0002"
@@ -34,18 +35,7 @@ SECRETS = (AK, SK, TOKEN, PASSWORD)
 
 
 def _aksk(**changes: object) -> ConnectionForm:
-    form = ConnectionForm(
-        region="cn-north-4",
-        endpoint=None,
-        project_id=PROJECT,
-        kind=CredentialKind.AKSK,
-        access_key=AK,
-        secret_key=SK,
-        security_token=None,
-        iam_username=None,
-        iam_password=None,
-        iam_domain=None,
-    )
+    form = aksk_form(project_id=PROJECT, access_key=AK, secret_key=SK)
     return dataclasses.replace(form, **changes)  # type: ignore[arg-type]
 
 

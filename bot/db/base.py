@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar, cast
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import JSON, CheckConstraint, CursorResult, DateTime, Dialect, MetaData, event, text
+from sqlalchemy import JSON, CheckConstraint, CursorResult, DateTime, Dialect, Index, MetaData, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
@@ -40,6 +40,7 @@ __all__ = [
     "retry_on_conflict",
     "rowcount",
     "status_check",
+    "unique_while_active",
     "utcnow",
 ]
 
@@ -85,6 +86,11 @@ Json = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresq
 
 def active_only() -> Any:
     return text("status = 'active'")
+
+
+def unique_while_active(name: str, *columns: str) -> Index:
+    """A partial unique index: at most one *active* row per ``columns`` (both backends)."""
+    return Index(name, *columns, unique=True, sqlite_where=active_only(), postgresql_where=active_only())
 
 
 def status_check(values: Sequence[str]) -> CheckConstraint:

@@ -39,12 +39,12 @@ from bot.db.base import (
     Base,
     Database,
     Json,
-    active_only,
     record_of,
     require_aware,
     retry_on_conflict,
     rowcount,
     status_check,
+    unique_while_active,
     utcnow,
 )
 from bot.db.fleet import RateBucket
@@ -80,14 +80,7 @@ class WatchRow(Base):
     __tablename__ = "watches"
     __table_args__ = (
         status_check(["active", "finished", "expired", "not_found", "cancelled"]),
-        Index(
-            "uq_watches_active_task",
-            "team_id",
-            "task_id",
-            unique=True,
-            sqlite_where=active_only(),
-            postgresql_where=active_only(),
-        ),
+        unique_while_active("uq_watches_active_task", "team_id", "task_id"),
         Index("ix_watches_status", "status"),
     )
 
@@ -105,14 +98,7 @@ class SubscriberRow(Base):
     __tablename__ = "subscribers"
     __table_args__ = (
         status_check(["active", "cancelled", "closed"]),
-        Index(
-            "uq_subscribers_active_channel",
-            "watch_id",
-            "channel_id",
-            unique=True,
-            sqlite_where=active_only(),
-            postgresql_where=active_only(),
-        ),
+        unique_while_active("uq_subscribers_active_channel", "watch_id", "channel_id"),
         Index("ix_subscribers_watch_status", "watch_id", "status"),
         Index("ix_subscribers_channel", "team_id", "channel_id", "status"),
     )
@@ -134,14 +120,7 @@ class FeedRow(Base):
     __tablename__ = "feeds"
     __table_args__ = (
         status_check(["active", "cancelled"]),
-        Index(
-            "uq_feeds_active_channel",
-            "team_id",
-            "channel_id",
-            unique=True,
-            sqlite_where=active_only(),
-            postgresql_where=active_only(),
-        ),
+        unique_while_active("uq_feeds_active_channel", "team_id", "channel_id"),
         Index("ix_feeds_status", "status"),
     )
 
@@ -324,6 +303,20 @@ def _new_key() -> str:
     return uuid.uuid4().hex
 
 
+def _queued(**what: Any) -> DeliveryRow:
+    """A delivery row just queued: a fresh key, pending, never attempted; ``what`` says the rest."""
+    return DeliveryRow(
+        key=_new_key(),
+        status="pending",
+        attempts=0,
+        attempt_at=None,
+        sent_at=None,
+        slack_ts=None,
+        error=None,
+        **what,
+    )
+
+
 def _clean_error(error: str) -> str:
     return _redactor.redact(error)[:ERROR_MAX_CHARS]
 
@@ -355,72 +348,57 @@ class FollowUpStore:
         its existing subscriber back with ``created=False`` (its ``message_ts`` is left as is).
         """
         expires_at = require_aware(expires_at, "expires_at")
-        return await retry_on_conflict(
-            lambda: self._watch_once(
-                team_id=team_id,
-                task_id=task_id,
-                channel_id=channel_id,
-                user_id=user_id,
-                expires_at=expires_at,
-                message_ts=message_ts,
-                locale=locale,
-            )
-        )
 
-    async def _watch_once(
-        self,
-        *,
-        team_id: str,
-        task_id: str,
-        channel_id: str,
-        user_id: str,
-        expires_at: datetime,
-        message_ts: str | None,
-        locale: str | None,
-    ) -> WatchResult:
-        now = utcnow()
-        async with self._write() as session:
-            watch = await session.scalar(
-                select(WatchRow)
-                .where(WatchRow.team_id == team_id, WatchRow.task_id == task_id, WatchRow.status == "active")
-                .with_for_update()
-            )
-            if watch is None:
-                watch = WatchRow(
-                    team_id=team_id,
-                    task_id=task_id,
-                    status="active",
-                    created_at=now,
-                    expires_at=expires_at,
-                    closed_at=None,
-                    snapshot=None,
-                )
-                session.add(watch)
-                await session.flush()
-            else:
-                existing = await session.scalar(
-                    select(SubscriberRow).where(
-                        SubscriberRow.watch_id == watch.id,
-                        SubscriberRow.channel_id == channel_id,
-                        SubscriberRow.status == "active",
+        async def attempt() -> WatchResult:
+            now = utcnow()
+            async with self._write() as session:
+                watch = await session.scalar(
+                    select(WatchRow)
+                    .where(
+                        WatchRow.team_id == team_id, WatchRow.task_id == task_id, WatchRow.status == "active"
                     )
+                    .with_for_update()
                 )
-                if existing is not None:
-                    return WatchResult(watch=_watch(watch), subscriber=_subscriber(existing), created=False)
-            subscriber = SubscriberRow(
-                watch_id=watch.id,
-                team_id=team_id,
-                channel_id=channel_id,
-                user_id=user_id,
-                message_ts=message_ts,
-                created_at=now,
-                status="active",
-                closed_reason=None,
-                locale=locale,
-            )
-            session.add(subscriber)
-            await session.flush()
-            return WatchResult(watch=_watch(watch), subscriber=_subscriber(subscriber), created=True)
+                if watch is None:
+                    watch = WatchRow(
+                        team_id=team_id,
+                        task_id=task_id,
+                        status="active",
+                        created_at=now,
+                        expires_at=expires_at,
+                        closed_at=None,
+                        snapshot=None,
+                    )
+                    session.add(watch)
+                    await session.flush()
+                else:
+                    existing = await session.scalar(
+                        select(SubscriberRow).where(
+                            SubscriberRow.watch_id == watch.id,
+                            SubscriberRow.channel_id == channel_id,
+                            SubscriberRow.status == "active",
+                        )
+                    )
+                    if existing is not None:
+                        return WatchResult(
+                            watch=_watch(watch), subscriber=_subscriber(existing), created=False
+                        )
+                subscriber = SubscriberRow(
+                    watch_id=watch.id,
+                    team_id=team_id,
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    message_ts=message_ts,
+                    created_at=now,
+                    status="active",
+                    closed_reason=None,
+                    locale=locale,
+                )
+                session.add(subscriber)
+                await session.flush()
+                return WatchResult(watch=_watch(watch), subscriber=_subscriber(subscriber), created=True)
+
+        return await retry_on_conflict(attempt)
 
     async def unwatch(self, *, team_id: str, task_id: str, channel_id: str) -> bool:
         """Cancel this channel's subscription; the watch itself is cancelled with its last subscriber."""
@@ -518,23 +496,7 @@ class FollowUpStore:
         by_watch: dict[int, list[SubscriberRecord]] = {}
         for subscriber in subscribers:
             by_watch.setdefault(subscriber.watch_id, []).append(_subscriber(subscriber))
-        result = []
-        for row in watches:
-            base = _watch(row)
-            result.append(
-                ActiveWatch(
-                    id=base.id,
-                    team_id=base.team_id,
-                    task_id=base.task_id,
-                    status=base.status,
-                    created_at=base.created_at,
-                    expires_at=base.expires_at,
-                    closed_at=base.closed_at,
-                    snapshot=base.snapshot,
-                    subscribers=tuple(by_watch.get(row.id, ())),
-                )
-            )
-        return result
+        return [record_of(ActiveWatch, row, subscribers=tuple(by_watch.get(row.id, ()))) for row in watches]
 
     async def get_watch(self, watch_id: int) -> WatchRecord | None:
         async with self._read() as session:
@@ -583,8 +545,7 @@ class FollowUpStore:
                 )
             ).all()
             deliveries = [
-                DeliveryRow(
-                    key=_new_key(),
+                _queued(
                     team_id=subscriber.team_id,
                     channel_id=subscriber.channel_id,
                     user_id=subscriber.user_id,
@@ -596,13 +557,7 @@ class FollowUpStore:
                     thread_ts=subscriber.message_ts,
                     locale=subscriber.locale,
                     payload=snapshot,
-                    status="pending",
-                    attempts=0,
                     created_at=now,
-                    attempt_at=None,
-                    sent_at=None,
-                    slack_ts=None,
-                    error=None,
                 )
                 for subscriber in subscribers
             ]
@@ -738,8 +693,7 @@ class FollowUpStore:
                 )
                 if active is None:
                     return None
-                row = DeliveryRow(
-                    key=_new_key(),
+                row = _queued(
                     team_id=feed.team_id,
                     channel_id=feed.channel_id,
                     user_id=None,
@@ -751,13 +705,7 @@ class FollowUpStore:
                     thread_ts=None,
                     locale=feed.locale,
                     payload=snapshot,
-                    status="pending",
-                    attempts=0,
                     created_at=utcnow(),
-                    attempt_at=None,
-                    sent_at=None,
-                    slack_ts=None,
-                    error=None,
                 )
                 session.add(row)
                 await session.flush()

@@ -14,7 +14,7 @@ The tables share ``bot.db.base.Base`` with the follow-up tables.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, cast
@@ -427,29 +427,28 @@ class WorkspaceStore:
         wanted = list(dict.fromkeys(channel.strip() for channel in channels if channel.strip()))
         group = (usergroup_id or "").strip() or None
 
-        async def attempt() -> Guardrails:
-            async with self._write() as session:
-                row = await session.scalar(
-                    select(GuardrailsRow).where(GuardrailsRow.team_id == team_id).with_for_update()
-                )
-                if row is None:
-                    row = GuardrailsRow(team_id=team_id)
-                    session.add(row)
-                row.channels = wanted
-                row.usergroup_id = group
-                row.updated_by = user_id
-                row.updated_at = now = utcnow()
-                detail = f"channels={','.join(wanted) or 'any'} usergroup={group or 'any'}"
-                session.add(self._audit_row(team_id, user_id, ACTION_GUARDRAILS_UPDATED, detail, now))
-                await session.flush()
-                return _guardrails(row)
+        def change(row: GuardrailsRow) -> None:
+            row.channels = wanted
+            row.usergroup_id = group
 
-        return await retry_on_conflict(attempt)
+        detail = f"channels={','.join(wanted) or 'any'} usergroup={group or 'any'}"
+        return await self._change_guardrails(team_id, user_id, ACTION_GUARDRAILS_UPDATED, detail, change)
 
     async def save_channel_language(self, team_id: str, language: str | None, *, user_id: str) -> Guardrails:
         """Set what the channel reads (None: follow the person who asked); audited like guardrails."""
         if language is not None and language not in messages.SUPPORTED:
             raise ValueError(f"unknown language {language!r}")
+
+        def change(row: GuardrailsRow) -> None:
+            row.channel_language = language
+
+        detail = f"channel_language={language or 'follow'}"
+        return await self._change_guardrails(team_id, user_id, ACTION_LANGUAGE_UPDATED, detail, change)
+
+    async def _change_guardrails(
+        self, team_id: str, user_id: str, action: str, detail: str, change: Callable[[GuardrailsRow], None]
+    ) -> Guardrails:
+        """Create or change the workspace's guardrails row and audit it, in one transaction."""
 
         async def attempt() -> Guardrails:
             async with self._write() as session:
@@ -459,11 +458,10 @@ class WorkspaceStore:
                 if row is None:
                     row = GuardrailsRow(team_id=team_id, channels=[], usergroup_id=None)
                     session.add(row)
-                row.channel_language = language
+                change(row)
                 row.updated_by = user_id
                 row.updated_at = now = utcnow()
-                detail = f"channel_language={language or 'follow'}"
-                session.add(self._audit_row(team_id, user_id, ACTION_LANGUAGE_UPDATED, detail, now))
+                session.add(self._audit_row(team_id, user_id, action, detail, now))
                 await session.flush()
                 return _guardrails(row)
 

@@ -198,6 +198,7 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
             httpx.AsyncClient() as http,
         ):
             slack = stack.slack
+            scene = _Scene(stack, http, say, show)
             say("taskbot demo: MetaStudio simulator, taskbot and a Slack stand-in, all on 127.0.0.1.\n")
             failures = 0
             for number, step in enumerate(SCRIPT, start=1):
@@ -210,13 +211,8 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
                 say(f"  (acknowledged in {ack_ms:.0f} ms, HTTP {response.status_code})")
                 if response.content:
                     show(PostedMessage("ack", None, response.json()))
-                else:
-                    try:
-                        await slack.wait_for_messages(seen + 1, timeout=15)
-                        show(slack.messages[seen])
-                    except TimeoutError:
-                        failures += 1
-                        say("  (no message arrived)")
+                elif not await scene.show_next(seen):
+                    failures += 1
                 say()
             card = next((m for m in slack.messages if m.via == "chat.postMessage"), None)
             if card is not None:
@@ -226,20 +222,36 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
                 await slack.wait_for(lambda messages: len(messages) > seen, timeout=15)
                 show(slack.messages[seen])
                 say()
-            failures += await _languages_step(stack, http, len(SCRIPT) + 2, say, show)
-            failures += await _watch_step(stack, http, len(SCRIPT) + 3, say, show)
+            failures += await _languages_step(scene, len(SCRIPT) + 2)
+            failures += await _watch_step(scene, len(SCRIPT) + 3)
             say("Done. Every request above was signed and sent over a real socket." if not failures else "")
             return 1 if failures else 0
 
 
-async def _languages_step(
-    stack: LocalStack,
-    http: httpx.AsyncClient,
-    number: int,
-    say: Callable[..., None],
-    show: Callable[[PostedMessage], None],
-) -> int:
+@dataclass
+class _Scene:
+    """What every step of the demo works with: the stack, one HTTP client, and the narration."""
+
+    stack: LocalStack
+    http: httpx.AsyncClient
+    say: Callable[..., None]
+    show: Callable[[PostedMessage], None]
+
+    async def show_next(self, seen: int) -> bool:
+        """Show the message after the ``seen`` ones; False, said aloud, if none arrives within 15 s."""
+        slack = self.stack.slack
+        try:
+            await slack.wait_for_messages(seen + 1, timeout=15)
+        except TimeoutError:
+            self.say("  (no message arrived)")
+            return False
+        self.show(slack.messages[seen])
+        return True
+
+
+async def _languages_step(scene: _Scene, number: int) -> int:
     """The same task for an English and a Chinese reader: one private reply each, one channel card."""
+    stack, http, say = scene.stack, scene.http, scene.say
     slack = stack.slack
     slack.locales.update(DEMO_USERS)
     setting = stack.settings.channel_language
@@ -249,39 +261,26 @@ async def _languages_step(
         say(f"   {user_id} ({tag}): /task watch {sim.SEED_TASK_ID}")
         seen = len(slack.messages)
         await stack.command(http, f"watch {sim.SEED_TASK_ID}", user_id=user_id)
-        try:
-            await slack.wait_for_messages(seen + 1, timeout=15)
-            show(slack.messages[seen])
-        except TimeoutError:
+        if not await scene.show_next(seen):
             missing += 1
-            say("  (no message arrived)")
     zh_user = next(u for u, t in DEMO_USERS.items() if t.startswith("zh"))
     say(
         f"   {zh_user}: /task {sim.SEED_TASK_ID}   (the card is for the channel; TASKBOT_CHANNEL_LANGUAGE={setting})"
     )
     seen = len(slack.messages)
     await stack.command(http, sim.SEED_TASK_ID, user_id=zh_user)
-    try:
-        await slack.wait_for_messages(seen + 1, timeout=15)
-        show(slack.messages[seen])
-    except TimeoutError:
+    if not await scene.show_next(seen):
         missing += 1
-        say("  (no message arrived)")
     say()
     return missing
 
 
-async def _watch_step(
-    stack: LocalStack,
-    http: httpx.AsyncClient,
-    number: int,
-    say: Callable[..., None],
-    show: Callable[[PostedMessage], None],
-) -> int:
+async def _watch_step(scene: _Scene, number: int) -> int:
     """A task that finishes during the demo: its card, the watch button, live updates, the alert.
 
     Returns the number of things that did not arrive.
     """
+    stack, http, say, show = scene.stack, scene.http, scene.say, scene.show
     slack = stack.slack
     stack.simulator.add_task(watched_task(time.time()))
     say(f"{number}. A running import: someone asks the channel to be told when it is done")

@@ -18,20 +18,26 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, Unpack
 
 from bot.config import Settings
 from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore
 from bot.followups.fairness import FairSlots
-from bot.followups.feeds import Feeds
+from bot.followups.feeds import FeedRequest, Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
 from bot.followups.polling import PollPolicy, jittered
 from bot.followups.shards import Shards
 from bot.followups.shared import FollowUpStats, Shared
 from bot.followups.timers import Backlog, Timers
-from bot.followups.watches import POLL_CONCURRENCY, POLL_PER_TEAM_MULTI, POLL_TOTAL_MULTI, Watches
+from bot.followups.watches import (
+    POLL_CONCURRENCY,
+    POLL_PER_TEAM_MULTI,
+    POLL_TOTAL_MULTI,
+    Watches,
+    WatchRequest,
+)
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.ratelimit import PriorityRateLimiter, RateLimiters
 from bot.slack.poster import DELIVERY_EVENT, Poster
@@ -47,6 +53,19 @@ BACKLOG_LIMIT: Final = 2 * DELIVERY_CONCURRENCY
 
 async def _no_wait() -> None:
     return None
+
+
+class _Counter:
+    """A read-only attribute of ``FollowUps`` that reads the ``FollowUpStats`` counter of its name."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, engine: FollowUps | None, owner: type | None = None) -> int:
+        if engine is None:
+            raise AttributeError(self._name)  # an instance's counter, not the class's
+        value: int = getattr(engine.stats, self._name)
+        return value
 
 
 class FollowUps:
@@ -91,6 +110,10 @@ class FollowUps:
             on_sync=self._sync,
         )
         shared = Shared(
+            settings=settings,
+            storage=storage,
+            poster=poster,
+            policy=self.policy,
             timers=self.timers,
             backlog=backlog,
             stats=self.stats,
@@ -107,34 +130,19 @@ class FollowUps:
             ),
             owns=self.shards.owns,
         )
-        self.outbox = Outbox(
-            settings, storage, poster, shared, policy=self.policy, close_feed=self._close_feed
-        )
-        self.watches = Watches(
-            settings, storage, poster, shared, policy=self.policy, deliver=self.outbox.start
-        )
-        self.feeds = Feeds(settings, storage, shared, deliver=self.outbox.start)
+        self.outbox = Outbox(shared, close_feed=self._close_feed)
+        self.watches = Watches(shared, deliver=self.outbox.start)
+        self.feeds = Feeds(shared, deliver=self.outbox.start)
         self.timers.on("watch", self.watches.poll)
         self.timers.on("feed", self.feeds.poll)
         self.timers.on("delivery", lambda key: self.outbox.start(int(key)))
 
     # -- counters ------------------------------------------------------------------------------
 
-    @property
-    def polls(self) -> int:
-        return self.stats.polls
-
-    @property
-    def feed_polls(self) -> int:
-        return self.stats.feed_polls
-
-    @property
-    def card_updates(self) -> int:
-        return self.stats.card_updates
-
-    @property
-    def delivered(self) -> int:
-        return self.stats.delivered
+    polls = _Counter()
+    feed_polls = _Counter()
+    card_updates = _Counter()
+    delivered = _Counter()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -157,15 +165,7 @@ class FollowUps:
             return
         await self.watches.rearm(self._rng.uniform)
         await self.feeds.rearm()
-        pending = await self.storage.pending_deliveries()
-        for delivery in pending:
-            self.outbox.start(delivery.id)
-        log.info(
-            "follow-ups started: %d watches, %d feeds, %d deliveries owed",
-            len(self.watches),
-            len(self.feeds),
-            len(pending),
-        )
+        await self._resume("follow-ups started")
 
     async def stop(self, grace: float = STOP_TIMEOUT) -> None:
         """Stop the timers and polls; let in-flight deliveries finish (at most ``grace`` seconds)."""
@@ -180,35 +180,24 @@ class FollowUps:
 
     # -- watches -------------------------------------------------------------------------------
 
-    async def watch(
-        self,
-        *,
-        team_id: str,
-        task_id: str,
-        channel_id: str,
-        user_id: str,
-        message_ts: str | None = None,
-        locale: str | None = None,
-    ) -> WatchResult:
+    async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
         """Make ``channel_id`` hear once when the task finishes; ``message_ts`` is its card, kept live.
 
         Watching again from the same channel returns ``created=False``; a new ``message_ts``
         then replaces the old one, so the newest card is the one kept up to date. ``locale`` is
         the channel's language, kept by the card and its alert for the watch's whole life.
         """
-        result = await self.watches.watch(
-            team_id=team_id,
-            task_id=task_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            message_ts=message_ts,
-            locale=locale,
-        )
+        result = await self.watches.watch(**request)
         if result.created:
-            await self.shards.announce(team_id)
+            await self.shards.announce(request["team_id"])
         log.info(
             "watching task" if result.created else "already watching task",
-            extra={"team": team_id, "task_id": task_id, "channel": channel_id, "user": user_id},
+            extra={
+                "team": request["team_id"],
+                "task_id": request["task_id"],
+                "channel": request["channel_id"],
+                "user": request["user_id"],
+            },
         )
         return result
 
@@ -230,34 +219,17 @@ class FollowUps:
 
     # -- feeds ---------------------------------------------------------------------------------
 
-    async def subscribe(
-        self,
-        *,
-        team_id: str,
-        channel_id: str,
-        user_id: str,
-        resources: Sequence[str],
-        only_failed: bool = False,
-        operator: str | None = None,
-        locale: str | None = None,
-    ) -> tuple[FeedRecord, bool]:
+    async def subscribe(self, **request: Unpack[FeedRequest]) -> tuple[FeedRecord, bool]:
         """Announce in ``channel_id`` every task that finishes from now on (only ``resources``, if given).
 
         Subscribing again changes the filter but never replays what finished in between.
         """
-        feed, created = await self.feeds.subscribe(
-            team_id=team_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            resources=resources,
-            only_failed=only_failed,
-            operator=operator,
-            locale=locale,
-        )
+        feed, created = await self.feeds.subscribe(**request)
         if created:
-            await self.shards.announce(team_id)
+            await self.shards.announce(request["team_id"])
         log.info(
-            "feed subscribed" if created else "feed updated", extra={"team": team_id, "channel": channel_id}
+            "feed subscribed" if created else "feed updated",
+            extra={"team": request["team_id"], "channel": request["channel_id"]},
         )
         return feed, created
 
@@ -272,15 +244,20 @@ class FollowUps:
     async def _gain(self, team_ids: set[str]) -> None:
         """Shards just leased: re-arm their timers from the tables, first polls spread over one interval."""
         await self._rearm_teams(team_ids, lambda: self._rng.uniform(0, self.policy.base))
+        await self._resume("shards re-armed", team_ids)
+
+    async def _resume(self, event: str, team_ids: set[str] | None = None) -> None:
+        """Start every delivery still owed (only these workspaces' if given), then log what is armed."""
         pending = await self.storage.pending_deliveries(team_ids)
         for delivery in pending:
             self.outbox.start(delivery.id)
         log.info(
-            "shards re-armed: %d watches, %d feeds, %d deliveries owed",
+            "%s: %d watches, %d feeds, %d deliveries owed",
+            event,
             len(self.watches),
             len(self.feeds),
             len(pending),
-            extra={"teams": sorted(team_ids)},
+            extra={} if team_ids is None else {"teams": sorted(team_ids)},
         )
 
     async def _sync(self, team_ids: set[str]) -> None:

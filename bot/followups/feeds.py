@@ -15,17 +15,16 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, NotRequired, TypedDict
 
-from bot.config import Settings
-from bot.db.followups import FeedRecord, FollowUpStore
+from bot.db.followups import FeedRecord
 from bot.followups.polling import backoff
-from bot.followups.shared import Shared
+from bot.followups.shared import Part, Shared
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 from bot.metastudio.ratelimit import Priority
 
-__all__ = ["Feeds"]
+__all__ = ["FeedRequest", "Feeds"]
 
 log = logging.getLogger("taskbot.followups")
 
@@ -33,6 +32,18 @@ FEED_PAGE_SIZE: Final = 100
 # end_time a little past our clock, so a server clock slightly ahead still lists its newest tasks.
 FEED_CLOCK_SLACK_MS: Final = 5 * 60 * 1000
 FEED_MAX_PAGES: Final = 5
+
+
+class FeedRequest(TypedDict):
+    """Which channel subscribes to which tasks of the project: the keywords of ``FollowUps.subscribe``."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+    resources: Sequence[str]
+    only_failed: NotRequired[bool]
+    operator: NotRequired[str | None]
+    locale: NotRequired[str | None]
 
 
 @dataclass
@@ -47,18 +58,9 @@ class _FeedTeam:
     """Earliest ``begin_time`` of a task the last poll showed unfinished: the next window starts there."""
 
 
-class Feeds:
-    def __init__(
-        self,
-        settings: Settings,
-        storage: FollowUpStore,
-        shared: Shared,
-        *,
-        deliver: Callable[[int], None],
-    ) -> None:
-        self.settings = settings
-        self._shared = shared
-        self.storage = storage
+class Feeds(Part):
+    def __init__(self, shared: Shared, *, deliver: Callable[[int], None]) -> None:
+        super().__init__(shared)
         self._deliver = deliver
         self._teams: dict[str, _FeedTeam] = {}
 

@@ -40,14 +40,12 @@ from datetime import UTC, datetime
 from typing import Final
 
 from bot import messages
-from bot.config import Settings
-from bot.db.followups import DeliveryRecord, FollowUpStore
+from bot.db.followups import DeliveryRecord
 from bot.followups.fairness import FairSlots
-from bot.followups.polling import PollPolicy
-from bot.followups.shared import Shared
+from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
 from bot.slack import alerts
-from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Poster, PosterError
+from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, PosterError
 
 __all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
 
@@ -64,22 +62,9 @@ FeedCloser = Callable[[str, int, str], Awaitable[str | None]]
 """``(team_id, feed_id, channel_id)`` -> the feed's subscriber to tell, after closing the feed."""
 
 
-class Outbox:
-    def __init__(
-        self,
-        settings: Settings,
-        storage: FollowUpStore,
-        poster: Poster,
-        shared: Shared,
-        *,
-        policy: PollPolicy,
-        close_feed: FeedCloser,
-    ) -> None:
-        self.settings = settings
-        self._shared = shared
-        self.storage = storage
-        self.poster = poster
-        self._policy = policy
+class Outbox(Part):
+    def __init__(self, shared: Shared, *, close_feed: FeedCloser) -> None:
+        super().__init__(shared)
         self._close_feed = close_feed
         self.active = False
         self._delivering: set[int] = set()
@@ -89,7 +74,7 @@ class Outbox:
         # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
         self._send_slots = (
             FairSlots(total=DELIVERY_TOTAL_MULTI, per_team=DELIVERY_PER_TEAM_MULTI)
-            if settings.multi_workspace
+            if self.settings.multi_workspace
             else FairSlots(total=DELIVERY_CONCURRENCY, per_team=DELIVERY_CONCURRENCY)
         )
 
@@ -138,7 +123,7 @@ class Outbox:
         if retry:
             failures = self._failures.get(delivery_id, 0) + 1
             self._failures[delivery_id] = failures
-            delay = min(self._policy.ceiling, self._policy.base * 2 ** min(failures - 1, 16))
+            delay = min(self.policy.ceiling, self.policy.base * 2 ** min(failures - 1, 16))
             self._retry_team[delivery_id] = team_id
             self._shared.timers.schedule(f"delivery:{delivery_id}", self._shared.jitter(delay))
         else:

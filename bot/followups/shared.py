@@ -1,16 +1,23 @@
-"""What every part of the follow-ups shares: the clock, the timers, the gates and the counters."""
+"""What every part of the follow-ups shares: settings, tables, poster, clock, timers, gates, counters.
+
+``Part`` is the base of the watches, the feeds and the outbox: each is built from one ``Shared``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from bot.config import Settings
+from bot.db.followups import FollowUpStore
 from bot.followups.fairness import FairSlots
+from bot.followups.polling import PollPolicy
 from bot.followups.timers import Backlog, Timers
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.ratelimit import PriorityRateLimiter
+from bot.slack.poster import Poster
 
-__all__ = ["FollowUpStats", "Shared"]
+__all__ = ["FollowUpStats", "Part", "Shared"]
 
 
 @dataclass
@@ -25,6 +32,11 @@ class FollowUpStats:
 
 @dataclass(frozen=True, slots=True)
 class Shared:
+    settings: Settings
+    storage: FollowUpStore
+    poster: Poster
+    """Every Slack call of the follow-ups goes through it (``bot.slack.poster``)."""
+    policy: PollPolicy
     timers: Timers
     backlog: Backlog
     stats: FollowUpStats
@@ -39,3 +51,14 @@ class Shared:
     """MetaStudio calls of watch and feed polls, fair per workspace (``bot.followups.fairness``)."""
     owns: Callable[[str], bool] = lambda _team_id: True
     """Whether this replica polls the workspace now (``bot.followups.shards``)."""
+
+
+class Part:
+    """One part of the engine (watches, feeds, outbox), with what the parts share at hand."""
+
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+        self.settings = shared.settings
+        self.storage = shared.storage
+        self.poster = shared.poster
+        self.policy = shared.policy

@@ -30,20 +30,18 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from bot import messages
-from bot.config import Settings
 from bot.db.followups import (
     ActiveWatch,
     CloseStatus,
-    FollowUpStore,
     SubscriberRecord,
     WatchRecord,
     WatchResult,
 )
-from bot.followups.polling import Cadence, PollPolicy, after_error, after_progress
-from bot.followups.shared import Shared
+from bot.followups.polling import Cadence, after_error, after_progress
+from bot.followups.shared import Part, Shared
 from bot.messages import DEFAULT_LOCALE
 from bot.metastudio.client import Fetched
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
@@ -52,9 +50,9 @@ from bot.metastudio.progress import Event, Progress, observe
 from bot.metastudio.ratelimit import Priority
 from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
-from bot.slack.poster import CardGone, Poster, PosterError
+from bot.slack.poster import CardGone, PosterError
 
-__all__ = ["POLL_CONCURRENCY", "POLL_PER_TEAM_MULTI", "POLL_TOTAL_MULTI", "Watches"]
+__all__ = ["POLL_CONCURRENCY", "POLL_PER_TEAM_MULTI", "POLL_TOTAL_MULTI", "WatchRequest", "Watches"]
 
 log = logging.getLogger("taskbot.followups")
 
@@ -69,6 +67,19 @@ POLL_TOTAL_MULTI: Final = 32
 POLL_PER_TEAM_MULTI: Final = 4
 STALL_KEY_PREFIX: Final = "stall:"
 """Message key prefix of stall notices, which are not deliveries."""
+
+
+class WatchRequest(TypedDict):
+    """Which channel asks to hear about which task: the keywords of ``FollowUps.watch``."""
+
+    team_id: str
+    task_id: str
+    channel_id: str
+    user_id: str
+    message_ts: NotRequired[str | None]
+    """The channel's card of the task, kept live; None when there is none (yet)."""
+    locale: NotRequired[str | None]
+    """The channel's language, kept by the card and its alert for the watch's whole life."""
 
 
 @dataclass
@@ -110,25 +121,12 @@ def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
     return (task.success_count, task.failure_count, task.total_count, task.task_status, *stall)
 
 
-class Watches:
-    def __init__(
-        self,
-        settings: Settings,
-        storage: FollowUpStore,
-        poster: Poster,
-        shared: Shared,
-        *,
-        policy: PollPolicy,
-        deliver: Callable[[int], None],
-    ) -> None:
-        self.settings = settings
-        self._shared = shared
-        self.storage = storage
-        self.poster = poster
-        self.policy = policy
+class Watches(Part):
+    def __init__(self, shared: Shared, *, deliver: Callable[[int], None]) -> None:
+        super().__init__(shared)
         self._deliver = deliver
         # How often a moving task re-reads its subscribers, to find cards set outside watch().
-        self._card_sync_seconds = max(CARD_SYNC_FACTOR * settings.card_update_seconds, policy.base)
+        self._card_sync_seconds = max(CARD_SYNC_FACTOR * self.settings.card_update_seconds, self.policy.base)
         self._watches: dict[int, _Watch] = {}
         self._by_task: dict[tuple[str, str], int] = {}
 
@@ -161,33 +159,18 @@ class Watches:
                 for subscriber in watch.subscribers:
                     self._add_card(known, subscriber)
 
-    async def watch(
-        self,
-        *,
-        team_id: str,
-        task_id: str,
-        channel_id: str,
-        user_id: str,
-        message_ts: str | None,
-        locale: str | None = None,
-    ) -> WatchResult:
+    async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
         now = datetime.fromtimestamp(self._shared.clock(), UTC)
-        result = await self.storage.watch(
-            team_id=team_id,
-            task_id=task_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            expires_at=now + timedelta(hours=self.settings.watch_max_hours),
-            message_ts=message_ts,
-            locale=locale,
-        )
+        expires_at = now + timedelta(hours=self.settings.watch_max_hours)
+        result = await self.storage.watch(**request, expires_at=expires_at)
+        message_ts = request.get("message_ts")
         subscriber = result.subscriber
         if not result.created and message_ts and subscriber.message_ts != message_ts:
             await self.storage.set_card_ts(subscriber.id, message_ts)
             subscriber = replace(subscriber, message_ts=message_ts)
             result = replace(result, subscriber=subscriber)
         state = self._watches.get(result.watch.id)
-        if state is None and not self._shared.owns(team_id):
+        if state is None and not self._shared.owns(request["team_id"]):
             # Another replica owns the workspace: it starts polling at its next heartbeat.
             return result
         if state is None:

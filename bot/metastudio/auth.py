@@ -59,6 +59,8 @@ class Authenticator(ABC):
         """Values that must never appear in a log line or an exception."""
 
 
+# No repr, no equality: it holds secrets, and each instance is one client's signer.
+@dataclass(kw_only=True, repr=False, eq=False)
 class AkSkAuthenticator(Authenticator):
     """``SDK-HMAC-SHA256`` signing, with the headers the official SDK signs.
 
@@ -67,21 +69,12 @@ class AkSkAuthenticator(Authenticator):
     exactly that set keeps our requests shaped like its. Only the User-Agent value differs.
     """
 
-    def __init__(
-        self,
-        *,
-        access_key: str,
-        secret_key: str,
-        project_id: str,
-        security_token: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._access_key = access_key
-        self._secret_key = secret_key
-        # Empty until the client has looked the project up in IAM; that one call goes without it.
-        self.project_id = project_id
-        self._security_token = security_token
-        self._clock = clock
+    access_key: str
+    secret_key: str
+    project_id: str
+    """Empty until the client has looked the project up in IAM; that one call goes without it."""
+    security_token: str | None = None
+    clock: Callable[[], float] = time.time
 
     async def headers(self, request: RequestParts) -> dict[str, str]:
         headers = {
@@ -91,21 +84,21 @@ class AkSkAuthenticator(Authenticator):
         }
         if self.project_id:
             headers[HEADER_PROJECT_ID] = self.project_id
-        if self._security_token:
-            headers[HEADER_SECURITY_TOKEN] = self._security_token
+        if self.security_token:
+            headers[HEADER_SECURITY_TOKEN] = self.security_token
         return signer.sign(
-            access_key=self._access_key,
-            secret_key=self._secret_key,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
             method=request.method,
             path=request.path,
             params=request.params,
             headers=headers,
             body=request.body,
-            now=datetime.fromtimestamp(self._clock(), UTC),
+            now=datetime.fromtimestamp(self.clock(), UTC),
         )
 
     def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self._access_key, self._secret_key, self._security_token) if s)
+        return tuple(s for s in (self.access_key, self.secret_key, self.security_token) if s)
 
 
 class StaticTokenAuthenticator(Authenticator):

@@ -42,7 +42,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Generic, NotRequired, Self, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -135,6 +135,18 @@ class _Reauthenticate:
     error: MetaStudioError
 
 
+class ClientPlace(TypedDict):
+    """Where a configured client connects, and as whom (``MetaStudioClient.configured``)."""
+
+    endpoint: str
+    iam_endpoint: str | None
+    credentials: CloudCredentials
+    region: NotRequired[str | None]
+    """Lets a client without a project id look it up through IAM, once."""
+    max_retries: NotRequired[int | None]
+    """None: the operator's ``max_retries``."""
+
+
 class MetaStudioClient:
     """Reads import/export tasks of one project. Use as ``async with`` or call ``aclose()``."""
 
@@ -212,16 +224,35 @@ class MetaStudioClient:
         for name, url in (("METASTUDIO_ENDPOINT", endpoint), ("METASTUDIO_IAM_ENDPOINT", iam_endpoint)):
             if not _is_http_url(url):
                 raise ConfigError([f"{name}={url!r} is not an http(s) URL"])
-        return cls(
+        return cls.configured(
+            settings,
             endpoint=endpoint,
-            credentials=credentials,
             iam_endpoint=iam_endpoint,
+            credentials=credentials,
             region=settings.region,
+        )
+
+    @classmethod
+    def configured(
+        cls,
+        settings: Settings,
+        *,
+        endpoint_policy: EndpointPolicy | None = None,
+        **place: Unpack[ClientPlace],
+    ) -> MetaStudioClient:
+        """A client with the operator's timeouts, retries, call deadline and body cap (``Settings``)."""
+        max_retries = place.get("max_retries")
+        return cls(
+            endpoint=place["endpoint"],
+            credentials=place["credentials"],
+            iam_endpoint=place["iam_endpoint"],
+            region=place.get("region"),
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
-            max_retries=settings.max_retries,
+            max_retries=settings.max_retries if max_retries is None else max_retries,
             call_deadline=settings.call_deadline,
             max_body_bytes=settings.max_body_bytes,
+            endpoint_policy=endpoint_policy,
         )
 
     def _authenticator(self, credentials: CloudCredentials, refresh_before: float) -> Authenticator:

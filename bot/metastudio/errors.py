@@ -72,8 +72,12 @@ class MetaStudioError(Exception):
 
 
 def _quote(text: str, limit: int) -> str:
-    """Server text made inert for Slack mrkdwn: printable, no code-span breakers, escaped, capped."""
-    shown = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+    """Server text made inert for Slack mrkdwn: printable, white space folded, escaped, capped."""
+    return _inert(" ".join("".join(ch if ch.isprintable() else " " for ch in text).split()), limit)
+
+
+def _inert(shown: str, limit: int) -> str:
+    """Printable text, at most ``limit`` characters, with no code-span breakers and mrkdwn escaped."""
     shown = shown.replace("`", "'")
     if len(shown) > limit:
         shown = shown[: limit - 1] + "…"
@@ -92,10 +96,7 @@ class InvalidTaskId(MetaStudioError):
 
     def message_in(self, locale: str) -> str:
         # The catalog sentence quotes the id back, so it must be filled in (and made harmless).
-        shown = "".join(ch for ch in self.task_id if ch.isprintable()).replace("`", "'")
-        if len(shown) > self._ECHO_LIMIT:
-            shown = shown[: self._ECHO_LIMIT - 1] + "…"
-        shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") or "?"
+        shown = _inert("".join(ch for ch in self.task_id if ch.isprintable()), self._ECHO_LIMIT)
         return messages.text(self.message_key, locale, task_id=shown)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -26,7 +27,7 @@ from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.metastudio.errors import MetaStudioError
 from bot.metrics import SLACK_API_ERRORS
 from bot.services.access import Access
-from bot.services.connections import MetaStudioClients, form_credentials, new_client
+from bot.services.connections import MetaStudioClients, form_client, form_credentials
 from bot.services.languages import Languages
 from bot.slack import home
 from bot.slack.clients import SlackClients
@@ -38,35 +39,28 @@ __all__ = ["WorkspaceAdmin", "WorkspaceLeaving"]
 log = logging.getLogger("taskbot.admin")
 
 
+@dataclass(eq=False, repr=False)
 class WorkspaceAdmin:
-    def __init__(
-        self,
-        settings: Settings,
-        store: WorkspaceStore,
-        *,
-        storage: FollowUpStore,
-        installation_store: AsyncInstallationStore | None,
-        access: Access,
-        metastudio: MetaStudioClients,
-        languages: Languages,
-    ) -> None:
-        self._settings = settings
-        self._languages = languages
-        self.store = store
-        self._storage = storage
-        self._installations = installation_store
-        self._access = access
-        self._metastudio = metastudio
+    """App Home and the admin modals of one installation; changes only by workspace admins."""
+
+    settings: Settings
+    store: WorkspaceStore
+    _: KW_ONLY
+    storage: FollowUpStore
+    installation_store: AsyncInstallationStore | None
+    access: Access
+    metastudio: MetaStudioClients
+    languages: Languages
 
     async def publish_home(self, team_id: str, user_id: str, client: AsyncWebClient) -> None:
         """Draw the App Home tab for one user, in their language: admins get the controls."""
-        locale = (await self._languages.person(Origin(team_id, None, user_id), client)).locale
-        is_admin = await self._access.is_admin(client, user_id)
+        locale = (await self.languages.person(Origin(team_id, None, user_id), client)).locale
+        is_admin = await self.access.is_admin(client, user_id)
         view = home.home_view(
             connection=await self.store.get_connection(team_id),
             guardrails=await self.store.get_guardrails(team_id),
             audit=await self.store.audit(team_id, limit=10) if is_admin else (),
-            active_watches=await self._storage.active_watch_count(team_id),
+            active_watches=await self.storage.active_watch_count(team_id),
             is_admin=is_admin,
             admin_ids=() if is_admin else await self._contacts(team_id),
             locale=locale,
@@ -82,8 +76,8 @@ class WorkspaceAdmin:
         Both were admins when they did it; listing every admin would page through users.list.
         """
         users: list[str] = []
-        if self._installations is not None:
-            installation = await self._installations.async_find_installation(
+        if self.installation_store is not None:
+            installation = await self.installation_store.async_find_installation(
                 enterprise_id=None, team_id=team_id
             )
             if installation is not None and installation.user_id:
@@ -98,9 +92,9 @@ class WorkspaceAdmin:
             SLACK_API_ERRORS.labels("views.open", slack_error(exc)).inc()
 
     async def _refuse(self, origin: Origin, client: AsyncWebClient) -> bool:
-        if await self._access.is_admin(client, origin.user_id):
+        if await self.access.is_admin(client, origin.user_id):
             return False
-        origin = await self._languages.person(origin, client)
+        origin = await self.languages.person(origin, client)
         log.warning(
             "non-admin tried to configure the workspace",
             extra={"team": origin.team_id, "user": origin.user_id},
@@ -117,27 +111,37 @@ class WorkspaceAdmin:
     async def open_connection_modal(
         self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None
     ) -> None:
-        if await self._refuse(origin, client):
-            return
-        locale = (await self._languages.person(origin, client)).locale
-        connection = await self.store.get_connection(origin.team_id or "")
-        await self._open(client, trigger_id, home.connection_modal(connection, locale=locale))
+        await self._open_settings(origin, client, trigger_id, "connection")
 
     async def open_guardrails_modal(
         self, origin: Origin, client: AsyncWebClient, *, trigger_id: str | None
     ) -> None:
+        await self._open_settings(origin, client, trigger_id, "guardrails")
+
+    async def _open_settings(
+        self,
+        origin: Origin,
+        client: AsyncWebClient,
+        trigger_id: str | None,
+        which: Literal["connection", "guardrails"],
+    ) -> None:
+        """Open one settings modal on what is stored now, in the admin's language; admins only."""
         if await self._refuse(origin, client):
             return
-        locale = (await self._languages.person(origin, client)).locale
-        guardrails = await self.store.get_guardrails(origin.team_id or "")
-        await self._open(client, trigger_id, home.guardrails_modal(guardrails, locale=locale))
+        locale = (await self.languages.person(origin, client)).locale
+        team_id = origin.team_id or ""
+        if which == "connection":
+            view = home.connection_modal(await self.store.get_connection(team_id), locale=locale)
+        else:
+            view = home.guardrails_modal(await self.store.get_guardrails(team_id), locale=locale)
+        await self._open(client, trigger_id, view)
 
     async def test_connection(self, origin: Origin, client: AsyncWebClient, *, view: dict[str, Any]) -> None:
         """Call the list API with what the modal holds now and show the outcome in the modal."""
         if await self._refuse(origin, client):
             return
         team_id = origin.team_id or ""
-        locale = (await self._languages.person(origin, client)).locale
+        locale = (await self.languages.person(origin, client)).locale
         existing = await self.store.get_connection(team_id)
         parsed = home.parse_connection(
             (view.get("state") or {}).get("values") or {},
@@ -159,19 +163,11 @@ class WorkspaceAdmin:
             SLACK_API_ERRORS.labels("views.update", slack_error(exc)).inc()
 
     async def _try(self, form: ConnectionForm, stored: CloudCredentials | None, locale: str) -> str:
-        endpoint, iam = region_endpoints(form.region, form.endpoint)
         try:
             credentials = form_credentials(form, stored)
         except ValueError:
             return messages.text("connection_test_incomplete", locale)
-        client = new_client(
-            self._settings,
-            endpoint=endpoint,
-            iam_endpoint=iam,
-            credentials=credentials,
-            region=form.region,
-            max_retries=1,
-        )
+        client = form_client(self.settings, form, credentials, max_retries=1)
         async with client:
             try:
                 page = await client.list_tasks(limit=1)
@@ -182,7 +178,7 @@ class WorkspaceAdmin:
     @property
     def endpoint_policy(self) -> EndpointPolicy:
         """Where an admin may point the connection (``TASKBOT_ALLOWED_ENDPOINT_HOSTS``)."""
-        return self._settings.endpoint_policy
+        return self.settings.endpoint_policy
 
     async def save_connection(self, origin: Origin, client: AsyncWebClient, form: ConnectionForm) -> None:
         if await self._refuse(origin, client):
@@ -199,7 +195,7 @@ class WorkspaceAdmin:
                 return
             form = dataclasses.replace(form, project_id=found)
         await self.store.save_connection(team_id, form, user_id=user_id)
-        await self._metastudio.forget(team_id)
+        await self.metastudio.forget(team_id)
         log.info("connection updated", extra={"team": team_id, "user": user_id})
         await self.publish_home(team_id, user_id, client)
 
@@ -208,16 +204,8 @@ class WorkspaceAdmin:
     ) -> str | None:
         """The project id IAM lists for the form's region and keys (the SDK's rule), cached by the
         client; on failure the admin is told why in a DM and nothing is saved."""
-        endpoint, iam = region_endpoints(form.region, form.endpoint)
         try:
-            credentials = form_credentials(form, stored)
-            metastudio = new_client(
-                self._settings,
-                endpoint=endpoint,
-                iam_endpoint=iam,
-                credentials=credentials,
-                region=form.region,
-            )
+            metastudio = form_client(self.settings, form, form_credentials(form, stored))
         except ValueError:
             sentence = messages.text("connection_test_incomplete")
         else:
@@ -284,32 +272,23 @@ class WorkspaceAdmin:
         return next((g["id"] for g in groups if str(g.get("handle", "")).lower() == handle), None)
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class WorkspaceLeaving:
     """Uninstall and revoked tokens: nothing of that workspace stays behind."""
 
-    def __init__(
-        self,
-        *,
-        installation_store: AsyncInstallationStore | None,
-        workspaces: WorkspaceStore | None,
-        followups: FollowUps,
-        storage: FollowUpStore,
-        metastudio: MetaStudioClients,
-        slack: SlackClients,
-    ) -> None:
-        self._installations = installation_store
-        self._workspaces = workspaces
-        self._followups = followups
-        self._storage = storage
-        self._metastudio = metastudio
-        self._slack = slack
+    installation_store: AsyncInstallationStore | None
+    workspaces: WorkspaceStore | None
+    followups: FollowUps
+    storage: FollowUpStore
+    metastudio: MetaStudioClients
+    slack: SlackClients
 
     async def forget(self, team_id: str) -> None:
-        if self._installations is not None:
-            await self._installations.async_delete_all(enterprise_id=None, team_id=team_id)
-        if self._workspaces is not None:
-            await self._workspaces.delete_team(team_id)
-        await self._followups.forget_team(team_id)
-        await self._storage.delete_team(team_id)
-        await self._metastudio.forget(team_id)
-        self._slack.forget(team_id)
+        if self.installation_store is not None:
+            await self.installation_store.async_delete_all(enterprise_id=None, team_id=team_id)
+        if self.workspaces is not None:
+            await self.workspaces.delete_team(team_id)
+        await self.followups.forget_team(team_id)
+        await self.storage.delete_team(team_id)
+        await self.metastudio.forget(team_id)
+        self.slack.forget(team_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -50,63 +52,56 @@ def immediate_reply(command: Command, *, locale: str = messages.DEFAULT_LOCALE) 
     return None
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class CommandRunner:
-    def __init__(
-        self,
-        *,
-        tasks: TaskViews,
-        follow: FollowCommands,
-        access: Access,
-        responder: Responder,
-        ack_first: AckFirst,
-        languages: Languages,
-    ) -> None:
-        self._tasks = tasks
-        self._follow = follow
-        self._access = access
-        self._responder = responder
-        self._ack_first = ack_first
-        self._languages = languages
+    """Runs a parsed slash command or a card button for one person: checks, then the reply."""
+
+    tasks: TaskViews
+    follow: FollowCommands
+    access: Access
+    responder: Responder
+    ack_first: AckFirst
+    languages: Languages
 
     async def _reply_for(self, command: Command, origin: Origin) -> Reply:
         if isinstance(command, ShowTask):
-            return await self._tasks.task_reply(command.task_id, origin)
+            return await self.tasks.task_reply(command.task_id, origin)
         if isinstance(command, Recent):
-            return await self._tasks.recent_reply(command.resources, origin, page=command.page)
+            return await self.tasks.recent_reply(command.resources, origin, page=command.page)
         if isinstance(command, Watch):
-            return await self._follow.watch_reply(command.task_id, origin)
+            return await self.follow.watch_reply(command.task_id, origin)
         if isinstance(command, Unwatch):
-            return await self._follow.unwatch_reply(command.task_id, origin)
+            return await self.follow.unwatch_reply(command.task_id, origin)
         if isinstance(command, Watching):
-            return await self._follow.watching_reply(origin)
+            return await self.follow.watching_reply(origin)
         if isinstance(command, Subscribe):
-            return await self._follow.subscribe_reply(
+            return await self.follow.subscribe_reply(
                 command.resources, origin, only_failed=command.only_failed, operator=command.operator
             )
         if isinstance(command, Unsubscribe):
-            return await self._follow.unsubscribe_reply(origin)
+            return await self.follow.unsubscribe_reply(origin)
         return immediate_reply(command, locale=origin.locale) or private(
             messages.text("usage", origin.locale)
         )
 
     async def run(self, command: Command, origin: Origin, client: AsyncWebClient) -> Reply:
         """Answer a command that needs the cloud or the database, then deliver the reply."""
-        await self._ack_first.wait()
+        await self.ack_first.wait()
         started = time.perf_counter()
-        origin = await self._languages.person(origin, client)
+        origin = await self.languages.person(origin, client)
         name = type(command).__name__.lower()
         reply: Reply
         try:
-            refusal = await self._access.refusal(origin, client)
+            refusal = await self.access.refusal(origin, client)
             reply = private(refusal, ok=False) if refusal else await self._reply_for(command, origin)
-            if reply.needs_connection and await self._access.is_admin(client, origin.user_id):
+            if reply.needs_connection and await self.access.is_admin(client, origin.user_id):
                 reply = private(messages.text("not_connected_admin", origin.locale), ok=False)
-            await self._responder.deliver(reply, origin, client)
+            await self.responder.deliver(reply, origin, client)
         except Exception:
             # The last line of defence: the user gets a sentence, the log gets the details.
             log.exception("command failed", extra={"team": origin.team_id, "command": name})
             reply = private(messages.text("error_internal", origin.locale), ok=False)
-            await self._responder.respond(origin, reply)
+            await self.responder.respond(origin, reply)
         outcome = "ok" if reply.ok else "error"
         COMMANDS.labels(name, outcome).inc()
         log.info(
@@ -122,17 +117,25 @@ class CommandRunner:
         )
         return reply
 
+    async def _button(
+        self, origin: Origin, client: AsyncWebClient, answer: Callable[[Origin], Awaitable[Reply]]
+    ) -> tuple[Origin, Reply]:
+        """A card button's reply, after the acks and in the person's language: ``answer``'s, or a refusal.
+
+        A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
+        """
+        await self.ack_first.wait()
+        origin = await self.languages.person(origin, client)
+        refusal = await self.access.refusal(origin, client)
+        return origin, private(refusal, ok=False) if refusal else await answer(origin)
+
     async def refresh(
         self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
     ) -> Reply:
         """Redraw a card in place: chat.update for the bot's own message, else replace via response_url."""
-        await self._ack_first.wait()
-        origin = await self._languages.person(origin, client)
-        # A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
-        refusal = await self._access.refusal(origin, client)
-        reply = private(refusal, ok=False) if refusal else await self._tasks.task_reply(task_id, origin)
+        origin, reply = await self._button(origin, client, lambda o: self.tasks.task_reply(task_id, o))
         if not reply.ok:
-            await self._responder.respond(origin, reply)
+            await self.responder.respond(origin, reply)
             return reply
         if message_ts and origin.channel_id:
             try:
@@ -143,25 +146,20 @@ class CommandRunner:
             except SlackApiError as exc:
                 SLACK_API_ERRORS.labels("chat.update", slack_error(exc)).inc()
         reply.replace_original = True
-        await self._responder.respond(origin, reply)
+        await self.responder.respond(origin, reply)
         return reply
 
     async def watch_button(
         self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
     ) -> None:
         """ "Notify this channel when done" on a card: the alert threads under that card."""
-        await self._ack_first.wait()
-        origin = await self._languages.person(origin, client)
-        refusal = await self._access.refusal(origin, client)
-        reply = (
-            private(refusal, ok=False)
-            if refusal
-            else await self._follow.watch_reply(task_id, origin, message_ts=message_ts)
+        origin, reply = await self._button(
+            origin, client, lambda o: self.follow.watch_reply(task_id, o, message_ts=message_ts)
         )
-        await self._responder.respond(origin, reply)
+        await self.responder.respond(origin, reply)
 
     async def stop_button(self, origin: Origin, client: AsyncWebClient, *, task_id: str | None) -> None:
         """Stop on the watching list: end that watch (or the feed) and redraw the list."""
-        await self._ack_first.wait()
-        origin = await self._languages.person(origin, client)
-        await self._responder.respond(origin, await self._follow.stop(origin, task_id=task_id))
+        await self.ack_first.wait()
+        origin = await self.languages.person(origin, client)
+        await self.responder.respond(origin, await self.follow.stop(origin, task_id=task_id))

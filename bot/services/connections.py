@@ -2,49 +2,30 @@
 
 Single-workspace mode has one client from the environment; multi-workspace mode builds one per
 workspace from the connection its admin saved, and drops it when the connection changes or
-the workspace leaves. ``new_client`` is the only place a ``MetaStudioClient`` is configured
-from settings, so timeouts and retries mean the same everywhere.
+the workspace leaves. Every client is configured from settings by ``MetaStudioClient.configured``
+(``new_client`` adds the admin-endpoint policy), so timeouts and retries mean the same everywhere.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Unpack
 
 from pydantic import SecretStr
 
 from bot.config import CloudCredentials, ConfigError, Settings
-from bot.db.workspaces import ConnectionForm, WorkspaceStore
-from bot.metastudio.client import MetaStudioClient
+from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
+from bot.metastudio.client import ClientPlace, MetaStudioClient
 from bot.metastudio.errors import NotConfigured
 
-__all__ = ["MetaStudioClients", "form_credentials", "new_client"]
+__all__ = ["MetaStudioClients", "form_client", "form_credentials", "new_client"]
 
 log = logging.getLogger("taskbot.services")
 
 
-def new_client(
-    settings: Settings,
-    *,
-    endpoint: str,
-    iam_endpoint: str | None,
-    credentials: CloudCredentials,
-    region: str | None = None,
-    max_retries: int | None = None,
-) -> MetaStudioClient:
-    """``region`` lets a client without a project id look it up through IAM, once."""
-    return MetaStudioClient(
-        endpoint=endpoint,
-        region=region,
-        iam_endpoint=iam_endpoint,
-        credentials=credentials,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_retries=settings.max_retries if max_retries is None else max_retries,
-        call_deadline=settings.call_deadline,
-        max_body_bytes=settings.max_body_bytes,
-        # An endpoint a workspace admin typed: only hosts the operator allows, public addresses.
-        endpoint_policy=settings.endpoint_policy,
-    )
+def new_client(settings: Settings, **place: Unpack[ClientPlace]) -> MetaStudioClient:
+    """A client for an endpoint a workspace admin typed: only hosts the operator allows, public addresses."""
+    return MetaStudioClient.configured(settings, endpoint_policy=settings.endpoint_policy, **place)
 
 
 def _secret(value: str | None, stored: SecretStr | None) -> SecretStr | None:
@@ -63,6 +44,21 @@ def form_credentials(form: ConnectionForm, stored: CloudCredentials | None) -> C
         iam_username=form.iam_username,
         iam_password=_secret(form.iam_password, same_kind.iam_password if same_kind else None),
         iam_domain=form.iam_domain,
+    )
+
+
+def form_client(
+    settings: Settings, form: ConnectionForm, credentials: CloudCredentials, *, max_retries: int | None = None
+) -> MetaStudioClient:
+    """A client for the region and endpoint a connection form holds (not yet saved)."""
+    endpoint, iam = region_endpoints(form.region, form.endpoint)
+    return new_client(
+        settings,
+        endpoint=endpoint,
+        iam_endpoint=iam,
+        credentials=credentials,
+        region=form.region,
+        max_retries=max_retries,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Final
 
 from bot import messages
@@ -33,31 +34,30 @@ COMMAND_TOTAL: Final = 128
 COMMAND_PER_TEAM: Final = 16
 
 
+@dataclass(eq=False, repr=False)
 class TaskViews:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        metastudio_for: Callable[[str | None], Awaitable[MetaStudioClient]],
-        limiter_for: Callable[[str], PriorityRateLimiter],
-        workspaces: WorkspaceStore | None,
-        languages: Languages,
-    ) -> None:
-        self._settings = settings
-        self._metastudio_for = metastudio_for
-        self._limiter_for = limiter_for
-        self._workspaces = workspaces
-        self._languages = languages
+    """Reads tasks for a person (fair per workspace, rate-limited) and draws them as replies."""
+
+    settings: Settings
+    _: KW_ONLY
+    metastudio_for: Callable[[str | None], Awaitable[MetaStudioClient]]
+    limiter_for: Callable[[str], PriorityRateLimiter]
+    workspaces: WorkspaceStore | None
+    languages: Languages
+    slots: FairSlots = field(init=False)
+
+    def __post_init__(self) -> None:
         self.slots = FairSlots(
-            total=COMMAND_TOTAL, per_team=COMMAND_PER_TEAM if settings.multi_workspace else COMMAND_TOTAL
+            total=COMMAND_TOTAL,
+            per_team=COMMAND_PER_TEAM if self.settings.multi_workspace else COMMAND_TOTAL,
         )
 
     async def fetch(self, task_id: str, origin: Origin) -> tuple[Task, str | None]:
         """Read one task for a person: commands go before polls in the project's rate limit."""
-        client = await self._metastudio_for(origin.team_id)
+        client = await self.metastudio_for(origin.team_id)
         try:
             async with self.slots.slot(origin.team_id or ""):
-                await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
+                await self.limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
                 fetched = await client.get_task(task_id)
         except MetaStudioError as exc:
             await self._record_call(origin, exc)
@@ -66,8 +66,8 @@ class TaskViews:
         return fetched.value, fetched.request_id
 
     async def _record_call(self, origin: Origin, error: MetaStudioError | None) -> None:
-        if self._workspaces is not None and origin.team_id and not isinstance(error, NotConfigured):
-            await self._workspaces.record_call(
+        if self.workspaces is not None and origin.team_id and not isinstance(error, NotConfigured):
+            await self.workspaces.record_call(
                 origin.team_id, ok=error is None, error=error.user_message if error is not None else None
             )
 
@@ -76,9 +76,9 @@ class TaskViews:
             task, request_id = await self.fetch(task_id, origin)
         except MetaStudioError as exc:
             return self.error_reply(exc, origin, task_id=task_id)
-        codes = self._settings.finished_codes
+        codes = self.settings.finished_codes
         # The card goes in the channel: the channel's language, not necessarily the asker's.
-        locale = await self._languages.channel(origin)
+        locale = await self.languages.channel(origin)
         return Reply(
             text=cards.card_text(task, codes, locale=locale),
             blocks=cards.task_card(
@@ -91,14 +91,14 @@ class TaskViews:
     async def recent_reply(self, resources: tuple[str, ...], origin: Origin, *, page: int = 1) -> Reply:
         paging_ignored = False
         try:
-            client = await self._metastudio_for(origin.team_id)
+            client = await self.metastudio_for(origin.team_id)
             async with self.slots.slot(origin.team_id or ""):
-                await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
+                await self.limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
                 # Page 1 sends no offset/limit, as the SDK's SearchTaskRequest has neither.
                 fetched = await client.list_tasks(resources=resources)
                 if page > 1:
                     first = [t.task_id for t in fetched.value.data[: cards.MAX_RECENT]]
-                    await self._limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
+                    await self.limiter_for(origin.team_id or "").acquire(Priority.COMMAND)
                     # offset/limit are undocumented: a server that ignores them sends page 1 again,
                     # which only the comparison with page 1 can tell.
                     fetched = await client.list_tasks(
@@ -120,7 +120,7 @@ class TaskViews:
         listing = cards.recent_list(
             fetched.value,
             resource=resource,
-            finished_codes=self._settings.finished_codes,
+            finished_codes=self.settings.finished_codes,
             request_id=fetched.request_id,
             page_number=page,
             resources=resources,
@@ -132,7 +132,7 @@ class TaskViews:
     def error_reply(self, exc: MetaStudioError, origin: Origin, *, task_id: str | None = None) -> Reply:
         """The error only the asker sees, in their language."""
         log.info("MetaStudio call failed: %s", exc, extra={"task_id": task_id, "request_id": exc.request_id})
-        needs_connection = isinstance(exc, NotConfigured) and self._settings.multi_workspace
+        needs_connection = isinstance(exc, NotConfigured) and self.settings.multi_workspace
         locale = origin.locale
         message = (
             messages.text("not_connected_member", locale) if needs_connection else exc.message_in(locale)

@@ -32,27 +32,13 @@ from bot.slack.blocks import (
     slack_date,
     truncate,
 )
-from bot.slack.blocks import (
-    button as _button,
-)
-from bot.slack.blocks import (
-    code as _code_text,
-)
-from bot.slack.blocks import (
-    context as _context,
-)
-from bot.slack.blocks import (
-    field as _field,
-)
-from bot.slack.blocks import (
-    md as _md,
-)
-from bot.slack.blocks import (
-    mrkdwn as _mrkdwn,
-)
-from bot.slack.blocks import (
-    section as _section,
-)
+from bot.slack.blocks import button as _button
+from bot.slack.blocks import code as _code_text
+from bot.slack.blocks import context as _context
+from bot.slack.blocks import field as _field
+from bot.slack.blocks import md as _md
+from bot.slack.blocks import mrkdwn as _mrkdwn
+from bot.slack.blocks import section as _section
 from bot.slack.cards import ACTION_OPEN, card_text, task_card
 from bot.slack.delivery import CANNOT_POST
 

@@ -27,30 +27,14 @@ from bot.slack.blocks import (
     slack_date,
     truncate,
 )
-from bot.slack.blocks import (
-    button as _button,
-)
-from bot.slack.blocks import (
-    code as _code_text,
-)
-from bot.slack.blocks import (
-    context as _context,
-)
-from bot.slack.blocks import (
-    field as _field,
-)
-from bot.slack.blocks import (
-    fields as _fields_of,
-)
-from bot.slack.blocks import (
-    header as _header,
-)
-from bot.slack.blocks import (
-    mrkdwn as _mrkdwn,
-)
-from bot.slack.blocks import (
-    section as _section,
-)
+from bot.slack.blocks import button as _button
+from bot.slack.blocks import code as _code_text
+from bot.slack.blocks import context as _context
+from bot.slack.blocks import field as _field
+from bot.slack.blocks import fields as _fields_of
+from bot.slack.blocks import header as _header
+from bot.slack.blocks import mrkdwn as _mrkdwn
+from bot.slack.blocks import section as _section
 
 ACTION_REFRESH: Final = "task_refresh"
 ACTION_OPEN: Final = "task_open"

@@ -1,4 +1,4 @@
-"""Slack Web API clients: one factory, one base URL, retry policy, and token rotation.
+"""Slack Web API clients: one factory, one base URL, retry policy, token rotation, Bolt's authorize.
 
 Every ``AsyncWebClient`` taskbot builds comes from ``web_client`` so the base URL (a stand-in
 in tests and the demo) and the retry handlers are set in one place. ``SlackClients.for_team``
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import Settings
 
 __all__ = [
     "BOT_SCOPES",
@@ -89,25 +92,17 @@ def _plain(secret: SecretStr | None) -> str | None:
 class SlackClients:
     """Clients for work outside a request, one per workspace, sharing one aiohttp session.
 
-    Single-workspace mode uses ``bot_token``; with an ``installation_store`` each workspace's
+    Single-workspace mode uses ``SLACK_BOT_TOKEN``; with an ``installation_store`` each workspace's
     installation is read, and an expiring rotating token is refreshed first, one refresh per
     workspace at a time because each refresh token is single-use.
     """
 
-    def __init__(
-        self,
-        *,
-        api_url: str | None,
-        bot_token: SecretStr | None = None,
-        installation_store: AsyncInstallationStore | None = None,
-        client_id: str | None = None,
-        client_secret: SecretStr | None = None,
-    ) -> None:
-        self._api_url = api_url
-        self._bot_token = bot_token
+    def __init__(self, settings: Settings, installation_store: AsyncInstallationStore | None = None) -> None:
+        self._api_url = settings.slack_api_url
+        self._bot_token = settings.slack_bot_token
         self._installations = installation_store
-        self._client_id = client_id or ""
-        self._client_secret = client_secret
+        self._client_id = settings.slack_client_id
+        self._client_secret = settings.slack_client_secret
         self._clients: dict[str, AsyncWebClient] = {}
         self._rotation_locks: dict[str, asyncio.Lock] = {}
         self.session: aiohttp.ClientSession | None = None
@@ -139,7 +134,7 @@ class SlackClients:
                 raise WorkspaceNotInstalled(team_id)
             if installation.bot_refresh_token and self._client_secret is not None:
                 rotator = AsyncTokenRotator(
-                    client_id=self._client_id,
+                    client_id=self._client_id or "",
                     client_secret=self._client_secret.get_secret_value(),
                     client=self.request_client(None),
                 )
@@ -150,6 +145,21 @@ class SlackClients:
                     await self._installations.async_save(refreshed)
                     installation = refreshed
             return self._cached(team_id, installation.bot_token)
+
+    def authorize(self, logger: logging.Logger) -> CoalescedAuthorize:
+        """Bolt's authorize for the same token or installations (see ``CoalescedAuthorize``)."""
+        if self._installations is None:
+            return CoalescedAuthorize(_bot_token_lookup(self._bot_token), ttl=None)
+        inner = AsyncInstallationStoreAuthorize(
+            logger=logger,
+            installation_store=self._installations,
+            client_id=self._client_id,
+            client_secret=_plain(self._client_secret),
+            token_rotation_expiration_minutes=TOKEN_REFRESH_MINUTES,
+            # Used only to rotate tokens: it must reach the same Slack (a stand-in in tests).
+            client=web_client(None, api_url=self._api_url),
+        )
+        return CoalescedAuthorize(inner, ttl=AUTHORIZE_TTL_SECONDS)
 
     def forget(self, team_id: str) -> None:
         self._clients.pop(team_id, None)
@@ -163,28 +173,21 @@ class SlackClients:
         return cached
 
 
-class _BotTokenAuthorize(AsyncAuthorize):
+Lookup = Callable[..., Awaitable[AuthorizeResult | None]]
+"""What ``CoalescedAuthorize`` wraps: called with ``context``, ``enterprise_id``, ``team_id``, ``user_id``."""
+
+
+def _bot_token_lookup(token: SecretStr | None) -> Lookup:
     """Single-workspace: the configured bot token, described by one ``auth.test``."""
 
-    def __init__(self, token: SecretStr | None) -> None:
-        self._token = token
-
-    async def __call__(
-        self,
-        *,
-        context: AsyncBoltContext,
-        enterprise_id: str | None,
-        team_id: str | None,
-        user_id: str | None,
-        actor_enterprise_id: str | None = None,
-        actor_team_id: str | None = None,
-        actor_user_id: str | None = None,
-    ) -> AuthorizeResult | None:
-        token = _plain(self._token)
-        response = await context.client.auth_test(token=token)
+    async def lookup(*, context: AsyncBoltContext, **_: str | None) -> AuthorizeResult:
+        plain = _plain(token)
+        response = await context.client.auth_test(token=plain)
         return AuthorizeResult.from_auth_test_response(
-            auth_test_response=response, bot_token=token, user_token=None
+            auth_test_response=response, bot_token=plain, user_token=None
         )
+
+    return lookup
 
 
 class CoalescedAuthorize(AsyncAuthorize):
@@ -197,35 +200,11 @@ class CoalescedAuthorize(AsyncAuthorize):
     ``ttl=None`` keeps a result for the process (a configured token never changes).
     """
 
-    def __init__(self, inner: AsyncAuthorize, *, ttl: float | None) -> None:
+    def __init__(self, inner: Lookup, *, ttl: float | None) -> None:
         self._inner = inner
         self._ttl = ttl
         self._results: dict[tuple[str | None, str | None], tuple[float, AuthorizeResult]] = {}
         self._flights: dict[tuple[str | None, str | None], asyncio.Future[AuthorizeResult | None]] = {}
-
-    @classmethod
-    def for_settings(
-        cls,
-        *,
-        installation_store: AsyncInstallationStore | None,
-        bot_token: SecretStr | None,
-        client_id: str | None,
-        client_secret: SecretStr | None,
-        api_url: str | None,
-        logger: logging.Logger,
-    ) -> CoalescedAuthorize:
-        if installation_store is None:
-            return cls(_BotTokenAuthorize(bot_token), ttl=None)
-        inner = AsyncInstallationStoreAuthorize(
-            logger=logger,
-            installation_store=installation_store,
-            client_id=client_id,
-            client_secret=_plain(client_secret),
-            token_rotation_expiration_minutes=TOKEN_REFRESH_MINUTES,
-            # Used only to rotate tokens: it must reach the same Slack (a stand-in in tests).
-            client=web_client(None, api_url=api_url),
-        )
-        return cls(inner, ttl=AUTHORIZE_TTL_SECONDS)
 
     @property
     def token_rotation_expiration_minutes(self) -> int:

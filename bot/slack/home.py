@@ -12,7 +12,7 @@ Every input has a stable ``block_id``/``action_id``: Slack keeps what the admin 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -21,37 +21,19 @@ from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, Connec
 from bot.messages import DEFAULT_LOCALE, SUPPORTED, text
 from bot.messages.format import join, number
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
-from bot.slack.blocks import (
-    actions as _actions,
-)
-from bot.slack.blocks import (
-    button as _button,
-)
+from bot.slack.blocks import actions as _actions
+from bot.slack.blocks import button as _button
 from bot.slack.blocks import (
     clean,
     slack_date,
 )
-from bot.slack.blocks import (
-    code as _code_text,
-)
-from bot.slack.blocks import (
-    context as _context,
-)
-from bot.slack.blocks import (
-    fields as _fields_of,
-)
-from bot.slack.blocks import (
-    header as _header,
-)
-from bot.slack.blocks import (
-    mrkdwn as _mrkdwn,
-)
-from bot.slack.blocks import (
-    plain as _plain,
-)
-from bot.slack.blocks import (
-    section as _section,
-)
+from bot.slack.blocks import code as _code_text
+from bot.slack.blocks import context as _context
+from bot.slack.blocks import fields as _fields_of
+from bot.slack.blocks import header as _header
+from bot.slack.blocks import mrkdwn as _mrkdwn
+from bot.slack.blocks import plain as _plain
+from bot.slack.blocks import section as _section
 
 __all__ = [
     "ACTION_CHANNEL_LANGUAGE",
@@ -315,106 +297,47 @@ def connection_modal(
     token_stored = stored and kind is CredentialKind.TEMPORARY_AKSK
     iam_stored = stored and kind is CredentialKind.IAM_PASSWORD
     hint = connection.access_key_hint if connection is not None else None
+    stored_by_group = {"aksk": aksk_stored, "token": token_stored, "iam": iam_stored}
+    aksk_placeholder = (
+        text("connection_access_key_stored", locale, hint=hint) if aksk_stored and hint else None
+    )
+
+    # ``group`` names the credential type a field belongs to, whose hint it shows ("connection_hint_<group>").
+    def typed(
+        block_id: str,
+        action_id: str,
+        read: Callable[[Connection], str | None],
+        max_length: int,
+        group: str = "",
+    ) -> dict[str, Any]:
+        """An optional text field, prefilled with what is saved; without ``group``, its own hint."""
+        placeholder = text(f"{block_id}_placeholder", locale)
+        initial = read(connection) if connection is not None else None
+        element = _text_input(action_id, placeholder, initial=initial, max_length=max_length)
+        return _field(block_id, element, locale, hint_key=f"connection_hint_{group}" if group else "")
+
+    def secret(block_id: str, action_id: str, max_length: int, group: str, **how: Any) -> dict[str, Any]:
+        stored = stored_by_group[group]
+        hint_key = f"connection_hint_{group}"
+        return _secret_input(
+            block_id, action_id, hint_key, stored=stored, max_length=max_length, locale=locale, **how
+        )
 
     blocks: list[dict[str, Any]] = [
         _section(text("connection_intro", locale)),
-        _input(
-            BLOCK_REGION,
-            text("connection_region", locale),
-            _region_select(connection, locale),
-            optional=True,
-            hint=text("connection_region_hint", locale),
-        ),
-        _input(
-            BLOCK_ENDPOINT,
-            text("connection_endpoint", locale),
-            _text_input(
-                ACTION_ENDPOINT,
-                text("connection_endpoint_placeholder", locale),
-                initial=connection.endpoint if connection is not None else None,
-                max_length=MAX_ENDPOINT,
-            ),
-            optional=True,
-            hint=text("connection_endpoint_hint", locale),
-        ),
-        _input(
-            BLOCK_PROJECT_ID,
-            text("connection_project_id", locale),
-            _text_input(
-                ACTION_PROJECT_ID,
-                text("connection_project_id_placeholder", locale),
-                initial=connection.project_id if connection is not None else None,
-                max_length=MAX_PROJECT_ID,
-            ),
-            # AK/SK without a project id: taskbot looks it up through IAM, as the SDK does.
-            optional=True,
-            hint=text("connection_project_id_hint", locale),
-        ),
+        _field(BLOCK_REGION, _region_select(connection, locale), locale),
+        typed(BLOCK_ENDPOINT, ACTION_ENDPOINT, lambda c: c.endpoint, MAX_ENDPOINT),
+        # AK/SK without a project id: taskbot looks it up through IAM, as the SDK does.
+        typed(BLOCK_PROJECT_ID, ACTION_PROJECT_ID, lambda c: c.project_id, MAX_PROJECT_ID),
         _input(BLOCK_KIND, text("connection_kind", locale), _kind_radio(kind, locale), optional=False),
-        _secret_input(
-            BLOCK_ACCESS_KEY,
-            ACTION_ACCESS_KEY,
-            "connection_access_key",
-            "connection_hint_aksk",
-            stored=aksk_stored,
-            max_length=MAX_ACCESS_KEY,
-            stored_placeholder=text("connection_access_key_stored", locale, hint=hint)
-            if aksk_stored and hint
-            else None,
-            locale=locale,
+        secret(
+            BLOCK_ACCESS_KEY, ACTION_ACCESS_KEY, MAX_ACCESS_KEY, "aksk", stored_placeholder=aksk_placeholder
         ),
-        _secret_input(
-            BLOCK_SECRET_KEY,
-            ACTION_SECRET_KEY,
-            "connection_secret_key",
-            "connection_hint_aksk",
-            stored=aksk_stored,
-            max_length=MAX_SECRET_KEY,
-            locale=locale,
-        ),
-        _secret_input(
-            BLOCK_SECURITY_TOKEN,
-            ACTION_SECURITY_TOKEN,
-            "connection_security_token",
-            "connection_hint_token",
-            stored=token_stored,
-            max_length=MAX_SECURITY_TOKEN,
-            multiline=True,
-            locale=locale,
-        ),
-        _input(
-            BLOCK_IAM_USERNAME,
-            text("connection_iam_username", locale),
-            _text_input(
-                ACTION_IAM_USERNAME,
-                text("connection_iam_username_placeholder", locale),
-                initial=connection.iam_username if connection is not None else None,
-                max_length=MAX_IAM_NAME,
-            ),
-            optional=True,
-            hint=text("connection_hint_iam", locale),
-        ),
-        _secret_input(
-            BLOCK_IAM_PASSWORD,
-            ACTION_IAM_PASSWORD,
-            "connection_iam_password",
-            "connection_hint_iam",
-            stored=iam_stored,
-            max_length=MAX_IAM_PASSWORD,
-            locale=locale,
-        ),
-        _input(
-            BLOCK_IAM_DOMAIN,
-            text("connection_iam_domain", locale),
-            _text_input(
-                ACTION_IAM_DOMAIN,
-                text("connection_iam_domain_placeholder", locale),
-                initial=connection.iam_domain if connection is not None else None,
-                max_length=MAX_IAM_NAME,
-            ),
-            optional=True,
-            hint=text("connection_hint_iam", locale),
-        ),
+        secret(BLOCK_SECRET_KEY, ACTION_SECRET_KEY, MAX_SECRET_KEY, "aksk"),
+        secret(BLOCK_SECURITY_TOKEN, ACTION_SECURITY_TOKEN, MAX_SECURITY_TOKEN, "token", multiline=True),
+        typed(BLOCK_IAM_USERNAME, ACTION_IAM_USERNAME, lambda c: c.iam_username, MAX_IAM_NAME, "iam"),
+        secret(BLOCK_IAM_PASSWORD, ACTION_IAM_PASSWORD, MAX_IAM_PASSWORD, "iam"),
+        typed(BLOCK_IAM_DOMAIN, ACTION_IAM_DOMAIN, lambda c: c.iam_domain, MAX_IAM_NAME, "iam"),
         {
             "type": "actions",
             "block_id": BLOCK_TEST,
@@ -463,7 +386,6 @@ def _kind_radio(kind: CredentialKind, locale: str) -> dict[str, Any]:
 def _secret_input(
     block_id: str,
     action_id: str,
-    label_key: str,
     hint_key: str,
     *,
     stored: bool,
@@ -478,7 +400,7 @@ def _secret_input(
     else:
         placeholder = text("connection_secret_placeholder", locale)
     element = _text_input(action_id, placeholder, initial=None, max_length=max_length, multiline=multiline)
-    return _input(block_id, text(label_key, locale), element, optional=True, hint=text(hint_key, locale))
+    return _field(block_id, element, locale, hint_key=hint_key)
 
 
 def parse_connection(
@@ -644,20 +566,8 @@ def guardrails_modal(guardrails: Guardrails, *, locale: str = DEFAULT_LOCALE) ->
     )
     blocks = [
         _section(text("guardrails_intro", locale)),
-        _input(
-            BLOCK_CHANNELS,
-            text("guardrails_channels", locale),
-            channels,
-            optional=True,
-            hint=text("guardrails_channels_hint", locale),
-        ),
-        _input(
-            BLOCK_USERGROUP,
-            text("guardrails_usergroup", locale),
-            group,
-            optional=True,
-            hint=text("guardrails_usergroup_hint", locale),
-        ),
+        _field(BLOCK_CHANNELS, channels, locale),
+        _field(BLOCK_USERGROUP, group, locale),
     ]
     return _modal(GUARDRAILS_MODAL, text("guardrails_modal_title", locale), blocks, locale)
 
@@ -758,6 +668,13 @@ def _input(
     if hint:
         block["hint"] = _plain(hint, MAX_HINT)
     return block
+
+
+def _field(block_id: str, element: dict[str, Any], locale: str, *, hint_key: str = "") -> dict[str, Any]:
+    """An optional input of a settings modal. Its block id is also the catalog key of its label,
+    and ``<block id>_hint`` that of its hint unless ``hint_key`` names another."""
+    hint = text(hint_key or f"{block_id}_hint", locale)
+    return _input(block_id, text(block_id, locale), element, optional=True, hint=hint)
 
 
 def _modal(callback_id: str, title: str, blocks: list[dict[str, Any]], locale: str) -> dict[str, Any]:

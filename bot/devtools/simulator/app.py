@@ -21,21 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from bot.devtools.simulator.auth import AccessKey, AuthRejected, Gateway
-from bot.devtools.simulator.demo import (
-    DEMO_ACCESS_KEY,
-    DEMO_IAM_DOMAIN,
-    DEMO_IAM_DOMAIN_ID,
-    DEMO_IAM_PASSWORD,
-    DEMO_IAM_USER,
-    DEMO_IAM_USER_ID,
-    DEMO_PROJECT_ID,
-    DEMO_REGION,
-    DEMO_SECRET_KEY,
-    DEMO_SECURITY_TOKEN,
-    DEMO_TEMP_ACCESS_KEY,
-    DEMO_TEMP_SECRET_KEY,
-)
+import bot.devtools.simulator.demo as demo
+from bot.devtools.simulator.auth import AccessKey, AuthRejected, Gateway, GatewayRequest
 from bot.devtools.simulator.tasks import (
     MSS_MESSAGES,
     Fault,
@@ -123,8 +110,8 @@ class Simulator:
         self,
         tasks: Iterable[SimTask] | None = None,
         *,
-        project_id: str = DEMO_PROJECT_ID,
-        region: str = DEMO_REGION,
+        project_id: str = demo.DEMO_PROJECT_ID,
+        region: str = demo.DEMO_REGION,
         clock: Callable[[], float] = time.time,
         token_ttl_seconds: float = 86400,
         max_clock_skew_seconds: float = 900,
@@ -142,11 +129,15 @@ class Simulator:
         self._faults: dict[str, Fault] = {}
         self._fault_hits: collections.Counter[str] = collections.Counter()
         self._listed: list[SimTask] | None = None
-        self._iam_users: dict[tuple[str, str], str] = {(DEMO_IAM_DOMAIN, DEMO_IAM_USER): DEMO_IAM_PASSWORD}
+        self._iam_users: dict[tuple[str, str], str] = {
+            (demo.DEMO_IAM_DOMAIN, demo.DEMO_IAM_USER): demo.DEMO_IAM_PASSWORD
+        }
         self.gateway = Gateway(
             access_keys={
-                DEMO_ACCESS_KEY: AccessKey(DEMO_SECRET_KEY, project_id),
-                DEMO_TEMP_ACCESS_KEY: AccessKey(DEMO_TEMP_SECRET_KEY, project_id, DEMO_SECURITY_TOKEN),
+                demo.DEMO_ACCESS_KEY: AccessKey(demo.DEMO_SECRET_KEY, project_id),
+                demo.DEMO_TEMP_ACCESS_KEY: AccessKey(
+                    demo.DEMO_TEMP_SECRET_KEY, project_id, demo.DEMO_SECURITY_TOKEN
+                ),
             },
             clock=clock,
             max_clock_skew_seconds=max_clock_skew_seconds,
@@ -252,22 +243,27 @@ class Simulator:
 
     # --- gateway --------------------------------------------------------------------------------
 
-    async def _authorize(self, request: Request, project_id: str, request_id: str) -> Response | None:
-        """None when the caller may read ``project_id``; otherwise the gateway's refusal."""
+    async def _authenticate(self, request: Request) -> str:
+        """The project the request's signature (or token) is good for; raises AuthRejected."""
         scope = request.scope
-        headers = _headers(scope)
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
-        try:
-            principal = self.gateway.authenticate(
+        return self.gateway.authenticate(
+            GatewayRequest(
                 method=scope["method"],
                 raw_path=_decode(raw_path),
                 query_string=_decode(scope.get("query_string", b"")),
-                headers=headers,
+                headers=_headers(scope),
                 body=await request.body(),
             )
+        )
+
+    async def _authorize(self, request: Request, project_id: str, request_id: str) -> Response | None:
+        """None when the caller may read ``project_id``; otherwise the gateway's refusal."""
+        try:
+            principal = await self._authenticate(request)
         except AuthRejected as exc:
             return self._error(exc.status, exc.error_code, exc.error_msg, request_id)
-        header_project = headers.get("x-project-id")
+        header_project = _headers(request.scope).get("x-project-id")
         if header_project is not None and header_project != project_id:
             reason = "X-Project-Id does not match the project in the URL"
             return self._error(403, "APIGW.0302", f"{FORBIDDEN_MESSAGE} {reason}", request_id)
@@ -368,20 +364,14 @@ class Simulator:
         """``GET /v3/projects?name=<region>``, AK/SK-signed: how the SDK finds a missing project id."""
         request_id = _new_request_id()
         self.requests[("projects", "")] += 1
-        scope = request.scope
-        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         try:
-            principal = self.gateway.authenticate(
-                method=scope["method"],
-                raw_path=_decode(raw_path),
-                query_string=_decode(scope.get("query_string", b"")),
-                headers=_headers(scope),
-                body=await request.body(),
-            )
+            principal = await self._authenticate(request)
         except AuthRejected as exc:
             return self._error(exc.status, exc.error_code, exc.error_msg, request_id)
         name = request.query_params.get("name")
-        projects = [{"id": principal, "name": self.region, "domain_id": DEMO_IAM_DOMAIN_ID, "enabled": True}]
+        projects = [
+            {"id": principal, "name": self.region, "domain_id": demo.DEMO_IAM_DOMAIN_ID, "enabled": True}
+        ]
         matching = [p for p in projects if name is None or p["name"] == name]
         body = {"projects": matching, "links": {"self": str(request.url)}}
         return self._respond(200, _dumps(body), request_id)
@@ -408,14 +398,14 @@ class Simulator:
             message = "The project does not exist or is not accessible."
             return self._iam_error(401, message, "Unauthorized", request_id)
         token, issued = self.gateway.issue_token(scoped_project, self.token_ttl_seconds)
-        domain_ref = {"id": DEMO_IAM_DOMAIN_ID, "name": domain}
+        domain_ref = {"id": demo.DEMO_IAM_DOMAIN_ID, "name": domain}
         body: dict[str, Any] = {
             "token": {
                 "expires_at": _iso(issued.expires_at),
                 "issued_at": _iso(issued.issued_at),
                 "methods": ["password"],
-                "project": {"id": scoped_project, "name": DEMO_REGION, "domain": domain_ref},
-                "user": {"id": DEMO_IAM_USER_ID, "name": name, "domain": domain_ref},
+                "project": {"id": scoped_project, "name": demo.DEMO_REGION, "domain": domain_ref},
+                "user": {"id": demo.DEMO_IAM_USER_ID, "name": name, "domain": domain_ref},
                 "roles": [{"id": "0", "name": "op_gated_metastudio"}],
             }
         }

@@ -35,6 +35,17 @@ class IssuedToken:
     expires_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayRequest:
+    """A request as the gateway received it, undecoded; ``headers`` keys are lower-case."""
+
+    method: str
+    raw_path: str
+    query_string: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
 class AuthRejected(Exception):
     """The gateway refuses the request: HTTP ``status`` with ``error_code`` and ``error_msg``."""
 
@@ -72,23 +83,15 @@ class Gateway:
         self.tokens[token] = issued
         return token, issued
 
-    def authenticate(
-        self,
-        *,
-        method: str,
-        raw_path: str,
-        query_string: str,
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> str:
-        """The project the caller is authorised for; raises AuthRejected. ``headers`` keys are lower-case."""
-        token = headers.get(HEADER_AUTH_TOKEN)
+    def authenticate(self, request: GatewayRequest) -> str:
+        """The project the caller is authorised for; raises AuthRejected."""
+        token = request.headers.get(HEADER_AUTH_TOKEN)
         if token is not None:
             return self._check_token(token)
-        authorization = headers.get("authorization")
+        authorization = request.headers.get("authorization")
         if authorization is None:
             raise _incorrect("no X-Auth-Token or Authorization header")
-        return self._check_signature(method, raw_path, query_string, headers, body, authorization)
+        return self._check_signature(request, authorization)
 
     def _check_token(self, token: str) -> str:
         issued = self.tokens.get(token)
@@ -98,15 +101,8 @@ class Gateway:
             raise AuthRejected("The token must be updated.", error_code="APIGW.0307")
         return issued.project_id
 
-    def _check_signature(
-        self,
-        method: str,
-        raw_path: str,
-        query_string: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        authorization: str,
-    ) -> str:
+    def _check_signature(self, request: GatewayRequest, authorization: str) -> str:
+        headers = request.headers
         parsed = signer.parse_authorization(authorization)
         if parsed is None:
             raise _incorrect(f"the Authorization header is not a well-formed {signer.ALGORITHM} header")
@@ -130,12 +126,12 @@ class Gateway:
             raise _incorrect(f"signed headers absent from the request: {', '.join(missing)}")
         self._check_security_token(key, headers, signed_headers)
         canonical = signer.canonical_request(
-            method,
-            raw_path,
-            parse_qsl(query_string, keep_blank_values=True),
+            request.method,
+            request.raw_path,
+            parse_qsl(request.query_string, keep_blank_values=True),
             {name: headers[name] for name in signed_headers},
             signed_headers,
-            body,
+            request.body,
         )
         expected = signer.signature(key.secret_key, canonical, date)
         if not hmac.compare_digest(expected, parsed.signature):

@@ -7,10 +7,6 @@ a database made before migrations is adopted (one made in single-workspace mode 
 slack_* tables; one touched only by ``rotate-keys`` has just the workspace tables). A table
 that is there must have every column listed here, or the database is not one this baseline
 can adopt and nothing is changed.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -23,8 +19,6 @@ from bot.db.migrations import CannotAdopt
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _ACTIVE = sa.text("status = 'active'")
@@ -179,6 +173,20 @@ def _metadata() -> sa.MetaData:
     # slack_sdk 3.x's installation and OAuth state stores (SQLAlchemyInstallationStore,
     # SQLAlchemyOAuthStateStore), as their create_tables() made them; their constraints carry
     # the database's own default names.
+    def owner_columns(*, enterprise_url: bool) -> list[sa.Column[object]]:
+        """The row's id and the app and workspace it belongs to; installations also keep the URL."""
+        url = [sa.Column("enterprise_url", sa.String(200), nullable=True)] if enterprise_url else []
+        return [
+            sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+            sa.Column("client_id", sa.String(32), nullable=False),
+            sa.Column("app_id", sa.String(32), nullable=False),
+            sa.Column("enterprise_id", sa.String(32), nullable=True),
+            sa.Column("enterprise_name", sa.String(200), nullable=True),
+            *url,
+            sa.Column("team_id", sa.String(32), nullable=True),
+            sa.Column("team_name", sa.String(200), nullable=True),
+        ]
+
     def bot_columns() -> list[sa.Column[object]]:
         return [
             sa.Column("bot_token", sa.String(200), nullable=True),
@@ -192,13 +200,7 @@ def _metadata() -> sa.MetaData:
     sa.Table(
         "slack_bots",
         meta,
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("client_id", sa.String(32), nullable=False),
-        sa.Column("app_id", sa.String(32), nullable=False),
-        sa.Column("enterprise_id", sa.String(32), nullable=True),
-        sa.Column("enterprise_name", sa.String(200), nullable=True),
-        sa.Column("team_id", sa.String(32), nullable=True),
-        sa.Column("team_name", sa.String(200), nullable=True),
+        *owner_columns(enterprise_url=False),
         *bot_columns(),
         sa.Column("is_enterprise_install", sa.Boolean(), nullable=False),
         sa.Column("installed_at", _when(False), nullable=False),
@@ -208,14 +210,7 @@ def _metadata() -> sa.MetaData:
     sa.Table(
         "slack_installations",
         meta,
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("client_id", sa.String(32), nullable=False),
-        sa.Column("app_id", sa.String(32), nullable=False),
-        sa.Column("enterprise_id", sa.String(32), nullable=True),
-        sa.Column("enterprise_name", sa.String(200), nullable=True),
-        sa.Column("enterprise_url", sa.String(200), nullable=True),
-        sa.Column("team_id", sa.String(32), nullable=True),
-        sa.Column("team_name", sa.String(200), nullable=True),
+        *owner_columns(enterprise_url=True),
         *bot_columns(),
         sa.Column("user_id", sa.String(32), nullable=False),
         sa.Column("user_token", sa.String(200), nullable=True),

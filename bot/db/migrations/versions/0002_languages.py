@@ -5,10 +5,6 @@
 the watch or feed starts; ``deliveries.locale`` copies it when an alert is queued, so a restart
 or a later change of setting never changes a message already owed. All nullable: rows made
 before this revision read as English, which is what they were drawn in.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ from alembic import op
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _COLUMNS = (
     ("guardrails", "channel_language"),

@@ -2,10 +2,6 @@
 
 One nullable JSON column on ``feeds``: existing feeds read as unfiltered (NULL), so the upgrade
 needs no data change and no table rewrite (SQLite adds a nullable column in place).
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -16,8 +12,6 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _Json = sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 

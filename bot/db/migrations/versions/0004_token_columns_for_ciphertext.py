@@ -5,10 +5,6 @@ becomes about 290 characters); slack_sdk's ``String(200)`` would cut it on Postg
 columns become ``Text``. Rows stay as they are: this migration has no key. Tokens written
 before encryption are read as legacy plaintext until ``taskbot rotate-keys`` encrypts them
 (bot.db.installations).
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -18,8 +14,6 @@ from alembic import op
 
 revision: str = "0004"
 down_revision: str | None = "0003"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 _COLUMNS = {
     "slack_installations": (

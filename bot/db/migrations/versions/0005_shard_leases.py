@@ -3,10 +3,6 @@
 Two small tables (bot.db.leases): one row per workspace with active follow-ups, and one per
 live replica (the fair share of workspaces divides by them). SQLite
 databases get it too, empty, so every database has the same schema.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -16,8 +12,6 @@ from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

@@ -3,10 +3,6 @@
 Two new tables, nothing existing changes. ``rate_buckets`` is only written on PostgreSQL (the
 fleet-wide API rate); ``slack_events_seen`` on both backends (retries of one event do no work
 twice).
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-01
 """
 
 from __future__ import annotations
@@ -16,8 +12,6 @@ from alembic import op
 
 revision: str = "0006"
 down_revision: str | None = "0005"
-branch_labels: str | None = None
-depends_on: str | None = None
 
 
 def upgrade() -> None:

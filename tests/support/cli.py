@@ -1,0 +1,69 @@
+"""The ``taskbot`` command as a real child process, started the way an operator starts it.
+
+``clean_env`` drops every Slack, Huawei Cloud and taskbot variable of the test runner (and points
+``HOME`` away, so no ``~/.huaweicloud/credentials`` leaks in); a test adds back what it means to
+give. ``start_cli`` spawns ``python -m bot.cli`` with both streams piped, ``stop_cli`` sends it
+SIGTERM and collects what it wrote, ``run_cli`` runs it to the end, and ``free_port`` finds a
+loopback port nothing listens on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+__all__ = ["clean_env", "free_port", "run_cli", "start_cli", "stop_cli"]
+
+_OURS = ("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The runner's environment without any of our variables, plus ``extra``."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    keep["HOME"] = "/nonexistent-home"
+    keep.update(extra)
+    return keep
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> asyncio.subprocess.Process:
+    """``taskbot *args`` running, stdout and stderr piped; the caller waits for or stops it."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        *args,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def stop_cli(process: asyncio.subprocess.Process, timeout: float = 15) -> tuple[int, str, str]:
+    """SIGTERM, as an orchestrator stops a process, then wait: (exit code, stdout, stderr)."""
+    process.send_signal(signal.SIGTERM)
+    return await _finish(process, timeout)
+
+
+async def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 30, cwd: Path | None = None
+) -> tuple[int, str, str]:
+    """``taskbot *args`` run to its end: (exit code, stdout, stderr)."""
+    return await _finish(await start_cli(*args, env=env, cwd=cwd), timeout)
+
+
+async def _finish(process: asyncio.subprocess.Process, timeout: float) -> tuple[int, str, str]:
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
