@@ -26,8 +26,8 @@ PostgreSQL and the load generator, so they bound the total). Three parts, one ru
    statement a replica runs between and at heartbeats, and of the probe as it was before it
    stopped scanning the watches (baseline, same run).
 
-Run: ``python -m bench.bench_replicas`` (about 12 minutes with the defaults; ``--quick`` for a
-smoke run). Needs the local PostgreSQL (``TASKBOT_TEST_POSTGRES_DSN`` or
+Run: ``python -m bench.bench_replicas`` (about 15 minutes with the defaults, 8 with
+``--failover-runs 0``; ``--quick`` for a smoke run). Needs the local PostgreSQL (``TASKBOT_TEST_POSTGRES_DSN`` or
 postgresql://postgres@127.0.0.1:5432). Results: BENCHMARKS.md "Several replicas".
 """
 
