@@ -204,7 +204,7 @@ class Settings(BaseSettings):
     read_timeout: float = Field(default=10.0, gt=0, validation_alias=AliasChoices("METASTUDIO_READ_TIMEOUT"))
     max_retries: int = Field(default=3, ge=0, le=10, validation_alias=AliasChoices("METASTUDIO_MAX_RETRIES"))
     # One deadline per MetaStudio call: connect, headers, body, retries and their waits together.
-    # httpx's timeouts are per read, so a body trickling a byte a second never trips them.
+    # The HTTP client's timeouts are per read, so a body trickling a byte a second never trips them.
     call_deadline: float = Field(
         default=15.0, gt=0, le=600, validation_alias=AliasChoices("TASKBOT_CALL_DEADLINE_SECONDS")
     )

@@ -9,7 +9,7 @@ from typing import Any
 from bot.db.followups import ChannelWatch, FeedRecord
 from bot.metastudio.models import Task
 from bot.slack import alerts
-from bot.slack.cards import ACTION_OPEN
+from bot.slack.cards import ACTION_OPEN, CardView
 
 TASK_ID = "c0ffee00c0ffee00c0ffee00c0ffee00"
 BEGIN = 1_744_276_900_000
@@ -181,11 +181,11 @@ def test_watching_list_empty() -> None:
 def test_watched_card_shows_note_until_finished() -> None:
     running = finished(end_time=None, success_count=100, failure_count=0, task_status=1)
     refreshed = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
-    live = alerts.watched_card(running, request_id="req-1", refreshed_at=refreshed)
+    live = alerts.watched_card(running, CardView(request_id="req-1", refreshed_at=refreshed))
     assert "Watching" in all_text(live.blocks)
     assert live.blocks[-1]["type"] == "actions"
     assert "03:04:05" in all_text(live.blocks)
-    final = alerts.watched_card(finished(), request_id=None, refreshed_at=refreshed)
+    final = alerts.watched_card(finished(), CardView(request_id=None, refreshed_at=refreshed))
     assert "Watching" not in all_text(final.blocks)
 
 
@@ -227,7 +227,9 @@ def test_chinese_alerts_with_huge_emoji_names_stay_within_limits() -> None:
         alerts.expired_notice(
             TASK_ID, user_id="U0ASKER01", hours=24, last_seen=finished(task_name=name), locale="zh-CN"
         ),
-        alerts.watched_card(finished(task_name=name, end_time=None), request_id="r", locale="zh-CN"),
+        alerts.watched_card(
+            finished(task_name=name, end_time=None), CardView(request_id="r", locale="zh-CN")
+        ),
     ]
     for message in messages_:
         assert len(message.text.encode("utf-16-le")) // 2 <= 300

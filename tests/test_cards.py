@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from bot.slack.cards import (
     ACTION_OPEN,
     ACTION_REFRESH,
     ACTION_WATCH,
+    CardView,
     card_text,
     error_blocks,
     recent_list,
@@ -99,7 +101,7 @@ def section_texts(blocks: list[dict[str, Any]]) -> str:
 
 
 def test_seed_card_shows_everything_the_api_returned() -> None:
-    blocks = task_card(SEED, request_id="req-42", now=BEGIN + timedelta(hours=1))
+    blocks = task_card(SEED, CardView(request_id="req-42"), now=BEGIN + timedelta(hours=1))
     assert_valid_blocks(blocks)
     assert blocks[0] == {
         "type": "header",
@@ -141,19 +143,19 @@ def test_seed_fallback_text_and_emoji() -> None:
 
 
 def test_finished_card_has_no_watch_button() -> None:
-    blocks = task_card(SEED, request_id=None, watch_button=True)
+    blocks = task_card(SEED, CardView(request_id=None), watch_button=True)
     assert [b["action_id"] for b in buttons(blocks)] == [ACTION_REFRESH]
 
 
 def test_without_request_id_the_context_omits_it() -> None:
-    line = task_card(SEED, request_id=None)[-2]["elements"][0]["text"]
+    line = task_card(SEED, CardView(request_id=None))[-2]["elements"][0]["text"]
     assert "request" not in line
     assert line.startswith("Task `fd1c56acbb2c4b1aa24ba37df99f3129` · user ")
 
 
 def test_refreshed_at_shows_in_readers_timezone() -> None:
     refreshed = datetime(2025, 4, 10, 10, 0, 5, tzinfo=UTC)
-    line = task_card(SEED, request_id="r", refreshed_at=refreshed)[-2]["elements"][0]["text"]
+    line = task_card(SEED, CardView(request_id="r", refreshed_at=refreshed))[-2]["elements"][0]["text"]
     assert line.endswith(" · Updated <!date^1744279205^{time_secs}|10:00:05 UTC>")
 
 
@@ -163,7 +165,10 @@ def test_refreshed_at_shows_in_readers_timezone() -> None:
 def test_running_task_shows_progress_duration_and_watch_button() -> None:
     running = task(end_time=None, total_count=3000, success_count=2300, failure_count=100, task_status=1)
     blocks = task_card(
-        running, request_id="r", watch_button=True, now=BEGIN + timedelta(hours=2, minutes=5, seconds=59)
+        running,
+        CardView(request_id="r"),
+        watch_button=True,
+        now=BEGIN + timedelta(hours=2, minutes=5, seconds=59),
     )
     assert_valid_blocks(blocks)
     body = section_texts(blocks)
@@ -183,38 +188,42 @@ def test_running_task_shows_progress_duration_and_watch_button() -> None:
 
 def test_progress_rounds_down_so_an_unfinished_task_never_shows_full() -> None:
     blocks = task_card(
-        task(end_time=None, total_count=1000, success_count=999, failure_count=0), request_id=None
+        task(end_time=None, total_count=1000, success_count=999, failure_count=0), CardView(request_id=None)
     )
     assert "`█████████░` 99%  (999 of 1,000)" in section_texts(blocks)
 
 
 def test_not_started_only_without_progress_and_begin_time() -> None:
     waiting = task(begin_time=None, end_time=None, success_count=0, failure_count=0, task_status="2")
-    blocks = task_card(waiting, request_id=None, watch_button=True)
+    blocks = task_card(waiting, CardView(request_id=None), watch_button=True)
     body = section_texts(blocks)
     assert ":white_circle: *Not started* (status code `2`)" in body
     assert "*Duration*\n—" in body
     assert "*Failed*\n0" in body
     assert [b["action_id"] for b in buttons(blocks)] == [ACTION_REFRESH, ACTION_WATCH]
     started = task(end_time=None, success_count=0, failure_count=0, task_status="2")
-    assert ":hourglass_flowing_sand: *Running*" in section_texts(task_card(started, request_id=None))
+    assert ":hourglass_flowing_sand: *Running*" in section_texts(
+        task_card(started, CardView(request_id=None))
+    )
 
 
 def test_finished_comes_only_from_configured_codes_or_the_data() -> None:
     unknown = task(end_time=None, total_count=0, success_count=5, failure_count=0, task_status=7)
-    assert "*Running* (status code `7`)" in section_texts(task_card(unknown, request_id=None))
-    finished = task_card(unknown, request_id=None, finished_codes=frozenset({"7"}))
+    assert "*Running* (status code `7`)" in section_texts(task_card(unknown, CardView(request_id=None)))
+    finished = task_card(unknown, CardView(request_id=None, finished_codes=frozenset({"7"})))
     assert ":white_check_mark: *Finished* (status code `7`)" in section_texts(finished)
     assert status_emoji(unknown, frozenset({"7"})) == ":white_check_mark:"
 
 
 def test_missing_status_code_is_said_not_invented() -> None:
-    blocks = task_card(task(task_status=None), request_id=None)
+    blocks = task_card(task(task_status=None), CardView(request_id=None))
     assert ":white_check_mark: *Finished* (no status code)" in section_texts(blocks)
 
 
 def test_zero_total_says_progress_unknown() -> None:
-    blocks = task_card(task(total_count=0, success_count=0, failure_count=0, end_time=None), request_id=None)
+    blocks = task_card(
+        task(total_count=0, success_count=0, failure_count=0, end_time=None), CardView(request_id=None)
+    )
     body = section_texts(blocks)
     assert text("progress_unknown") in body
     assert "%" not in body
@@ -234,13 +243,13 @@ def test_zero_total_says_progress_unknown() -> None:
 )
 def test_finished_duration_is_humanised(seconds: float, shown: str) -> None:
     ended = task(end_time=SEED_BODY["begin_time"] + int(seconds * 1000), task_status=None)
-    fields = [f["text"] for b in task_card(ended, request_id=None) for f in b.get("fields", [])]
+    fields = [f["text"] for b in task_card(ended, CardView(request_id=None)) for f in b.get("fields", [])]
     assert f"*Duration*\n{shown}" in fields
 
 
 def test_empty_name_falls_back_to_task_id() -> None:
     for name in (None, "", "  \n\t "):
-        header = task_card(task(task_name=name), request_id=None)[0]["text"]["text"]
+        header = task_card(task(task_name=name), CardView(request_id=None))[0]["text"]["text"]
         assert header == "Task fd1c56acbb2c4b1aa24ba37df99f3129"
 
 
@@ -255,7 +264,7 @@ def test_user_text_cannot_ping_or_link() -> None:
         task_type="`<!everyone>`",
         user_id="<!subteam^S1>",
     )
-    blocks = task_card(hostile, request_id="<!channel>")
+    blocks = task_card(hostile, CardView(request_id="<!channel>"))
     assert_valid_blocks(blocks)
     body = section_texts(blocks)
     assert "&lt;!here&gt;" in body
@@ -372,11 +381,14 @@ tasks = st.builds(
     success_count=_count,
     failure_count=_count,
 )
+_views = st.builds(
+    CardView,
+    request_id=st.one_of(st.none(), st.text(max_size=40), _huge),
+    finished_codes=st.frozensets(st.sampled_from(["0", "1", "2", "x"])),
+    refreshed_at=st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
+)
 _options = st.fixed_dictionaries(
     {
-        "request_id": st.one_of(st.none(), st.text(max_size=40), _huge),
-        "finished_codes": st.frozensets(st.sampled_from(["0", "1", "2", "x"])),
-        "refreshed_at": st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))),
         "watch_button": st.booleans(),
         "now": st.datetimes(
             min_value=datetime(1971, 1, 1), max_value=datetime(9000, 1, 1), timezones=st.just(UTC)
@@ -387,19 +399,19 @@ _fast = settings(max_examples=120, deadline=None, suppress_health_check=[HealthC
 
 
 @_fast
-@given(tasks, _options)
-def test_every_card_is_valid_block_kit(any_task: Task, options: dict[str, Any]) -> None:
-    blocks = task_card(any_task, **options)
+@given(tasks, _views, _options)
+def test_every_card_is_valid_block_kit(any_task: Task, view: CardView, options: dict[str, Any]) -> None:
+    blocks = task_card(any_task, view, **options)
     assert_valid_blocks(blocks)
     status = blocks[1]["text"]["text"]
     if any_task.task_status is not None:
         assert "(status code `" in status  # the raw code, never a guessed meaning alone
-    finished = any_task.is_finished(options["finished_codes"])
+    finished = any_task.is_finished(view.finished_codes)
     assert ("*Finished*" in status) == finished
     assert (ACTION_WATCH in [b["action_id"] for b in buttons(blocks)]) == (
         options["watch_button"] and not finished
     )
-    assert len(card_text(any_task, options["finished_codes"])) <= 300
+    assert len(card_text(any_task, view.finished_codes)) <= 300
 
 
 @settings(_fast, max_examples=60)
@@ -433,7 +445,7 @@ zh_tasks = st.builds(
 
 
 def test_seed_card_in_chinese() -> None:
-    blocks = task_card(SEED, request_id="req-1", locale="zh-CN")
+    blocks = task_card(SEED, CardView(request_id="req-1", locale="zh-CN"))
     assert_valid_blocks(blocks)
     body = section_texts(blocks)
     assert ":white_check_mark: *已结束*（任务状态 `0`）" in body
@@ -448,18 +460,20 @@ def test_chinese_duration_and_numbers() -> None:
     long = task(
         total_count=50_000, success_count=25_001, failure_count=0, end_time=SEED.begin_time + 5_400_000
     )
-    body = section_texts(task_card(long, request_id=None, locale="zh-CN"))
+    body = section_texts(task_card(long, CardView(request_id=None, locale="zh-CN")))
     assert "*耗时*\n1 小时 30 分钟" in body
     assert "（已处理 25,001 / 50,000）" in body
     assert "50%" in body
 
 
 @_fast
-@given(zh_tasks, _options)
-def test_every_chinese_card_is_valid_block_kit(any_task: Task, options: dict[str, Any]) -> None:
-    blocks = task_card(any_task, locale="zh-CN", **options)
+@given(zh_tasks, _views, _options)
+def test_every_chinese_card_is_valid_block_kit(
+    any_task: Task, view: CardView, options: dict[str, Any]
+) -> None:
+    blocks = task_card(any_task, replace(view, locale="zh-CN"), **options)
     assert_valid_blocks(blocks)
-    assert units(card_text(any_task, options["finished_codes"], locale="zh-CN")) <= 300
+    assert units(card_text(any_task, view.finished_codes, locale="zh-CN")) <= 300
 
 
 @settings(_fast, max_examples=40)

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from multidict import CIMultiDict
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -20,30 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import bot.devtools.simulator as simulation
 from bot.config import CloudCredentials, CredentialKind
-from bot.devtools.simulator import (
-    BROKEN_TASK_ID,
-    DEMO_ACCESS_KEY,
-    DEMO_IAM_DOMAIN,
-    DEMO_IAM_PASSWORD,
-    DEMO_IAM_USER,
-    DEMO_PROJECT_ID,
-    DEMO_SECRET_KEY,
-    DEMO_SECURITY_TOKEN,
-    DEMO_TEMP_ACCESS_KEY,
-    DEMO_TEMP_SECRET_KEY,
-    FLAKY_TASK_ID,
-    FORBIDDEN_TASK_ID,
-    MALFORMED_TASK_ID,
-    MSS_TASK_IDS,
-    RUNNING_TASK_ID,
-    SEED_TASK_ID,
-    SLOW_TASK_ID,
-    THROTTLED_TASK_ID,
-    Fault,
-    SimTask,
-    Simulator,
-)
+from bot.devtools.simulator import Fault, SimTask, Simulator
 from bot.metastudio.client import Fetched, MetaStudioClient, _retry_after
 from bot.metastudio.errors import (
     AuthenticationFailed,
@@ -63,6 +43,8 @@ from bot.metastudio.errors import (
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
 from tests.support.clock import FakeClock
+from tests.support.credentials import aksk
+from tests.support.wire import capturing_session
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
 REQUEST_ID_LENGTH = 32
@@ -76,35 +58,21 @@ def make_client(*, endpoint: str, credentials: CloudCredentials, **options: Any)
     return MetaStudioClient(endpoint=endpoint, credentials=credentials, **options)
 
 
-def aksk(
-    ak: str = DEMO_ACCESS_KEY,
-    sk: str = DEMO_SECRET_KEY,
-    *,
-    token: str | None = None,
-    project_id: str = DEMO_PROJECT_ID,
+def iam_password(
+    password: str = simulation.DEMO_IAM_PASSWORD, project_id: str = simulation.DEMO_PROJECT_ID
 ) -> CloudCredentials:
-    return CloudCredentials(
-        kind=CredentialKind.TEMPORARY_AKSK if token else CredentialKind.AKSK,
-        project_id=project_id,
-        access_key=ak,
-        secret_key=SecretStr(sk),
-        security_token=SecretStr(token) if token else None,
-    )
-
-
-def iam_password(password: str = DEMO_IAM_PASSWORD, project_id: str = DEMO_PROJECT_ID) -> CloudCredentials:
     return CloudCredentials(
         kind=CredentialKind.IAM_PASSWORD,
         project_id=project_id,
-        iam_username=DEMO_IAM_USER,
+        iam_username=simulation.DEMO_IAM_USER,
         iam_password=SecretStr(password),
-        iam_domain=DEMO_IAM_DOMAIN,
+        iam_domain=simulation.DEMO_IAM_DOMAIN,
     )
 
 
 def given_token(token: str) -> CloudCredentials:
     return CloudCredentials(
-        kind=CredentialKind.IAM_TOKEN, project_id=DEMO_PROJECT_ID, auth_token=SecretStr(token)
+        kind=CredentialKind.IAM_TOKEN, project_id=simulation.DEMO_PROJECT_ID, auth_token=SecretStr(token)
     )
 
 
@@ -172,18 +140,18 @@ async def test_seed_task(client: MetaStudioClient, sim: Simulator, caplog: pytes
     caplog.set_level(logging.INFO, logger="taskbot.metastudio")
     ok_before, latency_before = calls("show_task", "ok"), latency_count("show_task")
 
-    fetched = await client.get_task(SEED_TASK_ID)
+    fetched = await client.get_task(simulation.SEED_TASK_ID)
 
     assert isinstance(fetched, Fetched)
     task = fetched.value
     assert isinstance(task, Task)
-    assert task.task_id == SEED_TASK_ID
+    assert task.task_id == simulation.SEED_TASK_ID
     assert task.task_name == "Imported Q&A pairs."
     assert (task.total_count, task.success_count, task.failure_count) == (3, 2, 1)
     assert task.is_finished()
     assert fetched.request_id is not None and len(fetched.request_id) == REQUEST_ID_LENGTH
     assert 0 < fetched.elapsed < 2
-    assert sim.requests[("show", SEED_TASK_ID)] == 1
+    assert sim.requests[("show", simulation.SEED_TASK_ID)] == 1
     assert calls("show_task", "ok") == ok_before + 1
     assert latency_count("show_task") == latency_before + 1
 
@@ -191,7 +159,7 @@ async def test_seed_task(client: MetaStudioClient, sim: Simulator, caplog: pytes
     assert record.levelno == logging.INFO
     assert record.operation == "show_task"  # type: ignore[attr-defined]
     assert record.outcome == "ok"  # type: ignore[attr-defined]
-    assert record.task_id == SEED_TASK_ID  # type: ignore[attr-defined]
+    assert record.task_id == simulation.SEED_TASK_ID  # type: ignore[attr-defined]
     assert record.request_id == fetched.request_id  # type: ignore[attr-defined]
     assert record.latency_ms >= 0  # type: ignore[attr-defined]
 
@@ -199,11 +167,11 @@ async def test_seed_task(client: MetaStudioClient, sim: Simulator, caplog: pytes
 async def test_running_task_and_concurrent_calls_share_the_client(
     client: MetaStudioClient, sim: Simulator
 ) -> None:
-    results = await asyncio.gather(*(client.get_task(RUNNING_TASK_ID) for _ in range(8)))
-    assert {r.value.task_id for r in results} == {RUNNING_TASK_ID}
+    results = await asyncio.gather(*(client.get_task(simulation.RUNNING_TASK_ID) for _ in range(8)))
+    assert {r.value.task_id for r in results} == {simulation.RUNNING_TASK_ID}
     assert not results[0].value.is_finished()
     assert len({r.request_id for r in results}) == 8
-    assert sim.requests[("show", RUNNING_TASK_ID)] == 8
+    assert sim.requests[("show", simulation.RUNNING_TASK_ID)] == 8
 
 
 async def test_list_pages_through_every_task(client: MetaStudioClient, sim: Simulator) -> None:
@@ -219,7 +187,7 @@ async def test_list_pages_through_every_task(client: MetaStudioClient, sim: Simu
         if offset >= page.value.count:
             break
     assert len(seen) == len(set(seen)) == page.value.count == 11
-    assert SEED_TASK_ID in seen
+    assert simulation.SEED_TASK_ID in seen
     assert sim.requests[("list", "")] == 3
 
 
@@ -236,10 +204,10 @@ async def test_list_filters(client: MetaStudioClient) -> None:
         "knowledge-intent-question-export",
     }
 
-    seed = (await client.get_task(SEED_TASK_ID)).value
+    seed = (await client.get_task(simulation.SEED_TASK_ID)).value
     assert seed.begin_time is not None
     window = await client.list_tasks(begin_time=seed.begin_time, end_time=seed.begin_time, limit=100)
-    assert SEED_TASK_ID in [t.task_id for t in window.value.data]
+    assert simulation.SEED_TASK_ID in [t.task_id for t in window.value.data]
 
     nothing = await client.list_tasks(resources=["no-such-resource"], business_id="x")
     assert nothing.value.count == 0 and nothing.value.data == []
@@ -266,42 +234,42 @@ async def test_limit_above_the_api_maximum_is_invalid_parameter(client: MetaStud
 
 async def test_throttled_then_ok_honours_retry_after(client: MetaStudioClient, sim: Simulator) -> None:
     retries_before = calls("show_task", "retry")
-    fetched = await client.get_task(THROTTLED_TASK_ID)
-    assert fetched.value.task_id == THROTTLED_TASK_ID
+    fetched = await client.get_task(simulation.THROTTLED_TASK_ID)
+    assert fetched.value.task_id == simulation.THROTTLED_TASK_ID
     # Two 429s with Retry-After: 1 each, far above our 0.01 s backoff base.
     assert fetched.elapsed >= 2.0
-    assert sim.requests[("show", THROTTLED_TASK_ID)] == 3
+    assert sim.requests[("show", simulation.THROTTLED_TASK_ID)] == 3
     assert calls("show_task", "retry") == retries_before + 2
 
 
 async def test_throttled_out_of_retries(sim_url: str, sim: Simulator) -> None:
     async with make_client(endpoint=sim_url, credentials=aksk(), max_retries=0) as c:
         with pytest.raises(Throttled) as caught:
-            await c.get_task(THROTTLED_TASK_ID)
+            await c.get_task(simulation.THROTTLED_TASK_ID)
     assert caught.value.status_code == 429
     assert caught.value.error_code == "APIGW.0308"
     assert caught.value.retry_after == 1.0
     assert caught.value.request_id
-    assert sim.requests[("show", THROTTLED_TASK_ID)] == 1
+    assert sim.requests[("show", simulation.THROTTLED_TASK_ID)] == 1
 
 
 async def test_retry_after_longer_than_the_cap_gives_up_at_once(
     client: MetaStudioClient, sim: Simulator
 ) -> None:
-    sim.set_fault(SEED_TASK_ID, Fault(kind="throttle", seconds=30))
+    sim.set_fault(simulation.SEED_TASK_ID, Fault(kind="throttle", seconds=30))
     started = time.monotonic()
     with pytest.raises(Throttled) as caught:
-        await client.get_task(SEED_TASK_ID)
+        await client.get_task(simulation.SEED_TASK_ID)
     assert time.monotonic() - started < 1
     assert caught.value.retry_after == 30.0
-    assert sim.requests[("show", SEED_TASK_ID)] == 1
+    assert sim.requests[("show", simulation.SEED_TASK_ID)] == 1
 
 
 async def test_flaky_succeeds_on_retry(client: MetaStudioClient, sim: Simulator) -> None:
     retries_before = calls("show_task", "retry")
-    fetched = await client.get_task(FLAKY_TASK_ID)
-    assert fetched.value.task_id == FLAKY_TASK_ID
-    assert sim.requests[("show", FLAKY_TASK_ID)] == 2
+    fetched = await client.get_task(simulation.FLAKY_TASK_ID)
+    assert fetched.value.task_id == simulation.FLAKY_TASK_ID
+    assert sim.requests[("show", simulation.FLAKY_TASK_ID)] == 2
     assert calls("show_task", "retry") == retries_before + 1
 
 
@@ -319,8 +287,8 @@ async def test_broken_gives_server_error_after_bounded_retries_with_jittered_bac
         endpoint=sim_url, credentials=aksk(), max_retries=3, backoff_base=0.5, backoff_cap=1.5, sleep=record
     ) as c:
         with pytest.raises(ServerError) as caught:
-            await c.get_task(BROKEN_TASK_ID)
-    assert sim.requests[("show", BROKEN_TASK_ID)] == 4
+            await c.get_task(simulation.BROKEN_TASK_ID)
+    assert sim.requests[("show", simulation.BROKEN_TASK_ID)] == 4
     assert caught.value.status_code == 500
     assert caught.value.error_code == "MSS.000000002"
     assert caught.value.request_id
@@ -336,13 +304,13 @@ async def test_broken_gives_server_error_after_bounded_retries_with_jittered_bac
 
 # task id -> (exception, HTTP status, error_code); each answered once, none retried.
 ERROR_TABLE: dict[str, tuple[type[MetaStudioError], int, str | None]] = {
-    MSS_TASK_IDS["MSS.000000001"]: (RequestFailed, 400, "MSS.000000001"),
-    MSS_TASK_IDS["MSS.000000002"]: (InternalError, 400, "MSS.000000002"),
-    MSS_TASK_IDS["MSS.000000003"]: (InvalidParameter, 400, "MSS.000000003"),
-    MSS_TASK_IDS["MSS.000000004"]: (AuthenticationFailed, 400, "MSS.000000004"),
-    FORBIDDEN_TASK_ID: (PermissionDenied, 403, "APIGW.0302"),
+    simulation.MSS_TASK_IDS["MSS.000000001"]: (RequestFailed, 400, "MSS.000000001"),
+    simulation.MSS_TASK_IDS["MSS.000000002"]: (InternalError, 400, "MSS.000000002"),
+    simulation.MSS_TASK_IDS["MSS.000000003"]: (InvalidParameter, 400, "MSS.000000003"),
+    simulation.MSS_TASK_IDS["MSS.000000004"]: (AuthenticationFailed, 400, "MSS.000000004"),
+    simulation.FORBIDDEN_TASK_ID: (PermissionDenied, 403, "APIGW.0302"),
     UNKNOWN_TASK_ID: (TaskNotFound, 404, "MSS.000000001"),
-    MALFORMED_TASK_ID: (BadResponse, 200, None),
+    simulation.MALFORMED_TASK_ID: (BadResponse, 200, None),
 }
 
 
@@ -364,16 +332,16 @@ async def test_read_timeout_is_timed_out_and_not_retried(sim_url: str, sim: Simu
     async with make_client(endpoint=sim_url, credentials=aksk(), read_timeout=0.3) as c:
         started = time.monotonic()
         with pytest.raises(TimedOut):
-            await c.get_task(SLOW_TASK_ID)
+            await c.get_task(simulation.SLOW_TASK_ID)
         assert 0.3 <= time.monotonic() - started < 1.5
         # The same client still works afterwards.
-        assert (await c.get_task(SEED_TASK_ID)).value.task_id == SEED_TASK_ID
-    assert sim.requests[("show", SLOW_TASK_ID)] == 1
+        assert (await c.get_task(simulation.SEED_TASK_ID)).value.task_id == simulation.SEED_TASK_ID
+    assert sim.requests[("show", simulation.SLOW_TASK_ID)] == 1
 
 
 async def test_slow_within_the_timeout_is_fine(client: MetaStudioClient, sim: Simulator) -> None:
-    sim.set_fault(SEED_TASK_ID, Fault(kind="slow", seconds=0.2))
-    fetched = await client.get_task(SEED_TASK_ID)
+    sim.set_fault(simulation.SEED_TASK_ID, Fault(kind="slow", seconds=0.2))
+    fetched = await client.get_task(simulation.SEED_TASK_ID)
     assert fetched.elapsed >= 0.2
 
 
@@ -386,17 +354,14 @@ def closed_port() -> int:
 async def test_connection_refused_after_retries() -> None:
     sent: list[httpx.Request] = []
 
-    async def count(request: httpx.Request) -> None:
-        sent.append(request)
-
     async with (
-        httpx.AsyncClient(event_hooks={"request": [count]}) as http,
+        capturing_session(sent) as http,
         make_client(
             endpoint=f"http://127.0.0.1:{closed_port()}", credentials=aksk(), max_retries=2, http=http
         ) as c,
     ):
         with pytest.raises(ConnectionFailed) as caught:
-            await c.get_task(SEED_TASK_ID)
+            await c.get_task(simulation.SEED_TASK_ID)
     assert len(sent) == 3
     assert caught.value.request_id is None and caught.value.status_code is None
 
@@ -441,10 +406,10 @@ async def test_invalid_id_message_quotes_the_id_harmlessly(client: MetaStudioCli
 async def test_wrong_secret_key_is_authentication_failed(sim_url: str, sim: Simulator) -> None:
     async with make_client(endpoint=sim_url, credentials=aksk(sk="not-the-secret")) as c:
         with pytest.raises(AuthenticationFailed) as caught:
-            await c.get_task(SEED_TASK_ID)
+            await c.get_task(simulation.SEED_TASK_ID)
     assert (caught.value.status_code, caught.value.error_code) == (401, "APIGW.0301")
     assert caught.value.request_id
-    assert sim.requests[("show", SEED_TASK_ID)] == 1
+    assert sim.requests[("show", simulation.SEED_TASK_ID)] == 1
 
 
 async def test_unknown_access_key_is_authentication_failed(sim_url: str) -> None:
@@ -457,21 +422,23 @@ async def test_other_project_is_permission_denied(sim_url: str) -> None:
     other = "ffffffffffffffffffffffffffffffff"
     async with make_client(endpoint=sim_url, credentials=aksk(project_id=other)) as c:
         with pytest.raises(PermissionDenied) as caught:
-            await c.get_task(SEED_TASK_ID)
+            await c.get_task(simulation.SEED_TASK_ID)
     assert caught.value.error_code == "APIGW.0302"
 
 
 async def test_security_token_flow(sim_url: str, sim: Simulator) -> None:
-    temporary = aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN)
+    temporary = aksk(
+        simulation.DEMO_TEMP_ACCESS_KEY, simulation.DEMO_TEMP_SECRET_KEY, token=simulation.DEMO_SECURITY_TOKEN
+    )
     async with make_client(endpoint=sim_url, credentials=temporary) as c:
-        assert (await c.get_task(SEED_TASK_ID)).value.task_id == SEED_TASK_ID
+        assert (await c.get_task(simulation.SEED_TASK_ID)).value.task_id == simulation.SEED_TASK_ID
         assert (await c.list_tasks(limit=3)).value.limit == 3
     # A temporary key without its token is refused.
     async with make_client(
-        endpoint=sim_url, credentials=aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY)
+        endpoint=sim_url, credentials=aksk(simulation.DEMO_TEMP_ACCESS_KEY, simulation.DEMO_TEMP_SECRET_KEY)
     ) as c:
         with pytest.raises(AuthenticationFailed):
-            await c.get_task(SEED_TASK_ID)
+            await c.get_task(simulation.SEED_TASK_ID)
 
 
 async def test_iam_password_token_is_cached(
@@ -481,12 +448,12 @@ async def test_iam_password_token_is_cached(
     tokens_before = calls("iam_token", "ok")
     async with make_client(endpoint=sim_url, credentials=iam_password()) as c:
         # Concurrent first calls wait for one token instead of each fetching one.
-        results = await asyncio.gather(*(c.get_task(SEED_TASK_ID) for _ in range(5)))
+        results = await asyncio.gather(*(c.get_task(simulation.SEED_TASK_ID) for _ in range(5)))
         page = await c.list_tasks(limit=2)
-        again = await c.get_task(RUNNING_TASK_ID)
-    assert all(r.value.task_id == SEED_TASK_ID for r in results)
+        again = await c.get_task(simulation.RUNNING_TASK_ID)
+    assert all(r.value.task_id == simulation.SEED_TASK_ID for r in results)
     assert len(page.value.data) == 2
-    assert again.value.task_id == RUNNING_TASK_ID
+    assert again.value.task_id == simulation.RUNNING_TASK_ID
     assert sim.requests[("token", "")] == 1
     assert calls("iam_token", "ok") == tokens_before + 1
     operations = [getattr(r, "operation", None) for r in metastudio_records(caplog)]
@@ -501,15 +468,15 @@ async def test_iam_token_refreshed_before_expiry() -> None:
         serve_asgi(sim.app) as url,
         make_client(endpoint=url, credentials=iam_password(), clock=clock) as c,
     ):
-        await c.get_task(SEED_TASK_ID)
+        await c.get_task(simulation.SEED_TASK_ID)
         clock.now += 50
-        await c.get_task(SEED_TASK_ID)
+        await c.get_task(simulation.SEED_TASK_ID)
         assert sim.requests[("token", "")] == 1
         # 80 s into a 100 s token: within a quarter of its life of expiry, so renewed first.
         clock.now += 30
-        await c.get_task(SEED_TASK_ID)
+        await c.get_task(simulation.SEED_TASK_ID)
         assert sim.requests[("token", "")] == 2
-        assert sim.requests[("show", SEED_TASK_ID)] == 3
+        assert sim.requests[("show", simulation.SEED_TASK_ID)] == 3
 
 
 async def test_token_rejected_as_expired_is_renewed_once_and_retried() -> None:
@@ -521,23 +488,23 @@ async def test_token_rejected_as_expired_is_renewed_once_and_retried() -> None:
         serve_asgi(sim.app) as url,
         make_client(endpoint=url, credentials=iam_password(), clock=client_clock) as c,
     ):
-        await c.get_task(SEED_TASK_ID)
+        await c.get_task(simulation.SEED_TASK_ID)
         server_clock.now += 150
-        fetched = await c.get_task(SEED_TASK_ID)
-    assert fetched.value.task_id == SEED_TASK_ID
+        fetched = await c.get_task(simulation.SEED_TASK_ID)
+    assert fetched.value.task_id == simulation.SEED_TASK_ID
     assert sim.requests[("token", "")] == 2
-    assert sim.requests[("show", SEED_TASK_ID)] == 3
+    assert sim.requests[("show", simulation.SEED_TASK_ID)] == 3
 
 
 async def test_wrong_iam_password(sim_url: str, sim: Simulator) -> None:
     async with make_client(endpoint=sim_url, credentials=iam_password("wrong-password")) as c:
         with pytest.raises(AuthenticationFailed) as caught:
-            await c.get_task(SEED_TASK_ID)
+            await c.get_task(simulation.SEED_TASK_ID)
     assert caught.value.status_code == 401
     assert "username or password is wrong" in str(caught.value)
     assert "wrong-password" not in str(caught.value)
     assert sim.requests[("token", "")] == 1
-    assert sim.requests[("show", SEED_TASK_ID)] == 0
+    assert sim.requests[("show", simulation.SEED_TASK_ID)] == 0
 
 
 async def issue_token(url: str) -> str:
@@ -547,13 +514,13 @@ async def issue_token(url: str) -> str:
                 "methods": ["password"],
                 "password": {
                     "user": {
-                        "name": DEMO_IAM_USER,
-                        "password": DEMO_IAM_PASSWORD,
-                        "domain": {"name": DEMO_IAM_DOMAIN},
+                        "name": simulation.DEMO_IAM_USER,
+                        "password": simulation.DEMO_IAM_PASSWORD,
+                        "domain": {"name": simulation.DEMO_IAM_DOMAIN},
                     }
                 },
             },
-            "scope": {"project": {"id": DEMO_PROJECT_ID}},
+            "scope": {"project": {"id": simulation.DEMO_PROJECT_ID}},
         }
     }
     async with httpx.AsyncClient() as http:
@@ -568,13 +535,13 @@ async def test_given_token_is_used_directly() -> None:
     async with serve_asgi(sim.app) as url:
         token = await issue_token(url)
         async with make_client(endpoint=url, credentials=given_token(token), clock=clock) as c:
-            assert (await c.get_task(SEED_TASK_ID)).value.task_id == SEED_TASK_ID
+            assert (await c.get_task(simulation.SEED_TASK_ID)).value.task_id == simulation.SEED_TASK_ID
             clock.now += 200
             with pytest.raises(AuthenticationFailed) as caught:
-                await c.get_task(SEED_TASK_ID)
+                await c.get_task(simulation.SEED_TASK_ID)
     assert caught.value.error_code == "APIGW.0307"
     assert sim.requests[("token", "")] == 1  # only ours above: a given token is never renewed
-    assert sim.requests[("show", SEED_TASK_ID)] == 2
+    assert sim.requests[("show", simulation.SEED_TASK_ID)] == 2
 
 
 # --- secrets ---------------------------------------------------------------------------------------
@@ -584,46 +551,43 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
     caplog.set_level(logging.DEBUG)
     issued: list[str] = []
 
-    async def remember_token(response: httpx.Response) -> None:
-        if "X-Subject-Token" in response.headers:
-            issued.append(response.headers["X-Subject-Token"])
-
     errors: list[MetaStudioError] = []
     sent: list[httpx.Request] = []
-
-    async def remember_request(request: httpx.Request) -> None:
-        sent.append(request)
+    received: list[CIMultiDict[str]] = []
 
     scenarios: list[tuple[CloudCredentials, Callable[[MetaStudioClient], Awaitable[object]]]] = [
-        (aksk(), lambda c: c.get_task(MSS_TASK_IDS["MSS.000000004"])),
-        (aksk(sk="a-wrong-secret-key-value"), lambda c: c.get_task(SEED_TASK_ID)),
+        (aksk(), lambda c: c.get_task(simulation.MSS_TASK_IDS["MSS.000000004"])),
+        (aksk(sk="a-wrong-secret-key-value"), lambda c: c.get_task(simulation.SEED_TASK_ID)),
         (
-            aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN),
-            lambda c: c.get_task(BROKEN_TASK_ID),
+            aksk(
+                simulation.DEMO_TEMP_ACCESS_KEY,
+                simulation.DEMO_TEMP_SECRET_KEY,
+                token=simulation.DEMO_SECURITY_TOKEN,
+            ),
+            lambda c: c.get_task(simulation.BROKEN_TASK_ID),
         ),
-        (iam_password(), lambda c: c.get_task(FORBIDDEN_TASK_ID)),
-        (iam_password("a-wrong-password-value"), lambda c: c.get_task(SEED_TASK_ID)),
-        (given_token("MIIa-made-up-token-value"), lambda c: c.get_task(SEED_TASK_ID)),
-        (aksk(), lambda c: c.get_task(MALFORMED_TASK_ID)),
+        (iam_password(), lambda c: c.get_task(simulation.FORBIDDEN_TASK_ID)),
+        (iam_password("a-wrong-password-value"), lambda c: c.get_task(simulation.SEED_TASK_ID)),
+        (given_token("MIIa-made-up-token-value"), lambda c: c.get_task(simulation.SEED_TASK_ID)),
+        (aksk(), lambda c: c.get_task(simulation.MALFORMED_TASK_ID)),
     ]
     for credentials, call in scenarios:
         async with (
-            httpx.AsyncClient(
-                event_hooks={"request": [remember_request], "response": [remember_token]}
-            ) as http,
+            capturing_session(sent, received) as http,
             make_client(endpoint=sim_url, credentials=credentials, http=http, max_retries=1) as c,
         ):
             with pytest.raises(MetaStudioError) as caught:
                 await call(c)
             errors.append(caught.value)
+    issued += [headers["X-Subject-Token"] for headers in received if "X-Subject-Token" in headers]
 
     secrets = [
-        DEMO_ACCESS_KEY,
-        DEMO_SECRET_KEY,
-        DEMO_TEMP_ACCESS_KEY,
-        DEMO_TEMP_SECRET_KEY,
-        DEMO_SECURITY_TOKEN,
-        DEMO_IAM_PASSWORD,
+        simulation.DEMO_ACCESS_KEY,
+        simulation.DEMO_SECRET_KEY,
+        simulation.DEMO_TEMP_ACCESS_KEY,
+        simulation.DEMO_TEMP_SECRET_KEY,
+        simulation.DEMO_SECURITY_TOKEN,
+        simulation.DEMO_IAM_PASSWORD,
         "a-wrong-secret-key-value",
         "a-wrong-password-value",
         "MIIa-made-up-token-value",
@@ -675,15 +639,17 @@ async def echo_url() -> AsyncIterator[str]:
 
 async def test_echoed_credentials_are_scrubbed(echo_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    temporary = aksk(DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY, token=DEMO_SECURITY_TOKEN)
+    temporary = aksk(
+        simulation.DEMO_TEMP_ACCESS_KEY, simulation.DEMO_TEMP_SECRET_KEY, token=simulation.DEMO_SECURITY_TOKEN
+    )
     async with make_client(endpoint=echo_url, credentials=temporary) as c:
         with pytest.raises(InvalidParameter) as caught:
-            await c.get_task(SEED_TASK_ID)
+            await c.get_task(simulation.SEED_TASK_ID)
     text = str(caught.value)
     # The SDK reads X-Request-Id from the header only; a body's request_id is not taken (SDK behaviour).
     assert caught.value.request_id is None
     assert "[redacted]" in text
-    for secret in (DEMO_TEMP_ACCESS_KEY, DEMO_SECURITY_TOKEN):
+    for secret in (simulation.DEMO_TEMP_ACCESS_KEY, simulation.DEMO_SECURITY_TOKEN):
         assert secret not in text
         assert secret not in caplog.text
 

@@ -14,16 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import CloudCredentials, CredentialKind, Settings
+from bot.config import Settings
 from bot.db.base import Database
 from bot.db.followups import DeliveryRecord, FollowUpStore
 from bot.devtools.simulator import (
-    DEMO_ACCESS_KEY,
-    DEMO_PROJECT_ID,
-    DEMO_SECRET_KEY,
     Fault,
     SimTask,
     Simulator,
@@ -35,6 +31,7 @@ from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
 from bot.servers import serve_asgi
 from bot.slack.clients import request_retry_handlers
 from bot.slack.poster import SlackPoster
+from tests.support.credentials import aksk
 
 TEAM = DEMO_TEAM_ID
 CHANNELS = ("C0CHAN0001", "C0CHAN0002", "C0CHAN0003")
@@ -163,12 +160,7 @@ class _stack:
         self._slack_server = serve_asgi(slack.app)
         sim_url = await self._sim_server.__aenter__()
         slack.base_url = await self._slack_server.__aenter__()
-        credentials = CloudCredentials(
-            kind=CredentialKind.AKSK,
-            project_id=DEMO_PROJECT_ID,
-            access_key=DEMO_ACCESS_KEY,
-            secret_key=SecretStr(DEMO_SECRET_KEY),
-        )
+        credentials = aksk()
         # No client-side retries: the follow-up engine's own backoff is what is under test.
         metastudio = MetaStudioClient(endpoint=sim_url, credentials=credentials, max_retries=0)
         slack_client = AsyncWebClient(
@@ -649,3 +641,30 @@ async def test_backlog_holds_polls_until_recorded_results_drain() -> None:
             assert not waiter.done()  # over the limit: polls wait
         await asyncio.wait_for(waiter, 0.1)  # back at the limit: released
     assert backlog.count == 0
+
+
+async def test_a_restart_keeps_cards_current_without_reading_subscribers_again(stack: Stack) -> None:
+    """At start every watch's subscribers were just read: the first card sync waits a period."""
+    stack.sim.add_task(sim_task(duration=30.0))
+    first = await stack.followups(card_update_seconds=1.0)
+    card = await stack.post_card(CHANNELS[0])
+    await first.watch(
+        team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
+    )
+    await first.stop()
+    drawn_before = len(stack.updates(card))
+
+    second = await stack.followups(card_update_seconds=1.0, start=False)
+    reads: list[int] = []
+    read_subscribers = second.storage.active_subscribers
+
+    async def counted(watch_id: int) -> Any:
+        reads.append(watch_id)
+        return await read_subscribers(watch_id)
+
+    second.storage.active_subscribers = counted  # type: ignore[method-assign]
+    await second.start()
+    # The card the table names is redrawn by the new process, from what start() read.
+    await stack.slack.wait_for(lambda _: len(stack.updates(card)) > drawn_before, timeout=5)
+    await eventually(lambda: _true(second.polls >= 10))
+    assert reads == []

@@ -23,22 +23,20 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
 from bot import messages
-from bot.config import CloudCredentials, CredentialKind, Settings
+from bot.config import Settings
 from bot.devtools.demo import demo_stack
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
 from bot.metastudio.errors import BadResponse, EndpointNotAllowed, TaskNotFound, TimedOut
 from bot.services.connections import new_client
+from tests.support.credentials import aksk
 
 TASK_ID = "a" * 32
 PROJECT = "0123456789abcdef0123456789abcdef"
 # For tests about how a client is built or refused, not about what it signs.
-ANY_CREDENTIALS = CloudCredentials(
-    kind=CredentialKind.AKSK, project_id=PROJECT, access_key="AK000001", secret_key=SecretStr("x" * 40)
-)
+ANY_CREDENTIALS = aksk("AK000001", "x" * 40, project_id=PROJECT)
 Writer = Callable[[asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -80,12 +78,7 @@ def json_body(body: bytes, status: str = "200 OK") -> Writer:
 
 
 def client(url: str, **kwargs: object) -> MetaStudioClient:
-    credentials = CloudCredentials(
-        kind=CredentialKind.AKSK,
-        project_id=PROJECT,
-        access_key="HOSTILEAK0001",
-        secret_key=SecretStr("s" * 40),
-    )
+    credentials = aksk("HOSTILEAK0001", "s" * 40, project_id=PROJECT)
     options: dict[str, object] = {"max_retries": 0, "call_deadline": 5.0}
     options.update(kwargs)
     return MetaStudioClient(endpoint=url, credentials=credentials, **options)  # type: ignore[arg-type]
@@ -281,7 +274,7 @@ def test_any_hostile_json_is_a_task_or_unreadable_never_a_crash(document: dict[s
     """Through the client's parse path (a real httpx.Response): a Task, or BadResponse. Nothing else."""
     from bot.metastudio.client import _parse_model
     from bot.metastudio.models import Task
-    from bot.slack.cards import card_text, task_card
+    from bot.slack.cards import CardView, card_text, task_card
 
     try:
         text = json.dumps(document, allow_nan=True)
@@ -294,7 +287,7 @@ def test_any_hostile_json_is_a_task_or_unreadable_never_a_crash(document: dict[s
         return
     # What the model accepted, the cards can show.
     card_text(task, frozenset())
-    task_card(task, request_id=None, finished_codes=frozenset(), watch_button=True)
+    task_card(task, CardView(request_id=None, finished_codes=frozenset()), watch_button=True)
     assert task.total_count >= 0 and (task.begin is None or task.begin.year >= 1970)
 
 

@@ -18,7 +18,7 @@ from bot.db.followups import DeliveryRecord, FollowUpStore
 from bot.followups import FollowUps
 from bot.metastudio.client import MetaStudioClient
 from bot.slack.alerts import Message
-from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, PostFailed
+from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PostFailed
 from tests.databases import open_database
 
 TEAM, CHANNEL, USER, TASK = "T0OUTBOX01", "C0OUTBOX01", "U0OUTBOX01", "f" * 32
@@ -40,19 +40,10 @@ class FakePoster:
     finds: int = 0
     told: list[tuple[str, str]] = field(default_factory=list)
 
-    async def post(
-        self,
-        team_id: str,
-        channel_id: str,
-        message: Message,
-        *,
-        key: str,
-        thread_ts: str | None,
-        broadcast: bool,
-    ) -> str | None:
+    async def post(self, post: Post) -> str | None:
         if self.post_error is not None:
             raise self.post_error
-        self.posts.append((channel_id, key))
+        self.posts.append((post.channel_id, post.key))
         return f"1700000000.{len(self.posts):06d}"
 
     async def find(

@@ -9,12 +9,16 @@ from hypothesis import given, settings
 
 from bot.devtools.render import render_message
 from bot.metastudio.models import Task, TaskPage
-from bot.slack.cards import card_text, error_blocks, recent_list, task_card
+from bot.slack.cards import CardView, card_text, error_blocks, recent_list, task_card
 from tests.test_cards import BEGIN, SEED, task, tasks
 
 
 def seed_message() -> dict[str, object]:
-    return {"channel": "C123", "text": card_text(SEED), "blocks": task_card(SEED, request_id="req-42")}
+    return {
+        "channel": "C123",
+        "text": card_text(SEED),
+        "blocks": task_card(SEED, CardView(request_id="req-42")),
+    }
 
 
 def test_seed_card_reads_like_slack() -> None:
@@ -66,7 +70,9 @@ def test_running_card_with_watch_button() -> None:
     running = task(end_time=None, total_count=3000, success_count=2300, failure_count=100, task_status=1)
     message = {
         "response_type": "ephemeral",
-        "blocks": task_card(running, request_id=None, watch_button=True, now=BEGIN + timedelta(seconds=44)),
+        "blocks": task_card(
+            running, CardView(request_id=None), watch_button=True, now=BEGIN + timedelta(seconds=44)
+        ),
     }
     out = render_message(message)
     assert out.startswith("── only visible to you ──")
@@ -114,8 +120,7 @@ def test_unknown_blocks_and_dividers_are_visible() -> None:
 def test_refreshed_card_shows_update_time() -> None:
     blocks = task_card(
         Task.model_validate(SEED.model_dump()),
-        request_id=None,
-        refreshed_at=datetime(2025, 4, 10, 10, 0, 5, tzinfo=UTC),
+        CardView(request_id=None, refreshed_at=datetime(2025, 4, 10, 10, 0, 5, tzinfo=UTC)),
     )
     assert render_message({"blocks": blocks}).split("\n")[-3].endswith(" · Updated 10:00:05 UTC")
 
@@ -123,7 +128,7 @@ def test_refreshed_card_shows_update_time() -> None:
 @settings(max_examples=40, deadline=None)
 @given(tasks)
 def test_any_card_renders_cleanly(any_task: Task) -> None:
-    message: dict[str, Any] = {"blocks": task_card(any_task, request_id="r", watch_button=True)}
+    message: dict[str, Any] = {"blocks": task_card(any_task, CardView(request_id="r"), watch_button=True)}
     for color in (False, True):
         out = render_message(message, color=color)
         assert "<!date" not in out

@@ -24,17 +24,16 @@ from huaweicloudsdkcore.exceptions.exceptions import ServiceResponseException
 from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdkmetastudio.v1 import MetaStudioClient as SdkClient
 from huaweicloudsdkmetastudio.v1 import SearchTaskRequest, ShowTaskRequest
-from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.config import CloudCredentials, CredentialKind
 from bot.metastudio import signer
 from bot.metastudio.client import MetaStudioClient, sdk_error
 from bot.metastudio.errors import MetaStudioError
 from bot.servers import serve_asgi
+from tests.support.credentials import aksk
 
 AK = "CAPTUREAK0000000001"
 SK = "capture-secret-key"
@@ -107,9 +106,7 @@ def sdk(url: str) -> Any:
 
 
 def ours(url: str) -> MetaStudioClient:
-    credentials = CloudCredentials(
-        kind=CredentialKind.AKSK, project_id=PROJECT, access_key=AK, secret_key=SecretStr(SK)
-    )
+    credentials = aksk(AK, SK, project_id=PROJECT)
     return MetaStudioClient(endpoint=url, credentials=credentials, max_retries=0)
 
 
@@ -211,9 +208,7 @@ async def test_a_body_without_task_id_is_readable_when_the_request_named_it(capt
 async def test_project_id_is_looked_up_once_through_iam(capture: Capture) -> None:
     bodies = {"projects": [{"id": "found-project", "name": "cn-north-4"}]}
     capture.error = (200, {"Content-Type": "application/json"}, json.dumps(bodies).encode())
-    credentials = CloudCredentials(
-        kind=CredentialKind.AKSK, project_id="", access_key=AK + "X", secret_key=SecretStr(SK)
-    )
+    credentials = aksk(AK + "X", SK, project_id="")
     for _ in range(2):
         async with MetaStudioClient(
             endpoint=capture.url, iam_endpoint=capture.url, credentials=credentials, region="cn-north-4"

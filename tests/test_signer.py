@@ -17,9 +17,7 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
-from bot.config import CloudCredentials, CredentialKind
 from bot.devtools.simulator import (
     DEMO_ACCESS_KEY,
     DEMO_PROJECT_ID,
@@ -34,6 +32,8 @@ from bot.metastudio import signer
 from bot.metastudio.auth import USER_AGENT, AkSkAuthenticator, RequestParts
 from bot.metastudio.client import MetaStudioClient
 from bot.servers import serve_asgi
+from tests.support.credentials import aksk
+from tests.support.wire import capturing_session
 
 AK = "HPUAEXAMPLEAK0000001"
 SK = "exampleSecretKey/With+Odd=Chars0000000001"
@@ -260,19 +260,10 @@ def sdk_view_of(request: httpx.Request, ak: str, sk: str) -> tuple[str, str]:
 async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool) -> None:
     captured: list[httpx.Request] = []
 
-    async def capture(request: httpx.Request) -> None:
-        captured.append(request)
-
     ak, sk = (DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY) if temporary else (DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
-    credentials = CloudCredentials(
-        kind=CredentialKind.TEMPORARY_AKSK if temporary else CredentialKind.AKSK,
-        project_id=DEMO_PROJECT_ID,
-        access_key=ak,
-        secret_key=SecretStr(sk),
-        security_token=SecretStr(DEMO_SECURITY_TOKEN) if temporary else None,
-    )
+    credentials = aksk(ak, sk, token=DEMO_SECURITY_TOKEN if temporary else None)
     async with (
-        httpx.AsyncClient(event_hooks={"request": [capture]}) as http,
+        capturing_session(captured) as http,
         MetaStudioClient(endpoint=sim_url, credentials=credentials, http=http) as client,
     ):
         shown = await client.get_task(SEED_TASK_ID)

@@ -295,6 +295,20 @@ def _filters(only_failed: bool, operator: str | None) -> dict[str, Any] | None:
     return filters or None
 
 
+def _asked(
+    team_id: str, channel_id: str, user_id: str, locale: str | None, *, at: datetime
+) -> dict[str, Any]:
+    """What a subscriber and a feed row both start with: who asked where, when, in which language."""
+    return {
+        "team_id": team_id,
+        "channel_id": channel_id,
+        "user_id": user_id,
+        "locale": locale,
+        "created_at": at,
+        "status": "active",
+    }
+
+
 def _delivery(row: DeliveryRow) -> DeliveryRecord:
     return record_of(DeliveryRecord, row)
 
@@ -385,14 +399,9 @@ class FollowUpStore:
                         )
                 subscriber = SubscriberRow(
                     watch_id=watch.id,
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    user_id=user_id,
                     message_ts=message_ts,
-                    created_at=now,
-                    status="active",
                     closed_reason=None,
-                    locale=locale,
+                    **_asked(team_id, channel_id, user_id, locale, at=now),
                 )
                 session.add(subscriber)
                 await session.flush()
@@ -629,14 +638,9 @@ class FollowUpStore:
                         await session.flush()
                     return _feed(row), False
                 row = FeedRow(
-                    team_id=team_id,
-                    channel_id=channel_id,
-                    user_id=user_id,
                     resources=wanted,
-                    created_at=since,
-                    status="active",
                     filters=filters,
-                    locale=locale,
+                    **_asked(team_id, channel_id, user_id, locale, at=since),
                 )
                 session.add(row)
                 await session.flush()

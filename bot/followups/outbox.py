@@ -45,7 +45,8 @@ from bot.followups.fairness import FairSlots
 from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
 from bot.slack import alerts
-from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, PosterError
+from bot.slack.cards import CardView
+from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PosterError
 
 __all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
 
@@ -167,12 +168,14 @@ class Outbox(Part):
             return False
         try:
             ts = await self.poster.post(
-                record.team_id,
-                record.channel_id,
-                message,
-                key=record.key,
-                thread_ts=thread_ts,
-                broadcast=broadcast,
+                Post(
+                    record.team_id,
+                    record.channel_id,
+                    message,
+                    key=record.key,
+                    thread_ts=thread_ts,
+                    broadcast=broadcast,
+                )
             )
         except CannotPost as exc:
             await self._cannot_post(record, exc.error)
@@ -239,10 +242,12 @@ class Outbox(Part):
             return
         message = alerts.watched_card(
             task,
-            request_id=alerts.snapshot_request_id(record.payload),
-            finished_codes=self.settings.finished_codes,
-            refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
-            locale=messages.resolve(record.locale),
+            CardView(
+                request_id=alerts.snapshot_request_id(record.payload),
+                finished_codes=self.settings.finished_codes,
+                refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
+                locale=messages.resolve(record.locale),
+            ),
         )
         try:
             await self.poster.update(record.team_id, record.channel_id, record.thread_ts, message)

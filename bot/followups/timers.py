@@ -1,11 +1,17 @@
 """The clock of the follow-ups, and the gates their background work passes.
 
-All timers live in one APScheduler ``AsyncIOScheduler`` with an in-memory job store (jobs
-``watch:<id>``, ``feed:<team>``, ``delivery:<id>``), each a one-shot ``DateTrigger`` set again
-after every run. The scheduler is only the clock: the tables are the truth, and the follow-ups
+All timers are one-shot event-loop timers (``loop.call_later``), one per job id
+(``watch:<id>``, ``feed:<team>``, ``delivery:<id>``), set again after every run; setting a job
+again replaces its timer. The clock keeps nothing: the tables are the truth, and the follow-ups
 rebuild every timer from them at start. A job only starts a tracked task and returns, so a slow
-poll never makes APScheduler skip a run. ``stop()`` cancels polls at once and lets other work
-(closes, deliveries) finish within a grace period.
+poll never delays another job, and a job is never started twice at once. ``stop()`` cancels
+polls at once and lets other work (closes, deliveries) finish within a grace period.
+
+Why not APScheduler (used here before, with an in-memory store and a ``DateTrigger`` per run):
+with thousands of watches it re-armed a job per poll, and that cost (``add_job`` with its
+signature check, the store's sorted list, a wake-up per job) was 12% of a poll's CPU time
+once the client was on aiohttp (``bench/bench_pollcpu.py``). Nothing here needs what it adds:
+no job is persisted, none recurs, and a late timer simply runs late.
 """
 
 from __future__ import annotations
@@ -14,12 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
 
 __all__ = ["Backlog", "Timers"]
 
@@ -33,7 +34,8 @@ class Timers:
     """One-shot timers by job id, and the background tasks they start."""
 
     def __init__(self) -> None:
-        self._scheduler: AsyncIOScheduler | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._due: dict[str, asyncio.TimerHandle] = {}
         self.stopping = False
         self._handlers: dict[str, JobHandler] = {}
         self._running_jobs: dict[str, asyncio.Task[None]] = {}
@@ -45,28 +47,25 @@ class Timers:
 
     @property
     def running(self) -> bool:
-        return self._scheduler is not None and not self.stopping
+        return self._loop is not None and not self.stopping
 
     @property
     def started(self) -> bool:
-        return self._scheduler is not None
+        return self._loop is not None
 
     def start(self) -> None:
         self.stopping = False
-        scheduler = AsyncIOScheduler(
-            timezone=UTC, job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
-        )
-        scheduler.start()
-        self._scheduler = scheduler
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self, grace: float) -> None:
         """Stop the clock, cancel polls, let other work finish for at most ``grace`` seconds."""
-        if self._scheduler is None:
+        if self._loop is None:
             return
         self.stopping = True
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
+        self._loop = None
+        for handle in self._due.values():
+            handle.cancel()
+        self._due.clear()
         polls = set(self._polls)
         for task in polls:
             task.cancel()
@@ -87,39 +86,32 @@ class Timers:
                 "stopped with %d follow-up tasks unfinished; they resume at the next start", len(leftovers)
             )
         self._running_jobs.clear()
-        # Let the scheduler's deferred shutdown run before the loop may close.
-        await asyncio.sleep(0)
 
     def schedule(self, job_id: str, delay: float) -> None:
-        if self.stopping or self._scheduler is None:
+        """Run the job once, ``delay`` seconds from now; replaces the job's pending run, if any."""
+        if self.stopping or self._loop is None:
             return
-        run_at = datetime.now(UTC) + timedelta(seconds=max(0.0, delay))
-        self._scheduler.add_job(
-            self._fire,
-            trigger=DateTrigger(run_date=run_at, timezone=UTC),
-            args=[job_id],
-            id=job_id,
-            name=job_id,
-            replace_existing=True,
-        )
+        previous = self._due.pop(job_id, None)
+        if previous is not None:
+            previous.cancel()
+        self._due[job_id] = self._loop.call_later(max(0.0, delay), self._fire, job_id)
 
     def unschedule(self, job_id: str) -> None:
-        if self._scheduler is not None:
-            with contextlib.suppress(JobLookupError):
-                self._scheduler.remove_job(job_id)
+        handle = self._due.pop(job_id, None)
+        if handle is not None:
+            handle.cancel()
 
     def busy(self, job_id: str) -> bool:
         """Whether the job is due or running."""
-        if job_id in self._running_jobs:
-            return True
-        return self._scheduler is not None and self._scheduler.get_job(job_id) is not None
+        return job_id in self._running_jobs or job_id in self._due
 
     def spawn_work(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Work that stop() lets finish: closes, redraws, deliveries."""
         return self._spawn(coro, self._work, name)
 
-    async def _fire(self, job_id: str) -> None:
-        """The one APScheduler job function: start the work as our own task and return at once."""
+    def _fire(self, job_id: str) -> None:
+        """The one timer callback: start the work as our own task and return at once."""
+        self._due.pop(job_id, None)
         if self.stopping or job_id in self._running_jobs:
             return
         kind, _, key = job_id.partition(":")
@@ -127,7 +119,11 @@ class Timers:
         if handler is None:
             log.error("unknown follow-up job %s", job_id)
             return
-        coro = handler(key)
+        try:
+            coro = handler(key)
+        except Exception:
+            log.exception("follow-up job %s failed to start", job_id)
+            return
         if coro is None:
             return
         task = self._spawn(coro, self._polls, job_id)

@@ -50,7 +50,8 @@ from bot.metastudio.progress import Event, Progress, observe
 from bot.metastudio.ratelimit import Priority
 from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
-from bot.slack.poster import CardGone, PosterError
+from bot.slack.cards import CardView
+from bot.slack.poster import CardGone, Post, PosterError
 
 __all__ = ["POLL_CONCURRENCY", "POLL_PER_TEAM_MULTI", "POLL_TOTAL_MULTI", "WatchRequest", "Watches"]
 
@@ -58,8 +59,8 @@ log = logging.getLogger("taskbot.followups")
 
 NOT_FOUND_LIMIT: Final = 3
 CARD_SYNC_FACTOR: Final = 6
-# Polls in flight at once for one workspace: under its MetaStudio client's keep-alive pool (10),
-# so polls reuse connections and leave the rest of its 50 connections to commands.
+# Polls in flight at once for one workspace: each holds one of its MetaStudio client's 50 pooled
+# connections (kept alive between polls), so the rest are left to commands.
 POLL_CONCURRENCY: Final = 8
 # Multi-workspace mode: polls of all workspaces together, and of one workspace. A workspace
 # whose endpoint hangs holds its own POLL_PER_TEAM slots, never the others' (FairSlots).
@@ -140,7 +141,7 @@ class Watches(Part):
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
         for watch in await self.storage.active_watches():
-            state = self._track(watch, watch.subscribers)
+            state = self._track(watch, watch.subscribers, synced=True)
             self._shared.timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
 
     def sync_team(
@@ -153,7 +154,7 @@ class Watches(Part):
         for watch in active.values():
             known = self._watches.get(watch.id)
             if known is None:
-                self._track(watch, watch.subscribers)
+                self._track(watch, watch.subscribers, synced=True)
                 self._shared.timers.schedule(f"watch:{watch.id}", first_delay())
             else:
                 for subscriber in watch.subscribers:
@@ -207,13 +208,19 @@ class Watches(Part):
 
     # -- state ----------------------------------------------------------------------------------
 
-    def _track(self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord]) -> _Watch:
+    def _track(
+        self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord], *, synced: bool = False
+    ) -> _Watch:
+        """``synced``: ``subscribers`` are all the watch's active ones, just read from the table, so
+        the first card sync waits a full period (a restart re-read every watch's subscribers
+        once more at its first moving poll: 20% of the CPU of the first minute's polls)."""
         state = _Watch(
             id=watch.id,
             team_id=watch.team_id,
             task_id=watch.task_id,
             expires_at=watch.expires_at.timestamp(),
             cadence=Cadence.start(self.policy),
+            cards_synced_at=self._shared.clock() if synced else -math.inf,
         )
         for subscriber in subscribers:
             self._add_card(state, subscriber)
@@ -355,7 +362,7 @@ class Watches(Part):
             thread = card.ts if card.ts and not card.gone else None
             try:
                 await self.poster.post(
-                    state.team_id, card.channel_id, message, key=key, thread_ts=thread, broadcast=False
+                    Post(state.team_id, card.channel_id, message, key=key, thread_ts=thread)
                 )
             except PosterError as exc:
                 log.warning(
@@ -368,7 +375,7 @@ class Watches(Part):
         """Take a poll slot, then a rate-limit token, then read the task. None when stopping.
 
         Few polls are in flight (``shared.poll_slots``). Without the bound, thousands of due
-        watches (a restart, or a raised ``api_rate``) all queue inside httpx's connection pool,
+        watches (a restart, or a raised ``api_rate``) all queue inside the HTTP client's connection pool,
         which costs O(queued requests) per request: with 10,000 watches the process spent its
         time there instead of polling, and commands queued behind the polls for a connection.
         The slots are per workspace: one global pool let a workspace whose endpoint hangs hold
@@ -454,12 +461,14 @@ class Watches(Part):
                 if message is None:
                     message = drawn[card.locale] = alerts.watched_card(
                         task,
-                        request_id=state.request_id,
-                        finished_codes=self.settings.finished_codes,
-                        refreshed_at=refreshed_at,
-                        progress=state.progress,
-                        resumed_after=state.resumed_after,
-                        locale=card.locale,
+                        CardView(
+                            request_id=state.request_id,
+                            finished_codes=self.settings.finished_codes,
+                            refreshed_at=refreshed_at,
+                            progress=state.progress,
+                            resumed_after=state.resumed_after,
+                            locale=card.locale,
+                        ),
                     )
                 card.updated_at = self._shared.clock()
                 await self._update_card(card, message, counts, state)

@@ -82,7 +82,9 @@ class TaskViews:
         return Reply(
             text=cards.card_text(task, codes, locale=locale),
             blocks=cards.task_card(
-                task, request_id=request_id, finished_codes=codes, watch_button=True, locale=locale
+                task,
+                cards.CardView(request_id=request_id, finished_codes=codes, locale=locale),
+                watch_button=True,
             ),
             request_id=request_id,
             task_id=task_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -21,7 +21,6 @@ from bot.db.followups import ChannelWatch, FeedRecord
 from bot.messages import DEFAULT_LOCALE, text
 from bot.messages.format import humanize, join, number, rough, tenths
 from bot.metastudio.models import Task
-from bot.metastudio.progress import Progress
 from bot.slack.blocks import (
     MAX_FIELD,
     MAX_NAME,
@@ -39,7 +38,7 @@ from bot.slack.blocks import field as _field
 from bot.slack.blocks import md as _md
 from bot.slack.blocks import mrkdwn as _mrkdwn
 from bot.slack.blocks import section as _section
-from bot.slack.cards import ACTION_OPEN, card_text, task_card
+from bot.slack.cards import ACTION_OPEN, CardView, card_text, task_card
 from bot.slack.delivery import CANNOT_POST
 
 ACTION_UNWATCH: Final = "task_unwatch"
@@ -295,36 +294,18 @@ def feed_filters(only_failed: bool, operator: str | None, *, locale: str = DEFAU
 # --- the live card ----------------------------------------------------------------------------
 
 
-def watched_card(
-    task: Task,
-    *,
-    request_id: str | None,
-    finished_codes: frozenset[str] = frozenset(),
-    refreshed_at: datetime | None = None,
-    locale: str = DEFAULT_LOCALE,
-    progress: Progress | None = None,
-    resumed_after: float | None = None,
-) -> Message:
+def watched_card(task: Task, view: CardView) -> Message:
     """The task's card while a channel watches it: the usual card plus a "watching" note, and the
     pace, trend and stall state from the watch's polls.
 
     Once the task is finished the note goes: the card then shows the final state only.
     """
-    blocks = task_card(
-        task,
-        request_id=request_id,
-        finished_codes=finished_codes,
-        refreshed_at=refreshed_at,
-        now=refreshed_at,
-        locale=locale,
-        progress=progress,
-        resumed_after=resumed_after,
-    )
-    if not task.is_finished(finished_codes):
-        note = _context(text("watching_note", locale))
+    blocks = task_card(task, view, now=view.refreshed_at)
+    if not task.is_finished(view.finished_codes):
+        note = _context(text("watching_note", view.locale))
         actions_at = next((i for i, b in enumerate(blocks) if b.get("type") == "actions"), len(blocks))
         blocks.insert(actions_at, note)
-    return Message(card_text(task, finished_codes, locale=locale), blocks)
+    return Message(card_text(task, view.finished_codes, locale=view.locale), blocks)
 
 
 def stall_notice(task: Task, *, stalled_for: float, locale: str = DEFAULT_LOCALE) -> Message:

@@ -12,6 +12,7 @@ escaped so a task name like ``<!channel>`` cannot ping anyone.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -68,28 +69,34 @@ def card_text(
     return truncate(line, MAX_NOTIFICATION, mrkdwn=True)
 
 
-def task_card(
-    task: Task,
-    *,
-    request_id: str | None,
-    finished_codes: frozenset[str] = frozenset(),
-    refreshed_at: datetime | None = None,
-    watch_button: bool = False,
-    now: datetime | None = None,
-    locale: str = DEFAULT_LOCALE,
-    progress: Progress | None = None,
-    resumed_after: float | None = None,
-) -> list[dict[str, Any]]:
-    """The task's card: status with its raw code, progress, pace, counts, details, times and buttons.
+@dataclass(frozen=True, slots=True)
+class CardView:
+    """How to draw a task's card, besides the task: one value for ``task_card`` and the live card.
 
-    ``progress`` is what a watch's polls have seen (live cards); without it the pace comes from
-    ``begin_time``. ``resumed_after`` is the length in seconds of a stall that has ended.
+    ``request_id`` is the MetaStudio request the task was read with (shown for support), or None.
+    ``refreshed_at`` is when a refreshed or live card was read. ``progress`` is what a watch's
+    polls have seen (live cards); without it the pace comes from ``begin_time``.
+    ``resumed_after`` is the length in seconds of a stall that has ended.
     """
-    state = _state(task, finished_codes)
+
+    request_id: str | None
+    finished_codes: frozenset[str] = frozenset()
+    refreshed_at: datetime | None = None
+    locale: str = DEFAULT_LOCALE
+    progress: Progress | None = None
+    resumed_after: float | None = None
+
+
+def task_card(
+    task: Task, view: CardView, *, watch_button: bool = False, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The task's card: status with its raw code, progress, pace, counts, details, times and buttons."""
+    locale = view.locale
+    state = _state(task, view.finished_codes)
     now = now or datetime.now(UTC)
     lines = [_status_line(task, state, locale), _progress_line(task, locale)]
     if state == "running":
-        lines += _pace_lines(task, now.timestamp(), progress, resumed_after, locale)
+        lines += _pace_lines(task, now.timestamp(), view.progress, view.resumed_after, locale)
     buttons = [_button(text("button_refresh", locale), ACTION_REFRESH, task.task_id)]
     if watch_button and state != "finished":
         buttons.append(_button(text("button_watch", locale), ACTION_WATCH, task.task_id))
@@ -113,7 +120,7 @@ def task_card(
             ),
             _field("field_duration", locale, _duration(task, state, now, locale)),
         ),
-        _context(_context_line(task, request_id, refreshed_at, locale)),
+        _context(_context_line(task, view.request_id, view.refreshed_at, locale)),
         {"type": "actions", "elements": buttons},
     ]
 

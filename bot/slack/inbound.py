@@ -83,14 +83,19 @@ class _View(_Loose):
     private_metadata: str | None = None
 
 
-class _Interactive(_Loose):
+class _Answerable(_Loose):
+    """Where Bolt's ``respond`` and ``views_open`` go: interactions and slash commands carry both."""
+
+    response_url: str | None = None
+    trigger_id: str | None = None
+
+
+class _Interactive(_Answerable):
     type: str
     team: _Ids | None = None
     user: _Ids
     container: dict[str, Any] | None = None
     channel: dict[str, Any] | None = None
-    response_url: str | None = None
-    trigger_id: str | None = None
 
 
 class _BlockActions(_Interactive):
@@ -101,14 +106,12 @@ class _ViewSubmission(_Interactive):
     view: _View
 
 
-class _Command(_Loose):
+class _Command(_Answerable):
     command: str
     text: str
     team_id: str
     user_id: str
     channel_id: str
-    response_url: str | None = None
-    trigger_id: str | None = None
 
 
 class _Event(_Loose):

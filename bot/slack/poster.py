@@ -1,15 +1,18 @@
 """The narrow interface the alert outbox and live cards use to reach Slack, and its Slack side.
 
-``Poster`` is what ``bot.followups`` needs: post a keyed message, find a keyed message an
-earlier attempt may have posted, update a card, and tell a person something. Each failure is
-a typed exception that says what the caller may do next, so the exactly-once protocol never
-inspects a Slack error code itself. ``SlackPoster`` implements it with ``chat.postMessage``
+``Poster`` is what ``bot.followups`` needs: post a keyed message (one ``Post`` value), find a
+keyed message an earlier attempt may have posted, update a card, and tell a person something.
+``find`` takes its own thread rather than a ``Post``: it searches the card's thread whatever
+thread the new post would go to, so an attempt made under another alert mode is found too.
+Each failure is a typed exception that says what the caller may do next, so the exactly-once
+protocol never inspects a Slack error code itself. ``SlackPoster`` implements it with ``chat.postMessage``
 message metadata and ``conversations.replies``/``conversations.history`` look-ups.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from slack_sdk.errors import SlackApiError
@@ -24,6 +27,7 @@ __all__ = [
     "CardGone",
     "LookupFailed",
     "LookupImpossible",
+    "Post",
     "PostFailed",
     "Poster",
     "SlackPoster",
@@ -71,18 +75,25 @@ class UpdateFailed(PosterError):
     """This update failed; a later one may succeed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One keyed message for a channel, or for a card's thread (``thread_ts``).
+
+    ``key`` goes into the message metadata, so a later attempt can find what an earlier one
+    posted; ``broadcast`` also shows a thread reply in the channel.
+    """
+
+    team_id: str
+    channel_id: str
+    message: Message
+    key: str
+    thread_ts: str | None = None
+    broadcast: bool = False
+
+
 class Poster(Protocol):
-    async def post(
-        self,
-        team_id: str,
-        channel_id: str,
-        message: Message,
-        *,
-        key: str,
-        thread_ts: str | None,
-        broadcast: bool,
-    ) -> str | None:
-        """Post ``message`` tagged with ``key``; returns its ``ts``."""
+    async def post(self, post: Post) -> str | None:
+        """Post ``post.message`` tagged with ``post.key``; returns its ``ts``."""
         ...
 
     async def find(
@@ -104,25 +115,16 @@ class SlackPoster:
     def __init__(self, client_for: Callable[[str], Awaitable[AsyncWebClient]]) -> None:
         self._client_for = client_for
 
-    async def post(
-        self,
-        team_id: str,
-        channel_id: str,
-        message: Message,
-        *,
-        key: str,
-        thread_ts: str | None,
-        broadcast: bool,
-    ) -> str | None:
-        client = await self._client_for(team_id)
+    async def post(self, post: Post) -> str | None:
+        client = await self._client_for(post.team_id)
         try:
             response = await client.chat_postMessage(
-                channel=channel_id,
-                text=message.text,
-                blocks=message.blocks,
-                thread_ts=thread_ts,
-                reply_broadcast=broadcast or None,
-                metadata={"event_type": DELIVERY_EVENT, "event_payload": {"key": key}},
+                channel=post.channel_id,
+                text=post.message.text,
+                blocks=post.message.blocks,
+                thread_ts=post.thread_ts,
+                reply_broadcast=post.broadcast or None,
+                metadata={"event_type": DELIVERY_EVENT, "event_payload": {"key": post.key}},
                 unfurl_links=False,
                 unfurl_media=False,
             )

@@ -175,7 +175,9 @@ def _metadata() -> sa.MetaData:
     # the database's own default names.
     def owner_columns(*, enterprise_url: bool) -> list[sa.Column[object]]:
         """The row's id and the app and workspace it belongs to; installations also keep the URL."""
-        url = [sa.Column("enterprise_url", sa.String(200), nullable=True)] if enterprise_url else []
+        url: list[sa.Column[object]] = (
+            [sa.Column("enterprise_url", sa.String(200), nullable=True)] if enterprise_url else []
+        )
         return [
             sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
             sa.Column("client_id", sa.String(32), nullable=False),

@@ -1,0 +1,166 @@
+"""The MetaStudio client's HTTP stack (aiohttp) over loopback: kept-alive connections, the
+proxy the environment names (``HTTP_PROXY``/``NO_PROXY``, as httpx honoured them), and TLS
+verified against the CAs httpx trusted (``SSL_CERT_FILE``, else certifi's)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.errors import ConnectionFailed
+from tests.support.credentials import aksk
+
+TASK_ID = "b" * 32
+PROJECT = "0123456789abcdef0123456789abcdef"
+BODY = json.dumps({"task_id": TASK_ID, "task_status": "RUNNING", "total_count": 4}).encode()
+
+
+@dataclass
+class Seen:
+    request_lines: list[str] = field(default_factory=list)
+    connections: int = 0
+
+
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
+    + BODY
+)
+
+
+class _KeepAlive(asyncio.Protocol):
+    """Answers every request head on a connection with one small task; never closes first."""
+
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+        self.pending = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.seen.connections += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.pending += data
+        while b"\r\n\r\n" in self.pending:
+            head, _, self.pending = self.pending.partition(b"\r\n\r\n")
+            self.seen.request_lines.append(head.split(b"\r\n", 1)[0].decode())
+            self.transport.write(RESPONSE)
+
+
+@contextlib.asynccontextmanager
+async def keepalive_server(tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[str, Seen]]:
+    seen = Seen()
+    server = await asyncio.get_running_loop().create_server(lambda: _KeepAlive(seen), "127.0.0.1", 0, ssl=tls)
+    scheme = "https" if tls is not None else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
+    finally:
+        server.close()
+
+
+def self_signed(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 that no public CA vouches for: its PEM, and a server context."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "taskbot test CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem, key_pem = directory / "cert.pem", directory / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_pem, key_pem)
+    return cert_pem, context
+
+
+def client(url: str) -> MetaStudioClient:
+    credentials = aksk("TRANSPORTAK01", "k" * 40, project_id=PROJECT)
+    return MetaStudioClient(endpoint=url, credentials=credentials, max_retries=0)
+
+
+async def test_calls_reuse_one_kept_alive_connection() -> None:
+    async with keepalive_server() as (url, seen), client(url) as c:
+        for _ in range(20):
+            assert (await c.get_task(TASK_ID)).value.task_id == TASK_ID
+        # Concurrent calls open a connection each, then those are reused too.
+        await asyncio.gather(*(c.get_task(TASK_ID) for _ in range(4)))
+        await asyncio.gather(*(c.get_task(TASK_ID) for _ in range(4)))
+    assert len(seen.request_lines) == 28
+    assert seen.connections <= 4
+
+
+async def test_the_proxy_the_environment_names_carries_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in proxy answers itself; what matters is that the request reached it, in absolute form."""
+    async with keepalive_server() as (proxy_url, seen):
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("http_proxy", raising=False)
+        async with client("http://metastudio.invalid:8080") as c:
+            fetched = await c.get_task(TASK_ID)
+    assert fetched.value.task_id == TASK_ID
+    assert seen.request_lines == [
+        f"GET http://metastudio.invalid:8080/v2/{PROJECT}/ies/task/{TASK_ID} HTTP/1.1"
+    ]
+
+
+async def test_no_proxy_exempts_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with keepalive_server() as (proxy_url, proxied), keepalive_server() as (url, direct):
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("http_proxy", raising=False)
+        async with client(url) as c:
+            await c.get_task(TASK_ID)
+    assert proxied.request_lines == []
+    assert direct.request_lines == [f"GET /v2/{PROJECT}/ies/task/{TASK_ID} HTTP/1.1"]
+
+
+async def test_tls_is_verified_against_the_certificates_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert_pem, server_tls = self_signed(tmp_path)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    async with keepalive_server(server_tls) as (url, seen):
+        # certifi's CAs do not vouch for it: refused before any request is sent.
+        async with client(url) as c:
+            with pytest.raises(ConnectionFailed) as caught:
+                await c.get_task(TASK_ID)
+        assert "certificate" in caught.value.detail.lower()
+        assert seen.request_lines == []
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert_pem))
+        async with client(url) as c:
+            assert (await c.get_task(TASK_ID)).value.task_id == TASK_ID
+    assert seen.request_lines == [f"GET /v2/{PROJECT}/ies/task/{TASK_ID} HTTP/1.1"]
