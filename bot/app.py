@@ -43,6 +43,7 @@ from bot.db.schema import ensure_schema
 from bot.db.workspaces import WorkspaceStore
 from bot.followups import FollowUps
 from bot.metastudio.client import MetaStudioClient
+from bot.metrics import count_statements
 from bot.services.access import Access
 from bot.services.admin import WorkspaceAdmin, WorkspaceLeaving
 from bot.services.background import AckFirst, Background
@@ -75,6 +76,8 @@ class Runtime:
     def __init__(self, settings: Settings, metastudio: MetaStudioClient | None = None) -> None:
         self.settings = settings
         self.database = Database(settings.database_url)
+        # Database load per replica, for /metrics (BENCHMARKS.md "Several replicas").
+        count_statements(self.database.engine)
         self.storage = FollowUpStore(self.database)
         self.seen_events = SeenEvents(self.database)
         self.workspaces: WorkspaceStore | None = None

@@ -7,6 +7,8 @@ import socket
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 COMMANDS = Counter(
     "taskbot_commands_total", "Slash commands handled, by subcommand and outcome.", ["command", "outcome"]
@@ -40,6 +42,11 @@ LEASE_TAKEOVERS = Counter(
     ["replica"],
 )
 POLLS = Counter("taskbot_polls_total", "MetaStudio task polls made by this replica.", ["replica"])
+DB_STATEMENTS = Counter(
+    "taskbot_db_statements_total",
+    "SQL statements this replica sent to its database (BEGIN, COMMIT and pool pings not counted).",
+    ["replica"],
+)
 
 
 def replica_id() -> str:
@@ -50,5 +57,15 @@ def replica_id() -> str:
 REPLICA: Final = replica_id()
 
 # Present (at zero) from the start, so a dashboard and a probe see the series before the first event.
-for _metric in (SHARDS_OWNED, LEASE_RENEWALS, LEASE_TAKEOVERS, POLLS):
+for _metric in (SHARDS_OWNED, LEASE_RENEWALS, LEASE_TAKEOVERS, POLLS, DB_STATEMENTS):
     _metric.labels(REPLICA)
+
+
+def count_statements(engine: AsyncEngine) -> None:
+    """Count every statement ``engine`` executes in ``taskbot_db_statements_total`` (a few µs each)."""
+    statements = DB_STATEMENTS.labels(REPLICA)
+
+    def counted(*_: object) -> None:
+        statements.inc()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", counted)

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from bot.db.leases import LeaseStore
-from bot.devtools.slack_standin import sign_request
+from bot.devtools.slack_standin import DEMO_APP_TOKEN, sign_request
 from bot.servers import serve_asgi
 from tests.databases import open_database
 from tests.test_crash_recovery import (  # noqa: F401 - cloud is a fixture
@@ -69,7 +69,7 @@ class Fleet:
 
         return tagged
 
-    async def add(self, name: str, http: httpx.AsyncClient) -> BotProcess:
+    async def add(self, name: str, http: httpx.AsyncClient, **env: str) -> BotProcess:
         url = await self._stack.enter_async_context(serve_asgi(self._tagged(name)))
         bot = BotProcess(self.cloud, self.database_url, self.tmp_path / f"{name}.log")
         bot.env.update(
@@ -77,6 +77,7 @@ class Fleet:
             TASKBOT_LEASE_SECONDS=str(self.lease),
             TASKBOT_POLL_SECONDS=str(POLL),
             TASKBOT_MAX_POLL_SECONDS=str(2 * POLL),
+            **env,
         )
         self.replicas[name] = bot
         await bot.start(http)
@@ -302,6 +303,46 @@ async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_t
     assert "lost" in bot.log() and "shard leases" in bot.log()
     assert_one_alert_each(fleet, channels)
     assert owned_after  # the fleet still owns what remains active
+
+
+async def test_two_socket_mode_replicas_answer_the_envelopes_each_gets_and_alert_once(fleet: Fleet) -> None:
+    slack = fleet.cloud.slack
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name in ("r1", "r2"):
+            await fleet.add(name, http, SLACK_APP_TOKEN=DEMO_APP_TOKEN)
+        await slack.wait_for_sockets(2, timeout=30)
+        ids = add_tasks(fleet.cloud.simulator, [6.0 + 0.3 * n for n in range(8)])
+        channels: dict[str, str] = {}
+        acks = []
+        for number, task_id in enumerate(ids):
+            # The connections take turns and the team changes every second command, so each
+            # replica is handed watches of both workspaces: the one it owns and the other's.
+            channel = f"C0SOCK{number:04d}"
+            channels[channel] = task_id
+            team = TEAMS[(number // 2) % 2]
+            acks.append(
+                await slack.socket_slash_command(
+                    f"watch {task_id}",
+                    channel_id=channel,
+                    user_id="U0" + channel[2:],
+                    team_id=team,
+                    timeout=20,
+                )
+            )
+        await slack.wait_for(lambda ms: sum(CONFIRMED in m.text for m in ms) >= len(ids), timeout=20)
+        await eventually(lambda: len(slack.alerts()) == len(channels), 40, "every alert")
+        await asyncio.sleep(1.5)
+        owners = await fleet.owners()
+
+    # Each envelope went to one connection and was acknowledged there; both replicas served half.
+    assert sorted(collections.Counter(slack.socket_acks.values()).values()) == [4, 4]
+    for name, bot in fleet.replicas.items():
+        handled = [r for r in bot.records() if r.get("msg") == "command handled"]
+        assert len(handled) == len(ids) // 2, (name, handled)
+        assert {r["team"] for r in handled} == set(TEAMS[:2]), (name, handled)
+        assert "Traceback" not in bot.log()
+    assert set(owners) <= set(TEAMS[:2])
+    assert_one_alert_each(fleet, channels)
 
 
 async def test_a_second_replica_on_one_sqlite_file_refuses_to_start(

@@ -4,6 +4,10 @@ It lets ``taskbot demo``, the tests and the benchmarks run with no Slack account
 
 * it answers the Web API methods taskbot calls (``/api/<method>``) and records every call;
 * it accepts ``response_url`` posts (``/response/<id>``) and records them;
+* it serves Socket Mode (``apps.connections.open``, then a websocket) and, as Slack does, hands
+  each envelope to ONE of the app's open connections, so several app processes can be
+  connected at once (Slack picks one at random; here they take turns, so a test knows that
+  each connection gets its share);
 * it builds slash-command and interactivity requests signed with a real ``X-Slack-Signature``,
   exactly as Slack sends them to the bot.
 
@@ -117,9 +121,14 @@ class SlackStandIn:
         self.errors: dict[str, list[dict[str, Any]]] = {}
         self.base_url = ""
         self.app_tokens = {DEMO_APP_TOKEN}
-        # Socket Mode: the bot's open connections, and its acks by envelope id.
-        self._sockets: list[WebSocket] = []
+        # Socket Mode: the app's open connections (by number), and its acks by envelope id.
+        # Like Slack, each envelope goes to ONE connection: the next one in turn.
+        self._sockets: dict[int, WebSocket] = {}
+        self._socket_numbers = itertools.count(1)
+        self._next_socket = itertools.count()
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.socket_acks: dict[str, int] = {}
+        """Envelope id -> the number of the connection it was sent to and acknowledged on."""
         self._ts = itertools.count(1)
         self._changed = asyncio.Condition()
         self.app = Starlette(
@@ -399,44 +408,81 @@ class SlackStandIn:
         return Response("ok")
 
     # -- Socket Mode ---------------------------------------------------------------------
+    @property
+    def socket_connections(self) -> int:
+        return len(self._sockets)
+
     async def _socket_mode(self, websocket: WebSocket) -> None:
         await websocket.accept()
+        number = next(self._socket_numbers)
         await websocket.send_json(
-            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0TASKBOT1"}}
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets) + 1,
+                "connection_info": {"app_id": "A0TASKBOT1"},
+            }
         )
         async with self._changed:
-            self._sockets.append(websocket)
+            self._sockets[number] = websocket
             self._changed.notify_all()
         try:
             while True:
                 ack = json.loads(await websocket.receive_text())
-                waiter = self._acks.pop(str(ack.get("envelope_id")), None)
+                envelope_id = str(ack.get("envelope_id"))
+                # An ack counts only on the connection the envelope was sent to, as with Slack.
+                if self.socket_acks.get(envelope_id) != number:
+                    continue
+                waiter = self._acks.pop(envelope_id, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(ack)
         except WebSocketDisconnect:
             pass
         finally:
-            self._sockets.remove(websocket)
+            async with self._changed:
+                del self._sockets[number]
+                self._changed.notify_all()
+
+    async def wait_for_sockets(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until the app has ``count`` Socket Mode connections open."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self._sockets) >= count), timeout)
 
     async def socket_slash_command(
-        self, text: str, *, channel_id: str = "C0DEMO0001", user_id: str = "U0DEMOUSER", timeout: float = 5.0
+        self,
+        text: str,
+        *,
+        channel_id: str = "C0DEMO0001",
+        user_id: str = "U0DEMOUSER",
+        team_id: str | None = None,
+        timeout: float = 5.0,
     ) -> dict[str, Any]:
-        """Send ``/task <text>`` over the bot's Socket Mode connection; returns the bot's ack envelope."""
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._sockets)), timeout)
+        """Send ``/task <text>`` to one of the app's Socket Mode connections; returns its ack envelope.
+
+        The connections take turns (round robin over those open now), so with several app
+        processes connected each envelope reaches exactly one of them.
+        """
+        await self.wait_for_sockets(1, timeout)
+        numbers = sorted(self._sockets)
+        number = numbers[next(self._next_socket) % len(numbers)]
         envelope_id = uuid.uuid4().hex
         payload = self.slash_command_fields(text, channel_id=channel_id, user_id=user_id)
+        if team_id is not None:
+            payload["team_id"] = team_id
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = waiter
-        await self._sockets[-1].send_json(
-            {
-                "envelope_id": envelope_id,
-                "type": "slash_commands",
-                "payload": payload,
-                "accepts_response_payload": True,
-            }
-        )
-        return await asyncio.wait_for(waiter, timeout)
+        self.socket_acks[envelope_id] = number
+        try:
+            await self._sockets[number].send_json(
+                {
+                    "envelope_id": envelope_id,
+                    "type": "slash_commands",
+                    "payload": payload,
+                    "accepts_response_payload": True,
+                }
+            )
+            return await asyncio.wait_for(waiter, timeout)
+        finally:
+            self._acks.pop(envelope_id, None)
 
     # -- requests as Slack sends them to the bot -------------------------------------------
     def slash_command(

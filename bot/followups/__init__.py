@@ -188,6 +188,8 @@ class FollowUps:
         the channel's language, kept by the card and its alert for the watch's whole life.
         """
         result = await self.watches.watch(**request)
+        if result.created:
+            await self.shards.announce(request["team_id"])
         log.info(
             "watching task" if result.created else "already watching task",
             extra={
@@ -223,6 +225,8 @@ class FollowUps:
         Subscribing again changes the filter but never replays what finished in between.
         """
         feed, created = await self.feeds.subscribe(**request)
+        if created:
+            await self.shards.announce(request["team_id"])
         log.info(
             "feed subscribed" if created else "feed updated",
             extra={"team": request["team_id"], "channel": request["channel_id"]},
@@ -257,8 +261,14 @@ class FollowUps:
         )
 
     async def _sync(self, team_ids: set[str]) -> None:
-        """Shards kept: pick up watches and feeds other replicas created since the last heartbeat."""
+        """Shards kept: pick up watches, feeds and owed deliveries other replicas left since the last heartbeat.
+
+        A delivery is owed here when a replica that had lost the shard closed a watch in flight:
+        it does not deliver (``Outbox``), so the owner does, within one heartbeat.
+        """
         await self._rearm_teams(team_ids, lambda: self._rng.uniform(0, min(1.0, self.policy.base)))
+        pending = await self.storage.pending_deliveries(team_ids)
+        self.outbox.resume(d.id for d in pending if self.shards.owns(d.team_id))
 
     async def _rearm_teams(self, team_ids: set[str], first_delay: Callable[[], float]) -> None:
         watches = await self.storage.active_watches(team_ids)
@@ -273,6 +283,7 @@ class FollowUps:
         for team_id in team_ids:
             self.watches.forget_team(team_id)
             self.feeds.forget_team(team_id)
+            self.outbox.forget_team(team_id)
 
     async def forget_team(self, team_id: str) -> None:
         """Stop every timer of a workspace that uninstalled; its rows are deleted by the caller."""

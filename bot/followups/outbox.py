@@ -22,13 +22,20 @@ Where the bot cannot post any more (``CannotPost``) the subscriber or feed is cl
 delivery fails and the requester is told by DM. Any other failure puts the delivery back to
 ``pending`` and retries it later with backoff: it is never dropped. Slack is reached only
 through the ``Poster`` interface.
+
+Several replicas: only the replica that owns the delivery's workspace (``Shared.owns``,
+``bot.followups.shards``) attempts it. A retry timer that fires on a replica that lost the
+shard does nothing (the shard's timers are dropped when it is lost, and the check is made
+again right before each attempt); the owner resumes the delivery from the table when it gains
+the shard, or at its next heartbeat. The protocol above still guards the moment two replicas
+both believe they own a shard; the check only keeps a non-owner from trying at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -63,6 +70,8 @@ class Outbox(Part):
         self.active = False
         self._delivering: set[int] = set()
         self._failures: dict[int, int] = {}
+        self._retry_team: dict[int, str] = {}
+        """Delivery id -> workspace, for each retry timer armed, so a lost shard drops its timers."""
         # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
         self._send_slots = (
             FairSlots(total=DELIVERY_TOTAL_MULTI, per_team=DELIVERY_PER_TEAM_MULTI)
@@ -78,7 +87,22 @@ class Outbox(Part):
         task = self._shared.timers.spawn_work(self._deliver(delivery_id), f"delivery:{delivery_id}")
         task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
 
+    def resume(self, delivery_ids: Iterable[int]) -> None:
+        """Start owed deliveries unless already in flight or waiting for their retry timer."""
+        for delivery_id in delivery_ids:
+            if not self._shared.timers.busy(f"delivery:{delivery_id}"):
+                self.start(delivery_id)
+
+    def forget_team(self, team_id: str) -> None:
+        """Drop the retry timers of a workspace this replica no longer owns; its owner resumes them."""
+        for delivery_id in [d for d, team in self._retry_team.items() if team == team_id]:
+            self._shared.timers.unschedule(f"delivery:{delivery_id}")
+            self._retry_team.pop(delivery_id, None)
+            self._failures.pop(delivery_id, None)
+
     async def _deliver(self, delivery_id: int) -> None:
+        self._retry_team.pop(delivery_id, None)
+        team_id = ""
         with self._shared.backlog.item():
             try:
                 # The slot is the delivery's workspace's: read which one first (one primary-key read).
@@ -86,6 +110,11 @@ class Outbox(Part):
                 team_id = record.team_id if record is not None else ""
                 async with self._send_slots.slot(team_id):
                     await self._shared.yield_to_requests()
+                    if not self._shared.owns(team_id):
+                        # Another replica owns the workspace now (or the delivery is gone): its
+                        # owner resumes it from the table; this replica does not even look.
+                        self._failures.pop(delivery_id, None)
+                        return
                     retry = await self.deliver_once(delivery_id)
             except asyncio.CancelledError:
                 raise
@@ -96,6 +125,7 @@ class Outbox(Part):
             failures = self._failures.get(delivery_id, 0) + 1
             self._failures[delivery_id] = failures
             delay = min(self.policy.ceiling, self.policy.base * 2 ** min(failures - 1, 16))
+            self._retry_team[delivery_id] = team_id
             self._shared.timers.schedule(f"delivery:{delivery_id}", self._shared.jitter(delay))
         else:
             self._failures.pop(delivery_id, None)

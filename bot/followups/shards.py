@@ -20,16 +20,20 @@ Invariants:
   lease stops polling at once, before its next heartbeat tells it the shard is gone.
 - A renew that returns fewer shards than it held means they were lost: their timers are
   forgotten. A claim re-arms the shard from the tables (watches, feed, owed deliveries).
-- Each heartbeat also re-reads the active watches and feeds of the owned shards, so a watch
-  created on another replica is polled by the owner within one heartbeat (the creating
-  replica polls it at once only when it owns the shard itself).
+- Each heartbeat also re-reads the active watches, feeds and owed deliveries of the owned
+  shards, so a watch created on another replica is polled by the owner within one heartbeat
+  (the creating replica polls it at once only when it owns the shard itself), and a delivery
+  queued by a replica that had lost the shard is sent by the owner. Only the owner delivers:
+  a lost shard's retry timers are dropped with its poll timers (``Outbox.forget_team``).
 - Two replicas may briefly both believe they own a shard (a stalled owner waking up, or a
   takeover while a poll is in flight): exactly-once alerts never depend on the lease, only on
   ``close_watch``'s transaction, ``mark_sending`` and the look-up before a retry.
 - ``stop()`` expires this replica's rows at once (SIGTERM). Between heartbeats every replica
-  reads once a second whether a lease is free (``LeaseStore.claimable``, no write) and then
-  beats early, so a rolling restart hands over in about a second, not after a lease period,
-  and a watch on a workspace nobody owns yet is polled within about a second.
+  reads once a second whether a lease is free (``LeaseStore.claimable``: no write, and only
+  the lease table, so its cost does not grow with the watches) and then beats early, so a
+  rolling restart hands over in about a second, not after a lease period. A workspace that
+  gets work on a replica not owning it is ``announce``d (its lease row written if missing),
+  so a watch on a workspace nobody owns yet is polled within about a second too.
 - On SQLite there is one process (the CLI refuses a second), which owns every shard without
   touching the lease table.
 """
@@ -126,6 +130,16 @@ class Shards:
             log.info("released %d shard leases", released, extra={"owner": self.owner})
         except Exception:
             log.warning("could not release shard leases; they expire in %.0f s", self.seconds)
+
+    async def announce(self, team_id: str) -> None:
+        """The workspace has new work here: unless we own it, make sure its lease row exists."""
+        if self.leases is None or self.owns(team_id):
+            return
+        try:
+            await self.leases.announce(team_id)
+        except Exception:
+            # Not needed for correctness: the next heartbeat's claim writes the row anyway.
+            log.warning("could not announce a new workspace's shard; it is claimed at the next heartbeat")
 
     async def beat(self) -> None:
         """Renew, drop what was lost, claim a fair share, then sync the owned shards' timers."""

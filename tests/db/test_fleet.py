@@ -194,8 +194,16 @@ async def test_readyz_on_sqlite_and_metrics_name_the_replica(tmp_path: Path, htt
         "taskbot_lease_renewals_total",
         "taskbot_lease_takeovers_total",
         "taskbot_polls_total",
+        "taskbot_db_statements_total",
     ):
         assert f'{name}{{replica="{REPLICA}"}}' in exposed, name
+    # The demo's start (schema, re-arming) and /readyz ran statements: the counter saw them.
+    (statements,) = [
+        line
+        for line in exposed.splitlines()
+        if line.startswith(f'taskbot_db_statements_total{{replica="{REPLICA}"}}')
+    ]
+    assert float(statements.rsplit(" ", 1)[1]) > 0
 
 
 @pytest.mark.postgres

@@ -1,20 +1,28 @@
 """Shard leases on the local PostgreSQL, in one process: fair shares, loss, release, SQLite.
 
 Two ``Shards`` coordinators stand for two replicas (their owners differ); the lease statements
-run against a real database. The timing across real processes is in ``tests/test_replicas.py``.
+run against a real database. The delivery tests run a whole follow-up engine (simulator and
+Slack stand-in on loopback, as in ``tests/test_followups.py``) whose shard another "replica"
+takes by writing its lease row. The timing across real processes is in ``tests/test_replicas.py``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import update
 
-from bot.db.followups import FollowUpStore
+from bot.db.base import Database
+from bot.db.followups import FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore, ShardLeaseRow, ShardReplicaRow
 from bot.followups.shards import Shards
 from tests.databases import open_database
 from tests.support.clock import FakeClock
+from tests.test_followups import CHANNELS, MISSING_ID, TASK_ID, TEAM, _stack, _true, eventually, sim_task
 
 
 class Replica:
@@ -38,11 +46,11 @@ class Replica:
         self.synced.append(teams)
 
 
-async def watch_in(store: FollowUpStore, team: str, task: str) -> None:
-    await store.watch(
+async def watch_in(store: FollowUpStore, team: str, task: str, channel: str = "C0SHARD") -> WatchResult:
+    return await store.watch(
         team_id=team,
         task_id=task,
-        channel_id="C0SHARD",
+        channel_id=channel,
         user_id="U0SHARD",
         expires_at=datetime.now(UTC) + timedelta(hours=1),
         message_ts=None,
@@ -104,8 +112,125 @@ async def test_owns_stops_by_the_replicas_own_clock_before_any_heartbeat(postgre
         assert not replica.shards.owns("T0TEAM0")
 
 
+async def test_the_probe_reads_only_lease_rows_and_a_new_workspace_is_announced(postgres_url: str) -> None:
+    async with open_database(postgres_url) as database:
+        store, leases = FollowUpStore(database), LeaseStore(database)
+        await watch_in(store, "T0TEAM0", "0" * 32)
+        # The probe never scans the watches (its cost stays flat with 100,000 of them)...
+        assert not await leases.claimable()
+        replica = Replica(leases, "a")
+        # ...so a replica that stores a watch for a workspace it does not own announces it.
+        await replica.shards.announce("T0TEAM0")
+        assert await leases.claimable()
+        await replica.shards.beat()
+        assert replica.shards.owned == {"T0TEAM0"} and not await leases.claimable()
+        await replica.shards.announce("T0TEAM0")  # owned: writes nothing, takes nothing away
+        assert await leases.owners() == {"T0TEAM0": "a"}
+
+
+async def test_a_watch_in_a_workspace_nobody_owns_is_claimed_within_seconds_not_a_heartbeat(
+    postgres_url: str,
+) -> None:
+    async with _stack(postgres_url) as stack:
+        engine = await stack.followups(lease_seconds=30.0)  # heartbeats every 10 s
+        await engine.watch(team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+        created = time.monotonic()
+        while not engine.shards.owns(TEAM):
+            assert time.monotonic() - created < 5, "claimed only at a heartbeat"
+            await asyncio.sleep(0.05)
+
+
 async def test_sqlite_owns_every_workspace_without_leases() -> None:
     replica = Replica(None, "only")
     await replica.shards.start()
     assert replica.shards.owns("T0ANY") and not replica.shards.leased
     await replica.shards.stop()
+
+
+# --- deliveries follow the shard ----------------------------------------------------------------
+
+
+async def give_shard_to(database: Database, team: str, owner: str, *, for_seconds: float) -> None:
+    """Another replica holds (or, with a negative time, held) the workspace's lease."""
+    async with database.transactions.write() as session:
+        await session.execute(
+            update(ShardLeaseRow)
+            .where(ShardLeaseRow.team_id == team)
+            .values(owner=owner, expires_at=datetime.now(UTC) + timedelta(seconds=for_seconds))
+        )
+
+
+@pytest.mark.parametrize("lost", ["while the first attempt is in flight", "once its retry timer is armed"])
+async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_new_owner_sends_it_once(
+    postgres_url: str, lost: str
+) -> None:
+    async with _stack(postgres_url) as stack:
+        slack = stack.slack
+        stack.sim.add_task(sim_task(duration=0.3))
+        # Retries after about one poll interval, doubling: long enough to lose the shard in between.
+        engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=2.0, lease_seconds=30.0)
+        database = engine.storage.database
+        post = slack._api_chat_postMessage
+        entered, answer = asyncio.Event(), asyncio.Event()
+
+        async def fail_first_post(params: dict[str, Any]) -> dict[str, Any]:
+            slack._api_chat_postMessage = post  # type: ignore[method-assign]
+            entered.set()
+            await answer.wait()
+            return {"ok": False, "error": "internal_error"}
+
+        slack._api_chat_postMessage = fail_first_post  # type: ignore[method-assign]
+        if lost != "while the first attempt is in flight":
+            answer.set()
+        await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+        await asyncio.wait_for(entered.wait(), 15)
+        (delivery,) = await engine.storage.pending_deliveries()
+        if lost == "once its retry timer is armed":
+            deadline = time.monotonic() + 5
+            while not engine.timers.busy(f"delivery:{delivery.id}"):
+                assert time.monotonic() < deadline, "no retry timer armed"
+                await asyncio.sleep(0.01)
+
+        # Another replica takes the workspace over; this one's next heartbeat notices.
+        await give_shard_to(database, TEAM, "r-other", for_seconds=3600)
+        await engine.shards.beat()
+        assert not engine.shards.owns(TEAM)
+        answer.set()
+        await asyncio.sleep(3.5)  # the first retry or two would have run by now
+        assert not engine.timers.busy(f"delivery:{delivery.id}")
+        assert stack.alerts() == []
+        assert slack.calls_to("conversations.history") == []
+        assert len(slack.calls_to("chat.postMessage")) == 1
+
+        # The other replica goes away: this one claims the shard back and resumes the delivery.
+        await give_shard_to(database, TEAM, "r-other", for_seconds=-1)
+        await slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=10)
+        await asyncio.sleep(0.3)
+        assert engine.shards.owns(TEAM)
+        assert len(stack.alerts()) == 1
+        # The first attempt may have posted: the owner looked before posting again.
+        assert len(slack.calls_to("conversations.history")) == 1
+
+
+async def test_the_owner_delivers_what_a_replica_without_the_lease_queued_within_a_heartbeat(
+    postgres_url: str,
+) -> None:
+    async with _stack(postgres_url) as stack:
+        engine = await stack.followups(lease_seconds=3.0)
+        store = engine.storage
+        # A workspace this replica owns (it claims it within a second of the first watch).
+        await engine.watch(team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
+        deadline = time.monotonic() + 5
+        while not engine.shards.owns(TEAM):
+            assert time.monotonic() < deadline, "shard not claimed"
+            await asyncio.sleep(0.05)
+        # A stalled replica's poll, in flight when it lost the lease, closes a watch after all:
+        # its outbox does not deliver (it is not the owner), so the delivery row is all there is.
+        result = await watch_in(store, TEAM, TASK_ID, CHANNELS[0])
+        (owed,) = await store.close_watch(result.watch.id, status="expired", snapshot=None)
+        # The owner picks it up at its next heartbeat (every lease / 3 = 1 s).
+        await eventually(lambda: _true(any(m.channel == CHANNELS[0] for m in stack.alerts())), 5)
+        await asyncio.sleep(0.3)
+        assert [m.channel for m in stack.alerts()] == [CHANNELS[0]]
+        sent = await store.get_delivery(owed.id)
+        assert sent is not None and sent.status == "sent"
