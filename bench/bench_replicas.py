@@ -55,7 +55,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from bench.bench_watch import SHARED_TASK_ID, bench_tasks, loadavg, long_task, preload, services
-from bench.common import free_port, migrate_schema, percentile, wait_for_ok
+from bench.common import free_port, migrate_schema, percentile, run_benchmark, wait_for_ok
 from bot.db.base import Database
 from bot.db.followups import FollowUpStore, WatchRow
 from bot.db.leases import LeaseStore, ShardLeaseRow
@@ -542,28 +542,29 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--watches", type=int, default=2000)
-    parser.add_argument("--db-watches", type=int, default=10000)
-    parser.add_argument("--teams", type=int, default=12)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--failover-watches", type=int, default=60)
-    parser.add_argument("--failover-runs", type=int, default=5)
-    parser.add_argument("--leases", type=float, nargs="+", default=[30.0, 3.0])
-    parser.add_argument("--cost-watches", type=int, default=100_000)
-    parser.add_argument("--cost-teams", type=int, default=1000)
-    parser.add_argument("--cost-replicas", type=int, default=70)
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: small, short, one failover each")
-    args = parser.parse_args()
+async def main(**options: Any) -> None:
+    args = argparse.Namespace(**options)
     if args.quick:
         args.watches, args.db_watches, args.seconds, args.warmup = 200, 500, 4.0, 2.0
         args.failover_runs, args.leases = 1, [3.0]
         args.cost_watches, args.cost_teams, args.cost_replicas = 2000, 100, 7
-    raise SystemExit(asyncio.run(main_async(args)))
+    raise SystemExit(await main_async(args))
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(
+        main,
+        watches=2000,
+        db_watches=10000,
+        teams=12,
+        seconds=20.0,
+        warmup=5.0,
+        failover_watches=60,
+        failover_runs=5,
+        leases=[30.0, 3.0],
+        cost_watches=100_000,
+        cost_teams=1000,
+        cost_replicas=70,
+        seed=13,
+        quick=False,
+    )

@@ -28,14 +28,23 @@ from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 
 
-def run_benchmark(main: Callable[..., Coroutine[Any, Any, object]], **defaults: int | float | str) -> None:
+def run_benchmark(
+    main: Callable[..., Coroutine[Any, Any, object]], **defaults: int | float | str | bool | list[float]
+) -> None:
     """``python -m bench.<name>``: one ``--option`` per keyword of ``defaults`` (``_`` becomes
-    ``-``; typed as its default), then ``asyncio.run(main(**options))``. ``--help`` shows the
-    first paragraph of the benchmark's docstring."""
+    ``-``; typed as its default: a bool is a switch, a list takes one or more values), then
+    ``asyncio.run(main(**options))``. ``--help`` shows the first paragraph of the benchmark's
+    docstring."""
     doc = sys.modules[main.__module__].__doc__ or ""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     for name, default in defaults.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", default=default)
+        elif isinstance(default, list):
+            parser.add_argument(flag, type=type(default[0]), nargs="+", default=default)
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
     asyncio.run(main(**vars(parser.parse_args())))
 
 
