@@ -2,7 +2,7 @@
 
 Two ``Shards`` coordinators stand for two replicas (their owners differ); the lease statements
 run against a real database. The delivery tests run a whole follow-up engine (simulator and
-Slack stand-in on loopback, as in ``tests/test_followups.py``) whose shard another "replica"
+Slack stand-in on loopback, as in ``tests/followups/test_followups.py``) whose shard another "replica"
 takes by writing its lease row. The timing across real processes is in ``tests/test_replicas.py``.
 """
 
@@ -22,7 +22,7 @@ from bot.db.leases import LeaseStore, ShardLeaseRow, ShardReplicaRow
 from bot.followups.shards import Shards
 from tests.databases import open_database
 from tests.support.clock import FakeClock
-from tests.test_followups import CHANNELS, MISSING_ID, TASK_ID, TEAM, _stack, _true, eventually, sim_task
+from tests.followups.test_followups import CHANNELS, MISSING_ID, TASK_ID, TEAM, _stack, _true, eventually, sim_task
 
 
 class Replica:
