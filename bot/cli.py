@@ -74,7 +74,13 @@ def serve(port: int | None) -> int:
     if problem := claim_sqlite_file(settings.database_url):
         raise ConfigError([problem])
     logs.configure(settings.log_format, settings.log_level, _secrets(settings))
-    return run_fast(_serve(settings, port))
+    try:
+        return run_fast(_serve(settings, port))
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        # Another process took the port between port_problem() and our bind.
+        raise ConfigError([_port_sentence(port, exc)]) from None
 
 
 async def _database_problem(settings: Settings) -> str | None:
@@ -91,17 +97,21 @@ def port_problem(port: int, host: str = "0.0.0.0") -> str | None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
     except OSError as exc:
-        why = (
-            "is already in use by another process"
-            if exc.errno == errno.EADDRINUSE
-            else "cannot be listened on by this user"
-            if exc.errno == errno.EACCES
-            else f"cannot be listened on ({errno.errorcode.get(exc.errno or 0, 'error')})"
-        )
-        return f"PORT={port}: port {port} {why}; stop that process or choose a free port, e.g. PORT=3001"
+        return _port_sentence(port, exc)
     finally:
         probe.close()
     return None
+
+
+def _port_sentence(port: int, exc: OSError) -> str:
+    why = (
+        "is already in use by another process"
+        if exc.errno == errno.EADDRINUSE
+        else "cannot be listened on by this user"
+        if exc.errno == errno.EACCES
+        else f"cannot be listened on ({errno.errorcode.get(exc.errno or 0, 'error')})"
+    )
+    return f"PORT={port}: port {port} {why}; stop that process or choose a free port, e.g. PORT=3001"
 
 
 def run_fast(main: Coroutine[Any, Any, int]) -> int:

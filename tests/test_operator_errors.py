@@ -8,6 +8,7 @@ Each sentence names the variable, says what is wrong and shows a good value; the
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import socket
@@ -136,6 +137,40 @@ async def test_a_port_in_use_is_named(tmp_path: Path) -> None:
         f"PORT={port}: port {port} is already in use by another process; "
         "stop that process or choose a free port, e.g. PORT=3001"
     )
+
+
+def test_a_port_taken_after_the_check_is_named_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another process binds the port between the pre-flight check and serve's own bind: the
+    operator still gets the sentence and exit code 2, not a traceback."""
+    import bot.cli
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        wanted = _env(PORT=str(port), DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'race.db'}")
+        for name in [n for n in os.environ if n not in wanted]:
+            monkeypatch.delenv(name)
+        for name, value in wanted.items():
+            monkeypatch.setenv(name, value)
+        # The race: the check saw a free port; the bind comes after someone else's.
+        monkeypatch.setattr(bot.cli, "port_problem", lambda port, host="0.0.0.0": None)
+        try:
+            code = bot.cli.main(["serve"])
+        finally:
+            root.handlers[:], root.level = handlers, level
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    # The schema was migrated before the bind, and said so in the log lines above the message.
+    assert _problems(err[err.index(HEADER) :]) == [
+        f"PORT={port}: port {port} is already in use by another process; "
+        "stop that process or choose a free port, e.g. PORT=3001"
+    ]
 
 
 async def test_socket_mode_stops_on_sigterm_while_slack_cannot_be_reached(tmp_path: Path) -> None:

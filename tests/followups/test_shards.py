@@ -21,8 +21,17 @@ from bot.db.followups import FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore, ShardLeaseRow, ShardReplicaRow
 from bot.followups.shards import Shards
 from tests.databases import open_database
+from tests.followups.test_followups import (
+    CHANNELS,
+    MISSING_ID,
+    TASK_ID,
+    TEAM,
+    _stack,
+    _true,
+    eventually,
+    sim_task,
+)
 from tests.support.clock import FakeClock
-from tests.followups.test_followups import CHANNELS, MISSING_ID, TASK_ID, TEAM, _stack, _true, eventually, sim_task
 
 
 class Replica:
