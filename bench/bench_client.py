@@ -18,9 +18,9 @@ from huaweicloudsdkmetastudio.v1 import ShowTaskRequest
 from pydantic import SecretStr
 
 from bench.common import run_benchmark, services_process
-from bot.config import CloudCredentials, CredentialKind
 from bot.devtools import simulator as sim
 from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.credentials import CloudCredentials, CredentialKind
 
 
 def sdk_run(url: str, count: int) -> float:

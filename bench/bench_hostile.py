@@ -62,8 +62,8 @@ async def serve(mib: int) -> tuple[asyncio.Server, int]:
 async def child(mode: str, url: str) -> dict[str, object]:
     import httpx
 
-    from bot.config import CloudCredentials, CredentialKind
     from bot.metastudio.client import MetaStudioClient
+    from bot.metastudio.credentials import CloudCredentials, CredentialKind
 
     # Task ids: "f..." asks for the bomb, "a..." for the endless body (the server looks at the path).
     ids = ["f" * 32] * 3 + ["a" * 32] * 3

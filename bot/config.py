@@ -10,14 +10,12 @@ from __future__ import annotations
 import configparser
 import re
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
-    BaseModel,
     Field,
     SecretStr,
     ValidationError,
@@ -30,14 +28,13 @@ from sqlalchemy.exc import ArgumentError
 
 from bot import messages
 from bot.metastudio import regions
+from bot.metastudio.credentials import CloudCredentials, CredentialKind
 from bot.metastudio.endpoints import DEFAULT_ALLOWED_HOSTS, EndpointPolicy
 from bot.metastudio.regions import REGION_ENDPOINTS, RegionsFileError
 
 __all__ = [
     "REGION_ENDPOINTS",
-    "CloudCredentials",
     "ConfigError",
-    "CredentialKind",
     "Settings",
     "load_settings",
 ]
@@ -46,30 +43,6 @@ __all__ = [
 def default_credentials_file() -> Path:
     """The SDK's profile file; resolved on each call so a changed ``HOME`` is honoured."""
     return Path.home() / ".huaweicloud" / "credentials"
-
-
-class CredentialKind(StrEnum):
-    AKSK = "aksk"
-    TEMPORARY_AKSK = "temporary_aksk"
-    IAM_PASSWORD = "iam_password"
-    IAM_TOKEN = "iam_token"
-
-
-class CloudCredentials(BaseModel):
-    """What the client signs or authenticates with. Secrets stay ``SecretStr`` until the wire."""
-
-    kind: CredentialKind
-    project_id: str
-    """Empty for AK/SK credentials without one: the client looks it up in IAM, as the SDK does."""
-    access_key: str | None = None
-    secret_key: SecretStr | None = None
-    security_token: SecretStr | None = None
-    iam_username: str | None = None
-    iam_password: SecretStr | None = None
-    iam_domain: str | None = None
-    auth_token: SecretStr | None = None
-    iam_endpoint: str | None = None
-    """The profile's ``iam_endpoint``; like the SDK's ``BasicCredentials``, it wins over the environment."""
 
 
 class ConfigError(Exception):

@@ -17,6 +17,7 @@ from bot.config import (
     load_settings,
 )
 from bot.metastudio.client import MetaStudioClient
+from bot.services.connections import env_client
 
 PROJECT = "0b1f5e2d9c8a4b7e8f6a5d4c3b2a1f0e"
 OWN_PREFIXES = ("HUAWEICLOUD_SDK_", "CLOUD_SDK_", "METASTUDIO_", "TASKBOT_", "SLACK_")
@@ -327,7 +328,7 @@ async def test_client_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AK")
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SK")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
-    async with MetaStudioClient.from_settings(Settings()) as client:
+    async with env_client(Settings()) as client:
         assert isinstance(client, MetaStudioClient)
 
 
@@ -340,7 +341,7 @@ def test_client_from_settings_raises_config_error(
         monkeypatch.setenv("METASTUDIO_REGION", region)
         monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIItoken")
     with pytest.raises(ConfigError):
-        MetaStudioClient.from_settings(Settings())
+        env_client(Settings())
 
 
 @pytest.mark.parametrize("endpoint", ["metastudio.example.com", "ftp://metastudio.example.com", "http://"])
@@ -352,7 +353,7 @@ def test_client_from_settings_rejects_a_non_http_endpoint(
     monkeypatch.setenv("METASTUDIO_ENDPOINT", endpoint)
     # Refused when the settings are read, before any client exists.
     with pytest.raises(ConfigError) as caught:
-        MetaStudioClient.from_settings(load_settings())
+        env_client(load_settings())
     assert caught.value.problems[0].startswith(f"METASTUDIO_ENDPOINT={endpoint!r} is not a URL with a scheme")
 
 

@@ -1,4 +1,5 @@
-"""The layout is the architecture: no import cycles, and the runtime never imports the dev tools.
+"""The layout is the architecture: the layers import downwards only, there are no import cycles,
+and the runtime never imports the dev tools.
 
 Imports are read from the source with ``ast`` (``TYPE_CHECKING`` and function-level imports
 included), so a cycle hidden behind a lazy import still fails here.
@@ -16,6 +17,23 @@ PACKAGES = ("bot", "handlers")
 DEVTOOLS = "bot.devtools"
 # What `taskbot serve` imports; the CLI's demo and simulator commands import dev tools lazily.
 RUNTIME_ROOTS = ("bot.app", "handlers")
+# Lowest first, as the README's "Layout" draws them: a module may import its own layer and the
+# layers below it, never one above. So the MetaStudio client knows nothing of Slack, settings or
+# UI text, and the Slack builders know nothing of the follow-ups or the use cases.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("bot", "bot.logs", "bot.metrics"),
+    ("bot.metastudio",),
+    ("bot.messages",),
+    ("bot.config",),
+    ("bot.db",),
+    ("bot.slack",),
+    ("bot.followups",),
+    ("bot.services",),
+    ("handlers", "bot.servers"),
+    ("bot.app",),
+    ("bot.devtools",),
+    ("bot.cli",),
+)
 
 
 def _module_name(path: Path) -> str:
@@ -57,6 +75,26 @@ def _graph() -> dict[str, set[str]]:
     return {name: _imports(name, path, known) for name, path in modules.items()}
 
 
+def _layer(module: str) -> int:
+    """The index in ``LAYERS`` of the most specific package that holds ``module``."""
+    best, found = -1, -1
+    for index, packages in enumerate(LAYERS):
+        for package in packages:
+            if (module == package or module.startswith(package + ".")) and len(package) > best:
+                best, found = len(package), index
+    assert found >= 0, f"{module} is in no layer of LAYERS"
+    return found
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if _layer(target) > _layer(module)
+    )
+
+
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -95,6 +133,15 @@ def test_no_import_cycle_in_bot_or_handlers() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+def test_every_layer_imports_only_the_layers_below_it() -> None:
+    assert _upward(_graph()) == []
+
+
+def test_the_layer_check_sees_an_upward_import() -> None:
+    graph = {"bot.metastudio.client": {"bot.config"}, "bot.config": {"bot.metastudio.regions"}}
+    assert _upward(graph) == ["bot.metastudio.client -> bot.config"]
+
+
 def test_the_runtime_never_imports_the_dev_tools() -> None:
     graph = _graph()
     runtime = _reachable(graph, RUNTIME_ROOTS)
@@ -114,8 +161,20 @@ def test_the_cycle_finder_finds_cycles(graph: dict[str, set[str]], expected: lis
     assert _cycle(graph) == expected
 
 
-def test_every_package_states_what_it_owns() -> None:
-    for path in [
-        ROOT / "bot" / p / "__init__.py" for p in ("db", "followups", "slack", "services", "devtools")
-    ]:
-        assert ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))), f"{path} has no docstring"
+@pytest.mark.parametrize(
+    "package", ["metastudio", "messages", "db", "slack", "followups", "services", "devtools"]
+)
+def test_every_package_states_what_it_owns_and_may_import(package: str) -> None:
+    path = ROOT / "bot" / package / "__init__.py"
+    docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    assert docstring, f"{path} has no docstring"
+    assert "import" in docstring.lower(), f"{path}'s docstring does not say what the package may import"
+
+
+def test_every_module_states_its_job() -> None:
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in _modules().values()
+        if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert missing == []

@@ -25,10 +25,11 @@ from sqlalchemy import CheckConstraint, Index, Integer, String, Table, Text, del
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot import messages
-from bot.config import REGION_ENDPOINTS, CloudCredentials, CredentialKind
+from bot.config import REGION_ENDPOINTS
 from bot.db.base import Base, Database, Json, record_of, retry_on_conflict, utcnow
 from bot.db.crypto import SecretBox
 from bot.logs import RedactingFilter
+from bot.metastudio.credentials import CloudCredentials, CredentialKind
 
 __all__ = [
     "CONFIGURABLE_KINDS",

@@ -2,15 +2,18 @@
 
 ``FollowUps`` is the facade the use cases call. Behind it, one module per concern:
 
-* ``timers``: the APScheduler clock, the tracked background tasks and the backlog gate;
-* ``watches``: the watch state machine (polls, expiry, not-found) and live cards;
+* ``timers``: one ``loop.call_later`` handle per job, the tracked background tasks and the
+  backlog gate;
+* ``watches``: the watch state machine (polls, expiry, not-found, stalls) and live cards;
 * ``feeds``: project feeds, one list poll per team;
 * ``outbox``: the exactly-once delivery protocol, reviewable on its own;
-* ``polling``: when to poll next, as pure functions.
+* ``shards``: which replica owns which workspaces (leases with heartbeats);
+* ``polling`` and ``fairness``: when to poll next, as pure functions, and fair slots per team;
+* ``shared``: the collaborators the parts are built from (one ``Shared`` value).
 
-This package may import ``bot.config``, ``bot.db``, ``bot.metastudio`` and ``bot.slack``'s
-builders and ``Poster`` interface; it never imports ``bot.services``, ``handlers`` or the dev
-tools. Slack is reached only through the ``Poster`` passed in.
+May import ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db``, ``bot.metastudio``
+and ``bot.slack``'s builders and ``Poster`` interface; never ``bot.services``, ``handlers`` or
+the dev tools. Slack is reached only through the ``Poster`` passed in.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ Invariants:
 - Adding a language is one new module beside ``en.py`` (a ``CATALOG`` dict) plus one line in
   ``LANGUAGES``; nothing else changes: ``resolve`` matches Slack tags to it by language and script.
 - ``resolve`` is pure and total: any string (or None) gives a key of ``LANGUAGES``.
+- It imports nothing of ours: every layer above may use the catalogs, and none is needed to
+  read them.
 
 Locale matching follows CLDR (the data behind ICU and Babel): a tag's script is inferred with
 CLDR's likely subtags (``zh`` and ``zh-CN``/``zh-SG`` are Hans, ``zh-TW``/``zh-HK``/``zh-MO`` are

@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from types import TracebackType
-from typing import Generic, NotRequired, Protocol, Self, TypedDict, TypeVar, Unpack
+from typing import Generic, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -60,7 +60,6 @@ from multidict import CIMultiDict
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
-from bot.config import CloudCredentials, ConfigError, CredentialKind, Settings
 from bot.metastudio import signer
 from bot.metastudio.auth import (
     TOKEN_PATH,
@@ -74,6 +73,7 @@ from bot.metastudio.auth import (
     parse_issued_token,
     password_token_request,
 )
+from bot.metastudio.credentials import CloudCredentials, CredentialKind, CredentialsIncomplete
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
 from bot.metastudio.errors import (
     MSS_ERRORS,
@@ -211,18 +211,6 @@ class _Reauthenticate:
     error: MetaStudioError
 
 
-class ClientPlace(TypedDict):
-    """Where a configured client connects, and as whom (``MetaStudioClient.configured``)."""
-
-    endpoint: str
-    iam_endpoint: str | None
-    credentials: CloudCredentials
-    region: NotRequired[str | None]
-    """Lets a client without a project id look it up through IAM, once."""
-    max_retries: NotRequired[int | None]
-    """None: the operator's ``max_retries``."""
-
-
 class MetaStudioClient:
     """Reads import/export tasks of one project. Use as ``async with`` or call ``aclose()``."""
 
@@ -250,7 +238,7 @@ class MetaStudioClient:
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-        if not _is_http_url(endpoint) or not _is_http_url(iam_endpoint or endpoint):
+        if not is_http_url(endpoint) or not is_http_url(iam_endpoint or endpoint):
             raise ValueError(f"not an http(s) endpoint: {endpoint!r} / {iam_endpoint!r}")
         self._endpoint = httpx.URL(endpoint.rstrip("/"))
         # Raw (still percent-encoded) paths: they go on the wire and into the signature as they are.
@@ -262,7 +250,7 @@ class MetaStudioClient:
         self._project_lock = asyncio.Lock()
         # A profile's iam_endpoint wins over the environment's, as BasicCredentials.iam_endpoint does.
         chosen_iam = credentials.iam_endpoint or iam_endpoint or endpoint
-        if not _is_http_url(chosen_iam):
+        if not is_http_url(chosen_iam):
             raise ValueError(f"not an http(s) IAM endpoint: {chosen_iam!r}")
         self._iam_endpoint = httpx.URL(chosen_iam.rstrip("/"))
         # Per step, as httpx's were: waiting for a pooled connection plus connecting, and each
@@ -290,55 +278,15 @@ class MetaStudioClient:
         self._http = http
         self._proxies: dict[str, str | None] = {}
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MetaStudioClient:
-        """Raises ``ConfigError`` when credentials or the endpoint are missing or invalid."""
-        problems = settings.endpoint_problems()
-        if problems:
-            raise ConfigError(problems)
-        credentials = settings.cloud_credentials()
-        endpoint, iam_endpoint = settings.metastudio_endpoint, settings.iam_url
-        for name, url in (("METASTUDIO_ENDPOINT", endpoint), ("METASTUDIO_IAM_ENDPOINT", iam_endpoint)):
-            if not _is_http_url(url):
-                raise ConfigError([f"{name}={url!r} is not an http(s) URL"])
-        return cls.configured(
-            settings,
-            endpoint=endpoint,
-            iam_endpoint=iam_endpoint,
-            credentials=credentials,
-            region=settings.region,
-        )
-
-    @classmethod
-    def configured(
-        cls,
-        settings: Settings,
-        *,
-        endpoint_policy: EndpointPolicy | None = None,
-        **place: Unpack[ClientPlace],
-    ) -> MetaStudioClient:
-        """A client with the operator's timeouts, retries, call deadline and body cap (``Settings``)."""
-        max_retries = place.get("max_retries")
-        return cls(
-            endpoint=place["endpoint"],
-            credentials=place["credentials"],
-            iam_endpoint=place["iam_endpoint"],
-            region=place.get("region"),
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            max_retries=settings.max_retries if max_retries is None else max_retries,
-            call_deadline=settings.call_deadline,
-            max_body_bytes=settings.max_body_bytes,
-            endpoint_policy=endpoint_policy,
-        )
-
     def _authenticator(self, credentials: CloudCredentials, refresh_before: float) -> Authenticator:
         kind = credentials.kind
         if kind in {CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK}:
             if not credentials.access_key or credentials.secret_key is None:
-                raise ConfigError(["AK/SK credentials without an access key or secret key"])
+                raise CredentialsIncomplete(["AK/SK credentials without an access key or secret key"])
             if not credentials.project_id and not self._region:
-                raise ConfigError(["HUAWEICLOUD_SDK_PROJECT_ID is not set and no region to look it up in"])
+                raise CredentialsIncomplete(
+                    ["HUAWEICLOUD_SDK_PROJECT_ID is not set and no region to look it up in"]
+                )
             token = credentials.security_token
             return AkSkAuthenticator(
                 access_key=credentials.access_key,
@@ -349,12 +297,14 @@ class MetaStudioClient:
             )
         if kind is CredentialKind.IAM_TOKEN:
             if credentials.auth_token is None:
-                raise ConfigError(["METASTUDIO_AUTH_TOKEN is empty"])
+                raise CredentialsIncomplete(["METASTUDIO_AUTH_TOKEN is empty"])
             return StaticTokenAuthenticator(credentials.auth_token.get_secret_value())
         if not credentials.project_id:
-            raise ConfigError(["HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"])
+            raise CredentialsIncomplete(["HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"])
         if not (credentials.iam_username and credentials.iam_password and credentials.iam_domain):
-            raise ConfigError(["IAM password credentials need a user name, a password and a domain"])
+            raise CredentialsIncomplete(
+                ["IAM password credentials need a user name, a password and a domain"]
+            )
         password = credentials.iam_password.get_secret_value()
         body = password_token_request(
             username=credentials.iam_username,
@@ -843,7 +793,7 @@ def _depth_over(document: object, limit: int) -> bool:
     return False
 
 
-def _is_http_url(text: str) -> bool:
+def is_http_url(text: str) -> bool:
     try:
         url = httpx.URL(text)
     except (httpx.InvalidURL, ValueError, TypeError):

@@ -18,11 +18,12 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.config import CloudCredentials, Settings
+from bot.config import Settings
 from bot.db.followups import FollowUpStore
 from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
 from bot.followups import FollowUps
 from bot.messages.format import number
+from bot.metastudio.credentials import CloudCredentials
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.metastudio.errors import MetaStudioError
 from bot.metrics import SLACK_API_ERRORS
@@ -164,10 +165,9 @@ class WorkspaceAdmin:
 
     async def _try(self, form: ConnectionForm, stored: CloudCredentials | None, locale: str) -> str:
         try:
-            credentials = form_credentials(form, stored)
+            client = form_client(self.settings, form, form_credentials(form, stored), max_retries=1)
         except ValueError:
             return messages.text("connection_test_incomplete", locale)
-        client = form_client(self.settings, form, credentials, max_retries=1)
         async with client:
             try:
                 page = await client.list_tasks(limit=1)

@@ -25,8 +25,8 @@ from bot.db.base import Database
 from bot.db.preflight import database_problem, sqlite_path
 from bot.db.schema import SchemaStatus, code_head, schema_status
 from bot.db.workspaces import ConnectionRow
-from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
+from bot.services.connections import env_client
 from bot.slack.clients import web_client
 
 OK, FAIL = "ok  ", "FAIL"
@@ -167,7 +167,7 @@ async def _check_slack(settings: Settings, report: _Report) -> None:
 
 async def _check_metastudio(settings: Settings, report: _Report) -> None:
     try:
-        client = MetaStudioClient.from_settings(settings)
+        client = env_client(settings)
     except ConfigError as exc:
         report.line(False, "MetaStudio list call", "; ".join(exc.problems))
         return

@@ -2,30 +2,98 @@
 
 Single-workspace mode has one client from the environment; multi-workspace mode builds one per
 workspace from the connection its admin saved, and drops it when the connection changes or
-the workspace leaves. Every client is configured from settings by ``MetaStudioClient.configured``
-(``new_client`` adds the admin-endpoint policy), so timeouts and retries mean the same everywhere.
+the workspace leaves. Every client is configured from settings by ``configured_client``
+(``new_client`` adds the admin-endpoint policy), so timeouts and retries mean the same everywhere;
+the client itself knows nothing of ``Settings``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Unpack
+from typing import NotRequired, TypedDict, Unpack
 
 from pydantic import SecretStr
 
-from bot.config import CloudCredentials, ConfigError, Settings
+from bot.config import ConfigError, Settings
 from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
-from bot.metastudio.client import ClientPlace, MetaStudioClient
+from bot.metastudio.client import MetaStudioClient, is_http_url
+from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete
+from bot.metastudio.endpoints import EndpointPolicy
 from bot.metastudio.errors import NotConfigured
 
-__all__ = ["MetaStudioClients", "form_client", "form_credentials", "new_client"]
+__all__ = [
+    "ClientPlace",
+    "MetaStudioClients",
+    "configured_client",
+    "env_client",
+    "form_client",
+    "form_credentials",
+    "new_client",
+]
 
 log = logging.getLogger("taskbot.services")
 
 
+class ClientPlace(TypedDict):
+    """Where a configured client connects, and as whom (``configured_client``)."""
+
+    endpoint: str
+    iam_endpoint: str | None
+    credentials: CloudCredentials
+    region: NotRequired[str | None]
+    """Lets a client without a project id look it up through IAM, once."""
+    max_retries: NotRequired[int | None]
+    """None: the operator's ``max_retries``."""
+
+
+def configured_client(
+    settings: Settings, *, endpoint_policy: EndpointPolicy | None = None, **place: Unpack[ClientPlace]
+) -> MetaStudioClient:
+    """A client with the operator's timeouts, retries, call deadline and body cap (``Settings``)."""
+    max_retries = place.get("max_retries")
+    return MetaStudioClient(
+        endpoint=place["endpoint"],
+        credentials=place["credentials"],
+        iam_endpoint=place["iam_endpoint"],
+        region=place.get("region"),
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_retries=settings.max_retries if max_retries is None else max_retries,
+        call_deadline=settings.call_deadline,
+        max_body_bytes=settings.max_body_bytes,
+        endpoint_policy=endpoint_policy,
+    )
+
+
+def env_client(settings: Settings) -> MetaStudioClient:
+    """The operator's own client (single-workspace mode, ``taskbot check``).
+
+    Raises ``ConfigError`` naming the variable when the credentials or the endpoint are missing
+    or invalid, so the operator reads one sentence and never a traceback.
+    """
+    problems = settings.endpoint_problems()
+    if problems:
+        raise ConfigError(problems)
+    credentials = settings.cloud_credentials()
+    endpoint, iam_endpoint = settings.metastudio_endpoint, settings.iam_url
+    for name, url in (("METASTUDIO_ENDPOINT", endpoint), ("METASTUDIO_IAM_ENDPOINT", iam_endpoint)):
+        if not is_http_url(url):
+            raise ConfigError([f"{name}={url!r} is not an http(s) URL"])
+    try:
+        return configured_client(
+            settings,
+            endpoint=endpoint,
+            iam_endpoint=iam_endpoint,
+            credentials=credentials,
+            region=settings.region,
+        )
+    except CredentialsIncomplete as exc:
+        raise ConfigError(exc.problems) from None
+
+
 def new_client(settings: Settings, **place: Unpack[ClientPlace]) -> MetaStudioClient:
     """A client for an endpoint a workspace admin typed: only hosts the operator allows, public addresses."""
-    return MetaStudioClient.configured(settings, endpoint_policy=settings.endpoint_policy, **place)
+    return configured_client(settings, endpoint_policy=settings.endpoint_policy, **place)
 
 
 def _secret(value: str | None, stored: SecretStr | None) -> SecretStr | None:
@@ -81,7 +149,7 @@ class MetaStudioClients:
         if self._workspaces is not None or self._env_client is not None:
             return
         try:
-            self._env_client = MetaStudioClient.from_settings(self._settings)
+            self._env_client = env_client(self._settings)
         except ConfigError as exc:
             # Serve anyway: /task answers with a clear sentence instead of the process dying.
             self._config_problem = str(exc)

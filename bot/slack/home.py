@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from bot.config import REGION_ENDPOINTS, CredentialKind
+from bot.config import REGION_ENDPOINTS
 from bot.db.workspaces import CONFIGURABLE_KINDS, AuditEntry, Connection, ConnectionForm, Guardrails
 from bot.messages import DEFAULT_LOCALE, SUPPORTED, text
 from bot.messages.format import join, number
+from bot.metastudio.credentials import CredentialKind
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.slack.blocks import (
     MAX_CONTEXT_TEXT,

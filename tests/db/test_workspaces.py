@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import Text, cast, select
 from sqlalchemy.engine import make_url
 
-from bot.config import CredentialKind
 from bot.db.base import Database
 from bot.db.crypto import SecretBox, SecretUnreadable
 from bot.db.workspaces import (
@@ -21,6 +20,7 @@ from bot.db.workspaces import (
     mask_access_key,
     region_endpoints,
 )
+from bot.metastudio.credentials import CredentialKind
 from tests.databases import open_database
 from tests.support.forms import aksk_form
 

@@ -22,9 +22,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import bot.devtools.simulator as simulation
-from bot.config import CloudCredentials, CredentialKind
 from bot.devtools.simulator import Fault, SimTask, Simulator
 from bot.metastudio.client import Fetched, MetaStudioClient, _retry_after
+from bot.metastudio.credentials import CloudCredentials, CredentialKind, CredentialsIncomplete
 from bot.metastudio.errors import (
     AuthenticationFailed,
     BadResponse,
@@ -683,3 +683,36 @@ async def test_redirects_are_not_followed(echo_url: str) -> None:
 async def test_retry_after_values(value: str | None, expected: float | None) -> None:
     now = 1744276967.0  # 2025-04-10T09:22:47Z
     assert _retry_after(value, now) == expected
+
+
+@pytest.mark.parametrize(
+    ("credentials", "named"),
+    [
+        (CloudCredentials(kind=CredentialKind.AKSK, project_id="p", access_key="AK"), "secret key"),
+        (
+            CloudCredentials(
+                kind=CredentialKind.AKSK, project_id="", access_key="AK", secret_key=SecretStr("s3cr3t")
+            ),
+            "HUAWEICLOUD_SDK_PROJECT_ID",
+        ),
+        (CloudCredentials(kind=CredentialKind.IAM_TOKEN, project_id="p"), "METASTUDIO_AUTH_TOKEN"),
+        (
+            CloudCredentials(
+                kind=CredentialKind.IAM_PASSWORD,
+                project_id="p",
+                iam_username="u",
+                iam_password=SecretStr("s3cr3t"),
+            ),
+            "domain",
+        ),
+    ],
+)
+def test_incomplete_credentials_are_a_value_error_naming_the_missing_part(
+    credentials: CloudCredentials, named: str
+) -> None:
+    # A ValueError like the form's other refusals, so the connection modal answers in one sentence.
+    with pytest.raises(CredentialsIncomplete) as caught:
+        MetaStudioClient(endpoint="https://metastudio.example.com", credentials=credentials)
+    assert isinstance(caught.value, ValueError)
+    assert named in str(caught.value) and named in caught.value.problems[0]
+    assert "s3cr3t" not in str(caught.value)

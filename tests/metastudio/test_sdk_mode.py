@@ -119,8 +119,8 @@ async def test_single_workspace_without_project_id_looks_it_up_in_the_simulator(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from bot.config import Settings
-    from bot.metastudio.client import MetaStudioClient
     from bot.servers import serve_asgi
+    from bot.services.connections import env_client
 
     simulator = sim.Simulator()
     async with serve_asgi(simulator.app) as url:
@@ -130,7 +130,7 @@ async def test_single_workspace_without_project_id_looks_it_up_in_the_simulator(
         monkeypatch.setenv("HUAWEICLOUD_SDK_SK", sim.DEMO_SECRET_KEY)
         monkeypatch.setenv("METASTUDIO_ENDPOINT", url)
         monkeypatch.setenv("METASTUDIO_REGION", sim.DEMO_REGION)
-        async with MetaStudioClient.from_settings(Settings()) as client:
+        async with env_client(Settings()) as client:
             shown = await client.get_task(sim.SEED_TASK_ID)
             await client.list_tasks(resources=[EXPORT, IMPORT])
     assert shown.value.task_id == sim.SEED_TASK_ID

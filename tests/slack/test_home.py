@@ -12,11 +12,12 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.config import REGION_ENDPOINTS, CredentialKind
+from bot.config import REGION_ENDPOINTS
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.workspaces import AuditEntry, Connection, ConnectionForm, Guardrails, WorkspaceStore
 from bot.messages import text
+from bot.metastudio.credentials import CredentialKind
 from bot.slack import home
 from bot.slack.home import (
     ACTION_CONFIGURE,

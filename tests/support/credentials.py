@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 import bot.devtools.simulator as simulation
-from bot.config import CloudCredentials, CredentialKind
+from bot.metastudio.credentials import CloudCredentials, CredentialKind
 
 
 def aksk(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.config import CredentialKind
 from bot.db.workspaces import ConnectionForm
+from bot.metastudio.credentials import CredentialKind
 
 
 def aksk_form(
