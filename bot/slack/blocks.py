@@ -28,6 +28,7 @@ __all__ = [
     "button",
     "clean",
     "code",
+    "compose",
     "context",
     "escape",
     "field",
@@ -126,6 +127,15 @@ def slack_date(
     return f"<!date^{int(utc.timestamp())}^{token}|{utc.strftime(fallback)}>"
 
 
+def compose(kind: str, **fields: Any) -> dict[str, Any]:
+    """A Block Kit object of type ``kind`` with the fields that are not None.
+
+    None means absent: Slack rejects a null (and an empty ``value`` or ``initial_value``) where an
+    absent optional field just takes its default, so a builder passes None for "not set".
+    """
+    return {"type": kind} | {name: value for name, value in fields.items() if value is not None}
+
+
 def plain(value: str, limit: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": truncate(value, limit), "emoji": True}
 
@@ -160,14 +170,10 @@ def actions(*elements: dict[str, Any]) -> dict[str, Any]:
 
 
 def button(label: str, action_id: str, value: str = "", *, style: str | None = None) -> dict[str, Any]:
-    element: dict[str, Any] = {
-        "type": "button",
-        "text": plain(label, MAX_BUTTON_TEXT),
-        "action_id": action_id,
-    }
-    if value:
-        # Slack rejects an empty value; a missing one is allowed.
-        element["value"] = truncate(value, MAX_BUTTON_VALUE)
-    if style:
-        element["style"] = style
-    return element
+    return compose(
+        "button",
+        text=plain(label, MAX_BUTTON_TEXT),
+        action_id=action_id,
+        value=truncate(value, MAX_BUTTON_VALUE) if value else None,
+        style=style or None,
+    )

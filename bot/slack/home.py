@@ -30,6 +30,7 @@ from bot.slack.blocks import (
     MAX_PLACEHOLDER,
     MAX_VIEW_TITLE,
     clean,
+    compose,
     slack_date,
 )
 from bot.slack.blocks import actions as _actions
@@ -358,15 +359,13 @@ def _region_select(connection: Connection | None, locale: str) -> dict[str, Any]
         # A region stored before it left our table stays selectable, or Slack would reject the view.
         regions.append(current)
     options = {region: _option(region, region) for region in regions}
-    element: dict[str, Any] = {
-        "type": "static_select",
-        "action_id": ACTION_REGION,
-        "placeholder": _plain(text("connection_region_placeholder", locale), MAX_PLACEHOLDER),
-        "options": list(options.values()),
-    }
-    if current in options:
-        element["initial_option"] = options[current]
-    return element
+    return compose(
+        "static_select",
+        action_id=ACTION_REGION,
+        placeholder=_plain(text("connection_region_placeholder", locale), MAX_PLACEHOLDER),
+        options=list(options.values()),
+        initial_option=options.get(current) if current else None,
+    )
 
 
 def _kind_radio(kind: CredentialKind, locale: str) -> dict[str, Any]:
@@ -374,14 +373,12 @@ def _kind_radio(kind: CredentialKind, locale: str) -> dict[str, Any]:
         item: _option(text(f"connection_kind_{item.value}", locale), item.value)
         for item in CONFIGURABLE_KINDS
     }
-    element: dict[str, Any] = {
-        "type": "radio_buttons",
-        "action_id": ACTION_KIND,
-        "options": list(options.values()),
-    }
-    if kind in options:
-        element["initial_option"] = options[kind]
-    return element
+    return compose(
+        "radio_buttons",
+        action_id=ACTION_KIND,
+        options=list(options.values()),
+        initial_option=options.get(kind),
+    )
 
 
 def _secret_input(
@@ -643,32 +640,27 @@ def _option(label: str, value: str) -> dict[str, Any]:
 def _text_input(
     action_id: str, placeholder: str, *, initial: str | None, max_length: int, multiline: bool = False
 ) -> dict[str, Any]:
-    element: dict[str, Any] = {
-        "type": "plain_text_input",
-        "action_id": action_id,
-        "placeholder": _plain(placeholder, MAX_PLACEHOLDER),
-        "max_length": max_length,
-    }
-    if multiline:
-        element["multiline"] = True
-    if initial:
-        element["initial_value"] = initial[:max_length]
-    return element
+    return compose(
+        "plain_text_input",
+        action_id=action_id,
+        placeholder=_plain(placeholder, MAX_PLACEHOLDER),
+        max_length=max_length,
+        multiline=multiline or None,
+        initial_value=initial[:max_length] if initial else None,
+    )
 
 
 def _input(
     block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str | None = None
 ) -> dict[str, Any]:
-    block: dict[str, Any] = {
-        "type": "input",
-        "block_id": block_id,
-        "label": _plain(label, MAX_LABEL),
-        "element": element,
-        "optional": optional,
-    }
-    if hint:
-        block["hint"] = _plain(hint, MAX_HINT)
-    return block
+    return compose(
+        "input",
+        block_id=block_id,
+        label=_plain(label, MAX_LABEL),
+        element=element,
+        optional=optional,
+        hint=_plain(hint, MAX_HINT) if hint else None,
+    )
 
 
 def _field(block_id: str, element: dict[str, Any], locale: str, *, hint_key: str = "") -> dict[str, Any]:
