@@ -515,8 +515,9 @@ class MetaStudioClient:
             raise
         finally:
             elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+            # A cancelled call is ours (a shutdown, a dropped request), not MetaStudio failing.
             logger.log(
-                logging.INFO if outcome == "ok" else logging.WARNING,
+                logging.INFO if outcome in ("ok", "cancelled") else logging.WARNING,
                 "metastudio %s %s in %.0f ms%s",
                 call.operation,
                 outcome,

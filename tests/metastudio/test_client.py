@@ -345,6 +345,22 @@ async def test_slow_within_the_timeout_is_fine(client: MetaStudioClient, sim: Si
     assert fetched.elapsed >= 0.2
 
 
+async def test_a_cancelled_call_is_logged_as_information_not_a_warning(
+    client: MetaStudioClient, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="taskbot.metastudio")
+    sim.set_fault(simulation.SEED_TASK_ID, Fault(kind="slow", seconds=5))
+    call = asyncio.create_task(client.get_task(simulation.SEED_TASK_ID))
+    while not sim.requests[("show", simulation.SEED_TASK_ID)]:
+        await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    [record] = metastudio_records(caplog)
+    assert record.outcome == "cancelled"  # type: ignore[attr-defined]
+    assert record.levelno == logging.INFO
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
