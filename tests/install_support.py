@@ -8,7 +8,6 @@ signed slash commands, button clicks, modal submissions and Events API callbacks
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import html
 import json
@@ -16,7 +15,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +35,7 @@ from bot.devtools.slack_standin import ApiCall, PostedMessage, SlackStandIn, sig
 from bot.servers import serve_asgi
 from bot.slack import home
 from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 T = TypeVar("T")
 APP_ID = "A0TASKBOT1"
@@ -61,20 +61,6 @@ def running_task(task_id: str, name: str, clock: FakeClock, *, seconds_left: flo
         duration_seconds=2 * seconds_left,
         begin_time_ms=int((clock.now - seconds_left) * 1000),
     )
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout: float = 10.0, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 @dataclass
@@ -256,7 +242,7 @@ class Workspace:
         )
         assert response.status_code == 200
         published = await eventually(
-            lambda: _async(self.published_since(seen, user)), what=f"views.publish for {user}"
+            lambda: self.published_since(seen, user), what=f"views.publish for {user}"
         )
         return published[-1]["view"]
 
@@ -299,7 +285,7 @@ class Workspace:
         async def found() -> PostedMessage | None:
             return next((m for m in self.stack.slack.messages[after:] if predicate(m)), None)
 
-        return await eventually(found, timeout=timeout, what=what)
+        return await eventually(found, within=timeout, what=what)
 
     # -- setup through the real admin paths ----------------------------------------------------
     async def connect(self, project: Project) -> None:
@@ -412,10 +398,6 @@ def _plain(value: str) -> dict[str, Any]:
 
 def _trigger() -> str:
     return f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}"
-
-
-async def _async(value: T) -> T:
-    return value
 
 
 def authorize_link(page: httpx.Response) -> dict[str, list[str]]:

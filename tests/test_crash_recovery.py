@@ -16,7 +16,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
 from tests.databases import open_database
 from tests.support.cli import clean_env, free_port
+from tests.support.waiting import eventually
 
 SIGNING_SECRET = "c7a5e5c7a5e5c7a5e5c7a5e5c7a5e5c7"  # 32 hex characters, the shape Slack issues
 RESOURCE = "knowledge-intent-question-create"
@@ -171,13 +172,6 @@ class BotProcess:
             await self.process.wait()
 
 
-async def eventually(check: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 def add_tasks(simulator: sim.Simulator, finishes_in: list[float]) -> list[str]:
     """Tasks that finish ``finishes_in`` seconds from now; their ids."""
     now = time.time()
@@ -260,7 +254,7 @@ async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
             alerted = slack.alerts()
             return all(alerted[c] for c in held) and sum(alerted.values()) >= len(held) + 10
 
-        await eventually(mid_run, 15, "some alerts")
+        await eventually(mid_run, within=15, what="some alerts")
         first.send(signal.SIGKILL)
         assert await first.wait(5) == -signal.SIGKILL
         at_kill = slack.alerts()
@@ -271,7 +265,9 @@ async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
         assert {d.channel_id for d in owed if d.status == "sending"} >= held
 
         await second.start(http)
-        await eventually(lambda: len(slack.alerts()) == len(channels), 20, "every channel's alert")
+        await eventually(
+            lambda: len(slack.alerts()) == len(channels), within=20, what="every channel's alert"
+        )
         await eventually_async_sent(database_url, len(channels))
         second.send(signal.SIGTERM)
         assert await second.wait(15) == 0, second.log()
@@ -292,10 +288,11 @@ async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
 
 async def eventually_async_sent(database_url: str, count: int) -> None:
     """Wait until ``count`` deliveries are recorded as sent in the database."""
-    deadline = time.monotonic() + 10
-    while sum(d.status == "sent" for d in await deliveries(database_url)) < count:
-        assert time.monotonic() < deadline, "deliveries not recorded as sent"
-        await asyncio.sleep(0.1)
+
+    async def recorded() -> bool:
+        return sum(d.status == "sent" for d in await deliveries(database_url)) >= count
+
+    await eventually(recorded, what=f"{count} deliveries recorded as sent")
 
 
 # --- SIGTERM -------------------------------------------------------------------------------------
@@ -309,7 +306,7 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_zero(
         channels = await start_and_watch(first, http, "C0TERM", [3.0 + 0.01 * n for n in range(20)])
         # Every answer to chat.postMessage now takes a second: deliveries are in flight.
         slack.delay = 1.0
-        await eventually(lambda: len(slack.alerts()) >= 1, 15, "the first alert")
+        await eventually(lambda: len(slack.alerts()) >= 1, within=15, what="the first alert")
         first.send(signal.SIGTERM)
         stopping = time.monotonic()
         assert await first.wait(15) == 0, first.log()
@@ -331,7 +328,9 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_zero(
         started = [r for r in second.records() if str(r.get("msg", "")).startswith("follow-ups started")]
         assert started and "0 deliveries owed" in started[0]["msg"]
         # Watches still open at SIGTERM are polled again and told; nothing is told twice.
-        await eventually(lambda: len(slack.alerts()) == len(channels), 15, "every channel's alert")
+        await eventually(
+            lambda: len(slack.alerts()) == len(channels), within=15, what="every channel's alert"
+        )
         await eventually_async_sent(sqlite_url, len(channels))
         second.send(signal.SIGTERM)
         assert await second.wait(15) == 0, second.log()

@@ -32,13 +32,13 @@ from tests.install_support import (
     actions_in,
     authorize_link,
     connection_values,
-    eventually,
     guardrail_values,
     multi_stack,
     project_a,
     view_text,
 )
 from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 T = TypeVar("T")
 
@@ -193,7 +193,7 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
     project = stack.projects["A"]
     home_view = await team.open_home(ADMIN)
     await team.click(home.ACTION_CONFIGURE, user=ADMIN, view={"id": "VHOME00001", **home_view})
-    opened = await eventually(lambda: _async(_views(stack, "views.open")), what="views.open")
+    opened = await eventually(lambda: _views(stack, "views.open"), what="views.open")
     modal = opened[0]["view"]
     assert modal["callback_id"] == home.CONNECTION_MODAL and opened[0]["trigger_id"]
 
@@ -201,13 +201,13 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
     lists_before = project.simulator.requests[("list", "")]
     typed = {**modal, "id": "VMODAL0001", "hash": "h1", "state": {"values": connection_values(project)}}
     await team.click(home.ACTION_TEST_CONNECTION, user=ADMIN, view=typed)
-    [update] = await eventually(lambda: _async(_views(stack, "views.update")), what="views.update")
+    [update] = await eventually(lambda: _views(stack, "views.update"), what="views.update")
     assert update["view_id"] == "VMODAL0001" and update["hash"] == "h1"
     assert messages.text("connection_test_ok", count="1") in view_text(update["view"])
     assert project.simulator.requests[("list", "")] == lists_before + 1
     wrong = {**typed, "state": {"values": connection_values(project, secret_key="not-the-secret-key-0000")}}
     await team.click(home.ACTION_TEST_CONNECTION, user=ADMIN, view=wrong)
-    updates = await eventually(lambda: _async(_views(stack, "views.update")[1:]), what="second views.update")
+    updates = await eventually(lambda: _views(stack, "views.update")[1:], what="second views.update")
     assert "The test call failed" in view_text(updates[0]["view"])
     assert "not-the-secret-key" not in json.dumps(updates[0]["view"])
 
@@ -225,7 +225,7 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
     published = len(stack.slack.views)
     await team.connect(project)
     republished = await eventually(
-        lambda: _async(team.published_since(published, ADMIN)), what="App Home republished"
+        lambda: team.published_since(published, ADMIN), what="App Home republished"
     )
     assert PROJECT_A in view_text(republished[-1]["view"])
     [entry] = await stack.runtime.workspaces.audit(team.team_id)  # type: ignore[union-attr]
@@ -252,7 +252,7 @@ async def test_non_admin_cannot_configure(stack: MultiStack, team: Workspace) ->
     await team.submit(home.GUARDRAILS_MODAL, guardrail_values(["C0ELSEWHER"], ""), user=MEMBER)
 
     refusals = await eventually(
-        lambda: _async([m for m in team.messages() if m.channel == MEMBER][3:]), what="four refusals by DM"
+        lambda: [m for m in team.messages() if m.channel == MEMBER][3:], what="four refusals by DM"
     )
     assert {m.text for m in refusals} == {messages.text("admin_only")}
     await team.open_home(ADMIN)  # a request after the four: their work has finished by now
@@ -281,10 +281,6 @@ def _database_bytes(workdir: Path) -> bytes:
 
 def _views(stack: MultiStack, method: str) -> list[dict[str, Any]]:
     return [view for view in stack.slack.views if view["method"] == method]
-
-
-async def _async(value: T) -> T:
-    return value
 
 
 async def test_a_connection_saved_without_a_project_id_is_looked_up_through_iam(stack: MultiStack) -> None:

@@ -28,7 +28,6 @@ from tests.install_support import (
     TASK_B,
     MultiStack,
     Workspace,
-    eventually,
     multi_stack,
     project_a,
     project_b,
@@ -36,6 +35,7 @@ from tests.install_support import (
     view_text,
 )
 from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 # Finishes when the clock moves 2 minutes; TASK_A and TASK_B take hours.
 TASK_A_SHORT = "a0000000000000000000000000000003"

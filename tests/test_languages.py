@@ -13,6 +13,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage, SlackStandIn
 from bot.slack import cards
+from tests.support.waiting import eventually
 
 ZH, EN = "U0ZHREADER", "U0ENREADER"
 UNKNOWN_TASK = "deadbeefdeadbeefdeadbeefdeadbeef"
@@ -26,19 +27,11 @@ def _en(key: str) -> str:
     return messages.text(key, "en")
 
 
-async def _until_cached(stack: LocalStack, user_id: str, timeout: float = 5.0) -> str:
+async def _until_cached(stack: LocalStack, user_id: str) -> str:
     team = stack.slack.team_id
-    deadline = time.monotonic() + timeout
-    while (found := stack.runtime.locales.cached(team, user_id)) is None:
-        assert time.monotonic() < deadline, f"{user_id}'s locale was never learnt"
-        await _sleep(0.02)
-    return found
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
+    return await eventually(
+        lambda: stack.runtime.locales.cached(team, user_id), within=5, what=f"{user_id}'s locale learnt"
+    )
 
 
 async def _reply(stack: LocalStack, http: httpx.AsyncClient, text: str, user_id: str) -> PostedMessage:
@@ -234,10 +227,11 @@ async def test_an_admin_sets_the_channel_language_in_app_home_and_it_is_audited(
         assert await setting() is None
 
         await choose(admin, "zh-CN")
-        deadline = time.monotonic() + 10
-        while await setting() != "zh-CN":
-            assert time.monotonic() < deadline, "the channel language was not saved"
-            await _sleep(0.05)
+
+        async def saved() -> bool:
+            return await setting() == "zh-CN"
+
+        await eventually(saved, what="the channel language saved")
         audit = await stack.runtime.workspaces.audit(team.team_id, limit=5)  # type: ignore[union-attr]
         assert audit[0].action == "language.updated" and audit[0].user_id == admin
 
@@ -260,6 +254,6 @@ async def test_a_slow_users_info_delays_a_reply_by_at_most_the_wait_budget(
     assert time.monotonic() - started < PERSON_WAIT_SECONDS + 1.0
     assert _en("watching_empty") in repr(first.blocks)  # the fallback, not an error
     # The look-up went on in the background and was cached: the next reply is Chinese.
-    assert await _until_cached(stack, ZH, timeout=5) == "zh-CN"
+    assert await _until_cached(stack, ZH) == "zh-CN"
     second = await _reply(stack, http, "watching", ZH)
     assert _zh("watching_empty") in repr(second.blocks)

@@ -18,12 +18,12 @@ from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage
 from bot.services.parsing import Invalid, Recent, Subscribe, parse
 from bot.slack import cards
+from tests.support.waiting import eventually
 from tests.test_slack_followups import (
     CHANNEL,
     OTHER,
     all_delivered,
     command_reply,
-    eventually,
     reply_to,
     sim_task,
 )

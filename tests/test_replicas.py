@@ -28,6 +28,7 @@ from bot.db.leases import LeaseStore
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, sign_request
 from bot.servers import serve_asgi
 from tests.databases import open_database
+from tests.support.waiting import eventually
 from tests.test_crash_recovery import (  # noqa: F401 - cloud is a fixture
     CONFIRMED,
     SIGNING_SECRET,
@@ -35,7 +36,6 @@ from tests.test_crash_recovery import (  # noqa: F401 - cloud is a fixture
     Cloud,
     add_tasks,
     cloud,
-    eventually,
 )
 
 LEASE = 3.0
@@ -226,7 +226,9 @@ async def test_sigkill_one_of_three_replicas_its_shards_are_taken_over_and_every
         killed = time.monotonic()
         assert await fleet.replicas[victim].wait(5) == -signal.SIGKILL
 
-        await eventually(lambda: len(fleet.cloud.slack.alerts()) == len(channels), 150, "every alert")
+        await eventually(
+            lambda: len(fleet.cloud.slack.alerts()) == len(channels), within=150, what="every alert"
+        )
         await asyncio.sleep(1.0)
 
     taken = first_poll_by_other(fleet.polls, team_of, orphaned, victim, killed)
@@ -264,15 +266,17 @@ async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_a
                     lambda held=held, name=name, stopped=stopped: (
                         first_poll_by_other(fleet.polls, team_of, held, name, stopped) is not None
                     ),
-                    10,
-                    f"a new owner for {name}'s shards",
+                    within=10,
+                    what=f"a new owner for {name}'s shards",
                 )
                 taken = first_poll_by_other(fleet.polls, team_of, held, name, stopped)
                 assert taken is not None
                 handovers.append(taken - stopped)
             windows.append((stopped, stopped + 1.5))
             await fleet.restart(name, http)
-        await eventually(lambda: len(fleet.cloud.slack.alerts()) == len(channels), 40, "every alert")
+        await eventually(
+            lambda: len(fleet.cloud.slack.alerts()) == len(channels), within=40, what="every alert"
+        )
         await asyncio.sleep(1.0)
 
     print("rolling restart hand-overs (s):", [round(h, 2) for h in handovers])
@@ -302,7 +306,9 @@ async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_t
         assert set((await fleet.owners()).values()) == {n for n in fleet.replicas if n != victim}
         bot.send(signal.SIGCONT)
         woke = time.monotonic()
-        await eventually(lambda: len(fleet.cloud.slack.alerts()) == len(channels), 40, "every alert")
+        await eventually(
+            lambda: len(fleet.cloud.slack.alerts()) == len(channels), within=40, what="every alert"
+        )
         await asyncio.sleep(1.0)
         owned_after = await fleet.owners()
 
@@ -345,7 +351,7 @@ async def test_two_socket_mode_replicas_answer_the_envelopes_each_gets_and_alert
                 )
             )
         await slack.wait_for(lambda ms: sum(CONFIRMED in m.text for m in ms) >= len(ids), timeout=20)
-        await eventually(lambda: len(slack.alerts()) == len(channels), 40, "every alert")
+        await eventually(lambda: len(slack.alerts()) == len(channels), within=40, what="every alert")
         await asyncio.sleep(1.5)
         owners = await fleet.owners()
 

@@ -19,6 +19,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage
 from bot.slack import alerts, cards
+from tests.support.waiting import eventually
 
 CHANNEL = "C0FOLLOW01"
 OTHER = "C0FOLLOW02"
@@ -98,20 +99,13 @@ async def command_reply(
     return await reply_to(stack, http, lambda: stack.command(http, text, channel_id=channel, user_id=user))
 
 
-async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    """Wait, polling, until ``check()`` holds (for conditions the stand-in cannot signal)."""
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def all_delivered(stack: LocalStack) -> None:
     """Wait until no alert is owed: every queued delivery is recorded as sent (or failed)."""
-    deadline = time.monotonic() + 10
-    while await stack.runtime.storage.pending_deliveries():
-        assert time.monotonic() < deadline, "deliveries still owed"
-        await asyncio.sleep(0.05)
+
+    async def none_owed() -> bool:
+        return not await stack.runtime.storage.pending_deliveries()
+
+    await eventually(none_owed, what="no delivery owed")
 
 
 def rendered(message: PostedMessage) -> str:

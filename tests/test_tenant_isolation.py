@@ -21,13 +21,13 @@ from tests.install_support import (
     CHANNEL_B,
     TASK_B,
     MultiStack,
-    eventually,
     multi_stack,
     project_a,
     project_b,
     running_task,
 )
 from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 DEADLINE = 4.0
 """TASKBOT_CALL_DEADLINE_SECONDS here: every hostile call holds its slot this long."""
@@ -85,7 +85,7 @@ async def b_alert_delay(
             )
             return started >= 4
 
-        await eventually(a_hanging, what="A's polls hanging", timeout=DEADLINE * 4)
+        await eventually(a_hanging, what="A's polls hanging", within=DEADLINE * 4)
         # Every other watch of A falls due (max_poll_seconds is 0.5) and queues for a slot.
         await asyncio.sleep(1.0)
         # B's task finishes just after one of B's polls saw it running, so what is measured is
@@ -95,7 +95,7 @@ async def b_alert_delay(
         async def b_polled() -> bool:
             return sim_b.requests[("show", TASK_B)] > polled
 
-        await eventually(b_polled, what="a poll of B", timeout=DEADLINE * 8)
+        await eventually(b_polled, what="a poll of B", within=DEADLINE * 8)
         await asyncio.sleep(0.1)  # that poll's answer is read, with B's task running
         seen = len(stack.slack.messages)
         clock.now += 120
@@ -104,7 +104,7 @@ async def b_alert_delay(
         async def b_told() -> bool:
             return _alert_for_b(stack, seen)
 
-        await eventually(b_told, what="B's alert", timeout=DEADLINE * 8)
+        await eventually(b_told, what="B's alert", within=DEADLINE * 8)
         delay = time.monotonic() - finished
         for i in range(HOSTILE_TASKS):
             sim_a.set_fault(_a_task(i), None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.install_support import BOT_USER, eventually, multi_stack
+from tests.install_support import BOT_USER, multi_stack
+from tests.support.waiting import eventually
 
 
 async def test_user_token_revocation_keeps_the_workspace_bot_revocation_wipes_it(

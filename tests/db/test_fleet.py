@@ -27,6 +27,7 @@ from bot.metrics import REPLICA
 from bot.servers import serve_asgi
 from tests.databases import _admin_connection, open_database
 from tests.install_support import multi_stack
+from tests.support.waiting import eventually
 
 RATE = 20.0
 SECONDS = 2.0
@@ -117,13 +118,6 @@ def _event(team_id: str, event_id: str, user: str) -> bytes:
     return json.dumps(envelope).encode()
 
 
-async def _until(check: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 @pytest.mark.postgres
 async def test_a_slack_retry_on_another_replica_does_no_work_twice(tmp_path: Path, postgres_url: str) -> None:
     async with multi_stack(tmp_path, postgres_url, {}) as stack:
@@ -150,12 +144,12 @@ async def test_a_slack_retry_on_another_replica_does_no_work_twice(tmp_path: Pat
             body = _event(workspace.team_id, "Ev" + uuid.uuid4().hex[:10].upper(), "U0ADMIN")
             assert await deliver(stack.bot_url, body) == 200
             assert await deliver(other_url, body, retry=1) == 200
-            await _until(lambda: published("U0ADMIN") >= 1)
+            await eventually(lambda: published("U0ADMIN") >= 1)
 
             # The other replica does work for an event it has not seen: the drop above was the retry.
             fresh = _event(workspace.team_id, "Ev" + uuid.uuid4().hex[:10].upper(), "U0MEMBER")
             assert await deliver(other_url, fresh) == 200
-            await _until(lambda: published("U0MEMBER") >= 1)
+            await eventually(lambda: published("U0MEMBER") >= 1)
             await asyncio.sleep(0.3)
             assert published("U0ADMIN") == 1
 

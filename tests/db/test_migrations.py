@@ -50,6 +50,7 @@ from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_TEAM_ID, IssuedToken
 from tests.support.cli import run_cli
 from tests.support.forms import aksk_form
+from tests.support.waiting import eventually
 from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, add_tasks, cloud  # noqa: F401 - cloud is a fixture
 
 LEGACY = Path(__file__).parent.parent / "data" / "schema-0.1.0"
@@ -556,10 +557,11 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
             def alerts() -> collections.Counter[str]:
                 return collections.Counter(m.channel or "" for m in slack.messages if is_alert(m))
 
-            deadline = time.monotonic() + 20
-            while not (alerts()[SENT_CHANNEL] and alerts()[WATCH_CHANNEL] and alerts()[FEED_CHANNEL]):
-                assert time.monotonic() < deadline, (alerts(), bot.log()[-3000:])
-                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: alerts()[SENT_CHANNEL] and alerts()[WATCH_CHANNEL] and alerts()[FEED_CHANNEL],
+                within=20,
+                what="an alert in each of the three channels",
+            )
             await asyncio.sleep(1.5)  # several poll rounds: nothing is posted twice
         finally:
             await bot.kill_if_running()

@@ -32,6 +32,7 @@ from bot.servers import serve_asgi
 from bot.slack.clients import request_retry_handlers
 from bot.slack.poster import SlackPoster
 from tests.support.credentials import aksk
+from tests.support.waiting import eventually
 
 TEAM = DEMO_TEAM_ID
 CHANNELS = ("C0CHAN0001", "C0CHAN0002", "C0CHAN0003")
@@ -181,14 +182,6 @@ class _stack:
         )
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 8.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
     errors = [r for r in caplog.records if r.name == "taskbot.followups" and r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
@@ -307,16 +300,12 @@ async def test_unwatch(stack: Stack) -> None:
     long_id = "c0ffee00c0ffee00c0ffee00c0ffee02"
     stack.sim.add_task(sim_task(long_id, duration=30))
     await engine.watch(team_id=TEAM, task_id=long_id, channel_id=CHANNELS[0], user_id="U0ASKER01")
-    await eventually(lambda: _true(stack.sim.requests[("show", long_id)] >= 2))
+    await eventually(lambda: stack.sim.requests[("show", long_id)] >= 2)
     assert await engine.unwatch(team_id=TEAM, task_id=long_id, channel_id=CHANNELS[0])
     await asyncio.sleep(0.1)
     polls = stack.sim.requests[("show", long_id)]
     await asyncio.sleep(0.2)
     assert stack.sim.requests[("show", long_id)] == polls
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 # --- watches that end without the task finishing -----------------------------------------------
@@ -342,7 +331,7 @@ async def test_not_found_streak_resets_when_the_task_appears(stack: Stack) -> No
     stack.sim.set_fault(TASK_ID, None)
     engine = await stack.followups()
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
-    await eventually(lambda: _true(stack.sim.requests[("show", TASK_ID)] >= 2))
+    await eventually(lambda: stack.sim.requests[("show", TASK_ID)] >= 2)
     stack.sim.add_task(sim_task(duration=0.3))
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
     (alert,) = stack.alerts()
@@ -417,7 +406,7 @@ async def test_slack_rate_limit_is_retried_and_delivered_once(stack: Stack) -> N
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
     # Retry-After: 0 keeps the test fast; slack_sdk still waits (0-1 s of jitter) and retries.
     stack.slack.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=0)
-    await eventually(lambda: _true(len(stack.slack.calls_to("chat.postMessage")) >= 1))
+    await eventually(lambda: len(stack.slack.calls_to("chat.postMessage")) >= 1)
     # Stopping now, while the alert waits out the rate limit, still lets it go out.
     await engine.stop()
     assert len(stack.alerts()) == 1
@@ -451,7 +440,7 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
         team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
     )
     await first.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
-    await eventually(lambda: _true(first.polls >= 1))
+    await eventually(lambda: first.polls >= 1)
     await first.stop()
     assert stack.alerts() == []
 
@@ -666,5 +655,5 @@ async def test_a_restart_keeps_cards_current_without_reading_subscribers_again(s
     await second.start()
     # The card the table names is redrawn by the new process, from what start() read.
     await stack.slack.wait_for(lambda _: len(stack.updates(card)) > drawn_before, timeout=5)
-    await eventually(lambda: _true(second.polls >= 10))
+    await eventually(lambda: second.polls >= 10)
     assert reads == []

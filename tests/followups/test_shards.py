@@ -27,11 +27,10 @@ from tests.followups.test_followups import (
     TASK_ID,
     TEAM,
     _stack,
-    _true,
-    eventually,
     sim_task,
 )
 from tests.support.clock import FakeClock
+from tests.support.waiting import eventually
 
 
 class Replica:
@@ -195,10 +194,9 @@ async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_n
         await asyncio.wait_for(entered.wait(), 15)
         (delivery,) = await engine.storage.pending_deliveries()
         if lost == "once its retry timer is armed":
-            deadline = time.monotonic() + 5
-            while not engine.timers.busy(f"delivery:{delivery.id}"):
-                assert time.monotonic() < deadline, "no retry timer armed"
-                await asyncio.sleep(0.01)
+            await eventually(
+                lambda: engine.timers.busy(f"delivery:{delivery.id}"), within=5, what="a retry timer"
+            )
 
         # Another replica takes the workspace over; this one's next heartbeat notices.
         await give_shard_to(database, TEAM, "r-other", for_seconds=3600)
@@ -229,16 +227,13 @@ async def test_the_owner_delivers_what_a_replica_without_the_lease_queued_within
         store = engine.storage
         # A workspace this replica owns (it claims it within a second of the first watch).
         await engine.watch(team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
-        deadline = time.monotonic() + 5
-        while not engine.shards.owns(TEAM):
-            assert time.monotonic() < deadline, "shard not claimed"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: engine.shards.owns(TEAM), within=5, what="the shard claimed")
         # A stalled replica's poll, in flight when it lost the lease, closes a watch after all:
         # its outbox does not deliver (it is not the owner), so the delivery row is all there is.
         result = await watch_in(store, TEAM, TASK_ID, CHANNELS[0])
         (owed,) = await store.close_watch(result.watch.id, status="expired", snapshot=None)
         # The owner picks it up at its next heartbeat (every lease / 3 = 1 s).
-        await eventually(lambda: _true(any(m.channel == CHANNELS[0] for m in stack.alerts())), 5)
+        await eventually(lambda: any(m.channel == CHANNELS[0] for m in stack.alerts()), within=5)
         await asyncio.sleep(0.3)
         assert [m.channel for m in stack.alerts()] == [CHANNELS[0]]
         sent = await store.get_delivery(owed.id)

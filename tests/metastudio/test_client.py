@@ -44,6 +44,7 @@ from bot.metastudio.models import Task
 from bot.servers import serve_asgi
 from tests.support.clock import FakeClock
 from tests.support.credentials import aksk
+from tests.support.waiting import eventually
 from tests.support.wire import capturing_session
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
@@ -351,8 +352,7 @@ async def test_a_cancelled_call_is_logged_as_information_not_a_warning(
     caplog.set_level(logging.INFO, logger="taskbot.metastudio")
     sim.set_fault(simulation.SEED_TASK_ID, Fault(kind="slow", seconds=5))
     call = asyncio.create_task(client.get_task(simulation.SEED_TASK_ID))
-    while not sim.requests[("show", simulation.SEED_TASK_ID)]:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: sim.requests[("show", simulation.SEED_TASK_ID)], what="the request")
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
@@ -723,7 +723,7 @@ async def test_retry_after_values(value: str | None, expected: float | None) -> 
         ),
     ],
 )
-def test_incomplete_credentials_are_a_value_error_naming_the_missing_part(
+async def test_incomplete_credentials_are_a_value_error_naming_the_missing_part(
     credentials: CloudCredentials, named: str
 ) -> None:
     # A ValueError like the form's other refusals, so the connection modal answers in one sentence.

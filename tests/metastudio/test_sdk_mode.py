@@ -18,6 +18,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage
 from bot.slack import cards
+from tests.support.waiting import eventually
 
 EXPORT = "knowledge-intent-question-export"
 IMPORT = "knowledge-base-document-import"
@@ -64,15 +65,6 @@ async def test_recent_with_two_resources(tmp_path: Path, http: httpx.AsyncClient
         assert {stack.simulator.task(t).resource for t in shown} == {EXPORT, IMPORT}
 
 
-async def _wait(check: Any, within: float = 10.0) -> None:
-    import asyncio
-
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_feed_filtered_on_two_resources(tmp_path: Path, http: httpx.AsyncClient) -> None:
     a, b, c = (
         "feed0000000000000000000000000001",
@@ -87,9 +79,9 @@ async def test_feed_filtered_on_two_resources(tmp_path: Path, http: httpx.AsyncC
         tmp_path, simulator=simulator, poll_seconds=POLL, feed_poll_seconds=POLL, api_rate=2000.0
     ) as stack:
         await stack.command(http, f"subscribe {EXPORT} {IMPORT}")
-        await _wait(lambda: alerts_about(stack, a) and alerts_about(stack, b))
+        await eventually(lambda: alerts_about(stack, a) and alerts_about(stack, b))
         polls = stack.runtime.followups.feed_polls
-        await _wait(lambda: stack.runtime.followups.feed_polls >= polls + 2)
+        await eventually(lambda: stack.runtime.followups.feed_polls >= polls + 2)
         assert alerts_about(stack, c) == []
         assert len(alerts_about(stack, a)) == len(alerts_about(stack, b)) == 1
 
@@ -107,7 +99,7 @@ async def test_feed_stops_when_the_server_ignores_offset(
         tmp_path, simulator=simulator, poll_seconds=POLL, feed_poll_seconds=POLL, api_rate=2000.0
     ) as stack:
         await stack.command(http, "subscribe")
-        await _wait(lambda: stack.runtime.followups.feed_polls >= 8)
+        await eventually(lambda: stack.runtime.followups.feed_polls >= 8)
         calls = stack.simulator.requests[("list", "")]
         stopped = sum("ignores offset" in r.getMessage() for r in caplog.records)
     # Each poll stops after the repeated page: two calls, not FEED_MAX_PAGES (5).
