@@ -17,7 +17,13 @@ from bot.messages import format as fmt
 ROOT = Path(__file__).resolve().parent.parent
 BUILDERS = [
     ROOT / "bot" / name
-    for name in ("slack/cards.py", "slack/alerts.py", "slack/home.py", "services/parsing.py")
+    for name in (
+        "slack/cards.py",
+        "slack/alerts.py",
+        "slack/home.py",
+        "slack/cloud_errors.py",
+        "services/parsing.py",
+    )
 ]
 TRANSLATIONS = [locale for locale in CATALOGS if locale != "en"]
 CJK = "\u3400-\u9fff\uf900-\ufaff"

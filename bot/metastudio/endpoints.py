@@ -35,12 +35,13 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class Refusal(StrEnum):
-    """Why an endpoint is refused; each value is a message catalog key."""
+    """Why an endpoint is refused. The values are plain identifiers; the sentence an admin reads
+    is ``bot.slack.cloud_errors``'s."""
 
-    NOT_HTTPS = "connection_error_endpoint_not_https"
-    HOST = "connection_error_endpoint_host"
-    ADDRESS = "connection_error_endpoint_address"
-    UNRESOLVED = "connection_error_endpoint_unresolved"
+    NOT_HTTPS = "not_https"  # plain http:// to a host not listed with http://
+    HOST = "host"  # not a URL, or a host no entry allows
+    ADDRESS = "address"  # the host resolves to an address that is neither public nor listed
+    UNRESOLVED = "unresolved"  # the host does not resolve
 
 
 class EndpointRefused(ValueError):

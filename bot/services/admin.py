@@ -32,6 +32,7 @@ from bot.services.connections import MetaStudioClients, form_client, form_creden
 from bot.services.languages import Languages
 from bot.slack import home
 from bot.slack.clients import SlackClients
+from bot.slack.cloud_errors import error_text, refusal_text
 from bot.slack.delivery import slack_error
 from bot.slack.origin import Origin
 
@@ -172,7 +173,7 @@ class WorkspaceAdmin:
             try:
                 page = await client.list_tasks(limit=1)
             except MetaStudioError as exc:
-                return messages.text("connection_test_failed", locale, error=exc.message_in(locale))
+                return messages.text("connection_test_failed", locale, error=error_text(exc, locale))
         return messages.text("connection_test_ok", locale, count=number(page.value.count, locale))
 
     @property
@@ -213,7 +214,7 @@ class WorkspaceAdmin:
                 try:
                     return await metastudio.project_id()
                 except MetaStudioError as exc:
-                    sentence = messages.text("connection_test_failed", error=exc.user_message)
+                    sentence = messages.text("connection_test_failed", error=error_text(exc))
         await self._tell_admin(origin, client, sentence)
         return None
 
@@ -226,7 +227,7 @@ class WorkspaceAdmin:
                 await self.endpoint_policy.check(url)
             except EndpointRefused as exc:
                 log.info("connection endpoint refused: %s", exc)
-                return messages.text(exc.refusal.value)
+                return refusal_text(exc.refusal)
         return None
 
     async def _tell_admin(self, origin: Origin, client: AsyncWebClient, sentence: str) -> None:

@@ -28,6 +28,7 @@ from bot.db.workspaces import ConnectionRow
 from bot.metastudio.errors import MetaStudioError
 from bot.services.connections import env_client
 from bot.slack.clients import web_client
+from bot.slack.cloud_errors import error_text
 
 OK, FAIL = "ok  ", "FAIL"
 INSTALLATIONS_TABLE = SQLAlchemyInstallationStore.default_installations_table_name
@@ -184,6 +185,6 @@ async def _check_metastudio(settings: Settings, report: _Report) -> None:
             report.line(
                 False,
                 "MetaStudio list call",
-                f"{settings.metastudio_endpoint}: {exc.user_message.rstrip('.')}{suffix}; "
+                f"{settings.metastudio_endpoint}: {error_text(exc).rstrip('.')}{suffix}; "
                 "check METASTUDIO_ENDPOINT (or METASTUDIO_REGION) and the credentials",
             )

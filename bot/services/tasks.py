@@ -22,6 +22,7 @@ from bot.metastudio.models import Task
 from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
 from bot.services.languages import Languages
 from bot.slack import blocks, cards
+from bot.slack.cloud_errors import error_text
 from bot.slack.origin import Origin, Reply
 
 __all__ = ["TaskViews"]
@@ -68,7 +69,7 @@ class TaskViews:
     async def _record_call(self, origin: Origin, error: MetaStudioError | None) -> None:
         if self.workspaces is not None and origin.team_id and not isinstance(error, NotConfigured):
             await self.workspaces.record_call(
-                origin.team_id, ok=error is None, error=error.user_message if error is not None else None
+                origin.team_id, ok=error is None, error=error_text(error) if error is not None else None
             )
 
     async def task_reply(self, task_id: str, origin: Origin) -> Reply:
@@ -137,7 +138,7 @@ class TaskViews:
         needs_connection = isinstance(exc, NotConfigured) and self.settings.multi_workspace
         locale = origin.locale
         message = (
-            messages.text("not_connected_member", locale) if needs_connection else exc.message_in(locale)
+            messages.text("not_connected_member", locale) if needs_connection else error_text(exc, locale)
         )
         return Reply(
             text=message,

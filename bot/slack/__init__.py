@@ -1,6 +1,8 @@
 """The Slack side: origins and replies, clients and token rotation, delivery, the ``Poster``
-used by the follow-ups, locale resolution, and the Block Kit builders (cards, alerts, home).
+used by the follow-ups, locale resolution, what people are told when MetaStudio fails
+(``cloud_errors``), and the Block Kit builders (cards, alerts, home).
 
 May import ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db`` records and
-``bot.metastudio`` models; never the follow-ups, services, handlers or dev tools.
+``bot.metastudio`` models, errors and endpoint refusals; never the follow-ups, services,
+handlers or dev tools.
 """

@@ -42,6 +42,7 @@ from bot.slack.blocks import header as _header
 from bot.slack.blocks import mrkdwn as _mrkdwn
 from bot.slack.blocks import plain as _plain
 from bot.slack.blocks import section as _section
+from bot.slack.cloud_errors import refusal_text
 
 __all__ = [
     "ACTION_CHANNEL_LANGUAGE",
@@ -431,7 +432,7 @@ def parse_connection(
             try:
                 endpoints.check_url(endpoint)
             except EndpointRefused as exc:
-                errors[BLOCK_ENDPOINT] = text(exc.refusal.value, locale)
+                errors[BLOCK_ENDPOINT] = refusal_text(exc.refusal, locale)
 
     region = _selected(view_state, BLOCK_REGION, ACTION_REGION) or ""
     malformed = bool(region) and not _REGION.fullmatch(region)

@@ -42,6 +42,7 @@ from bot.metastudio.errors import (
 )
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
+from bot.slack.cloud_errors import error_text
 from tests.support.clock import FakeClock
 from tests.support.credentials import aksk
 from tests.support.waiting import eventually
@@ -403,14 +404,14 @@ async def test_invalid_ids_never_reach_the_server(client: MetaStudioClient, sim:
     for bad_id in [*INVALID_IDS, None, 12345]:
         with pytest.raises(InvalidTaskId) as caught:
             await client.get_task(bad_id)  # type: ignore[arg-type]
-        assert "{task_id}" not in caught.value.user_message
+        assert "{task_id}" not in error_text(caught.value)
     assert sum(sim.requests.values()) == 0
 
 
 async def test_invalid_id_message_quotes_the_id_harmlessly(client: MetaStudioClient) -> None:
     with pytest.raises(InvalidTaskId) as caught:
         await client.get_task("<!channel> `x` " + "y" * 100)
-    message = caught.value.user_message
+    message = error_text(caught.value)
     assert message.startswith("`&lt;!channel&gt; 'x' yyy")
     assert "…` is not a task id" in message
     assert "<!channel>" not in message
@@ -622,7 +623,7 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
     kept = [r for r in caplog.records if not r.name.startswith("httpcore")]
     logged = "\n".join(f"{r.getMessage()} {r.__dict__!r}" for r in kept)
     for error in errors:
-        shown = " ".join([str(error), repr(error), error.user_message, repr(vars(error))])
+        shown = " ".join([str(error), repr(error), error_text(error), repr(vars(error))])
         for secret in secrets:
             assert secret not in shown
     for secret in secrets:

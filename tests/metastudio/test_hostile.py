@@ -31,6 +31,7 @@ from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
 from bot.metastudio.errors import BadResponse, EndpointNotAllowed, TaskNotFound, TimedOut
 from bot.services.connections import new_client
+from bot.slack.cloud_errors import error_text
 from tests.support.credentials import aksk
 
 TASK_ID = "a" * 32
@@ -108,7 +109,7 @@ async def test_a_trickling_body_fails_with_the_timeout_sentence_within_the_deadl
             await c.get_task(TASK_ID)
         elapsed = time.monotonic() - started
     assert 1.9 <= elapsed < 3.0, elapsed
-    assert caught.value.user_message == messages.text("error_timeout")
+    assert error_text(caught.value) == messages.text("error_timeout")
 
 
 async def test_retries_and_their_waits_stay_inside_the_deadline() -> None:
@@ -183,7 +184,7 @@ async def test_hostile_bodies_stop_at_the_cap_and_memory_stays_flat(respond: Wri
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert caught.value.user_message == messages.text("error_bad_response")
+    assert error_text(caught.value) == messages.text("error_bad_response")
     assert "over 1048576 bytes" in caught.value.detail
     # The cap is 1 MiB; peak Python allocation stays within a few of it (a bomb is 2 GiB).
     assert peak < 8 * 1024 * 1024, peak
@@ -233,7 +234,7 @@ async def test_strange_values_are_unreadable_answers(body: bytes) -> None:
     async with raw_server(json_body(body)) as url, client(url) as c:
         with pytest.raises(BadResponse) as caught:
             await c.get_task(TASK_ID)
-    assert caught.value.user_message == messages.text("error_bad_response")
+    assert error_text(caught.value) == messages.text("error_bad_response")
 
 
 _scalars = st.one_of(
@@ -331,7 +332,7 @@ async def test_metastudio_error_code_message_and_request_id_are_quoted() -> None
     async with raw_server(json_body(body, status="400 Bad Request")) as url, client(url) as c:
         with pytest.raises(TaskNotFound) as caught:
             await c.get_task(TASK_ID)
-    sentence = caught.value.user_message
+    sentence = error_text(caught.value)
     assert sentence.startswith(messages.text("error_not_found"))
     assert "`MSS.000000003`" in sentence and "task not exist" in sentence and "`req-hostile`" in sentence
     assert "<!channel>" not in sentence and "&lt;!channel&gt;" in sentence and "`x`" not in sentence
@@ -342,7 +343,7 @@ async def test_without_a_code_in_the_body_nothing_is_quoted() -> None:
     async with raw_server(json_body(b"<html>oops</html>", status="403 Forbidden")) as url, client(url) as c:
         with pytest.raises(Exception) as caught:
             await c.get_task(TASK_ID)
-    assert caught.value.user_message == messages.text("error_forbidden")  # type: ignore[attr-defined]
+    assert error_text(caught.value) == messages.text("error_forbidden")  # type: ignore[arg-type]
 
 
 async def test_zh_cn_says_it_too() -> None:
@@ -406,7 +407,7 @@ async def test_an_admins_loopback_endpoint_gets_no_signed_request() -> None:
         async with built:
             with pytest.raises(EndpointNotAllowed) as caught:
                 await built.get_task(TASK_ID)
-        assert caught.value.user_message == messages.text("connection_error_endpoint_host")
+        assert error_text(caught.value) == messages.text("connection_error_endpoint_host")
         assert hits == 0
         widened = Settings(allowed_endpoint_hosts="http://127.0.0.1")  # type: ignore[call-arg]
         async with new_client(
