@@ -72,7 +72,7 @@ def error_text(exc: errors.MetaStudioError, locale: str = messages.DEFAULT_LOCAL
         shown = _inert("".join(ch for ch in exc.task_id if ch.isprintable()), _ECHO_LIMIT)
         return messages.text(key, locale, task_id=shown)
     if isinstance(exc, errors.ProjectNotFound):
-        return messages.text(key, locale, region=exc.region.replace("`", "'")[:_REGION_LIMIT] or "?")
+        return messages.text(key, locale, region=_inert(exc.region, _REGION_LIMIT))
     sentence = messages.text(key, locale)
     if not exc.server_message or not exc.error_code:
         return sentence

@@ -159,9 +159,11 @@ def test_the_invalid_task_id_echo_is_inert(locale: str) -> None:
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_the_region_is_named_without_breaking_its_code_span(locale: str) -> None:
+def test_the_region_is_named_inert_and_without_breaking_its_code_span(locale: str) -> None:
     said = error_text(errors.ProjectNotFound(region="cn-north-4`" + "x" * 60), locale)
-    assert said == messages.text("error_project_not_found", locale, region="cn-north-4'" + "x" * 29)
+    assert said == messages.text("error_project_not_found", locale, region="cn-north-4'" + "x" * 28 + "…")
+    pinged = error_text(errors.ProjectNotFound(region="<!channel>"), locale)
+    assert pinged == messages.text("error_project_not_found", locale, region="&lt;!channel&gt;")
     assert error_text(errors.ProjectNotFound(), locale) == messages.text(
         "error_project_not_found", locale, region="?"
     )
