@@ -16,7 +16,7 @@ import json
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -265,12 +265,7 @@ async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
         assert {d.channel_id for d in owed if d.status == "sending"} >= held
 
         await second.start(http)
-        await eventually(
-            lambda: len(slack.alerts()) == len(channels), within=20, what="every channel's alert"
-        )
-        await eventually_async_sent(database_url, len(channels))
-        second.send(signal.SIGTERM)
-        assert await second.wait(15) == 0, second.log()
+        await tell_every_channel_then_stop(second, slack, channels, database_url, within=20)
 
     assert slack.alerts() == collections.Counter(dict.fromkeys(channels, 1))
     # The held posts were found in the channel by their metadata key, not posted again.
@@ -286,13 +281,21 @@ async def test_sigkill_mid_run_then_restart_alerts_every_channel_exactly_once(
     assert "Traceback" not in first.log() + second.log()
 
 
-async def eventually_async_sent(database_url: str, count: int) -> None:
-    """Wait until ``count`` deliveries are recorded as sent in the database."""
+async def tell_every_channel_then_stop(
+    bot: BotProcess, slack: SlackStandIn, channels: Collection[str], database_url: str, *, within: float
+) -> None:
+    """Wait until every channel has its alert and every delivery is recorded as sent, then stop
+    ``bot`` with SIGTERM: it must exit 0."""
 
     async def recorded() -> bool:
-        return sum(d.status == "sent" for d in await deliveries(database_url)) >= count
+        return sum(d.status == "sent" for d in await deliveries(database_url)) >= len(channels)
 
-    await eventually(recorded, what=f"{count} deliveries recorded as sent")
+    await eventually(
+        lambda: len(slack.alerts()) == len(channels), within=within, what="every channel's alert"
+    )
+    await eventually(recorded, what="every delivery recorded as sent")
+    bot.send(signal.SIGTERM)
+    assert await bot.wait(15) == 0, bot.log()
 
 
 # --- SIGTERM -------------------------------------------------------------------------------------
@@ -328,11 +331,6 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_zero(
         started = [r for r in second.records() if str(r.get("msg", "")).startswith("follow-ups started")]
         assert started and "0 deliveries owed" in started[0]["msg"]
         # Watches still open at SIGTERM are polled again and told; nothing is told twice.
-        await eventually(
-            lambda: len(slack.alerts()) == len(channels), within=15, what="every channel's alert"
-        )
-        await eventually_async_sent(sqlite_url, len(channels))
-        second.send(signal.SIGTERM)
-        assert await second.wait(15) == 0, second.log()
+        await tell_every_channel_then_stop(second, slack, channels, sqlite_url, within=15)
     assert slack.alerts() == collections.Counter(dict.fromkeys(channels, 1))
     assert "Traceback" not in first.log() + second.log()
