@@ -9,7 +9,7 @@ response the client hands it); sending, retrying and classifying are the client'
   ``read_capped`` inflates step by step, and ``ACCEPT_ENCODING`` advertises only what it decodes.
 * JSON is strict (no NaN/Infinity, no number overflowing to infinity) and its nesting is bounded
   (``MAX_BODY_DEPTH``, ``MAX_ERROR_DEPTH``): a hostile body ends as ``BadResponse``, never as a
-  ``RecursionError`` or a value the cards cannot show.
+  crash (a ``RecursionError`` here or in pydantic).
 * Error bodies are read as ``huaweicloudsdkcore``'s ``DefaultExceptionHandler`` reads them (see
   :func:`sdk_error`); server text meant for a log passes :func:`scrub` first.
 """
