@@ -1,10 +1,10 @@
 """The async MetaStudio client: show one import/export task, list tasks.
 
-One ``aiohttp.ClientSession`` per client (kept-alive connections, created on first use) carries
-every call: its C HTTP parser on plain asyncio costs a fifth of the CPU per request of httpx's
-stack (``bench/bench_pollcpu.py``). Each call is validated before anything is sent,
-authenticated (AK/SK signature, IAM token or a given token), retried when the failure is
-transient, and ends as a value or one typed ``MetaStudioError``.
+One ``aiohttp.ClientSession`` per client (kept-alive connections, created on first use and
+closed by ``aclose``; ``transport`` builds it) carries every call. Each call is validated before
+anything is sent, authenticated (AK/SK signature, IAM token or a given token), retried when the
+failure is transient, and ends as a value or one typed ``MetaStudioError``; what an answer means
+(its body, an error's code and message) is read by ``responses``.
 
 Retry policy, per call:
 
@@ -26,7 +26,6 @@ runs in production (where it and the written docs differ, it wins):
 * ``SearchTask`` sends ``resource`` repeated (``resource=a&resource=b``): the request model
   declares ``csv``, but ``Client._parse_query_params`` forces ``multi`` for every query list.
   ``offset``/``limit`` are not in the SDK's request model; they are sent only when a caller asks.
-* Error bodies are read as ``DefaultExceptionHandler`` reads them (see :func:`sdk_error`).
 * AK/SK without a project id: the project is looked up once per (AK, region, IAM endpoint) with
   ``GET /v3/projects?name=<region>``, as ``BasicCredentials.process_auth_params`` does.
 """
@@ -34,33 +33,24 @@ runs in production (where it and the written docs differ, it wins):
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
-import json
 import logging
-import math
-import os
 import random
-import ssl
 import time
-import urllib.request
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from types import TracebackType
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Generic, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-import certifi
 import httpx
 import yarl
 from multidict import CIMultiDict
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ValidationError
 
-from bot.metastudio import signer
+from bot.metastudio import responses, signer, transport
 from bot.metastudio.auth import (
     TOKEN_PATH,
     USER_AGENT,
@@ -85,7 +75,6 @@ from bot.metastudio.errors import (
     InvalidTaskId,
     MetaStudioError,
     PermissionDenied,
-    ProjectNotFound,
     ServerError,
     TaskNotFound,
     Throttled,
@@ -95,7 +84,6 @@ from bot.metastudio.models import Task, TaskPage, is_task_id
 from bot.metrics import METASTUDIO_CALLS, METASTUDIO_LATENCY
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 logger = logging.getLogger("taskbot.metastudio")
 
@@ -104,26 +92,16 @@ HEADER_RETRY_AFTER = "Retry-After"
 THROTTLED_CODE = "APIGW.0308"
 # API gateway codes meaning "who you are was not accepted" (signature, token, app auth).
 AUTH_ERROR_CODES = frozenset({"APIGW.0301", "APIGW.0303", "APIGW.0305", "APIGW.0307"})
-MAX_DETAIL = 200
 
 OP_SHOW = "show_task"
 OP_SEARCH = "search_task"
 OP_TOKEN = "iam_token"
 OP_PROJECTS = "iam_projects"
 PROJECTS_PATH = "/v3/projects"
-# Nested error objects deeper than this are not searched (the SDK recurses without a bound).
-MAX_ERROR_DEPTH = 16
-# A page is {data: [task]}: three levels; extra fields get some room, never hundreds.
-MAX_BODY_DEPTH = 32
 DEFAULT_CALL_DEADLINE = 15.0
 DEFAULT_MAX_BODY = 1_048_576
-# We decode these ourselves (bounded, see _read_capped) and advertise nothing else.
-ACCEPT_ENCODING = "gzip, deflate"
 # An endpoint that passed the address check is trusted this long before it is resolved again.
 ENDPOINT_CHECK_TTL = 60.0
-# Connections to one project's endpoint: polls hold at most POLL_CONCURRENCY, commands the rest.
-MAX_CONNECTIONS = 50
-KEEPALIVE_SECONDS = 30.0
 # Response headers that describe the wire body, not the decoded one a Reply holds.
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -152,17 +130,6 @@ class Fetched(Generic[T]):
     """Seconds for the whole call, retries and waits included."""
 
 
-class Reply(Protocol):
-    """What the parse and error paths read of a response (an ``httpx.Response`` is one too)."""
-
-    @property
-    def status_code(self) -> int: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def content(self) -> bytes: ...
-
-
 @dataclass(frozen=True, slots=True)
 class _Call(Generic[T]):
     """One logical call as an operation asks for it: ``_call`` signs, sends and retries it."""
@@ -172,7 +139,7 @@ class _Call(Generic[T]):
     path: str
     """Percent-encoded, as it is signed."""
     params: tuple[tuple[str, str], ...]
-    parse: Callable[[Reply], T]
+    parse: Callable[[responses.Reply], T]
     task_id: str | None = None
     # Every MetaStudio and IAM read is a signed GET without a body; only the IAM token is not.
     method: str = "GET"
@@ -349,39 +316,10 @@ class MetaStudioClient:
             http, self._http = self._http, None
             await http.close()
 
-    def _proxy_for(self, base: httpx.URL) -> str | None:
-        """The proxy ``HTTP(S)_PROXY``/``ALL_PROXY`` name for this endpoint unless ``NO_PROXY`` exempts
-        it (as httpx honoured them), read from the environment once per endpoint."""
-        key = f"{base.scheme}://{base.netloc.decode('ascii')}"
-        if key not in self._proxies:
-            proxies = urllib.request.getproxies_environment()
-            chosen = proxies.get(base.scheme) or proxies.get("all")
-            if chosen and urllib.request.proxy_bypass_environment(base.host, proxies):  # type: ignore[attr-defined]
-                chosen = None
-            self._proxies[key] = chosen or None
-        return self._proxies[key]
-
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=self._tls()
-                ),
-                timeout=self._timeout,
-                # No cookies kept or sent: every call is authenticated by its own headers.
-                cookie_jar=aiohttp.DummyCookieJar(),
-                # Not aiohttp's trust_env: it hops to a thread twice per request (proxy, netrc)
-                # and would add ~/.netrc credentials. Proxies come from _proxy_for instead.
-                trust_env=False,
-                auto_decompress=False,
-            )
+            self._http = transport.new_session(self._timeout)
         return self._http
-
-    @staticmethod
-    def _tls() -> ssl.SSLContext:
-        """The CAs httpx trusted: ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when set, else certifi's."""
-        cafile = os.environ.get("SSL_CERT_FILE") or None
-        return _trust(cafile, None if cafile else os.environ.get("SSL_CERT_DIR") or None)
 
     # -- operations -------------------------------------------------------------------------------
 
@@ -398,7 +336,7 @@ class MetaStudioClient:
                 path=f"{project_path}/{quote(task_id, safe='')}",
                 params=(),
                 # task_id is optional in the SDK's ShowTaskResponse; the request names the task anyway.
-                parse=lambda response: _parse_model(Task, response, defaults={"task_id": task_id}),
+                parse=lambda response: responses.parse_model(Task, response, defaults={"task_id": task_id}),
                 task_id=task_id,
             )
         )
@@ -441,7 +379,7 @@ class MetaStudioClient:
                 base=self._endpoint,
                 path=project_path,
                 params=tuple(params),
-                parse=lambda response: _parse_model(TaskPage, response),
+                parse=lambda response: responses.parse_model(TaskPage, response),
             )
         )
 
@@ -462,7 +400,7 @@ class MetaStudioClient:
                         base=self._iam_endpoint,
                         path=self._iam_path(PROJECTS_PATH),
                         params=(("name", region),),
-                        parse=lambda response: _parse_projects(response, region),
+                        parse=lambda response: responses.parse_projects(response, region),
                     )
                 )
                 found = fetched.value
@@ -551,8 +489,10 @@ class MetaStudioClient:
                 headers = {"Host": host, "Content-Type": "application/json"}
             headers["User-Agent"] = USER_AGENT
             headers["Accept"] = "application/json"
-            headers["Accept-Encoding"] = ACCEPT_ENCODING
-            request = _Request(call.method, url, headers, call.body, self._proxy_for(call.base))
+            headers["Accept-Encoding"] = responses.ACCEPT_ENCODING
+            request = _Request(
+                call.method, url, headers, call.body, transport.proxy_for(call.base, self._proxies)
+            )
             attempt_started = time.monotonic()
             result = await self._attempt(call.operation, request, call.parse)
             _latency(call.operation).observe(time.monotonic() - attempt_started)
@@ -591,13 +531,13 @@ class MetaStudioClient:
         return self._rng.uniform(0, ceiling)
 
     async def _attempt(
-        self, operation: str, request: _Request, parse: Callable[[Reply], T]
+        self, operation: str, request: _Request, parse: Callable[[responses.Reply], T]
     ) -> tuple[T, str | None] | MetaStudioError | _Retry | _Reauthenticate:
         try:
             response = await self._read(request)
-        except _TooLarge:
+        except responses.TooLarge:
             return BadResponse(f"body over {self._max_body} bytes decoded")
-        except (zlib.error, _BadEncoding) as exc:
+        except (zlib.error, responses.BadEncoding) as exc:
             return BadResponse(f"body cannot be decoded ({type(exc).__name__})")
         except aiohttp.ConnectionTimeoutError as exc:
             # Nothing reached the server, so sending again is safe.
@@ -610,9 +550,9 @@ class MetaStudioClient:
             aiohttp.ClientResponseError,
         ) as exc:
             # Refused, reset or dropped connections, a body cut short, an answer that is not HTTP.
-            return _Retry(ConnectionFailed(_transport_detail(exc)))
+            return _Retry(ConnectionFailed(transport.detail(exc)))
         except aiohttp.ClientError as exc:
-            return ConnectionFailed(_transport_detail(exc))
+            return ConnectionFailed(transport.detail(exc))
         request_id = response.headers.get(HEADER_REQUEST_ID) or None
         status = response.status_code
         if 200 <= status < 300:
@@ -636,7 +576,7 @@ class MetaStudioClient:
             timeout=self._timeout,
         ) as response:
             try:
-                content = await _read_capped(response, self._max_body)
+                content = await responses.read_capped(response, self._max_body)
             except BaseException:
                 # Never hand a half-read connection back to the pool.
                 response.close()
@@ -662,13 +602,13 @@ class MetaStudioClient:
         self._checked[key] = time.monotonic() + ENDPOINT_CHECK_TTL
 
     def _classify_error(
-        self, operation: str, response: Reply, request_id: str | None, secrets: Sequence[str]
+        self, operation: str, response: responses.Reply, request_id: str | None, secrets: Sequence[str]
     ) -> MetaStudioError | _Retry | _Reauthenticate:
         status = response.status_code
-        parsed = sdk_error(status, response.headers, _text(response))
+        parsed = responses.sdk_error(status, response.headers, responses.text(response))
         code = parsed.code
         request_id = parsed.request_id
-        message = _scrub(parsed.message, secrets)
+        message = responses.scrub(parsed.message, secrets)
 
         # Quoted to the user only when MetaStudio's body said it (not the status or raw body standing in).
         said = message if parsed.from_body else None
@@ -684,7 +624,7 @@ class MetaStudioClient:
             )
 
         if status == 429 or code == THROTTLED_CODE:
-            retry_after = _retry_after(response.headers.get(HEADER_RETRY_AFTER), self._clock())
+            retry_after = responses.retry_after(response.headers.get(HEADER_RETRY_AFTER), self._clock())
             return _Retry(make(Throttled, retry_after=retry_after), wait=retry_after)
         if status >= 500:
             return _Retry(make(ServerError))
@@ -708,90 +648,11 @@ class MetaStudioClient:
             return make(MSS_ERRORS.get(code or "", InvalidParameter))
         return make(MetaStudioError, message or f"unexpected HTTP {status}")
 
-    def _parse_token(self, response: Reply) -> IssuedToken:
+    def _parse_token(self, response: responses.Reply) -> IssuedToken:
         try:
             return parse_issued_token(response.headers, response.content, self._clock())
         except ValueError as exc:
             raise BadResponse(f"IAM token response: {exc}") from None
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _BadEncoding(Exception):
-    pass
-
-
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The decoded body, never holding more than ``cap`` + one chunk of wire bytes.
-
-    An HTTP client's own decoder inflates a whole network chunk at once (64 KiB of gzip is up to
-    ~64 MB of zeros), so the session does not decode (``auto_decompress=False``) and gzip/deflate
-    are inflated here with ``zlib``'s ``max_length``: output per step is bounded by what is left
-    under the cap (the pattern of ``urllib3``'s ``max_length`` decoding).
-    """
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
-    if encoding in {"", "identity"}:
-        inflater = None
-    elif encoding in {"gzip", "x-gzip", "deflate"}:
-        # 32 + MAX_WBITS: zlib detects a gzip or a zlib header itself.
-        inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
-    else:
-        raise _BadEncoding(encoding[:40])
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        pending = chunk
-        while pending:
-            if inflater is None:
-                data, pending = pending, b""
-            else:
-                data = inflater.decompress(pending, cap - size + 1)
-                pending = inflater.unconsumed_tail
-            size += len(data)
-            if size > cap:
-                raise _TooLarge
-            parts.append(data)
-            if inflater is not None and inflater.eof:
-                pending = b""
-    return b"".join(parts)
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number out of range: {text[:20]}")
-    return value
-
-
-def loads(content: bytes | str) -> object:
-    """Strict JSON: no NaN/Infinity tokens, no number that overflows to infinity.
-
-    Raises ``ValueError`` for anything else that is not JSON, nesting too deep included.
-    """
-    try:
-        return json.loads(content, parse_constant=_reject_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise ValueError("JSON nested too deep") from None
-
-
-def _depth_over(document: object, limit: int) -> bool:
-    """Whether containers nest deeper than ``limit`` (iterative: no recursion to blow)."""
-    stack: list[tuple[object, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def is_http_url(text: str) -> bool:
@@ -800,174 +661,3 @@ def is_http_url(text: str) -> bool:
     except (httpx.InvalidURL, ValueError, TypeError):
         return False
     return url.scheme in {"http", "https"} and bool(url.host) and not url.query and not url.fragment
-
-
-def _parse_model(model: type[M], response: Reply, defaults: dict[str, str] | None = None) -> M:
-    try:
-        document = loads(response.content)
-    except ValueError:
-        content_type = response.headers.get("Content-Type", "no content type")
-        raise BadResponse(f"body is not JSON ({content_type[:60]})") from None
-    if not isinstance(document, dict):
-        raise BadResponse(f"body is a JSON {type(document).__name__}, not an object")
-    if _depth_over(document, MAX_BODY_DEPTH):
-        # A task is flat; deep nesting only ever makes later code (pydantic, json.dumps) recurse.
-        raise BadResponse(f"body nested deeper than {MAX_BODY_DEPTH} levels")
-    for key, value in (defaults or {}).items():
-        if document.get(key) is None:
-            document[key] = value
-    try:
-        return model.model_validate(document)
-    except RecursionError:
-        raise BadResponse(f"body does not match {model.__name__}: nested too deep") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(root)"
-        raise BadResponse(
-            f"body does not match {model.__name__}: {exc.error_count()} problem(s), first at {where}: "
-            f"{first['msg']}"
-        ) from None
-
-
-@dataclass(frozen=True, slots=True)
-class SdkError:
-    """What ``huaweicloudsdkcore``'s ``ServiceResponseException`` carries for an error response."""
-
-    code: str
-    message: str
-    request_id: str | None
-    encoded_authorization_message: str | None = None
-    from_body: bool = False
-    """Whether the code and message came from the body (not the status and raw text standing in)."""
-
-
-def sdk_error(status: int, headers: Mapping[str, str], text: str) -> SdkError:
-    """An error response read exactly as ``DefaultExceptionHandler.handle_exception`` reads it.
-
-    ``request_id`` comes from the ``X-Request-Id`` header only (a body's ``request_id`` is not
-    read by the SDK). In the body: ``encoded_authorization_message``, then the first complete pair
-    of ``error_code``/``error_msg``, ``errorCode``/``errorMsg``, ``code``/``message``; failing those,
-    every nested object is searched the same way (a later one overwrites an earlier one, as the
-    SDK's loop does). No code: the HTTP status stands in; no message: the raw body text.
-    """
-    lowered = {k.lower(): v for k, v in headers.items()}
-    request_id = lowered.get("x-request-id") or None
-    found: dict[str, object] = {}
-    try:
-        document = loads(text)
-    except ValueError:
-        document = None
-    if isinstance(document, dict):
-        _sdk_error_fields(document, found, 0)
-    code = found.get("code")
-    message = found.get("message")
-    encoded = found.get("encoded")
-    return SdkError(
-        code=_as_text(code) if code else str(status),
-        message=_as_text(message) if message else text,
-        request_id=request_id,
-        encoded_authorization_message=_as_text(encoded) if encoded is not None else None,
-        from_body=bool(code) and bool(message),
-    )
-
-
-def _sdk_error_fields(document: dict[str, object], found: dict[str, object], depth: int) -> None:
-    if "encoded_authorization_message" in document:
-        found["encoded"] = document["encoded_authorization_message"]
-    for code_key, message_key in (
-        ("error_code", "error_msg"),
-        ("errorCode", "errorMsg"),
-        ("code", "message"),
-    ):
-        if code_key in document and message_key in document:
-            found["code"] = document[code_key]
-            found["message"] = document[message_key]
-            return
-    if depth >= MAX_ERROR_DEPTH:
-        return
-    for value in document.values():
-        if isinstance(value, dict):
-            _sdk_error_fields(value, found, depth + 1)
-
-
-def _as_text(value: object) -> str:
-    # The SDK keeps whatever JSON type it found (IAM sends ``"code": 401``); we keep its str().
-    return value if isinstance(value, str) else str(value)
-
-
-def _text(response: Reply) -> str:
-    """The body as text: the charset its Content-Type names, else UTF-8 (as httpx read it)."""
-    charset = _charset(response.headers.get("Content-Type", "")) or "utf-8"
-    try:
-        return response.content.decode(charset)
-    except (UnicodeDecodeError, LookupError):
-        return response.content.decode("utf-8", errors="replace")
-
-
-def _charset(content_type: str) -> str | None:
-    for param in content_type.split(";")[1:]:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            return value.strip().strip('"') or None
-    return None
-
-
-def _parse_projects(response: Reply, region: str) -> str:
-    """The one project of ``GET /v3/projects?name=<region>``; zero or several is an error (SDK rule)."""
-    try:
-        document = loads(response.content)
-    except ValueError:
-        raise BadResponse("IAM projects response is not JSON") from None
-    projects = document.get("projects") if isinstance(document, dict) else None
-    if not isinstance(projects, list):
-        raise BadResponse("IAM projects response has no projects list")
-    ids = [
-        p.get("id") for p in projects if isinstance(p, dict) and isinstance(p.get("id"), str) and p.get("id")
-    ]
-    if len(ids) != 1:
-        raise ProjectNotFound(f"{len(ids)} projects named {region!r}", region=region)
-    return str(ids[0])
-
-
-def _retry_after(value: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date. None if absent or bad."""
-    if not value:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = moment.timestamp() - now
-    if seconds != seconds or seconds == float("inf"):
-        return None
-    return max(0.0, seconds)
-
-
-def _scrub(text: str, secrets: Sequence[str]) -> str:
-    """Server text for a log line: truncated, and without any of our secrets should it echo one."""
-    text = text.strip()
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text[:MAX_DETAIL]
-
-
-@functools.lru_cache(maxsize=8)
-def _trust(cafile: str | None, capath: str | None) -> ssl.SSLContext:
-    """One context per trust store, shared by every client's session: loading certifi's bundle
-    takes ~17 ms of CPU on the event loop, once per process instead of once per workspace client."""
-    if cafile is None and capath is None:
-        cafile = certifi.where()
-    return ssl.create_default_context(cafile=cafile, capath=capath)
-
-
-def _transport_detail(exc: aiohttp.ClientError) -> str:
-    # aiohttp's text names the failure (refused, reset, DNS) and at most the URL; never a header.
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text[:MAX_DETAIL]}" if text else type(exc).__name__

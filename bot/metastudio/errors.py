@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from bot.metastudio.endpoints import Refusal
 
+# Outside text a detail quotes (a server's message, aiohttp's) is cut to this many characters.
+MAX_DETAIL = 200
+
 
 class MetaStudioError(Exception):
     """Base class. ``request_id`` is MetaStudio's ``X-Request-Id`` when the server sent one."""

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 import bot.devtools.simulator as simulation
 from bot.devtools.simulator import Fault, SimTask, Simulator
-from bot.metastudio.client import Fetched, MetaStudioClient, _retry_after
+from bot.metastudio.client import Fetched, MetaStudioClient
 from bot.metastudio.credentials import CloudCredentials, CredentialKind, CredentialsIncomplete
 from bot.metastudio.errors import (
     AuthenticationFailed,
@@ -41,6 +41,7 @@ from bot.metastudio.errors import (
     TimedOut,
 )
 from bot.metastudio.models import Task
+from bot.metastudio.responses import retry_after
 from bot.servers import serve_asgi
 from bot.slack.cloud_errors import error_text
 from tests.support.clock import FakeClock
@@ -699,7 +700,7 @@ async def test_redirects_are_not_followed(echo_url: str) -> None:
 )
 async def test_retry_after_values(value: str | None, expected: float | None) -> None:
     now = 1744276967.0  # 2025-04-10T09:22:47Z
-    assert _retry_after(value, now) == expected
+    assert retry_after(value, now) == expected
 
 
 @pytest.mark.parametrize(

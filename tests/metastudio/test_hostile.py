@@ -273,8 +273,8 @@ _documents = st.dictionaries(_fields, _values, max_size=6)
 @given(document=_documents)
 def test_any_hostile_json_is_a_task_or_unreadable_never_a_crash(document: dict[str, object]) -> None:
     """Through the client's parse path (a real httpx.Response): a Task, or BadResponse. Nothing else."""
-    from bot.metastudio.client import _parse_model
     from bot.metastudio.models import Task
+    from bot.metastudio.responses import parse_model
     from bot.slack.cards import CardView, card_text, task_card
 
     try:
@@ -283,7 +283,7 @@ def test_any_hostile_json_is_a_task_or_unreadable_never_a_crash(document: dict[s
         return
     response = httpx.Response(200, content=text.encode())
     try:
-        task = _parse_model(Task, response, defaults={"task_id": TASK_ID})
+        task = parse_model(Task, response, defaults={"task_id": TASK_ID})
     except BadResponse:
         return
     # What the model accepted, the cards can show.

@@ -30,8 +30,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.metastudio import signer
-from bot.metastudio.client import MetaStudioClient, sdk_error
+from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
+from bot.metastudio.responses import sdk_error
 from bot.servers import serve_asgi
 from tests.support.credentials import aksk
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from bot.metastudio import transport
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import ConnectionFailed
 from tests.support.credentials import aksk
@@ -172,10 +173,10 @@ def test_every_client_shares_one_trust_store_per_setting(
     """Loading a CA bundle blocks the event loop for ~17 ms: once per process, not once per client."""
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    assert MetaStudioClient._tls() is MetaStudioClient._tls()
+    assert transport._tls() is transport._tls()
     cert_pem, _ = self_signed(tmp_path)
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_pem))
-    named = MetaStudioClient._tls()
-    assert named is MetaStudioClient._tls()
+    named = transport._tls()
+    assert named is transport._tls()
     monkeypatch.delenv("SSL_CERT_FILE")
-    assert MetaStudioClient._tls() is not named
+    assert transport._tls() is not named
