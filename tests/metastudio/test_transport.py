@@ -33,6 +33,7 @@ BODY = json.dumps({"task_id": TASK_ID, "task_status": "RUNNING", "total_count": 
 @dataclass
 class Seen:
     request_lines: list[str] = field(default_factory=list)
+    heads: list[bytes] = field(default_factory=list)
     connections: int = 0
 
 
@@ -59,6 +60,7 @@ class _KeepAlive(asyncio.Protocol):
         self.pending += data
         while b"\r\n\r\n" in self.pending:
             head, _, self.pending = self.pending.partition(b"\r\n\r\n")
+            self.seen.heads.append(head)
             self.seen.request_lines.append(head.split(b"\r\n", 1)[0].decode())
             self.transport.write(RESPONSE)
 
@@ -180,3 +182,19 @@ def test_every_client_shares_one_trust_store_per_setting(
     assert named is transport._tls()
     monkeypatch.delenv("SSL_CERT_FILE")
     assert transport._tls() is not named
+
+
+async def test_a_netrc_in_the_environment_adds_nothing_to_the_signed_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp's trust_env would read it and add (or refuse to combine) Basic credentials.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    async with keepalive_server() as (url, seen), client(url) as c:
+        assert (await c.get_task(TASK_ID)).value.task_id == TASK_ID
+    [head] = seen.heads
+    authorization = [line for line in head.split(b"\r\n") if line.lower().startswith(b"authorization:")]
+    assert len(authorization) == 1 and b"SDK-HMAC-SHA256" in authorization[0]
+    assert b"Basic" not in head
