@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot import messages
 from bot.metastudio.models import is_task_id
+from bot.slack.blocks import quoted
 
 _ECHO_LIMIT = 40
 _QUOTES = "`'\"‘’“”<>"
@@ -70,14 +71,6 @@ class Invalid:
 Command = Help | ShowTask | Recent | Watch | Unwatch | Watching | Subscribe | Unsubscribe | Invalid
 
 
-def echo(word: str) -> str:
-    """User text made safe to quote back inside backticks: short, no mrkdwn or mentions."""
-    cleaned = "".join(ch for ch in word if ch.isprintable()).replace("`", "'")
-    if len(cleaned) > _ECHO_LIMIT:
-        cleaned = cleaned[: _ECHO_LIMIT - 1] + "…"
-    return cleaned.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") or "?"
-
-
 def _strip_quotes(word: str) -> str:
     return word.strip(_QUOTES)
 
@@ -107,7 +100,9 @@ def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command
         if len(rest) != 1:
             return Invalid(messages.text("error_needs_task_id", locale, word=keyword))
         if not is_task_id(rest[0]):
-            return Invalid(messages.text("error_invalid_task_id", locale, task_id=echo(rest[0])))
+            return Invalid(
+                messages.text("error_invalid_task_id", locale, task_id=quoted(rest[0], _ECHO_LIMIT))
+            )
         task_id = rest[0].lower()
         return Watch(task_id) if keyword == "watch" else Unwatch(task_id)
     if is_task_id(head):
@@ -115,8 +110,8 @@ def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command
             return Invalid(messages.text("error_too_many_arguments", locale, task_id=head))
         return ShowTask(head.lower())
     if _LOOKS_LIKE_ID.match(head) or all(ch in "0123456789abcdefABCDEF" for ch in head):
-        return Invalid(messages.text("error_invalid_task_id", locale, task_id=echo(head)))
-    return Invalid(messages.text("error_unknown_subcommand", locale, word=echo(head)))
+        return Invalid(messages.text("error_invalid_task_id", locale, task_id=quoted(head, _ECHO_LIMIT)))
+    return Invalid(messages.text("error_unknown_subcommand", locale, word=quoted(head, _ECHO_LIMIT)))
 
 
 def _subscribe(words: list[str], locale: str) -> Command:

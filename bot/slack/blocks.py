@@ -37,6 +37,7 @@ __all__ = [
     "md",
     "mrkdwn",
     "plain",
+    "quoted",
     "section",
     "slack_date",
     "truncate",
@@ -114,9 +115,16 @@ def mrkdwn(value: str | None, limit: int) -> str:
     return truncate(escape(clean(value)), limit, mrkdwn=True)
 
 
-def code(value: str | None) -> str:
-    """A value for inside a backtick span: a backtick in the value would end the span early."""
-    return mrkdwn(value, MAX_VALUE).replace("`", "ˋ")
+def code(value: str | None, limit: int = MAX_VALUE) -> str:
+    """A value for inside a backtick span (``mrkdwn`` of it): a backtick in the value would end
+    the span early, so it becomes the look-alike ``ˋ``."""
+    return mrkdwn(value, limit).replace("`", "ˋ")
+
+
+def quoted(value: str | None, limit: int) -> str:
+    """Outside text (what someone typed, what a server said) quoted back in a catalog sentence:
+    ``code`` of it, or ``?`` when nothing printable is left, so a span never shows up empty."""
+    return code(value, limit) or "?"
 
 
 def slack_date(

@@ -7,8 +7,8 @@ request id as it said them (when its body carried a code and a message). Invaria
   until it has an entry of its own; ``EndpointNotAllowed`` says what its ``refusal`` says
   (``REFUSAL_KEYS``), the same sentence the connection modal shows.
 - Text from outside (MetaStudio's words, the task id someone typed) is made inert for mrkdwn
-  before it is shown: printable, no backticks to break a code span, ``&<>`` escaped so nothing
-  pings or links, capped in length.
+  before it is shown, by the same rule as every card value (``blocks.quoted``): one printable
+  line, ``&<>`` escaped so nothing pings or links, no backtick to break a code span, capped.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Final
 from bot import messages
 from bot.metastudio import errors
 from bot.metastudio.endpoints import Refusal
+from bot.slack.blocks import quoted
 
 __all__ = ["ERROR_KEYS", "MAX_QUOTED", "REFUSAL_KEYS", "error_key", "error_text", "refusal_text"]
 
@@ -69,19 +70,18 @@ def error_text(exc: errors.MetaStudioError, locale: str = messages.DEFAULT_LOCAL
     key = error_key(exc)
     if isinstance(exc, errors.InvalidTaskId):
         # The catalog sentence quotes the id back, so it must be filled in (and made harmless).
-        shown = _inert("".join(ch for ch in exc.task_id if ch.isprintable()), _ECHO_LIMIT)
-        return messages.text(key, locale, task_id=shown)
+        return messages.text(key, locale, task_id=quoted(exc.task_id, _ECHO_LIMIT))
     if isinstance(exc, errors.ProjectNotFound):
-        return messages.text(key, locale, region=_inert(exc.region, _REGION_LIMIT))
+        return messages.text(key, locale, region=quoted(exc.region, _REGION_LIMIT))
     sentence = messages.text(key, locale)
     if not exc.server_message or not exc.error_code:
         return sentence
     said = messages.text(
         "error_metastudio_said_request" if exc.request_id else "error_metastudio_said",
         locale,
-        code=_quote(exc.error_code, _CODE_LIMIT),
-        message=_quote(exc.server_message, MAX_QUOTED),
-        request_id=_quote(exc.request_id or "", _REQUEST_ID_LIMIT),
+        code=quoted(exc.error_code, _CODE_LIMIT),
+        message=quoted(exc.server_message, MAX_QUOTED),
+        request_id=quoted(exc.request_id or "", _REQUEST_ID_LIMIT),
     )
     return f"{sentence} {said}"
 
@@ -89,16 +89,3 @@ def error_text(exc: errors.MetaStudioError, locale: str = messages.DEFAULT_LOCAL
 def refusal_text(refusal: Refusal, locale: str = messages.DEFAULT_LOCALE) -> str:
     """Why an admin's endpoint is refused, in ``locale``."""
     return messages.text(REFUSAL_KEYS[refusal], locale)
-
-
-def _quote(text: str, limit: int) -> str:
-    """Server text made inert for Slack mrkdwn: printable, white space folded, escaped, capped."""
-    return _inert(" ".join("".join(ch if ch.isprintable() else " " for ch in text).split()), limit)
-
-
-def _inert(shown: str, limit: int) -> str:
-    """Printable text, at most ``limit`` characters, with no code-span breakers and mrkdwn escaped."""
-    shown = shown.replace("`", "'")
-    if len(shown) > limit:
-        shown = shown[: limit - 1] + "…"
-    return shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") or "?"

@@ -413,7 +413,7 @@ async def test_invalid_id_message_quotes_the_id_harmlessly(client: MetaStudioCli
     with pytest.raises(InvalidTaskId) as caught:
         await client.get_task("<!channel> `x` " + "y" * 100)
     message = error_text(caught.value)
-    assert message.startswith("`&lt;!channel&gt; 'x' yyy")
+    assert message.startswith("`&lt;!channel&gt; ˋxˋ yyy")
     assert "…` is not a task id" in message
     assert "<!channel>" not in message
 

@@ -110,14 +110,15 @@ def test_metastudio_words_are_quoted_inert(locale: str) -> None:
     said = sentence.removeprefix(own + " ")
     for raw in ("<!channel>", "<@U0123>", "<!here>", "<!everyone>", "\x00", "\x1b", "\u202e", "\n", "\t"):
         assert raw not in said, repr(raw)
-    assert "&lt;!channel&gt; &lt;@U0123&gt; 'rm -rf' &amp;amp; [31m second line y" in said
+    assert "&lt;!channel&gt; &lt;@U0123&gt; ˋrm -rfˋ &amp;amp; [31m second line y" in said
     assert "&lt;!here&gt;" in said and "&lt;!everyone&gt;" in said
     # Only the catalog's own code spans: no backtick from the server opens or closes one.
     template = messages.text("error_metastudio_said_request", locale, code="c", message="m", request_id="r")
     assert said.count("`") == template.count("`")
     message = _quoted(said)
     assert message.endswith("…")
-    assert len(message.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")) == MAX_QUOTED
+    # The cap holds for what is sent, escapes included, and no cut splits an escape.
+    assert len(message) == MAX_QUOTED and message.endswith("y…")
 
 
 def test_without_a_request_id_none_is_quoted() -> None:
@@ -147,11 +148,11 @@ def test_half_of_metastudio_s_words_are_not_quoted(exc: errors.MetaStudioError) 
 
 @pytest.mark.parametrize("locale", LOCALES)
 def test_the_invalid_task_id_echo_is_inert(locale: str) -> None:
-    typed = "<!channel> `x` \x07\u200b&" + "y" * 100
+    typed = "<!channel> `x` \x07\u202e&" + "y" * 100
     sentence = error_text(errors.InvalidTaskId("not a task id", task_id=typed), locale)
     assert "<!channel>" not in sentence and "&lt;!channel&gt;" in sentence
-    assert "`x`" not in sentence and "'x'" in sentence
-    assert "\x07" not in sentence and "\u200b" not in sentence and "{task_id}" not in sentence
+    assert "`x`" not in sentence and "ˋxˋ" in sentence
+    assert "\x07" not in sentence and "\u202e" not in sentence and "{task_id}" not in sentence
     assert "&amp;y" in sentence and "y" * 40 not in sentence and "y…`" in sentence
     template = messages.text("error_invalid_task_id", locale, task_id="?")
     assert sentence.count("`") == template.count("`")
@@ -161,7 +162,7 @@ def test_the_invalid_task_id_echo_is_inert(locale: str) -> None:
 @pytest.mark.parametrize("locale", LOCALES)
 def test_the_region_is_named_inert_and_without_breaking_its_code_span(locale: str) -> None:
     said = error_text(errors.ProjectNotFound(region="cn-north-4`" + "x" * 60), locale)
-    assert said == messages.text("error_project_not_found", locale, region="cn-north-4'" + "x" * 28 + "…")
+    assert said == messages.text("error_project_not_found", locale, region="cn-north-4ˋ" + "x" * 28 + "…")
     pinged = error_text(errors.ProjectNotFound(region="<!channel>"), locale)
     assert pinged == messages.text("error_project_not_found", locale, region="&lt;!channel&gt;")
     assert error_text(errors.ProjectNotFound(), locale) == messages.text(
