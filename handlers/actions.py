@@ -22,7 +22,7 @@ from bot.services.admin import WorkspaceAdmin
 from bot.services.background import Background
 from bot.services.commands import CommandRunner
 from bot.services.parsing import ShowTask, parse
-from bot.slack import alerts, cards, home
+from bot.slack import alerts, cards, home, modals
 from bot.slack.origin import Origin, origin_from_body
 
 Listener = Callable[..., Awaitable[None]]
@@ -120,7 +120,7 @@ def register(app: AsyncApp) -> None:
                 origin, client, trigger_id=body.get("trigger_id")
             )
         ),
-        home.ACTION_TEST_CONNECTION: on_admin(
+        modals.ACTION_TEST_CONNECTION: on_admin(
             lambda admin, origin, client, body, _: admin.test_connection(
                 origin, client, view=body.get("view") or {}
             )

@@ -12,7 +12,7 @@ from bot import messages
 from bot.services.admin import WorkspaceAdmin
 from bot.services.background import Background
 from bot.services.languages import Languages
-from bot.slack import home
+from bot.slack import modals
 from bot.slack.origin import Origin, origin_from_body
 
 Errors = dict[str, str]
@@ -51,7 +51,7 @@ async def check_connection(
     admin: WorkspaceAdmin, origin: Origin, values: dict[str, Any], locale: str, client: AsyncWebClient
 ) -> Errors | Save:
     existing = await admin.store.get_connection(origin.team_id or "")
-    parsed = home.parse_connection(values, existing, locale=locale, endpoints=admin.endpoint_policy)
+    parsed = modals.parse_connection(values, existing, locale=locale, endpoints=admin.endpoint_policy)
     if isinstance(parsed, dict):
         return parsed
     return lambda: admin.save_connection(origin, client, parsed)
@@ -60,19 +60,19 @@ async def check_connection(
 async def check_guardrails(
     admin: WorkspaceAdmin, origin: Origin, values: dict[str, Any], locale: str, client: AsyncWebClient
 ) -> Errors | Save:
-    parsed = home.parse_guardrails(values, locale=locale)
+    parsed = modals.parse_guardrails(values, locale=locale)
     if isinstance(parsed, dict):
         return parsed
     channels, usergroup = parsed
-    if usergroup and not home.is_usergroup_id(usergroup):
+    if usergroup and not modals.is_usergroup_id(usergroup):
         # A handle must name a real group; resolving it is one quick call, inside the ack window.
         resolved = await admin.usergroup_id(client, usergroup)
         if resolved is None:
-            return {home.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown", locale)}
+            return {modals.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown", locale)}
         usergroup = resolved
     return lambda: admin.save_guardrails(origin, client, channels, usergroup)
 
 
 def register(app: AsyncApp) -> None:
-    app.view(home.CONNECTION_MODAL)(on_submit(check_connection))
-    app.view(home.GUARDRAILS_MODAL)(on_submit(check_guardrails))
+    app.view(modals.CONNECTION_MODAL)(on_submit(check_connection))
+    app.view(modals.GUARDRAILS_MODAL)(on_submit(check_guardrails))

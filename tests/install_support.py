@@ -33,7 +33,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.simulator.auth import AccessKey
 from bot.devtools.slack_standin import ApiCall, PostedMessage, SlackStandIn, sign_request
 from bot.servers import serve_asgi
-from bot.slack import home
+from bot.slack import modals
 from tests.support.clock import FakeClock
 from tests.support.waiting import eventually
 
@@ -290,7 +290,7 @@ class Workspace:
     # -- setup through the real admin paths ----------------------------------------------------
     async def connect(self, project: Project) -> None:
         """The admin saves the MetaStudio connection in the Configure modal."""
-        response = await self.submit(home.CONNECTION_MODAL, connection_values(project), user=self.admin)
+        response = await self.submit(modals.CONNECTION_MODAL, connection_values(project), user=self.admin)
         assert response.status_code == 200 and not response.content, response.text
         await eventually(
             lambda: self.stack.runtime.workspaces.get_connection(self.team_id), what="connection saved"
@@ -298,7 +298,7 @@ class Workspace:
 
     async def guard(self, *, channels: Sequence[str] = (), usergroup: str = "") -> None:
         response = await self.submit(
-            home.GUARDRAILS_MODAL, guardrail_values(channels, usergroup), user=self.admin
+            modals.GUARDRAILS_MODAL, guardrail_values(channels, usergroup), user=self.admin
         )
         assert response.status_code == 200 and not response.content, response.text
         workspaces = self.stack.runtime.workspaces
@@ -327,37 +327,39 @@ def connection_values(
 ) -> dict[str, Any]:
     """``view.state.values`` of the connection modal filled in for ``project`` (endpoint override, AK/SK)."""
     return {
-        home.BLOCK_REGION: {home.ACTION_REGION: {"type": "static_select", "selected_option": None}},
-        home.BLOCK_ENDPOINT: {home.ACTION_ENDPOINT: _text(endpoint if endpoint is not None else project.url)},
-        home.BLOCK_PROJECT_ID: {
-            home.ACTION_PROJECT_ID: _text(project_id if project_id is not None else project.project_id)
+        modals.BLOCK_REGION: {modals.ACTION_REGION: {"type": "static_select", "selected_option": None}},
+        modals.BLOCK_ENDPOINT: {
+            modals.ACTION_ENDPOINT: _text(endpoint if endpoint is not None else project.url)
         },
-        home.BLOCK_KIND: {
-            home.ACTION_KIND: {
+        modals.BLOCK_PROJECT_ID: {
+            modals.ACTION_PROJECT_ID: _text(project_id if project_id is not None else project.project_id)
+        },
+        modals.BLOCK_KIND: {
+            modals.ACTION_KIND: {
                 "type": "radio_buttons",
                 "selected_option": {"value": "aksk", "text": _plain("AK/SK")},
             }
         },
-        home.BLOCK_ACCESS_KEY: {home.ACTION_ACCESS_KEY: _text(project.access_key)},
-        home.BLOCK_SECRET_KEY: {
-            home.ACTION_SECRET_KEY: _text(secret_key if secret_key is not None else project.secret_key)
+        modals.BLOCK_ACCESS_KEY: {modals.ACTION_ACCESS_KEY: _text(project.access_key)},
+        modals.BLOCK_SECRET_KEY: {
+            modals.ACTION_SECRET_KEY: _text(secret_key if secret_key is not None else project.secret_key)
         },
-        home.BLOCK_SECURITY_TOKEN: {home.ACTION_SECURITY_TOKEN: _text(None)},
-        home.BLOCK_IAM_USERNAME: {home.ACTION_IAM_USERNAME: _text(None)},
-        home.BLOCK_IAM_PASSWORD: {home.ACTION_IAM_PASSWORD: _text(None)},
-        home.BLOCK_IAM_DOMAIN: {home.ACTION_IAM_DOMAIN: _text(None)},
+        modals.BLOCK_SECURITY_TOKEN: {modals.ACTION_SECURITY_TOKEN: _text(None)},
+        modals.BLOCK_IAM_USERNAME: {modals.ACTION_IAM_USERNAME: _text(None)},
+        modals.BLOCK_IAM_PASSWORD: {modals.ACTION_IAM_PASSWORD: _text(None)},
+        modals.BLOCK_IAM_DOMAIN: {modals.ACTION_IAM_DOMAIN: _text(None)},
     }
 
 
 def guardrail_values(channels: Sequence[str], usergroup: str) -> dict[str, Any]:
     return {
-        home.BLOCK_CHANNELS: {
-            home.ACTION_CHANNELS: {
+        modals.BLOCK_CHANNELS: {
+            modals.ACTION_CHANNELS: {
                 "type": "multi_conversations_select",
                 "selected_conversations": list(channels),
             }
         },
-        home.BLOCK_USERGROUP: {home.ACTION_USERGROUP: _text(usergroup or None)},
+        modals.BLOCK_USERGROUP: {modals.ACTION_USERGROUP: _text(usergroup or None)},
     }
 
 

@@ -18,7 +18,7 @@ import pytest
 from bot import messages
 from bot.db.workspaces import mask_access_key
 from bot.devtools.slack_standin import PostedMessage
-from bot.slack import cards, home
+from bot.slack import cards, home, modals
 from bot.slack.clients import BOT_SCOPES
 from bot.slack.poster import DELIVERY_EVENT
 from tests.install_support import (
@@ -195,30 +195,30 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
     await team.click(home.ACTION_CONFIGURE, user=ADMIN, view={"id": "VHOME00001", **home_view})
     opened = await eventually(lambda: _views(stack, "views.open"), what="views.open")
     modal = opened[0]["view"]
-    assert modal["callback_id"] == home.CONNECTION_MODAL and opened[0]["trigger_id"]
+    assert modal["callback_id"] == modals.CONNECTION_MODAL and opened[0]["trigger_id"]
 
     # Test connection calls the simulator's list API with what is typed, and shows the outcome.
     lists_before = project.simulator.requests[("list", "")]
     typed = {**modal, "id": "VMODAL0001", "hash": "h1", "state": {"values": connection_values(project)}}
-    await team.click(home.ACTION_TEST_CONNECTION, user=ADMIN, view=typed)
+    await team.click(modals.ACTION_TEST_CONNECTION, user=ADMIN, view=typed)
     [update] = await eventually(lambda: _views(stack, "views.update"), what="views.update")
     assert update["view_id"] == "VMODAL0001" and update["hash"] == "h1"
     assert messages.text("connection_test_ok", count="1") in view_text(update["view"])
     assert project.simulator.requests[("list", "")] == lists_before + 1
     wrong = {**typed, "state": {"values": connection_values(project, secret_key="not-the-secret-key-0000")}}
-    await team.click(home.ACTION_TEST_CONNECTION, user=ADMIN, view=wrong)
+    await team.click(modals.ACTION_TEST_CONNECTION, user=ADMIN, view=wrong)
     updates = await eventually(lambda: _views(stack, "views.update")[1:], what="second views.update")
     assert "The test call failed" in view_text(updates[0]["view"])
     assert "not-the-secret-key" not in json.dumps(updates[0]["view"])
 
     # Invalid values: field errors in the HTTP response itself, nothing saved.
     bad = connection_values(project, project_id="no!", endpoint="ftp://example.com")
-    response = await team.submit(home.CONNECTION_MODAL, bad, user=ADMIN)
+    response = await team.submit(modals.CONNECTION_MODAL, bad, user=ADMIN)
     assert response.status_code == 200
     body = response.json()
     assert body["response_action"] == "errors"
-    assert set(body["errors"]) >= {home.BLOCK_PROJECT_ID, home.BLOCK_ENDPOINT}
-    assert body["errors"][home.BLOCK_PROJECT_ID] == messages.text("connection_error_project_id_invalid")
+    assert set(body["errors"]) >= {modals.BLOCK_PROJECT_ID, modals.BLOCK_ENDPOINT}
+    assert body["errors"][modals.BLOCK_PROJECT_ID] == messages.text("connection_error_project_id_invalid")
     assert await stack.runtime.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
 
     # Valid values: saved encrypted, App Home republished, audited.
@@ -247,9 +247,9 @@ async def test_non_admin_cannot_configure(stack: MultiStack, team: Workspace) ->
     await team.click(
         home.ACTION_GUARDRAILS, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []}
     )
-    response = await team.submit(home.CONNECTION_MODAL, connection_values(stack.projects["A"]), user=MEMBER)
+    response = await team.submit(modals.CONNECTION_MODAL, connection_values(stack.projects["A"]), user=MEMBER)
     assert response.status_code == 200
-    await team.submit(home.GUARDRAILS_MODAL, guardrail_values(["C0ELSEWHER"], ""), user=MEMBER)
+    await team.submit(modals.GUARDRAILS_MODAL, guardrail_values(["C0ELSEWHER"], ""), user=MEMBER)
 
     refusals = await eventually(
         lambda: [m for m in team.messages() if m.channel == MEMBER][3:], what="four refusals by DM"
@@ -289,13 +289,13 @@ async def test_a_connection_saved_without_a_project_id_is_looked_up_through_iam(
     project = stack.projects["A"]
     values = connection_values(project, project_id="")
     region = project.simulator.region
-    values[home.BLOCK_REGION][home.ACTION_REGION]["selected_option"] = {
+    values[modals.BLOCK_REGION][modals.ACTION_REGION]["selected_option"] = {
         "value": region,
         "text": {"type": "plain_text", "text": region},
     }
     looked_up = project.simulator.requests[("projects", "")]
 
-    response = await team.submit(home.CONNECTION_MODAL, values, user=team.admin)
+    response = await team.submit(modals.CONNECTION_MODAL, values, user=team.admin)
     assert response.status_code == 200 and not response.content, response.text
     workspaces = stack.runtime.workspaces
     assert workspaces is not None

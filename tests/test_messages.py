@@ -21,6 +21,7 @@ BUILDERS = [
         "slack/cards.py",
         "slack/alerts.py",
         "slack/home.py",
+        "slack/modals.py",
         "slack/cloud_errors.py",
         "services/parsing.py",
     )

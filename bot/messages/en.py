@@ -169,7 +169,7 @@ CATALOG: dict[str, str] = {
     "watching_note": ":eyes: Watching: this channel is told when the task finishes.",
     "button_unwatch": "Stop watching",
     "button_unsubscribe": "Stop the feed",
-    # Workspaces, App Home (bot/slack/home.py, bot/db/workspaces.py)
+    # Workspaces, App Home and the admin modals (bot/slack/home.py, bot/slack/modals.py, bot/db/workspaces.py)
     "home_connection_header": "MetaStudio connection",
     "home_not_connected": (
         ":white_circle: Not connected yet: `/task` cannot read any project until a workspace admin "

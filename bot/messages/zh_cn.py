@@ -161,7 +161,7 @@ CATALOG: dict[str, str] = {
     "watching_note": ":eyes: 关注中：任务结束时会通知本频道。",
     "button_unwatch": "停止关注",
     "button_unsubscribe": "关闭通报",
-    # Workspaces, App Home (bot/slack/home.py, bot/db/workspaces.py)
+    # Workspaces, App Home and the admin modals (bot/slack/home.py, bot/slack/modals.py, bot/db/workspaces.py)
     "home_connection_header": "MetaStudio 连接",
     "home_not_connected": (
         ":white_circle: 尚未连接：工作区管理员或所有者将本工作区连接到 MetaStudio 项目之前，"

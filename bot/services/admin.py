@@ -30,7 +30,7 @@ from bot.metrics import SLACK_API_ERRORS
 from bot.services.access import Access
 from bot.services.connections import MetaStudioClients, form_client, form_credentials
 from bot.services.languages import Languages
-from bot.slack import home
+from bot.slack import home, modals
 from bot.slack.clients import SlackClients
 from bot.slack.cloud_errors import error_text, refusal_text
 from bot.slack.delivery import slack_error
@@ -133,9 +133,9 @@ class WorkspaceAdmin:
         locale = (await self.languages.person(origin, client)).locale
         team_id = origin.team_id or ""
         if which == "connection":
-            view = home.connection_modal(await self.store.get_connection(team_id), locale=locale)
+            view = modals.connection_modal(await self.store.get_connection(team_id), locale=locale)
         else:
-            view = home.guardrails_modal(await self.store.get_guardrails(team_id), locale=locale)
+            view = modals.guardrails_modal(await self.store.get_guardrails(team_id), locale=locale)
         await self._open(client, trigger_id, view)
 
     async def test_connection(self, origin: Origin, client: AsyncWebClient, *, view: dict[str, Any]) -> None:
@@ -145,7 +145,7 @@ class WorkspaceAdmin:
         team_id = origin.team_id or ""
         locale = (await self.languages.person(origin, client)).locale
         existing = await self.store.get_connection(team_id)
-        parsed = home.parse_connection(
+        parsed = modals.parse_connection(
             (view.get("state") or {}).get("values") or {},
             existing,
             locale=locale,
@@ -159,7 +159,7 @@ class WorkspaceAdmin:
             await client.views_update(
                 view_id=view.get("id"),
                 hash=view.get("hash"),
-                view=home.connection_modal(existing, test_result=result, locale=locale),
+                view=modals.connection_modal(existing, test_result=result, locale=locale),
             )
         except SlackApiError as exc:
             SLACK_API_ERRORS.labels("views.update", slack_error(exc)).inc()
@@ -262,7 +262,7 @@ class WorkspaceAdmin:
 
     async def usergroup_id(self, client: AsyncWebClient, value: str) -> str | None:
         """A user group id as typed, or the id behind an ``@handle``."""
-        if home.is_usergroup_id(value):
+        if modals.is_usergroup_id(value):
             return value
         handle = value.lstrip("@").lower()
         try:

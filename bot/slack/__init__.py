@@ -1,6 +1,6 @@
 """The Slack side: origins and replies, clients and token rotation, delivery, the ``Poster``
 used by the follow-ups, locale resolution, what people are told when MetaStudio fails
-(``cloud_errors``), and the Block Kit builders (cards, alerts, home).
+(``cloud_errors``), and the Block Kit builders (cards, alerts, the App Home, the admin modals).
 
 May import ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db`` records and
 ``bot.metastudio`` models, errors and endpoint refusals; never the follow-ups, services,

@@ -36,6 +36,7 @@ __all__ = [
     "header",
     "md",
     "mrkdwn",
+    "option",
     "plain",
     "quoted",
     "section",
@@ -142,6 +143,11 @@ def compose(kind: str, **fields: Any) -> dict[str, Any]:
     absent optional field just takes its default, so a builder passes None for "not set".
     """
     return {"type": kind} | {name: value for name, value in fields.items() if value is not None}
+
+
+def option(label: str, value: str) -> dict[str, Any]:
+    """One choice of a select menu or a radio group."""
+    return {"text": plain(label, MAX_OPTION_TEXT), "value": value}
 
 
 def plain(value: str, limit: int) -> dict[str, Any]:

@@ -418,17 +418,17 @@ async def test_an_admins_loopback_endpoint_gets_no_signed_request() -> None:
 
 
 def test_the_modal_says_why_in_both_languages() -> None:
-    from bot.slack import home
+    from bot.slack import modals
 
     state = {
-        home.BLOCK_ENDPOINT: {
-            home.ACTION_ENDPOINT: {"type": "plain_text_input", "value": "http://127.0.0.1:9000"}
+        modals.BLOCK_ENDPOINT: {
+            modals.ACTION_ENDPOINT: {"type": "plain_text_input", "value": "http://127.0.0.1:9000"}
         },
     }
     for locale in ("en", "zh-CN"):
-        errors = home.parse_connection(state, None, locale=locale, endpoints=DEFAULT)
+        errors = modals.parse_connection(state, None, locale=locale, endpoints=DEFAULT)
         assert isinstance(errors, dict)
-        assert errors[home.BLOCK_ENDPOINT] == messages.text("connection_error_endpoint_host", locale)
+        assert errors[modals.BLOCK_ENDPOINT] == messages.text("connection_error_endpoint_host", locale)
 
 
 def test_a_bad_allow_list_entry_is_an_operator_error() -> None:

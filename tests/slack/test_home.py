@@ -1,4 +1,5 @@
-"""bot.slack.home: App Home and admin modals, validated with slack_sdk's models; parsing of submissions."""
+"""bot.slack.home and bot.slack.modals: the App Home tab and the admin modals, validated with
+slack_sdk's models, and the parsing of submissions. One module: both draw from the same fixtures."""
 
 from __future__ import annotations
 
@@ -18,16 +19,14 @@ from bot.db.crypto import SecretBox
 from bot.db.workspaces import AuditEntry, Connection, ConnectionForm, Guardrails, WorkspaceStore
 from bot.messages import text
 from bot.metastudio.credentials import CredentialKind
-from bot.slack import home
-from bot.slack.home import (
-    ACTION_CONFIGURE,
-    ACTION_GUARDRAILS,
+from bot.slack import modals
+from bot.slack.home import ACTION_CONFIGURE, ACTION_GUARDRAILS, home_view
+from bot.slack.modals import (
     ACTION_TEST_CONNECTION,
     CONNECTION_MODAL,
     GUARDRAILS_MODAL,
     connection_modal,
     guardrails_modal,
-    home_view,
     is_usergroup_id,
     parse_connection,
     parse_guardrails,
@@ -260,39 +259,39 @@ def test_modal_keeps_stable_ids_and_shows_current_values_but_no_secret() -> None
         b.get("block_id") for b in plain["blocks"]
     ]
 
-    region = _block(plain, home.BLOCK_REGION)["element"]
+    region = _block(plain, modals.BLOCK_REGION)["element"]
     assert [o["value"] for o in region["options"]] == list(REGION_ENDPOINTS)
     assert region["initial_option"]["value"] == "cn-north-4"
-    assert _block(plain, home.BLOCK_PROJECT_ID)["element"]["initial_value"] == PROJECT
-    assert _block(plain, home.BLOCK_KIND)["element"]["initial_option"]["value"] == "aksk"
-    access = _block(plain, home.BLOCK_ACCESS_KEY)["element"]
+    assert _block(plain, modals.BLOCK_PROJECT_ID)["element"]["initial_value"] == PROJECT
+    assert _block(plain, modals.BLOCK_KIND)["element"]["initial_option"]["value"] == "aksk"
+    access = _block(plain, modals.BLOCK_ACCESS_KEY)["element"]
     assert (
         "initial_value" not in access
         and access["placeholder"]["text"] == "Set (HPUA…3456): leave empty to keep it"
     )
     assert (
-        _block(plain, home.BLOCK_SECRET_KEY)["element"]["placeholder"]["text"]
+        _block(plain, modals.BLOCK_SECRET_KEY)["element"]["placeholder"]["text"]
         == "Set: leave empty to keep it"
     )
-    assert _block(plain, home.BLOCK_SECURITY_TOKEN)["element"]["placeholder"]["text"] == "Paste it here"
-    assert _block(plain, home.BLOCK_IAM_PASSWORD)["element"]["placeholder"]["text"] == "Paste it here"
+    assert _block(plain, modals.BLOCK_SECURITY_TOKEN)["element"]["placeholder"]["text"] == "Paste it here"
+    assert _block(plain, modals.BLOCK_IAM_PASSWORD)["element"]["placeholder"]["text"] == "Paste it here"
     for block in plain["blocks"]:
         if block["type"] == "input":
-            assert block["optional"] == (block["block_id"] != home.BLOCK_KIND)
+            assert block["optional"] == (block["block_id"] != modals.BLOCK_KIND)
 
     iam = connection_modal(IAM)
-    assert _block(iam, home.BLOCK_IAM_USERNAME)["element"]["initial_value"] == "taskbot-reader"
+    assert _block(iam, modals.BLOCK_IAM_USERNAME)["element"]["initial_value"] == "taskbot-reader"
     assert (
-        _block(iam, home.BLOCK_IAM_PASSWORD)["element"]["placeholder"]["text"]
+        _block(iam, modals.BLOCK_IAM_PASSWORD)["element"]["placeholder"]["text"]
         == "Set: leave empty to keep it"
     )
-    assert _block(iam, home.BLOCK_ACCESS_KEY)["element"]["placeholder"]["text"] == "Paste it here"
+    assert _block(iam, modals.BLOCK_ACCESS_KEY)["element"]["placeholder"]["text"] == "Paste it here"
 
     fresh = connection_modal(None)
-    assert "initial_option" not in _block(fresh, home.BLOCK_REGION)["element"]
-    assert _block(fresh, home.BLOCK_KIND)["element"]["initial_option"]["value"] == "aksk"
+    assert "initial_option" not in _block(fresh, modals.BLOCK_REGION)["element"]
+    assert _block(fresh, modals.BLOCK_KIND)["element"]["initial_option"]["value"] == "aksk"
 
-    unknown = _block(connection_modal(replace(CONNECTION, region="xx-new-9")), home.BLOCK_REGION)["element"]
+    unknown = _block(connection_modal(replace(CONNECTION, region="xx-new-9")), modals.BLOCK_REGION)["element"]
     assert unknown["initial_option"]["value"] == "xx-new-9"
 
 
@@ -361,14 +360,14 @@ def _connection_state(
         return {"type": element, "selected_option": selected}
 
     state = {
-        home.BLOCK_REGION: {home.ACTION_REGION: option("static_select", region)},
-        home.BLOCK_ENDPOINT: {home.ACTION_ENDPOINT: text_input(endpoint)},
-        home.BLOCK_PROJECT_ID: {home.ACTION_PROJECT_ID: text_input(project_id)},
-        home.BLOCK_KIND: {home.ACTION_KIND: option("radio_buttons", kind)},
+        modals.BLOCK_REGION: {modals.ACTION_REGION: option("static_select", region)},
+        modals.BLOCK_ENDPOINT: {modals.ACTION_ENDPOINT: text_input(endpoint)},
+        modals.BLOCK_PROJECT_ID: {modals.ACTION_PROJECT_ID: text_input(project_id)},
+        modals.BLOCK_KIND: {modals.ACTION_KIND: option("radio_buttons", kind)},
     }
     for name in ("access_key", "secret_key", "security_token", "iam_username", "iam_password", "iam_domain"):
-        block = getattr(home, f"BLOCK_{name.upper()}")
-        action = getattr(home, f"ACTION_{name.upper()}")
+        block = getattr(modals, f"BLOCK_{name.upper()}")
+        action = getattr(modals, f"ACTION_{name.upper()}")
         state[block] = {action: text_input(secrets.get(name))}
     return state
 
@@ -429,19 +428,19 @@ def test_parse_keeps_stored_secrets_only_for_the_same_type() -> None:
     assert isinstance(keep, ConnectionForm) and keep.access_key is None and keep.secret_key is None
 
     assert parse_connection(_connection_state(access_key=AK), CONNECTION) == {
-        home.BLOCK_SECRET_KEY: "Enter the secret key (SK) that goes with the access key."
+        modals.BLOCK_SECRET_KEY: "Enter the secret key (SK) that goes with the access key."
     }
     switched = _errors(parse_connection(_connection_state(kind="temporary_aksk"), CONNECTION))
-    assert set(switched) == {home.BLOCK_ACCESS_KEY, home.BLOCK_SECRET_KEY, home.BLOCK_SECURITY_TOKEN}
+    assert set(switched) == {modals.BLOCK_ACCESS_KEY, modals.BLOCK_SECRET_KEY, modals.BLOCK_SECURITY_TOKEN}
     incomplete = _errors(parse_connection(_connection_state(), replace(CONNECTION, has_secret=False)))
-    assert set(incomplete) == {home.BLOCK_ACCESS_KEY, home.BLOCK_SECRET_KEY}
+    assert set(incomplete) == {modals.BLOCK_ACCESS_KEY, modals.BLOCK_SECRET_KEY}
 
     iam_state = _connection_state(kind="iam_password", iam_username="taskbot-reader", iam_domain="acme")
     kept = parse_connection(iam_state, IAM)
     assert isinstance(kept, ConnectionForm) and kept.iam_password is None
     other_user = _connection_state(kind="iam_password", iam_username="someone-else", iam_domain="acme")
-    assert set(_errors(parse_connection(other_user, IAM))) == {home.BLOCK_IAM_PASSWORD}
-    assert set(_errors(parse_connection(iam_state, CONNECTION))) == {home.BLOCK_IAM_PASSWORD}
+    assert set(_errors(parse_connection(other_user, IAM))) == {modals.BLOCK_IAM_PASSWORD}
+    assert set(_errors(parse_connection(iam_state, CONNECTION))) == {modals.BLOCK_IAM_PASSWORD}
 
 
 @pytest.mark.parametrize(
@@ -456,34 +455,34 @@ def test_parse_keeps_stored_secrets_only_for_the_same_type() -> None:
                 "iam_password": "pw",
                 "iam_domain": "d",
             },
-            home.BLOCK_PROJECT_ID,
+            modals.BLOCK_PROJECT_ID,
         ),
-        ({"project_id": "short"}, home.BLOCK_PROJECT_ID),
-        ({"project_id": "0123456789abcdef/../x"}, home.BLOCK_PROJECT_ID),
-        ({"project_id": "a" * 65}, home.BLOCK_PROJECT_ID),
-        ({"endpoint": "http://metastudio.example.com"}, home.BLOCK_ENDPOINT),
-        ({"endpoint": "ftp://127.0.0.1"}, home.BLOCK_ENDPOINT),
-        ({"endpoint": "https:///no-host"}, home.BLOCK_ENDPOINT),
-        ({"endpoint": "https://user:pa55@metastudio.example.com"}, home.BLOCK_ENDPOINT),
-        ({"endpoint": "https://example.com/?token=abc"}, home.BLOCK_ENDPOINT),
-        ({"endpoint": "https://example.com:99999"}, home.BLOCK_ENDPOINT),
-        ({"endpoint": "not a url"}, home.BLOCK_ENDPOINT),
-        ({"region": None}, home.BLOCK_REGION),
-        ({"region": "xx-new-9"}, home.BLOCK_REGION),
-        ({"region": "CN NORTH"}, home.BLOCK_REGION),
-        ({"kind": None}, home.BLOCK_KIND),
-        ({"kind": "iam_token"}, home.BLOCK_KIND),
-        ({"access_key": "AK with spaces"}, home.BLOCK_ACCESS_KEY),
-        ({"secret_key": "has space inside"}, home.BLOCK_SECRET_KEY),
-        ({"access_key": None}, home.BLOCK_ACCESS_KEY),
-        ({"secret_key": None}, home.BLOCK_SECRET_KEY),
-        ({"kind": "temporary_aksk"}, home.BLOCK_SECURITY_TOKEN),
-        ({"kind": "iam_password", "iam_password": "pw", "iam_domain": "acme"}, home.BLOCK_IAM_USERNAME),
-        ({"kind": "iam_password", "iam_username": "u", "iam_domain": "acme"}, home.BLOCK_IAM_PASSWORD),
-        ({"kind": "iam_password", "iam_username": "u", "iam_password": "pw"}, home.BLOCK_IAM_DOMAIN),
+        ({"project_id": "short"}, modals.BLOCK_PROJECT_ID),
+        ({"project_id": "0123456789abcdef/../x"}, modals.BLOCK_PROJECT_ID),
+        ({"project_id": "a" * 65}, modals.BLOCK_PROJECT_ID),
+        ({"endpoint": "http://metastudio.example.com"}, modals.BLOCK_ENDPOINT),
+        ({"endpoint": "ftp://127.0.0.1"}, modals.BLOCK_ENDPOINT),
+        ({"endpoint": "https:///no-host"}, modals.BLOCK_ENDPOINT),
+        ({"endpoint": "https://user:pa55@metastudio.example.com"}, modals.BLOCK_ENDPOINT),
+        ({"endpoint": "https://example.com/?token=abc"}, modals.BLOCK_ENDPOINT),
+        ({"endpoint": "https://example.com:99999"}, modals.BLOCK_ENDPOINT),
+        ({"endpoint": "not a url"}, modals.BLOCK_ENDPOINT),
+        ({"region": None}, modals.BLOCK_REGION),
+        ({"region": "xx-new-9"}, modals.BLOCK_REGION),
+        ({"region": "CN NORTH"}, modals.BLOCK_REGION),
+        ({"kind": None}, modals.BLOCK_KIND),
+        ({"kind": "iam_token"}, modals.BLOCK_KIND),
+        ({"access_key": "AK with spaces"}, modals.BLOCK_ACCESS_KEY),
+        ({"secret_key": "has space inside"}, modals.BLOCK_SECRET_KEY),
+        ({"access_key": None}, modals.BLOCK_ACCESS_KEY),
+        ({"secret_key": None}, modals.BLOCK_SECRET_KEY),
+        ({"kind": "temporary_aksk"}, modals.BLOCK_SECURITY_TOKEN),
+        ({"kind": "iam_password", "iam_password": "pw", "iam_domain": "acme"}, modals.BLOCK_IAM_USERNAME),
+        ({"kind": "iam_password", "iam_username": "u", "iam_domain": "acme"}, modals.BLOCK_IAM_PASSWORD),
+        ({"kind": "iam_password", "iam_username": "u", "iam_password": "pw"}, modals.BLOCK_IAM_DOMAIN),
         (
             {"kind": "iam_password", "iam_username": "u" * 129, "iam_password": "pw", "iam_domain": "d"},
-            home.BLOCK_IAM_USERNAME,
+            modals.BLOCK_IAM_USERNAME,
         ),
     ],
 )
@@ -515,20 +514,20 @@ def test_region_can_be_unknown_when_an_endpoint_is_given() -> None:
 def test_guardrails_modal_is_valid(guardrails: Guardrails) -> None:
     view = _validated(guardrails_modal(guardrails))
     assert view["callback_id"] == GUARDRAILS_MODAL
-    channels = _block(view, home.BLOCK_CHANNELS)["element"]
+    channels = _block(view, modals.BLOCK_CHANNELS)["element"]
     assert channels["type"] == "multi_conversations_select"
     assert channels["filter"]["include"] == ["public", "private"]
     assert channels.get("initial_conversations", []) == list(guardrails.channels[:100])
-    group = _block(view, home.BLOCK_USERGROUP)["element"]
+    group = _block(view, modals.BLOCK_USERGROUP)["element"]
     assert group.get("initial_value") == guardrails.usergroup_id
 
 
 def _guardrails_state(channels: list[str] | None, group: str | None) -> dict[str, Any]:
     return {
-        home.BLOCK_CHANNELS: {
-            home.ACTION_CHANNELS: {"type": "multi_conversations_select", "selected_conversations": channels}
+        modals.BLOCK_CHANNELS: {
+            modals.ACTION_CHANNELS: {"type": "multi_conversations_select", "selected_conversations": channels}
         },
-        home.BLOCK_USERGROUP: {home.ACTION_USERGROUP: {"type": "plain_text_input", "value": group}},
+        modals.BLOCK_USERGROUP: {modals.ACTION_USERGROUP: {"type": "plain_text_input", "value": group}},
     }
 
 
@@ -542,10 +541,10 @@ def test_parse_guardrails() -> None:
     assert parse_guardrails(_guardrails_state([], "SRE")) == ([], "@sre")
     assert is_usergroup_id("S0ONCALL1") and not is_usergroup_id("@oncall")
 
-    assert set(parse_guardrails(_guardrails_state(["D0DIRECT1"], None))) == {home.BLOCK_CHANNELS}
-    assert set(parse_guardrails(_guardrails_state([], "on call!"))) == {home.BLOCK_USERGROUP}
+    assert set(parse_guardrails(_guardrails_state(["D0DIRECT1"], None))) == {modals.BLOCK_CHANNELS}
+    assert set(parse_guardrails(_guardrails_state([], "on call!"))) == {modals.BLOCK_USERGROUP}
     both = parse_guardrails(_guardrails_state(["not-an-id"], "<!subteam^S1>"))
-    assert set(both) == {home.BLOCK_CHANNELS, home.BLOCK_USERGROUP}
+    assert set(both) == {modals.BLOCK_CHANNELS, modals.BLOCK_USERGROUP}
 
 
 # --- in Simplified Chinese ---------------------------------------------------------------------------
@@ -583,7 +582,7 @@ def test_chinese_home_views_and_modals_stay_within_limits(
 
 def test_chinese_parse_errors() -> None:
     errors = parse_guardrails(
-        {home.BLOCK_USERGROUP: {home.ACTION_USERGROUP: {"value": "!!"}}}, locale="zh-CN"
+        {modals.BLOCK_USERGROUP: {modals.ACTION_USERGROUP: {"value": "!!"}}}, locale="zh-CN"
     )
-    assert errors == {home.BLOCK_USERGROUP: text("guardrails_error_usergroup", "zh-CN")}
-    assert "用户组" in errors[home.BLOCK_USERGROUP]
+    assert errors == {modals.BLOCK_USERGROUP: text("guardrails_error_usergroup", "zh-CN")}
+    assert "用户组" in errors[modals.BLOCK_USERGROUP]
