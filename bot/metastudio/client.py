@@ -37,7 +37,6 @@ import functools
 import logging
 import random
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -537,8 +536,8 @@ class MetaStudioClient:
             response = await self._read(request)
         except responses.TooLarge:
             return BadResponse(f"body over {self._max_body} bytes decoded")
-        except (zlib.error, responses.BadEncoding) as exc:
-            return BadResponse(f"body cannot be decoded ({type(exc).__name__})")
+        except responses.BadEncoding as exc:
+            return BadResponse(f"body cannot be decoded ({exc})")
         except aiohttp.ConnectionTimeoutError as exc:
             # Nothing reached the server, so sending again is safe.
             return _Retry(TimedOut(f"connect timeout ({type(exc).__name__})"))

@@ -56,7 +56,7 @@ class TooLarge(Exception):
 
 
 class BadEncoding(Exception):
-    """A ``Content-Encoding`` we did not advertise and do not decode."""
+    """A ``Content-Encoding`` we did not advertise, or a body that does not inflate."""
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
@@ -83,7 +83,10 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
             if inflater is None:
                 data, pending = pending, b""
             else:
-                data = inflater.decompress(pending, cap - size + 1)
+                try:
+                    data = inflater.decompress(pending, cap - size + 1)
+                except zlib.error:
+                    raise BadEncoding(f"{encoding} body does not inflate") from None
                 pending = inflater.unconsumed_tail
             size += len(data)
             if size > cap:

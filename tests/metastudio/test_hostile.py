@@ -203,6 +203,26 @@ async def test_a_small_gzip_body_is_still_read() -> None:
     assert fetched.value.task_name == "ok" and fetched.request_id == "req-hostile"
 
 
+@pytest.mark.parametrize(
+    ("encoding", "body", "said"),
+    [
+        ("gzip", b"\x1f\x8bnot really gzip at all", "gzip body does not inflate"),
+        ("br", b"\x0b\x02\x80hello", "br"),
+    ],
+    ids=["corrupt-gzip", "unasked-encoding"],
+)
+async def test_a_body_that_cannot_be_decoded_is_a_bad_response(encoding: str, body: bytes, said: str) -> None:
+    async def respond(writer: asyncio.StreamWriter) -> None:
+        writer.write(head(len(body), encoding=encoding) + body)
+        await writer.drain()
+
+    async with raw_server(respond) as url, client(url) as c:
+        with pytest.raises(BadResponse) as caught:
+            await c.get_task(TASK_ID)
+    assert f"body cannot be decoded ({said})" in caught.value.detail
+    assert error_text(caught.value) == messages.text("error_bad_response")
+
+
 # --- 3. strange values get the "could not read" sentence ---------------------------------------
 
 STRANGE: dict[str, bytes] = {
