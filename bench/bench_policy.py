@@ -1,7 +1,7 @@
 """The poll policy, simulated: calls per finished task and alert delay over 10,000 tasks (issue 12).
 
 A discrete-event simulation of the real ``bot.followups.polling`` code (``after_progress`` and
-``jittered``, called exactly as ``bot.followups`` calls them) against a fixed-seed workload:
+``PollPolicy.jittered``, called exactly as ``bot.followups`` calls them) against a fixed-seed workload:
 
 * durations log-uniform from 1 minute to 3 hours (time spent processing);
 * throughput noise of ±30%: the rate is piecewise constant over one-minute segments, each
@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 
 from bench.common import percentile
-from bot.followups.polling import APPROACH, Cadence, PollPolicy, after_progress, jittered
+from bot.followups.polling import Cadence, PollPolicy, after_progress
 
 SEGMENT_SECONDS = 60.0
 NOISE = 0.3
@@ -141,7 +141,7 @@ def run_policy(tasks: list[Workload], policy: PollPolicy, seed: int) -> Outcome:
                 total=task.total,
                 begin=task.begin_time(t),
             )
-            t += jittered(delay, rng)
+            t += policy.jittered(delay, rng)
         calls.append(n)
         delays.append(t - task.end)
     return Outcome(calls, delays)
@@ -189,11 +189,11 @@ def main() -> int:
     print(row("fixed 10 s", run_fixed(tasks, 10.0), naive_mean))
     default = PollPolicy.from_intervals(base, 300.0)
     variants: list[tuple[str, PollPolicy]] = [
-        (f"**policy, defaults** (max 300 s, approach {APPROACH:g})", default)
+        (f"**policy, defaults** (max 300 s, approach {default.approach:g})", default)
     ]
     for ceiling in (60.0, 120.0, 300.0):
         for approach in (0.3, 0.5, 0.7):
-            if (ceiling, approach) == (300.0, APPROACH):
+            if (ceiling, approach) == (300.0, default.approach):
                 continue
             policy = PollPolicy(base=base, ceiling=ceiling, floor=base / 4, approach=approach)
             variants.append((f"policy, max {ceiling:g} s, approach {approach:g}", policy))

@@ -30,7 +30,7 @@ from bot.db.leases import LeaseStore
 from bot.followups.fairness import FairSlots
 from bot.followups.feeds import FeedRequest, Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
-from bot.followups.polling import PollPolicy, jittered
+from bot.followups.polling import PollPolicy
 from bot.followups.shards import Shards
 from bot.followups.shared import FollowUpStats, Shared
 from bot.followups.timers import Backlog, Timers
@@ -101,7 +101,7 @@ class FollowUps:
         wait = yield_to_requests or _no_wait
 
         def jitter(delay: float) -> float:
-            return jittered(delay, self._rng)
+            return self.policy.jittered(delay, self._rng)
 
         # Shard leases on PostgreSQL: each workspace is polled by one replica (bot.followups.shards).
         leases = None if storage.database.is_sqlite else LeaseStore(storage.database)

@@ -13,7 +13,7 @@ change of rate moves the next poll at once.
 Invariants:
 
 * every delay is in ``[floor, ceiling]`` (``floor`` is a quarter of ``poll_seconds``, ``ceiling`` is
-  ``max_poll_seconds``); ±10% jitter is applied by the caller (``jittered``);
+  ``max_poll_seconds``); the caller applies the policy's ±10% jitter (``PollPolicy.jittered``);
 * a task whose counts do not move backs off (x1.5 per quiet poll). A task that never moved
   (queued, or no progress yet) backs off only to ``queued_ceiling``: a short task that leaves
   the queue must be seen running before it is over. One that moved before (a stall) backs off
@@ -33,14 +33,6 @@ from dataclasses import dataclass, field, replace
 
 from bot.metastudio.progress import Progress, estimate_once, observe
 
-QUIET_FACTOR = 1.5
-ERROR_FACTOR = 2.0
-JITTER = 0.1
-APPROACH = 0.3
-"""Share of the estimated time left to wait before the next poll."""
-QUEUED_FACTOR = 6.0
-"""A task that never moved backs off to this many base intervals (60 s with the default 10 s)."""
-
 
 @dataclass(frozen=True, slots=True)
 class PollPolicy:
@@ -50,17 +42,23 @@ class PollPolicy:
     """Never wait longer than this between two polls of one task."""
     floor: float
     """Never poll one task more often than this, whatever the estimate says."""
-    quiet_factor: float = QUIET_FACTOR
-    error_factor: float = ERROR_FACTOR
-    jitter: float = JITTER
-    approach: float = APPROACH
+    quiet_factor: float = 1.5
+    """Back-off after a poll whose counts did not move."""
+    error_factor: float = 2.0
+    """Back-off after a failed poll."""
+    jitter: float = 0.1
+    """Share of each delay that ``jittered`` moves it by, either way."""
+    approach: float = 0.3
+    """Share of the estimated time left to wait before the next poll."""
+    queued_factor: float = 6.0
+    """A task that never moved backs off to this many base intervals (60 s with the default 10 s)."""
     queued_ceiling: float | None = None
-    """Back-off limit of a task that never moved; None: ``QUEUED_FACTOR`` x base, within the ceiling."""
+    """Back-off limit of a task that never moved; None: ``queued_factor`` x base, within the ceiling."""
 
     def __post_init__(self) -> None:
         if not 0 < self.floor <= self.base <= self.ceiling:
             raise ValueError("poll intervals must satisfy 0 < floor <= base <= ceiling")
-        if self.quiet_factor < 1 or self.error_factor < 1:
+        if self.quiet_factor < 1 or self.error_factor < 1 or self.queued_factor < 1:
             raise ValueError("backoff factors must be >= 1")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
@@ -79,10 +77,16 @@ class PollPolicy:
     def queued_limit(self) -> float:
         if self.queued_ceiling is not None:
             return self.queued_ceiling
-        return min(self.ceiling, max(self.base, QUEUED_FACTOR * self.base))
+        return min(self.ceiling, max(self.base, self.queued_factor * self.base))
 
     def bounded(self, delay: float) -> float:
         return min(self.ceiling, max(self.floor, delay))
+
+    def jittered(self, delay: float, rng: random.Random) -> float:
+        """``delay`` moved by up to ±``jitter`` of itself, so watches created together spread out."""
+        if self.jitter <= 0:
+            return delay
+        return delay * rng.uniform(1 - self.jitter, 1 + self.jitter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +166,3 @@ def after_error(
     if retry_after is not None and retry_after > delay:
         delay = min(policy.ceiling, retry_after)
     return replace(cadence, interval=interval), delay
-
-
-def jittered(delay: float, rng: random.Random, fraction: float = JITTER) -> float:
-    """``delay`` moved by up to ±``fraction`` of itself."""
-    if fraction <= 0:
-        return delay
-    return delay * rng.uniform(1 - fraction, 1 + fraction)

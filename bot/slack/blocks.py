@@ -13,6 +13,10 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from slack_sdk.models.blocks import ButtonElement, HeaderBlock, InputBlock, Option, SectionBlock
+from slack_sdk.models.blocks.block_elements import InputInteractiveElement
+from slack_sdk.models.views import View
+
 from bot.messages import text
 
 __all__ = [
@@ -44,19 +48,21 @@ __all__ = [
     "truncate",
 ]
 
-# Slack's own limits (https://api.slack.com/reference/block-kit).
-MAX_HEADER: Final = 150
-MAX_SECTION_TEXT: Final = 3000
+# Slack's own limits, as slack_sdk's Block Kit models (which the tests validate every view with)
+# know them, so a cap here and that validation cannot disagree.
+MAX_HEADER: Final[int] = HeaderBlock.text_max_length
+MAX_SECTION_TEXT: Final[int] = SectionBlock.text_max_length
+MAX_FIELDS: Final[int] = SectionBlock.fields_max_length
+MAX_BUTTON_TEXT: Final[int] = ButtonElement.text_max_length
+MAX_BUTTON_VALUE: Final[int] = ButtonElement.value_max_length
+MAX_VIEW_TITLE: Final[int] = View.title_max_length
+MAX_LABEL: Final[int] = InputBlock.label_max_length
+MAX_HINT: Final[int] = InputBlock.hint_max_length
+MAX_PLACEHOLDER: Final[int] = InputInteractiveElement.placeholder_max_length
+MAX_OPTION_TEXT: Final[int] = Option.label_max_length
+# Slack's documented limits that slack_sdk does not check (https://api.slack.com/reference/block-kit).
 MAX_FIELD: Final = 2000
-MAX_FIELDS: Final = 10
-MAX_BUTTON_TEXT: Final = 75
-MAX_BUTTON_VALUE: Final = 2000
-MAX_VIEW_TITLE: Final = 24
 MAX_CONTEXT_TEXT: Final = 2000
-MAX_LABEL: Final = 2000
-MAX_HINT: Final = 2000
-MAX_PLACEHOLDER: Final = 150
-MAX_OPTION_TEXT: Final = 75
 # Ours: how much of one value a message shows.
 MAX_NAME: Final = 150
 MAX_VALUE: Final = 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -15,7 +16,6 @@ from bot.followups.polling import (
     after_error,
     after_progress,
     backoff,
-    jittered,
 )
 
 POLICY = PollPolicy(base=10.0, ceiling=300.0, floor=2.5)
@@ -191,8 +191,16 @@ def test_backoff_caps() -> None:
 
 def test_jitter_stays_within_ten_percent_and_varies() -> None:
     rng = random.Random(7)
-    values = [jittered(10.0, rng) for _ in range(2000)]
+    values = [POLICY.jittered(10.0, rng) for _ in range(2000)]
     assert all(9.0 <= v <= 11.0 for v in values)
     assert min(values) < 9.2
     assert max(values) > 10.8
-    assert jittered(10.0, rng, 0.0) == 10.0
+    assert replace(POLICY, jitter=0.0).jittered(10.0, rng) == 10.0
+
+
+def test_jitter_is_the_policys_own() -> None:
+    rng = random.Random(7)
+    values = [replace(POLICY, jitter=0.3).jittered(10.0, rng) for _ in range(2000)]
+    assert all(7.0 <= v <= 13.0 for v in values)
+    assert min(values) < 7.5
+    assert max(values) > 12.5
