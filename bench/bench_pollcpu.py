@@ -129,7 +129,7 @@ async def floor_child(opts: argparse.Namespace, stack: str) -> dict[str, Any]:
 
     from bench.bench_watch import bench_tasks
     from bot.devtools import simulator as sim
-    from bot.followups.watches import POLL_CONCURRENCY
+    from bot.followups import POLL_CONCURRENCY
 
     task_ids = [
         t.task_id

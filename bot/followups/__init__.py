@@ -34,24 +34,26 @@ from bot.followups.polling import PollPolicy
 from bot.followups.shards import Shards
 from bot.followups.shared import FollowUpStats, Shared
 from bot.followups.timers import Backlog, Timers
-from bot.followups.watches import (
-    POLL_CONCURRENCY,
-    POLL_PER_TEAM_MULTI,
-    POLL_TOTAL_MULTI,
-    Watches,
-    WatchRequest,
-)
+from bot.followups.watches import Watches, WatchRequest
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.ratelimit import PriorityRateLimiter, RateLimiters
 from bot.slack.poster import DELIVERY_EVENT, Poster
 
-__all__ = ["DELIVERY_EVENT", "FollowUps"]
+__all__ = ["DELIVERY_EVENT", "POLL_CONCURRENCY", "FollowUps"]
 
 log = logging.getLogger("taskbot.followups")
 
 STOP_TIMEOUT: Final = 10.0
 # Closes and alerts in progress beyond which polls wait for them (see Backlog).
 BACKLOG_LIMIT: Final = 2 * DELIVERY_CONCURRENCY
+# Polls (of watches and feeds) in flight at once for one workspace: each holds one of its
+# MetaStudio client's 50 pooled connections (kept alive between polls), so the rest are left to
+# commands.
+POLL_CONCURRENCY: Final = 8
+# Multi-workspace mode: polls of all workspaces together, and of one workspace. A workspace
+# whose endpoint hangs holds its own POLL_PER_TEAM_MULTI slots, never the others' (FairSlots).
+POLL_TOTAL_MULTI: Final = 32
+POLL_PER_TEAM_MULTI: Final = 4
 
 
 async def _no_wait() -> None:

@@ -53,19 +53,12 @@ from bot.slack import alerts
 from bot.slack.cards import CardView
 from bot.slack.poster import CardGone, Post, PosterError
 
-__all__ = ["POLL_CONCURRENCY", "POLL_PER_TEAM_MULTI", "POLL_TOTAL_MULTI", "WatchRequest", "Watches"]
+__all__ = ["WatchRequest", "Watches"]
 
 log = logging.getLogger("taskbot.followups")
 
 NOT_FOUND_LIMIT: Final = 3
 CARD_SYNC_FACTOR: Final = 6
-# Polls in flight at once for one workspace: each holds one of its MetaStudio client's 50 pooled
-# connections (kept alive between polls), so the rest are left to commands.
-POLL_CONCURRENCY: Final = 8
-# Multi-workspace mode: polls of all workspaces together, and of one workspace. A workspace
-# whose endpoint hangs holds its own POLL_PER_TEAM slots, never the others' (FairSlots).
-POLL_TOTAL_MULTI: Final = 32
-POLL_PER_TEAM_MULTI: Final = 4
 STALL_KEY_PREFIX: Final = "stall:"
 """Message key prefix of stall notices, which are not deliveries."""
 
