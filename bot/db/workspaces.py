@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
@@ -33,6 +34,7 @@ from bot.metastudio.credentials import CloudCredentials, CredentialKind
 
 __all__ = [
     "CONFIGURABLE_KINDS",
+    "AuditAction",
     "AuditEntry",
     "Connection",
     "ConnectionForm",
@@ -43,15 +45,21 @@ __all__ = [
 
 # Kinds an admin can configure; an IAM token expires within a day, so it is not one of them.
 CONFIGURABLE_KINDS: Final = (CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK, CredentialKind.IAM_PASSWORD)
-ACTION_CONNECTION_UPDATED: Final = "connection.updated"
-ACTION_GUARDRAILS_UPDATED: Final = "guardrails.updated"
-ACTION_LANGUAGE_UPDATED: Final = "language.updated"
 LAST_ERROR_MAX_CHARS: Final = 300
 AUDIT_DETAIL_MAX_CHARS: Final = 500
 # record_call() runs on every MetaStudio call; an unchanged outcome is written at most this often.
 RECORD_INTERVAL_SECONDS: Final = 60.0
 _redactor = RedactingFilter()
 _KIND_CHECK = "kind IN ({})".format(", ".join(f"'{kind.value}'" for kind in CONFIGURABLE_KINDS))
+
+
+class AuditAction(StrEnum):
+    """What an audit entry records, stored as its value. Entries are read back as plain text, so
+    the App Home can show an action this release does not know."""
+
+    CONNECTION_UPDATED = "connection.updated"
+    GUARDRAILS_UPDATED = "guardrails.updated"
+    LANGUAGE_UPDATED = "language.updated"
 
 
 class ConnectionRow(Base):
@@ -322,7 +330,9 @@ class WorkspaceStore:
                 row.updated_at = now = utcnow()
                 self._check_complete(row)
                 session.add(
-                    self._audit_row(team_id, user_id, ACTION_CONNECTION_UPDATED, _detail(form, changed), now)
+                    self._audit_row(
+                        team_id, user_id, AuditAction.CONNECTION_UPDATED, _detail(form, changed), now
+                    )
                 )
                 await session.flush()
                 self._recorded.pop(team_id, None)
@@ -433,7 +443,7 @@ class WorkspaceStore:
             row.usergroup_id = group
 
         detail = f"channels={','.join(wanted) or 'any'} usergroup={group or 'any'}"
-        return await self._change_guardrails(team_id, user_id, ACTION_GUARDRAILS_UPDATED, detail, change)
+        return await self._change_guardrails(team_id, user_id, AuditAction.GUARDRAILS_UPDATED, detail, change)
 
     async def save_channel_language(self, team_id: str, language: str | None, *, user_id: str) -> Guardrails:
         """Set what the channel reads (None: follow the person who asked); audited like guardrails."""
@@ -444,10 +454,15 @@ class WorkspaceStore:
             row.channel_language = language
 
         detail = f"channel_language={language or 'follow'}"
-        return await self._change_guardrails(team_id, user_id, ACTION_LANGUAGE_UPDATED, detail, change)
+        return await self._change_guardrails(team_id, user_id, AuditAction.LANGUAGE_UPDATED, detail, change)
 
     async def _change_guardrails(
-        self, team_id: str, user_id: str, action: str, detail: str, change: Callable[[GuardrailsRow], None]
+        self,
+        team_id: str,
+        user_id: str,
+        action: AuditAction,
+        detail: str,
+        change: Callable[[GuardrailsRow], None],
     ) -> Guardrails:
         """Create or change the workspace's guardrails row and audit it, in one transaction."""
 
@@ -471,10 +486,10 @@ class WorkspaceStore:
     # -- audit and maintenance -----------------------------------------------------------------
 
     @staticmethod
-    def _audit_row(team_id: str, user_id: str, action: str, detail: str, at: datetime) -> AuditRow:
+    def _audit_row(team_id: str, user_id: str, action: AuditAction, detail: str, at: datetime) -> AuditRow:
         if len(detail) > AUDIT_DETAIL_MAX_CHARS:
             detail = detail[: AUDIT_DETAIL_MAX_CHARS - 1] + "…"
-        return AuditRow(team_id=team_id, user_id=user_id, action=action, detail=detail, at=at)
+        return AuditRow(team_id=team_id, user_id=user_id, action=action.value, detail=detail, at=at)
 
     async def audit(self, team_id: str, limit: int = 10) -> list[AuditEntry]:
         """The workspace's latest audit entries, newest first."""
