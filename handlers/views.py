@@ -68,7 +68,7 @@ async def check_guardrails(
         # A handle must name a real group; resolving it is one quick call, inside the ack window.
         resolved = await admin.usergroup_id(client, usergroup)
         if resolved is None:
-            return {modals.BLOCK_USERGROUP: messages.text("guardrails_usergroup_unknown", locale)}
+            return {modals.GuardrailsInput.USERGROUP: messages.text("guardrails_usergroup_unknown", locale)}
         usergroup = resolved
     return lambda: admin.save_guardrails(origin, client, channels, usergroup)
 

@@ -35,6 +35,7 @@ from bot.devtools.slack_standin import ApiCall, PostedMessage, SlackStandIn, sig
 from bot.servers import serve_asgi
 from bot.slack import modals
 from tests.support.clock import FakeClock
+from tests.support.forms import text_value, view_values
 from tests.support.waiting import eventually
 
 T = TypeVar("T")
@@ -326,41 +327,32 @@ def connection_values(
     secret_key: str | None = None,
 ) -> dict[str, Any]:
     """``view.state.values`` of the connection modal filled in for ``project`` (endpoint override, AK/SK)."""
-    return {
-        modals.BLOCK_REGION: {modals.ACTION_REGION: {"type": "static_select", "selected_option": None}},
-        modals.BLOCK_ENDPOINT: {
-            modals.ACTION_ENDPOINT: _text(endpoint if endpoint is not None else project.url)
-        },
-        modals.BLOCK_PROJECT_ID: {
-            modals.ACTION_PROJECT_ID: _text(project_id if project_id is not None else project.project_id)
-        },
-        modals.BLOCK_KIND: {
-            modals.ACTION_KIND: {
+    field = modals.ConnectionInput
+    empty = (field.SECURITY_TOKEN, field.IAM_USERNAME, field.IAM_PASSWORD, field.IAM_DOMAIN)
+    return view_values(
+        {
+            field.REGION: {"type": "static_select", "selected_option": None},
+            field.ENDPOINT: text_value(endpoint if endpoint is not None else project.url),
+            field.PROJECT_ID: text_value(project_id if project_id is not None else project.project_id),
+            field.KIND: {
                 "type": "radio_buttons",
                 "selected_option": {"value": "aksk", "text": _plain("AK/SK")},
-            }
-        },
-        modals.BLOCK_ACCESS_KEY: {modals.ACTION_ACCESS_KEY: _text(project.access_key)},
-        modals.BLOCK_SECRET_KEY: {
-            modals.ACTION_SECRET_KEY: _text(secret_key if secret_key is not None else project.secret_key)
-        },
-        modals.BLOCK_SECURITY_TOKEN: {modals.ACTION_SECURITY_TOKEN: _text(None)},
-        modals.BLOCK_IAM_USERNAME: {modals.ACTION_IAM_USERNAME: _text(None)},
-        modals.BLOCK_IAM_PASSWORD: {modals.ACTION_IAM_PASSWORD: _text(None)},
-        modals.BLOCK_IAM_DOMAIN: {modals.ACTION_IAM_DOMAIN: _text(None)},
-    }
+            },
+            field.ACCESS_KEY: text_value(project.access_key),
+            field.SECRET_KEY: text_value(secret_key if secret_key is not None else project.secret_key),
+            **{part: text_value(None) for part in empty},
+        }
+    )
 
 
 def guardrail_values(channels: Sequence[str], usergroup: str) -> dict[str, Any]:
-    return {
-        modals.BLOCK_CHANNELS: {
-            modals.ACTION_CHANNELS: {
-                "type": "multi_conversations_select",
-                "selected_conversations": list(channels),
-            }
-        },
-        modals.BLOCK_USERGROUP: {modals.ACTION_USERGROUP: _text(usergroup or None)},
-    }
+    field = modals.GuardrailsInput
+    return view_values(
+        {
+            field.CHANNELS: {"type": "multi_conversations_select", "selected_conversations": list(channels)},
+            field.USERGROUP: text_value(usergroup or None),
+        }
+    )
 
 
 def view_text(view: dict[str, Any]) -> str:
@@ -388,10 +380,6 @@ def _view(callback_id: str, values: dict[str, Any]) -> dict[str, Any]:
         "title": _plain("taskbot"),
         "blocks": [],
     }
-
-
-def _text(value: str | None) -> dict[str, Any]:
-    return {"type": "plain_text_input", "value": value}
 
 
 def _plain(value: str) -> dict[str, Any]:

@@ -217,8 +217,10 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
     assert response.status_code == 200
     body = response.json()
     assert body["response_action"] == "errors"
-    assert set(body["errors"]) >= {modals.BLOCK_PROJECT_ID, modals.BLOCK_ENDPOINT}
-    assert body["errors"][modals.BLOCK_PROJECT_ID] == messages.text("connection_error_project_id_invalid")
+    assert set(body["errors"]) >= {modals.ConnectionInput.PROJECT_ID, modals.ConnectionInput.ENDPOINT}
+    assert body["errors"][modals.ConnectionInput.PROJECT_ID] == messages.text(
+        "connection_error_project_id_invalid"
+    )
     assert await stack.runtime.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
 
     # Valid values: saved encrypted, App Home republished, audited.
@@ -289,7 +291,8 @@ async def test_a_connection_saved_without_a_project_id_is_looked_up_through_iam(
     project = stack.projects["A"]
     values = connection_values(project, project_id="")
     region = project.simulator.region
-    values[modals.BLOCK_REGION][modals.ACTION_REGION]["selected_option"] = {
+    field = modals.ConnectionInput.REGION
+    values[field][field.action_id]["selected_option"] = {
         "value": region,
         "text": {"type": "plain_text", "text": region},
     }

@@ -6,14 +6,16 @@ view, not even a stored one: secret inputs start empty, and a placeholder only s
 is stored (plus the masked access key). Leaving a secret empty keeps the stored one, as long as
 the credential type stays the same.
 
-Every input has a stable ``block_id``/``action_id``: Slack keeps what the admin typed across a
-``views.update`` (say, to show a "Test connection" result) only when those ids do not change.
+Every input is one ``ConnectionInput`` or ``GuardrailsInput`` member, which gives it a stable
+``block_id``/``action_id``: Slack keeps what the admin typed across a ``views.update`` (say, to
+show a "Test connection" result) only when those ids do not change.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -43,6 +45,9 @@ __all__ = [
     "ACTION_TEST_CONNECTION",
     "CONNECTION_MODAL",
     "GUARDRAILS_MODAL",
+    "ConnectionInput",
+    "GuardrailsInput",
+    "ModalInput",
     "connection_modal",
     "guardrails_modal",
     "is_channel_id",
@@ -55,34 +60,37 @@ CONNECTION_MODAL: Final = "connection_modal"
 GUARDRAILS_MODAL: Final = "guardrails_modal"
 ACTION_TEST_CONNECTION: Final = "connection_test"
 
-# Connection modal: block ids (keys of the "errors" response) and action ids.
-BLOCK_REGION: Final = "connection_region"
-ACTION_REGION: Final = "region"
-BLOCK_ENDPOINT: Final = "connection_endpoint"
-ACTION_ENDPOINT: Final = "endpoint"
-BLOCK_PROJECT_ID: Final = "connection_project_id"
-ACTION_PROJECT_ID: Final = "project_id"
-BLOCK_KIND: Final = "connection_kind"
-ACTION_KIND: Final = "kind"
-BLOCK_ACCESS_KEY: Final = "connection_access_key"
-ACTION_ACCESS_KEY: Final = "access_key"
-BLOCK_SECRET_KEY: Final = "connection_secret_key"
-ACTION_SECRET_KEY: Final = "secret_key"
-BLOCK_SECURITY_TOKEN: Final = "connection_security_token"
-ACTION_SECURITY_TOKEN: Final = "security_token"
-BLOCK_IAM_USERNAME: Final = "connection_iam_username"
-ACTION_IAM_USERNAME: Final = "iam_username"
-BLOCK_IAM_PASSWORD: Final = "connection_iam_password"
-ACTION_IAM_PASSWORD: Final = "iam_password"
-BLOCK_IAM_DOMAIN: Final = "connection_iam_domain"
-ACTION_IAM_DOMAIN: Final = "iam_domain"
 BLOCK_TEST: Final = "connection_test"
 BLOCK_TEST_RESULT: Final = "test_result"
-# Guardrails modal.
-BLOCK_CHANNELS: Final = "guardrails_channels"
-ACTION_CHANNELS: Final = "channels"
-BLOCK_USERGROUP: Final = "guardrails_usergroup"
-ACTION_USERGROUP: Final = "usergroup"
+
+
+class ModalInput(StrEnum):
+    """An input block of an admin modal. Its value is the block id, which keys the "errors"
+    response and is the catalog key of the input's label; the action id is what follows the
+    modal's prefix, so the two cannot be paired wrongly."""
+
+    @property
+    def action_id(self) -> str:
+        return self.value.partition("_")[2]
+
+
+class ConnectionInput(ModalInput):
+    REGION = "connection_region"
+    ENDPOINT = "connection_endpoint"
+    PROJECT_ID = "connection_project_id"
+    KIND = "connection_kind"
+    ACCESS_KEY = "connection_access_key"
+    SECRET_KEY = "connection_secret_key"
+    SECURITY_TOKEN = "connection_security_token"
+    IAM_USERNAME = "connection_iam_username"
+    IAM_PASSWORD = "connection_iam_password"
+    IAM_DOMAIN = "connection_iam_domain"
+
+
+class GuardrailsInput(ModalInput):
+    CHANNELS = "guardrails_channels"
+    USERGROUP = "guardrails_usergroup"
+
 
 # Ours: how many channels the guardrails may name.
 MAX_CHANNELS: Final = 100
@@ -126,40 +134,34 @@ def connection_modal(
 
     # ``group`` names the credential type a field belongs to, whose hint it shows ("connection_hint_<group>").
     def typed(
-        block_id: str,
-        action_id: str,
-        read: Callable[[Connection], str | None],
-        max_length: int,
-        group: str = "",
+        field: ConnectionInput, read: Callable[[Connection], str | None], max_length: int, group: str = ""
     ) -> dict[str, Any]:
         """An optional text field, prefilled with what is saved; without ``group``, its own hint."""
-        placeholder = text(f"{block_id}_placeholder", locale)
+        placeholder = text(f"{field}_placeholder", locale)
         initial = read(connection) if connection is not None else None
-        element = _text_input(action_id, placeholder, initial=initial, max_length=max_length)
-        return _field(block_id, element, locale, hint_key=f"connection_hint_{group}" if group else "")
+        element = _text_input(field.action_id, placeholder, initial=initial, max_length=max_length)
+        return _field(field, element, locale, hint_key=f"connection_hint_{group}" if group else "")
 
-    def secret(block_id: str, action_id: str, max_length: int, group: str, **how: Any) -> dict[str, Any]:
+    def secret(field: ConnectionInput, max_length: int, group: str, **how: Any) -> dict[str, Any]:
         stored = stored_by_group[group]
         hint_key = f"connection_hint_{group}"
-        return _secret_input(
-            block_id, action_id, hint_key, stored=stored, max_length=max_length, locale=locale, **how
-        )
+        return _secret_input(field, hint_key, stored=stored, max_length=max_length, locale=locale, **how)
 
     blocks: list[dict[str, Any]] = [
         _section(text("connection_intro", locale)),
-        _field(BLOCK_REGION, _region_select(connection, locale), locale),
-        typed(BLOCK_ENDPOINT, ACTION_ENDPOINT, lambda c: c.endpoint, MAX_ENDPOINT),
+        _field(ConnectionInput.REGION, _region_select(connection, locale), locale),
+        typed(ConnectionInput.ENDPOINT, lambda c: c.endpoint, MAX_ENDPOINT),
         # AK/SK without a project id: taskbot looks it up through IAM, as the SDK does.
-        typed(BLOCK_PROJECT_ID, ACTION_PROJECT_ID, lambda c: c.project_id, MAX_PROJECT_ID),
-        _input(BLOCK_KIND, text("connection_kind", locale), _kind_radio(kind, locale), optional=False),
-        secret(
-            BLOCK_ACCESS_KEY, ACTION_ACCESS_KEY, MAX_ACCESS_KEY, "aksk", stored_placeholder=aksk_placeholder
+        typed(ConnectionInput.PROJECT_ID, lambda c: c.project_id, MAX_PROJECT_ID),
+        _input(
+            ConnectionInput.KIND, text("connection_kind", locale), _kind_radio(kind, locale), optional=False
         ),
-        secret(BLOCK_SECRET_KEY, ACTION_SECRET_KEY, MAX_SECRET_KEY, "aksk"),
-        secret(BLOCK_SECURITY_TOKEN, ACTION_SECURITY_TOKEN, MAX_SECURITY_TOKEN, "token", multiline=True),
-        typed(BLOCK_IAM_USERNAME, ACTION_IAM_USERNAME, lambda c: c.iam_username, MAX_IAM_NAME, "iam"),
-        secret(BLOCK_IAM_PASSWORD, ACTION_IAM_PASSWORD, MAX_IAM_PASSWORD, "iam"),
-        typed(BLOCK_IAM_DOMAIN, ACTION_IAM_DOMAIN, lambda c: c.iam_domain, MAX_IAM_NAME, "iam"),
+        secret(ConnectionInput.ACCESS_KEY, MAX_ACCESS_KEY, "aksk", stored_placeholder=aksk_placeholder),
+        secret(ConnectionInput.SECRET_KEY, MAX_SECRET_KEY, "aksk"),
+        secret(ConnectionInput.SECURITY_TOKEN, MAX_SECURITY_TOKEN, "token", multiline=True),
+        typed(ConnectionInput.IAM_USERNAME, lambda c: c.iam_username, MAX_IAM_NAME, "iam"),
+        secret(ConnectionInput.IAM_PASSWORD, MAX_IAM_PASSWORD, "iam"),
+        typed(ConnectionInput.IAM_DOMAIN, lambda c: c.iam_domain, MAX_IAM_NAME, "iam"),
         {
             "type": "actions",
             "block_id": BLOCK_TEST,
@@ -181,7 +183,7 @@ def _region_select(connection: Connection | None, locale: str) -> dict[str, Any]
     options = {region: option(region, region) for region in regions}
     return compose(
         "static_select",
-        action_id=ACTION_REGION,
+        action_id=ConnectionInput.REGION.action_id,
         placeholder=_plain(text("connection_region_placeholder", locale), MAX_PLACEHOLDER),
         options=list(options.values()),
         initial_option=options.get(current) if current else None,
@@ -194,15 +196,14 @@ def _kind_radio(kind: CredentialKind, locale: str) -> dict[str, Any]:
     }
     return compose(
         "radio_buttons",
-        action_id=ACTION_KIND,
+        action_id=ConnectionInput.KIND.action_id,
         options=list(options.values()),
         initial_option=options.get(kind),
     )
 
 
 def _secret_input(
-    block_id: str,
-    action_id: str,
+    field: ConnectionInput,
     hint_key: str,
     *,
     stored: bool,
@@ -216,8 +217,10 @@ def _secret_input(
         placeholder = stored_placeholder or text("connection_secret_stored", locale)
     else:
         placeholder = text("connection_secret_placeholder", locale)
-    element = _text_input(action_id, placeholder, initial=None, max_length=max_length, multiline=multiline)
-    return _field(block_id, element, locale, hint_key=hint_key)
+    element = _text_input(
+        field.action_id, placeholder, initial=None, max_length=max_length, multiline=multiline
+    )
+    return _field(field, element, locale, hint_key=hint_key)
 
 
 def parse_connection(
@@ -237,47 +240,47 @@ def parse_connection(
     """
     errors: dict[str, str] = {}
 
-    project_id = _value(view_state, BLOCK_PROJECT_ID, ACTION_PROJECT_ID)
+    project_id = _value(view_state, ConnectionInput.PROJECT_ID)
     if project_id is not None and not _PROJECT_ID.fullmatch(project_id):
-        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_invalid", locale)
+        errors[ConnectionInput.PROJECT_ID] = text("connection_error_project_id_invalid", locale)
 
-    endpoint = _value(view_state, BLOCK_ENDPOINT, ACTION_ENDPOINT)
+    endpoint = _value(view_state, ConnectionInput.ENDPOINT)
     if endpoint is not None:
         endpoint = _valid_endpoint(endpoint, any_http=endpoints is not None)
         if endpoint is None:
-            errors[BLOCK_ENDPOINT] = text("connection_error_endpoint", locale)
+            errors[ConnectionInput.ENDPOINT] = text("connection_error_endpoint", locale)
         elif endpoints is not None:
             try:
                 endpoints.check_url(endpoint)
             except EndpointRefused as exc:
-                errors[BLOCK_ENDPOINT] = refusal_text(exc.refusal, locale)
+                errors[ConnectionInput.ENDPOINT] = refusal_text(exc.refusal, locale)
 
-    region = _selected(view_state, BLOCK_REGION, ACTION_REGION) or ""
+    region = _selected(view_state, ConnectionInput.REGION) or ""
     malformed = bool(region) and not _REGION.fullmatch(region)
-    unknown = region not in REGION_ENDPOINTS and endpoint is None and BLOCK_ENDPOINT not in errors
+    unknown = region not in REGION_ENDPOINTS and endpoint is None and ConnectionInput.ENDPOINT not in errors
     if malformed or unknown:
-        errors[BLOCK_REGION] = text("connection_error_region", locale)
+        errors[ConnectionInput.REGION] = text("connection_error_region", locale)
     if not region and endpoint is not None:
         region = _region_of(endpoint)
 
-    kind_value = _selected(view_state, BLOCK_KIND, ACTION_KIND)
+    kind_value = _selected(view_state, ConnectionInput.KIND)
     kind = next((item for item in CONFIGURABLE_KINDS if item.value == kind_value), None)
     if kind is None:
-        errors[BLOCK_KIND] = text("connection_error_kind", locale)
+        errors[ConnectionInput.KIND] = text("connection_error_kind", locale)
         return errors
 
     if project_id is None and kind is CredentialKind.IAM_PASSWORD:
         # Only AK/SK can look the project up (GET /v3/projects, signed with the keys).
-        errors[BLOCK_PROJECT_ID] = text("connection_error_project_id_missing", locale)
+        errors[ConnectionInput.PROJECT_ID] = text("connection_error_project_id_missing", locale)
     stored = existing is not None and existing.kind is kind and existing.has_secret
     access_key = secret_key = security_token = iam_username = iam_password = iam_domain = None
     if kind is CredentialKind.IAM_PASSWORD:
-        iam_username = _value(view_state, BLOCK_IAM_USERNAME, ACTION_IAM_USERNAME)
-        iam_domain = _value(view_state, BLOCK_IAM_DOMAIN, ACTION_IAM_DOMAIN)
-        iam_password = _value(view_state, BLOCK_IAM_PASSWORD, ACTION_IAM_PASSWORD, strip=False)
+        iam_username = _value(view_state, ConnectionInput.IAM_USERNAME)
+        iam_domain = _value(view_state, ConnectionInput.IAM_DOMAIN)
+        iam_password = _value(view_state, ConnectionInput.IAM_PASSWORD, strip=False)
         for block, value, key in (
-            (BLOCK_IAM_USERNAME, iam_username, "connection_error_iam_username"),
-            (BLOCK_IAM_DOMAIN, iam_domain, "connection_error_iam_domain"),
+            (ConnectionInput.IAM_USERNAME, iam_username, "connection_error_iam_username"),
+            (ConnectionInput.IAM_DOMAIN, iam_domain, "connection_error_iam_domain"),
         ):
             if value is None:
                 errors[block] = text(key, locale)
@@ -289,31 +292,33 @@ def parse_connection(
             and existing.iam_domain == iam_domain
         )
         if iam_password is None and not (stored and same_user):
-            errors[BLOCK_IAM_PASSWORD] = text("connection_error_iam_password", locale)
+            errors[ConnectionInput.IAM_PASSWORD] = text("connection_error_iam_password", locale)
         elif iam_password is not None and len(iam_password) > MAX_IAM_PASSWORD:
-            errors[BLOCK_IAM_PASSWORD] = text("connection_error_too_long", locale, limit=MAX_IAM_PASSWORD)
+            errors[ConnectionInput.IAM_PASSWORD] = text(
+                "connection_error_too_long", locale, limit=MAX_IAM_PASSWORD
+            )
     else:
-        access_key = _value(view_state, BLOCK_ACCESS_KEY, ACTION_ACCESS_KEY)
-        secret_key = _value(view_state, BLOCK_SECRET_KEY, ACTION_SECRET_KEY)
+        access_key = _value(view_state, ConnectionInput.ACCESS_KEY)
+        secret_key = _value(view_state, ConnectionInput.SECRET_KEY)
         needed = [
-            (BLOCK_ACCESS_KEY, access_key, "connection_error_access_key"),
-            (BLOCK_SECRET_KEY, secret_key, "connection_error_secret_key"),
+            (ConnectionInput.ACCESS_KEY, access_key, "connection_error_access_key"),
+            (ConnectionInput.SECRET_KEY, secret_key, "connection_error_secret_key"),
         ]
         if kind is CredentialKind.TEMPORARY_AKSK:
-            raw_token = _value(view_state, BLOCK_SECURITY_TOKEN, ACTION_SECURITY_TOKEN)
+            raw_token = _value(view_state, ConnectionInput.SECURITY_TOKEN)
             # A long token pasted into a multiline input may arrive wrapped.
             security_token = "".join(raw_token.split()) if raw_token else None
-            needed.append((BLOCK_SECURITY_TOKEN, security_token, "connection_error_security_token"))
+            needed.append((ConnectionInput.SECURITY_TOKEN, security_token, "connection_error_security_token"))
         if any(value is not None for _, value, _ in needed) or not stored:
             for block, value, key in needed:
                 if value is None:
                     errors[block] = text(key, locale)
         if access_key is not None and not _ACCESS_KEY.fullmatch(access_key):
-            errors[BLOCK_ACCESS_KEY] = text("connection_error_access_key", locale)
+            errors[ConnectionInput.ACCESS_KEY] = text("connection_error_access_key", locale)
         if secret_key is not None and (
             len(secret_key) > MAX_SECRET_KEY or any(c.isspace() for c in secret_key)
         ):
-            errors[BLOCK_SECRET_KEY] = text("connection_error_secret_key_invalid", locale)
+            errors[ConnectionInput.SECRET_KEY] = text("connection_error_secret_key_invalid", locale)
 
     if errors:
         return errors
@@ -368,22 +373,22 @@ def guardrails_modal(guardrails: Guardrails, *, locale: str = DEFAULT_LOCALE) ->
     """Limit ``/task`` to some channels and/or one user group; both empty means everyone, everywhere."""
     channels = compose(
         "multi_conversations_select",
-        action_id=ACTION_CHANNELS,
+        action_id=GuardrailsInput.CHANNELS.action_id,
         placeholder=_plain(text("guardrails_channels_placeholder", locale), MAX_PLACEHOLDER),
         filter={"include": ["public", "private"], "exclude_bot_users": True},
         max_selected_items=MAX_CHANNELS,
         initial_conversations=list(guardrails.channels[:MAX_CHANNELS]) or None,
     )
     group = _text_input(
-        ACTION_USERGROUP,
+        GuardrailsInput.USERGROUP.action_id,
         text("guardrails_usergroup_placeholder", locale),
         initial=guardrails.usergroup_id,
         max_length=81,
     )
     blocks = [
         _section(text("guardrails_intro", locale)),
-        _field(BLOCK_CHANNELS, channels, locale),
-        _field(BLOCK_USERGROUP, group, locale),
+        _field(GuardrailsInput.CHANNELS, channels, locale),
+        _field(GuardrailsInput.USERGROUP, group, locale),
     ]
     return _modal(GUARDRAILS_MODAL, text("guardrails_modal_title", locale), blocks, locale)
 
@@ -397,13 +402,13 @@ def parse_guardrails(
     ``@handle``, lowercased, for the caller to resolve with ``usergroups.list``.
     """
     errors: dict[str, str] = {}
-    payload = view_state.get(BLOCK_CHANNELS, {}).get(ACTION_CHANNELS, {})
+    payload = view_state.get(GuardrailsInput.CHANNELS, {}).get(GuardrailsInput.CHANNELS.action_id, {})
     selected = payload.get("selected_conversations") or []
     channels = list(dict.fromkeys(str(channel) for channel in selected))
     if len(channels) > MAX_CHANNELS or not all(_CHANNEL_ID.fullmatch(channel) for channel in channels):
-        errors[BLOCK_CHANNELS] = text("guardrails_error_channels", locale)
+        errors[GuardrailsInput.CHANNELS] = text("guardrails_error_channels", locale)
 
-    group = _value(view_state, BLOCK_USERGROUP, ACTION_USERGROUP)
+    group = _value(view_state, GuardrailsInput.USERGROUP)
     usergroup: str | None = None
     if group is not None:
         bare = group.removeprefix("@")
@@ -412,7 +417,7 @@ def parse_guardrails(
         elif _USERGROUP_HANDLE.fullmatch(bare.lower()):
             usergroup = "@" + bare.lower()
         else:
-            errors[BLOCK_USERGROUP] = text("guardrails_error_usergroup", locale)
+            errors[GuardrailsInput.USERGROUP] = text("guardrails_error_usergroup", locale)
     if errors:
         return errors
     return channels, usergroup
@@ -426,16 +431,16 @@ def is_usergroup_id(value: str) -> bool:
 # --- state access -------------------------------------------------------------------------------
 
 
-def _value(state: dict[str, Any], block_id: str, action_id: str, *, strip: bool = True) -> str | None:
+def _value(state: dict[str, Any], field: ModalInput, *, strip: bool = True) -> str | None:
     """A text input's value; None when empty or blank."""
-    value = state.get(block_id, {}).get(action_id, {}).get("value")
+    value = state.get(field, {}).get(field.action_id, {}).get("value")
     if not isinstance(value, str) or not value.strip():
         return None
     return value.strip() if strip else value
 
 
-def _selected(state: dict[str, Any], block_id: str, action_id: str) -> str | None:
-    chosen = state.get(block_id, {}).get(action_id, {}).get("selected_option") or {}
+def _selected(state: dict[str, Any], field: ModalInput) -> str | None:
+    chosen = state.get(field, {}).get(field.action_id, {}).get("selected_option") or {}
     value = chosen.get("value")
     return value if isinstance(value, str) and value else None
 

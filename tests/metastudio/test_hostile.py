@@ -33,6 +33,7 @@ from bot.metastudio.errors import BadResponse, EndpointNotAllowed, TaskNotFound,
 from bot.services.connections import new_client
 from bot.slack.cloud_errors import error_text
 from tests.support.credentials import aksk
+from tests.support.forms import text_value, view_values
 
 TASK_ID = "a" * 32
 PROJECT = "0123456789abcdef0123456789abcdef"
@@ -440,15 +441,12 @@ async def test_an_admins_loopback_endpoint_gets_no_signed_request() -> None:
 def test_the_modal_says_why_in_both_languages() -> None:
     from bot.slack import modals
 
-    state = {
-        modals.BLOCK_ENDPOINT: {
-            modals.ACTION_ENDPOINT: {"type": "plain_text_input", "value": "http://127.0.0.1:9000"}
-        },
-    }
+    field = modals.ConnectionInput.ENDPOINT
+    state = view_values({field: text_value("http://127.0.0.1:9000")})
     for locale in ("en", "zh-CN"):
         errors = modals.parse_connection(state, None, locale=locale, endpoints=DEFAULT)
         assert isinstance(errors, dict)
-        assert errors[modals.BLOCK_ENDPOINT] == messages.text("connection_error_endpoint_host", locale)
+        assert errors[field] == messages.text("connection_error_endpoint_host", locale)
 
 
 def test_a_bad_allow_list_entry_is_an_operator_error() -> None:

@@ -15,12 +15,13 @@ from bot.db.crypto import SecretBox
 from bot.db.workspaces import Connection, ConnectionForm, Guardrails, WorkspaceStore
 from bot.messages import text
 from bot.metastudio.credentials import CredentialKind
-from bot.slack import modals
 from bot.slack.home import home_view
 from bot.slack.modals import (
     ACTION_TEST_CONNECTION,
     CONNECTION_MODAL,
     GUARDRAILS_MODAL,
+    ConnectionInput,
+    GuardrailsInput,
     connection_modal,
     guardrails_modal,
     is_usergroup_id,
@@ -42,7 +43,7 @@ from tests.slack.views import (
     block_of,
     validated,
 )
-from tests.support.forms import aksk_form
+from tests.support.forms import aksk_form, text_value, view_values
 
 # --- connection modal ---------------------------------------------------------------------------
 
@@ -68,39 +69,41 @@ def test_modal_keeps_stable_ids_and_shows_current_values_but_no_secret() -> None
         b.get("block_id") for b in plain["blocks"]
     ]
 
-    region = block_of(plain, modals.BLOCK_REGION)["element"]
+    region = block_of(plain, ConnectionInput.REGION)["element"]
     assert [o["value"] for o in region["options"]] == list(REGION_ENDPOINTS)
     assert region["initial_option"]["value"] == "cn-north-4"
-    assert block_of(plain, modals.BLOCK_PROJECT_ID)["element"]["initial_value"] == PROJECT
-    assert block_of(plain, modals.BLOCK_KIND)["element"]["initial_option"]["value"] == "aksk"
-    access = block_of(plain, modals.BLOCK_ACCESS_KEY)["element"]
+    assert block_of(plain, ConnectionInput.PROJECT_ID)["element"]["initial_value"] == PROJECT
+    assert block_of(plain, ConnectionInput.KIND)["element"]["initial_option"]["value"] == "aksk"
+    access = block_of(plain, ConnectionInput.ACCESS_KEY)["element"]
     assert (
         "initial_value" not in access
         and access["placeholder"]["text"] == "Set (HPUA…3456): leave empty to keep it"
     )
     assert (
-        block_of(plain, modals.BLOCK_SECRET_KEY)["element"]["placeholder"]["text"]
+        block_of(plain, ConnectionInput.SECRET_KEY)["element"]["placeholder"]["text"]
         == "Set: leave empty to keep it"
     )
-    assert block_of(plain, modals.BLOCK_SECURITY_TOKEN)["element"]["placeholder"]["text"] == "Paste it here"
-    assert block_of(plain, modals.BLOCK_IAM_PASSWORD)["element"]["placeholder"]["text"] == "Paste it here"
+    assert (
+        block_of(plain, ConnectionInput.SECURITY_TOKEN)["element"]["placeholder"]["text"] == "Paste it here"
+    )
+    assert block_of(plain, ConnectionInput.IAM_PASSWORD)["element"]["placeholder"]["text"] == "Paste it here"
     for block in plain["blocks"]:
         if block["type"] == "input":
-            assert block["optional"] == (block["block_id"] != modals.BLOCK_KIND)
+            assert block["optional"] == (block["block_id"] != ConnectionInput.KIND)
 
     iam = connection_modal(IAM)
-    assert block_of(iam, modals.BLOCK_IAM_USERNAME)["element"]["initial_value"] == "taskbot-reader"
+    assert block_of(iam, ConnectionInput.IAM_USERNAME)["element"]["initial_value"] == "taskbot-reader"
     assert (
-        block_of(iam, modals.BLOCK_IAM_PASSWORD)["element"]["placeholder"]["text"]
+        block_of(iam, ConnectionInput.IAM_PASSWORD)["element"]["placeholder"]["text"]
         == "Set: leave empty to keep it"
     )
-    assert block_of(iam, modals.BLOCK_ACCESS_KEY)["element"]["placeholder"]["text"] == "Paste it here"
+    assert block_of(iam, ConnectionInput.ACCESS_KEY)["element"]["placeholder"]["text"] == "Paste it here"
 
     fresh = connection_modal(None)
-    assert "initial_option" not in block_of(fresh, modals.BLOCK_REGION)["element"]
-    assert block_of(fresh, modals.BLOCK_KIND)["element"]["initial_option"]["value"] == "aksk"
+    assert "initial_option" not in block_of(fresh, ConnectionInput.REGION)["element"]
+    assert block_of(fresh, ConnectionInput.KIND)["element"]["initial_option"]["value"] == "aksk"
 
-    unknown = block_of(connection_modal(replace(CONNECTION, region="xx-new-9")), modals.BLOCK_REGION)[
+    unknown = block_of(connection_modal(replace(CONNECTION, region="xx-new-9")), ConnectionInput.REGION)[
         "element"
     ]
     assert unknown["initial_option"]["value"] == "xx-new-9"
@@ -152,6 +155,26 @@ def _iam_form() -> ConnectionForm:
     return form
 
 
+def test_input_ids_stay_those_of_views_already_open() -> None:
+    # A modal opened before an upgrade is submitted after it: its ids must still parse.
+    assert {field.value: field.action_id for field in ConnectionInput} == {
+        "connection_region": "region",
+        "connection_endpoint": "endpoint",
+        "connection_project_id": "project_id",
+        "connection_kind": "kind",
+        "connection_access_key": "access_key",
+        "connection_secret_key": "secret_key",
+        "connection_security_token": "security_token",
+        "connection_iam_username": "iam_username",
+        "connection_iam_password": "iam_password",
+        "connection_iam_domain": "iam_domain",
+    }
+    assert {field.value: field.action_id for field in GuardrailsInput} == {
+        "guardrails_channels": "channels",
+        "guardrails_usergroup": "usergroup",
+    }
+
+
 # --- parse_connection ---------------------------------------------------------------------------
 
 
@@ -163,24 +186,19 @@ def _connection_state(
     kind: str | None = "aksk",
     **secrets: str | None,
 ) -> dict[str, Any]:
-    def text_input(value: str | None) -> dict[str, Any]:
-        return {"type": "plain_text_input", "value": value}
-
     def option(element: str, value: str | None) -> dict[str, Any]:
         selected = None if value is None else {"text": {"type": "plain_text", "text": value}, "value": value}
         return {"type": element, "selected_option": selected}
 
-    state = {
-        modals.BLOCK_REGION: {modals.ACTION_REGION: option("static_select", region)},
-        modals.BLOCK_ENDPOINT: {modals.ACTION_ENDPOINT: text_input(endpoint)},
-        modals.BLOCK_PROJECT_ID: {modals.ACTION_PROJECT_ID: text_input(project_id)},
-        modals.BLOCK_KIND: {modals.ACTION_KIND: option("radio_buttons", kind)},
+    elements = {
+        ConnectionInput.REGION: option("static_select", region),
+        ConnectionInput.ENDPOINT: text_value(endpoint),
+        ConnectionInput.PROJECT_ID: text_value(project_id),
+        ConnectionInput.KIND: option("radio_buttons", kind),
     }
-    for name in ("access_key", "secret_key", "security_token", "iam_username", "iam_password", "iam_domain"):
-        block = getattr(modals, f"BLOCK_{name.upper()}")
-        action = getattr(modals, f"ACTION_{name.upper()}")
-        state[block] = {action: text_input(secrets.get(name))}
-    return state
+    for field in ConnectionInput:
+        elements.setdefault(field, text_value(secrets.get(field.action_id)))
+    return view_values(elements)
 
 
 def test_parse_valid_connections() -> None:
@@ -239,19 +257,23 @@ def test_parse_keeps_stored_secrets_only_for_the_same_type() -> None:
     assert isinstance(keep, ConnectionForm) and keep.access_key is None and keep.secret_key is None
 
     assert parse_connection(_connection_state(access_key=AK), CONNECTION) == {
-        modals.BLOCK_SECRET_KEY: "Enter the secret key (SK) that goes with the access key."
+        ConnectionInput.SECRET_KEY: "Enter the secret key (SK) that goes with the access key."
     }
     switched = _errors(parse_connection(_connection_state(kind="temporary_aksk"), CONNECTION))
-    assert set(switched) == {modals.BLOCK_ACCESS_KEY, modals.BLOCK_SECRET_KEY, modals.BLOCK_SECURITY_TOKEN}
+    assert set(switched) == {
+        ConnectionInput.ACCESS_KEY,
+        ConnectionInput.SECRET_KEY,
+        ConnectionInput.SECURITY_TOKEN,
+    }
     incomplete = _errors(parse_connection(_connection_state(), replace(CONNECTION, has_secret=False)))
-    assert set(incomplete) == {modals.BLOCK_ACCESS_KEY, modals.BLOCK_SECRET_KEY}
+    assert set(incomplete) == {ConnectionInput.ACCESS_KEY, ConnectionInput.SECRET_KEY}
 
     iam_state = _connection_state(kind="iam_password", iam_username="taskbot-reader", iam_domain="acme")
     kept = parse_connection(iam_state, IAM)
     assert isinstance(kept, ConnectionForm) and kept.iam_password is None
     other_user = _connection_state(kind="iam_password", iam_username="someone-else", iam_domain="acme")
-    assert set(_errors(parse_connection(other_user, IAM))) == {modals.BLOCK_IAM_PASSWORD}
-    assert set(_errors(parse_connection(iam_state, CONNECTION))) == {modals.BLOCK_IAM_PASSWORD}
+    assert set(_errors(parse_connection(other_user, IAM))) == {ConnectionInput.IAM_PASSWORD}
+    assert set(_errors(parse_connection(iam_state, CONNECTION))) == {ConnectionInput.IAM_PASSWORD}
 
 
 @pytest.mark.parametrize(
@@ -266,34 +288,34 @@ def test_parse_keeps_stored_secrets_only_for_the_same_type() -> None:
                 "iam_password": "pw",
                 "iam_domain": "d",
             },
-            modals.BLOCK_PROJECT_ID,
+            ConnectionInput.PROJECT_ID,
         ),
-        ({"project_id": "short"}, modals.BLOCK_PROJECT_ID),
-        ({"project_id": "0123456789abcdef/../x"}, modals.BLOCK_PROJECT_ID),
-        ({"project_id": "a" * 65}, modals.BLOCK_PROJECT_ID),
-        ({"endpoint": "http://metastudio.example.com"}, modals.BLOCK_ENDPOINT),
-        ({"endpoint": "ftp://127.0.0.1"}, modals.BLOCK_ENDPOINT),
-        ({"endpoint": "https:///no-host"}, modals.BLOCK_ENDPOINT),
-        ({"endpoint": "https://user:pa55@metastudio.example.com"}, modals.BLOCK_ENDPOINT),
-        ({"endpoint": "https://example.com/?token=abc"}, modals.BLOCK_ENDPOINT),
-        ({"endpoint": "https://example.com:99999"}, modals.BLOCK_ENDPOINT),
-        ({"endpoint": "not a url"}, modals.BLOCK_ENDPOINT),
-        ({"region": None}, modals.BLOCK_REGION),
-        ({"region": "xx-new-9"}, modals.BLOCK_REGION),
-        ({"region": "CN NORTH"}, modals.BLOCK_REGION),
-        ({"kind": None}, modals.BLOCK_KIND),
-        ({"kind": "iam_token"}, modals.BLOCK_KIND),
-        ({"access_key": "AK with spaces"}, modals.BLOCK_ACCESS_KEY),
-        ({"secret_key": "has space inside"}, modals.BLOCK_SECRET_KEY),
-        ({"access_key": None}, modals.BLOCK_ACCESS_KEY),
-        ({"secret_key": None}, modals.BLOCK_SECRET_KEY),
-        ({"kind": "temporary_aksk"}, modals.BLOCK_SECURITY_TOKEN),
-        ({"kind": "iam_password", "iam_password": "pw", "iam_domain": "acme"}, modals.BLOCK_IAM_USERNAME),
-        ({"kind": "iam_password", "iam_username": "u", "iam_domain": "acme"}, modals.BLOCK_IAM_PASSWORD),
-        ({"kind": "iam_password", "iam_username": "u", "iam_password": "pw"}, modals.BLOCK_IAM_DOMAIN),
+        ({"project_id": "short"}, ConnectionInput.PROJECT_ID),
+        ({"project_id": "0123456789abcdef/../x"}, ConnectionInput.PROJECT_ID),
+        ({"project_id": "a" * 65}, ConnectionInput.PROJECT_ID),
+        ({"endpoint": "http://metastudio.example.com"}, ConnectionInput.ENDPOINT),
+        ({"endpoint": "ftp://127.0.0.1"}, ConnectionInput.ENDPOINT),
+        ({"endpoint": "https:///no-host"}, ConnectionInput.ENDPOINT),
+        ({"endpoint": "https://user:pa55@metastudio.example.com"}, ConnectionInput.ENDPOINT),
+        ({"endpoint": "https://example.com/?token=abc"}, ConnectionInput.ENDPOINT),
+        ({"endpoint": "https://example.com:99999"}, ConnectionInput.ENDPOINT),
+        ({"endpoint": "not a url"}, ConnectionInput.ENDPOINT),
+        ({"region": None}, ConnectionInput.REGION),
+        ({"region": "xx-new-9"}, ConnectionInput.REGION),
+        ({"region": "CN NORTH"}, ConnectionInput.REGION),
+        ({"kind": None}, ConnectionInput.KIND),
+        ({"kind": "iam_token"}, ConnectionInput.KIND),
+        ({"access_key": "AK with spaces"}, ConnectionInput.ACCESS_KEY),
+        ({"secret_key": "has space inside"}, ConnectionInput.SECRET_KEY),
+        ({"access_key": None}, ConnectionInput.ACCESS_KEY),
+        ({"secret_key": None}, ConnectionInput.SECRET_KEY),
+        ({"kind": "temporary_aksk"}, ConnectionInput.SECURITY_TOKEN),
+        ({"kind": "iam_password", "iam_password": "pw", "iam_domain": "acme"}, ConnectionInput.IAM_USERNAME),
+        ({"kind": "iam_password", "iam_username": "u", "iam_domain": "acme"}, ConnectionInput.IAM_PASSWORD),
+        ({"kind": "iam_password", "iam_username": "u", "iam_password": "pw"}, ConnectionInput.IAM_DOMAIN),
         (
             {"kind": "iam_password", "iam_username": "u" * 129, "iam_password": "pw", "iam_domain": "d"},
-            modals.BLOCK_IAM_USERNAME,
+            ConnectionInput.IAM_USERNAME,
         ),
     ],
 )
@@ -325,20 +347,25 @@ def test_region_can_be_unknown_when_an_endpoint_is_given() -> None:
 def test_guardrails_modal_is_valid(guardrails: Guardrails) -> None:
     view = validated(guardrails_modal(guardrails))
     assert view["callback_id"] == GUARDRAILS_MODAL
-    channels = block_of(view, modals.BLOCK_CHANNELS)["element"]
+    channels = block_of(view, GuardrailsInput.CHANNELS)["element"]
     assert channels["type"] == "multi_conversations_select"
     assert channels["filter"]["include"] == ["public", "private"]
     assert channels.get("initial_conversations", []) == list(guardrails.channels[:100])
-    group = block_of(view, modals.BLOCK_USERGROUP)["element"]
+    group = block_of(view, GuardrailsInput.USERGROUP)["element"]
     assert group.get("initial_value") == guardrails.usergroup_id
 
 
 def _guardrails_state(channels: list[str] | None, group: str | None) -> dict[str, Any]:
     return {
-        modals.BLOCK_CHANNELS: {
-            modals.ACTION_CHANNELS: {"type": "multi_conversations_select", "selected_conversations": channels}
+        GuardrailsInput.CHANNELS: {
+            GuardrailsInput.CHANNELS.action_id: {
+                "type": "multi_conversations_select",
+                "selected_conversations": channels,
+            }
         },
-        modals.BLOCK_USERGROUP: {modals.ACTION_USERGROUP: {"type": "plain_text_input", "value": group}},
+        GuardrailsInput.USERGROUP: {
+            GuardrailsInput.USERGROUP.action_id: {"type": "plain_text_input", "value": group}
+        },
     }
 
 
@@ -352,10 +379,10 @@ def test_parse_guardrails() -> None:
     assert parse_guardrails(_guardrails_state([], "SRE")) == ([], "@sre")
     assert is_usergroup_id("S0ONCALL1") and not is_usergroup_id("@oncall")
 
-    assert set(parse_guardrails(_guardrails_state(["D0DIRECT1"], None))) == {modals.BLOCK_CHANNELS}
-    assert set(parse_guardrails(_guardrails_state([], "on call!"))) == {modals.BLOCK_USERGROUP}
+    assert set(parse_guardrails(_guardrails_state(["D0DIRECT1"], None))) == {GuardrailsInput.CHANNELS}
+    assert set(parse_guardrails(_guardrails_state([], "on call!"))) == {GuardrailsInput.USERGROUP}
     both = parse_guardrails(_guardrails_state(["not-an-id"], "<!subteam^S1>"))
-    assert set(both) == {modals.BLOCK_CHANNELS, modals.BLOCK_USERGROUP}
+    assert set(both) == {GuardrailsInput.CHANNELS, GuardrailsInput.USERGROUP}
 
 
 # --- in Simplified Chinese ---------------------------------------------------------------------------
@@ -373,7 +400,7 @@ def test_chinese_modals_stay_within_limits(connection: Connection | None) -> Non
 
 def test_chinese_parse_errors() -> None:
     errors = parse_guardrails(
-        {modals.BLOCK_USERGROUP: {modals.ACTION_USERGROUP: {"value": "!!"}}}, locale="zh-CN"
+        {GuardrailsInput.USERGROUP: {GuardrailsInput.USERGROUP.action_id: {"value": "!!"}}}, locale="zh-CN"
     )
-    assert errors == {modals.BLOCK_USERGROUP: text("guardrails_error_usergroup", "zh-CN")}
-    assert "用户组" in errors[modals.BLOCK_USERGROUP]
+    assert errors == {GuardrailsInput.USERGROUP: text("guardrails_error_usergroup", "zh-CN")}
+    assert "用户组" in errors[GuardrailsInput.USERGROUP]

@@ -1,9 +1,14 @@
-"""The connection forms tests save: an access-key pair, the way an admin's modal submits it."""
+"""The connection forms tests save (an access-key pair, the way an admin's modal submits it), and
+the ``view.state.values`` that a submitted modal carries."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from bot.db.workspaces import ConnectionForm
 from bot.metastudio.credentials import CredentialKind
+from bot.slack.modals import ModalInput
 
 
 def aksk_form(
@@ -27,3 +32,13 @@ def aksk_form(
         iam_password=None,
         iam_domain=None,
     )
+
+
+def view_values(elements: Mapping[ModalInput, dict[str, Any]]) -> dict[str, Any]:
+    """``view.state.values`` as Slack submits it: each element's state under its block and action id."""
+    return {field: {field.action_id: element} for field, element in elements.items()}
+
+
+def text_value(value: str | None) -> dict[str, Any]:
+    """A plain text input's submitted state; None: left empty."""
+    return {"type": "plain_text_input", "value": value}
