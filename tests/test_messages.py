@@ -216,6 +216,10 @@ def stray_literals(source: str) -> list[str]:
             and node.func.attr == "compile"
         ):
             skip.update(id(arg) for arg in node.args)  # regular expressions
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+        ):
+            skip.update(id(name) for name in ast.walk(node.value))  # exported names
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
@@ -237,3 +241,7 @@ def test_builders_take_every_word_from_the_catalog(path: Path) -> None:
 def test_the_scan_catches_prose() -> None:
     source = 'def f():\n    """Doc."""\n    return {"type": "plain_text", "text": "Refresh"}, f"Task {x}", "任务"\n'
     assert sorted(stray_literals(source)) == ["line 3: 'Refresh'", "line 3: 'Task '", "line 3: '任务'"]
+
+
+def test_the_scan_passes_exported_names() -> None:
+    assert stray_literals('__all__ = ["ConnectionInput"]\nNAME = "Refresh"\n') == ["line 2: 'Refresh'"]
