@@ -1,7 +1,7 @@
 """The async MetaStudio client: show one import/export task, list tasks.
 
-One ``aiohttp.ClientSession`` per client (kept-alive connections, created on first use and
-closed by ``aclose``; ``transport`` builds it) carries every call. Each call is validated before
+One ``httpx.AsyncClient`` per client (kept-alive connections, created on first use and closed by
+``aclose``; ``transport`` builds it) carries every call, to MetaStudio and to IAM. Each call is validated before
 anything is sent, authenticated (AK/SK signature, IAM token or a given token), retried when the
 failure is transient, and ends as a value or one typed ``MetaStudioError``; what an answer means
 (its body, an error's code and message) is read by ``responses``.
@@ -11,9 +11,9 @@ Retry policy, per call:
 * 429 or ``APIGW.0308``: wait what ``Retry-After`` asks (seconds or an HTTP date) when it asks at
   most ``max_retry_after`` seconds, else give up at once with ``Throttled(retry_after=...)``;
   without the header, back off like for a 5xx.
-* 5xx, refused or dropped connections, answers that are not HTTP, connect timeouts (waiting
-  for a pooled connection included): capped exponential backoff with full jitter, at most
-  ``max_retries`` times.
+* 5xx, refused, reset or dropped connections, bodies cut short, answers that are not HTTP, TLS
+  failures, connect timeouts (waiting for a pooled connection included): capped exponential
+  backoff with full jitter, at most ``max_retries`` times.
 * Read timeouts are not retried: the server got the request and is slow, and a
   Slack user waiting for a card is better served by "try again" after ``read_timeout`` than by
   up to four times that.
@@ -43,10 +43,7 @@ from types import TracebackType
 from typing import Generic, Self, TypeVar
 from urllib.parse import quote
 
-import aiohttp
 import httpx
-import yarl
-from multidict import CIMultiDict
 from prometheus_client import Counter, Histogram
 
 from bot.metastudio import responses, signer, transport
@@ -101,8 +98,6 @@ DEFAULT_CALL_DEADLINE = 15.0
 DEFAULT_MAX_BODY = 1_048_576
 # An endpoint that passed the address check is trusted this long before it is resolved again.
 ENDPOINT_CHECK_TTL = 60.0
-# Response headers that describe the wire body, not the decoded one a Reply holds.
-_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 # The metric children per label values, looked up once: ``labels()`` locks and validates per call.
@@ -151,18 +146,9 @@ class _Reply:
     """A whole response, its body read within the cap and decoded."""
 
     status_code: int
-    headers: CIMultiDict[str]
+    headers: httpx.Headers
+    """As received: ``Content-Encoding`` names the wire body, not ``content``."""
     content: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    method: str
-    url: str
-    """Already percent-encoded: sent byte for byte as signed."""
-    headers: dict[str, str]
-    body: bytes
-    proxy: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +176,6 @@ class MetaStudioClient:
         read_timeout: float = 10.0,
         max_retries: int = 3,
         region: str | None = None,
-        http: aiohttp.ClientSession | None = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
         max_retry_after: float = 10.0,
@@ -219,11 +204,10 @@ class MetaStudioClient:
         if not is_http_url(chosen_iam):
             raise ValueError(f"not an http(s) IAM endpoint: {chosen_iam!r}")
         self._iam_endpoint = httpx.URL(chosen_iam.rstrip("/"))
-        # Per step, as httpx's were: waiting for a pooled connection plus connecting, and each
-        # read. The whole call is bounded by the deadline (``_call``), so a trickle still ends.
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+        # Per step: waiting for a pooled connection and connecting, each read and write. The whole
+        # call is bounded by the deadline (``_call``), so a trickle still ends.
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self._max_retries = max_retries
         self._deadline = call_deadline
         self._max_body = max_body_bytes
@@ -238,11 +222,9 @@ class MetaStudioClient:
         self._rng = rng or random.Random()
         # Before the HTTP client exists, so bad credentials leave nothing to close.
         self._auth = self._authenticator(credentials, token_refresh_before)
-        self._owns_http = http is None
-        # Created on first use: aiohttp wants a running event loop, and a client built and never
-        # used (a form's credentials that fail validation) then leaves nothing to close.
-        self._http = http
-        self._proxies: dict[str, str | None] = {}
+        # Created on first use: a client built and never used (a form's credentials that fail
+        # validation) then leaves nothing to close, and reads the proxy environment when it sends.
+        self._http: httpx.AsyncClient | None = None
 
     def _authenticator(self, credentials: CloudCredentials, refresh_before: float) -> Authenticator:
         kind = credentials.kind
@@ -311,13 +293,15 @@ class MetaStudioClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_http and self._http is not None:
+        if self._http is not None:
             http, self._http = self._http, None
-            await http.close()
+            await http.aclose()
 
-    def _session(self) -> aiohttp.ClientSession:
+    def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = transport.new_session(self._timeout)
+            self._http = transport.new_client(
+                connect_timeout=self._connect_timeout, read_timeout=self._read_timeout
+            )
         return self._http
 
     # -- operations -------------------------------------------------------------------------------
@@ -335,7 +319,7 @@ class MetaStudioClient:
                 path=f"{project_path}/{quote(task_id, safe='')}",
                 params=(),
                 # task_id is optional in the SDK's ShowTaskResponse; the request names the task anyway.
-                parse=lambda response: responses.parse_model(Task, response, defaults={"task_id": task_id}),
+                parse=lambda response: responses.parse_task(response, task_id),
                 task_id=task_id,
             )
         )
@@ -474,8 +458,10 @@ class MetaStudioClient:
         query = signer.canonical_query(call.params)
         raw_path = call.path + ("?" + query if query else "")
         host = call.base.netloc.decode("ascii")
-        # Joined as text: parsing a URL again per call cost more than the signature.
-        url = f"{call.base.scheme}://{host}{raw_path}"
+        url = httpx.URL(f"{call.base.scheme}://{host}{raw_path}")
+        if url.raw_path != raw_path.encode("ascii"):
+            # httpx drops "." and ".." segments; what it would send is not what was signed.
+            raise InvalidParameter(f"the path {call.path[:80]!r} cannot go on the wire as signed")
         parts = RequestParts(
             method=call.method, host=host, path=call.path, params=call.params, body=call.body
         )
@@ -489,9 +475,7 @@ class MetaStudioClient:
             headers["User-Agent"] = USER_AGENT
             headers["Accept"] = "application/json"
             headers["Accept-Encoding"] = responses.ACCEPT_ENCODING
-            request = _Request(
-                call.method, url, headers, call.body, transport.proxy_for(call.base, self._proxies)
-            )
+            request = httpx.Request(call.method, url, headers=headers, content=call.body or None)
             attempt_started = time.monotonic()
             result = await self._attempt(call.operation, request, call.parse)
             _latency(call.operation).observe(time.monotonic() - attempt_started)
@@ -530,7 +514,7 @@ class MetaStudioClient:
         return self._rng.uniform(0, ceiling)
 
     async def _attempt(
-        self, operation: str, request: _Request, parse: Callable[[responses.Reply], T]
+        self, operation: str, request: httpx.Request, parse: Callable[[responses.Reply], T]
     ) -> tuple[T, str | None] | MetaStudioError | _Retry | _Reauthenticate:
         try:
             response = await self._read(request)
@@ -538,19 +522,17 @@ class MetaStudioClient:
             return BadResponse(f"body over {self._max_body} bytes decoded")
         except responses.BadEncoding as exc:
             return BadResponse(f"body cannot be decoded ({exc})")
-        except aiohttp.ConnectionTimeoutError as exc:
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached the server, so sending again is safe.
             return _Retry(TimedOut(f"connect timeout ({type(exc).__name__})"))
-        except aiohttp.ServerTimeoutError as exc:
+        except httpx.TimeoutException as exc:
+            # Read or write: the server may have the request and be slow; not sent again.
             return TimedOut(f"no answer in time ({type(exc).__name__})")
-        except (
-            aiohttp.ClientConnectionError,
-            aiohttp.ClientPayloadError,
-            aiohttp.ClientResponseError,
-        ) as exc:
-            # Refused, reset or dropped connections, a body cut short, an answer that is not HTTP.
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+            # Refused, reset or dropped connections, TLS refused, a body cut short, an answer
+            # that is not HTTP, a proxy that would not carry the call.
             return _Retry(ConnectionFailed(transport.detail(exc)))
-        except aiohttp.ClientError as exc:
+        except httpx.HTTPError as exc:
             return ConnectionFailed(transport.detail(exc))
         request_id = response.headers.get(HEADER_REQUEST_ID) or None
         status = response.status_code
@@ -561,30 +543,15 @@ class MetaStudioClient:
                 return BadResponse(exc.detail, status_code=status, request_id=request_id)
         return self._classify_error(operation, response, request_id, self._auth.secrets())
 
-    async def _read(self, request: _Request) -> _Reply:
+    async def _read(self, request: httpx.Request) -> _Reply:
         """Send, then read at most ``max_body_bytes`` decoded bytes: a bomb stops at the cap."""
-        async with self._session().request(
-            request.method,
-            # encoded=True: yarl must not re-quote what was signed.
-            yarl.URL(request.url, encoded=True),
-            headers=request.headers,
-            data=request.body or None,
-            proxy=request.proxy,
-            allow_redirects=False,
-            auto_decompress=False,
-            timeout=self._timeout,
-        ) as response:
-            try:
-                content = await responses.read_capped(response, self._max_body)
-            except BaseException:
-                # Never hand a half-read connection back to the pool.
-                response.close()
-                raise
-            # The body is decoded already; the copy must not be decoded a second time.
-            headers = CIMultiDict(
-                (name, value) for name, value in response.headers.items() if name.lower() not in _WIRE_HEADERS
-            )
-            return _Reply(response.status, headers, content)
+        response = await self._client().send(request, stream=True)
+        try:
+            content = await responses.read_capped(response, self._max_body)
+        finally:
+            # After a partial read httpcore closes the connection instead of pooling it.
+            await response.aclose()
+        return _Reply(response.status_code, response.headers, content)
 
     async def _check_endpoint(self, base: httpx.URL) -> None:
         if self._policy is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from bot.metastudio.endpoints import Refusal
 
-# Outside text a detail quotes (a server's message, aiohttp's) is cut to this many characters.
+# Outside text a detail quotes (a server's message, httpx's) is cut to this many characters.
 MAX_DETAIL = 200
 
 

@@ -2,16 +2,20 @@
 a size cap, its text, strict JSON, a task or a page, the project of a region, an error body as the
 official SDK reads it, and ``Retry-After``.
 
-Everything here is a pure function of a response (``read_capped`` alone reads, from an aiohttp
-response the client hands it); sending, retrying and classifying are the client's. Invariants:
+Everything here is a pure function of a response (``read_capped`` alone reads, from the streamed
+``httpx.Response`` the client hands it); sending, retrying and classifying are the client's.
+Invariants:
 
 * A body never takes more than ``cap`` decoded bytes (plus one network chunk) in memory:
   ``read_capped`` inflates step by step, and ``ACCEPT_ENCODING`` advertises only what it decodes.
 * JSON is strict (no NaN/Infinity, no number overflowing to infinity) and its nesting is bounded
   (``MAX_BODY_DEPTH``, ``MAX_ERROR_DEPTH``): a hostile body ends as ``BadResponse``, never as a
   crash (a ``RecursionError`` here or in pydantic).
-* Error bodies are read as ``huaweicloudsdkcore``'s ``DefaultExceptionHandler`` reads them (see
-  :func:`sdk_error`); server text meant for a log passes :func:`scrub` first.
+* Bodies are text decoded as the official SDK decodes them (``requests``' ``Response.text``: the
+  declared charset, see :func:`text`); error bodies are read as ``huaweicloudsdkcore``'s
+  ``DefaultExceptionHandler`` reads them (see :func:`sdk_error`); server text meant for a log
+  passes :func:`scrub` first.
+* A task body names the task that was asked for (:func:`parse_task`), or it is unreadable.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Protocol, TypeVar
 
-import aiohttp
+import httpx
 from pydantic import BaseModel, ValidationError
 
 from bot.metastudio.errors import MAX_DETAIL, BadResponse, ProjectNotFound
+from bot.metastudio.models import Task
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -59,13 +64,14 @@ class BadEncoding(Exception):
     """A ``Content-Encoding`` we did not advertise, or a body that does not inflate."""
 
 
-async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The decoded body, never holding more than ``cap`` + one chunk of wire bytes.
+async def read_capped(response: httpx.Response, cap: int) -> bytes:
+    """The decoded body of a streamed response, never holding more than ``cap`` + one chunk of
+    wire bytes.
 
-    An HTTP client's own decoder inflates a whole network chunk at once (64 KiB of gzip is up to
-    ~64 MB of zeros), so the session does not decode (``auto_decompress=False``) and gzip/deflate
-    are inflated here with ``zlib``'s ``max_length``: output per step is bounded by what is left
-    under the cap (the pattern of ``urllib3``'s ``max_length`` decoding).
+    httpx's own decoder (``aiter_bytes``) inflates a whole network chunk at once (64 KiB of gzip
+    is up to ~64 MB of zeros), so the raw bytes (``aiter_raw``) are inflated here with ``zlib``'s
+    ``max_length``: output per step is bounded by what is left under the cap (the pattern of
+    ``urllib3``'s ``max_length`` decoding).
     """
     encoding = response.headers.get("Content-Encoding", "").strip().lower()
     if encoding in {"", "identity"}:
@@ -77,7 +83,7 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
         raise BadEncoding(encoding[:40])
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.content.iter_any():
+    async for chunk in response.aiter_raw():
         pending = chunk
         while pending:
             if inflater is None:
@@ -135,7 +141,7 @@ def _depth_over(document: object, limit: int) -> bool:
 
 def parse_model(model: type[M], response: Reply, defaults: dict[str, str] | None = None) -> M:
     try:
-        document = loads(response.content)
+        document = loads(text(response))
     except ValueError:
         content_type = response.headers.get("Content-Type", "no content type")
         raise BadResponse(f"body is not JSON ({content_type[:60]})") from None
@@ -158,6 +164,15 @@ def parse_model(model: type[M], response: Reply, defaults: dict[str, str] | None
             f"body does not match {model.__name__}: {exc.error_count()} problem(s), first at {where}: "
             f"{first['msg']}"
         ) from None
+
+
+def parse_task(response: Reply, task_id: str) -> Task:
+    """The task asked for. A body without ``task_id`` is that task (the SDK's ``ShowTaskResponse``
+    makes it optional); a body naming another task is not an answer to this request."""
+    task = parse_model(Task, response, defaults={"task_id": task_id})
+    if task.task_id.lower() != task_id.lower():
+        raise BadResponse(f"body names task {task.task_id[:40]!r}, not the one asked for")
+    return task
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,26 +242,33 @@ def _as_text(value: object) -> str:
 
 
 def text(response: Reply) -> str:
-    """The body as text: the charset its Content-Type names, else UTF-8 (as httpx read it)."""
+    """The body as text, as the SDK decodes it (``requests``' ``Response.text``): in the charset
+    the Content-Type declares, undecodable bytes replaced, a charset Python does not know read as
+    UTF-8. Without a declared charset, UTF-8: JSON's own encoding, and what requests assumes for
+    ``application/json`` (for other types it guesses from the bytes; taskbot does not guess)."""
+    content = response.content
     charset = _charset(response.headers.get("Content-Type", "")) or "utf-8"
     try:
-        return response.content.decode(charset)
-    except (UnicodeDecodeError, LookupError):
-        return response.content.decode("utf-8", errors="replace")
+        return content.decode(charset, errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
 
 
 def _charset(content_type: str) -> str | None:
+    """The ``charset`` parameter, parsed as ``requests.utils._parse_content_type_header`` does
+    (the last one wins)."""
+    found = None
     for param in content_type.split(";")[1:]:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            return value.strip().strip('"') or None
-    return None
+        key, equals, value = param.strip().partition("=")
+        if equals and key.strip("\"' ").lower() == "charset":
+            found = value.strip("\"' ")
+    return found or None
 
 
 def parse_projects(response: Reply, region: str) -> str:
     """The one project of ``GET /v3/projects?name=<region>``; zero or several is an error (SDK rule)."""
     try:
-        document = loads(response.content)
+        document = loads(text(response))
     except ValueError:
         raise BadResponse("IAM projects response is not JSON") from None
     projects = document.get("projects") if isinstance(document, dict) else None

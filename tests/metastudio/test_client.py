@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from multidict import CIMultiDict
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -47,7 +46,7 @@ from bot.slack.cloud_errors import error_text
 from tests.support.clock import FakeClock
 from tests.support.credentials import aksk
 from tests.support.waiting import eventually
-from tests.support.wire import capturing_session
+from tests.support.wire import SentRequest, relay
 
 UNKNOWN_TASK_ID = "0123456789abcdef0123456789abcdef"
 REQUEST_ID_LENGTH = 32
@@ -370,17 +369,15 @@ def closed_port() -> int:
 
 
 async def test_connection_refused_after_retries() -> None:
-    sent: list[httpx.Request] = []
-
-    async with (
-        capturing_session(sent) as http,
-        make_client(
-            endpoint=f"http://127.0.0.1:{closed_port()}", credentials=aksk(), max_retries=2, http=http
-        ) as c,
-    ):
+    retries_before = calls("show_task", "retry")
+    async with make_client(
+        endpoint=f"http://127.0.0.1:{closed_port()}", credentials=aksk(), max_retries=2
+    ) as c:
         with pytest.raises(ConnectionFailed) as caught:
             await c.get_task(simulation.SEED_TASK_ID)
-    assert len(sent) == 3
+    # Three attempts: the first and two retries.
+    assert calls("show_task", "retry") - retries_before == 2
+    assert "ConnectError" in caught.value.detail
     assert caught.value.request_id is None and caught.value.status_code is None
 
 
@@ -570,8 +567,7 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
     issued: list[str] = []
 
     errors: list[MetaStudioError] = []
-    sent: list[httpx.Request] = []
-    received: list[CIMultiDict[str]] = []
+    sent: list[SentRequest] = []
 
     scenarios: list[tuple[CloudCredentials, Callable[[MetaStudioClient], Awaitable[object]]]] = [
         (aksk(), lambda c: c.get_task(simulation.MSS_TASK_IDS["MSS.000000004"])),
@@ -591,13 +587,14 @@ async def test_secrets_never_in_exceptions_or_logs(sim_url: str, caplog: pytest.
     ]
     for credentials, call in scenarios:
         async with (
-            capturing_session(sent, received) as http,
-            make_client(endpoint=sim_url, credentials=credentials, http=http, max_retries=1) as c,
+            relay(sim_url) as wire,
+            make_client(endpoint=wire.url, credentials=credentials, max_retries=1) as c,
         ):
             with pytest.raises(MetaStudioError) as caught:
                 await call(c)
             errors.append(caught.value)
-    issued += [headers["X-Subject-Token"] for headers in received if "X-Subject-Token" in headers]
+        sent += wire.requests()
+        issued += [r.headers["X-Subject-Token"] for r in wire.responses() if "X-Subject-Token" in r.headers]
 
     secrets = [
         simulation.DEMO_ACCESS_KEY,

@@ -258,6 +258,20 @@ async def test_strange_values_are_unreadable_answers(body: bytes) -> None:
     assert error_text(caught.value) == messages.text("error_bad_response")
 
 
+async def test_a_body_naming_another_task_is_an_unreadable_answer() -> None:
+    """Shown as the task asked for, it would put another task's name, counts and state on the card."""
+    other = json.dumps({"task_id": "b" * 32, "task_name": "another task", "task_status": 2}).encode()
+    async with raw_server(json_body(other)) as url, client(url) as c:
+        with pytest.raises(BadResponse) as caught:
+            await c.get_task(TASK_ID)
+    assert error_text(caught.value) == messages.text("error_bad_response")
+    assert "not the one asked for" in caught.value.detail
+    # The same id, in other letter case, is the same task.
+    same = json.dumps({"task_id": TASK_ID.upper(), "task_name": "this task"}).encode()
+    async with raw_server(json_body(same)) as url, client(url) as c:
+        assert (await c.get_task(TASK_ID)).value.task_name == "this task"
+
+
 _scalars = st.one_of(
     st.none(),
     st.booleans(),

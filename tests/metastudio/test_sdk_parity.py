@@ -198,6 +198,35 @@ async def test_error_bodies_read_as_the_sdk_reads_them(
     )
 
 
+CHARSETS: list[tuple[str, str, bytes]] = [
+    ("gbk", "application/json;charset=GBK", "导入问答对 任务".encode("gbk")),
+    ("gb18030-quoted", 'application/json; charset="gb18030"', "导入问答对 任务".encode("gb18030")),
+    ("latin-1", "application/json; charset=ISO-8859-1", "café".encode("latin-1")),
+    ("undecodable-utf-8", "application/json; charset=utf-8", b"bad \xff byte"),
+    ("unknown-charset", "application/json; charset=x-no-such-charset", "导入".encode()),
+]
+
+
+@pytest.mark.parametrize(("content_type", "name"), [c[1:] for c in CHARSETS], ids=[c[0] for c in CHARSETS])
+async def test_a_declared_charset_is_decoded_as_the_sdk_decodes_it(
+    capture: Capture, content_type: str, name: bytes
+) -> None:
+    headers = {"Content-Type": content_type, "X-Request-Id": REQUEST_ID}
+    capture.error = (200, headers, b'{"task_id": "' + TASK_ID.encode() + b'", "task_name": "' + name + b'"}')
+    theirs = await asyncio.to_thread(sdk(capture.url).show_task, ShowTaskRequest(id=TASK_ID))
+    async with ours(capture.url) as mine:
+        fetched = await mine.get_task(TASK_ID)
+    assert fetched.value.task_name == theirs.task_name
+
+    capture.error = (400, headers, b'{"error_code": "MSS.000000001", "error_msg": "' + name + b'"}')
+    with pytest.raises(ServiceResponseException) as expected:
+        await asyncio.to_thread(sdk(capture.url).show_task, ShowTaskRequest(id=TASK_ID))
+    async with ours(capture.url) as mine:
+        with pytest.raises(MetaStudioError) as caught:
+            await mine.get_task(TASK_ID)
+    assert caught.value.server_message == expected.value.error_msg
+
+
 async def test_a_body_without_task_id_is_readable_when_the_request_named_it(capture: Capture) -> None:
     # task_id is optional in the SDK's ShowTaskResponse.
     capture.error = (200, {"Content-Type": "application/json"}, json.dumps({"task_name": "n"}).encode())

@@ -33,7 +33,7 @@ from bot.metastudio.auth import USER_AGENT, AkSkAuthenticator, RequestParts
 from bot.metastudio.client import MetaStudioClient
 from bot.servers import serve_asgi
 from tests.support.credentials import aksk
-from tests.support.wire import capturing_session
+from tests.support.wire import SentRequest, relay
 
 AK = "HPUAEXAMPLEAK0000001"
 SK = "exampleSecretKey/With+Odd=Chars0000000001"
@@ -236,21 +236,21 @@ async def sim_url() -> AsyncIterator[str]:
         yield url
 
 
-def sdk_view_of(request: httpx.Request, ak: str, sk: str) -> tuple[str, str]:
+def sdk_view_of(request: SentRequest, ak: str, sk: str) -> tuple[str, str]:
     """What the SDK signer computes for the captured request, given only the headers it signed."""
     authorization = request.headers["Authorization"]
     parsed = signer.parse_authorization(authorization)
     assert parsed is not None
-    raw_path, _, raw_query = request.url.raw_path.decode("ascii").partition("?")
+    raw_path, _, raw_query = request.target.partition("?")
     headers = {name: request.headers[name] for name in parsed.signed_headers}
     sdk_request = SdkRequest(
         method=request.method,
-        schema=request.url.scheme,
+        schema="http",
         host=request.headers["Host"],
         resource_path=raw_path,
         query_params=parse_qsl(raw_query, keep_blank_values=True),
         header_params=headers,
-        body=request.content or None,
+        body=request.body or None,
     )
     Signer(BasicCredentials(ak, sk)).sign(sdk_request)
     return sdk_request.header_params["Authorization"], sdk_request.uri
@@ -258,16 +258,15 @@ def sdk_view_of(request: httpx.Request, ak: str, sk: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize("temporary", [False, True])
 async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool) -> None:
-    captured: list[httpx.Request] = []
-
     ak, sk = (DEMO_TEMP_ACCESS_KEY, DEMO_TEMP_SECRET_KEY) if temporary else (DEMO_ACCESS_KEY, DEMO_SECRET_KEY)
     credentials = aksk(ak, sk, token=DEMO_SECURITY_TOKEN if temporary else None)
     async with (
-        capturing_session(captured) as http,
-        MetaStudioClient(endpoint=sim_url, credentials=credentials, http=http) as client,
+        relay(sim_url) as wire,
+        MetaStudioClient(endpoint=wire.url, credentials=credentials) as client,
     ):
         shown = await client.get_task(SEED_TASK_ID)
         listed = await client.list_tasks(resources=["knowledge-intent-question-create", "导入 a~b*"], limit=5)
+    captured = wire.requests()
     assert shown.value.task_id == SEED_TASK_ID
     # The simulator verified both signatures, or these would be AuthenticationFailed.
     assert listed.value.limit == 5
@@ -282,15 +281,15 @@ async def test_wire_request_matches_sdk_signature(sim_url: str, temporary: bool)
         assert parsed is not None and parsed.signed_headers == expected_signed
         assert request.headers["Content-Type"] == "application/json"
         assert request.headers["X-Project-Id"] == DEMO_PROJECT_ID
-        assert request.headers["Host"] == httpx.URL(sim_url).netloc.decode()
+        assert request.headers["Host"] == httpx.URL(wire.url).netloc.decode()
         if temporary:
             assert request.headers["X-Security-Token"] == DEMO_SECURITY_TOKEN
         authorization, uri = sdk_view_of(request, ak, sk)
         assert authorization == request.headers["Authorization"]
         # The SDK would put exactly these bytes on the wire too.
-        assert uri == request.url.raw_path.decode("ascii")
+        assert uri == request.target
 
-    list_query = captured[1].url.raw_path.decode().partition("?")[2]
+    list_query = captured[1].target.partition("?")[2]
     assert (
         list_query == "limit=5&resource=knowledge-intent-question-create&resource=%E5%AF%BC%E5%85%A5%20a~b%2A"
     )

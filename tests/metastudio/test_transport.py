@@ -1,6 +1,7 @@
-"""The MetaStudio client's HTTP stack (aiohttp) over loopback: kept-alive connections, the
-proxy the environment names (``HTTP_PROXY``/``NO_PROXY``, as httpx honoured them), and TLS
-verified against the CAs httpx trusted (``SSL_CERT_FILE``, else certifi's)."""
+"""The MetaStudio client's HTTP stack (httpx on its own transport) over loopback: kept-alive
+connections, the proxy the environment names (``HTTP_PROXY``/``NO_PROXY``, read by httpx's
+``trust_env``), TLS verified against the CAs it names (``SSL_CERT_FILE``, else certifi's), no
+``~/.netrc`` credentials, no cookies kept, and each way a connection can fail as its typed error."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import asyncio
 import contextlib
 import ipaddress
 import json
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from bot.metastudio import transport
 from bot.metastudio.client import MetaStudioClient
-from bot.metastudio.errors import ConnectionFailed
+from bot.metastudio.errors import ConnectionFailed, InvalidParameter, MetaStudioError, TimedOut
 from tests.support.credentials import aksk
 
 TASK_ID = "b" * 32
@@ -187,7 +190,7 @@ def test_every_client_shares_one_trust_store_per_setting(
 async def test_a_netrc_in_the_environment_adds_nothing_to_the_signed_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # aiohttp's trust_env would read it and add (or refuse to combine) Basic credentials.
+    # httpx before 0.24 read it under trust_env and added Basic credentials to the request.
     netrc = tmp_path / "netrc"
     netrc.write_text("machine 127.0.0.1 login someone password netrc-secret\n")
     netrc.chmod(0o600)
@@ -198,3 +201,139 @@ async def test_a_netrc_in_the_environment_adds_nothing_to_the_signed_request(
     authorization = [line for line in head.split(b"\r\n") if line.lower().startswith(b"authorization:")]
     assert len(authorization) == 1 and b"SDK-HMAC-SHA256" in authorization[0]
     assert b"Basic" not in head
+
+
+async def test_cookies_a_server_sets_are_neither_kept_nor_sent_back() -> None:
+    seen = Seen()
+    cookie_response = RESPONSE.replace(b"\r\n\r\n", b"\r\nSet-Cookie: session=tracked; Path=/\r\n\r\n", 1)
+
+    class SetsCookies(_KeepAlive):
+        def data_received(self, data: bytes) -> None:
+            self.pending += data
+            while b"\r\n\r\n" in self.pending:
+                head, _, self.pending = self.pending.partition(b"\r\n\r\n")
+                self.seen.heads.append(head)
+                self.transport.write(cookie_response)
+
+    server = await asyncio.get_running_loop().create_server(lambda: SetsCookies(seen), "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with client(url) as c:
+            for _ in range(2):
+                await c.get_task(TASK_ID)
+        # The HTTP client the MetaStudio client is built on, asked the way that merges its jar in.
+        async with transport.new_client(connect_timeout=1.0, read_timeout=1.0) as http:
+            for _ in range(2):
+                await http.get(url + "/")
+            assert len(http.cookies) == 0
+    finally:
+        server.close()
+    assert len(seen.heads) == 4
+    assert all(b"cookie:" not in head.lower() for head in seen.heads)
+
+
+# --- each transport failure is its typed error ------------------------------------------------
+
+
+async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    # SO_LINGER 0: close with a TCP reset instead of an orderly FIN.
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def _cut_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"task')
+    await writer.drain()
+    writer.close()
+
+
+async def _not_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+    await writer.drain()
+    writer.close()
+
+
+async def _closed_without_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "said"),
+    [
+        (_reset, ("ReadError", "RemoteProtocolError")),
+        (_cut_short, ("RemoteProtocolError",)),
+        (_not_http, ("RemoteProtocolError",)),
+        (_closed_without_answer, ("RemoteProtocolError",)),
+    ],
+    ids=["reset", "cut-short", "not-http", "closed-without-answer"],
+)
+async def test_a_broken_connection_is_connection_failed_and_retried(
+    behaviour: object, said: tuple[str, ...]
+) -> None:
+    attempts = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal attempts
+        attempts += 1
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await behaviour(reader, writer)  # type: ignore[operator]
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    credentials = aksk("TRANSPORTAK01", "k" * 40, project_id=PROJECT)
+    try:
+        async with MetaStudioClient(
+            endpoint=f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}",
+            credentials=credentials,
+            max_retries=1,
+            backoff_base=0.01,
+        ) as c:
+            with pytest.raises(MetaStudioError) as caught:
+                await c.get_task(TASK_ID)
+    finally:
+        server.close()
+    assert type(caught.value) is ConnectionFailed
+    assert caught.value.detail.split(":")[0] in said, caught.value.detail
+    assert attempts == 2
+
+
+async def test_a_connect_that_never_completes_is_timed_out_and_retried() -> None:
+    # A listener that never accepts, its one-slot backlog taken: the next SYN gets no answer.
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler.connect(("127.0.0.1", port))
+        credentials = aksk("TRANSPORTAK01", "k" * 40, project_id=PROJECT)
+        retries = []
+
+        async def sleep(seconds: float) -> None:
+            retries.append(seconds)
+
+        async with MetaStudioClient(
+            endpoint=f"http://127.0.0.1:{port}",
+            credentials=credentials,
+            connect_timeout=0.2,
+            max_retries=1,
+            sleep=sleep,
+        ) as c:
+            with pytest.raises(TimedOut) as caught:
+                await c.get_task(TASK_ID)
+    assert "connect timeout (ConnectTimeout)" in caught.value.detail
+    assert len(retries) == 1
+
+
+async def test_a_path_httpx_would_rewrite_is_refused_before_sending() -> None:
+    """httpx drops "." and ".." path segments; a request it would rewrite is not the one signed."""
+    credentials = aksk("TRANSPORTAK01", "k" * 40, project_id="..")
+    async with (
+        keepalive_server() as (url, seen),
+        MetaStudioClient(endpoint=url, credentials=credentials, max_retries=0) as c,
+    ):
+        with pytest.raises(InvalidParameter) as caught:
+            await c.get_task(TASK_ID)
+    assert "cannot go on the wire as signed" in caught.value.detail
+    assert seen.connections == 0
