@@ -1,4 +1,4 @@
-"""CPU per poll of the bot, before and after, against the floor of bare signed-GET loops (issue 12).
+"""CPU per poll of the bot, before and after, against the floor of bare signed-GET loops (issues 12, 19).
 
 One process serves the MetaStudio simulator (``--watches`` tasks that run far longer than the
 benchmark) and the Slack stand-in (``bench.bench_watch services``). Every measurement then runs
@@ -11,17 +11,20 @@ in a fresh process of its own, one after the other, against those same servers:
   same is measured for the code of another checkout (its own venv, ``DIR/.venv``), e.g. the
   commit before this work: ``git worktree add /work/wt-perf-base f73fcf7``.
 * ``floor-httpx``: ``POLL_CONCURRENCY`` workers looping ``GET /v2/{project}/ies/task/{id}``
-  through one ``httpx.AsyncClient``, each signed with ``bot.metastudio.signer.sign`` and parsed
-  with ``response.json()`` (the issue's floor); CPU time divided by requests.
+  through one ``httpx.AsyncClient`` built by ``bot.metastudio.transport.new_client`` (the bot's
+  own transport and settings: httpcore, pool, CAs), each signed with
+  ``bot.metastudio.signer.sign`` and parsed with ``response.json()`` (issue 19's floor); CPU time
+  divided by requests.
 * ``floor-aiohttp``: the same loop through one ``aiohttp.ClientSession``, the stack the client
-  now uses.
+  used before issue 19 (today's figure on record; aiohttp is imported here in ``bench/`` only).
 
 Each run rotates the order of the checkouts (``--step DIR``, repeatable, adds intermediate
 ones: which change bought what). A last pass runs the bot of base and new under cProfile and
 prints each profile's own time by package and its top entries.
 
 Run: ``python -m bench.bench_pollcpu --base /work/wt-perf-base --runs 3`` (about 8 minutes;
-without ``--base``, this tree only).
+without ``--base``, this tree only). The base checkout needs only its files and a venv:
+``git archive <commit> | tar -x -C DIR`` and a ``DIR/.venv`` symlink to this tree's venv do.
 """
 
 from __future__ import annotations
@@ -175,7 +178,9 @@ async def floor_child(opts: argparse.Namespace, stack: str) -> dict[str, Any]:
         return {"cpu": time.process_time() - cpu0, "count": count, "wall": time.perf_counter() - wall0}
 
     if stack == "httpx":
-        async with httpx.AsyncClient(timeout=10) as client:
+        from bot.metastudio import transport
+
+        async with transport.new_client(connect_timeout=10, read_timeout=10) as client:
             return await measure(lambda k: httpx_worker(client, k))
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
         return await measure(lambda k: aiohttp_worker(session, k))
@@ -357,14 +362,15 @@ async def main_async(opts: argparse.Namespace) -> int:
 def ratios(row: dict[str, Measured]) -> str:
     new = row["new"].ms
     parts = [
-        f"new/floor-httpx {new / row['httpx'].ms:.2f}",
+        f"new/floor-httpx {new / row['httpx'].ms:.2f} (target <= 1.5)",
         f"new/floor-aiohttp {new / row['aiohttp'].ms:.2f}",
+        f"floor-httpx/floor-aiohttp {row['httpx'].ms / row['aiohttp'].ms:.2f}",
     ]
     if "base" in row:
-        parts.append(f"base/floor-httpx {row['base'].ms / row['httpx'].ms:.2f}")
+        parts.append(f"base/floor-aiohttp {row['base'].ms / row['aiohttp'].ms:.2f}")
         for name, measured in row.items():
             if name not in {"base", "httpx", "aiohttp"}:
-                parts.append(f"polls per CPU-s {name}/base {row['base'].ms / measured.ms:.2f}x")
+                parts.append(f"CPU per poll {name}/base {measured.ms / row['base'].ms:.2f}x")
     return "ratios: " + ", ".join(parts)
 
 

@@ -32,6 +32,10 @@ from bot.metastudio.errors import MAX_DETAIL
 
 # Connections to one project's endpoint: polls hold at most POLL_CONCURRENCY, commands the rest.
 MAX_CONNECTIONS = 50
+# Idle connections kept: the polls' POLL_CONCURRENCY and a few for commands. httpcore looks at every
+# pooled connection for each waiting request, so after a burst of commands the extra idle ones are
+# closed rather than scanned on every poll until they expire.
+MAX_IDLE_CONNECTIONS = 10
 KEEPALIVE_SECONDS = 30.0
 
 
@@ -57,7 +61,7 @@ def new_client(*, connect_timeout: float, read_timeout: float) -> httpx.AsyncCli
         ),
         limits=httpx.Limits(
             max_connections=MAX_CONNECTIONS,
-            max_keepalive_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=MAX_IDLE_CONNECTIONS,
             keepalive_expiry=KEEPALIVE_SECONDS,
         ),
         verify=_tls(),
