@@ -284,12 +284,29 @@ GROUPS = (
 )
 
 
+def package_of(filename: str) -> str:
+    """The group of a profiled file: the path inside site-packages names the library; elsewhere a
+    path segment (a checkout's directory may be named like a library, e.g. ``/work/wt/httpx``)."""
+    if filename == "~":
+        return "builtins"
+    _, marker, tail = filename.rpartition("site-packages/")
+    for group in GROUPS:
+        name = group.rstrip("/")
+        if (
+            (tail.startswith(name + "/") or tail.startswith(name + "."))
+            if marker
+            else f"/{name}/" in filename
+        ):
+            return group
+    return "other"
+
+
 def by_package(stats: pstats.Stats) -> str:
     """Own time (tottime) summed per package, so the waste can be placed."""
     totals: dict[str, float] = {}
     raw = stats.stats  # type: ignore[attr-defined]
     for (filename, _, name), (_, _, tottime, _, _) in raw.items():
-        key = next((g for g in GROUPS if f"/{g}" in filename), "builtins" if filename == "~" else "other")
+        key = package_of(filename)
         if filename == "~" and ("hmac" in name or "sha256" in name or "openssl" in name):
             key = "hashing"
         totals[key] = totals.get(key, 0.0) + tottime
