@@ -1,10 +1,10 @@
 """The async MetaStudio client: show one import/export task, list tasks.
 
 One ``httpx.AsyncClient`` per client (kept-alive connections, created on first use and closed by
-``aclose``; ``transport`` builds it) carries every call, to MetaStudio and to IAM. Each call is validated before
-anything is sent, authenticated (AK/SK signature, IAM token or a given token), retried when the
-failure is transient, and ends as a value or one typed ``MetaStudioError``; what an answer means
-(its body, an error's code and message) is read by ``responses``.
+``aclose``; ``transport`` builds it) carries every call, to MetaStudio and to IAM. Each call is
+validated before anything is sent, authenticated (AK/SK signature, IAM token or a given token),
+retried when the failure is transient, and ends as a value or one typed ``MetaStudioError``; what
+an answer means (its body, an error's code and message) is read by ``responses``.
 
 Retry policy, per call:
 

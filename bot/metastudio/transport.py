@@ -32,9 +32,9 @@ from bot.metastudio.errors import MAX_DETAIL
 
 # Connections to one project's endpoint: polls hold at most POLL_CONCURRENCY, commands the rest.
 MAX_CONNECTIONS = 50
-# Idle connections kept: the polls' POLL_CONCURRENCY and a few for commands. httpcore looks at every
-# pooled connection for each waiting request, so after a burst of commands the extra idle ones are
-# closed rather than scanned on every poll until they expire.
+# Idle connections kept: the polls' POLL_CONCURRENCY and a few for commands. httpcore's pool looks
+# at every pooled connection for each waiting request (quadratic in the pool's size): 32 calls at
+# once cost 3.6 ms CPU each with all 32 connections kept, 1.4 to 1.7 ms with 10 (re-opening the rest).
 MAX_IDLE_CONNECTIONS = 10
 KEEPALIVE_SECONDS = 30.0
 
