@@ -5,6 +5,11 @@ runs on the event loop's thread. This runs the same workload on the memory store
 SQLAlchemy store (a SQLite file): ``--jobs`` one-shot jobs, each re-armed by its own run
 ``--interval`` seconds later with jitter, as taskbot's watches are, while a 20 ms ticker
 measures event-loop lag. Run: ``python -m bench.bench_jobstore [--jobs 1000] [--seconds 30]``.
+
+It then prices one re-arm of taskbot's own scheduler (``bot.followups.scheduler.Scheduler.once``:
+``add_job`` with a ``DateTrigger`` and the wake-up that follows) with ``--watches`` jobs in the
+memory store, against the ``loop.call_later`` timer it replaced, in the same run: CPU seconds
+per re-arm, wake-ups included (``--rearms`` of each).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from bench.common import percentile, run_benchmark
+from bot.followups.scheduler import Scheduler
 
 SCHEDULER: AsyncIOScheduler | None = None
 RUNS = 0
@@ -85,7 +91,52 @@ async def run(store: str, jobs: int, seconds: float, workdir: Path) -> dict[str,
     }
 
 
-async def main(jobs: int, seconds: float) -> None:
+async def _settle() -> None:
+    """Let every queued wake-up run (AsyncIOScheduler wakes up at the loop's next turn)."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def rearm_cost(watches: int, rearms: int) -> tuple[float, float]:
+    """CPU microseconds per re-arm: taskbot's ``Scheduler.once``, then a bare ``call_later`` timer."""
+
+    async def poll(key: str) -> float | None:
+        return None
+
+    scheduler = Scheduler()
+    scheduler.on("watch", poll)
+    scheduler.start()
+    rng = random.Random(1)
+    with scheduler.batch():
+        for n in range(watches):
+            scheduler.once(f"watch:{n}", rng.uniform(60, 600))
+    await _settle()
+    started = time.process_time()
+    for i in range(rearms):
+        scheduler.once(f"watch:{i % watches}", rng.uniform(60, 600))
+        if i % 100 == 99:
+            await _settle()  # as in the bot: a few re-arms per turn of the loop, each with its wake-up
+    await _settle()
+    apscheduler_us = (time.process_time() - started) / rearms * 1e6
+    await scheduler.stop(1.0)
+
+    loop = asyncio.get_running_loop()
+    handles = {n: loop.call_later(rng.uniform(60, 600), print) for n in range(watches)}
+    started = time.process_time()
+    for i in range(rearms):
+        key = i % watches
+        handles[key].cancel()
+        handles[key] = loop.call_later(rng.uniform(60, 600), print)
+        if i % 100 == 99:
+            await _settle()
+    await _settle()
+    call_later_us = (time.process_time() - started) / rearms * 1e6
+    for handle in handles.values():
+        handle.cancel()
+    return apscheduler_us, call_later_us
+
+
+async def main(jobs: int, seconds: float, watches: int, rearms: int) -> None:
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     print(
         f"APScheduler 3 job stores: {jobs} one-shot jobs re-armed every ~{INTERVAL:g} s, {seconds:g} s each"
@@ -97,7 +148,12 @@ async def main(jobs: int, seconds: float) -> None:
             f"  {r['store']:<10}  armed in {r['arm_s']:.2f} s; runs {r['runs_per_s']:.0f}/s of {r['wanted_per_s']:.0f}/s wanted; "
             f"loop lag p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms"
         )
+    ours, bare = await rearm_cost(watches, rearms)
+    print(
+        f"re-arm, {watches} jobs armed: Scheduler.once {ours:.1f} us CPU, loop.call_later {bare:.1f} us "
+        f"({ours / bare:.1f}x; {rearms} re-arms each, wake-ups included)"
+    )
 
 
 if __name__ == "__main__":
-    run_benchmark(main, jobs=1000, seconds=30.0)
+    run_benchmark(main, jobs=1000, seconds=30.0, watches=10_000, rearms=20_000)
