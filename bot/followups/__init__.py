@@ -279,12 +279,14 @@ class FollowUps:
     async def _rearm_teams(self, team_ids: set[str], first_delay: Callable[[], float]) -> None:
         watches = await self.storage.active_watches(team_ids)
         feeds = await self.storage.active_feeds(team_ids)
-        with self.scheduler.batch():
-            for team_id in team_ids:
-                if not self.shards.owns(team_id):
-                    continue
-                self.watches.sync_team(team_id, [w for w in watches if w.team_id == team_id], first_delay)
-                self.feeds.sync_team(team_id, [f for f in feeds if f.team_id == team_id])
+        jobs: list[tuple[str, float]] = []
+        for team_id in team_ids:
+            if not self.shards.owns(team_id):
+                continue
+            team_watches = [w for w in watches if w.team_id == team_id]
+            jobs += self.watches.sync_team(team_id, team_watches, first_delay)
+            self.feeds.sync_team(team_id, [f for f in feeds if f.team_id == team_id])
+        await self.scheduler.arm(jobs)
 
     def _lose(self, team_ids: set[str]) -> None:
         for team_id in team_ids:

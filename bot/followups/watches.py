@@ -134,26 +134,30 @@ class Watches(Part):
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
         watches = await self.storage.active_watches()
-        with self._shared.scheduler.batch():
-            for watch in watches:
-                state = self._track(watch, watch.subscribers, synced=True)
-                self._shared.scheduler.once(f"watch:{state.id}", rng_uniform(0, self.policy.base))
+        jobs = []
+        for watch in watches:
+            state = self._track(watch, watch.subscribers, synced=True)
+            jobs.append((f"watch:{state.id}", rng_uniform(0, self.policy.base)))
+        await self._shared.scheduler.arm(jobs)
 
     def sync_team(
         self, team_id: str, watches: Iterable[ActiveWatch], first_delay: Callable[[], float]
-    ) -> None:
-        """Make this replica's watch jobs of one owned workspace match its active watches."""
+    ) -> list[tuple[str, float]]:
+        """Make this replica's watches of one owned workspace match its active ones; returns the
+        jobs to arm, ``(job id, delay)``, one per watch new here."""
         active = {watch.id: watch for watch in watches}
+        jobs = []
         for state in [w for w in self._watches.values() if w.team_id == team_id and w.id not in active]:
             self._forget(state)
         for watch in active.values():
             known = self._watches.get(watch.id)
             if known is None:
                 self._track(watch, watch.subscribers, synced=True)
-                self._shared.scheduler.once(f"watch:{watch.id}", first_delay())
+                jobs.append((f"watch:{watch.id}", first_delay()))
             else:
                 for subscriber in watch.subscribers:
                     self._add_card(known, subscriber)
+        return jobs
 
     async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
         now = datetime.fromtimestamp(self._shared.clock(), UTC)
