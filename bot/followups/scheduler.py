@@ -7,7 +7,8 @@ Every wait of the follow-ups is a job with an id of its own:
   watch's expiry, so the expiry is a run of the same job), and the job is armed again with it
   once the run has ended (``_rearm``, an ``EVENT_JOB_EXECUTED`` listener). Re-arming from inside
   the run would not do: the run still counts towards ``max_instances``, so a job due at once
-  would be skipped, and a skipped one-shot job is gone, its watch with it.
+  would be skipped, and a skipped one-shot job is gone, its watch with it. (A one-shot job
+  armed from elsewhere that comes due during a run is skipped too; it runs once that run ends.)
 * ``feed:<team>``: the workspace's list poll, an ``IntervalTrigger`` job, rescheduled with a
   longer interval while MetaStudio fails.
 * ``delivery:<id>``: one delivery's retry after its backoff, a one-shot job.
@@ -42,6 +43,7 @@ from typing import Any, Final
 from apscheduler.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_SUBMITTED,
     JobEvent,
     JobExecutionEvent,
@@ -75,6 +77,8 @@ class Scheduler:
         self._idle = asyncio.Event()
         """Set while no run is submitted."""
         self._idle.set()
+        self._skipped: set[str] = set()
+        """One-shot jobs that came due while their last run was still running (``max_instances``)."""
         self._runs: set[asyncio.Task[Any]] = set()
         """The runs in progress, which stop() cancels."""
         self._work: set[asyncio.Task[Any]] = set()
@@ -95,6 +99,7 @@ class Scheduler:
         self.stopping = False
         scheduler = AsyncIOScheduler(timezone=UTC, job_defaults=dict(JOB_DEFAULTS))
         scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        scheduler.add_listener(self._skip, EVENT_JOB_MAX_INSTANCES)
         scheduler.add_listener(self._ended, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         scheduler.start()
         self._scheduler = scheduler
@@ -138,6 +143,7 @@ class Scheduler:
         scheduler.shutdown(wait=False)
         await asyncio.sleep(0)  # AsyncIOScheduler shuts down at the loop's next turn
         self._submitted_ids.clear()
+        self._skipped.clear()
         self._idle.set()
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -267,14 +273,21 @@ class Scheduler:
         self._submitted_ids.add(event.job_id)
         self._idle.clear()
 
+    def _skip(self, event: JobEvent) -> None:
+        # APScheduler drops a one-shot job it skipped; its run is owed once the last one ends.
+        if event.job_id.partition(":")[0] in self._kinds:
+            self._skipped.add(event.job_id)
+
     def _ended(self, event: JobExecutionEvent) -> None:
-        """A run ended; a one-shot job that asked for another run is armed again."""
+        """A run ended; a one-shot job that asked for another run, or came due meanwhile, is armed again."""
         self._submitted_ids.discard(event.job_id)
         if not self._submitted_ids:
             self._idle.set()
-        delay = event.retval
-        kind = event.job_id.partition(":")[0]
-        if event.exception is None and isinstance(delay, int | float) and kind in self._kinds:
+        delay = event.retval if event.exception is None else None
+        if event.job_id in self._skipped:
+            self._skipped.discard(event.job_id)
+            delay = 0.0
+        if isinstance(delay, int | float) and event.job_id.partition(":")[0] in self._kinds:
             self.once(event.job_id, delay)
 
 

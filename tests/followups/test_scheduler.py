@@ -72,6 +72,21 @@ async def test_cancel_removes_the_pending_run() -> None:
         assert runs == []
 
 
+async def test_a_job_due_while_its_last_run_is_still_running_runs_after_it() -> None:
+    """max_instances=1 skips it, and APScheduler drops a skipped one-shot job: it is owed, not lost."""
+    hold = asyncio.Event()
+    async with started(hold) as (scheduler, runs):
+        scheduler.once("watch:1", 0.0)
+        await eventually(lambda: runs == ["1"], within=5, what="the first run")
+        scheduler.once("watch:1", 0.0)  # a shard regained while the poll runs arms the watch again
+        await asyncio.sleep(0.2)
+        assert runs == ["1"]
+        hold.set()
+        await eventually(lambda: runs == ["1", "1"], within=5, what="the skipped run, owed")
+        await eventually(lambda: not scheduler.busy("watch:1"), within=5, what="the run to end")
+        assert runs == ["1", "1"]
+
+
 async def test_a_job_due_while_its_last_run_is_still_running_does_not_run_twice() -> None:
     hold = asyncio.Event()
     async with started(hold, delays=[0.0]) as (scheduler, runs):
