@@ -218,22 +218,26 @@ class Scheduler:
     async def arm(self, jobs: Iterable[tuple[str, float]]) -> None:
         """Arm many one-shot jobs, ``(job id, delay)``: at start, 10,000 watches; on a shard gained, a workspace's.
 
-        APScheduler wakes up after every ``add_job`` when running; paused, it queues no wake-up,
-        and ``resume`` looks for due jobs once. Each ``add_job`` costs some 50 us, so the jobs are
-        armed ``ARM_CHUNK`` at a time, letting requests in between: a chunk takes a few ms.
+        The scheduler is paused meanwhile: APScheduler wakes up after every ``add_job`` while
+        running, and 10,000 wake-ups queued at once would stall the loop; paused, it queues none
+        and looks for due jobs once, at ``resume``. Each ``add_job`` costs some 50 us, so the
+        jobs go in ``ARM_CHUNK`` at a time and requests are served in between; no job runs
+        until all are armed.
         """
+        scheduler = self._scheduler
+        if scheduler is None or self.stopping:
+            return
         batch = list(jobs)
-        for start in range(0, len(batch), ARM_CHUNK):
-            scheduler = self._scheduler
-            if scheduler is None or self.stopping:
-                return
-            scheduler.pause()
-            try:
+        scheduler.pause()
+        try:
+            for start in range(0, len(batch), ARM_CHUNK):
                 for job_id, delay in batch[start : start + ARM_CHUNK]:
                     self.once(job_id, delay)
-            finally:
+                if start + ARM_CHUNK < len(batch):
+                    await asyncio.sleep(0)
+        finally:
+            if not self.stopping:
                 scheduler.resume()
-            await asyncio.sleep(0)
 
     def spawn_work(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Work that stop() lets finish: closes, redraws, deliveries."""

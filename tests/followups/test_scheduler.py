@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.base import STATE_RUNNING
 
 import bot.followups
 from bot.followups.scheduler import JOB_DEFAULTS, Scheduler
@@ -60,6 +61,14 @@ async def test_a_run_that_returns_a_delay_is_armed_again_with_it() -> None:
         await eventually(lambda: runs == ["1", "1", "1"], within=5, what="three runs")
         await eventually(lambda: not scheduler.busy("watch:1"), within=5, what="no run armed")
         assert runs == ["1", "1", "1"]
+
+
+async def test_many_jobs_armed_at_once_all_run() -> None:
+    async with started() as (scheduler, runs):
+        await asyncio.wait_for(scheduler.arm((f"watch:{n}", 0.0) for n in range(250)), 5)  # 3 chunks
+        assert scheduler._scheduler is not None and scheduler._scheduler.state == STATE_RUNNING  # resumed
+        await eventually(lambda: len(runs) == 250, within=10, what="every armed job's run")
+        assert sorted(runs, key=int) == [str(n) for n in range(250)]
 
 
 async def test_cancel_removes_the_pending_run() -> None:
