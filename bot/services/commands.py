@@ -160,6 +160,5 @@ class CommandRunner:
 
     async def stop_button(self, origin: Origin, client: AsyncWebClient, *, task_id: str | None) -> None:
         """Stop on the watching list: end that watch (or the feed) and redraw the list."""
-        await self.ack_first.wait()
-        origin = await self.languages.person(origin, client)
-        await self.responder.respond(origin, await self.follow.stop(origin, task_id=task_id))
+        origin, reply = await self._button(origin, client, lambda o: self.follow.stop(o, task_id=task_id))
+        await self.responder.respond(origin, reply)
