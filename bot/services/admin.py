@@ -57,7 +57,7 @@ class WorkspaceAdmin:
     async def publish_home(self, team_id: str, user_id: str, client: AsyncWebClient) -> None:
         """Draw the App Home tab for one user, in their language: admins get the controls."""
         locale = (await self.languages.person(Origin(team_id, None, user_id), client)).locale
-        is_admin = await self.access.is_admin(client, user_id)
+        is_admin = await self.access.is_admin(client, Origin(team_id, None, user_id))
         view = home.home_view(
             connection=await self.store.get_connection(team_id),
             guardrails=await self.store.get_guardrails(team_id),
@@ -94,18 +94,19 @@ class WorkspaceAdmin:
             SLACK_API_ERRORS.labels("views.open", slack_error(exc)).inc()
 
     async def _refuse(self, origin: Origin, client: AsyncWebClient) -> bool:
-        if await self.access.is_admin(client, origin.user_id):
+        if await self.access.is_admin(client, origin):
             return False
         origin = await self.languages.person(origin, client)
+        outsider = await self.access.outsider(client, origin)
         log.warning(
-            "non-admin tried to configure the workspace",
+            "%s tried to configure the workspace",
+            "someone of another organisation" if outsider else "a non-admin",
             extra={"team": origin.team_id, "user": origin.user_id},
         )
         if origin.user_id:
+            sentence = messages.text("outsider_denied" if outsider else "admin_only", origin.locale)
             try:
-                await client.chat_postMessage(
-                    channel=origin.user_id, text=messages.text("admin_only", origin.locale)
-                )
+                await client.chat_postMessage(channel=origin.user_id, text=sentence)
             except SlackApiError as exc:
                 SLACK_API_ERRORS.labels("chat.postMessage", slack_error(exc)).inc()
         return True
