@@ -56,6 +56,7 @@ from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
 from bot.slack.delivery import Responder
 from bot.slack.inbound import Refused, SlackRequestGate
 from bot.slack.locales import LocaleResolver
+from bot.slack.oauth import WorkspaceInstallFlow
 from bot.slack.poster import SlackPoster
 
 __all__ = ["Runtime", "create_asgi", "create_bolt_app", "health_routes", "running"]
@@ -196,14 +197,17 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
     options: dict[str, Any] = {"authorize": runtime.authorize}
     if runtime.installation_store is not None:
         options["installation_store"] = runtime.installation_store
-        options["oauth_settings"] = AsyncOAuthSettings(
-            client_id=settings.slack_client_id,
-            client_secret=_plain(settings.slack_client_secret),
-            scopes=list(BOT_SCOPES),
-            installation_store=runtime.installation_store,
-            state_store=runtime.state_store,
-            install_path="/slack/install",
-            redirect_uri_path="/slack/oauth_redirect",
+        options["oauth_flow"] = WorkspaceInstallFlow(
+            logger=bolt_logger,
+            settings=AsyncOAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=_plain(settings.slack_client_secret),
+                scopes=list(BOT_SCOPES),
+                installation_store=runtime.installation_store,
+                state_store=runtime.state_store,
+                install_path="/slack/install",
+                redirect_uri_path="/slack/oauth_redirect",
+            ),
         )
         token = None
     else:

@@ -14,12 +14,12 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.config import Settings
 from bot.db.followups import FollowUpStore
+from bot.db.installations import EncryptedInstallationStore
 from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
 from bot.followups import FollowUps
 from bot.messages.format import number
@@ -49,7 +49,7 @@ class WorkspaceAdmin:
     store: WorkspaceStore
     _: KW_ONLY
     storage: FollowUpStore
-    installation_store: AsyncInstallationStore | None
+    installation_store: EncryptedInstallationStore | None
     access: Access
     metastudio: MetaStudioClients
     languages: Languages
@@ -79,9 +79,7 @@ class WorkspaceAdmin:
         """
         users: list[str] = []
         if self.installation_store is not None:
-            installation = await self.installation_store.async_find_installation(
-                enterprise_id=None, team_id=team_id
-            )
+            installation = await self.installation_store.find_team(team_id)
             if installation is not None and installation.user_id:
                 users.append(installation.user_id)
         users += [entry.user_id for entry in await self.store.audit(team_id, limit=10)]
@@ -278,7 +276,7 @@ class WorkspaceAdmin:
 class WorkspaceLeaving:
     """Uninstall and revoked tokens: nothing of that workspace stays behind."""
 
-    installation_store: AsyncInstallationStore | None
+    installation_store: EncryptedInstallationStore | None
     workspaces: WorkspaceStore | None
     followups: FollowUps
     storage: FollowUpStore
@@ -287,7 +285,8 @@ class WorkspaceLeaving:
 
     async def forget(self, team_id: str) -> None:
         if self.installation_store is not None:
-            await self.installation_store.async_delete_all(enterprise_id=None, team_id=team_id)
+            enterprise_id = await self.installation_store.enterprise_of(team_id)
+            await self.installation_store.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
         if self.workspaces is not None:
             await self.workspaces.delete_team(team_id)
         await self.followups.forget_team(team_id)
