@@ -36,6 +36,7 @@ import handlers
 from bot.config import Settings
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
+from bot.db.departures import Departures
 from bot.db.fleet import SeenEvents, rate_limiters
 from bot.db.followups import FollowUpStore
 from bot.db.installations import EncryptedInstallationStore
@@ -146,10 +147,9 @@ class Runtime:
                 languages=self.languages,
             )
         self.leaving = WorkspaceLeaving(
-            installation_store=self.installation_store,
+            departures=Departures(self.database),
             workspaces=self.workspaces,
             followups=self.followups,
-            storage=self.storage,
             metastudio=self.metastudio,
             slack=self.slack,
         )
@@ -159,7 +159,10 @@ class Runtime:
         # Alembic owns every table, slack_sdk's included (bot/db/migrations); never create_all() here.
         await ensure_schema(self.database.engine, migrate_on_start=self.settings.migrate_on_start)
         self.metastudio.open()
+        # Uninstalls a crash or a failure left half done, before their watches are re-armed.
+        await self.leaving.finish_pending()
         await self.followups.start()
+        self.leaving.start_sweeping()
 
     async def close(self, timeout: float = 10.0) -> None:
         await self.background.drain(timeout)

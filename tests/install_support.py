@@ -118,19 +118,24 @@ class MultiStack:
 
     async def rows_mentioning(self, needle: str) -> dict[str, int]:
         """Every table in the database: how many rows hold ``needle`` in any column."""
-        engine = self.db()
-        try:
-            async with engine.connect() as conn:
-                # Reflected, not imported: a table someone adds later is scanned too.
-                tables = await conn.run_sync(_reflect_all)
-                assert tables, "the database has no tables"
-                found: dict[str, int] = {}
-                for table in tables:
-                    rows = (await conn.execute(select(table))).all()
-                    found[table.name] = sum(1 for row in rows if any(needle in str(value) for value in row))
-        finally:
-            await engine.dispose()
-        return found
+        return await rows_mentioning(self.settings.database_url, needle)
+
+
+async def rows_mentioning(database_url: str, needle: str) -> dict[str, int]:
+    """Every table in the database: how many rows hold ``needle`` in any column."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            # Reflected, not imported: a table someone adds later is scanned too.
+            tables = await conn.run_sync(_reflect_all)
+            assert tables, "the database has no tables"
+            found: dict[str, int] = {}
+            for table in tables:
+                rows = (await conn.execute(select(table))).all()
+                found[table.name] = sum(1 for row in rows if any(needle in str(value) for value in row))
+    finally:
+        await engine.dispose()
+    return found
 
 
 @dataclass

@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.config import Settings
+from bot.db.departures import Departures
 from bot.db.followups import FollowUpStore
 from bot.db.installations import EncryptedInstallationStore
 from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
@@ -36,9 +37,13 @@ from bot.slack.cloud_errors import error_text, refusal_text
 from bot.slack.delivery import slack_error
 from bot.slack.origin import Origin
 
-__all__ = ["WorkspaceAdmin", "WorkspaceLeaving"]
+__all__ = ["DEPARTURE_SWEEP_SECONDS", "WorkspaceAdmin", "WorkspaceLeaving"]
 
 log = logging.getLogger("taskbot.admin")
+
+# How often each replica looks for uninstalls whose cleanup failed: one primary-key scan.
+DEPARTURE_SWEEP_SECONDS: Final = 30.0
+DEPARTURE_SWEEP_JOB: Final = "departures:all"
 
 
 @dataclass(eq=False, repr=False)
@@ -274,22 +279,60 @@ class WorkspaceAdmin:
 
 @dataclass(eq=False, repr=False, kw_only=True)
 class WorkspaceLeaving:
-    """Uninstall and revoked tokens: nothing of that workspace stays behind."""
+    """Uninstall and revoked tokens: nothing of that workspace stays behind, even after a crash.
 
-    installation_store: EncryptedInstallationStore | None
+    ``left`` records the departure before Slack gets its 200 (``bot.db.departures``); ``finish``
+    stops this replica's timers, deletes every row in one transaction and drops the cached
+    clients. A departure that failed or was cut short is finished by ``finish_pending`` at the
+    next start, or by the sweep every ``sweep_seconds``. Other replicas stop polling the
+    workspace when their lease heartbeat finds its shard gone, and drop its MetaStudio client
+    within ``bot.services.connections.RECHECK_SECONDS``.
+    """
+
+    departures: Departures
     workspaces: WorkspaceStore | None
     followups: FollowUps
-    storage: FollowUpStore
     metastudio: MetaStudioClients
     slack: SlackClients
+    sweep_seconds: float = DEPARTURE_SWEEP_SECONDS
 
-    async def forget(self, team_id: str) -> None:
-        if self.installation_store is not None:
-            enterprise_id = await self.installation_store.enterprise_of(team_id)
-            await self.installation_store.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
-        if self.workspaces is not None:
-            await self.workspaces.delete_team(team_id)
+    async def left(self, team_id: str) -> None:
+        await self.departures.record(team_id)
+
+    async def finish(self, team_id: str) -> bool:
+        """True when the workspace is gone; False leaves its departure for the next sweep."""
         await self.followups.forget_team(team_id)
-        await self.storage.delete_team(team_id)
+        try:
+            await self.departures.finish(team_id)
+        except Exception:
+            log.exception("uninstall cleanup failed; the next sweep retries it", extra={"team": team_id})
+            return False
+        if self.workspaces is not None:
+            self.workspaces.forget_recorded(team_id)
         await self.metastudio.forget(team_id)
         self.slack.forget(team_id)
+        log.info("workspace forgotten", extra={"team": team_id})
+        return True
+
+    async def finish_pending(self) -> None:
+        """Finish every recorded departure (at start, and from the sweep)."""
+        try:
+            pending = await self.departures.pending()
+        except Exception:
+            log.exception("could not read pending uninstalls; the next sweep retries")
+            return
+        for team_id in pending:
+            await self.finish(team_id)
+
+    def start_sweeping(self) -> None:
+        """Re-run ``finish_pending`` every ``sweep_seconds`` on the follow-ups' clock."""
+        timers = self.followups.timers
+
+        async def sweep(_: str) -> None:
+            try:
+                await self.finish_pending()
+            finally:
+                timers.schedule(DEPARTURE_SWEEP_JOB, self.sweep_seconds)
+
+        timers.on(DEPARTURE_SWEEP_JOB.partition(":")[0], sweep)
+        timers.schedule(DEPARTURE_SWEEP_JOB, self.sweep_seconds)
