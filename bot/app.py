@@ -36,6 +36,7 @@ import handlers
 from bot.config import Settings
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
+from bot.db.departures import Departures
 from bot.db.fleet import SeenEvents, rate_limiters
 from bot.db.followups import FollowUpStore
 from bot.db.installations import EncryptedInstallationStore
@@ -56,6 +57,7 @@ from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
 from bot.slack.delivery import Responder
 from bot.slack.inbound import Refused, SlackRequestGate
 from bot.slack.locales import LocaleResolver
+from bot.slack.oauth import WorkspaceInstallFlow
 from bot.slack.poster import SlackPoster
 
 __all__ = ["Runtime", "create_asgi", "create_bolt_app", "health_routes", "running"]
@@ -145,10 +147,9 @@ class Runtime:
                 languages=self.languages,
             )
         self.leaving = WorkspaceLeaving(
-            installation_store=self.installation_store,
+            departures=Departures(self.database),
             workspaces=self.workspaces,
             followups=self.followups,
-            storage=self.storage,
             metastudio=self.metastudio,
             slack=self.slack,
         )
@@ -158,7 +159,10 @@ class Runtime:
         # Alembic owns every table, slack_sdk's included (bot/db/migrations); never create_all() here.
         await ensure_schema(self.database.engine, migrate_on_start=self.settings.migrate_on_start)
         self.metastudio.open()
+        # Uninstalls a crash or a failure left half done, before their watches are re-armed.
+        await self.leaving.finish_pending()
         await self.followups.start()
+        self.leaving.start_sweeping()
 
     async def close(self, timeout: float = 10.0) -> None:
         await self.background.drain(timeout)
@@ -196,14 +200,17 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
     options: dict[str, Any] = {"authorize": runtime.authorize}
     if runtime.installation_store is not None:
         options["installation_store"] = runtime.installation_store
-        options["oauth_settings"] = AsyncOAuthSettings(
-            client_id=settings.slack_client_id,
-            client_secret=_plain(settings.slack_client_secret),
-            scopes=list(BOT_SCOPES),
-            installation_store=runtime.installation_store,
-            state_store=runtime.state_store,
-            install_path="/slack/install",
-            redirect_uri_path="/slack/oauth_redirect",
+        options["oauth_flow"] = WorkspaceInstallFlow(
+            logger=bolt_logger,
+            settings=AsyncOAuthSettings(
+                client_id=settings.slack_client_id,
+                client_secret=_plain(settings.slack_client_secret),
+                scopes=list(BOT_SCOPES),
+                installation_store=runtime.installation_store,
+                state_store=runtime.state_store,
+                install_path="/slack/install",
+                redirect_uri_path="/slack/oauth_redirect",
+            ),
         )
         token = None
     else:

@@ -64,10 +64,13 @@ _SIGNING_SECRET: Final = re.compile(r"[0-9a-fA-F]{32}")
 # Each Slack secret's expected shape, and the sentence that says what it should look like instead.
 _SLACK_SECRET_SHAPES: Final[dict[str, tuple[Callable[[str], object], str]]] = {
     "slack_bot_token": (
-        lambda value: value.startswith(("xoxb-", "xoxe.xoxb-")),
-        "SLACK_BOT_TOKEN is not a bot token: a bot token starts with xoxb- "
+        # A rotating token (xoxe.xoxb-) expires after 12 hours and this mode has no refresh token.
+        lambda value: value.startswith("xoxb-"),
+        "SLACK_BOT_TOKEN is not a lasting bot token: a bot token starts with xoxb- "
         "(e.g. xoxb-1234567890-1234567890123-AbCdEf…, from OAuth & Permissions); "
-        "xoxp- is a user token and xapp- belongs in SLACK_APP_TOKEN",
+        "xoxp- is a user token, xapp- belongs in SLACK_APP_TOKEN, and xoxe.xoxb- is a rotating "
+        "token that expires in 12 hours (create the app from manifest.yaml, which leaves token "
+        "rotation off, or install per workspace with SLACK_CLIENT_ID)",
     ),
     "slack_app_token": (
         lambda value: value.startswith("xapp-"),

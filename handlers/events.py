@@ -23,14 +23,20 @@ async def home_opened(
 
 
 async def workspace_left(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
-    """app_uninstalled: nothing of that workspace stays behind."""
+    """app_uninstalled: nothing of that workspace stays behind.
+
+    The departure is recorded before this returns, so before Slack gets its 200 (listeners
+    run before the response): Slack never redelivers an acknowledged event, and the record is
+    what a later start or sweep finishes if this process dies first.
+    """
     await ack()
     leaving: WorkspaceLeaving = context["leaving"]
     if team_id := body.get("team_id"):
         authorize: CoalescedAuthorize | None = context.get("authorize")
         if authorize is not None:
             authorize.forget(team_id)
-        context["background"].spawn(leaving.forget(team_id))
+        await leaving.left(team_id)
+        context["background"].spawn(leaving.finish(team_id))
 
 
 async def tokens_revoked(

@@ -51,6 +51,8 @@ PROJECT_B = "bbbb1111bbbb1111bbbb1111bbbb1111"
 TASK_B = "b0000000000000000000000000000002"
 AK_B, SK_B = "ACCESSKEYTEAMB000002", "secret-key-of-team-b-1111111111111111"
 CHANNEL_B = "C0BBBBBBB2"
+GRID_ORG = "E0ORGAAAA1"
+"""The Enterprise Grid org of team A in ``two_teams``."""
 
 
 def running_task(task_id: str, name: str, clock: FakeClock, *, seconds_left: float = 60.0) -> sim.SimTask:
@@ -86,15 +88,24 @@ class MultiStack:
     workdir: Path
     projects: dict[str, Project] = field(default_factory=dict)
 
-    def workspace(self, team_id: str, *, admin: str, member: str) -> Workspace:
-        """Users of ``team_id`` as users.info describes them: one admin, one ordinary member."""
+    def workspace(
+        self, team_id: str, *, admin: str, member: str, enterprise_id: str | None = None
+    ) -> Workspace:
+        """Users of ``team_id`` as users.info describes them: one admin, one ordinary member.
+
+        ``enterprise_id``: the workspace belongs to that Enterprise Grid org (E…), so Slack
+        names the org in every request and installation.
+        """
         self.slack.users[admin] = {"is_admin": True, "team_id": team_id}
         self.slack.users[member] = {"is_admin": False, "team_id": team_id}
-        return Workspace(self, team_id, admin=admin, member=member)
+        return Workspace(self, team_id, admin=admin, member=member, enterprise_id=enterprise_id)
 
     async def two_teams(self) -> tuple[Workspace, Workspace]:
-        """Teams A and B, each installed, connected to its own project and held to its own channel."""
-        a = self.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
+        """Teams A and B, each installed, connected to its own project and held to its own channel.
+
+        A is a workspace of an Enterprise Grid org, B a standalone one: both kinds are covered.
+        """
+        a = self.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1", enterprise_id=GRID_ORG)
         b = self.workspace("T0TEAMBBB2", admin="U0ADMINB02", member="U0MEMBERB2")
         for team, project, channel in ((a, "A", CHANNEL_A), (b, "B", CHANNEL_B)):
             assert (await team.install()).status_code == 200
@@ -107,19 +118,24 @@ class MultiStack:
 
     async def rows_mentioning(self, needle: str) -> dict[str, int]:
         """Every table in the database: how many rows hold ``needle`` in any column."""
-        engine = self.db()
-        try:
-            async with engine.connect() as conn:
-                # Reflected, not imported: a table someone adds later is scanned too.
-                tables = await conn.run_sync(_reflect_all)
-                assert tables, "the database has no tables"
-                found: dict[str, int] = {}
-                for table in tables:
-                    rows = (await conn.execute(select(table))).all()
-                    found[table.name] = sum(1 for row in rows if any(needle in str(value) for value in row))
-        finally:
-            await engine.dispose()
-        return found
+        return await rows_mentioning(self.settings.database_url, needle)
+
+
+async def rows_mentioning(database_url: str, needle: str) -> dict[str, int]:
+    """Every table in the database: how many rows hold ``needle`` in any column."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            # Reflected, not imported: a table someone adds later is scanned too.
+            tables = await conn.run_sync(_reflect_all)
+            assert tables, "the database has no tables"
+            found: dict[str, int] = {}
+            for table in tables:
+                rows = (await conn.execute(select(table))).all()
+                found[table.name] = sum(1 for row in rows if any(needle in str(value) for value in row))
+    finally:
+        await engine.dispose()
+    return found
 
 
 @dataclass
@@ -128,9 +144,10 @@ class Workspace:
     team_id: str
     admin: str
     member: str
+    enterprise_id: str | None = None
 
     # -- OAuth -----------------------------------------------------------------------------
-    async def install(self, *, with_cookie: bool = True) -> httpx.Response:
+    async def install(self, *, with_cookie: bool = True, org_wide: bool = False) -> httpx.Response:
         """The admin opens /slack/install, approves at Slack, and Slack redirects back.
 
         The admin's browser is its own client. Bolt marks the state cookie ``Secure`` and the
@@ -143,7 +160,12 @@ class Workspace:
             [state] = authorize_link(page)["state"]
             cookie = page.headers["set-cookie"]
             assert "Secure" in cookie and "HttpOnly" in cookie
-            code = self.stack.slack.issue_code(self.team_id, self.admin)
+            code = self.stack.slack.issue_code(
+                self.enterprise_id if org_wide and self.enterprise_id else self.team_id,
+                self.admin,
+                enterprise_id=self.enterprise_id,
+                org_wide=org_wide,
+            )
             headers = {"Cookie": cookie.split(";", 1)[0]} if with_cookie else {}
             return await browser.get(
                 f"{self.stack.bot_url}/slack/oauth_redirect",
@@ -152,6 +174,15 @@ class Workspace:
             )
 
     # -- requests Slack sends ----------------------------------------------------------------
+    def _grid(self) -> dict[str, Any]:
+        """What an interaction payload says of the workspace's Grid org (nothing outside one)."""
+        if self.enterprise_id is None:
+            return {}
+        return {
+            "enterprise": {"id": self.enterprise_id, "name": f"Org {self.enterprise_id}"},
+            "is_enterprise_install": False,
+        }
+
     async def _post_form(self, form: dict[str, str]) -> httpx.Response:
         body = urlencode(form).encode()
         headers = sign_request(self.stack.signing_secret, body)
@@ -163,6 +194,7 @@ class Workspace:
                 "token": "deprecated",
                 "team_id": self.team_id,
                 "team_domain": self.team_id.lower(),
+                **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {}),
                 "channel_id": channel,
                 "channel_name": "general",
                 "user_id": user or self.member,
@@ -190,6 +222,7 @@ class Workspace:
             "type": "block_actions",
             "team": {"id": self.team_id, "domain": self.team_id.lower()},
             "user": {"id": user, "team_id": self.team_id},
+            **self._grid(),
             "api_app_id": APP_ID,
             "trigger_id": _trigger(),
             "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value}],
@@ -214,6 +247,7 @@ class Workspace:
             "type": "view_submission",
             "team": {"id": self.team_id, "domain": self.team_id.lower()},
             "user": {"id": user, "team_id": self.team_id},
+            **self._grid(),
             "api_app_id": APP_ID,
             "trigger_id": _trigger(),
             "view": _view(callback_id, values),
@@ -224,12 +258,21 @@ class Workspace:
         envelope = {
             "token": "deprecated",
             "team_id": self.team_id,
+            "enterprise_id": self.enterprise_id,
             "api_app_id": APP_ID,
             "event": {"event_ts": f"{time.time():.6f}", **event},
             "type": "event_callback",
             "event_id": "Ev" + uuid.uuid4().hex[:10].upper(),
             "event_time": int(time.time()),
-            "authorizations": [{"team_id": self.team_id, "user_id": BOT_USER, "is_bot": True}],
+            "authorizations": [
+                {
+                    "enterprise_id": self.enterprise_id,
+                    "team_id": self.team_id,
+                    "user_id": BOT_USER,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
         }
         body = json.dumps(envelope).encode()
         headers = {**sign_request(self.stack.signing_secret, body), "Content-Type": "application/json"}

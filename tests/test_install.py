@@ -7,6 +7,7 @@ too. Every request below is what Slack would send, signed with the signing secre
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from bot.slack.poster import DELIVERY_EVENT
 from tests.install_support import (
     AK_A,
     CHANNEL_A,
+    GRID_ORG,
     PROJECT_A,
     SK_A,
     TASK_A,
@@ -86,6 +88,29 @@ async def test_oauth_round_trip_then_task_uses_that_teams_token(stack: MultiStac
     assert {call.token for call in stack.slack.calls_to("chat.postMessage")} == {token}
 
 
+async def test_an_org_wide_grid_install_is_refused_with_a_page_and_its_token_revoked(
+    stack: MultiStack,
+) -> None:
+    org_admin = stack.workspace("T0TEAMAAA1", admin="U0ORGADMIN", member="U0MEMBERA1", enterprise_id=GRID_ORG)
+    page = await org_admin.install(org_wide=True)
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert html.escape(messages.text("install_org_wide_refused")) in page.text
+    [token] = [t for t, issued in stack.slack.tokens.items() if issued.team_id == GRID_ORG]
+    assert stack.slack.tokens[token].revoked, "the refused install's token is handed back"
+    assert [call.token for call in stack.slack.calls_to("auth.revoke")] == [token]
+    assert sum((await stack.rows_mentioning(GRID_ORG)).values()) == 0, "nothing of the org is stored"
+
+    # A workspace of the same org installs as usual, and answers /task.
+    assert (await org_admin.install()).status_code == 200
+    store = stack.runtime.installation_store
+    assert store is not None
+    found = await store.find_team(org_admin.team_id)
+    assert found is not None and found.enterprise_id == GRID_ORG and not found.is_enterprise_install
+    answer = await org_admin.command("help", channel=CHANNEL_A)
+    assert answer.status_code == 200 and "/task" in answer.json()["text"]
+
+
 async def test_a_redirect_without_our_state_installs_nothing(stack: MultiStack) -> None:
     code = stack.slack.issue_code("T0FORGED01", "U0FORGED01")
     forged = await stack.http.get(
@@ -115,12 +140,13 @@ def _is_alert(message: PostedMessage) -> bool:
     return message.via == "chat.postMessage" and metadata.get("event_type") == DELIVERY_EVENT
 
 
+@pytest.mark.parametrize("enterprise_id", [None, GRID_ORG], ids=["workspace", "grid-workspace"])
 async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(
-    stack: MultiStack, clock: FakeClock
+    stack: MultiStack, clock: FakeClock, enterprise_id: str | None
 ) -> None:
     # Tokens live one hour: inside the two hours before expiry in which a token is refreshed.
     stack.slack.token_lifetime = 3600
-    team = stack.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1")
+    team = stack.workspace("T0TEAMAAA1", admin="U0ADMINA01", member="U0MEMBERA1", enterprise_id=enterprise_id)
     assert (await team.install()).status_code == 200
     [installed] = team.tokens()
     assert installed.startswith("xoxe.xoxb-")
@@ -148,10 +174,11 @@ async def test_scheduled_alert_refreshes_an_expiring_token_before_it_posts(
     assert alert.channel == CHANNEL_A and "Team A import" in alert.text + str(alert.blocks)
     store = stack.runtime.installation_store
     assert store is not None
-    saved = await store.async_find_installation(enterprise_id=None, team_id=team.team_id)
+    saved = await store.async_find_installation(enterprise_id=enterprise_id, team_id=team.team_id)
     assert saved is not None and saved.bot_token == post.token, (
         "the refreshed token was saved for the next run"
     )
+    assert saved.enterprise_id == enterprise_id
 
 
 ADMIN, MEMBER = "U0ADMINA01", "U0MEMBERA1"
@@ -159,7 +186,8 @@ ADMIN, MEMBER = "U0ADMINA01", "U0MEMBERA1"
 
 @pytest.fixture
 async def team(stack: MultiStack) -> Workspace:
-    workspace = stack.workspace("T0TEAMAAA1", admin=ADMIN, member=MEMBER)
+    # Inside an Enterprise Grid org: App Home names the installer from outside any request.
+    workspace = stack.workspace("T0TEAMAAA1", admin=ADMIN, member=MEMBER, enterprise_id=GRID_ORG)
     assert (await workspace.install()).status_code == 200
     return workspace
 

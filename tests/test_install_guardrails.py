@@ -14,7 +14,7 @@ import pytest
 
 from bot import messages
 from bot.devtools.slack_standin import PostedMessage
-from bot.slack import cards
+from bot.slack import alerts, cards
 from tests.install_support import (
     TASK_A,
     MultiStack,
@@ -116,3 +116,31 @@ async def test_card_buttons_respect_guardrails(team: Workspace) -> None:
     started = await _answer(team, seen, what="the watch")
     assert "Team A import" in started.text
     assert await stack.runtime.storage.active_watch_count(team.team_id) == 1
+
+
+async def test_stop_buttons_respect_guardrails(team: Workspace) -> None:
+    """Stop on a watch or on the feed in ``/task watching`` is a change: outside the group, refused."""
+    stack = team.stack
+    await team.watch(TASK_A, OTHER)
+    seen = len(stack.slack.messages)
+    await team.command("subscribe", channel=OTHER, user=MEMBER)
+    await _answer(team, seen, what="the feed")
+    await team.guard(usergroup=GROUP)
+
+    for action, value in ((alerts.ACTION_UNWATCH, TASK_A), (alerts.ACTION_UNSUBSCRIBE, OTHER)):
+        seen = len(stack.slack.messages)
+        await team.click(action, value, user=OUTSIDER, channel=OTHER)
+        refusal = await _answer(team, seen, what=f"the refusal of {action}")
+        assert refusal.ephemeral and f"<!subteam^{GROUP}>" in refusal.text, action
+        assert not refusal.payload.get("replace_original"), f"{action} must not overwrite the list"
+    assert await stack.runtime.storage.active_watch_count(team.team_id) == 1
+    assert len(await stack.runtime.storage.active_feeds([team.team_id])) == 1
+
+    # A member of the group still stops both.
+    for action, value in ((alerts.ACTION_UNWATCH, TASK_A), (alerts.ACTION_UNSUBSCRIBE, OTHER)):
+        seen = len(stack.slack.messages)
+        await team.click(action, value, user=MEMBER, channel=OTHER)
+        listing = await _answer(team, seen, what=f"the list after {action}")
+        assert listing.payload.get("replace_original"), action
+    assert await stack.runtime.storage.active_watch_count(team.team_id) == 0
+    assert await stack.runtime.storage.active_feeds([team.team_id]) == []

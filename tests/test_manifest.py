@@ -14,6 +14,7 @@ from referencing import Registry, Resource
 
 from bot.messages import text
 from bot.slack.clients import BOT_SCOPES
+from tests.support.cli import clean_env, free_port, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy vendored into the repo wins, so a clean clone needs nothing outside it.
@@ -104,6 +105,22 @@ def test_settings(manifest: dict[str, Any]) -> None:
         "interactivity": {"is_enabled": True, "request_url": EVENTS_URL},
         "org_deploy_enabled": False,
         "socket_mode_enabled": False,
-        "token_rotation_enabled": True,
+        "token_rotation_enabled": False,
     }
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+
+
+async def test_token_rotation_agrees_with_single_workspace_mode(manifest: dict[str, Any]) -> None:
+    """A rotating bot token expires after 12 hours and SLACK_BOT_TOKEN comes with no refresh
+    token: the manifest leaves rotation off, and a rotating token pasted there stops ``serve``."""
+    assert manifest["settings"]["token_rotation_enabled"] is False
+    env = clean_env(
+        SLACK_BOT_TOKEN="xoxe.xoxb-1-rotating-token-9999",
+        SLACK_SIGNING_SECRET="0f1e2d3c4b5a69780f1e2d3c4b5a6978",
+        PORT=str(free_port()),
+    )
+    code, out, err = await run_cli("serve", env=env)
+    assert (code, out) == (2, "")
+    assert "Traceback" not in err and "9999" not in err
+    [problem] = [line for line in err.splitlines() if "SLACK_BOT_TOKEN" in line]
+    assert "expires in 12 hours" in problem and "SLACK_CLIENT_ID" in problem

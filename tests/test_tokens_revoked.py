@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.install_support import BOT_USER, multi_stack
+from tests.install_support import BOT_USER, GRID_ORG, multi_stack
 from tests.support.waiting import eventually
 
 
@@ -13,7 +13,7 @@ async def test_user_token_revocation_keeps_the_workspace_bot_revocation_wipes_it
 ) -> None:
     async with multi_stack(tmp_path, sqlite_url, {}) as stack:
         users = stack.workspace("T0USERTOK1", admin="U0ADMINA01", member="U0MEMBERA1")
-        bots = stack.workspace("T0BOTTOKN2", admin="U0ADMINB02", member="U0MEMBERB2")
+        bots = stack.workspace("T0BOTTOKN2", admin="U0ADMINB02", member="U0MEMBERB2", enterprise_id=GRID_ORG)
         for team in (users, bots):
             assert (await team.install()).status_code == 200
             assert (await stack.rows_mentioning(team.team_id)).get("slack_installations")

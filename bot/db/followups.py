@@ -773,14 +773,19 @@ class FollowUpStore:
     async def delete_team(self, team_id: str) -> None:
         """Forget a workspace entirely (app uninstalled or tokens revoked)."""
         async with self._write() as session:
-            # Same lock order as close_watch: watches first.
-            await session.execute(select(WatchRow.id).where(WatchRow.team_id == team_id).with_for_update())
-            for model in (DeliveryRow, SubscriberRow, WatchRow, FeedRow, RateBucket):
-                await session.execute(
-                    delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
-                )
-            # Its shard lease too (bot.db.leases, named here: that module imports this one).
-            await session.execute(text("DELETE FROM shard_leases WHERE team_id = :team"), {"team": team_id})
+            await self.delete_team_in(session, team_id)
+
+    @staticmethod
+    async def delete_team_in(session: AsyncSession, team_id: str) -> None:
+        """``delete_team`` inside the caller's transaction (``bot.db.departures`` joins several)."""
+        # Same lock order as close_watch: watches first.
+        await session.execute(select(WatchRow.id).where(WatchRow.team_id == team_id).with_for_update())
+        for model in (DeliveryRow, SubscriberRow, WatchRow, FeedRow, RateBucket):
+            await session.execute(
+                delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
+            )
+        # Its shard lease too (bot.db.leases, named here: that module imports this one).
+        await session.execute(text("DELETE FROM shard_leases WHERE team_id = :team"), {"team": team_id})
 
     async def active_watch_count(self, team_id: str) -> int:
         """Active watches of one workspace, for its App Home."""

@@ -153,6 +153,29 @@ class EncryptedInstallationStore(AsyncSQLAlchemyInstallationStore):
         )
         return self._opened(found, SECRET_FIELDS)
 
+    async def enterprise_of(self, team_id: str) -> str | None:
+        """The Enterprise Grid org (E…) a workspace was installed in, None outside any org.
+
+        A request names the org; work outside one (alerts, live cards, App Home contacts) has only
+        the team id, and slack_sdk's find reads ``enterprise_id=None`` as ``IS NULL``. Slack's team
+        ids are unique across orgs, so the team's newest installation row says which org it is in.
+        """
+        table = self.installations
+        query = (
+            sa.select(table.c.enterprise_id)
+            .where(table.c.client_id == self.client_id, table.c.team_id == team_id)
+            .order_by(table.c.installed_at.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
+
+    async def find_team(self, team_id: str) -> Installation | None:
+        """The workspace's installation (tokens opened), inside an Enterprise Grid org or not."""
+        return await self.async_find_installation(
+            enterprise_id=await self.enterprise_of(team_id), team_id=team_id
+        )
+
     async def rotate_keys(self) -> TokenRotation:
         """Re-encrypt every stored token with the primary key, legacy plaintext included.
 

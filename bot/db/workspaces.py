@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 from sqlalchemy import CheckConstraint, Index, Integer, String, Table, Text, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot import messages
@@ -505,10 +506,18 @@ class WorkspaceStore:
     async def delete_team(self, team_id: str) -> None:
         """Forget a workspace's connection, guardrails and audit log (app uninstalled)."""
         async with self._write() as session:
-            for model in (ConnectionRow, GuardrailsRow, AuditRow):
-                await session.execute(
-                    delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
-                )
+            await self.delete_team_in(session, team_id)
+        self.forget_recorded(team_id)
+
+    @staticmethod
+    async def delete_team_in(session: AsyncSession, team_id: str) -> None:
+        """``delete_team`` inside the caller's transaction (``bot.db.departures`` joins several)."""
+        for model in (ConnectionRow, GuardrailsRow, AuditRow):
+            await session.execute(
+                delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
+            )
+
+    def forget_recorded(self, team_id: str) -> None:
         self._recorded.pop(team_id, None)
 
     async def rotate_keys(self) -> int:

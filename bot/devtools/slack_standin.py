@@ -80,6 +80,16 @@ class ApiCall:
     token: str | None
 
 
+@dataclass(frozen=True)
+class Grant:
+    """An approved install, waiting for its ``oauth.v2.access`` exchange."""
+
+    team_id: str
+    user_id: str
+    enterprise_id: str | None = None
+    org_wide: bool = False
+
+
 @dataclass
 class IssuedToken:
     team_id: str
@@ -101,7 +111,9 @@ class SlackStandIn:
         # token -> which workspace it belongs to; OAuth installs add more.
         self.tokens: dict[str, IssuedToken] = {bot_token: IssuedToken(team_id)}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> team id
-        self.oauth_codes: dict[str, tuple[str, str]] = {}  # code -> (team id, installing user)
+        self.oauth_codes: dict[str, Grant] = {}  # code -> what the admin approved
+        # Enterprise Grid: team id -> the id of the org it belongs to (E…); org-wide grants use E….
+        self.enterprises: dict[str, str] = {}
         self.token_lifetime: int | None = None  # seconds; set to issue rotating (expiring) tokens
         self.client_id = "0000000000.1111111111"
         self.client_secret = "stand-in-client-secret"
@@ -211,14 +223,29 @@ class SlackStandIn:
         if handler is None:
             return JSONResponse({"ok": False, "error": "unknown_method"})
         params["_team_id"] = issued.team_id
+        if method == "auth.revoke":
+            params["_token"] = token
         result: dict[str, Any] = await handler(params)
         return JSONResponse(result)
 
     # -- OAuth -----------------------------------------------------------------------------
-    def issue_code(self, team_id: str, user_id: str = "U0INSTALLR") -> str:
-        """What Slack puts in ``?code=`` on the redirect after someone approves the install."""
+    def issue_code(
+        self,
+        team_id: str,
+        user_id: str = "U0INSTALLR",
+        *,
+        enterprise_id: str | None = None,
+        org_wide: bool = False,
+    ) -> str:
+        """What Slack puts in ``?code=`` on the redirect after someone approves the install.
+
+        ``enterprise_id``: the workspace belongs to that Enterprise Grid org; ``org_wide``: an
+        org admin installed the app for the whole org (``team_id`` is then the org's id, E…).
+        """
         code = uuid.uuid4().hex
-        self.oauth_codes[code] = (team_id, user_id)
+        if enterprise_id is not None:
+            self.enterprises[team_id] = enterprise_id
+        self.oauth_codes[code] = Grant(team_id, user_id, enterprise_id, org_wide)
         return code
 
     def _new_bot_token(self, team_id: str) -> dict[str, Any]:
@@ -251,20 +278,27 @@ class SlackStandIn:
         code = self.oauth_codes.pop(str(params.get("code")), None)
         if code is None:
             return {"ok": False, "error": "invalid_code"}
-        team_id, user_id = code
-        grant = self._new_bot_token(team_id)
+        grant = self._new_bot_token(code.team_id)
+        enterprise = (
+            {"id": code.enterprise_id, "name": f"Org {code.enterprise_id}"} if code.enterprise_id else None
+        )
         return {
             "ok": True,
             "app_id": "A0TASKBOT1",
-            "authed_user": {"id": user_id},
+            "authed_user": {"id": code.user_id},
             "scope": "commands,chat:write",
             "token_type": "bot",
             "bot_user_id": DEMO_BOT_USER_ID,
-            "team": {"id": team_id, "name": f"Workspace {team_id}"},
-            "enterprise": None,
-            "is_enterprise_install": False,
+            "team": None if code.org_wide else {"id": code.team_id, "name": f"Workspace {code.team_id}"},
+            "enterprise": enterprise,
+            "is_enterprise_install": code.org_wide,
             **grant,
         }
+
+    async def _api_auth_revoke(self, params: dict[str, Any]) -> dict[str, Any]:
+        token = str(params.get("_token", ""))
+        self.tokens[token].revoked = True
+        return {"ok": True, "revoked": True}
 
     def revoke_team(self, team_id: str) -> None:
         for issued in self.tokens.values():
@@ -280,6 +314,7 @@ class SlackStandIn:
             "team_id": params["_team_id"],
             "user_id": DEMO_BOT_USER_ID,
             "bot_id": "B0TASKBOT1",
+            "enterprise_id": self.enterprises.get(params["_team_id"]),
             "is_enterprise_install": False,
         }
 

@@ -205,6 +205,14 @@ CATALOG: dict[str, str] = {
     "home_button_guardrails": "Change who can use /task",
     "home_admins_only": "Only a workspace admin or owner can change these settings.",
     "home_admins_ask": "Only a workspace admin or owner can change these settings: ask {admins}, who set taskbot up.",
+    "outsider_denied": (
+        "You're from another organisation: in this shared channel you can look at tasks, but only "
+        "members of this workspace can watch, stop, subscribe or change taskbot's settings."
+    ),
+    "install_org_wide_refused": (
+        "taskbot installs into one workspace at a time, not into a whole Enterprise Grid organisation; "
+        "nothing was installed, so ask an admin of each workspace that wants it to install it there."
+    ),
     "admin_only": "Only a workspace admin or owner can change taskbot's settings; nothing was changed.",
     "connection_test_incomplete": "Fill in the required fields first; then test again.",
     "connection_test_failed": "The test call failed: {error}",

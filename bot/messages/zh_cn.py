@@ -197,6 +197,8 @@ CATALOG: dict[str, str] = {
     "home_button_guardrails": "修改 /task 的使用范围",
     "home_admins_only": "只有工作区管理员或所有者可以修改这些设置。",
     "home_admins_ask": "只有工作区管理员或所有者可以修改这些设置：请联系配置 taskbot 的 {admins}。",
+    "outsider_denied": "你来自其他组织：在此共享频道中你可以查看任务，但只有本工作区的成员才能关注、停止、订阅或修改 taskbot 的设置。",
+    "install_org_wide_refused": "taskbot 只能逐个安装到工作区，不能安装到整个 Enterprise Grid 组织；本次未安装任何内容，请让需要它的每个工作区的管理员在该工作区中安装。",
     "admin_only": "只有工作区管理员或所有者可以修改 taskbot 的设置；未做任何更改。",
     "connection_test_incomplete": "请先填写必填项，然后再测试。",
     "connection_test_failed": "测试调用失败：{error}",

@@ -1,6 +1,16 @@
-"""Who may do what: workspace admins (``users.info``) and the ``/task`` guardrails."""
+"""Who may do what: workspace admins (``users.info``), people of other organisations, and the
+``/task`` guardrails.
+
+Slack Connect: a shared channel holds people whose ``users.info`` names another workspace
+(``team_id``) outside this one's Enterprise Grid org. They may read what the channel already
+shows (``/task <id>``, ``recent``, ``watching``, Refresh and Open on cards) but change nothing:
+no watch, no Stop, no feed, and never the workspace's settings, whatever ``is_admin`` says for
+their own workspace. Changes use this workspace's MetaStudio keys and post in its name.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -11,26 +21,63 @@ from bot.metrics import SLACK_API_ERRORS
 from bot.slack.delivery import slack_error
 from bot.slack.origin import Origin
 
-__all__ = ["Access"]
+__all__ = ["Access", "belongs_to"]
+
+
+def belongs_to(user: dict[str, Any], team_id: str | None) -> bool:
+    """Whether a ``users.info`` user is a member of the workspace ``team_id``.
+
+    Their home workspace, or (Enterprise Grid) one of the org's workspaces they were added to.
+    An answer without a ``team_id`` cannot tell, and is taken as a member: Slack always sends one.
+    """
+    home = user.get("team_id")
+    if not team_id or not home or home == team_id:
+        return True
+    grid = user.get("enterprise_user")
+    teams = grid.get("teams") if isinstance(grid, dict) else None
+    return isinstance(teams, list) and team_id in teams
 
 
 class Access:
     def __init__(self, workspaces: WorkspaceStore | None) -> None:
         self._workspaces = workspaces
 
-    async def is_admin(self, client: AsyncWebClient, user_id: str | None) -> bool:
-        """Workspace admins and owners may configure taskbot (users.info says who they are)."""
+    async def _user(self, client: AsyncWebClient, user_id: str | None) -> dict[str, Any] | None:
         if not user_id:
-            return False
+            return None
         try:
-            user = (await client.users_info(user=user_id)).get("user") or {}
+            user = (await client.users_info(user=user_id)).get("user")
         except SlackApiError as exc:
             SLACK_API_ERRORS.labels("users.info", slack_error(exc)).inc()
+            return None
+        return user if isinstance(user, dict) else None
+
+    async def is_admin(self, client: AsyncWebClient, origin: Origin) -> bool:
+        """Admins and owners of THIS workspace may configure taskbot (users.info says who they are);
+        an admin of another organisation in a shared channel is not one of them."""
+        user = await self._user(client, origin.user_id)
+        if user is None or not belongs_to(user, origin.team_id):
             return False
         return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
 
-    async def refusal(self, origin: Origin, client: AsyncWebClient) -> str | None:
-        """The sentence that refuses this user or channel, or None when /task is allowed here."""
+    async def outsider(self, client: AsyncWebClient, origin: Origin) -> bool:
+        """Someone of another organisation (Slack Connect).
+
+        When Slack cannot say (an error), the person is taken as a member: what this guards
+        (a watch, Stop, a feed) is undone with one command, unlike settings (``is_admin``
+        refuses then).
+        """
+        user = await self._user(client, origin.user_id)
+        return user is not None and not belongs_to(user, origin.team_id)
+
+    async def refusal(self, origin: Origin, client: AsyncWebClient, *, changes: bool = False) -> str | None:
+        """The sentence that refuses this user or channel, or None when /task is allowed here.
+
+        ``changes``: the command or button changes something (watch, Stop, feed), which people
+        of other organisations may not do.
+        """
+        if changes and await self.outsider(client, origin):
+            return messages.text("outsider_denied", origin.locale)
         if self._workspaces is None or not origin.team_id:
             return None
         rules = await self._workspaces.get_guardrails(origin.team_id)

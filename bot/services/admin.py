@@ -11,15 +11,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.config import Settings
+from bot.db.departures import Departures
 from bot.db.followups import FollowUpStore
+from bot.db.installations import EncryptedInstallationStore
 from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
 from bot.followups import FollowUps
 from bot.messages.format import number
@@ -36,9 +37,13 @@ from bot.slack.cloud_errors import error_text, refusal_text
 from bot.slack.delivery import slack_error
 from bot.slack.origin import Origin
 
-__all__ = ["WorkspaceAdmin", "WorkspaceLeaving"]
+__all__ = ["DEPARTURE_SWEEP_SECONDS", "WorkspaceAdmin", "WorkspaceLeaving"]
 
 log = logging.getLogger("taskbot.admin")
+
+# How often each replica looks for uninstalls whose cleanup failed: one primary-key scan.
+DEPARTURE_SWEEP_SECONDS: Final = 30.0
+DEPARTURE_SWEEP_JOB: Final = "departures:all"
 
 
 @dataclass(eq=False, repr=False)
@@ -49,7 +54,7 @@ class WorkspaceAdmin:
     store: WorkspaceStore
     _: KW_ONLY
     storage: FollowUpStore
-    installation_store: AsyncInstallationStore | None
+    installation_store: EncryptedInstallationStore | None
     access: Access
     metastudio: MetaStudioClients
     languages: Languages
@@ -57,7 +62,7 @@ class WorkspaceAdmin:
     async def publish_home(self, team_id: str, user_id: str, client: AsyncWebClient) -> None:
         """Draw the App Home tab for one user, in their language: admins get the controls."""
         locale = (await self.languages.person(Origin(team_id, None, user_id), client)).locale
-        is_admin = await self.access.is_admin(client, user_id)
+        is_admin = await self.access.is_admin(client, Origin(team_id, None, user_id))
         view = home.home_view(
             connection=await self.store.get_connection(team_id),
             guardrails=await self.store.get_guardrails(team_id),
@@ -79,9 +84,7 @@ class WorkspaceAdmin:
         """
         users: list[str] = []
         if self.installation_store is not None:
-            installation = await self.installation_store.async_find_installation(
-                enterprise_id=None, team_id=team_id
-            )
+            installation = await self.installation_store.find_team(team_id)
             if installation is not None and installation.user_id:
                 users.append(installation.user_id)
         users += [entry.user_id for entry in await self.store.audit(team_id, limit=10)]
@@ -94,18 +97,19 @@ class WorkspaceAdmin:
             SLACK_API_ERRORS.labels("views.open", slack_error(exc)).inc()
 
     async def _refuse(self, origin: Origin, client: AsyncWebClient) -> bool:
-        if await self.access.is_admin(client, origin.user_id):
+        if await self.access.is_admin(client, origin):
             return False
         origin = await self.languages.person(origin, client)
+        outsider = await self.access.outsider(client, origin)
         log.warning(
-            "non-admin tried to configure the workspace",
+            "%s tried to configure the workspace",
+            "someone of another organisation" if outsider else "a non-admin",
             extra={"team": origin.team_id, "user": origin.user_id},
         )
         if origin.user_id:
+            sentence = messages.text("outsider_denied" if outsider else "admin_only", origin.locale)
             try:
-                await client.chat_postMessage(
-                    channel=origin.user_id, text=messages.text("admin_only", origin.locale)
-                )
+                await client.chat_postMessage(channel=origin.user_id, text=sentence)
             except SlackApiError as exc:
                 SLACK_API_ERRORS.labels("chat.postMessage", slack_error(exc)).inc()
         return True
@@ -275,21 +279,60 @@ class WorkspaceAdmin:
 
 @dataclass(eq=False, repr=False, kw_only=True)
 class WorkspaceLeaving:
-    """Uninstall and revoked tokens: nothing of that workspace stays behind."""
+    """Uninstall and revoked tokens: nothing of that workspace stays behind, even after a crash.
 
-    installation_store: AsyncInstallationStore | None
+    ``left`` records the departure before Slack gets its 200 (``bot.db.departures``); ``finish``
+    stops this replica's timers, deletes every row in one transaction and drops the cached
+    clients. A departure that failed or was cut short is finished by ``finish_pending`` at the
+    next start, or by the sweep every ``sweep_seconds``. Other replicas stop polling the
+    workspace when their lease heartbeat finds its shard gone, and drop its MetaStudio client
+    within ``bot.services.connections.RECHECK_SECONDS``.
+    """
+
+    departures: Departures
     workspaces: WorkspaceStore | None
     followups: FollowUps
-    storage: FollowUpStore
     metastudio: MetaStudioClients
     slack: SlackClients
+    sweep_seconds: float = DEPARTURE_SWEEP_SECONDS
 
-    async def forget(self, team_id: str) -> None:
-        if self.installation_store is not None:
-            await self.installation_store.async_delete_all(enterprise_id=None, team_id=team_id)
-        if self.workspaces is not None:
-            await self.workspaces.delete_team(team_id)
+    async def left(self, team_id: str) -> None:
+        await self.departures.record(team_id)
+
+    async def finish(self, team_id: str) -> bool:
+        """True when the workspace is gone; False leaves its departure for the next sweep."""
         await self.followups.forget_team(team_id)
-        await self.storage.delete_team(team_id)
+        try:
+            await self.departures.finish(team_id)
+        except Exception:
+            log.exception("uninstall cleanup failed; the next sweep retries it", extra={"team": team_id})
+            return False
+        if self.workspaces is not None:
+            self.workspaces.forget_recorded(team_id)
         await self.metastudio.forget(team_id)
         self.slack.forget(team_id)
+        log.info("workspace forgotten", extra={"team": team_id})
+        return True
+
+    async def finish_pending(self) -> None:
+        """Finish every recorded departure (at start, and from the sweep)."""
+        try:
+            pending = await self.departures.pending()
+        except Exception:
+            log.exception("could not read pending uninstalls; the next sweep retries")
+            return
+        for team_id in pending:
+            await self.finish(team_id)
+
+    def start_sweeping(self) -> None:
+        """Re-run ``finish_pending`` every ``sweep_seconds`` on the follow-ups' clock."""
+        timers = self.followups.timers
+
+        async def sweep(_: str) -> None:
+            try:
+                await self.finish_pending()
+            finally:
+                timers.schedule(DEPARTURE_SWEEP_JOB, self.sweep_seconds)
+
+        timers.on(DEPARTURE_SWEEP_JOB.partition(":")[0], sweep)
+        timers.schedule(DEPARTURE_SWEEP_JOB, self.sweep_seconds)

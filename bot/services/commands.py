@@ -36,6 +36,9 @@ __all__ = ["CommandRunner", "immediate_reply"]
 
 log = logging.getLogger("taskbot.services")
 
+# Commands that change something: people of other organisations may not run them (``Access``).
+CHANGES = (Watch, Unwatch, Subscribe, Unsubscribe)
+
 
 def immediate_reply(command: Command, *, locale: str = messages.DEFAULT_LOCALE) -> Reply | None:
     """A reply that needs no cloud call (help, parse errors): it can go in the ack itself.
@@ -92,9 +95,9 @@ class CommandRunner:
         name = type(command).__name__.lower()
         reply: Reply
         try:
-            refusal = await self.access.refusal(origin, client)
+            refusal = await self.access.refusal(origin, client, changes=isinstance(command, CHANGES))
             reply = private(refusal, ok=False) if refusal else await self._reply_for(command, origin)
-            if reply.needs_connection and await self.access.is_admin(client, origin.user_id):
+            if reply.needs_connection and await self.access.is_admin(client, origin):
                 reply = private(messages.text("not_connected_admin", origin.locale), ok=False)
             await self.responder.deliver(reply, origin, client)
         except Exception:
@@ -118,7 +121,12 @@ class CommandRunner:
         return reply
 
     async def _button(
-        self, origin: Origin, client: AsyncWebClient, answer: Callable[[Origin], Awaitable[Reply]]
+        self,
+        origin: Origin,
+        client: AsyncWebClient,
+        answer: Callable[[Origin], Awaitable[Reply]],
+        *,
+        changes: bool = False,
     ) -> tuple[Origin, Reply]:
         """A card button's reply, after the acks and in the person's language: ``answer``'s, or a refusal.
 
@@ -126,7 +134,7 @@ class CommandRunner:
         """
         await self.ack_first.wait()
         origin = await self.languages.person(origin, client)
-        refusal = await self.access.refusal(origin, client)
+        refusal = await self.access.refusal(origin, client, changes=changes)
         return origin, private(refusal, ok=False) if refusal else await answer(origin)
 
     async def refresh(
@@ -154,12 +162,13 @@ class CommandRunner:
     ) -> None:
         """ "Notify this channel when done" on a card: the alert threads under that card."""
         origin, reply = await self._button(
-            origin, client, lambda o: self.follow.watch_reply(task_id, o, message_ts=message_ts)
+            origin, client, lambda o: self.follow.watch_reply(task_id, o, message_ts=message_ts), changes=True
         )
         await self.responder.respond(origin, reply)
 
     async def stop_button(self, origin: Origin, client: AsyncWebClient, *, task_id: str | None) -> None:
         """Stop on the watching list: end that watch (or the feed) and redraw the list."""
-        await self.ack_first.wait()
-        origin = await self.languages.person(origin, client)
-        await self.responder.respond(origin, await self.follow.stop(origin, task_id=task_id))
+        origin, reply = await self._button(
+            origin, client, lambda o: self.follow.stop(o, task_id=task_id), changes=True
+        )
+        await self.responder.respond(origin, reply)

@@ -24,11 +24,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
-from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.db.installations import EncryptedInstallationStore
 
 __all__ = [
     "BOT_SCOPES",
@@ -97,7 +97,9 @@ class SlackClients:
     workspace at a time because each refresh token is single-use.
     """
 
-    def __init__(self, settings: Settings, installation_store: AsyncInstallationStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, installation_store: EncryptedInstallationStore | None = None
+    ) -> None:
         self._api_url = settings.slack_api_url
         self._bot_token = settings.slack_bot_token
         self._installations = installation_store
@@ -127,9 +129,7 @@ class SlackClients:
             return self._cached("", _plain(self._bot_token))
         lock = self._rotation_locks.setdefault(team_id, asyncio.Lock())
         async with lock:
-            installation = await self._installations.async_find_installation(
-                enterprise_id=None, team_id=team_id
-            )
+            installation = await self._installations.find_team(team_id)
             if installation is None or not installation.bot_token:
                 raise WorkspaceNotInstalled(team_id)
             if installation.bot_refresh_token and self._client_secret is not None:

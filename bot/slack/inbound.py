@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 from starlette.requests import Request
@@ -99,7 +99,8 @@ class _Interactive(_Answerable):
 
 
 class _BlockActions(_Interactive):
-    actions: list[_Action]
+    # Bolt reads ``actions[0]`` to match a listener: an empty list was a 500.
+    actions: list[_Action] = Field(min_length=1)
 
 
 class _ViewSubmission(_Interactive):

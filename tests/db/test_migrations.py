@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
+from bot.db.departures import DepartureRow
 from bot.db.followups import DeliveryRow, FeedRow, FollowUpStore
 from bot.db.migrations import TARGET_METADATA
 from bot.db.schema import (
@@ -576,5 +577,8 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
             rows = (await conn.execute(select(DeliveryRow.channel_id, DeliveryRow.status))).all()
         assert sorted(rows) == [(FEED_CHANNEL, "sent"), (SENT_CHANNEL, "sent"), (WATCH_CHANNEL, "sent")]
         assert (await schema_status(storage.engine)).current
+        # 0007 added the uninstall intents; the upgrade recorded none and the owed alerts went out.
+        async with storage.engine.connect() as conn:
+            assert (await conn.execute(select(DepartureRow.team_id))).all() == []
     finally:
         await storage.dispose()

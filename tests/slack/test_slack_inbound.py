@@ -151,6 +151,10 @@ def _signed_garbage(secret: str) -> list[tuple[str, bytes, dict[str, str]]]:
             "block_actions with actions a string",
             _payload({"type": "block_actions", "user": {"id": "U1"}, "actions": "refresh"}),
         ),
+        (
+            "block_actions with no action",
+            _payload({"type": "block_actions", "user": {"id": "U1"}, "team": {"id": "T1"}, "actions": []}),
+        ),
         ("view_submission without view", _payload({"type": "view_submission", "user": {"id": "U1"}})),
         ("event_callback without event", _payload({"type": "event_callback", "team_id": "T1"})),
         ("command without text", urlencode({"command": "/task", "user_id": "U1"}).encode()),
