@@ -21,7 +21,14 @@ before the signature is checked. What uvicorn 0.55 offers and what is added here
   what gets closed; a signed request arrives in full within milliseconds and is served. uvicorn's
   ``limit_concurrency`` is left off: it counts open connections, so idle ones would turn every
   signed request into a 503.
-- Keep-alive: uvicorn's ``timeout_keep_alive``, set explicitly; backlog: the listen queue.
+- Backlog: the listen queue is also how many connections the event loop accepts in one go
+  (asyncio's accept loop; libuv's drains the queue), and a connection runs
+  ``connection_made``, where shedding happens, only two or three loop turns after its accept.
+  So the queue is kept at a sixteenth of the open-file limit (64 under 1,024): three batches
+  on top of ``max_connections`` stay under the limit. Hitting the limit is what must not
+  happen: asyncio then logs and re-schedules every pending accept (48,000 errors in one run
+  of ``bench/bench_server_limits.py``), and libuv drops pending connections.
+- Keep-alive: uvicorn's ``timeout_keep_alive``, set explicitly.
 """
 
 from __future__ import annotations
@@ -43,14 +50,15 @@ __all__ = ["ServerLimits", "serve_asgi"]
 
 log = logging.getLogger("taskbot.server")
 
-# What the open-file limit leaves for inbound connections: the other half is for the
-# database pool, outbound HTTP (MetaStudio, Slack) and files.
+# Of the open-file limit: half for inbound connections, three sixteenths for the accepts not
+# yet shed (three batches), the rest for the database pool, outbound HTTP and files.
 _INBOUND_SHARE: Final = 0.5
+_ACCEPT_SHARE: Final = 1 / 16
 
 
-def _default_max_connections() -> int:
+def _file_limit() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(16, int(soft * _INBOUND_SHARE)) if soft != resource.RLIM_INFINITY else 4096
+    return 16_384 if soft == resource.RLIM_INFINITY else int(soft)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +74,18 @@ class ServerLimits:
     keep_alive_seconds: int = 5
     # None: half the process's open-file limit (512 under systemd's default 1,024).
     max_connections: int | None = None
-    backlog: int = 1024
+    # None: a sixteenth of the open-file limit, at most 1,024 (64 under systemd's default).
+    backlog: int | None = None
 
     def connections(self) -> int:
-        return self.max_connections if self.max_connections is not None else _default_max_connections()
+        if self.max_connections is not None:
+            return self.max_connections
+        return max(16, int(_file_limit() * _INBOUND_SHARE))
+
+    def accept_batch(self) -> int:
+        if self.backlog is not None:
+            return self.backlog
+        return min(1024, max(8, int(_file_limit() * _ACCEPT_SHARE)))
 
 
 class _GuardedH11(H11Protocol):
@@ -159,6 +175,9 @@ class _GuardedH11(H11Protocol):
             if isinstance(other, _GuardedH11) and other is not self and other.waiting_since is not None
         ]
         oldest = min(waiting, key=lambda other: other.waiting_since or 0.0, default=self)
+        # Its connection_lost comes a loop turn later; until then the next arrivals in this
+        # turn must pick another one, or many arrivals would shed just this one.
+        oldest._request_read()
         oldest.transport.close()
 
 
@@ -190,7 +209,7 @@ async def serve_asgi(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(limits.backlog)
+    sock.listen(limits.accept_batch())
     sock.setblocking(False)
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -202,7 +221,7 @@ async def serve_asgi(
         http=_protocol_for(limits),
         h11_max_incomplete_event_size=limits.max_header_bytes,
         timeout_keep_alive=limits.keep_alive_seconds,
-        backlog=limits.backlog,
+        backlog=limits.accept_batch(),
     )
     server = uvicorn.Server(config)
     # Signals belong to the process that owns the loop, not to one of several servers inside it.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import ServerLimits, serve_asgi
 from tests.support.cli import clean_env, free_port, stop_cli
+from tests.support.waiting import eventually
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"
 FAST = ServerLimits(request_read_seconds=0.5, max_connections=20)
@@ -140,6 +142,33 @@ async def test_past_the_limit_the_longest_waiting_connection_goes() -> None:
             writer.close()
 
 
+async def test_a_burst_of_connections_is_shed_down_to_the_limit() -> None:
+    # A read deadline far away: only shedding closes anything here.
+    async with small_server(ServerLimits(request_read_seconds=60, max_connections=20)) as (host, port):
+        # Connected while the loop is held, so the server accepts all 200 in one or two turns
+        # (as under a real flood): each arrival must shed a different waiting connection.
+        burst = [socket.create_connection((host, port)) for _ in range(200)]
+        for sock in burst:
+            sock.setblocking(False)
+
+        def open_on_server() -> int:
+            still = 0
+            for sock in burst:
+                try:
+                    still += sock.recv(1) != b""
+                except BlockingIOError:
+                    still += 1
+                except ConnectionError:
+                    pass
+            return still
+
+        await eventually(lambda: open_on_server() <= 20, within=5, what="the burst shed")
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"http://{host}:{port}/")).text == "hello"
+        for sock in burst:
+            sock.close()
+
+
 def _low_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
 
@@ -180,11 +209,14 @@ async def test_serve_acks_signed_requests_while_slow_clients_hold_more_than_its_
                     await asyncio.sleep(0.05)
                 else:
                     pytest.fail("taskbot serve did not come up")
-                # More slow clients than the process has file descriptors.
-                for _ in range(300):
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.write(b"POST /slack/events HTTP/1.1\r\nHost: x\r\n")
-                    slow.append((reader, writer))
+                # More slow clients than the process has file descriptors, in bursts.
+                for _ in range(3):
+                    burst = await asyncio.gather(
+                        *(asyncio.open_connection("127.0.0.1", port) for _ in range(100))
+                    )
+                    for _, writer in burst:
+                        writer.write(b"POST /slack/events HTTP/1.1\r\nHost: x\r\n")
+                    slow += burst
                 for attempt in range(3):
                     body, headers = slack.slash_command(SIGNING_SECRET, sim.SEED_TASK_ID)
                     started = time.monotonic()
