@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import handlers
+from bot import messages
 from bot.config import Settings
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
@@ -53,7 +54,7 @@ from bot.services.connections import MetaStudioClients
 from bot.services.follow import FollowCommands
 from bot.services.languages import Languages
 from bot.services.tasks import TaskViews
-from bot.slack.clients import BOT_SCOPES, SlackClients, web_client
+from bot.slack.clients import BOT_SCOPES, AuthorizationUnavailable, SlackClients, web_client
 from bot.slack.delivery import Responder
 from bot.slack.inbound import Refused, SlackRequestGate
 from bot.slack.locales import LocaleResolver
@@ -249,6 +250,19 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
         return None
 
     app.use(drop_seen_events)
+
+    async def answer_errors(error: Exception, logger: logging.Logger) -> BoltResponse | None:
+        # A workspace that cannot be authorized right now (database down, tokens unreadable) is
+        # told so in one sentence with a 200, never a 500; everything else as Bolt's default.
+        if isinstance(error, AuthorizationUnavailable):
+            log.warning("request not authorized: %s", error)
+            key = "error_workspace_unreadable" if error.unreadable else "error_database_unavailable"
+            locale = settings.fixed_channel_language or messages.DEFAULT_LOCALE
+            return BoltResponse(status=200, body=messages.text(key, locale))
+        logger.exception(f"Failed to run a listener or middleware function (error: {error})")
+        return None
+
+    app.error(answer_errors)
     handlers.register_all(app)
     return app
 

@@ -40,8 +40,16 @@ def _secrets(settings: Settings) -> list[str]:
     return [v.get_secret_value() for v in values if v is not None]
 
 
-def _settings_for_serving() -> Settings:
-    settings = load_settings()
+def _settings_for_serving() -> tuple[Settings, list[str], frozenset[str]]:
+    """The settings, every problem they have, and the fields that were invalid (at their defaults)."""
+    first = ConfigError([])
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        if exc.settings is None:
+            raise
+        # Go on with the rest, so one message lists every mistake, not the first few.
+        settings, first = exc.settings, exc
     problems = settings.slack_problems()
     if not settings.multi_workspace:
         # One workspace takes its MetaStudio project from the environment; installs connect their own.
@@ -57,16 +65,19 @@ def _settings_for_serving() -> Settings:
             SecretBox.from_setting(settings.encryption_key.get_secret_value())
         except ConfigError as exc:
             problems += exc.problems
-    if problems:
-        raise ConfigError(problems)
-    return settings
+    return settings, first.problems + first.besides(problems), first.invalid
 
 
 def serve(port: int | None) -> int:
-    settings = _settings_for_serving()
+    settings, problems, invalid = _settings_for_serving()
     port = port or settings.port
-    # What only trying can tell, all listed at once with the settings' own problems above.
-    problems = [p for p in (asyncio.run(_database_problem(settings)), port_problem(port)) if p]
+    # What only trying can tell, listed at once with the settings' own problems; a variable
+    # already named as invalid is not tried at its default.
+    if "database_url" not in invalid:
+        problems.append(asyncio.run(_database_problem(settings)) or "")
+    if "port" not in invalid:
+        problems.append(port_problem(port) or "")
+    problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
     from bot.db.preflight import claim_sqlite_file
@@ -231,12 +242,23 @@ async def _connect_socket_mode(handler: Any, settings: Settings, stop: asyncio.E
 
 
 async def _prepare_schema(settings: Settings) -> None:
+    """The schema current, and the encryption key able to open the stored secrets."""
     from bot.db.base import Database
+    from bot.db.crypto import SecretBox
+    from bot.db.preflight import stored_secrets_fit
     from bot.db.schema import ensure_schema
 
     storage = Database(settings.database_url)
     try:
         await ensure_schema(storage.engine, migrate_on_start=settings.migrate_on_start)
+        if settings.multi_workspace and settings.encryption_key is not None:
+            box = SecretBox.from_setting(settings.encryption_key.get_secret_value())
+            fit = await stored_secrets_fit(storage.engine, box)
+            if fit.problem is not None and fit.opened == 0:
+                # A wrong key, not one stale row: every request would fail, so do not start.
+                raise ConfigError([fit.problem])
+            if fit.problem is not None:
+                log.warning("%s", fit.problem)
     finally:
         await storage.dispose()
 

@@ -46,11 +46,25 @@ def default_credentials_file() -> Path:
 
 
 class ConfigError(Exception):
-    """Configuration that cannot work. ``problems`` names each variable and what is wrong with it."""
+    """Configuration that cannot work. ``problems`` names each variable and what is wrong with it.
 
-    def __init__(self, problems: list[str]) -> None:
+    From ``load_settings``, ``settings`` holds the rest of the configuration (each invalid
+    variable at its default) and ``invalid`` the fields that were invalid, so a caller can go
+    on to report every other problem in the same message.
+    """
+
+    def __init__(
+        self, problems: list[str], *, settings: Settings | None = None, invalid: frozenset[str] = frozenset()
+    ) -> None:
         self.problems = problems
+        self.settings = settings
+        self.invalid = invalid
         super().__init__("; ".join(problems))
+
+    def besides(self, more: list[str]) -> list[str]:
+        """``more`` without what names a variable already reported invalid ("X is not set" after "X=…: bad")."""
+        names = tuple(_variable(field) for field in self.invalid)
+        return [problem for problem in more if not names or not problem.startswith(names)]
 
     def render(self) -> str:
         lines = ["taskbot cannot start: the configuration is incomplete or invalid."]
@@ -122,7 +136,12 @@ def _csv(value: object) -> object:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=None, extra="ignore", populate_by_name=True, case_sensitive=False
+        # An empty variable (``SLACK_BOT_TOKEN=`` in an env file, "" from a compose file) is unset.
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     # Slack
@@ -286,7 +305,10 @@ class Settings(BaseSettings):
         for locale in messages.SUPPORTED:
             if locale.lower() == wanted.replace("_", "-").lower():
                 return locale
-        raise ValueError(f"must be follow or one of {', '.join(messages.SUPPORTED)}")
+        raise ValueError(
+            f"TASKBOT_CHANNEL_LANGUAGE={value!r} is not a language taskbot speaks; use follow or one of "
+            f"{', '.join(messages.SUPPORTED)} (e.g. TASKBOT_CHANNEL_LANGUAGE=follow)"
+        )
 
     @property
     def fixed_channel_language(self) -> str | None:
@@ -421,13 +443,27 @@ class Settings(BaseSettings):
         )
 
     def _profile(self, problems: list[str]) -> dict[str, str]:
-        """The ``[basic]`` section of the SDK profile file; a file named explicitly must exist."""
-        if self.cloud_credentials_file is not None and not self.cloud_credentials_file.is_file():
+        """The ``[basic]`` section of the SDK profile file; a file named explicitly must exist.
+
+        A file that is there but cannot be used (unreadable, not an INI file, not text, a folder)
+        is a problem naming HUAWEICLOUD_SDK_CREDENTIALS_FILE, whether it was named or is the default.
+        """
+        path = self.cloud_credentials_file
+        if path is not None and not path.exists():
+            problems.append(f"HUAWEICLOUD_SDK_CREDENTIALS_FILE={str(path)!r} does not exist")
+            return {}
+        candidate = path or default_credentials_file()
+        try:
+            return _read_profile(candidate)
+        except _ProfileUnusable as exc:
+            named = (
+                "" if path is not None else " (the default, as HUAWEICLOUD_SDK_CREDENTIALS_FILE is not set)"
+            )
             problems.append(
-                f"HUAWEICLOUD_SDK_CREDENTIALS_FILE={str(self.cloud_credentials_file)!r} does not exist"
+                f"HUAWEICLOUD_SDK_CREDENTIALS_FILE={str(candidate)!r}{named}: {exc}; it must be a "
+                "readable text file with a [basic] section (ak = …, sk = …, project_id = …)"
             )
             return {}
-        return _read_profile(self.cloud_credentials_file)
 
     def endpoint_problems(self) -> list[str]:
         if self.endpoint:
@@ -474,16 +510,33 @@ class Settings(BaseSettings):
         return problems
 
 
-def _read_profile(path: Path | None) -> dict[str, str]:
-    candidate = path or default_credentials_file()
-    if not candidate.is_file():
+class _ProfileUnusable(Exception):
+    """The profile file is there but cannot be read as one; the text says why (never its content)."""
+
+
+def _read_profile(candidate: Path) -> dict[str, str]:
+    """The ``[basic]`` section, {} when the file is absent or has none; raises ``_ProfileUnusable``."""
+    if not candidate.exists():
         return {}
+    if candidate.is_dir():
+        raise _ProfileUnusable("is a folder, not a file")
     # No interpolation: a secret key may contain ``%``, which the default parser rejects.
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        parser.read(candidate, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError):
-        return {}
+        text = candidate.read_text(encoding="utf-8")
+    except PermissionError:
+        raise _ProfileUnusable("cannot be read by this user") from None
+    except UnicodeDecodeError:
+        raise _ProfileUnusable("is not UTF-8 text") from None
+    except OSError as exc:
+        raise _ProfileUnusable(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if "\x00" in text:
+        raise _ProfileUnusable("is not a text file")
+    try:
+        parser.read_string(text, source=str(candidate))
+    except configparser.Error as exc:
+        # The parser's own message quotes the offending line, which may hold a secret key.
+        raise _ProfileUnusable(f"is not an INI file ({type(exc).__name__})") from None
     if not parser.has_section("basic"):
         return {}
     return {key: value.strip() for key, value in parser["basic"].items()}
@@ -499,26 +552,48 @@ def _variable(field: str) -> str:
 
 
 def load_settings() -> Settings:
-    """Read the environment. Raises ConfigError naming every invalid variable, all at once."""
+    """Read the environment. Raises ConfigError naming every invalid variable, all at once.
+
+    The error carries the rest of the configuration (each invalid variable at its default), so
+    ``serve`` and ``check`` can add what else is missing or wrong to the same message.
+    """
     try:
         return Settings()
     except ValidationError as exc:
         problems = []
+        invalid: set[str] = set()
         for error in exc.errors():
             # pydantic reports a field by the alias it was read from, else by its name.
             where = str(error["loc"][0]) if error["loc"] else "?"
             field = _FIELD_BY_ALIAS.get(where.upper(), where)
+            invalid.add(field)
             name = _variable(field)
             if error["type"] == "value_error":
-                # Our validators' sentences name the variable and give an example already.
-                problems.append(str(error["ctx"]["error"]))
+                # Our validators' sentences name the variable and give an example already;
+                # a library's (the endpoint policy's) gets the variable put in front.
+                sentence = str(error["ctx"]["error"])
+                if not sentence.startswith(name):
+                    shown = "" if field in _SECRET_FIELDS else f"={error['input']!r}"
+                    sentence = f"{name}{shown}: {sentence}"
+                problems.append(sentence)
             elif field in _SECRET_FIELDS:
                 problems.append(f"{name}: {error['msg']}")
             else:
                 default = Settings.model_fields[field].default if field in Settings.model_fields else None
                 example = f" (e.g. {name}={default})" if default not in (None, "") else ""
                 problems.append(f"{name}={error['input']!r}: {error['msg']}{example}")
-        raise ConfigError(problems) from None
+        try:
+            # Init arguments win over the environment: each invalid variable at its default.
+            rest: Settings | None = Settings(
+                **{
+                    f: Settings.model_fields[f].get_default(call_default_factory=True)
+                    for f in invalid
+                    if f in Settings.model_fields
+                }
+            )
+        except ValidationError:
+            rest = None
+        raise ConfigError(problems, settings=rest, invalid=frozenset(invalid)) from None
 
 
 _FIELD_BY_ALIAS: Final = {

@@ -3,6 +3,12 @@
 Fields passed with ``extra={...}`` (team, command, task_id, request_id, latency_ms) become JSON
 keys or ``key=value`` pairs. A redaction filter masks anything that looks like a Slack token,
 an AK/SK signature header or a known secret value, as a last line of defence.
+
+The text format writes every value with its control characters escaped (``escape_controls``):
+a MetaStudio error body or a task field carrying a newline and a fake record, or an ANSI escape,
+shows as ``\\n`` or ``\\x1b`` inside its own line and cannot forge another line or recolour a
+terminal. A traceback keeps its line breaks, each continuation line indented, so no line of it
+can pass for a record of its own (a record starts with its timestamp in the first column).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TextIO
 
 EXTRA_FIELDS = (
     "team",
@@ -25,6 +32,22 @@ EXTRA_FIELDS = (
     "user",
     "operation",
 )
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators some viewers break on.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_RAW_IN_JSON = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED_ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def escape_controls(value: object) -> str:
+    """``str(value)`` with every control character written as a visible escape (``\\n``, ``\\x1b``)."""
+    return _CONTROLS.sub(_escaped, str(value))
+
+
 _TOKEN_PATTERN = re.compile(r"(xox[abposre]-[0-9A-Za-z-]+|xapp-[0-9A-Za-z-]+|Signature=[0-9a-f]{16,})")
 
 
@@ -62,27 +85,37 @@ class JsonFormatter(logging.Formatter):
                 payload[name] = value
         if record.exc_text:
             payload["exc"] = record.exc_text
-        return json.dumps(payload, ensure_ascii=False)
+        # json escapes C0 controls itself; C1 controls (CSI is \x9b) and U+2028/9 it writes raw.
+        return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(payload, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        base = f"{datetime.fromtimestamp(record.created, UTC):%Y-%m-%dT%H:%M:%S}Z {record.levelname:<7} {record.name}: {record.getMessage()}"
+        when = f"{datetime.fromtimestamp(record.created, UTC):%Y-%m-%dT%H:%M:%S}Z"
+        base = f"{when} {record.levelname:<7} {escape_controls(record.name)}: {escape_controls(record.getMessage())}"
         pairs = [
-            f"{name}={getattr(record, name)}"
+            f"{name}={escape_controls(getattr(record, name))}"
             for name in EXTRA_FIELDS
             if getattr(record, name, None) is not None
         ]
         line = " ".join([base, *pairs])
         if record.exc_text:
-            line += "\n" + record.exc_text
+            line += "".join(f"\n    {escape_controls(part)}" for part in record.exc_text.split("\n"))
         return line
 
 
-def configure(fmt: str = "text", level: str = "INFO", secrets: Iterable[str] = ()) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def make_handler(
+    fmt: str = "text", secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> logging.Handler:
+    """The one handler taskbot logs through: redacted, one record per line (stderr by default)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactingFilter(secrets))
+    return handler
+
+
+def configure(fmt: str = "text", level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    handler = make_handler(fmt, secrets)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

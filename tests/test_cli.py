@@ -98,7 +98,7 @@ async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackSt
         DATABASE_URL="postgresql+asyncpg://taskbot:db-password-1234@127.0.0.1:1/taskbot",
     )
     code, out, err = await run_cli("check", env=env)
-    assert code == 1
+    assert code == 2
     assert (
         "FAIL  database: DATABASE_URL='postgresql+asyncpg://taskbot:***@127.0.0.1:1/taskbot': "
         "cannot connect to PostgreSQL at 127.0.0.1:1 (connection refused)"
@@ -124,7 +124,7 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
         "ok    configuration: complete",
         f"ok    database: no SQLite file at {tmp_path / 'many.db'} yet; `taskbot serve` creates it there",
         f"ok    schema: empty; migrating creates revision {code_head()}; `taskbot serve` migrates it at start",
-        "ok    encryption key: valid Fernet key(s)",
+        "ok    encryption key: valid Fernet key(s); no stored secret to try yet",
     ]
 
     # Two installs of one workspace and another workspace: slack_sdk keeps a row per install.
@@ -141,10 +141,12 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
     code, out, err = await run_cli("check", env=env)
     assert code == 0, out + err
     assert "; 2 workspace(s) installed, 0 connected to MetaStudio" in out
+    # Tokens saved before encryption are plaintext: nothing for the key to open.
+    assert "ok    encryption key: valid Fernet key(s); opens all 0 stored secrets" in out
     assert "xoxb-check" not in out + err
 
     code, out, err = await run_cli("check", env={**env, "TASKBOT_ENCRYPTION_KEY": "not-a-key"})
-    assert code == 1
+    assert code == 2
     assert "FAIL  encryption key: TASKBOT_ENCRYPTION_KEY" in out
     assert "not-a-key" not in out + err and "client-secret-5678" not in out + err
 

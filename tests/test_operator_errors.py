@@ -214,7 +214,7 @@ async def test_check_names_each_url_it_could_not_reach_and_leaves_no_file(tmp_pa
         METASTUDIO_ENDPOINT=f"http://127.0.0.1:{cloud_port}",
     )
     code, out, err = await run_cli("check", env=env, cwd=tmp_path, timeout=60)
-    assert code == 1
+    assert code == 2
     assert err == "", "nothing but the report"
     lines = out.splitlines()
     assert all(re.match(r"(ok  |FAIL)  [\w. ]+: ", line) for line in lines), out

@@ -32,6 +32,8 @@ CATALOG: dict[str, str] = {
     "error_too_many_arguments": "`/task` takes one task id at a time. Try `/task {task_id}`.",
     # MetaStudio errors: one sentence, what went wrong and what to do
     "error_unexpected": "Something went wrong while asking MetaStudio. Please try again in a minute.",
+    "error_database_unavailable": "taskbot cannot reach its database right now, so it cannot answer in this workspace. Please try again in a few minutes.",
+    "error_workspace_unreadable": "taskbot cannot open this workspace's saved tokens (its encryption key changed). Please ask whoever runs taskbot to check TASKBOT_ENCRYPTION_KEY.",
     "error_internal": "Something went wrong inside taskbot (it is logged for the operator). Please try again in a minute.",
     "error_mss_failed": "MetaStudio could not complete the request. Please try again in a minute.",
     "error_mss_internal": "MetaStudio had an internal error. Please try again in a minute.",

@@ -37,6 +37,8 @@ CATALOG: dict[str, str] = {
     "error_too_many_arguments": "`/task` 每次只能查看一个任务 ID，请试试 `/task {task_id}`。",
     # MetaStudio errors: one sentence, what went wrong and what to do
     "error_unexpected": "向 MetaStudio 查询时出错，请一分钟后重试。",
+    "error_database_unavailable": "taskbot 暂时无法连接其数据库，因此无法在此工作区作答，请几分钟后重试。",
+    "error_workspace_unreadable": "taskbot 无法打开此工作区保存的令牌（其加密密钥已更改），请联系 taskbot 的运维人员检查 TASKBOT_ENCRYPTION_KEY。",
     "error_internal": "taskbot 内部出错（已记录日志，供运维人员排查），请一分钟后重试。",
     "error_mss_failed": "MetaStudio 返回“失败”，请求未能完成，请一分钟后重试。",
     "error_mss_internal": "MetaStudio 返回“内部错误”，请一分钟后重试。",

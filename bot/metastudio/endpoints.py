@@ -8,7 +8,9 @@ admin typed. Invariants:
    table (all ``*.myhuaweicloud.com``), plus ``*.huaweicloud.com``.
 2. The operator widens the list (``TASKBOT_ALLOWED_ENDPOINT_HOSTS``): entries are host patterns
    (``fnmatch``, ``*.example.com``) or IP networks (``10.0.0.0/8``, ``127.0.0.1``); an entry
-   written ``http://...`` also allows plain ``http`` for what it matches.
+   written ``http://...`` also allows plain ``http`` for what it matches. A wildcard pattern
+   must end in two fixed labels (``*.*.*`` or ``*.com`` would allow nearly any host), and an
+   IPv6 entry is bare or wholly in brackets (``[::bad`` is a typo, not the network ``::bad``).
 3. After DNS resolution every address must be public (``ipaddress.is_global``) or inside a listed
    network: a public name resolving to 127.0.0.1, 10/8, 169.254/16 or ::1 is refused.
    Resolution uses the event loop's ``getaddrinfo`` (a thread, never blocking the loop).
@@ -73,13 +75,26 @@ class EndpointPolicy:
             entry = entry.removeprefix("https://").rstrip("/")
             if not entry:
                 continue
-            try:
-                rules.append(_Rule(http=http, network=ipaddress.ip_network(entry.strip("[]"), strict=False)))
-                continue
-            except ValueError:
-                pass
+            # An IPv6 network is written bare or in whole brackets; "[::bad" is a typo, not ::bad.
+            bracketed = entry.startswith("[") and entry.endswith("]") and entry.count("[") == 1
+            if bracketed or ("[" not in entry and "]" not in entry):
+                try:
+                    network = ipaddress.ip_network(entry.strip("[]"), strict=False)
+                    rules.append(_Rule(http=http, network=network))
+                    continue
+                except ValueError:
+                    pass
             if not all(ch.isalnum() or ch in "-.*?_" for ch in entry):
                 raise ValueError(f"not a host pattern or IP network: {raw!r} (example: *.myhuaweicloud.com)")
+            labels = entry.split(".")
+            if any(ch in entry for ch in "*?") and (
+                len(labels) < 3 or any(ch in label for label in labels[-2:] for ch in "*?")
+            ):
+                # "*.*.*" or "*.com" would let an admin's AK/SK go to nearly any host.
+                raise ValueError(
+                    f"too wide a host pattern: {raw!r}; a wildcard must end in a fixed domain "
+                    "(example: *.myhuaweicloud.com)"
+                )
             rules.append(_Rule(http=http, pattern=entry))
         return cls(rules=tuple(rules))
 

@@ -2,15 +2,18 @@
 
 One workspace: the settings, the database (reachable, and is its schema current), Slack's ``auth.test`` with the bot token and
 MetaStudio's list call. Many workspaces: tokens and cloud connections live in the database, so
-the settings, the encryption key and the database are checked, and how many workspaces are
-installed and connected is reported.
+the settings, the encryption key (it must open the secrets already stored) and the database are
+checked, and how many workspaces are installed and connected is reported.
+
+Exit code: 0 when every line is ok, 2 when any line fails (a variable missing, invalid, or
+pointing at something that does not work), as ``serve`` exits 2 for a configuration it refuses.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Final, TextIO
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
@@ -22,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.db.base import Database
-from bot.db.preflight import database_problem, sqlite_path
+from bot.db.preflight import database_problem, failure_reason, sqlite_path, stored_secrets_fit
 from bot.db.schema import SchemaStatus, code_head, schema_status
 from bot.db.workspaces import ConnectionRow
 from bot.metastudio.errors import MetaStudioError
@@ -31,6 +34,7 @@ from bot.slack.clients import web_client
 from bot.slack.cloud_errors import error_text
 
 OK, FAIL = "ok  ", "FAIL"
+CONFIG_EXIT: Final = 2
 INSTALLATIONS_TABLE = SQLAlchemyInstallationStore.default_installations_table_name
 
 
@@ -48,19 +52,29 @@ async def run_check(out: TextIO = sys.stdout) -> int:
     # The report is the output: a client's log record (say, a failed call) must not print
     # through logging's last-resort handler ahead of or between its lines.
     logging.getLogger().addHandler(logging.NullHandler())
-    settings = load_settings()
+    first = ConfigError([])
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        if exc.settings is None:
+            raise
+        # Every invalid variable is named below, and the rest is still checked.
+        settings, first = exc.settings, exc
     report = _Report(out)
-    problems = settings.slack_problems()
+    found = settings.slack_problems()
     if not settings.multi_workspace:
-        problems += settings.endpoint_problems()
+        found += settings.endpoint_problems()
+    problems = first.problems + first.besides(found)
     report.line(not problems, "configuration", "complete" if not problems else "; ".join(problems))
     await _check_database(settings, report)
     if settings.multi_workspace:
-        _check_encryption_key(settings, report)
+        await _check_encryption_key(settings, report)
     else:
         await _check_slack(settings, report)
         await _check_metastudio(settings, report)
-    return 0 if all(report.results) else 1
+    # One rule, as for serve: anything that fails is something to fix in the configuration or
+    # what it points at, and each FAIL line names the variable to look at.
+    return 0 if all(report.results) else CONFIG_EXIT
 
 
 async def _check_database(settings: Settings, report: _Report) -> None:
@@ -92,7 +106,7 @@ async def _check_database(settings: Settings, report: _Report) -> None:
         report.line(
             False,
             "database",
-            f"cannot open {shown} ({type(exc).__name__}); check DATABASE_URL and the server",
+            f"cannot open {shown} ({failure_reason(exc)}); check DATABASE_URL and the server",
         )
     finally:
         await database.dispose()
@@ -122,17 +136,32 @@ async def _count(conn: AsyncConnection, table: str) -> int:
     return int((await conn.execute(teams)).scalar_one())
 
 
-def _check_encryption_key(settings: Settings, report: _Report) -> None:
+async def _check_encryption_key(settings: Settings, report: _Report) -> None:
     from bot.db.crypto import SecretBox
 
     if settings.encryption_key is None:
         return  # already named by the configuration line
     try:
-        SecretBox.from_setting(settings.encryption_key.get_secret_value())
+        box = SecretBox.from_setting(settings.encryption_key.get_secret_value())
     except ConfigError as exc:
         report.line(False, "encryption key", "; ".join(exc.problems))
         return
-    report.line(True, "encryption key", "valid Fernet key(s)")
+    path = sqlite_path(make_url(settings.database_url))
+    if (path is not None and not path.exists()) or await database_problem(settings.database_url):
+        report.line(True, "encryption key", "valid Fernet key(s); no stored secret to try yet")
+        return
+    database = Database(settings.database_url)
+    try:
+        fit = await stored_secrets_fit(database.engine, box)
+    except (OSError, SQLAlchemyError) as exc:
+        report.line(False, "encryption key", f"could not read the stored secrets ({failure_reason(exc)})")
+        return
+    finally:
+        await database.dispose()
+    if fit.problem is not None:
+        report.line(False, "encryption key", fit.problem)
+    else:
+        report.line(True, "encryption key", f"valid Fernet key(s); opens all {fit.stored} stored secrets")
 
 
 async def _check_slack(settings: Settings, report: _Report) -> None:

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from slack_bolt.async_app import AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize, AsyncInstallationStoreAuthorize
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -28,10 +29,12 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.db.crypto import SecretUnreadable
 from bot.db.installations import EncryptedInstallationStore
 
 __all__ = [
     "BOT_SCOPES",
+    "AuthorizationUnavailable",
     "CoalescedAuthorize",
     "SlackClients",
     "WorkspaceNotInstalled",
@@ -39,6 +42,8 @@ __all__ = [
     "request_retry_handlers",
     "web_client",
 ]
+
+log = logging.getLogger("taskbot.slack.clients")
 
 # Token rotation refreshes a bot token this long before it expires (Bolt's default too).
 TOKEN_REFRESH_MINUTES = 120
@@ -48,10 +53,33 @@ BOT_SCOPES = ("commands", "chat:write", "channels:history", "groups:history", "u
 # How long a workspace's authorization is reused in multi-workspace mode. Short: a rotated or
 # revoked token is noticed within this, and token rotation refreshes 120 minutes ahead anyway.
 AUTHORIZE_TTL_SECONDS = 30.0
+# A request waits this long for its workspace's look-up (the database) before it is answered
+# anyway: Slack gives an ack 3 s, and the rest of the ack path needs well under one.
+AUTHORIZE_DEADLINE_SECONDS = 2.0
+# A look-up still running after this is abandoned, so the next request starts a fresh one.
+LOOKUP_CAP_SECONDS = 30.0
+# While look-ups fail or hang, a workspace whose authorization was known keeps it this long
+# past its TTL (stale-while-error, RFC 5861's stale-if-error): a database outage shorter than
+# this does not stop /task in workspaces that used taskbot in the minutes before.
+STALE_IF_ERROR_SECONDS = 15 * 60.0
 
 
 class WorkspaceNotInstalled(LookupError):
     """No bot token is stored for the workspace (never installed, or uninstalled since)."""
+
+
+class AuthorizationUnavailable(Exception):
+    """The workspace's installation could not be looked up in time, and none is remembered.
+
+    ``cause`` says why for the log (a timeout, the driver's error class); the person who sent
+    the request reads one sentence (``bot.app``'s error handler), never a 500.
+    """
+
+    def __init__(self, cause: str, *, unreadable: bool = False) -> None:
+        self.cause = cause
+        # True: the stored tokens are there but TASKBOT_ENCRYPTION_KEY cannot open them.
+        self.unreadable = unreadable
+        super().__init__(f"workspace authorization unavailable ({cause})")
 
 
 def request_retry_handlers() -> list[AsyncRetryHandler]:
@@ -198,11 +226,26 @@ class CoalescedAuthorize(AsyncAuthorize):
     commands after a start made 104 to 131 ``auth.test`` calls on the ack path. Here
     concurrent requests of one workspace share one look-up; failures are not remembered.
     ``ttl=None`` keeps a result for the process (a configured token never changes).
+
+    With a TTL (installations in the database) a request waits at most ``deadline`` for the
+    look-up. When it fails or is late, a result known within ``stale_if_error`` seconds past its
+    TTL answers instead (logged once per look-up), and the look-up goes on in the background,
+    capped at ``LOOKUP_CAP_SECONDS``; with nothing known, ``AuthorizationUnavailable`` is raised.
+    Slack's own refusals (``SlackApiError``, from a token rotation) are never answered stale.
     """
 
-    def __init__(self, inner: Lookup, *, ttl: float | None) -> None:
+    def __init__(
+        self,
+        inner: Lookup,
+        *,
+        ttl: float | None,
+        deadline: float = AUTHORIZE_DEADLINE_SECONDS,
+        stale_if_error: float = STALE_IF_ERROR_SECONDS,
+    ) -> None:
         self._inner = inner
         self._ttl = ttl
+        self._deadline = deadline
+        self._stale_if_error = stale_if_error
         self._results: dict[tuple[str | None, str | None], tuple[float, AuthorizeResult]] = {}
         self._flights: dict[tuple[str | None, str | None], asyncio.Future[AuthorizeResult | None]] = {}
 
@@ -237,14 +280,40 @@ class CoalescedAuthorize(AsyncAuthorize):
             return _for_user(cached[1], user_id)
         flight = self._flights.get(key)
         if flight is None:
-            flight = asyncio.ensure_future(
-                self._inner(context=context, enterprise_id=enterprise_id, team_id=team_id, user_id=user_id)
+            lookup = self._inner(
+                context=context, enterprise_id=enterprise_id, team_id=team_id, user_id=user_id
             )
+            if self._ttl is not None:
+                lookup = asyncio.wait_for(lookup, LOOKUP_CAP_SECONDS)
+            flight = asyncio.ensure_future(lookup)
             self._flights[key] = flight
             flight.add_done_callback(lambda done: self._landed(key, done))
-        # Shielded: one request giving up must not cancel the look-up the others wait for.
-        result = await asyncio.shield(flight)
+        if self._ttl is None:
+            # Shielded: one request giving up must not cancel the look-up the others wait for.
+            result = await asyncio.shield(flight)
+        else:
+            try:
+                result = await asyncio.wait_for(asyncio.shield(flight), self._deadline)
+            except SlackApiError:
+                raise
+            except Exception as exc:  # a database that fails or hangs: answer from what is known
+                stale = self._stale(cached)
+                if stale is None:
+                    unreadable = isinstance(exc, SecretUnreadable)
+                    raise AuthorizationUnavailable(_why(exc), unreadable=unreadable) from None
+                log.warning(
+                    "authorization look-up failed (%s); answering with the one from %.0f s ago",
+                    _why(exc),
+                    time.monotonic() - (stale[0] - (self._ttl or 0.0)),
+                    extra={"team": team_id},
+                )
+                return _for_user(stale[1], user_id)
         return _for_user(result, user_id) if result is not None else None
+
+    def _stale(self, cached: tuple[float, AuthorizeResult] | None) -> tuple[float, AuthorizeResult] | None:
+        if cached is None or cached[0] + self._stale_if_error < time.monotonic():
+            return None
+        return cached
 
     def _landed(
         self, key: tuple[str | None, str | None], flight: asyncio.Future[AuthorizeResult | None]
@@ -252,6 +321,13 @@ class CoalescedAuthorize(AsyncAuthorize):
         self._flights.pop(key, None)
         if not flight.cancelled() and flight.exception() is None and (result := flight.result()) is not None:
             self._results[key] = (time.monotonic() + (self._ttl or 0.0), result)
+
+
+def _why(exc: BaseException) -> str:
+    """For the log: a timeout in words, else the error's class (a driver's message may hold the DSN)."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return type(exc).__name__
 
 
 def _for_user(result: AuthorizeResult, user_id: str | None) -> AuthorizeResult:
