@@ -1,4 +1,4 @@
-"""``taskbot``: serve, migrate, simulator, demo, check, rotate-keys."""
+"""``taskbot``: serve, migrate, simulator, demo, playground, check, rotate-keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import importlib.metadata
 import logging
 import signal
 import socket
@@ -75,8 +76,8 @@ def serve(port: int | None) -> int:
     # already named as invalid is not tried at its default.
     if "database_url" not in invalid:
         problems.append(asyncio.run(_database_problem(settings)) or "")
-    if "port" not in invalid:
-        problems.append(port_problem(port) or "")
+    if "port" not in invalid and "host" not in invalid:
+        problems.append(port_problem(port, settings.host) or "")
     problems = [p for p in problems if p]
     if problems:
         raise ConfigError(problems)
@@ -91,7 +92,7 @@ def serve(port: int | None) -> int:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
             raise
         # Another process took the port between port_problem() and our bind.
-        raise ConfigError([_port_sentence(port, exc)]) from None
+        raise ConfigError([_port_sentence(port, exc, settings.host)]) from None
 
 
 async def _database_problem(settings: Settings) -> str | None:
@@ -101,20 +102,25 @@ async def _database_problem(settings: Settings) -> str | None:
 
 
 def port_problem(port: int, host: str = "0.0.0.0") -> str | None:
-    """None when ``port`` can be listened on; else one sentence naming PORT."""
+    """None when ``host:port`` can be listened on; else one sentence naming PORT or HOST."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         # As serve_asgi binds: SO_REUSEADDR lets a restart reuse a port in TIME_WAIT, not a live one.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
     except OSError as exc:
-        return _port_sentence(port, exc)
+        return _port_sentence(port, exc, host)
     finally:
         probe.close()
     return None
 
 
-def _port_sentence(port: int, exc: OSError) -> str:
+def _port_sentence(port: int, exc: OSError, host: str = "0.0.0.0") -> str:
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"HOST={host!r} is not an IPv4 address of this machine; "
+            "use e.g. HOST=0.0.0.0 (every interface) or HOST=127.0.0.1 (this machine only)"
+        )
     why = (
         "is already in use by another process"
         if exc.errno == errno.EADDRINUSE
@@ -152,8 +158,8 @@ async def _serve(settings: Settings, port: int) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     if settings.slack_app_token is None:
-        async with serve_asgi(create_asgi(settings), host="0.0.0.0", port=port):
-            log.info("serving HTTP on port %s", port)
+        async with serve_asgi(create_asgi(settings), host=settings.host, port=port):
+            log.info("serving HTTP on %s:%s", settings.host, port)
             await stop.wait()
             log.info("shutting down")
         return 0
@@ -163,7 +169,7 @@ async def _serve(settings: Settings, port: int) -> int:
     handler = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
     async with (
         running(runtime, bolt),
-        serve_asgi(Starlette(routes=health_routes(runtime)), host="0.0.0.0", port=port),
+        serve_asgi(Starlette(routes=health_routes(runtime)), host=settings.host, port=port),
     ):
         try:
             if await _connect_socket_mode(handler, settings, stop):
@@ -367,8 +373,18 @@ async def rotate_keys() -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's), as pip knows it."""
+    try:
+        return importlib.metadata.version("taskbot")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every ``taskbot`` subcommand and option; the docs' commands are checked against it."""
     parser = argparse.ArgumentParser(prog="taskbot", description="MetaStudio import/export tasks in Slack.")
+    parser.add_argument("--version", action="version", version=f"taskbot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser(
         "serve", help="run the Slack app (HTTP, or Socket Mode when SLACK_APP_TOKEN is set)"
@@ -385,11 +401,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser(
         "migrate", help="upgrade the database schema to this release (serve does it at start by default)"
     )
+    sub.add_parser(
+        "playground", help="type /task commands against the real server, a simulator and a Slack stand-in"
+    )
     sub.add_parser("check", help="verify the configuration against Slack and MetaStudio")
     sub.add_parser(
         "rotate-keys", help="re-encrypt stored workspace secrets with the first TASKBOT_ENCRYPTION_KEY"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
             return serve(args.port)
@@ -399,6 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.devtools.demo import run_demo
 
             return asyncio.run(run_demo(color=not args.no_color and sys.stdout.isatty()))
+        if args.command == "playground":
+            from bot.devtools.playground import run_playground
+
+            return run_playground()
         if args.command == "migrate":
             return asyncio.run(migrate())
         if args.command == "check":

@@ -69,7 +69,7 @@ class ConfigError(Exception):
     def render(self) -> str:
         lines = ["taskbot cannot start: the configuration is incomplete or invalid."]
         lines += [f"  - {problem}" for problem in self.problems]
-        lines.append("See the README's table of environment variables.")
+        lines.append("Every variable is described in docs/configuration.md.")
         return "\n".join(lines)
 
 
@@ -135,13 +135,16 @@ def _csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
+    # ``.env`` in the working folder, if there is one; pydantic-settings lets the environment win over
+    # it. An empty value counts as unset (as the SDK's EnvCredentialProvider reads it), so a copy of
+    # .env.example with blanks left says "not set", not "not a token".
     model_config = SettingsConfigDict(
-        # An empty variable (``SLACK_BOT_TOKEN=`` in an env file, "" from a compose file) is unset.
-        env_file=None,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
         extra="ignore",
         populate_by_name=True,
         case_sensitive=False,
-        env_ignore_empty=True,
     )
 
     # Slack
@@ -158,6 +161,8 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("TASKBOT_ENCRYPTION_KEY")
     )
+    # Where the HTTP server listens: every interface by default; 127.0.0.1 behind a proxy on the same host.
+    host: str = Field(default="0.0.0.0", min_length=1)
     port: int = Field(default=3000, ge=1, le=65535)
     database_url: str = "sqlite+aiosqlite:///taskbot.db"
     # Off for operators who run `taskbot migrate` as a separate step (bot.db.schema).

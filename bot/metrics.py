@@ -30,7 +30,7 @@ SLACK_API_ERRORS = Counter(
     ["method", "error"],
 )
 
-# Several replicas (README "Running several replicas"): each labels its own series with its
+# Several replicas (docs/operations.md, "Running several replicas"): each labels its own series with its
 # replica id, so one dashboard shows how the shards and the polls are spread.
 SHARDS_OWNED = Gauge("taskbot_shards_owned", "Shards this replica holds the lease of.", ["replica"])
 LEASE_RENEWALS = Counter(

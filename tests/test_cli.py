@@ -25,6 +25,7 @@ from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStan
 from bot.servers import serve_asgi
 from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli
 from tests.support.forms import aksk_form
+from tests.support.waiting import eventually
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
 
@@ -276,3 +277,55 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
 
     code, _, err = await run_cli("rotate-keys", env=clean_env(DATABASE_URL=url))
     assert code == 2 and "TASKBOT_ENCRYPTION_KEY" in err
+
+
+async def test_version_is_the_installed_one() -> None:
+    import importlib.metadata
+
+    code, out, err = await run_cli("--version", env=clean_env())
+    assert (code, err) == (0, "")
+    assert out.strip() == f"taskbot {importlib.metadata.version('taskbot')}"
+
+
+async def test_serve_reads_dotenv_listens_on_host_and_the_environment_wins(
+    serving: Serving, tmp_path: Path
+) -> None:
+    """Settings from .env in the working folder; HOST is where it listens; an exported PORT beats the file's."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    dotenv = {
+        **{k: v for k, v in serving.env.items() if k.startswith(("SLACK_", "HUAWEICLOUD_", "METASTUDIO_"))}
+    }
+    lines = [f"{name}={value}" for name, value in dotenv.items()]
+    (workdir / ".env").write_text("\n".join([*lines, "HOST=127.0.0.2", "PORT=1"]) + "\n", encoding="utf-8")
+    env = clean_env(PORT=str(serving.port))  # only the port comes from the environment
+    process = await start_cli("serve", env=env, cwd=workdir)
+    try:
+        async with httpx.AsyncClient() as http:
+
+            async def healthy() -> bool:
+                try:
+                    return (await http.get(f"http://127.0.0.2:{serving.port}/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(healthy, within=30, what="serve on 127.0.0.2")
+            with pytest.raises(httpx.ConnectError):
+                await http.get(f"http://127.0.0.1:{serving.port}/healthz")
+    finally:
+        code, _, err = await stop_cli(process)
+    assert code == 0, err
+    assert (workdir / "taskbot.db").exists()  # the default SQLite file is in the working folder
+
+
+async def test_a_host_that_is_not_this_machines_is_named(tmp_path: Path) -> None:
+    env = _serving_env(
+        "http://127.0.0.1:9",
+        SlackStandIn(),
+        HOST="192.0.2.1",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'h.db'}",
+    )
+    code, out, err = await run_cli("serve", env=env)
+    assert (code, out) == (2, "")
+    assert "HOST='192.0.2.1' is not an IPv4 address of this machine" in err
+    assert "Traceback" not in err

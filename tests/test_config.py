@@ -412,25 +412,38 @@ def test_sdk_iam_endpoint_variable_and_alias(monkeypatch: pytest.MonkeyPatch) ->
     assert Settings().iam_url == "https://sdk.example.com"
 
 
-def test_readme_variables_table_matches_the_settings_exactly() -> None:
-    import re
+def test_dotenv_in_the_working_folder_is_read_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".env").write_text(
+        "# comment\nTASKBOT_POLL_SECONDS=42\nPORT=4000\nHOST=127.0.0.1\nUNRELATED_THING=ignored\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("PORT", "5000")
+    settings = load_settings()
+    assert (settings.poll_seconds, settings.host, settings.port) == (42.0, "127.0.0.1", 5000)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    assert (load_settings().poll_seconds, load_settings().host) == (10.0, "0.0.0.0")
 
-    from pydantic import AliasChoices
 
-    from bot.metastudio import regions
+def test_a_blank_line_of_env_example_counts_as_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A copy of .env.example with the Slack lines left blank: "not set", not "not a bot token".
+    (tmp_path / ".env").write_text("SLACK_BOT_TOKEN=\nSLACK_SIGNING_SECRET=\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.slack_bot_token is None and settings.slack_signing_secret is None
+    assert any(problem.startswith("SLACK_BOT_TOKEN is not set") for problem in settings.slack_problems())
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    documented: set[str] = set()
-    for line in readme.splitlines():
-        first = line.split("|")[1] if line.startswith("| `") else ""
-        documented |= set(re.findall(r"`([A-Z][A-Z0-9_]+(?:<REGION>)?)`", first))
-    read: set[str] = set()
-    for name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            read |= {str(choice) for choice in alias.choices}
-        else:
-            read.add(name.upper())
-    # Read by bot/metastudio/regions.py, the SDK's region chain.
-    read |= {regions.SDK_REGION_ENV_PREFIX + "<REGION>", regions.REGIONS_FILE_ENV}
-    assert documented == read
+
+def test_a_bad_value_in_dotenv_is_named_like_one_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("PORT=eighty\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems[0].startswith("PORT='eighty'")
+    assert "docs/configuration.md" in caught.value.render()

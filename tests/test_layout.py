@@ -17,7 +17,7 @@ PACKAGES = ("bot", "handlers")
 DEVTOOLS = "bot.devtools"
 # What `taskbot serve` imports; the CLI's demo and simulator commands import dev tools lazily.
 RUNTIME_ROOTS = ("bot.app", "handlers")
-# Lowest first, as the README's "Layout" draws them: a module may import its own layer and the
+# Lowest first, as docs/architecture.md draws them: a module may import its own layer and the
 # layers below it, never one above. So the MetaStudio client knows nothing of Slack, settings or
 # UI text, and the Slack builders know nothing of the follow-ups or the use cases.
 LAYERS: tuple[tuple[str, ...], ...] = (

@@ -262,8 +262,9 @@ async def test_simulator_prints_the_exports_that_make_check_pass(tmp_path: Path)
         await stop_cli(process)
 
 
-def test_readme_gives_the_simulator_exports_and_the_test_database() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_docs_give_the_simulator_exports_and_the_test_database() -> None:
+    docs = Path(__file__).parent.parent / "docs"
+    text = (docs / "operations.md").read_text() + (docs / "configuration.md").read_text()
     for line in (
         f"export HUAWEICLOUD_SDK_AK={sim.DEMO_ACCESS_KEY}",
         f"export HUAWEICLOUD_SDK_SK={sim.DEMO_SECRET_KEY}",
@@ -271,5 +272,5 @@ def test_readme_gives_the_simulator_exports_and_the_test_database() -> None:
         f"export METASTUDIO_REGION={sim.DEMO_REGION}",
         "export METASTUDIO_ENDPOINT=http://127.0.0.1:8080",
     ):
-        assert line in readme
-    assert "TASKBOT_TEST_POSTGRES_DSN" in readme and "PostgreSQL" in readme
+        assert line in text
+    assert "TASKBOT_TEST_POSTGRES_DSN" in text and "PostgreSQL" in text

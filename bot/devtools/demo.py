@@ -137,7 +137,8 @@ async def demo_stack(
             "database_url": f"sqlite+aiosqlite:///{workdir / 'taskbot.db'}",
         }
         values.update(overrides)
-        settings = Settings(**values)
+        # Only what is given here: a .env in the working folder is for `taskbot serve`, not the demo.
+        settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings init option
         runtime = Runtime(settings)
         async with serve_asgi(create_asgi(settings, runtime)) as bot_url:
             yield LocalStack(simulator, slack, settings, bot_url, signing_secret, runtime)

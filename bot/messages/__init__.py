@@ -14,7 +14,7 @@ Locale matching follows CLDR (the data behind ICU and Babel): a tag's script is 
 CLDR's likely subtags (``zh`` and ``zh-CN``/``zh-SG`` are Hans, ``zh-TW``/``zh-HK``/``zh-MO`` are
 Hant), and a catalog serves a tag only when language *and* script agree. CLDR's parent of
 ``zh-Hant`` is root, not ``zh``, so Traditional-Chinese readers get English until a Traditional
-catalog exists; they are not handed a script they did not choose (README, "Languages").
+catalog exists; they are not handed a script they did not choose (docs/languages.md).
 """
 
 from __future__ import annotations
