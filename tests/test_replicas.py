@@ -208,6 +208,7 @@ async def spread_over_replicas(fleet: Fleet) -> dict[str, str]:
 # --- tests ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 async def test_sigkill_one_of_three_replicas_its_shards_are_taken_over_and_every_channel_alerted_once(
     fleet: Fleet,
 ) -> None:
@@ -243,6 +244,7 @@ async def test_sigkill_one_of_three_replicas_its_shards_are_taken_over_and_every
     assert set((await fleet.owners()).values()) <= {"r1", "r2", "r3"} - {victim}
 
 
+@pytest.mark.postgres
 async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_alert(fleet: Fleet) -> None:
     # The default lease: hand-overs must not wait for it (SIGTERM releases, the others see it).
     fleet.lease = 30.0
@@ -285,6 +287,7 @@ async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_a
     assert_one_alert_each(fleet, channels)
 
 
+@pytest.mark.postgres
 async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_twice(fleet: Fleet) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         for name in ("r1", "r2"):
@@ -326,6 +329,7 @@ async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_t
     assert owned_after  # the fleet still owns what remains active
 
 
+@pytest.mark.postgres
 async def test_two_socket_mode_replicas_answer_the_envelopes_each_gets_and_alert_once(fleet: Fleet) -> None:
     slack = fleet.cloud.slack
     async with httpx.AsyncClient(timeout=10) as http:
