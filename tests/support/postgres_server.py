@@ -55,6 +55,8 @@ _SETTINGS = {
     "fsync": "off",
     "full_page_writes": "off",
     "synchronous_commit": "off",
+    # Replica tests run several ``taskbot serve`` processes, each with its own connection pool.
+    "max_connections": "200",
 }
 
 
