@@ -8,6 +8,7 @@ included), so a cycle hidden behind a lazy import still fails here.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,34 @@ def test_the_cycle_finder_finds_cycles(graph: dict[str, set[str]], expected: lis
     assert _cycle(graph) == expected
 
 
+# The sentence of a package docstring that says what the package may import: "May import ...",
+# "it imports only ...", "It imports nothing of ours" (not "import/export", not "never imports").
+_IMPORT_RULE = re.compile(
+    r"(?:\bmay import|\bimports only|\bimports nothing)\b(?:[^.]|\.(?=\w))*", re.IGNORECASE
+)
+_NAMED_MODULE = re.compile(r"``((?:bot|handlers)(?:\.\w+)*)``")
+
+
+def _import_rule_problems(package: str, docstring: str) -> list[str]:
+    """What is wrong with the import rule ``package``'s docstring states, checked against LAYERS.
+
+    The modules it allows (named before any "never") must sit in its own layer or below; those
+    it forbids (named after "never") above it.
+    """
+    rule = _IMPORT_RULE.search(docstring)
+    if rule is None:
+        return [f"{package}'s docstring does not say what it may import"]
+    allowed, _, forbidden = rule.group(0).partition("never")
+    own = _layer(package)
+    return [
+        f"{package} may import {m}, a higher layer" for m in _NAMED_MODULE.findall(allowed) if _layer(m) > own
+    ] + [
+        f"{package} never imports {m}, which is not above it"
+        for m in _NAMED_MODULE.findall(forbidden)
+        if _layer(m) <= own
+    ]
+
+
 @pytest.mark.parametrize(
     "package", ["metastudio", "messages", "db", "slack", "followups", "services", "devtools"]
 )
@@ -168,7 +197,23 @@ def test_every_package_states_what_it_owns_and_may_import(package: str) -> None:
     path = ROOT / "bot" / package / "__init__.py"
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
     assert docstring, f"{path} has no docstring"
-    assert "import" in docstring.lower(), f"{path}'s docstring does not say what the package may import"
+    assert _import_rule_problems(f"bot.{package}", docstring) == []
+
+
+@pytest.mark.parametrize(
+    ("docstring", "problem"),
+    [
+        ("Shows MetaStudio import/export tasks.", "bot.db's docstring does not say what it may import"),
+        ("Runtime code never imports this package.", "bot.db's docstring does not say what it may import"),
+        ("May import ``bot.config`` and ``bot.services``.", "bot.db may import bot.services, a higher layer"),
+        (
+            "May import ``bot.config``; never ``bot.metastudio``.",
+            "bot.db never imports bot.metastudio, which is not above it",
+        ),
+    ],
+)
+def test_the_docstring_check_sees_a_missing_or_wrong_import_rule(docstring: str, problem: str) -> None:
+    assert _import_rule_problems("bot.db", docstring) == [problem]
 
 
 def test_every_module_states_its_job() -> None:

@@ -16,7 +16,7 @@ import itertools
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -36,11 +36,14 @@ from tests.test_crash_recovery import (  # noqa: F401 - cloud is a fixture
     Cloud,
     add_tasks,
     cloud,
+    deliveries,
 )
 
 LEASE = 3.0
 POLL = 1.0
 TEAMS = ("T0SHARD1", "T0SHARD2", "T0SHARD3")
+# Seconds until a task finishes, for one that must not finish before the test says so.
+RUNNING = 600.0
 
 Poll = tuple[float, str, str]
 """(monotonic time, replica name, task id) of one task look-up the simulator answered."""
@@ -194,6 +197,27 @@ def assert_one_alert_each(fleet: Fleet, channels: dict[str, str]) -> None:
     assert fleet.cloud.slack.alerts() == collections.Counter(dict.fromkeys(channels, 1))
 
 
+async def every_alert_recorded_sent(fleet: Fleet, channels: dict[str, str]) -> None:
+    """Wait until every channel's alert is posted and its delivery row says sent.
+
+    A replica posts, then records the row as sent: once every row says so, no replica holds a
+    delivery it has yet to post, so a duplicate would already be in the stand-in's record.
+    """
+
+    async def recorded() -> bool:
+        rows = await deliveries(fleet.database_url)
+        return len(fleet.cloud.slack.alerts()) == len(channels) and all(row.status == "sent" for row in rows)
+
+    await eventually(recorded, within=60, what="every alert posted and recorded as sent")
+    assert sorted(row.channel_id for row in await deliveries(fleet.database_url)) == sorted(channels)
+
+
+def polls_of_each(polls: list[Poll], task_ids: Collection[str], since: float) -> int:
+    """How many times the least-polled of ``task_ids`` was polled since ``since``."""
+    counts = collections.Counter(task for t, _, task in polls if t >= since)
+    return min(counts[task] for task in task_ids)
+
+
 async def spread_over_replicas(fleet: Fleet) -> dict[str, str]:
     """Wait until every team is owned and every replica owns one; team -> replica."""
     deadline = time.monotonic() + 4 * LEASE
@@ -208,31 +232,39 @@ async def spread_over_replicas(fleet: Fleet) -> dict[str, str]:
 # --- tests ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 async def test_sigkill_one_of_three_replicas_its_shards_are_taken_over_and_every_channel_alerted_once(
     fleet: Fleet,
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         for name in ("r1", "r2", "r3"):
             await fleet.add(name, http)
-        # As the issue asks: 60 watches in 60 channels, tasks that finish over one to two minutes.
-        channels, team_of = await watch_everywhere(fleet, http, [60.0 + n for n in range(60)])
+        # 60 watches in 60 channels. The tasks run until the dead replica's shards are taken
+        # over, then finish one after another: every alert is the survivors' to send, once.
+        channels, team_of = await watch_everywhere(fleet, http, [RUNNING] * 60)
         watched = time.monotonic()
         owners = await spread_over_replicas(fleet)
-        await asyncio.sleep(15.0)
+        spread = time.monotonic()
+        await eventually(
+            lambda: polls_of_each(fleet.polls, channels.values(), since=spread) >= 3,
+            within=30,
+            what="every task polled three times by its one owner",
+        )
         victim = owners[TEAMS[0]]
         orphaned = {team for team, name in owners.items() if name == victim}
-        assert not fleet.cloud.slack.alerts() or len(fleet.cloud.slack.alerts()) < len(channels)
+        assert not fleet.cloud.slack.alerts()
         fleet.replicas[victim].send(signal.SIGKILL)
         killed = time.monotonic()
         assert await fleet.replicas[victim].wait(5) == -signal.SIGKILL
 
-        await eventually(
-            lambda: len(fleet.cloud.slack.alerts()) == len(channels), within=150, what="every alert"
+        taken = await eventually(
+            lambda: first_poll_by_other(fleet.polls, team_of, orphaned, victim, killed),
+            within=4 * LEASE,
+            what="a poll of the dead replica's shards by another",
         )
-        await asyncio.sleep(1.0)
+        add_tasks(fleet.cloud.simulator, [0.5 + 0.1 * n for n in range(len(channels))])  # same ids
+        await every_alert_recorded_sent(fleet, channels)
 
-    taken = first_poll_by_other(fleet.polls, team_of, orphaned, victim, killed)
-    assert taken is not None
     takeover = taken - killed
     print(f"takeover after SIGKILL: first poll by the new owner {takeover:.2f} s after the kill")
     # Claimed within one lease (+ one heartbeat), first poll within one interval after that.
@@ -243,6 +275,7 @@ async def test_sigkill_one_of_three_replicas_its_shards_are_taken_over_and_every
     assert set((await fleet.owners()).values()) <= {"r1", "r2", "r3"} - {victim}
 
 
+@pytest.mark.postgres
 async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_alert(fleet: Fleet) -> None:
     # The default lease: hand-overs must not wait for it (SIGTERM releases, the others see it).
     fleet.lease = 30.0
@@ -274,10 +307,7 @@ async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_a
                 handovers.append(taken - stopped)
             windows.append((stopped, stopped + 1.5))
             await fleet.restart(name, http)
-        await eventually(
-            lambda: len(fleet.cloud.slack.alerts()) == len(channels), within=40, what="every alert"
-        )
-        await asyncio.sleep(1.0)
+        await every_alert_recorded_sent(fleet, channels)
 
     print("rolling restart hand-overs (s):", [round(h, 2) for h in handovers])
     assert handovers and max(handovers) < 5.0
@@ -285,6 +315,7 @@ async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_a
     assert_one_alert_each(fleet, channels)
 
 
+@pytest.mark.postgres
 async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_twice(fleet: Fleet) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         for name in ("r1", "r2"):
@@ -301,20 +332,26 @@ async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_t
         bot = fleet.replicas[victim]
         bot.send(signal.SIGSTOP)
         stopped = time.monotonic()
-        await asyncio.sleep(2 * LEASE)
-        assert first_poll_by_other(fleet.polls, team_of, lost, victim, stopped) is not None
-        assert set((await fleet.owners()).values()) == {n for n in fleet.replicas if n != victim}
+        others = {n for n in fleet.replicas if n != victim}
+
+        async def taken_over() -> bool:
+            polled = first_poll_by_other(fleet.polls, team_of, lost, victim, stopped) is not None
+            return polled and set((await fleet.owners()).values()) == others
+
+        await eventually(
+            taken_over, within=2 * LEASE, what="the stalled replica's shards polled by the other"
+        )
         bot.send(signal.SIGCONT)
         woke = time.monotonic()
-        await eventually(
-            lambda: len(fleet.cloud.slack.alerts()) == len(channels), within=40, what="every alert"
-        )
-        await asyncio.sleep(1.0)
+        # It noticed at once (by its own clock): no poll of a lost shard until it could claim one
+        # again (the fair share gives it work back only after the other replica releases it).
+        woken = (woke + 0.2, woke + LEASE / 3)
+        await eventually(lambda: "lost" in bot.log(), within=2 * LEASE, what="the woken replica's word on it")
+        await every_alert_recorded_sent(fleet, channels)
+        # The window watched for late polls has passed too.
+        await asyncio.sleep(max(0.0, woken[1] - time.monotonic()))
         owned_after = await fleet.owners()
 
-    # It noticed at once (by its own clock): no poll of a lost shard until it could claim one
-    # again (the fair share gives it work back only after the other replica releases it).
-    woken = (woke + 0.2, woke + LEASE / 3)
     late = [
         p for p in fleet.polls if p[1] == victim and woken[0] < p[0] < woken[1] and team_of.get(p[2]) in lost
     ]
@@ -326,6 +363,7 @@ async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_t
     assert owned_after  # the fleet still owns what remains active
 
 
+@pytest.mark.postgres
 async def test_two_socket_mode_replicas_answer_the_envelopes_each_gets_and_alert_once(fleet: Fleet) -> None:
     slack = fleet.cloud.slack
     async with httpx.AsyncClient(timeout=10) as http:
@@ -351,16 +389,22 @@ async def test_two_socket_mode_replicas_answer_the_envelopes_each_gets_and_alert
                 )
             )
         await slack.wait_for(lambda ms: sum(CONFIRMED in m.text for m in ms) >= len(ids), timeout=20)
-        await eventually(lambda: len(slack.alerts()) == len(channels), within=40, what="every alert")
-        await asyncio.sleep(1.5)
+        await every_alert_recorded_sent(fleet, channels)
+
+        def handled(bot: BotProcess) -> list[dict[str, Any]]:
+            return [r for r in bot.records() if r.get("msg") == "command handled"]
+
+        await eventually(
+            lambda: all(len(handled(bot)) >= len(ids) // 2 for bot in fleet.replicas.values()),
+            what="each replica's log of the commands it handled",
+        )
         owners = await fleet.owners()
 
     # Each envelope went to one connection and was acknowledged there; both replicas served half.
     assert sorted(collections.Counter(slack.socket_acks.values()).values()) == [4, 4]
     for name, bot in fleet.replicas.items():
-        handled = [r for r in bot.records() if r.get("msg") == "command handled"]
-        assert len(handled) == len(ids) // 2, (name, handled)
-        assert {r["team"] for r in handled} == set(TEAMS[:2]), (name, handled)
+        assert len(handled(bot)) == len(ids) // 2, (name, handled(bot))
+        assert {r["team"] for r in handled(bot)} == set(TEAMS[:2]), (name, handled(bot))
         assert "Traceback" not in bot.log()
     assert set(owners) <= set(TEAMS[:2])
     assert_one_alert_each(fleet, channels)

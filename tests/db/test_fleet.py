@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from bot.app import READY_TIMEOUT, Runtime, create_asgi
 from bot.db.base import Database
@@ -25,7 +26,7 @@ from bot.devtools.slack_standin import sign_request
 from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
 from bot.metrics import REPLICA
 from bot.servers import serve_asgi
-from tests.databases import _admin_connection, open_database
+from tests.databases import admin_connection, open_database
 from tests.install_support import multi_stack
 from tests.support.waiting import eventually
 
@@ -150,7 +151,10 @@ async def test_a_slack_retry_on_another_replica_does_no_work_twice(tmp_path: Pat
             fresh = _event(workspace.team_id, "Ev" + uuid.uuid4().hex[:10].upper(), "U0MEMBER")
             assert await deliver(other_url, fresh) == 200
             await eventually(lambda: published("U0MEMBER") >= 1)
-            await asyncio.sleep(0.3)
+            # The retry reached this replica before the fresh event, so had it not been dropped its
+            # publish would have been spawned first: once the fresh one is seen and this replica's
+            # background work has drained, a second publish for the retry would be on record.
+            await other.background.drain(10)
             assert published("U0ADMIN") == 1
 
 
@@ -161,12 +165,12 @@ async def _status(http: httpx.AsyncClient, url: str) -> tuple[int, dict[str, obj
 
 @pytest.mark.postgres
 async def test_readyz_follows_the_database_and_healthz_does_not(
-    tmp_path: Path, postgres_url: str, http: httpx.AsyncClient
+    tmp_path: Path, postgres_admin_dsn: str, postgres_url: str, http: httpx.AsyncClient
 ) -> None:
     async with demo_stack(tmp_path, database_url=postgres_url) as stack:
         assert await _status(http, f"{stack.bot_url}/readyz") == (200, {"ok": True})
-        name = postgres_url.rsplit("/", 1)[1]
-        admin = await _admin_connection()
+        name = make_url(postgres_url).database
+        admin = await admin_connection(postgres_admin_dsn)
         try:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         finally:

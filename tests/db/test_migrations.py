@@ -511,6 +511,17 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     return done, running
 
 
+async def _every_delivery_sent(url: str) -> bool:
+    """True once every delivery row of ``url`` is sent."""
+    storage = Database(url)
+    try:
+        async with storage.engine.connect() as conn:
+            statuses = (await conn.execute(select(DeliveryRow.status))).scalars().all()
+    finally:
+        await storage.dispose()
+    return bool(statuses) and set(statuses) == {"sent"}
+
+
 async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
     cloud: Cloud,  # noqa: F811
     database_url: str,
@@ -563,7 +574,17 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
                 within=20,
                 what="an alert in each of the three channels",
             )
-            await asyncio.sleep(1.5)  # several poll rounds: nothing is posted twice
+            # Several poll rounds after the alerts, and every delivery recorded as sent: a second
+            # post of any of them would be in the stand-in's record by then.
+            listed = cloud.simulator.requests[("list", "")]
+            await eventually(
+                lambda: cloud.simulator.requests[("list", "")] >= listed + 2,
+                within=20,
+                what="two more feed polls",
+            )
+            await eventually(
+                lambda: _every_delivery_sent(database_url), within=20, what="every delivery recorded as sent"
+            )
         finally:
             await bot.kill_if_running()
     assert alerts() == collections.Counter({SENT_CHANNEL: 1, WATCH_CHANNEL: 1, FEED_CHANNEL: 1})

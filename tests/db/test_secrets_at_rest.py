@@ -23,6 +23,7 @@ from bot.db.schema import migrate
 from tests.install_support import make_project, multi_stack, running_task
 from tests.support.cli import clean_env, run_cli
 from tests.support.clock import FakeClock
+from tests.support.postgres_server import CLIENT_BIN
 
 CLIENT_ID = "111.222"
 CHANNEL = "C0SECRETS1"
@@ -37,7 +38,11 @@ async def raw_bytes(url: str) -> bytes:
         return b"".join(file.read_bytes() for file in files if file.exists())
     dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     dump = await asyncio.create_subprocess_exec(
-        "/usr/bin/pg_dump", "--no-owner", dsn, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        str(CLIENT_BIN / "pg_dump"),
+        "--no-owner",
+        dsn,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await dump.communicate()
     assert dump.returncode == 0, err.decode()

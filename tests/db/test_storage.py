@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -110,7 +111,8 @@ async def test_close_watch_queues_one_delivery_per_active_subscriber_once(storag
         assert (delivery.kind, delivery.status, delivery.attempts) == ("finished", "pending", 0)
         assert (delivery.task_id, delivery.watch_id, delivery.team_id) == (TASK, one.watch.id, TEAM)
         assert delivery.payload == SNAPSHOT
-        assert len(delivery.key) == 32 and int(delivery.key, 16) >= 0
+        # A fresh uuid4 in hex: 32 lowercase hex digits, nothing else (int(key, 16) took '-', '_', spaces).
+        assert re.fullmatch(r"[0-9a-f]{32}", delivery.key), delivery.key
     assert len({d.key for d in deliveries}) == 2
 
     watch = await storage.get_watch(one.watch.id)

@@ -65,6 +65,7 @@ async def watch_in(store: FollowUpStore, team: str, task: str, channel: str = "C
     )
 
 
+@pytest.mark.postgres
 async def test_two_replicas_split_the_workspaces_and_a_lost_lease_is_dropped(postgres_url: str) -> None:
     async with open_database(postgres_url) as database:
         store, leases = FollowUpStore(database), LeaseStore(database)
@@ -108,6 +109,7 @@ async def test_two_replicas_split_the_workspaces_and_a_lost_lease_is_dropped(pos
         assert len(b.shards.owned) == 4
 
 
+@pytest.mark.postgres
 async def test_owns_stops_by_the_replicas_own_clock_before_any_heartbeat(postgres_url: str) -> None:
     clock = FakeClock(1000.0)
     async with open_database(postgres_url) as database:
@@ -120,6 +122,7 @@ async def test_owns_stops_by_the_replicas_own_clock_before_any_heartbeat(postgre
         assert not replica.shards.owns("T0TEAM0")
 
 
+@pytest.mark.postgres
 async def test_the_probe_reads_only_lease_rows_and_a_new_workspace_is_announced(postgres_url: str) -> None:
     async with open_database(postgres_url) as database:
         store, leases = FollowUpStore(database), LeaseStore(database)
@@ -136,6 +139,7 @@ async def test_the_probe_reads_only_lease_rows_and_a_new_workspace_is_announced(
         assert await leases.owners() == {"T0TEAM0": "a"}
 
 
+@pytest.mark.postgres
 async def test_a_watch_in_a_workspace_nobody_owns_is_claimed_within_seconds_not_a_heartbeat(
     postgres_url: str,
 ) -> None:
@@ -168,6 +172,7 @@ async def give_shard_to(database: Database, team: str, owner: str, *, for_second
         )
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("lost", ["while the first attempt is in flight", "once its retry timer is armed"])
 async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_new_owner_sends_it_once(
     postgres_url: str, lost: str
@@ -219,6 +224,7 @@ async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_n
         assert len(slack.calls_to("conversations.history")) == 1
 
 
+@pytest.mark.postgres
 async def test_the_owner_delivers_what_a_replica_without_the_lease_queued_within_a_heartbeat(
     postgres_url: str,
 ) -> None:

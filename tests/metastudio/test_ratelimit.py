@@ -113,7 +113,13 @@ async def test_fake_clock_decides_the_tokens() -> None:
     await limiter.acquire(Priority.POLL)
     await limiter.acquire(Priority.POLL)
     waiter = asyncio.create_task(limiter.acquire(Priority.POLL))
-    await asyncio.sleep(0.05)
+    # The same limiter on the real clock, started alongside: once it has granted its third
+    # token (after one real second), a limiter minting tokens by real time would have too.
+    real = PriorityRateLimiter(rate=1.0, burst=2)
+    await real.acquire(Priority.POLL)
+    await real.acquire(Priority.POLL)
+    await asyncio.wait_for(real.acquire(Priority.POLL), 5)
+    await asyncio.sleep(0)
     assert not waiter.done()  # the fake clock has not moved: no token yet
     clock.advance(1.0)
     await asyncio.wait_for(waiter, 2)
