@@ -14,6 +14,7 @@ from referencing import Registry, Resource
 
 from bot.messages import text
 from bot.slack.clients import BOT_SCOPES
+from bot.slack.steps import GET_TASK, OUTPUT_NAMES, WAIT_FOR_TASK
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy vendored into the repo wins, so a clean clone needs nothing outside it.
@@ -42,9 +43,11 @@ def schema(name: str) -> dict[str, Any]:
     return loaded
 
 
-def test_valid_against_the_v1_schema(manifest: dict[str, Any]) -> None:
+def test_valid_against_the_schema_of_its_version(manifest: dict[str, Any]) -> None:
+    # Workflow steps (``functions`` with properties/required parameters) exist from version 2.
+    assert manifest["_metadata"]["major_version"] == 2
     validator = Draft7Validator(
-        schema("schemas/manifest.schema.1.0.0.json"), format_checker=Draft7Validator.FORMAT_CHECKER
+        schema("schemas/manifest.schema.2.0.0.json"), format_checker=Draft7Validator.FORMAT_CHECKER
     )
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(manifest)]
     assert errors == []
@@ -63,7 +66,7 @@ def test_valid_against_the_all_versions_schema(manifest: dict[str, Any]) -> None
 
 def test_schema_catches_mistakes(manifest: dict[str, Any]) -> None:
     """The validation above can fail: a typo'd key or a bad command is rejected."""
-    validator = Draft7Validator(schema("schemas/manifest.schema.1.0.0.json"))
+    validator = Draft7Validator(schema("schemas/manifest.schema.2.0.0.json"))
     typo = {**manifest, "settings": {**manifest["settings"], "socket_mode": False}}
     assert not validator.is_valid(typo)
     bad_command = {**manifest, "features": {**manifest["features"], "slash_commands": [{"command": "task"}]}}
@@ -99,11 +102,66 @@ def test_settings(manifest: dict[str, Any]) -> None:
     assert manifest["settings"] == {
         "event_subscriptions": {
             "request_url": EVENTS_URL,
-            "bot_events": ["app_home_opened", "app_uninstalled", "tokens_revoked"],
+            "bot_events": ["app_home_opened", "app_uninstalled", "tokens_revoked", "function_executed"],
         },
         "interactivity": {"is_enabled": True, "request_url": EVENTS_URL},
-        "org_deploy_enabled": False,
+        # Custom steps need an org-ready app whose functions run on its own server.
+        "org_deploy_enabled": True,
         "socket_mode_enabled": False,
         "token_rotation_enabled": True,
+        "function_runtime": "remote",
     }
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+
+
+def test_the_two_workflow_steps(manifest: dict[str, Any]) -> None:
+    functions = manifest["functions"]
+    assert set(functions) == {GET_TASK, WAIT_FOR_TASK}
+    for callback_id, function in functions.items():
+        inputs, outputs = function["input_parameters"], function["output_parameters"]
+        assert inputs["required"] == ["task_id"], callback_id
+        assert inputs["properties"]["user"]["type"] == "slack#/types/user_context"
+        # Every output the code sends is declared, and nothing else (bot/slack/steps.py).
+        assert tuple(outputs["properties"]) == OUTPUT_NAMES, callback_id
+        assert set(outputs["required"]) <= set(OUTPUT_NAMES)
+        assert outputs["properties"]["begin_time"]["type"] == "slack#/types/timestamp"
+    assert functions[WAIT_FOR_TASK]["input_parameters"]["properties"]["timeout_hours"]["type"] == "number"
+    assert "timeout_hours" not in functions[GET_TASK]["input_parameters"]["properties"]
+
+
+def test_a_step_declared_wrong_is_rejected(manifest: dict[str, Any]) -> None:
+    """The functions part of the validation can fail: a parameter list in version 1's shape is refused."""
+    validator = Draft7Validator(schema("schemas/manifest.schema.2.0.0.json"))
+    step = manifest["functions"][GET_TASK]
+    bad = {**step, "input_parameters": [{"name": "task_id", "type": "string"}]}
+    assert not validator.is_valid({**manifest, "functions": {GET_TASK: bad}})
+    assert not validator.is_valid({**manifest, "functions": {GET_TASK: {**step, "inputs": {}}}})
+
+
+def test_step_outputs_are_what_the_manifest_declares() -> None:
+    from bot.metastudio.models import Task
+    from bot.slack.steps import outputs
+
+    task = Task(
+        task_id="f" * 32,
+        task_name="Import",
+        task_status="SUCCEED",
+        operator="ops",
+        resource="knowledge-intent-question-create",
+        begin_time=1_700_000_000_000,
+        end_time=1_700_000_600_000,
+        total_count=8,
+        success_count=6,
+        failure_count=2,
+    )
+    values = outputs(task, frozenset())
+    assert tuple(values) == OUTPUT_NAMES
+    assert values["finished"] is True and values["success_rate"] == 75.0
+    assert (values["begin_time"], values["end_time"]) == (1_700_000_000, 1_700_000_600)
+    # A value MetaStudio did not give is left out rather than sent as null.
+    assert set(outputs(Task(task_id="f" * 32), frozenset())) == {
+        "finished",
+        "total_count",
+        "success_count",
+        "failure_count",
+    }

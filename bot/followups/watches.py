@@ -116,7 +116,7 @@ class _Watch:
 
     @property
     def next_deadline(self) -> float:
-        return min(self.expires_at, *self.steps.values())
+        return min(self.expires_at, min(self.steps.values(), default=math.inf))
 
 
 def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
