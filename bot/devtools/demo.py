@@ -110,6 +110,14 @@ class LocalStack:
         )
         return await http.post(f"{self.bot_url}/slack/events", content=body, headers=headers)
 
+    async def step(
+        self, http: httpx.AsyncClient, callback_id: str, inputs: dict[str, Any]
+    ) -> tuple[httpx.Response, str]:
+        """Run a workflow step: a signed ``function_executed`` event; the response and execution id."""
+        body, headers, execution_id = self.slack.function_executed(self.signing_secret, callback_id, inputs)
+        response = await http.post(f"{self.bot_url}/slack/events", content=body, headers=headers)
+        return response, execution_id
+
 
 @contextlib.asynccontextmanager
 async def demo_stack(
