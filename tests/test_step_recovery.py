@@ -50,11 +50,11 @@ async def step_deliveries(database_url: str) -> list[DeliveryRow]:
         return list((await session.scalars(select(DeliveryRow).where(DeliveryRow.target == STEP))).all())
 
 
-def assert_completed_once_with_outputs(cloud: Cloud, execution: str, task_id: str) -> Completion:
-    [completion] = cloud.slack.completions_of(execution)
+def assert_completed_once_with_outputs(stack: Cloud, execution: str, task_id: str) -> Completion:
+    [completion] = stack.slack.completions_of(execution)
     assert completion.method == "functions.completeSuccess"
     outputs: dict[str, Any] = completion.outputs or {}
-    snapshot = cloud.simulator.snapshot(task_id)
+    snapshot = stack.simulator.snapshot(task_id)
     assert outputs["finished"] is True
     assert outputs["task_name"] == snapshot["task_name"]
     assert outputs["total_count"] == 500
@@ -89,10 +89,10 @@ async def test_sigkill_while_the_task_runs_then_restart_completes_the_step_once(
 class HoldingStepSlack:
     """Makes the cloud's stand-in hold its answer to ``functions.completeSuccess`` after recording it."""
 
-    def __init__(self, cloud: Cloud) -> None:
+    def __init__(self, stack: Cloud) -> None:
         self.held = asyncio.Event()
-        self.release = cloud.slack.released
-        original = cloud.slack._api_functions_completeSuccess
+        self.release = stack.slack.released
+        original = stack.slack._api_functions_completeSuccess
 
         async def holding(params: dict[str, Any]) -> dict[str, Any]:
             result = await original(params)
@@ -100,7 +100,7 @@ class HoldingStepSlack:
             await self.release.wait()
             return result
 
-        cloud.slack._api_functions_completeSuccess = holding  # type: ignore[method-assign]
+        stack.slack._api_functions_completeSuccess = holding  # type: ignore[method-assign]
 
 
 async def test_sigkill_after_slack_accepted_the_completion_does_not_complete_twice(
@@ -135,11 +135,11 @@ async def test_sigkill_after_slack_accepted_the_completion_does_not_complete_twi
 
 @pytest.mark.postgres
 async def test_two_replicas_the_owner_killed_the_step_completes_once(fleet: Fleet) -> None:  # noqa: F811
-    cloud = fleet.cloud
+    stack = fleet.cloud
     async with httpx.AsyncClient(timeout=10) as http:
         r1 = await fleet.add("r1", http)
         await fleet.add("r2", http)
-        [task_id] = add_tasks(cloud.simulator, [8.0])
+        [task_id] = add_tasks(stack.simulator, [8.0])
         # Sent to r1; whichever replica owns the workspace polls and completes it.
         execution = await run_step(r1, http, task_id)
         owners = await eventually(fleet.owners, within=10, what="the workspace owned")
@@ -151,9 +151,9 @@ async def test_two_replicas_the_owner_killed_the_step_completes_once(fleet: Flee
         assert await fleet.replicas[owner].wait(5) == -signal.SIGKILL
         survivor = ({"r1", "r2"} - {owner}).pop()
 
-        await eventually(lambda: cloud.slack.completions, within=40, what="the completion")
+        await eventually(lambda: stack.slack.completions, within=40, what="the completion")
         await asyncio.sleep(2.5)  # more poll rounds and a heartbeat: nothing completes it again
-    assert_completed_once_with_outputs(cloud, execution, task_id)
+    assert_completed_once_with_outputs(stack, execution, task_id)
     # Only the survivor polled the task after the kill: still one poll per task.
     killed_at = max(p[0] for p in fleet.polls if p[1] == owner)
     assert all(p[1] == survivor for p in fleet.polls if p[0] > killed_at)
