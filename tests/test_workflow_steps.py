@@ -24,6 +24,8 @@ from bot.devtools.demo import LocalStack, demo_stack
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, Completion
 from bot.slack import steps
 from bot.slack.steps import GET_TASK, WAIT_FOR_TASK
+from tests.install_support import TASK_A, Workspace, multi_stack, project_a
+from tests.support.clock import FakeClock
 from tests.support.waiting import eventually
 
 UNKNOWN_TASK = "deadbeefdeadbeefdeadbeefdeadbeef"
@@ -215,6 +217,21 @@ async def test_wait_for_task_fails_when_the_task_disappears(
     assert one_sentence(completion.error) == steps.not_found_sentence(task_id, "en")
 
 
+async def test_a_completion_slack_failed_to_take_is_retried_until_it_takes_once(
+    fast: LocalStack, http: httpx.AsyncClient
+) -> None:
+    task_id = "e5" * 16
+    add_running_task(fast.simulator, task_id, finishes_in=1.0)
+    fast.slack.fail_next("functions.completeSuccess", error="internal_error")
+    fast.slack.fail_next("functions.completeSuccess", status=503, error="service_unavailable")
+    _, execution = await fast.step(http, WAIT_FOR_TASK, {"task_id": task_id})
+    completion = await only_completion(fast, execution, settle=1.0)
+    assert completion.method == "functions.completeSuccess"
+    assert len(fast.slack.calls_to("functions.completeSuccess")) == 3
+    [row] = [r for r in await _all(fast.runtime.storage) if r.channel_id == execution]
+    assert (row.status, row.attempts) == ("sent", 3)
+
+
 @pytest.mark.parametrize("timeout", [0, -1, "soon", 10_000])
 async def test_wait_for_task_refuses_a_time_limit_out_of_range(
     stack: LocalStack, http: httpx.AsyncClient, timeout: object
@@ -257,3 +274,62 @@ async def _all(storage: object) -> list:
     assert isinstance(storage, FollowUpStore)
     async with AsyncSession(storage.database.engine) as session:
         return list((await session.scalars(select(DeliveryRow))).all())
+
+
+# --- many workspaces: guardrails and a workspace without a connection ----------------------------------
+
+ADMIN, MEMBER, OUTSIDER, GROUP = "U0ADMINA01", "U0MEMBERA1", "U0OUTSIDE1", "S0ONCALL01"
+
+
+@pytest.fixture
+async def team(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Workspace]:
+    clock = FakeClock()
+    async with multi_stack(tmp_path, sqlite_url, {"A": project_a(clock)}) as multi:
+        workspace = multi.workspace("T0TEAMAAA1", admin=ADMIN, member=MEMBER)
+        multi.slack.users[OUTSIDER] = {"is_admin": False}
+        multi.slack.usergroups[GROUP] = [ADMIN, MEMBER]
+        assert (await workspace.install()).status_code == 200
+        await workspace.connect(multi.projects["A"])
+        yield workspace
+
+
+async def step_in(team: Workspace, callback_id: str, inputs: dict[str, object]) -> Completion:
+    stack = team.stack
+    body, headers, execution = stack.slack.function_executed(
+        stack.signing_secret, callback_id, inputs, team_id=team.team_id
+    )
+    response = await stack.http.post(f"{stack.bot_url}/slack/events", content=body, headers=headers)
+    assert response.status_code == 200
+    await eventually(lambda: stack.slack.completions_of(execution), within=15, what="the step's completion")
+    [completion] = stack.slack.completions_of(execution)
+    return completion
+
+
+async def test_the_user_group_guardrail_applies_to_the_person_who_ran_the_workflow(team: Workspace) -> None:
+    await team.guard(channels=["C0ALLOWED1"], usergroup=GROUP)
+    group = f"<!subteam^{GROUP}>"
+    shows = team.stack.projects["A"].simulator.requests[("show", TASK_A)]
+    for callback_id in (GET_TASK, WAIT_FOR_TASK):
+        outsider = await step_in(team, callback_id, {"task_id": TASK_A, "user": {"id": OUTSIDER}})
+        assert one_sentence(outsider.error) == messages.text("step_denied_usergroup", group=group)
+        # Slack names nobody unless the workflow gives the step its User input: refused, not guessed.
+        nobody = await step_in(team, callback_id, {"task_id": TASK_A})
+        assert one_sentence(nobody.error) == messages.text("step_denied_unknown_user", group=group)
+    assert team.stack.projects["A"].simulator.requests[("show", TASK_A)] == shows, "refused before MetaStudio"
+    # A member passes; the channel rule does not apply to a step, which answers in no channel.
+    member = await step_in(team, GET_TASK, {"task_id": TASK_A, "user": {"id": MEMBER}})
+    assert member.method == "functions.completeSuccess"
+    assert (member.outputs or {})["total_count"] == 100
+
+
+async def test_a_workspace_without_a_connection_gets_a_sentence_saying_whom_to_ask(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with multi_stack(tmp_path, sqlite_url, {"A": project_a(FakeClock())}) as multi:
+        workspace = multi.workspace("T0TEAMBBB2", admin="U0ADMINB02", member="U0MEMBERB2")
+        assert (await workspace.install()).status_code == 200
+        for callback_id in (GET_TASK, WAIT_FOR_TASK):
+            completion = await step_in(workspace, callback_id, {"task_id": TASK_A})
+            assert completion.method == "functions.completeError"
+            assert one_sentence(completion.error) == messages.text("not_connected_member")
+        assert await multi.runtime.storage.active_watches() == []
