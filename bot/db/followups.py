@@ -379,7 +379,7 @@ class FollowUpStore:
 
         An existing active watch keeps its own ``expires_at``; a channel already watching gets
         its existing subscriber back with ``created=False`` (its ``message_ts`` is left as is).
-        A channel joining a watch that only steps kept alive past its ``expires_at`` renews it.
+        A channel joining a watch that has no channel (only steps) sets its ``expires_at``.
 
         ``step_expires_at`` makes the subscriber a Workflow Builder step (``target`` STEP):
         ``channel_id`` is then its function execution id and it expires at that time, on its own.
@@ -422,7 +422,9 @@ class FollowUpStore:
                         return WatchResult(
                             watch=_watch(watch), subscriber=_subscriber(existing), created=False
                         )
-                    if step_expires_at is None and watch.expires_at <= now:
+                    if step_expires_at is None and not await self._has_channels(session, watch.id):
+                        # The first channel of a watch steps started (or kept alive past its
+                        # channels' time): the channels' time starts now.
                         watch.expires_at = expires_at
                 subscriber = SubscriberRow(
                     watch_id=watch.id,
@@ -437,6 +439,19 @@ class FollowUpStore:
                 return WatchResult(watch=_watch(watch), subscriber=_subscriber(subscriber), created=True)
 
         return await retry_on_conflict(attempt)
+
+    @staticmethod
+    async def _has_channels(session: AsyncSession, watch_id: int) -> bool:
+        found = await session.scalar(
+            select(SubscriberRow.id)
+            .where(
+                SubscriberRow.watch_id == watch_id,
+                SubscriberRow.status == "active",
+                SubscriberRow.target.is_(None),
+            )
+            .limit(1)
+        )
+        return found is not None
 
     async def unwatch(self, *, team_id: str, task_id: str, channel_id: str) -> bool:
         """Cancel this channel's subscription; the watch itself is cancelled with its last subscriber."""
