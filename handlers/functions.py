@@ -18,7 +18,7 @@ from bot.services.steps import WorkflowSteps
 from bot.slack.steps import GET_TASK, WAIT_FOR_TASK, step_run
 
 
-async def get_task(
+async def step_executed(
     body: dict[str, Any],
     client: AsyncWebClient,
     complete: AsyncComplete,
@@ -27,21 +27,9 @@ async def get_task(
 ) -> None:
     workflow_steps: WorkflowSteps = context["steps"]
     background: Background = context["background"]
-    background.spawn(workflow_steps.get_task(step_run(body), client, complete, fail))
-
-
-async def wait_for_task(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    complete: AsyncComplete,
-    fail: AsyncFail,
-    context: AsyncBoltContext,
-) -> None:
-    workflow_steps: WorkflowSteps = context["steps"]
-    background: Background = context["background"]
-    background.spawn(workflow_steps.wait_for_task(step_run(body), client, complete, fail))
+    background.spawn(workflow_steps.run(step_run(body), client, complete, fail))
 
 
 def register(app: AsyncApp) -> None:
-    app.function(GET_TASK)(get_task)
-    app.function(WAIT_FOR_TASK)(wait_for_task)
+    for callback_id in (GET_TASK, WAIT_FOR_TASK):
+        app.function(callback_id)(step_executed)

@@ -349,6 +349,27 @@ def _queued(**what: Any) -> DeliveryRow:
     )
 
 
+def _told(
+    subscriber: SubscriberRow, kind: CloseStatus, task_id: str, snapshot: dict[str, Any] | None, now: datetime
+) -> DeliveryRow:
+    """The delivery that tells one watch subscriber (a channel, or a step) how its watch ended."""
+    return _queued(
+        team_id=subscriber.team_id,
+        channel_id=subscriber.channel_id,
+        user_id=subscriber.user_id,
+        kind=kind,
+        task_id=task_id,
+        watch_id=subscriber.watch_id,
+        subscriber_id=subscriber.id,
+        feed_id=None,
+        thread_ts=subscriber.message_ts,
+        locale=subscriber.locale,
+        target=subscriber.target,
+        payload=snapshot,
+        created_at=now,
+    )
+
+
 def _clean_error(error: str) -> str:
     return _redactor.redact(error)[:ERROR_MAX_CHARS]
 
@@ -597,24 +618,7 @@ class FollowUpStore:
                     .order_by(SubscriberRow.created_at, SubscriberRow.id)
                 )
             ).all()
-            deliveries = [
-                _queued(
-                    team_id=subscriber.team_id,
-                    channel_id=subscriber.channel_id,
-                    user_id=subscriber.user_id,
-                    kind=status,
-                    task_id=task_id,
-                    watch_id=watch_id,
-                    subscriber_id=subscriber.id,
-                    feed_id=None,
-                    thread_ts=subscriber.message_ts,
-                    locale=subscriber.locale,
-                    target=subscriber.target,
-                    payload=snapshot,
-                    created_at=now,
-                )
-                for subscriber in subscribers
-            ]
+            deliveries = [_told(subscriber, status, task_id, snapshot, now) for subscriber in subscribers]
             session.add_all(deliveries)
             await session.flush()
             await session.execute(
@@ -654,24 +658,7 @@ class FollowUpStore:
             still_active = len(due) < len(subscribers)
             if not still_active:
                 watch.status, watch.closed_at, watch.snapshot = "expired", now, snapshot
-            deliveries = [
-                _queued(
-                    team_id=subscriber.team_id,
-                    channel_id=subscriber.channel_id,
-                    user_id=subscriber.user_id,
-                    kind="expired",
-                    task_id=watch.task_id,
-                    watch_id=watch_id,
-                    subscriber_id=subscriber.id,
-                    feed_id=None,
-                    thread_ts=subscriber.message_ts,
-                    locale=subscriber.locale,
-                    target=subscriber.target,
-                    payload=snapshot,
-                    created_at=now,
-                )
-                for subscriber in due
-            ]
+            deliveries = [_told(subscriber, "expired", watch.task_id, snapshot, now) for subscriber in due]
             for subscriber in due:
                 subscriber.status, subscriber.closed_reason = "closed", "expired"
             session.add_all(deliveries)

@@ -54,42 +54,26 @@ class WorkflowSteps:
     access: Access
     languages: Languages
 
-    async def get_task(
-        self, run: steps.StepRun, client: AsyncWebClient, complete: Complete, fail: Fail
-    ) -> None:
+    async def run(self, run: steps.StepRun, client: AsyncWebClient, complete: Complete, fail: Fail) -> None:
+        """Run one step event: answer it now, or (a task still running) leave it to its watch."""
         origin = await self._origin(run, client)
         refusal = await self.access.step_refusal(run.team_id, run.user_id, origin.locale, client)
         if refusal is not None:
             await _finish(run, fail(refusal))
             return
-        try:
-            task, _ = await self.tasks.fetch(run.task_id, origin)
-        except MetaStudioError as exc:
-            log.info("get_task step failed: %s", type(exc).__name__, extra=_extra(run))
-            await _finish(run, fail(self.tasks.error_sentence(exc, origin.locale)))
-            return
-        await _finish(run, complete(steps.outputs(task, self.settings.finished_codes)))
-
-    async def wait_for_task(
-        self, run: steps.StepRun, client: AsyncWebClient, complete: Complete, fail: Fail
-    ) -> None:
-        origin = await self._origin(run, client)
-        refusal = await self.access.step_refusal(run.team_id, run.user_id, origin.locale, client)
-        if refusal is not None:
-            await _finish(run, fail(refusal))
-            return
+        waits = run.callback_id == steps.WAIT_FOR_TASK
         most = self.settings.watch_max_hours
         hours = most if run.timeout_hours is None else run.timeout_hours
-        if math.isnan(hours) or not 0 < hours <= most:
+        if waits and (math.isnan(hours) or not 0 < hours <= most):
             await _finish(run, fail(messages.text("step_invalid_timeout", origin.locale, hours=f"{most:g}")))
             return
         try:
             task, _ = await self.tasks.fetch(run.task_id, origin)
         except MetaStudioError as exc:
-            log.info("wait_for_task step failed: %s", type(exc).__name__, extra=_extra(run))
+            log.info("%s step failed: %s", run.callback_id, type(exc).__name__, extra=_extra(run))
             await _finish(run, fail(self.tasks.error_sentence(exc, origin.locale)))
             return
-        if task.is_finished(self.settings.finished_codes):
+        if not waits or task.is_finished(self.settings.finished_codes):
             await _finish(run, complete(steps.outputs(task, self.settings.finished_codes)))
             return
         await self.followups.watch(

@@ -82,6 +82,8 @@ def not_found_sentence(task_id: str, locale: str) -> str:
 class StepRun:
     """One ``function_executed`` event of our steps, as the use cases need it."""
 
+    callback_id: str
+    """``GET_TASK`` or ``WAIT_FOR_TASK``."""
     team_id: str
     execution_id: str
     task_id: str
@@ -115,7 +117,10 @@ def step_run(body: Mapping[str, Any]) -> StepRun:
     assert isinstance(inputs, Mapping)
     user = inputs.get("user")
     user_id = _text(user.get("id")) if isinstance(user, Mapping) else _text(user)
+    function = event.get("function") if isinstance(event.get("function"), Mapping) else {}
+    assert isinstance(function, Mapping)
     return StepRun(
+        callback_id=_text(function.get("callback_id")),
         team_id=_text(body.get("team_id")),
         execution_id=_text(event.get("function_execution_id")),
         task_id=_text(inputs.get("task_id")),
