@@ -27,6 +27,7 @@ from bot.slack.steps import GET_TASK, WAIT_FOR_TASK
 from tests.install_support import TASK_A, Workspace, multi_stack, project_a
 from tests.support.clock import FakeClock
 from tests.support.waiting import eventually
+from tests.test_install_guardrails import GROUP, MEMBER, OUTSIDER, team  # noqa: F401 - team is a fixture
 
 UNKNOWN_TASK = "deadbeefdeadbeefdeadbeefdeadbeef"
 
@@ -278,25 +279,11 @@ async def _all(storage: object) -> list:
 
 # --- many workspaces: guardrails and a workspace without a connection ----------------------------------
 
-ADMIN, MEMBER, OUTSIDER, GROUP = "U0ADMINA01", "U0MEMBERA1", "U0OUTSIDE1", "S0ONCALL01"
 
-
-@pytest.fixture
-async def team(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Workspace]:
-    clock = FakeClock()
-    async with multi_stack(tmp_path, sqlite_url, {"A": project_a(clock)}) as multi:
-        workspace = multi.workspace("T0TEAMAAA1", admin=ADMIN, member=MEMBER)
-        multi.slack.users[OUTSIDER] = {"is_admin": False}
-        multi.slack.usergroups[GROUP] = [ADMIN, MEMBER]
-        assert (await workspace.install()).status_code == 200
-        await workspace.connect(multi.projects["A"])
-        yield workspace
-
-
-async def step_in(team: Workspace, callback_id: str, inputs: dict[str, object]) -> Completion:
-    stack = team.stack
+async def step_in(workspace: Workspace, callback_id: str, inputs: dict[str, object]) -> Completion:
+    stack = workspace.stack
     body, headers, execution = stack.slack.function_executed(
-        stack.signing_secret, callback_id, inputs, team_id=team.team_id
+        stack.signing_secret, callback_id, inputs, team_id=workspace.team_id
     )
     response = await stack.http.post(f"{stack.bot_url}/slack/events", content=body, headers=headers)
     assert response.status_code == 200
@@ -305,7 +292,7 @@ async def step_in(team: Workspace, callback_id: str, inputs: dict[str, object]) 
     return completion
 
 
-async def test_the_user_group_guardrail_applies_to_the_person_who_ran_the_workflow(team: Workspace) -> None:
+async def test_the_user_group_guardrail_applies_to_the_person_who_ran_the_workflow(team: Workspace) -> None:  # noqa: F811
     await team.guard(channels=["C0ALLOWED1"], usergroup=GROUP)
     group = f"<!subteam^{GROUP}>"
     shows = team.stack.projects["A"].simulator.requests[("show", TASK_A)]
