@@ -488,6 +488,9 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     added = [
         ("guardrails", "channel_language"),
         *((t, "locale") for t in ("subscribers", "feeds", "deliveries")),
+        # 0008: only ever NULL here, so the type does not matter.
+        *((t, "target") for t in ("subscribers", "deliveries")),
+        ("subscribers", "expires_at"),
     ]
     async with storage.engine.begin() as conn:
         for table, column in added:
