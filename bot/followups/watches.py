@@ -20,6 +20,11 @@ posted per subscriber (in the card's thread, or in the channel without a card). 
 effort, not an exactly-once delivery: a failed post is logged, never retried per poll. The
 card shows the stall until the task moves, then notes that it ended; nothing more is posted.
 After a restart the progress starts empty, so a stall still in progress is noticed once more.
+
+Workflow Builder steps (``wait_for_task``) are subscribers too: their "channel" is the function
+execution id, they have no card and no stall notice, and each has its own deadline. The watch's
+``expires_at`` is the channels' time; at any deadline ``storage.expire_subscribers`` ends exactly
+the subscribers whose time is up, and the watch closes only with its last subscriber.
 """
 
 from __future__ import annotations
