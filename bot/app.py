@@ -53,6 +53,7 @@ from bot.services.commands import CommandRunner
 from bot.services.connections import MetaStudioClients
 from bot.services.follow import FollowCommands
 from bot.services.languages import Languages
+from bot.services.steps import WorkflowSteps
 from bot.services.tasks import TaskViews
 from bot.slack.clients import BOT_SCOPES, AuthorizationUnavailable, SlackClients, web_client
 from bot.slack.delivery import Responder
@@ -136,6 +137,9 @@ class Runtime:
             ack_first=self.ack_first,
             languages=self.languages,
         )
+        self.steps = WorkflowSteps(
+            settings, self.followups, tasks, access=self.access, languages=self.languages
+        )
         self.admin: WorkspaceAdmin | None = None
         if self.workspaces is not None:
             self.admin = WorkspaceAdmin(
@@ -182,6 +186,7 @@ class Runtime:
             "leaving": self.leaving,
             "languages": self.languages,
             "authorize": self.authorize,
+            "steps": self.steps,
         }
 
 
@@ -224,8 +229,8 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
         process_before_response=True,
         request_verification_enabled=not socket_mode,
         raise_error_for_unhandled_request=False,
-        # taskbot defines no Slack workflow functions; skip that per-request middleware.
-        attaching_function_token_enabled=False,
+        # Workflow steps (handlers/functions.py): Bolt's complete/fail use the event's own token.
+        attaching_function_token_enabled=True,
         logger=bolt_logger,
         **options,
     )

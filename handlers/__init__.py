@@ -1,7 +1,7 @@
 """Slack listeners, one module per kind. Each module has one ``register(app)``.
 
 Listeners parse, ack and hand over: they read the use case they need from Bolt's context
-(``commands``, ``background``, ``admin``, ``leaving``; see ``bot.app.Runtime.context``) and
+(``commands``, ``background``, ``admin``, ``leaving``, ``steps``; see ``bot.app.Runtime.context``) and
 never call MetaStudio, the database or Slack before the ack.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import actions, commands, events, views
+from handlers import actions, commands, events, functions, views
 
 
 def register_all(app: AsyncApp) -> None:
-    for module in (commands, actions, views, events):
+    for module in (commands, actions, views, events, functions):
         module.register(app)

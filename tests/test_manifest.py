@@ -15,6 +15,7 @@ from referencing import Registry, Resource
 from bot.messages import text
 from bot.slack.clients import BOT_SCOPES
 from tests.support.cli import clean_env, free_port, run_cli
+from bot.slack.steps import GET_TASK, OUTPUT_NAMES, WAIT_FOR_TASK
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy vendored into the repo wins, so a clean clone needs nothing outside it.
@@ -43,9 +44,11 @@ def schema(name: str) -> dict[str, Any]:
     return loaded
 
 
-def test_valid_against_the_v1_schema(manifest: dict[str, Any]) -> None:
+def test_valid_against_the_schema_of_its_version(manifest: dict[str, Any]) -> None:
+    # Workflow steps (``functions`` with properties/required parameters) exist from version 2.
+    assert manifest["_metadata"]["major_version"] == 2
     validator = Draft7Validator(
-        schema("schemas/manifest.schema.1.0.0.json"), format_checker=Draft7Validator.FORMAT_CHECKER
+        schema("schemas/manifest.schema.2.0.0.json"), format_checker=Draft7Validator.FORMAT_CHECKER
     )
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(manifest)]
     assert errors == []
@@ -64,7 +67,7 @@ def test_valid_against_the_all_versions_schema(manifest: dict[str, Any]) -> None
 
 def test_schema_catches_mistakes(manifest: dict[str, Any]) -> None:
     """The validation above can fail: a typo'd key or a bad command is rejected."""
-    validator = Draft7Validator(schema("schemas/manifest.schema.1.0.0.json"))
+    validator = Draft7Validator(schema("schemas/manifest.schema.2.0.0.json"))
     typo = {**manifest, "settings": {**manifest["settings"], "socket_mode": False}}
     assert not validator.is_valid(typo)
     bad_command = {**manifest, "features": {**manifest["features"], "slash_commands": [{"command": "task"}]}}
@@ -100,27 +103,17 @@ def test_settings(manifest: dict[str, Any]) -> None:
     assert manifest["settings"] == {
         "event_subscriptions": {
             "request_url": EVENTS_URL,
-            "bot_events": ["app_home_opened", "app_uninstalled", "tokens_revoked"],
+            "bot_events": ["app_home_opened", "app_uninstalled", "tokens_revoked", "function_executed"],
         },
         "interactivity": {"is_enabled": True, "request_url": EVENTS_URL},
-        "org_deploy_enabled": False,
+        # Custom steps need an org-ready app whose functions run on its own server.
+        "org_deploy_enabled": True,
         "socket_mode_enabled": False,
         "token_rotation_enabled": False,
+        "function_runtime": "remote",
     }
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
 
 
-async def test_token_rotation_agrees_with_single_workspace_mode(manifest: dict[str, Any]) -> None:
-    """A rotating bot token expires after 12 hours and SLACK_BOT_TOKEN comes with no refresh
-    token: the manifest leaves rotation off, and a rotating token pasted there stops ``serve``."""
-    assert manifest["settings"]["token_rotation_enabled"] is False
-    env = clean_env(
-        SLACK_BOT_TOKEN="xoxe.xoxb-1-rotating-token-9999",
-        SLACK_SIGNING_SECRET="0f1e2d3c4b5a69780f1e2d3c4b5a6978",
-        PORT=str(free_port()),
-    )
-    code, out, err = await run_cli("serve", env=env)
-    assert (code, out) == (2, "")
-    assert "Traceback" not in err and "9999" not in err
-    [problem] = [line for line in err.splitlines() if "SLACK_BOT_TOKEN" in line]
-    assert "expires in 12 hours" in problem and "SLACK_CLIENT_ID" in problem
+        "token_rotation_enabled": False,
+        "function_runtime": "remote",

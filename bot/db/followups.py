@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import (
     CheckConstraint,
@@ -51,6 +51,7 @@ from bot.db.fleet import RateBucket
 from bot.logs import RedactingFilter
 
 __all__ = [
+    "STEP",
     "ActiveWatch",
     "ChannelWatch",
     "CloseStatus",
@@ -71,6 +72,9 @@ SubscriberStatus = Literal["active", "cancelled", "closed"]
 FeedStatus = Literal["active", "cancelled"]
 DeliveryKind = Literal["finished", "expired", "not_found", "feed"]
 DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
+STEP: Final = "step"
+"""``target`` of a subscriber or delivery that is a Workflow Builder step (0008): its
+``channel_id`` is the function execution id. NULL is a channel."""
 
 ERROR_MAX_CHARS = 500
 _redactor = RedactingFilter()
@@ -119,6 +123,9 @@ class SubscriberRow(_AskedInChannel, Base):
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id"))
     message_ts: Mapped[str | None] = mapped_column(String(32))
     closed_reason: Mapped[str | None] = mapped_column(String(64))
+    # A step's (0008): STEP and its own time limit; NULL for a channel, which expires with the watch.
+    target: Mapped[str | None] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None]
 
 
 class FeedRow(_AskedInChannel, Base):
@@ -168,6 +175,7 @@ class DeliveryRow(Base):
     error: Mapped[str | None] = mapped_column(String(ERROR_MAX_CHARS))
     # Copied from the subscriber or feed when the delivery is queued, so a restart cannot change it.
     locale: Mapped[str | None] = mapped_column(String(16))
+    target: Mapped[str | None] = mapped_column(String(16))  # STEP, or NULL for a channel (0008)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +202,12 @@ class SubscriberRecord:
     status: SubscriberStatus
     closed_reason: str | None
     locale: str | None = None
+    target: str | None = None
+    expires_at: datetime | None = None
+
+    @property
+    def is_step(self) -> bool:
+        return self.target == STEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +278,11 @@ class DeliveryRecord:
     slack_ts: str | None
     error: str | None
     locale: str | None = None
+    target: str | None = None
+
+    @property
+    def is_step(self) -> bool:
+        return self.target == STEP
 
 
 def _watch(row: WatchRow) -> WatchRecord:
@@ -330,6 +349,27 @@ def _queued(**what: Any) -> DeliveryRow:
     )
 
 
+def _told(
+    subscriber: SubscriberRow, kind: CloseStatus, task_id: str, snapshot: dict[str, Any] | None, now: datetime
+) -> DeliveryRow:
+    """The delivery that tells one watch subscriber (a channel, or a step) how its watch ended."""
+    return _queued(
+        team_id=subscriber.team_id,
+        channel_id=subscriber.channel_id,
+        user_id=subscriber.user_id,
+        kind=kind,
+        task_id=task_id,
+        watch_id=subscriber.watch_id,
+        subscriber_id=subscriber.id,
+        feed_id=None,
+        thread_ts=subscriber.message_ts,
+        locale=subscriber.locale,
+        target=subscriber.target,
+        payload=snapshot,
+        created_at=now,
+    )
+
+
 def _clean_error(error: str) -> str:
     return _redactor.redact(error)[:ERROR_MAX_CHARS]
 
@@ -354,13 +394,20 @@ class FollowUpStore:
         expires_at: datetime,
         message_ts: str | None = None,
         locale: str | None = None,
+        step_expires_at: datetime | None = None,
     ) -> WatchResult:
         """Subscribe a channel to a task, sharing the task's active watch if there is one.
 
         An existing active watch keeps its own ``expires_at``; a channel already watching gets
         its existing subscriber back with ``created=False`` (its ``message_ts`` is left as is).
+        A channel joining a watch that has no channel (only steps) sets its ``expires_at``.
+
+        ``step_expires_at`` makes the subscriber a Workflow Builder step (``target`` STEP):
+        ``channel_id`` is then its function execution id and it expires at that time, on its own.
         """
         expires_at = require_aware(expires_at, "expires_at")
+        if step_expires_at is not None:
+            step_expires_at = require_aware(step_expires_at, "step_expires_at")
 
         async def attempt() -> WatchResult:
             now = utcnow()
@@ -396,10 +443,16 @@ class FollowUpStore:
                         return WatchResult(
                             watch=_watch(watch), subscriber=_subscriber(existing), created=False
                         )
+                    if step_expires_at is None and not await self._has_channels(session, watch.id):
+                        # The first channel of a watch steps started (or kept alive past its
+                        # channels' time): the channels' time starts now.
+                        watch.expires_at = expires_at
                 subscriber = SubscriberRow(
                     watch_id=watch.id,
                     message_ts=message_ts,
                     closed_reason=None,
+                    target=None if step_expires_at is None else STEP,
+                    expires_at=step_expires_at,
                     **_asked(team_id, channel_id, user_id, locale, at=now),
                 )
                 session.add(subscriber)
@@ -407,6 +460,19 @@ class FollowUpStore:
                 return WatchResult(watch=_watch(watch), subscriber=_subscriber(subscriber), created=True)
 
         return await retry_on_conflict(attempt)
+
+    @staticmethod
+    async def _has_channels(session: AsyncSession, watch_id: int) -> bool:
+        found = await session.scalar(
+            select(SubscriberRow.id)
+            .where(
+                SubscriberRow.watch_id == watch_id,
+                SubscriberRow.status == "active",
+                SubscriberRow.target.is_(None),
+            )
+            .limit(1)
+        )
+        return found is not None
 
     async def unwatch(self, *, team_id: str, task_id: str, channel_id: str) -> bool:
         """Cancel this channel's subscription; the watch itself is cancelled with its last subscriber."""
@@ -552,23 +618,7 @@ class FollowUpStore:
                     .order_by(SubscriberRow.created_at, SubscriberRow.id)
                 )
             ).all()
-            deliveries = [
-                _queued(
-                    team_id=subscriber.team_id,
-                    channel_id=subscriber.channel_id,
-                    user_id=subscriber.user_id,
-                    kind=status,
-                    task_id=task_id,
-                    watch_id=watch_id,
-                    subscriber_id=subscriber.id,
-                    feed_id=None,
-                    thread_ts=subscriber.message_ts,
-                    locale=subscriber.locale,
-                    payload=snapshot,
-                    created_at=now,
-                )
-                for subscriber in subscribers
-            ]
+            deliveries = [_told(subscriber, status, task_id, snapshot, now) for subscriber in subscribers]
             session.add_all(deliveries)
             await session.flush()
             await session.execute(
@@ -578,6 +628,42 @@ class FollowUpStore:
                 .execution_options(synchronize_session=False)
             )
             return [_delivery(row) for row in deliveries]
+
+    async def expire_subscribers(
+        self, watch_id: int, *, now: datetime, snapshot: dict[str, Any] | None
+    ) -> tuple[list[DeliveryRecord], bool]:
+        """Expire the active subscribers whose time is up, queueing one ``expired`` delivery each.
+
+        A channel's time is the watch's ``expires_at``; a step's is its own. When none is left the
+        watch itself closes as ``expired`` (as ``close_watch`` does); otherwise it stays active
+        for the steps still waiting. Returns the deliveries queued and whether the watch is still
+        active. Repeated or racing calls queue nothing twice: only active subscribers are taken.
+        """
+        now = require_aware(now, "now")
+        async with self._write() as session:
+            watch = await session.scalar(
+                select(WatchRow).where(WatchRow.id == watch_id, WatchRow.status == "active").with_for_update()
+            )
+            if watch is None:
+                return [], False
+            subscribers = (
+                await session.scalars(
+                    select(SubscriberRow)
+                    .where(SubscriberRow.watch_id == watch_id, SubscriberRow.status == "active")
+                    .order_by(SubscriberRow.created_at, SubscriberRow.id)
+                    .with_for_update()
+                )
+            ).all()
+            due = [s for s in subscribers if (s.expires_at or watch.expires_at) <= now]
+            still_active = len(due) < len(subscribers)
+            if not still_active:
+                watch.status, watch.closed_at, watch.snapshot = "expired", now, snapshot
+            deliveries = [_told(subscriber, "expired", watch.task_id, snapshot, now) for subscriber in due]
+            for subscriber in due:
+                subscriber.status, subscriber.closed_reason = "closed", "expired"
+            session.add_all(deliveries)
+            await session.flush()
+            return [_delivery(row) for row in deliveries], still_active
 
     async def close_subscriber(self, subscriber_id: int, reason: str) -> None:
         """Stop notifying one channel (e.g. ``channel_not_found``); the watch goes with its last one."""

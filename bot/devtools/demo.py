@@ -24,11 +24,12 @@ from bot.app import Runtime, create_asgi
 from bot.config import Settings
 from bot.devtools import simulator as sim
 from bot.devtools.render import render_message
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, PostedMessage, SlackStandIn
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN, Completion, PostedMessage, SlackStandIn
 from bot.followups.watches import STALL_KEY_PREFIX
 from bot.servers import serve_asgi
 from bot.slack import cards
 from bot.slack.poster import DELIVERY_EVENT
+from bot.slack.steps import GET_TASK, WAIT_FOR_TASK
 
 PUBLIC_CHANNEL = "C0DEMO0001"
 PRIVATE_CHANNEL = "G0PRIVATE1"
@@ -109,6 +110,14 @@ class LocalStack:
             message_ts=message_ts,
         )
         return await http.post(f"{self.bot_url}/slack/events", content=body, headers=headers)
+
+    async def step(
+        self, http: httpx.AsyncClient, callback_id: str, inputs: dict[str, Any]
+    ) -> tuple[httpx.Response, str]:
+        """Run a workflow step: a signed ``function_executed`` event; the response and execution id."""
+        body, headers, execution_id = self.slack.function_executed(self.signing_secret, callback_id, inputs)
+        response = await http.post(f"{self.bot_url}/slack/events", content=body, headers=headers)
+        return response, execution_id
 
 
 @contextlib.asynccontextmanager
@@ -225,6 +234,7 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
                 say()
             failures += await _languages_step(scene, len(SCRIPT) + 2)
             failures += await _watch_step(scene, len(SCRIPT) + 3)
+            failures += await _workflow_step(scene, len(SCRIPT) + 6)
             say("Done. Every request above was signed and sent over a real socket." if not failures else "")
             return 1 if failures else 0
 
@@ -237,6 +247,8 @@ class _Scene:
     http: httpx.AsyncClient
     say: Callable[..., None]
     show: Callable[[PostedMessage], None]
+    waiting_step: str | None = None
+    """The execution id of the ``wait_for_task`` step started with the channel's watch."""
 
     async def show_next(self, seen: int) -> bool:
         """Show the message after the ``seen`` ones; False, said aloud, if none arrives within 15 s."""
@@ -305,6 +317,8 @@ async def _watch_step(scene: _Scene, number: int) -> int:
         say("  (no confirmation arrived)\n")
         return 1
     show(slack.messages[seen])
+    # A Workflow Builder step waits for the same task: the same watch, the same polls (shown last).
+    _, scene.waiting_step = await stack.step(http, WAIT_FOR_TASK, {"task_id": WATCHED_TASK_ID})
     say()
     say(
         f"{number + 2}. The card updates in place while the task runs (ETA, rate, trend; it stalls "
@@ -340,3 +354,33 @@ async def _watch_step(scene: _Scene, number: int) -> int:
         shown = len(slack.messages)
         if done(slack.messages):
             return 0
+
+
+async def _workflow_step(scene: _Scene, number: int) -> int:
+    """Workflow Builder steps: ``get_task`` answers at once; the ``wait_for_task`` started with
+    the watch completed when the task finished. Returns the number that did not complete."""
+    stack, http, say = scene.stack, scene.http, scene.say
+    say(f"{number}. A Workflow Builder step reads a task (get_task {sim.SEED_TASK_ID})")
+    _, execution = await stack.step(http, GET_TASK, {"task_id": sim.SEED_TASK_ID})
+    missing = 0 if await _show_completion(scene, execution) else 1
+    say()
+    say(f"{number + 1}. The workflow that ran wait_for_task {WATCHED_TASK_ID} alongside the watch goes on")
+    if scene.waiting_step is None or not await _show_completion(scene, scene.waiting_step):
+        missing += 1
+    say()
+    return missing
+
+
+async def _show_completion(scene: _Scene, execution: str) -> bool:
+    slack = scene.stack.slack
+    try:
+        await slack.wait_for(lambda _: bool(slack.completions_of(execution)), timeout=15)
+    except TimeoutError:
+        scene.say("  (the step did not complete)")
+        return False
+    completion: Completion = slack.completions_of(execution)[0]
+    token = "the event's own token" if completion.token != DEMO_BOT_TOKEN else "the workspace's bot token"
+    scene.say(f"  ({completion.method}, with {token})")
+    for name, value in (completion.outputs or {"error": completion.error}).items():
+        scene.say(f"  │ {name}: {value}")
+    return True

@@ -192,6 +192,8 @@ class FollowUps:
         Watching again from the same channel returns ``created=False``; a new ``message_ts``
         then replaces the old one, so the newest card is the one kept up to date. ``locale`` is
         the channel's language, kept by the card and its alert for the watch's whole life.
+        With ``step_expires_at`` the subscriber is a Workflow Builder step whose ``channel_id``
+        is its function execution id: the outbox completes it when the watch ends for it.
         """
         result = await self.watches.watch(**request)
         if result.created:

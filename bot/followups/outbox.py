@@ -23,6 +23,13 @@ delivery fails and the requester is told by DM. Any other failure puts the deliv
 ``pending`` and retries it later with backoff: it is never dropped. Slack is reached only
 through the ``Poster`` interface.
 
+A Workflow Builder step (``DeliveryRecord.is_step``) is one more kind of target: step 3 is
+``functions.completeSuccess`` (or ``completeError``) for its function execution, with the
+workspace's bot token. Slack completes an execution once: a second call answers
+``function_execution_not_found``, which after an attempt that may have landed means it did, so
+the delivery is recorded sent and nothing is called again (``StepGone``). A step whose workflow
+was cancelled answers ``execution_not_in_running_state``: the delivery fails, nobody is told.
+
 Several replicas: only the replica that owns the delivery's workspace (``Shared.owns``,
 ``bot.followups.shards``) attempts it. A retry job that runs on a replica that lost the
 shard does nothing (the shard's jobs are dropped when it is lost, and the check is made
@@ -44,9 +51,9 @@ from bot.db.followups import DeliveryRecord
 from bot.followups.fairness import FairSlots
 from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
-from bot.slack import alerts
+from bot.slack import alerts, steps
 from bot.slack.cards import CardView
-from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PosterError
+from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PosterError, StepGone
 
 __all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
 
@@ -140,6 +147,8 @@ class Outbox(Part):
         if record is None or record.status not in ("pending", "sending"):
             return False
         extra = {"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id}
+        if record.is_step:
+            return await self._complete_step(record, extra)
         message, thread_ts, broadcast = self._compose(record)
         if record.attempts >= 1:
             # A previous attempt may have posted before dying: look before posting again.
@@ -196,6 +205,41 @@ class Outbox(Part):
         # After the alert, not before: a throttled chat.update must not delay it. A crash right
         # here leaves the card one redraw short, which is cosmetic; the alert is what counts.
         await self._final_card(record)
+        return False
+
+    async def _complete_step(self, record: DeliveryRecord, extra: dict[str, str]) -> bool:
+        """Steps 2-4 for a workflow step: claim, complete (or fail) the execution, record it."""
+        claimed = await self.storage.mark_sending(record.id)
+        if claimed is None:
+            return False
+        locale = messages.resolve(record.locale)
+        task = alerts.task_from_snapshot(record.payload)
+        try:
+            if record.kind == "finished":
+                outputs = steps.outputs(task or Task(task_id=record.task_id), self.settings.finished_codes)
+                await self.poster.complete_step(record.team_id, record.channel_id, outputs)
+            elif record.kind == "expired":
+                sentence = steps.expired_sentence(record.task_id, locale)
+                await self.poster.fail_step(record.team_id, record.channel_id, sentence)
+            else:
+                sentence = steps.not_found_sentence(record.task_id, locale)
+                await self.poster.fail_step(record.team_id, record.channel_id, sentence)
+        except StepGone as exc:
+            if exc.done and claimed.attempts > 1:
+                await self.storage.mark_sent(record.id, None)
+                log.info("step %s was already completed; not completing again", record.kind, extra=extra)
+            else:
+                await self.storage.mark_failed(record.id, f"slack: {exc.error}", retry=False)
+                log.warning("step cannot be completed (%s)", exc.error, extra=extra)
+            return False
+        except Exception as exc:
+            reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
+            await self.storage.mark_failed(record.id, reason, retry=True)
+            log.warning("step completion failed (%s); will retry", reason, extra=extra)
+            return True
+        await self.storage.mark_sent(record.id, None)
+        self._shared.stats.delivered += 1
+        log.info("step completed: %s", record.kind, extra=extra)
         return False
 
     def _compose(self, record: DeliveryRecord) -> tuple[alerts.Message, str | None, bool]:

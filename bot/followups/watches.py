@@ -20,6 +20,11 @@ posted per subscriber (in the card's thread, or in the channel without a card). 
 effort, not an exactly-once delivery: a failed post is logged, never retried per poll. The
 card shows the stall until the task moves, then notes that it ended; nothing more is posted.
 After a restart the progress starts empty, so a stall still in progress is noticed once more.
+
+Workflow Builder steps (``wait_for_task``) are subscribers too: their "channel" is the function
+execution id, they have no card and no stall notice, and each has its own deadline. The watch's
+``expires_at`` is the channels' time; at any deadline ``storage.expire_subscribers`` ends exactly
+the subscribers whose time is up, and the watch closes only with its last subscriber.
 """
 
 from __future__ import annotations
@@ -74,6 +79,9 @@ class WatchRequest(TypedDict):
     """The channel's card of the task, kept live; None when there is none (yet)."""
     locale: NotRequired[str | None]
     """The channel's language, kept by the card and its alert for the watch's whole life."""
+    step_expires_at: NotRequired[datetime | None]
+    """Set for a Workflow Builder step: ``channel_id`` is its function execution id, and the
+    step fails at this time on its own, whatever the watch's other subscribers wait for."""
 
 
 @dataclass
@@ -107,6 +115,13 @@ class _Watch:
     """Counts folded with the stall threshold (the cadence's own progress never stalls)."""
     resumed_after: float | None = None
     """Seconds the last stall lasted, once it has ended: the card notes it."""
+    steps: dict[int, float] = field(default_factory=dict)
+    """Workflow steps waiting on the task: subscriber id -> its own deadline (epoch seconds).
+    Steps have no card; ``expires_at`` is the channels' deadline (inf once they all expired)."""
+
+    @property
+    def next_deadline(self) -> float:
+        return min(self.expires_at, min(self.steps.values(), default=math.inf))
 
 
 def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
@@ -177,6 +192,9 @@ class Watches(Part):
             state = self._track(result.watch, [subscriber])
             self._shared.scheduler.once(f"watch:{state.id}", self._shared.jitter(self.policy.base))
         else:
+            if not subscriber.is_step:
+                # A channel may have renewed a watch that only steps kept alive (storage.watch).
+                state.expires_at = result.watch.expires_at.timestamp()
             self._add_card(state, subscriber)
         return result
 
@@ -229,6 +247,10 @@ class Watches(Part):
 
     @staticmethod
     def _add_card(state: _Watch, subscriber: SubscriberRecord) -> None:
+        if subscriber.is_step:
+            assert subscriber.expires_at is not None
+            state.steps[subscriber.id] = subscriber.expires_at.timestamp()
+            return
         card = state.cards.get(subscriber.id)
         if card is None:
             state.cards[subscriber.id] = _Card(
@@ -276,21 +298,21 @@ class Watches(Part):
         # The expiry is a run of the same job: it closes the watch on time even while backing
         # off. Once past it (a close that failed), the backoff applies, so a broken database is
         # not hammered.
-        until_expiry = state.expires_at - self._shared.clock()
+        until_expiry = state.next_deadline - self._shared.clock()
         if until_expiry > 0:
             delay = min(delay, until_expiry)
         return delay
 
     async def _poll_once(self, state: _Watch) -> float | None:
         """One poll. Returns the delay before the next one, or None when the watch closed."""
-        if self._shared.clock() >= state.expires_at:
+        if self._shared.clock() >= state.next_deadline:
             snapshot = (
                 alerts.with_request_id(state.last_task.model_dump(mode="json"), state.request_id)
                 if state.last_task is not None
                 else None
             )
-            await self._close(state, "expired", snapshot)
-            return None
+            if not await self._expire(state, snapshot):
+                return None
         try:
             fetched = await self._fetch(state)
         except (TaskNotFound, InvalidTaskId) as exc:
@@ -413,6 +435,36 @@ class Watches(Part):
         log.info("watch closed as %s, %d to tell", status, len(deliveries), extra=self._extra(state))
         for delivery in deliveries:
             self._deliver(delivery.id)
+
+    async def _expire(self, state: _Watch, snapshot: dict[str, Any] | None) -> bool:
+        """Expire the subscribers whose time is up (shielded as ``_close``); True while the
+        watch stays active for steps still waiting."""
+        work = self._shared.timers.spawn_work(self._expire_and_deliver(state, snapshot), f"close:{state.id}")
+        return await asyncio.shield(work)
+
+    async def _expire_and_deliver(self, state: _Watch, snapshot: dict[str, Any] | None) -> bool:
+        now = self._shared.clock()
+        with self._shared.backlog.item():
+            deliveries, active = await self.storage.expire_subscribers(
+                state.id, now=datetime.fromtimestamp(now, UTC), snapshot=snapshot
+            )
+        for delivery in deliveries:
+            state.cards.pop(delivery.subscriber_id or 0, None)
+            state.steps.pop(delivery.subscriber_id or 0, None)
+        # Whatever the table said, nothing already past its deadline is looked at again.
+        state.steps = {sid: deadline for sid, deadline in state.steps.items() if deadline > now}
+        if state.expires_at <= now:
+            state.expires_at = math.inf
+        if not active:
+            self._forget(state)
+        log.info(
+            "watch expired, %d to tell" if not active else "%d subscribers expired, the watch goes on",
+            len(deliveries),
+            extra=self._extra(state),
+        )
+        for delivery in deliveries:
+            self._deliver(delivery.id)
+        return active
 
     # -- live cards -----------------------------------------------------------------------------
 

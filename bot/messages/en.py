@@ -319,6 +319,18 @@ CATALOG: dict[str, str] = {
         "`/task` is limited to members of {group} in this workspace; to be added or to change that, "
         "ask a workspace admin or owner."
     ),
+    # Workflow Builder steps (bot/slack/steps.py): Slackbot shows these to whoever ran the workflow
+    "step_expired": "Task {task_id} had not finished when this step's time limit ran out.",
+    "step_task_gone": "Task {task_id} no longer exists in this MetaStudio project, so this step stopped waiting for it.",
+    "step_invalid_timeout": "The time limit must be a number of hours above 0 and at most {hours}.",
+    "step_denied_usergroup": (
+        "taskbot is limited to members of {group} in this workspace, and the person who ran this "
+        "workflow is not one; to change that, ask a workspace admin or owner."
+    ),
+    "step_denied_unknown_user": (
+        "taskbot is limited to members of {group} in this workspace, and this step does not know who "
+        "ran the workflow: give its *User* input the person who used the workflow."
+    ),
     # Numbers and lists (bot/messages/format.py): a language changes these, not the code.
     "format_thousands": ",",
     "format_decimal": ".",

@@ -291,6 +291,16 @@ CATALOG: dict[str, str] = {
     "guardrails_denied_usergroup": (
         "在本工作区，`/task` 仅限 {group} 的成员使用；如需加入或调整，请联系工作区管理员或所有者。"
     ),
+    # Workflow Builder 步骤（bot/slack/steps.py）：Slackbot 会把这些话告诉运行工作流的人
+    "step_expired": "任务 {task_id} 在此步骤的时限内没有完成。",
+    "step_task_gone": "此 MetaStudio 项目中已找不到任务 {task_id}，此步骤不再等待。",
+    "step_invalid_timeout": "时限须为大于 0 且不超过 {hours} 的小时数。",
+    "step_denied_usergroup": (
+        "在本工作区，taskbot 仅限 {group} 的成员使用，而运行此工作流的人不是其成员；如需调整，请联系工作区管理员或所有者。"
+    ),
+    "step_denied_unknown_user": (
+        "在本工作区，taskbot 仅限 {group} 的成员使用，而此步骤不知道是谁运行了工作流：请把“使用此工作流的人”填入它的 *User* 输入。"
+    ),
     # Numbers and lists (bot/messages/format.py)
     "format_thousands": ",",
     "format_decimal": ".",

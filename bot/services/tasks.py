@@ -132,14 +132,18 @@ class TaskViews:
         )
         return Reply(text=header, blocks=listing, request_id=fetched.request_id, public=False)
 
+    def error_sentence(self, exc: MetaStudioError, locale: str) -> str:
+        """The one sentence a member reads when a MetaStudio call failed for them."""
+        if isinstance(exc, NotConfigured) and self.settings.multi_workspace:
+            return messages.text("not_connected_member", locale)
+        return error_text(exc, locale)
+
     def error_reply(self, exc: MetaStudioError, origin: Origin, *, task_id: str | None = None) -> Reply:
         """The error only the asker sees, in their language."""
         log.info("MetaStudio call failed: %s", exc, extra={"task_id": task_id, "request_id": exc.request_id})
         needs_connection = isinstance(exc, NotConfigured) and self.settings.multi_workspace
         locale = origin.locale
-        message = (
-            messages.text("not_connected_member", locale) if needs_connection else error_text(exc, locale)
-        )
+        message = self.error_sentence(exc, locale)
         return Reply(
             text=message,
             blocks=cards.error_blocks(message, request_id=exc.request_id, locale=locale),

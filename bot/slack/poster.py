@@ -1,7 +1,8 @@
 """The narrow interface the alert outbox and live cards use to reach Slack, and its Slack side.
 
 ``Poster`` is what ``bot.followups`` needs: post a keyed message (one ``Post`` value), find a
-keyed message an earlier attempt may have posted, update a card, and tell a person something.
+keyed message an earlier attempt may have posted, update a card, tell a person something, and
+complete or fail a Workflow Builder step (``functions.completeSuccess``/``completeError``).
 ``find`` takes its own thread rather than a ``Post``: it searches the card's thread whatever
 thread the new post would go to, so an attempt made under another alert mode is found too.
 Each failure is a typed exception that says what the caller may do next, so the exactly-once
@@ -31,6 +32,7 @@ __all__ = [
     "PostFailed",
     "Poster",
     "SlackPoster",
+    "StepGone",
     "UpdateFailed",
 ]
 
@@ -75,6 +77,26 @@ class UpdateFailed(PosterError):
     """This update failed; a later one may succeed."""
 
 
+class StepGone(PosterError):
+    """The step can no longer be completed: done already, its workflow ended, or unknown.
+
+    ``done`` is Slack's ``function_execution_not_found``, which its reference gives for "the
+    function has been completed and cannot be found": after an attempt that may have landed,
+    that is most likely our own completion.
+    """
+
+    @property
+    def done(self) -> bool:
+        return self.error == "function_execution_not_found"
+
+
+# functions.completeSuccess/completeError: the step is past completing (Slack's reference), or
+# the call can never succeed as made (outputs that do not match the manifest): never retried.
+STEP_GONE: Final = frozenset(
+    {"function_execution_not_found", "execution_not_in_running_state", "parameter_validation_failed"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Post:
     """One keyed message for a channel, or for a card's thread (``thread_ts``).
@@ -106,6 +128,15 @@ class Poster(Protocol):
 
     async def tell(self, team_id: str, user_id: str, text: str) -> None:
         """Send a person a direct message."""
+        ...
+
+    async def complete_step(self, team_id: str, execution_id: str, outputs: dict[str, Any]) -> None:
+        """``functions.completeSuccess`` with the workspace's own bot token (the event's token
+        expires 15 minutes after the event or at completion, and a wait lasts hours)."""
+        ...
+
+    async def fail_step(self, team_id: str, execution_id: str, error: str) -> None:
+        """``functions.completeError``: the workflow stops and Slackbot shows ``error``."""
         ...
 
 
@@ -173,6 +204,28 @@ class SlackPoster:
             await client.chat_postMessage(channel=user_id, text=text)
         except SlackApiError as exc:
             raise PostFailed(slack_error(exc)) from None
+
+    async def complete_step(self, team_id: str, execution_id: str, outputs: dict[str, Any]) -> None:
+        client = await self._client_for(team_id)
+        await _step_call(
+            client.functions_completeSuccess(function_execution_id=execution_id, outputs=outputs)
+        )
+
+    async def fail_step(self, team_id: str, execution_id: str, error: str) -> None:
+        client = await self._client_for(team_id)
+        await _step_call(client.functions_completeError(function_execution_id=execution_id, error=error))
+
+
+async def _step_call(call: Awaitable[Any]) -> None:
+    try:
+        await call
+    except SlackApiError as exc:
+        error = slack_error(exc)
+        if error in STEP_GONE:
+            raise StepGone(error) from None
+        raise PostFailed(error) from None
+    except Exception as exc:
+        raise PostFailed(type(exc).__name__) from exc
 
 
 async def _search(method: Callable[..., Awaitable[Any]], key: str, **params: Any) -> str | None:

@@ -201,6 +201,56 @@ async def test_sqlite_stays_in_wal_mode_after_migrating(sqlite_url: str) -> None
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+async def test_0008_keeps_owed_alerts_and_going_back_drops_only_workflow_steps(database_url: str) -> None:
+    """Owed alerts pass 0008 both ways untouched; a step owed when downgrading is dropped, since
+    an older release would post it to a "channel" named like the function execution."""
+    storage = Database(database_url)
+    store = FollowUpStore(storage)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    try:
+        await migrate(storage.engine)
+        await store.watch(team_id="T1", task_id="a" * 32, channel_id="C1", user_id="U1", expires_at=later)
+        await store.watch(
+            team_id="T1",
+            task_id="a" * 32,
+            channel_id="Fx1",
+            user_id="U1",
+            expires_at=later,
+            step_expires_at=later,
+        )
+        [finished] = await store.active_watches()
+        owed = await store.close_watch(finished.id, status="finished", snapshot={"task_id": "a" * 32})
+        assert sorted(d.is_step for d in owed) == [False, True]
+        running = await store.watch(
+            team_id="T1", task_id="b" * 32, channel_id="C2", user_id="U2", expires_at=later
+        )
+        await store.watch(
+            team_id="T1",
+            task_id="b" * 32,
+            channel_id="Fx2",
+            user_id="U2",
+            expires_at=later,
+            step_expires_at=later,
+        )
+        async with storage.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0006"))
+        assert (await schema_status(storage.engine)).state == "behind"
+        assert (await migrate(storage.engine)).applied[0].startswith("0008 (workflow steps")
+        # The channel's alert is still owed, as it was; the step's is gone.
+        [channel_alert] = await store.pending_deliveries()
+        assert (channel_alert.channel_id, channel_alert.kind, channel_alert.is_step) == (
+            "C1",
+            "finished",
+            False,
+        )
+        assert channel_alert.payload == {"task_id": "a" * 32}
+        [still] = await store.active_watches()
+        assert still.id == running.watch.id
+        assert [(s.channel_id, s.target, s.expires_at) for s in still.subscribers] == [("C2", None, None)]
+    finally:
+        await storage.dispose()
+
+
 # --- adopting a 0.1.0 database ------------------------------------------------------------------
 
 
@@ -439,6 +489,9 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     added = [
         ("guardrails", "channel_language"),
         *((t, "locale") for t in ("subscribers", "feeds", "deliveries")),
+        # 0008: only ever NULL here, so the type does not matter.
+        *((t, "target") for t in ("subscribers", "deliveries")),
+        ("subscribers", "expires_at"),
     ]
     async with storage.engine.begin() as conn:
         for table, column in added:

@@ -341,3 +341,46 @@ async def test_delete_team_removes_only_that_workspace(storage: FollowUpStore) -
     assert len(await storage.channel_watches(team_id=OTHER_TEAM, channel_id="C1")) == 1
     await storage.delete_team(TEAM)  # nothing left: still fine
     assert (await storage.counts())["watches"] == 2
+
+
+async def test_expiry_is_per_subscriber_when_workflow_steps_wait_longer(storage: FollowUpStore) -> None:
+    """Channels expire with the watch; a step at its own time; the watch lives while one waits."""
+    start = datetime.now(UTC)
+    hour = timedelta(hours=1)
+    channel = await storage.watch(
+        team_id="T1", task_id="c" * 32, channel_id="C1", user_id="U1", expires_at=start + hour
+    )
+    watch_id = channel.watch.id
+    for execution, deadline in (("Fx1", start + 2 * hour), ("Fx2", start + 3 * hour)):
+        step = await storage.watch(
+            team_id="T1",
+            task_id="c" * 32,
+            channel_id=execution,
+            user_id="U1",
+            expires_at=start + hour,
+            step_expires_at=deadline,
+        )
+        assert step.watch.id == watch_id and step.subscriber.is_step
+
+    # Nothing is due yet: nothing queued, the watch stays.
+    assert await storage.expire_subscribers(watch_id, now=start, snapshot=None) == ([], True)
+    # Past the watch's time: only the channel expires; both steps wait on.
+    told, active = await storage.expire_subscribers(
+        watch_id, now=start + hour, snapshot={"task_id": "c" * 32}
+    )
+    assert active and [(d.channel_id, d.kind, d.is_step) for d in told] == [("C1", "expired", False)]
+    # Asked again (a second replica, a retry): nothing is queued twice.
+    assert await storage.expire_subscribers(watch_id, now=start + hour, snapshot=None) == ([], True)
+    # A channel joining the watch that only steps kept alive gets its own full time.
+    later = await storage.watch(
+        team_id="T1", task_id="c" * 32, channel_id="C2", user_id="U2", expires_at=start + 4 * hour
+    )
+    assert later.watch.id == watch_id and later.watch.expires_at == start + 4 * hour
+    told, active = await storage.expire_subscribers(watch_id, now=start + 2 * hour, snapshot=None)
+    assert active and [(d.channel_id, d.is_step) for d in told] == [("Fx1", True)]
+    # The last ones due: the watch itself closes as expired.
+    told, active = await storage.expire_subscribers(watch_id, now=start + 4 * hour, snapshot=None)
+    assert not active and sorted(d.channel_id for d in told) == ["C2", "Fx2"]
+    watch = await storage.get_watch(watch_id)
+    assert watch is not None and watch.status == "expired"
+    assert await storage.expire_subscribers(watch_id, now=start + 5 * hour, snapshot=None) == ([], False)

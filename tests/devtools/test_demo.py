@@ -53,3 +53,11 @@ async def test_demo_shows_a_watch_from_card_to_alert() -> None:
     final_card = alert_text[alert_text.index("(chat.update") :]
     assert "✅ Finished" in final_card and "Watching" not in final_card
     assert text.rstrip().endswith("Every request above was signed and sent over a real socket.")
+    # Workflow Builder steps: get_task answers with the event's token; the wait_for_task started
+    # with the watch completes once the task finished, with the workspace's token.
+    steps = text[text.index("A Workflow Builder step reads a task") :]
+    assert "the step did not complete" not in steps
+    waited = steps[steps.index("alongside the watch goes on") :]
+    assert steps.count("(functions.completeSuccess, with the event's own token)") == 1
+    assert "(functions.completeSuccess, with the workspace's bot token)" in waited
+    assert "total_count: 6000" in waited and "success_rate: 99.5" in waited

@@ -171,6 +171,11 @@ class Simulator:
         self._tasks[task.task_id] = task
         self.set_fault(task.task_id, task.fault)
 
+    def remove_task(self, task_id: str) -> None:
+        """The task is deleted: from now on the show call answers "not found" for it."""
+        self._tasks.pop(task_id, None)
+        self._listed = None
+
     def set_fault(self, task_id: str, fault: Fault | None) -> None:
         """Make the show call for ``task_id`` misbehave (None: behave). Restarts the ``times`` count.
 
