@@ -421,6 +421,11 @@ def main() -> int:
 
     print("\n3. The new schedule's own curve\n")
     print(WORKSPACE_HEADER)
+    out = run_workspace(tasks, 1, Schedule(new), args.seed)
+    print(
+        workspace_row("any, no list sweep (the 30 s unlisted ceiling alone)", tasks, out, naive_mean),
+        flush=True,
+    )
     for unlisted in (45.0, 60.0, 90.0):
         policy = replace(new, unlisted_ceiling=unlisted)
         out = run_workspace(tasks, 1, Schedule(policy, listing=True, page_size=100), args.seed)
