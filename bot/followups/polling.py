@@ -10,10 +10,18 @@ the rate to triple before the task can finish unseen; ``bench/bench_policy.py`` 
 trade-off against 0.5 and 0.7 (fewer calls, a longer tail for tasks that end early). A poll re-plans from scratch, so a
 change of rate moves the next poll at once.
 
+Nothing in the counts predicts an ``end_time`` set early (a task that fails halfway), so the
+estimate alone would see it at the next planned poll, minutes later. The workspace's list call
+is the change detector (``bot.followups.changes``): a task its last sweep showed may wait up to
+``ceiling``, because a row showing it ended is polled at once (``listed_due``); any other task
+waits at most ``unlisted_ceiling`` (30 s). ``bench/bench_policy.py`` measures both against
+today's schedule by tasks running at once and page size.
+
 Invariants:
 
 * every delay is in ``[floor, ceiling]`` (``floor`` is a quarter of ``poll_seconds``, ``ceiling`` is
-  ``max_poll_seconds``); the caller applies the policy's ±10% jitter (``PollPolicy.jittered``);
+  ``max_poll_seconds``), and in ``[floor, unlisted_ceiling]`` for a task no sweep shows; the
+  caller applies the policy's ±10% jitter (``PollPolicy.jittered``);
 * a task whose counts do not move backs off (x1.5 per quiet poll). A task that never moved
   (queued, or no progress yet) backs off only to ``queued_ceiling``: a short task that leaves
   the queue must be seen running before it is over. One that moved before (a stall) backs off
