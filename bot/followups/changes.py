@@ -134,6 +134,9 @@ class ListSweeps(Part):
                     extra={"team": team_id, "request_id": exc.request_id},
                 )
                 rows = []
+            except Exception:
+                log.exception("list sweep failed", extra={"team": team_id})
+                rows = []
             # The watches may have moved while the pages were fetched: detect against the latest plans.
             changes = detect(
                 self._watches.plans(team_id),

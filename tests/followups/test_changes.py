@@ -55,6 +55,11 @@ def test_detect_polls_the_ended_folds_the_steady_and_unlists_the_missing() -> No
     assert changes.unlisted == (3,)
 
 
+def test_no_rows_unlist_every_watch() -> None:
+    # A failed sweep is detected as an empty list: no watch may wait for a list that is not coming.
+    assert detect([_plan(1, "a" * 32), _plan(2, "b" * 32)], [], now=125.0).unlisted == (1, 2)
+
+
 def test_detect_judges_the_end_with_the_operator_finished_codes() -> None:
     row = _row("a" * 32, 125).model_copy(update={"task_status": "7"})
     assert detect([_plan(1, "a" * 32)], [row], now=125.0).fold
