@@ -239,6 +239,11 @@ class Watches(Part):
                 listed=True,
             )
             self._schedule(state, delay)
+            # The row is as fresh as a poll: it carries the stall watch and the live cards too,
+            # which would otherwise wait for a poll the rows keep putting off.
+            state.last_task = row
+            self._observe(state, row, changes.now, begin)
+            self._maybe_draw_cards(state, row)
         latest = changes.now + self.policy.ceiling_for(listed=False)
         for watch_id in changes.unlisted:
             state = self._watches.get(watch_id)

@@ -135,3 +135,24 @@ async def test_one_watch_alone_costs_no_list_call(stack: Stack) -> None:  # noqa
     changes = await engine.sweeps.sweep(TEAM)
     assert stack.sim.requests[("list", "")] == 0
     assert changes.poll_now == () and changes.fold == ()
+
+
+async def test_a_folded_row_redraws_the_live_card(stack: Stack) -> None:  # noqa: F811
+    stack.sim.add_task(_long(EARLY_ID))
+    stack.sim.add_task(_long(STEADY_ID))
+    engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0, card_update_seconds=0.2)
+    card = await stack.post_card(CHANNELS[0], STEADY_ID)
+    await engine.watch(
+        team_id=TEAM, task_id=STEADY_ID, channel_id=CHANNELS[0], user_id="U0USER0001", message_ts=card
+    )
+    await engine.watch(team_id=TEAM, task_id=EARLY_ID, channel_id=CHANNELS[1], user_id="U0USER0001")
+    await eventually(lambda: engine.polls >= 2, what="the first poll of each watch")
+    await eventually(lambda: stack.updates(card), what="the first redraw")
+    drawn = len(stack.updates(card))
+    # Past the redraw throttle (card_update_seconds) since that redraw.
+    await eventually(lambda: time.time() - stack.updates(card)[-1].wall > 0.3, what="the throttle to pass")
+    polls = engine.polls
+    await engine.sweeps.sweep(TEAM)
+    # No poll (the next is minutes away), yet the card shows the row's newer counts.
+    await eventually(lambda: len(stack.updates(card)) > drawn, within=5, what="a redraw from the row")
+    assert engine.polls == polls
