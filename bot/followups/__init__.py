@@ -6,6 +6,7 @@
   delivery retry and lease heartbeat, and the tracked background tasks that ``stop()`` drains;
 * ``watches``: the watch state machine (polls, expiry, not-found, stalls) and live cards;
 * ``feeds``: project feeds, one list poll per team;
+* ``changes``: the watches' change detector, one list sweep per workspace;
 * ``outbox``: the exactly-once delivery protocol, reviewable on its own;
 * ``shards``: which replica owns which workspaces (leases with heartbeats);
 * ``polling`` and ``fairness``: when to poll next, as pure functions, and fair slots per team;
@@ -28,6 +29,7 @@ from typing import Final, Unpack
 from bot.config import Settings
 from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore
+from bot.followups.changes import ListSweeps
 from bot.followups.fairness import FairSlots
 from bot.followups.feeds import FeedRequest, Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
@@ -140,6 +142,8 @@ class FollowUps:
         self.outbox = Outbox(shared, close_feed=self._close_feed)
         self.watches = Watches(shared, deliver=self.outbox.start)
         self.feeds = Feeds(shared, deliver=self.outbox.start)
+        # The watches' change detector (one list call per workspace); its job is scheduled by the caller.
+        self.sweeps = ListSweeps(shared, self.watches)
         self.scheduler.on("watch", self.watches.poll)
         self.scheduler.on("delivery", self.outbox.retry)
 

@@ -28,6 +28,8 @@ class FollowUpStats:
 
     polls: int = 0
     feed_polls: int = 0
+    list_pages: int = 0
+    """List calls of the watches' change detector (``bot.followups.changes``)."""
     card_updates: int = 0
     delivered: int = 0
 

@@ -45,6 +45,7 @@ from bot.db.followups import (
     WatchRecord,
     WatchResult,
 )
+from bot.followups.changes import Changes, WatchPlan
 from bot.followups.polling import Cadence, after_error, after_progress
 from bot.followups.shared import Part, Shared
 from bot.messages import DEFAULT_LOCALE
@@ -122,6 +123,10 @@ class _Watch:
     @property
     def next_deadline(self) -> float:
         return min(self.expires_at, min(self.steps.values(), default=math.inf))
+    listed: bool = False
+    """The workspace's last list sweep showed the task (``bot.followups.changes``)."""
+    next_poll_at: float = math.inf
+    """When the next poll is planned, on the shared clock."""
 
 
 def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
@@ -223,6 +228,55 @@ class Watches(Part):
         for state in [w for w in self._watches.values() if w.team_id == team_id]:
             self._forget(state)
 
+    # -- the list sweep's verdicts (bot.followups.changes) ----------------------------------------
+
+    def plans(self, team_id: str) -> list[WatchPlan]:
+        """The workspace's running watches, as the change detector sees them."""
+        return [
+            WatchPlan(state.id, state.task_id, state.cadence, state.next_poll_at, state.listed)
+            for state in self._watches.values()
+            if state.team_id == team_id and not state.closed
+        ]
+
+    def apply_changes(self, changes: Changes) -> None:
+        """Poll now the watches a row calls for, fold the other rows in, pull the unlisted ones in."""
+        timers = self._shared.timers
+        for watch_id in changes.poll_now:
+            state = self._watches.get(watch_id)
+            if state is not None and not state.closed:
+                state.listed = True
+                state.next_poll_at = changes.now
+                timers.schedule(f"watch:{watch_id}", 0.0)
+        for watch_id, row in changes.fold:
+            state = self._watches.get(watch_id)
+            if state is None or state.closed:
+                continue
+            state.listed = True
+            begin = row.begin_time / 1000 if row.begin_time else None
+            state.cadence, delay = after_progress(
+                state.cadence,
+                self.policy,
+                now=changes.now,
+                processed=row.processed_count,
+                total=row.total_count,
+                begin=begin,
+                listed=True,
+            )
+            self._schedule(state, delay)
+            # The row is as fresh as a poll: it carries the stall watch and the live cards too,
+            # which would otherwise wait for a poll the rows keep putting off.
+            state.last_task = row
+            self._observe(state, row, changes.now, begin)
+            self._maybe_draw_cards(state, row)
+        latest = changes.now + self.policy.ceiling_for(listed=False)
+        for watch_id in changes.unlisted:
+            state = self._watches.get(watch_id)
+            if state is None or state.closed or not state.listed:
+                continue
+            state.listed = False
+            if state.next_poll_at > latest:
+                self._schedule(state, self.policy.ceiling_for(listed=False))
+
     # -- state ----------------------------------------------------------------------------------
 
     def _track(
@@ -301,6 +355,7 @@ class Watches(Part):
         until_expiry = state.next_deadline - self._shared.clock()
         if until_expiry > 0:
             delay = min(delay, until_expiry)
+        state.next_poll_at = self._shared.clock() + delay
         return delay
 
     async def _poll_once(self, state: _Watch) -> float | None:
@@ -351,6 +406,7 @@ class Watches(Part):
             processed=task.processed_count,
             total=task.total_count,
             begin=begin,
+            listed=state.listed,
         )
         self._observe(state, task, now, begin)
         self._maybe_draw_cards(state, task)

@@ -783,3 +783,51 @@ def test_bulk_tasks_are_valid_and_finish_within_the_window() -> None:
     assert all(t.end_time_ms > START * 1000 for t in tasks)
     clock.advance(60)
     assert all(simulator.snapshot(t.task_id)["task_status"] in (2, "2") for t in tasks)
+
+
+def test_a_task_that_ends_early_sets_end_time_and_freezes_its_counts() -> None:
+    task = SimTask(
+        task_id="e" * 32,
+        task_name="fails halfway",
+        resource="r",
+        total_count=1000,
+        duration_seconds=100.0,
+        begin_time_ms=1_000_000,
+        ends_early_at_seconds=40.0,
+    )
+    running = Task.model_validate(task.body_at(1_000_000 + 30_000))
+    assert (running.processed_count, running.end_time) == (300, None)
+    assert not running.is_finished()
+    for later in (40_000, 90_000):
+        ended = Task.model_validate(task.body_at(1_000_000 + later))
+        assert ended.processed_count == 400  # frozen where it stopped
+        assert ended.end_time == 1_000_000 + 40_000
+        assert ended.is_finished()
+    with pytest.raises(ValueError):
+        SimTask(
+            task_id="e" * 32,
+            task_name="",
+            resource="r",
+            total_count=1,
+            duration_seconds=10.0,
+            begin_time_ms=0,
+            ends_early_at_seconds=10.0,
+        )
+
+
+def test_the_task_file_takes_an_early_end() -> None:
+    (task,) = sim.tasks_from_json(
+        [
+            {
+                "task_id": "e" * 32,
+                "task_name": "fails halfway",
+                "resource": "r",
+                "total_count": 10,
+                "duration_seconds": 60,
+                "started_seconds_ago": 5,
+                "ends_early_at_seconds": 30,
+            }
+        ],
+        now=time.time(),
+    )
+    assert task.ends_early_at_seconds == 30.0

@@ -11,11 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.followups.polling import (
+    UNLISTED_CEILING,
     Cadence,
     PollPolicy,
     after_error,
     after_progress,
     backoff,
+    listed_due,
+    more_pages,
+    sweep_wanted,
 )
 
 POLICY = PollPolicy(base=10.0, ceiling=300.0, floor=2.5)
@@ -204,3 +208,107 @@ def test_jitter_is_the_policys_own() -> None:
     assert all(7.0 <= v <= 13.0 for v in values)
     assert min(values) < 7.5
     assert max(values) > 12.5
+
+
+# -- the list call as a change detector (issue 26) -------------------------------------------
+
+
+def test_policy_from_settings_caps_unlisted_watches_at_27_seconds() -> None:
+    policy = PollPolicy.from_intervals(10.0, 300.0)
+    assert policy.ceiling_for(listed=True) == 300.0
+    assert policy.ceiling_for(listed=False) == UNLISTED_CEILING == 27.0
+    assert UNLISTED_CEILING * (1 + policy.jitter) <= 30.0
+    # A base interval above it wins (never poll faster than asked); a ceiling below it too.
+    assert PollPolicy.from_intervals(60.0, 300.0).ceiling_for(listed=False) == 60.0
+    assert PollPolicy.from_intervals(5.0, 20.0).ceiling_for(listed=False) == 20.0
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"unlisted_ceiling": 1.0},
+        {"unlisted_ceiling": 301.0},
+        {"list_seconds": 0.0},
+        {"list_min_watches": 0},
+        {"list_max_pages": 0},
+        {"list_min_unseen": 0},
+    ],
+)
+def test_policy_rejects_bad_list_settings(changes: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        replace(PollPolicy.from_intervals(10.0, 300.0), **changes)
+
+
+def test_an_unlisted_watch_waits_no_longer_than_the_unlisted_ceiling() -> None:
+    policy = PollPolicy.from_intervals(10.0, 300.0)
+    # A three-hour task at its start: the estimate alone would wait 300 s.
+    points = [(0.0, 0), (10.0, 10)]
+    for listed, expected in ((True, 300.0), (False, 27.0)):
+        cadence = Cadence.start(policy)
+        delay = 0.0
+        for now, processed in points:
+            cadence, delay = after_progress(
+                cadence, policy, now=now, processed=processed, total=10_000, begin=0.0, listed=listed
+            )
+        assert delay == expected
+
+
+def test_an_unlisted_quiet_watch_backs_off_no_further_than_the_unlisted_ceiling() -> None:
+    policy = PollPolicy.from_intervals(10.0, 300.0)
+    cadence, _ = after_progress(Cadence.start(policy), policy, now=0.0, processed=5, total=0)
+    now, delay = 0.0, 0.0
+    for _ in range(20):
+        now += cadence.interval
+        cadence, delay = after_progress(cadence, policy, now=now, processed=5, total=0)
+    assert delay == 27.0
+
+
+def _polled(points: list[tuple[float, int]], total: int) -> Cadence:
+    cadence = Cadence.start(POLICY)
+    for now, processed in points:
+        cadence, _ = after_progress(cadence, POLICY, now=now, processed=processed, total=total, begin=0.0)
+    return cadence
+
+
+def test_a_list_row_showing_the_task_ended_is_due_at_once() -> None:
+    cadence = _polled([(0.0, 0), (100.0, 100)], 10_000)
+    assert listed_due(cadence, now=110.0, next_poll_at=400.0, processed=150, total=10_000, finished=True)
+
+
+def test_a_list_row_on_the_estimate_is_not_due() -> None:
+    # 1 item/s, 9,900 left: the planned poll at 400 s is far before the end.
+    cadence = _polled([(0.0, 0), (100.0, 100)], 10_000)
+    assert not listed_due(cadence, now=125.0, next_poll_at=400.0, processed=125, total=10_000, finished=False)
+    # The same counts as the last poll: nothing new.
+    assert not listed_due(cadence, now=125.0, next_poll_at=400.0, processed=100, total=10_000, finished=False)
+
+
+def test_a_list_row_running_ahead_of_the_estimate_is_due() -> None:
+    # Planned at 1 item/s; the row shows 300 more items in 25 s (12/s): 500 left end in ~42 s,
+    # before the poll planned at 400 s.
+    cadence = _polled([(0.0, 0), (100.0, 100)], 900)
+    assert listed_due(cadence, now=125.0, next_poll_at=400.0, processed=400, total=900, finished=False)
+
+
+def test_a_list_row_of_a_quiet_or_restarted_task_that_moves_is_due() -> None:
+    cadence = _polled([(0.0, 0), (100.0, 100), (150.0, 100)], 1_000_000)
+    assert cadence.quiet == 1
+    assert listed_due(cadence, now=160.0, next_poll_at=400.0, processed=101, total=1_000_000, finished=False)
+    moving = _polled([(0.0, 0), (100.0, 100)], 1_000_000)
+    assert listed_due(moving, now=110.0, next_poll_at=400.0, processed=3, total=1_000_000, finished=False)
+
+
+def test_a_list_row_of_a_watch_never_polled_is_not_due() -> None:
+    assert not listed_due(
+        Cadence.start(POLICY), now=5.0, next_poll_at=10.0, processed=999, total=1000, finished=False
+    )
+
+
+def test_a_sweep_needs_two_watches_and_pages_on_only_for_two_unseen() -> None:
+    policy = PollPolicy.from_intervals(10.0, 300.0)
+    assert not sweep_wanted(policy, 1)
+    assert sweep_wanted(policy, 2)
+    assert more_pages(policy, pages=1, page_full=True, unseen=2)
+    assert not more_pages(policy, pages=1, page_full=True, unseen=1)
+    assert not more_pages(policy, pages=1, page_full=False, unseen=10)
+    assert not more_pages(policy, pages=policy.list_max_pages, page_full=True, unseen=10)

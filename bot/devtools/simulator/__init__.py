@@ -76,6 +76,9 @@ JSON task file (:meth:`Simulator.from_json_file`, and ``bot/data/demo_tasks.json
         business_id        str, matched by the list call's business_id filter
         encoding           "number" | "string"; absent: chosen from the task id's CRC-32
         fault              {"kind": ..., "seconds": ..., "code": ..., "times": ...}
+        stall_at_seconds, stall_seconds  number: the counts freeze for a while (a stall)
+        ends_early_at_seconds number: the task ends then, before its counts complete (as one
+                           that fails halfway): end_time set, counts frozen
 
     Or a static task: ``{"static_body": {...the exact detail body...}}``, optionally with
     ``fault`` and ``business_id`` and nothing else.

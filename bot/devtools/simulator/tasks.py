@@ -128,6 +128,9 @@ class SimTask:
     """Seconds after begin when the counts freeze (a stall), or None for a steady task."""
     stall_seconds: float = 0.0
     """How long the counts stay frozen; part of ``duration_seconds``."""
+    ends_early_at_seconds: float | None = None
+    """Seconds after begin when the task ends early (as one failing halfway does): ``end_time`` is
+    set then and the counts stay where they were. None: it ends when its counts complete."""
 
     def __post_init__(self) -> None:
         if self.stall_seconds < 0 or (
@@ -135,6 +138,11 @@ class SimTask:
             and not 0 <= self.stall_at_seconds <= self.duration_seconds - self.stall_seconds
         ):
             raise ValueError("a stall must lie inside the task's duration")
+        if (
+            self.ends_early_at_seconds is not None
+            and not 0 <= self.ends_early_at_seconds < self.duration_seconds
+        ):
+            raise ValueError("an early end must come before the task's duration is over")
         if not self.task_id or "/" in self.task_id:
             raise ValueError(f"task_id must be a non-empty path segment, got {self.task_id!r}")
         if self.total_count < 0:
@@ -179,7 +187,8 @@ class SimTask:
     @property
     def end_time_ms(self) -> int:
         # A finished task's end is always after its begin, even for an instant task.
-        return self.begin_time_ms + max(1, round(self.duration_seconds * 1000))
+        seconds = self.duration_seconds if self.ends_early_at_seconds is None else self.ends_early_at_seconds
+        return self.begin_time_ms + max(1, round(seconds * 1000))
 
     def is_done(self, now_ms: int) -> bool:
         return now_ms >= self.end_time_ms
@@ -189,19 +198,19 @@ class SimTask:
         if self.static_body is not None:
             return dict(self.static_body)
         end_ms = self.end_time_ms
-        if now_ms >= end_ms:
+        if now_ms >= end_ms and self.ends_early_at_seconds is None:
             processed = self.total_count
             done = True
         else:
-            elapsed = max(0, now_ms - self.begin_time_ms)
-            span = end_ms - self.begin_time_ms
+            done = now_ms >= end_ms
+            elapsed = max(0, min(now_ms, end_ms) - self.begin_time_ms)
+            span = max(1, round(self.duration_seconds * 1000))
             if self.stall_at_seconds is not None and self.stall_seconds > 0:
                 # Time inside the stall does not count: the counts freeze, then move on.
                 stall_ms = round(self.stall_seconds * 1000)
                 frozen = min(max(0, elapsed - round(self.stall_at_seconds * 1000)), stall_ms)
                 elapsed, span = elapsed - frozen, max(1, span - stall_ms)
             processed = self.total_count * elapsed // span
-            done = False
         failures = int(processed * self.failure_rate)
         as_text = self.wire_encoding == "string"
         status = STATUS_DONE if done else STATUS_RUNNING
@@ -250,6 +259,7 @@ _TASK_KEYS = frozenset(
         "static_body",
         "stall_at_seconds",
         "stall_seconds",
+        "ends_early_at_seconds",
     }
 )
 _STATIC_KEYS = frozenset({"static_body", "fault", "business_id"})
@@ -315,6 +325,9 @@ def task_from_dict(data: Mapping[str, Any], *, now: float) -> SimTask:
             if data.get("stall_at_seconds") is None
             else float(data["stall_at_seconds"]),
             stall_seconds=float(data.get("stall_seconds", 0.0)),
+            ends_early_at_seconds=None
+            if data.get("ends_early_at_seconds") is None
+            else float(data["ends_early_at_seconds"]),
         )
     except KeyError as exc:
         raise TaskFileError(f"missing task key {exc.args[0]!r}") from exc

@@ -1,0 +1,180 @@
+"""The workspace's list call as a change detector for its watches (issue 26).
+
+A watch planned by its estimate alone may wait minutes (up to ``max_poll_seconds``) while its
+task ends early, usually because it failed. One list call (``SearchTask``, newest first) per
+workspace every ``PollPolicy.list_seconds`` serves every watch in it, and a row is as fresh as a
+poll. ``detect`` (pure) sorts the workspace's watches by what one sweep's rows show:
+
+* **poll now**: the row shows the task ended, restarted, moving again after quiet polls, or
+  running ahead of its estimate so that it ends before the planned poll (``listed_due``);
+* **fold**: any other row is a free observation: the watch's cadence takes it and its next
+  poll is planned from it, within the listed ceiling (``max_poll_seconds``);
+* **unlisted**: the watch was not on the pages fetched (the list is newest first, so a long
+  task falls off as newer ones arrive), or the sweep failed: its next poll comes within the
+  unlisted ceiling (``polling.UNLISTED_CEILING``).
+
+``ListSweeps.sweep(team_id)`` is one sweep: it fetches the pages (``more_pages`` says when one
+more is worth a call) through the workspace's rate limiter and poll slots, as a watch poll
+does, and hands ``detect``'s result to ``Watches.apply_changes``. It runs every
+``list_seconds`` while ``sweep_wanted`` (two running watches or more); with fewer, a watch
+alone is polled as cheaply as listed.
+
+May import what ``bot.followups`` may.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from bot.followups.polling import Cadence, listed_due, more_pages, sweep_wanted
+from bot.followups.shared import Part, Shared
+from bot.metastudio.errors import MetaStudioError
+from bot.metastudio.models import Task
+from bot.metastudio.ratelimit import Priority
+
+__all__ = ["LIST_PAGE_SIZE", "Changes", "ListSweeps", "WatchPlan", "Watched", "detect"]
+
+log = logging.getLogger("taskbot.followups")
+
+LIST_PAGE_SIZE: Final = 100
+"""Rows asked per page (``limit``; the server's default when not asked is 10, unconfirmed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchPlan:
+    """What the detector needs to know of one running watch."""
+
+    watch_id: int
+    task_id: str
+    cadence: Cadence
+    next_poll_at: float
+    """When its next poll is planned, on the watches' clock."""
+    listed: bool
+    """Whether the last sweep showed it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one sweep means for the workspace's watches."""
+
+    now: float
+    poll_now: tuple[int, ...] = ()
+    """Watch ids whose row calls for a poll at once."""
+    fold: tuple[tuple[int, Task], ...] = ()
+    """(watch id, its row): a free observation, folded into the cadence with the listed ceiling."""
+    unlisted: tuple[int, ...] = ()
+    """Watch ids the sweep did not show (or every watch, when the sweep failed)."""
+
+
+def detect(
+    plans: Iterable[WatchPlan],
+    rows: Sequence[Task],
+    *,
+    now: float,
+    finished_codes: frozenset[str] = frozenset(),
+) -> Changes:
+    """Sort the watches by what one sweep's ``rows`` show of their tasks."""
+    by_task = {row.task_id: row for row in rows}
+    poll_now: list[int] = []
+    fold: list[tuple[int, Task]] = []
+    unlisted: list[int] = []
+    for plan in plans:
+        row = by_task.get(plan.task_id)
+        if row is None:
+            unlisted.append(plan.watch_id)
+        elif listed_due(
+            plan.cadence,
+            now=now,
+            next_poll_at=plan.next_poll_at,
+            processed=row.processed_count,
+            total=row.total_count,
+            finished=row.is_finished(finished_codes),
+        ):
+            poll_now.append(plan.watch_id)
+        else:
+            fold.append((plan.watch_id, row))
+    return Changes(now=now, poll_now=tuple(poll_now), fold=tuple(fold), unlisted=tuple(unlisted))
+
+
+class Watched(Protocol):
+    """What a sweep needs of the watches (``bot.followups.watches.Watches``)."""
+
+    def plans(self, team_id: str) -> list[WatchPlan]: ...
+
+    def apply_changes(self, changes: Changes) -> None: ...
+
+
+class ListSweeps(Part):
+    """One list sweep per workspace: the ``changes:<team>`` job, every ``policy.list_seconds``."""
+
+    def __init__(self, shared: Shared, watches: Watched) -> None:
+        super().__init__(shared)
+        self._watches = watches
+
+    async def sweep(self, team_id: str) -> Changes:
+        """Fetch the list, detect, and apply the result to the workspace's watches."""
+        plans = self._watches.plans(team_id)
+        now = self._shared.clock()
+        if not sweep_wanted(self.policy, len(plans)):
+            changes = Changes(now=now, unlisted=tuple(p.watch_id for p in plans))
+        else:
+            try:
+                rows = await self.fetch(team_id, {plan.task_id for plan in plans})
+            except asyncio.CancelledError:
+                raise
+            except MetaStudioError as exc:
+                # No list this time: nobody may wait for it, so every watch falls back to its own polls.
+                log.warning(
+                    "list sweep failed (%s)",
+                    type(exc).__name__,
+                    extra={"team": team_id, "request_id": exc.request_id},
+                )
+                rows = []
+            except Exception:
+                log.exception("list sweep failed", extra={"team": team_id})
+                rows = []
+            # The watches may have moved while the pages were fetched: detect against the latest plans.
+            changes = detect(
+                self._watches.plans(team_id),
+                rows,
+                now=self._shared.clock(),
+                finished_codes=self.settings.finished_codes,
+            )
+        self._watches.apply_changes(changes)
+        return changes
+
+    async def fetch(self, team_id: str, watched: Collection[str]) -> list[Task]:
+        """The list's rows, newest first, page after page while ``more_pages`` says one pays."""
+        client = await self._shared.metastudio_for(team_id)
+        limiter = self._shared.limiter_for(team_id)
+        rows: list[Task] = []
+        unseen = set(watched)
+        previous_ids: list[str] | None = None
+        pages = offset = 0
+        while True:
+            await self._shared.backlog.wait_until_short()
+            await self._shared.yield_to_requests()
+            await limiter.acquire(Priority.POLL)
+            async with self._shared.poll_slots.slot(team_id):
+                fetched = await client.list_tasks(offset=offset, limit=LIST_PAGE_SIZE)
+            pages += 1
+            self._shared.stats.list_pages += 1
+            page = fetched.value
+            ids = [task.task_id for task in page.data]
+            if ids and ids == previous_ids:
+                break  # the server ignores offset: the same page again would loop
+            previous_ids = ids
+            rows.extend(page.data)
+            unseen.difference_update(ids)
+            # A server that pages by fewer rows than asked (10 by default) is followed row for row.
+            offset += len(ids)
+            # ``count`` is every match when the server gives it; else a short page is the last.
+            size = page.limit or LIST_PAGE_SIZE
+            page_full = page.count > offset if page.count else len(ids) >= size
+            if not more_pages(self.policy, pages=pages, page_full=page_full, unseen=len(unseen)):
+                break
+        return rows
