@@ -21,6 +21,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import MetaData
 
+import bot.db.digests
 import bot.db.fleet
 import bot.db.followups
 import bot.db.leases
