@@ -14,15 +14,46 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Boolean, CheckConstraint, Integer, String, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, Database, record_of, require_aware, rowcount, utcnow
 from bot.db.followups import DeliveryRecord, DeliveryRow, queued_delivery
 
-__all__ = ["Cadence", "DigestRecord", "DigestStore"]
+__all__ = ["CADENCES", "Cadence", "DigestRecord", "DigestReport", "DigestStore", "DigestTask", "report_of"]
 
 Cadence = Literal["daily", "weekdays", "weekly"]
+CADENCES: tuple[Cadence, ...] = ("daily", "weekdays", "weekly")
+
+
+class DigestTask(BaseModel):
+    """One task a digest names: among the slowest, or one that had failures."""
+
+    task_id: str
+    task_name: str | None = None
+    resource: str | None = None
+    seconds: float | None = None
+    """From ``begin_time`` to ``end_time``; None when the API gave neither."""
+    total_count: int = 0
+    failure_count: int = 0
+
+
+class DigestReport(BaseModel):
+    """What one digest run says, frozen when the run is recorded: the delivery's payload."""
+
+    since: datetime
+    until: datetime
+    late: bool = False
+    """Posted after a time when every replica was down, not at its hour."""
+    finished: int = 0
+    with_failures: int = 0
+    items: int = 0
+    """Items (Q&A pairs, documents…) the finished tasks processed."""
+    succeeded: int = 0
+    slowest: list[DigestTask] = Field(default_factory=list)
+    failed: list[DigestTask] = Field(default_factory=list)
+    """Tasks with failures, most failures first; at most ``MAX_FAILED_KEPT`` of them."""
 
 
 class DigestRow(Base):
@@ -70,6 +101,14 @@ class DigestRecord:
 
 def _digest(row: DigestRow) -> DigestRecord:
     return record_of(DigestRecord, row)
+
+
+def report_of(delivery: DeliveryRecord) -> DigestReport | None:
+    """The report a digest delivery carries; None when its payload does not read as one."""
+    try:
+        return DigestReport.model_validate(delivery.payload)
+    except ValidationError:
+        return None
 
 
 class DigestStore:
@@ -158,9 +197,9 @@ class DigestStore:
             return [_digest(row) for row in rows]
 
     async def record_run(
-        self, digest: DigestRecord, *, fire_at: datetime, payload: dict[str, Any] | None
+        self, digest: DigestRecord, *, fire_at: datetime, report: DigestReport | None
     ) -> DeliveryRecord | None:
-        """Record the run scheduled at ``fire_at`` and queue its message (``payload``; None: skip it).
+        """Record the run scheduled at ``fire_at`` and queue its ``report`` (None: a quiet skip).
 
         None when that run (or a later one) was already recorded, by this replica or another.
         """
@@ -175,7 +214,7 @@ class DigestStore:
                 .values(last_run_at=fire_at)
                 .execution_options(synchronize_session=False)
             )
-            if rowcount(moved) == 0 or payload is None:
+            if rowcount(moved) == 0 or report is None:
                 return None
             row = queued_delivery(
                 team_id=digest.team_id,
@@ -189,7 +228,7 @@ class DigestStore:
                 digest_id=digest.id,
                 thread_ts=None,
                 locale=digest.locale,
-                payload=payload,
+                payload=report.model_dump(mode="json"),
                 created_at=utcnow(),
             )
             session.add(row)
