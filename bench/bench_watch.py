@@ -9,9 +9,11 @@ Three processes, all on 127.0.0.1:
   tasks) and the Slack stand-in, plus ``GET /_stats`` with the simulator's request counts;
 * ``bench.bench_watch burst``: the load generator that sends the ``/task`` burst on raw sockets.
 
-Phases: create the watches (``FollowUps.watch``, one committed row each, as ``/task watch``
-does), then 1,000 channels watch one long-running task, then the tasks progress and finish
-while the run is measured; halfway through, 200 signed ``/task <id>`` commands arrive at once.
+Phases: first a baseline, the same bot with no watches at all, takes the same ``/task`` burst
+(its ack is the yardstick of the run's); then the watches are written (one active row each, as
+``/task watch`` leaves them, plus 1,000 channels on one long-running task) and a new bot re-arms
+them from the tables, as after a restart; the tasks progress and finish while the run is
+measured; halfway through, 200 signed ``/task <id>`` commands arrive at once.
 
 Reports polls per second, event-loop lag, RSS per watch, MetaStudio calls per finished task
 (measured, from the simulator's own counts) against a naive fixed-interval poll (computed
@@ -51,6 +53,7 @@ from starlette.types import Receive, Scope, Send
 
 from bench.common import bench_settings, migrate_schema, percentile, raw_burst, services_process, summary_ms
 from bot.app import Runtime, create_asgi
+from bot.config import Settings
 from bot.db.base import Database
 from bot.db.followups import SubscriberRow, WatchRow
 from bot.devtools import simulator as sim
@@ -294,6 +297,20 @@ async def preload(url: str, task_ids: Sequence[str], shared_channels: int) -> fl
     return time.perf_counter() - started
 
 
+async def baseline_burst(
+    settings: Settings, urls: dict[str, str], tmp: str, secret: str, commands: int
+) -> dict[str, list[Any]]:
+    """The burst against a bot with an empty database: the ack figure with no watches at all."""
+    empty = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{Path(tmp) / 'empty.db'}"})
+    await migrate_schema(empty.database_url)
+    runtime = Runtime(empty)
+    async with serve_asgi(create_asgi(empty, runtime)) as bot_url:
+        await run_burst(bot_url, urls["slack"], secret, 1)  # Bolt's auth.test, as in the run
+        result = await run_burst(bot_url, urls["slack"], secret, commands)
+    gc.collect()
+    return result
+
+
 def naive_calls(watched_at: float, ends_at: float, interval: float) -> int:
     """Polls a fixed-interval poller (first poll one interval after the watch) makes until it sees the end."""
     return max(1, math.ceil((ends_at - watched_at) / interval))
@@ -345,6 +362,8 @@ async def bot_main(opts: Options) -> int:
                 max_poll_seconds=opts.max_poll_seconds,
                 api_rate=opts.api_rate,
             )
+            # 0. The baseline: the same burst against the same bot with no watches, same services.
+            baseline = await baseline_burst(settings, urls, tmp, secret, opts.commands)
             await migrate_schema(settings.database_url)
             # 1. The watches: 10,000 active rows, as a bot that has been running finds them at
             # start; Engine.start() re-arms each one (first polls spread over one interval).
@@ -497,6 +516,11 @@ async def bot_main(opts: Options) -> int:
         )
     print(
         f"  /task burst x{len(acks)} mid-run: ack {summary_ms(acks)}; statuses {sorted(set(burst['status']))}"
+    )
+    base_acks = baseline["ack"]
+    print(
+        f"  the same burst, no watches (baseline, same run): ack {summary_ms(base_acks)}; "
+        f"ack p99 ratio {percentile(acks, 99) / percentile(base_acks, 99):.2f} (target <= 1.2)"
     )
     if card_times:
         print(f"  command-to-card:       {summary_ms(card_times)} ({len(card_times)} of {len(acks)} cards)")

@@ -86,5 +86,6 @@ def configure(fmt: str = "text", level: str = "INFO", secrets: Iterable[str] = (
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic"):
+    # APScheduler logs every job added, run and ended at INFO: several lines per poll.
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,6 +1,6 @@
 """The follow-up tables and their repository: watches, subscribers, feeds, deliveries.
 
-The scheduler only keeps timers in memory; these tables are the truth that survives a crash or
+The scheduler (APScheduler, in-memory job store) only keeps timers; these tables are the truth that survives a crash or
 ``kill -9``. Rows change on state transitions only (never per poll), and every transition that
 must happen once is guarded in the database itself: conditional ``UPDATE ... WHERE status =
 'active'`` with a rowcount check, partial unique indexes on the active rows, and unique keys on

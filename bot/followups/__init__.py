@@ -2,14 +2,15 @@
 
 ``FollowUps`` is the facade the use cases call. Behind it, one module per concern:
 
-* ``timers``: one ``loop.call_later`` handle per job, the tracked background tasks and the
-  backlog gate;
+* ``scheduler``: the clock, APScheduler's ``AsyncIOScheduler`` with a job per watch, feed,
+  delivery retry and lease heartbeat, and the tracked background tasks that ``stop()`` drains;
 * ``watches``: the watch state machine (polls, expiry, not-found, stalls) and live cards;
 * ``feeds``: project feeds, one list poll per team;
 * ``outbox``: the exactly-once delivery protocol, reviewable on its own;
 * ``shards``: which replica owns which workspaces (leases with heartbeats);
 * ``polling`` and ``fairness``: when to poll next, as pure functions, and fair slots per team;
-* ``shared``: the collaborators the parts are built from (one ``Shared`` value).
+* ``shared``: the collaborators the parts are built from (one ``Shared`` value) and the backlog
+  gate.
 
 May import ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db``, ``bot.metastudio``
 and ``bot.slack``'s builders and ``Poster`` interface; never ``bot.services``, ``handlers`` or
@@ -31,9 +32,9 @@ from bot.followups.fairness import FairSlots
 from bot.followups.feeds import FeedRequest, Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
 from bot.followups.polling import PollPolicy
+from bot.followups.scheduler import Scheduler
 from bot.followups.shards import Shards
-from bot.followups.shared import FollowUpStats, Shared
-from bot.followups.timers import Backlog, Timers
+from bot.followups.shared import Backlog, FollowUpStats, Shared
 from bot.followups.watches import Watches, WatchRequest
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.ratelimit import PriorityRateLimiter, RateLimiters
@@ -96,7 +97,7 @@ class FollowUps:
         self._rng = rng or random.Random()
         self.policy = PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
         self.stats = FollowUpStats()
-        self.timers = Timers()
+        self.scheduler = Scheduler()
         backlog = Backlog(BACKLOG_LIMIT)
         # Background work waits here before each poll, redraw and alert, so a burst of Slack
         # requests is acknowledged first (the services pass their AckFirst gate).
@@ -113,13 +114,14 @@ class FollowUps:
             on_gain=self._gain,
             on_lose=self._lose,
             on_sync=self._sync,
+            scheduler=self.scheduler,
         )
         shared = Shared(
             settings=settings,
             storage=storage,
             poster=poster,
             policy=self.policy,
-            timers=self.timers,
+            scheduler=self.scheduler,
             backlog=backlog,
             stats=self.stats,
             clock=clock,
@@ -138,9 +140,8 @@ class FollowUps:
         self.outbox = Outbox(shared, close_feed=self._close_feed)
         self.watches = Watches(shared, deliver=self.outbox.start)
         self.feeds = Feeds(shared, deliver=self.outbox.start)
-        self.timers.on("watch", self.watches.poll)
-        self.timers.on("feed", self.feeds.poll)
-        self.timers.on("delivery", lambda key: self.outbox.start(int(key)))
+        self.scheduler.on("watch", self.watches.poll)
+        self.scheduler.on("delivery", self.outbox.retry)
 
     # -- counters ------------------------------------------------------------------------------
 
@@ -157,13 +158,13 @@ class FollowUps:
 
     @property
     def running(self) -> bool:
-        return self.timers.running
+        return self.scheduler.running
 
     async def start(self) -> None:
-        """Start the timers, re-arm every active watch and feed, resume owed deliveries."""
+        """Start the scheduler, arm every active watch's and feed's job, resume owed deliveries."""
         if self.running:
             return
-        self.timers.start()
+        self.scheduler.start()
         self.outbox.active = True
         if self.shards.leased:
             await self.shards.start()
@@ -173,12 +174,12 @@ class FollowUps:
         await self._resume("follow-ups started")
 
     async def stop(self, grace: float = STOP_TIMEOUT) -> None:
-        """Stop the timers and polls; let in-flight deliveries finish (at most ``grace`` seconds)."""
-        if not self.timers.started:
+        """Stop the scheduler and polls; let in-flight deliveries finish (at most ``grace`` seconds)."""
+        if not self.scheduler.started:
             return
         # Leases first: the next owner starts at its next heartbeat while our deliveries finish.
         await self.shards.stop()
-        await self.timers.stop(grace)
+        await self.scheduler.stop(grace)
         self.outbox.active = False
         self.watches.clear()
         self.feeds.clear()
@@ -247,7 +248,7 @@ class FollowUps:
     # -- shards --------------------------------------------------------------------------------
 
     async def _gain(self, team_ids: set[str]) -> None:
-        """Shards just leased: re-arm their timers from the tables, first polls spread over one interval."""
+        """Shards just leased: arm their jobs from the tables, first polls spread over one interval."""
         await self._rearm_teams(team_ids, lambda: self._rng.uniform(0, self.policy.base))
         await self._resume("shards re-armed", team_ids)
 
@@ -278,11 +279,14 @@ class FollowUps:
     async def _rearm_teams(self, team_ids: set[str], first_delay: Callable[[], float]) -> None:
         watches = await self.storage.active_watches(team_ids)
         feeds = await self.storage.active_feeds(team_ids)
+        jobs: list[tuple[str, float]] = []
         for team_id in team_ids:
             if not self.shards.owns(team_id):
                 continue
-            self.watches.sync_team(team_id, [w for w in watches if w.team_id == team_id], first_delay)
+            team_watches = [w for w in watches if w.team_id == team_id]
+            jobs += self.watches.sync_team(team_id, team_watches, first_delay)
             self.feeds.sync_team(team_id, [f for f in feeds if f.team_id == team_id])
+        await self.scheduler.arm(jobs)
 
     def _lose(self, team_ids: set[str]) -> None:
         for team_id in team_ids:
@@ -291,6 +295,6 @@ class FollowUps:
             self.outbox.forget_team(team_id)
 
     async def forget_team(self, team_id: str) -> None:
-        """Stop every timer of a workspace that uninstalled; its rows are deleted by the caller."""
+        """Remove every job of a workspace that uninstalled; its rows are deleted by the caller."""
         self.watches.forget_team(team_id)
         self.feeds.forget_team(team_id)

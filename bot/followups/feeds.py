@@ -1,6 +1,7 @@
 """Project feeds: a channel hears about every task of the project that finishes after it subscribed.
 
-All feeds of a team share one list poll every ``feed_poll_seconds``, filtered server-side only
+All feeds of a team share one list poll every ``feed_poll_seconds`` (the ``feed:<team>`` interval
+job of ``bot.followups.scheduler``, its interval doubled while MetaStudio fails), filtered server-side only
 when every feed of the team filters. A task is announced to a feed only when it provably
 finished after the feed began: its ``end_time`` says so, or the feed saw it unfinished after
 subscribing. Each (feed, task) is recorded at most once ever (a unique key in the table),
@@ -74,7 +75,7 @@ class Feeds(Part):
         for feed in await self.storage.active_feeds():
             self._add(feed)
         for team_id in self._teams:
-            self._shared.timers.schedule(f"feed:{team_id}", 0.0)
+            self._arm(team_id)
 
     async def subscribe(
         self,
@@ -103,10 +104,9 @@ class Feeds(Part):
             # Another replica owns the workspace: it starts polling at its next heartbeat.
             return feed, created
         self._add(feed)
-        job_id = f"feed:{team_id}"
-        if not self._shared.timers.busy(job_id):
+        if not self._shared.scheduler.busy(f"feed:{team_id}"):
             # Poll now: what is running at this moment is what the feed may announce later.
-            self._shared.timers.schedule(job_id, 0.0)
+            self._arm(team_id)
         return feed, created
 
     async def unsubscribe(self, *, team_id: str, channel_id: str) -> bool:
@@ -117,7 +117,7 @@ class Feeds(Part):
                 if feed.channel_id == channel_id:
                     del team.feeds[feed_id]
             if not team.feeds:
-                self._shared.timers.unschedule(f"feed:{team_id}")
+                self._shared.scheduler.cancel(f"feed:{team_id}")
                 del self._teams[team_id]
         return removed
 
@@ -132,7 +132,7 @@ class Feeds(Part):
 
     def forget_team(self, team_id: str) -> None:
         if self._teams.pop(team_id, None) is not None:
-            self._shared.timers.unschedule(f"feed:{team_id}")
+            self._shared.scheduler.cancel(f"feed:{team_id}")
 
     def sync_team(self, team_id: str, feeds: Sequence[FeedRecord]) -> None:
         """Make this replica's feed poll of one owned workspace match its active feeds."""
@@ -146,8 +146,18 @@ class Feeds(Part):
                 del team.feeds[feed_id]
         for feed in feeds:
             self._add(feed)
-        if not self._shared.timers.busy(f"feed:{team_id}"):
-            self._shared.timers.schedule(f"feed:{team_id}", 0.0)
+        if not self._shared.scheduler.busy(f"feed:{team_id}"):
+            self._arm(team_id)
+
+    def _arm(self, team_id: str) -> None:
+        """The team's list poll: now, then every ``feed_poll_seconds``."""
+        interval = self.settings.feed_poll_seconds
+        self._shared.scheduler.every(
+            f"feed:{team_id}", self.poll, interval, args=[team_id], first=0.0, jitter=self._jitter(interval)
+        )
+
+    def _jitter(self, interval: float) -> float:
+        return self.policy.jitter * interval
 
     def _add(self, feed: FeedRecord) -> None:
         team = self._teams.get(feed.team_id)
@@ -168,6 +178,7 @@ class Feeds(Part):
             return
         base = self.settings.feed_poll_seconds
         ceiling = max(base, self.settings.max_poll_seconds)
+        previous = team.interval
         try:
             await self._poll_once(team_id, team)
             team.interval = base
@@ -186,8 +197,11 @@ class Feeds(Part):
         except Exception:
             team.interval = backoff(max(team.interval, base), 2.0, ceiling)
             log.exception("feed poll failed", extra={"team": team_id})
-        if team.feeds and self._teams.get(team_id) is team:
-            self._shared.timers.schedule(f"feed:{team_id}", self._shared.jitter(team.interval))
+        if team.interval != previous and self._teams.get(team_id) is team:
+            # Backing off while MetaStudio fails, or back to the usual interval.
+            self._shared.scheduler.reschedule(
+                f"feed:{team_id}", team.interval, jitter=self._jitter(team.interval)
+            )
 
     async def _poll_once(self, team_id: str, team: _FeedTeam) -> None:
         feeds = list(team.feeds.values())
@@ -212,7 +226,7 @@ class Feeds(Part):
             await self._shared.backlog.wait_until_short()
             await self._shared.yield_to_requests()
             await limiter.acquire(Priority.POLL)
-            if self._shared.timers.stopping:
+            if self._shared.scheduler.stopping:
                 return
             self._shared.stats.feed_polls += 1
             # The same per-workspace slots as watch polls: a hanging endpoint holds its own.

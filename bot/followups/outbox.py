@@ -24,8 +24,8 @@ delivery fails and the requester is told by DM. Any other failure puts the deliv
 through the ``Poster`` interface.
 
 Several replicas: only the replica that owns the delivery's workspace (``Shared.owns``,
-``bot.followups.shards``) attempts it. A retry timer that fires on a replica that lost the
-shard does nothing (the shard's timers are dropped when it is lost, and the check is made
+``bot.followups.shards``) attempts it. A retry job that runs on a replica that lost the
+shard does nothing (the shard's jobs are dropped when it is lost, and the check is made
 again right before each attempt); the owner resumes the delivery from the table when it gains
 the shard, or at its next heartbeat. The protocol above still guards the moment two replicas
 both believe they own a shard; the check only keeps a non-owner from trying at all.
@@ -71,7 +71,7 @@ class Outbox(Part):
         self._delivering: set[int] = set()
         self._failures: dict[int, int] = {}
         self._retry_team: dict[int, str] = {}
-        """Delivery id -> workspace, for each retry timer armed, so a lost shard drops its timers."""
+        """Delivery id -> workspace, for each retry job armed, so a lost shard drops its retries."""
         # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
         self._send_slots = (
             FairSlots(total=DELIVERY_TOTAL_MULTI, per_team=DELIVERY_PER_TEAM_MULTI)
@@ -84,19 +84,23 @@ class Outbox(Part):
         if delivery_id in self._delivering or not self.active:
             return
         self._delivering.add(delivery_id)
-        task = self._shared.timers.spawn_work(self._deliver(delivery_id), f"delivery:{delivery_id}")
+        task = self._shared.scheduler.spawn_work(self._deliver(delivery_id), f"delivery:{delivery_id}")
         task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
 
+    async def retry(self, key: str) -> None:
+        """The ``delivery:<id>`` job, armed after a failed attempt: the next attempt, in the background."""
+        self.start(int(key))
+
     def resume(self, delivery_ids: Iterable[int]) -> None:
-        """Start owed deliveries unless already in flight or waiting for their retry timer."""
+        """Start owed deliveries unless already in flight or waiting for their retry job."""
         for delivery_id in delivery_ids:
-            if not self._shared.timers.busy(f"delivery:{delivery_id}"):
+            if not self._shared.scheduler.busy(f"delivery:{delivery_id}"):
                 self.start(delivery_id)
 
     def forget_team(self, team_id: str) -> None:
-        """Drop the retry timers of a workspace this replica no longer owns; its owner resumes them."""
+        """Drop the retry jobs of a workspace this replica no longer owns; its owner resumes them."""
         for delivery_id in [d for d, team in self._retry_team.items() if team == team_id]:
-            self._shared.timers.unschedule(f"delivery:{delivery_id}")
+            self._shared.scheduler.cancel(f"delivery:{delivery_id}")
             self._retry_team.pop(delivery_id, None)
             self._failures.pop(delivery_id, None)
 
@@ -126,7 +130,7 @@ class Outbox(Part):
             self._failures[delivery_id] = failures
             delay = min(self.policy.ceiling, self.policy.base * 2 ** min(failures - 1, 16))
             self._retry_team[delivery_id] = team_id
-            self._shared.timers.schedule(f"delivery:{delivery_id}", self._shared.jitter(delay))
+            self._shared.scheduler.once(f"delivery:{delivery_id}", self._shared.jitter(delay))
         else:
             self._failures.pop(delivery_id, None)
 

@@ -10,7 +10,8 @@ replica, and a stalled replica loses it by the clock, not by a TCP timeout that 
 minutes; advisory locks would also cost one lock call per shard.
 
 Invariants:
-- Every ``lease_seconds / 3`` a replica renews ALL its leases with one UPDATE (and its row in
+- Every ``lease_seconds / 3`` (the ``lease:heartbeat`` interval job of ``bot.followups.scheduler``)
+  a replica renews ALL its leases with one UPDATE (and its row in
   ``shard_replicas``), then claims unowned or expired shards up to a fair share,
   ``ceil(shards / live replicas)`` (one SELECT ... SKIP LOCKED + one UPDATE), and releases what
   it holds beyond that share: O(replicas) lease writes per heartbeat, however many watches.
@@ -18,19 +19,20 @@ Invariants:
   from before the renew was sent (so it stops no later than the database expires the row).
   ``owns()`` is that in-memory check, made on every poll: a replica woken from SIGSTOP past its
   lease stops polling at once, before its next heartbeat tells it the shard is gone.
-- A renew that returns fewer shards than it held means they were lost: their timers are
-  forgotten. A claim re-arms the shard from the tables (watches, feed, owed deliveries).
+- A renew that returns fewer shards than it held means they were lost: their jobs are
+  removed. A claim re-arms the shard from the tables (watches, feed, owed deliveries).
 - Each heartbeat also re-reads the active watches, feeds and owed deliveries of the owned
   shards, so a watch created on another replica is polled by the owner within one heartbeat
   (the creating replica polls it at once only when it owns the shard itself), and a delivery
   queued by a replica that had lost the shard is sent by the owner. Only the owner delivers:
-  a lost shard's retry timers are dropped with its poll timers (``Outbox.forget_team``).
+  a lost shard's retry jobs are dropped with its poll jobs (``Outbox.forget_team``).
 - Two replicas may briefly both believe they own a shard (a stalled owner waking up, or a
   takeover while a poll is in flight): exactly-once alerts never depend on the lease, only on
   ``close_watch``'s transaction, ``mark_sending`` and the look-up before a retry.
 - ``stop()`` expires this replica's rows at once (SIGTERM). Between heartbeats every replica
-  reads once a second whether a lease is free (``LeaseStore.claimable``: no write, and only
-  the lease table, so its cost does not grow with the watches) and then beats early, so a
+  reads once a second (the ``lease:probe`` job) whether a lease is free
+  (``LeaseStore.claimable``: no write, and only the lease table, so its cost does not grow
+  with the watches) and then brings the heartbeat job forward, so a
   rolling restart hands over in about a second, not after a lease period. A workspace that
   gets work on a replica not owning it is ``announce``d (its lease row written if missing),
   so a watch on a workspace nobody owns yet is polled within about a second too.
@@ -51,16 +53,18 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from bot.db.leases import LeaseStore
+from bot.followups.scheduler import Scheduler
+from bot.metrics import LEASE_RENEWALS, LEASE_TAKEOVERS, REPLICA, SHARDS_OWNED
 
 __all__ = ["Shards", "replica_name"]
-
-from bot.metrics import LEASE_RENEWALS, LEASE_TAKEOVERS, REPLICA, SHARDS_OWNED
 
 log = logging.getLogger("taskbot.shards")
 
 RELEASE_TIMEOUT: Final = 5.0
 PROBE_SECONDS: Final = 1.0
 """Between heartbeats, how often a replica reads whether a shard was released or is new."""
+HEARTBEAT_JOB: Final = "lease:heartbeat"
+PROBE_JOB: Final = "lease:probe"
 
 
 def replica_name() -> str:
@@ -81,7 +85,9 @@ class Shards:
         on_sync: Callable[[set[str]], Awaitable[None]],
         owner: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        scheduler: Scheduler | None = None,
     ) -> None:
+        """``scheduler`` runs the heartbeat and the probe once ``start()`` is called (PostgreSQL only)."""
         self.leases = leases
         self.seconds = seconds
         self.owner = owner or replica_name()
@@ -91,7 +97,9 @@ class Shards:
         self._clock = clock
         self.owned: set[str] = set()
         self._valid_until = -1.0
-        self._loop: asyncio.Task[None] | None = None
+        self._scheduler = scheduler
+        self._beating = asyncio.Lock()
+        self._active = False
         self.renewals = 0
         self.takeovers = 0
 
@@ -105,20 +113,27 @@ class Shards:
         return team_id in self.owned and self._clock() < self._valid_until
 
     async def start(self) -> None:
-        if self.leases is None or self._loop is not None:
+        if self.leases is None or self._active:
             return
-        try:
-            await self.beat()
-        except Exception:
-            log.exception("first lease heartbeat failed; retrying")
-        self._loop = asyncio.get_running_loop().create_task(self._run(), name="shards:heartbeat")
+        assert self._scheduler is not None, "leases need a scheduler for their heartbeat"
+        self._active = True
+        await self._heartbeat()
+        interval = self.seconds / 3
+        self._scheduler.every(HEARTBEAT_JOB, self._heartbeat, interval)
+        self._scheduler.every(PROBE_JOB, self._probe, min(PROBE_SECONDS, interval))
 
     async def stop(self) -> None:
         """Stop the heartbeat and give every lease up at once."""
-        loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.cancel()
-            await asyncio.gather(loop, return_exceptions=True)
+        if self._active:
+            self._active = False
+            assert self._scheduler is not None
+            self._scheduler.cancel(HEARTBEAT_JOB)
+            self._scheduler.cancel(PROBE_JOB)
+            # A heartbeat in progress ends first, so it cannot claim again after the release.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RELEASE_TIMEOUT):
+                    await self._beating.acquire()
+                    self._beating.release()
         if self.leases is None:
             return
         held, self.owned = self.owned, set()
@@ -142,7 +157,7 @@ class Shards:
             log.warning("could not announce a new workspace's shard; it is claimed at the next heartbeat")
 
     async def beat(self) -> None:
-        """Renew, drop what was lost, claim a fair share, then sync the owned shards' timers."""
+        """Renew, drop what was lost, claim a fair share, then sync the owned shards' jobs."""
         assert self.leases is not None
         sent = self._clock()
         renewed = await self.leases.renew(self.owner, self.seconds)
@@ -192,23 +207,31 @@ class Shards:
         if rest:
             await self._on_sync(rest)
 
-    async def _run(self) -> None:
-        assert self.leases is not None
-        interval = self.seconds / 3
-        probe = min(PROBE_SECONDS, interval)
-        last = self._clock()
-        while True:
-            await asyncio.sleep(probe)
+    async def _heartbeat(self) -> None:
+        """The ``lease:heartbeat`` job: one beat; a failed one keeps the leases until they run out."""
+        async with self._beating:
+            if not self._active:
+                return
             try:
-                if self._clock() - last < interval and not await self.leases.claimable():
-                    continue
-                last = self._clock()
                 await self.beat()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("lease heartbeat failed", extra={"owner": self.owner})
                 if self.owned and self._clock() >= self._valid_until:
                     held, self.owned = self.owned, set()
                     with contextlib.suppress(Exception):
                         self._on_lose(held)
+
+    async def _probe(self) -> None:
+        """The ``lease:probe`` job: a lease is free (released, expired or new), so beat now."""
+        assert self.leases is not None and self._scheduler is not None
+        if self._beating.locked() or not self._active:
+            return
+        try:
+            free = await self.leases.claimable()
+        except Exception:
+            log.warning(
+                "lease probe failed; the next heartbeat claims what is free", extra={"owner": self.owner}
+            )
+            return
+        if free and not self._beating.locked():
+            self._scheduler.run_soon(HEARTBEAT_JOB)

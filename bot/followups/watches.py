@@ -133,25 +133,31 @@ class Watches(Part):
 
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
-        for watch in await self.storage.active_watches():
+        watches = await self.storage.active_watches()
+        jobs = []
+        for watch in watches:
             state = self._track(watch, watch.subscribers, synced=True)
-            self._shared.timers.schedule(f"watch:{state.id}", rng_uniform(0, self.policy.base))
+            jobs.append((f"watch:{state.id}", rng_uniform(0, self.policy.base)))
+        await self._shared.scheduler.arm(jobs)
 
     def sync_team(
         self, team_id: str, watches: Iterable[ActiveWatch], first_delay: Callable[[], float]
-    ) -> None:
-        """Make this replica's timers of one owned workspace match its active watches."""
+    ) -> list[tuple[str, float]]:
+        """Make this replica's watches of one owned workspace match its active ones; returns the
+        jobs to arm, ``(job id, delay)``, one per watch new here."""
         active = {watch.id: watch for watch in watches}
+        jobs = []
         for state in [w for w in self._watches.values() if w.team_id == team_id and w.id not in active]:
             self._forget(state)
         for watch in active.values():
             known = self._watches.get(watch.id)
             if known is None:
                 self._track(watch, watch.subscribers, synced=True)
-                self._shared.timers.schedule(f"watch:{watch.id}", first_delay())
+                jobs.append((f"watch:{watch.id}", first_delay()))
             else:
                 for subscriber in watch.subscribers:
                     self._add_card(known, subscriber)
+        return jobs
 
     async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
         now = datetime.fromtimestamp(self._shared.clock(), UTC)
@@ -169,7 +175,7 @@ class Watches(Part):
             return result
         if state is None:
             state = self._track(result.watch, [subscriber])
-            self._shared.timers.schedule(f"watch:{state.id}", self._shared.jitter(self.policy.base))
+            self._shared.scheduler.once(f"watch:{state.id}", self._shared.jitter(self.policy.base))
         else:
             self._add_card(state, subscriber)
         return result
@@ -191,7 +197,7 @@ class Watches(Part):
                     del state.cards[subscriber_id]
             record = await self.storage.get_watch(state.id)
             if record is None or record.status != "active":
-                # That was the last channel: the watch is cancelled and its timer goes too.
+                # That was the last channel: the watch is cancelled and its job goes too.
                 self._forget(state)
         return removed
 
@@ -236,7 +242,7 @@ class Watches(Part):
         self._watches.pop(state.id, None)
         if self._by_task.get((state.team_id, state.task_id)) == state.id:
             del self._by_task[(state.team_id, state.task_id)]
-        self._shared.timers.unschedule(f"watch:{state.id}")
+        self._shared.scheduler.cancel(f"watch:{state.id}")
 
     @staticmethod
     def _extra(state: _Watch, **more: Any) -> dict[str, Any]:
@@ -244,14 +250,14 @@ class Watches(Part):
 
     # -- polls ----------------------------------------------------------------------------------
 
-    async def poll(self, key: str) -> None:
-        """The ``watch:<id>`` job."""
+    async def poll(self, key: str) -> float | None:
+        """The ``watch:<id>`` job: one poll; returns the delay before the next, None when there is none."""
         state = self._watches.get(int(key))
         if state is None or state.closed:
-            return
+            return None
         if not self._shared.owns(state.team_id):
             self._forget(state)
-            return
+            return None
         delay: float | None
         try:
             delay = await self._poll_once(state)
@@ -261,17 +267,19 @@ class Watches(Part):
             # Whatever went wrong, the watch stays: log it, back off, poll again.
             log.exception("watch poll failed", extra=self._extra(state))
             state.cadence, delay = after_error(state.cadence, self.policy)
-        if delay is not None and not state.closed and state.id in self._watches:
-            self._schedule(state, delay)
+        if delay is None or state.closed or state.id not in self._watches:
+            return None
+        return self._next_run(state, delay)
 
-    def _schedule(self, state: _Watch, delay: float) -> None:
+    def _next_run(self, state: _Watch, delay: float) -> float:
         delay = self._shared.jitter(delay)
-        # The expiry is a poll too: it closes the watch on time even while backing off. Once
-        # past it (a close that failed), the backoff applies, so a broken database is not hammered.
+        # The expiry is a run of the same job: it closes the watch on time even while backing
+        # off. Once past it (a close that failed), the backoff applies, so a broken database is
+        # not hammered.
         until_expiry = state.expires_at - self._shared.clock()
         if until_expiry > 0:
             delay = min(delay, until_expiry)
-        self._shared.timers.schedule(f"watch:{state.id}", delay)
+        return delay
 
     async def _poll_once(self, state: _Watch) -> float | None:
         """One poll. Returns the delay before the next one, or None when the watch closed."""
@@ -340,7 +348,9 @@ class Watches(Part):
             state.resumed_after = None
             stalled_for = now - state.progress.stalled_since
             log.info("task stalled for %.0f s", stalled_for, extra=self._extra(state))
-            self._shared.timers.spawn_work(self._notify_stall(state, task, stalled_for), f"stall:{state.id}")
+            self._shared.scheduler.spawn_work(
+                self._notify_stall(state, task, stalled_for), f"stall:{state.id}"
+            )
         elif event is Event.RESUMED and previous.stalled_since is not None:
             state.resumed_after = max(0.0, now - previous.stalled_since)
             log.info("task moving again", extra=self._extra(state))
@@ -380,7 +390,7 @@ class Watches(Part):
             await self._shared.backlog.wait_until_short()
             await self._shared.yield_to_requests()
             await self._shared.limiter_for(state.team_id).acquire(Priority.POLL)
-            if self._shared.timers.stopping:
+            if self._shared.scheduler.stopping:
                 return None
             self._shared.stats.polls += 1
             POLLS.labels(REPLICA).inc()
@@ -389,7 +399,7 @@ class Watches(Part):
 
     async def _close(self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None) -> None:
         """Close the watch and queue its deliveries, shielded so stop() cannot cut it in half."""
-        work = self._shared.timers.spawn_work(
+        work = self._shared.scheduler.spawn_work(
             self._close_and_deliver(state, status, snapshot), f"close:{state.id}"
         )
         await asyncio.shield(work)
@@ -407,7 +417,7 @@ class Watches(Part):
     # -- live cards -----------------------------------------------------------------------------
 
     def _maybe_draw_cards(self, state: _Watch, task: Task) -> None:
-        if state.drawing or self._shared.timers.stopping:
+        if state.drawing or self._shared.scheduler.stopping:
             return
         counts = _counts(state, task)
         now = self._shared.clock()
@@ -415,7 +425,9 @@ class Watches(Part):
         sync_due = counts != state.synced_counts and now - state.cards_synced_at >= self._card_sync_seconds
         if self._due_cards(state, counts) or sync_due:
             state.drawing = True
-            self._shared.timers.spawn_work(self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}")
+            self._shared.scheduler.spawn_work(
+                self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}"
+            )
 
     def _due_cards(self, state: _Watch, counts: tuple[Any, ...]) -> list[_Card]:
         wait = self.settings.card_update_seconds

@@ -619,7 +619,7 @@ async def test_feed_survives_a_restart_without_replaying(stack: Stack) -> None:
 
 
 async def test_backlog_holds_polls_until_recorded_results_drain() -> None:
-    from bot.followups.timers import Backlog as _Backlog
+    from bot.followups.shared import Backlog as _Backlog
 
     backlog = _Backlog(limit=2)
     with backlog.item(), backlog.item():

@@ -195,7 +195,7 @@ async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_n
         (delivery,) = await engine.storage.pending_deliveries()
         if lost == "once its retry timer is armed":
             await eventually(
-                lambda: engine.timers.busy(f"delivery:{delivery.id}"), within=5, what="a retry timer"
+                lambda: engine.scheduler.busy(f"delivery:{delivery.id}"), within=5, what="a retry timer"
             )
 
         # Another replica takes the workspace over; this one's next heartbeat notices.
@@ -204,7 +204,7 @@ async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_n
         assert not engine.shards.owns(TEAM)
         answer.set()
         await asyncio.sleep(3.5)  # the first retry or two would have run by now
-        assert not engine.timers.busy(f"delivery:{delivery.id}")
+        assert not engine.scheduler.busy(f"delivery:{delivery.id}")
         assert stack.alerts() == []
         assert slack.calls_to("conversations.history") == []
         assert len(slack.calls_to("chat.postMessage")) == 1
