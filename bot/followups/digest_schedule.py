@@ -22,8 +22,8 @@ __all__ = [
     "MAX_FAILED_KEPT",
     "SLOWEST",
     "WEEKDAY_NAMES",
+    "due_run",
     "known_timezone",
-    "last_missed_run",
     "period_start",
     "summarize",
     "trigger_for",
@@ -63,10 +63,11 @@ def trigger_for(digest: DigestRecord) -> CronTrigger:
     )
 
 
-def last_missed_run(digest: DigestRecord, now: datetime) -> datetime | None:
-    """The latest fire time at or before ``now`` that was never recorded (all replicas were down).
+def due_run(digest: DigestRecord, now: datetime) -> datetime | None:
+    """The latest fire time at or before ``now`` that no replica has recorded yet, if any.
 
-    Only the latest: a digest that missed three runs posts one late digest covering them all.
+    When the job runs on time this is the run it was fired for. Only the latest: a digest that
+    missed three runs while every replica was down posts one late digest covering them all.
     """
     recorded = digest.last_run_at or digest.created_at
     trigger = trigger_for(digest)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.db.digests import DigestRecord
 from bot.followups.digest_schedule import (
+    due_run,
     known_timezone,
-    last_missed_run,
     period_start,
     summarize,
     trigger_for,
@@ -88,12 +88,12 @@ def test_an_unknown_timezone_falls_back_to_utc() -> None:
 def test_only_the_latest_missed_run_is_owed_and_none_once_it_is_recorded() -> None:
     digest = _digest(timezone="UTC", last_run_at=datetime(2026, 12, 1, 9, tzinfo=UTC))
     now = datetime(2026, 12, 4, 10, tzinfo=UTC)
-    assert last_missed_run(digest, now) == datetime(2026, 12, 4, 9, tzinfo=UTC)
+    assert due_run(digest, now) == datetime(2026, 12, 4, 9, tzinfo=UTC)
     recorded = _digest(timezone="UTC", last_run_at=datetime(2026, 12, 4, 9, tzinfo=UTC))
-    assert last_missed_run(recorded, now) is None
+    assert due_run(recorded, now) is None
     # A digest set after today's hour owes nothing for today.
     fresh = _digest(timezone="UTC", created_at=datetime(2026, 12, 4, 9, 30, tzinfo=UTC))
-    assert last_missed_run(fresh, now) is None
+    assert due_run(fresh, now) is None
 
 
 def test_a_run_covers_the_time_since_the_last_one_or_a_day_or_a_week() -> None:
