@@ -14,8 +14,6 @@ from referencing import Registry, Resource
 
 from bot.messages import text
 from bot.slack.clients import BOT_SCOPES
-from tests.support.cli import clean_env, free_port, run_cli
-from bot.slack.steps import GET_TASK, OUTPUT_NAMES, WAIT_FOR_TASK
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy vendored into the repo wins, so a clean clone needs nothing outside it.
@@ -113,7 +111,3 @@ def test_settings(manifest: dict[str, Any]) -> None:
         "function_runtime": "remote",
     }
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
-
-
-        "token_rotation_enabled": False,
-        "function_runtime": "remote",

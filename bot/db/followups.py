@@ -64,13 +64,14 @@ __all__ = [
     "WatchRecord",
     "WatchResult",
     "WatchStatus",
+    "queued_delivery",
 ]
 
 WatchStatus = Literal["active", "finished", "expired", "not_found", "cancelled"]
 CloseStatus = Literal["finished", "expired", "not_found"]
 SubscriberStatus = Literal["active", "cancelled", "closed"]
 FeedStatus = Literal["active", "cancelled"]
-DeliveryKind = Literal["finished", "expired", "not_found", "feed"]
+DeliveryKind = Literal["finished", "expired", "not_found", "feed", "digest"]
 DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
 STEP: Final = "step"
 """``target`` of a subscriber or delivery that is a Workflow Builder step (0008): its
@@ -145,7 +146,7 @@ class FeedRow(_AskedInChannel, Base):
 class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
-        CheckConstraint("kind IN ('finished', 'expired', 'not_found', 'feed')", name="kind"),
+        CheckConstraint("kind IN ('finished', 'expired', 'not_found', 'feed', 'digest')", name="kind"),
         status_check(["pending", "sending", "sent", "failed"]),
         UniqueConstraint("key", name="uq_deliveries_key"),
         UniqueConstraint("subscriber_id", "kind", name="uq_deliveries_subscriber_kind"),
@@ -164,6 +165,9 @@ class DeliveryRow(Base):
     watch_id: Mapped[int | None] = mapped_column(ForeignKey("watches.id"))
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
     feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id"))
+    # The digest whose run this is (0009); None once the digest is turned off. Not a foreign
+    # key: the run keeps its figures whatever happens to the digest.
+    digest_id: Mapped[int | None] = mapped_column(Integer, default=None)
     thread_ts: Mapped[str | None] = mapped_column(String(32))
     payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(16))
@@ -279,6 +283,7 @@ class DeliveryRecord:
     error: str | None
     locale: str | None = None
     target: str | None = None
+    digest_id: int | None = None
 
     @property
     def is_step(self) -> bool:
@@ -335,7 +340,7 @@ def _new_key() -> str:
     return uuid.uuid4().hex
 
 
-def _queued(**what: Any) -> DeliveryRow:
+def queued_delivery(**what: Any) -> DeliveryRow:
     """A delivery row just queued: a fresh key, pending, never attempted; ``what`` says the rest."""
     return DeliveryRow(
         key=_new_key(),
@@ -353,7 +358,7 @@ def _told(
     subscriber: SubscriberRow, kind: CloseStatus, task_id: str, snapshot: dict[str, Any] | None, now: datetime
 ) -> DeliveryRow:
     """The delivery that tells one watch subscriber (a channel, or a step) how its watch ended."""
-    return _queued(
+    return queued_delivery(
         team_id=subscriber.team_id,
         channel_id=subscriber.channel_id,
         user_id=subscriber.user_id,
@@ -782,7 +787,7 @@ class FollowUpStore:
                 )
                 if active is None:
                     return None
-                row = _queued(
+                row = queued_delivery(
                     team_id=feed.team_id,
                     channel_id=feed.channel_id,
                     user_id=None,
@@ -870,7 +875,9 @@ class FollowUpStore:
             await session.execute(
                 delete(model).where(model.team_id == team_id).execution_options(synchronize_session=False)
             )
-        # Its shard lease too (bot.db.leases, named here: that module imports this one).
+        # Its digests and shard lease too (bot.db.digests and bot.db.leases, named here: those
+        # modules import this one).
+        await session.execute(text("DELETE FROM digests WHERE team_id = :team"), {"team": team_id})
         await session.execute(text("DELETE FROM shard_leases WHERE team_id = :team"), {"team": team_id})
 
     async def active_watch_count(self, team_id: str) -> int:

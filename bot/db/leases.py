@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, Database, rowcount
+from bot.db.digests import DigestRow
 from bot.db.followups import DeliveryRow, FeedRow, WatchRow
 
 __all__ = ["LeaseStore", "ShardLeaseRow", "ShardReplicaRow"]
@@ -85,6 +86,7 @@ class LeaseStore:
             busy = union(
                 select(WatchRow.team_id).where(WatchRow.status == "active"),
                 select(FeedRow.team_id).where(FeedRow.status == "active"),
+                select(DigestRow.team_id),
                 select(DeliveryRow.team_id).where(DeliveryRow.status.in_(("pending", "sending"))),
             ).subquery()
             await session.execute(

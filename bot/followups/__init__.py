@@ -7,6 +7,8 @@
 * ``watches``: the watch state machine (polls, expiry, not-found, stalls) and live cards;
 * ``feeds``: project feeds, one list poll per team;
 * ``changes``: the watches' change detector, one list sweep per workspace;
+* ``digests`` and ``digest_schedule``: a channel's scheduled summary, a cron job per digest;
+* ``listing``: the project list call as feeds and digests make it (paging, caps, fairness);
 * ``outbox``: the exactly-once delivery protocol, reviewable on its own;
 * ``shards``: which replica owns which workspaces (leases with heartbeats);
 * ``polling`` and ``fairness``: when to poll next, as pure functions, and fair slots per team;
@@ -27,9 +29,11 @@ from collections.abc import Awaitable, Callable
 from typing import Final, Unpack
 
 from bot.config import Settings
+from bot.db.digests import DigestRecord, DigestStore
 from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore
 from bot.followups.changes import ListSweeps
+from bot.followups.digests import DigestRequest, Digests
 from bot.followups.fairness import FairSlots
 from bot.followups.feeds import FeedRequest, Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
@@ -91,6 +95,7 @@ class FollowUps:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         yield_to_requests: Callable[[], Awaitable[None]] | None = None,
+        digest_store: DigestStore | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -139,11 +144,15 @@ class FollowUps:
             ),
             owns=self.shards.owns,
         )
-        self.outbox = Outbox(shared, close_feed=self._close_feed)
+        self.outbox = Outbox(shared, close_feed=self._close_feed, close_digest=self._close_digest)
         self.watches = Watches(shared, deliver=self.outbox.start)
         self.feeds = Feeds(shared, deliver=self.outbox.start)
         # The watches' change detector (one list call per workspace); its job is scheduled by the caller.
         self.sweeps = ListSweeps(shared, self.watches)
+        self.digests = Digests(
+            shared, store=digest_store or DigestStore(storage.database), deliver=self.outbox.start
+        )
+        self.scheduler.on("digest-retry", self.digests.retry)
         self.scheduler.on("watch", self.watches.poll)
         self.scheduler.on("delivery", self.outbox.retry)
 
@@ -175,6 +184,9 @@ class FollowUps:
             return
         await self.watches.rearm(self._rng.uniform)
         await self.feeds.rearm()
+        digests = await self.digests.store.active_digests()
+        for team_id in {digest.team_id for digest in digests}:
+            self.digests.sync_team(team_id, [d for d in digests if d.team_id == team_id])
         await self._resume("follow-ups started")
 
     async def stop(self, grace: float = STOP_TIMEOUT) -> None:
@@ -187,6 +199,7 @@ class FollowUps:
         self.outbox.active = False
         self.watches.clear()
         self.feeds.clear()
+        self.digests.clear()
 
     # -- watches -------------------------------------------------------------------------------
 
@@ -251,6 +264,24 @@ class FollowUps:
     async def _close_feed(self, team_id: str, feed_id: int, channel_id: str) -> str | None:
         return await self.feeds.close(team_id, feed_id, channel_id)
 
+    # -- digests -------------------------------------------------------------------------------
+
+    async def set_digest(self, request: DigestRequest) -> DigestRecord:
+        """Give the channel a digest at the hour it chose (replacing its schedule if it had one)."""
+        digest = await self.digests.set(request)
+        await self.shards.announce(request.team_id)
+        log.info("digest set", extra={"team": request.team_id, "channel": request.channel_id})
+        return digest
+
+    async def digest_off(self, *, team_id: str, channel_id: str) -> bool:
+        return await self.digests.off(team_id=team_id, channel_id=channel_id)
+
+    async def channel_digest(self, *, team_id: str, channel_id: str) -> DigestRecord | None:
+        return await self.digests.store.channel_digest(team_id=team_id, channel_id=channel_id)
+
+    async def _close_digest(self, digest_id: int) -> str | None:
+        return await self.digests.close(digest_id)
+
     # -- shards --------------------------------------------------------------------------------
 
     async def _gain(self, team_ids: set[str]) -> None:
@@ -285,6 +316,7 @@ class FollowUps:
     async def _rearm_teams(self, team_ids: set[str], first_delay: Callable[[], float]) -> None:
         watches = await self.storage.active_watches(team_ids)
         feeds = await self.storage.active_feeds(team_ids)
+        digests = await self.digests.store.active_digests(team_ids)
         jobs: list[tuple[str, float]] = []
         for team_id in team_ids:
             if not self.shards.owns(team_id):
@@ -292,15 +324,18 @@ class FollowUps:
             team_watches = [w for w in watches if w.team_id == team_id]
             jobs += self.watches.sync_team(team_id, team_watches, first_delay)
             self.feeds.sync_team(team_id, [f for f in feeds if f.team_id == team_id])
+            self.digests.sync_team(team_id, [d for d in digests if d.team_id == team_id])
         await self.scheduler.arm(jobs)
 
     def _lose(self, team_ids: set[str]) -> None:
         for team_id in team_ids:
             self.watches.forget_team(team_id)
             self.feeds.forget_team(team_id)
+            self.digests.forget_team(team_id)
             self.outbox.forget_team(team_id)
 
     async def forget_team(self, team_id: str) -> None:
         """Remove every job of a workspace that uninstalled; its rows are deleted by the caller."""
         self.watches.forget_team(team_id)
         self.feeds.forget_team(team_id)
+        self.digests.forget_team(team_id)

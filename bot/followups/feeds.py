@@ -16,23 +16,18 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 from bot.db.followups import FeedRecord
+from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
 from bot.followups.polling import backoff
 from bot.followups.shared import Part, Shared
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
-from bot.metastudio.ratelimit import Priority
 
 __all__ = ["FeedRequest", "Feeds"]
 
 log = logging.getLogger("taskbot.followups")
-
-FEED_PAGE_SIZE: Final = 100
-# end_time a little past our clock, so a server clock slightly ahead still lists its newest tasks.
-FEED_CLOCK_SLACK_MS: Final = 5 * 60 * 1000
-FEED_MAX_PAGES: Final = 5
 
 
 class FeedRequest(TypedDict):
@@ -211,57 +206,33 @@ class Feeds(Part):
         else:
             resources = ()
         oldest_since_ms = min(feed.since.timestamp() for feed in feeds) * 1000
-        client = await self._shared.metastudio_for(team_id)
-        limiter = self._shared.limiter_for(team_id)
-        listed: dict[str, Task] = {}
         # begin_time/end_time (SearchTask's own filters, epoch ms) keep each poll small: tasks that
         # began within the longest follow-up window, or earlier if still running at the last poll.
         now_ms = int(self._shared.clock() * 1000)
         window_start = now_ms - int(self.settings.watch_max_hours * 3600 * 1000)
         if team.running_begin_ms is not None:
             window_start = min(window_start, team.running_begin_ms)
-        window_end = now_ms + FEED_CLOCK_SLACK_MS
-        previous_ids: list[str] | None = None
-        for page in range(FEED_MAX_PAGES):
-            await self._shared.backlog.wait_until_short()
-            await self._shared.yield_to_requests()
-            await limiter.acquire(Priority.POLL)
-            if self._shared.scheduler.stopping:
-                return
-            self._shared.stats.feed_polls += 1
-            # The same per-workspace slots as watch polls: a hanging endpoint holds its own.
-            async with self._shared.poll_slots.slot(team_id):
-                fetched = await client.list_tasks(
-                    resources=resources,
-                    begin_time=window_start,
-                    end_time=window_end,
-                    offset=page * FEED_PAGE_SIZE,
-                    limit=FEED_PAGE_SIZE,
-                )
-            items = fetched.value.data
-            ids = [task.task_id for task in items]
-            # offset/limit are not in the SDK's request model: a server that ignores them sends the
-            # same page again, and paging on would loop over it.
-            if ids and ids == previous_ids:
-                log.warning(
-                    "feed poll: the server ignores offset, stopping at one page", extra={"team": team_id}
-                )
-                break
-            previous_ids = ids
-            relevant = False
-            for task in items:
-                listed[task.task_id] = task
-                finished = task.is_finished(self.settings.finished_codes)
-                if (
-                    not finished
-                    or task.task_id in team.last_seen_running
-                    or (task.end_time is not None and task.end_time >= oldest_since_ms)
-                ):
-                    relevant = True
+
+        def relevant(page: list[Task]) -> bool:
             # Newest first: once a whole page holds only tasks that ended before every feed
             # began, older pages cannot hold anything to announce.
-            if len(items) < FEED_PAGE_SIZE or not relevant:
-                break
+            return any(
+                not task.is_finished(self.settings.finished_codes)
+                or task.task_id in team.last_seen_running
+                or (task.end_time is not None and task.end_time >= oldest_since_ms)
+                for task in page
+            )
+
+        listed = await list_window(
+            self._shared,
+            team_id,
+            begin_ms=window_start,
+            end_ms=now_ms + LIST_CLOCK_SLACK_MS,
+            resources=resources,
+            more_wanted=relevant,
+        )
+        if listed is None:
+            return
         now = self._shared.clock()
         running_begins = [
             t.begin_time

@@ -47,12 +47,14 @@ from datetime import UTC, datetime
 from typing import Final
 
 from bot import messages
+from bot.db.digests import report_of
 from bot.db.followups import DeliveryRecord
 from bot.followups.fairness import FairSlots
 from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
 from bot.slack import alerts, steps
 from bot.slack.cards import CardView
+from bot.slack.digests import digest_message
 from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PosterError, StepGone
 
 __all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
@@ -69,11 +71,15 @@ DELIVERY_PER_TEAM_MULTI: Final = 4
 FeedCloser = Callable[[str, int, str], Awaitable[str | None]]
 """``(team_id, feed_id, channel_id)`` -> the feed's subscriber to tell, after closing the feed."""
 
+DigestCloser = Callable[[int], Awaitable[str | None]]
+"""``digest_id`` -> who set the digest, to tell, after removing it."""
+
 
 class Outbox(Part):
-    def __init__(self, shared: Shared, *, close_feed: FeedCloser) -> None:
+    def __init__(self, shared: Shared, *, close_feed: FeedCloser, close_digest: DigestCloser) -> None:
         super().__init__(shared)
         self._close_feed = close_feed
+        self._close_digest = close_digest
         self.active = False
         self._delivering: set[int] = set()
         self._failures: dict[int, int] = {}
@@ -249,6 +255,11 @@ class Outbox(Part):
         codes = self.settings.finished_codes
         # The language the watch (or feed) started with; rows from before 0002 were English.
         locale = messages.resolve(record.locale)
+        if record.kind == "digest":
+            report = report_of(record)
+            if report is None:
+                raise ValueError(f"delivery {record.id}: its payload is not a digest report")
+            return digest_message(report, locale), None, False
         if record.kind == "feed":
             message = alerts.completion_alert(
                 task or Task(task_id=record.task_id),
@@ -325,6 +336,8 @@ class Outbox(Part):
                 recipient = (
                     await self._close_feed(record.team_id, record.feed_id, record.channel_id) or recipient
                 )
+            if record.digest_id is not None:
+                recipient = await self._close_digest(record.digest_id) or recipient
             sentence = alerts.cannot_post_dm(
                 channel_id=record.channel_id, task_id=None, error=error, locale=locale
             )

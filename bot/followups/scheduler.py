@@ -12,6 +12,8 @@ Every wait of the follow-ups is a job with an id of its own:
 * ``feed:<team>``: the workspace's list poll, an ``IntervalTrigger`` job, rescheduled with a
   longer interval while MetaStudio fails.
 * ``delivery:<id>``: one delivery's retry after its backoff, a one-shot job.
+* ``digest:<id>``: a channel's digest, a ``CronTrigger`` job in the timezone of whoever set it
+  (``bot.followups.digests``).
 * ``lease:heartbeat`` and ``lease:probe``: the shard lease heartbeat and the one-second probe
   between heartbeats (``bot.followups.shards``), both interval jobs.
 
@@ -50,6 +52,7 @@ from apscheduler.events import (
 )
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -184,6 +187,22 @@ class Scheduler:
             self._scheduler.add_job(
                 job, trigger, args=args, id=job_id, replace_existing=True, next_run_time=_after(first)
             )
+
+    def on_calendar(
+        self,
+        job_id: str,
+        run: Callable[..., Awaitable[Any]],
+        trigger: BaseTrigger,
+        *,
+        args: Sequence[Any] = (),
+        now: bool = False,
+    ) -> None:
+        """Run ``run(*args)`` at each fire time of ``trigger`` (a ``CronTrigger``), and at once if ``now``."""
+        if not self.running:
+            return
+        assert self._scheduler is not None
+        extra: dict[str, Any] = {"next_run_time": datetime.now(UTC)} if now else {}
+        self._scheduler.add_job(self._job(run), trigger, args=args, id=job_id, replace_existing=True, **extra)
 
     def reschedule(self, job_id: str, seconds: float, *, jitter: float = 0.0) -> None:
         """Give an interval job a new interval, counted from now."""

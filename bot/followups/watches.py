@@ -123,6 +123,7 @@ class _Watch:
     @property
     def next_deadline(self) -> float:
         return min(self.expires_at, min(self.steps.values(), default=math.inf))
+
     listed: bool = False
     """The workspace's last list sweep showed the task (``bot.followups.changes``)."""
     next_poll_at: float = math.inf
@@ -240,13 +241,13 @@ class Watches(Part):
 
     def apply_changes(self, changes: Changes) -> None:
         """Poll now the watches a row calls for, fold the other rows in, pull the unlisted ones in."""
-        timers = self._shared.timers
+        scheduler = self._shared.scheduler
         for watch_id in changes.poll_now:
             state = self._watches.get(watch_id)
             if state is not None and not state.closed:
                 state.listed = True
                 state.next_poll_at = changes.now
-                timers.schedule(f"watch:{watch_id}", 0.0)
+                scheduler.once(f"watch:{watch_id}", 0.0)
         for watch_id, row in changes.fold:
             state = self._watches.get(watch_id)
             if state is None or state.closed:
@@ -346,6 +347,10 @@ class Watches(Part):
         if delay is None or state.closed or state.id not in self._watches:
             return None
         return self._next_run(state, delay)
+
+    def _schedule(self, state: _Watch, delay: float) -> None:
+        """Move the watch's next poll (a list sweep saw it move, or stop showing it)."""
+        self._shared.scheduler.once(f"watch:{state.id}", self._next_run(state, delay))
 
     def _next_run(self, state: _Watch, delay: float) -> float:
         delay = self._shared.jitter(delay)
@@ -495,7 +500,9 @@ class Watches(Part):
     async def _expire(self, state: _Watch, snapshot: dict[str, Any] | None) -> bool:
         """Expire the subscribers whose time is up (shielded as ``_close``); True while the
         watch stays active for steps still waiting."""
-        work = self._shared.timers.spawn_work(self._expire_and_deliver(state, snapshot), f"close:{state.id}")
+        work = self._shared.scheduler.spawn_work(
+            self._expire_and_deliver(state, snapshot), f"close:{state.id}"
+        )
         return await asyncio.shield(work)
 
     async def _expire_and_deliver(self, state: _Watch, snapshot: dict[str, Any] | None) -> bool:

@@ -17,6 +17,9 @@ CATALOG: dict[str, str] = {
         "• `/task subscribe [resource …] [failed] [by:operator]`: announce every task of the project "
         "that finishes from now on (`failed`: only tasks that had failures; `by:name`: only that "
         "operator's tasks); `/task unsubscribe` stops\n"
+        "• `/task digest daily|weekdays HH:MM [quiet]`, `/task digest weekly mon HH:MM [quiet]`: a summary "
+        "of the project's finished tasks at that hour, in your timezone (`quiet`: skip it when nothing "
+        "finished); `/task digest` shows it, `/task digest off` stops\n"
         "• `/task help`: this message"
     ),
     "usage_hint": "[task id | recent | watch <id> | watching | subscribe | help]",
@@ -364,4 +367,33 @@ CATALOG: dict[str, str] = {
         "documented task list, so only the newest ten can be shown. `/task recent` shows them."
     ),
     "error_recent_page": "The page must be a whole number from 1 to {max}, e.g. `/task recent page 2`.",
+    # Digests
+    "error_digest_usage": "I could not read that schedule. Try `/task digest daily 09:00`, `/task digest weekdays 09:00`, `/task digest weekly mon 09:00` or `/task digest off`.",
+    "digest_when_daily": "every day at {time}",
+    "digest_when_weekdays": "on weekdays at {time}",
+    "digest_when_weekly": "every {day} at {time}",
+    "digest_quiet": " Digests in which nothing finished are skipped.",
+    "digest_set": "This channel gets a digest of finished tasks {when} ({timezone}).{quiet}",
+    "digest_show": "This channel gets a digest of finished tasks {when} ({timezone}).{quiet} `/task digest off` stops it.",
+    "digest_none": "This channel has no digest. `/task digest daily 09:00` starts one.",
+    "digest_off_done": "This channel's digest is off.",
+    "watching_digest": ":calendar: *Digest:* {when} ({timezone}).",
+    "weekday_0": "Monday",
+    "weekday_1": "Tuesday",
+    "weekday_2": "Wednesday",
+    "weekday_3": "Thursday",
+    "weekday_4": "Friday",
+    "weekday_5": "Saturday",
+    "weekday_6": "Sunday",
+    "digest_header": "Import/export digest",
+    "digest_period": "Tasks that finished from {since} to {until}.",
+    "digest_late": ":hourglass: This digest is late: taskbot was not running at its scheduled time.",
+    "digest_summary": "*{finished}* finished · *{with_failures}* with failures · *{items}* items processed · success rate *{rate}*",
+    "digest_nothing": "Nothing finished in this period.",
+    "digest_slowest": "*Slowest*",
+    "digest_failed": "*With failures*",
+    "digest_item_slow": "*{name}* · took {duration}",
+    "digest_item_failed": "*{name}* · {failures} of {total} failed",
+    "digest_more_failed": "…and {count} more tasks with failures: `/task recent` lists the newest.",
+    "digest_text": "Digest: {finished} tasks finished, {with_failures} with failures.",
 }

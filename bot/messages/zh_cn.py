@@ -23,6 +23,9 @@ CATALOG: dict[str, str] = {
         "• `/task subscribe [资源 …] [failed] [by:&lt;操作人&gt;]`：从现在起，项目中每个结束的任务都在本频道通报"
         "（`failed`：只通报有失败的任务；`by:&lt;名称&gt;`：只通报该操作人的任务）；"
         "`/task unsubscribe` 取消\n"
+        "• `/task digest daily|weekdays HH:MM [quiet]`、`/task digest weekly mon HH:MM [quiet]`：按你的时区，"
+        "在该时间发送项目已结束任务的汇总（`quiet`：没有结束的任务时不发送）；`/task digest` 查看设置，"
+        "`/task digest off` 关闭\n"
         "• `/task help`：显示本帮助"
     ),
     "usage_hint": "[任务 ID | recent | watch <ID> | watching | subscribe | help]",
@@ -332,4 +335,33 @@ CATALOG: dict[str, str] = {
         "因此只能显示最新的 10 个。`/task recent` 可查看。"
     ),
     "error_recent_page": "页码必须是 1 到 {max} 之间的整数，例如 `/task recent page 2`。",
+    # Digests
+    "error_digest_usage": "无法识别这个时间安排。请试试 `/task digest daily 09:00`、`/task digest weekdays 09:00`、`/task digest weekly mon 09:00` 或 `/task digest off`。",
+    "digest_when_daily": "每天 {time}",
+    "digest_when_weekdays": "每个工作日 {time}",
+    "digest_when_weekly": "每{day} {time}",
+    "digest_quiet": "没有结束的任务时不发送。",
+    "digest_set": "本频道将在{when}（{timezone}）收到已结束任务的汇总。{quiet}",
+    "digest_show": "本频道在{when}（{timezone}）收到已结束任务的汇总。{quiet}`/task digest off` 可关闭。",
+    "digest_none": "本频道没有汇总。`/task digest daily 09:00` 可开启。",
+    "digest_off_done": "本频道的汇总已关闭。",
+    "watching_digest": ":calendar: *汇总：*{when}（{timezone}）。",
+    "weekday_0": "周一",
+    "weekday_1": "周二",
+    "weekday_2": "周三",
+    "weekday_3": "周四",
+    "weekday_4": "周五",
+    "weekday_5": "周六",
+    "weekday_6": "周日",
+    "digest_header": "导入导出任务汇总",
+    "digest_period": "{since} 至 {until} 之间结束的任务。",
+    "digest_late": ":hourglass: 这份汇总晚发了：预定时间 taskbot 没有运行。",
+    "digest_summary": "结束 *{finished}* 个 · 有失败 *{with_failures}* 个 · 处理 *{items}* 条 · 成功率 *{rate}*",
+    "digest_nothing": "这段时间没有结束的任务。",
+    "digest_slowest": "*最慢的任务*",
+    "digest_failed": "*有失败的任务*",
+    "digest_item_slow": "*{name}* · 耗时 {duration}",
+    "digest_item_failed": "*{name}* · {total} 条中失败 {failures} 条",
+    "digest_more_failed": "……另有 {count} 个任务有失败：`/task recent` 列出最新的任务。",
+    "digest_text": "汇总：结束 {finished} 个任务，其中 {with_failures} 个有失败。",
 }

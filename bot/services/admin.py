@@ -325,14 +325,5 @@ class WorkspaceLeaving:
             await self.finish(team_id)
 
     def start_sweeping(self) -> None:
-        """Re-run ``finish_pending`` every ``sweep_seconds`` on the follow-ups' clock."""
-        timers = self.followups.timers
-
-        async def sweep(_: str) -> None:
-            try:
-                await self.finish_pending()
-            finally:
-                timers.schedule(DEPARTURE_SWEEP_JOB, self.sweep_seconds)
-
-        timers.on(DEPARTURE_SWEEP_JOB.partition(":")[0], sweep)
-        timers.schedule(DEPARTURE_SWEEP_JOB, self.sweep_seconds)
+        """Re-run ``finish_pending`` every ``sweep_seconds`` on the follow-ups' clock (an interval job)."""
+        self.followups.scheduler.every(DEPARTURE_SWEEP_JOB, self.finish_pending, self.sweep_seconds)

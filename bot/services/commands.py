@@ -18,6 +18,9 @@ from bot.services.follow import FollowCommands
 from bot.services.languages import Languages
 from bot.services.parsing import (
     Command,
+    DigestOff,
+    DigestSet,
+    DigestShow,
     Help,
     Invalid,
     Recent,
@@ -66,7 +69,7 @@ class CommandRunner:
     ack_first: AckFirst
     languages: Languages
 
-    async def _reply_for(self, command: Command, origin: Origin) -> Reply:
+    async def _reply_for(self, command: Command, origin: Origin, client: AsyncWebClient) -> Reply:
         if isinstance(command, ShowTask):
             return await self.tasks.task_reply(command.task_id, origin)
         if isinstance(command, Recent):
@@ -83,6 +86,8 @@ class CommandRunner:
             )
         if isinstance(command, Unsubscribe):
             return await self.follow.unsubscribe_reply(origin)
+        if isinstance(command, DigestShow | DigestOff | DigestSet):
+            return await self.follow.digest_reply(command, origin, client)
         return immediate_reply(command, locale=origin.locale) or private(
             messages.text("usage", origin.locale)
         )
@@ -96,7 +101,7 @@ class CommandRunner:
         reply: Reply
         try:
             refusal = await self.access.refusal(origin, client, changes=isinstance(command, CHANGES))
-            reply = private(refusal, ok=False) if refusal else await self._reply_for(command, origin)
+            reply = private(refusal, ok=False) if refusal else await self._reply_for(command, origin, client)
             if reply.needs_connection and await self.access.is_admin(client, origin):
                 reply = private(messages.text("not_connected_admin", origin.locale), ok=False)
             await self.responder.deliver(reply, origin, client)

@@ -1,18 +1,27 @@
-"""Following tasks from Slack: watch, unwatch, the watching list, subscribe and unsubscribe."""
+"""Following tasks from Slack: watch, unwatch, the watching list, subscribe, unsubscribe, digests."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bot import messages
 from bot.config import Settings
+from bot.db.digests import DigestRecord
 from bot.followups import FollowUps
+from bot.followups.digest_schedule import known_timezone
+from bot.followups.digests import DigestRequest
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError
+from bot.metrics import SLACK_API_ERRORS
 from bot.services.languages import Languages
+from bot.services.parsing import DigestOff, DigestSet, DigestShow
 from bot.services.tasks import TaskViews
-from bot.slack import alerts, blocks
+from bot.slack import alerts, blocks, digests
+from bot.slack.delivery import slack_error
 from bot.slack.origin import Origin, Reply, private
 
 __all__ = ["FollowCommands"]
@@ -61,7 +70,14 @@ class FollowCommands:
         watches, feed = await self.followups.watching(
             team_id=origin.team_id or "", channel_id=origin.channel_id or ""
         )
-        listing = alerts.watching_list(watches, feed, locale=origin.locale)
+        digest = await self.followups.channel_digest(
+            team_id=origin.team_id or "", channel_id=origin.channel_id or ""
+        )
+        line = None
+        if digest is not None:
+            when = digests.schedule_text(digest, origin.locale)
+            line = messages.text("watching_digest", origin.locale, when=when, timezone=digest.timezone)
+        listing = alerts.watching_list(watches, feed, digest=line, locale=origin.locale)
         return private(listing.text, blocks=listing.blocks)
 
     async def subscribe_reply(
@@ -100,6 +116,55 @@ class FollowCommands:
             team_id=origin.team_id or "", channel_id=origin.channel_id or ""
         )
         return private(messages.text("unsubscribe_done" if stopped else "unsubscribe_none", origin.locale))
+
+    async def digest_reply(
+        self, command: DigestShow | DigestOff | DigestSet, origin: Origin, client: AsyncWebClient
+    ) -> Reply:
+        """Show, set or turn off the channel's digest."""
+        team_id, channel_id = origin.team_id or "", origin.channel_id or ""
+        if isinstance(command, DigestOff):
+            stopped = await self.followups.digest_off(team_id=team_id, channel_id=channel_id)
+            return private(messages.text("digest_off_done" if stopped else "digest_none", origin.locale))
+        if isinstance(command, DigestShow):
+            digest = await self.followups.channel_digest(team_id=team_id, channel_id=channel_id)
+            if digest is None:
+                return private(messages.text("digest_none", origin.locale))
+            return private(self._digest_sentence("digest_show", digest, origin.locale))
+        try:
+            await self.metastudio_for(origin.team_id)
+        except MetaStudioError as exc:
+            return self.tasks.error_reply(exc, origin)
+        digest = await self.followups.set_digest(
+            DigestRequest(
+                team_id=team_id,
+                channel_id=channel_id,
+                user_id=origin.user_id or "",
+                cadence=command.cadence,
+                hour=command.hour,
+                minute=command.minute,
+                weekday=command.weekday,
+                timezone=await self._timezone(client, origin.user_id or ""),
+                quiet=command.quiet,
+                locale=await self.languages.channel(origin),
+            )
+        )
+        return private(self._digest_sentence("digest_set", digest, origin.locale))
+
+    @staticmethod
+    def _digest_sentence(key: str, digest: DigestRecord, locale: str) -> str:
+        quiet = messages.text("digest_quiet", locale) if digest.quiet else ""
+        when = digests.schedule_text(digest, locale)
+        return messages.text(key, locale, when=when, timezone=digest.timezone, quiet=quiet)
+
+    @staticmethod
+    async def _timezone(client: AsyncWebClient, user_id: str) -> str:
+        """The person's IANA timezone from ``users.info`` (Slack's own setting); UTC when unknown."""
+        try:
+            user = (await client.users_info(user=user_id)).get("user") or {}
+        except SlackApiError as exc:
+            SLACK_API_ERRORS.labels("users.info", slack_error(exc)).inc()
+            return "UTC"
+        return known_timezone(user.get("tz") if isinstance(user, dict) else None)
 
     async def stop(self, origin: Origin, *, task_id: str | None) -> Reply:
         """Stop on the watching list: end that watch (or the feed); returns the list redrawn."""

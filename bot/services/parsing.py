@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 
 from bot import messages
+from bot.db.digests import CADENCES, Cadence
+from bot.followups.digest_schedule import WEEKDAY_NAMES
 from bot.metastudio.models import is_task_id
 from bot.slack.blocks import quoted
 
@@ -62,13 +64,51 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestShow:
+    """``digest``: show the channel's digest setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOff:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSet:
+    """``digest daily|weekdays|weekly <day> HH:MM [quiet]``, in the setter's timezone."""
+
+    cadence: Cadence
+    hour: int
+    minute: int
+    weekday: int | None = None
+    """0 = Monday … 6 = Sunday, for ``weekly``."""
+    quiet: bool = False
+    """Skip a run in which nothing finished."""
+
+
+@dataclass(frozen=True, slots=True)
 class Invalid:
     """Text that is not a command; ``message`` is the one sentence to show the user."""
 
     message: str
 
 
-Command = Help | ShowTask | Recent | Watch | Unwatch | Watching | Subscribe | Unsubscribe | Invalid
+Command = (
+    Help
+    | ShowTask
+    | Recent
+    | Watch
+    | Unwatch
+    | Watching
+    | Subscribe
+    | Unsubscribe
+    | DigestShow
+    | DigestOff
+    | DigestSet
+    | Invalid
+)
+
+_CLOCK_TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 
 
 def _strip_quotes(word: str) -> str:
@@ -84,6 +124,8 @@ def parse(text: str | None, *, locale: str = messages.DEFAULT_LOCALE) -> Command
     keyword = head.lower()
     if keyword == "subscribe":
         return _subscribe(rest, locale)
+    if keyword == "digest":
+        return _digest([w.lower() for w in rest], locale)
     if keyword == "recent":
         page = 1
         if len(rest) >= 2 and rest[-2].lower() == "page":
@@ -130,3 +172,30 @@ def _subscribe(words: list[str], locale: str) -> Command:
         else:
             resources.extend(r for r in word.split(",") if r)
     return Subscribe(tuple(dict.fromkeys(resources)), only_failed=only_failed, operator=operator)
+
+
+def _digest(words: list[str], locale: str) -> Command:
+    """``digest``, ``digest off``, ``digest daily|weekdays HH:MM [quiet]``, ``digest weekly <day> HH:MM [quiet]``."""
+    if not words:
+        return DigestShow()
+    if words == ["off"]:
+        return DigestOff()
+    quiet = words[-1] == "quiet"
+    if quiet:
+        words = words[:-1]
+    word, *rest = words
+    cadence = next((c for c in CADENCES if c == word), None)
+    weekday: int | None = None
+    if cadence == "weekly" and rest and rest[0][:3] in WEEKDAY_NAMES:
+        weekday = WEEKDAY_NAMES.index(rest[0][:3])
+        rest = rest[1:]
+    match = _CLOCK_TIME.match(rest[0]) if len(rest) == 1 else None
+    if cadence is None or match is None or (cadence == "weekly") != (weekday is not None):
+        return Invalid(messages.text("error_digest_usage", locale))
+    return DigestSet(
+        cadence,
+        hour=int(match.group(1)),
+        minute=int(match.group(2)),
+        weekday=weekday,
+        quiet=quiet,
+    )

@@ -233,9 +233,14 @@ def cannot_post_dm(*, channel_id: str, task_id: str | None, error: str, locale: 
 
 
 def watching_list(
-    watches: Sequence[ChannelWatch], feed: FeedRecord | None, *, locale: str = DEFAULT_LOCALE
+    watches: Sequence[ChannelWatch],
+    feed: FeedRecord | None,
+    *,
+    digest: str | None = None,
+    locale: str = DEFAULT_LOCALE,
 ) -> Message:
-    """The channel's watched tasks (each with a Stop button) and its project feed, if any."""
+    """The channel's watched tasks (each with a Stop button), its project feed and its digest
+    (``digest``: the line that says when it runs), if any."""
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -257,6 +262,8 @@ def watching_list(
             text("button_unsubscribe", locale), ACTION_UNSUBSCRIBE, feed.channel_id
         )
         blocks.append(section)
+    if digest:
+        blocks.append(_context(digest))
     blocks.append({"type": "divider"})
     if not watches:
         blocks.append(_section(text("watching_empty", locale)))

@@ -487,15 +487,16 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     # Today's stores write columns 0.1.0 lacks: add them for the writes, then drop them again, so
     # what is left is 0.1.0's schema holding 0.1.0's rows.
     added = [
-        ("guardrails", "channel_language"),
-        *((t, "locale") for t in ("subscribers", "feeds", "deliveries")),
+        ("guardrails", "channel_language", "VARCHAR(16)"),
+        *((t, "locale", "VARCHAR(16)") for t in ("subscribers", "feeds", "deliveries")),
         # 0008: only ever NULL here, so the type does not matter.
-        *((t, "target") for t in ("subscribers", "deliveries")),
-        ("subscribers", "expires_at"),
+        *((t, "target", "VARCHAR(16)") for t in ("subscribers", "deliveries")),
+        ("subscribers", "expires_at", "VARCHAR(16)"),
+        ("deliveries", "digest_id", "INTEGER"),
     ]
     async with storage.engine.begin() as conn:
-        for table, column in added:
-            await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR(16)"))
+        for table, column, sql_type in added:
+            await conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
     try:
         installations = AsyncSQLAlchemyInstallationStore(
             client_id=cloud.slack.client_id, engine=storage.engine
@@ -557,7 +558,7 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
         counts = await FollowUpStore(storage).counts()
         assert counts == {"watches": 2, "subscribers": 2, "feeds": 1, "deliveries": 1}
         async with storage.engine.begin() as conn:
-            for table, column in added:
+            for table, column, _ in added:
                 await conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
     finally:
         await storage.dispose()

@@ -10,10 +10,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.triggers.cron import CronTrigger
 
 import bot.followups
 from bot.followups.scheduler import JOB_DEFAULTS, Scheduler
@@ -136,6 +138,27 @@ async def test_interval_jobs_run_again_until_cancelled() -> None:
         assert len(ticks) == count and scheduler.busy("feed:T1")
         scheduler.cancel("feed:T1")
         assert not scheduler.busy("feed:T1")
+
+
+async def test_calendar_jobs_run_at_their_trigger_times_and_once_at_once_when_owed() -> None:
+    async with started() as (scheduler, _):
+        runs: list[float] = []
+
+        async def digest(digest_id: int) -> None:
+            runs.append(time.monotonic())
+
+        # Every second of the clock, the way a digest's CronTrigger names its minute.
+        scheduler.on_calendar("digest:1", digest, CronTrigger(second="*", timezone=UTC), args=[1])
+        await eventually(lambda: len(runs) >= 2, within=5, what="two runs on the calendar")
+        assert runs[1] - runs[0] >= 0.5
+        # A run owed now (all replicas were down at its time) comes first, before the calendar.
+        scheduler.on_calendar("digest:2", digest, CronTrigger(year=2099, timezone=UTC), args=[2], now=True)
+        count = len(runs)
+        await eventually(lambda: len(runs) > count, within=2, what="the owed run at once")
+        assert scheduler.busy("digest:2")  # still armed for its next fire time
+        scheduler.cancel("digest:1")
+        scheduler.cancel("digest:2")
+        assert not scheduler.busy("digest:1") and not scheduler.busy("digest:2")
 
 
 async def test_stop_cancels_runs_quietly_and_refuses_new_ones(caplog: pytest.LogCaptureFixture) -> None:

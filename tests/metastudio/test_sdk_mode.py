@@ -102,7 +102,7 @@ async def test_feed_stops_when_the_server_ignores_offset(
         await eventually(lambda: stack.runtime.followups.feed_polls >= 8)
         calls = stack.simulator.requests[("list", "")]
         stopped = sum("ignores offset" in r.getMessage() for r in caplog.records)
-    # Each poll stops after the repeated page: two calls, not FEED_MAX_PAGES (5).
+    # Each poll stops after the repeated page: two calls, not LIST_MAX_PAGES (5).
     assert stopped >= 3
     assert calls <= 2 * stopped + 2
 

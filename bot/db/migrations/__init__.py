@@ -22,6 +22,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import MetaData
 
 import bot.db.departures
+import bot.db.digests
 import bot.db.fleet
 import bot.db.followups
 import bot.db.leases
