@@ -21,7 +21,8 @@ from bot import messages
 from bot.db.followups import STEP
 from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, Completion
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN
+from bot.devtools.slack_steps import Completion
 from bot.slack import steps
 from bot.slack.steps import GET_TASK, WAIT_FOR_TASK
 from tests.install_support import TASK_A, Workspace, multi_stack, project_a
