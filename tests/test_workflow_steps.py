@@ -234,6 +234,20 @@ async def test_a_completion_slack_failed_to_take_is_retried_until_it_takes_once(
     assert (row.status, row.attempts) == ("sent", 3)
 
 
+async def test_a_failure_inside_taskbot_fails_the_step_with_a_sentence(
+    stack: LocalStack, http: httpx.AsyncClient
+) -> None:
+    from sqlalchemy import text
+
+    # A real failure: the table the step's watch is written to is gone.
+    async with stack.runtime.database.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE subscribers RENAME TO subscribers_gone"))
+    _, execution = await stack.step(http, WAIT_FOR_TASK, {"task_id": sim.RUNNING_TASK_ID})
+    completion = await only_completion(stack, execution)
+    assert completion.method == "functions.completeError"
+    assert one_sentence(completion.error) == messages.text("error_internal")
+
+
 @pytest.mark.parametrize("timeout", [0, -1, "soon", 10_000])
 async def test_wait_for_task_refuses_a_time_limit_out_of_range(
     stack: LocalStack, http: httpx.AsyncClient, timeout: object
