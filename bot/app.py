@@ -202,6 +202,7 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
         options["installation_store"] = runtime.installation_store
         options["oauth_flow"] = WorkspaceInstallFlow(
             logger=bolt_logger,
+            departures=runtime.leaving.departures,
             settings=AsyncOAuthSettings(
                 client_id=settings.slack_client_id,
                 client_secret=_plain(settings.slack_client_secret),

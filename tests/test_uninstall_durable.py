@@ -76,8 +76,14 @@ async def locked_table(url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def _waiting_on_lock(conn: asyncpg.Connection) -> list[int]:
-    """Backends of the bot waiting for our lock: its cleanup transaction, midway."""
-    rows = await conn.fetch("SELECT pid FROM pg_locks WHERE NOT granted AND relation = $1::regclass", LOCKED)
+    """Backends of the bot waiting for our lock in its cleanup transaction, midway: the ones
+    that also hold their departure's row lock (a poll noting its outcome may wait there too)."""
+    rows = await conn.fetch(
+        "SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND l.relation = $1::regclass"
+        " AND EXISTS (SELECT 1 FROM pg_locks d WHERE d.pid = l.pid AND d.granted"
+        " AND d.relation = 'departures'::regclass)",
+        LOCKED,
+    )
     return [row["pid"] for row in rows]
 
 
@@ -120,6 +126,39 @@ async def test_a_cleanup_that_fails_after_the_ack_is_finished_by_the_sweep(
                 assert await _counts(lock) == (1, 1), "one transaction: nothing of it was committed"
             await eventually(lambda: _gone(postgres_url), what="the sweep finishing the cleanup")
             assert await stack.runtime.storage.active_watch_count(TEAM) == 0
+    finally:
+        logging.getLogger("taskbot.admin").removeHandler(failures)
+
+
+@pytest.mark.postgres
+async def test_a_workspace_reinstalled_before_its_cleanup_finished_keeps_its_new_install(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    clock = FakeClock()
+    failures = _Failures()
+    logging.getLogger("taskbot.admin").addHandler(failures)
+    try:
+        async with multi_stack(tmp_path, postgres_url, {"A": project_a(clock)}) as stack:
+            team = stack.workspace(TEAM, admin=ADMIN, member=MEMBER)
+            assert (await team.install()).status_code == 200
+            await team.connect(stack.projects["A"])
+            async with locked_table(postgres_url) as lock:
+                assert (await team.event({"type": "app_uninstalled"})).status_code == 200
+                [waiting] = await eventually(lambda: _waiting_on_lock(lock), what="the cleanup at the lock")
+                assert await lock.fetchval("SELECT pg_terminate_backend($1)", waiting)
+                await eventually(lambda: failures.records, what="the failed cleanup logged")
+            old_tokens = team.tokens()
+
+            # Back before any sweep: the old departure is finished first, then the new install saved.
+            assert (await team.install()).status_code == 200
+            [new_token] = team.tokens() - old_tokens
+            left = await rows_mentioning(postgres_url, TEAM)
+            assert left["departures"] == 0 and left["connections"] == 0, "the old keys are gone"
+            await stack.runtime.leaving.finish_pending()  # what the next sweep does
+            store = stack.runtime.installation_store
+            assert store is not None
+            found = await store.find_team(TEAM)
+            assert found is not None and found.bot_token == new_token, "the new install survives"
     finally:
         logging.getLogger("taskbot.admin").removeHandler(failures)
 

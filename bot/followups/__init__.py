@@ -96,6 +96,7 @@ class FollowUps:
         self._rng = rng or random.Random()
         self.policy = PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
         self.stats = FollowUpStats()
+        self._departed: set[str] = set()
         self.timers = Timers()
         backlog = Backlog(BACKLOG_LIMIT)
         # Background work waits here before each poll, redraw and alert, so a burst of Slack
@@ -192,6 +193,7 @@ class FollowUps:
         then replaces the old one, so the newest card is the one kept up to date. ``locale`` is
         the channel's language, kept by the card and its alert for the watch's whole life.
         """
+        self._departed.discard(request["team_id"])
         result = await self.watches.watch(**request)
         if result.created:
             await self.shards.announce(request["team_id"])
@@ -229,6 +231,7 @@ class FollowUps:
 
         Subscribing again changes the filter but never replays what finished in between.
         """
+        self._departed.discard(request["team_id"])
         feed, created = await self.feeds.subscribe(**request)
         if created:
             await self.shards.announce(request["team_id"])
@@ -279,7 +282,7 @@ class FollowUps:
         watches = await self.storage.active_watches(team_ids)
         feeds = await self.storage.active_feeds(team_ids)
         for team_id in team_ids:
-            if not self.shards.owns(team_id):
+            if not self.shards.owns(team_id) or team_id in self._departed:
                 continue
             self.watches.sync_team(team_id, [w for w in watches if w.team_id == team_id], first_delay)
             self.feeds.sync_team(team_id, [f for f in feeds if f.team_id == team_id])
@@ -291,6 +294,11 @@ class FollowUps:
             self.outbox.forget_team(team_id)
 
     async def forget_team(self, team_id: str) -> None:
-        """Stop every timer of a workspace that uninstalled; its rows are deleted by the caller."""
+        """Stop every timer of a workspace that uninstalled; its rows are deleted by the caller.
+
+        Until it watches or subscribes again (a new install), a heartbeat that read its rows
+        before they were deleted does not re-arm them.
+        """
+        self._departed.add(team_id)
         self.watches.forget_team(team_id)
         self.feeds.forget_team(team_id)
