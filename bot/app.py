@@ -109,9 +109,9 @@ class Runtime:
             # Fleet-wide on PostgreSQL (bot/db/fleet.py): commands from any replica and polls together.
             limiters=rate_limiters(self.database, settings.api_rate),
         )
-        self.access = Access(self.workspaces)
         # One per process: every listener shares its users.info cache (closed in close()).
         self.locales = LocaleResolver()
+        self.access = Access(self.workspaces, self.locales)
         self.languages = Languages(settings, self.locales, self.workspaces)
         tasks = TaskViews(
             settings,
