@@ -369,17 +369,8 @@ class Settings(BaseSettings):
 
         A profile's ``iam_endpoint`` is carried by ``CloudCredentials`` and wins over this, as in the SDK.
         """
-        if self.iam_endpoint:
-            return self.iam_endpoint.rstrip("/")
-        if self._has_override():
-            host = urlsplit(self.metastudio_endpoint).hostname or ""
-            labels = host.split(".")
-            if host.endswith(".myhuaweicloud.com") and len(labels) == 4:
-                # The official ``metastudio.<region>.myhuaweicloud.com`` of a region missing from our table.
-                return regions.iam_endpoint(labels[1], {})
-            # A custom endpoint (a proxy, the simulator) serves IAM too unless told otherwise.
-            return self.metastudio_endpoint
-        return regions.iam_endpoint(self.region, {})
+        override = self.metastudio_endpoint if self._has_override() else None
+        return regions.iam_url(self.region, override, named=self.iam_endpoint)
 
     def cloud_credentials(self) -> CloudCredentials:
         """Credentials from exactly one source. Raises ConfigError.

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from huaweicloudsdkcore.auth.internal import IamHelper
 
 from bot.config import (
     REGION_ENDPOINTS,
@@ -16,8 +17,14 @@ from bot.config import (
     default_credentials_file,
     load_settings,
 )
+from bot.db.crypto import SecretBox
+from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.metastudio import regions
 from bot.metastudio.client import MetaStudioClient
 from bot.services.connections import env_client
+from bot.slack.modals import parse_connection
+from tests.databases import open_database
+from tests.support.forms import connection_state
 
 PROJECT = "0b1f5e2d9c8a4b7e8f6a5d4c3b2a1f0e"
 OWN_PREFIXES = ("HUAWEICLOUD_SDK_", "CLOUD_SDK_", "METASTUDIO_", "TASKBOT_", "SLACK_")
@@ -254,6 +261,57 @@ def test_known_regions(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
     settings = Settings()
     assert settings.metastudio_endpoint == REGION_ENDPOINTS[region]
     assert settings.iam_url == f"https://iam.{region}.myhuaweicloud.com"
+
+
+# --- the IAM endpoint: one rule (bot.metastudio.regions.iam_url) ------------------------------
+
+OUTSIDE_IAM_TABLE = "xx-north-9"  # a region id the SDK's IAM table does not list
+
+
+@pytest.mark.parametrize("region", sorted(regions.IAM_REGIONS | {OUTSIDE_IAM_TABLE, "cn-north-4"}))
+def test_iam_url_follows_the_sdks_iam_helper(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
+    official = f"https://metastudio.{region}.myhuaweicloud.com"
+    assert regions.iam_url(region) == IamHelper.get_iam_endpoint(region)
+    # The SDK asks IAM by region id; an official endpoint names that region.
+    assert regions.iam_url("cn-north-4", official) == IamHelper.get_iam_endpoint(region)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://iam.example.com")
+    assert regions.iam_url(region, official, named="https://iam.example.com") == IamHelper.get_iam_endpoint(
+        region
+    )
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        None,
+        "https://metastudio.ap-southeast-1.myhuaweicloud.com",  # in the IAM table, not in ours
+        f"https://metastudio.{OUTSIDE_IAM_TABLE}.myhuaweicloud.com",
+        "http://127.0.0.1:8081/",  # a proxy or the simulator serves IAM too
+    ],
+)
+async def test_environment_and_app_home_reach_the_same_iam(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, endpoint: str | None
+) -> None:
+    if endpoint:
+        monkeypatch.setenv("METASTUDIO_ENDPOINT", endpoint)
+    from_environment = Settings().iam_url
+
+    form = parse_connection(
+        connection_state(endpoint=endpoint, access_key="HPUAQWERTYUIOP123456", secret_key="sk-0123456789"),
+        None,
+    )
+    assert isinstance(form, ConnectionForm)
+    async with open_database(sqlite_url) as database:
+        store = WorkspaceStore(database, SecretBox([SecretBox.generate_key()]))
+        await store.save_connection("T1", form, user_id="U1")
+        from_app_home = await store.endpoint_for("T1")
+    assert from_app_home is not None
+    assert from_app_home.iam == from_environment
+    expected = {
+        None: "https://iam.cn-north-4.myhuaweicloud.com",
+        "http://127.0.0.1:8081/": "http://127.0.0.1:8081",
+    }.get(endpoint, IamHelper.get_iam_endpoint(regions.official_region(endpoint or "")))
+    assert from_environment == expected
 
 
 def test_explicit_endpoint_serves_iam_too(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,11 +15,12 @@ from typing import NotRequired, TypedDict, Unpack
 from pydantic import SecretStr
 
 from bot.config import ConfigError, Settings
-from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
+from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.metastudio.client import MetaStudioClient, is_http_url
 from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete
 from bot.metastudio.endpoints import EndpointPolicy
 from bot.metastudio.errors import NotConfigured
+from bot.metastudio.regions import region_endpoints
 
 __all__ = [
     "ClientPlace",
@@ -176,7 +177,7 @@ class MetaStudioClients:
             if credentials is None or endpoints is None:
                 raise NotConfigured("workspace has no MetaStudio connection")
             client = new_client(
-                self._settings, endpoint=endpoints[0], iam_endpoint=endpoints[1], credentials=credentials
+                self._settings, endpoint=endpoints.metastudio, iam_endpoint=endpoints.iam, credentials=credentials
             )
             self._by_team[team_id] = client
         return client
