@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Final, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -29,8 +28,8 @@ from sqlalchemy.exc import ArgumentError
 from bot import messages
 from bot.metastudio import regions
 from bot.metastudio.credentials import CloudCredentials, CredentialKind
-from bot.metastudio.endpoints import DEFAULT_ALLOWED_HOSTS, EndpointPolicy
-from bot.metastudio.regions import REGION_ENDPOINTS, RegionsFileError
+from bot.metastudio.endpoints import DEFAULT_ALLOWED_HOSTS, BadEndpointURL, EndpointPolicy, parse_endpoint
+from bot.metastudio.regions import REGION_ENDPOINTS, RegionOverrideError
 
 __all__ = [
     "REGION_ENDPOINTS",
@@ -277,12 +276,13 @@ class Settings(BaseSettings):
     def _endpoint(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parse_endpoint(value.strip())
+        except BadEndpointURL as exc:
             raise ValueError(
-                f"METASTUDIO_ENDPOINT={value!r} is not a URL with a scheme and a host; "
+                f"METASTUDIO_ENDPOINT={value!r} is not a URL with a scheme and a host ({exc}); "
                 "use e.g. METASTUDIO_ENDPOINT=https://metastudio.cn-north-4.myhuaweicloud.com"
-            )
+            ) from None
         return value.strip()
 
     # Slack secrets: the message names the shape, never the value.
@@ -351,7 +351,7 @@ class Settings(BaseSettings):
             return self.endpoint.rstrip("/")
         try:
             found = regions.metastudio_endpoint(self.region)
-        except RegionsFileError as exc:
+        except RegionOverrideError as exc:
             raise ConfigError([str(exc)]) from None
         if found is None:
             raise ConfigError(self.endpoint_problems())
@@ -360,7 +360,7 @@ class Settings(BaseSettings):
     def _has_override(self) -> bool:
         try:
             return bool(self.endpoint or regions.override_endpoint(self.region))
-        except RegionsFileError:
+        except RegionOverrideError:
             return False
 
     @property
@@ -466,7 +466,7 @@ class Settings(BaseSettings):
             return []
         try:
             found = regions.metastudio_endpoint(self.region)
-        except RegionsFileError as exc:
+        except RegionOverrideError as exc:
             return [str(exc)]
         if found is None:
             known = ", ".join(sorted(REGION_ENDPOINTS))

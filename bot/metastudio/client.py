@@ -60,7 +60,7 @@ from bot.metastudio.auth import (
     password_token_request,
 )
 from bot.metastudio.credentials import CloudCredentials, CredentialKind, CredentialsIncomplete
-from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
+from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal, parse_endpoint
 from bot.metastudio.errors import (
     MSS_ERRORS,
     AuthenticationFailed,
@@ -189,9 +189,7 @@ class MetaStudioClient:
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-        if not is_http_url(endpoint) or not is_http_url(iam_endpoint or endpoint):
-            raise ValueError(f"not an http(s) endpoint: {endpoint!r} / {iam_endpoint!r}")
-        self._endpoint = httpx.URL(endpoint.rstrip("/"))
+        self._endpoint = parse_endpoint(endpoint.rstrip("/"))
         # Raw (still percent-encoded) paths: they go on the wire and into the signature as they are.
         base_path = self._endpoint.raw_path.decode("ascii").rstrip("/")
         self._base_path = base_path
@@ -200,10 +198,9 @@ class MetaStudioClient:
         self._access_key = credentials.access_key or ""
         self._project_lock = asyncio.Lock()
         # A profile's iam_endpoint wins over the environment's, as BasicCredentials.iam_endpoint does.
-        chosen_iam = credentials.iam_endpoint or iam_endpoint or endpoint
-        if not is_http_url(chosen_iam):
-            raise ValueError(f"not an http(s) IAM endpoint: {chosen_iam!r}")
-        self._iam_endpoint = httpx.URL(chosen_iam.rstrip("/"))
+        self._iam_endpoint = parse_endpoint(
+            (credentials.iam_endpoint or iam_endpoint or endpoint).rstrip("/")
+        )
         # Per step: waiting for a pooled connection and connecting, each read and write. The whole
         # call is bounded by the deadline (``_call``), so a trickle still ends.
         self._connect_timeout = connect_timeout
@@ -619,11 +616,3 @@ class MetaStudioClient:
             return parse_issued_token(response.headers, response.content, self._clock())
         except ValueError as exc:
             raise BadResponse(f"IAM token response: {exc}") from None
-
-
-def is_http_url(text: str) -> bool:
-    try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        return False
-    return url.scheme in {"http", "https"} and bool(url.host) and not url.query and not url.fragment

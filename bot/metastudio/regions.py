@@ -32,8 +32,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-import httpx
 import yaml
+
+from bot.metastudio.endpoints import BadEndpointURL, parse_endpoint
 
 SERVICE = "METASTUDIO"
 SDK_REGION_ENV_PREFIX = "HUAWEICLOUD_SDK_REGION_METASTUDIO_"
@@ -70,8 +71,9 @@ class Endpoints(NamedTuple):
     iam: str
 
 
-class RegionsFileError(ValueError):
-    """The regions file exists but is not the YAML shape the SDK reads."""
+class RegionOverrideError(ValueError):
+    """The SDK's region overrides are unusable: the regions file is not the YAML shape the SDK
+    reads, or an endpoint there or in the variable is not an endpoint URL."""
 
 
 def env_override_name(region: str) -> str:
@@ -91,19 +93,19 @@ def read_regions_file(path: Path) -> dict[str, list[str]]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RegionsFileError(
+        raise RegionOverrideError(
             f"{REGIONS_FILE_ENV}={str(path)!r} is not readable YAML ({type(exc).__name__})"
         ) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise RegionsFileError(f"{REGIONS_FILE_ENV}={str(path)!r} is not a mapping of service to regions")
+        raise RegionOverrideError(f"{REGIONS_FILE_ENV}={str(path)!r} is not a mapping of service to regions")
     result: dict[str, list[str]] = {}
     for service, regions in document.items():
         if str(service).upper() != SERVICE:
             continue
         if not isinstance(regions, list):
-            raise RegionsFileError(f"{REGIONS_FILE_ENV}={str(path)!r}: 'metastudio' must be a list")
+            raise RegionOverrideError(f"{REGIONS_FILE_ENV}={str(path)!r}: 'metastudio' must be a list")
         for entry in regions:
             if not isinstance(entry, dict) or not entry.get("id"):
                 continue
@@ -118,15 +120,27 @@ def read_regions_file(path: Path) -> dict[str, list[str]]:
 def override_endpoint(region: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The SDK's own overrides for the region (environment, then regions file), or None."""
     env = os.environ if environ is None else environ
-    from_env = env.get(env_override_name(region))
+    name = env_override_name(region)
+    from_env = env.get(name)
     if from_env:
         first = from_env.split(",")[0].strip()
         if first:
-            return first.rstrip("/")
-    from_file = read_regions_file(regions_file_path(env)).get(region)
-    if from_file:
-        return from_file[0].strip().rstrip("/")
+            return _checked(first, f"{name}={first!r}")
+    path = regions_file_path(env)
+    from_file = read_regions_file(path).get(region)
+    first = from_file[0].strip() if from_file else ""
+    if first:
+        return _checked(first, f"{REGIONS_FILE_ENV}={str(path)!r}: the {region} endpoint {first!r}")
     return None
+
+
+def _checked(endpoint: str, named: str) -> str:
+    """The endpoint without trailing slashes; ``named`` says where it came from, for the operator."""
+    try:
+        parse_endpoint(endpoint)
+    except BadEndpointURL as exc:
+        raise RegionOverrideError(f"{named} is not an http(s) URL ({exc})") from None
+    return endpoint.rstrip("/")
 
 
 def metastudio_endpoint(region: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -137,8 +151,8 @@ def metastudio_endpoint(region: str, environ: Mapping[str, str] | None = None) -
 def official_region(endpoint: str) -> str | None:
     """The region of an official ``metastudio.<region>.myhuaweicloud.com`` endpoint, else None."""
     try:
-        host = httpx.URL(endpoint).host
-    except (httpx.InvalidURL, ValueError, TypeError):
+        host = parse_endpoint(endpoint).host
+    except BadEndpointURL:
         return None
     labels = host.split(".")
     if len(labels) == 4 and host.endswith("." + OFFICIAL_DOMAIN):

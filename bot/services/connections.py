@@ -16,9 +16,9 @@ from pydantic import SecretStr
 
 from bot.config import ConfigError, Settings
 from bot.db.workspaces import ConnectionForm, WorkspaceStore
-from bot.metastudio.client import MetaStudioClient, is_http_url
+from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete
-from bot.metastudio.endpoints import EndpointPolicy
+from bot.metastudio.endpoints import BadEndpointURL, EndpointPolicy, parse_endpoint
 from bot.metastudio.errors import NotConfigured
 from bot.metastudio.regions import region_endpoints
 
@@ -78,8 +78,10 @@ def env_client(settings: Settings) -> MetaStudioClient:
     credentials = settings.cloud_credentials()
     endpoint, iam_endpoint = settings.metastudio_endpoint, settings.iam_url
     for name, url in (("METASTUDIO_ENDPOINT", endpoint), ("METASTUDIO_IAM_ENDPOINT", iam_endpoint)):
-        if not is_http_url(url):
-            raise ConfigError([f"{name}={url!r} is not an http(s) URL"])
+        try:
+            parse_endpoint(url)
+        except BadEndpointURL as exc:
+            raise ConfigError([f"{name}={url!r} is not an http(s) URL ({exc})"]) from None
     try:
         return configured_client(
             settings,
@@ -177,7 +179,10 @@ class MetaStudioClients:
             if credentials is None or endpoints is None:
                 raise NotConfigured("workspace has no MetaStudio connection")
             client = new_client(
-                self._settings, endpoint=endpoints.metastudio, iam_endpoint=endpoints.iam, credentials=credentials
+                self._settings,
+                endpoint=endpoints.metastudio,
+                iam_endpoint=endpoints.iam,
+                credentials=credentials,
             )
             self._by_team[team_id] = client
         return client

@@ -17,12 +17,11 @@ import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from bot.db.workspaces import CONFIGURABLE_KINDS, Connection, ConnectionForm, Guardrails
 from bot.messages import DEFAULT_LOCALE, text
 from bot.metastudio.credentials import CredentialKind
-from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
+from bot.metastudio.endpoints import BadEndpointURL, EndpointPolicy, EndpointRefused, parse_endpoint
 from bot.metastudio.regions import REGION_ENDPOINTS, REGION_ID, official_region
 from bot.slack.blocks import (
     MAX_CONTEXT_TEXT,
@@ -340,19 +339,13 @@ def _valid_endpoint(value: str, *, any_http: bool = False) -> str | None:
 
     ``any_http``: an allow-list decides about plain http afterwards.
     """
-    if len(value) > MAX_ENDPOINT or any(c.isspace() for c in value):
+    if len(value) > MAX_ENDPOINT:
         return None
     try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
+        url = parse_endpoint(value)
+    except BadEndpointURL:
         return None
-    # User info would store a credential in a column nobody thinks of as secret.
-    if not host or parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme == "https" or (scheme == "http" and (any_http or host in _LOCAL_HOSTS)):
+    if url.scheme == "https" or any_http or url.host in _LOCAL_HOSTS:
         return value.rstrip("/")
     return None
 
