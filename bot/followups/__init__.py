@@ -15,7 +15,8 @@
 * ``shared``: the collaborators the parts are built from (one ``Shared`` value) and the backlog
   gate.
 
-May import ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db``, ``bot.metastudio``
+May import ``bot.aio``, ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db``,
+``bot.metastudio``
 and ``bot.slack``'s builders and ``Poster`` interface; never ``bot.services``, ``handlers`` or
 the dev tools. Slack is reached only through the ``Poster`` passed in.
 """

@@ -3,7 +3,7 @@ authentication, models, the typed error family, the per-project rate limit, prog
 and the async client (``client``: calls and retries; ``transport``: how it reaches the network;
 ``responses``: what an answer means).
 
-The bottom layer: it imports only ``bot.logs`` and ``bot.metrics`` of ours, never settings,
+The bottom domain layer: it imports only ``bot.aio``, ``bot.logs`` and ``bot.metrics`` of ours, never settings,
 UI text, the database or Slack (``tests/test_layout.py``). Callers configure a client with plain
 values (``bot.services.connections`` maps ``Settings`` onto them) and turn its errors into
 sentences themselves (``bot.slack``).

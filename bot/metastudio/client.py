@@ -46,6 +46,7 @@ from urllib.parse import quote
 import httpx
 from prometheus_client import Counter, Histogram
 
+from bot.aio.backoff import backoff_delay
 from bot.metastudio import responses, signer, transport
 from bot.metastudio.auth import (
     TOKEN_PATH,
@@ -507,8 +508,8 @@ class MetaStudioClient:
             return None
         if retry.wait is not None:
             return retry.wait
-        ceiling = min(self._backoff_cap, self._backoff_base * (2**retries_done))
-        return self._rng.uniform(0, ceiling)
+        ceiling = backoff_delay(retries=retries_done, first=self._backoff_base, ceiling=self._backoff_cap)
+        return self._rng.uniform(0, ceiling)  # full jitter
 
     async def _attempt(
         self, operation: str, request: httpx.Request, parse: Callable[[responses.Reply], T]
