@@ -48,9 +48,9 @@ from typing import Final
 
 from bot import messages
 from bot.aio.backoff import backoff_delay
+from bot.aio.fairness import FairSlots
 from bot.db.digests import report_of
 from bot.db.followups import DeliveryRecord
-from bot.followups.fairness import FairSlots
 from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
 from bot.slack import alerts, steps
