@@ -60,6 +60,8 @@ def test_missing_key_is_a_config_error_naming_the_variable(value: str | None) ->
         "c2hvcnQ=",  # valid base64, wrong length
         Fernet.generate_key().decode()[:-2] + "!!",
     ],
+    # Ids that do not depend on the random key, so every xdist worker collects the same tests.
+    ids=["not-base64", "wrong-length", "bad-characters"],
 )
 def test_invalid_key_is_a_config_error_that_never_echoes_the_value(bad: str) -> None:
     good = SecretBox.generate_key()
