@@ -118,9 +118,9 @@ class Runtime:
             # Fleet-wide on PostgreSQL (bot/db/fleet.py): commands from any replica and polls together.
             limiters=rate_limiters(self.database, settings.api_rate),
         )
-        self.access = Access(self.workspaces)
         # One per process: every listener shares its users.info cache (closed in close()).
         self.locales = LocaleResolver()
+        self.access = Access(self.workspaces, self.locales)
         self.languages = Languages(settings, self.locales, self.workspaces)
         tasks = TaskViews(
             settings,
@@ -215,6 +215,7 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
         options["installation_store"] = runtime.installation_store
         options["oauth_flow"] = WorkspaceInstallFlow(
             logger=bolt_logger,
+            departures=runtime.leaving.departures,
             settings=AsyncOAuthSettings(
                 client_id=settings.slack_client_id,
                 client_secret=_plain(settings.slack_client_secret),
