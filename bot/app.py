@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 import handlers
 from bot import messages
+from bot.aio.background import AckFirst, Background
 from bot.config import Settings
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
@@ -48,7 +49,6 @@ from bot.metastudio.client import MetaStudioClient
 from bot.metrics import count_statements
 from bot.services.access import Access
 from bot.services.admin import WorkspaceAdmin, WorkspaceLeaving
-from bot.services.background import AckFirst, Background
 from bot.services.commands import CommandRunner
 from bot.services.connections import MetaStudioClients
 from bot.services.follow import FollowCommands
@@ -60,6 +60,7 @@ from bot.slack.delivery import Responder
 from bot.slack.inbound import Refused, SlackRequestGate
 from bot.slack.locales import LocaleResolver
 from bot.slack.oauth import WorkspaceInstallFlow
+from bot.slack.origin import Origin
 from bot.slack.poster import SlackPoster
 
 __all__ = ["Runtime", "create_asgi", "create_bolt_app", "health_routes", "running"]
@@ -105,7 +106,9 @@ class Runtime:
         self.metastudio = MetaStudioClients(settings, self.workspaces, env_client=metastudio)
         self.ack_first = AckFirst()
         self.authorize = self.slack.authorize(logging.getLogger("taskbot.bolt"))
-        self.background = Background(self.responder)
+        self.background: Background[Origin] = Background(
+            self.responder.internal_error, log=logging.getLogger("taskbot.services")
+        )
         self.followups = FollowUps(
             settings,
             self.storage,

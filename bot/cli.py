@@ -18,6 +18,7 @@ import uvicorn
 from slack_sdk.errors import SlackApiError
 
 from bot import logs
+from bot.aio.backoff import backoff_delay
 from bot.config import ConfigError, Settings, load_settings, load_settings_and_mistakes
 
 log = logging.getLogger("taskbot")
@@ -210,9 +211,10 @@ async def _connect_socket_mode(handler: Any, settings: Settings, stop: asyncio.E
     api_url = settings.slack_api_url or "https://slack.com/api/"
     # Its own client without retry handlers: this loop is the retry policy, one line per attempt.
     opener = AsyncWebClient(base_url=api_url, timeout=int(SOCKET_MODE_ATTEMPT_SECONDS), retry_handlers=[])
-    delay, attempt = 1.0, 0
+    attempt = 0
     while not stop.is_set():
         attempt += 1
+        delay = backoff_delay(retries=attempt - 1, first=1.0, ceiling=60.0)
         try:
             opened = await _unless_stopped(
                 opener.apps_connections_open(app_token=client.app_token),
@@ -237,7 +239,6 @@ async def _connect_socket_mode(handler: Any, settings: Settings, stop: asyncio.E
             )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
-        delay = min(delay * 2, 60.0)
     return False
 
 

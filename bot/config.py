@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Final, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -29,8 +28,8 @@ from sqlalchemy.exc import ArgumentError
 from bot import messages
 from bot.metastudio import regions
 from bot.metastudio.credentials import CloudCredentials, CredentialKind
-from bot.metastudio.endpoints import DEFAULT_ALLOWED_HOSTS, EndpointPolicy
-from bot.metastudio.regions import REGION_ENDPOINTS, RegionsFileError
+from bot.metastudio.endpoints import DEFAULT_ALLOWED_HOSTS, BadEndpointURL, EndpointPolicy, parse_endpoint
+from bot.metastudio.regions import REGION_ENDPOINTS, RegionOverrideError
 
 __all__ = [
     "REGION_ENDPOINTS",
@@ -278,12 +277,13 @@ class Settings(BaseSettings):
     def _endpoint(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parse_endpoint(value.strip())
+        except BadEndpointURL as exc:
             raise ValueError(
-                f"METASTUDIO_ENDPOINT={value!r} is not a URL with a scheme and a host; "
+                f"METASTUDIO_ENDPOINT={value!r} is not a URL with a scheme and a host ({exc}); "
                 "use e.g. METASTUDIO_ENDPOINT=https://metastudio.cn-north-4.myhuaweicloud.com"
-            )
+            ) from None
         return value.strip()
 
     # Slack secrets: the message names the shape, never the value.
@@ -352,7 +352,7 @@ class Settings(BaseSettings):
             return self.endpoint.rstrip("/")
         try:
             found = regions.metastudio_endpoint(self.region)
-        except RegionsFileError as exc:
+        except RegionOverrideError as exc:
             raise ConfigError([str(exc)]) from None
         if found is None:
             raise ConfigError(self.endpoint_problems())
@@ -361,7 +361,7 @@ class Settings(BaseSettings):
     def _has_override(self) -> bool:
         try:
             return bool(self.endpoint or regions.override_endpoint(self.region))
-        except RegionsFileError:
+        except RegionOverrideError:
             return False
 
     @property
@@ -370,17 +370,8 @@ class Settings(BaseSettings):
 
         A profile's ``iam_endpoint`` is carried by ``CloudCredentials`` and wins over this, as in the SDK.
         """
-        if self.iam_endpoint:
-            return self.iam_endpoint.rstrip("/")
-        if self._has_override():
-            host = urlsplit(self.metastudio_endpoint).hostname or ""
-            labels = host.split(".")
-            if host.endswith(".myhuaweicloud.com") and len(labels) == 4:
-                # The official ``metastudio.<region>.myhuaweicloud.com`` of a region missing from our table.
-                return regions.iam_endpoint(labels[1], {})
-            # A custom endpoint (a proxy, the simulator) serves IAM too unless told otherwise.
-            return self.metastudio_endpoint
-        return regions.iam_endpoint(self.region, {})
+        override = self.metastudio_endpoint if self._has_override() else None
+        return regions.iam_url(self.region, override, named=self.iam_endpoint)
 
     def cloud_credentials(self) -> CloudCredentials:
         """Credentials from exactly one source. Raises ConfigError.
@@ -476,7 +467,7 @@ class Settings(BaseSettings):
             return []
         try:
             found = regions.metastudio_endpoint(self.region)
-        except RegionsFileError as exc:
+        except RegionOverrideError as exc:
             return [str(exc)]
         if found is None:
             known = ", ".join(sorted(REGION_ENDPOINTS))

@@ -18,8 +18,8 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.aio.background import Background
 from bot.services.admin import WorkspaceAdmin
-from bot.services.background import Background
 from bot.services.commands import CommandRunner
 from bot.services.parsing import ShowTask, parse
 from bot.slack import alerts, cards, home, modals
@@ -69,7 +69,7 @@ def on_task(work: TaskWork, *, needs_task: bool = True) -> Listener:
         if needs_task and task_id is None:
             return
         origin = origin_from_body(body)
-        background: Background = context["background"]
+        background: Background[Origin] = context["background"]
         background.spawn(work(context["commands"], task_id or "", origin, client, body), reply_to=origin)
 
     return _acked(start)
@@ -83,7 +83,7 @@ def on_admin(work: AdminWork) -> Listener:
     ) -> None:
         admin: WorkspaceAdmin | None = context["admin"]
         if admin is not None:
-            background: Background = context["background"]
+            background: Background[Origin] = context["background"]
             background.spawn(work(admin, origin_from_body(body), client, body, action))
 
     return _acked(start)

@@ -7,11 +7,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.background import Background
+from bot.aio.background import Background
 from bot.services.commands import CommandRunner, immediate_reply
 from bot.services.languages import Languages
 from bot.services.parsing import parse
-from bot.slack.origin import origin_from_body
+from bot.slack.origin import Origin, origin_from_body
 
 
 async def task_command(
@@ -30,7 +30,7 @@ async def task_command(
         return
     await ack()
     runner: CommandRunner = context["commands"]
-    background: Background = context["background"]
+    background: Background[Origin] = context["background"]
     background.spawn(runner.run(parsed, origin_from_body(command), client))
 
 

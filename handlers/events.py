@@ -7,9 +7,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.aio.background import Background
 from bot.services.admin import WorkspaceAdmin, WorkspaceLeaving
-from bot.services.background import Background
 from bot.slack.clients import CoalescedAuthorize
+from bot.slack.origin import Origin
 
 
 async def home_opened(
@@ -18,7 +19,7 @@ async def home_opened(
     admin: WorkspaceAdmin | None = context["admin"]
     if event.get("tab") not in (None, "home") or admin is None:
         return  # one workspace configured by environment: nothing to administer in Slack
-    background: Background = context["background"]
+    background: Background[Origin] = context["background"]
     background.spawn(admin.publish_home(body.get("team_id") or "", event.get("user") or "", client))
 
 

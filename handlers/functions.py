@@ -13,8 +13,9 @@ from slack_bolt.context.complete.async_complete import AsyncComplete
 from slack_bolt.context.fail.async_fail import AsyncFail
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services.background import Background
+from bot.aio.background import Background
 from bot.services.steps import WorkflowSteps
+from bot.slack.origin import Origin
 from bot.slack.steps import GET_TASK, WAIT_FOR_TASK, step_run
 
 
@@ -26,7 +27,7 @@ async def step_executed(
     context: AsyncBoltContext,
 ) -> None:
     workflow_steps: WorkflowSteps = context["steps"]
-    background: Background = context["background"]
+    background: Background[Origin] = context["background"]
     background.spawn(workflow_steps.run(step_run(body), client, complete, fail))
 
 

@@ -9,8 +9,8 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.aio.background import Background
 from bot.services.admin import WorkspaceAdmin
-from bot.services.background import Background
 from bot.services.languages import Languages
 from bot.slack import modals
 from bot.slack.origin import Origin, origin_from_body
@@ -41,7 +41,7 @@ def on_submit(check: Check) -> Callable[..., Awaitable[None]]:
             await ack(response_action="errors", errors=outcome)
             return
         await ack()
-        background: Background = context["background"]
+        background: Background[Origin] = context["background"]
         background.spawn(outcome())
 
     return listener

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from huaweicloudsdkcore.auth.internal import IamHelper
+from pydantic import ValidationError
 
 from bot.config import (
     REGION_ENDPOINTS,
@@ -16,8 +18,16 @@ from bot.config import (
     default_credentials_file,
     load_settings,
 )
+from bot.db.crypto import SecretBox
+from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.metastudio import regions
 from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.endpoints import BadEndpointURL, parse_endpoint
 from bot.services.connections import env_client
+from bot.slack.modals import parse_connection
+from tests.databases import open_database
+from tests.support.credentials import aksk
+from tests.support.forms import connection_state
 
 PROJECT = "0b1f5e2d9c8a4b7e8f6a5d4c3b2a1f0e"
 OWN_PREFIXES = ("HUAWEICLOUD_SDK_", "CLOUD_SDK_", "METASTUDIO_", "TASKBOT_", "SLACK_")
@@ -254,6 +264,118 @@ def test_known_regions(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
     settings = Settings()
     assert settings.metastudio_endpoint == REGION_ENDPOINTS[region]
     assert settings.iam_url == f"https://iam.{region}.myhuaweicloud.com"
+
+
+# --- the IAM endpoint: one rule (bot.metastudio.regions.iam_url) ------------------------------
+
+OUTSIDE_IAM_TABLE = "xx-north-9"  # a region id the SDK's IAM table does not list
+
+
+@pytest.mark.parametrize("region", sorted(regions.IAM_REGIONS | {OUTSIDE_IAM_TABLE, "cn-north-4"}))
+def test_iam_url_follows_the_sdks_iam_helper(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
+    official = f"https://metastudio.{region}.myhuaweicloud.com"
+    assert regions.iam_url(region) == IamHelper.get_iam_endpoint(region)
+    # The SDK asks IAM by region id; an official endpoint names that region.
+    assert regions.iam_url("cn-north-4", official) == IamHelper.get_iam_endpoint(region)
+    monkeypatch.setenv("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://iam.example.com")
+    assert regions.iam_url(region, official, named="https://iam.example.com") == IamHelper.get_iam_endpoint(
+        region
+    )
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        None,
+        "https://metastudio.ap-southeast-1.myhuaweicloud.com",  # in the IAM table, not in ours
+        f"https://metastudio.{OUTSIDE_IAM_TABLE}.myhuaweicloud.com",
+        "http://127.0.0.1:8081/",  # a proxy or the simulator serves IAM too
+    ],
+)
+async def test_environment_and_app_home_reach_the_same_iam(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str, endpoint: str | None
+) -> None:
+    if endpoint:
+        monkeypatch.setenv("METASTUDIO_ENDPOINT", endpoint)
+    from_environment = Settings().iam_url
+
+    form = parse_connection(
+        connection_state(endpoint=endpoint, access_key="HPUAQWERTYUIOP123456", secret_key="sk-0123456789"),
+        None,
+    )
+    assert isinstance(form, ConnectionForm)
+    async with open_database(sqlite_url) as database:
+        store = WorkspaceStore(database, SecretBox([SecretBox.generate_key()]))
+        await store.save_connection("T1", form, user_id="U1")
+        from_app_home = await store.endpoint_for("T1")
+    assert from_app_home is not None
+    assert from_app_home.iam == from_environment
+    expected = {
+        None: "https://iam.cn-north-4.myhuaweicloud.com",
+        "http://127.0.0.1:8081/": "http://127.0.0.1:8081",
+    }.get(endpoint, IamHelper.get_iam_endpoint(regions.official_region(endpoint or "")))
+    assert from_environment == expected
+
+
+# --- endpoint URLs: one check (bot.metastudio.endpoints.parse_endpoint) ---------------------------
+
+ENDPOINT_URLS = {
+    "https://metastudio.cn-north-4.myhuaweicloud.com": True,
+    "http://127.0.0.1:8081/": True,
+    "https://[::1]:8443/base/": True,
+    "127.0.0.1:8080": False,  # no scheme
+    "ftp://metastudio.example.com": False,
+    "https://": False,
+    "https://user:secret@metastudio.example.com": False,
+    "https://metastudio.example.com/?project=1": False,
+    "https://metastudio.example.com/#top": False,
+    "https://metastudio.example.com/a b": False,
+    "https://metastudio.example.com:99999": False,
+    "https://metastudio.example.com:port": False,
+}
+
+
+@pytest.mark.parametrize(("url", "good"), ENDPOINT_URLS.items())
+def test_every_endpoint_url_passes_one_check(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path, url: str, good: bool
+) -> None:
+    """The environment, the modal, the SDK's region variable and regions file, and the client
+    accept exactly the URLs ``parse_endpoint`` accepts."""
+    accepted: dict[str, bool] = {}
+    try:
+        parse_endpoint(url)
+        accepted["parse_endpoint"] = True
+    except BadEndpointURL:
+        accepted["parse_endpoint"] = False
+
+    monkeypatch.setenv("METASTUDIO_ENDPOINT", url)
+    try:
+        accepted["METASTUDIO_ENDPOINT"] = Settings().metastudio_endpoint == url.rstrip("/")
+    except ValidationError:
+        accepted["METASTUDIO_ENDPOINT"] = False
+    monkeypatch.delenv("METASTUDIO_ENDPOINT")
+
+    monkeypatch.setenv("METASTUDIO_REGION", "cn-east-3")
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_EAST_3", url)
+    accepted["region variable"] = Settings().endpoint_problems() == []
+    monkeypatch.delenv("HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_EAST_3")
+    regions_file = write_profile(
+        clean_env / "regions.yaml", f"metastudio:\n  - id: cn-east-3\n    endpoint: '{url}'\n"
+    )
+    monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(regions_file))
+    accepted["regions file"] = Settings().endpoint_problems() == []
+
+    form = parse_connection(
+        connection_state(endpoint=url, access_key="HPUAQWERTYUIOP123456", secret_key="s"), None
+    )
+    accepted["modal"] = isinstance(form, ConnectionForm)
+
+    try:
+        MetaStudioClient(endpoint=url, credentials=aksk())
+        accepted["client"] = True
+    except ValueError:
+        accepted["client"] = False
+    assert accepted == dict.fromkeys(accepted, good)
 
 
 def test_explicit_endpoint_serves_iam_too(monkeypatch: pytest.MonkeyPatch) -> None:

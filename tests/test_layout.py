@@ -22,6 +22,7 @@ RUNTIME_ROOTS = ("bot.app", "handlers")
 # layers below it, never one above. So the MetaStudio client knows nothing of Slack, settings or
 # UI text, and the Slack builders know nothing of the follow-ups or the use cases.
 LAYERS: tuple[tuple[str, ...], ...] = (
+    ("bot.aio",),
     ("bot", "bot.logs", "bot.metrics"),
     ("bot.metastudio",),
     ("bot.messages",),
@@ -191,7 +192,7 @@ def _import_rule_problems(package: str, docstring: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "package", ["metastudio", "messages", "db", "slack", "followups", "services", "devtools"]
+    "package", ["aio", "metastudio", "messages", "db", "slack", "followups", "services", "devtools"]
 )
 def test_every_package_states_what_it_owns_and_may_import(package: str) -> None:
     path = ROOT / "bot" / package / "__init__.py"

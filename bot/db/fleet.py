@@ -36,8 +36,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bot.aio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
 from bot.db.base import Base, Database, rowcount, utcnow
-from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
 
 __all__ = ["RateBuckets", "SeenEvents", "SharedRateLimiter", "SharedRateLimiters", "rate_limiters"]
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, cast
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 from sqlalchemy import CheckConstraint, Index, Integer, String, Table, Text, delete, select, update
@@ -27,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot import messages
-from bot.config import REGION_ENDPOINTS
 from bot.db.base import Base, Database, Json, record_of, retry_on_conflict, utcnow
 from bot.db.crypto import SecretBox
 from bot.logs import RedactingFilter
 from bot.metastudio.credentials import CloudCredentials, CredentialKind
+from bot.metastudio.regions import Endpoints, region_endpoints
 
 __all__ = [
     "CONFIGURABLE_KINDS",
@@ -193,24 +192,6 @@ def mask_access_key(access_key: str) -> str:
     return "…"
 
 
-def region_endpoints(region: str, endpoint: str | None) -> tuple[str, str]:
-    """(MetaStudio endpoint, IAM endpoint) for a region and an optional override.
-
-    Same rules as ``Settings.iam_url``: the official ``metastudio.<region>.myhuaweicloud.com``
-    host maps to that region's IAM, and any other override (a proxy, the simulator) serves IAM
-    too. A region missing from our table follows Huawei's host naming.
-    """
-    if endpoint:
-        base = endpoint.rstrip("/")
-        host = urlsplit(base).hostname or ""
-        labels = host.split(".")
-        if host.endswith(".myhuaweicloud.com") and len(labels) == 4:
-            return base, f"https://iam.{labels[1]}.myhuaweicloud.com"
-        return base, base
-    metastudio = REGION_ENDPOINTS.get(region, f"https://metastudio.{region}.myhuaweicloud.com")
-    return metastudio, f"https://iam.{region}.myhuaweicloud.com"
-
-
 def _has_secret(row: ConnectionRow) -> bool:
     kind = CredentialKind(row.kind)
     if kind is CredentialKind.IAM_PASSWORD:
@@ -300,7 +281,7 @@ class WorkspaceStore:
                 select(ConnectionRow.updated_at).where(ConnectionRow.team_id == team_id)
             )
 
-    async def endpoint_for(self, team_id: str) -> tuple[str, str] | None:
+    async def endpoint_for(self, team_id: str) -> Endpoints | None:
         """(MetaStudio endpoint, IAM endpoint) of the workspace's connection; None when not configured."""
         async with self._read() as session:
             row = await session.get(ConnectionRow, team_id)

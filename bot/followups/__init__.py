@@ -11,13 +11,13 @@
 * ``listing``: the project list call as feeds and digests make it (paging, caps, fairness);
 * ``outbox``: the exactly-once delivery protocol, reviewable on its own;
 * ``shards``: which replica owns which workspaces (leases with heartbeats);
-* ``polling`` and ``fairness``: when to poll next, as pure functions, and fair slots per team;
+* ``polling``: when to poll next, as pure functions (fair slots per team: ``bot.aio.fairness``);
 * ``shared``: the collaborators the parts are built from (one ``Shared`` value) and the backlog
   gate.
 
-May import ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db``, ``bot.metastudio``
-and ``bot.slack``'s builders and ``Poster`` interface; never ``bot.services``, ``handlers`` or
-the dev tools. Slack is reached only through the ``Poster`` passed in.
+May import ``bot.aio``, ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db``,
+``bot.metastudio`` and ``bot.slack``'s builders and ``Poster`` interface; never ``bot.services``,
+``handlers`` or the dev tools. Slack is reached only through the ``Poster`` passed in.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final, Unpack
 
+from bot.aio.fairness import FairSlots
+from bot.aio.ratelimit import PriorityRateLimiter, RateLimiters
 from bot.config import Settings
 from bot.db.digests import DigestRecord, DigestStore
 from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore
 from bot.followups.changes import ListSweeps
 from bot.followups.digests import DigestRequest, Digests
-from bot.followups.fairness import FairSlots
 from bot.followups.feeds import FeedRequest, Feeds
 from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
 from bot.followups.polling import PollPolicy
@@ -43,7 +44,6 @@ from bot.followups.shards import Shards
 from bot.followups.shared import Backlog, FollowUpStats, Shared
 from bot.followups.watches import Watches, WatchRequest
 from bot.metastudio.client import MetaStudioClient
-from bot.metastudio.ratelimit import PriorityRateLimiter, RateLimiters
 from bot.slack.poster import DELIVERY_EVENT, Poster
 
 __all__ = ["DELIVERY_EVENT", "POLL_CONCURRENCY", "FollowUps"]

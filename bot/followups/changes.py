@@ -30,11 +30,11 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+from bot.aio.ratelimit import Priority
 from bot.followups.polling import Cadence, listed_due, more_pages, sweep_wanted
 from bot.followups.shared import Part, Shared
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
-from bot.metastudio.ratelimit import Priority
 
 __all__ = ["LIST_PAGE_SIZE", "Changes", "ListSweeps", "WatchPlan", "Watched", "detect"]
 

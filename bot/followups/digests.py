@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from bot.aio.backoff import backoff_delay
 from bot.db.digests import Cadence, DigestRecord, DigestStore
 from bot.followups.digest_schedule import due_run, period_start, summarize, trigger_for
 from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
-from bot.followups.polling import backoff
 from bot.followups.shared import Part, Shared
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
@@ -159,7 +159,7 @@ class Digests(Part):
         if not await self._run_once(digest_id):
             failures = self._retries.get(digest_id, 0) + 1
             self._retries[digest_id] = failures
-            delay = backoff(RETRY_FIRST, 2.0 ** (failures - 1), RETRY_CEILING)
+            delay = backoff_delay(retries=failures - 1, first=RETRY_FIRST, ceiling=RETRY_CEILING)
             self._shared.scheduler.once(f"digest-retry:{digest_id}", self._shared.jitter(delay))
         else:
             self._retries.pop(digest_id, None)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
+from bot.aio.backoff import backoff_delay
 from bot.db.followups import FeedRecord
 from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
-from bot.followups.polling import backoff
 from bot.followups.shared import Part, Shared
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
@@ -180,7 +180,7 @@ class Feeds(Part):
         except asyncio.CancelledError:
             raise
         except MetaStudioError as exc:
-            team.interval = backoff(max(team.interval, base), 2.0, ceiling)
+            team.interval = backoff_delay(retries=1, first=max(team.interval, base), ceiling=ceiling)
             if exc.retry_after:
                 team.interval = max(team.interval, exc.retry_after)
             log.warning(
@@ -190,7 +190,7 @@ class Feeds(Part):
                 extra={"team": team_id, "request_id": exc.request_id},
             )
         except Exception:
-            team.interval = backoff(max(team.interval, base), 2.0, ceiling)
+            team.interval = backoff_delay(retries=1, first=max(team.interval, base), ceiling=ceiling)
             log.exception("feed poll failed", extra={"team": team_id})
         if team.interval != previous and self._teams.get(team_id) is team:
             # Backing off while MetaStudio fails, or back to the usual interval.

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from bot.aio.ratelimit import Priority
 from bot.followups.shared import Shared
 from bot.metastudio.models import Task
-from bot.metastudio.ratelimit import Priority
 
 __all__ = ["LIST_CLOCK_SLACK_MS", "LIST_MAX_PAGES", "LIST_PAGE_SIZE", "list_window"]
 

@@ -47,9 +47,10 @@ from datetime import UTC, datetime
 from typing import Final
 
 from bot import messages
+from bot.aio.backoff import backoff_delay
+from bot.aio.fairness import FairSlots
 from bot.db.digests import report_of
 from bot.db.followups import DeliveryRecord
-from bot.followups.fairness import FairSlots
 from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
 from bot.slack import alerts, steps
@@ -141,7 +142,7 @@ class Outbox(Part):
         if retry:
             failures = self._failures.get(delivery_id, 0) + 1
             self._failures[delivery_id] = failures
-            delay = min(self.policy.ceiling, self.policy.base * 2 ** min(failures - 1, 16))
+            delay = backoff_delay(retries=failures - 1, first=self.policy.base, ceiling=self.policy.ceiling)
             self._retry_team[delivery_id] = team_id
             self._shared.scheduler.once(f"delivery:{delivery_id}", self._shared.jitter(delay))
         else:

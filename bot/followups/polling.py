@@ -40,6 +40,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from bot.aio.backoff import backoff_delay
 from bot.metastudio.progress import MIN_INTERVAL, Progress, estimate_once, observe
 
 UNLISTED_CEILING: Final = 27.0
@@ -148,10 +149,6 @@ class Cadence:
         return self.progress.processed
 
 
-def backoff(interval: float, factor: float, ceiling: float) -> float:
-    return min(ceiling, interval * factor)
-
-
 def after_progress(
     cadence: Cadence,
     policy: PollPolicy,
@@ -186,7 +183,7 @@ def after_progress(
             # A stalled task may resume at any time and then needs this long to finish: back
             # off no further than the usual share of it, or a short remainder ends unseen.
             limit = min(limit, policy.bounded(policy.approach * (total - processed) / known, ceiling))
-        interval = backoff(cadence.interval, policy.quiet_factor, limit)
+        interval = backoff_delay(retries=1, first=cadence.interval, factor=policy.quiet_factor, ceiling=limit)
         return Cadence(interval=interval, progress=progress, quiet=cadence.quiet + 1), interval
     rate = progress.rate
     if rate is not None and progress.last_rate is not None:
@@ -210,7 +207,9 @@ def after_error(
     cadence: Cadence, policy: PollPolicy, *, retry_after: float | None = None
 ) -> tuple[Cadence, float]:
     """Back off after a failed poll; a server's ``Retry-After`` is honoured up to the ceiling."""
-    interval = backoff(cadence.interval, policy.error_factor, policy.ceiling)
+    interval = backoff_delay(
+        retries=1, first=cadence.interval, factor=policy.error_factor, ceiling=policy.ceiling
+    )
     delay = interval
     if retry_after is not None and retry_after > delay:
         delay = min(policy.ceiling, retry_after)

@@ -10,13 +10,13 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
+from bot.aio.fairness import FairSlots
+from bot.aio.ratelimit import PriorityRateLimiter
 from bot.config import Settings
 from bot.db.followups import FollowUpStore
-from bot.followups.fairness import FairSlots
 from bot.followups.polling import PollPolicy
 from bot.followups.scheduler import Scheduler
 from bot.metastudio.client import MetaStudioClient
-from bot.metastudio.ratelimit import PriorityRateLimiter
 from bot.slack.poster import Poster
 
 __all__ = ["Backlog", "FollowUpStats", "Part", "Shared"]
@@ -85,7 +85,7 @@ class Shared:
     metastudio_for: Callable[[str], Awaitable[MetaStudioClient]]
     limiter_for: Callable[[str], PriorityRateLimiter]
     poll_slots: FairSlots
-    """MetaStudio calls of watch and feed polls, fair per workspace (``bot.followups.fairness``)."""
+    """MetaStudio calls of watch and feed polls, fair per workspace (``bot.aio.fairness``)."""
     owns: Callable[[str], bool] = lambda _team_id: True
     """Whether this replica polls the workspace now (``bot.followups.shards``)."""
 

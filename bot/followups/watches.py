@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from bot import messages
+from bot.aio.ratelimit import Priority
 from bot.db.followups import (
     ActiveWatch,
     CloseStatus,
@@ -53,7 +54,6 @@ from bot.metastudio.client import Fetched
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
 from bot.metastudio.models import Task
 from bot.metastudio.progress import Event, Progress, observe
-from bot.metastudio.ratelimit import Priority
 from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
 from bot.slack.cards import CardView

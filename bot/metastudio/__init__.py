@@ -1,10 +1,9 @@
 """Huawei Cloud MetaStudio: credentials, regions and endpoints, request signing, IAM
-authentication, models, the typed error family, the per-project rate limit, progress estimates
-and the async client (``client``: calls and retries; ``transport``: how it reaches the network;
+authentication, models, the typed error family, progress estimates and the async client (``client``: calls and retries; ``transport``: how it reaches the network;
 ``responses``: what an answer means).
 
-The bottom layer: it imports only ``bot.logs`` and ``bot.metrics`` of ours, never settings,
-UI text, the database or Slack (``tests/test_layout.py``). Callers configure a client with plain
+The bottom domain layer: it imports only ``bot.aio``, ``bot.logs`` and ``bot.metrics`` of ours,
+never settings, UI text, the database or Slack (``tests/test_layout.py``). Callers configure a client with plain
 values (``bot.services.connections`` maps ``Settings`` onto them) and turn its errors into
 sentences themselves (``bot.slack``).
 """

@@ -46,6 +46,7 @@ from urllib.parse import quote
 import httpx
 from prometheus_client import Counter, Histogram
 
+from bot.aio.backoff import backoff_delay
 from bot.metastudio import responses, signer, transport
 from bot.metastudio.auth import (
     TOKEN_PATH,
@@ -60,7 +61,7 @@ from bot.metastudio.auth import (
     password_token_request,
 )
 from bot.metastudio.credentials import CloudCredentials, CredentialKind, CredentialsIncomplete
-from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
+from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal, parse_endpoint
 from bot.metastudio.errors import (
     MSS_ERRORS,
     AuthenticationFailed,
@@ -189,9 +190,7 @@ class MetaStudioClient:
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
-        if not is_http_url(endpoint) or not is_http_url(iam_endpoint or endpoint):
-            raise ValueError(f"not an http(s) endpoint: {endpoint!r} / {iam_endpoint!r}")
-        self._endpoint = httpx.URL(endpoint.rstrip("/"))
+        self._endpoint = parse_endpoint(endpoint.rstrip("/"))
         # Raw (still percent-encoded) paths: they go on the wire and into the signature as they are.
         base_path = self._endpoint.raw_path.decode("ascii").rstrip("/")
         self._base_path = base_path
@@ -200,10 +199,9 @@ class MetaStudioClient:
         self._access_key = credentials.access_key or ""
         self._project_lock = asyncio.Lock()
         # A profile's iam_endpoint wins over the environment's, as BasicCredentials.iam_endpoint does.
-        chosen_iam = credentials.iam_endpoint or iam_endpoint or endpoint
-        if not is_http_url(chosen_iam):
-            raise ValueError(f"not an http(s) IAM endpoint: {chosen_iam!r}")
-        self._iam_endpoint = httpx.URL(chosen_iam.rstrip("/"))
+        self._iam_endpoint = parse_endpoint(
+            (credentials.iam_endpoint or iam_endpoint or endpoint).rstrip("/")
+        )
         # Per step: waiting for a pooled connection and connecting, each read and write. The whole
         # call is bounded by the deadline (``_call``), so a trickle still ends.
         self._connect_timeout = connect_timeout
@@ -510,8 +508,8 @@ class MetaStudioClient:
             return None
         if retry.wait is not None:
             return retry.wait
-        ceiling = min(self._backoff_cap, self._backoff_base * (2**retries_done))
-        return self._rng.uniform(0, ceiling)
+        ceiling = backoff_delay(retries=retries_done, first=self._backoff_base, ceiling=self._backoff_cap)
+        return self._rng.uniform(0, ceiling)  # full jitter
 
     async def _attempt(
         self, operation: str, request: httpx.Request, parse: Callable[[responses.Reply], T]
@@ -619,11 +617,3 @@ class MetaStudioClient:
             return parse_issued_token(response.headers, response.content, self._clock())
         except ValueError as exc:
             raise BadResponse(f"IAM token response: {exc}") from None
-
-
-def is_http_url(text: str) -> bool:
-    try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        return False
-    return url.scheme in {"http", "https"} and bool(url.host) and not url.query and not url.fragment

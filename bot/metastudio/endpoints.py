@@ -17,6 +17,10 @@ admin typed. Invariants:
 
 This follows OWASP's SSRF prevention pattern (allow-list the destination, validate every
 resolved address). The operator's own ``METASTUDIO_ENDPOINT`` is not checked: it is theirs.
+
+Before any of that, ``parse_endpoint`` is the one check of every endpoint URL, wherever it comes
+from (an environment variable, the modal, the SDK's regions file or variable, a profile's
+``iam_endpoint``): parsed by httpx, the parser that will send to it.
 """
 
 from __future__ import annotations
@@ -44,6 +48,33 @@ class Refusal(StrEnum):
     HOST = "host"  # not a URL, or a host no entry allows
     ADDRESS = "address"  # the host resolves to an address that is neither public nor listed
     UNRESOLVED = "unresolved"  # the host does not resolve
+
+
+class BadEndpointURL(ValueError):
+    """Not an endpoint URL; the message says what is wrong, never the URL."""
+
+
+def parse_endpoint(text: str) -> httpx.URL:
+    """``text`` as an endpoint URL: http or https, a host, a valid port, no user info (it would
+    keep a credential where nobody treats it as one), no query or fragment (the signed path is
+    appended), no whitespace. Raises ``BadEndpointURL``."""
+    if any(ch.isspace() for ch in text):
+        raise BadEndpointURL("it contains whitespace")
+    try:
+        url = httpx.URL(text)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise BadEndpointURL("it is not a URL") from None
+    if url.scheme not in ("http", "https"):
+        raise BadEndpointURL("its scheme is not http or https")
+    if not url.host:
+        raise BadEndpointURL("it has no host")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise BadEndpointURL("its port is not 1-65535")
+    if url.userinfo:
+        raise BadEndpointURL("it carries a user name or password")
+    if url.query or url.fragment or text.rstrip().endswith(("?", "#")):
+        raise BadEndpointURL("it has a query or a fragment")
+    return url
 
 
 class EndpointRefused(ValueError):
@@ -113,17 +144,18 @@ class EndpointPolicy:
                 found.append(rule)
         return found
 
-    def check_url(self, url: str) -> None:
+    def check_url(self, url: str) -> httpx.URL:
         """Scheme and host, without DNS (the modal's check). Raises ``EndpointRefused``."""
         try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, ValueError, TypeError):
-            raise EndpointRefused(Refusal.HOST, "not a URL") from None
+            parsed = parse_endpoint(url)
+        except BadEndpointURL as exc:
+            raise EndpointRefused(Refusal.HOST, f"not an endpoint URL: {exc}") from None
         rules = self._host_rules(parsed.host)
         if not rules:
             raise EndpointRefused(Refusal.HOST, f"host {parsed.host!r} is not an allowed endpoint host")
         if parsed.scheme != "https" and not any(rule.http for rule in rules):
             raise EndpointRefused(Refusal.NOT_HTTPS, f"{parsed.scheme}:// is not allowed for {parsed.host!r}")
+        return parsed
 
     def address_allowed(self, address: IpAddress) -> bool:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -134,8 +166,7 @@ class EndpointPolicy:
 
     async def check(self, url: str) -> None:
         """``check_url``, then every address the host resolves to. Raises ``EndpointRefused``."""
-        self.check_url(url)
-        parsed = httpx.URL(url)
+        parsed = self.check_url(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         loop = asyncio.get_running_loop()
         try:

@@ -12,19 +12,29 @@ Invariants (mirroring ``huaweicloudsdkcore.region.provider.RegionProviderChain``
 3. The SDK's static table: ``cn-north-4`` and ``cn-east-3`` only (the official endpoint table
    agrees). Any other region needs ``METASTUDIO_ENDPOINT`` or one of the two overrides above.
 
-IAM (``huaweicloudsdkcore.auth.internal.IamHelper.get_iam_endpoint``): a profile's
-``iam_endpoint`` first (``BasicCredentials.iam_endpoint`` wins over the environment in the SDK),
-then ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, then ``iam.<region>.myhuaweicloud.com`` for regions the
-SDK's IAM table knows, else the SDK's default ``https://iam.myhuaweicloud.com``.
+IAM: ``iam_url`` is the one rule, for the environment (``Settings.iam_url``) and for a
+workspace's connection (``region_endpoints``). It follows
+``huaweicloudsdkcore.auth.internal.IamHelper.get_iam_endpoint``: a profile's ``iam_endpoint`` first
+(``BasicCredentials.iam_endpoint`` wins over the environment in the SDK, see ``CloudCredentials``),
+then the operator's ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, then ``iam.<region>.myhuaweicloud.com`` for
+regions the SDK's IAM table knows, else the SDK's default ``https://iam.myhuaweicloud.com``. The
+SDK derives IAM from the region id only, never from the service endpoint; an official
+``metastudio.<region>.myhuaweicloud.com`` endpoint names its region, so it gets that region's
+IAM by the same table. Any other endpoint (a proxy, the simulator) serves IAM too: taskbot's rule,
+so one override points every call at one place.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
+
+from bot.metastudio.endpoints import BadEndpointURL, parse_endpoint
 
 SERVICE = "METASTUDIO"
 SDK_REGION_ENV_PREFIX = "HUAWEICLOUD_SDK_REGION_METASTUDIO_"
@@ -49,10 +59,21 @@ IAM_REGIONS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 DEFAULT_IAM_ENDPOINT = "https://iam.myhuaweicloud.com"
+OFFICIAL_DOMAIN = "myhuaweicloud.com"
+# A region id as Huawei spells them (cn-north-4, my-kualalumpur-1): one DNS label.
+REGION_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
-class RegionsFileError(ValueError):
-    """The regions file exists but is not the YAML shape the SDK reads."""
+class Endpoints(NamedTuple):
+    """Where a connection's MetaStudio calls and IAM calls go."""
+
+    metastudio: str
+    iam: str
+
+
+class RegionOverrideError(ValueError):
+    """The SDK's region overrides are unusable: the regions file is not the YAML shape the SDK
+    reads, or an endpoint there or in the variable is not an endpoint URL."""
 
 
 def env_override_name(region: str) -> str:
@@ -72,19 +93,19 @@ def read_regions_file(path: Path) -> dict[str, list[str]]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RegionsFileError(
+        raise RegionOverrideError(
             f"{REGIONS_FILE_ENV}={str(path)!r} is not readable YAML ({type(exc).__name__})"
         ) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise RegionsFileError(f"{REGIONS_FILE_ENV}={str(path)!r} is not a mapping of service to regions")
+        raise RegionOverrideError(f"{REGIONS_FILE_ENV}={str(path)!r} is not a mapping of service to regions")
     result: dict[str, list[str]] = {}
     for service, regions in document.items():
         if str(service).upper() != SERVICE:
             continue
         if not isinstance(regions, list):
-            raise RegionsFileError(f"{REGIONS_FILE_ENV}={str(path)!r}: 'metastudio' must be a list")
+            raise RegionOverrideError(f"{REGIONS_FILE_ENV}={str(path)!r}: 'metastudio' must be a list")
         for entry in regions:
             if not isinstance(entry, dict) or not entry.get("id"):
                 continue
@@ -99,15 +120,27 @@ def read_regions_file(path: Path) -> dict[str, list[str]]:
 def override_endpoint(region: str, environ: Mapping[str, str] | None = None) -> str | None:
     """The SDK's own overrides for the region (environment, then regions file), or None."""
     env = os.environ if environ is None else environ
-    from_env = env.get(env_override_name(region))
+    name = env_override_name(region)
+    from_env = env.get(name)
     if from_env:
         first = from_env.split(",")[0].strip()
         if first:
-            return first.rstrip("/")
-    from_file = read_regions_file(regions_file_path(env)).get(region)
-    if from_file:
-        return from_file[0].strip().rstrip("/")
+            return _checked(first, f"{name}={first!r}")
+    path = regions_file_path(env)
+    from_file = read_regions_file(path).get(region)
+    first = from_file[0].strip() if from_file else ""
+    if first:
+        return _checked(first, f"{REGIONS_FILE_ENV}={str(path)!r}: the {region} endpoint {first!r}")
     return None
+
+
+def _checked(endpoint: str, named: str) -> str:
+    """The endpoint without trailing slashes; ``named`` says where it came from, for the operator."""
+    try:
+        parse_endpoint(endpoint)
+    except BadEndpointURL as exc:
+        raise RegionOverrideError(f"{named} is not an http(s) URL ({exc})") from None
+    return endpoint.rstrip("/")
 
 
 def metastudio_endpoint(region: str, environ: Mapping[str, str] | None = None) -> str | None:
@@ -115,10 +148,43 @@ def metastudio_endpoint(region: str, environ: Mapping[str, str] | None = None) -
     return override_endpoint(region, environ) or REGION_ENDPOINTS.get(region)
 
 
-def iam_endpoint(region: str, environ: Mapping[str, str] | None = None) -> str:
-    """``IamHelper.get_iam_endpoint(region)``: the environment's override, else the SDK's table."""
-    env = os.environ if environ is None else environ
-    named = env.get(IAM_ENDPOINT_ENV)
+def official_region(endpoint: str) -> str | None:
+    """The region of an official ``metastudio.<region>.myhuaweicloud.com`` endpoint, else None."""
+    try:
+        host = parse_endpoint(endpoint).host
+    except BadEndpointURL:
+        return None
+    labels = host.split(".")
+    if len(labels) == 4 and host.endswith("." + OFFICIAL_DOMAIN):
+        return labels[1] if REGION_ID.fullmatch(labels[1]) else None
+    return None
+
+
+def iam_url(region: str, endpoint: str | None = None, *, named: str | None = None) -> str:
+    """The IAM endpoint for MetaStudio in ``region`` reached at ``endpoint`` (None: the region's own).
+
+    ``named``: the operator's ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, which wins as in the SDK. The rules
+    are in the module docstring; a profile's ``iam_endpoint`` wins over all of this in the client.
+    """
     if named:
         return named.rstrip("/")
-    return f"https://iam.{region}.myhuaweicloud.com" if region in IAM_REGIONS else DEFAULT_IAM_ENDPOINT
+    if endpoint:
+        official = official_region(endpoint)
+        if official is None:
+            return endpoint.rstrip("/")
+        region = official
+    # IamHelper.get_iam_endpoint: the SDK's IAM table, else its global default.
+    return f"https://iam.{region}.{OFFICIAL_DOMAIN}" if region in IAM_REGIONS else DEFAULT_IAM_ENDPOINT
+
+
+def region_endpoints(region: str, endpoint: str | None) -> Endpoints:
+    """A workspace connection's endpoints: its override, else the region's official host.
+
+    A stored region that has since left ``REGION_ENDPOINTS`` keeps Huawei's host naming, so a saved
+    connection keeps working; the modal offers only listed regions for new ones.
+    """
+    if endpoint:
+        metastudio = endpoint.rstrip("/")
+    else:
+        metastudio = REGION_ENDPOINTS.get(region, f"https://metastudio.{region}.{OFFICIAL_DOMAIN}")
+    return Endpoints(metastudio, iam_url(region, endpoint))

@@ -21,12 +21,13 @@ from bot.config import Settings
 from bot.db.departures import Departures
 from bot.db.followups import FollowUpStore
 from bot.db.installations import EncryptedInstallationStore
-from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
+from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.followups import FollowUps
 from bot.messages.format import number
 from bot.metastudio.credentials import CloudCredentials
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
 from bot.metastudio.errors import MetaStudioError
+from bot.metastudio.regions import region_endpoints
 from bot.metrics import SLACK_API_ERRORS
 from bot.services.access import Access
 from bot.services.connections import MetaStudioClients, form_client, form_credentials

@@ -11,9 +11,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.aio.background import AckFirst
 from bot.metrics import COMMANDS, SLACK_API_ERRORS
 from bot.services.access import Access
-from bot.services.background import AckFirst
 from bot.services.follow import FollowCommands
 from bot.services.languages import Languages
 from bot.services.parsing import (

@@ -19,11 +19,12 @@ from typing import Final, NotRequired, TypedDict, Unpack
 from pydantic import SecretStr
 
 from bot.config import ConfigError, Settings
-from bot.db.workspaces import ConnectionForm, WorkspaceStore, region_endpoints
-from bot.metastudio.client import MetaStudioClient, is_http_url
+from bot.db.workspaces import ConnectionForm, WorkspaceStore
+from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete
-from bot.metastudio.endpoints import EndpointPolicy
+from bot.metastudio.endpoints import BadEndpointURL, EndpointPolicy, parse_endpoint
 from bot.metastudio.errors import NotConfigured
+from bot.metastudio.regions import region_endpoints
 
 __all__ = [
     "RECHECK_SECONDS",
@@ -86,8 +87,10 @@ def env_client(settings: Settings) -> MetaStudioClient:
     credentials = settings.cloud_credentials()
     endpoint, iam_endpoint = settings.metastudio_endpoint, settings.iam_url
     for name, url in (("METASTUDIO_ENDPOINT", endpoint), ("METASTUDIO_IAM_ENDPOINT", iam_endpoint)):
-        if not is_http_url(url):
-            raise ConfigError([f"{name}={url!r} is not an http(s) URL"])
+        try:
+            parse_endpoint(url)
+        except BadEndpointURL as exc:
+            raise ConfigError([f"{name}={url!r} is not an http(s) URL ({exc})"]) from None
     try:
         return configured_client(
             settings,
@@ -217,7 +220,7 @@ class MetaStudioClients:
         if version is None or credentials is None or endpoints is None:
             raise NotConfigured("workspace has no MetaStudio connection")
         client = new_client(
-            self._settings, endpoint=endpoints[0], iam_endpoint=endpoints[1], credentials=credentials
+            self._settings, endpoint=endpoints.metastudio, iam_endpoint=endpoints.iam, credentials=credentials
         )
         self._by_team[team_id] = _Cached(client, version, time.monotonic() + self._recheck)
         return client

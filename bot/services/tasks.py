@@ -13,13 +13,13 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Final
 
 from bot import messages
+from bot.aio.fairness import FairSlots
+from bot.aio.ratelimit import Priority, PriorityRateLimiter
 from bot.config import Settings
 from bot.db.workspaces import WorkspaceStore
-from bot.followups.fairness import FairSlots
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.errors import MetaStudioError, NotConfigured
 from bot.metastudio.models import Task
-from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
 from bot.services.languages import Languages
 from bot.slack import blocks, cards
 from bot.slack.cloud_errors import error_text

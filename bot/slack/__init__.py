@@ -2,7 +2,7 @@
 used by the follow-ups, locale resolution, what people are told when MetaStudio fails
 (``cloud_errors``), and the Block Kit builders (cards, alerts, the App Home, the admin modals).
 
-May import ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db`` records and
+May import ``bot.aio``, ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db`` records and
 ``bot.metastudio`` models, errors and endpoint refusals; never the follow-ups, services,
 handlers or dev tools.
 """

@@ -55,6 +55,10 @@ class Responder:
                 return
         await self.respond(origin, reply, in_channel=True)
 
+    async def internal_error(self, origin: Origin) -> None:
+        """What someone is told when the work for their request failed (``bot.aio.Background``)."""
+        await self.respond(origin, private(messages.text("error_internal"), ok=False))
+
     async def respond(self, origin: Origin, reply: Reply, *, in_channel: bool = False) -> None:
         if not origin.response_url:
             return

@@ -1,8 +1,8 @@
 """Which catalog a Slack user reads, learnt from ``users.info`` off the ack path and cached.
 
 Slash commands, actions and events carry no locale, so the resolver asks ``users.info`` with
-``include_locale=true`` once per user and keeps the answer in a bounded LRU cache with a TTL (the
-``cachetools.TTLCache`` pattern, hand-rolled on ``OrderedDict`` to avoid a dependency for 40 lines).
+``include_locale=true`` once per user and keeps the answer in a bounded LRU cache with a TTL
+(``bot.aio.cache.TTLCache``).
 
 Invariants:
 - Nothing here runs before an ack: ``cached``/``locale_for`` never do I/O; ``resolve`` and
@@ -20,56 +20,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Final, Generic, TypeVar
+from typing import Final
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.aio.cache import TTLCache
 from bot.slack.origin import belongs_to
 
 log = logging.getLogger(__name__)
 
-K = TypeVar("K")
-V = TypeVar("V")
-
 _UNKNOWN: Final = ""  # cached for a user whose locale could not be learnt
-
-
-class TTLCache(Generic[K, V]):
-    """A bounded mapping whose entries expire: LRU eviction past ``maxsize``, expiry after a TTL.
-
-    Not thread-safe; it lives on one event loop.
-    """
-
-    def __init__(self, maxsize: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
-        self.maxsize = maxsize
-        self._clock = clock
-        self._data: OrderedDict[K, tuple[float, V]] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        entry = self._data.get(key)
-        if entry is None:
-            return None
-        expires, value = entry
-        if expires <= self._clock():
-            del self._data[key]
-            return None
-        self._data.move_to_end(key)
-        return value
-
-    def set(self, key: K, value: V, ttl: float) -> None:
-        self._data[key] = (self._clock() + ttl, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.maxsize:
-            self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 class LocaleResolver:

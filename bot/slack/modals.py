@@ -17,13 +17,12 @@ import re
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import urlsplit
 
-from bot.config import REGION_ENDPOINTS
 from bot.db.workspaces import CONFIGURABLE_KINDS, Connection, ConnectionForm, Guardrails
 from bot.messages import DEFAULT_LOCALE, text
 from bot.metastudio.credentials import CredentialKind
-from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused
+from bot.metastudio.endpoints import BadEndpointURL, EndpointPolicy, EndpointRefused, parse_endpoint
+from bot.metastudio.regions import REGION_ENDPOINTS, REGION_ID, official_region
 from bot.slack.blocks import (
     MAX_CONTEXT_TEXT,
     MAX_HINT,
@@ -106,7 +105,6 @@ MAX_IAM_PASSWORD: Final = 256
 
 _PROJECT_ID = re.compile(r"[A-Za-z0-9]{8,64}")
 _ACCESS_KEY = re.compile(r"[A-Za-z0-9]{8,128}")
-_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,}")
 # Real user group ids are 9+ characters; requiring 7 keeps a short all-caps handle ("SRE") a handle.
 _USERGROUP_ID = re.compile(r"S[A-Z0-9]{6,}")
@@ -177,7 +175,7 @@ def connection_modal(
 def _region_select(connection: Connection | None, locale: str) -> dict[str, Any]:
     regions = list(REGION_ENDPOINTS)
     current = connection.region if connection is not None else None
-    if current and current not in regions and _REGION.fullmatch(current):
+    if current and current not in regions and REGION_ID.fullmatch(current):
         # A region stored before it left our table stays selectable, or Slack would reject the view.
         regions.append(current)
     options = {region: option(region, region) for region in regions}
@@ -256,12 +254,12 @@ def parse_connection(
                 errors[ConnectionInput.ENDPOINT] = refusal_text(exc.refusal, locale)
 
     region = _selected(view_state, ConnectionInput.REGION) or ""
-    malformed = bool(region) and not _REGION.fullmatch(region)
+    malformed = bool(region) and not REGION_ID.fullmatch(region)
     unknown = region not in REGION_ENDPOINTS and endpoint is None and ConnectionInput.ENDPOINT not in errors
     if malformed or unknown:
         errors[ConnectionInput.REGION] = text("connection_error_region", locale)
     if not region and endpoint is not None:
-        region = _region_of(endpoint)
+        region = official_region(endpoint) or ""
 
     kind_value = _selected(view_state, ConnectionInput.KIND)
     kind = next((item for item in CONFIGURABLE_KINDS if item.value == kind_value), None)
@@ -341,29 +339,15 @@ def _valid_endpoint(value: str, *, any_http: bool = False) -> str | None:
 
     ``any_http``: an allow-list decides about plain http afterwards.
     """
-    if len(value) > MAX_ENDPOINT or any(c.isspace() for c in value):
+    if len(value) > MAX_ENDPOINT:
         return None
     try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
+        url = parse_endpoint(value)
+    except BadEndpointURL:
         return None
-    # User info would store a credential in a column nobody thinks of as secret.
-    if not host or parts.username is not None or parts.password is not None or parts.query or parts.fragment:
-        return None
-    scheme = parts.scheme.lower()
-    if scheme == "https" or (scheme == "http" and (any_http or host in _LOCAL_HOSTS)):
+    if url.scheme == "https" or any_http or url.host in _LOCAL_HOSTS:
         return value.rstrip("/")
     return None
-
-
-def _region_of(endpoint: str) -> str:
-    host = urlsplit(endpoint).hostname or ""
-    labels = host.split(".")
-    if host.endswith(".myhuaweicloud.com") and len(labels) == 4 and _REGION.fullmatch(labels[1]):
-        return labels[1]
-    return ""
 
 
 # --- guardrails modal ---------------------------------------------------------------------------

@@ -17,13 +17,13 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot.aio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
 from bot.app import READY_TIMEOUT, Runtime, create_asgi
 from bot.db.base import Database
 from bot.db.fleet import SeenEvents, SharedRateLimiters
 from bot.db.followups import FollowUpStore
 from bot.devtools.demo import demo_stack
 from bot.devtools.slack_standin import sign_request
-from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
 from bot.metrics import REPLICA
 from bot.servers import serve_asgi
 from tests.databases import admin_connection, open_database

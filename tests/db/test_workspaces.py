@@ -18,9 +18,9 @@ from bot.db.workspaces import (
     ConnectionForm,
     WorkspaceStore,
     mask_access_key,
-    region_endpoints,
 )
 from bot.metastudio.credentials import CredentialKind
+from bot.metastudio.regions import region_endpoints
 from tests.databases import open_database
 from tests.support.forms import aksk_form
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.aio.ratelimit import Priority, PriorityRateLimiter
 from bot.config import Settings
 from bot.db.base import Database
 from bot.db.followups import DeliveryRecord, FollowUpStore
@@ -27,7 +28,6 @@ from bot.devtools.simulator import (
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
 from bot.followups import DELIVERY_EVENT, FollowUps
 from bot.metastudio.client import MetaStudioClient
-from bot.metastudio.ratelimit import Priority, PriorityRateLimiter
 from bot.servers import serve_asgi
 from bot.slack.clients import request_retry_handlers
 from bot.slack.poster import SlackPoster

@@ -16,7 +16,6 @@ from bot.followups.polling import (
     PollPolicy,
     after_error,
     after_progress,
-    backoff,
     listed_due,
     more_pages,
     sweep_wanted,
@@ -186,11 +185,6 @@ def test_errors_back_off_faster_and_honour_retry_after() -> None:
     for _ in range(10):
         cadence, delay = after_error(cadence, POLICY)
     assert delay == 300.0
-
-
-def test_backoff_caps() -> None:
-    assert backoff(100.0, 2.0, 150.0) == 150.0
-    assert backoff(10.0, 1.5, 150.0) == 15.0
 
 
 def test_jitter_stays_within_ten_percent_and_varies() -> None:

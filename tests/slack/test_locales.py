@@ -1,4 +1,4 @@
-"""The per-user locale cache and the users.info resolver, against the Slack stand-in on loopback."""
+"""The users.info locale resolver, against the Slack stand-in on loopback."""
 
 from __future__ import annotations
 
@@ -10,36 +10,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, SlackStandIn
 from bot.servers import serve_asgi
-from bot.slack.locales import LocaleResolver, TTLCache
+from bot.slack.locales import LocaleResolver
 from tests.support.clock import FakeClock
 
 TEAM = DEMO_TEAM_ID
-
-
-# --- the cache ---------------------------------------------------------------------------------
-
-
-def test_cache_expires_entries_after_their_ttl() -> None:
-    clock = FakeClock(1000.0)
-    cache: TTLCache[str, str] = TTLCache(10, clock=clock)
-    cache.set("a", "zh-CN", ttl=60)
-    clock.now += 59
-    assert cache.get("a") == "zh-CN"
-    clock.now += 1
-    assert cache.get("a") is None
-    assert len(cache) == 0
-
-
-def test_cache_evicts_the_least_recently_used() -> None:
-    cache: TTLCache[str, int] = TTLCache(2, clock=FakeClock(1000.0))
-    cache.set("a", 1, ttl=60)
-    cache.set("b", 2, ttl=60)
-    assert cache.get("a") == 1  # now b is the oldest
-    cache.set("c", 3, ttl=60)
-    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
-    assert len(cache) == 2
-    with pytest.raises(ValueError):
-        TTLCache(0)
 
 
 # --- the resolver against the stand-in -----------------------------------------------------------

@@ -43,7 +43,8 @@ from tests.slack.views import (
     block_of,
     validated,
 )
-from tests.support.forms import aksk_form, text_value, view_values
+from tests.support.forms import aksk_form
+from tests.support.forms import connection_state as _connection_state
 
 # --- connection modal ---------------------------------------------------------------------------
 
@@ -176,29 +177,6 @@ def test_input_ids_stay_those_of_views_already_open() -> None:
 
 
 # --- parse_connection ---------------------------------------------------------------------------
-
-
-def _connection_state(
-    *,
-    region: str | None = "cn-north-4",
-    endpoint: str | None = None,
-    project_id: str | None = PROJECT,
-    kind: str | None = "aksk",
-    **secrets: str | None,
-) -> dict[str, Any]:
-    def option(element: str, value: str | None) -> dict[str, Any]:
-        selected = None if value is None else {"text": {"type": "plain_text", "text": value}, "value": value}
-        return {"type": element, "selected_option": selected}
-
-    elements = {
-        ConnectionInput.REGION: option("static_select", region),
-        ConnectionInput.ENDPOINT: text_value(endpoint),
-        ConnectionInput.PROJECT_ID: text_value(project_id),
-        ConnectionInput.KIND: option("radio_buttons", kind),
-    }
-    for field in ConnectionInput:
-        elements.setdefault(field, text_value(secrets.get(field.action_id)))
-    return view_values(elements)
 
 
 def test_parse_valid_connections() -> None:

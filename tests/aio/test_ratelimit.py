@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.metastudio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
+from bot.aio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
 from tests.support.clock import FakeClock
 
 

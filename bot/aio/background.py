@@ -1,20 +1,24 @@
-"""Work that runs after Slack's ack: the ack-first gate and the tracked background tasks."""
+"""Work that runs after a request is answered: the ack-first gate and the tracked background tasks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
 
-from bot import messages
-from bot.slack.delivery import Responder
-from bot.slack.origin import Origin, private
+__all__ = ["AckFirst", "Asker", "Background"]
 
-__all__ = ["AckFirst", "Background"]
 
-log = logging.getLogger("taskbot.services")
+class Asker(Protocol):
+    """Whoever background work answers; its workspace goes into the failure's log line."""
+
+    @property
+    def team_id(self) -> str | None: ...
+
+
+A = TypeVar("A", bound=Asker)
 
 
 class AckFirst:
@@ -50,16 +54,21 @@ class AckFirst:
                 await asyncio.wait_for(self._quiet.wait(), self.max_wait)
 
 
-class Background:
-    """Runs work after the ack; shutdown waits for it so no user is left without a reply."""
+class Background(Generic[A]):
+    """Runs work after the ack; shutdown waits for it so no one is left without a reply.
 
-    def __init__(self, responder: Responder) -> None:
-        self._responder = responder
+    ``on_failure`` tells the asker (one sentence instead of silence); ``log`` is the caller's
+    logger, so the failure is logged where the work belongs.
+    """
+
+    def __init__(self, on_failure: Callable[[A], Awaitable[None]], *, log: logging.Logger) -> None:
+        self._on_failure = on_failure
+        self._log = log
         self._inflight: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, work: Coroutine[Any, Any, Any], *, reply_to: Origin | None = None) -> None:
+    def spawn(self, work: Coroutine[Any, Any, Any], *, reply_to: A | None = None) -> None:
         """Nothing escapes: a failure is logged (redacted, with its traceback) and, when the work
-        answers someone, they get one sentence instead of silence."""
+        answers someone, ``on_failure`` tells them."""
         task = asyncio.create_task(self._guarded(work, reply_to))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
@@ -69,13 +78,13 @@ class Background:
         if pending:
             await asyncio.wait(pending, timeout=timeout)
 
-    async def _guarded(self, work: Coroutine[Any, Any, Any], reply_to: Origin | None) -> None:
+    async def _guarded(self, work: Coroutine[Any, Any, Any], reply_to: A | None) -> None:
         try:
             await work
         except Exception:
             team = reply_to.team_id if reply_to else None
-            log.exception(
+            self._log.exception(
                 "background work %s failed", getattr(work, "__qualname__", "?"), extra={"team": team}
             )
             if reply_to is not None:
-                await self._responder.respond(reply_to, private(messages.text("error_internal"), ok=False))
+                await self._on_failure(reply_to)

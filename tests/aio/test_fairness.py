@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.followups.fairness import FairSlots
+from bot.aio.fairness import FairSlots
 
 
 async def _settle() -> None:

@@ -4,7 +4,7 @@ The pattern is per-tenant concurrency limiting with round-robin dispatch, i.e. d
 robin with a unit quantum (every request costs one slot): at most ``per_team`` calls of one
 workspace are in flight, at most ``total`` of all workspaces together, and each slot that frees
 goes to the next workspace *in turn* that has a waiter and is under its own cap. A workspace
-whose MetaStudio endpoint hangs every call therefore holds at most ``per_team`` slots; every
+whose endpoint hangs every call therefore holds at most ``per_team`` slots; every
 other workspace keeps ``total - per_team`` and is served within one turn of the ring.
 
 Invariants:

@@ -1,9 +1,8 @@
 """A token bucket with two priorities, so polls never make a user's command wait behind them.
 
-MetaStudio's API gateway throttles per project, and every call taskbot makes for a project
-(commands and background polls alike) counts against the same budget. One
-``PriorityRateLimiter`` per project spends that budget: callers ``await acquire(priority)``
-before each request. Over the rate, callers queue rather than fail; ``COMMAND`` waiters are
+An API that throttles per key (MetaStudio's gateway: per project) counts every call against one
+budget, commands and background polls alike. One ``PriorityRateLimiter`` per key spends that
+budget (``RateLimiters``): callers ``await acquire(priority)`` before each request. Over the rate, callers queue rather than fail; ``COMMAND`` waiters are
 always served before ``POLL`` waiters, and each priority is first come, first served.
 
 No task loops or sleeps on its own: waiters park on futures, and a single timer handle on the
