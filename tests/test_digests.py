@@ -144,6 +144,19 @@ async def owed_digest(database_url: str) -> None:
         await database.dispose()
 
 
+async def ask_digest(bot: BotProcess, http: httpx.AsyncClient) -> None:
+    """``/task digest`` to one bot process; returns once its answer reached the asker."""
+    slack = bot.cloud.slack
+
+    def answers() -> int:
+        return sum("gets a digest" in m.text for m in slack.messages if m.via == "response_url")
+
+    seen = answers()
+    body, headers = slack.slash_command(SIGNING_SECRET, "digest", channel_id=CHANNEL, user_id=ASKER)
+    assert (await http.post(f"{bot.url}/slack/events", content=body, headers=headers)).status_code == 200
+    await slack.wait_for(lambda _: answers() > seen, timeout=10)
+
+
 def check_figures(message: PostedMessage) -> None:
     shown = json.dumps(message.blocks, ensure_ascii=False)
     assert "*3* finished · *1* with failures · *550* items processed · success rate *96.4%*" in shown
@@ -179,15 +192,7 @@ async def test_an_owed_run_is_posted_once_late_with_its_figures_across_kill_9(
                 within=20,
                 what="the second start arming the digest",
             )
-            body, headers = cloud.slack.slash_command(
-                SIGNING_SECRET, "digest", channel_id=CHANNEL, user_id=ASKER
-            )
-            assert (
-                await http.post(f"{bot.url}/slack/events", content=body, headers=headers)
-            ).status_code == 200
-            await cloud.slack.wait_for(
-                lambda ms: any("gets a digest" in m.text for m in ms if m.via == "response_url"), timeout=10
-            )
+            await ask_digest(bot, http)
         finally:
             await bot.kill_if_running()
     assert len(digests_posted(cloud.slack.messages)) == 1
@@ -210,16 +215,7 @@ async def test_two_replicas_post_an_owed_run_once(
             check_figures(digests_posted(cloud.slack.messages)[0])
             # Both replicas answer a command after the digest went out: each has run its start.
             for bot in bots:
-                seen = len([m for m in cloud.slack.messages if m.via == "response_url"])
-                body, headers = cloud.slack.slash_command(
-                    SIGNING_SECRET, "digest", channel_id=CHANNEL, user_id=ASKER
-                )
-                assert (
-                    await http.post(f"{bot.url}/slack/events", content=body, headers=headers)
-                ).status_code == 200
-                await cloud.slack.wait_for(
-                    lambda ms, seen=seen: len([m for m in ms if m.via == "response_url"]) > seen, timeout=10
-                )
+                await ask_digest(bot, http)
         finally:
             for bot in bots:
                 await bot.kill_if_running()
