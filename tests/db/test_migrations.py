@@ -233,7 +233,9 @@ async def test_0008_keeps_owed_alerts_and_going_back_drops_only_workflow_steps(d
             step_expires_at=later,
         )
         async with storage.engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0006"))
+            # Down to the revision just before 0008 (0007, departures), so 0008 is the first
+            # revision applied again; 0009 and later are re-applied after it.
+            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0007"))
         assert (await schema_status(storage.engine)).state == "behind"
         assert (await migrate(storage.engine)).applied[0].startswith("0008 (workflow steps")
         # The channel's alert is still owed, as it was; the step's is gone.
