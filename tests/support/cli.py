@@ -25,7 +25,15 @@ from tests.support.waiting import eventually
 # ``taskbot serve`` processes starting beside it, one start has taken over 10 s.
 SERVE_START_SECONDS = 60.0
 
-__all__ = ["clean_env", "free_port", "run_cli", "start_cli", "stop_cli", "wait_until_serving"]
+__all__ = [
+    "SERVE_START_SECONDS",
+    "clean_env",
+    "free_port",
+    "run_cli",
+    "start_cli",
+    "stop_cli",
+    "wait_until_serving",
+]
 
 _OURS = ("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_")
 
