@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,9 +22,8 @@ from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
-from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli
+from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli, wait_until_serving
 from tests.support.forms import aksk_form
-from tests.support.waiting import eventually
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
 
@@ -175,15 +173,8 @@ async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_si
     env = {**serving.env, "TASKBOT_LOG_FORMAT": "json", "DATABASE_URL": "sqlite+aiosqlite:///:memory:"}
     process = await start_cli("serve", env=env)
     try:
+        await wait_until_serving(process, f"http://127.0.0.1:{port}")
         async with httpx.AsyncClient() as http:
-            for _ in range(200):
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-            else:
-                pytest.fail("taskbot serve did not come up")
             body, headers = slack.slash_command(SIGNING_SECRET, sim.SEED_TASK_ID)
             response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
             assert response.status_code == 200
@@ -301,15 +292,8 @@ async def test_serve_reads_dotenv_listens_on_host_and_the_environment_wins(
     env = clean_env(PORT=str(serving.port))  # only the port comes from the environment
     process = await start_cli("serve", env=env, cwd=workdir)
     try:
+        await wait_until_serving(process, f"http://127.0.0.2:{serving.port}")
         async with httpx.AsyncClient() as http:
-
-            async def healthy() -> bool:
-                try:
-                    return (await http.get(f"http://127.0.0.2:{serving.port}/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(healthy, within=30, what="serve on 127.0.0.2")
             with pytest.raises(httpx.ConnectError):
                 await http.get(f"http://127.0.0.1:{serving.port}/healthz")
     finally:

@@ -32,7 +32,7 @@ from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
 from tests.databases import open_database
-from tests.support.cli import clean_env, free_port
+from tests.support.cli import SERVE_START_SECONDS, clean_env, free_port
 from tests.support.waiting import eventually
 
 SIGNING_SECRET = "c7a5e5c7a5e5c7a5e5c7a5e5c7a5e5c7"  # 32 hex characters, the shape Slack issues
@@ -149,8 +149,7 @@ class BotProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.cli", "serve", env=self.env, stdout=log, stderr=log
             )
-        # Generous: on a loaded 2-core machine, several processes importing at once take a while.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SERVE_START_SECONDS
         while True:
             if self.process.returncode is not None and "Address already in use" in self.log()[started_at:]:
                 return False

@@ -17,10 +17,10 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from bot import messages
 from bot.db.crypto import SecretBox
@@ -33,9 +33,10 @@ SLACK_ACK_SECONDS = 3.0
 
 
 class FreezableProxy:
-    """Forwards TCP to ``target``; while frozen, holds every byte in both directions."""
+    """Forwards TCP to ``target`` (a host and port, or a Unix socket's path); while frozen, holds
+    every byte in both directions."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int] | str) -> None:
         self.target = target
         self.flowing = asyncio.Event()
         self.flowing.set()
@@ -51,7 +52,10 @@ class FreezableProxy:
         writer.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        if isinstance(self.target, str):
+            upstream_reader, upstream_writer = await asyncio.open_unix_connection(self.target)
+        else:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         for pipe in (self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)):
             task = asyncio.create_task(pipe)
             self._tasks.add(task)
@@ -70,10 +74,21 @@ class FreezableProxy:
                 task.cancel()
 
 
+def _server_address(url: str) -> tuple[str, int] | str:
+    """Where the PostgreSQL of ``url`` listens: the session's own server only on a Unix socket
+    (``?host=/folder``, libpq's convention), a developer's TASKBOT_TEST_POSTGRES_DSN maybe on TCP."""
+    parsed = make_url(url)
+    port = parsed.port or 5432
+    folder = parsed.query.get("host")
+    if isinstance(folder, str) and folder.startswith("/"):
+        return f"{folder}/.s.PGSQL.{port}"
+    return (parsed.host or "127.0.0.1", port)
+
+
 def _through(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    netloc = f"{parts.username}@127.0.0.1:{port}" if parts.username else f"127.0.0.1:{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    """``url`` pointed at the proxy on loopback TCP (a socket folder in the query would win)."""
+    through = make_url(url).difference_update_query(["host"]).set(host="127.0.0.1", port=port)
+    return through.render_as_string(hide_password=False)
 
 
 @pytest.mark.postgres
@@ -82,8 +97,7 @@ async def test_acks_stay_fast_while_postgresql_hangs(
 ) -> None:
     # The cache must expire during the test; the real TTL is 30 s.
     monkeypatch.setattr(clients, "AUTHORIZE_TTL_SECONDS", 0.5)
-    target = urlsplit(postgres_url)
-    proxy = FreezableProxy((target.hostname or "127.0.0.1", target.port or 5432))
+    proxy = FreezableProxy(_server_address(postgres_url))
     async with (
         proxy.running(),
         multi_stack(tmp_path, _through(postgres_url, proxy.port), {"A": project_a(FakeClock())}) as stack,

@@ -74,7 +74,10 @@ async def test_commands_are_fifo_among_themselves() -> None:
 
 
 async def test_cancelled_waiter_leaves_the_queue_and_others_proceed() -> None:
-    limiter = PriorityRateLimiter(rate=20.0)
+    # Tokens come from a fake clock, so "the very next token" is counted, not timed: 1/16 s is
+    # exact in binary floating point, so one advance mints exactly one token.
+    clock = FakeClock(100.0)
+    limiter = PriorityRateLimiter(rate=16.0, clock=clock)
     await limiter.acquire(Priority.POLL)
     first = asyncio.create_task(limiter.acquire(Priority.POLL))
     second = asyncio.create_task(limiter.acquire(Priority.POLL))
@@ -84,10 +87,11 @@ async def test_cancelled_waiter_leaves_the_queue_and_others_proceed() -> None:
     with pytest.raises(asyncio.CancelledError):
         await first
     assert limiter.waiting == 1
-    started = time.monotonic()
-    await asyncio.wait_for(second, 2)
-    # The second waiter got the very next token, not one after the cancelled waiter's.
-    assert time.monotonic() - started < 1 / 20 + 0.03
+    clock.advance(1 / 16)
+    # The second waiter gets the one token minted since: were it still queued behind the
+    # cancelled waiter, it would wait for a second token that the standing clock never mints.
+    await asyncio.wait_for(second, 10)
+    assert limiter.granted[Priority.POLL] == 2
     assert limiter.waiting == 0
 
 

@@ -233,7 +233,9 @@ async def test_0008_keeps_owed_alerts_and_going_back_drops_only_workflow_steps(d
             step_expires_at=later,
         )
         async with storage.engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0006"))
+            # Down to the revision just before 0008 (0007, departures), so 0008 is the first
+            # revision applied again; 0009 and later are re-applied after it.
+            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0007"))
         assert (await schema_status(storage.engine)).state == "behind"
         assert (await migrate(storage.engine)).applied[0].startswith("0008 (workflow steps")
         # The channel's alert is still owed, as it was; the step's is gone.
@@ -354,7 +356,7 @@ async def test_a_newer_schema_refuses_to_start_with_one_sentence(
         assert (code, out, err) == (2, "", TOO_NEW.format(head=HEAD) + "\n")
     bot = BotProcess(cloud, database_url, tmp_path / "bot.log")
     code, out, _ = await run_cli("check", env=bot.env, timeout=60)
-    assert code == 1 and f"FAIL  schema: {TOO_NEW.format(head=HEAD)}" in out
+    assert code == 2 and f"FAIL  schema: {TOO_NEW.format(head=HEAD)}" in out
 
 
 # --- migrate as a separate step -----------------------------------------------------------------
@@ -374,7 +376,7 @@ async def test_migrate_as_a_separate_step_when_serve_is_told_not_to(
         "TASKBOT_MIGRATE_ON_START is off: run `taskbot migrate` first.\n"
     )
     code, out, _ = await run_cli("check", env=bot.env, timeout=60)
-    assert code == 1 and "FAIL  schema: empty; migrating creates revision" in out
+    assert code == 2 and "FAIL  schema: empty; migrating creates revision" in out
 
     code, out, err = await run_cli("migrate", env=bot.env, timeout=60)
     assert code == 0, err

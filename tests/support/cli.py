@@ -4,7 +4,8 @@
 ``HOME`` away, so no ``~/.huaweicloud/credentials`` leaks in); a test adds back what it means to
 give. ``start_cli`` spawns ``python -m bot.cli`` with both streams piped, ``stop_cli`` sends it
 SIGTERM and collects what it wrote, ``run_cli`` runs it to the end, and ``free_port`` finds a
-loopback port nothing listens on.
+loopback port nothing listens on. ``wait_until_serving`` waits for a started ``serve`` to answer
+``/healthz``, failing at once with what it wrote when it exits instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,23 @@ import socket
 import sys
 from pathlib import Path
 
-__all__ = ["clean_env", "free_port", "run_cli", "start_cli", "stop_cli"]
+import httpx
+
+from tests.support.waiting import eventually
+
+# A bound for a hung start, not a speed claim: on the shared 2-core machine, with other
+# ``taskbot serve`` processes starting beside it, one start has taken over 10 s.
+SERVE_START_SECONDS = 60.0
+
+__all__ = [
+    "SERVE_START_SECONDS",
+    "clean_env",
+    "free_port",
+    "run_cli",
+    "start_cli",
+    "stop_cli",
+    "wait_until_serving",
+]
 
 _OURS = ("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_")
 
@@ -54,6 +71,22 @@ async def stop_cli(process: asyncio.subprocess.Process, timeout: float = 15) -> 
     """SIGTERM, as an orchestrator stops a process, then wait: (exit code, stdout, stderr)."""
     process.send_signal(signal.SIGTERM)
     return await _finish(process, timeout)
+
+
+async def wait_until_serving(process: asyncio.subprocess.Process, url: str) -> None:
+    """Until ``url``/healthz answers 200; a process that exits first fails with its output."""
+    async with httpx.AsyncClient(timeout=5) as http:
+
+        async def healthy() -> bool:
+            if process.returncode is not None:
+                code, out, err = await _finish(process, 5)
+                raise AssertionError(f"taskbot serve exited with {code} before serving\n{out}{err}")
+            try:
+                return (await http.get(f"{url}/healthz")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await eventually(healthy, within=SERVE_START_SECONDS, what=f"taskbot serve to answer {url}/healthz")
 
 
 async def run_cli(
