@@ -81,8 +81,13 @@ def serve(port: int | None) -> int:
     if problem := claim_sqlite_file(settings.database_url):
         raise ConfigError([problem])
     logs.configure(settings.log_format, settings.log_level, _secrets(settings))
+    from bot.servers import ServerStartupFailed
+
     try:
         return run_fast(_serve(settings, port))
+    except ServerStartupFailed as failed:
+        # uvicorn has logged why; the exit code stays the one uvicorn gives a failed startup.
+        return failed.exit_code
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES):
             raise

@@ -46,7 +46,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["ServerLimits", "serve_asgi"]
+__all__ = ["ServerLimits", "ServerStartupFailed", "serve_asgi"]
 
 log = logging.getLogger("taskbot.server")
 
@@ -195,6 +195,26 @@ def _protocol_for(limits: ServerLimits) -> type[_GuardedH11]:
     )
 
 
+class ServerStartupFailed(Exception):
+    """The app's lifespan startup failed; uvicorn has logged why."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(f"the server's startup failed (uvicorn exit code {exit_code}); its log says why")
+        self.exit_code = exit_code
+
+
+async def _serve_without_exiting(server: uvicorn.Server, sock: socket.socket) -> None:
+    """``server.serve``, with uvicorn's ``sys.exit`` on a failed startup turned into an exception.
+
+    A ``SystemExit`` raised inside a task is not kept in the task: asyncio re-raises it out of
+    the event loop, which stops every other server, request and test fixture on that loop.
+    """
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:
+        raise ServerStartupFailed(exc.code if isinstance(exc.code, int) else 1) from None
+
+
 @contextlib.asynccontextmanager
 async def serve_asgi(
     app: Any, *, host: str = "127.0.0.1", port: int = 0, limits: ServerLimits | None = None
@@ -202,7 +222,7 @@ async def serve_asgi(
     """Serve ``app`` until the block exits; yields its base URL, e.g. ``http://127.0.0.1:53211``.
 
     Port 0 picks a free port. The socket is bound before uvicorn starts, so the URL is valid
-    the moment it is yielded.
+    the moment it is yielded. Raises ``ServerStartupFailed`` when the app's startup fails.
     """
     limits = limits or ServerLimits()
     # IPPROTO_TCP explicitly: uvicorn sets TCP_NODELAY only on sockets whose proto says TCP (42 ms vs 0.2 ms per request).
@@ -226,7 +246,7 @@ async def serve_asgi(
     server = uvicorn.Server(config)
     # Signals belong to the process that owns the loop, not to one of several servers inside it.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
-    task = asyncio.create_task(server.serve(sockets=[sock]))
+    task = asyncio.create_task(_serve_without_exiting(server, sock))
     try:
         while not server.started:
             if task.done():
@@ -236,6 +256,8 @@ async def serve_asgi(
         yield f"http://{host}:{bound_port}"
     finally:
         server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        sock.close()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            sock.close()

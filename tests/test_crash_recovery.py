@@ -189,11 +189,14 @@ class BotProcess:
             await self.process.wait()
 
 
-def add_tasks(simulator: sim.Simulator, finishes_in: list[float]) -> list[str]:
-    """Tasks that finish ``finishes_in`` seconds from now; their ids."""
+def add_tasks(simulator: sim.Simulator, finishes_in: list[float], first: int = 0) -> list[str]:
+    """Tasks that finish ``finishes_in`` seconds from now; their ids.
+
+    Numbered from ``first``: adding a number again replaces that task (a new end, same id).
+    """
     now = time.time()
     ids = []
-    for number, seconds in enumerate(finishes_in):
+    for number, seconds in enumerate(finishes_in, start=first):
         task_id = f"c4a50000000000000000000000{number:06x}"
         duration = seconds + 2.0
         simulator.add_task(

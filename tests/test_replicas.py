@@ -283,12 +283,17 @@ async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_a
     async with httpx.AsyncClient(timeout=10) as http:
         for name in ("r1", "r2", "r3"):
             await fleet.add(name, http)
-        channels, team_of = await watch_everywhere(fleet, http, [8.0 + 0.3 * n for n in range(30)])
+        # The tasks end in waves, one around each hand-over; the later waves keep every shard
+        # polled, however long a restart takes on a loaded machine (a task set to end some
+        # seconds after the watch could be over before the last replica stopped).
+        channels, team_of = await watch_everywhere(fleet, http, [RUNNING] * 30)
         watched = time.monotonic()
         await spread_over_replicas(fleet)
         handovers = []
         windows = []
-        for name in ("r1", "r2", "r3"):
+        wave = 8
+        for number, name in enumerate(("r1", "r2", "r3")):
+            add_tasks(fleet.cloud.simulator, [0.5 + 0.3 * n for n in range(wave)], first=number * wave)
             owners = await fleet.owners()
             held = {team for team, who in owners.items() if who == name}
             bot = fleet.replicas[name]
@@ -308,6 +313,9 @@ async def test_rolling_restart_hands_every_shard_over_in_seconds_and_misses_no_a
                 handovers.append(taken - stopped)
             windows.append((stopped, stopped + 1.5))
             await fleet.restart(name, http)
+        add_tasks(
+            fleet.cloud.simulator, [0.5 + 0.3 * n for n in range(len(channels) - 3 * wave)], first=3 * wave
+        )
         await every_alert_recorded_sent(fleet, channels)
 
     print("rolling restart hand-overs (s):", [round(h, 2) for h in handovers])

@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
-from bot.servers import ServerLimits, serve_asgi
+from bot.servers import ServerLimits, ServerStartupFailed, serve_asgi
 from tests.support.cli import clean_env, free_port, stop_cli
 from tests.support.waiting import eventually
 
@@ -42,6 +42,24 @@ async def hello(_: Request) -> PlainTextResponse:
 async def small_server(limits: ServerLimits = FAST) -> AsyncIterator[tuple[str, int]]:
     async with serve_asgi(Starlette(routes=[Route("/", hello)]), limits=limits) as url:
         yield "127.0.0.1", int(url.rsplit(":", 1)[1])
+
+
+@contextlib.asynccontextmanager
+async def failing_startup(_: Starlette) -> AsyncIterator[None]:
+    raise RuntimeError("the database is not there")
+    yield
+
+
+async def test_a_failed_startup_raises_in_the_caller_and_the_loop_serves_on() -> None:
+    # uvicorn ends a failed startup with sys.exit(3); out of a task that stopped the event loop
+    # itself, and with it every other server and fixture on it (a test's tmp_path leaked into
+    # every later test of that pytest worker).
+    with pytest.raises(ServerStartupFailed) as failed:
+        async with serve_asgi(Starlette(lifespan=failing_startup)):
+            pytest.fail("a server whose startup failed was handed out")
+    assert failed.value.exit_code == 3
+    async with small_server() as (host, port), httpx.AsyncClient() as http:
+        assert (await http.get(f"http://{host}:{port}/")).text == "hello"
 
 
 async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bytes:

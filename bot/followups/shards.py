@@ -17,8 +17,9 @@ Invariants:
   it holds beyond that share: O(replicas) lease writes per heartbeat, however many watches.
 - A replica polls a shard only while its lease is valid by its own monotonic clock, counted
   from before the renew was sent (so it stops no later than the database expires the row).
-  ``owns()`` is that in-memory check, made on every poll: a replica woken from SIGSTOP past its
-  lease stops polling at once, before its next heartbeat tells it the shard is gone.
+  ``owns()`` is that in-memory check, made on every poll, and again once the poll has its slot
+  and rate token (that wait can take seconds): a replica woken from SIGSTOP past its lease
+  stops polling at once, before its next heartbeat tells it the shard is gone.
 - A renew that returns fewer shards than it held means they were lost: their jobs are
   removed. A claim re-arms the shard from the tables (watches, feed, owed deliveries).
 - Each heartbeat also re-reads the active watches, feeds and owed deliveries of the owned

@@ -475,6 +475,11 @@ class Watches(Part):
             await self._shared.limiter_for(state.team_id).acquire(Priority.POLL)
             if self._shared.scheduler.stopping:
                 return None
+            if not self._shared.owns(state.team_id):
+                # The lease ran out while this poll waited for its slot and token (seconds when
+                # the workspace's rate is saturated): the new owner polls the task now.
+                self._forget(state)
+                return None
             self._shared.stats.polls += 1
             POLLS.labels(REPLICA).inc()
             client = await self._shared.metastudio_for(state.team_id)

@@ -225,6 +225,36 @@ async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_n
 
 
 @pytest.mark.postgres
+async def test_a_poll_that_waited_for_its_token_past_the_lease_is_not_sent(postgres_url: str) -> None:
+    async with _stack(postgres_url) as stack:
+        stack.sim.add_task(sim_task(duration=600.0))
+        engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=2.0, lease_seconds=30.0)
+        limiter = engine.limiter_for(TEAM)
+        acquire = limiter.acquire
+        waiting, token = asyncio.Event(), asyncio.Event()
+
+        async def held_acquire(*args: Any, **kwargs: Any) -> None:
+            waiting.set()
+            await token.wait()
+            await acquire(*args, **kwargs)
+
+        limiter.acquire = held_acquire  # type: ignore[method-assign]
+        watched = await engine.watch(
+            team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01"
+        )
+        await asyncio.wait_for(waiting.wait(), 15)
+        polls = stack.sim.requests[("show", TASK_ID)]
+        # While the poll waits for its token, another replica takes the workspace over.
+        await give_shard_to(engine.storage.database, TEAM, "r-other", for_seconds=3600)
+        await engine.shards.beat()
+        assert not engine.shards.owns(TEAM)
+        token.set()
+        job = f"watch:{watched.watch.id}"
+        await eventually(lambda: not engine.scheduler.busy(job), within=5, what="the held poll over")
+        assert stack.sim.requests[("show", TASK_ID)] == polls
+
+
+@pytest.mark.postgres
 async def test_the_owner_delivers_what_a_replica_without_the_lease_queued_within_a_heartbeat(
     postgres_url: str,
 ) -> None:
