@@ -124,12 +124,21 @@ class ListSweeps(Part):
 
         Armed only when there is none pending, so watches coming and going do not put the next
         sweep off; the first sweep comes one interval after the job is armed (the watches' own
-        first polls are due sooner anyway).
+        first polls are due sooner anyway). Cancelled below two watches, and then the watch left
+        goes back to the unlisted ceiling, as after a failed sweep.
         """
         job_id = sweep_job(team_id)
         scheduler = self._shared.scheduler
-        if not sweep_wanted(self.policy, running) or not self._shared.owns(team_id):
+        if not self._shared.owns(team_id):
             scheduler.cancel(job_id)
+        elif not sweep_wanted(self.policy, running):
+            if scheduler.pending(job_id):
+                scheduler.cancel(job_id)
+                # No sweep is coming: a watch the last one showed must not wait for the next.
+                plans = self._watches.plans(team_id)
+                unlisted = tuple(plan.watch_id for plan in plans if plan.listed)
+                if unlisted:
+                    self._watches.apply_changes(Changes(now=self._shared.clock(), unlisted=unlisted))
         elif not scheduler.pending(job_id):
             seconds = self.policy.list_seconds
             scheduler.every(job_id, self.sweep, seconds, args=(team_id,), jitter=self.policy.jitter * seconds)
@@ -145,11 +154,10 @@ class ListSweeps(Part):
             self.forget_team(team_id)
             return Changes(now=now)
         plans = self._watches.plans(team_id)
-        if not sweep_wanted(self.policy, len(plans)):
-            changes = Changes(now=now, unlisted=tuple(p.watch_id for p in plans))
-        else:
+        rows: list[Task] = []
+        if sweep_wanted(self.policy, len(plans)):
             try:
-                rows = await self.fetch(team_id, {plan.task_id for plan in plans})
+                fetched = await self.fetch(team_id, {plan.task_id for plan in plans})
             except asyncio.CancelledError:
                 raise
             except MetaStudioError as exc:
@@ -159,19 +167,21 @@ class ListSweeps(Part):
                     type(exc).__name__,
                     extra={"team": team_id, "request_id": exc.request_id},
                 )
-                rows = []
             except Exception:
                 log.exception("list sweep failed", extra={"team": team_id})
-                rows = []
-            if rows is None:
-                return Changes(now=now)  # stopping
-            # The watches may have moved while the pages were fetched: detect against the latest plans.
-            changes = detect(
-                self._watches.plans(team_id),
-                rows,
-                now=self._shared.clock(),
-                finished_codes=self.settings.finished_codes,
-            )
+            else:
+                if fetched is None:
+                    return Changes(now=now)  # stopping
+                rows = fetched
+        # The watches may have moved while the pages were fetched: detect against the latest plans.
+        latest = self._watches.plans(team_id)
+        now = self._shared.clock()
+        if not sweep_wanted(self.policy, len(latest)):
+            # Too few watches left for the next sweep to come (``sync`` cancels it): no row may
+            # put a poll off.
+            changes = Changes(now=now, unlisted=tuple(plan.watch_id for plan in latest))
+        else:
+            changes = detect(latest, rows, now=now, finished_codes=self.settings.finished_codes)
         self._watches.apply_changes(changes)
         return changes
 
