@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from bot.devtools.simulator import SimTask
 from bot.followups import FollowUps
-from bot.followups.changes import WatchPlan, detect
+from bot.followups.changes import WatchPlan, detect, sweep_job
 from bot.followups.listing import LIST_PAGE_SIZE
 from bot.followups.polling import Cadence, PollPolicy, after_progress
 from bot.metastudio.models import Task
@@ -129,6 +129,36 @@ async def test_a_watch_off_the_first_page_falls_back_to_the_unlisted_ceiling(sta
     ceiling = engine.policy.ceiling_for(listed=False)
     assert plans[EARLY_ID].next_poll_at - time.time() <= ceiling * (1 + engine.policy.jitter)
     assert plans[STEADY_ID].next_poll_at - time.time() > 60
+
+
+async def test_a_sweep_follows_a_server_whose_pages_are_smaller_than_asked(stack: Stack) -> None:  # noqa: F811
+    task_ids = [f"{number:032x}" for number in range(1, 13)]
+    for number, task_id in enumerate(task_ids):
+        stack.sim.add_task(_long(task_id, started_ago=60.0 + number))
+    stack.sim.page_cap = 10  # asked for 100 rows, it answers 10 (the documented default page)
+    engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0, policy=BY_HAND)
+    for task_id in task_ids:
+        await engine.watch(team_id=TEAM, task_id=task_id, channel_id=CHANNELS[0], user_id="U0USER0001")
+    await eventually(lambda: engine.polls >= len(task_ids), what="the first poll of each watch")
+
+    changes = await engine.sweeps.sweep(TEAM)
+    # Page one held the ten newest; the two oldest are worth one more page, from offset 10.
+    assert stack.sim.requests[("list", "")] == 2
+    assert changes.unlisted == ()
+    assert all(plan.listed for plan in engine.watches.plans(TEAM))
+
+
+async def test_a_restart_arms_the_sweep_from_the_tables_and_forgetting_the_workspace_cancels_it(
+    stack: Stack,  # noqa: F811
+) -> None:
+    first = await _two_watches(stack)
+    assert first.scheduler.pending(sweep_job(TEAM))
+    await first.stop()
+    again = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0, policy=BY_HAND)
+    assert len(again.watches) == 2
+    assert again.scheduler.pending(sweep_job(TEAM))
+    await again.forget_team(TEAM)
+    assert not again.scheduler.pending(sweep_job(TEAM))
 
 
 async def test_one_watch_alone_costs_no_list_call(stack: Stack) -> None:  # noqa: F811
