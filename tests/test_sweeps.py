@@ -44,6 +44,13 @@ async def sweeping(tmp_path: Path) -> AsyncIterator[LocalStack]:
         yield local
 
 
+def long_tasks(stack: LocalStack, *task_ids: str) -> list[str]:
+    """Three-hour imports of a million items, begun now, in the simulator; their ids."""
+    for task_id in task_ids:
+        stack.simulator.add_task(sim_task(task_id, duration=LONG, total_count=1_000_000))
+    return list(task_ids)
+
+
 def engine_of(stack: LocalStack) -> FollowUps:
     return stack.runtime.followups
 
@@ -74,9 +81,9 @@ async def test_the_policy_of_this_stack_sweeps_well_within_the_unlisted_ceiling(
 async def test_an_early_end_is_alerted_within_one_sweep_not_the_poll_ceiling(
     sweeping: LocalStack, http: httpx.AsyncClient
 ) -> None:
-    failing, steady = "5e1f0000000000000000000000000001", "5e1f0000000000000000000000000002"
-    for task_id in (failing, steady):
-        sweeping.simulator.add_task(sim_task(task_id, duration=LONG, total_count=1_000_000))
+    failing, steady = long_tasks(
+        sweeping, "5e1f0000000000000000000000000001", "5e1f0000000000000000000000000002"
+    )
     await command_reply(sweeping, http, f"watch {failing}")
     await command_reply(sweeping, http, f"watch {steady}", channel=OTHER)
     assert sweep_armed(sweeping)
@@ -108,15 +115,13 @@ async def test_an_early_end_is_alerted_within_one_sweep_not_the_poll_ceiling(
 async def test_the_sweep_job_runs_only_while_two_watches_run(
     sweeping: LocalStack, http: httpx.AsyncClient
 ) -> None:
-    first, second = "5e1f0000000000000000000000000011", "5e1f0000000000000000000000000012"
-    for task_id in (first, second):
-        sweeping.simulator.add_task(sim_task(task_id, duration=LONG, total_count=1_000_000))
+    first, second = long_tasks(
+        sweeping, "5e1f0000000000000000000000000011", "5e1f0000000000000000000000000012"
+    )
     await command_reply(sweeping, http, f"watch {first}")
     assert not sweep_armed(sweeping)
     await command_reply(sweeping, http, f"watch {second}")
     assert sweep_armed(sweeping)
-    await eventually(lambda: sweeping.simulator.requests[("list", "")] >= 1, what="a sweep")
-
     await eventually(lambda: all_listed(sweeping, 2), what="a sweep showing both watches")
 
     await command_reply(sweeping, http, f"unwatch {second}")
@@ -130,9 +135,7 @@ async def test_the_sweep_job_runs_only_while_two_watches_run(
 async def test_one_list_call_serves_every_watch_of_the_workspace(
     sweeping: LocalStack, http: httpx.AsyncClient
 ) -> None:
-    task_ids = [f"5e1f00000000000000000000000002{n:02d}" for n in range(6)]
-    for task_id in task_ids:
-        sweeping.simulator.add_task(sim_task(task_id, duration=LONG, total_count=1_000_000))
+    task_ids = long_tasks(sweeping, *(f"5e1f00000000000000000000000002{n:02d}" for n in range(6)))
     for number, task_id in enumerate(task_ids):
         await command_reply(sweeping, http, f"watch {task_id}", channel=f"C0SWEEP{number:03d}")
     await eventually(lambda: all_listed(sweeping, len(task_ids)), what="a sweep showing every watch")
