@@ -25,8 +25,8 @@ The fixed-interval pollers are computed exactly: their n-th poll is at ``n * int
 3. The new schedule's curve: the unlisted ceiling for a lone task, and list rows that only
    trigger polls against rows folded into the schedule.
 
-Run: ``python -m bench.bench_policy`` (``--tasks``, ``--seed``, ``--concurrency``; about 3 min
-of CPU on one core).
+Run: ``python -m bench.bench_policy`` (``--tasks``, ``--seed``, ``--concurrency``; about 6 min
+on one core).
 """
 
 from __future__ import annotations

@@ -68,6 +68,10 @@ log = logging.getLogger("taskbot.app")
 
 # /readyz answers within this, database or not: a probe that hangs is a probe that times out.
 READY_TIMEOUT = 2.0
+# An event's duplicate check waits this long for the database before the event is handled
+# unchecked; with the authorization's 2 s at most (bot/slack/clients.py) it stays inside
+# Slack's 3 s.
+SEEN_EVENT_DEADLINE = 0.5
 
 
 def _plain(value: SecretStr | None) -> str | None:
@@ -111,9 +115,9 @@ class Runtime:
             # Fleet-wide on PostgreSQL (bot/db/fleet.py): commands from any replica and polls together.
             limiters=rate_limiters(self.database, settings.api_rate),
         )
-        self.access = Access(self.workspaces)
         # One per process: every listener shares its users.info cache (closed in close()).
         self.locales = LocaleResolver()
+        self.access = Access(self.workspaces, self.locales)
         self.languages = Languages(settings, self.locales, self.workspaces)
         tasks = TaskViews(
             settings,
@@ -208,6 +212,7 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
         options["installation_store"] = runtime.installation_store
         options["oauth_flow"] = WorkspaceInstallFlow(
             logger=bolt_logger,
+            departures=runtime.leaving.departures,
             settings=AsyncOAuthSettings(
                 client_id=settings.slack_client_id,
                 client_secret=_plain(settings.slack_client_secret),
@@ -249,8 +254,19 @@ def create_bolt_app(settings: Settings, runtime: Runtime, *, socket_mode: bool =
         # an Events API delivery whose event_id any replica already claimed is acked and dropped.
         # Commands and interactions carry no event_id and Slack does not redeliver them.
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if isinstance(event_id, str) and event_id and not await runtime.seen_events.first_time(event_id):
-            return BoltResponse(status=200, body="")
+        if isinstance(event_id, str) and event_id:
+            try:
+                async with asyncio.timeout(SEEN_EVENT_DEADLINE):
+                    first = await runtime.seen_events.first_time(event_id)
+            except Exception as error:  # a database that fails or hangs must not hold up the ack
+                # Handled without the check: every event taskbot handles is safe to see twice,
+                # and an ack past 3 s would make Slack send it again anyway.
+                log.warning(
+                    "could not record event %s (%s); handling it unchecked", event_id, type(error).__name__
+                )
+                first = True
+            if not first:
+                return BoltResponse(status=200, body="")
         await next()
         return None
 

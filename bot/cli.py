@@ -18,7 +18,7 @@ import uvicorn
 from slack_sdk.errors import SlackApiError
 
 from bot import logs
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, load_settings_and_mistakes
 
 log = logging.getLogger("taskbot")
 T = TypeVar("T")
@@ -43,14 +43,8 @@ def _secrets(settings: Settings) -> list[str]:
 
 def _settings_for_serving() -> tuple[Settings, list[str], frozenset[str]]:
     """The settings, every problem they have, and the fields that were invalid (at their defaults)."""
-    first = ConfigError([])
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        if exc.settings is None:
-            raise
-        # Go on with the rest, so one message lists every mistake, not the first few.
-        settings, first = exc.settings, exc
+    # Go on past invalid variables, so one message lists every mistake, not the first few.
+    settings, first = load_settings_and_mistakes()
     problems = settings.slack_problems()
     if not settings.multi_workspace:
         # One workspace takes its MetaStudio project from the environment; installs connect their own.

@@ -37,6 +37,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "load_settings",
+    "load_settings_and_mistakes",
 ]
 
 
@@ -599,6 +600,20 @@ def load_settings() -> Settings:
         except ValidationError:
             rest = None
         raise ConfigError(problems, settings=rest, invalid=frozenset(invalid)) from None
+
+
+def load_settings_and_mistakes() -> tuple[Settings, ConfigError]:
+    """The settings, each invalid variable at its default, and the error naming those variables.
+
+    For ``serve`` and ``check``, which go on to add every other problem to the same message.
+    Raises ConfigError only when even the rest of the configuration cannot be read.
+    """
+    try:
+        return load_settings(), ConfigError([])
+    except ConfigError as exc:
+        if exc.settings is None:
+            raise
+        return exc.settings, exc
 
 
 _FIELD_BY_ALIAS: Final = {

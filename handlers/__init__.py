@@ -2,7 +2,9 @@
 
 Listeners parse, ack and hand over: they read the use case they need from Bolt's context
 (``commands``, ``background``, ``admin``, ``leaving``, ``steps``; see ``bot.app.Runtime.context``) and
-never call MetaStudio, the database or Slack before the ack.
+never call MetaStudio, the database or Slack before the ack. One write comes after ``ack()`` but
+before Bolt sends the answer: ``app_uninstalled`` records the departure (``handlers.events``),
+because Slack never redelivers an acknowledged event.
 """
 
 from __future__ import annotations

@@ -447,3 +447,9 @@ def test_a_bad_value_in_dotenv_is_named_like_one_in_the_environment(
         load_settings()
     assert caught.value.problems[0].startswith("PORT='eighty'")
     assert "docs/configuration.md" in caught.value.render()
+
+
+def test_tests_run_outside_the_clone_so_its_dotenv_stays_out(outside_the_clone: Path) -> None:
+    clone = Path(__file__).resolve().parent.parent
+    assert Path.cwd() == outside_the_clone and Path.cwd() != clone
+    assert not (Path.cwd() / ".env").exists()

@@ -111,6 +111,23 @@ class BotProcess:
         }
         self.process: asyncio.subprocess.Process | None = None
 
+    def installed_per_workspace(self, encryption_key: str) -> BotProcess:
+        """Multi-workspace mode (OAuth installs at the stand-in), not the one bot token."""
+        for name in (
+            "SLACK_BOT_TOKEN",
+            "HUAWEICLOUD_SDK_AK",
+            "HUAWEICLOUD_SDK_SK",
+            "HUAWEICLOUD_SDK_PROJECT_ID",
+        ):
+            self.env.pop(name)
+        self.env.update(
+            SLACK_CLIENT_ID=self.cloud.slack.client_id,
+            SLACK_CLIENT_SECRET=self.cloud.slack.client_secret,
+            TASKBOT_ENCRYPTION_KEY=encryption_key,
+            TASKBOT_ALLOWED_ENDPOINT_HOSTS="http://127.0.0.1",
+        )
+        return self
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"

@@ -3,7 +3,8 @@
 PostgreSQL sits behind a loopback TCP proxy the test can freeze: connections stay open and
 bytes stop flowing both ways, as with ``kill -STOP`` on the server. With the authorization
 cache expired, a workspace that used taskbot minutes ago keeps being acked within Slack's
-3 s from what was known (stale-while-error); a workspace never seen by this process is told in
+3 s from what was known (stale-while-error), and so is an event whose duplicate check cannot
+reach the database; a workspace never seen by this process is told in
 one sentence that the database cannot be reached (200, not a 500, not a timeout). When the
 proxy thaws, look-ups go back to the database. Tokens the encryption key cannot open are one
 sentence too.
@@ -102,13 +103,20 @@ async def test_acks_stay_fast_while_postgresql_hangs(
         await eventually(expired, what="the authorization cache to expire")
         proxy.flowing.clear()
         try:
-            for team in (known, known):
+            took = []
+            for _ in range(2):
                 started = time.monotonic()
-                response = await team.command("help", channel=CHANNEL_A)
-                took = time.monotonic() - started
+                response = await known.command("help", channel=CHANNEL_A)
+                took.append(time.monotonic() - started)
                 assert response.status_code == 200, response.text
-                assert took < SLACK_ACK_SECONDS, took
                 assert messages.text("error_database_unavailable") not in response.text
+            # The first waits out the look-up's deadline; the next answers at once from what is known.
+            assert took[0] < SLACK_ACK_SECONDS and took[1] < clients.AUTHORIZE_DEADLINE_SECONDS / 2, took
+            # An event's duplicate check needs the database too: it is given up, not waited for.
+            started = time.monotonic()
+            event = await known.event({"type": "app_home_opened", "user": known.member, "tab": "home"})
+            assert event.status_code == 200
+            assert time.monotonic() - started < SLACK_ACK_SECONDS
 
             started = time.monotonic()
             response = await unseen.command("help", channel=CHANNEL_A)

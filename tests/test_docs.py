@@ -51,7 +51,9 @@ def _problem(command: str, folder: Path) -> str | None:
     """Why ``command`` would not work as written from a fresh clone; None when it would."""
     words = shlex.split(command)
     program, args = words[0], words[1:]
-    if program == ".venv/bin/taskbot" or program == "taskbot":
+    if program == "taskbot":
+        return "a bare taskbot is 'command not found' until the venv is activated; write .venv/bin/taskbot"
+    if program == ".venv/bin/taskbot":
         if not (Path(sys.executable).parent / "taskbot").exists():
             return "the taskbot script is not installed next to this Python"
         try:
@@ -113,7 +115,8 @@ def test_every_command_works_as_written(document: Path) -> None:
 
 def test_the_command_check_catches_what_would_fail() -> None:
     assert _problem(".venv/bin/taskbot serv", ROOT)
-    assert _problem("taskbot simulator --prot 8080", ROOT)
+    assert _problem(".venv/bin/taskbot simulator --prot 8080", ROOT)
+    assert _problem("taskbot check", ROOT)
     assert _problem(".venv/bin/pip install -e '.[tests]'", ROOT)
     assert _problem("python -m pytest", ROOT)
     assert _problem("cp .env.sample .env", ROOT)

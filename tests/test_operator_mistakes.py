@@ -20,33 +20,11 @@ from bot.db.installations import EncryptedInstallationStore
 from bot.db.schema import migrate as migrate_schema
 from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 from tests.support.cli import clean_env, free_port, run_cli
 from tests.support.forms import aksk_form
+from tests.test_operator_errors import SIGNING_SECRET, _env, _problems
 
-SIGNING_SECRET = "0f1e2d3c4b5a69780f1e2d3c4b5a6978"
-HEADER = "taskbot cannot start: the configuration is incomplete or invalid."
 ROOT = os.geteuid() == 0
-
-
-def _env(**extra: str) -> dict[str, str]:
-    values = {
-        "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "HUAWEICLOUD_SDK_AK": sim.DEMO_ACCESS_KEY,
-        "HUAWEICLOUD_SDK_SK": sim.DEMO_SECRET_KEY,
-        "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
-        "METASTUDIO_ENDPOINT": f"http://127.0.0.1:{free_port()}",
-        "PORT": str(free_port()),
-    }
-    return clean_env(**{**values, **extra})
-
-
-def _problems(err: str) -> list[str]:
-    lines = err.splitlines()
-    assert lines and lines[0] == HEADER, err
-    assert "Traceback" not in err
-    return [line.removeprefix("  - ") for line in lines[1:-1]]
 
 
 async def _refused(*args: str, env: dict[str, str]) -> list[str]:

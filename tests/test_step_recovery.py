@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.followups import STEP, DeliveryRow, SubscriberRow
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, Completion
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN
+from bot.devtools.slack_steps import Completion
 from bot.slack.steps import WAIT_FOR_TASK
 from tests.databases import open_database
 from tests.support.waiting import eventually

@@ -33,6 +33,7 @@ from tests.install_support import (
     TASK_A,
     MultiStack,
     Project,
+    Workspace,
     connection_values,
     multi_stack,
     project_a,
@@ -76,8 +77,14 @@ async def locked_table(url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def _waiting_on_lock(conn: asyncpg.Connection) -> list[int]:
-    """Backends of the bot waiting for our lock: its cleanup transaction, midway."""
-    rows = await conn.fetch("SELECT pid FROM pg_locks WHERE NOT granted AND relation = $1::regclass", LOCKED)
+    """Backends of the bot waiting for our lock in its cleanup transaction, midway: the ones
+    that also hold their departure's row lock (a poll noting its outcome may wait there too)."""
+    rows = await conn.fetch(
+        "SELECT l.pid FROM pg_locks l WHERE NOT l.granted AND l.relation = $1::regclass"
+        " AND EXISTS (SELECT 1 FROM pg_locks d WHERE d.pid = l.pid AND d.granted"
+        " AND d.relation = 'departures'::regclass)",
+        LOCKED,
+    )
     return [row["pid"] for row in rows]
 
 
@@ -92,36 +99,68 @@ async def _gone(url: str) -> bool:
     return not any((await rows_mentioning(url, TEAM)).values())
 
 
+@asynccontextmanager
+async def installed(
+    tmp_path: Path, postgres_url: str, **workspace: str
+) -> AsyncIterator[tuple[MultiStack, Workspace]]:
+    """One workspace installed and connected, multi-workspace taskbot serving it in-process."""
+    async with multi_stack(tmp_path, postgres_url, {"A": project_a(FakeClock())}) as stack:
+        team = stack.workspace(TEAM, admin=ADMIN, member=MEMBER, **workspace)
+        assert (await team.install()).status_code == 200
+        await team.connect(stack.projects["A"])
+        yield stack, team
+
+
+async def uninstall_failing(team: Workspace, postgres_url: str) -> None:
+    """``app_uninstalled``, whose cleanup's database connection dies while it waits for a lock
+    (a failover, an idle timeout, an operator): the cleanup fails after Slack got its 200."""
+    failures = _Failures()
+    logging.getLogger("taskbot.admin").addHandler(failures)
+    try:
+        async with locked_table(postgres_url) as lock:
+            assert (await team.event({"type": "app_uninstalled"})).status_code == 200
+            # Recorded before the 200 left, not later in the background.
+            assert await _counts(lock) == (1, 1)
+            [waiting] = await eventually(lambda: _waiting_on_lock(lock), what="the cleanup at the lock")
+            assert await lock.fetchval("SELECT pg_terminate_backend($1)", waiting)
+            await eventually(lambda: failures.records, what="the failed cleanup logged")
+            assert await _counts(lock) == (1, 1), "one transaction: nothing of it was committed"
+    finally:
+        logging.getLogger("taskbot.admin").removeHandler(failures)
+
+
 @pytest.mark.postgres
 async def test_a_cleanup_that_fails_after_the_ack_is_finished_by_the_sweep(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    clock = FakeClock()
-    failures = _Failures()
-    logging.getLogger("taskbot.admin").addHandler(failures)
-    try:
-        async with multi_stack(tmp_path, postgres_url, {"A": project_a(clock)}) as stack:
-            team = stack.workspace(TEAM, admin=ADMIN, member=MEMBER, enterprise_id=GRID_ORG)
-            assert (await team.install()).status_code == 200
-            await team.connect(stack.projects["A"])
-            await team.watch(TASK_A, CHANNEL_A)
-            leaving = stack.runtime.leaving
-            leaving.sweep_seconds = 0.3
-            leaving.start_sweeping()
+    async with installed(tmp_path, postgres_url, enterprise_id=GRID_ORG) as (stack, team):
+        await team.watch(TASK_A, CHANNEL_A)
+        leaving = stack.runtime.leaving
+        leaving.sweep_seconds = 0.3
+        leaving.start_sweeping()
+        await uninstall_failing(team, postgres_url)
+        await eventually(lambda: _gone(postgres_url), what="the sweep finishing the cleanup")
+        assert await stack.runtime.storage.active_watch_count(TEAM) == 0
 
-            async with locked_table(postgres_url) as lock:
-                assert (await team.event({"type": "app_uninstalled"})).status_code == 200
-                # Recorded before the 200 left, not later in the background.
-                assert await _counts(lock) == (1, 1)
-                [waiting] = await eventually(lambda: _waiting_on_lock(lock), what="the cleanup at the lock")
-                # The cleanup's connection dies (a failover, an idle timeout, an operator).
-                assert await lock.fetchval("SELECT pg_terminate_backend($1)", waiting)
-                await eventually(lambda: failures.records, what="the failed cleanup logged")
-                assert await _counts(lock) == (1, 1), "one transaction: nothing of it was committed"
-            await eventually(lambda: _gone(postgres_url), what="the sweep finishing the cleanup")
-            assert await stack.runtime.storage.active_watch_count(TEAM) == 0
-    finally:
-        logging.getLogger("taskbot.admin").removeHandler(failures)
+
+@pytest.mark.postgres
+async def test_a_workspace_reinstalled_before_its_cleanup_finished_keeps_its_new_install(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    async with installed(tmp_path, postgres_url) as (stack, team):
+        await uninstall_failing(team, postgres_url)
+        old_tokens = team.tokens()
+
+        # Back before any sweep: the old departure is finished first, then the new install saved.
+        assert (await team.install()).status_code == 200
+        [new_token] = team.tokens() - old_tokens
+        left = await rows_mentioning(postgres_url, TEAM)
+        assert left["departures"] == 0 and left["connections"] == 0, "the old keys are gone"
+        await stack.runtime.leaving.finish_pending()  # what the next sweep does
+        store = stack.runtime.installation_store
+        assert store is not None
+        found = await store.find_team(TEAM)
+        assert found is not None and found.bot_token == new_token, "the new install survives"
 
 
 @pytest.mark.postgres
@@ -132,15 +171,7 @@ async def test_a_cleanup_cut_short_by_sigkill_is_finished_by_the_next_start(
 ) -> None:
     slack = cloud.slack
     key = Fernet.generate_key().decode()
-    bot = BotProcess(cloud, postgres_url, tmp_path / "serve.log")
-    for name in ("SLACK_BOT_TOKEN", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_PROJECT_ID"):
-        bot.env.pop(name)
-    bot.env.update(
-        SLACK_CLIENT_ID=slack.client_id,
-        SLACK_CLIENT_SECRET=slack.client_secret,
-        TASKBOT_ENCRYPTION_KEY=key,
-        TASKBOT_ALLOWED_ENDPOINT_HOSTS="http://127.0.0.1",
-    )
+    bot = BotProcess(cloud, postgres_url, tmp_path / "serve.log").installed_per_workspace(key)
     project = Project(
         cloud.simulator, cloud.simulator_url, sim.DEMO_PROJECT_ID, sim.DEMO_ACCESS_KEY, sim.DEMO_SECRET_KEY
     )

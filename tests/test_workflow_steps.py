@@ -21,7 +21,8 @@ from bot import messages
 from bot.db.followups import STEP
 from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, Completion
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN
+from bot.devtools.slack_steps import Completion
 from bot.slack import steps
 from bot.slack.steps import GET_TASK, WAIT_FOR_TASK
 from tests.install_support import TASK_A, Workspace, multi_stack, project_a
@@ -231,6 +232,20 @@ async def test_a_completion_slack_failed_to_take_is_retried_until_it_takes_once(
     assert len(fast.slack.calls_to("functions.completeSuccess")) == 3
     [row] = [r for r in await _all(fast.runtime.storage) if r.channel_id == execution]
     assert (row.status, row.attempts) == ("sent", 3)
+
+
+async def test_a_failure_inside_taskbot_fails_the_step_with_a_sentence(
+    stack: LocalStack, http: httpx.AsyncClient
+) -> None:
+    from sqlalchemy import text
+
+    # A real failure: the table the step's watch is written to is gone.
+    async with stack.runtime.database.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE subscribers RENAME TO subscribers_gone"))
+    _, execution = await stack.step(http, WAIT_FOR_TASK, {"task_id": sim.RUNNING_TASK_ID})
+    completion = await only_completion(stack, execution)
+    assert completion.method == "functions.completeError"
+    assert one_sentence(completion.error) == messages.text("error_internal")
 
 
 @pytest.mark.parametrize("timeout", [0, -1, "soon", 10_000])

@@ -292,6 +292,14 @@ class WorkspaceStore:
     def _secret(self, token: str | None) -> SecretStr | None:
         return None if token is None else SecretStr(self._box.decrypt(token))
 
+    async def connection_version(self, team_id: str) -> datetime | None:
+        """When the connection was last saved (None: there is none): every save sets it anew,
+        so a replica compares it with what it built its client from (one primary-key read)."""
+        async with self._read() as session:
+            return await session.scalar(
+                select(ConnectionRow.updated_at).where(ConnectionRow.team_id == team_id)
+            )
+
     async def endpoint_for(self, team_id: str) -> tuple[str, str] | None:
         """(MetaStudio endpoint, IAM endpoint) of the workspace's connection; None when not configured."""
         async with self._read() as session:

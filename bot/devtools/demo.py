@@ -24,7 +24,8 @@ from bot.app import Runtime, create_asgi
 from bot.config import Settings
 from bot.devtools import simulator as sim
 from bot.devtools.render import render_message
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, Completion, PostedMessage, SlackStandIn
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN, PostedMessage, SlackStandIn
+from bot.devtools.slack_steps import Completion
 from bot.followups.watches import STALL_KEY_PREFIX
 from bot.servers import serve_asgi
 from bot.slack import cards

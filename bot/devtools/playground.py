@@ -23,7 +23,6 @@ import secrets
 import socket
 import sys
 import tempfile
-import termios
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -64,8 +63,6 @@ SERVER_STOP_SECONDS: Final = 15.0
 DEFAULT_TASK_MINUTES: Final = 1.0
 _DURATION: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?$")
 _UNITS: Final = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-# A control character's "no special meaning" value (_POSIX_VDISABLE on Linux and macOS).
-_DISABLED: Final = b"\x00"
 
 HELP: Final = """\
 Type what a Slack user types, or a playground command:
@@ -385,28 +382,9 @@ async def _lines(
         yield line
 
 
-@contextlib.contextmanager
-def keys_reach_the_prompt(fd: int) -> Iterator[None]:
-    """Ctrl-D and Ctrl-C go to the prompt even while a message is being printed above it.
-
-    prompt-toolkit prints above the prompt (``patch_stdout``) with the terminal briefly in cooked
-    mode, where the line discipline would swallow Ctrl-D (an end of file nobody reads) and turn
-    Ctrl-C into a signal, leaving the prompt stuck. With their special meaning disabled they stay
-    plain keys, which the prompt reads as soon as it is back.
-    """
-    saved = termios.tcgetattr(fd)
-    changed = termios.tcgetattr(fd)
-    changed[6][termios.VEOF] = changed[6][termios.VINTR] = _DISABLED
-    termios.tcsetattr(fd, termios.TCSANOW, changed)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSANOW, saved)
-
-
 async def play(console: Console, *, interactive: bool, color: bool) -> int:
     signing_secret = secrets.token_hex(16)
-    simulator = sim.Simulator(max_clock_skew_seconds=900)
+    simulator = sim.Simulator()
     slack = SlackStandIn()
     slack.locales.update(DEMO_USERS)
     with tempfile.TemporaryDirectory(prefix="taskbot-playground-") as folder:
@@ -423,14 +401,10 @@ async def play(console: Console, *, interactive: bool, color: bool) -> int:
                     stop = asyncio.Event()
                     follower = asyncio.create_task(playground.follow_channel(stop))
                     session: PromptSession[str] | None = PromptSession() if interactive else None
-                    keys = (
-                        keys_reach_the_prompt(sys.stdin.fileno()) if interactive else contextlib.nullcontext()
-                    )
                     try:
-                        with keys:
-                            async for line in _lines(console, session, playground.prompt_text):
-                                if not await playground.handle(line):
-                                    break
+                        async for line in _lines(console, session, playground.prompt_text):
+                            if not await playground.handle(line):
+                                break
                     finally:
                         stop.set()
                         await follower

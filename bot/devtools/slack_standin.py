@@ -16,12 +16,9 @@ Channels whose id starts with ``D`` or ``G`` (or are listed in ``not_in_channel`
 ``channel_errors`` makes any channel answer any error. Posting to a user id (``U…``) is a DM.
 ``conversations.history`` and ``conversations.replies`` return what was posted, with metadata.
 
-Workflow steps: ``function_executed`` builds a signed ``function_executed`` event for one new
-function execution, with its own ``bot_access_token`` (valid 15 minutes, revoked when the step
-completes, as Slack documents). ``functions.completeSuccess``/``completeError`` complete a
-running execution once; after that they answer ``function_execution_not_found``, and for an
-execution whose workflow was cancelled (``cancel_execution``) ``execution_not_in_running_state``.
-``completions`` records each completion that took.
+Workflow steps: ``function_executed`` builds a signed event for a new function execution; the
+executions and ``functions.completeSuccess``/``completeError`` are in ``bot.devtools.slack_steps``,
+mixed in here.
 """
 
 from __future__ import annotations
@@ -43,6 +40,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bot.devtools.slack_steps import FUNCTION_TOKEN_SECONDS, Completion, Execution, StepsStandIn
 
 DEMO_TEAM_ID = "T0DEMO0001"
 DEMO_BOT_USER_ID = "U0TASKBOT1"
@@ -98,38 +97,13 @@ class Grant:
 
 
 @dataclass
-class Completion:
-    """A step completion Slack accepted: ``functions.completeSuccess`` or ``completeError``."""
-
-    method: str
-    execution_id: str
-    outputs: dict[str, Any] | None
-    error: str | None
-    token: str | None
-
-
-@dataclass
-class Execution:
-    """One run of a step: ``running`` until completed, or ``cancelled`` with its workflow."""
-
-    callback_id: str
-    team_id: str
-    token: str
-    state: str = "running"
-
-
-# What Slack gives a function's event token: 15 minutes, or until the step completes.
-FUNCTION_TOKEN_SECONDS = 15 * 60
-
-
-@dataclass
 class IssuedToken:
     team_id: str
     expires_at: float | None = None  # wall-clock seconds; None for a token that never expires
     revoked: bool = False
 
 
-class SlackStandIn:
+class SlackStandIn(StepsStandIn):
     """The fake Slack. ``app`` is its ASGI app; ``base_url`` is set once it is served."""
 
     def __init__(
@@ -329,9 +303,12 @@ class SlackStandIn:
             **grant,
         }
 
+    def revoke_token(self, token: str) -> None:
+        self.tokens[token].revoked = True
+
     async def _api_auth_revoke(self, params: dict[str, Any]) -> dict[str, Any]:
         token = str(params.get("_token", ""))
-        self.tokens[token].revoked = True
+        self.revoke_token(token)
         return {"ok": True, "revoked": True}
 
     def revoke_team(self, team_id: str) -> None:
@@ -454,94 +431,6 @@ class SlackStandIn:
     async def _api_views_update(self, params: dict[str, Any]) -> dict[str, Any]:
         self.views.append({"method": "views.update", **params})
         return {"ok": True, "view": {"id": params.get("view_id"), **(params.get("view") or {})}}
-
-    # -- workflow steps ----------------------------------------------------------------------
-    def function_executed(
-        self,
-        signing_secret: str,
-        callback_id: str,
-        inputs: dict[str, Any],
-        *,
-        team_id: str | None = None,
-    ) -> tuple[bytes, dict[str, str], str]:
-        """A signed ``function_executed`` Events API request for a new execution; its id last."""
-        team = team_id or self.team_id
-        execution_id = "Fx" + uuid.uuid4().hex[:10].upper()
-        token = f"xwfp-{team}-{uuid.uuid4().hex[:16]}"
-        self.tokens[token] = IssuedToken(team, time.time() + FUNCTION_TOKEN_SECONDS)
-        self.executions[execution_id] = Execution(callback_id, team, token)
-        body = {
-            "token": "deprecated-verification-token",
-            "team_id": team,
-            "api_app_id": "A0TASKBOT1",
-            "type": "event_callback",
-            "event_id": "Ev" + uuid.uuid4().hex[:10].upper(),
-            "event_time": int(time.time()),
-            "event": {
-                "type": "function_executed",
-                "function": {
-                    "id": "Fn" + callback_id.upper()[:10],
-                    "callback_id": callback_id,
-                    "title": callback_id,
-                    "type": "app",
-                    "app_id": "A0TASKBOT1",
-                },
-                "inputs": inputs,
-                "function_execution_id": execution_id,
-                "workflow_execution_id": "Wx" + uuid.uuid4().hex[:10].upper(),
-                "event_ts": f"{time.time():.6f}",
-                "bot_access_token": token,
-            },
-        }
-        raw = json.dumps(body).encode()
-        headers = {**sign_request(signing_secret, raw), "Content-Type": "application/json"}
-        return raw, headers, execution_id
-
-    def cancel_execution(self, execution_id: str) -> None:
-        """The workflow was cancelled (or the step timed out in Slack): it cannot complete any more."""
-        self.executions[execution_id].state = "cancelled"
-
-    def completions_of(self, execution_id: str) -> list[Completion]:
-        return [c for c in self.completions if c.execution_id == execution_id]
-
-    async def wait_for_completions(self, count: int, timeout: float = 5.0) -> list[Completion]:
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.completions) >= count), timeout)
-        return self.completions
-
-    async def _api_functions_completeSuccess(self, params: dict[str, Any]) -> dict[str, Any]:
-        return await self._complete("functions.completeSuccess", params)
-
-    async def _api_functions_completeError(self, params: dict[str, Any]) -> dict[str, Any]:
-        return await self._complete("functions.completeError", params)
-
-    async def _complete(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        token = params.pop("_token", None)
-        execution_id = str(params.get("function_execution_id", ""))
-        execution = self.executions.get(execution_id)
-        if execution is None or execution.team_id != params["_team_id"] or execution.state == "done":
-            return {"ok": False, "error": "function_execution_not_found"}
-        if execution.state != "running":
-            return {"ok": False, "error": "execution_not_in_running_state"}
-        outputs = params.get("outputs")
-        if isinstance(outputs, str):
-            outputs = json.loads(outputs)
-        if method == "functions.completeError" and not params.get("error"):
-            return {"ok": False, "error": "invalid_arguments"}
-        execution.state = "done"
-        self.tokens[execution.token].revoked = True
-        async with self._changed:
-            self.completions.append(
-                Completion(
-                    method,
-                    execution_id,
-                    outputs if method == "functions.completeSuccess" else None,
-                    str(params.get("error")) if method == "functions.completeError" else None,
-                    token,
-                )
-            )
-            self._changed.notify_all()
-        return {"ok": True}
 
     async def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         await self._record(PostedMessage("chat.postEphemeral", str(params.get("channel")), params))
@@ -680,6 +569,47 @@ class SlackStandIn:
             "response_url": self.response_url(),
             "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}",
         }
+
+    def function_executed(
+        self,
+        signing_secret: str,
+        callback_id: str,
+        inputs: dict[str, Any],
+        *,
+        team_id: str | None = None,
+    ) -> tuple[bytes, dict[str, str], str]:
+        """A signed ``function_executed`` Events API request for a new execution; its id last."""
+        team = team_id or self.team_id
+        execution_id = "Fx" + uuid.uuid4().hex[:10].upper()
+        token = f"xwfp-{team}-{uuid.uuid4().hex[:16]}"
+        self.tokens[token] = IssuedToken(team, time.time() + FUNCTION_TOKEN_SECONDS)
+        self.executions[execution_id] = Execution(callback_id, team, token)
+        body = {
+            "token": "deprecated-verification-token",
+            "team_id": team,
+            "api_app_id": "A0TASKBOT1",
+            "type": "event_callback",
+            "event_id": "Ev" + uuid.uuid4().hex[:10].upper(),
+            "event_time": int(time.time()),
+            "event": {
+                "type": "function_executed",
+                "function": {
+                    "id": "Fn" + callback_id.upper()[:10],
+                    "callback_id": callback_id,
+                    "title": callback_id,
+                    "type": "app",
+                    "app_id": "A0TASKBOT1",
+                },
+                "inputs": inputs,
+                "function_execution_id": execution_id,
+                "workflow_execution_id": "Wx" + uuid.uuid4().hex[:10].upper(),
+                "event_ts": f"{time.time():.6f}",
+                "bot_access_token": token,
+            },
+        }
+        raw = json.dumps(body).encode()
+        headers = {**sign_request(signing_secret, raw), "Content-Type": "application/json"}
+        return raw, headers, execution_id
 
     def block_action(
         self,

@@ -107,6 +107,7 @@ class FollowUps:
         self._rng = rng or random.Random()
         self.policy = policy or PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
         self.stats = FollowUpStats()
+        self._departed: set[str] = set()
         self.scheduler = Scheduler()
         backlog = Backlog(BACKLOG_LIMIT)
         # Background work waits here before each poll, redraw and alert, so a burst of Slack
@@ -224,6 +225,7 @@ class FollowUps:
         With ``step_expires_at`` the subscriber is a Workflow Builder step whose ``channel_id``
         is its function execution id: the outbox completes it when the watch ends for it.
         """
+        self._departed.discard(request["team_id"])
         result = await self.watches.watch(**request)
         if result.created:
             await self.shards.announce(request["team_id"])
@@ -261,6 +263,7 @@ class FollowUps:
 
         Subscribing again changes the filter but never replays what finished in between.
         """
+        self._departed.discard(request["team_id"])
         feed, created = await self.feeds.subscribe(**request)
         if created:
             await self.shards.announce(request["team_id"])
@@ -331,7 +334,7 @@ class FollowUps:
         digests = await self.digests.store.active_digests(team_ids)
         jobs: list[tuple[str, float]] = []
         for team_id in team_ids:
-            if not self.shards.owns(team_id):
+            if not self.shards.owns(team_id) or team_id in self._departed:
                 continue
             team_watches = [w for w in watches if w.team_id == team_id]
             jobs += self.watches.sync_team(team_id, team_watches, first_delay)
@@ -348,7 +351,12 @@ class FollowUps:
             self.outbox.forget_team(team_id)
 
     async def forget_team(self, team_id: str) -> None:
-        """Remove every job of a workspace that uninstalled; its rows are deleted by the caller."""
+        """Remove every job of a workspace that uninstalled; its rows are deleted by the caller.
+
+        Until it watches or subscribes again (a new install), a heartbeat that read its rows
+        before they were deleted does not re-arm them.
+        """
+        self._departed.add(team_id)
         self.watches.forget_team(team_id)
         self.sweeps.forget_team(team_id)
         self.feeds.forget_team(team_id)

@@ -5,7 +5,7 @@ Every wait of the follow-ups is a job with an id of its own:
 * ``watch:<id>``: the watch's polls. A one-shot ``DateTrigger`` job whose run is the poll
   itself. The poll returns the delay before the next one (the poll policy's, never past the
   watch's expiry, so the expiry is a run of the same job), and the job is armed again with it
-  once the run has ended (``_rearm``, an ``EVENT_JOB_EXECUTED`` listener). Re-arming from inside
+  once the run has ended (``_ended``, an ``EVENT_JOB_EXECUTED`` listener). Re-arming from inside
   the run would not do: the run still counts towards ``max_instances``, so a job due at once
   would be skipped, and a skipped one-shot job is gone, its watch with it. (A one-shot job
   armed from elsewhere that comes due during a run is skipped too; it runs once that run ends.)
@@ -225,7 +225,7 @@ class Scheduler:
             self._scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
 
     def cancel(self, job_id: str) -> None:
-        """Remove the job's pending run; a run in progress finishes and is not armed again."""
+        """Remove the job's pending run; a run in progress finishes, and arms it again only if it asks to."""
         if self._scheduler is None:
             return
         with contextlib.suppress(JobLookupError):

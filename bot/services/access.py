@@ -19,28 +19,17 @@ from bot import messages
 from bot.db.workspaces import WorkspaceStore
 from bot.metrics import SLACK_API_ERRORS
 from bot.slack.delivery import slack_error
-from bot.slack.origin import Origin
+from bot.slack.locales import LocaleResolver
+from bot.slack.origin import Origin, belongs_to
 
-__all__ = ["Access", "belongs_to"]
-
-
-def belongs_to(user: dict[str, Any], team_id: str | None) -> bool:
-    """Whether a ``users.info`` user is a member of the workspace ``team_id``.
-
-    Their home workspace, or (Enterprise Grid) one of the org's workspaces they were added to.
-    An answer without a ``team_id`` cannot tell, and is taken as a member: Slack always sends one.
-    """
-    home = user.get("team_id")
-    if not team_id or not home or home == team_id:
-        return True
-    grid = user.get("enterprise_user")
-    teams = grid.get("teams") if isinstance(grid, dict) else None
-    return isinstance(teams, list) and team_id in teams
+__all__ = ["Access"]
 
 
 class Access:
-    def __init__(self, workspaces: WorkspaceStore | None) -> None:
+    def __init__(self, workspaces: WorkspaceStore | None, people: LocaleResolver | None = None) -> None:
         self._workspaces = workspaces
+        # Its users.info answers (one per person, cached) also say where they belong.
+        self._people = people
 
     async def _user(self, client: AsyncWebClient, user_id: str | None) -> dict[str, Any] | None:
         if not user_id:
@@ -67,6 +56,10 @@ class Access:
         (a watch, Stop, a feed) is undone with one command, unlike settings (``is_admin``
         refuses then).
         """
+        if self._people is not None and origin.team_id and origin.user_id:
+            member = self._people.member(origin.team_id, origin.user_id)
+            if member is not None:
+                return not member
         user = await self._user(client, origin.user_id)
         return user is not None and not belongs_to(user, origin.team_id)
 

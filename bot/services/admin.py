@@ -303,10 +303,13 @@ class WorkspaceLeaving:
         """True when the workspace is gone; False leaves its departure for the next sweep."""
         await self.followups.forget_team(team_id)
         try:
-            await self.departures.finish(team_id)
+            if not await self.departures.finish(team_id):
+                return False  # finished already, or another replica is at it
         except Exception:
             log.exception("uninstall cleanup failed; the next sweep retries it", extra={"team": team_id})
             return False
+        # Again: a heartbeat may have re-armed its watches from the rows while the delete waited.
+        await self.followups.forget_team(team_id)
         if self.workspaces is not None:
             self.workspaces.forget_recorded(team_id)
         await self.metastudio.forget(team_id)

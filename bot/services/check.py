@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings_and_mistakes
 from bot.db.base import Database
 from bot.db.preflight import database_problem, failure_reason, sqlite_path, stored_secrets_fit
 from bot.db.schema import SchemaStatus, code_head, schema_status
@@ -52,14 +52,8 @@ async def run_check(out: TextIO = sys.stdout) -> int:
     # The report is the output: a client's log record (say, a failed call) must not print
     # through logging's last-resort handler ahead of or between its lines.
     logging.getLogger().addHandler(logging.NullHandler())
-    first = ConfigError([])
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        if exc.settings is None:
-            raise
-        # Every invalid variable is named below, and the rest is still checked.
-        settings, first = exc.settings, exc
+    # Every invalid variable is named below, and the rest is still checked.
+    settings, first = load_settings_and_mistakes()
     report = _Report(out)
     found = settings.slack_problems()
     if not settings.multi_workspace:

@@ -9,8 +9,12 @@ the client itself knows nothing of ``Settings``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import NotRequired, TypedDict, Unpack
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, NotRequired, TypedDict, Unpack
 
 from pydantic import SecretStr
 
@@ -22,6 +26,7 @@ from bot.metastudio.endpoints import EndpointPolicy
 from bot.metastudio.errors import NotConfigured
 
 __all__ = [
+    "RECHECK_SECONDS",
     "ClientPlace",
     "MetaStudioClients",
     "configured_client",
@@ -32,6 +37,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("taskbot.services")
+
+# How stale a replica's client of a workspace may be: a connection saved (or deleted) through
+# another replica is used (or refused) by this one's calls within this many seconds.
+RECHECK_SECONDS: Final = 5.0
 
 
 class ClientPlace(TypedDict):
@@ -130,19 +139,35 @@ def form_client(
     )
 
 
+@dataclass(slots=True)
+class _Cached:
+    client: MetaStudioClient
+    version: datetime
+    """The connection's ``updated_at`` the client was built from."""
+    checked_until: float
+    """Monotonic time until which the client is used without reading the version again."""
+
+
 class MetaStudioClients:
+    """Per-workspace clients, each checked against its stored connection at most every
+    ``recheck_seconds``: a connection saved (or deleted) through any replica reaches every
+    replica's next call within that bound (a version check at use; no cross-replica messages)."""
+
     def __init__(
         self,
         settings: Settings,
         workspaces: WorkspaceStore | None,
         *,
         env_client: MetaStudioClient | None = None,
+        recheck_seconds: float = RECHECK_SECONDS,
     ) -> None:
         self._settings = settings
         self._workspaces = workspaces
         self._env_client = env_client
         self._config_problem: str | None = None
-        self._by_team: dict[str, MetaStudioClient] = {}
+        self._recheck = recheck_seconds
+        self._by_team: dict[str, _Cached] = {}
+        self._building: dict[str, asyncio.Lock] = {}
 
     def open(self) -> None:
         """Single-workspace mode: build the environment's client (once)."""
@@ -156,7 +181,7 @@ class MetaStudioClients:
             log.warning("MetaStudio is not configured: %s", exc)
 
     async def close(self) -> None:
-        for client in [self._env_client, *self._by_team.values()]:
+        for client in [self._env_client, *(cached.client for cached in self._by_team.values())]:
             if client is not None:
                 await client.aclose()
         self._by_team.clear()
@@ -169,20 +194,36 @@ class MetaStudioClients:
             return self._env_client
         if not team_id:
             raise NotConfigured("request without a workspace")
-        client = self._by_team.get(team_id)
-        if client is None:
-            credentials = await self._workspaces.credentials(team_id)
-            endpoints = await self._workspaces.endpoint_for(team_id)
-            if credentials is None or endpoints is None:
-                raise NotConfigured("workspace has no MetaStudio connection")
-            client = new_client(
-                self._settings, endpoint=endpoints[0], iam_endpoint=endpoints[1], credentials=credentials
-            )
-            self._by_team[team_id] = client
+        cached = self._by_team.get(team_id)
+        if cached is not None and time.monotonic() < cached.checked_until:
+            return cached.client
+        # One look-up per workspace at a time: the others wait for it rather than build twins.
+        async with self._building.setdefault(team_id, asyncio.Lock()):
+            return await self._current(self._workspaces, team_id)
+
+    async def _current(self, workspaces: WorkspaceStore, team_id: str) -> MetaStudioClient:
+        cached = self._by_team.get(team_id)
+        if cached is not None and time.monotonic() < cached.checked_until:
+            return cached.client
+        version = await workspaces.connection_version(team_id)
+        if cached is not None and cached.version == version:
+            cached.checked_until = time.monotonic() + self._recheck
+            return cached.client
+        if cached is not None:
+            log.info("MetaStudio connection changed; using the new one", extra={"team": team_id})
+            await self.forget(team_id)
+        credentials = await workspaces.credentials(team_id)
+        endpoints = await workspaces.endpoint_for(team_id)
+        if version is None or credentials is None or endpoints is None:
+            raise NotConfigured("workspace has no MetaStudio connection")
+        client = new_client(
+            self._settings, endpoint=endpoints[0], iam_endpoint=endpoints[1], credentials=credentials
+        )
+        self._by_team[team_id] = _Cached(client, version, time.monotonic() + self._recheck)
         return client
 
     async def forget(self, team_id: str) -> None:
         """Drop a workspace's client after its admin changed the connection, or it left."""
-        client = self._by_team.pop(team_id, None)
-        if client is not None:
-            await client.aclose()
+        cached = self._by_team.pop(team_id, None)
+        if cached is not None:
+            await cached.client.aclose()

@@ -55,7 +55,17 @@ class WorkflowSteps:
     languages: Languages
 
     async def run(self, run: steps.StepRun, client: AsyncWebClient, complete: Complete, fail: Fail) -> None:
-        """Run one step event: answer it now, or (a task still running) leave it to its watch."""
+        """Run one step event: answer it now, or (a task still running) leave it to its watch.
+
+        Whatever goes wrong inside taskbot, the workflow gets one sentence, not a silent wait.
+        """
+        try:
+            await self._run(run, client, complete, fail)
+        except Exception:
+            log.exception("%s step failed inside taskbot", run.callback_id, extra=_extra(run))
+            await _finish(run, fail(messages.text("error_internal", messages.DEFAULT_LOCALE)))
+
+    async def _run(self, run: steps.StepRun, client: AsyncWebClient, complete: Complete, fail: Fail) -> None:
         origin = await self._origin(run, client)
         refusal = await self.access.step_refusal(run.team_id, run.user_id, origin.locale, client)
         if refusal is not None:

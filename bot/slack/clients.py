@@ -227,8 +227,8 @@ class CoalescedAuthorize(AsyncAuthorize):
     concurrent requests of one workspace share one look-up; failures are not remembered.
     ``ttl=None`` keeps a result for the process (a configured token never changes).
 
-    With a TTL (installations in the database) a request waits at most ``deadline`` for the
-    look-up. When it fails or is late, a result known within ``stale_if_error`` seconds past its
+    With a TTL (installations in the database) a request waits for the look-up until
+    ``deadline`` after the look-up started. When it fails or is late, a result known within ``stale_if_error`` seconds past its
     TTL answers instead (logged once per look-up), and the look-up goes on in the background,
     capped at ``LOOKUP_CAP_SECONDS``; with nothing known, ``AuthorizationUnavailable`` is raised.
     Slack's own refusals (``SlackApiError``, from a token rotation) are never answered stale.
@@ -248,6 +248,7 @@ class CoalescedAuthorize(AsyncAuthorize):
         self._stale_if_error = stale_if_error
         self._results: dict[tuple[str | None, str | None], tuple[float, AuthorizeResult]] = {}
         self._flights: dict[tuple[str | None, str | None], asyncio.Future[AuthorizeResult | None]] = {}
+        self._flight_started: dict[tuple[str | None, str | None], float] = {}
 
     @property
     def token_rotation_expiration_minutes(self) -> int:
@@ -287,13 +288,17 @@ class CoalescedAuthorize(AsyncAuthorize):
                 lookup = asyncio.wait_for(lookup, LOOKUP_CAP_SECONDS)
             flight = asyncio.ensure_future(lookup)
             self._flights[key] = flight
+            self._flight_started[key] = time.monotonic()
             flight.add_done_callback(lambda done: self._landed(key, done))
         if self._ttl is None:
             # Shielded: one request giving up must not cancel the look-up the others wait for.
             result = await asyncio.shield(flight)
         else:
             try:
-                result = await asyncio.wait_for(asyncio.shield(flight), self._deadline)
+                # The deadline counts from the look-up's start: while one hangs, only the first
+                # request waits for it, the ones after answer at once.
+                waited = time.monotonic() - self._flight_started.get(key, time.monotonic())
+                result = await asyncio.wait_for(asyncio.shield(flight), max(0.0, self._deadline - waited))
             except SlackApiError:
                 raise
             except Exception as exc:  # a database that fails or hangs: answer from what is known
@@ -319,6 +324,7 @@ class CoalescedAuthorize(AsyncAuthorize):
         self, key: tuple[str | None, str | None], flight: asyncio.Future[AuthorizeResult | None]
     ) -> None:
         self._flights.pop(key, None)
+        self._flight_started.pop(key, None)
         if not flight.cancelled() and flight.exception() is None and (result := flight.result()) is not None:
             self._results[key] = (time.monotonic() + (self._ttl or 0.0), result)
 

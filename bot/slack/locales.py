@@ -28,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.slack.origin import belongs_to
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class LocaleResolver:
         self.timeout = timeout
         self.per_team = per_team
         self._cache: TTLCache[tuple[str, str], str] = TTLCache(maxsize, clock=clock)
+        # The same answer says whether the person belongs to the workspace (Slack Connect).
+        self._members: TTLCache[tuple[str, str], bool] = TTLCache(maxsize, clock=clock)
         self._inflight: dict[tuple[str, str], asyncio.Task[str]] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._slot_users: dict[str, int] = {}
@@ -101,6 +104,10 @@ class LocaleResolver:
     def locale_for(self, team_id: str, user_id: str, *, fallback: str | None = None) -> str:
         """The catalog id to use right now: the user's, else ``fallback`` (the workspace's), else English."""
         return self.cached(team_id, user_id) or messages.resolve(fallback)
+
+    def member(self, team_id: str, user_id: str) -> bool | None:
+        """Whether the user belongs to the workspace, from the last users.info; None if unknown."""
+        return self._members.get((team_id, user_id))
 
     def remember(self, team_id: str, user_id: str, tag: str | None) -> str:
         """Store a locale learnt elsewhere (a payload that carries one); returns its catalog id."""
@@ -155,6 +162,8 @@ class LocaleResolver:
                 async with self._slot(team_id):
                     response = await client.users_info(user=user_id, include_locale=True)
             user = response.get("user") or {}
+            if isinstance(user, dict):
+                self._members.set(key, belongs_to(user, team_id), self.ttl)
             tag = user.get("locale") if isinstance(user, dict) else None
             if isinstance(tag, str) and tag:
                 locale = messages.resolve(tag)

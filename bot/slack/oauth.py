@@ -22,6 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store import Installation
 
 from bot import messages
+from bot.db.departures import Departures
 from bot.metrics import SLACK_API_ERRORS
 from bot.slack.delivery import slack_error
 
@@ -39,9 +40,19 @@ class OrgWideInstallRefused(BoltError):
     """An org admin installed taskbot for a whole Enterprise Grid org."""
 
 
+class DepartureUnfinished(BoltError):
+    """The workspace left before and its cleanup could not be finished now."""
+
+
 class WorkspaceInstallFlow(AsyncOAuthFlow):
-    def __init__(self, *, settings: AsyncOAuthSettings, logger: logging.Logger | None = None) -> None:
+    """Bolt's flow, workspaces only; a workspace coming back first finishes its last departure,
+    so a later sweep cannot delete the new installation (``bot.db.departures``)."""
+
+    def __init__(
+        self, *, settings: AsyncOAuthSettings, departures: Departures, logger: logging.Logger | None = None
+    ) -> None:
         super().__init__(settings=settings, logger=logger)
+        self._departures = departures
         self._default_failure = self.failure_handler
         self.failure_handler = self._failure
 
@@ -50,6 +61,12 @@ class WorkspaceInstallFlow(AsyncOAuthFlow):
             await self._revoke(installation.bot_token)
             log.warning("refused an org-wide install", extra={"team": installation.enterprise_id})
             raise OrgWideInstallRefused("org-wide installs are not supported")
+        if installation.team_id:
+            try:
+                await self._departures.finish(installation.team_id)
+            except Exception as exc:
+                log.exception("could not finish the last uninstall before a new install")
+                raise DepartureUnfinished("the last uninstall is not finished") from exc
         await super().store_installation(request, installation)
 
     async def _revoke(self, token: str | None) -> None:

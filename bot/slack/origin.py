@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Origin", "Reply", "origin_from_body", "private"]
+__all__ = ["Origin", "Reply", "belongs_to", "origin_from_body", "private"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +71,17 @@ def origin_from_body(body: Mapping[str, Any]) -> Origin:
         user_id=_id(body.get("user_id")) or _id(user.get("id")) or _id(event.get("user")),
         response_url=_id(body.get("response_url")),
     )
+
+
+def belongs_to(user: Mapping[str, Any], team_id: str | None) -> bool:
+    """Whether a ``users.info`` user is a member of the workspace ``team_id`` (Slack Connect).
+
+    Their home workspace, or (Enterprise Grid) one of the org's workspaces they were added to.
+    An answer without a ``team_id`` cannot tell, and is taken as a member: Slack always sends one.
+    """
+    home = user.get("team_id")
+    if not team_id or not home or home == team_id:
+        return True
+    grid = user.get("enterprise_user")
+    teams = grid.get("teams") if isinstance(grid, Mapping) else None
+    return isinstance(teams, list) and team_id in teams

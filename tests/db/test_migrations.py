@@ -587,16 +587,8 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
     await load_legacy_schema(database_url)
     done, running = await _legacy_rows(database_url, cloud, key)
 
-    bot = BotProcess(cloud, database_url, tmp_path / "serve.log")
-    for name in ("SLACK_BOT_TOKEN", "HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK", "HUAWEICLOUD_SDK_PROJECT_ID"):
-        bot.env.pop(name)
-    bot.env.update(
-        SLACK_CLIENT_ID=slack.client_id,
-        SLACK_CLIENT_SECRET=slack.client_secret,
-        TASKBOT_ENCRYPTION_KEY=key,
-        TASKBOT_ALLOWED_ENDPOINT_HOSTS="http://127.0.0.1",
-        TASKBOT_FEED_POLL_SECONDS="0.3",
-    )
+    bot = BotProcess(cloud, database_url, tmp_path / "serve.log").installed_per_workspace(key)
+    bot.env["TASKBOT_FEED_POLL_SECONDS"] = "0.3"
     async with httpx.AsyncClient(timeout=10) as http:
         try:
             await bot.start(http)  # migrates at start (the default)

@@ -16,7 +16,6 @@ import sys
 import termios
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,6 @@ from bot.devtools.playground import find_button, parse_duration
 from bot.devtools.slack_standin import PostedMessage
 from tests.support.cli import clean_env
 
-ROOT = Path(__file__).resolve().parents[2]
 # CSI and OSC sequences, and carriage returns: what prompt-toolkit and rich add around the text.
 _ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[=>]|\r")
 _TASK_ID = re.compile(r"Added task ([0-9a-f]{32})")
@@ -43,7 +41,6 @@ class Terminal:
             stdout=slave,
             stderr=slave,
             env=env,
-            cwd=ROOT,
             start_new_session=True,
         )
         os.close(slave)
