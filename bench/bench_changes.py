@@ -15,7 +15,8 @@ Reports, per engine, MetaStudio calls per finished task (polls and list pages, c
 simulator) against a naive 5 s poll (computed), and the alert delay (the stand-in's receipt of
 the alert minus the task's ``end_time``) for early ends and for the others.
 
-Run: ``python -m bench.bench_changes`` (30 tasks of 3-10 min; about 12 minutes, light on CPU).
+Run: ``python -m bench.bench_changes`` (30 tasks of 3-10 min; about 12 minutes, light on CPU);
+``--tasks 50 --min-seconds 600 --max-seconds 1200`` for longer tasks (about 22 minutes).
 """
 
 from __future__ import annotations
