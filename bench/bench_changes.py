@@ -6,15 +6,17 @@ together in one workspace, durations uniform in [``--min-seconds``, ``--max-seco
 three ends early (``ends_early_at_seconds``: ``end_time`` set, counts frozen) at 30%-95% of its
 duration. Two engines watch the same tasks at once, each on its own simulator:
 
-* **sweeps**: ``engine.sweeps.sweep(team)`` every ``PollPolicy.jittered(list_seconds)``, which is
-  the ``changes:<team>`` job the scheduler is to run;
-* **no sweeps**: the same engine without it, so every watch is unlisted (the 27 s ceiling alone).
+* **sweeps**: the engine as it runs, its ``changes:<team>`` job sweeping the list every
+  ``list_seconds`` (25 s ±10%) while two watches or more run;
+* **no sweeps**: the same engine with a policy that never sweeps (``list_min_watches`` out of
+  reach), so every watch is unlisted (the 27 s ceiling alone).
 
 Reports, per engine, MetaStudio calls per finished task (polls and list pages, counted by the
 simulator) against a naive 5 s poll (computed), and the alert delay (the stand-in's receipt of
 the alert minus the task's ``end_time``) for early ends and for the others.
 
-Run: ``python -m bench.bench_changes`` (30 tasks of 3-10 min; about 12 minutes, light on CPU).
+Run: ``python -m bench.bench_changes`` (30 tasks of 3-10 min; about 12 minutes, light on CPU);
+``--tasks 50 --min-seconds 600 --max-seconds 1200`` for longer tasks (about 22 minutes).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import json
 import math
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
@@ -41,6 +44,7 @@ from bot.devtools import simulator as sim_module
 from bot.devtools.simulator import SimTask, Simulator
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, SlackStandIn
 from bot.followups import DELIVERY_EVENT, FollowUps
+from bot.followups.polling import PollPolicy
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.credentials import CloudCredentials, CredentialKind
 from bot.servers import serve_asgi
@@ -85,6 +89,8 @@ async def engine_on(
     slack: SlackStandIn,
     slack_client: AsyncWebClient,
     db_url: str,
+    *,
+    sweeps: bool,
 ) -> AsyncIterator[tuple[FollowUps, Simulator]]:
     sim = Simulator(tasks=[p.task for p in planned])
     sim_url = await stack.enter_async_context(serve_asgi(sim.app))
@@ -106,11 +112,14 @@ async def engine_on(
     async def slack_for(_team: str) -> AsyncWebClient:
         return slack_client
 
+    settings = Settings(api_rate=1000.0, watch_max_hours=1.0)
+    policy = PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
     engine = FollowUps(
-        Settings(api_rate=1000.0, watch_max_hours=1.0),
+        settings,
         FollowUpStore(database),
         metastudio_for=metastudio_for,
         poster=SlackPoster(slack_for),
+        policy=policy if sweeps else replace(policy, list_min_watches=sys.maxsize),
     )
     await engine.start()
     try:
@@ -168,7 +177,7 @@ async def main(tasks: int, min_seconds: float, max_seconds: float, seed: int) ->
         for name in ("sweeps", "no sweeps"):
             db_url = f"sqlite+aiosqlite:///{workdir}/{name.replace(' ', '_')}.db"
             runs[name] = await stack.enter_async_context(
-                engine_on(stack, planned, slack, slack_client, db_url)
+                engine_on(stack, planned, slack, slack_client, db_url, sweeps=name == "sweeps")
             )
         channels = {"sweeps": "C0SWEEPS01", "no sweeps": "C0ALONE001"}
         ids = [p.task.task_id for p in planned]
@@ -177,21 +186,11 @@ async def main(tasks: int, min_seconds: float, max_seconds: float, seed: int) ->
                 await engine.watch(
                     team_id=TEAM, task_id=p.task.task_id, channel_id=channels[name], user_id="U0BENCH01"
                 )
-        engine, _ = runs["sweeps"]
-        sweep_rng = random.Random(seed + 1)
-
-        async def sweeps() -> None:
-            while True:
-                await asyncio.sleep(engine.policy.jittered(engine.policy.list_seconds, sweep_rng))
-                await engine.sweeps.sweep(TEAM)
-
-        driver = asyncio.create_task(sweeps())
         deadline = time.time() + max_seconds + 120
         while time.time() < deadline:
             if all(len(alerted_at(slack, channel, ids)) == tasks for channel in channels.values()):
                 break
             await asyncio.sleep(1.0)
-        driver.cancel()
         print(
             f"bench_changes: {tasks} tasks at once in one workspace, {min_seconds:g}-{max_seconds:g} s, seed {seed}"
         )

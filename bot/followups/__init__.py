@@ -96,13 +96,16 @@ class FollowUps:
         rng: random.Random | None = None,
         yield_to_requests: Callable[[], Awaitable[None]] | None = None,
         digest_store: DigestStore | None = None,
+        policy: PollPolicy | None = None,
     ) -> None:
+        """``policy``: the poll policy, by default the one ``settings`` give
+        (``PollPolicy.from_intervals``); benchmarks and tests may set its sweep knobs."""
         self.settings = settings
         self.storage = storage
         self._limiter = limiter
         self._limiters = limiters or RateLimiters(settings.api_rate)
         self._rng = rng or random.Random()
-        self.policy = PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
+        self.policy = policy or PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
         self.stats = FollowUpStats()
         self._departed: set[str] = set()
         self.scheduler = Scheduler()
@@ -146,9 +149,10 @@ class FollowUps:
             owns=self.shards.owns,
         )
         self.outbox = Outbox(shared, close_feed=self._close_feed, close_digest=self._close_digest)
-        self.watches = Watches(shared, deliver=self.outbox.start)
+        self.watches = Watches(shared, deliver=self.outbox.start, on_running=self._running_changed)
         self.feeds = Feeds(shared, deliver=self.outbox.start)
-        # The watches' change detector (one list call per workspace); its job is scheduled by the caller.
+        # The watches' change detector: one list call per workspace serves all its watches. Its
+        # ``changes:<team>`` job follows the workspace's count of running watches (``_running_changed``).
         self.sweeps = ListSweeps(shared, self.watches)
         self.digests = Digests(
             shared, store=digest_store or DigestStore(storage.database), deliver=self.outbox.start
@@ -203,6 +207,14 @@ class FollowUps:
         self.digests.clear()
 
     # -- watches -------------------------------------------------------------------------------
+
+    def _running_changed(self, team_id: str, running: int) -> None:
+        """A workspace's count of running watches changed: its sweep job runs while it is 2 or more.
+
+        Covers every place its watches are armed or dropped: ``start``, a shard gained or synced,
+        a watch created, closed, expired or unwatched, a shard lost, a workspace forgotten.
+        """
+        self.sweeps.sync(team_id, running)
 
     async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
         """Make ``channel_id`` hear once when the task finishes; ``message_ts`` is its card, kept live.
@@ -333,6 +345,7 @@ class FollowUps:
     def _lose(self, team_ids: set[str]) -> None:
         for team_id in team_ids:
             self.watches.forget_team(team_id)
+            self.sweeps.forget_team(team_id)
             self.feeds.forget_team(team_id)
             self.digests.forget_team(team_id)
             self.outbox.forget_team(team_id)
@@ -345,5 +358,6 @@ class FollowUps:
         """
         self._departed.add(team_id)
         self.watches.forget_team(team_id)
+        self.sweeps.forget_team(team_id)
         self.feeds.forget_team(team_id)
         self.digests.forget_team(team_id)

@@ -13,11 +13,13 @@ poll. ``detect`` (pure) sorts the workspace's watches by what one sweep's rows s
   task falls off as newer ones arrive), or the sweep failed: its next poll comes within the
   unlisted ceiling (``polling.UNLISTED_CEILING``).
 
-``ListSweeps.sweep(team_id)`` is one sweep: it fetches the pages (``more_pages`` says when one
-more is worth a call) through the workspace's rate limiter and poll slots, as a watch poll
-does, and hands ``detect``'s result to ``Watches.apply_changes``. It runs every
-``list_seconds`` while ``sweep_wanted`` (two running watches or more); with fewer, a watch
-alone is polled as cheaply as listed.
+``ListSweeps.sweep(team_id)`` is one sweep: it reads the list through ``listing.list_window``
+(the feeds' and digests' list call: the same limiter, poll slots and paging rules; another page
+only while ``more_pages`` says one pays) and hands ``detect``'s result to
+``Watches.apply_changes``. It is the ``changes:<team>`` interval job, every ``list_seconds``
+(±10%). ``ListSweeps.sync`` keeps that job armed exactly while the workspace is owned here and
+has ``sweep_wanted`` running watches (two or more): the watches tell it their count each time it
+changes. With fewer, a watch alone is polled as cheaply as listed.
 
 May import what ``bot.followups`` may.
 """
@@ -28,20 +30,22 @@ import asyncio
 import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
-from bot.aio.ratelimit import Priority
+from bot.followups.listing import list_window
 from bot.followups.polling import Cadence, listed_due, more_pages, sweep_wanted
 from bot.followups.shared import Part, Shared
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
-__all__ = ["LIST_PAGE_SIZE", "Changes", "ListSweeps", "WatchPlan", "Watched", "detect"]
+__all__ = ["Changes", "ListSweeps", "WatchPlan", "Watched", "detect", "sweep_job"]
 
 log = logging.getLogger("taskbot.followups")
 
-LIST_PAGE_SIZE: Final = 100
-"""Rows asked per page (``limit``; the server's default when not asked is 10, unconfirmed)."""
+
+def sweep_job(team_id: str) -> str:
+    """The id of the workspace's sweep job on the follow-ups' clock."""
+    return f"changes:{team_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,15 +119,45 @@ class ListSweeps(Part):
         super().__init__(shared)
         self._watches = watches
 
+    def sync(self, team_id: str, running: int) -> None:
+        """The workspace now has ``running`` running watches: arm its sweep job, or cancel it.
+
+        Armed only when there is none pending, so watches coming and going do not put the next
+        sweep off; the first sweep comes one interval after the job is armed (the watches' own
+        first polls are due sooner anyway). Cancelled below two watches, and then the watch left
+        goes back to the unlisted ceiling, as after a failed sweep.
+        """
+        job_id = sweep_job(team_id)
+        scheduler = self._shared.scheduler
+        if not self._shared.owns(team_id):
+            scheduler.cancel(job_id)
+        elif not sweep_wanted(self.policy, running):
+            if scheduler.pending(job_id):
+                scheduler.cancel(job_id)
+                # No sweep is coming: a watch the last one showed must not wait for the next.
+                plans = self._watches.plans(team_id)
+                unlisted = tuple(plan.watch_id for plan in plans if plan.listed)
+                if unlisted:
+                    self._watches.apply_changes(Changes(now=self._shared.clock(), unlisted=unlisted))
+        elif not scheduler.pending(job_id):
+            seconds = self.policy.list_seconds
+            scheduler.every(job_id, self.sweep, seconds, args=(team_id,), jitter=self.policy.jitter * seconds)
+
+    def forget_team(self, team_id: str) -> None:
+        self._shared.scheduler.cancel(sweep_job(team_id))
+
     async def sweep(self, team_id: str) -> Changes:
         """Fetch the list, detect, and apply the result to the workspace's watches."""
-        plans = self._watches.plans(team_id)
         now = self._shared.clock()
-        if not sweep_wanted(self.policy, len(plans)):
-            changes = Changes(now=now, unlisted=tuple(p.watch_id for p in plans))
-        else:
+        if not self._shared.owns(team_id):
+            # The shard moved: its new owner sweeps; the watches here are being forgotten.
+            self.forget_team(team_id)
+            return Changes(now=now)
+        plans = self._watches.plans(team_id)
+        rows: list[Task] = []
+        if sweep_wanted(self.policy, len(plans)):
             try:
-                rows = await self.fetch(team_id, {plan.task_id for plan in plans})
+                fetched = await self.fetch(team_id, {plan.task_id for plan in plans})
             except asyncio.CancelledError:
                 raise
             except MetaStudioError as exc:
@@ -133,48 +167,44 @@ class ListSweeps(Part):
                     type(exc).__name__,
                     extra={"team": team_id, "request_id": exc.request_id},
                 )
-                rows = []
             except Exception:
                 log.exception("list sweep failed", extra={"team": team_id})
-                rows = []
-            # The watches may have moved while the pages were fetched: detect against the latest plans.
-            changes = detect(
-                self._watches.plans(team_id),
-                rows,
-                now=self._shared.clock(),
-                finished_codes=self.settings.finished_codes,
-            )
+            else:
+                if fetched is None:
+                    return Changes(now=now)  # stopping
+                rows = fetched
+        # The watches may have moved while the pages were fetched: detect against the latest plans.
+        latest = self._watches.plans(team_id)
+        now = self._shared.clock()
+        if not sweep_wanted(self.policy, len(latest)):
+            # Too few watches left for the next sweep to come (``sync`` cancels it): no row may
+            # put a poll off.
+            changes = Changes(now=now, unlisted=tuple(plan.watch_id for plan in latest))
+        else:
+            changes = detect(latest, rows, now=now, finished_codes=self.settings.finished_codes)
         self._watches.apply_changes(changes)
         return changes
 
-    async def fetch(self, team_id: str, watched: Collection[str]) -> list[Task]:
-        """The list's rows, newest first, page after page while ``more_pages`` says one pays."""
-        client = await self._shared.metastudio_for(team_id)
-        limiter = self._shared.limiter_for(team_id)
-        rows: list[Task] = []
+    async def fetch(self, team_id: str, watched: Collection[str]) -> list[Task] | None:
+        """The list's rows, newest first, page after page while ``more_pages`` says one pays; None
+        when the follow-ups are stopping."""
         unseen = set(watched)
-        previous_ids: list[str] | None = None
-        pages = offset = 0
-        while True:
-            await self._shared.backlog.wait_until_short()
-            await self._shared.yield_to_requests()
-            await limiter.acquire(Priority.POLL)
-            async with self._shared.poll_slots.slot(team_id):
-                fetched = await client.list_tasks(offset=offset, limit=LIST_PAGE_SIZE)
+        pages = 0
+
+        def more_wanted(page: list[Task]) -> bool:
+            nonlocal pages
             pages += 1
-            self._shared.stats.list_pages += 1
-            page = fetched.value
-            ids = [task.task_id for task in page.data]
-            if ids and ids == previous_ids:
-                break  # the server ignores offset: the same page again would loop
-            previous_ids = ids
-            rows.extend(page.data)
-            unseen.difference_update(ids)
-            # A server that pages by fewer rows than asked (10 by default) is followed row for row.
-            offset += len(ids)
-            # ``count`` is every match when the server gives it; else a short page is the last.
-            size = page.limit or LIST_PAGE_SIZE
-            page_full = page.count > offset if page.count else len(ids) >= size
-            if not more_pages(self.policy, pages=pages, page_full=page_full, unseen=len(unseen)):
-                break
-        return rows
+            unseen.difference_update(task.task_id for task in page)
+            return more_pages(self.policy, pages=pages, page_full=True, unseen=len(unseen))
+
+        listed = await list_window(
+            self._shared,
+            team_id,
+            more_wanted=more_wanted,
+            max_pages=self.policy.list_max_pages,
+            on_call=self._count_call,
+        )
+        return None if listed is None else list(listed.values())
+
+    def _count_call(self) -> None:
+        self._shared.stats.list_pages += 1

@@ -46,6 +46,12 @@ from bot.metastudio.progress import MIN_INTERVAL, Progress, estimate_once, obser
 UNLISTED_CEILING: Final = 27.0
 """The longest wait between two polls of a watch no list call covers, before jitter: with the ±10%
 jitter no gap exceeds 30 s, which bounds the alert delay of a task that ends early (issue 26)."""
+LIST_SECONDS: Final = 25.0
+"""How often a workspace's list sweep runs, before jitter: under the unlisted ceiling, so a listed
+watch never learns of an early end later than an unlisted one would."""
+LIST_POLL_FACTOR: Final = 2.5
+"""With a base poll interval under 10 s the sweep comes this many base intervals apart instead,
+so a faster poll setting speeds the change detector up with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +77,7 @@ class PollPolicy:
     unlisted_ceiling: float | None = None
     """Never wait longer than this between two polls of a task that no list call covers (see
     ``listed_due``); None: ``ceiling``, whether listed or not."""
-    list_seconds: float = 25.0
+    list_seconds: float = LIST_SECONDS
     """One list call (a sweep) per workspace this often serves every watch in it."""
     list_min_watches: int = 2
     """Sweep only while the workspace has at least this many running watches."""
@@ -104,10 +110,17 @@ class PollPolicy:
     def from_intervals(cls, poll_seconds: float, max_poll_seconds: float) -> PollPolicy:
         """The floor is a quarter of the base interval: 2.5 s with the default 10 s. A task no list
         call covers is polled at least every ``UNLISTED_CEILING`` seconds (or every base interval,
-        if that is longer)."""
+        if that is longer). The list sweep runs every ``LIST_SECONDS``, or every
+        ``LIST_POLL_FACTOR`` base intervals if that is sooner."""
         ceiling = max(poll_seconds, max_poll_seconds)
         unlisted = min(ceiling, max(poll_seconds, UNLISTED_CEILING))
-        return cls(base=poll_seconds, ceiling=ceiling, floor=poll_seconds / 4, unlisted_ceiling=unlisted)
+        return cls(
+            base=poll_seconds,
+            ceiling=ceiling,
+            floor=poll_seconds / 4,
+            unlisted_ceiling=unlisted,
+            list_seconds=min(LIST_SECONDS, LIST_POLL_FACTOR * poll_seconds),
+        )
 
     @property
     def queued_limit(self) -> float:

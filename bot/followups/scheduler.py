@@ -11,6 +11,9 @@ Every wait of the follow-ups is a job with an id of its own:
   armed from elsewhere that comes due during a run is skipped too; it runs once that run ends.)
 * ``feed:<team>``: the workspace's list poll, an ``IntervalTrigger`` job, rescheduled with a
   longer interval while MetaStudio fails.
+* ``changes:<team>``: the workspace's list sweep, the watches' change detector
+  (``bot.followups.changes``), an ``IntervalTrigger`` job every ``PollPolicy.list_seconds``
+  (±10%), armed while the workspace has two running watches or more;
 * ``delivery:<id>``: one delivery's retry after its backoff, a one-shot job.
 * ``digest:<id>``: a channel's digest, a ``CronTrigger`` job in the timezone of whoever set it
   (``bot.followups.digests``).
@@ -228,11 +231,13 @@ class Scheduler:
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(job_id)
 
+    def pending(self, job_id: str) -> bool:
+        """Whether the job has a next run armed (an interval job keeps one while it runs)."""
+        return self._scheduler is not None and self._scheduler.get_job(job_id) is not None
+
     def busy(self, job_id: str) -> bool:
         """Whether the job is pending or running."""
-        if job_id in self._submitted_ids:
-            return True
-        return self._scheduler is not None and self._scheduler.get_job(job_id) is not None
+        return job_id in self._submitted_ids or self.pending(job_id)
 
     async def arm(self, jobs: Iterable[tuple[str, float]]) -> None:
         """Arm many one-shot jobs, ``(job id, delay)``: at start, 10,000 watches; on a shard gained, a workspace's.

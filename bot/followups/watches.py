@@ -137,13 +137,23 @@ def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
 
 
 class Watches(Part):
-    def __init__(self, shared: Shared, *, deliver: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        shared: Shared,
+        *,
+        deliver: Callable[[int], None],
+        on_running: Callable[[str, int], None] = lambda _team_id, _count: None,
+    ) -> None:
+        """``on_running(team_id, count)`` hears a workspace's number of running watches each time
+        it changes here (the list sweep's job follows it, ``bot.followups.changes``)."""
         super().__init__(shared)
         self._deliver = deliver
+        self._on_running = on_running
         # How often a moving task re-reads its subscribers, to find cards set outside watch().
         self._card_sync_seconds = max(CARD_SYNC_FACTOR * self.settings.card_update_seconds, self.policy.base)
         self._watches: dict[int, _Watch] = {}
         self._by_task: dict[tuple[str, str], int] = {}
+        self._by_team: dict[str, set[int]] = {}
 
     def __len__(self) -> int:
         return len(self._watches)
@@ -151,6 +161,7 @@ class Watches(Part):
     def clear(self) -> None:
         self._watches.clear()
         self._by_task.clear()
+        self._by_team.clear()
 
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
@@ -233,10 +244,11 @@ class Watches(Part):
 
     def plans(self, team_id: str) -> list[WatchPlan]:
         """The workspace's running watches, as the change detector sees them."""
+        states = (self._watches[watch_id] for watch_id in self._by_team.get(team_id, ()))
         return [
             WatchPlan(state.id, state.task_id, state.cadence, state.next_poll_at, state.listed)
-            for state in self._watches.values()
-            if state.team_id == team_id and not state.closed
+            for state in states
+            if not state.closed
         ]
 
     def apply_changes(self, changes: Changes) -> None:
@@ -298,6 +310,10 @@ class Watches(Part):
             self._add_card(state, subscriber)
         self._watches[state.id] = state
         self._by_task[(state.team_id, state.task_id)] = state.id
+        team = self._by_team.setdefault(state.team_id, set())
+        if state.id not in team:
+            team.add(state.id)
+            self._on_running(state.team_id, len(team))
         return state
 
     @staticmethod
@@ -320,6 +336,12 @@ class Watches(Part):
         if self._by_task.get((state.team_id, state.task_id)) == state.id:
             del self._by_task[(state.team_id, state.task_id)]
         self._shared.scheduler.cancel(f"watch:{state.id}")
+        team = self._by_team.get(state.team_id)
+        if team is not None and state.id in team:
+            team.discard(state.id)
+            if not team:
+                del self._by_team[state.team_id]
+            self._on_running(state.team_id, len(team))
 
     @staticmethod
     def _extra(state: _Watch, **more: Any) -> dict[str, Any]:

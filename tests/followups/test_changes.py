@@ -5,10 +5,12 @@ Slack stand-in on loopback sockets, with the engine's own timers."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from bot.devtools.simulator import SimTask
 from bot.followups import FollowUps
-from bot.followups.changes import LIST_PAGE_SIZE, WatchPlan, detect
+from bot.followups.changes import WatchPlan, detect, sweep_job
+from bot.followups.listing import LIST_PAGE_SIZE
 from bot.followups.polling import Cadence, PollPolicy, after_progress
 from bot.metastudio.models import Task
 from tests.followups.test_followups import (  # noqa: F401 (stack is a fixture)
@@ -21,6 +23,8 @@ from tests.followups.test_followups import (  # noqa: F401 (stack is a fixture)
 from tests.support.waiting import eventually
 
 POLICY = PollPolicy.from_intervals(10.0, 300.0)
+# The engines' own sweep job comes an hour after it is armed: these tests sweep by hand.
+BY_HAND = replace(PollPolicy.from_intervals(1.0, 600.0), list_seconds=3600.0)
 EARLY_ID = "c0ffee00c0ffee00c0ffee00c0ffee0a"
 STEADY_ID = "c0ffee00c0ffee00c0ffee00c0ffee0b"
 
@@ -74,7 +78,7 @@ def _long(task_id: str, started_ago: float = 60.0) -> SimTask:
 async def _two_watches(built: Stack, steady_started_ago: float = 60.0) -> FollowUps:
     built.sim.add_task(_long(EARLY_ID))
     built.sim.add_task(_long(STEADY_ID, steady_started_ago))
-    engine = await built.followups(poll_seconds=1.0, max_poll_seconds=600.0)
+    engine = await built.followups(poll_seconds=1.0, max_poll_seconds=600.0, policy=BY_HAND)
     for number, task_id in enumerate((EARLY_ID, STEADY_ID)):
         await engine.watch(team_id=TEAM, task_id=task_id, channel_id=CHANNELS[number], user_id="U0USER0001")
     await eventually(lambda: engine.polls >= 2, what="the first poll of each watch")
@@ -127,9 +131,39 @@ async def test_a_watch_off_the_first_page_falls_back_to_the_unlisted_ceiling(sta
     assert plans[STEADY_ID].next_poll_at - time.time() > 60
 
 
+async def test_a_sweep_follows_a_server_whose_pages_are_smaller_than_asked(stack: Stack) -> None:  # noqa: F811
+    task_ids = [f"{number:032x}" for number in range(1, 13)]
+    for number, task_id in enumerate(task_ids):
+        stack.sim.add_task(_long(task_id, started_ago=60.0 + number))
+    stack.sim.page_cap = 10  # asked for 100 rows, it answers 10 (the documented default page)
+    engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0, policy=BY_HAND)
+    for task_id in task_ids:
+        await engine.watch(team_id=TEAM, task_id=task_id, channel_id=CHANNELS[0], user_id="U0USER0001")
+    await eventually(lambda: engine.polls >= len(task_ids), what="the first poll of each watch")
+
+    changes = await engine.sweeps.sweep(TEAM)
+    # Page one held the ten newest; the two oldest are worth one more page, from offset 10.
+    assert stack.sim.requests[("list", "")] == 2
+    assert changes.unlisted == ()
+    assert all(plan.listed for plan in engine.watches.plans(TEAM))
+
+
+async def test_a_restart_arms_the_sweep_from_the_tables_and_forgetting_the_workspace_cancels_it(
+    stack: Stack,  # noqa: F811
+) -> None:
+    first = await _two_watches(stack)
+    assert first.scheduler.pending(sweep_job(TEAM))
+    await first.stop()
+    again = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0, policy=BY_HAND)
+    assert len(again.watches) == 2
+    assert again.scheduler.pending(sweep_job(TEAM))
+    await again.forget_team(TEAM)
+    assert not again.scheduler.pending(sweep_job(TEAM))
+
+
 async def test_one_watch_alone_costs_no_list_call(stack: Stack) -> None:  # noqa: F811
     stack.sim.add_task(_long(EARLY_ID))
-    engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0)
+    engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0, policy=BY_HAND)
     await engine.watch(team_id=TEAM, task_id=EARLY_ID, channel_id=CHANNELS[0], user_id="U0USER0001")
     await eventually(lambda: engine.polls >= 1, what="the first poll")
     changes = await engine.sweeps.sweep(TEAM)
@@ -140,7 +174,9 @@ async def test_one_watch_alone_costs_no_list_call(stack: Stack) -> None:  # noqa
 async def test_a_folded_row_redraws_the_live_card(stack: Stack) -> None:  # noqa: F811
     stack.sim.add_task(_long(EARLY_ID))
     stack.sim.add_task(_long(STEADY_ID))
-    engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0, card_update_seconds=0.2)
+    engine = await stack.followups(
+        poll_seconds=1.0, max_poll_seconds=600.0, policy=BY_HAND, card_update_seconds=0.2
+    )
     card = await stack.post_card(CHANNELS[0], STEADY_ID)
     await engine.watch(
         team_id=TEAM, task_id=STEADY_ID, channel_id=CHANNELS[0], user_id="U0USER0001", message_ts=card

@@ -27,6 +27,7 @@ from bot.devtools.simulator import (
 )
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
 from bot.followups import DELIVERY_EVENT, FollowUps
+from bot.followups.polling import PollPolicy
 from bot.metastudio.client import MetaStudioClient
 from bot.servers import serve_asgi
 from bot.slack.clients import request_retry_handlers
@@ -90,7 +91,12 @@ class Stack:
         return FollowUpStore(database)
 
     async def followups(
-        self, *, start: bool = True, limiter: PriorityRateLimiter | None = None, **overrides: Any
+        self,
+        *,
+        start: bool = True,
+        limiter: PriorityRateLimiter | None = None,
+        policy: PollPolicy | None = None,
+        **overrides: Any,
     ) -> FollowUps:
         storage = await self.storage()
 
@@ -108,6 +114,7 @@ class Stack:
             metastudio_for=metastudio_for,
             poster=SlackPoster(slack_for),
             limiter=limiter,
+            policy=policy,
         )
         self.engines.append(engine)
         if start:

@@ -217,6 +217,14 @@ def test_policy_from_settings_caps_unlisted_watches_at_27_seconds() -> None:
     assert PollPolicy.from_intervals(5.0, 20.0).ceiling_for(listed=False) == 20.0
 
 
+def test_policy_from_settings_sweeps_every_25_seconds_or_sooner_with_faster_polls() -> None:
+    assert PollPolicy.from_intervals(10.0, 300.0).list_seconds == 25.0
+    # A slower base interval never slows the sweep past the unlisted ceiling.
+    assert PollPolicy.from_intervals(60.0, 300.0).list_seconds == 25.0
+    assert PollPolicy.from_intervals(4.0, 300.0).list_seconds == 10.0
+    assert PollPolicy.from_intervals(0.4, 600.0).list_seconds == 1.0
+
+
 @pytest.mark.parametrize(
     "changes",
     [

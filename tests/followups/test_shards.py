@@ -19,6 +19,7 @@ from sqlalchemy import update
 from bot.db.base import Database
 from bot.db.followups import FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore, ShardLeaseRow, ShardReplicaRow
+from bot.followups.changes import sweep_job
 from bot.followups.shards import Shards
 from tests.databases import open_database
 from tests.followups.test_followups import (
@@ -274,3 +275,31 @@ async def test_the_owner_delivers_what_a_replica_without_the_lease_queued_within
         assert [m.channel for m in stack.alerts()] == [CHANNELS[0]]
         sent = await store.get_delivery(owed.id)
         assert sent is not None and sent.status == "sent"
+
+
+@pytest.mark.postgres
+async def test_the_list_sweep_follows_the_shard(postgres_url: str) -> None:
+    async with _stack(postgres_url) as stack:
+        long_ids = ("5e1f0000000000000000000000000a01", "5e1f0000000000000000000000000a02")
+        for task_id in long_ids:
+            stack.sim.add_task(sim_task(task_id, duration=3 * 3600, total_count=1_000_000))
+        engine = await stack.followups(poll_seconds=1.0, max_poll_seconds=600.0, lease_seconds=30.0)
+        for number, task_id in enumerate(long_ids):
+            await engine.watch(
+                team_id=TEAM, task_id=task_id, channel_id=CHANNELS[number], user_id="U0ASKER01"
+            )
+        job = sweep_job(TEAM)
+        # Armed once the shard is claimed and its watches re-armed from the tables.
+        await eventually(lambda: engine.scheduler.pending(job), within=10, what="the sweep job armed")
+
+        await give_shard_to(engine.storage.database, TEAM, "r-other", for_seconds=3600)
+        await engine.shards.beat()
+        assert not engine.shards.owns(TEAM)
+        assert not engine.scheduler.pending(job)
+        assert len(engine.watches) == 0
+
+        # The other replica goes away: the shard comes back, and its sweep with it.
+        await give_shard_to(engine.storage.database, TEAM, "r-other", for_seconds=-1)
+        await engine.shards.beat()
+        await eventually(lambda: engine.scheduler.pending(job), within=10, what="the sweep job armed again")
+        assert len(engine.watches) == 2

@@ -121,6 +121,9 @@ class Simulator:
         # False: answer every list call from the first match, as a server that does not know the
         # (undocumented) offset parameter would; clients must notice the repeated page.
         self.honour_offset = True
+        # Set: answer at most this many rows per list call whatever ``limit`` asks (echoing this
+        # as the limit), as a server whose pages are smaller than clients ask would.
+        self.page_cap: int | None = None
         self.clock = clock
         self.token_ttl_seconds = token_ttl_seconds
         self.created_at = clock()
@@ -355,6 +358,8 @@ class Simulator:
         ]
         now_ms = self.now_ms()
         start = offset if self.honour_offset else 0
+        if self.page_cap is not None:
+            limit = min(limit, self.page_cap)
         page = {
             "offset": offset,
             "limit": limit,
