@@ -103,7 +103,7 @@ async def all_delivered(stack: LocalStack) -> None:
     """Wait until no alert is owed: every queued delivery is recorded as sent (or failed)."""
 
     async def none_owed() -> bool:
-        return not await stack.runtime.storage.pending_deliveries()
+        return not await stack.runtime.followups.deliveries.pending_deliveries()
 
     await eventually(none_owed, what="no delivery owed")
 

@@ -1,10 +1,11 @@
-"""The follow-up tables and their repository: watches, subscribers, feeds, deliveries.
+"""The follow-up tables and their repository: watches, subscribers and feeds.
 
 The scheduler (APScheduler, in-memory job store) only keeps timers; these tables are the truth that survives a crash or
 ``kill -9``. Rows change on state transitions only (never per poll), and every transition that
 must happen once is guarded in the database itself: conditional ``UPDATE ... WHERE status =
 'active'`` with a rowcount check, partial unique indexes on the active rows, and unique keys on
-deliveries, so two racing coroutines or two bot processes cannot notify a channel twice.
+deliveries (``bot.db.deliveries``, queued here in the transaction that decides them), so two
+racing coroutines or two bot processes cannot notify a channel twice.
 
 Lock order, to keep PostgreSQL free of deadlocks: a watch row first, then its subscribers, then
 deliveries. Callers only ever see frozen dataclasses, so no session, lazy load or expiry leaks out.
@@ -12,19 +13,16 @@ deliveries. Callers only ever see frozen dataclasses, so no session, lazy load o
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from sqlalchemy import (
-    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
     String,
-    UniqueConstraint,
     delete,
     func,
     select,
@@ -47,38 +45,34 @@ from bot.db.base import (
     unique_while_active,
     utcnow,
 )
+from bot.db.deliveries import (
+    STEP,
+    DeliveryRecord,
+    DeliveryRow,
+    TaskSnapshot,
+    delivery_record,
+    queued_delivery,
+    read_payload,
+)
 from bot.db.fleet import RateBucket
-from bot.logs import RedactingFilter
 
 __all__ = [
     "STEP",
     "ActiveWatch",
     "ChannelWatch",
     "CloseStatus",
-    "DeliveryKind",
-    "DeliveryRecord",
-    "DeliveryStatus",
     "FeedRecord",
     "FollowUpStore",
     "SubscriberRecord",
     "WatchRecord",
     "WatchResult",
     "WatchStatus",
-    "queued_delivery",
 ]
 
 WatchStatus = Literal["active", "finished", "expired", "not_found", "cancelled"]
 CloseStatus = Literal["finished", "expired", "not_found"]
 SubscriberStatus = Literal["active", "cancelled", "closed"]
 FeedStatus = Literal["active", "cancelled"]
-DeliveryKind = Literal["finished", "expired", "not_found", "feed", "digest"]
-DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
-STEP: Final = "step"
-"""``target`` of a subscriber or delivery that is a Workflow Builder step (0008): its
-``channel_id`` is the function execution id. NULL is a channel."""
-
-ERROR_MAX_CHARS = 500
-_redactor = RedactingFilter()
 
 
 class WatchRow(Base):
@@ -143,45 +137,6 @@ class FeedRow(_AskedInChannel, Base):
     """``{"failed": true, "operator": "..."}``; None (or absent keys): no such filter. Migration 0003."""
 
 
-class DeliveryRow(Base):
-    __tablename__ = "deliveries"
-    __table_args__ = (
-        CheckConstraint("kind IN ('finished', 'expired', 'not_found', 'feed', 'digest')", name="kind"),
-        status_check(["pending", "sending", "sent", "failed"]),
-        UniqueConstraint("key", name="uq_deliveries_key"),
-        UniqueConstraint("subscriber_id", "kind", name="uq_deliveries_subscriber_kind"),
-        UniqueConstraint("feed_id", "task_id", name="uq_deliveries_feed_task"),
-        Index("ix_deliveries_status", "status", "created_at"),
-        Index("ix_deliveries_team", "team_id"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(32))
-    team_id: Mapped[str] = mapped_column(String(64))
-    channel_id: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str | None] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))
-    task_id: Mapped[str] = mapped_column(String(64))
-    watch_id: Mapped[int | None] = mapped_column(ForeignKey("watches.id"))
-    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
-    feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id"))
-    # The digest whose run this is (0009); None once the digest is turned off. Not a foreign
-    # key: the run keeps its figures whatever happens to the digest.
-    digest_id: Mapped[int | None] = mapped_column(Integer, default=None)
-    thread_ts: Mapped[str | None] = mapped_column(String(32))
-    payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
-    status: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime]
-    attempt_at: Mapped[datetime | None]
-    sent_at: Mapped[datetime | None]
-    slack_ts: Mapped[str | None] = mapped_column(String(32))
-    error: Mapped[str | None] = mapped_column(String(ERROR_MAX_CHARS))
-    # Copied from the subscriber or feed when the delivery is queued, so a restart cannot change it.
-    locale: Mapped[str | None] = mapped_column(String(16))
-    target: Mapped[str | None] = mapped_column(String(16))  # STEP, or NULL for a channel (0008)
-
-
 @dataclass(frozen=True, slots=True)
 class WatchRecord:
     id: int
@@ -191,7 +146,7 @@ class WatchRecord:
     created_at: datetime
     expires_at: datetime
     closed_at: datetime | None
-    snapshot: dict[str, Any] | None
+    snapshot: TaskSnapshot | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,38 +215,8 @@ class FeedRecord:
         return self.created_at
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    id: int
-    key: str
-    team_id: str
-    channel_id: str
-    user_id: str | None
-    kind: DeliveryKind
-    task_id: str
-    watch_id: int | None
-    subscriber_id: int | None
-    feed_id: int | None
-    thread_ts: str | None
-    payload: dict[str, Any] | None
-    status: DeliveryStatus
-    attempts: int
-    created_at: datetime
-    attempt_at: datetime | None
-    sent_at: datetime | None
-    slack_ts: str | None
-    error: str | None
-    locale: str | None = None
-    target: str | None = None
-    digest_id: int | None = None
-
-    @property
-    def is_step(self) -> bool:
-        return self.target == STEP
-
-
 def _watch(row: WatchRow) -> WatchRecord:
-    return record_of(WatchRecord, row)
+    return record_of(WatchRecord, row, snapshot=read_payload(TaskSnapshot, row.snapshot))
 
 
 def _subscriber(row: SubscriberRow) -> SubscriberRecord:
@@ -332,30 +257,12 @@ def _asked(
     }
 
 
-def _delivery(row: DeliveryRow) -> DeliveryRecord:
-    return record_of(DeliveryRecord, row)
-
-
-def _new_key() -> str:
-    return uuid.uuid4().hex
-
-
-def queued_delivery(**what: Any) -> DeliveryRow:
-    """A delivery row just queued: a fresh key, pending, never attempted; ``what`` says the rest."""
-    return DeliveryRow(
-        key=_new_key(),
-        status="pending",
-        attempts=0,
-        attempt_at=None,
-        sent_at=None,
-        slack_ts=None,
-        error=None,
-        **what,
-    )
+def _stored(snapshot: TaskSnapshot | None) -> dict[str, Any] | None:
+    return None if snapshot is None else snapshot.model_dump(mode="json")
 
 
 def _told(
-    subscriber: SubscriberRow, kind: CloseStatus, task_id: str, snapshot: dict[str, Any] | None, now: datetime
+    subscriber: SubscriberRow, kind: CloseStatus, task_id: str, snapshot: TaskSnapshot | None, now: datetime
 ) -> DeliveryRow:
     """The delivery that tells one watch subscriber (a channel, or a step) how its watch ended."""
     return queued_delivery(
@@ -373,10 +280,6 @@ def _told(
         payload=snapshot,
         created_at=now,
     )
-
-
-def _clean_error(error: str) -> str:
-    return _redactor.redact(error)[:ERROR_MAX_CHARS]
 
 
 class FollowUpStore:
@@ -592,13 +495,13 @@ class FollowUpStore:
             return [_subscriber(row) for row in rows]
 
     async def close_watch(
-        self, watch_id: int, *, status: CloseStatus, snapshot: dict[str, Any] | None
+        self, watch_id: int, *, status: CloseStatus, snapshot: TaskSnapshot | None
     ) -> list[DeliveryRecord]:
         """Close an active watch and queue one delivery per active subscriber, atomically.
 
         Returns [] and changes nothing when the watch is no longer active, so concurrent or
         repeated calls (two pollers, a poll racing the expiry timer) notify exactly once.
-        ``snapshot`` must be JSON-serialisable (e.g. ``Task.model_dump(mode="json")``).
+        ``snapshot`` (the task as last seen) is kept on the watch and in each delivery.
         """
         if status not in ("finished", "expired", "not_found"):
             raise ValueError(f"close_watch status must be finished, expired or not_found, not {status!r}")
@@ -609,7 +512,7 @@ class FollowUpStore:
             claimed = await session.execute(
                 update(WatchRow)
                 .where(WatchRow.id == watch_id, WatchRow.status == "active")
-                .values(status=status, closed_at=now, snapshot=snapshot)
+                .values(status=status, closed_at=now, snapshot=_stored(snapshot))
                 .execution_options(synchronize_session=False)
             )
             if rowcount(claimed) == 0:
@@ -632,10 +535,10 @@ class FollowUpStore:
                 .values(status="closed", closed_reason=status)
                 .execution_options(synchronize_session=False)
             )
-            return [_delivery(row) for row in deliveries]
+            return [delivery_record(row) for row in deliveries]
 
     async def expire_subscribers(
-        self, watch_id: int, *, now: datetime, snapshot: dict[str, Any] | None
+        self, watch_id: int, *, now: datetime, snapshot: TaskSnapshot | None
     ) -> tuple[list[DeliveryRecord], bool]:
         """Expire the active subscribers whose time is up, queueing one ``expired`` delivery each.
 
@@ -662,13 +565,13 @@ class FollowUpStore:
             due = [s for s in subscribers if (s.expires_at or watch.expires_at) <= now]
             still_active = len(due) < len(subscribers)
             if not still_active:
-                watch.status, watch.closed_at, watch.snapshot = "expired", now, snapshot
+                watch.status, watch.closed_at, watch.snapshot = "expired", now, _stored(snapshot)
             deliveries = [_told(subscriber, "expired", watch.task_id, snapshot, now) for subscriber in due]
             for subscriber in due:
                 subscriber.status, subscriber.closed_reason = "closed", "expired"
             session.add_all(deliveries)
             await session.flush()
-            return [_delivery(row) for row in deliveries], still_active
+            return [delivery_record(row) for row in deliveries], still_active
 
     async def close_subscriber(self, subscriber_id: int, reason: str) -> None:
         """Stop notifying one channel (e.g. ``channel_not_found``); the watch goes with its last one."""
@@ -770,7 +673,7 @@ class FollowUpStore:
             return None if row is None else _feed(row)
 
     async def record_feed_delivery(
-        self, feed: FeedRecord, *, task_id: str, snapshot: dict[str, Any]
+        self, feed: FeedRecord, *, task_id: str, snapshot: TaskSnapshot
     ) -> DeliveryRecord | None:
         """Queue the announcement of one finished task to one feed, at most once ever.
 
@@ -803,61 +706,9 @@ class FollowUpStore:
                 )
                 session.add(row)
                 await session.flush()
-                return _delivery(row)
+                return delivery_record(row)
         except IntegrityError:
             return None
-
-    # -- deliveries ----------------------------------------------------------------------------
-
-    async def pending_deliveries(self, team_ids: Collection[str] | None = None) -> list[DeliveryRecord]:
-        """Deliveries still owed, oldest first; ``sending`` ones may or may not have reached Slack."""
-        teams = [] if team_ids is None else [DeliveryRow.team_id.in_(team_ids)]
-        async with self._read() as session:
-            rows = await session.scalars(
-                select(DeliveryRow)
-                .where(DeliveryRow.status.in_(("pending", "sending")), *teams)
-                .order_by(DeliveryRow.created_at, DeliveryRow.id)
-            )
-            return [_delivery(row) for row in rows]
-
-    async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
-        async with self._read() as session:
-            row = await session.get(DeliveryRow, delivery_id)
-            return None if row is None else _delivery(row)
-
-    async def mark_sending(self, delivery_id: int) -> DeliveryRecord | None:
-        """Record an attempt before posting. None when the delivery is sent, failed or gone."""
-        async with self._write() as session:
-            row = await session.scalar(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id, DeliveryRow.status.in_(("pending", "sending")))
-                .values(status="sending", attempts=DeliveryRow.attempts + 1, attempt_at=utcnow())
-                .returning(DeliveryRow)
-                .execution_options(synchronize_session=False, populate_existing=True)
-            )
-            return None if row is None else _delivery(row)
-
-    async def mark_sent(self, delivery_id: int, slack_ts: str | None) -> None:
-        async with self._write() as session:
-            await session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id)
-                .values(status="sent", sent_at=utcnow(), slack_ts=slack_ts)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def mark_failed(self, delivery_id: int, error: str, *, retry: bool = False) -> None:
-        """Give up on a delivery (``retry=False``) or put it back to ``pending`` with the error noted.
-
-        ``error`` is truncated and passed through the log redactor: it must still not carry secrets.
-        """
-        async with self._write() as session:
-            await session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id, DeliveryRow.status != "sent")
-                .values(status="pending" if retry else "failed", error=_clean_error(error))
-                .execution_options(synchronize_session=False)
-            )
 
     # -- maintenance ---------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final, Unpack
 
 from bot.config import Settings
+from bot.db.deliveries import DeliveryStore
 from bot.db.digests import DigestRecord, DigestStore
 from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore
@@ -145,7 +146,10 @@ class FollowUps:
             ),
             owns=self.shards.owns,
         )
-        self.outbox = Outbox(shared, close_feed=self._close_feed, close_digest=self._close_digest)
+        self.deliveries = DeliveryStore(storage.database)
+        self.outbox = Outbox(
+            shared, deliveries=self.deliveries, close_feed=self._close_feed, close_digest=self._close_digest
+        )
         self.watches = Watches(shared, deliver=self.outbox.start)
         self.feeds = Feeds(shared, deliver=self.outbox.start)
         # The watches' change detector (one list call per workspace); its job is scheduled by the caller.
@@ -294,9 +298,9 @@ class FollowUps:
 
     async def _resume(self, event: str, team_ids: set[str] | None = None) -> None:
         """Start every delivery still owed (only these workspaces' if given), then log what is armed."""
-        pending = await self.storage.pending_deliveries(team_ids)
+        pending = await self.deliveries.pending_deliveries(team_ids)
         for delivery in pending:
-            self.outbox.start(delivery.id)
+            self.outbox.start(delivery)
         log.info(
             "%s: %d watches, %d feeds, %d deliveries owed",
             event,
@@ -313,8 +317,8 @@ class FollowUps:
         it does not deliver (``Outbox``), so the owner does, within one heartbeat.
         """
         await self._rearm_teams(team_ids, lambda: self._rng.uniform(0, min(1.0, self.policy.base)))
-        pending = await self.storage.pending_deliveries(team_ids)
-        self.outbox.resume(d.id for d in pending if self.shards.owns(d.team_id))
+        pending = await self.deliveries.pending_deliveries(team_ids)
+        self.outbox.resume(d for d in pending if self.shards.owns(d.team_id))
 
     async def _rearm_teams(self, team_ids: set[str], first_delay: Callable[[], float]) -> None:
         watches = await self.storage.active_watches(team_ids)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
+from bot.db.deliveries import DeliveryRecord, TaskSnapshot
 from bot.db.followups import FeedRecord
 from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
 from bot.followups.polling import backoff
@@ -55,7 +56,7 @@ class _FeedTeam:
 
 
 class Feeds(Part):
-    def __init__(self, shared: Shared, *, deliver: Callable[[int], None]) -> None:
+    def __init__(self, shared: Shared, *, deliver: Callable[[DeliveryRecord], None]) -> None:
         super().__init__(shared)
         self._deliver = deliver
         self._teams: dict[str, _FeedTeam] = {}
@@ -252,7 +253,7 @@ class Feeds(Part):
                 if not self._finished_after(task, feed, team):
                     continue
                 delivery = await self.storage.record_feed_delivery(
-                    feed, task_id=task.task_id, snapshot=task.model_dump(mode="json")
+                    feed, task_id=task.task_id, snapshot=TaskSnapshot(task=task)
                 )
                 team.recorded.add((feed.id, task.task_id))
                 if delivery is not None:
@@ -260,7 +261,7 @@ class Feeds(Part):
                         "feed announces task",
                         extra={"team": team_id, "task_id": task.task_id, "channel": feed.channel_id},
                     )
-                    self._deliver(delivery.id)
+                    self._deliver(delivery)
             team.last_seen_running.pop(task.task_id, None)
         team.recorded = {(f, t) for f, t in team.recorded if t in listed}
         team.last_seen_running = {t: at for t, at in team.last_seen_running.items() if t in listed}

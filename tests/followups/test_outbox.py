@@ -14,21 +14,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.config import Settings
+from bot.db.deliveries import DeliveryStore, TaskSnapshot
 from bot.db.followups import DeliveryRecord, FollowUpStore
 from bot.followups import FollowUps
 from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.models import Task
 from bot.slack.alerts import Message
 from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PostFailed
 from tests.databases import open_database
 
 TEAM, CHANNEL, USER, TASK = "T0OUTBOX01", "C0OUTBOX01", "U0OUTBOX01", "f" * 32
-SNAPSHOT = {
-    "task_id": TASK,
-    "task_name": "导入",
-    "task_status": "SUCCEED",
-    "total_count": 3,
-    "success_count": 3,
-}
+SNAPSHOT = TaskSnapshot(
+    task=Task(task_id=TASK, task_name="导入", task_status="SUCCEED", total_count=3, success_count=3)
+)
 
 
 @dataclass
@@ -89,12 +87,12 @@ async def _owed(store: FollowUpStore, *, attempted: bool) -> DeliveryRecord:
     (delivery,) = await store.close_watch(watched.watch.id, status="finished", snapshot=SNAPSHOT)
     if attempted:
         # A previous attempt claimed it and died: it may or may not have reached Slack.
-        assert await store.mark_sending(delivery.id) is not None
+        assert await DeliveryStore(store.database).mark_sending(delivery.id) is not None
     return delivery
 
 
 async def _status(store: FollowUpStore, delivery: DeliveryRecord) -> tuple[str, str | None]:
-    record = await store.get_delivery(delivery.id)
+    record = await DeliveryStore(store.database).get_delivery(delivery.id)
     assert record is not None
     return record.status, record.slack_ts
 
@@ -135,7 +133,7 @@ async def test_a_failed_post_is_queued_again_and_looked_up_next_time(store: Foll
     poster = FakePoster(post_error=PostFailed("internal_error"))
     delivery = await _owed(store, attempted=False)
     assert await _followups(store, poster).outbox.deliver_once(delivery.id) is True
-    record = await store.get_delivery(delivery.id)
+    record = await DeliveryStore(store.database).get_delivery(delivery.id)
     assert record is not None and (record.status, record.attempts) == ("pending", 1)
     assert record.error == "slack: internal_error"
 

@@ -189,13 +189,6 @@ def test_watched_card_shows_note_until_finished() -> None:
     assert "Watching" not in all_text(final.blocks)
 
 
-def test_task_from_snapshot() -> None:
-    assert alerts.task_from_snapshot(None) is None
-    assert alerts.task_from_snapshot({"no": "id"}) is None
-    task = alerts.task_from_snapshot(finished().model_dump(mode="json"))
-    assert task is not None and task.failure_count == 3
-
-
 # --- in Simplified Chinese ---------------------------------------------------------------------------
 
 
