@@ -209,7 +209,7 @@ class DeliveryStore:
     """The outbox's side of the deliveries: what is owed, and each attempt. Safe to share.
 
     Deliveries are queued by the stores that decide them, inside their own transactions
-    (``FollowUpStore.close_watch``, ``record_feed_delivery``, ``DigestStore.record_run``).
+    (``FollowUpStore.close_watch``, ``FeedStore.record_feed_delivery``, ``DigestStore.record_run``).
     """
 
     def __init__(self, database: Database) -> None:

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from bot.db.base import Base, Database, rowcount
 from bot.db.deliveries import DeliveryRow
 from bot.db.digests import DigestRow
-from bot.db.followups import FeedRow, WatchRow
+from bot.db.feeds import FeedRow
+from bot.db.followups import WatchRow
 
 __all__ = ["LeaseStore", "ShardLeaseRow", "ShardReplicaRow"]
 

@@ -31,7 +31,8 @@ from typing import Final, Unpack
 from bot.config import Settings
 from bot.db.deliveries import DeliveryStore
 from bot.db.digests import DigestRecord, DigestStore
-from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
+from bot.db.feeds import FeedRecord, FeedStore
+from bot.db.followups import ChannelWatch, FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore
 from bot.followups.changes import ListSweeps
 from bot.followups.digests import DigestRequest, Digests
@@ -151,7 +152,7 @@ class FollowUps:
             shared, deliveries=self.deliveries, close_feed=self._close_feed, close_digest=self._close_digest
         )
         self.watches = Watches(shared, deliver=self.outbox.start)
-        self.feeds = Feeds(shared, deliver=self.outbox.start)
+        self.feeds = Feeds(shared, store=FeedStore(storage.database), deliver=self.outbox.start)
         # The watches' change detector (one list call per workspace); its job is scheduled by the caller.
         self.sweeps = ListSweeps(shared, self.watches)
         self.digests = Digests(
@@ -245,7 +246,7 @@ class FollowUps:
     ) -> tuple[list[ChannelWatch], FeedRecord | None]:
         """What the channel follows: its watched tasks, oldest first, and its feed if any."""
         watches = await self.storage.channel_watches(team_id=team_id, channel_id=channel_id)
-        feed = await self.storage.channel_feed(team_id=team_id, channel_id=channel_id)
+        feed = await self.feeds.store.channel_feed(team_id=team_id, channel_id=channel_id)
         return watches, feed
 
     # -- feeds ---------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ class FollowUps:
 
     async def _rearm_teams(self, team_ids: set[str], first_delay: Callable[[], float]) -> None:
         watches = await self.storage.active_watches(team_ids)
-        feeds = await self.storage.active_feeds(team_ids)
+        feeds = await self.feeds.store.active_feeds(team_ids)
         digests = await self.digests.store.active_digests(team_ids)
         jobs: list[tuple[str, float]] = []
         for team_id in team_ids:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
 from bot.db.deliveries import DeliveryRecord, TaskSnapshot
-from bot.db.followups import FeedRecord
+from bot.db.feeds import FeedRecord, FeedStore
 from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
 from bot.followups.polling import backoff
 from bot.followups.shared import Part, Shared
@@ -56,8 +56,11 @@ class _FeedTeam:
 
 
 class Feeds(Part):
-    def __init__(self, shared: Shared, *, deliver: Callable[[DeliveryRecord], None]) -> None:
+    def __init__(
+        self, shared: Shared, *, store: FeedStore, deliver: Callable[[DeliveryRecord], None]
+    ) -> None:
         super().__init__(shared)
+        self.store = store
         self._deliver = deliver
         self._teams: dict[str, _FeedTeam] = {}
 
@@ -68,7 +71,7 @@ class Feeds(Part):
         self._teams.clear()
 
     async def rearm(self) -> None:
-        for feed in await self.storage.active_feeds():
+        for feed in await self.store.active_feeds():
             self._add(feed)
         for team_id in self._teams:
             self._arm(team_id)
@@ -86,7 +89,7 @@ class Feeds(Part):
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
         since = datetime.fromtimestamp(self._shared.clock(), UTC)
-        feed, created = await self.storage.subscribe_feed(
+        feed, created = await self.store.subscribe_feed(
             team_id=team_id,
             channel_id=channel_id,
             user_id=user_id,
@@ -106,7 +109,7 @@ class Feeds(Part):
         return feed, created
 
     async def unsubscribe(self, *, team_id: str, channel_id: str) -> bool:
-        removed = await self.storage.unsubscribe_feed(team_id=team_id, channel_id=channel_id)
+        removed = await self.store.unsubscribe_feed(team_id=team_id, channel_id=channel_id)
         team = self._teams.get(team_id)
         if team is not None:
             for feed_id, feed in list(team.feeds.items()):
@@ -252,7 +255,7 @@ class Feeds(Part):
                     continue
                 if not self._finished_after(task, feed, team):
                     continue
-                delivery = await self.storage.record_feed_delivery(
+                delivery = await self.store.record_feed_delivery(
                     feed, task_id=task.task_id, snapshot=TaskSnapshot(task=task)
                 )
                 team.recorded.add((feed.id, task.task_id))

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from bot.db.followups import ChannelWatch, FeedRecord
+from bot.db.feeds import FeedRecord
+from bot.db.followups import ChannelWatch
 from bot.messages import DEFAULT_LOCALE, text
 from bot.messages.format import humanize, join, number, rough, tenths
 from bot.metastudio.models import Task

@@ -34,7 +34,8 @@ from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.deliveries import DeliveryRow, DeliveryStore, DigestReport, TaskSnapshot
 from bot.db.departures import DepartureRow
-from bot.db.followups import STEP, FeedRow, FollowUpStore, WatchRow
+from bot.db.feeds import FeedRow
+from bot.db.followups import STEP, FollowUpStore, WatchRow
 from bot.db.migrations import TARGET_METADATA
 from bot.db.schema import (
     MigrationReport,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from bot.db.deliveries import DeliveryStore, TaskSnapshot, read_payload
+from bot.db.feeds import FeedStore
 from bot.db.followups import (
     ActiveWatch,
     DeliveryRecord,
@@ -246,21 +247,22 @@ async def test_datetimes_round_trip_timezone_aware(storage: FollowUpStore) -> No
 
 
 async def test_feed_subscription_and_delivery_dedupe(storage: FollowUpStore) -> None:
+    feeds = FeedStore(storage.database)
     since = datetime(2030, 1, 1, tzinfo=UTC)
-    feed, created = await storage.subscribe_feed(
+    feed, created = await feeds.subscribe_feed(
         team_id=TEAM, channel_id="C1", user_id="U1", resources=["video", "video", "audio"], since=since
     )
     assert created and feed.resources == ("video", "audio") and feed.since == since
 
-    same, created_again = await storage.subscribe_feed(
+    same, created_again = await feeds.subscribe_feed(
         team_id=TEAM, channel_id="C1", user_id="U2", resources=["model"], since=utcnow()
     )
     assert not created_again and same.id == feed.id
     assert same.resources == ("model",) and same.since == since  # filter replaced, "since" kept
-    assert await storage.channel_feed(team_id=TEAM, channel_id="C1") == same
-    assert await storage.channel_feed(team_id=TEAM, channel_id="C2") is None
+    assert await feeds.channel_feed(team_id=TEAM, channel_id="C1") == same
+    assert await feeds.channel_feed(team_id=TEAM, channel_id="C2") is None
 
-    delivery = await storage.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT)
+    delivery = await feeds.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT)
     assert delivery is not None
     assert (delivery.kind, delivery.feed_id, delivery.channel_id, delivery.user_id) == (
         "feed",
@@ -269,26 +271,26 @@ async def test_feed_subscription_and_delivery_dedupe(storage: FollowUpStore) -> 
         None,
     )
     assert (delivery.snapshot, delivery.thread_ts, delivery.status) == (SNAPSHOT, None, "pending")
-    assert await storage.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT) is None
+    assert await feeds.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT) is None
 
     racing = await asyncio.gather(
-        *(storage.record_feed_delivery(feed, task_id=TASK_2, snapshot=SNAPSHOT) for _ in range(5))
+        *(feeds.record_feed_delivery(feed, task_id=TASK_2, snapshot=SNAPSHOT) for _ in range(5))
     )
     assert sum(result is not None for result in racing) == 1
     assert (await storage.counts())["deliveries"] == 2
 
-    assert await storage.unsubscribe_feed(team_id=TEAM, channel_id="C1")
-    assert not await storage.unsubscribe_feed(team_id=TEAM, channel_id="C1")
-    assert await storage.active_feeds() == []
-    assert await storage.record_feed_delivery(feed, task_id="a" * 32, snapshot=SNAPSHOT) is None
+    assert await feeds.unsubscribe_feed(team_id=TEAM, channel_id="C1")
+    assert not await feeds.unsubscribe_feed(team_id=TEAM, channel_id="C1")
+    assert await feeds.active_feeds() == []
+    assert await feeds.record_feed_delivery(feed, task_id="a" * 32, snapshot=SNAPSHOT) is None
 
-    renewed, created = await storage.subscribe_feed(
+    renewed, created = await feeds.subscribe_feed(
         team_id=TEAM, channel_id="C1", user_id="U1", resources=[], since=utcnow()
     )
     assert created and renewed.id != feed.id and renewed.resources == ()
-    assert [f.id for f in await storage.active_feeds()] == [renewed.id]
+    assert [f.id for f in await feeds.active_feeds()] == [renewed.id]
     # A new feed is a new subscription: the same task may be announced to it.
-    assert await storage.record_feed_delivery(renewed, task_id=TASK, snapshot=SNAPSHOT) is not None
+    assert await feeds.record_feed_delivery(renewed, task_id=TASK, snapshot=SNAPSHOT) is not None
 
 
 async def test_delivery_lifecycle(storage: FollowUpStore) -> None:
@@ -333,15 +335,16 @@ async def test_delivery_lifecycle(storage: FollowUpStore) -> None:
 
 
 async def test_delete_team_removes_only_that_workspace(storage: FollowUpStore) -> None:
+    feeds = FeedStore(storage.database)
     for team in (TEAM, OTHER_TEAM):
         closed = await _watch(storage, "C1", team=team, task=TASK)
         await _watch(storage, "C2", team=team, task=TASK)
         await _watch(storage, "C1", team=team, task=TASK_2)
         await storage.close_watch(closed.watch.id, status="finished", snapshot=SNAPSHOT)
-        feed, _ = await storage.subscribe_feed(
+        feed, _ = await feeds.subscribe_feed(
             team_id=team, channel_id="C9", user_id="U1", resources=["video"], since=utcnow()
         )
-        await storage.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT)
+        await feeds.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT)
     assert await storage.counts() == {"watches": 4, "subscribers": 6, "feeds": 2, "deliveries": 6}
 
     await storage.delete_team(TEAM)
@@ -349,7 +352,7 @@ async def test_delete_team_removes_only_that_workspace(storage: FollowUpStore) -
     assert await storage.counts() == {"watches": 2, "subscribers": 3, "feeds": 1, "deliveries": 3}
     assert {w.team_id for w in await storage.active_watches()} == {OTHER_TEAM}
     assert {d.team_id for d in await DeliveryStore(storage.database).pending_deliveries()} == {OTHER_TEAM}
-    assert [f.team_id for f in await storage.active_feeds()] == [OTHER_TEAM]
+    assert [f.team_id for f in await feeds.active_feeds()] == [OTHER_TEAM]
     assert await storage.channel_watches(team_id=TEAM, channel_id="C1") == []
     assert len(await storage.channel_watches(team_id=OTHER_TEAM, channel_id="C1")) == 1
     await storage.delete_team(TEAM)  # nothing left: still fine

@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.db.followups import ChannelWatch, FeedRecord
+from bot.db.feeds import FeedRecord
+from bot.db.followups import ChannelWatch
 from bot.metastudio.models import Task
 from bot.slack import alerts
 from bot.slack.cards import ACTION_OPEN, CardView

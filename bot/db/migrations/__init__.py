@@ -24,6 +24,7 @@ from sqlalchemy import MetaData
 import bot.db.deliveries
 import bot.db.departures
 import bot.db.digests
+import bot.db.feeds
 import bot.db.fleet
 import bot.db.followups
 import bot.db.leases
