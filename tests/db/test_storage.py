@@ -10,11 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bot.db.deliveries import DeliveryStore, TaskSnapshot, read_payload
+from bot.db.deliveries import DeliveryRecord, DeliveryStore, TaskSnapshot, read_payload
 from bot.db.feeds import FeedStore
 from bot.db.followups import (
     ActiveWatch,
-    DeliveryRecord,
     FollowUpStore,
     SubscriberRecord,
     WatchRecord,

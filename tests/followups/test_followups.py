@@ -18,8 +18,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.db.base import Database
-from bot.db.deliveries import DeliveryStore, TaskSnapshot
-from bot.db.followups import DeliveryRecord, FollowUpStore
+from bot.db.deliveries import DeliveryRecord, DeliveryStore, TaskSnapshot
+from bot.db.followups import FollowUpStore
 from bot.devtools.simulator import (
     Fault,
     SimTask,
