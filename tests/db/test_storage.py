@@ -1,4 +1,4 @@
-"""bot.db.followups against real databases: every test runs on a SQLite file and on PostgreSQL."""
+"""bot.db's follow-up stores (watches, feeds, deliveries) against real databases: SQLite file and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -293,44 +293,41 @@ async def test_feed_subscription_and_delivery_dedupe(storage: FollowUpStore) -> 
 
 
 async def test_delivery_lifecycle(storage: FollowUpStore) -> None:
+    deliveries = DeliveryStore(storage.database)
     first = await _watch(storage, "C1", task=TASK)
     second = await _watch(storage, "C2", task=TASK_2)
     [older] = await storage.close_watch(first.watch.id, status="finished", snapshot=SNAPSHOT)
     [newer] = await storage.close_watch(second.watch.id, status="expired", snapshot=None)
-    assert [d.id for d in await DeliveryStore(storage.database).pending_deliveries()] == [older.id, newer.id]
+    assert [d.id for d in await deliveries.pending_deliveries()] == [older.id, newer.id]
 
-    sending = await DeliveryStore(storage.database).mark_sending(older.id)
+    sending = await deliveries.mark_sending(older.id)
     assert sending is not None and sending.status == "sending" and sending.attempts == 1
     assert sending.attempt_at is not None and sending.attempt_at.tzinfo is not None
     # A crash after mark_sending leaves it owed: it is still listed and can be attempted again.
-    assert [d.id for d in await DeliveryStore(storage.database).pending_deliveries()] == [older.id, newer.id]
-    retried = await DeliveryStore(storage.database).mark_sending(older.id)
+    assert [d.id for d in await deliveries.pending_deliveries()] == [older.id, newer.id]
+    retried = await deliveries.mark_sending(older.id)
     assert retried is not None and retried.attempts == 2
 
-    await DeliveryStore(storage.database).mark_sent(older.id, "1700000000.000300")
-    sent = await DeliveryStore(storage.database).get_delivery(older.id)
+    await deliveries.mark_sent(older.id, "1700000000.000300")
+    sent = await deliveries.get_delivery(older.id)
     assert sent is not None and sent.status == "sent" and sent.slack_ts == "1700000000.000300"
     assert sent.sent_at is not None and sent.sent_at >= retried.attempt_at  # type: ignore[operator]
-    assert await DeliveryStore(storage.database).mark_sending(older.id) is None
-    assert [d.id for d in await DeliveryStore(storage.database).pending_deliveries()] == [newer.id]
+    assert await deliveries.mark_sending(older.id) is None
+    assert [d.id for d in await deliveries.pending_deliveries()] == [newer.id]
 
-    await DeliveryStore(storage.database).mark_failed(
-        newer.id, "ratelimited token=xoxb-1234-5678-abcdef", retry=True
-    )
-    requeued = await DeliveryStore(storage.database).get_delivery(newer.id)
+    await deliveries.mark_failed(newer.id, "ratelimited token=xoxb-1234-5678-abcdef", retry=True)
+    requeued = await deliveries.get_delivery(newer.id)
     assert requeued is not None and requeued.status == "pending" and requeued.error is not None
     assert "xoxb-" not in requeued.error and "ratelimited" in requeued.error
 
-    await DeliveryStore(storage.database).mark_failed(newer.id, "channel_not_found " + "x" * 2000)
-    failed = await DeliveryStore(storage.database).get_delivery(newer.id)
+    await deliveries.mark_failed(newer.id, "channel_not_found " + "x" * 2000)
+    failed = await deliveries.get_delivery(newer.id)
     assert failed is not None and failed.status == "failed" and len(failed.error or "") == 500
-    assert await DeliveryStore(storage.database).mark_sending(newer.id) is None
-    assert await DeliveryStore(storage.database).pending_deliveries() == []
-    assert await DeliveryStore(storage.database).mark_sending(999_999) is None
-    await DeliveryStore(storage.database).mark_failed(
-        older.id, "late error"
-    )  # never downgrades a sent delivery
-    assert (await DeliveryStore(storage.database).get_delivery(older.id)).status == "sent"  # type: ignore[union-attr]
+    assert await deliveries.mark_sending(newer.id) is None
+    assert await deliveries.pending_deliveries() == []
+    assert await deliveries.mark_sending(999_999) is None
+    await deliveries.mark_failed(older.id, "late error")  # never downgrades a sent delivery
+    assert (await deliveries.get_delivery(older.id)).status == "sent"  # type: ignore[union-attr]
 
 
 async def test_delete_team_removes_only_that_workspace(storage: FollowUpStore) -> None:
