@@ -57,6 +57,7 @@ from sqlalchemy import func, select
 from bench.bench_watch import SHARED_TASK_ID, bench_tasks, loadavg, long_task, preload, services
 from bench.common import free_port, migrate_schema, percentile, run_benchmark, wait_for_ok
 from bot.db.base import Database
+from bot.db.deliveries import DeliveryStore
 from bot.db.followups import FollowUpStore, WatchRow
 from bot.db.leases import LeaseStore, ShardLeaseRow
 from bot.devtools import simulator as sim
@@ -425,7 +426,7 @@ async def statement_costs(watches: int, teams: int, replicas: int, calls: int) -
                 ),
                 (
                     f"heartbeat re-read: owed deliveries of {share} workspaces",
-                    lambda: store.pending_deliveries(mine),
+                    lambda: DeliveryStore(store.database).pending_deliveries(mine),
                 ),
             ]
             for label, call in timed:

@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.followups import DeliveryRow
+from bot.db.deliveries import DeliveryRow
 from bot.devtools import simulator as sim
 from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn

@@ -134,7 +134,7 @@ async def test_stop_buttons_respect_guardrails(team: Workspace) -> None:
         assert refusal.ephemeral and f"<!subteam^{GROUP}>" in refusal.text, action
         assert not refusal.payload.get("replace_original"), f"{action} must not overwrite the list"
     assert await stack.runtime.storage.active_watch_count(team.team_id) == 1
-    assert len(await stack.runtime.storage.active_feeds([team.team_id])) == 1
+    assert len(await stack.runtime.followups.feeds.store.active_feeds([team.team_id])) == 1
 
     # A member of the group still stops both.
     for action, value in ((alerts.ACTION_UNWATCH, TASK_A), (alerts.ACTION_UNSUBSCRIBE, OTHER)):
@@ -143,4 +143,4 @@ async def test_stop_buttons_respect_guardrails(team: Workspace) -> None:
         listing = await _answer(team, seen, what=f"the list after {action}")
         assert listing.payload.get("replace_original"), action
     assert await stack.runtime.storage.active_watch_count(team.team_id) == 0
-    assert await stack.runtime.storage.active_feeds([team.team_id]) == []
+    assert await stack.runtime.followups.feeds.store.active_feeds([team.team_id]) == []

@@ -90,7 +90,7 @@ async def test_an_outsider_reads_tasks_but_cannot_watch_or_subscribe(team: Works
     refusal = await team.wait_message(after=seen, what="the answer to Watch")
     assert refusal.ephemeral and refusal.text == messages.text("outsider_denied")
     assert await stack.runtime.storage.active_watch_count(team.team_id) == 0
-    assert await stack.runtime.storage.active_feeds([team.team_id]) == []
+    assert await stack.runtime.followups.feeds.store.active_feeds([team.team_id]) == []
 
     # A member who is also in a sibling Grid workspace is one of this workspace's members.
     seen = len(stack.slack.messages)

@@ -103,7 +103,7 @@ async def all_delivered(stack: LocalStack) -> None:
     """Wait until no alert is owed: every queued delivery is recorded as sent (or failed)."""
 
     async def none_owed() -> bool:
-        return not await stack.runtime.storage.pending_deliveries()
+        return not await stack.runtime.followups.deliveries.pending_deliveries()
 
     await eventually(none_owed, what="no delivery owed")
 
@@ -259,7 +259,10 @@ async def test_watching_lists_watches_and_feed_and_stop_ends_them(
         fast, http, lambda: fast.click(http, alerts.ACTION_UNSUBSCRIBE, CHANNEL, channel_id=CHANNEL)
     )
     assert "No project feed in this channel." in rendered(redrawn)
-    assert await fast.runtime.storage.channel_feed(team_id=fast.slack.team_id, channel_id=CHANNEL) is None
+    assert (
+        await fast.runtime.followups.feeds.store.channel_feed(team_id=fast.slack.team_id, channel_id=CHANNEL)
+        is None
+    )
 
 
 async def test_unwatch_command_ends_the_watch(fast: LocalStack, http: httpx.AsyncClient) -> None:

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.followups import STEP, DeliveryRow, SubscriberRow
+from bot.db.deliveries import STEP, DeliveryRow
+from bot.db.followups import SubscriberRow
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 from bot.devtools.slack_steps import Completion
 from bot.slack.steps import WAIT_FOR_TASK

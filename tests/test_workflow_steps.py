@@ -285,7 +285,8 @@ async def _all(storage: object) -> list:
     from sqlalchemy import select
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from bot.db.followups import DeliveryRow, FollowUpStore
+    from bot.db.deliveries import DeliveryRow
+    from bot.db.followups import FollowUpStore
 
     assert isinstance(storage, FollowUpStore)
     async with AsyncSession(storage.database.engine) as session:

@@ -14,46 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Boolean, CheckConstraint, Integer, String, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, Database, record_of, require_aware, rowcount, utcnow
-from bot.db.followups import DeliveryRecord, DeliveryRow, queued_delivery
+from bot.db.deliveries import (
+    DeliveryRecord,
+    DeliveryRow,
+    DigestReport,
+    DigestTask,
+    delivery_record,
+    queued_delivery,
+)
 
-__all__ = ["CADENCES", "Cadence", "DigestRecord", "DigestReport", "DigestStore", "DigestTask", "report_of"]
+__all__ = ["CADENCES", "Cadence", "DigestRecord", "DigestReport", "DigestStore", "DigestTask"]
 
 Cadence = Literal["daily", "weekdays", "weekly"]
 CADENCES: tuple[Cadence, ...] = ("daily", "weekdays", "weekly")
-
-
-class DigestTask(BaseModel):
-    """One task a digest names: among the slowest, or one that had failures."""
-
-    task_id: str
-    task_name: str | None = None
-    resource: str | None = None
-    seconds: float | None = None
-    """From ``begin_time`` to ``end_time``; None when the API gave neither."""
-    total_count: int = 0
-    failure_count: int = 0
-
-
-class DigestReport(BaseModel):
-    """What one digest run says, frozen when the run is recorded: the delivery's payload."""
-
-    since: datetime
-    until: datetime
-    late: bool = False
-    """Posted after a time when every replica was down, not at its hour."""
-    finished: int = 0
-    with_failures: int = 0
-    items: int = 0
-    """Items (Q&A pairs, documents…) the finished tasks processed."""
-    succeeded: int = 0
-    slowest: list[DigestTask] = Field(default_factory=list)
-    failed: list[DigestTask] = Field(default_factory=list)
-    """Tasks with failures, most failures first; at most ``MAX_FAILED_KEPT`` of them."""
 
 
 class DigestRow(Base):
@@ -101,14 +78,6 @@ class DigestRecord:
 
 def _digest(row: DigestRow) -> DigestRecord:
     return record_of(DigestRecord, row)
-
-
-def report_of(delivery: DeliveryRecord) -> DigestReport | None:
-    """The report a digest delivery carries; None when its payload does not read as one."""
-    try:
-        return DigestReport.model_validate(delivery.payload)
-    except ValidationError:
-        return None
 
 
 class DigestStore:
@@ -228,12 +197,12 @@ class DigestStore:
                 digest_id=digest.id,
                 thread_ts=None,
                 locale=digest.locale,
-                payload=report.model_dump(mode="json"),
+                payload=report,
                 created_at=utcnow(),
             )
             session.add(row)
             await session.flush()
-            return record_of(DeliveryRecord, row)
+            return delivery_record(row)
 
     async def close_digest(self, digest_id: int) -> str | None:
         """Remove a digest the bot can no longer post for; whom to tell (who set it)."""

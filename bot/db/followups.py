@@ -1,37 +1,35 @@
-"""The follow-up tables and their repository: watches, subscribers, feeds, deliveries.
+"""The watch tables and their repository: watches and their subscribers.
 
 The scheduler (APScheduler, in-memory job store) only keeps timers; these tables are the truth that survives a crash or
 ``kill -9``. Rows change on state transitions only (never per poll), and every transition that
 must happen once is guarded in the database itself: conditional ``UPDATE ... WHERE status =
 'active'`` with a rowcount check, partial unique indexes on the active rows, and unique keys on
-deliveries, so two racing coroutines or two bot processes cannot notify a channel twice.
+deliveries (``bot.db.deliveries``, queued here in the transaction that decides them), so two
+racing coroutines or two bot processes cannot notify a channel twice.
 
 Lock order, to keep PostgreSQL free of deadlocks: a watch row first, then its subscribers, then
-deliveries. Callers only ever see frozen dataclasses, so no session, lazy load or expiry leaks out.
+deliveries. A workspace's feeds (``bot.db.feeds``) and deliveries are deleted with it here
+(``delete_team``). Callers only ever see frozen dataclasses, so no session, lazy load or expiry leaks out.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from sqlalchemy import (
-    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
     String,
-    UniqueConstraint,
     delete,
     func,
     select,
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,38 +45,33 @@ from bot.db.base import (
     unique_while_active,
     utcnow,
 )
+from bot.db.deliveries import (
+    STEP,
+    DeliveryRecord,
+    DeliveryRow,
+    TaskSnapshot,
+    delivery_record,
+    queued_delivery,
+    read_payload,
+)
+from bot.db.feeds import AskedInChannel, FeedRow, asked
 from bot.db.fleet import RateBucket
-from bot.logs import RedactingFilter
 
 __all__ = [
     "STEP",
     "ActiveWatch",
     "ChannelWatch",
     "CloseStatus",
-    "DeliveryKind",
-    "DeliveryRecord",
-    "DeliveryStatus",
-    "FeedRecord",
     "FollowUpStore",
     "SubscriberRecord",
     "WatchRecord",
     "WatchResult",
     "WatchStatus",
-    "queued_delivery",
 ]
 
 WatchStatus = Literal["active", "finished", "expired", "not_found", "cancelled"]
 CloseStatus = Literal["finished", "expired", "not_found"]
 SubscriberStatus = Literal["active", "cancelled", "closed"]
-FeedStatus = Literal["active", "cancelled"]
-DeliveryKind = Literal["finished", "expired", "not_found", "feed", "digest"]
-DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
-STEP: Final = "step"
-"""``target`` of a subscriber or delivery that is a Workflow Builder step (0008): its
-``channel_id`` is the function execution id. NULL is a channel."""
-
-ERROR_MAX_CHARS = 500
-_redactor = RedactingFilter()
 
 
 class WatchRow(Base):
@@ -99,19 +92,7 @@ class WatchRow(Base):
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
-class _AskedInChannel:
-    """The columns of a channel's standing request, a watch's subscriber or a feed (see ``_asked``)."""
-
-    team_id: Mapped[str] = mapped_column(String(64))
-    channel_id: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))
-    # The catalog id the channel's card and alerts use, fixed when it starts (0002).
-    locale: Mapped[str | None] = mapped_column(String(16))
-
-
-class SubscriberRow(_AskedInChannel, Base):
+class SubscriberRow(AskedInChannel, Base):
     __tablename__ = "subscribers"
     __table_args__ = (
         status_check(["active", "cancelled", "closed"]),
@@ -129,59 +110,6 @@ class SubscriberRow(_AskedInChannel, Base):
     expires_at: Mapped[datetime | None]
 
 
-class FeedRow(_AskedInChannel, Base):
-    __tablename__ = "feeds"
-    __table_args__ = (
-        status_check(["active", "cancelled"]),
-        unique_while_active("uq_feeds_active_channel", "team_id", "channel_id"),
-        Index("ix_feeds_status", "status"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    resources: Mapped[list[str]] = mapped_column(Json)
-    filters: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
-    """``{"failed": true, "operator": "..."}``; None (or absent keys): no such filter. Migration 0003."""
-
-
-class DeliveryRow(Base):
-    __tablename__ = "deliveries"
-    __table_args__ = (
-        CheckConstraint("kind IN ('finished', 'expired', 'not_found', 'feed', 'digest')", name="kind"),
-        status_check(["pending", "sending", "sent", "failed"]),
-        UniqueConstraint("key", name="uq_deliveries_key"),
-        UniqueConstraint("subscriber_id", "kind", name="uq_deliveries_subscriber_kind"),
-        UniqueConstraint("feed_id", "task_id", name="uq_deliveries_feed_task"),
-        Index("ix_deliveries_status", "status", "created_at"),
-        Index("ix_deliveries_team", "team_id"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(32))
-    team_id: Mapped[str] = mapped_column(String(64))
-    channel_id: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[str | None] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))
-    task_id: Mapped[str] = mapped_column(String(64))
-    watch_id: Mapped[int | None] = mapped_column(ForeignKey("watches.id"))
-    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
-    feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id"))
-    # The digest whose run this is (0009); None once the digest is turned off. Not a foreign
-    # key: the run keeps its figures whatever happens to the digest.
-    digest_id: Mapped[int | None] = mapped_column(Integer, default=None)
-    thread_ts: Mapped[str | None] = mapped_column(String(32))
-    payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
-    status: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime]
-    attempt_at: Mapped[datetime | None]
-    sent_at: Mapped[datetime | None]
-    slack_ts: Mapped[str | None] = mapped_column(String(32))
-    error: Mapped[str | None] = mapped_column(String(ERROR_MAX_CHARS))
-    # Copied from the subscriber or feed when the delivery is queued, so a restart cannot change it.
-    locale: Mapped[str | None] = mapped_column(String(16))
-    target: Mapped[str | None] = mapped_column(String(16))  # STEP, or NULL for a channel (0008)
-
-
 @dataclass(frozen=True, slots=True)
 class WatchRecord:
     id: int
@@ -191,7 +119,7 @@ class WatchRecord:
     created_at: datetime
     expires_at: datetime
     closed_at: datetime | None
-    snapshot: dict[str, Any] | None
+    snapshot: TaskSnapshot | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,123 +167,20 @@ class ChannelWatch:
     message_ts: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class FeedRecord:
-    id: int
-    team_id: str
-    channel_id: str
-    user_id: str
-    resources: tuple[str, ...]
-    created_at: datetime
-    status: FeedStatus
-    only_failed: bool = False
-    """Announce only tasks that had failures."""
-    operator: str | None = None
-    """Announce only tasks whose ``operator`` is exactly this."""
-    locale: str | None = None
-
-    @property
-    def since(self) -> datetime:
-        """Tasks that finished before this instant are never announced to the feed."""
-        return self.created_at
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    id: int
-    key: str
-    team_id: str
-    channel_id: str
-    user_id: str | None
-    kind: DeliveryKind
-    task_id: str
-    watch_id: int | None
-    subscriber_id: int | None
-    feed_id: int | None
-    thread_ts: str | None
-    payload: dict[str, Any] | None
-    status: DeliveryStatus
-    attempts: int
-    created_at: datetime
-    attempt_at: datetime | None
-    sent_at: datetime | None
-    slack_ts: str | None
-    error: str | None
-    locale: str | None = None
-    target: str | None = None
-    digest_id: int | None = None
-
-    @property
-    def is_step(self) -> bool:
-        return self.target == STEP
-
-
 def _watch(row: WatchRow) -> WatchRecord:
-    return record_of(WatchRecord, row)
+    return record_of(WatchRecord, row, snapshot=read_payload(TaskSnapshot, row.snapshot))
 
 
 def _subscriber(row: SubscriberRow) -> SubscriberRecord:
     return record_of(SubscriberRecord, row)
 
 
-def _feed(row: FeedRow) -> FeedRecord:
-    filters = row.filters or {}
-    return record_of(
-        FeedRecord,
-        row,
-        resources=tuple(row.resources),
-        only_failed=bool(filters.get("failed")),
-        operator=filters.get("operator") or None,
-    )
-
-
-def _filters(only_failed: bool, operator: str | None) -> dict[str, Any] | None:
-    filters: dict[str, Any] = {}
-    if only_failed:
-        filters["failed"] = True
-    if operator:
-        filters["operator"] = operator
-    return filters or None
-
-
-def _asked(
-    team_id: str, channel_id: str, user_id: str, locale: str | None, *, at: datetime
-) -> dict[str, Any]:
-    """What a subscriber and a feed row both start with: who asked where, when, in which language."""
-    return {
-        "team_id": team_id,
-        "channel_id": channel_id,
-        "user_id": user_id,
-        "locale": locale,
-        "created_at": at,
-        "status": "active",
-    }
-
-
-def _delivery(row: DeliveryRow) -> DeliveryRecord:
-    return record_of(DeliveryRecord, row)
-
-
-def _new_key() -> str:
-    return uuid.uuid4().hex
-
-
-def queued_delivery(**what: Any) -> DeliveryRow:
-    """A delivery row just queued: a fresh key, pending, never attempted; ``what`` says the rest."""
-    return DeliveryRow(
-        key=_new_key(),
-        status="pending",
-        attempts=0,
-        attempt_at=None,
-        sent_at=None,
-        slack_ts=None,
-        error=None,
-        **what,
-    )
+def _stored(snapshot: TaskSnapshot | None) -> dict[str, Any] | None:
+    return None if snapshot is None else snapshot.model_dump(mode="json")
 
 
 def _told(
-    subscriber: SubscriberRow, kind: CloseStatus, task_id: str, snapshot: dict[str, Any] | None, now: datetime
+    subscriber: SubscriberRow, kind: CloseStatus, task_id: str, snapshot: TaskSnapshot | None, now: datetime
 ) -> DeliveryRow:
     """The delivery that tells one watch subscriber (a channel, or a step) how its watch ended."""
     return queued_delivery(
@@ -375,12 +200,8 @@ def _told(
     )
 
 
-def _clean_error(error: str) -> str:
-    return _redactor.redact(error)[:ERROR_MAX_CHARS]
-
-
 class FollowUpStore:
-    """Watches, subscribers, feeds and deliveries. One instance per process; safe to share."""
+    """Watches and their subscribers. One instance per process; safe to share."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -458,7 +279,7 @@ class FollowUpStore:
                     closed_reason=None,
                     target=None if step_expires_at is None else STEP,
                     expires_at=step_expires_at,
-                    **_asked(team_id, channel_id, user_id, locale, at=now),
+                    **asked(team_id, channel_id, user_id, locale, at=now),
                 )
                 session.add(subscriber)
                 await session.flush()
@@ -592,13 +413,13 @@ class FollowUpStore:
             return [_subscriber(row) for row in rows]
 
     async def close_watch(
-        self, watch_id: int, *, status: CloseStatus, snapshot: dict[str, Any] | None
+        self, watch_id: int, *, status: CloseStatus, snapshot: TaskSnapshot | None
     ) -> list[DeliveryRecord]:
         """Close an active watch and queue one delivery per active subscriber, atomically.
 
         Returns [] and changes nothing when the watch is no longer active, so concurrent or
         repeated calls (two pollers, a poll racing the expiry timer) notify exactly once.
-        ``snapshot`` must be JSON-serialisable (e.g. ``Task.model_dump(mode="json")``).
+        ``snapshot`` (the task as last seen) is kept on the watch and in each delivery.
         """
         if status not in ("finished", "expired", "not_found"):
             raise ValueError(f"close_watch status must be finished, expired or not_found, not {status!r}")
@@ -609,7 +430,7 @@ class FollowUpStore:
             claimed = await session.execute(
                 update(WatchRow)
                 .where(WatchRow.id == watch_id, WatchRow.status == "active")
-                .values(status=status, closed_at=now, snapshot=snapshot)
+                .values(status=status, closed_at=now, snapshot=_stored(snapshot))
                 .execution_options(synchronize_session=False)
             )
             if rowcount(claimed) == 0:
@@ -632,10 +453,10 @@ class FollowUpStore:
                 .values(status="closed", closed_reason=status)
                 .execution_options(synchronize_session=False)
             )
-            return [_delivery(row) for row in deliveries]
+            return [delivery_record(row) for row in deliveries]
 
     async def expire_subscribers(
-        self, watch_id: int, *, now: datetime, snapshot: dict[str, Any] | None
+        self, watch_id: int, *, now: datetime, snapshot: TaskSnapshot | None
     ) -> tuple[list[DeliveryRecord], bool]:
         """Expire the active subscribers whose time is up, queueing one ``expired`` delivery each.
 
@@ -662,13 +483,13 @@ class FollowUpStore:
             due = [s for s in subscribers if (s.expires_at or watch.expires_at) <= now]
             still_active = len(due) < len(subscribers)
             if not still_active:
-                watch.status, watch.closed_at, watch.snapshot = "expired", now, snapshot
+                watch.status, watch.closed_at, watch.snapshot = "expired", now, _stored(snapshot)
             deliveries = [_told(subscriber, "expired", watch.task_id, snapshot, now) for subscriber in due]
             for subscriber in due:
                 subscriber.status, subscriber.closed_reason = "closed", "expired"
             session.add_all(deliveries)
             await session.flush()
-            return [_delivery(row) for row in deliveries], still_active
+            return [delivery_record(row) for row in deliveries], still_active
 
     async def close_subscriber(self, subscriber_id: int, reason: str) -> None:
         """Stop notifying one channel (e.g. ``channel_not_found``); the watch goes with its last one."""
@@ -687,177 +508,6 @@ class FollowUpStore:
             )
             if rowcount(result):
                 await self._cancel_if_orphaned(session, watch_id)
-
-    # -- feeds ---------------------------------------------------------------------------------
-
-    async def subscribe_feed(
-        self,
-        *,
-        team_id: str,
-        channel_id: str,
-        user_id: str,
-        resources: Sequence[str],
-        since: datetime,
-        only_failed: bool = False,
-        operator: str | None = None,
-        locale: str | None = None,
-    ) -> tuple[FeedRecord, bool]:
-        """Start a channel's feed, or return its active one (True only when newly created).
-
-        Subscribing again replaces the filters but keeps the original ``since``, so a
-        change of filter never replays tasks that finished in between.
-        """
-        since = require_aware(since, "since")
-        wanted = list(dict.fromkeys(resources))
-        filters = _filters(only_failed, operator)
-
-        async def attempt() -> tuple[FeedRecord, bool]:
-            async with self._write() as session:
-                row = await session.scalar(
-                    select(FeedRow)
-                    .where(
-                        FeedRow.team_id == team_id,
-                        FeedRow.channel_id == channel_id,
-                        FeedRow.status == "active",
-                    )
-                    .with_for_update()
-                )
-                if row is not None:
-                    if list(row.resources) != wanted or row.filters != filters or row.locale != locale:
-                        row.resources, row.filters, row.locale = wanted, filters, locale
-                        await session.flush()
-                    return _feed(row), False
-                row = FeedRow(
-                    resources=wanted,
-                    filters=filters,
-                    **_asked(team_id, channel_id, user_id, locale, at=since),
-                )
-                session.add(row)
-                await session.flush()
-                return _feed(row), True
-
-        return await retry_on_conflict(attempt)
-
-    async def unsubscribe_feed(self, *, team_id: str, channel_id: str) -> bool:
-        async with self._write() as session:
-            result = await session.execute(
-                update(FeedRow)
-                .where(
-                    FeedRow.team_id == team_id, FeedRow.channel_id == channel_id, FeedRow.status == "active"
-                )
-                .values(status="cancelled")
-                .execution_options(synchronize_session=False)
-            )
-            return rowcount(result) > 0
-
-    async def active_feeds(self, team_ids: Collection[str] | None = None) -> list[FeedRecord]:
-        teams = [] if team_ids is None else [FeedRow.team_id.in_(team_ids)]
-        async with self._read() as session:
-            rows = await session.scalars(
-                select(FeedRow)
-                .where(FeedRow.status == "active", *teams)
-                .order_by(FeedRow.created_at, FeedRow.id)
-            )
-            return [_feed(row) for row in rows]
-
-    async def channel_feed(self, *, team_id: str, channel_id: str) -> FeedRecord | None:
-        async with self._read() as session:
-            row = await session.scalar(
-                select(FeedRow).where(
-                    FeedRow.team_id == team_id, FeedRow.channel_id == channel_id, FeedRow.status == "active"
-                )
-            )
-            return None if row is None else _feed(row)
-
-    async def record_feed_delivery(
-        self, feed: FeedRecord, *, task_id: str, snapshot: dict[str, Any]
-    ) -> DeliveryRecord | None:
-        """Queue the announcement of one finished task to one feed, at most once ever.
-
-        None when this (feed, task) was already recorded, or the feed is no longer active.
-        Feed messages mention nobody (``user_id`` None): they are not a reply to anyone.
-        """
-        try:
-            async with self._write() as session:
-                # A shared lock holds off a concurrent unsubscribe until this insert commits.
-                active = await session.scalar(
-                    select(FeedRow.id)
-                    .where(FeedRow.id == feed.id, FeedRow.status == "active")
-                    .with_for_update(read=True)
-                )
-                if active is None:
-                    return None
-                row = queued_delivery(
-                    team_id=feed.team_id,
-                    channel_id=feed.channel_id,
-                    user_id=None,
-                    kind="feed",
-                    task_id=task_id,
-                    watch_id=None,
-                    subscriber_id=None,
-                    feed_id=feed.id,
-                    thread_ts=None,
-                    locale=feed.locale,
-                    payload=snapshot,
-                    created_at=utcnow(),
-                )
-                session.add(row)
-                await session.flush()
-                return _delivery(row)
-        except IntegrityError:
-            return None
-
-    # -- deliveries ----------------------------------------------------------------------------
-
-    async def pending_deliveries(self, team_ids: Collection[str] | None = None) -> list[DeliveryRecord]:
-        """Deliveries still owed, oldest first; ``sending`` ones may or may not have reached Slack."""
-        teams = [] if team_ids is None else [DeliveryRow.team_id.in_(team_ids)]
-        async with self._read() as session:
-            rows = await session.scalars(
-                select(DeliveryRow)
-                .where(DeliveryRow.status.in_(("pending", "sending")), *teams)
-                .order_by(DeliveryRow.created_at, DeliveryRow.id)
-            )
-            return [_delivery(row) for row in rows]
-
-    async def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
-        async with self._read() as session:
-            row = await session.get(DeliveryRow, delivery_id)
-            return None if row is None else _delivery(row)
-
-    async def mark_sending(self, delivery_id: int) -> DeliveryRecord | None:
-        """Record an attempt before posting. None when the delivery is sent, failed or gone."""
-        async with self._write() as session:
-            row = await session.scalar(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id, DeliveryRow.status.in_(("pending", "sending")))
-                .values(status="sending", attempts=DeliveryRow.attempts + 1, attempt_at=utcnow())
-                .returning(DeliveryRow)
-                .execution_options(synchronize_session=False, populate_existing=True)
-            )
-            return None if row is None else _delivery(row)
-
-    async def mark_sent(self, delivery_id: int, slack_ts: str | None) -> None:
-        async with self._write() as session:
-            await session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id)
-                .values(status="sent", sent_at=utcnow(), slack_ts=slack_ts)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def mark_failed(self, delivery_id: int, error: str, *, retry: bool = False) -> None:
-        """Give up on a delivery (``retry=False``) or put it back to ``pending`` with the error noted.
-
-        ``error`` is truncated and passed through the log redactor: it must still not carry secrets.
-        """
-        async with self._write() as session:
-            await session.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery_id, DeliveryRow.status != "sent")
-                .values(status="pending" if retry else "failed", error=_clean_error(error))
-                .execution_options(synchronize_session=False)
-            )
 
     # -- maintenance ---------------------------------------------------------------------------
 

@@ -21,8 +21,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, Database, rowcount
+from bot.db.deliveries import DeliveryRow
 from bot.db.digests import DigestRow
-from bot.db.followups import DeliveryRow, FeedRow, WatchRow
+from bot.db.feeds import FeedRow
+from bot.db.followups import WatchRow
 
 __all__ = ["LeaseStore", "ShardLeaseRow", "ShardReplicaRow"]
 

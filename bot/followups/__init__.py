@@ -31,8 +31,10 @@ from typing import Final, Unpack
 from bot.aio.fairness import FairSlots
 from bot.aio.ratelimit import PriorityRateLimiter, RateLimiters
 from bot.config import Settings
+from bot.db.deliveries import DeliveryStore
 from bot.db.digests import DigestRecord, DigestStore
-from bot.db.followups import ChannelWatch, FeedRecord, FollowUpStore, WatchResult
+from bot.db.feeds import FeedRecord, FeedStore
+from bot.db.followups import ChannelWatch, FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore
 from bot.followups.changes import ListSweeps
 from bot.followups.digests import DigestRequest, Digests
@@ -148,9 +150,12 @@ class FollowUps:
             ),
             owns=self.shards.owns,
         )
-        self.outbox = Outbox(shared, close_feed=self._close_feed, close_digest=self._close_digest)
+        self.deliveries = DeliveryStore(storage.database)
+        self.outbox = Outbox(
+            shared, deliveries=self.deliveries, close_feed=self._close_feed, close_digest=self._close_digest
+        )
         self.watches = Watches(shared, deliver=self.outbox.start, on_running=self._running_changed)
-        self.feeds = Feeds(shared, deliver=self.outbox.start)
+        self.feeds = Feeds(shared, store=FeedStore(storage.database), deliver=self.outbox.start)
         # The watches' change detector: one list call per workspace serves all its watches. Its
         # ``changes:<team>`` job follows the workspace's count of running watches (``_running_changed``).
         self.sweeps = ListSweeps(shared, self.watches)
@@ -253,7 +258,7 @@ class FollowUps:
     ) -> tuple[list[ChannelWatch], FeedRecord | None]:
         """What the channel follows: its watched tasks, oldest first, and its feed if any."""
         watches = await self.storage.channel_watches(team_id=team_id, channel_id=channel_id)
-        feed = await self.storage.channel_feed(team_id=team_id, channel_id=channel_id)
+        feed = await self.feeds.store.channel_feed(team_id=team_id, channel_id=channel_id)
         return watches, feed
 
     # -- feeds ---------------------------------------------------------------------------------
@@ -306,9 +311,9 @@ class FollowUps:
 
     async def _resume(self, event: str, team_ids: set[str] | None = None) -> None:
         """Start every delivery still owed (only these workspaces' if given), then log what is armed."""
-        pending = await self.storage.pending_deliveries(team_ids)
+        pending = await self.deliveries.pending_deliveries(team_ids)
         for delivery in pending:
-            self.outbox.start(delivery.id)
+            self.outbox.start(delivery)
         log.info(
             "%s: %d watches, %d feeds, %d deliveries owed",
             event,
@@ -325,12 +330,12 @@ class FollowUps:
         it does not deliver (``Outbox``), so the owner does, within one heartbeat.
         """
         await self._rearm_teams(team_ids, lambda: self._rng.uniform(0, min(1.0, self.policy.base)))
-        pending = await self.storage.pending_deliveries(team_ids)
-        self.outbox.resume(d.id for d in pending if self.shards.owns(d.team_id))
+        pending = await self.deliveries.pending_deliveries(team_ids)
+        self.outbox.resume(d for d in pending if self.shards.owns(d.team_id))
 
     async def _rearm_teams(self, team_ids: set[str], first_delay: Callable[[], float]) -> None:
         watches = await self.storage.active_watches(team_ids)
-        feeds = await self.storage.active_feeds(team_ids)
+        feeds = await self.feeds.store.active_feeds(team_ids)
         digests = await self.digests.store.active_digests(team_ids)
         jobs: list[tuple[str, float]] = []
         for team_id in team_ids:

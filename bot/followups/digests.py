@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bot.aio.backoff import backoff_delay
+from bot.db.deliveries import DeliveryRecord
 from bot.db.digests import Cadence, DigestRecord, DigestStore
 from bot.followups.digest_schedule import due_run, period_start, summarize, trigger_for
 from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
@@ -67,7 +68,9 @@ class _Listing:
 
 
 class Digests(Part):
-    def __init__(self, shared: Shared, *, store: DigestStore, deliver: Callable[[int], None]) -> None:
+    def __init__(
+        self, shared: Shared, *, store: DigestStore, deliver: Callable[[DeliveryRecord], None]
+    ) -> None:
         super().__init__(shared)
         self.store = store
         self._deliver = deliver
@@ -206,7 +209,7 @@ class Digests(Part):
             extra={"team": digest.team_id, "channel": digest.channel_id},
         )
         if delivery is not None:
-            self._deliver(delivery.id)
+            self._deliver(delivery)
         return True
 
     async def _listed(self, team_id: str, *, since: datetime, until: datetime) -> list[Task] | None:

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
 from bot.aio.backoff import backoff_delay
-from bot.db.followups import FeedRecord
+from bot.db.deliveries import DeliveryRecord, TaskSnapshot
+from bot.db.feeds import FeedRecord, FeedStore
 from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
 from bot.followups.shared import Part, Shared
 from bot.metastudio.errors import MetaStudioError
@@ -55,8 +56,11 @@ class _FeedTeam:
 
 
 class Feeds(Part):
-    def __init__(self, shared: Shared, *, deliver: Callable[[int], None]) -> None:
+    def __init__(
+        self, shared: Shared, *, store: FeedStore, deliver: Callable[[DeliveryRecord], None]
+    ) -> None:
         super().__init__(shared)
+        self.store = store
         self._deliver = deliver
         self._teams: dict[str, _FeedTeam] = {}
 
@@ -67,7 +71,7 @@ class Feeds(Part):
         self._teams.clear()
 
     async def rearm(self) -> None:
-        for feed in await self.storage.active_feeds():
+        for feed in await self.store.active_feeds():
             self._add(feed)
         for team_id in self._teams:
             self._arm(team_id)
@@ -85,7 +89,7 @@ class Feeds(Part):
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
         since = datetime.fromtimestamp(self._shared.clock(), UTC)
-        feed, created = await self.storage.subscribe_feed(
+        feed, created = await self.store.subscribe_feed(
             team_id=team_id,
             channel_id=channel_id,
             user_id=user_id,
@@ -105,7 +109,7 @@ class Feeds(Part):
         return feed, created
 
     async def unsubscribe(self, *, team_id: str, channel_id: str) -> bool:
-        removed = await self.storage.unsubscribe_feed(team_id=team_id, channel_id=channel_id)
+        removed = await self.store.unsubscribe_feed(team_id=team_id, channel_id=channel_id)
         team = self._teams.get(team_id)
         if team is not None:
             for feed_id, feed in list(team.feeds.items()):
@@ -251,8 +255,8 @@ class Feeds(Part):
                     continue
                 if not self._finished_after(task, feed, team):
                     continue
-                delivery = await self.storage.record_feed_delivery(
-                    feed, task_id=task.task_id, snapshot=task.model_dump(mode="json")
+                delivery = await self.store.record_feed_delivery(
+                    feed, task_id=task.task_id, snapshot=TaskSnapshot(task=task)
                 )
                 team.recorded.add((feed.id, task.task_id))
                 if delivery is not None:
@@ -260,7 +264,7 @@ class Feeds(Part):
                         "feed announces task",
                         extra={"team": team_id, "task_id": task.task_id, "channel": feed.channel_id},
                     )
-                    self._deliver(delivery.id)
+                    self._deliver(delivery)
             team.last_seen_running.pop(task.task_id, None)
         team.recorded = {(f, t) for f, t in team.recorded if t in listed}
         team.last_seen_running = {t: at for t, at in team.last_seen_running.items() if t in listed}

@@ -49,8 +49,7 @@ from typing import Final
 from bot import messages
 from bot.aio.backoff import backoff_delay
 from bot.aio.fairness import FairSlots
-from bot.db.digests import report_of
-from bot.db.followups import DeliveryRecord
+from bot.db.deliveries import DeliveryRecord, DeliveryStore
 from bot.followups.shared import Part, Shared
 from bot.metastudio.models import Task
 from bot.slack import alerts, steps
@@ -77,8 +76,16 @@ DigestCloser = Callable[[int], Awaitable[str | None]]
 
 
 class Outbox(Part):
-    def __init__(self, shared: Shared, *, close_feed: FeedCloser, close_digest: DigestCloser) -> None:
+    def __init__(
+        self,
+        shared: Shared,
+        *,
+        deliveries: DeliveryStore,
+        close_feed: FeedCloser,
+        close_digest: DigestCloser,
+    ) -> None:
         super().__init__(shared)
+        self.deliveries = deliveries
         self._close_feed = close_feed
         self._close_digest = close_digest
         self.active = False
@@ -93,23 +100,35 @@ class Outbox(Part):
             else FairSlots(total=DELIVERY_CONCURRENCY, per_team=DELIVERY_CONCURRENCY)
         )
 
-    def start(self, delivery_id: int) -> None:
+    def start(self, delivery: DeliveryRecord) -> None:
         """Deliver in the background (at most once at a time per delivery)."""
+        self._start(delivery.id, delivery.team_id)
+
+    def _start(self, delivery_id: int, team_id: str) -> None:
         if delivery_id in self._delivering or not self.active:
             return
         self._delivering.add(delivery_id)
-        task = self._shared.scheduler.spawn_work(self._deliver(delivery_id), f"delivery:{delivery_id}")
+        task = self._shared.scheduler.spawn_work(
+            self._deliver(delivery_id, team_id), f"delivery:{delivery_id}"
+        )
         task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
 
     async def retry(self, key: str) -> None:
         """The ``delivery:<id>`` job, armed after a failed attempt: the next attempt, in the background."""
-        self.start(int(key))
+        delivery_id = int(key)
+        team_id = self._retry_team.get(delivery_id)
+        if team_id is not None:
+            self._start(delivery_id, team_id)
+            return
+        record = await self.deliveries.get_delivery(delivery_id)
+        if record is not None:
+            self.start(record)
 
-    def resume(self, delivery_ids: Iterable[int]) -> None:
+    def resume(self, deliveries: Iterable[DeliveryRecord]) -> None:
         """Start owed deliveries unless already in flight or waiting for their retry job."""
-        for delivery_id in delivery_ids:
-            if not self._shared.scheduler.busy(f"delivery:{delivery_id}"):
-                self.start(delivery_id)
+        for delivery in deliveries:
+            if not self._shared.scheduler.busy(f"delivery:{delivery.id}"):
+                self.start(delivery)
 
     def forget_team(self, team_id: str) -> None:
         """Drop the retry jobs of a workspace this replica no longer owns; its owner resumes them."""
@@ -118,19 +137,15 @@ class Outbox(Part):
             self._retry_team.pop(delivery_id, None)
             self._failures.pop(delivery_id, None)
 
-    async def _deliver(self, delivery_id: int) -> None:
+    async def _deliver(self, delivery_id: int, team_id: str) -> None:
         self._retry_team.pop(delivery_id, None)
-        team_id = ""
         with self._shared.backlog.item():
             try:
-                # The slot is the delivery's workspace's: read which one first (one primary-key read).
-                record = await self.storage.get_delivery(delivery_id)
-                team_id = record.team_id if record is not None else ""
                 async with self._send_slots.slot(team_id):
                     await self._shared.yield_to_requests()
                     if not self._shared.owns(team_id):
-                        # Another replica owns the workspace now (or the delivery is gone): its
-                        # owner resumes it from the table; this replica does not even look.
+                        # Another replica owns the workspace now: its owner resumes the delivery
+                        # from the table; this replica does not even look.
                         self._failures.pop(delivery_id, None)
                         return
                     retry = await self.deliver_once(delivery_id)
@@ -149,8 +164,12 @@ class Outbox(Part):
             self._failures.pop(delivery_id, None)
 
     async def deliver_once(self, delivery_id: int) -> bool:
-        """One attempt. True when it must be tried again later."""
-        record = await self.storage.get_delivery(delivery_id)
+        """One attempt. True when it must be tried again later.
+
+        The row is read once, here, after the slot was granted: what an earlier attempt (or
+        another replica) recorded meanwhile decides whether to look before posting.
+        """
+        record = await self.deliveries.get_delivery(delivery_id)
         if record is None or record.status not in ("pending", "sending"):
             return False
         extra = {"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id}
@@ -178,12 +197,12 @@ class Outbox(Part):
                 log.warning("cannot look up earlier attempts (%s); posting anyway", exc.error, extra=extra)
                 found = None
             if found is not None:
-                await self.storage.mark_sent(record.id, found)
+                await self.deliveries.mark_sent(record.id, found)
                 self._shared.stats.delivered += 1
                 log.info("delivery %s was already posted; not posting again", record.kind, extra=extra)
                 await self._final_card(record)
                 return False
-        claimed = await self.storage.mark_sending(record.id)
+        claimed = await self.deliveries.mark_sending(record.id)
         if claimed is None:
             return False
         try:
@@ -203,10 +222,10 @@ class Outbox(Part):
         except Exception as exc:
             # The post may or may not have landed; the next attempt looks before posting.
             reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
-            await self.storage.mark_failed(record.id, reason, retry=True)
+            await self.deliveries.mark_failed(record.id, reason, retry=True)
             log.warning("delivery post failed (%s); will retry", reason, extra=extra)
             return True
-        await self.storage.mark_sent(record.id, ts)
+        await self.deliveries.mark_sent(record.id, ts)
         self._shared.stats.delivered += 1
         log.info("delivered %s", record.kind, extra=extra)
         # After the alert, not before: a throttled chat.update must not delay it. A crash right
@@ -216,14 +235,13 @@ class Outbox(Part):
 
     async def _complete_step(self, record: DeliveryRecord, extra: dict[str, str]) -> bool:
         """Steps 2-4 for a workflow step: claim, complete (or fail) the execution, record it."""
-        claimed = await self.storage.mark_sending(record.id)
+        claimed = await self.deliveries.mark_sending(record.id)
         if claimed is None:
             return False
         locale = messages.resolve(record.locale)
-        task = alerts.task_from_snapshot(record.payload)
         try:
             if record.kind == "finished":
-                outputs = steps.outputs(task or Task(task_id=record.task_id), self.settings.finished_codes)
+                outputs = steps.outputs(self._task(record), self.settings.finished_codes)
                 await self.poster.complete_step(record.team_id, record.channel_id, outputs)
             elif record.kind == "expired":
                 sentence = steps.expired_sentence(record.task_id, locale)
@@ -233,37 +251,35 @@ class Outbox(Part):
                 await self.poster.fail_step(record.team_id, record.channel_id, sentence)
         except StepGone as exc:
             if exc.done and claimed.attempts > 1:
-                await self.storage.mark_sent(record.id, None)
+                await self.deliveries.mark_sent(record.id, None)
                 log.info("step %s was already completed; not completing again", record.kind, extra=extra)
             else:
-                await self.storage.mark_failed(record.id, f"slack: {exc.error}", retry=False)
+                await self.deliveries.mark_failed(record.id, f"slack: {exc.error}", retry=False)
                 log.warning("step cannot be completed (%s)", exc.error, extra=extra)
             return False
         except Exception as exc:
             reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
-            await self.storage.mark_failed(record.id, reason, retry=True)
+            await self.deliveries.mark_failed(record.id, reason, retry=True)
             log.warning("step completion failed (%s); will retry", reason, extra=extra)
             return True
-        await self.storage.mark_sent(record.id, None)
+        await self.deliveries.mark_sent(record.id, None)
         self._shared.stats.delivered += 1
         log.info("step completed: %s", record.kind, extra=extra)
         return False
 
     def _compose(self, record: DeliveryRecord) -> tuple[alerts.Message, str | None, bool]:
         """The message, the thread to post it in, and whether to also show it in the channel."""
-        task = alerts.task_from_snapshot(record.payload)
         mode = self.settings.alert_mode
         codes = self.settings.finished_codes
         # The language the watch (or feed) started with; rows from before 0002 were English.
         locale = messages.resolve(record.locale)
         if record.kind == "digest":
-            report = report_of(record)
-            if report is None:
+            if record.report is None:
                 raise ValueError(f"delivery {record.id}: its payload is not a digest report")
-            return digest_message(report, locale), None, False
+            return digest_message(record.report, locale), None, False
         if record.kind == "feed":
             message = alerts.completion_alert(
-                task or Task(task_id=record.task_id),
+                self._task(record),
                 user_id=None,
                 finished_codes=codes,
                 feed=True,
@@ -272,7 +288,7 @@ class Outbox(Part):
             return message, None, False
         if record.kind == "finished":
             message = alerts.completion_alert(
-                task or Task(task_id=record.task_id),
+                self._task(record),
                 user_id=record.user_id,
                 finished_codes=codes,
                 locale=locale,
@@ -285,7 +301,7 @@ class Outbox(Part):
                 record.task_id,
                 user_id=record.user_id,
                 hours=self.settings.watch_max_hours,
-                last_seen=task,
+                last_seen=record.task,
                 locale=locale,
             )
         else:
@@ -297,13 +313,13 @@ class Outbox(Part):
 
     async def _final_card(self, record: DeliveryRecord) -> None:
         """Redraw the watched card in its final state (idempotent, best effort)."""
-        task = alerts.task_from_snapshot(record.payload)
-        if record.kind != "finished" or task is None or not record.thread_ts:
+        snapshot = record.snapshot
+        if record.kind != "finished" or snapshot is None or not record.thread_ts:
             return
         message = alerts.watched_card(
-            task,
+            snapshot.task,
             CardView(
-                request_id=alerts.snapshot_request_id(record.payload),
+                request_id=snapshot.request_id,
                 finished_codes=self.settings.finished_codes,
                 refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
                 locale=messages.resolve(record.locale),
@@ -319,13 +335,18 @@ class Outbox(Part):
                 extra={"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id},
             )
 
+    @staticmethod
+    def _task(record: DeliveryRecord) -> Task:
+        """The task the delivery was queued with, or one known only by its id."""
+        return record.task or Task(task_id=record.task_id)
+
     async def _cannot_post(self, record: DeliveryRecord, error: str) -> None:
         """The channel is gone for us: stop following there, fail the delivery, tell the requester."""
         extra = {"team": record.team_id, "task_id": record.task_id, "channel": record.channel_id}
         # The requester chose the watch's language (or the workspace did for them).
         locale = messages.resolve(record.locale)
         log.warning("cannot post in channel (%s); closing its follow-up", error, extra=extra)
-        await self.storage.mark_failed(record.id, f"slack: {error}", retry=False)
+        await self.deliveries.mark_failed(record.id, f"slack: {error}", retry=False)
         recipient = record.user_id
         if record.subscriber_id is not None:
             await self.storage.close_subscriber(record.subscriber_id, error)

@@ -39,6 +39,7 @@ from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from bot import messages
 from bot.aio.ratelimit import Priority
+from bot.db.deliveries import DeliveryRecord, TaskSnapshot
 from bot.db.followups import (
     ActiveWatch,
     CloseStatus,
@@ -141,7 +142,7 @@ class Watches(Part):
         self,
         shared: Shared,
         *,
-        deliver: Callable[[int], None],
+        deliver: Callable[[DeliveryRecord], None],
         on_running: Callable[[str, int], None] = lambda _team_id, _count: None,
     ) -> None:
         """``on_running(team_id, count)`` hears a workspace's number of running watches each time
@@ -389,7 +390,7 @@ class Watches(Part):
         """One poll. Returns the delay before the next one, or None when the watch closed."""
         if self._shared.clock() >= state.next_deadline:
             snapshot = (
-                alerts.with_request_id(state.last_task.model_dump(mode="json"), state.request_id)
+                TaskSnapshot(task=state.last_task, request_id=state.request_id)
                 if state.last_task is not None
                 else None
             )
@@ -420,7 +421,7 @@ class Watches(Part):
         task = fetched.value
         if task.is_finished(self.settings.finished_codes):
             log.info("task finished", extra=self._extra(state))
-            snapshot = alerts.with_request_id(task.model_dump(mode="json"), fetched.request_id)
+            snapshot = TaskSnapshot(task=task, request_id=fetched.request_id)
             await self._close(state, "finished", snapshot)
             return None
         state.last_task = task
@@ -507,7 +508,7 @@ class Watches(Part):
             client = await self._shared.metastudio_for(state.team_id)
             return await client.get_task(state.task_id)
 
-    async def _close(self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None) -> None:
+    async def _close(self, state: _Watch, status: CloseStatus, snapshot: TaskSnapshot | None) -> None:
         """Close the watch and queue its deliveries, shielded so stop() cannot cut it in half."""
         work = self._shared.scheduler.spawn_work(
             self._close_and_deliver(state, status, snapshot), f"close:{state.id}"
@@ -515,16 +516,16 @@ class Watches(Part):
         await asyncio.shield(work)
 
     async def _close_and_deliver(
-        self, state: _Watch, status: CloseStatus, snapshot: dict[str, Any] | None
+        self, state: _Watch, status: CloseStatus, snapshot: TaskSnapshot | None
     ) -> None:
         with self._shared.backlog.item():
             deliveries = await self.storage.close_watch(state.id, status=status, snapshot=snapshot)
         self._forget(state)
         log.info("watch closed as %s, %d to tell", status, len(deliveries), extra=self._extra(state))
         for delivery in deliveries:
-            self._deliver(delivery.id)
+            self._deliver(delivery)
 
-    async def _expire(self, state: _Watch, snapshot: dict[str, Any] | None) -> bool:
+    async def _expire(self, state: _Watch, snapshot: TaskSnapshot | None) -> bool:
         """Expire the subscribers whose time is up (shielded as ``_close``); True while the
         watch stays active for steps still waiting."""
         work = self._shared.scheduler.spawn_work(
@@ -532,7 +533,7 @@ class Watches(Part):
         )
         return await asyncio.shield(work)
 
-    async def _expire_and_deliver(self, state: _Watch, snapshot: dict[str, Any] | None) -> bool:
+    async def _expire_and_deliver(self, state: _Watch, snapshot: TaskSnapshot | None) -> bool:
         now = self._shared.clock()
         with self._shared.backlog.item():
             deliveries, active = await self.storage.expire_subscribers(
@@ -553,7 +554,7 @@ class Watches(Part):
             extra=self._extra(state),
         )
         for delivery in deliveries:
-            self._deliver(delivery.id)
+            self._deliver(delivery)
         return active
 
     # -- live cards -----------------------------------------------------------------------------

@@ -10,14 +10,13 @@ who asked for the follow-up.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from pydantic import ValidationError
-
-from bot.db.followups import ChannelWatch, FeedRecord
+from bot.db.feeds import FeedRecord
+from bot.db.followups import ChannelWatch
 from bot.messages import DEFAULT_LOCALE, text
 from bot.messages.format import humanize, join, number, rough, tenths
 from bot.metastudio.models import Task
@@ -61,32 +60,6 @@ class Message:
 
     def payload(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks}
-
-
-SNAPSHOT_REQUEST_ID: Final = "taskbot_request_id"
-"""Key of the last poll's request id inside a delivery's task snapshot (not an API field)."""
-
-
-def task_from_snapshot(snapshot: Mapping[str, Any] | None) -> Task | None:
-    """The task a delivery was queued with, or None when there is none or it no longer parses."""
-    if not snapshot:
-        return None
-    fields = {k: v for k, v in snapshot.items() if k != SNAPSHOT_REQUEST_ID}
-    try:
-        return Task.model_validate(fields)
-    except ValidationError:
-        return None
-
-
-def snapshot_request_id(snapshot: Mapping[str, Any] | None) -> str | None:
-    """The request id of the poll that took the snapshot, when it was stored with it."""
-    value = (snapshot or {}).get(SNAPSHOT_REQUEST_ID)
-    return value if isinstance(value, str) and value else None
-
-
-def with_request_id(snapshot: dict[str, Any], request_id: str | None) -> dict[str, Any]:
-    """``snapshot`` carrying ``request_id`` too, so the final card can show it like every other card."""
-    return {**snapshot, SNAPSHOT_REQUEST_ID: request_id} if request_id else snapshot
 
 
 # --- the completion alert ---------------------------------------------------------------------

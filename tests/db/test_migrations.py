@@ -27,13 +27,15 @@ from alembic.runtime.migration import MigrationContext
 from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, insert, inspect, select, text, update
 from sqlalchemy.engine import make_url
 
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
+from bot.db.deliveries import DeliveryRow, DeliveryStore, DigestReport, TaskSnapshot
 from bot.db.departures import DepartureRow
-from bot.db.followups import DeliveryRow, FeedRow, FollowUpStore
+from bot.db.feeds import FeedRow
+from bot.db.followups import STEP, FollowUpStore, WatchRow
 from bot.db.migrations import TARGET_METADATA
 from bot.db.schema import (
     MigrationReport,
@@ -49,12 +51,15 @@ from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.demo import is_alert
 from bot.devtools.slack_standin import DEMO_TEAM_ID, IssuedToken
+from bot.metastudio.models import Task
 from tests.support.cli import run_cli
 from tests.support.forms import aksk_form
 from tests.support.waiting import eventually
 from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, add_tasks, cloud  # noqa: F401 - cloud is a fixture
 
 LEGACY = Path(__file__).parent.parent / "data" / "schema-0.1.0"
+LEGACY_REQUEST_ID = "taskbot_request_id"
+"""Where 0009 and before kept the poll's request id: inside the stored task (0010 gives it a field)."""
 HEAD = code_head()
 
 
@@ -219,7 +224,9 @@ async def test_0008_keeps_owed_alerts_and_going_back_drops_only_workflow_steps(d
             step_expires_at=later,
         )
         [finished] = await store.active_watches()
-        owed = await store.close_watch(finished.id, status="finished", snapshot={"task_id": "a" * 32})
+        owed = await store.close_watch(
+            finished.id, status="finished", snapshot=TaskSnapshot(task=Task(task_id="a" * 32))
+        )
         assert sorted(d.is_step for d in owed) == [False, True]
         running = await store.watch(
             team_id="T1", task_id="b" * 32, channel_id="C2", user_id="U2", expires_at=later
@@ -237,18 +244,84 @@ async def test_0008_keeps_owed_alerts_and_going_back_drops_only_workflow_steps(d
             # revision applied again; 0009 and later are re-applied after it.
             await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0007"))
         assert (await schema_status(storage.engine)).state == "behind"
-        assert (await migrate(storage.engine)).applied[0].startswith("0008 (workflow steps")
+        applied = (await migrate(storage.engine)).applied
+        assert [a[:4] for a in applied] == ["0007", "0008", "0009", "0010"]
+        assert applied[1].startswith("0008 (workflow steps")
         # The channel's alert is still owed, as it was; the step's is gone.
-        [channel_alert] = await store.pending_deliveries()
+        [channel_alert] = await DeliveryStore(store.database).pending_deliveries()
         assert (channel_alert.channel_id, channel_alert.kind, channel_alert.is_step) == (
             "C1",
             "finished",
             False,
         )
-        assert channel_alert.payload == {"task_id": "a" * 32}
+        assert channel_alert.snapshot == TaskSnapshot(task=Task(task_id="a" * 32))
         [still] = await store.active_watches()
         assert still.id == running.watch.id
         assert [(s.channel_id, s.target, s.expires_at) for s in still.subscribers] == [("C2", None, None)]
+    finally:
+        await storage.dispose()
+
+
+async def test_0010_rewrites_owed_snapshots_in_place_and_back(database_url: str) -> None:
+    """Owed alerts written in 0009's shape read back typed after 0010, digests and steps included;
+    the downgrade restores 0009's shape exactly."""
+    storage = Database(database_url)
+    now = datetime.now(UTC)
+    task = {"task_id": "a" * 32, "task_name": "导入 done", "task_status": "SUCCEED", "total_count": 3}
+    report = DigestReport(since=now - timedelta(days=1), until=now, finished=2).model_dump(mode="json")
+    old = {
+        "C1": ("finished", None, {**task, LEGACY_REQUEST_ID: "req-0001"}),
+        "C2": ("expired", None, task),
+        "C3": ("feed", None, {**task, "unknown_field": [1, 2]}),
+        "Fx1": ("finished", STEP, {**task, LEGACY_REQUEST_ID: "req-0002"}),
+        "C4": ("not_found", None, None),
+        "C5": ("digest", None, report),
+    }
+    try:
+        await migrate(storage.engine)
+        async with storage.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0009"))
+            for n, (channel, (kind, target, payload)) in enumerate(old.items()):
+                await conn.execute(
+                    insert(DeliveryRow).values(
+                        key=f"{n:032x}",
+                        team_id="T1",
+                        channel_id=channel,
+                        user_id="U1",
+                        kind=kind,
+                        task_id="a" * 32,
+                        payload=payload,
+                        status="sending" if n % 2 else "pending",
+                        attempts=n % 2,
+                        created_at=now,
+                        target=target,
+                    )
+                )
+        assert (await migrate(storage.engine)).applied[0].startswith("0010 (task snapshots")
+        owed = {d.channel_id: d for d in await DeliveryStore(storage).pending_deliveries()}
+        assert sorted(owed) == sorted(old)
+        expected = Task.model_validate(task)
+        assert owed["C1"].snapshot == TaskSnapshot(task=expected, request_id="req-0001")
+        assert owed["C2"].snapshot == TaskSnapshot(task=expected)
+        assert owed["C3"].task is not None and owed["C3"].task.model_extra == {"unknown_field": [1, 2]}
+        assert owed["Fx1"].is_step and owed["Fx1"].snapshot == TaskSnapshot(
+            task=expected, request_id="req-0002"
+        )
+        assert owed["C4"].snapshot is None
+        assert (
+            owed["C5"].report is not None and owed["C5"].report.finished == 2 and owed["C5"].snapshot is None
+        )
+        async with storage.engine.connect() as conn:
+            rows = await conn.execute(select(DeliveryRow.channel_id, DeliveryRow.payload))
+            stored: dict[str, Any] = {channel: payload for channel, payload in rows}
+        assert stored["C1"] == {"task": task, "request_id": "req-0001"}
+        assert stored["C5"] == report
+        async with storage.engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0009"))
+        async with storage.engine.connect() as conn:
+            rows = await conn.execute(select(DeliveryRow.channel_id, DeliveryRow.payload))
+            stored = {channel: payload for channel, payload in rows}
+        assert stored == {channel: payload for channel, (_, _, payload) in old.items()}
     finally:
         await storage.dispose()
 
@@ -533,11 +606,19 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
             user_id="U0ASKER001",
             expires_at=expires,
         )
-        snapshot = finished.body_at(int(time.time() * 1000))
+        body = finished.body_at(int(time.time() * 1000))
         (delivery,) = await FollowUpStore(storage).close_watch(
-            owed.watch.id, status="finished", snapshot=snapshot
+            owed.watch.id, status="finished", snapshot=TaskSnapshot(task=Task.model_validate(body))
         )
-        assert await FollowUpStore(storage).mark_sending(delivery.id) is not None
+        # 0.1.0 stored the task itself, with the poll's request id beside its fields (0010).
+        async with storage.engine.begin() as conn:
+            await conn.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.id == delivery.id)
+                .values(payload={**body, LEGACY_REQUEST_ID: "req-legacy-0001"})
+            )
+            await conn.execute(update(WatchRow).where(WatchRow.id == owed.watch.id).values(snapshot=body))
+        assert await DeliveryStore(storage).mark_sending(delivery.id) is not None
         await FollowUpStore(storage).watch(
             team_id=DEMO_TEAM_ID,
             task_id=running,
@@ -636,6 +717,9 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
         finally:
             await bot.kill_if_running()
     assert alerts() == collections.Counter({SENT_CHANNEL: 1, WATCH_CHANNEL: 1, FEED_CHANNEL: 1})
+    # The alert owed since 0.1.0 names its task: 0010 rewrote the stored snapshot, not dropped it.
+    owed_alert = next(m for m in slack.messages if is_alert(m) and m.channel == SENT_CHANNEL)
+    assert "Import done" in owed_alert.text
     feed_alert = next(m for m in slack.messages if is_alert(m) and m.channel == FEED_CHANNEL)
     assert running in str(feed_alert.payload)
     log = bot.log()

@@ -1,4 +1,4 @@
-"""bot.db.followups against real databases: every test runs on a SQLite file and on PostgreSQL."""
+"""bot.db's follow-up stores (watches, feeds, deliveries) against real databases: SQLite file and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,22 +10,29 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from bot.db.deliveries import DeliveryRecord, DeliveryStore, TaskSnapshot, read_payload
+from bot.db.feeds import FeedStore
 from bot.db.followups import (
     ActiveWatch,
-    DeliveryRecord,
     FollowUpStore,
     SubscriberRecord,
     WatchRecord,
     WatchResult,
     utcnow,
 )
+from bot.metastudio.models import Task
 from tests.databases import open_database
 
 TEAM = "T0001"
 OTHER_TEAM = "T0002"
 TASK = "0123456789abcdef0123456789abcdef"
 TASK_2 = "fedcba9876543210fedcba9876543210"
-SNAPSHOT = {"task_id": TASK, "status": "SUCCEED", "output": {"url": "https://example.invalid/a.zip"}}
+SNAPSHOT = TaskSnapshot(
+    task=Task.model_validate(
+        {"task_id": TASK, "task_status": "SUCCEED", "output": {"url": "https://example.invalid/a.zip"}}
+    ),
+    request_id="req-0001",
+)
 
 
 @pytest.fixture
@@ -110,7 +117,7 @@ async def test_close_watch_queues_one_delivery_per_active_subscriber_once(storag
         assert isinstance(delivery, DeliveryRecord)
         assert (delivery.kind, delivery.status, delivery.attempts) == ("finished", "pending", 0)
         assert (delivery.task_id, delivery.watch_id, delivery.team_id) == (TASK, one.watch.id, TEAM)
-        assert delivery.payload == SNAPSHOT
+        assert delivery.snapshot == SNAPSHOT and delivery.report is None
         # A fresh uuid4 in hex: 32 lowercase hex digits, nothing else (int(key, 16) took '-', '_', spaces).
         assert re.fullmatch(r"[0-9a-f]{32}", delivery.key), delivery.key
     assert len({d.key for d in deliveries}) == 2
@@ -126,7 +133,9 @@ async def test_close_watch_queues_one_delivery_per_active_subscriber_once(storag
     assert await storage.close_watch(one.watch.id, status="expired", snapshot=None) == []
     assert await storage.close_watch(999_999, status="not_found", snapshot=None) == []
     assert (await storage.counts())["deliveries"] == 2
-    assert [d.id for d in await storage.pending_deliveries()] == [d.id for d in deliveries]
+    assert [d.id for d in await DeliveryStore(storage.database).pending_deliveries()] == [
+        d.id for d in deliveries
+    ]
 
 
 async def test_concurrent_close_watch_yields_exactly_one_set_of_deliveries(storage: FollowUpStore) -> None:
@@ -153,8 +162,8 @@ async def test_expired_and_not_found_deliveries_carry_their_kind(storage: Follow
     [e] = await storage.close_watch(expired.watch.id, status="expired", snapshot=None)
     [m] = await storage.close_watch(missing.watch.id, status="not_found", snapshot=None)
 
-    assert (e.kind, e.payload, e.task_id) == ("expired", None, TASK)
-    assert (m.kind, m.payload, m.task_id) == ("not_found", None, TASK_2)
+    assert (e.kind, e.snapshot, e.task_id) == ("expired", None, TASK)
+    assert (m.kind, m.snapshot, m.task_id) == ("not_found", None, TASK_2)
     with pytest.raises(ValueError):
         await storage.close_watch(expired.watch.id, status="cancelled", snapshot=None)  # type: ignore[arg-type]
 
@@ -210,7 +219,7 @@ async def test_active_watches_survive_a_restart(database_url: str) -> None:
         assert (active.id, active.task_id, active.status) == (kept.watch.id, TASK, "active")
         assert active.expires_at == kept.watch.expires_at
         assert [(s.channel_id, s.user_id) for s in active.subscribers] == [("C1", "U1"), ("C2", "U2")]
-        assert [d.key for d in await after.pending_deliveries()] == [delivery.key]
+        assert [d.key for d in await DeliveryStore(after.database).pending_deliveries()] == [delivery.key]
         again = await _watch(after, "C1")
         assert not again.created and again.watch.id == kept.watch.id
 
@@ -237,21 +246,22 @@ async def test_datetimes_round_trip_timezone_aware(storage: FollowUpStore) -> No
 
 
 async def test_feed_subscription_and_delivery_dedupe(storage: FollowUpStore) -> None:
+    feeds = FeedStore(storage.database)
     since = datetime(2030, 1, 1, tzinfo=UTC)
-    feed, created = await storage.subscribe_feed(
+    feed, created = await feeds.subscribe_feed(
         team_id=TEAM, channel_id="C1", user_id="U1", resources=["video", "video", "audio"], since=since
     )
     assert created and feed.resources == ("video", "audio") and feed.since == since
 
-    same, created_again = await storage.subscribe_feed(
+    same, created_again = await feeds.subscribe_feed(
         team_id=TEAM, channel_id="C1", user_id="U2", resources=["model"], since=utcnow()
     )
     assert not created_again and same.id == feed.id
     assert same.resources == ("model",) and same.since == since  # filter replaced, "since" kept
-    assert await storage.channel_feed(team_id=TEAM, channel_id="C1") == same
-    assert await storage.channel_feed(team_id=TEAM, channel_id="C2") is None
+    assert await feeds.channel_feed(team_id=TEAM, channel_id="C1") == same
+    assert await feeds.channel_feed(team_id=TEAM, channel_id="C2") is None
 
-    delivery = await storage.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT)
+    delivery = await feeds.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT)
     assert delivery is not None
     assert (delivery.kind, delivery.feed_id, delivery.channel_id, delivery.user_id) == (
         "feed",
@@ -259,84 +269,86 @@ async def test_feed_subscription_and_delivery_dedupe(storage: FollowUpStore) -> 
         "C1",
         None,
     )
-    assert (delivery.payload, delivery.thread_ts, delivery.status) == (SNAPSHOT, None, "pending")
-    assert await storage.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT) is None
+    assert (delivery.snapshot, delivery.thread_ts, delivery.status) == (SNAPSHOT, None, "pending")
+    assert await feeds.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT) is None
 
     racing = await asyncio.gather(
-        *(storage.record_feed_delivery(feed, task_id=TASK_2, snapshot=SNAPSHOT) for _ in range(5))
+        *(feeds.record_feed_delivery(feed, task_id=TASK_2, snapshot=SNAPSHOT) for _ in range(5))
     )
     assert sum(result is not None for result in racing) == 1
     assert (await storage.counts())["deliveries"] == 2
 
-    assert await storage.unsubscribe_feed(team_id=TEAM, channel_id="C1")
-    assert not await storage.unsubscribe_feed(team_id=TEAM, channel_id="C1")
-    assert await storage.active_feeds() == []
-    assert await storage.record_feed_delivery(feed, task_id="a" * 32, snapshot=SNAPSHOT) is None
+    assert await feeds.unsubscribe_feed(team_id=TEAM, channel_id="C1")
+    assert not await feeds.unsubscribe_feed(team_id=TEAM, channel_id="C1")
+    assert await feeds.active_feeds() == []
+    assert await feeds.record_feed_delivery(feed, task_id="a" * 32, snapshot=SNAPSHOT) is None
 
-    renewed, created = await storage.subscribe_feed(
+    renewed, created = await feeds.subscribe_feed(
         team_id=TEAM, channel_id="C1", user_id="U1", resources=[], since=utcnow()
     )
     assert created and renewed.id != feed.id and renewed.resources == ()
-    assert [f.id for f in await storage.active_feeds()] == [renewed.id]
+    assert [f.id for f in await feeds.active_feeds()] == [renewed.id]
     # A new feed is a new subscription: the same task may be announced to it.
-    assert await storage.record_feed_delivery(renewed, task_id=TASK, snapshot=SNAPSHOT) is not None
+    assert await feeds.record_feed_delivery(renewed, task_id=TASK, snapshot=SNAPSHOT) is not None
 
 
 async def test_delivery_lifecycle(storage: FollowUpStore) -> None:
+    deliveries = DeliveryStore(storage.database)
     first = await _watch(storage, "C1", task=TASK)
     second = await _watch(storage, "C2", task=TASK_2)
     [older] = await storage.close_watch(first.watch.id, status="finished", snapshot=SNAPSHOT)
     [newer] = await storage.close_watch(second.watch.id, status="expired", snapshot=None)
-    assert [d.id for d in await storage.pending_deliveries()] == [older.id, newer.id]
+    assert [d.id for d in await deliveries.pending_deliveries()] == [older.id, newer.id]
 
-    sending = await storage.mark_sending(older.id)
+    sending = await deliveries.mark_sending(older.id)
     assert sending is not None and sending.status == "sending" and sending.attempts == 1
     assert sending.attempt_at is not None and sending.attempt_at.tzinfo is not None
     # A crash after mark_sending leaves it owed: it is still listed and can be attempted again.
-    assert [d.id for d in await storage.pending_deliveries()] == [older.id, newer.id]
-    retried = await storage.mark_sending(older.id)
+    assert [d.id for d in await deliveries.pending_deliveries()] == [older.id, newer.id]
+    retried = await deliveries.mark_sending(older.id)
     assert retried is not None and retried.attempts == 2
 
-    await storage.mark_sent(older.id, "1700000000.000300")
-    sent = await storage.get_delivery(older.id)
+    await deliveries.mark_sent(older.id, "1700000000.000300")
+    sent = await deliveries.get_delivery(older.id)
     assert sent is not None and sent.status == "sent" and sent.slack_ts == "1700000000.000300"
     assert sent.sent_at is not None and sent.sent_at >= retried.attempt_at  # type: ignore[operator]
-    assert await storage.mark_sending(older.id) is None
-    assert [d.id for d in await storage.pending_deliveries()] == [newer.id]
+    assert await deliveries.mark_sending(older.id) is None
+    assert [d.id for d in await deliveries.pending_deliveries()] == [newer.id]
 
-    await storage.mark_failed(newer.id, "ratelimited token=xoxb-1234-5678-abcdef", retry=True)
-    requeued = await storage.get_delivery(newer.id)
+    await deliveries.mark_failed(newer.id, "ratelimited token=xoxb-1234-5678-abcdef", retry=True)
+    requeued = await deliveries.get_delivery(newer.id)
     assert requeued is not None and requeued.status == "pending" and requeued.error is not None
     assert "xoxb-" not in requeued.error and "ratelimited" in requeued.error
 
-    await storage.mark_failed(newer.id, "channel_not_found " + "x" * 2000)
-    failed = await storage.get_delivery(newer.id)
+    await deliveries.mark_failed(newer.id, "channel_not_found " + "x" * 2000)
+    failed = await deliveries.get_delivery(newer.id)
     assert failed is not None and failed.status == "failed" and len(failed.error or "") == 500
-    assert await storage.mark_sending(newer.id) is None
-    assert await storage.pending_deliveries() == []
-    assert await storage.mark_sending(999_999) is None
-    await storage.mark_failed(older.id, "late error")  # never downgrades a sent delivery
-    assert (await storage.get_delivery(older.id)).status == "sent"  # type: ignore[union-attr]
+    assert await deliveries.mark_sending(newer.id) is None
+    assert await deliveries.pending_deliveries() == []
+    assert await deliveries.mark_sending(999_999) is None
+    await deliveries.mark_failed(older.id, "late error")  # never downgrades a sent delivery
+    assert (await deliveries.get_delivery(older.id)).status == "sent"  # type: ignore[union-attr]
 
 
 async def test_delete_team_removes_only_that_workspace(storage: FollowUpStore) -> None:
+    feeds = FeedStore(storage.database)
     for team in (TEAM, OTHER_TEAM):
         closed = await _watch(storage, "C1", team=team, task=TASK)
         await _watch(storage, "C2", team=team, task=TASK)
         await _watch(storage, "C1", team=team, task=TASK_2)
         await storage.close_watch(closed.watch.id, status="finished", snapshot=SNAPSHOT)
-        feed, _ = await storage.subscribe_feed(
+        feed, _ = await feeds.subscribe_feed(
             team_id=team, channel_id="C9", user_id="U1", resources=["video"], since=utcnow()
         )
-        await storage.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT)
+        await feeds.record_feed_delivery(feed, task_id=TASK, snapshot=SNAPSHOT)
     assert await storage.counts() == {"watches": 4, "subscribers": 6, "feeds": 2, "deliveries": 6}
 
     await storage.delete_team(TEAM)
 
     assert await storage.counts() == {"watches": 2, "subscribers": 3, "feeds": 1, "deliveries": 3}
     assert {w.team_id for w in await storage.active_watches()} == {OTHER_TEAM}
-    assert {d.team_id for d in await storage.pending_deliveries()} == {OTHER_TEAM}
-    assert [f.team_id for f in await storage.active_feeds()] == [OTHER_TEAM]
+    assert {d.team_id for d in await DeliveryStore(storage.database).pending_deliveries()} == {OTHER_TEAM}
+    assert [f.team_id for f in await feeds.active_feeds()] == [OTHER_TEAM]
     assert await storage.channel_watches(team_id=TEAM, channel_id="C1") == []
     assert len(await storage.channel_watches(team_id=OTHER_TEAM, channel_id="C1")) == 1
     await storage.delete_team(TEAM)  # nothing left: still fine
@@ -366,7 +378,7 @@ async def test_expiry_is_per_subscriber_when_workflow_steps_wait_longer(storage:
     assert await storage.expire_subscribers(watch_id, now=start, snapshot=None) == ([], True)
     # Past the watch's time: only the channel expires; both steps wait on.
     told, active = await storage.expire_subscribers(
-        watch_id, now=start + hour, snapshot={"task_id": "c" * 32}
+        watch_id, now=start + hour, snapshot=TaskSnapshot(task=Task(task_id="c" * 32))
     )
     assert active and [(d.channel_id, d.kind, d.is_step) for d in told] == [("C1", "expired", False)]
     # Asked again (a second replica, a retry): nothing is queued twice.
@@ -384,3 +396,15 @@ async def test_expiry_is_per_subscriber_when_workflow_steps_wait_longer(storage:
     watch = await storage.get_watch(watch_id)
     assert watch is not None and watch.status == "expired"
     assert await storage.expire_subscribers(watch_id, now=start + 5 * hour, snapshot=None) == ([], False)
+
+
+def test_a_stored_snapshot_reads_back_typed_and_one_that_no_longer_parses_reads_as_none() -> None:
+    stored = SNAPSHOT.model_dump(mode="json")
+    assert stored["request_id"] == "req-0001" and stored["task"]["task_id"] == TASK
+    snapshot = read_payload(TaskSnapshot, stored)
+    assert snapshot == SNAPSHOT and snapshot.task.model_extra == {
+        "output": {"url": "https://example.invalid/a.zip"}
+    }
+    assert read_payload(TaskSnapshot, None) is None
+    assert read_payload(TaskSnapshot, {"no": "id"}) is None
+    assert read_payload(TaskSnapshot, {"task": {"no": "id"}, "request_id": None}) is None

@@ -19,7 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.aio.ratelimit import Priority, PriorityRateLimiter
 from bot.config import Settings
 from bot.db.base import Database
-from bot.db.followups import DeliveryRecord, FollowUpStore
+from bot.db.deliveries import DeliveryRecord, DeliveryStore, TaskSnapshot
+from bot.db.followups import FollowUpStore
 from bot.devtools.simulator import (
     Fault,
     SimTask,
@@ -29,6 +30,7 @@ from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessa
 from bot.followups import DELIVERY_EVENT, FollowUps
 from bot.followups.polling import PollPolicy
 from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.models import Task
 from bot.servers import serve_asgi
 from bot.slack.clients import request_retry_handlers
 from bot.slack.poster import SlackPoster
@@ -243,7 +245,7 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
     assert polls == engine.polls
     assert 3 <= polls <= 24  # ~0.8 s / 0.05 s; three pollers would need 48+
     assert limiter.granted[Priority.POLL] == polls
-    deliveries = await engine.storage.pending_deliveries()
+    deliveries = await engine.deliveries.pending_deliveries()
     assert deliveries == []
     watches, feed = await engine.watching(team_id=TEAM, channel_id=CHANNELS[0])
     assert watches == [] and feed is None
@@ -402,7 +404,7 @@ async def test_channel_not_found_closes_the_subscriber_and_dms_the_requester(sta
     posts_to_gone = [c for c in stack.slack.calls_to("chat.postMessage") if c.params.get("channel") == gone]
     assert len(posts_to_gone) == 1
     assert [m.channel for m in stack.alerts()] == [CHANNELS[0]]
-    assert await engine.storage.pending_deliveries() == []
+    assert await engine.deliveries.pending_deliveries() == []
     subscribers = await engine.storage.active_subscribers(result.watch.id)
     assert subscribers == []
 
@@ -418,7 +420,7 @@ async def test_slack_rate_limit_is_retried_and_delivered_once(stack: Stack) -> N
     await engine.stop()
     assert len(stack.alerts()) == 1
     assert len(stack.slack.calls_to("chat.postMessage")) == 2  # the 429, then the retry
-    assert await engine.storage.pending_deliveries() == []
+    assert await engine.deliveries.pending_deliveries() == []
 
 
 async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> None:
@@ -470,9 +472,11 @@ async def sending_delivery(stack: Stack, storage: FollowUpStore, *, card: str | 
         expires_at=datetime.now(UTC) + timedelta(hours=1),
         message_ts=card,
     )
-    snapshot = sim_task(duration=0.0, started_ago=5).body_at(int(time.time() * 1000))
-    (delivery,) = await storage.close_watch(result.watch.id, status="finished", snapshot=snapshot)
-    claimed = await storage.mark_sending(delivery.id)
+    task = Task.model_validate(sim_task(duration=0.0, started_ago=5).body_at(int(time.time() * 1000)))
+    (delivery,) = await storage.close_watch(
+        result.watch.id, status="finished", snapshot=TaskSnapshot(task=task)
+    )
+    claimed = await DeliveryStore(storage.database).mark_sending(delivery.id)
     assert claimed is not None and claimed.attempts == 1
     return claimed
 
@@ -490,12 +494,12 @@ async def post_as(stack: Stack, delivery: DeliveryRecord, *, thread_ts: str | No
 
 async def sent_record(storage: FollowUpStore, delivery: DeliveryRecord) -> DeliveryRecord:
     async def sent() -> bool:
-        record = await storage.get_delivery(delivery.id)
+        record = await DeliveryStore(storage.database).get_delivery(delivery.id)
         return record is not None and record.status == "sent"
 
     await eventually(sent)
     await asyncio.sleep(0.2)  # a duplicate would show up now
-    record = await storage.get_delivery(delivery.id)
+    record = await DeliveryStore(storage.database).get_delivery(delivery.id)
     assert record is not None
     return record
 

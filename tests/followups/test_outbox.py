@@ -10,25 +10,26 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.config import Settings
-from bot.db.followups import DeliveryRecord, FollowUpStore
+from bot.db.deliveries import DeliveryRecord, DeliveryStore, TaskSnapshot
+from bot.db.followups import FollowUpStore
 from bot.followups import FollowUps
 from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.models import Task
 from bot.slack.alerts import Message
 from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PostFailed
 from tests.databases import open_database
+from tests.support.waiting import eventually
 
 TEAM, CHANNEL, USER, TASK = "T0OUTBOX01", "C0OUTBOX01", "U0OUTBOX01", "f" * 32
-SNAPSHOT = {
-    "task_id": TASK,
-    "task_name": "导入",
-    "task_status": "SUCCEED",
-    "total_count": 3,
-    "success_count": 3,
-}
+SNAPSHOT = TaskSnapshot(
+    task=Task(task_id=TASK, task_name="导入", task_status="SUCCEED", total_count=3, success_count=3)
+)
 
 
 @dataclass
@@ -89,12 +90,12 @@ async def _owed(store: FollowUpStore, *, attempted: bool) -> DeliveryRecord:
     (delivery,) = await store.close_watch(watched.watch.id, status="finished", snapshot=SNAPSHOT)
     if attempted:
         # A previous attempt claimed it and died: it may or may not have reached Slack.
-        assert await store.mark_sending(delivery.id) is not None
+        assert await DeliveryStore(store.database).mark_sending(delivery.id) is not None
     return delivery
 
 
 async def _status(store: FollowUpStore, delivery: DeliveryRecord) -> tuple[str, str | None]:
-    record = await store.get_delivery(delivery.id)
+    record = await DeliveryStore(store.database).get_delivery(delivery.id)
     assert record is not None
     return record.status, record.slack_ts
 
@@ -135,7 +136,7 @@ async def test_a_failed_post_is_queued_again_and_looked_up_next_time(store: Foll
     poster = FakePoster(post_error=PostFailed("internal_error"))
     delivery = await _owed(store, attempted=False)
     assert await _followups(store, poster).outbox.deliver_once(delivery.id) is True
-    record = await store.get_delivery(delivery.id)
+    record = await DeliveryStore(store.database).get_delivery(delivery.id)
     assert record is not None and (record.status, record.attempts) == ("pending", 1)
     assert record.error == "slack: internal_error"
 
@@ -149,3 +150,31 @@ async def test_a_channel_the_bot_cannot_post_in_closes_the_follow_up_and_tells_t
     assert (await _status(store, delivery))[0] == "failed"
     assert [user for user, _ in poster.told] == [USER]
     assert CHANNEL in poster.told[0][1]
+
+
+async def test_one_attempt_reads_its_delivery_row_once(store: FollowUpStore) -> None:
+    """Started with its record, an attempt takes the send slot of the record's workspace and reads
+    the row once, for its status and attempts; the claim (``mark_sending``) is an UPDATE."""
+    poster = FakePoster()
+    delivery = await _owed(store, attempted=False)
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM deliveries" in statement:
+            reads.append(statement)
+
+    engine = store.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        _followups(store, poster).outbox.start(delivery)
+        # Every read of the attempt comes before its post; after it, only the UPDATE of mark_sent.
+        await eventually(lambda: poster.posts, what="the alert posted")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert poster.posts == [(CHANNEL, delivery.key)]
+    assert len(reads) == 1, reads
+
+    async def sent() -> bool:
+        return (await _status(store, delivery))[0] == "sent"
+
+    await eventually(sent, what="the delivery recorded as sent")

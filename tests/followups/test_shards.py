@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import update
 
 from bot.db.base import Database
+from bot.db.deliveries import DeliveryStore
 from bot.db.followups import FollowUpStore, WatchResult
 from bot.db.leases import LeaseStore, ShardLeaseRow, ShardReplicaRow
 from bot.followups.changes import sweep_job
@@ -198,7 +199,7 @@ async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_n
             answer.set()
         await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
         await asyncio.wait_for(entered.wait(), 15)
-        (delivery,) = await engine.storage.pending_deliveries()
+        (delivery,) = await engine.deliveries.pending_deliveries()
         if lost == "once its retry timer is armed":
             await eventually(
                 lambda: engine.scheduler.busy(f"delivery:{delivery.id}"), within=5, what="a retry timer"
@@ -273,7 +274,7 @@ async def test_the_owner_delivers_what_a_replica_without_the_lease_queued_within
         await eventually(lambda: any(m.channel == CHANNELS[0] for m in stack.alerts()), within=5)
         await asyncio.sleep(0.3)
         assert [m.channel for m in stack.alerts()] == [CHANNELS[0]]
-        sent = await store.get_delivery(owed.id)
+        sent = await DeliveryStore(store.database).get_delivery(owed.id)
         assert sent is not None and sent.status == "sent"
 
 

@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.db.followups import ChannelWatch, FeedRecord
+from bot.db.feeds import FeedRecord
+from bot.db.followups import ChannelWatch
 from bot.metastudio.models import Task
 from bot.slack import alerts
 from bot.slack.cards import ACTION_OPEN, CardView
@@ -187,13 +188,6 @@ def test_watched_card_shows_note_until_finished() -> None:
     assert "03:04:05" in all_text(live.blocks)
     final = alerts.watched_card(finished(), CardView(request_id=None, refreshed_at=refreshed))
     assert "Watching" not in all_text(final.blocks)
-
-
-def test_task_from_snapshot() -> None:
-    assert alerts.task_from_snapshot(None) is None
-    assert alerts.task_from_snapshot({"no": "id"}) is None
-    task = alerts.task_from_snapshot(finished().model_dump(mode="json"))
-    assert task is not None and task.failure_count == 3
 
 
 # --- in Simplified Chinese ---------------------------------------------------------------------------

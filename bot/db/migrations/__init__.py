@@ -2,7 +2,7 @@
 
 Invariants:
 - ``TARGET_METADATA`` is everything the running code reads and writes: our models
-  (``bot.db.base.Base``, which ``bot.db.followups`` and ``bot.db.workspaces`` join) and slack_sdk's installation and OAuth
+  (``bot.db.base.Base``, which every table module of ``bot.db`` joins) and slack_sdk's installation and OAuth
   state tables, built by slack_sdk's own table builders on a metadata of their own (slack_sdk
   names its constraints itself, our naming convention must not rename them).
 - ``versions/`` holds every schema change as a migration with a fixed revision id
@@ -21,8 +21,10 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from sqlalchemy import MetaData
 
+import bot.db.deliveries
 import bot.db.departures
 import bot.db.digests
+import bot.db.feeds
 import bot.db.fleet
 import bot.db.followups
 import bot.db.leases
