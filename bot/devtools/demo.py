@@ -13,18 +13,21 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 from pydantic import SecretStr
+from sqlalchemy import update
 
 from bot import logs
 from bot.app import Runtime, create_asgi
 from bot.config import Settings
+from bot.db.digests import DigestRow
 from bot.devtools import simulator as sim
 from bot.devtools.render import render_message
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, PostedMessage, SlackStandIn
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
 from bot.devtools.slack_steps import Completion
 from bot.followups.watches import STALL_KEY_PREFIX
 from bot.servers import serve_asgi
@@ -236,6 +239,7 @@ async def run_demo(out: TextIO = sys.stdout, *, color: bool = False) -> int:
             failures += await _languages_step(scene, len(SCRIPT) + 2)
             failures += await _watch_step(scene, len(SCRIPT) + 3)
             failures += await _workflow_step(scene, len(SCRIPT) + 6)
+            failures += await _digest_step(scene, len(SCRIPT) + 8)
             say("Done. Every request above was signed and sent over a real socket." if not failures else "")
             return 1 if failures else 0
 
@@ -367,6 +371,41 @@ async def _workflow_step(scene: _Scene, number: int) -> int:
     say()
     say(f"{number + 1}. The workflow that ran wait_for_task {WATCHED_TASK_ID} alongside the watch goes on")
     if scene.waiting_step is None or not await _show_completion(scene, scene.waiting_step):
+        missing += 1
+    say()
+    return missing
+
+
+async def _digest_step(scene: _Scene, number: int) -> int:
+    """A channel sets a daily digest; its run is then made owed (the demo cannot wait for the hour,
+    so the digest is dated back as if taskbot had been down at 09:00) and posted, marked late."""
+    stack, http, say = scene.stack, scene.http, scene.say
+    slack = stack.slack
+    say(f"{number}. The channel asks for a daily summary of finished tasks")
+    say("   /task digest daily 09:00")
+    seen = len(slack.messages)
+    await stack.command(http, "digest daily 09:00")
+    missing = 0 if await scene.show_next(seen) else 1
+    say()
+    say(
+        f"{number + 1}. Its hour comes (the demo dates the digest back, as if taskbot had been down at 09:00)"
+    )
+    digests = stack.runtime.followups.digests
+    digest = await digests.store.channel_digest(team_id=DEMO_TEAM_ID, channel_id=PUBLIC_CHANNEL)
+    if digest is None:
+        say("  (the digest was not saved)")
+        return missing + 1
+    async with stack.runtime.database.engine.begin() as conn:
+        await conn.execute(
+            update(DigestRow)
+            .where(DigestRow.id == digest.id)
+            .values(created_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    seen = len(slack.messages)
+    refreshed = await digests.store.get_digest(digest.id)
+    assert refreshed is not None
+    digests.sync_team(refreshed.team_id, [refreshed])
+    if not await scene.show_next(seen):
         missing += 1
     say()
     return missing

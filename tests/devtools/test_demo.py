@@ -61,3 +61,8 @@ async def test_demo_shows_a_watch_from_card_to_alert() -> None:
     assert steps.count("(functions.completeSuccess, with the event's own token)") == 1
     assert "(functions.completeSuccess, with the workspace's bot token)" in waited
     assert "total_count: 6000" in waited and "success_rate: 99.5" in waited
+    # A digest: set in the user's timezone, then its owed run posted once, marked late.
+    digest = text[text.index("asks for a daily summary of finished tasks") :]
+    assert "gets a digest of finished tasks every day at 09:00 (UTC)" in digest
+    assert digest.count("Import/export digest") == 1 and "This digest is late" in digest
+    assert "· took " in digest and "[ Open ]" in digest
