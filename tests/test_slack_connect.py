@@ -2,7 +2,7 @@
 
 Multi-workspace taskbot behind its real HTTP server, the Slack stand-in answering ``users.info``
 with the person's own ``team_id`` (another organisation's, or a sibling workspace of the same
-Enterprise Grid org), and a MetaStudio simulator. Rules: docs/notes/slackhard.md.
+Enterprise Grid org), and a MetaStudio simulator. Rules: docs/operations.md, Slack Connect.
 """
 
 from __future__ import annotations
@@ -73,14 +73,14 @@ async def test_an_admin_of_another_organisation_cannot_configure(team: Workspace
     assert home["blocks"] and "Configure" not in str(home["blocks"]), "no admin controls for an outsider"
 
 
-async def test_an_outsider_reads_tasks_but_cannot_watch_or_subscribe(team: Workspace) -> None:
+async def test_an_outsider_reads_tasks_but_cannot_watch_subscribe_or_set_a_digest(team: Workspace) -> None:
     stack = team.stack
     seen = len(stack.slack.messages)
     await team.command(TASK_A, channel=CHANNEL_A, user=OUTSIDER)
     card = await team.wait_message(lambda m: m.via == "chat.postMessage", after=seen, what="the card")
     assert "Team A import" in card.text + str(card.blocks)
 
-    for text in (f"watch {TASK_A}", "subscribe"):
+    for text in (f"watch {TASK_A}", "subscribe", "digest daily 09:00", "digest off"):
         seen = len(stack.slack.messages)
         await team.command(text, channel=CHANNEL_A, user=OUTSIDER)
         refusal = await team.wait_message(after=seen, what=f"the answer to {text}")
@@ -91,6 +91,7 @@ async def test_an_outsider_reads_tasks_but_cannot_watch_or_subscribe(team: Works
     assert refusal.ephemeral and refusal.text == messages.text("outsider_denied")
     assert await stack.runtime.storage.active_watch_count(team.team_id) == 0
     assert await stack.runtime.followups.feeds.store.active_feeds([team.team_id]) == []
+    assert await stack.runtime.followups.digests.store.active_digests([team.team_id]) == []
 
     # A member who is also in a sibling Grid workspace is one of this workspace's members.
     seen = len(stack.slack.messages)

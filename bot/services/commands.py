@@ -40,7 +40,7 @@ __all__ = ["CommandRunner", "immediate_reply"]
 log = logging.getLogger("taskbot.services")
 
 # Commands that change something: people of other organisations may not run them (``Access``).
-CHANGES = (Watch, Unwatch, Subscribe, Unsubscribe)
+CHANGES = (Watch, Unwatch, Subscribe, Unsubscribe, DigestSet, DigestOff)
 
 
 def immediate_reply(command: Command, *, locale: str = messages.DEFAULT_LOCALE) -> Reply | None:
