@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from slack_sdk.oauth.installation_store import Installation
+from sqlalchemy.engine import make_url
 
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
@@ -147,19 +148,20 @@ async def test_the_default_credentials_file_is_named_too(tmp_path: Path) -> None
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(
-    ("where", "reason"),
+    ("change", "reason"),
     [
-        ("nosuchrole@127.0.0.1:5432/postgres", 'the server says: role "nosuchrole" does not exist'),
-        (
-            "postgres@127.0.0.1:5432/nosuchdatabase",
-            'the server says: database "nosuchdatabase" does not exist',
-        ),
-        ("postgres@no-such-host.invalid:5432/taskbot", "the host name does not resolve"),
+        ({"username": "nosuchrole"}, 'the server says: role "nosuchrole" does not exist'),
+        ({"database": "nosuchdatabase"}, 'the server says: database "nosuchdatabase" does not exist'),
+        ({"host": "no-such-host.invalid", "query": {}}, "the host name does not resolve"),
     ],
     ids=["role", "database", "host"],
 )
-async def test_postgresql_says_why_it_refused(where: str, reason: str) -> None:
-    [problem] = await _refused("serve", env=_env(DATABASE_URL=f"postgresql+asyncpg://{where}"))
+async def test_postgresql_says_why_it_refused(
+    postgres_url: str, change: dict[str, object], reason: str
+) -> None:
+    # The suite's own server (or TASKBOT_TEST_POSTGRES_DSN's), with one part of the URL wrong.
+    url = make_url(postgres_url).set(**change).render_as_string(hide_password=False)
+    [problem] = await _refused("serve", env=_env(DATABASE_URL=url))
     assert problem.startswith("DATABASE_URL=") and f"({reason})" in problem, problem
 
 
