@@ -339,7 +339,7 @@ CATALOG: dict[str, str] = {
     "format_decimal": ".",
     "format_percent": "{value}%",
     "list_separator": ", ",
-    # Pace, trend and stalls (bot/slack/cards.py, bot/slack/alerts.py; issue 12)
+    # Pace, trend and stalls (bot/slack/cards.py, bot/slack/alerts.py)
     "pace_line": "≈ {eta} left · {rate}",
     "rate_per_second": "{rate} items/s",
     "rate_per_minute": "{rate} items/min",
@@ -352,14 +352,14 @@ CATALOG: dict[str, str] = {
     "stall_notice": ":double_vertical_bar: *{name}*: no progress for {duration}, stuck at {processed} of {total}.",
     "stall_notice_no_total": ":double_vertical_bar: *{name}*: no progress for {duration}, stuck at {processed}.",
     "type_code": "`{code}` (code; the API does not document its values)",
-    # Feed filters (issue 12)
+    # Feed filters
     "feed_filter_failed": "only tasks that had failures",
     "feed_filter_operator": "only tasks by `{operator}`",
     "feed_filters": "Filters: {filters}.",
     "error_subscribe_operator": (
         "`by:` needs one operator name, e.g. `/task subscribe failed by:adminUserAccount`."
     ),
-    # /task recent paging (issue 12)
+    # /task recent paging
     "recent_page_context": "Page {page}: tasks {first} to {last} of {count}",
     "recent_more": "Next ten: `/task recent {resources}page {page}`",
     "recent_paging_ignored": (

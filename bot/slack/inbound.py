@@ -99,7 +99,7 @@ class _Interactive(_Answerable):
 
 
 class _BlockActions(_Interactive):
-    # Bolt reads ``actions[0]`` to match a listener: an empty list was a 500.
+    # Bolt reads ``actions[0]`` to match a listener: an empty list would end in a 500.
     actions: list[_Action] = Field(min_length=1)
 
 
