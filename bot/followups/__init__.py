@@ -43,7 +43,7 @@ from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
 from bot.followups.polling import PollPolicy
 from bot.followups.scheduler import Scheduler
 from bot.followups.shards import Shards
-from bot.followups.shared import Backlog, FollowUpStats, Shared
+from bot.followups.shared import Backlog, FollowUpStats, PollCalls
 from bot.followups.watches import Watches, WatchRequest
 from bot.metastudio.client import MetaStudioClient
 from bot.slack.poster import DELIVERY_EVENT, Poster
@@ -129,17 +129,8 @@ class FollowUps:
             on_sync=self._sync,
             scheduler=self.scheduler,
         )
-        shared = Shared(
-            settings=settings,
-            storage=storage,
-            poster=poster,
-            policy=self.policy,
-            scheduler=self.scheduler,
-            backlog=backlog,
-            stats=self.stats,
-            clock=clock,
-            jitter=jitter,
-            yield_to_requests=wait,
+        owns = self.shards.owns
+        calls = PollCalls(
             metastudio_for=metastudio_for,
             limiter_for=self.limiter_for,
             # One workspace: its polls may use every slot. Several: each is capped (fairness.py).
@@ -148,19 +139,71 @@ class FollowUps:
                 if settings.multi_workspace
                 else FairSlots(total=POLL_CONCURRENCY, per_team=POLL_CONCURRENCY)
             ),
-            owns=self.shards.owns,
+            backlog=backlog,
+            yield_to_requests=wait,
+            stopping=lambda: self.scheduler.stopping,
+            stats=self.stats,
         )
         self.deliveries = DeliveryStore(storage.database)
         self.outbox = Outbox(
-            shared, deliveries=self.deliveries, close_feed=self._close_feed, close_digest=self._close_digest
+            self.deliveries,
+            poster=poster,
+            storage=storage,
+            close_feed=self._close_feed,
+            close_digest=self._close_digest,
+            settings=settings,
+            policy=self.policy,
+            scheduler=self.scheduler,
+            clock=clock,
+            jitter=jitter,
+            owns=owns,
+            backlog=backlog,
+            yield_to_requests=wait,
+            stats=self.stats,
         )
-        self.watches = Watches(shared, deliver=self.outbox.start, on_running=self._running_changed)
-        self.feeds = Feeds(shared, store=FeedStore(storage.database), deliver=self.outbox.start)
+        self.watches = Watches(
+            storage,
+            calls=calls,
+            poster=poster,
+            deliver=self.outbox.start,
+            settings=settings,
+            policy=self.policy,
+            scheduler=self.scheduler,
+            clock=clock,
+            jitter=jitter,
+            owns=owns,
+            on_running=self._running_changed,
+        )
+        self.feeds = Feeds(
+            FeedStore(storage.database),
+            settings=settings,
+            policy=self.policy,
+            calls=calls,
+            scheduler=self.scheduler,
+            clock=clock,
+            owns=owns,
+            deliver=self.outbox.start,
+        )
         # The watches' change detector: one list call per workspace serves all its watches. Its
         # ``changes:<team>`` job follows the workspace's count of running watches (``_running_changed``).
-        self.sweeps = ListSweeps(shared, self.watches)
+        self.sweeps = ListSweeps(
+            self.watches,
+            finished_codes=settings.finished_codes,
+            policy=self.policy,
+            calls=calls,
+            scheduler=self.scheduler,
+            clock=clock,
+            owns=owns,
+        )
         self.digests = Digests(
-            shared, store=digest_store or DigestStore(storage.database), deliver=self.outbox.start
+            digest_store or DigestStore(storage.database),
+            deliver=self.outbox.start,
+            settings=settings,
+            calls=calls,
+            scheduler=self.scheduler,
+            clock=clock,
+            jitter=jitter,
+            owns=owns,
         )
         self.scheduler.on("digest-retry", self.digests.retry)
         self.scheduler.on("watch", self.watches.poll)

@@ -26,11 +26,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bot.aio.backoff import backoff_delay
+from bot.config import Settings
 from bot.db.deliveries import DeliveryRecord
 from bot.db.digests import Cadence, DigestRecord, DigestStore
 from bot.followups.digest_schedule import due_run, period_start, summarize, trigger_for
-from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
-from bot.followups.shared import Part, Shared
+from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_failed, list_window
+from bot.followups.scheduler import Scheduler
+from bot.followups.shared import PollCalls
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
@@ -67,13 +69,29 @@ class _Listing:
     tasks: list[Task]
 
 
-class Digests(Part):
+class Digests:
     def __init__(
-        self, shared: Shared, *, store: DigestStore, deliver: Callable[[DeliveryRecord], None]
+        self,
+        store: DigestStore,
+        *,
+        deliver: Callable[[DeliveryRecord], None],
+        settings: Settings,
+        calls: PollCalls,
+        scheduler: Scheduler,
+        clock: Callable[[], float],
+        jitter: Callable[[float], float],
+        owns: Callable[[str], bool],
     ) -> None:
-        super().__init__(shared)
+        """``deliver`` starts a run's delivery (``Outbox.start``); ``owns(team_id)``: whether this
+        replica runs the workspace's jobs (``bot.followups.shards``)."""
         self.store = store
         self._deliver = deliver
+        self._settings = settings
+        self._calls = calls
+        self._scheduler = scheduler
+        self._clock = clock
+        self._jitter = jitter
+        self._owns = owns
         self._armed: dict[str, set[int]] = {}
         """Workspace -> the digest ids whose jobs this replica armed."""
         self._retries: dict[int, int] = {}
@@ -104,7 +122,7 @@ class Digests(Part):
             quiet=request.quiet,
             locale=request.locale,
         )
-        if self._shared.owns(digest.team_id):
+        if self._owns(digest.team_id):
             self._arm(digest)
         return digest
 
@@ -139,9 +157,9 @@ class Digests(Part):
 
     def _arm(self, digest: DigestRecord) -> None:
         """Arm (or re-arm, with a schedule that may have changed) the digest's job; run at once if owed."""
-        now = datetime.fromtimestamp(self._shared.clock(), UTC)
+        now = datetime.fromtimestamp(self._clock(), UTC)
         self._armed.setdefault(digest.team_id, set()).add(digest.id)
-        self._shared.scheduler.on_calendar(
+        self._scheduler.on_calendar(
             f"digest:{digest.id}",
             self.run,
             trigger_for(digest),
@@ -151,8 +169,8 @@ class Digests(Part):
 
     def _disarm(self, team_id: str, digest_id: int) -> None:
         self._armed.get(team_id, set()).discard(digest_id)
-        self._shared.scheduler.cancel(f"digest:{digest_id}")
-        self._shared.scheduler.cancel(f"digest-retry:{digest_id}")
+        self._scheduler.cancel(f"digest:{digest_id}")
+        self._scheduler.cancel(f"digest-retry:{digest_id}")
         self._retries.pop(digest_id, None)
 
     # -- runs --------------------------------------------------------------------------------------
@@ -163,7 +181,7 @@ class Digests(Part):
             failures = self._retries.get(digest_id, 0) + 1
             self._retries[digest_id] = failures
             delay = backoff_delay(retries=failures - 1, first=RETRY_FIRST, ceiling=RETRY_CEILING)
-            self._shared.scheduler.once(f"digest-retry:{digest_id}", self._shared.jitter(delay))
+            self._scheduler.once(f"digest-retry:{digest_id}", self._jitter(delay))
         else:
             self._retries.pop(digest_id, None)
 
@@ -175,9 +193,9 @@ class Digests(Part):
     async def _run_once(self, digest_id: int) -> bool:
         """One attempt; False when it must be tried again later."""
         digest = await self.store.get_digest(digest_id)
-        if digest is None or not self._shared.owns(digest.team_id):
+        if digest is None or not self._owns(digest.team_id):
             return True
-        now = datetime.fromtimestamp(self._shared.clock(), UTC)
+        now = datetime.fromtimestamp(self._clock(), UTC)
         fire_at = due_run(digest, now)
         if fire_at is None:
             return True
@@ -187,10 +205,8 @@ class Digests(Part):
         except asyncio.CancelledError:
             raise
         except MetaStudioError as exc:
-            log.warning(
-                "digest run failed (%s); will retry",
-                type(exc).__name__,
-                extra={"team": digest.team_id, "channel": digest.channel_id, "request_id": exc.request_id},
+            list_failed(
+                exc, "digest run failed (%s); will retry", team_id=digest.team_id, channel=digest.channel_id
             )
             return False
         if tasks is None:
@@ -199,7 +215,7 @@ class Digests(Part):
             tasks,
             since=since,
             until=fire_at,
-            finished_codes=self.settings.finished_codes,
+            finished_codes=self._settings.finished_codes,
             late=now - fire_at >= LATE_AFTER,
         )
         skip = digest.quiet and report.finished == 0
@@ -227,9 +243,9 @@ class Digests(Part):
                     widest = min(widest, period_start(other, until))
             # A task that finished in the period began before its end; one that began more than
             # the longest watch before the period is not listed (docs: what a digest cannot see).
-            begin_ms = int((widest.timestamp() - self.settings.watch_max_hours * 3600) * 1000)
+            begin_ms = int((widest.timestamp() - self._settings.watch_max_hours * 3600) * 1000)
             end_ms = int(until.timestamp() * 1000) + LIST_CLOCK_SLACK_MS
-            listed = await list_window(self._shared, team_id, begin_ms=begin_ms, end_ms=end_ms)
+            listed = await list_window(self._calls, team_id, begin_ms=begin_ms, end_ms=end_ms)
             if listed is None:
                 return None
             tasks = list(listed.values())

@@ -19,10 +19,13 @@ from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
 from bot.aio.backoff import backoff_delay
+from bot.config import Settings
 from bot.db.deliveries import DeliveryRecord, TaskSnapshot
 from bot.db.feeds import FeedRecord, FeedStore
-from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
-from bot.followups.shared import Part, Shared
+from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_failed, list_window
+from bot.followups.polling import PollPolicy
+from bot.followups.scheduler import Scheduler
+from bot.followups.shared import PollCalls
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
@@ -55,12 +58,28 @@ class _FeedTeam:
     """Earliest ``begin_time`` of a task the last poll showed unfinished: the next window starts there."""
 
 
-class Feeds(Part):
+class Feeds:
     def __init__(
-        self, shared: Shared, *, store: FeedStore, deliver: Callable[[DeliveryRecord], None]
+        self,
+        store: FeedStore,
+        *,
+        settings: Settings,
+        policy: PollPolicy,
+        calls: PollCalls,
+        scheduler: Scheduler,
+        clock: Callable[[], float],
+        owns: Callable[[str], bool],
+        deliver: Callable[[DeliveryRecord], None],
     ) -> None:
-        super().__init__(shared)
+        """``owns(team_id)``: whether this replica runs the workspace's jobs (``bot.followups.shards``);
+        ``deliver`` starts an announcement's delivery (``Outbox.start``)."""
         self.store = store
+        self._settings = settings
+        self._policy = policy
+        self._calls = calls
+        self._scheduler = scheduler
+        self._clock = clock
+        self._owns = owns
         self._deliver = deliver
         self._teams: dict[str, _FeedTeam] = {}
 
@@ -88,7 +107,7 @@ class Feeds(Part):
         locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
-        since = datetime.fromtimestamp(self._shared.clock(), UTC)
+        since = datetime.fromtimestamp(self._clock(), UTC)
         feed, created = await self.store.subscribe_feed(
             team_id=team_id,
             channel_id=channel_id,
@@ -99,11 +118,11 @@ class Feeds(Part):
             operator=(operator or "").strip() or None,
             locale=locale,
         )
-        if not self._shared.owns(team_id):
+        if not self._owns(team_id):
             # Another replica owns the workspace: it starts polling at its next heartbeat.
             return feed, created
         self._add(feed)
-        if not self._shared.scheduler.busy(f"feed:{team_id}"):
+        if not self._scheduler.busy(f"feed:{team_id}"):
             # Poll now: what is running at this moment is what the feed may announce later.
             self._arm(team_id)
         return feed, created
@@ -116,7 +135,7 @@ class Feeds(Part):
                 if feed.channel_id == channel_id:
                     del team.feeds[feed_id]
             if not team.feeds:
-                self._shared.scheduler.cancel(f"feed:{team_id}")
+                self._scheduler.cancel(f"feed:{team_id}")
                 del self._teams[team_id]
         return removed
 
@@ -131,7 +150,7 @@ class Feeds(Part):
 
     def forget_team(self, team_id: str) -> None:
         if self._teams.pop(team_id, None) is not None:
-            self._shared.scheduler.cancel(f"feed:{team_id}")
+            self._scheduler.cancel(f"feed:{team_id}")
 
     def sync_team(self, team_id: str, feeds: Sequence[FeedRecord]) -> None:
         """Make this replica's feed poll of one owned workspace match its active feeds."""
@@ -145,23 +164,23 @@ class Feeds(Part):
                 del team.feeds[feed_id]
         for feed in feeds:
             self._add(feed)
-        if not self._shared.scheduler.busy(f"feed:{team_id}"):
+        if not self._scheduler.busy(f"feed:{team_id}"):
             self._arm(team_id)
 
     def _arm(self, team_id: str) -> None:
         """The team's list poll: now, then every ``feed_poll_seconds``."""
-        interval = self.settings.feed_poll_seconds
-        self._shared.scheduler.every(
+        interval = self._settings.feed_poll_seconds
+        self._scheduler.every(
             f"feed:{team_id}", self.poll, interval, args=[team_id], first=0.0, jitter=self._jitter(interval)
         )
 
     def _jitter(self, interval: float) -> float:
-        return self.policy.jitter * interval
+        return self._policy.jitter * interval
 
     def _add(self, feed: FeedRecord) -> None:
         team = self._teams.get(feed.team_id)
         if team is None:
-            team = self._teams[feed.team_id] = _FeedTeam(interval=self.settings.feed_poll_seconds)
+            team = self._teams[feed.team_id] = _FeedTeam(interval=self._settings.feed_poll_seconds)
         for feed_id, existing in list(team.feeds.items()):
             if existing.channel_id == feed.channel_id and feed_id != feed.id:
                 del team.feeds[feed_id]
@@ -172,11 +191,11 @@ class Feeds(Part):
         team = self._teams.get(team_id)
         if team is None or not team.feeds:
             return
-        if not self._shared.owns(team_id):
+        if not self._owns(team_id):
             self.forget_team(team_id)
             return
-        base = self.settings.feed_poll_seconds
-        ceiling = max(base, self.settings.max_poll_seconds)
+        base = self._settings.feed_poll_seconds
+        ceiling = max(base, self._settings.max_poll_seconds)
         previous = team.interval
         try:
             await self._poll_once(team_id, team)
@@ -187,20 +206,13 @@ class Feeds(Part):
             team.interval = backoff_delay(retries=1, first=max(team.interval, base), ceiling=ceiling)
             if exc.retry_after:
                 team.interval = max(team.interval, exc.retry_after)
-            log.warning(
-                "feed poll failed (%s), next in %.1f s",
-                type(exc).__name__,
-                team.interval,
-                extra={"team": team_id, "request_id": exc.request_id},
-            )
+            list_failed(exc, "feed poll failed (%s), next in %.1f s", team.interval, team_id=team_id)
         except Exception:
             team.interval = backoff_delay(retries=1, first=max(team.interval, base), ceiling=ceiling)
             log.exception("feed poll failed", extra={"team": team_id})
         if team.interval != previous and self._teams.get(team_id) is team:
             # Backing off while MetaStudio fails, or back to the usual interval.
-            self._shared.scheduler.reschedule(
-                f"feed:{team_id}", team.interval, jitter=self._jitter(team.interval)
-            )
+            self._scheduler.reschedule(f"feed:{team_id}", team.interval, jitter=self._jitter(team.interval))
 
     async def _poll_once(self, team_id: str, team: _FeedTeam) -> None:
         feeds = list(team.feeds.values())
@@ -212,8 +224,8 @@ class Feeds(Part):
         oldest_since_ms = min(feed.since.timestamp() for feed in feeds) * 1000
         # begin_time/end_time (SearchTask's own filters, epoch ms) keep each poll small: tasks that
         # began within the longest follow-up window, or earlier if still running at the last poll.
-        now_ms = int(self._shared.clock() * 1000)
-        window_start = now_ms - int(self.settings.watch_max_hours * 3600 * 1000)
+        now_ms = int(self._clock() * 1000)
+        window_start = now_ms - int(self._settings.watch_max_hours * 3600 * 1000)
         if team.running_begin_ms is not None:
             window_start = min(window_start, team.running_begin_ms)
 
@@ -221,14 +233,14 @@ class Feeds(Part):
             # Newest first: once a whole page holds only tasks that ended before every feed
             # began, older pages cannot hold anything to announce.
             return any(
-                not task.is_finished(self.settings.finished_codes)
+                not task.is_finished(self._settings.finished_codes)
                 or task.task_id in team.last_seen_running
                 or (task.end_time is not None and task.end_time >= oldest_since_ms)
                 for task in page
             )
 
         listed = await list_window(
-            self._shared,
+            self._calls,
             team_id,
             begin_ms=window_start,
             end_ms=now_ms + LIST_CLOCK_SLACK_MS,
@@ -237,15 +249,15 @@ class Feeds(Part):
         )
         if listed is None:
             return
-        now = self._shared.clock()
+        now = self._clock()
         running_begins = [
             t.begin_time
             for t in listed.values()
-            if t.begin_time and not t.is_finished(self.settings.finished_codes)
+            if t.begin_time and not t.is_finished(self._settings.finished_codes)
         ]
         team.running_begin_ms = min(running_begins) if running_begins else None
         for task in listed.values():
-            if not task.is_finished(self.settings.finished_codes):
+            if not task.is_finished(self._settings.finished_codes):
                 team.last_seen_running[task.task_id] = now
                 continue
             for feed in feeds:

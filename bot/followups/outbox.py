@@ -30,7 +30,7 @@ workspace's bot token. Slack completes an execution once: a second call answers
 the delivery is recorded sent and nothing is called again (``StepGone``). A step whose workflow
 was cancelled answers ``execution_not_in_running_state``: the delivery fails, nobody is told.
 
-Several replicas: only the replica that owns the delivery's workspace (``Shared.owns``,
+Several replicas: only the replica that owns the delivery's workspace (``owns``,
 ``bot.followups.shards``) attempts it. A retry job that runs on a replica that lost the
 shard does nothing (the shard's jobs are dropped when it is lost, and the check is made
 again right before each attempt); the owner resumes the delivery from the table when it gains
@@ -49,13 +49,17 @@ from typing import Final
 from bot import messages
 from bot.aio.backoff import backoff_delay
 from bot.aio.fairness import FairSlots
+from bot.config import Settings
 from bot.db.deliveries import DeliveryRecord, DeliveryStore
-from bot.followups.shared import Part, Shared
+from bot.db.followups import FollowUpStore
+from bot.followups.polling import PollPolicy
+from bot.followups.scheduler import Scheduler
+from bot.followups.shared import Backlog, FollowUpStats
 from bot.metastudio.models import Task
 from bot.slack import alerts, steps
 from bot.slack.cards import CardView
 from bot.slack.digests import digest_message
-from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PosterError, StepGone
+from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, Poster, PosterError, StepGone
 
 __all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
 
@@ -75,19 +79,43 @@ DigestCloser = Callable[[int], Awaitable[str | None]]
 """``digest_id`` -> who set the digest, to tell, after removing it."""
 
 
-class Outbox(Part):
+class Outbox:
     def __init__(
         self,
-        shared: Shared,
-        *,
         deliveries: DeliveryStore,
+        *,
+        poster: Poster,
+        storage: FollowUpStore,
         close_feed: FeedCloser,
         close_digest: DigestCloser,
+        settings: Settings,
+        policy: PollPolicy,
+        scheduler: Scheduler,
+        clock: Callable[[], float],
+        jitter: Callable[[float], float],
+        owns: Callable[[str], bool],
+        backlog: Backlog,
+        yield_to_requests: Callable[[], Awaitable[None]],
+        stats: FollowUpStats,
     ) -> None:
-        super().__init__(shared)
+        """``poster``: every Slack call of the outbox; ``storage``, ``close_feed`` and ``close_digest``
+        close what the bot can no longer post to; ``policy``: the retries' backoff; ``owns(team_id)``:
+        whether this replica delivers for the workspace (``bot.followups.shards``); ``backlog``:
+        deliveries in flight hold polls back (``Backlog``); ``yield_to_requests``: Slack acks first."""
         self.deliveries = deliveries
+        self._poster = poster
+        self._storage = storage
         self._close_feed = close_feed
         self._close_digest = close_digest
+        self._settings = settings
+        self._policy = policy
+        self._scheduler = scheduler
+        self._clock = clock
+        self._jitter = jitter
+        self._owns = owns
+        self._backlog = backlog
+        self._yield_to_requests = yield_to_requests
+        self._stats = stats
         self.active = False
         self._delivering: set[int] = set()
         self._failures: dict[int, int] = {}
@@ -96,7 +124,7 @@ class Outbox(Part):
         # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
         self._send_slots = (
             FairSlots(total=DELIVERY_TOTAL_MULTI, per_team=DELIVERY_PER_TEAM_MULTI)
-            if self.settings.multi_workspace
+            if settings.multi_workspace
             else FairSlots(total=DELIVERY_CONCURRENCY, per_team=DELIVERY_CONCURRENCY)
         )
 
@@ -108,9 +136,7 @@ class Outbox(Part):
         if delivery_id in self._delivering or not self.active:
             return
         self._delivering.add(delivery_id)
-        task = self._shared.scheduler.spawn_work(
-            self._deliver(delivery_id, team_id), f"delivery:{delivery_id}"
-        )
+        task = self._scheduler.spawn_work(self._deliver(delivery_id, team_id), f"delivery:{delivery_id}")
         task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
 
     async def retry(self, key: str) -> None:
@@ -127,23 +153,23 @@ class Outbox(Part):
     def resume(self, deliveries: Iterable[DeliveryRecord]) -> None:
         """Start owed deliveries unless already in flight or waiting for their retry job."""
         for delivery in deliveries:
-            if not self._shared.scheduler.busy(f"delivery:{delivery.id}"):
+            if not self._scheduler.busy(f"delivery:{delivery.id}"):
                 self.start(delivery)
 
     def forget_team(self, team_id: str) -> None:
         """Drop the retry jobs of a workspace this replica no longer owns; its owner resumes them."""
         for delivery_id in [d for d, team in self._retry_team.items() if team == team_id]:
-            self._shared.scheduler.cancel(f"delivery:{delivery_id}")
+            self._scheduler.cancel(f"delivery:{delivery_id}")
             self._retry_team.pop(delivery_id, None)
             self._failures.pop(delivery_id, None)
 
     async def _deliver(self, delivery_id: int, team_id: str) -> None:
         self._retry_team.pop(delivery_id, None)
-        with self._shared.backlog.item():
+        with self._backlog.item():
             try:
                 async with self._send_slots.slot(team_id):
-                    await self._shared.yield_to_requests()
-                    if not self._shared.owns(team_id):
+                    await self._yield_to_requests()
+                    if not self._owns(team_id):
                         # Another replica owns the workspace now: its owner resumes the delivery
                         # from the table; this replica does not even look.
                         self._failures.pop(delivery_id, None)
@@ -157,9 +183,9 @@ class Outbox(Part):
         if retry:
             failures = self._failures.get(delivery_id, 0) + 1
             self._failures[delivery_id] = failures
-            delay = backoff_delay(retries=failures - 1, first=self.policy.base, ceiling=self.policy.ceiling)
+            delay = backoff_delay(retries=failures - 1, first=self._policy.base, ceiling=self._policy.ceiling)
             self._retry_team[delivery_id] = team_id
-            self._shared.scheduler.once(f"delivery:{delivery_id}", self._shared.jitter(delay))
+            self._scheduler.once(f"delivery:{delivery_id}", self._jitter(delay))
         else:
             self._failures.pop(delivery_id, None)
 
@@ -180,7 +206,7 @@ class Outbox(Part):
             # A previous attempt may have posted before dying: look before posting again.
             previous = record.attempt_at or record.created_at
             try:
-                found = await self.poster.find(
+                found = await self._poster.find(
                     record.team_id,
                     record.channel_id,
                     record.key,
@@ -197,16 +223,14 @@ class Outbox(Part):
                 log.warning("cannot look up earlier attempts (%s); posting anyway", exc.error, extra=extra)
                 found = None
             if found is not None:
-                await self.deliveries.mark_sent(record.id, found)
-                self._shared.stats.delivered += 1
-                log.info("delivery %s was already posted; not posting again", record.kind, extra=extra)
+                await self._sent(record, found, "delivery %s was already posted; not posting again", extra)
                 await self._final_card(record)
                 return False
         claimed = await self.deliveries.mark_sending(record.id)
         if claimed is None:
             return False
         try:
-            ts = await self.poster.post(
+            ts = await self._poster.post(
                 Post(
                     record.team_id,
                     record.channel_id,
@@ -221,13 +245,8 @@ class Outbox(Part):
             return False
         except Exception as exc:
             # The post may or may not have landed; the next attempt looks before posting.
-            reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
-            await self.deliveries.mark_failed(record.id, reason, retry=True)
-            log.warning("delivery post failed (%s); will retry", reason, extra=extra)
-            return True
-        await self.deliveries.mark_sent(record.id, ts)
-        self._shared.stats.delivered += 1
-        log.info("delivered %s", record.kind, extra=extra)
+            return await self._retry_later(record, exc, "delivery post failed (%s); will retry", extra)
+        await self._sent(record, ts, "delivered %s", extra)
         # After the alert, not before: a throttled chat.update must not delay it. A crash right
         # here leaves the card one redraw short, which is cosmetic; the alert is what counts.
         await self._final_card(record)
@@ -241,14 +260,14 @@ class Outbox(Part):
         locale = messages.resolve(record.locale)
         try:
             if record.kind == "finished":
-                outputs = steps.outputs(self._task(record), self.settings.finished_codes)
-                await self.poster.complete_step(record.team_id, record.channel_id, outputs)
+                outputs = steps.outputs(self._task(record), self._settings.finished_codes)
+                await self._poster.complete_step(record.team_id, record.channel_id, outputs)
             elif record.kind == "expired":
                 sentence = steps.expired_sentence(record.task_id, locale)
-                await self.poster.fail_step(record.team_id, record.channel_id, sentence)
+                await self._poster.fail_step(record.team_id, record.channel_id, sentence)
             else:
                 sentence = steps.not_found_sentence(record.task_id, locale)
-                await self.poster.fail_step(record.team_id, record.channel_id, sentence)
+                await self._poster.fail_step(record.team_id, record.channel_id, sentence)
         except StepGone as exc:
             if exc.done and claimed.attempts > 1:
                 await self.deliveries.mark_sent(record.id, None)
@@ -258,20 +277,33 @@ class Outbox(Part):
                 log.warning("step cannot be completed (%s)", exc.error, extra=extra)
             return False
         except Exception as exc:
-            reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
-            await self.deliveries.mark_failed(record.id, reason, retry=True)
-            log.warning("step completion failed (%s); will retry", reason, extra=extra)
-            return True
-        await self.deliveries.mark_sent(record.id, None)
-        self._shared.stats.delivered += 1
-        log.info("step completed: %s", record.kind, extra=extra)
+            return await self._retry_later(record, exc, "step completion failed (%s); will retry", extra)
+        await self._sent(record, None, "step completed: %s", extra)
         return False
+
+    async def _sent(self, record: DeliveryRecord, ts: str | None, event: str, extra: dict[str, str]) -> None:
+        """Step 4: record the delivery sent (``ts``: its message; None for a step) and count it;
+        ``event`` is logged with the delivery's kind."""
+        await self.deliveries.mark_sent(record.id, ts)
+        self._stats.delivered += 1
+        log.info(event, record.kind, extra=extra)
+
+    async def _retry_later(
+        self, record: DeliveryRecord, exc: Exception, event: str, extra: dict[str, str]
+    ) -> bool:
+        """An attempt failed in a way that may still have reached Slack: the delivery goes back to
+        ``pending`` with the reason noted and is retried with backoff; ``event`` is logged with the
+        reason. True, as ``deliver_once`` returns it."""
+        reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
+        await self.deliveries.mark_failed(record.id, reason, retry=True)
+        log.warning(event, reason, extra=extra)
+        return True
 
     def _compose(self, record: DeliveryRecord) -> tuple[alerts.Message, str | None, bool]:
         """The message, the thread to post it in, and whether to also show it in the channel."""
-        mode = self.settings.alert_mode
-        codes = self.settings.finished_codes
-        # The language the watch (or feed) started with; rows from before 0002 were English.
+        mode = self._settings.alert_mode
+        codes = self._settings.finished_codes
+        # The language the watch (or feed) started with; a row without one is in English (resolve).
         locale = messages.resolve(record.locale)
         if record.kind == "digest":
             if record.report is None:
@@ -300,7 +332,7 @@ class Outbox(Part):
             message = alerts.expired_notice(
                 record.task_id,
                 user_id=record.user_id,
-                hours=self.settings.watch_max_hours,
+                hours=self._settings.watch_max_hours,
                 last_seen=record.task,
                 locale=locale,
             )
@@ -320,14 +352,14 @@ class Outbox(Part):
             snapshot.task,
             CardView(
                 request_id=snapshot.request_id,
-                finished_codes=self.settings.finished_codes,
-                refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
+                finished_codes=self._settings.finished_codes,
+                refreshed_at=datetime.fromtimestamp(self._clock(), UTC),
                 locale=messages.resolve(record.locale),
             ),
         )
         try:
-            await self.poster.update(record.team_id, record.channel_id, record.thread_ts, message)
-            self._shared.stats.card_updates += 1
+            await self._poster.update(record.team_id, record.channel_id, record.thread_ts, message)
+            self._stats.card_updates += 1
         except PosterError as exc:
             log.info(
                 "final card update failed: %s",
@@ -349,7 +381,7 @@ class Outbox(Part):
         await self.deliveries.mark_failed(record.id, f"slack: {error}", retry=False)
         recipient = record.user_id
         if record.subscriber_id is not None:
-            await self.storage.close_subscriber(record.subscriber_id, error)
+            await self._storage.close_subscriber(record.subscriber_id, error)
             sentence = alerts.cannot_post_dm(
                 channel_id=record.channel_id, task_id=record.task_id, error=error, locale=locale
             )
@@ -366,6 +398,6 @@ class Outbox(Part):
         if not recipient:
             return
         try:
-            await self.poster.tell(record.team_id, recipient, sentence)
+            await self._poster.tell(record.team_id, recipient, sentence)
         except PosterError as exc:
             log.warning("could not DM the requester: %s", exc.error, extra=extra)
