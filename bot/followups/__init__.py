@@ -39,11 +39,11 @@ from bot.db.leases import LeaseStore
 from bot.followups.changes import ListSweeps
 from bot.followups.digests import DigestRequest, Digests
 from bot.followups.feeds import FeedRequest, Feeds
-from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
+from bot.followups.outbox import DELIVERY_CONCURRENCY, Closers, Outbox
 from bot.followups.polling import PollPolicy
 from bot.followups.scheduler import Scheduler
 from bot.followups.shards import Shards
-from bot.followups.shared import Backlog, FollowUpStats, PollCalls
+from bot.followups.shared import Backlog, FollowUpStats, Jobs, PollCalls
 from bot.followups.watches import Watches, WatchRequest
 from bot.metastudio.client import MetaStudioClient
 from bot.slack.poster import DELIVERY_EVENT, Poster
@@ -129,7 +129,7 @@ class FollowUps:
             on_sync=self._sync,
             scheduler=self.scheduler,
         )
-        owns = self.shards.owns
+        jobs = Jobs(scheduler=self.scheduler, clock=clock, owns=self.shards.owns)
         calls = PollCalls(
             metastudio_for=metastudio_for,
             limiter_for=self.limiter_for,
@@ -146,64 +146,51 @@ class FollowUps:
         )
         self.deliveries = DeliveryStore(storage.database)
         self.outbox = Outbox(
-            self.deliveries,
+            deliveries=self.deliveries,
             poster=poster,
-            storage=storage,
-            close_feed=self._close_feed,
-            close_digest=self._close_digest,
+            close=Closers(
+                subscriber=storage.close_subscriber, feed=self._close_feed, digest=self._close_digest
+            ),
             settings=settings,
             policy=self.policy,
-            scheduler=self.scheduler,
-            clock=clock,
+            jobs=jobs,
             jitter=jitter,
-            owns=owns,
             backlog=backlog,
             yield_to_requests=wait,
             stats=self.stats,
         )
         self.watches = Watches(
-            storage,
+            storage=storage,
             calls=calls,
             poster=poster,
             deliver=self.outbox.start,
             settings=settings,
             policy=self.policy,
-            scheduler=self.scheduler,
-            clock=clock,
+            jobs=jobs,
             jitter=jitter,
-            owns=owns,
             on_running=self._running_changed,
         )
+        feeds = FeedStore(storage.database)
         self.feeds = Feeds(
-            FeedStore(storage.database),
+            store=feeds,
+            deliver=self.outbox.start,
             settings=settings,
             policy=self.policy,
             calls=calls,
-            scheduler=self.scheduler,
-            clock=clock,
-            owns=owns,
-            deliver=self.outbox.start,
+            jobs=jobs,
         )
         # The watches' change detector: one list call per workspace serves all its watches. Its
         # ``changes:<team>`` job follows the workspace's count of running watches (``_running_changed``).
         self.sweeps = ListSweeps(
-            self.watches,
+            watches=self.watches,
             finished_codes=settings.finished_codes,
             policy=self.policy,
             calls=calls,
-            scheduler=self.scheduler,
-            clock=clock,
-            owns=owns,
+            jobs=jobs,
         )
+        digests = digest_store or DigestStore(storage.database)
         self.digests = Digests(
-            digest_store or DigestStore(storage.database),
-            deliver=self.outbox.start,
-            settings=settings,
-            calls=calls,
-            scheduler=self.scheduler,
-            clock=clock,
-            jitter=jitter,
-            owns=owns,
+            store=digests, deliver=self.outbox.start, settings=settings, calls=calls, jobs=jobs, jitter=jitter
         )
         self.scheduler.on("digest-retry", self.digests.retry)
         self.scheduler.on("watch", self.watches.poll)

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from bot.followups.listing import list_failed, list_window
 from bot.followups.polling import Cadence, PollPolicy, listed_due, more_pages, sweep_wanted
-from bot.followups.scheduler import Scheduler
-from bot.followups.shared import PollCalls
+from bot.followups.shared import Jobs, PollCalls
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
@@ -113,28 +112,15 @@ class Watched(Protocol):
     def apply_changes(self, changes: Changes) -> None: ...
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class ListSweeps:
     """One list sweep per workspace: the ``changes:<team>`` job, every ``policy.list_seconds``."""
 
-    def __init__(
-        self,
-        watches: Watched,
-        *,
-        finished_codes: frozenset[str],
-        policy: PollPolicy,
-        calls: PollCalls,
-        scheduler: Scheduler,
-        clock: Callable[[], float],
-        owns: Callable[[str], bool],
-    ) -> None:
-        """``owns(team_id)``: whether this replica runs the workspace's jobs (``bot.followups.shards``)."""
-        self._watches = watches
-        self._finished_codes = finished_codes
-        self._policy = policy
-        self._calls = calls
-        self._scheduler = scheduler
-        self._clock = clock
-        self._owns = owns
+    watches: Watched
+    finished_codes: frozenset[str]
+    policy: PollPolicy
+    calls: PollCalls
+    jobs: Jobs
 
     def sync(self, team_id: str, running: int) -> None:
         """The workspace now has ``running`` running watches: arm its sweep job, or cancel it.
@@ -145,36 +131,34 @@ class ListSweeps:
         goes back to the unlisted ceiling, as after a failed sweep.
         """
         job_id = sweep_job(team_id)
-        scheduler = self._scheduler
-        if not self._owns(team_id):
+        scheduler = self.jobs.scheduler
+        if not self.jobs.owns(team_id):
             scheduler.cancel(job_id)
-        elif not sweep_wanted(self._policy, running):
+        elif not sweep_wanted(self.policy, running):
             if scheduler.pending(job_id):
                 scheduler.cancel(job_id)
                 # No sweep is coming: a watch the last one showed must not wait for the next.
-                plans = self._watches.plans(team_id)
+                plans = self.watches.plans(team_id)
                 unlisted = tuple(plan.watch_id for plan in plans if plan.listed)
                 if unlisted:
-                    self._watches.apply_changes(Changes(now=self._clock(), unlisted=unlisted))
+                    self.watches.apply_changes(Changes(now=self.jobs.clock(), unlisted=unlisted))
         elif not scheduler.pending(job_id):
-            seconds = self._policy.list_seconds
-            scheduler.every(
-                job_id, self.sweep, seconds, args=(team_id,), jitter=self._policy.jitter * seconds
-            )
+            seconds = self.policy.list_seconds
+            scheduler.every(job_id, self.sweep, seconds, args=(team_id,), jitter=self.policy.jitter * seconds)
 
     def forget_team(self, team_id: str) -> None:
-        self._scheduler.cancel(sweep_job(team_id))
+        self.jobs.scheduler.cancel(sweep_job(team_id))
 
     async def sweep(self, team_id: str) -> Changes:
         """Fetch the list, detect, and apply the result to the workspace's watches."""
-        now = self._clock()
-        if not self._owns(team_id):
+        now = self.jobs.clock()
+        if not self.jobs.owns(team_id):
             # The shard moved: its new owner sweeps; the watches here are being forgotten.
             self.forget_team(team_id)
             return Changes(now=now)
-        plans = self._watches.plans(team_id)
+        plans = self.watches.plans(team_id)
         rows: list[Task] = []
-        if sweep_wanted(self._policy, len(plans)):
+        if sweep_wanted(self.policy, len(plans)):
             try:
                 fetched = await self.fetch(team_id, {plan.task_id for plan in plans})
             except asyncio.CancelledError:
@@ -189,15 +173,15 @@ class ListSweeps:
                     return Changes(now=now)  # stopping
                 rows = fetched
         # The watches may have moved while the pages were fetched: detect against the latest plans.
-        latest = self._watches.plans(team_id)
-        now = self._clock()
-        if not sweep_wanted(self._policy, len(latest)):
+        latest = self.watches.plans(team_id)
+        now = self.jobs.clock()
+        if not sweep_wanted(self.policy, len(latest)):
             # Too few watches left for the next sweep to come (``sync`` cancels it): no row may
             # put a poll off.
             changes = Changes(now=now, unlisted=tuple(plan.watch_id for plan in latest))
         else:
-            changes = detect(latest, rows, now=now, finished_codes=self._finished_codes)
-        self._watches.apply_changes(changes)
+            changes = detect(latest, rows, now=now, finished_codes=self.finished_codes)
+        self.watches.apply_changes(changes)
         return changes
 
     async def fetch(self, team_id: str, watched: Collection[str]) -> list[Task] | None:
@@ -210,16 +194,16 @@ class ListSweeps:
             nonlocal pages
             pages += 1
             unseen.difference_update(task.task_id for task in page)
-            return more_pages(self._policy, pages=pages, page_full=True, unseen=len(unseen))
+            return more_pages(self.policy, pages=pages, page_full=True, unseen=len(unseen))
 
         listed = await list_window(
-            self._calls,
+            self.calls,
             team_id,
             more_wanted=more_wanted,
-            max_pages=self._policy.list_max_pages,
+            max_pages=self.policy.list_max_pages,
             on_call=self._count_call,
         )
         return None if listed is None else list(listed.values())
 
     def _count_call(self) -> None:
-        self._calls.stats.list_pages += 1
+        self.calls.stats.list_pages += 1

@@ -21,18 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bot.aio.backoff import backoff_delay
 from bot.config import Settings
-from bot.db.deliveries import DeliveryRecord
 from bot.db.digests import Cadence, DigestRecord, DigestStore
 from bot.followups.digest_schedule import due_run, period_start, summarize, trigger_for
 from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_failed, list_window
-from bot.followups.scheduler import Scheduler
-from bot.followups.shared import PollCalls
+from bot.followups.shared import Deliver, Jobs, PollCalls
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
@@ -69,35 +67,20 @@ class _Listing:
     tasks: list[Task]
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Digests:
-    def __init__(
-        self,
-        store: DigestStore,
-        *,
-        deliver: Callable[[DeliveryRecord], None],
-        settings: Settings,
-        calls: PollCalls,
-        scheduler: Scheduler,
-        clock: Callable[[], float],
-        jitter: Callable[[float], float],
-        owns: Callable[[str], bool],
-    ) -> None:
-        """``deliver`` starts a run's delivery (``Outbox.start``); ``owns(team_id)``: whether this
-        replica runs the workspace's jobs (``bot.followups.shards``)."""
-        self.store = store
-        self._deliver = deliver
-        self._settings = settings
-        self._calls = calls
-        self._scheduler = scheduler
-        self._clock = clock
-        self._jitter = jitter
-        self._owns = owns
-        self._armed: dict[str, set[int]] = {}
-        """Workspace -> the digest ids whose jobs this replica armed."""
-        self._retries: dict[int, int] = {}
-        self._listing_locks: dict[str, asyncio.Lock] = {}
-        self._listings: dict[str, _Listing] = {}
-        """The last list of each workspace, reused by its other digests firing for the same hour."""
+    store: DigestStore
+    deliver: Deliver
+    settings: Settings
+    calls: PollCalls
+    jobs: Jobs
+    jitter: Callable[[float], float]
+    _armed: dict[str, set[int]] = field(init=False, default_factory=dict)
+    """Workspace -> the digest ids whose jobs this replica armed."""
+    _retries: dict[int, int] = field(init=False, default_factory=dict)
+    _listing_locks: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
+    _listings: dict[str, _Listing] = field(init=False, default_factory=dict)
+    """The last list of each workspace, reused by its other digests firing for the same hour."""
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self._armed.values())
@@ -122,7 +105,7 @@ class Digests:
             quiet=request.quiet,
             locale=request.locale,
         )
-        if self._owns(digest.team_id):
+        if self.jobs.owns(digest.team_id):
             self._arm(digest)
         return digest
 
@@ -157,9 +140,9 @@ class Digests:
 
     def _arm(self, digest: DigestRecord) -> None:
         """Arm (or re-arm, with a schedule that may have changed) the digest's job; run at once if owed."""
-        now = datetime.fromtimestamp(self._clock(), UTC)
+        now = datetime.fromtimestamp(self.jobs.clock(), UTC)
         self._armed.setdefault(digest.team_id, set()).add(digest.id)
-        self._scheduler.on_calendar(
+        self.jobs.scheduler.on_calendar(
             f"digest:{digest.id}",
             self.run,
             trigger_for(digest),
@@ -169,8 +152,8 @@ class Digests:
 
     def _disarm(self, team_id: str, digest_id: int) -> None:
         self._armed.get(team_id, set()).discard(digest_id)
-        self._scheduler.cancel(f"digest:{digest_id}")
-        self._scheduler.cancel(f"digest-retry:{digest_id}")
+        self.jobs.scheduler.cancel(f"digest:{digest_id}")
+        self.jobs.scheduler.cancel(f"digest-retry:{digest_id}")
         self._retries.pop(digest_id, None)
 
     # -- runs --------------------------------------------------------------------------------------
@@ -181,7 +164,7 @@ class Digests:
             failures = self._retries.get(digest_id, 0) + 1
             self._retries[digest_id] = failures
             delay = backoff_delay(retries=failures - 1, first=RETRY_FIRST, ceiling=RETRY_CEILING)
-            self._scheduler.once(f"digest-retry:{digest_id}", self._jitter(delay))
+            self.jobs.scheduler.once(f"digest-retry:{digest_id}", self.jitter(delay))
         else:
             self._retries.pop(digest_id, None)
 
@@ -193,9 +176,9 @@ class Digests:
     async def _run_once(self, digest_id: int) -> bool:
         """One attempt; False when it must be tried again later."""
         digest = await self.store.get_digest(digest_id)
-        if digest is None or not self._owns(digest.team_id):
+        if digest is None or not self.jobs.owns(digest.team_id):
             return True
-        now = datetime.fromtimestamp(self._clock(), UTC)
+        now = datetime.fromtimestamp(self.jobs.clock(), UTC)
         fire_at = due_run(digest, now)
         if fire_at is None:
             return True
@@ -215,7 +198,7 @@ class Digests:
             tasks,
             since=since,
             until=fire_at,
-            finished_codes=self._settings.finished_codes,
+            finished_codes=self.settings.finished_codes,
             late=now - fire_at >= LATE_AFTER,
         )
         skip = digest.quiet and report.finished == 0
@@ -225,7 +208,7 @@ class Digests:
             extra={"team": digest.team_id, "channel": digest.channel_id},
         )
         if delivery is not None:
-            self._deliver(delivery)
+            self.deliver(delivery)
         return True
 
     async def _listed(self, team_id: str, *, since: datetime, until: datetime) -> list[Task] | None:
@@ -243,9 +226,9 @@ class Digests:
                     widest = min(widest, period_start(other, until))
             # A task that finished in the period began before its end; one that began more than
             # the longest watch before the period is not listed (docs: what a digest cannot see).
-            begin_ms = int((widest.timestamp() - self._settings.watch_max_hours * 3600) * 1000)
+            begin_ms = int((widest.timestamp() - self.settings.watch_max_hours * 3600) * 1000)
             end_ms = int(until.timestamp() * 1000) + LIST_CLOCK_SLACK_MS
-            listed = await list_window(self._calls, team_id, begin_ms=begin_ms, end_ms=end_ms)
+            listed = await list_window(self.calls, team_id, begin_ms=begin_ms, end_ms=end_ms)
             if listed is None:
                 return None
             tasks = list(listed.values())

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
 from bot.aio.backoff import backoff_delay
 from bot.config import Settings
-from bot.db.deliveries import DeliveryRecord, TaskSnapshot
+from bot.db.deliveries import TaskSnapshot
 from bot.db.feeds import FeedRecord, FeedStore
 from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_failed, list_window
 from bot.followups.polling import PollPolicy
-from bot.followups.scheduler import Scheduler
-from bot.followups.shared import PollCalls
+from bot.followups.shared import Deliver, Jobs, PollCalls
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
@@ -58,30 +57,15 @@ class _FeedTeam:
     """Earliest ``begin_time`` of a task the last poll showed unfinished: the next window starts there."""
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Feeds:
-    def __init__(
-        self,
-        store: FeedStore,
-        *,
-        settings: Settings,
-        policy: PollPolicy,
-        calls: PollCalls,
-        scheduler: Scheduler,
-        clock: Callable[[], float],
-        owns: Callable[[str], bool],
-        deliver: Callable[[DeliveryRecord], None],
-    ) -> None:
-        """``owns(team_id)``: whether this replica runs the workspace's jobs (``bot.followups.shards``);
-        ``deliver`` starts an announcement's delivery (``Outbox.start``)."""
-        self.store = store
-        self._settings = settings
-        self._policy = policy
-        self._calls = calls
-        self._scheduler = scheduler
-        self._clock = clock
-        self._owns = owns
-        self._deliver = deliver
-        self._teams: dict[str, _FeedTeam] = {}
+    store: FeedStore
+    deliver: Deliver
+    settings: Settings
+    policy: PollPolicy
+    calls: PollCalls
+    jobs: Jobs
+    _teams: dict[str, _FeedTeam] = field(init=False, default_factory=dict)
 
     def __len__(self) -> int:
         return sum(len(team.feeds) for team in self._teams.values())
@@ -107,7 +91,7 @@ class Feeds:
         locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
-        since = datetime.fromtimestamp(self._clock(), UTC)
+        since = datetime.fromtimestamp(self.jobs.clock(), UTC)
         feed, created = await self.store.subscribe_feed(
             team_id=team_id,
             channel_id=channel_id,
@@ -118,11 +102,11 @@ class Feeds:
             operator=(operator or "").strip() or None,
             locale=locale,
         )
-        if not self._owns(team_id):
+        if not self.jobs.owns(team_id):
             # Another replica owns the workspace: it starts polling at its next heartbeat.
             return feed, created
         self._add(feed)
-        if not self._scheduler.busy(f"feed:{team_id}"):
+        if not self.jobs.scheduler.busy(f"feed:{team_id}"):
             # Poll now: what is running at this moment is what the feed may announce later.
             self._arm(team_id)
         return feed, created
@@ -135,7 +119,7 @@ class Feeds:
                 if feed.channel_id == channel_id:
                     del team.feeds[feed_id]
             if not team.feeds:
-                self._scheduler.cancel(f"feed:{team_id}")
+                self.jobs.scheduler.cancel(f"feed:{team_id}")
                 del self._teams[team_id]
         return removed
 
@@ -150,7 +134,7 @@ class Feeds:
 
     def forget_team(self, team_id: str) -> None:
         if self._teams.pop(team_id, None) is not None:
-            self._scheduler.cancel(f"feed:{team_id}")
+            self.jobs.scheduler.cancel(f"feed:{team_id}")
 
     def sync_team(self, team_id: str, feeds: Sequence[FeedRecord]) -> None:
         """Make this replica's feed poll of one owned workspace match its active feeds."""
@@ -164,23 +148,23 @@ class Feeds:
                 del team.feeds[feed_id]
         for feed in feeds:
             self._add(feed)
-        if not self._scheduler.busy(f"feed:{team_id}"):
+        if not self.jobs.scheduler.busy(f"feed:{team_id}"):
             self._arm(team_id)
 
     def _arm(self, team_id: str) -> None:
         """The team's list poll: now, then every ``feed_poll_seconds``."""
-        interval = self._settings.feed_poll_seconds
-        self._scheduler.every(
+        interval = self.settings.feed_poll_seconds
+        self.jobs.scheduler.every(
             f"feed:{team_id}", self.poll, interval, args=[team_id], first=0.0, jitter=self._jitter(interval)
         )
 
     def _jitter(self, interval: float) -> float:
-        return self._policy.jitter * interval
+        return self.policy.jitter * interval
 
     def _add(self, feed: FeedRecord) -> None:
         team = self._teams.get(feed.team_id)
         if team is None:
-            team = self._teams[feed.team_id] = _FeedTeam(interval=self._settings.feed_poll_seconds)
+            team = self._teams[feed.team_id] = _FeedTeam(interval=self.settings.feed_poll_seconds)
         for feed_id, existing in list(team.feeds.items()):
             if existing.channel_id == feed.channel_id and feed_id != feed.id:
                 del team.feeds[feed_id]
@@ -191,11 +175,11 @@ class Feeds:
         team = self._teams.get(team_id)
         if team is None or not team.feeds:
             return
-        if not self._owns(team_id):
+        if not self.jobs.owns(team_id):
             self.forget_team(team_id)
             return
-        base = self._settings.feed_poll_seconds
-        ceiling = max(base, self._settings.max_poll_seconds)
+        base = self.settings.feed_poll_seconds
+        ceiling = max(base, self.settings.max_poll_seconds)
         previous = team.interval
         try:
             await self._poll_once(team_id, team)
@@ -212,7 +196,9 @@ class Feeds:
             log.exception("feed poll failed", extra={"team": team_id})
         if team.interval != previous and self._teams.get(team_id) is team:
             # Backing off while MetaStudio fails, or back to the usual interval.
-            self._scheduler.reschedule(f"feed:{team_id}", team.interval, jitter=self._jitter(team.interval))
+            self.jobs.scheduler.reschedule(
+                f"feed:{team_id}", team.interval, jitter=self._jitter(team.interval)
+            )
 
     async def _poll_once(self, team_id: str, team: _FeedTeam) -> None:
         feeds = list(team.feeds.values())
@@ -224,8 +210,8 @@ class Feeds:
         oldest_since_ms = min(feed.since.timestamp() for feed in feeds) * 1000
         # begin_time/end_time (SearchTask's own filters, epoch ms) keep each poll small: tasks that
         # began within the longest follow-up window, or earlier if still running at the last poll.
-        now_ms = int(self._clock() * 1000)
-        window_start = now_ms - int(self._settings.watch_max_hours * 3600 * 1000)
+        now_ms = int(self.jobs.clock() * 1000)
+        window_start = now_ms - int(self.settings.watch_max_hours * 3600 * 1000)
         if team.running_begin_ms is not None:
             window_start = min(window_start, team.running_begin_ms)
 
@@ -233,14 +219,14 @@ class Feeds:
             # Newest first: once a whole page holds only tasks that ended before every feed
             # began, older pages cannot hold anything to announce.
             return any(
-                not task.is_finished(self._settings.finished_codes)
+                not task.is_finished(self.settings.finished_codes)
                 or task.task_id in team.last_seen_running
                 or (task.end_time is not None and task.end_time >= oldest_since_ms)
                 for task in page
             )
 
         listed = await list_window(
-            self._calls,
+            self.calls,
             team_id,
             begin_ms=window_start,
             end_ms=now_ms + LIST_CLOCK_SLACK_MS,
@@ -249,15 +235,15 @@ class Feeds:
         )
         if listed is None:
             return
-        now = self._clock()
+        now = self.jobs.clock()
         running_begins = [
             t.begin_time
             for t in listed.values()
-            if t.begin_time and not t.is_finished(self._settings.finished_codes)
+            if t.begin_time and not t.is_finished(self.settings.finished_codes)
         ]
         team.running_begin_ms = min(running_begins) if running_begins else None
         for task in listed.values():
-            if not task.is_finished(self._settings.finished_codes):
+            if not task.is_finished(self.settings.finished_codes):
                 team.last_seen_running[task.task_id] = now
                 continue
             for feed in feeds:
@@ -276,7 +262,7 @@ class Feeds:
                         "feed announces task",
                         extra={"team": team_id, "task_id": task.task_id, "channel": feed.channel_id},
                     )
-                    self._deliver(delivery)
+                    self.deliver(delivery)
             team.last_seen_running.pop(task.task_id, None)
         team.recorded = {(f, t) for f, t in team.recorded if t in listed}
         team.last_seen_running = {t: at for t, at in team.last_seen_running.items() if t in listed}

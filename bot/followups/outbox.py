@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
@@ -51,17 +52,15 @@ from bot.aio.backoff import backoff_delay
 from bot.aio.fairness import FairSlots
 from bot.config import Settings
 from bot.db.deliveries import DeliveryRecord, DeliveryStore
-from bot.db.followups import FollowUpStore
 from bot.followups.polling import PollPolicy
-from bot.followups.scheduler import Scheduler
-from bot.followups.shared import Backlog, FollowUpStats
+from bot.followups.shared import Backlog, FollowUpStats, Jobs
 from bot.metastudio.models import Task
 from bot.slack import alerts, steps
 from bot.slack.cards import CardView
 from bot.slack.digests import digest_message
 from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, Poster, PosterError, StepGone
 
-__all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
+__all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Closers", "Outbox"]
 
 log = logging.getLogger("taskbot.followups")
 
@@ -72,59 +71,48 @@ DELIVERY_CONCURRENCY: Final = 8
 DELIVERY_TOTAL_MULTI: Final = 32
 DELIVERY_PER_TEAM_MULTI: Final = 4
 
-FeedCloser = Callable[[str, int, str], Awaitable[str | None]]
-"""``(team_id, feed_id, channel_id)`` -> the feed's subscriber to tell, after closing the feed."""
 
-DigestCloser = Callable[[int], Awaitable[str | None]]
-"""``digest_id`` -> who set the digest, to tell, after removing it."""
+@dataclass(frozen=True, slots=True)
+class Closers:
+    """What the outbox closes where the bot can no longer post, so nothing is owed there again."""
+
+    subscriber: Callable[[int, str], Awaitable[None]]
+    """``(subscriber_id, reason)``: stop telling that channel; the watch goes with its last one."""
+    feed: Callable[[str, int, str], Awaitable[str | None]]
+    """``(team_id, feed_id, channel_id)`` -> the feed's subscriber to tell, after closing the feed."""
+    digest: Callable[[int], Awaitable[str | None]]
+    """``digest_id`` -> who set the digest, to tell, after removing it."""
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Outbox:
-    def __init__(
-        self,
-        deliveries: DeliveryStore,
-        *,
-        poster: Poster,
-        storage: FollowUpStore,
-        close_feed: FeedCloser,
-        close_digest: DigestCloser,
-        settings: Settings,
-        policy: PollPolicy,
-        scheduler: Scheduler,
-        clock: Callable[[], float],
-        jitter: Callable[[float], float],
-        owns: Callable[[str], bool],
-        backlog: Backlog,
-        yield_to_requests: Callable[[], Awaitable[None]],
-        stats: FollowUpStats,
-    ) -> None:
-        """``poster``: every Slack call of the outbox; ``storage``, ``close_feed`` and ``close_digest``
-        close what the bot can no longer post to; ``policy``: the retries' backoff; ``owns(team_id)``:
-        whether this replica delivers for the workspace (``bot.followups.shards``); ``backlog``:
-        deliveries in flight hold polls back (``Backlog``); ``yield_to_requests``: Slack acks first."""
-        self.deliveries = deliveries
-        self._poster = poster
-        self._storage = storage
-        self._close_feed = close_feed
-        self._close_digest = close_digest
-        self._settings = settings
-        self._policy = policy
-        self._scheduler = scheduler
-        self._clock = clock
-        self._jitter = jitter
-        self._owns = owns
-        self._backlog = backlog
-        self._yield_to_requests = yield_to_requests
-        self._stats = stats
-        self.active = False
-        self._delivering: set[int] = set()
-        self._failures: dict[int, int] = {}
-        self._retry_team: dict[int, str] = {}
-        """Delivery id -> workspace, for each retry job armed, so a lost shard drops its retries."""
+    deliveries: DeliveryStore
+    poster: Poster
+    """Every Slack call of the outbox."""
+    close: Closers
+    settings: Settings
+    policy: PollPolicy
+    """The retries' backoff (``base`` to ``ceiling``)."""
+    jobs: Jobs
+    jitter: Callable[[float], float]
+    backlog: Backlog
+    """Each delivery in flight holds an item, so polls wait while too many are."""
+    yield_to_requests: Callable[[], Awaitable[None]]
+    """Each attempt waits here so pending Slack acks go first."""
+    stats: FollowUpStats
+    active: bool = field(init=False, default=False)
+    """Set while the follow-ups run: deliveries start only then."""
+    _delivering: set[int] = field(init=False, default_factory=set)
+    _failures: dict[int, int] = field(init=False, default_factory=dict)
+    _retry_team: dict[int, str] = field(init=False, default_factory=dict)
+    """Delivery id -> workspace, for each retry job armed, so a lost shard drops its retries."""
+    _send_slots: FairSlots = field(init=False)
+
+    def __post_init__(self) -> None:
         # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
         self._send_slots = (
             FairSlots(total=DELIVERY_TOTAL_MULTI, per_team=DELIVERY_PER_TEAM_MULTI)
-            if settings.multi_workspace
+            if self.settings.multi_workspace
             else FairSlots(total=DELIVERY_CONCURRENCY, per_team=DELIVERY_CONCURRENCY)
         )
 
@@ -136,7 +124,7 @@ class Outbox:
         if delivery_id in self._delivering or not self.active:
             return
         self._delivering.add(delivery_id)
-        task = self._scheduler.spawn_work(self._deliver(delivery_id, team_id), f"delivery:{delivery_id}")
+        task = self.jobs.scheduler.spawn_work(self._deliver(delivery_id, team_id), f"delivery:{delivery_id}")
         task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
 
     async def retry(self, key: str) -> None:
@@ -153,23 +141,23 @@ class Outbox:
     def resume(self, deliveries: Iterable[DeliveryRecord]) -> None:
         """Start owed deliveries unless already in flight or waiting for their retry job."""
         for delivery in deliveries:
-            if not self._scheduler.busy(f"delivery:{delivery.id}"):
+            if not self.jobs.scheduler.busy(f"delivery:{delivery.id}"):
                 self.start(delivery)
 
     def forget_team(self, team_id: str) -> None:
         """Drop the retry jobs of a workspace this replica no longer owns; its owner resumes them."""
         for delivery_id in [d for d, team in self._retry_team.items() if team == team_id]:
-            self._scheduler.cancel(f"delivery:{delivery_id}")
+            self.jobs.scheduler.cancel(f"delivery:{delivery_id}")
             self._retry_team.pop(delivery_id, None)
             self._failures.pop(delivery_id, None)
 
     async def _deliver(self, delivery_id: int, team_id: str) -> None:
         self._retry_team.pop(delivery_id, None)
-        with self._backlog.item():
+        with self.backlog.item():
             try:
                 async with self._send_slots.slot(team_id):
-                    await self._yield_to_requests()
-                    if not self._owns(team_id):
+                    await self.yield_to_requests()
+                    if not self.jobs.owns(team_id):
                         # Another replica owns the workspace now: its owner resumes the delivery
                         # from the table; this replica does not even look.
                         self._failures.pop(delivery_id, None)
@@ -183,9 +171,9 @@ class Outbox:
         if retry:
             failures = self._failures.get(delivery_id, 0) + 1
             self._failures[delivery_id] = failures
-            delay = backoff_delay(retries=failures - 1, first=self._policy.base, ceiling=self._policy.ceiling)
+            delay = backoff_delay(retries=failures - 1, first=self.policy.base, ceiling=self.policy.ceiling)
             self._retry_team[delivery_id] = team_id
-            self._scheduler.once(f"delivery:{delivery_id}", self._jitter(delay))
+            self.jobs.scheduler.once(f"delivery:{delivery_id}", self.jitter(delay))
         else:
             self._failures.pop(delivery_id, None)
 
@@ -206,7 +194,7 @@ class Outbox:
             # A previous attempt may have posted before dying: look before posting again.
             previous = record.attempt_at or record.created_at
             try:
-                found = await self._poster.find(
+                found = await self.poster.find(
                     record.team_id,
                     record.channel_id,
                     record.key,
@@ -230,7 +218,7 @@ class Outbox:
         if claimed is None:
             return False
         try:
-            ts = await self._poster.post(
+            ts = await self.poster.post(
                 Post(
                     record.team_id,
                     record.channel_id,
@@ -260,14 +248,14 @@ class Outbox:
         locale = messages.resolve(record.locale)
         try:
             if record.kind == "finished":
-                outputs = steps.outputs(self._task(record), self._settings.finished_codes)
-                await self._poster.complete_step(record.team_id, record.channel_id, outputs)
+                outputs = steps.outputs(self._task(record), self.settings.finished_codes)
+                await self.poster.complete_step(record.team_id, record.channel_id, outputs)
             elif record.kind == "expired":
                 sentence = steps.expired_sentence(record.task_id, locale)
-                await self._poster.fail_step(record.team_id, record.channel_id, sentence)
+                await self.poster.fail_step(record.team_id, record.channel_id, sentence)
             else:
                 sentence = steps.not_found_sentence(record.task_id, locale)
-                await self._poster.fail_step(record.team_id, record.channel_id, sentence)
+                await self.poster.fail_step(record.team_id, record.channel_id, sentence)
         except StepGone as exc:
             if exc.done and claimed.attempts > 1:
                 await self.deliveries.mark_sent(record.id, None)
@@ -285,7 +273,7 @@ class Outbox:
         """Step 4: record the delivery sent (``ts``: its message; None for a step) and count it;
         ``event`` is logged with the delivery's kind."""
         await self.deliveries.mark_sent(record.id, ts)
-        self._stats.delivered += 1
+        self.stats.delivered += 1
         log.info(event, record.kind, extra=extra)
 
     async def _retry_later(
@@ -301,8 +289,8 @@ class Outbox:
 
     def _compose(self, record: DeliveryRecord) -> tuple[alerts.Message, str | None, bool]:
         """The message, the thread to post it in, and whether to also show it in the channel."""
-        mode = self._settings.alert_mode
-        codes = self._settings.finished_codes
+        mode = self.settings.alert_mode
+        codes = self.settings.finished_codes
         # The language the watch (or feed) started with; a row without one is in English (resolve).
         locale = messages.resolve(record.locale)
         if record.kind == "digest":
@@ -332,7 +320,7 @@ class Outbox:
             message = alerts.expired_notice(
                 record.task_id,
                 user_id=record.user_id,
-                hours=self._settings.watch_max_hours,
+                hours=self.settings.watch_max_hours,
                 last_seen=record.task,
                 locale=locale,
             )
@@ -352,14 +340,14 @@ class Outbox:
             snapshot.task,
             CardView(
                 request_id=snapshot.request_id,
-                finished_codes=self._settings.finished_codes,
-                refreshed_at=datetime.fromtimestamp(self._clock(), UTC),
+                finished_codes=self.settings.finished_codes,
+                refreshed_at=datetime.fromtimestamp(self.jobs.clock(), UTC),
                 locale=messages.resolve(record.locale),
             ),
         )
         try:
-            await self._poster.update(record.team_id, record.channel_id, record.thread_ts, message)
-            self._stats.card_updates += 1
+            await self.poster.update(record.team_id, record.channel_id, record.thread_ts, message)
+            self.stats.card_updates += 1
         except PosterError as exc:
             log.info(
                 "final card update failed: %s",
@@ -381,23 +369,23 @@ class Outbox:
         await self.deliveries.mark_failed(record.id, f"slack: {error}", retry=False)
         recipient = record.user_id
         if record.subscriber_id is not None:
-            await self._storage.close_subscriber(record.subscriber_id, error)
+            await self.close.subscriber(record.subscriber_id, error)
             sentence = alerts.cannot_post_dm(
                 channel_id=record.channel_id, task_id=record.task_id, error=error, locale=locale
             )
         else:
             if record.feed_id is not None:
                 recipient = (
-                    await self._close_feed(record.team_id, record.feed_id, record.channel_id) or recipient
+                    await self.close.feed(record.team_id, record.feed_id, record.channel_id) or recipient
                 )
             if record.digest_id is not None:
-                recipient = await self._close_digest(record.digest_id) or recipient
+                recipient = await self.close.digest(record.digest_id) or recipient
             sentence = alerts.cannot_post_dm(
                 channel_id=record.channel_id, task_id=None, error=error, locale=locale
             )
         if not recipient:
             return
         try:
-            await self._poster.tell(record.team_id, recipient, sentence)
+            await self.poster.tell(record.team_id, recipient, sentence)
         except PosterError as exc:
             log.warning("could not DM the requester: %s", exc.error, extra=extra)

@@ -1,8 +1,10 @@
-"""What several parts of the follow-ups take: the backlog gate, the counters, and the way a poll
-reaches MetaStudio (``PollCalls``).
+"""What several parts of the follow-ups take: their jobs on this replica (``Jobs``), the way a poll
+reaches MetaStudio (``PollCalls``), the outbox's door (``Deliver``), the backlog gate and the
+counters.
 
 Each part takes these, and every other collaborator it uses, as keyword arguments of its own
-(``FollowUps.__init__`` wires them); none takes what it does not use.
+(``FollowUps.__init__`` wires them); none takes what it does not use, and a part that takes a
+group uses all of it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,14 @@ from dataclasses import dataclass
 
 from bot.aio.fairness import FairSlots
 from bot.aio.ratelimit import Priority, PriorityRateLimiter
+from bot.db.deliveries import DeliveryRecord
+from bot.followups.scheduler import Scheduler
 from bot.metastudio.client import MetaStudioClient
 
-__all__ = ["Backlog", "FollowUpStats", "PollCalls"]
+__all__ = ["Backlog", "Deliver", "FollowUpStats", "Jobs", "PollCalls"]
+
+Deliver = Callable[[DeliveryRecord], None]
+"""Starts a delivery just recorded (``Outbox.start``), which the outbox then posts exactly once."""
 
 
 @dataclass
@@ -61,6 +68,17 @@ class Backlog:
 
     async def wait_until_short(self) -> None:
         await self._short.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class Jobs:
+    """The part's jobs on this replica: every part arms its waits on ``scheduler``, reads the time
+    from ``clock``, and runs a workspace's jobs only while ``owns(team_id)`` says this replica is
+    its owner (``bot.followups.shards``); the owner runs them otherwise."""
+
+    scheduler: Scheduler
+    clock: Callable[[], float]
+    owns: Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True)

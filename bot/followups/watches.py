@@ -39,7 +39,7 @@ from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from bot import messages
 from bot.config import Settings
-from bot.db.deliveries import DeliveryRecord, TaskSnapshot
+from bot.db.deliveries import TaskSnapshot
 from bot.db.followups import (
     ActiveWatch,
     CloseStatus,
@@ -50,8 +50,7 @@ from bot.db.followups import (
 )
 from bot.followups.changes import Changes, WatchPlan
 from bot.followups.polling import Cadence, PollPolicy, after_error, after_progress
-from bot.followups.scheduler import Scheduler
-from bot.followups.shared import PollCalls
+from bot.followups.shared import Deliver, Jobs, PollCalls
 from bot.messages import DEFAULT_LOCALE
 from bot.metastudio.client import Fetched
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
@@ -139,44 +138,29 @@ def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
     return (task.success_count, task.failure_count, task.total_count, task.task_status, *stall)
 
 
+@dataclass(eq=False, repr=False, kw_only=True)
 class Watches:
-    def __init__(
-        self,
-        storage: FollowUpStore,
-        *,
-        calls: PollCalls,
-        poster: Poster,
-        deliver: Callable[[DeliveryRecord], None],
-        settings: Settings,
-        policy: PollPolicy,
-        scheduler: Scheduler,
-        clock: Callable[[], float],
-        jitter: Callable[[float], float],
-        owns: Callable[[str], bool],
-        on_running: Callable[[str, int], None] = lambda _team_id, _count: None,
-    ) -> None:
-        """``calls``: how polls reach MetaStudio (and the backlog that closes hold, the counters);
-        ``poster``: cards and stall notices; ``deliver`` starts a close's deliveries
-        (``Outbox.start``); ``owns(team_id)``: whether this replica polls the workspace
-        (``bot.followups.shards``); ``on_running(team_id, count)`` hears a workspace's number of
-        running watches each time it changes here (the list sweep's job follows it,
-        ``bot.followups.changes``)."""
-        self._storage = storage
-        self._calls = calls
-        self._poster = poster
-        self._deliver = deliver
-        self._settings = settings
-        self._policy = policy
-        self._scheduler = scheduler
-        self._clock = clock
-        self._jitter = jitter
-        self._owns = owns
-        self._on_running = on_running
-        # How often a moving task re-reads its subscribers, to find cards set outside watch().
-        self._card_sync_seconds = max(CARD_SYNC_FACTOR * settings.card_update_seconds, policy.base)
-        self._watches: dict[int, _Watch] = {}
-        self._by_task: dict[tuple[str, str], int] = {}
-        self._by_team: dict[str, set[int]] = {}
+    storage: FollowUpStore
+    calls: PollCalls
+    """How polls reach MetaStudio; closes hold its backlog, and its counters count polls and redraws."""
+    poster: Poster
+    """Live cards and stall notices."""
+    deliver: Deliver
+    settings: Settings
+    policy: PollPolicy
+    jobs: Jobs
+    jitter: Callable[[float], float]
+    on_running: Callable[[str, int], None] = lambda _team_id, _count: None
+    """Hears ``(team_id, count)``, a workspace's number of running watches, each time it changes
+    here (the list sweep's job follows it, ``bot.followups.changes``)."""
+    _card_sync_seconds: float = field(init=False)
+    """How often a moving task re-reads its subscribers, to find cards set outside watch()."""
+    _watches: dict[int, _Watch] = field(init=False, default_factory=dict)
+    _by_task: dict[tuple[str, str], int] = field(init=False, default_factory=dict)
+    _by_team: dict[str, set[int]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._card_sync_seconds = max(CARD_SYNC_FACTOR * self.settings.card_update_seconds, self.policy.base)
 
     def __len__(self) -> int:
         return len(self._watches)
@@ -188,12 +172,12 @@ class Watches:
 
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
-        watches = await self._storage.active_watches()
+        watches = await self.storage.active_watches()
         jobs = []
         for watch in watches:
             state = self._track(watch, watch.subscribers, synced=True)
-            jobs.append((f"watch:{state.id}", rng_uniform(0, self._policy.base)))
-        await self._scheduler.arm(jobs)
+            jobs.append((f"watch:{state.id}", rng_uniform(0, self.policy.base)))
+        await self.jobs.scheduler.arm(jobs)
 
     def sync_team(
         self, team_id: str, watches: Iterable[ActiveWatch], first_delay: Callable[[], float]
@@ -215,22 +199,22 @@ class Watches:
         return jobs
 
     async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        expires_at = now + timedelta(hours=self._settings.watch_max_hours)
-        result = await self._storage.watch(**request, expires_at=expires_at)
+        now = datetime.fromtimestamp(self.jobs.clock(), UTC)
+        expires_at = now + timedelta(hours=self.settings.watch_max_hours)
+        result = await self.storage.watch(**request, expires_at=expires_at)
         message_ts = request.get("message_ts")
         subscriber = result.subscriber
         if not result.created and message_ts and subscriber.message_ts != message_ts:
-            await self._storage.set_card_ts(subscriber.id, message_ts)
+            await self.storage.set_card_ts(subscriber.id, message_ts)
             subscriber = replace(subscriber, message_ts=message_ts)
             result = replace(result, subscriber=subscriber)
         state = self._watches.get(result.watch.id)
-        if state is None and not self._owns(request["team_id"]):
+        if state is None and not self.jobs.owns(request["team_id"]):
             # Another replica owns the workspace: it starts polling at its next heartbeat.
             return result
         if state is None:
             state = self._track(result.watch, [subscriber])
-            self._scheduler.once(f"watch:{state.id}", self._jitter(self._policy.base))
+            self.jobs.scheduler.once(f"watch:{state.id}", self.jitter(self.policy.base))
         else:
             if not subscriber.is_step:
                 # A channel may have renewed a watch that only steps kept alive (storage.watch).
@@ -239,21 +223,21 @@ class Watches:
         return result
 
     async def set_card_ts(self, subscriber_id: int, message_ts: str) -> None:
-        await self._storage.set_card_ts(subscriber_id, message_ts)
+        await self.storage.set_card_ts(subscriber_id, message_ts)
         for state in self._watches.values():
             card = state.cards.get(subscriber_id)
             if card is not None:
                 card.ts, card.drawn, card.gone = message_ts, None, False
 
     async def unwatch(self, *, team_id: str, task_id: str, channel_id: str) -> bool:
-        removed = await self._storage.unwatch(team_id=team_id, task_id=task_id, channel_id=channel_id)
+        removed = await self.storage.unwatch(team_id=team_id, task_id=task_id, channel_id=channel_id)
         watch_id = self._by_task.get((team_id, task_id))
         state = self._watches.get(watch_id) if watch_id is not None else None
         if removed and state is not None:
             for subscriber_id, card in list(state.cards.items()):
                 if card.channel_id == channel_id:
                     del state.cards[subscriber_id]
-            record = await self._storage.get_watch(state.id)
+            record = await self.storage.get_watch(state.id)
             if record is None or record.status != "active":
                 # That was the last channel: the watch is cancelled and its job goes too.
                 self._forget(state)
@@ -276,7 +260,7 @@ class Watches:
 
     def apply_changes(self, changes: Changes) -> None:
         """Poll now the watches a row calls for, fold the other rows in, pull the unlisted ones in."""
-        scheduler = self._scheduler
+        scheduler = self.jobs.scheduler
         for watch_id in changes.poll_now:
             state = self._watches.get(watch_id)
             if state is not None and not state.closed:
@@ -291,7 +275,7 @@ class Watches:
             begin = row.begin_time / 1000 if row.begin_time else None
             state.cadence, delay = after_progress(
                 state.cadence,
-                self._policy,
+                self.policy,
                 now=changes.now,
                 processed=row.processed_count,
                 total=row.total_count,
@@ -304,14 +288,14 @@ class Watches:
             state.last_task = row
             self._observe(state, row, changes.now, begin)
             self._maybe_draw_cards(state, row)
-        latest = changes.now + self._policy.ceiling_for(listed=False)
+        latest = changes.now + self.policy.ceiling_for(listed=False)
         for watch_id in changes.unlisted:
             state = self._watches.get(watch_id)
             if state is None or state.closed or not state.listed:
                 continue
             state.listed = False
             if state.next_poll_at > latest:
-                self._schedule(state, self._policy.ceiling_for(listed=False))
+                self._schedule(state, self.policy.ceiling_for(listed=False))
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -326,8 +310,8 @@ class Watches:
             team_id=watch.team_id,
             task_id=watch.task_id,
             expires_at=watch.expires_at.timestamp(),
-            cadence=Cadence.start(self._policy),
-            cards_synced_at=self._clock() if synced else -math.inf,
+            cadence=Cadence.start(self.policy),
+            cards_synced_at=self.jobs.clock() if synced else -math.inf,
         )
         for subscriber in subscribers:
             self._add_card(state, subscriber)
@@ -336,7 +320,7 @@ class Watches:
         team = self._by_team.setdefault(state.team_id, set())
         if state.id not in team:
             team.add(state.id)
-            self._on_running(state.team_id, len(team))
+            self.on_running(state.team_id, len(team))
         return state
 
     @staticmethod
@@ -358,13 +342,13 @@ class Watches:
         self._watches.pop(state.id, None)
         if self._by_task.get((state.team_id, state.task_id)) == state.id:
             del self._by_task[(state.team_id, state.task_id)]
-        self._scheduler.cancel(f"watch:{state.id}")
+        self.jobs.scheduler.cancel(f"watch:{state.id}")
         team = self._by_team.get(state.team_id)
         if team is not None and state.id in team:
             team.discard(state.id)
             if not team:
                 del self._by_team[state.team_id]
-            self._on_running(state.team_id, len(team))
+            self.on_running(state.team_id, len(team))
 
     @staticmethod
     def _extra(state: _Watch, **more: Any) -> dict[str, Any]:
@@ -377,7 +361,7 @@ class Watches:
         state = self._watches.get(int(key))
         if state is None or state.closed:
             return None
-        if not self._owns(state.team_id):
+        if not self.jobs.owns(state.team_id):
             self._forget(state)
             return None
         delay: float | None
@@ -388,29 +372,29 @@ class Watches:
         except Exception:
             # Whatever went wrong, the watch stays: log it, back off, poll again.
             log.exception("watch poll failed", extra=self._extra(state))
-            state.cadence, delay = after_error(state.cadence, self._policy)
+            state.cadence, delay = after_error(state.cadence, self.policy)
         if delay is None or state.closed or state.id not in self._watches:
             return None
         return self._next_run(state, delay)
 
     def _schedule(self, state: _Watch, delay: float) -> None:
         """Move the watch's next poll (a list sweep saw it move, or stop showing it)."""
-        self._scheduler.once(f"watch:{state.id}", self._next_run(state, delay))
+        self.jobs.scheduler.once(f"watch:{state.id}", self._next_run(state, delay))
 
     def _next_run(self, state: _Watch, delay: float) -> float:
-        delay = self._jitter(delay)
+        delay = self.jitter(delay)
         # The expiry is a run of the same job: it closes the watch on time even while backing
         # off. Once past it (a close that failed), the backoff applies, so a broken database is
         # not hammered.
-        until_expiry = state.next_deadline - self._clock()
+        until_expiry = state.next_deadline - self.jobs.clock()
         if until_expiry > 0:
             delay = min(delay, until_expiry)
-        state.next_poll_at = self._clock() + delay
+        state.next_poll_at = self.jobs.clock() + delay
         return delay
 
     async def _poll_once(self, state: _Watch) -> float | None:
         """One poll. Returns the delay before the next one, or None when the watch closed."""
-        if self._clock() >= state.next_deadline:
+        if self.jobs.clock() >= state.next_deadline:
             snapshot = (
                 TaskSnapshot(task=state.last_task, request_id=state.request_id)
                 if state.last_task is not None
@@ -427,11 +411,11 @@ class Watches:
             if state.not_found >= NOT_FOUND_LIMIT or isinstance(exc, InvalidTaskId):
                 await self._close(state, "not_found", None)
                 return None
-            state.cadence, delay = after_error(state.cadence, self._policy)
+            state.cadence, delay = after_error(state.cadence, self.policy)
             return delay
         except MetaStudioError as exc:
             state.request_id = exc.request_id
-            state.cadence, delay = after_error(state.cadence, self._policy, retry_after=exc.retry_after)
+            state.cadence, delay = after_error(state.cadence, self.policy, retry_after=exc.retry_after)
             log.warning(
                 "watch poll failed (%s), next in %.1f s", type(exc).__name__, delay, extra=self._extra(state)
             )
@@ -441,17 +425,17 @@ class Watches:
         state.not_found = 0
         state.request_id = fetched.request_id
         task = fetched.value
-        if task.is_finished(self._settings.finished_codes):
+        if task.is_finished(self.settings.finished_codes):
             log.info("task finished", extra=self._extra(state))
             snapshot = TaskSnapshot(task=task, request_id=fetched.request_id)
             await self._close(state, "finished", snapshot)
             return None
         state.last_task = task
-        now = self._clock()
+        now = self.jobs.clock()
         begin = task.begin_time / 1000 if task.begin_time else None
         state.cadence, delay = after_progress(
             state.cadence,
-            self._policy,
+            self.policy,
             now=now,
             processed=task.processed_count,
             total=task.total_count,
@@ -468,7 +452,7 @@ class Watches:
             previous,
             now=now,
             processed=task.processed_count,
-            stall_seconds=self._settings.stall_minutes * 60,
+            stall_seconds=self.settings.stall_minutes * 60,
             begin=begin,
         )
         if event is Event.STALLED:
@@ -476,7 +460,7 @@ class Watches:
             state.resumed_after = None
             stalled_for = now - state.progress.stalled_since
             log.info("task stalled for %.0f s", stalled_for, extra=self._extra(state))
-            self._scheduler.spawn_work(self._notify_stall(state, task, stalled_for), f"stall:{state.id}")
+            self.jobs.scheduler.spawn_work(self._notify_stall(state, task, stalled_for), f"stall:{state.id}")
         elif event is Event.RESUMED and previous.stalled_since is not None:
             state.resumed_after = max(0.0, now - previous.stalled_since)
             log.info("task moving again", extra=self._extra(state))
@@ -490,7 +474,7 @@ class Watches:
                 return
             thread = card.ts if card.ts and not card.gone else None
             try:
-                await self._poster.post(
+                await self.poster.post(
                     Post(state.team_id, card.channel_id, message, key=key, thread_ts=thread)
                 )
             except PosterError as exc:
@@ -511,24 +495,24 @@ class Watches:
         whose endpoint hangs would hold every slot and delay the other workspaces' alerts (by
         57 s in ``bench/bench_tenants.py``).
         """
-        async with self._calls.poll_slots.slot(state.team_id):
+        async with self.calls.poll_slots.slot(state.team_id):
             # Admitted inside the slot: thousands of due polls queue on the slots, which wake one
             # per freed slot; an Event would wake them all whenever the backlog drains.
-            if not await self._calls.admit(state.team_id):
+            if not await self.calls.admit(state.team_id):
                 return None
-            if not self._owns(state.team_id):
+            if not self.jobs.owns(state.team_id):
                 # The lease ran out while this poll waited for its slot and token (seconds when
                 # the workspace's rate is saturated): the new owner polls the task now.
                 self._forget(state)
                 return None
-            self._calls.stats.polls += 1
+            self.calls.stats.polls += 1
             POLLS.labels(REPLICA).inc()
-            client = await self._calls.metastudio_for(state.team_id)
+            client = await self.calls.metastudio_for(state.team_id)
             return await client.get_task(state.task_id)
 
     async def _close(self, state: _Watch, status: CloseStatus, snapshot: TaskSnapshot | None) -> None:
         """Close the watch and queue its deliveries, shielded so stop() cannot cut it in half."""
-        work = self._scheduler.spawn_work(
+        work = self.jobs.scheduler.spawn_work(
             self._close_and_deliver(state, status, snapshot), f"close:{state.id}"
         )
         await asyncio.shield(work)
@@ -536,23 +520,23 @@ class Watches:
     async def _close_and_deliver(
         self, state: _Watch, status: CloseStatus, snapshot: TaskSnapshot | None
     ) -> None:
-        with self._calls.backlog.item():
-            deliveries = await self._storage.close_watch(state.id, status=status, snapshot=snapshot)
+        with self.calls.backlog.item():
+            deliveries = await self.storage.close_watch(state.id, status=status, snapshot=snapshot)
         self._forget(state)
         log.info("watch closed as %s, %d to tell", status, len(deliveries), extra=self._extra(state))
         for delivery in deliveries:
-            self._deliver(delivery)
+            self.deliver(delivery)
 
     async def _expire(self, state: _Watch, snapshot: TaskSnapshot | None) -> bool:
         """Expire the subscribers whose time is up (shielded as ``_close``); True while the
         watch stays active for steps still waiting."""
-        work = self._scheduler.spawn_work(self._expire_and_deliver(state, snapshot), f"close:{state.id}")
+        work = self.jobs.scheduler.spawn_work(self._expire_and_deliver(state, snapshot), f"close:{state.id}")
         return await asyncio.shield(work)
 
     async def _expire_and_deliver(self, state: _Watch, snapshot: TaskSnapshot | None) -> bool:
-        now = self._clock()
-        with self._calls.backlog.item():
-            deliveries, active = await self._storage.expire_subscribers(
+        now = self.jobs.clock()
+        with self.calls.backlog.item():
+            deliveries, active = await self.storage.expire_subscribers(
                 state.id, now=datetime.fromtimestamp(now, UTC), snapshot=snapshot
             )
         for delivery in deliveries:
@@ -570,25 +554,25 @@ class Watches:
             extra=self._extra(state),
         )
         for delivery in deliveries:
-            self._deliver(delivery)
+            self.deliver(delivery)
         return active
 
     # -- live cards -----------------------------------------------------------------------------
 
     def _maybe_draw_cards(self, state: _Watch, task: Task) -> None:
-        if state.drawing or self._scheduler.stopping:
+        if state.drawing or self.jobs.scheduler.stopping:
             return
         counts = _counts(state, task)
-        now = self._clock()
+        now = self.jobs.clock()
         # Only a task that moves ever costs a read, and then at most once per sync period.
         sync_due = counts != state.synced_counts and now - state.cards_synced_at >= self._card_sync_seconds
         if self._due_cards(state, counts) or sync_due:
             state.drawing = True
-            self._scheduler.spawn_work(self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}")
+            self.jobs.scheduler.spawn_work(self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}")
 
     def _due_cards(self, state: _Watch, counts: tuple[Any, ...]) -> list[_Card]:
-        wait = self._settings.card_update_seconds
-        now = self._clock()
+        wait = self.settings.card_update_seconds
+        now = self.jobs.clock()
         return [
             card
             for card in state.cards.values()
@@ -597,12 +581,12 @@ class Watches:
 
     async def _draw_cards(self, state: _Watch, task: Task, *, sync: bool) -> None:
         try:
-            await self._calls.yield_to_requests()
+            await self.calls.yield_to_requests()
             if sync:
                 # Cards posted after watch() (set_card_ts) and channels that left are picked up
                 # here: one read at most every card_update_seconds, never a write.
-                subscribers = await self._storage.active_subscribers(state.id)
-                state.cards_synced_at = self._clock()
+                subscribers = await self.storage.active_subscribers(state.id)
+                state.cards_synced_at = self.jobs.clock()
                 state.synced_counts = _counts(state, task)
                 known = {s.id for s in subscribers}
                 for subscriber_id in list(state.cards):
@@ -614,7 +598,7 @@ class Watches:
             due = self._due_cards(state, counts)
             if not due or state.closed:
                 return
-            refreshed_at = datetime.fromtimestamp(self._clock(), UTC)
+            refreshed_at = datetime.fromtimestamp(self.jobs.clock(), UTC)
             drawn: dict[str, alerts.Message] = {}  # one build per language, not per card
             for card in due:
                 if state.closed:
@@ -625,14 +609,14 @@ class Watches:
                         task,
                         CardView(
                             request_id=state.request_id,
-                            finished_codes=self._settings.finished_codes,
+                            finished_codes=self.settings.finished_codes,
                             refreshed_at=refreshed_at,
                             progress=state.progress,
                             resumed_after=state.resumed_after,
                             locale=card.locale,
                         ),
                     )
-                card.updated_at = self._clock()
+                card.updated_at = self.jobs.clock()
                 await self._update_card(card, message, counts, state)
         except asyncio.CancelledError:
             raise
@@ -646,7 +630,7 @@ class Watches:
     ) -> None:
         assert card.ts is not None
         try:
-            await self._poster.update(state.team_id, card.channel_id, card.ts, message)
+            await self.poster.update(state.team_id, card.channel_id, card.ts, message)
         except PosterError as exc:
             if isinstance(exc, CardGone):
                 card.gone = True
@@ -655,4 +639,4 @@ class Watches:
             )
             return
         card.drawn = counts
-        self._calls.stats.card_updates += 1
+        self.calls.stats.card_updates += 1
