@@ -107,17 +107,19 @@ class FollowUps:
         self._limiter = limiter
         self._limiters = limiters or RateLimiters(settings.api_rate)
         self._rng = rng or random.Random()
-        self.policy = policy or PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
-        self.stats = FollowUpStats()
+        self.policy = policy = policy or PollPolicy.from_intervals(
+            settings.poll_seconds, settings.max_poll_seconds
+        )
+        self.stats = stats = FollowUpStats()
         self._departed: set[str] = set()
         self.scheduler = Scheduler()
         backlog = Backlog(BACKLOG_LIMIT)
         # Background work waits here before each poll, redraw and alert, so a burst of Slack
         # requests is acknowledged first (the services pass their AckFirst gate).
-        wait = yield_to_requests or _no_wait
+        gate = yield_to_requests or _no_wait
 
         def jitter(delay: float) -> float:
-            return self.policy.jittered(delay, self._rng)
+            return policy.jittered(delay, self._rng)
 
         # Shard leases on PostgreSQL: each workspace is polled by one replica (bot.followups.shards).
         leases = None if storage.database.is_sqlite else LeaseStore(storage.database)
@@ -140,57 +142,53 @@ class FollowUps:
                 else FairSlots(total=POLL_CONCURRENCY, per_team=POLL_CONCURRENCY)
             ),
             backlog=backlog,
-            yield_to_requests=wait,
+            yield_to_requests=gate,
             stopping=lambda: self.scheduler.stopping,
-            stats=self.stats,
+            stats=stats,
         )
-        self.deliveries = DeliveryStore(storage.database)
+        self.deliveries = deliveries = DeliveryStore(storage.database)
         self.outbox = Outbox(
-            deliveries=self.deliveries,
+            deliveries=deliveries,
             poster=poster,
             close=Closers(
                 subscriber=storage.close_subscriber, feed=self._close_feed, digest=self._close_digest
             ),
             settings=settings,
-            policy=self.policy,
+            policy=policy,
             jobs=jobs,
             jitter=jitter,
             backlog=backlog,
-            yield_to_requests=wait,
-            stats=self.stats,
+            yield_to_requests=gate,
+            stats=stats,
         )
+        deliver = self.outbox.start
         self.watches = Watches(
             storage=storage,
             calls=calls,
             poster=poster,
-            deliver=self.outbox.start,
+            deliver=deliver,
             settings=settings,
-            policy=self.policy,
+            policy=policy,
             jobs=jobs,
             jitter=jitter,
             on_running=self._running_changed,
         )
         feeds = FeedStore(storage.database)
         self.feeds = Feeds(
-            store=feeds,
-            deliver=self.outbox.start,
-            settings=settings,
-            policy=self.policy,
-            calls=calls,
-            jobs=jobs,
+            store=feeds, deliver=deliver, settings=settings, policy=policy, calls=calls, jobs=jobs
         )
         # The watches' change detector: one list call per workspace serves all its watches. Its
         # ``changes:<team>`` job follows the workspace's count of running watches (``_running_changed``).
         self.sweeps = ListSweeps(
             watches=self.watches,
             finished_codes=settings.finished_codes,
-            policy=self.policy,
+            policy=policy,
             calls=calls,
             jobs=jobs,
         )
         digests = digest_store or DigestStore(storage.database)
         self.digests = Digests(
-            store=digests, deliver=self.outbox.start, settings=settings, calls=calls, jobs=jobs, jitter=jitter
+            store=digests, deliver=deliver, settings=settings, calls=calls, jobs=jobs, jitter=jitter
         )
         self.scheduler.on("digest-retry", self.digests.retry)
         self.scheduler.on("watch", self.watches.poll)

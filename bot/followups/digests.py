@@ -142,12 +142,12 @@ class Digests:
         """Arm (or re-arm, with a schedule that may have changed) the digest's job; run at once if owed."""
         now = datetime.fromtimestamp(self.jobs.clock(), UTC)
         self._armed.setdefault(digest.team_id, set()).add(digest.id)
-        self.jobs.scheduler.on_calendar(
+        self.jobs.scheduler.every(
             f"digest:{digest.id}",
             self.run,
             trigger_for(digest),
             args=(digest.id,),
-            now=due_run(digest, now) is not None,
+            first=0.0 if due_run(digest, now) is not None else None,
         )
 
     def _disarm(self, team_id: str, digest_id: int) -> None:
