@@ -12,8 +12,12 @@
 * ``outbox``: the exactly-once delivery protocol, reviewable on its own;
 * ``shards``: which replica owns which workspaces (leases with heartbeats);
 * ``polling``: when to poll next, as pure functions (fair slots per team: ``bot.aio.fairness``);
-* ``shared``: the collaborators the parts are built from (one ``Shared`` value) and the backlog
-  gate.
+* ``shared``: the groups of collaborators several parts take (``Jobs``: scheduler, clock and
+  shard ownership; ``PollCalls``: the way a poll reaches MetaStudio; ``Deliver``), the backlog
+  gate and the counters.
+
+Each part takes, as keyword arguments, only the collaborators it uses; ``FollowUps.__init__`` is
+the one place that wires them.
 
 May import ``bot.aio``, ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db``,
 ``bot.metastudio`` and ``bot.slack``'s builders and ``Poster`` interface; never ``bot.services``,

@@ -1,5 +1,5 @@
 """What several parts of the follow-ups take: their jobs on this replica (``Jobs``), the way a poll
-reaches MetaStudio (``PollCalls``), the outbox's door (``Deliver``), the backlog gate and the
+reaches MetaStudio (``PollCalls``), how a recorded delivery starts (``Deliver``), the backlog gate and the
 counters.
 
 Each part takes these, and every other collaborator it uses, as keyword arguments of its own
@@ -72,9 +72,9 @@ class Backlog:
 
 @dataclass(frozen=True, slots=True)
 class Jobs:
-    """The part's jobs on this replica: every part arms its waits on ``scheduler``, reads the time
-    from ``clock``, and runs a workspace's jobs only while ``owns(team_id)`` says this replica is
-    its owner (``bot.followups.shards``); the owner runs them otherwise."""
+    """Where and when a part's work runs on this replica: its waits are jobs on ``scheduler``, it
+    reads the time from ``clock``, and it runs a workspace's jobs only while ``owns(team_id)``
+    (``bot.followups.shards``); the replica that owns the workspace runs them otherwise."""
 
     scheduler: Scheduler
     clock: Callable[[], float]
@@ -86,7 +86,8 @@ class PollCalls:
     """The way every poll (a watch's, a feed's, a digest's, a list sweep's) reaches MetaStudio.
 
     One value for the engine, so every poll waits on the same backlog, yields to the same Slack
-    requests, draws from the same rate limiter and holds the same per-workspace slots.
+    requests, draws from the same rate limiters, holds the same per-workspace slots and counts in
+    the same ``stats``.
     """
 
     metastudio_for: Callable[[str], Awaitable[MetaStudioClient]]

@@ -303,8 +303,8 @@ class Watches:
         self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord], *, synced: bool = False
     ) -> _Watch:
         """``synced``: ``subscribers`` are all the watch's active ones, just read from the table, so
-        the first card sync waits a full period (a restart re-read every watch's subscribers
-        once more at its first moving poll: 20% of the CPU of the first minute's polls)."""
+        the first card sync waits a full period (else a restart would read every watch's
+        subscribers once more at its first moving poll: 20% of the CPU of the first minute's polls)."""
         state = _Watch(
             id=watch.id,
             team_id=watch.team_id,
