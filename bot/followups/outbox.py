@@ -30,7 +30,7 @@ workspace's bot token. Slack completes an execution once: a second call answers
 the delivery is recorded sent and nothing is called again (``StepGone``). A step whose workflow
 was cancelled answers ``execution_not_in_running_state``: the delivery fails, nobody is told.
 
-Several replicas: only the replica that owns the delivery's workspace (``owns``,
+Several replicas: only the replica that owns the delivery's workspace (``Jobs.owns``,
 ``bot.followups.shards``) attempts it. A retry job that runs on a replica that lost the
 shard does nothing (the shard's jobs are dropped when it is lost, and the check is made
 again right before each attempt); the owner resumes the delivery from the table when it gains
