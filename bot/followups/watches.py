@@ -173,11 +173,11 @@ class Watches:
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
         watches = await self.storage.active_watches()
-        jobs = []
+        first_polls = []
         for watch in watches:
             state = self._track(watch, watch.subscribers, synced=True)
-            jobs.append((f"watch:{state.id}", rng_uniform(0, self.policy.base)))
-        await self.jobs.scheduler.arm(jobs)
+            first_polls.append((f"watch:{state.id}", rng_uniform(0, self.policy.base)))
+        await self.jobs.scheduler.arm(first_polls)
 
     def sync_team(
         self, team_id: str, watches: Iterable[ActiveWatch], first_delay: Callable[[], float]
@@ -185,18 +185,18 @@ class Watches:
         """Make this replica's watches of one owned workspace match its active ones; returns the
         jobs to arm, ``(job id, delay)``, one per watch new here."""
         active = {watch.id: watch for watch in watches}
-        jobs = []
+        first_polls = []
         for state in [w for w in self._watches.values() if w.team_id == team_id and w.id not in active]:
             self._forget(state)
         for watch in active.values():
             known = self._watches.get(watch.id)
             if known is None:
                 self._track(watch, watch.subscribers, synced=True)
-                jobs.append((f"watch:{watch.id}", first_delay()))
+                first_polls.append((f"watch:{watch.id}", first_delay()))
             else:
                 for subscriber in watch.subscribers:
                     self._add_card(known, subscriber)
-        return jobs
+        return first_polls
 
     async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
         now = datetime.fromtimestamp(self.jobs.clock(), UTC)
