@@ -44,9 +44,9 @@ class GlobalPool:
 
 
 def _use_global_pool(stack: MultiStack) -> None:
-    shared = stack.runtime.followups.watches._shared
-    # Shared is frozen: the swap is the benchmark's, never the runtime's.
-    object.__setattr__(shared, "poll_slots", GlobalPool(OLD_POOL))
+    calls = stack.runtime.followups.watches.calls
+    # PollCalls is frozen: the swap is the benchmark's, never the runtime's.
+    object.__setattr__(calls, "poll_slots", GlobalPool(OLD_POOL))
 
 
 async def _run(kind: str, runs: int, database_url: str | None) -> list[float]:

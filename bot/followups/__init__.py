@@ -12,8 +12,12 @@
 * ``outbox``: the exactly-once delivery protocol, reviewable on its own;
 * ``shards``: which replica owns which workspaces (leases with heartbeats);
 * ``polling``: when to poll next, as pure functions (fair slots per team: ``bot.aio.fairness``);
-* ``shared``: the collaborators the parts are built from (one ``Shared`` value) and the backlog
-  gate.
+* ``shared``: the groups of collaborators several parts take (``Jobs``: scheduler, clock and
+  shard ownership; ``PollCalls``: the way a poll reaches MetaStudio; ``Deliver``), the backlog
+  gate and the counters.
+
+Each part takes, as keyword arguments, only the collaborators it uses; ``FollowUps.__init__`` is
+the one place that wires them.
 
 May import ``bot.aio``, ``bot.config``, ``bot.messages``, ``bot.metrics``, ``bot.db``,
 ``bot.metastudio`` and ``bot.slack``'s builders and ``Poster`` interface; never ``bot.services``,
@@ -39,11 +43,11 @@ from bot.db.leases import LeaseStore
 from bot.followups.changes import ListSweeps
 from bot.followups.digests import DigestRequest, Digests
 from bot.followups.feeds import FeedRequest, Feeds
-from bot.followups.outbox import DELIVERY_CONCURRENCY, Outbox
+from bot.followups.outbox import DELIVERY_CONCURRENCY, Closers, Outbox
 from bot.followups.polling import PollPolicy
 from bot.followups.scheduler import Scheduler
 from bot.followups.shards import Shards
-from bot.followups.shared import Backlog, FollowUpStats, Shared
+from bot.followups.shared import Backlog, FollowUpStats, Jobs, PollCalls
 from bot.followups.watches import Watches, WatchRequest
 from bot.metastudio.client import MetaStudioClient
 from bot.slack.poster import DELIVERY_EVENT, Poster
@@ -107,17 +111,19 @@ class FollowUps:
         self._limiter = limiter
         self._limiters = limiters or RateLimiters(settings.api_rate)
         self._rng = rng or random.Random()
-        self.policy = policy or PollPolicy.from_intervals(settings.poll_seconds, settings.max_poll_seconds)
-        self.stats = FollowUpStats()
+        self.policy = policy = policy or PollPolicy.from_intervals(
+            settings.poll_seconds, settings.max_poll_seconds
+        )
+        self.stats = stats = FollowUpStats()
         self._departed: set[str] = set()
         self.scheduler = Scheduler()
         backlog = Backlog(BACKLOG_LIMIT)
         # Background work waits here before each poll, redraw and alert, so a burst of Slack
         # requests is acknowledged first (the services pass their AckFirst gate).
-        wait = yield_to_requests or _no_wait
+        gate = yield_to_requests or _no_wait
 
         def jitter(delay: float) -> float:
-            return self.policy.jittered(delay, self._rng)
+            return policy.jittered(delay, self._rng)
 
         # Shard leases on PostgreSQL: each workspace is polled by one replica (bot.followups.shards).
         leases = None if storage.database.is_sqlite else LeaseStore(storage.database)
@@ -129,17 +135,8 @@ class FollowUps:
             on_sync=self._sync,
             scheduler=self.scheduler,
         )
-        shared = Shared(
-            settings=settings,
-            storage=storage,
-            poster=poster,
-            policy=self.policy,
-            scheduler=self.scheduler,
-            backlog=backlog,
-            stats=self.stats,
-            clock=clock,
-            jitter=jitter,
-            yield_to_requests=wait,
+        jobs = Jobs(scheduler=self.scheduler, clock=clock, owns=self.shards.owns)
+        calls = PollCalls(
             metastudio_for=metastudio_for,
             limiter_for=self.limiter_for,
             # One workspace: its polls may use every slot. Several: each is capped (fairness.py).
@@ -148,19 +145,54 @@ class FollowUps:
                 if settings.multi_workspace
                 else FairSlots(total=POLL_CONCURRENCY, per_team=POLL_CONCURRENCY)
             ),
-            owns=self.shards.owns,
+            backlog=backlog,
+            yield_to_requests=gate,
+            stopping=lambda: self.scheduler.stopping,
+            stats=stats,
         )
-        self.deliveries = DeliveryStore(storage.database)
+        self.deliveries = deliveries = DeliveryStore(storage.database)
         self.outbox = Outbox(
-            shared, deliveries=self.deliveries, close_feed=self._close_feed, close_digest=self._close_digest
+            deliveries=deliveries,
+            poster=poster,
+            close=Closers(
+                subscriber=storage.close_subscriber, feed=self._close_feed, digest=self._close_digest
+            ),
+            settings=settings,
+            policy=policy,
+            jobs=jobs,
+            jitter=jitter,
+            backlog=backlog,
+            yield_to_requests=gate,
+            stats=stats,
         )
-        self.watches = Watches(shared, deliver=self.outbox.start, on_running=self._running_changed)
-        self.feeds = Feeds(shared, store=FeedStore(storage.database), deliver=self.outbox.start)
+        deliver = self.outbox.start
+        self.watches = Watches(
+            storage=storage,
+            calls=calls,
+            poster=poster,
+            deliver=deliver,
+            settings=settings,
+            policy=policy,
+            jobs=jobs,
+            jitter=jitter,
+            on_running=self._running_changed,
+        )
+        feeds = FeedStore(storage.database)
+        self.feeds = Feeds(
+            store=feeds, deliver=deliver, settings=settings, policy=policy, calls=calls, jobs=jobs
+        )
         # The watches' change detector: one list call per workspace serves all its watches. Its
         # ``changes:<team>`` job follows the workspace's count of running watches (``_running_changed``).
-        self.sweeps = ListSweeps(shared, self.watches)
+        self.sweeps = ListSweeps(
+            watches=self.watches,
+            finished_codes=settings.finished_codes,
+            policy=policy,
+            calls=calls,
+            jobs=jobs,
+        )
+        digests = digest_store or DigestStore(storage.database)
         self.digests = Digests(
-            shared, store=digest_store or DigestStore(storage.database), deliver=self.outbox.start
+            store=digests, deliver=deliver, settings=settings, calls=calls, jobs=jobs, jitter=jitter
         )
         self.scheduler.on("digest-retry", self.digests.retry)
         self.scheduler.on("watch", self.watches.poll)

@@ -1,4 +1,4 @@
-"""The workspace's list call as a change detector for its watches (issue 26).
+"""The workspace's list call as a change detector for its watches.
 
 A watch planned by its estimate alone may wait minutes (up to ``max_poll_seconds``) while its
 task ends early, usually because it failed. One list call (``SearchTask``, newest first) per
@@ -32,9 +32,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.followups.listing import list_window
-from bot.followups.polling import Cadence, listed_due, more_pages, sweep_wanted
-from bot.followups.shared import Part, Shared
+from bot.followups.listing import list_failed, list_window
+from bot.followups.polling import Cadence, PollPolicy, listed_due, more_pages, sweep_wanted
+from bot.followups.shared import Jobs, PollCalls
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
@@ -112,12 +112,15 @@ class Watched(Protocol):
     def apply_changes(self, changes: Changes) -> None: ...
 
 
-class ListSweeps(Part):
+@dataclass(eq=False, repr=False, kw_only=True)
+class ListSweeps:
     """One list sweep per workspace: the ``changes:<team>`` job, every ``policy.list_seconds``."""
 
-    def __init__(self, shared: Shared, watches: Watched) -> None:
-        super().__init__(shared)
-        self._watches = watches
+    watches: Watched
+    finished_codes: frozenset[str]
+    policy: PollPolicy
+    calls: PollCalls
+    jobs: Jobs
 
     def sync(self, team_id: str, running: int) -> None:
         """The workspace now has ``running`` running watches: arm its sweep job, or cancel it.
@@ -128,32 +131,32 @@ class ListSweeps(Part):
         goes back to the unlisted ceiling, as after a failed sweep.
         """
         job_id = sweep_job(team_id)
-        scheduler = self._shared.scheduler
-        if not self._shared.owns(team_id):
+        scheduler = self.jobs.scheduler
+        if not self.jobs.owns(team_id):
             scheduler.cancel(job_id)
         elif not sweep_wanted(self.policy, running):
             if scheduler.pending(job_id):
                 scheduler.cancel(job_id)
                 # No sweep is coming: a watch the last one showed must not wait for the next.
-                plans = self._watches.plans(team_id)
+                plans = self.watches.plans(team_id)
                 unlisted = tuple(plan.watch_id for plan in plans if plan.listed)
                 if unlisted:
-                    self._watches.apply_changes(Changes(now=self._shared.clock(), unlisted=unlisted))
+                    self.watches.apply_changes(Changes(now=self.jobs.clock(), unlisted=unlisted))
         elif not scheduler.pending(job_id):
             seconds = self.policy.list_seconds
             scheduler.every(job_id, self.sweep, seconds, args=(team_id,), jitter=self.policy.jitter * seconds)
 
     def forget_team(self, team_id: str) -> None:
-        self._shared.scheduler.cancel(sweep_job(team_id))
+        self.jobs.scheduler.cancel(sweep_job(team_id))
 
     async def sweep(self, team_id: str) -> Changes:
         """Fetch the list, detect, and apply the result to the workspace's watches."""
-        now = self._shared.clock()
-        if not self._shared.owns(team_id):
+        now = self.jobs.clock()
+        if not self.jobs.owns(team_id):
             # The shard moved: its new owner sweeps; the watches here are being forgotten.
             self.forget_team(team_id)
             return Changes(now=now)
-        plans = self._watches.plans(team_id)
+        plans = self.watches.plans(team_id)
         rows: list[Task] = []
         if sweep_wanted(self.policy, len(plans)):
             try:
@@ -162,11 +165,7 @@ class ListSweeps(Part):
                 raise
             except MetaStudioError as exc:
                 # No list this time: nobody may wait for it, so every watch falls back to its own polls.
-                log.warning(
-                    "list sweep failed (%s)",
-                    type(exc).__name__,
-                    extra={"team": team_id, "request_id": exc.request_id},
-                )
+                list_failed(exc, "list sweep failed (%s)", team_id=team_id)
             except Exception:
                 log.exception("list sweep failed", extra={"team": team_id})
             else:
@@ -174,15 +173,15 @@ class ListSweeps(Part):
                     return Changes(now=now)  # stopping
                 rows = fetched
         # The watches may have moved while the pages were fetched: detect against the latest plans.
-        latest = self._watches.plans(team_id)
-        now = self._shared.clock()
+        latest = self.watches.plans(team_id)
+        now = self.jobs.clock()
         if not sweep_wanted(self.policy, len(latest)):
             # Too few watches left for the next sweep to come (``sync`` cancels it): no row may
             # put a poll off.
             changes = Changes(now=now, unlisted=tuple(plan.watch_id for plan in latest))
         else:
-            changes = detect(latest, rows, now=now, finished_codes=self.settings.finished_codes)
-        self._watches.apply_changes(changes)
+            changes = detect(latest, rows, now=now, finished_codes=self.finished_codes)
+        self.watches.apply_changes(changes)
         return changes
 
     async def fetch(self, team_id: str, watched: Collection[str]) -> list[Task] | None:
@@ -198,7 +197,7 @@ class ListSweeps(Part):
             return more_pages(self.policy, pages=pages, page_full=True, unseen=len(unseen))
 
         listed = await list_window(
-            self._shared,
+            self.calls,
             team_id,
             more_wanted=more_wanted,
             max_pages=self.policy.list_max_pages,
@@ -207,4 +206,4 @@ class ListSweeps(Part):
         return None if listed is None else list(listed.values())
 
     def _count_call(self) -> None:
-        self._shared.stats.list_pages += 1
+        self.calls.stats.list_pages += 1

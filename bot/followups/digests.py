@@ -21,16 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bot.aio.backoff import backoff_delay
-from bot.db.deliveries import DeliveryRecord
+from bot.config import Settings
 from bot.db.digests import Cadence, DigestRecord, DigestStore
 from bot.followups.digest_schedule import due_run, period_start, summarize, trigger_for
-from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
-from bot.followups.shared import Part, Shared
+from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_failed, list_window
+from bot.followups.shared import Deliver, Jobs, PollCalls
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
@@ -67,19 +67,20 @@ class _Listing:
     tasks: list[Task]
 
 
-class Digests(Part):
-    def __init__(
-        self, shared: Shared, *, store: DigestStore, deliver: Callable[[DeliveryRecord], None]
-    ) -> None:
-        super().__init__(shared)
-        self.store = store
-        self._deliver = deliver
-        self._armed: dict[str, set[int]] = {}
-        """Workspace -> the digest ids whose jobs this replica armed."""
-        self._retries: dict[int, int] = {}
-        self._listing_locks: dict[str, asyncio.Lock] = {}
-        self._listings: dict[str, _Listing] = {}
-        """The last list of each workspace, reused by its other digests firing for the same hour."""
+@dataclass(eq=False, repr=False, kw_only=True)
+class Digests:
+    store: DigestStore
+    deliver: Deliver
+    settings: Settings
+    calls: PollCalls
+    jobs: Jobs
+    jitter: Callable[[float], float]
+    _armed: dict[str, set[int]] = field(init=False, default_factory=dict)
+    """Workspace -> the digest ids whose jobs this replica armed."""
+    _retries: dict[int, int] = field(init=False, default_factory=dict)
+    _listing_locks: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
+    _listings: dict[str, _Listing] = field(init=False, default_factory=dict)
+    """The last list of each workspace, reused by its other digests firing for the same hour."""
 
     def __len__(self) -> int:
         return sum(len(ids) for ids in self._armed.values())
@@ -104,7 +105,7 @@ class Digests(Part):
             quiet=request.quiet,
             locale=request.locale,
         )
-        if self._shared.owns(digest.team_id):
+        if self.jobs.owns(digest.team_id):
             self._arm(digest)
         return digest
 
@@ -139,20 +140,20 @@ class Digests(Part):
 
     def _arm(self, digest: DigestRecord) -> None:
         """Arm (or re-arm, with a schedule that may have changed) the digest's job; run at once if owed."""
-        now = datetime.fromtimestamp(self._shared.clock(), UTC)
+        now = datetime.fromtimestamp(self.jobs.clock(), UTC)
         self._armed.setdefault(digest.team_id, set()).add(digest.id)
-        self._shared.scheduler.on_calendar(
+        self.jobs.scheduler.every(
             f"digest:{digest.id}",
             self.run,
             trigger_for(digest),
             args=(digest.id,),
-            now=due_run(digest, now) is not None,
+            first=0.0 if due_run(digest, now) is not None else None,
         )
 
     def _disarm(self, team_id: str, digest_id: int) -> None:
         self._armed.get(team_id, set()).discard(digest_id)
-        self._shared.scheduler.cancel(f"digest:{digest_id}")
-        self._shared.scheduler.cancel(f"digest-retry:{digest_id}")
+        self.jobs.scheduler.cancel(f"digest:{digest_id}")
+        self.jobs.scheduler.cancel(f"digest-retry:{digest_id}")
         self._retries.pop(digest_id, None)
 
     # -- runs --------------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ class Digests(Part):
             failures = self._retries.get(digest_id, 0) + 1
             self._retries[digest_id] = failures
             delay = backoff_delay(retries=failures - 1, first=RETRY_FIRST, ceiling=RETRY_CEILING)
-            self._shared.scheduler.once(f"digest-retry:{digest_id}", self._shared.jitter(delay))
+            self.jobs.scheduler.once(f"digest-retry:{digest_id}", self.jitter(delay))
         else:
             self._retries.pop(digest_id, None)
 
@@ -175,9 +176,9 @@ class Digests(Part):
     async def _run_once(self, digest_id: int) -> bool:
         """One attempt; False when it must be tried again later."""
         digest = await self.store.get_digest(digest_id)
-        if digest is None or not self._shared.owns(digest.team_id):
+        if digest is None or not self.jobs.owns(digest.team_id):
             return True
-        now = datetime.fromtimestamp(self._shared.clock(), UTC)
+        now = datetime.fromtimestamp(self.jobs.clock(), UTC)
         fire_at = due_run(digest, now)
         if fire_at is None:
             return True
@@ -187,10 +188,8 @@ class Digests(Part):
         except asyncio.CancelledError:
             raise
         except MetaStudioError as exc:
-            log.warning(
-                "digest run failed (%s); will retry",
-                type(exc).__name__,
-                extra={"team": digest.team_id, "channel": digest.channel_id, "request_id": exc.request_id},
+            list_failed(
+                exc, "digest run failed (%s); will retry", team_id=digest.team_id, channel=digest.channel_id
             )
             return False
         if tasks is None:
@@ -209,7 +208,7 @@ class Digests(Part):
             extra={"team": digest.team_id, "channel": digest.channel_id},
         )
         if delivery is not None:
-            self._deliver(delivery)
+            self.deliver(delivery)
         return True
 
     async def _listed(self, team_id: str, *, since: datetime, until: datetime) -> list[Task] | None:
@@ -229,7 +228,7 @@ class Digests(Part):
             # the longest watch before the period is not listed (docs: what a digest cannot see).
             begin_ms = int((widest.timestamp() - self.settings.watch_max_hours * 3600) * 1000)
             end_ms = int(until.timestamp() * 1000) + LIST_CLOCK_SLACK_MS
-            listed = await list_window(self._shared, team_id, begin_ms=begin_ms, end_ms=end_ms)
+            listed = await list_window(self.calls, team_id, begin_ms=begin_ms, end_ms=end_ms)
             if listed is None:
                 return None
             tasks = list(listed.values())

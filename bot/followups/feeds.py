@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 
 from bot.aio.backoff import backoff_delay
-from bot.db.deliveries import DeliveryRecord, TaskSnapshot
+from bot.config import Settings
+from bot.db.deliveries import TaskSnapshot
 from bot.db.feeds import FeedRecord, FeedStore
-from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_window
-from bot.followups.shared import Part, Shared
+from bot.followups.listing import LIST_CLOCK_SLACK_MS, list_failed, list_window
+from bot.followups.polling import PollPolicy
+from bot.followups.shared import Deliver, Jobs, PollCalls
 from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
@@ -55,14 +57,15 @@ class _FeedTeam:
     """Earliest ``begin_time`` of a task the last poll showed unfinished: the next window starts there."""
 
 
-class Feeds(Part):
-    def __init__(
-        self, shared: Shared, *, store: FeedStore, deliver: Callable[[DeliveryRecord], None]
-    ) -> None:
-        super().__init__(shared)
-        self.store = store
-        self._deliver = deliver
-        self._teams: dict[str, _FeedTeam] = {}
+@dataclass(eq=False, repr=False, kw_only=True)
+class Feeds:
+    store: FeedStore
+    deliver: Deliver
+    settings: Settings
+    policy: PollPolicy
+    calls: PollCalls
+    jobs: Jobs
+    _teams: dict[str, _FeedTeam] = field(init=False, default_factory=dict)
 
     def __len__(self) -> int:
         return sum(len(team.feeds) for team in self._teams.values())
@@ -88,7 +91,7 @@ class Feeds(Part):
         locale: str | None = None,
     ) -> tuple[FeedRecord, bool]:
         wanted = [r.strip() for r in resources if r and r.strip()]
-        since = datetime.fromtimestamp(self._shared.clock(), UTC)
+        since = datetime.fromtimestamp(self.jobs.clock(), UTC)
         feed, created = await self.store.subscribe_feed(
             team_id=team_id,
             channel_id=channel_id,
@@ -99,11 +102,11 @@ class Feeds(Part):
             operator=(operator or "").strip() or None,
             locale=locale,
         )
-        if not self._shared.owns(team_id):
+        if not self.jobs.owns(team_id):
             # Another replica owns the workspace: it starts polling at its next heartbeat.
             return feed, created
         self._add(feed)
-        if not self._shared.scheduler.busy(f"feed:{team_id}"):
+        if not self.jobs.scheduler.busy(f"feed:{team_id}"):
             # Poll now: what is running at this moment is what the feed may announce later.
             self._arm(team_id)
         return feed, created
@@ -116,7 +119,7 @@ class Feeds(Part):
                 if feed.channel_id == channel_id:
                     del team.feeds[feed_id]
             if not team.feeds:
-                self._shared.scheduler.cancel(f"feed:{team_id}")
+                self.jobs.scheduler.cancel(f"feed:{team_id}")
                 del self._teams[team_id]
         return removed
 
@@ -131,7 +134,7 @@ class Feeds(Part):
 
     def forget_team(self, team_id: str) -> None:
         if self._teams.pop(team_id, None) is not None:
-            self._shared.scheduler.cancel(f"feed:{team_id}")
+            self.jobs.scheduler.cancel(f"feed:{team_id}")
 
     def sync_team(self, team_id: str, feeds: Sequence[FeedRecord]) -> None:
         """Make this replica's feed poll of one owned workspace match its active feeds."""
@@ -145,13 +148,13 @@ class Feeds(Part):
                 del team.feeds[feed_id]
         for feed in feeds:
             self._add(feed)
-        if not self._shared.scheduler.busy(f"feed:{team_id}"):
+        if not self.jobs.scheduler.busy(f"feed:{team_id}"):
             self._arm(team_id)
 
     def _arm(self, team_id: str) -> None:
         """The team's list poll: now, then every ``feed_poll_seconds``."""
         interval = self.settings.feed_poll_seconds
-        self._shared.scheduler.every(
+        self.jobs.scheduler.every(
             f"feed:{team_id}", self.poll, interval, args=[team_id], first=0.0, jitter=self._jitter(interval)
         )
 
@@ -172,7 +175,7 @@ class Feeds(Part):
         team = self._teams.get(team_id)
         if team is None or not team.feeds:
             return
-        if not self._shared.owns(team_id):
+        if not self.jobs.owns(team_id):
             self.forget_team(team_id)
             return
         base = self.settings.feed_poll_seconds
@@ -187,18 +190,13 @@ class Feeds(Part):
             team.interval = backoff_delay(retries=1, first=max(team.interval, base), ceiling=ceiling)
             if exc.retry_after:
                 team.interval = max(team.interval, exc.retry_after)
-            log.warning(
-                "feed poll failed (%s), next in %.1f s",
-                type(exc).__name__,
-                team.interval,
-                extra={"team": team_id, "request_id": exc.request_id},
-            )
+            list_failed(exc, "feed poll failed (%s), next in %.1f s", team.interval, team_id=team_id)
         except Exception:
             team.interval = backoff_delay(retries=1, first=max(team.interval, base), ceiling=ceiling)
             log.exception("feed poll failed", extra={"team": team_id})
         if team.interval != previous and self._teams.get(team_id) is team:
             # Backing off while MetaStudio fails, or back to the usual interval.
-            self._shared.scheduler.reschedule(
+            self.jobs.scheduler.reschedule(
                 f"feed:{team_id}", team.interval, jitter=self._jitter(team.interval)
             )
 
@@ -212,7 +210,7 @@ class Feeds(Part):
         oldest_since_ms = min(feed.since.timestamp() for feed in feeds) * 1000
         # begin_time/end_time (SearchTask's own filters, epoch ms) keep each poll small: tasks that
         # began within the longest follow-up window, or earlier if still running at the last poll.
-        now_ms = int(self._shared.clock() * 1000)
+        now_ms = int(self.jobs.clock() * 1000)
         window_start = now_ms - int(self.settings.watch_max_hours * 3600 * 1000)
         if team.running_begin_ms is not None:
             window_start = min(window_start, team.running_begin_ms)
@@ -228,7 +226,7 @@ class Feeds(Part):
             )
 
         listed = await list_window(
-            self._shared,
+            self.calls,
             team_id,
             begin_ms=window_start,
             end_ms=now_ms + LIST_CLOCK_SLACK_MS,
@@ -237,7 +235,7 @@ class Feeds(Part):
         )
         if listed is None:
             return
-        now = self._shared.clock()
+        now = self.jobs.clock()
         running_begins = [
             t.begin_time
             for t in listed.values()
@@ -264,7 +262,7 @@ class Feeds(Part):
                         "feed announces task",
                         extra={"team": team_id, "task_id": task.task_id, "channel": feed.channel_id},
                     )
-                    self._deliver(delivery)
+                    self.deliver(delivery)
             team.last_seen_running.pop(task.task_id, None)
         team.recorded = {(f, t) for f, t in team.recorded if t in listed}
         team.last_seen_running = {t: at for t, at in team.last_seen_running.items() if t in listed}

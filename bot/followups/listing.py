@@ -13,11 +13,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from bot.aio.ratelimit import Priority
-from bot.followups.shared import Shared
+from bot.followups.shared import PollCalls
+from bot.metastudio.errors import MetaStudioError
 from bot.metastudio.models import Task
 
-__all__ = ["LIST_CLOCK_SLACK_MS", "LIST_MAX_PAGES", "LIST_PAGE_SIZE", "list_window"]
+__all__ = ["LIST_CLOCK_SLACK_MS", "LIST_MAX_PAGES", "LIST_PAGE_SIZE", "list_failed", "list_window"]
 
 log = logging.getLogger("taskbot.followups")
 
@@ -29,7 +29,7 @@ LIST_CLOCK_SLACK_MS: Final = 5 * 60 * 1000
 
 
 async def list_window(
-    shared: Shared,
+    calls: PollCalls,
     team_id: str,
     *,
     begin_ms: int | None = None,
@@ -46,23 +46,19 @@ async def list_window(
     matter, up to ``max_pages``. ``on_call`` is told of each call (None: it counts as a feed
     poll). None when the follow-ups are stopping.
     """
-    client = await shared.metastudio_for(team_id)
-    limiter = shared.limiter_for(team_id)
+    client = await calls.metastudio_for(team_id)
     listed: dict[str, Task] = {}
     previous_ids: list[str] | None = None
     offset = 0
     for _ in range(max_pages):
-        await shared.backlog.wait_until_short()
-        await shared.yield_to_requests()
-        await limiter.acquire(Priority.POLL)
-        if shared.scheduler.stopping:
+        if not await calls.admit(team_id):
             return None
         if on_call is None:
-            shared.stats.feed_polls += 1
+            calls.stats.feed_polls += 1
         else:
             on_call()
         # The same per-workspace slots as watch polls: a hanging endpoint holds its own.
-        async with shared.poll_slots.slot(team_id):
+        async with calls.poll_slots.slot(team_id):
             fetched = await client.list_tasks(
                 resources=tuple(resources),
                 begin_time=begin_ms,
@@ -87,3 +83,11 @@ async def list_window(
         if not ids or not full or not more_wanted(page.data):
             break
     return listed
+
+
+def list_failed(exc: MetaStudioError, message: str, *args: object, team_id: str, **extra: object) -> None:
+    """Log a list call MetaStudio failed, as a warning: ``message``'s first ``%s`` is the error's
+    type, then ``args``; the record names the workspace and the request id MetaStudio can trace."""
+    log.warning(
+        message, type(exc).__name__, *args, extra={"team": team_id, "request_id": exc.request_id, **extra}
+    )

@@ -30,7 +30,7 @@ workspace's bot token. Slack completes an execution once: a second call answers
 the delivery is recorded sent and nothing is called again (``StepGone``). A step whose workflow
 was cancelled answers ``execution_not_in_running_state``: the delivery fails, nobody is told.
 
-Several replicas: only the replica that owns the delivery's workspace (``Shared.owns``,
+Several replicas: only the replica that owns the delivery's workspace (``Jobs.owns``,
 ``bot.followups.shards``) attempts it. A retry job that runs on a replica that lost the
 shard does nothing (the shard's jobs are dropped when it is lost, and the check is made
 again right before each attempt); the owner resumes the delivery from the table when it gains
@@ -43,21 +43,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
 from bot import messages
 from bot.aio.backoff import backoff_delay
 from bot.aio.fairness import FairSlots
+from bot.config import Settings
 from bot.db.deliveries import DeliveryRecord, DeliveryStore
-from bot.followups.shared import Part, Shared
+from bot.followups.polling import PollPolicy
+from bot.followups.shared import Backlog, FollowUpStats, Jobs
 from bot.metastudio.models import Task
 from bot.slack import alerts, steps
 from bot.slack.cards import CardView
 from bot.slack.digests import digest_message
-from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, PosterError, StepGone
+from bot.slack.poster import CannotPost, LookupFailed, LookupImpossible, Post, Poster, PosterError, StepGone
 
-__all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Outbox"]
+__all__ = ["DELIVERY_CONCURRENCY", "LOOKBACK_SECONDS", "Closers", "Outbox"]
 
 log = logging.getLogger("taskbot.followups")
 
@@ -68,31 +71,44 @@ DELIVERY_CONCURRENCY: Final = 8
 DELIVERY_TOTAL_MULTI: Final = 32
 DELIVERY_PER_TEAM_MULTI: Final = 4
 
-FeedCloser = Callable[[str, int, str], Awaitable[str | None]]
-"""``(team_id, feed_id, channel_id)`` -> the feed's subscriber to tell, after closing the feed."""
 
-DigestCloser = Callable[[int], Awaitable[str | None]]
-"""``digest_id`` -> who set the digest, to tell, after removing it."""
+@dataclass(frozen=True, slots=True)
+class Closers:
+    """What the outbox closes where the bot can no longer post, so nothing is owed there again."""
+
+    subscriber: Callable[[int, str], Awaitable[None]]
+    """``(subscriber_id, reason)``: stop telling that channel; the watch goes with its last one."""
+    feed: Callable[[str, int, str], Awaitable[str | None]]
+    """``(team_id, feed_id, channel_id)`` -> the feed's subscriber to tell, after closing the feed."""
+    digest: Callable[[int], Awaitable[str | None]]
+    """``digest_id`` -> who set the digest, to tell, after removing it."""
 
 
-class Outbox(Part):
-    def __init__(
-        self,
-        shared: Shared,
-        *,
-        deliveries: DeliveryStore,
-        close_feed: FeedCloser,
-        close_digest: DigestCloser,
-    ) -> None:
-        super().__init__(shared)
-        self.deliveries = deliveries
-        self._close_feed = close_feed
-        self._close_digest = close_digest
-        self.active = False
-        self._delivering: set[int] = set()
-        self._failures: dict[int, int] = {}
-        self._retry_team: dict[int, str] = {}
-        """Delivery id -> workspace, for each retry job armed, so a lost shard drops its retries."""
+@dataclass(eq=False, repr=False, kw_only=True)
+class Outbox:
+    deliveries: DeliveryStore
+    poster: Poster
+    """Every Slack call of the outbox."""
+    close: Closers
+    settings: Settings
+    policy: PollPolicy
+    """The retries' backoff (``base`` to ``ceiling``)."""
+    jobs: Jobs
+    jitter: Callable[[float], float]
+    backlog: Backlog
+    """Each delivery in flight holds an item, so polls wait while too many are."""
+    yield_to_requests: Callable[[], Awaitable[None]]
+    """Each attempt waits here so pending Slack acks go first."""
+    stats: FollowUpStats
+    active: bool = field(init=False, default=False)
+    """Set while the follow-ups run: deliveries start only then."""
+    _delivering: set[int] = field(init=False, default_factory=set)
+    _failures: dict[int, int] = field(init=False, default_factory=dict)
+    _retry_team: dict[int, str] = field(init=False, default_factory=dict)
+    """Delivery id -> workspace, for each retry job armed, so a lost shard drops its retries."""
+    _send_slots: FairSlots = field(init=False)
+
+    def __post_init__(self) -> None:
         # A finished task watched by 1,000 channels must not open 1,000 Slack calls at once.
         self._send_slots = (
             FairSlots(total=DELIVERY_TOTAL_MULTI, per_team=DELIVERY_PER_TEAM_MULTI)
@@ -108,9 +124,7 @@ class Outbox(Part):
         if delivery_id in self._delivering or not self.active:
             return
         self._delivering.add(delivery_id)
-        task = self._shared.scheduler.spawn_work(
-            self._deliver(delivery_id, team_id), f"delivery:{delivery_id}"
-        )
+        task = self.jobs.scheduler.spawn_work(self._deliver(delivery_id, team_id), f"delivery:{delivery_id}")
         task.add_done_callback(lambda _: self._delivering.discard(delivery_id))
 
     async def retry(self, key: str) -> None:
@@ -127,23 +141,23 @@ class Outbox(Part):
     def resume(self, deliveries: Iterable[DeliveryRecord]) -> None:
         """Start owed deliveries unless already in flight or waiting for their retry job."""
         for delivery in deliveries:
-            if not self._shared.scheduler.busy(f"delivery:{delivery.id}"):
+            if not self.jobs.scheduler.busy(f"delivery:{delivery.id}"):
                 self.start(delivery)
 
     def forget_team(self, team_id: str) -> None:
         """Drop the retry jobs of a workspace this replica no longer owns; its owner resumes them."""
         for delivery_id in [d for d, team in self._retry_team.items() if team == team_id]:
-            self._shared.scheduler.cancel(f"delivery:{delivery_id}")
+            self.jobs.scheduler.cancel(f"delivery:{delivery_id}")
             self._retry_team.pop(delivery_id, None)
             self._failures.pop(delivery_id, None)
 
     async def _deliver(self, delivery_id: int, team_id: str) -> None:
         self._retry_team.pop(delivery_id, None)
-        with self._shared.backlog.item():
+        with self.backlog.item():
             try:
                 async with self._send_slots.slot(team_id):
-                    await self._shared.yield_to_requests()
-                    if not self._shared.owns(team_id):
+                    await self.yield_to_requests()
+                    if not self.jobs.owns(team_id):
                         # Another replica owns the workspace now: its owner resumes the delivery
                         # from the table; this replica does not even look.
                         self._failures.pop(delivery_id, None)
@@ -159,7 +173,7 @@ class Outbox(Part):
             self._failures[delivery_id] = failures
             delay = backoff_delay(retries=failures - 1, first=self.policy.base, ceiling=self.policy.ceiling)
             self._retry_team[delivery_id] = team_id
-            self._shared.scheduler.once(f"delivery:{delivery_id}", self._shared.jitter(delay))
+            self.jobs.scheduler.once(f"delivery:{delivery_id}", self.jitter(delay))
         else:
             self._failures.pop(delivery_id, None)
 
@@ -197,9 +211,7 @@ class Outbox(Part):
                 log.warning("cannot look up earlier attempts (%s); posting anyway", exc.error, extra=extra)
                 found = None
             if found is not None:
-                await self.deliveries.mark_sent(record.id, found)
-                self._shared.stats.delivered += 1
-                log.info("delivery %s was already posted; not posting again", record.kind, extra=extra)
+                await self._sent(record, found, "delivery %s was already posted; not posting again", extra)
                 await self._final_card(record)
                 return False
         claimed = await self.deliveries.mark_sending(record.id)
@@ -221,13 +233,8 @@ class Outbox(Part):
             return False
         except Exception as exc:
             # The post may or may not have landed; the next attempt looks before posting.
-            reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
-            await self.deliveries.mark_failed(record.id, reason, retry=True)
-            log.warning("delivery post failed (%s); will retry", reason, extra=extra)
-            return True
-        await self.deliveries.mark_sent(record.id, ts)
-        self._shared.stats.delivered += 1
-        log.info("delivered %s", record.kind, extra=extra)
+            return await self._retry_later(record, exc, "delivery post failed (%s); will retry", extra)
+        await self._sent(record, ts, "delivered %s", extra)
         # After the alert, not before: a throttled chat.update must not delay it. A crash right
         # here leaves the card one redraw short, which is cosmetic; the alert is what counts.
         await self._final_card(record)
@@ -258,20 +265,33 @@ class Outbox(Part):
                 log.warning("step cannot be completed (%s)", exc.error, extra=extra)
             return False
         except Exception as exc:
-            reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
-            await self.deliveries.mark_failed(record.id, reason, retry=True)
-            log.warning("step completion failed (%s); will retry", reason, extra=extra)
-            return True
-        await self.deliveries.mark_sent(record.id, None)
-        self._shared.stats.delivered += 1
-        log.info("step completed: %s", record.kind, extra=extra)
+            return await self._retry_later(record, exc, "step completion failed (%s); will retry", extra)
+        await self._sent(record, None, "step completed: %s", extra)
         return False
+
+    async def _sent(self, record: DeliveryRecord, ts: str | None, event: str, extra: dict[str, str]) -> None:
+        """Step 4: record the delivery sent (``ts``: its message; None for a step) and count it;
+        ``event`` is logged with the delivery's kind."""
+        await self.deliveries.mark_sent(record.id, ts)
+        self.stats.delivered += 1
+        log.info(event, record.kind, extra=extra)
+
+    async def _retry_later(
+        self, record: DeliveryRecord, exc: Exception, event: str, extra: dict[str, str]
+    ) -> bool:
+        """An attempt failed in a way that may still have reached Slack: the delivery goes back to
+        ``pending`` with the reason noted and is retried with backoff; ``event`` is logged with the
+        reason. True, as ``deliver_once`` returns it."""
+        reason = f"slack: {exc.error}" if isinstance(exc, PosterError) else type(exc).__name__
+        await self.deliveries.mark_failed(record.id, reason, retry=True)
+        log.warning(event, reason, extra=extra)
+        return True
 
     def _compose(self, record: DeliveryRecord) -> tuple[alerts.Message, str | None, bool]:
         """The message, the thread to post it in, and whether to also show it in the channel."""
         mode = self.settings.alert_mode
         codes = self.settings.finished_codes
-        # The language the watch (or feed) started with; rows from before 0002 were English.
+        # The language the watch (or feed) started with; a row without one is in English (resolve).
         locale = messages.resolve(record.locale)
         if record.kind == "digest":
             if record.report is None:
@@ -321,13 +341,13 @@ class Outbox(Part):
             CardView(
                 request_id=snapshot.request_id,
                 finished_codes=self.settings.finished_codes,
-                refreshed_at=datetime.fromtimestamp(self._shared.clock(), UTC),
+                refreshed_at=datetime.fromtimestamp(self.jobs.clock(), UTC),
                 locale=messages.resolve(record.locale),
             ),
         )
         try:
             await self.poster.update(record.team_id, record.channel_id, record.thread_ts, message)
-            self._shared.stats.card_updates += 1
+            self.stats.card_updates += 1
         except PosterError as exc:
             log.info(
                 "final card update failed: %s",
@@ -349,17 +369,17 @@ class Outbox(Part):
         await self.deliveries.mark_failed(record.id, f"slack: {error}", retry=False)
         recipient = record.user_id
         if record.subscriber_id is not None:
-            await self.storage.close_subscriber(record.subscriber_id, error)
+            await self.close.subscriber(record.subscriber_id, error)
             sentence = alerts.cannot_post_dm(
                 channel_id=record.channel_id, task_id=record.task_id, error=error, locale=locale
             )
         else:
             if record.feed_id is not None:
                 recipient = (
-                    await self._close_feed(record.team_id, record.feed_id, record.channel_id) or recipient
+                    await self.close.feed(record.team_id, record.feed_id, record.channel_id) or recipient
                 )
             if record.digest_id is not None:
-                recipient = await self._close_digest(record.digest_id) or recipient
+                recipient = await self.close.digest(record.digest_id) or recipient
             sentence = alerts.cannot_post_dm(
                 channel_id=record.channel_id, task_id=None, error=error, locale=locale
             )

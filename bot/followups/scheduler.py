@@ -172,40 +172,27 @@ class Scheduler:
         self,
         job_id: str,
         run: Callable[..., Awaitable[Any]],
-        seconds: float,
+        interval: float | BaseTrigger,
         *,
         args: Sequence[Any] = (),
         first: float | None = None,
         jitter: float = 0.0,
     ) -> None:
-        """Run ``run(*args)`` every ``seconds`` (first in ``first`` seconds, else one interval)."""
+        """Run ``run(*args)`` every ``interval``: seconds (give or take ``jitter``), or each fire time
+        of a trigger (a digest's ``CronTrigger``). The first run comes in ``first`` seconds if given,
+        else when the interval or the trigger says."""
         if not self.running:
             return
         assert self._scheduler is not None
-        trigger = IntervalTrigger(seconds=seconds, jitter=jitter or None, timezone=UTC)
-        job = self._job(run)
-        if first is None:
-            self._scheduler.add_job(job, trigger, args=args, id=job_id, replace_existing=True)
-        else:
-            self._scheduler.add_job(
-                job, trigger, args=args, id=job_id, replace_existing=True, next_run_time=_after(first)
-            )
-
-    def on_calendar(
-        self,
-        job_id: str,
-        run: Callable[..., Awaitable[Any]],
-        trigger: BaseTrigger,
-        *,
-        args: Sequence[Any] = (),
-        now: bool = False,
-    ) -> None:
-        """Run ``run(*args)`` at each fire time of ``trigger`` (a ``CronTrigger``), and at once if ``now``."""
-        if not self.running:
-            return
-        assert self._scheduler is not None
-        extra: dict[str, Any] = {"next_run_time": datetime.now(UTC)} if now else {}
-        self._scheduler.add_job(self._job(run), trigger, args=args, id=job_id, replace_existing=True, **extra)
+        trigger = (
+            interval
+            if isinstance(interval, BaseTrigger)
+            else IntervalTrigger(seconds=interval, jitter=jitter or None, timezone=UTC)
+        )
+        first_run: dict[str, Any] = {} if first is None else {"next_run_time": _after(first)}
+        self._scheduler.add_job(
+            self._job(run), trigger, args=args, id=job_id, replace_existing=True, **first_run
+        )
 
     def reschedule(self, job_id: str, seconds: float, *, jitter: float = 0.0) -> None:
         """Give an interval job a new interval, counted from now."""

@@ -1,6 +1,10 @@
-"""What every part of the follow-ups shares: settings, tables, poster, clock, scheduler, gates, counters.
+"""What several parts of the follow-ups take: their jobs on this replica (``Jobs``), the way a poll
+reaches MetaStudio (``PollCalls``), how a recorded delivery starts (``Deliver``), the backlog gate and the
+counters.
 
-``Part`` is the base of the watches, the feeds and the outbox: each is built from one ``Shared``.
+Each part takes these, and every other collaborator it uses, as keyword arguments of its own
+(``FollowUps.__init__`` wires them); none takes what it does not use, and a part that takes a
+group uses all of it.
 """
 
 from __future__ import annotations
@@ -11,15 +15,15 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from bot.aio.fairness import FairSlots
-from bot.aio.ratelimit import PriorityRateLimiter
-from bot.config import Settings
-from bot.db.followups import FollowUpStore
-from bot.followups.polling import PollPolicy
+from bot.aio.ratelimit import Priority, PriorityRateLimiter
+from bot.db.deliveries import DeliveryRecord
 from bot.followups.scheduler import Scheduler
 from bot.metastudio.client import MetaStudioClient
-from bot.slack.poster import Poster
 
-__all__ = ["Backlog", "FollowUpStats", "Part", "Shared"]
+__all__ = ["Backlog", "Deliver", "FollowUpStats", "Jobs", "PollCalls"]
+
+Deliver = Callable[[DeliveryRecord], None]
+"""Starts a delivery just recorded (``Outbox.start``), which the outbox then posts exactly once."""
 
 
 @dataclass
@@ -67,35 +71,40 @@ class Backlog:
 
 
 @dataclass(frozen=True, slots=True)
-class Shared:
-    settings: Settings
-    storage: FollowUpStore
-    poster: Poster
-    """Every Slack call of the follow-ups goes through it (``bot.slack.poster``)."""
-    policy: PollPolicy
+class Jobs:
+    """Where and when a part's work runs on this replica: its waits are jobs on ``scheduler``, it
+    reads the time from ``clock``, and it runs a workspace's jobs only while ``owns(team_id)``
+    (``bot.followups.shards``); the replica that owns the workspace runs them otherwise."""
+
     scheduler: Scheduler
-    """Every wait of the follow-ups is one of its jobs (``bot.followups.scheduler``)."""
-    backlog: Backlog
-    stats: FollowUpStats
     clock: Callable[[], float]
-    jitter: Callable[[float], float]
-    """±jitter applied to every delay, so watches created together spread out."""
-    yield_to_requests: Callable[[], Awaitable[None]]
-    """Background work waits here so pending Slack acks go first."""
+    owns: Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class PollCalls:
+    """The way every poll (a watch's, a feed's, a digest's, a list sweep's) reaches MetaStudio.
+
+    One value for the engine, so every poll waits on the same backlog, yields to the same Slack
+    requests, draws from the same rate limiters, holds the same per-workspace slots and counts in
+    the same ``stats``.
+    """
+
     metastudio_for: Callable[[str], Awaitable[MetaStudioClient]]
     limiter_for: Callable[[str], PriorityRateLimiter]
     poll_slots: FairSlots
-    """MetaStudio calls of watch and feed polls, fair per workspace (``bot.aio.fairness``)."""
-    owns: Callable[[str], bool] = lambda _team_id: True
-    """Whether this replica polls the workspace now (``bot.followups.shards``)."""
+    """MetaStudio calls of polls, fair per workspace (``bot.aio.fairness``)."""
+    backlog: Backlog
+    yield_to_requests: Callable[[], Awaitable[None]]
+    """Background work waits here so pending Slack acks go first."""
+    stopping: Callable[[], bool]
+    """Whether the follow-ups are stopping: a poll admitted then makes no call."""
+    stats: FollowUpStats
 
-
-class Part:
-    """One part of the engine (watches, feeds, outbox), with what the parts share at hand."""
-
-    def __init__(self, shared: Shared) -> None:
-        self._shared = shared
-        self.settings = shared.settings
-        self.storage = shared.storage
-        self.poster = shared.poster
-        self.policy = shared.policy
+    async def admit(self, team_id: str) -> bool:
+        """Wait until the backlog is short, pending Slack requests went first and the workspace's
+        limiter grants a ``POLL`` token; False when the follow-ups are stopping meanwhile."""
+        await self.backlog.wait_until_short()
+        await self.yield_to_requests()
+        await self.limiter_for(team_id).acquire(Priority.POLL)
+        return not self.stopping()

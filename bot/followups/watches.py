@@ -38,18 +38,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NotRequired, TypedDict, Unpack
 
 from bot import messages
-from bot.aio.ratelimit import Priority
-from bot.db.deliveries import DeliveryRecord, TaskSnapshot
+from bot.config import Settings
+from bot.db.deliveries import TaskSnapshot
 from bot.db.followups import (
     ActiveWatch,
     CloseStatus,
+    FollowUpStore,
     SubscriberRecord,
     WatchRecord,
     WatchResult,
 )
 from bot.followups.changes import Changes, WatchPlan
-from bot.followups.polling import Cadence, after_error, after_progress
-from bot.followups.shared import Part, Shared
+from bot.followups.polling import Cadence, PollPolicy, after_error, after_progress
+from bot.followups.shared import Deliver, Jobs, PollCalls
 from bot.messages import DEFAULT_LOCALE
 from bot.metastudio.client import Fetched
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
@@ -58,7 +59,7 @@ from bot.metastudio.progress import Event, Progress, observe
 from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
 from bot.slack.cards import CardView
-from bot.slack.poster import CardGone, Post, PosterError
+from bot.slack.poster import CardGone, Post, Poster, PosterError
 
 __all__ = ["WatchRequest", "Watches"]
 
@@ -128,7 +129,7 @@ class _Watch:
     listed: bool = False
     """The workspace's last list sweep showed the task (``bot.followups.changes``)."""
     next_poll_at: float = math.inf
-    """When the next poll is planned, on the shared clock."""
+    """When the next poll is planned, on the watches' ``clock``."""
 
 
 def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
@@ -137,24 +138,29 @@ def _counts(state: _Watch, task: Task) -> tuple[Any, ...]:
     return (task.success_count, task.failure_count, task.total_count, task.task_status, *stall)
 
 
-class Watches(Part):
-    def __init__(
-        self,
-        shared: Shared,
-        *,
-        deliver: Callable[[DeliveryRecord], None],
-        on_running: Callable[[str, int], None] = lambda _team_id, _count: None,
-    ) -> None:
-        """``on_running(team_id, count)`` hears a workspace's number of running watches each time
-        it changes here (the list sweep's job follows it, ``bot.followups.changes``)."""
-        super().__init__(shared)
-        self._deliver = deliver
-        self._on_running = on_running
-        # How often a moving task re-reads its subscribers, to find cards set outside watch().
+@dataclass(eq=False, repr=False, kw_only=True)
+class Watches:
+    storage: FollowUpStore
+    calls: PollCalls
+    """How polls reach MetaStudio; closes hold its backlog, and its counters count polls and redraws."""
+    poster: Poster
+    """Live cards and stall notices."""
+    deliver: Deliver
+    settings: Settings
+    policy: PollPolicy
+    jobs: Jobs
+    jitter: Callable[[float], float]
+    on_running: Callable[[str, int], None] = lambda _team_id, _count: None
+    """Hears ``(team_id, count)``, a workspace's number of running watches, each time it changes
+    here (the list sweep's job follows it, ``bot.followups.changes``)."""
+    _card_sync_seconds: float = field(init=False)
+    """How often a moving task re-reads its subscribers, to find cards set outside watch()."""
+    _watches: dict[int, _Watch] = field(init=False, default_factory=dict)
+    _by_task: dict[tuple[str, str], int] = field(init=False, default_factory=dict)
+    _by_team: dict[str, set[int]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
         self._card_sync_seconds = max(CARD_SYNC_FACTOR * self.settings.card_update_seconds, self.policy.base)
-        self._watches: dict[int, _Watch] = {}
-        self._by_task: dict[tuple[str, str], int] = {}
-        self._by_team: dict[str, set[int]] = {}
 
     def __len__(self) -> int:
         return len(self._watches)
@@ -167,11 +173,11 @@ class Watches(Part):
     async def rearm(self, rng_uniform: Callable[[float, float], float]) -> None:
         """Track every active watch again, first polls spread over one interval."""
         watches = await self.storage.active_watches()
-        jobs = []
+        first_polls = []
         for watch in watches:
             state = self._track(watch, watch.subscribers, synced=True)
-            jobs.append((f"watch:{state.id}", rng_uniform(0, self.policy.base)))
-        await self._shared.scheduler.arm(jobs)
+            first_polls.append((f"watch:{state.id}", rng_uniform(0, self.policy.base)))
+        await self.jobs.scheduler.arm(first_polls)
 
     def sync_team(
         self, team_id: str, watches: Iterable[ActiveWatch], first_delay: Callable[[], float]
@@ -179,21 +185,21 @@ class Watches(Part):
         """Make this replica's watches of one owned workspace match its active ones; returns the
         jobs to arm, ``(job id, delay)``, one per watch new here."""
         active = {watch.id: watch for watch in watches}
-        jobs = []
+        first_polls = []
         for state in [w for w in self._watches.values() if w.team_id == team_id and w.id not in active]:
             self._forget(state)
         for watch in active.values():
             known = self._watches.get(watch.id)
             if known is None:
                 self._track(watch, watch.subscribers, synced=True)
-                jobs.append((f"watch:{watch.id}", first_delay()))
+                first_polls.append((f"watch:{watch.id}", first_delay()))
             else:
                 for subscriber in watch.subscribers:
                     self._add_card(known, subscriber)
-        return jobs
+        return first_polls
 
     async def watch(self, **request: Unpack[WatchRequest]) -> WatchResult:
-        now = datetime.fromtimestamp(self._shared.clock(), UTC)
+        now = datetime.fromtimestamp(self.jobs.clock(), UTC)
         expires_at = now + timedelta(hours=self.settings.watch_max_hours)
         result = await self.storage.watch(**request, expires_at=expires_at)
         message_ts = request.get("message_ts")
@@ -203,12 +209,12 @@ class Watches(Part):
             subscriber = replace(subscriber, message_ts=message_ts)
             result = replace(result, subscriber=subscriber)
         state = self._watches.get(result.watch.id)
-        if state is None and not self._shared.owns(request["team_id"]):
+        if state is None and not self.jobs.owns(request["team_id"]):
             # Another replica owns the workspace: it starts polling at its next heartbeat.
             return result
         if state is None:
             state = self._track(result.watch, [subscriber])
-            self._shared.scheduler.once(f"watch:{state.id}", self._shared.jitter(self.policy.base))
+            self.jobs.scheduler.once(f"watch:{state.id}", self.jitter(self.policy.base))
         else:
             if not subscriber.is_step:
                 # A channel may have renewed a watch that only steps kept alive (storage.watch).
@@ -254,7 +260,7 @@ class Watches(Part):
 
     def apply_changes(self, changes: Changes) -> None:
         """Poll now the watches a row calls for, fold the other rows in, pull the unlisted ones in."""
-        scheduler = self._shared.scheduler
+        scheduler = self.jobs.scheduler
         for watch_id in changes.poll_now:
             state = self._watches.get(watch_id)
             if state is not None and not state.closed:
@@ -297,15 +303,15 @@ class Watches(Part):
         self, watch: WatchRecord, subscribers: Iterable[SubscriberRecord], *, synced: bool = False
     ) -> _Watch:
         """``synced``: ``subscribers`` are all the watch's active ones, just read from the table, so
-        the first card sync waits a full period (a restart re-read every watch's subscribers
-        once more at its first moving poll: 20% of the CPU of the first minute's polls)."""
+        the first card sync waits a full period (else a restart would read every watch's
+        subscribers once more at its first moving poll: 20% of the CPU of the first minute's polls)."""
         state = _Watch(
             id=watch.id,
             team_id=watch.team_id,
             task_id=watch.task_id,
             expires_at=watch.expires_at.timestamp(),
             cadence=Cadence.start(self.policy),
-            cards_synced_at=self._shared.clock() if synced else -math.inf,
+            cards_synced_at=self.jobs.clock() if synced else -math.inf,
         )
         for subscriber in subscribers:
             self._add_card(state, subscriber)
@@ -314,7 +320,7 @@ class Watches(Part):
         team = self._by_team.setdefault(state.team_id, set())
         if state.id not in team:
             team.add(state.id)
-            self._on_running(state.team_id, len(team))
+            self.on_running(state.team_id, len(team))
         return state
 
     @staticmethod
@@ -336,13 +342,13 @@ class Watches(Part):
         self._watches.pop(state.id, None)
         if self._by_task.get((state.team_id, state.task_id)) == state.id:
             del self._by_task[(state.team_id, state.task_id)]
-        self._shared.scheduler.cancel(f"watch:{state.id}")
+        self.jobs.scheduler.cancel(f"watch:{state.id}")
         team = self._by_team.get(state.team_id)
         if team is not None and state.id in team:
             team.discard(state.id)
             if not team:
                 del self._by_team[state.team_id]
-            self._on_running(state.team_id, len(team))
+            self.on_running(state.team_id, len(team))
 
     @staticmethod
     def _extra(state: _Watch, **more: Any) -> dict[str, Any]:
@@ -355,7 +361,7 @@ class Watches(Part):
         state = self._watches.get(int(key))
         if state is None or state.closed:
             return None
-        if not self._shared.owns(state.team_id):
+        if not self.jobs.owns(state.team_id):
             self._forget(state)
             return None
         delay: float | None
@@ -373,22 +379,22 @@ class Watches(Part):
 
     def _schedule(self, state: _Watch, delay: float) -> None:
         """Move the watch's next poll (a list sweep saw it move, or stop showing it)."""
-        self._shared.scheduler.once(f"watch:{state.id}", self._next_run(state, delay))
+        self.jobs.scheduler.once(f"watch:{state.id}", self._next_run(state, delay))
 
     def _next_run(self, state: _Watch, delay: float) -> float:
-        delay = self._shared.jitter(delay)
+        delay = self.jitter(delay)
         # The expiry is a run of the same job: it closes the watch on time even while backing
         # off. Once past it (a close that failed), the backoff applies, so a broken database is
         # not hammered.
-        until_expiry = state.next_deadline - self._shared.clock()
+        until_expiry = state.next_deadline - self.jobs.clock()
         if until_expiry > 0:
             delay = min(delay, until_expiry)
-        state.next_poll_at = self._shared.clock() + delay
+        state.next_poll_at = self.jobs.clock() + delay
         return delay
 
     async def _poll_once(self, state: _Watch) -> float | None:
         """One poll. Returns the delay before the next one, or None when the watch closed."""
-        if self._shared.clock() >= state.next_deadline:
+        if self.jobs.clock() >= state.next_deadline:
             snapshot = (
                 TaskSnapshot(task=state.last_task, request_id=state.request_id)
                 if state.last_task is not None
@@ -425,7 +431,7 @@ class Watches(Part):
             await self._close(state, "finished", snapshot)
             return None
         state.last_task = task
-        now = self._shared.clock()
+        now = self.jobs.clock()
         begin = task.begin_time / 1000 if task.begin_time else None
         state.cadence, delay = after_progress(
             state.cadence,
@@ -454,9 +460,7 @@ class Watches(Part):
             state.resumed_after = None
             stalled_for = now - state.progress.stalled_since
             log.info("task stalled for %.0f s", stalled_for, extra=self._extra(state))
-            self._shared.scheduler.spawn_work(
-                self._notify_stall(state, task, stalled_for), f"stall:{state.id}"
-            )
+            self.jobs.scheduler.spawn_work(self._notify_stall(state, task, stalled_for), f"stall:{state.id}")
         elif event is Event.RESUMED and previous.stalled_since is not None:
             state.resumed_after = max(0.0, now - previous.stalled_since)
             log.info("task moving again", extra=self._extra(state))
@@ -483,34 +487,32 @@ class Watches(Part):
     async def _fetch(self, state: _Watch) -> Fetched[Task] | None:
         """Take a poll slot, then a rate-limit token, then read the task. None when stopping.
 
-        Few polls are in flight (``shared.poll_slots``). Without the bound, thousands of due
-        watches (a restart, or a raised ``api_rate``) all queue inside the HTTP client's connection pool,
-        which costs O(queued requests) per request: with 10,000 watches the process spent its
-        time there instead of polling, and commands queued behind the polls for a connection.
-        The slots are per workspace: one global pool let a workspace whose endpoint hangs hold
-        all of them, and another workspace's alert came 57 s late.
+        Few polls are in flight (``PollCalls.poll_slots``). Without the bound, thousands of due
+        watches (a restart, or a raised ``api_rate``) would all queue inside the HTTP client's
+        connection pool, which costs O(queued requests) per request: with 10,000 watches the
+        process would spend its time there instead of polling, and commands would queue behind the
+        polls for a connection. The slots are per workspace: with one pool for all, a workspace
+        whose endpoint hangs would hold every slot and delay the other workspaces' alerts (by
+        57 s in ``bench/bench_tenants.py``).
         """
-        async with self._shared.poll_slots.slot(state.team_id):
-            # Inside the slot: thousands of due polls queue on the slots, which wake one per
-            # freed slot; an Event would wake them all whenever the backlog drains.
-            await self._shared.backlog.wait_until_short()
-            await self._shared.yield_to_requests()
-            await self._shared.limiter_for(state.team_id).acquire(Priority.POLL)
-            if self._shared.scheduler.stopping:
+        async with self.calls.poll_slots.slot(state.team_id):
+            # Admitted inside the slot: thousands of due polls queue on the slots, which wake one
+            # per freed slot; an Event would wake them all whenever the backlog drains.
+            if not await self.calls.admit(state.team_id):
                 return None
-            if not self._shared.owns(state.team_id):
+            if not self.jobs.owns(state.team_id):
                 # The lease ran out while this poll waited for its slot and token (seconds when
                 # the workspace's rate is saturated): the new owner polls the task now.
                 self._forget(state)
                 return None
-            self._shared.stats.polls += 1
+            self.calls.stats.polls += 1
             POLLS.labels(REPLICA).inc()
-            client = await self._shared.metastudio_for(state.team_id)
+            client = await self.calls.metastudio_for(state.team_id)
             return await client.get_task(state.task_id)
 
     async def _close(self, state: _Watch, status: CloseStatus, snapshot: TaskSnapshot | None) -> None:
         """Close the watch and queue its deliveries, shielded so stop() cannot cut it in half."""
-        work = self._shared.scheduler.spawn_work(
+        work = self.jobs.scheduler.spawn_work(
             self._close_and_deliver(state, status, snapshot), f"close:{state.id}"
         )
         await asyncio.shield(work)
@@ -518,24 +520,22 @@ class Watches(Part):
     async def _close_and_deliver(
         self, state: _Watch, status: CloseStatus, snapshot: TaskSnapshot | None
     ) -> None:
-        with self._shared.backlog.item():
+        with self.calls.backlog.item():
             deliveries = await self.storage.close_watch(state.id, status=status, snapshot=snapshot)
         self._forget(state)
         log.info("watch closed as %s, %d to tell", status, len(deliveries), extra=self._extra(state))
         for delivery in deliveries:
-            self._deliver(delivery)
+            self.deliver(delivery)
 
     async def _expire(self, state: _Watch, snapshot: TaskSnapshot | None) -> bool:
         """Expire the subscribers whose time is up (shielded as ``_close``); True while the
         watch stays active for steps still waiting."""
-        work = self._shared.scheduler.spawn_work(
-            self._expire_and_deliver(state, snapshot), f"close:{state.id}"
-        )
+        work = self.jobs.scheduler.spawn_work(self._expire_and_deliver(state, snapshot), f"close:{state.id}")
         return await asyncio.shield(work)
 
     async def _expire_and_deliver(self, state: _Watch, snapshot: TaskSnapshot | None) -> bool:
-        now = self._shared.clock()
-        with self._shared.backlog.item():
+        now = self.jobs.clock()
+        with self.calls.backlog.item():
             deliveries, active = await self.storage.expire_subscribers(
                 state.id, now=datetime.fromtimestamp(now, UTC), snapshot=snapshot
             )
@@ -554,27 +554,25 @@ class Watches(Part):
             extra=self._extra(state),
         )
         for delivery in deliveries:
-            self._deliver(delivery)
+            self.deliver(delivery)
         return active
 
     # -- live cards -----------------------------------------------------------------------------
 
     def _maybe_draw_cards(self, state: _Watch, task: Task) -> None:
-        if state.drawing or self._shared.scheduler.stopping:
+        if state.drawing or self.jobs.scheduler.stopping:
             return
         counts = _counts(state, task)
-        now = self._shared.clock()
+        now = self.jobs.clock()
         # Only a task that moves ever costs a read, and then at most once per sync period.
         sync_due = counts != state.synced_counts and now - state.cards_synced_at >= self._card_sync_seconds
         if self._due_cards(state, counts) or sync_due:
             state.drawing = True
-            self._shared.scheduler.spawn_work(
-                self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}"
-            )
+            self.jobs.scheduler.spawn_work(self._draw_cards(state, task, sync=sync_due), f"cards:{state.id}")
 
     def _due_cards(self, state: _Watch, counts: tuple[Any, ...]) -> list[_Card]:
         wait = self.settings.card_update_seconds
-        now = self._shared.clock()
+        now = self.jobs.clock()
         return [
             card
             for card in state.cards.values()
@@ -583,12 +581,12 @@ class Watches(Part):
 
     async def _draw_cards(self, state: _Watch, task: Task, *, sync: bool) -> None:
         try:
-            await self._shared.yield_to_requests()
+            await self.calls.yield_to_requests()
             if sync:
                 # Cards posted after watch() (set_card_ts) and channels that left are picked up
                 # here: one read at most every card_update_seconds, never a write.
                 subscribers = await self.storage.active_subscribers(state.id)
-                state.cards_synced_at = self._shared.clock()
+                state.cards_synced_at = self.jobs.clock()
                 state.synced_counts = _counts(state, task)
                 known = {s.id for s in subscribers}
                 for subscriber_id in list(state.cards):
@@ -600,7 +598,7 @@ class Watches(Part):
             due = self._due_cards(state, counts)
             if not due or state.closed:
                 return
-            refreshed_at = datetime.fromtimestamp(self._shared.clock(), UTC)
+            refreshed_at = datetime.fromtimestamp(self.jobs.clock(), UTC)
             drawn: dict[str, alerts.Message] = {}  # one build per language, not per card
             for card in due:
                 if state.closed:
@@ -618,7 +616,7 @@ class Watches(Part):
                             locale=card.locale,
                         ),
                     )
-                card.updated_at = self._shared.clock()
+                card.updated_at = self.jobs.clock()
                 await self._update_card(card, message, counts, state)
         except asyncio.CancelledError:
             raise
@@ -641,4 +639,4 @@ class Watches(Part):
             )
             return
         card.drawn = counts
-        self._shared.stats.card_updates += 1
+        self.calls.stats.card_updates += 1

@@ -148,11 +148,11 @@ async def test_calendar_jobs_run_at_their_trigger_times_and_once_at_once_when_ow
             runs.append(time.monotonic())
 
         # Every second of the clock, the way a digest's CronTrigger names its minute.
-        scheduler.on_calendar("digest:1", digest, CronTrigger(second="*", timezone=UTC), args=[1])
+        scheduler.every("digest:1", digest, CronTrigger(second="*", timezone=UTC), args=[1])
         await eventually(lambda: len(runs) >= 2, within=5, what="two runs on the calendar")
         assert runs[1] - runs[0] >= 0.5
         # A run owed now (all replicas were down at its time) comes first, before the calendar.
-        scheduler.on_calendar("digest:2", digest, CronTrigger(year=2099, timezone=UTC), args=[2], now=True)
+        scheduler.every("digest:2", digest, CronTrigger(year=2099, timezone=UTC), args=[2], first=0.0)
         count = len(runs)
         await eventually(lambda: len(runs) > count, within=2, what="the owed run at once")
         assert scheduler.busy("digest:2")  # still armed for its next fire time
