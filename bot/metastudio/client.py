@@ -60,7 +60,7 @@ from bot.metastudio.auth import (
     parse_issued_token,
     password_token_request,
 )
-from bot.metastudio.credentials import CloudCredentials, CredentialKind, CredentialsIncomplete
+from bot.metastudio.credentials import NO_PROJECT_ID, CloudCredentials, CredentialKind, CredentialsIncomplete
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal, parse_endpoint
 from bot.metastudio.errors import (
     MSS_ERRORS,
@@ -246,7 +246,7 @@ class MetaStudioClient:
                 raise CredentialsIncomplete(["METASTUDIO_AUTH_TOKEN is empty"])
             return StaticTokenAuthenticator(credentials.auth_token.get_secret_value())
         if not credentials.project_id:
-            raise CredentialsIncomplete(["HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"])
+            raise CredentialsIncomplete([NO_PROJECT_ID])
         if not (credentials.iam_username and credentials.iam_password and credentials.iam_domain):
             raise CredentialsIncomplete(
                 ["IAM password credentials need a user name, a password and a domain"]
