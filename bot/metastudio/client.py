@@ -134,7 +134,7 @@ class _Call(Generic[T]):
     path: str
     """Percent-encoded, as it is signed."""
     params: tuple[tuple[str, str], ...]
-    parse: Callable[[responses.Reply], T]
+    parse: Callable[[responses.WholeResponse], T]
     task_id: str | None = None
     # Every MetaStudio and IAM read is a signed GET without a body; only the IAM token is not.
     method: str = "GET"
@@ -143,7 +143,7 @@ class _Call(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class _Reply:
+class _CappedResponse:
     """A whole response, its body read within the cap and decoded."""
 
     status_code: int
@@ -512,7 +512,7 @@ class MetaStudioClient:
         return self._rng.uniform(0, ceiling)  # full jitter
 
     async def _attempt(
-        self, operation: str, request: httpx.Request, parse: Callable[[responses.Reply], T]
+        self, operation: str, request: httpx.Request, parse: Callable[[responses.WholeResponse], T]
     ) -> tuple[T, str | None] | MetaStudioError | _Retry | _Reauthenticate:
         try:
             response = await self._read(request)
@@ -541,7 +541,7 @@ class MetaStudioClient:
                 return BadResponse(exc.detail, status_code=status, request_id=request_id)
         return self._classify_error(operation, response, request_id, self._auth.secrets())
 
-    async def _read(self, request: httpx.Request) -> _Reply:
+    async def _read(self, request: httpx.Request) -> _CappedResponse:
         """Send, then read at most ``max_body_bytes`` decoded bytes: a bomb stops at the cap."""
         response = await self._client().send(request, stream=True)
         try:
@@ -549,7 +549,7 @@ class MetaStudioClient:
         finally:
             # After a partial read httpcore closes the connection instead of pooling it.
             await response.aclose()
-        return _Reply(response.status_code, response.headers, content)
+        return _CappedResponse(response.status_code, response.headers, content)
 
     async def _check_endpoint(self, base: httpx.URL) -> None:
         if self._policy is None:
@@ -566,7 +566,11 @@ class MetaStudioClient:
         self._checked[key] = time.monotonic() + ENDPOINT_CHECK_TTL
 
     def _classify_error(
-        self, operation: str, response: responses.Reply, request_id: str | None, secrets: Sequence[str]
+        self,
+        operation: str,
+        response: responses.WholeResponse,
+        request_id: str | None,
+        secrets: Sequence[str],
     ) -> MetaStudioError | _Retry | _Reauthenticate:
         status = response.status_code
         parsed = responses.sdk_error(status, response.headers, responses.text(response))
@@ -612,7 +616,7 @@ class MetaStudioClient:
             return make(MSS_ERRORS.get(code or "", InvalidParameter))
         return make(MetaStudioError, message or f"unexpected HTTP {status}")
 
-    def _parse_token(self, response: responses.Reply) -> IssuedToken:
+    def _parse_token(self, response: responses.WholeResponse) -> IssuedToken:
         try:
             return parse_issued_token(response.headers, response.content, self._clock())
         except ValueError as exc:
