@@ -37,8 +37,9 @@ __all__ = [
     "NO_CREDENTIALS",
     "AkSkSource",
     "CredentialSource",
-    "IamSource",
+    "IamUserSource",
     "ProfileSource",
+    "TokenSource",
     "default_profile_path",
     "first_credentials",
 ]
@@ -106,32 +107,43 @@ class AkSkSource:
 
 
 @dataclass(frozen=True, slots=True)
-class IamSource:
-    """taskbot's own: an IAM token as given, else an IAM user's password; either needs a project id."""
+class TokenSource:
+    """taskbot's own: an IAM token as given, for the project named with it."""
 
     project_id: str | None
     token: SecretStr | None
+
+    def credentials(self) -> CloudCredentials | None:
+        if not self.token:
+            return None
+        if not self.project_id:
+            raise CredentialsIncomplete([NO_PROJECT_ID])
+        return CloudCredentials(
+            kind=CredentialKind.IAM_TOKEN, project_id=self.project_id, auth_token=self.token
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IamUserSource:
+    """taskbot's own: an IAM user's name and password, for the project named with them."""
+
+    project_id: str | None
     username: str | None
     password: SecretStr | None
     domain: str | None
     """The account that owns the IAM user."""
 
     def credentials(self) -> CloudCredentials | None:
-        if not (self.token or (self.username and self.password)):
+        if not (self.username and self.password):
             return None
         problems = [] if self.project_id else [NO_PROJECT_ID]
-        if not self.token and not self.domain:
+        if not self.domain:
             problems.append("METASTUDIO_IAM_DOMAIN is not set (the account name that owns the IAM user)")
         if problems:
             raise CredentialsIncomplete(problems)
-        project_id = self.project_id or ""
-        if self.token:
-            return CloudCredentials(
-                kind=CredentialKind.IAM_TOKEN, project_id=project_id, auth_token=self.token
-            )
         return CloudCredentials(
             kind=CredentialKind.IAM_PASSWORD,
-            project_id=project_id,
+            project_id=self.project_id or "",
             iam_username=self.username,
             iam_password=self.password,
             iam_domain=self.domain,

@@ -21,7 +21,13 @@ from pydantic import SecretStr
 from bot.config import ConfigError, Settings
 from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.metastudio.client import MetaStudioClient
-from bot.metastudio.credential_chain import AkSkSource, IamSource, ProfileSource, first_credentials
+from bot.metastudio.credential_chain import (
+    AkSkSource,
+    IamUserSource,
+    ProfileSource,
+    TokenSource,
+    first_credentials,
+)
 from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete
 from bot.metastudio.endpoints import BadEndpointURL, EndpointPolicy, parse_endpoint
 from bot.metastudio.errors import NotConfigured
@@ -126,9 +132,9 @@ def environment_credentials(settings: Settings) -> CloudCredentials:
             project_id=settings.cloud_project_id,
             security_token=settings.cloud_security_token,
         ),
-        IamSource(
+        TokenSource(project_id=settings.cloud_project_id, token=settings.auth_token),
+        IamUserSource(
             project_id=settings.cloud_project_id,
-            token=settings.auth_token,
             username=settings.iam_username,
             password=settings.iam_password,
             domain=settings.iam_domain,
