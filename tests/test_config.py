@@ -237,6 +237,56 @@ def test_given_token(monkeypatch: pytest.MonkeyPatch) -> None:
     assert creds.auth_token is not None and creds.auth_token.get_secret_value() == "MIItoken"
 
 
+PROFILE = f"[basic]\nak = AKFILE\nsk = SKFILE\nproject_id = {PROJECT}\nsecurity_token = STSFILE\n"
+
+
+@pytest.mark.parametrize(
+    ("environment", "profile"),
+    [
+        ({"HUAWEICLOUD_SDK_AK": "AKENV", "HUAWEICLOUD_SDK_SK": "SKENV"}, PROFILE),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "AKENV",
+                "HUAWEICLOUD_SDK_SK": "SKENV",
+                "HUAWEICLOUD_SDK_PROJECT_ID": PROJECT,
+                "HUAWEICLOUD_SDK_SECURITY_TOKEN": "STSENV",
+            },
+            None,
+        ),
+        ({"HUAWEICLOUD_SDK_PROJECT_ID": "not-the-profiles"}, PROFILE),
+        ({}, PROFILE + "iam_endpoint = https://iam.example.com\n"),
+        ({}, "[basic]\nak = AKFILE\nsk = SKFILE\n"),
+    ],
+)
+def test_the_chain_answers_as_the_sdks_provider_chain(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path, environment: dict[str, str], profile: str | None
+) -> None:
+    """Whatever the SDK's own chain (environment, then profile file) reads, ours reads the same:
+    the same source wins, and nothing of the other is mixed in."""
+    from huaweicloudsdkcore.auth.provider import (
+        CredentialProviderChain,
+        EnvCredentialProvider,
+        ProfileCredentialProvider,
+    )
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if profile is not None:
+        write_profile(clean_env / ".huaweicloud" / "credentials", profile)
+    sdk = CredentialProviderChain(
+        (EnvCredentialProvider.get_basic(), ProfileCredentialProvider.get_basic())
+    ).get_credentials()
+    ours = environment_credentials(Settings())
+    secret_key, token = ours.secret_key, ours.security_token
+    assert (
+        ours.access_key,
+        secret_key.get_secret_value() if secret_key else None,
+        ours.project_id or None,
+        token.get_secret_value() if token else None,
+        ours.iam_endpoint,
+    ) == (sdk.ak, sdk.sk, sdk.project_id, sdk.security_token, sdk.iam_endpoint)
+
+
 def test_nothing_set_names_every_missing_variable() -> None:
     with pytest.raises(ConfigError) as caught:
         environment_credentials(Settings())
