@@ -204,20 +204,19 @@ class MetaStudioClient:
         )
         # Per step: waiting for a pooled connection and connecting, each read and write. The whole
         # call is bounded by the deadline (``_call``), so a trickle still ends.
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._max_retries = max_retries
+        self._new_http = functools.partial(
+            transport.new_client, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
         self._deadline = call_deadline
         self._max_body = max_body_bytes
         # None: the operator's own endpoint, not checked. Set for endpoints an admin typed.
         self._policy = endpoint_policy
         self._checked: dict[str, float] = {}
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._max_retry_after = max_retry_after
+        self._retries = _Retries(
+            max_retries, backoff_base, backoff_cap, max_retry_after, rng or random.Random()
+        )
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng or random.Random()
         # Before the HTTP client exists, so bad credentials leave nothing to close.
         self._auth = self._authenticator(credentials, token_refresh_before)
         # Created on first use: a client built and never used (a form's credentials that fail
@@ -297,9 +296,7 @@ class MetaStudioClient:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = transport.new_client(
-                connect_timeout=self._connect_timeout, read_timeout=self._read_timeout
-            )
+            self._http = self._new_http()
         return self._http
 
     # -- operations -------------------------------------------------------------------------------
@@ -487,7 +484,7 @@ class MetaStudioClient:
                     continue
                 result = result.error
             if isinstance(result, _Retry):
-                wait = self._wait_before_retry(result, retries)
+                wait = self._retries.wait(result, retries)
                 if wait is not None and time.monotonic() + wait >= give_up_at:
                     # The wait alone would outlast the call's deadline: answer now instead.
                     wait = None
@@ -499,17 +496,6 @@ class MetaStudioClient:
                 result = result.error
             _calls(call.operation, type(result).__name__).inc()
             raise result
-
-    def _wait_before_retry(self, retry: _Retry, retries_done: int) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up with ``retry.error``."""
-        if retry.wait is not None and retry.wait > self._max_retry_after:
-            return None
-        if retries_done >= self._max_retries:
-            return None
-        if retry.wait is not None:
-            return retry.wait
-        ceiling = backoff_delay(retries=retries_done, first=self._backoff_base, ceiling=self._backoff_cap)
-        return self._rng.uniform(0, ceiling)  # full jitter
 
     async def _attempt(
         self, operation: str, request: httpx.Request, parse: Callable[[responses.WholeResponse], T]
@@ -621,3 +607,27 @@ class MetaStudioClient:
             return parse_issued_token(response.headers, response.content, self._clock())
         except ValueError as exc:
             raise BadResponse(f"IAM token response: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Retries:
+    """Whether a failed attempt is tried again, and after how long."""
+
+    limit: int
+    base: float
+    """The first backoff; each retry doubles it, up to ``cap``."""
+    cap: float
+    max_retry_after: float
+    """A server asking for a longer wait than this gets its error answered at once."""
+    rng: random.Random
+
+    def wait(self, retry: _Retry, retries_done: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up with ``retry.error``."""
+        if retry.wait is not None and retry.wait > self.max_retry_after:
+            return None
+        if retries_done >= self.limit:
+            return None
+        if retry.wait is not None:
+            return retry.wait
+        ceiling = backoff_delay(retries=retries_done, first=self.base, ceiling=self.cap)
+        return self.rng.uniform(0, ceiling)  # full jitter
