@@ -49,9 +49,12 @@ def _settings_for_serving() -> tuple[Settings, list[str], frozenset[str]]:
     problems = settings.slack_problems()
     if not settings.multi_workspace:
         # One workspace takes its MetaStudio project from the environment; installs connect their own.
-        problems += settings.endpoint_problems()
+        from bot.metastudio.regions import endpoint_problems
+        from bot.services.connections import environment_credentials
+
+        problems += endpoint_problems(settings.region, settings.endpoint)
         try:
-            settings.cloud_credentials()
+            environment_credentials(settings)
         except ConfigError as exc:
             problems += exc.problems
     elif settings.encryption_key is not None:

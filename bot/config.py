@@ -3,11 +3,15 @@
 Names follow the Huawei Cloud SDK's own conventions (``HUAWEICLOUD_SDK_*``, the profile file
 ``~/.huaweicloud/credentials``) and the seed sample's ``CLOUD_SDK_AK``/``CLOUD_SDK_SK``, so an
 operator who already uses the SDK configures nothing new.
+
+``Settings`` describes the environment and checks each value's shape; what the values stand
+for together is the MetaStudio layer's rule, given the values by ``bot.services.connections``:
+which credentials answer (``bot.metastudio.credential_chain``, the SDK's provider chain) and
+where MetaStudio and IAM live (``bot.metastudio.regions``, the SDK's region chain).
 """
 
 from __future__ import annotations
 
-import configparser
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -26,23 +30,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot import messages
-from bot.metastudio import regions
-from bot.metastudio.credentials import CloudCredentials, CredentialKind
 from bot.metastudio.endpoints import DEFAULT_ALLOWED_HOSTS, BadEndpointURL, EndpointPolicy, parse_endpoint
-from bot.metastudio.regions import REGION_ENDPOINTS, RegionOverrideError
 
 __all__ = [
-    "REGION_ENDPOINTS",
     "ConfigError",
     "Settings",
     "load_settings",
     "load_settings_and_mistakes",
 ]
-
-
-def default_credentials_file() -> Path:
-    """The SDK's profile file; resolved on each call so a changed ``HOME`` is honoured."""
-    return Path.home() / ".huaweicloud" / "credentials"
 
 
 class ConfigError(Exception):
@@ -189,7 +184,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("METASTUDIO_IAM_PASSWORD")
     )
     iam_domain: str | None = Field(default=None, validation_alias=AliasChoices("METASTUDIO_IAM_DOMAIN"))
-    # The SDK's name first; METASTUDIO_IAM_ENDPOINT is taskbot's older alias for the same thing.
+    # The SDK's name first; METASTUDIO_IAM_ENDPOINT is taskbot's own alias, which deployments still set.
     iam_endpoint: str | None = Field(
         default=None, validation_alias=AliasChoices("HUAWEICLOUD_SDK_IAM_ENDPOINT", "METASTUDIO_IAM_ENDPOINT")
     )
@@ -346,139 +341,6 @@ class Settings(BaseSettings):
         return frozenset(self.finished_status_codes)
 
     @property
-    def metastudio_endpoint(self) -> str:
-        """METASTUDIO_ENDPOINT first, then the SDK's region chain (environment, regions file, table)."""
-        if self.endpoint:
-            return self.endpoint.rstrip("/")
-        try:
-            found = regions.metastudio_endpoint(self.region)
-        except RegionOverrideError as exc:
-            raise ConfigError([str(exc)]) from None
-        if found is None:
-            raise ConfigError(self.endpoint_problems())
-        return found
-
-    def _has_override(self) -> bool:
-        try:
-            return bool(self.endpoint or regions.override_endpoint(self.region))
-        except RegionOverrideError:
-            return False
-
-    @property
-    def iam_url(self) -> str:
-        """HUAWEICLOUD_SDK_IAM_ENDPOINT (alias METASTUDIO_IAM_ENDPOINT), else derived from the endpoint.
-
-        A profile's ``iam_endpoint`` is carried by ``CloudCredentials`` and wins over this, as in the SDK.
-        """
-        override = self.metastudio_endpoint if self._has_override() else None
-        return regions.iam_url(self.region, override, named=self.iam_endpoint)
-
-    def cloud_credentials(self) -> CloudCredentials:
-        """Credentials from exactly one source. Raises ConfigError.
-
-        Order (the SDK's ``EnvCredentialProvider`` then ``ProfileCredentialProvider``, plus taskbot's
-        token and IAM-user variables): HUAWEICLOUD_SDK_AK/SK (with HUAWEICLOUD_SDK_PROJECT_ID and
-        HUAWEICLOUD_SDK_SECURITY_TOKEN), then METASTUDIO_AUTH_TOKEN, then METASTUDIO_IAM_USERNAME/
-        PASSWORD, then the profile file's ``[basic]`` section (ak, sk, project_id, security_token,
-        iam_endpoint). Like the SDK, values are never mixed across sources: a project id in the
-        profile does not complete AK/SK from the environment. AK/SK without a project id are
-        accepted: the client looks the project up in IAM (``GET /v3/projects?name=<region>``).
-        """
-        problems: list[str] = []
-        if bool(self.cloud_ak) != bool(self.cloud_sk):
-            missing = "HUAWEICLOUD_SDK_SK" if self.cloud_ak else "HUAWEICLOUD_SDK_AK"
-            raise ConfigError([f"{missing} is not set (an AK and an SK work only as a pair)"])
-        if self.cloud_ak and self.cloud_sk:
-            token = self.cloud_security_token
-            return CloudCredentials(
-                kind=CredentialKind.TEMPORARY_AKSK if token else CredentialKind.AKSK,
-                project_id=self.cloud_project_id or "",
-                access_key=self.cloud_ak,
-                secret_key=self.cloud_sk,
-                security_token=token,
-            )
-        if self.auth_token or (self.iam_username and self.iam_password):
-            if not self.cloud_project_id:
-                problems.append("HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)")
-            if self.auth_token:
-                kind = CredentialKind.IAM_TOKEN
-            else:
-                kind = CredentialKind.IAM_PASSWORD
-                if not self.iam_domain:
-                    problems.append(
-                        "METASTUDIO_IAM_DOMAIN is not set (the account name that owns the IAM user)"
-                    )
-            if problems:
-                raise ConfigError(problems)
-            return CloudCredentials(
-                kind=kind,
-                project_id=self.cloud_project_id or "",
-                iam_username=self.iam_username if kind is CredentialKind.IAM_PASSWORD else None,
-                iam_password=self.iam_password if kind is CredentialKind.IAM_PASSWORD else None,
-                iam_domain=self.iam_domain if kind is CredentialKind.IAM_PASSWORD else None,
-                auth_token=self.auth_token if kind is CredentialKind.IAM_TOKEN else None,
-            )
-        profile = self._profile(problems)
-        if problems:
-            raise ConfigError(problems)
-        if profile.get("ak") and profile.get("sk"):
-            token_text = profile.get("security_token")
-            return CloudCredentials(
-                kind=CredentialKind.TEMPORARY_AKSK if token_text else CredentialKind.AKSK,
-                project_id=profile.get("project_id") or "",
-                access_key=profile["ak"],
-                secret_key=SecretStr(profile["sk"]),
-                security_token=SecretStr(token_text) if token_text else None,
-                iam_endpoint=(profile.get("iam_endpoint") or "").rstrip("/") or None,
-            )
-        raise ConfigError(
-            [
-                "no MetaStudio credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK "
-                "(HUAWEICLOUD_SDK_PROJECT_ID optional), or METASTUDIO_IAM_USERNAME and "
-                "METASTUDIO_IAM_PASSWORD, or METASTUDIO_AUTH_TOKEN (both with HUAWEICLOUD_SDK_PROJECT_ID)"
-            ]
-        )
-
-    def _profile(self, problems: list[str]) -> dict[str, str]:
-        """The ``[basic]`` section of the SDK profile file; a file named explicitly must exist.
-
-        A file that is there but cannot be used (unreadable, not an INI file, not text, a folder)
-        is a problem naming HUAWEICLOUD_SDK_CREDENTIALS_FILE, whether it was named or is the default.
-        """
-        path = self.cloud_credentials_file
-        if path is not None and not path.exists():
-            problems.append(f"HUAWEICLOUD_SDK_CREDENTIALS_FILE={str(path)!r} does not exist")
-            return {}
-        candidate = path or default_credentials_file()
-        try:
-            return _read_profile(candidate)
-        except _ProfileUnusable as exc:
-            named = (
-                "" if path is not None else " (the default, as HUAWEICLOUD_SDK_CREDENTIALS_FILE is not set)"
-            )
-            problems.append(
-                f"HUAWEICLOUD_SDK_CREDENTIALS_FILE={str(candidate)!r}{named}: {exc}; it must be a "
-                "readable text file with a [basic] section (ak = …, sk = …, project_id = …)"
-            )
-            return {}
-
-    def endpoint_problems(self) -> list[str]:
-        if self.endpoint:
-            return []
-        try:
-            found = regions.metastudio_endpoint(self.region)
-        except RegionOverrideError as exc:
-            return [str(exc)]
-        if found is None:
-            known = ", ".join(sorted(REGION_ENDPOINTS))
-            return [
-                f"METASTUDIO_REGION={self.region!r} is not a region the MetaStudio SDK knows ({known}); "
-                f"set METASTUDIO_ENDPOINT, {regions.env_override_name(self.region)} or a "
-                f"{regions.REGIONS_FILE_ENV} entry"
-            ]
-        return []
-
-    @property
     def multi_workspace(self) -> bool:
         """OAuth installs into many workspaces when a client id is set; else one workspace by token."""
         return bool(self.slack_client_id)
@@ -505,38 +367,6 @@ class Settings(BaseSettings):
                 "(needed in HTTP mode; or set SLACK_APP_TOKEN for Socket Mode)"
             )
         return problems
-
-
-class _ProfileUnusable(Exception):
-    """The profile file is there but cannot be read as one; the text says why (never its content)."""
-
-
-def _read_profile(candidate: Path) -> dict[str, str]:
-    """The ``[basic]`` section, {} when the file is absent or has none; raises ``_ProfileUnusable``."""
-    if not candidate.exists():
-        return {}
-    if candidate.is_dir():
-        raise _ProfileUnusable("is a folder, not a file")
-    # No interpolation: a secret key may contain ``%``, which the default parser rejects.
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        text = candidate.read_text(encoding="utf-8")
-    except PermissionError:
-        raise _ProfileUnusable("cannot be read by this user") from None
-    except UnicodeDecodeError:
-        raise _ProfileUnusable("is not UTF-8 text") from None
-    except OSError as exc:
-        raise _ProfileUnusable(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-    if "\x00" in text:
-        raise _ProfileUnusable("is not a text file")
-    try:
-        parser.read_string(text, source=str(candidate))
-    except configparser.Error as exc:
-        # The parser's own message quotes the offending line, which may hold a secret key.
-        raise _ProfileUnusable(f"is not an INI file ({type(exc).__name__})") from None
-    if not parser.has_section("basic"):
-        return {}
-    return {key: value.strip() for key, value in parser["basic"].items()}
 
 
 def _variable(field: str) -> str:

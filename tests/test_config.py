@@ -10,20 +10,16 @@ import pytest
 from huaweicloudsdkcore.auth.internal import IamHelper
 from pydantic import ValidationError
 
-from bot.config import (
-    REGION_ENDPOINTS,
-    ConfigError,
-    CredentialKind,
-    Settings,
-    default_credentials_file,
-    load_settings,
-)
+from bot.config import ConfigError, Settings, load_settings
 from bot.db.crypto import SecretBox
 from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.metastudio import regions
 from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.credential_chain import default_profile_path
+from bot.metastudio.credentials import CredentialKind
 from bot.metastudio.endpoints import BadEndpointURL, parse_endpoint
-from bot.services.connections import env_client
+from bot.metastudio.regions import REGION_ENDPOINTS
+from bot.services.connections import env_client, environment_credentials, environment_endpoints
 from bot.slack.modals import parse_connection
 from tests.databases import open_database
 from tests.support.credentials import aksk
@@ -45,6 +41,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
     yield home
 
 
+def endpoint_problems(settings: Settings) -> list[str]:
+    return regions.endpoint_problems(settings.region, settings.endpoint)
+
+
 def write_profile(path: Path, body: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body, encoding="utf-8")
@@ -55,7 +55,7 @@ def test_aksk_from_huaweicloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert creds.kind is CredentialKind.AKSK
     assert creds.access_key == "AKENV"
     assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SKENV"
@@ -68,7 +68,7 @@ def test_aksk_from_the_seed_sample_names(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("CLOUD_SDK_AK", "AKSEED")
     monkeypatch.setenv("CLOUD_SDK_SK", "SKSEED")
     monkeypatch.setenv("METASTUDIO_PROJECT_ID", PROJECT)
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert (creds.kind, creds.access_key, creds.project_id) == (CredentialKind.AKSK, "AKSEED", PROJECT)
 
 
@@ -76,7 +76,7 @@ def test_lower_case_names_work_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("huaweicloud_sdk_ak", "AKLOW")
     monkeypatch.setenv("huaweicloud_sdk_sk", "SKLOW")
     monkeypatch.setenv("huaweicloud_sdk_project_id", PROJECT)
-    assert Settings().cloud_credentials().access_key == "AKLOW"
+    assert environment_credentials(Settings()).access_key == "AKLOW"
 
 
 def test_security_token_makes_temporary_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,7 +84,7 @@ def test_security_token_makes_temporary_credentials(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKTMP")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
     monkeypatch.setenv("HUAWEICLOUD_SDK_SECURITY_TOKEN", "STS-TOKEN")
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert creds.kind is CredentialKind.TEMPORARY_AKSK
     assert creds.security_token is not None and creds.security_token.get_secret_value() == "STS-TOKEN"
 
@@ -94,8 +94,8 @@ def test_profile_file_in_home(clean_env: Path) -> None:
         clean_env / ".huaweicloud" / "credentials",
         f"[basic]\nak = AKFILE\nsk = SK%with%percent\nproject_id = {PROJECT}\n",
     )
-    assert default_credentials_file() == clean_env / ".huaweicloud" / "credentials"
-    creds = Settings().cloud_credentials()
+    assert default_profile_path() == clean_env / ".huaweicloud" / "credentials"
+    creds = environment_credentials(Settings())
     assert creds.kind is CredentialKind.AKSK
     assert creds.access_key == "AKFILE"
     assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SK%with%percent"
@@ -111,7 +111,7 @@ def test_profile_file_named_by_env_with_security_token(
         f"project_id = {PROJECT}\n",
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE", str(path))
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert creds.kind is CredentialKind.TEMPORARY_AKSK
     assert creds.access_key == "AKF"
     assert creds.security_token is not None and creds.security_token.get_secret_value() == "STSF"
@@ -125,7 +125,7 @@ def test_env_project_id_is_not_mixed_into_profile_credentials(
         clean_env / ".huaweicloud" / "credentials", "[basic]\nak = A\nsk = S\nproject_id = fromfile\n"
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
-    assert Settings().cloud_credentials().project_id == "fromfile"
+    assert environment_credentials(Settings()).project_id == "fromfile"
 
 
 def test_env_aksk_never_takes_the_profiles_project_id(
@@ -137,7 +137,7 @@ def test_env_aksk_never_takes_the_profiles_project_id(
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     # Empty: the client looks it up in IAM, as the SDK does, instead of borrowing the profile's.
     assert creds.project_id == ""
     assert creds.iam_endpoint is None
@@ -148,7 +148,7 @@ def test_profile_iam_endpoint_is_carried(clean_env: Path) -> None:
         clean_env / ".huaweicloud" / "credentials",
         "[basic]\nak = A\nsk = S\niam_endpoint = https://iam.example.com/\n",
     )
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert (creds.project_id, creds.iam_endpoint) == ("", "https://iam.example.com")
 
 
@@ -157,7 +157,7 @@ def test_env_aksk_wins_over_profile(monkeypatch: pytest.MonkeyPatch, clean_env: 
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert creds.access_key == "AKENV"
     assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SKENV"
 
@@ -170,10 +170,10 @@ def test_env_token_wins_over_a_forgotten_profile(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIIgiven")
     # No mixing (SDK rule): the profile's project id does not complete the environment's token.
     with pytest.raises(ConfigError) as caught:
-        Settings().cloud_credentials()
+        environment_credentials(Settings())
     assert any("HUAWEICLOUD_SDK_PROJECT_ID" in p for p in caught.value.problems)
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", "fromenv")
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert creds.kind is CredentialKind.IAM_TOKEN
     assert creds.access_key is None and creds.secret_key is None
     assert creds.project_id == "fromenv"
@@ -185,7 +185,7 @@ def test_half_an_aksk_pair_is_an_error_not_a_mix(monkeypatch: pytest.MonkeyPatch
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_AK", "AKENV")
     with pytest.raises(ConfigError) as caught:
-        Settings().cloud_credentials()
+        environment_credentials(Settings())
     assert caught.value.problems == ["HUAWEICLOUD_SDK_SK is not set (an AK and an SK work only as a pair)"]
 
 
@@ -193,7 +193,7 @@ def test_named_profile_file_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE", str(tmp_path / "missing.ini"))
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
     with pytest.raises(ConfigError) as caught:
-        Settings().cloud_credentials()
+        environment_credentials(Settings())
     assert any(
         "HUAWEICLOUD_SDK_CREDENTIALS_FILE" in p and "does not exist" in p for p in caught.value.problems
     )
@@ -202,7 +202,7 @@ def test_named_profile_file_must_exist(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_profile_without_basic_section_gives_no_credentials(clean_env: Path) -> None:
     write_profile(clean_env / ".huaweicloud" / "credentials", "[global]\nak = A\nsk = S\n")
     with pytest.raises(ConfigError) as caught:
-        Settings().cloud_credentials()
+        environment_credentials(Settings())
     problems = caught.value.problems
     assert any(p.startswith("no MetaStudio credentials") for p in problems)
     assert "taskbot cannot start" in caught.value.render()
@@ -213,7 +213,7 @@ def test_iam_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METASTUDIO_IAM_PASSWORD", "pa55word")
     monkeypatch.setenv("METASTUDIO_IAM_DOMAIN", "acme")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert creds.kind is CredentialKind.IAM_PASSWORD
     assert (creds.iam_username, creds.iam_domain) == ("bot-user", "acme")
     assert creds.iam_password is not None and creds.iam_password.get_secret_value() == "pa55word"
@@ -224,7 +224,7 @@ def test_iam_password_needs_a_domain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METASTUDIO_IAM_PASSWORD", "pa55word")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
     with pytest.raises(ConfigError) as caught:
-        Settings().cloud_credentials()
+        environment_credentials(Settings())
     assert [p for p in caught.value.problems if "METASTUDIO_IAM_DOMAIN" in p]
     assert "pa55word" not in str(caught.value)
 
@@ -232,14 +232,64 @@ def test_iam_password_needs_a_domain(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_given_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIItoken")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
-    creds = Settings().cloud_credentials()
+    creds = environment_credentials(Settings())
     assert creds.kind is CredentialKind.IAM_TOKEN
     assert creds.auth_token is not None and creds.auth_token.get_secret_value() == "MIItoken"
 
 
+PROFILE = f"[basic]\nak = AKFILE\nsk = SKFILE\nproject_id = {PROJECT}\nsecurity_token = STSFILE\n"
+
+
+@pytest.mark.parametrize(
+    ("environment", "profile"),
+    [
+        ({"HUAWEICLOUD_SDK_AK": "AKENV", "HUAWEICLOUD_SDK_SK": "SKENV"}, PROFILE),
+        (
+            {
+                "HUAWEICLOUD_SDK_AK": "AKENV",
+                "HUAWEICLOUD_SDK_SK": "SKENV",
+                "HUAWEICLOUD_SDK_PROJECT_ID": PROJECT,
+                "HUAWEICLOUD_SDK_SECURITY_TOKEN": "STSENV",
+            },
+            None,
+        ),
+        ({"HUAWEICLOUD_SDK_PROJECT_ID": "not-the-profiles"}, PROFILE),
+        ({}, PROFILE + "iam_endpoint = https://iam.example.com\n"),
+        ({}, "[basic]\nak = AKFILE\nsk = SKFILE\n"),
+    ],
+)
+def test_the_chain_answers_as_the_sdks_provider_chain(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path, environment: dict[str, str], profile: str | None
+) -> None:
+    """Whatever the SDK's own chain (environment, then profile file) reads, ours reads the same:
+    the same source wins, and nothing of the other is mixed in."""
+    from huaweicloudsdkcore.auth.provider import (
+        CredentialProviderChain,
+        EnvCredentialProvider,
+        ProfileCredentialProvider,
+    )
+
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if profile is not None:
+        write_profile(clean_env / ".huaweicloud" / "credentials", profile)
+    sdk = CredentialProviderChain(
+        (EnvCredentialProvider.get_basic(), ProfileCredentialProvider.get_basic())
+    ).get_credentials()
+    ours = environment_credentials(Settings())
+    secret_key, token = ours.secret_key, ours.security_token
+    assert (
+        ours.access_key,
+        secret_key.get_secret_value() if secret_key else None,
+        ours.project_id or None,
+        token.get_secret_value() if token else None,
+        ours.iam_endpoint,
+    ) == (sdk.ak, sdk.sk, sdk.project_id, sdk.security_token, sdk.iam_endpoint)
+
+
 def test_nothing_set_names_every_missing_variable() -> None:
     with pytest.raises(ConfigError) as caught:
-        Settings().cloud_credentials()
+        environment_credentials(Settings())
     text = caught.value.render()
     for name in (
         "HUAWEICLOUD_SDK_PROJECT_ID",
@@ -253,17 +303,17 @@ def test_nothing_set_names_every_missing_variable() -> None:
 def test_default_region_and_endpoints() -> None:
     settings = Settings()
     assert settings.region == "cn-north-4"
-    assert settings.metastudio_endpoint == "https://metastudio.cn-north-4.myhuaweicloud.com"
-    assert settings.iam_url == "https://iam.cn-north-4.myhuaweicloud.com"
-    assert settings.endpoint_problems() == []
+    assert environment_endpoints(settings).metastudio == "https://metastudio.cn-north-4.myhuaweicloud.com"
+    assert environment_endpoints(settings).iam == "https://iam.cn-north-4.myhuaweicloud.com"
+    assert endpoint_problems(settings) == []
 
 
 @pytest.mark.parametrize("region", sorted(REGION_ENDPOINTS))
 def test_known_regions(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
     monkeypatch.setenv("METASTUDIO_REGION", region)
     settings = Settings()
-    assert settings.metastudio_endpoint == REGION_ENDPOINTS[region]
-    assert settings.iam_url == f"https://iam.{region}.myhuaweicloud.com"
+    assert environment_endpoints(settings).metastudio == REGION_ENDPOINTS[region]
+    assert environment_endpoints(settings).iam == f"https://iam.{region}.myhuaweicloud.com"
 
 
 # --- the IAM endpoint: one rule (bot.metastudio.regions.iam_url) ------------------------------
@@ -297,7 +347,7 @@ async def test_environment_and_app_home_reach_the_same_iam(
 ) -> None:
     if endpoint:
         monkeypatch.setenv("METASTUDIO_ENDPOINT", endpoint)
-    from_environment = Settings().iam_url
+    from_environment = environment_endpoints(Settings()).iam
 
     form = parse_connection(
         connection_state(endpoint=endpoint, access_key="HPUAQWERTYUIOP123456", secret_key="sk-0123456789"),
@@ -350,20 +400,20 @@ def test_every_endpoint_url_passes_one_check(
 
     monkeypatch.setenv("METASTUDIO_ENDPOINT", url)
     try:
-        accepted["METASTUDIO_ENDPOINT"] = Settings().metastudio_endpoint == url.rstrip("/")
+        accepted["METASTUDIO_ENDPOINT"] = environment_endpoints(Settings()).metastudio == url.rstrip("/")
     except ValidationError:
         accepted["METASTUDIO_ENDPOINT"] = False
     monkeypatch.delenv("METASTUDIO_ENDPOINT")
 
     monkeypatch.setenv("METASTUDIO_REGION", "cn-east-3")
     monkeypatch.setenv("HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_EAST_3", url)
-    accepted["region variable"] = Settings().endpoint_problems() == []
+    accepted["region variable"] = endpoint_problems(Settings()) == []
     monkeypatch.delenv("HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_EAST_3")
     regions_file = write_profile(
         clean_env / "regions.yaml", f"metastudio:\n  - id: cn-east-3\n    endpoint: '{url}'\n"
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(regions_file))
-    accepted["regions file"] = Settings().endpoint_problems() == []
+    accepted["regions file"] = endpoint_problems(Settings()) == []
 
     form = parse_connection(
         connection_state(endpoint=url, access_key="HPUAQWERTYUIOP123456", secret_key="s"), None
@@ -381,10 +431,10 @@ def test_every_endpoint_url_passes_one_check(
 def test_explicit_endpoint_serves_iam_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METASTUDIO_ENDPOINT", "http://127.0.0.1:8081/")
     settings = Settings()
-    assert settings.metastudio_endpoint == "http://127.0.0.1:8081"
-    assert settings.iam_url == "http://127.0.0.1:8081"
+    assert environment_endpoints(settings).metastudio == "http://127.0.0.1:8081"
+    assert environment_endpoints(settings).iam == "http://127.0.0.1:8081"
     monkeypatch.setenv("METASTUDIO_IAM_ENDPOINT", "http://127.0.0.1:9000/")
-    assert Settings().iam_url == "http://127.0.0.1:9000"
+    assert environment_endpoints(Settings()).iam == "http://127.0.0.1:9000"
 
 
 def test_official_endpoint_of_an_unlisted_region_uses_that_regions_iam(
@@ -393,8 +443,8 @@ def test_official_endpoint_of_an_unlisted_region_uses_that_regions_iam(
     monkeypatch.setenv("METASTUDIO_REGION", "ap-southeast-1")
     monkeypatch.setenv("METASTUDIO_ENDPOINT", "https://metastudio.ap-southeast-1.myhuaweicloud.com")
     settings = Settings()
-    assert settings.endpoint_problems() == []
-    assert settings.iam_url == "https://iam.ap-southeast-1.myhuaweicloud.com"
+    assert endpoint_problems(settings) == []
+    assert environment_endpoints(settings).iam == "https://iam.ap-southeast-1.myhuaweicloud.com"
 
 
 def test_sdk_region_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -403,18 +453,18 @@ def test_sdk_region_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         "HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_EAST_3", "http://127.0.0.1:7000/, https://backup.example"
     )
     settings = Settings()
-    assert settings.metastudio_endpoint == "http://127.0.0.1:7000"
-    assert settings.iam_url == "http://127.0.0.1:7000"
+    assert environment_endpoints(settings).metastudio == "http://127.0.0.1:7000"
+    assert environment_endpoints(settings).iam == "http://127.0.0.1:7000"
     monkeypatch.setenv("METASTUDIO_ENDPOINT", "https://explicit.example")
-    assert Settings().metastudio_endpoint == "https://explicit.example"
+    assert environment_endpoints(Settings()).metastudio == "https://explicit.example"
 
 
 def test_unknown_region_is_a_config_error_not_a_key_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METASTUDIO_REGION", "mars-1")
     settings = Settings()
-    assert settings.endpoint_problems() and "mars-1" in settings.endpoint_problems()[0]
+    assert endpoint_problems(settings) and "mars-1" in endpoint_problems(settings)[0]
     with pytest.raises(ConfigError):
-        _ = settings.metastudio_endpoint
+        environment_endpoints(settings)
 
 
 def test_transport_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -483,7 +533,7 @@ def test_ap_southeast_3_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> No
     # MetaStudioRegion (SDK 3.1.219) knows cn-north-4 and cn-east-3 only.
     assert sorted(REGION_ENDPOINTS) == ["cn-east-3", "cn-north-4"]
     monkeypatch.setenv("METASTUDIO_REGION", "ap-southeast-3")
-    [problem] = Settings().endpoint_problems()
+    [problem] = endpoint_problems(Settings())
     assert "METASTUDIO_ENDPOINT" in problem and "HUAWEICLOUD_SDK_REGION_METASTUDIO_AP_SOUTHEAST_3" in problem
 
 
@@ -503,35 +553,37 @@ def test_regions_file_as_the_sdk_reads_it(monkeypatch: pytest.MonkeyPatch, clean
     for region in ("ap-southeast-3", "cn-south-1"):
         monkeypatch.setenv("METASTUDIO_REGION", region)
         settings = Settings()
-        assert settings.endpoint_problems() == []
+        assert endpoint_problems(settings) == []
         # The SDK's first endpoint is the one we use.
-        assert settings.metastudio_endpoint == sdk_view["METASTUDIO" + region].endpoints[0].rstrip("/")
-    assert settings.metastudio_endpoint == "https://a.example.com"
+        assert environment_endpoints(settings).metastudio == sdk_view["METASTUDIO" + region].endpoints[
+            0
+        ].rstrip("/")
+    assert environment_endpoints(settings).metastudio == "https://a.example.com"
     # Named elsewhere through the SDK's variable; the environment override still wins over the file.
     moved = write_profile(
         clean_env / "other.yaml", "metastudio:\n  - id: cn-south-1\n    endpoint: https://d.example.com\n"
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(moved))
-    assert Settings().metastudio_endpoint == "https://d.example.com"
+    assert environment_endpoints(Settings()).metastudio == "https://d.example.com"
     monkeypatch.setenv(
         "HUAWEICLOUD_SDK_REGION_METASTUDIO_CN_SOUTH_1", "https://e.example.com,https://f.example.com"
     )
-    assert Settings().metastudio_endpoint == "https://e.example.com"
+    assert environment_endpoints(Settings()).metastudio == "https://e.example.com"
 
 
 def test_bad_regions_file_names_the_variable(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
     bad = write_profile(clean_env / "bad.yaml", "metastudio: [unclosed\n")
     monkeypatch.setenv("HUAWEICLOUD_SDK_REGIONS_FILE", str(bad))
     monkeypatch.setenv("METASTUDIO_REGION", "cn-south-1")
-    [problem] = Settings().endpoint_problems()
+    [problem] = endpoint_problems(Settings())
     assert problem.startswith("HUAWEICLOUD_SDK_REGIONS_FILE=")
 
 
 def test_sdk_iam_endpoint_variable_and_alias(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METASTUDIO_IAM_ENDPOINT", "https://alias.example.com")
-    assert Settings().iam_url == "https://alias.example.com"
+    assert environment_endpoints(Settings()).iam == "https://alias.example.com"
     monkeypatch.setenv("HUAWEICLOUD_SDK_IAM_ENDPOINT", "https://sdk.example.com/")
-    assert Settings().iam_url == "https://sdk.example.com"
+    assert environment_endpoints(Settings()).iam == "https://sdk.example.com"
 
 
 def test_dotenv_in_the_working_folder_is_read_and_the_environment_wins(

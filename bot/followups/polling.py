@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from bot.aio.backoff import backoff_delay
-from bot.metastudio.progress import MIN_INTERVAL, Progress, estimate_once, observe
+from bot.metastudio.progress import MIN_INTERVAL, Progress, Reading, estimate_once, observe
 
 UNLISTED_CEILING: Final = 27.0
 """The longest wait between two polls of a watch no list call covers, before jitter: with the ±10%
@@ -182,7 +182,7 @@ def after_progress(
     """
     ceiling = policy.ceiling_for(listed)
     previous = cadence.progress
-    progress, _ = observe(previous, now=now, processed=processed, stall_seconds=math.inf, begin=begin)
+    progress, _ = observe(previous, Reading(now, processed, begin), stall_seconds=math.inf)
     restarted = previous.processed is not None and processed < previous.processed
     moved = previous.processed is None or restarted or processed != previous.processed
     if not moved:

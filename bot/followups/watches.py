@@ -55,7 +55,7 @@ from bot.messages import DEFAULT_LOCALE
 from bot.metastudio.client import Fetched
 from bot.metastudio.errors import InvalidTaskId, MetaStudioError, TaskNotFound
 from bot.metastudio.models import Task
-from bot.metastudio.progress import Event, Progress, observe
+from bot.metastudio.progress import Event, Progress, Reading, observe
 from bot.metrics import POLLS, REPLICA
 from bot.slack import alerts
 from bot.slack.cards import CardView
@@ -450,10 +450,8 @@ class Watches:
         previous = state.progress
         state.progress, event = observe(
             previous,
-            now=now,
-            processed=task.processed_count,
+            Reading(now, task.processed_count, begin),
             stall_seconds=self.settings.stall_minutes * 60,
-            begin=begin,
         )
         if event is Event.STALLED:
             assert state.progress.stalled_since is not None

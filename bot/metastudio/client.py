@@ -60,7 +60,7 @@ from bot.metastudio.auth import (
     parse_issued_token,
     password_token_request,
 )
-from bot.metastudio.credentials import CloudCredentials, CredentialKind, CredentialsIncomplete
+from bot.metastudio.credentials import NO_PROJECT_ID, CloudCredentials, CredentialKind, CredentialsIncomplete
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal, parse_endpoint
 from bot.metastudio.errors import (
     MSS_ERRORS,
@@ -134,7 +134,7 @@ class _Call(Generic[T]):
     path: str
     """Percent-encoded, as it is signed."""
     params: tuple[tuple[str, str], ...]
-    parse: Callable[[responses.Reply], T]
+    parse: Callable[[responses.WholeResponse], T]
     task_id: str | None = None
     # Every MetaStudio and IAM read is a signed GET without a body; only the IAM token is not.
     method: str = "GET"
@@ -143,7 +143,7 @@ class _Call(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
-class _Reply:
+class _CappedResponse:
     """A whole response, its body read within the cap and decoded."""
 
     status_code: int
@@ -204,20 +204,19 @@ class MetaStudioClient:
         )
         # Per step: waiting for a pooled connection and connecting, each read and write. The whole
         # call is bounded by the deadline (``_call``), so a trickle still ends.
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._max_retries = max_retries
+        self._new_http = functools.partial(
+            transport.new_client, connect_timeout=connect_timeout, read_timeout=read_timeout
+        )
         self._deadline = call_deadline
         self._max_body = max_body_bytes
         # None: the operator's own endpoint, not checked. Set for endpoints an admin typed.
         self._policy = endpoint_policy
         self._checked: dict[str, float] = {}
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._max_retry_after = max_retry_after
+        self._retries = _Retries(
+            max_retries, backoff_base, backoff_cap, max_retry_after, rng or random.Random()
+        )
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng or random.Random()
         # Before the HTTP client exists, so bad credentials leave nothing to close.
         self._auth = self._authenticator(credentials, token_refresh_before)
         # Created on first use: a client built and never used (a form's credentials that fail
@@ -246,7 +245,7 @@ class MetaStudioClient:
                 raise CredentialsIncomplete(["METASTUDIO_AUTH_TOKEN is empty"])
             return StaticTokenAuthenticator(credentials.auth_token.get_secret_value())
         if not credentials.project_id:
-            raise CredentialsIncomplete(["HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"])
+            raise CredentialsIncomplete([NO_PROJECT_ID])
         if not (credentials.iam_username and credentials.iam_password and credentials.iam_domain):
             raise CredentialsIncomplete(
                 ["IAM password credentials need a user name, a password and a domain"]
@@ -297,9 +296,7 @@ class MetaStudioClient:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = transport.new_client(
-                connect_timeout=self._connect_timeout, read_timeout=self._read_timeout
-            )
+            self._http = self._new_http()
         return self._http
 
     # -- operations -------------------------------------------------------------------------------
@@ -487,7 +484,7 @@ class MetaStudioClient:
                     continue
                 result = result.error
             if isinstance(result, _Retry):
-                wait = self._wait_before_retry(result, retries)
+                wait = self._retries.wait(result, retries)
                 if wait is not None and time.monotonic() + wait >= give_up_at:
                     # The wait alone would outlast the call's deadline: answer now instead.
                     wait = None
@@ -500,19 +497,8 @@ class MetaStudioClient:
             _calls(call.operation, type(result).__name__).inc()
             raise result
 
-    def _wait_before_retry(self, retry: _Retry, retries_done: int) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up with ``retry.error``."""
-        if retry.wait is not None and retry.wait > self._max_retry_after:
-            return None
-        if retries_done >= self._max_retries:
-            return None
-        if retry.wait is not None:
-            return retry.wait
-        ceiling = backoff_delay(retries=retries_done, first=self._backoff_base, ceiling=self._backoff_cap)
-        return self._rng.uniform(0, ceiling)  # full jitter
-
     async def _attempt(
-        self, operation: str, request: httpx.Request, parse: Callable[[responses.Reply], T]
+        self, operation: str, request: httpx.Request, parse: Callable[[responses.WholeResponse], T]
     ) -> tuple[T, str | None] | MetaStudioError | _Retry | _Reauthenticate:
         try:
             response = await self._read(request)
@@ -541,7 +527,7 @@ class MetaStudioClient:
                 return BadResponse(exc.detail, status_code=status, request_id=request_id)
         return self._classify_error(operation, response, request_id, self._auth.secrets())
 
-    async def _read(self, request: httpx.Request) -> _Reply:
+    async def _read(self, request: httpx.Request) -> _CappedResponse:
         """Send, then read at most ``max_body_bytes`` decoded bytes: a bomb stops at the cap."""
         response = await self._client().send(request, stream=True)
         try:
@@ -549,7 +535,7 @@ class MetaStudioClient:
         finally:
             # After a partial read httpcore closes the connection instead of pooling it.
             await response.aclose()
-        return _Reply(response.status_code, response.headers, content)
+        return _CappedResponse(response.status_code, response.headers, content)
 
     async def _check_endpoint(self, base: httpx.URL) -> None:
         if self._policy is None:
@@ -566,7 +552,11 @@ class MetaStudioClient:
         self._checked[key] = time.monotonic() + ENDPOINT_CHECK_TTL
 
     def _classify_error(
-        self, operation: str, response: responses.Reply, request_id: str | None, secrets: Sequence[str]
+        self,
+        operation: str,
+        response: responses.WholeResponse,
+        request_id: str | None,
+        secrets: Sequence[str],
     ) -> MetaStudioError | _Retry | _Reauthenticate:
         status = response.status_code
         parsed = responses.sdk_error(status, response.headers, responses.text(response))
@@ -612,8 +602,32 @@ class MetaStudioClient:
             return make(MSS_ERRORS.get(code or "", InvalidParameter))
         return make(MetaStudioError, message or f"unexpected HTTP {status}")
 
-    def _parse_token(self, response: responses.Reply) -> IssuedToken:
+    def _parse_token(self, response: responses.WholeResponse) -> IssuedToken:
         try:
             return parse_issued_token(response.headers, response.content, self._clock())
         except ValueError as exc:
             raise BadResponse(f"IAM token response: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Retries:
+    """Whether a failed attempt is tried again, and after how long."""
+
+    limit: int
+    base: float
+    """The first backoff; each retry doubles it, up to ``cap``."""
+    cap: float
+    max_retry_after: float
+    """A server asking for a longer wait than this gets its error answered at once."""
+    rng: random.Random
+
+    def wait(self, retry: _Retry, retries_done: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up with ``retry.error``."""
+        if retry.wait is not None and retry.wait > self.max_retry_after:
+            return None
+        if retries_done >= self.limit:
+            return None
+        if retry.wait is not None:
+            return retry.wait
+        ceiling = backoff_delay(retries=retries_done, first=self.base, ceiling=self.cap)
+        return self.rng.uniform(0, ceiling)  # full jitter

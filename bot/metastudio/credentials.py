@@ -1,8 +1,8 @@
 """What a MetaStudio client authenticates as: the kinds of credentials and their one value type.
 
 Secrets stay ``SecretStr`` until the signer or the IAM request needs them, so no ``repr``, log
-line or exception shows one. Where the credentials come from (the environment, the SDK's profile
-file, a workspace's saved connection) is the caller's business: ``bot.config`` and ``bot.db``.
+line or exception shows one. Which of the operator's sources answers (the environment, the SDK's
+profile file) is ``credential_chain``'s rule; a workspace's saved connection is ``bot.db``'s.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["CloudCredentials", "CredentialKind", "CredentialsIncomplete"]
+__all__ = ["NO_PROJECT_ID", "CloudCredentials", "CredentialKind", "CredentialsIncomplete"]
+
+NO_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"
 
 
 class CredentialKind(StrEnum):

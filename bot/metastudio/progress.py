@@ -126,20 +126,22 @@ def stall_threshold(stall_seconds: float, usual_gap: float | None, factor: float
     return max(stall_seconds, factor * usual_gap) if usual_gap is not None else stall_seconds
 
 
-def observe(
-    state: Progress,
-    *,
-    now: float,
-    processed: int,
-    stall_seconds: float,
-    begin: float | None = None,
-    tau: float = TAU_SECONDS,
-) -> tuple[Progress, Event | None]:
-    """Fold one poll's processed count into ``state``; the event, if this poll started or ended a stall.
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One poll's look at a task: when, and how far its processed count had got."""
 
-    ``begin`` (the task's ``begin_time`` in seconds, if known) dates the start of a task first
-    seen queued, so its first rate does not include the wait in the queue.
-    """
+    now: float
+    processed: int
+    begin: float | None = None
+    """The task's ``begin_time`` in seconds, if known: it dates the start of a task first seen
+    queued, so its first rate does not include the wait in the queue."""
+
+
+def observe(
+    state: Progress, reading: Reading, *, stall_seconds: float, tau: float = TAU_SECONDS
+) -> tuple[Progress, Event | None]:
+    """Fold one poll's reading into ``state``; the event, if this poll started or ended a stall."""
+    now, processed, begin = reading.now, reading.processed, reading.begin
     if state.seen_at is None or state.processed is None or processed < state.processed or now < state.seen_at:
         # First look, counts going backwards (a restarted task) or our clock going back:
         # nothing earlier is comparable, so start over from here (a stall it was in is over).

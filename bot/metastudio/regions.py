@@ -12,7 +12,11 @@ Invariants (mirroring ``huaweicloudsdkcore.region.provider.RegionProviderChain``
 3. The SDK's static table: ``cn-north-4`` and ``cn-east-3`` only (the official endpoint table
    agrees). Any other region needs ``METASTUDIO_ENDPOINT`` or one of the two overrides above.
 
-IAM: ``iam_url`` is the one rule, for the environment (``Settings.iam_url``) and for a
+The operator's own connection (single-workspace mode, ``taskbot check``) is ``operator_endpoints``:
+``METASTUDIO_ENDPOINT`` first, then the chain above; ``endpoint_problems`` says why it fails.
+A workspace's saved connection is ``region_endpoints``: its own endpoint, else the region's.
+
+IAM: ``iam_url`` is the one rule, for the operator's connection (``operator_endpoints``) and for a
 workspace's connection (``region_endpoints``). It follows
 ``huaweicloudsdkcore.auth.internal.IamHelper.get_iam_endpoint``: a profile's ``iam_endpoint`` first
 (``BasicCredentials.iam_endpoint`` wins over the environment in the SDK, see ``CloudCredentials``),
@@ -41,8 +45,8 @@ SDK_REGION_ENV_PREFIX = "HUAWEICLOUD_SDK_REGION_METASTUDIO_"
 REGIONS_FILE_ENV = "HUAWEICLOUD_SDK_REGIONS_FILE"
 IAM_ENDPOINT_ENV = "HUAWEICLOUD_SDK_IAM_ENDPOINT"
 
-# MetaStudioRegion.static_fields, 3.1.219. ap-southeast-3 was listed here before without a source;
-# neither the SDK nor Huawei's endpoint table has it, so it now needs METASTUDIO_ENDPOINT.
+# MetaStudioRegion.static_fields, 3.1.219, and no more: a region neither the SDK nor Huawei's
+# endpoint table lists (ap-southeast-3, say) needs METASTUDIO_ENDPOINT.
 REGION_ENDPOINTS: dict[str, str] = {
     "cn-north-4": "https://metastudio.cn-north-4.myhuaweicloud.com",
     "cn-east-3": "https://metastudio.cn-east-3.myhuaweicloud.com",
@@ -71,7 +75,11 @@ class Endpoints(NamedTuple):
     iam: str
 
 
-class RegionOverrideError(ValueError):
+class NoEndpoint(ValueError):
+    """The operator's connection has no MetaStudio endpoint; the text names what to set."""
+
+
+class RegionOverrideError(NoEndpoint):
     """The SDK's region overrides are unusable: the regions file is not the YAML shape the SDK
     reads, or an endpoint there or in the variable is not an endpoint URL."""
 
@@ -143,9 +151,38 @@ def _checked(endpoint: str, named: str) -> str:
     return endpoint.rstrip("/")
 
 
-def metastudio_endpoint(region: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """SDK order: overrides, then the static table. None for a region that needs METASTUDIO_ENDPOINT."""
-    return override_endpoint(region, environ) or REGION_ENDPOINTS.get(region)
+def operator_endpoints(
+    region: str,
+    endpoint: str | None = None,
+    *,
+    iam_endpoint: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Endpoints:
+    """The operator's connection: ``endpoint`` (METASTUDIO_ENDPOINT), else the SDK's overrides, else
+    its static table; IAM by ``iam_url`` (``iam_endpoint``: HUAWEICLOUD_SDK_IAM_ENDPOINT).
+
+    Raises ``NoEndpoint`` for a region that needs METASTUDIO_ENDPOINT or unusable overrides.
+    """
+    override = endpoint.rstrip("/") if endpoint else override_endpoint(region, environ)
+    metastudio = override or REGION_ENDPOINTS.get(region)
+    if metastudio is None:
+        known = ", ".join(sorted(REGION_ENDPOINTS))
+        raise NoEndpoint(
+            f"METASTUDIO_REGION={region!r} is not a region the MetaStudio SDK knows ({known}); "
+            f"set METASTUDIO_ENDPOINT, {env_override_name(region)} or a {REGIONS_FILE_ENV} entry"
+        )
+    return Endpoints(metastudio, iam_url(region, override, named=iam_endpoint))
+
+
+def endpoint_problems(
+    region: str, endpoint: str | None = None, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Why ``operator_endpoints`` fails for these values: [] when it does not."""
+    try:
+        operator_endpoints(region, endpoint, environ=environ)
+    except NoEndpoint as exc:
+        return [str(exc)]
+    return []
 
 
 def official_region(endpoint: str) -> str | None:
@@ -180,8 +217,8 @@ def iam_url(region: str, endpoint: str | None = None, *, named: str | None = Non
 def region_endpoints(region: str, endpoint: str | None) -> Endpoints:
     """A workspace connection's endpoints: its override, else the region's official host.
 
-    A stored region that has since left ``REGION_ENDPOINTS`` keeps Huawei's host naming, so a saved
-    connection keeps working; the modal offers only listed regions for new ones.
+    A stored region outside ``REGION_ENDPOINTS`` gets Huawei's host naming, so a saved connection
+    works whatever the table lists; the modal offers only listed regions for new ones.
     """
     if endpoint:
         metastudio = endpoint.rstrip("/")

@@ -45,8 +45,9 @@ MAX_BODY_DEPTH = 32
 ACCEPT_ENCODING = "gzip, deflate"
 
 
-class Reply(Protocol):
-    """What the parse and error paths read of a response (an ``httpx.Response`` is one too)."""
+class WholeResponse(Protocol):
+    """An HTTP response with its body read whole: what the parse and error paths read of one
+    (an ``httpx.Response`` whose body has been read is one too)."""
 
     @property
     def status_code(self) -> int: ...
@@ -139,7 +140,7 @@ def _depth_over(document: object, limit: int) -> bool:
     return False
 
 
-def parse_model(model: type[M], response: Reply, defaults: dict[str, str] | None = None) -> M:
+def parse_model(model: type[M], response: WholeResponse, defaults: dict[str, str] | None = None) -> M:
     try:
         document = loads(text(response))
     except ValueError:
@@ -166,7 +167,7 @@ def parse_model(model: type[M], response: Reply, defaults: dict[str, str] | None
         ) from None
 
 
-def parse_task(response: Reply, task_id: str) -> Task:
+def parse_task(response: WholeResponse, task_id: str) -> Task:
     """The task asked for. A body without ``task_id`` is that task (the SDK's ``ShowTaskResponse``
     makes it optional); a body naming another task is not an answer to this request."""
     task = parse_model(Task, response, defaults={"task_id": task_id})
@@ -241,7 +242,7 @@ def _as_text(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def text(response: Reply) -> str:
+def text(response: WholeResponse) -> str:
     """The body as text, as the SDK decodes it (``requests``' ``Response.text``): in the charset
     the Content-Type declares, undecodable bytes replaced, a charset Python does not know read as
     UTF-8. Without a declared charset, UTF-8: JSON's own encoding, and what requests assumes for
@@ -265,7 +266,7 @@ def _charset(content_type: str) -> str | None:
     return found or None
 
 
-def parse_projects(response: Reply, region: str) -> str:
+def parse_projects(response: WholeResponse, region: str) -> str:
     """The one project of ``GET /v3/projects?name=<region>``; zero or several is an error (SDK rule)."""
     try:
         document = loads(text(response))

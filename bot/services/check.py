@@ -29,7 +29,8 @@ from bot.db.preflight import database_problem, failure_reason, sqlite_path, stor
 from bot.db.schema import SchemaStatus, code_head, schema_status
 from bot.db.workspaces import ConnectionRow
 from bot.metastudio.errors import MetaStudioError
-from bot.services.connections import env_client
+from bot.metastudio.regions import endpoint_problems
+from bot.services.connections import env_client, environment_endpoints
 from bot.slack.clients import web_client
 from bot.slack.cloud_errors import error_text
 
@@ -57,7 +58,7 @@ async def run_check(out: TextIO = sys.stdout) -> int:
     report = _Report(out)
     found = settings.slack_problems()
     if not settings.multi_workspace:
-        found += settings.endpoint_problems()
+        found += endpoint_problems(settings.region, settings.endpoint)
     problems = first.problems + first.besides(found)
     report.line(not problems, "configuration", "complete" if not problems else "; ".join(problems))
     await _check_database(settings, report)
@@ -195,19 +196,20 @@ async def _check_metastudio(settings: Settings, report: _Report) -> None:
     except ConfigError as exc:
         report.line(False, "MetaStudio list call", "; ".join(exc.problems))
         return
+    endpoint = environment_endpoints(settings).metastudio
     async with client:
         try:
             page = await client.list_tasks(limit=1)
             report.line(
                 True,
                 "MetaStudio list call",
-                f"{page.value.count} tasks visible at {settings.metastudio_endpoint} (request {page.request_id})",
+                f"{page.value.count} tasks visible at {endpoint} (request {page.request_id})",
             )
         except MetaStudioError as exc:
             suffix = f" (request {exc.request_id})" if exc.request_id else ""
             report.line(
                 False,
                 "MetaStudio list call",
-                f"{settings.metastudio_endpoint}: {error_text(exc).rstrip('.')}{suffix}; "
+                f"{endpoint}: {error_text(exc).rstrip('.')}{suffix}; "
                 "check METASTUDIO_ENDPOINT (or METASTUDIO_REGION) and the credentials",
             )

@@ -33,7 +33,7 @@ from bot.services.parsing import (
 )
 from bot.services.tasks import TaskViews
 from bot.slack.delivery import Responder, slack_error
-from bot.slack.origin import Origin, Reply, private
+from bot.slack.origin import Answer, Origin, private
 
 __all__ = ["CommandRunner", "immediate_reply"]
 
@@ -43,7 +43,7 @@ log = logging.getLogger("taskbot.services")
 CHANGES = (Watch, Unwatch, Subscribe, Unsubscribe, DigestSet, DigestOff)
 
 
-def immediate_reply(command: Command, *, locale: str = messages.DEFAULT_LOCALE) -> Reply | None:
+def immediate_reply(command: Command, *, locale: str = messages.DEFAULT_LOCALE) -> Answer | None:
     """A reply that needs no cloud call (help, parse errors): it can go in the ack itself.
 
     ``locale`` must come from the cache (``Languages.cached``): nothing may ask Slack before the
@@ -69,7 +69,7 @@ class CommandRunner:
     ack_first: AckFirst
     languages: Languages
 
-    async def _reply_for(self, command: Command, origin: Origin, client: AsyncWebClient) -> Reply:
+    async def _reply_for(self, command: Command, origin: Origin, client: AsyncWebClient) -> Answer:
         if isinstance(command, ShowTask):
             return await self.tasks.task_reply(command.task_id, origin)
         if isinstance(command, Recent):
@@ -92,13 +92,13 @@ class CommandRunner:
             messages.text("usage", origin.locale)
         )
 
-    async def run(self, command: Command, origin: Origin, client: AsyncWebClient) -> Reply:
+    async def run(self, command: Command, origin: Origin, client: AsyncWebClient) -> Answer:
         """Answer a command that needs the cloud or the database, then deliver the reply."""
         await self.ack_first.wait()
         started = time.perf_counter()
         origin = await self.languages.person(origin, client)
         name = type(command).__name__.lower()
-        reply: Reply
+        reply: Answer
         try:
             refusal = await self.access.refusal(origin, client, changes=isinstance(command, CHANGES))
             reply = private(refusal, ok=False) if refusal else await self._reply_for(command, origin, client)
@@ -129,10 +129,10 @@ class CommandRunner:
         self,
         origin: Origin,
         client: AsyncWebClient,
-        answer: Callable[[Origin], Awaitable[Reply]],
+        answer: Callable[[Origin], Awaitable[Answer]],
         *,
         changes: bool = False,
-    ) -> tuple[Origin, Reply]:
+    ) -> tuple[Origin, Answer]:
         """A card button's reply, after the acks and in the person's language: ``answer``'s, or a refusal.
 
         A card stays in the channel after an admin limits /task; its buttons must obey the limit too.
@@ -144,7 +144,7 @@ class CommandRunner:
 
     async def refresh(
         self, task_id: str, origin: Origin, client: AsyncWebClient, *, message_ts: str | None
-    ) -> Reply:
+    ) -> Answer:
         """Redraw a card in place: chat.update for the bot's own message, else replace via response_url."""
         origin, reply = await self._button(origin, client, lambda o: self.tasks.task_reply(task_id, o))
         if not reply.ok:

@@ -21,10 +21,17 @@ from pydantic import SecretStr
 from bot.config import ConfigError, Settings
 from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.metastudio.client import MetaStudioClient
+from bot.metastudio.credential_chain import (
+    AkSkSource,
+    IamUserSource,
+    ProfileSource,
+    TokenSource,
+    first_credentials,
+)
 from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete
 from bot.metastudio.endpoints import BadEndpointURL, EndpointPolicy, parse_endpoint
 from bot.metastudio.errors import NotConfigured
-from bot.metastudio.regions import region_endpoints
+from bot.metastudio.regions import Endpoints, NoEndpoint, operator_endpoints, region_endpoints
 
 __all__ = [
     "RECHECK_SECONDS",
@@ -32,6 +39,8 @@ __all__ = [
     "MetaStudioClients",
     "configured_client",
     "env_client",
+    "environment_credentials",
+    "environment_endpoints",
     "form_client",
     "form_credentials",
     "new_client",
@@ -81,11 +90,8 @@ def env_client(settings: Settings) -> MetaStudioClient:
     Raises ``ConfigError`` naming the variable when the credentials or the endpoint are missing
     or invalid, so the operator reads one sentence and never a traceback.
     """
-    problems = settings.endpoint_problems()
-    if problems:
-        raise ConfigError(problems)
-    credentials = settings.cloud_credentials()
-    endpoint, iam_endpoint = settings.metastudio_endpoint, settings.iam_url
+    endpoint, iam_endpoint = environment_endpoints(settings)
+    credentials = environment_credentials(settings)
     for name, url in (("METASTUDIO_ENDPOINT", endpoint), ("METASTUDIO_IAM_ENDPOINT", iam_endpoint)):
         try:
             parse_endpoint(url)
@@ -99,6 +105,44 @@ def env_client(settings: Settings) -> MetaStudioClient:
             credentials=credentials,
             region=settings.region,
         )
+    except CredentialsIncomplete as exc:
+        raise ConfigError(exc.problems) from None
+
+
+def environment_endpoints(settings: Settings) -> Endpoints:
+    """Where the operator's own client connects (``regions.operator_endpoints`` has the rules).
+
+    Raises ``ConfigError`` naming what to set.
+    """
+    try:
+        return operator_endpoints(settings.region, settings.endpoint, iam_endpoint=settings.iam_endpoint)
+    except NoEndpoint as exc:
+        raise ConfigError([str(exc)]) from None
+
+
+def environment_credentials(settings: Settings) -> CloudCredentials:
+    """The operator's own credentials: the first of the SDK's sources that holds any.
+
+    Raises ``ConfigError`` naming the variables to set (``credential_chain`` has the rules).
+    """
+    sources = (
+        AkSkSource(
+            access_key=settings.cloud_ak,
+            secret_key=settings.cloud_sk,
+            project_id=settings.cloud_project_id,
+            security_token=settings.cloud_security_token,
+        ),
+        TokenSource(project_id=settings.cloud_project_id, token=settings.auth_token),
+        IamUserSource(
+            project_id=settings.cloud_project_id,
+            username=settings.iam_username,
+            password=settings.iam_password,
+            domain=settings.iam_domain,
+        ),
+        ProfileSource(named=settings.cloud_credentials_file),
+    )
+    try:
+        return first_credentials(sources)
     except CredentialsIncomplete as exc:
         raise ConfigError(exc.problems) from None
 

@@ -22,7 +22,7 @@ from bot.services.parsing import DigestOff, DigestSet, DigestShow
 from bot.services.tasks import TaskViews
 from bot.slack import alerts, blocks, digests
 from bot.slack.delivery import slack_error
-from bot.slack.origin import Origin, Reply, private
+from bot.slack.origin import Answer, Origin, private
 
 __all__ = ["FollowCommands"]
 
@@ -38,7 +38,7 @@ class FollowCommands:
     metastudio_for: Callable[[str | None], Awaitable[MetaStudioClient]]
     languages: Languages
 
-    async def watch_reply(self, task_id: str, origin: Origin, *, message_ts: str | None = None) -> Reply:
+    async def watch_reply(self, task_id: str, origin: Origin, *, message_ts: str | None = None) -> Answer:
         try:
             task, _ = await self.tasks.fetch(task_id, origin)
         except MetaStudioError as exc:
@@ -59,14 +59,14 @@ class FollowCommands:
         hours = f"{self.settings.watch_max_hours:g}"
         return private(messages.text(key, origin.locale, name=name, hours=hours))
 
-    async def unwatch_reply(self, task_id: str, origin: Origin) -> Reply:
+    async def unwatch_reply(self, task_id: str, origin: Origin) -> Answer:
         stopped = await self.followups.unwatch(
             team_id=origin.team_id or "", task_id=task_id, channel_id=origin.channel_id or ""
         )
         key = "unwatch_done" if stopped else "unwatch_none"
         return private(messages.text(key, origin.locale, task_id=task_id))
 
-    async def watching_reply(self, origin: Origin) -> Reply:
+    async def watching_reply(self, origin: Origin) -> Answer:
         watches, feed = await self.followups.watching(
             team_id=origin.team_id or "", channel_id=origin.channel_id or ""
         )
@@ -87,7 +87,7 @@ class FollowCommands:
         *,
         only_failed: bool = False,
         operator: str | None = None,
-    ) -> Reply:
+    ) -> Answer:
         try:
             await self.metastudio_for(origin.team_id)
         except MetaStudioError as exc:
@@ -111,7 +111,7 @@ class FollowCommands:
         filters = alerts.feed_filters(only_failed, operator, locale=origin.locale)
         return private(f"{reply} {filters}" if filters else reply)
 
-    async def unsubscribe_reply(self, origin: Origin) -> Reply:
+    async def unsubscribe_reply(self, origin: Origin) -> Answer:
         stopped = await self.followups.unsubscribe(
             team_id=origin.team_id or "", channel_id=origin.channel_id or ""
         )
@@ -119,7 +119,7 @@ class FollowCommands:
 
     async def digest_reply(
         self, command: DigestShow | DigestOff | DigestSet, origin: Origin, client: AsyncWebClient
-    ) -> Reply:
+    ) -> Answer:
         """Show, set or turn off the channel's digest."""
         team_id, channel_id = origin.team_id or "", origin.channel_id or ""
         if isinstance(command, DigestOff):
@@ -166,7 +166,7 @@ class FollowCommands:
             return "UTC"
         return known_timezone(user.get("tz") if isinstance(user, dict) else None)
 
-    async def stop(self, origin: Origin, *, task_id: str | None) -> Reply:
+    async def stop(self, origin: Origin, *, task_id: str | None) -> Answer:
         """Stop on the watching list: end that watch (or the feed); returns the list redrawn."""
         if task_id is None:
             await self.followups.unsubscribe(team_id=origin.team_id or "", channel_id=origin.channel_id or "")

@@ -18,8 +18,12 @@ MAX_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
-class Help:
-    pass
+class _NoArguments:
+    """A command without arguments: its class is all it says, so any two of a class are equal."""
+
+
+class Help(_NoArguments):
+    """``help``, ``-h``, ``--help``, ``?`` or nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +48,8 @@ class Unwatch:
     task_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Watching:
-    pass
+class Watching(_NoArguments):
+    """``watching``: the channel's watches and subscriptions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +61,16 @@ class Subscribe:
     """``by:<operator>``: only that operator's tasks."""
 
 
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    pass
+class Unsubscribe(_NoArguments):
+    """``unsubscribe``: the channel's subscription ends."""
 
 
-@dataclass(frozen=True, slots=True)
-class DigestShow:
+class DigestShow(_NoArguments):
     """``digest``: show the channel's digest setting."""
 
 
-@dataclass(frozen=True, slots=True)
-class DigestOff:
-    pass
+class DigestOff(_NoArguments):
+    """``digest off``: the channel's digest stops."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from bot.metastudio.models import Task
 from bot.services.languages import Languages
 from bot.slack import blocks, cards
 from bot.slack.cloud_errors import error_text
-from bot.slack.origin import Origin, Reply
+from bot.slack.origin import Answer, Origin
 
 __all__ = ["TaskViews"]
 
@@ -72,7 +72,7 @@ class TaskViews:
                 origin.team_id, ok=error is None, error=error_text(error) if error is not None else None
             )
 
-    async def task_reply(self, task_id: str, origin: Origin) -> Reply:
+    async def task_reply(self, task_id: str, origin: Origin) -> Answer:
         try:
             task, request_id = await self.fetch(task_id, origin)
         except MetaStudioError as exc:
@@ -80,7 +80,7 @@ class TaskViews:
         codes = self.settings.finished_codes
         # The card goes in the channel: the channel's language, not necessarily the asker's.
         locale = await self.languages.channel(origin)
-        return Reply(
+        return Answer(
             text=cards.card_text(task, codes, locale=locale),
             blocks=cards.task_card(
                 task,
@@ -91,7 +91,7 @@ class TaskViews:
             task_id=task_id,
         )
 
-    async def recent_reply(self, resources: tuple[str, ...], origin: Origin, *, page: int = 1) -> Reply:
+    async def recent_reply(self, resources: tuple[str, ...], origin: Origin, *, page: int = 1) -> Answer:
         paging_ignored = False
         try:
             client = await self.metastudio_for(origin.team_id)
@@ -130,7 +130,7 @@ class TaskViews:
             paging_ignored=paging_ignored,
             locale=locale,
         )
-        return Reply(text=header, blocks=listing, request_id=fetched.request_id, public=False)
+        return Answer(text=header, blocks=listing, request_id=fetched.request_id, public=False)
 
     def error_sentence(self, exc: MetaStudioError, locale: str) -> str:
         """The one sentence a member reads when a MetaStudio call failed for them."""
@@ -138,13 +138,13 @@ class TaskViews:
             return messages.text("not_connected_member", locale)
         return error_text(exc, locale)
 
-    def error_reply(self, exc: MetaStudioError, origin: Origin, *, task_id: str | None = None) -> Reply:
+    def error_reply(self, exc: MetaStudioError, origin: Origin, *, task_id: str | None = None) -> Answer:
         """The error only the asker sees, in their language."""
         log.info("MetaStudio call failed: %s", exc, extra={"task_id": task_id, "request_id": exc.request_id})
         needs_connection = isinstance(exc, NotConfigured) and self.settings.multi_workspace
         locale = origin.locale
         message = self.error_sentence(exc, locale)
-        return Reply(
+        return Answer(
             text=message,
             blocks=cards.error_blocks(message, request_id=exc.request_id, locale=locale),
             ok=False,

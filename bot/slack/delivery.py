@@ -18,7 +18,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot import messages
 from bot.metrics import SLACK_API_ERRORS
 from bot.slack.clients import SlackClients
-from bot.slack.origin import Origin, Reply, private
+from bot.slack.origin import Answer, Origin, private
 
 __all__ = ["CANNOT_POST", "Responder", "slack_error"]
 
@@ -38,7 +38,7 @@ class Responder:
     def __init__(self, clients: SlackClients) -> None:
         self._clients = clients
 
-    async def deliver(self, reply: Reply, origin: Origin, client: AsyncWebClient) -> None:
+    async def deliver(self, reply: Answer, origin: Origin, client: AsyncWebClient) -> None:
         """Public replies go in the channel; where the bot may not post, through response_url."""
         if not reply.public or not origin.channel_id:
             await self.respond(origin, reply)
@@ -59,7 +59,7 @@ class Responder:
         """What someone is told when the work for their request failed (``bot.aio.Background``)."""
         await self.respond(origin, private(messages.text("error_internal"), ok=False))
 
-    async def respond(self, origin: Origin, reply: Reply, *, in_channel: bool = False) -> None:
+    async def respond(self, origin: Origin, reply: Answer, *, in_channel: bool = False) -> None:
         if not origin.response_url:
             return
         try:

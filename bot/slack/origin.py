@@ -1,4 +1,4 @@
-"""Where a Slack request came from (``Origin``) and what taskbot answers (``Reply``).
+"""Where a Slack request came from (``Origin``) and what taskbot answers (``Answer``).
 
 ``origin_from_body`` is the one place that reads team, channel, user and response URL out of
 any Bolt body: slash commands, block actions, view submissions and events each put them in
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Origin", "Reply", "belongs_to", "origin_from_body", "private"]
+__all__ = ["Answer", "Origin", "belongs_to", "origin_from_body", "private"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,9 @@ class Origin:
 
 
 @dataclass(slots=True)
-class Reply:
+class Answer:
+    """What taskbot answers a Slack request with: a message for the asker alone, or for the channel."""
+
     text: str
     blocks: list[dict[str, Any]] = field(default_factory=list)
     ok: bool = True
@@ -39,9 +41,9 @@ class Reply:
     needs_connection: bool = False
 
 
-def private(text: str, *, ok: bool = True, blocks: list[dict[str, Any]] | None = None) -> Reply:
+def private(text: str, *, ok: bool = True, blocks: list[dict[str, Any]] | None = None) -> Answer:
     """A reply only the person who asked sees."""
-    return Reply(text=text, blocks=blocks or [], ok=ok, public=False)
+    return Answer(text=text, blocks=blocks or [], ok=ok, public=False)
 
 
 def _id(value: Any) -> str | None:

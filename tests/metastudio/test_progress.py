@@ -12,6 +12,7 @@ from bot.metastudio.progress import (
     BARS,
     Event,
     Progress,
+    Reading,
     estimate_once,
     ewma,
     observe,
@@ -26,7 +27,7 @@ def feed(points: list[tuple[float, int]], state: Progress | None = None) -> tupl
     state = state or Progress()
     events = []
     for now, processed in points:
-        state, event = observe(state, now=now, processed=processed, stall_seconds=STALL)
+        state, event = observe(state, Reading(now, processed), stall_seconds=STALL)
         if event is not None:
             events.append(event)
     return state, events
@@ -64,9 +65,9 @@ def test_watched_rate_is_smoothed_and_gives_an_eta() -> None:
 
 def test_first_change_from_zero_needs_begin_time() -> None:
     state, _ = feed([(0.0, 0)])
-    without, _ = observe(state, now=60.0, processed=100, stall_seconds=STALL)
+    without, _ = observe(state, Reading(60.0, 100), stall_seconds=STALL)
     assert without.rate is None  # the start is somewhere in the last minute: no rate yet
-    with_begin, _ = observe(state, now=60.0, processed=100, stall_seconds=STALL, begin=50.0)
+    with_begin, _ = observe(state, Reading(60.0, 100, begin=50.0), stall_seconds=STALL)
     assert with_begin.rate == pytest.approx(10.0)
 
 
@@ -142,7 +143,7 @@ def test_one_notice_per_stall(steps: list[tuple[float, int]]) -> None:
     for dt, dp in steps:
         now += dt
         processed = max(0, processed + dp)
-        state, event = observe(state, now=now, processed=processed, stall_seconds=STALL)
+        state, event = observe(state, Reading(now, processed), stall_seconds=STALL)
         if event is not None:
             events.append(event)
         assert state.rate is None or state.rate >= 0

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from bot.config import REGION_ENDPOINTS
 from bot.db.base import Database
 from bot.db.crypto import SecretBox
 from bot.db.workspaces import Connection, ConnectionForm, Guardrails, WorkspaceStore
 from bot.messages import text
 from bot.metastudio.credentials import CredentialKind
+from bot.metastudio.regions import REGION_ENDPOINTS
 from bot.slack.home import home_view
 from bot.slack.modals import (
     ACTION_TEST_CONNECTION,
