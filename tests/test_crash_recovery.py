@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,6 +89,8 @@ class BotProcess:
     def __init__(self, cloud: Cloud, database_url: str, log_path: Path) -> None:
         self.cloud = cloud
         self.port = free_port()
+        # Taken from the environment only in multi-workspace mode (installed_per_workspace).
+        self.encryption_key = Fernet.generate_key().decode()
         self.log_path = log_path
         self.env = {
             **clean_env(),
@@ -111,8 +114,9 @@ class BotProcess:
         }
         self.process: asyncio.subprocess.Process | None = None
 
-    def installed_per_workspace(self, encryption_key: str) -> BotProcess:
-        """Multi-workspace mode (OAuth installs at the stand-in), not the one bot token."""
+    def installed_per_workspace(self) -> BotProcess:
+        """Multi-workspace mode (OAuth installs at the stand-in), not the one bot token; stored
+        secrets are encrypted with ``encryption_key``."""
         for name in (
             "SLACK_BOT_TOKEN",
             "HUAWEICLOUD_SDK_AK",
@@ -123,7 +127,7 @@ class BotProcess:
         self.env.update(
             SLACK_CLIENT_ID=self.cloud.slack.client_id,
             SLACK_CLIENT_SECRET=self.cloud.slack.client_secret,
-            TASKBOT_ENCRYPTION_KEY=encryption_key,
+            TASKBOT_ENCRYPTION_KEY=self.encryption_key,
             TASKBOT_ALLOWED_ENDPOINT_HOSTS="http://127.0.0.1",
         )
         return self
