@@ -22,7 +22,17 @@ from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
-from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli, wait_until_serving
+from tests.support.cli import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    clean_env,
+    free_port,
+    multi_workspace_env,
+    run_cli,
+    start_cli,
+    stop_cli,
+    wait_until_serving,
+)
 from tests.support.forms import aksk_form
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
@@ -110,10 +120,8 @@ async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackSt
 
 
 async def test_check_for_many_workspaces_reports_installs_instead_of_calling_slack(tmp_path: Path) -> None:
-    env = clean_env(
-        SLACK_CLIENT_ID="111.222",
-        SLACK_CLIENT_SECRET="client-secret-5678",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+    env = multi_workspace_env(
+        SIGNING_SECRET,
         TASKBOT_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'many.db'}",
     )
@@ -129,7 +137,7 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
     # Two installs of one workspace and another workspace: slack_sdk keeps a row per install.
     engine = create_async_engine(env["DATABASE_URL"])
     try:
-        installations = AsyncSQLAlchemyInstallationStore(client_id="111.222", engine=engine)
+        installations = AsyncSQLAlchemyInstallationStore(client_id=CLIENT_ID, engine=engine)
         await installations.create_tables()
         for team_id in ("T0CHECK001", "T0CHECK001", "T0CHECK002"):
             await installations.async_save(
@@ -147,7 +155,7 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
     code, out, err = await run_cli("check", env={**env, "TASKBOT_ENCRYPTION_KEY": "not-a-key"})
     assert code == 2
     assert "FAIL  encryption key: TASKBOT_ENCRYPTION_KEY" in out
-    assert "not-a-key" not in out + err and "client-secret-5678" not in out + err
+    assert "not-a-key" not in out + err and CLIENT_SECRET not in out + err
 
 
 @dataclass
@@ -237,12 +245,7 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
         await store.save_connection("T0ROTATE01", form, user_id="U0ADMIN")
     finally:
         await database.dispose()
-    env = clean_env(
-        SLACK_CLIENT_ID="111.222",
-        SLACK_CLIENT_SECRET="client-secret-5678",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        DATABASE_URL=url,
-    )
+    env = multi_workspace_env(SIGNING_SECRET, DATABASE_URL=url)
 
     code, out, err = await run_cli(
         "rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": SecretBox.generate_key()}

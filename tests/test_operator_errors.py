@@ -19,7 +19,7 @@ import pytest
 
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN
-from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli
+from tests.support.cli import clean_env, free_port, multi_workspace_env, run_cli, start_cli, stop_cli
 
 SIGNING_SECRET = "0f1e2d3c4b5a69780f1e2d3c4b5a6978"
 HEADER = "taskbot cannot start: the configuration is incomplete or invalid."
@@ -112,10 +112,8 @@ async def test_several_mistakes_are_listed_together_without_echoing_secrets() ->
 
 
 async def test_metastudio_endpoint_without_a_scheme_stops_multi_workspace_too() -> None:
-    env = clean_env(
-        SLACK_CLIENT_ID="111.222",
-        SLACK_CLIENT_SECRET="client-secret-5678",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+    env = multi_workspace_env(
+        SIGNING_SECRET,
         TASKBOT_ENCRYPTION_KEY="not-checked-here",
         METASTUDIO_ENDPOINT="127.0.0.1:8080",
     )

@@ -26,14 +26,21 @@ from tests.support.waiting import eventually
 SERVE_START_SECONDS = 60.0
 
 __all__ = [
+    "CLIENT_ID",
+    "CLIENT_SECRET",
     "SERVE_START_SECONDS",
     "clean_env",
     "free_port",
+    "multi_workspace_env",
     "run_cli",
     "start_cli",
     "stop_cli",
     "wait_until_serving",
 ]
+
+# The OAuth app of a multi-workspace taskbot in the CLI tests.
+CLIENT_ID = "111.222"
+CLIENT_SECRET = "client-secret-5678"
 
 _OURS = ("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_")
 
@@ -44,6 +51,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     keep["HOME"] = "/nonexistent-home"
     keep.update(extra)
     return keep
+
+
+def multi_workspace_env(signing_secret: str, **extra: str) -> dict[str, str]:
+    """``clean_env`` for many workspaces: the OAuth app's ``CLIENT_ID`` and ``CLIENT_SECRET`` and
+    ``signing_secret``, plus ``extra`` (the encryption key, the database, ...)."""
+    return clean_env(
+        SLACK_CLIENT_ID=CLIENT_ID,
+        SLACK_CLIENT_SECRET=CLIENT_SECRET,
+        SLACK_SIGNING_SECRET=signing_secret,
+        **extra,
+    )
 
 
 def free_port() -> int:
