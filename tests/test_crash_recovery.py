@@ -30,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.deliveries import DeliveryRow
 from bot.devtools import simulator as sim
 from bot.devtools.demo import is_alert
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
+from bot.devtools.slack_standin import SlackStandIn
 from bot.servers import serve_asgi
 from tests.databases import open_database
-from tests.support.cli import SERVE_START_SECONDS, clean_env, free_port
+from tests.support.cli import SERVE_START_SECONDS, free_port, serving_env
 from tests.support.waiting import eventually
 
 SIGNING_SECRET = "c7a5e5c7a5e5c7a5e5c7a5e5c7a5e5c7"  # 32 hex characters, the shape Slack issues
@@ -92,26 +92,21 @@ class BotProcess:
         # Taken from the environment only in multi-workspace mode (installed_per_workspace).
         self.encryption_key = Fernet.generate_key().decode()
         self.log_path = log_path
-        self.env = {
-            **clean_env(),
-            "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": cloud.slack.api_url,
-            "HUAWEICLOUD_SDK_AK": sim.DEMO_ACCESS_KEY,
-            "HUAWEICLOUD_SDK_SK": sim.DEMO_SECRET_KEY,
-            "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
-            "METASTUDIO_ENDPOINT": cloud.simulator_url,
-            "METASTUDIO_MAX_RETRIES": "1",
-            "DATABASE_URL": database_url,
-            "PORT": str(self.port),
-            "TASKBOT_POLL_SECONDS": "0.2",
-            "TASKBOT_MAX_POLL_SECONDS": "1",
-            "TASKBOT_CARD_UPDATE_SECONDS": "0.5",
-            "TASKBOT_API_RATE": "500",
+        self.env = serving_env(
+            SIGNING_SECRET,
+            cloud.simulator_url,
+            cloud.slack.api_url,
+            METASTUDIO_MAX_RETRIES="1",
+            DATABASE_URL=database_url,
+            PORT=str(self.port),
+            TASKBOT_POLL_SECONDS="0.2",
+            TASKBOT_MAX_POLL_SECONDS="1",
+            TASKBOT_CARD_UPDATE_SECONDS="0.5",
+            TASKBOT_API_RATE="500",
             # On PostgreSQL a restart after kill -9 waits for the dead process's shard leases.
-            "TASKBOT_LEASE_SECONDS": "3",
-            "TASKBOT_LOG_FORMAT": "json",
-        }
+            TASKBOT_LEASE_SECONDS="3",
+            TASKBOT_LOG_FORMAT="json",
+        )
         self.process: asyncio.subprocess.Process | None = None
 
     def installed_per_workspace(self) -> BotProcess:

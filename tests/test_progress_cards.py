@@ -1,4 +1,4 @@
-"""ETA, rate, trend and stall notices as a channel sees them (issue 12): signed requests to the Bolt
+"""ETA, rate, trend and stall notices as a channel sees them: signed requests to the Bolt
 app's real server, the simulator and the Slack stand-in on loopback sockets. Every assertion is on
 what the stand-in received."""
 

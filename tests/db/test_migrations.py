@@ -331,7 +331,7 @@ async def test_0010_rewrites_owed_snapshots_in_place_and_back(database_url: str)
 
 async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_url: str) -> None:
     async with legacy_database(database_url) as storage:
-        # Written as 0.1.0 wrote it: today's models have columns (0002) a 0.1.0 database lacks.
+        # Written as 0.1.0 wrote it: today's models have columns, from revision 0002 on, that a 0.1.0 database lacks.
         now = datetime.now(UTC)
         async with storage.engine.begin() as conn:
             await conn.execute(
@@ -564,7 +564,7 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     added = [
         ("guardrails", "channel_language", "VARCHAR(16)"),
         *((t, "locale", "VARCHAR(16)") for t in ("subscribers", "feeds", "deliveries")),
-        # 0008: only ever NULL here, so the type does not matter.
+        # The workflow-step target: only ever NULL here, so the type does not matter.
         *((t, "target", "VARCHAR(16)") for t in ("subscribers", "deliveries")),
         ("subscribers", "expires_at", "VARCHAR(16)"),
         ("deliveries", "digest_id", "INTEGER"),
@@ -615,7 +615,7 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
         (delivery,) = await followups.close_watch(
             owed.watch.id, status="finished", snapshot=TaskSnapshot(task=Task.model_validate(body))
         )
-        # 0.1.0 stored the task itself, with the poll's request id beside its fields (0010).
+        # A 0.1.0 row holds the task itself, the poll's request id beside its fields: the shape revision 0010 rewrites.
         async with storage.engine.begin() as conn:
             await conn.execute(
                 update(DeliveryRow)
