@@ -331,7 +331,8 @@ async def test_0010_rewrites_owed_snapshots_in_place_and_back(database_url: str)
 
 async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_url: str) -> None:
     async with legacy_database(database_url) as storage:
-        # Written as 0.1.0 wrote it: today's models have columns, from revision 0002 on, that a 0.1.0 database lacks.
+        # Written as 0.1.0 wrote it: today's models have columns, from revision 0002 on, that a
+        # 0.1.0 database lacks.
         now = datetime.now(UTC)
         async with storage.engine.begin() as conn:
             await conn.execute(
@@ -615,7 +616,8 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
         (delivery,) = await followups.close_watch(
             owed.watch.id, status="finished", snapshot=TaskSnapshot(task=Task.model_validate(body))
         )
-        # A 0.1.0 row holds the task itself, the poll's request id beside its fields: the shape revision 0010 rewrites.
+        # A 0.1.0 row holds the task itself, the poll's request id beside its fields: the shape
+        # revision 0010 rewrites.
         async with storage.engine.begin() as conn:
             await conn.execute(
                 update(DeliveryRow)
