@@ -85,6 +85,7 @@ async def step_waits_on_a_new_task(
 
 
 async def one_watch_polling(stack: LocalStack) -> None:
+    """Wait until the engine polls exactly one watch (the step's)."""
     await eventually(lambda: len(stack.runtime.followups.watches) == 1, within=5, what="the watch")
 
 
