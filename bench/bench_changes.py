@@ -1,4 +1,4 @@
-"""The watches' change detector on the real engine: early ends seen by the list sweep (issue 26).
+"""The watches' change detector on the real engine: early ends seen by the list sweep.
 
 The real ``FollowUps`` engine (its timers, a SQLite file, ``ListSweeps``) against the MetaStudio
 simulator and the Slack stand-in on loopback sockets, in this process. ``--tasks`` tasks start
@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bench.common import percentile, run_benchmark
+from bench.common import import_task, percentile, run_benchmark
 from bot.config import Settings
 from bot.db.base import Database
 from bot.db.followups import FollowUpStore
@@ -67,10 +67,9 @@ def plan_tasks(count: int, low: float, high: float, rng: random.Random) -> list[
         early = number % 3 == 0
         planned.append(
             Planned(
-                SimTask(
-                    task_id=f"{number + 1:032x}",
-                    task_name=f"bench {number}",
-                    resource="knowledge-intent-question-create",
+                import_task(
+                    f"{number + 1:032x}",
+                    f"bench {number}",
                     total_count=rng.randint(1_000, 100_000),
                     duration_seconds=duration,
                     begin_time_ms=begin_ms,

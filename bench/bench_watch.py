@@ -1,4 +1,4 @@
-"""Follow-ups at scale: one process watches 10,000 tasks on the simulator (issue 3).
+"""Follow-ups at scale: one process watches 10,000 tasks on the simulator.
 
 Three processes, all on 127.0.0.1:
 
@@ -51,7 +51,15 @@ from pydantic import SecretStr
 from sqlalchemy import func, insert, select
 from starlette.types import Receive, Scope, Send
 
-from bench.common import bench_settings, migrate_schema, percentile, raw_burst, services_process, summary_ms
+from bench.common import (
+    bench_settings,
+    import_task,
+    migrate_schema,
+    percentile,
+    raw_burst,
+    services_process,
+    summary_ms,
+)
 from bot.app import Runtime, create_asgi
 from bot.config import Settings
 from bot.db.base import Database
@@ -87,10 +95,9 @@ def bench_tasks(count: int, *, now: float, finish_within: float, seed: int) -> l
         else:
             duration = finishes_in + rng.uniform(0.5, 3.0) * finish_within
         tasks.append(
-            SimTask(
-                task_id=f"{ID_PREFIX}{index:0{width}x}",
-                task_name=f"Bench import {index}",
-                resource="knowledge-intent-question-create",
+            import_task(
+                f"{ID_PREFIX}{index:0{width}x}",
+                f"Bench import {index}",
                 total_count=rng.randint(100, 50_000),
                 duration_seconds=duration,
                 begin_time_ms=round((now + finishes_in - duration) * 1000),
@@ -101,10 +108,9 @@ def bench_tasks(count: int, *, now: float, finish_within: float, seed: int) -> l
 
 
 def long_task(task_id: str, now: float) -> SimTask:
-    return SimTask(
-        task_id=task_id,
-        task_name="Long import",
-        resource="knowledge-intent-question-create",
+    return import_task(
+        task_id,
+        "Long import",
         total_count=50_000,
         duration_seconds=86_400,
         begin_time_ms=round((now - 60) * 1000),

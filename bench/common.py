@@ -1,5 +1,5 @@
 """Helpers shared by the benchmarks: the command line, percentiles, a bot process, in-process settings
-and schema, output."""
+and schema, the simulator's import tasks, output."""
 
 from __future__ import annotations
 
@@ -86,6 +86,30 @@ def bench_settings(urls: Mapping[str, str], database_url: str, **overrides: Any)
         "log_level": "WARNING",
     }
     return Settings(**{**values, **overrides})
+
+
+def import_task(
+    task_id: str,
+    name: str,
+    *,
+    total_count: int,
+    duration_seconds: float,
+    begin_time_ms: int,
+    failure_rate: float = 0.0,
+    ends_early_at_seconds: float | None = None,
+) -> sim.SimTask:
+    """A simulated import of ``total_count`` intent questions, the kind of task every benchmark
+    watches; it ends ``ends_early_at_seconds`` after its begin when that is set."""
+    return sim.SimTask(
+        task_id,
+        name,
+        "knowledge-intent-question-create",
+        total_count,
+        duration_seconds,
+        begin_time_ms,
+        failure_rate,
+        ends_early_at_seconds=ends_early_at_seconds,
+    )
 
 
 async def migrate_schema(database_url: str) -> None:

@@ -22,7 +22,18 @@ from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
-from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli, wait_until_serving
+from tests.support.cli import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    clean_env,
+    free_port,
+    multi_workspace_env,
+    run_cli,
+    serving_env,
+    start_cli,
+    stop_cli,
+    wait_until_serving,
+)
 from tests.support.forms import aksk_form
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"  # 32 hex characters, the shape Slack issues
@@ -34,19 +45,6 @@ async def cloud_and_slack() -> AsyncIterator[tuple[str, SlackStandIn]]:
     async with serve_asgi(sim.Simulator().app) as simulator_url, serve_asgi(slack.app) as slack_url:
         slack.base_url = slack_url
         yield simulator_url, slack
-
-
-def _serving_env(simulator_url: str, slack: SlackStandIn, **extra: str) -> dict[str, str]:
-    values = {
-        "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "HUAWEICLOUD_SDK_AK": sim.DEMO_ACCESS_KEY,
-        "HUAWEICLOUD_SDK_SK": sim.DEMO_SECRET_KEY,
-        "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
-        "METASTUDIO_ENDPOINT": simulator_url,
-    }
-    return clean_env(**{**values, **extra})
 
 
 async def test_serve_without_configuration_names_every_missing_variable() -> None:
@@ -73,7 +71,12 @@ async def test_check_reports_one_line_per_check(
     cloud_and_slack: tuple[str, SlackStandIn], tmp_path: Path
 ) -> None:
     simulator_url, slack = cloud_and_slack
-    env = _serving_env(simulator_url, slack, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'check.db'}")
+    env = serving_env(
+        SIGNING_SECRET,
+        simulator_url,
+        slack.api_url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'check.db'}",
+    )
     code, out, err = await run_cli("check", env=env)
     assert code == 0, out + err
     lines = out.strip().splitlines()
@@ -89,9 +92,10 @@ async def test_check_reports_one_line_per_check(
 
 async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackStandIn]) -> None:
     simulator_url, slack = cloud_and_slack
-    env = _serving_env(
+    env = serving_env(
+        SIGNING_SECRET,
         simulator_url,
-        slack,
+        slack.api_url,
         SLACK_BOT_TOKEN="xoxb-wrong",
         HUAWEICLOUD_SDK_SK="wrong-secret-key",
         DATABASE_URL="postgresql+asyncpg://taskbot:db-password-1234@127.0.0.1:1/taskbot",
@@ -110,10 +114,8 @@ async def test_check_says_what_does_not_work(cloud_and_slack: tuple[str, SlackSt
 
 
 async def test_check_for_many_workspaces_reports_installs_instead_of_calling_slack(tmp_path: Path) -> None:
-    env = clean_env(
-        SLACK_CLIENT_ID="111.222",
-        SLACK_CLIENT_SECRET="client-secret-5678",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+    env = multi_workspace_env(
+        SIGNING_SECRET,
         TASKBOT_ENCRYPTION_KEY=Fernet.generate_key().decode(),
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'many.db'}",
     )
@@ -129,7 +131,7 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
     # Two installs of one workspace and another workspace: slack_sdk keeps a row per install.
     engine = create_async_engine(env["DATABASE_URL"])
     try:
-        installations = AsyncSQLAlchemyInstallationStore(client_id="111.222", engine=engine)
+        installations = AsyncSQLAlchemyInstallationStore(client_id=CLIENT_ID, engine=engine)
         await installations.create_tables()
         for team_id in ("T0CHECK001", "T0CHECK001", "T0CHECK002"):
             await installations.async_save(
@@ -147,7 +149,7 @@ async def test_check_for_many_workspaces_reports_installs_instead_of_calling_sla
     code, out, err = await run_cli("check", env={**env, "TASKBOT_ENCRYPTION_KEY": "not-a-key"})
     assert code == 2
     assert "FAIL  encryption key: TASKBOT_ENCRYPTION_KEY" in out
-    assert "not-a-key" not in out + err and "client-secret-5678" not in out + err
+    assert "not-a-key" not in out + err and CLIENT_SECRET not in out + err
 
 
 @dataclass
@@ -163,7 +165,7 @@ class Serving:
 def serving(cloud_and_slack: tuple[str, SlackStandIn]) -> Serving:
     simulator_url, slack = cloud_and_slack
     port = free_port()
-    return Serving(slack, port, _serving_env(simulator_url, slack, PORT=str(port)))
+    return Serving(slack, port, serving_env(SIGNING_SECRET, simulator_url, slack.api_url, PORT=str(port)))
 
 
 async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_sigterm(
@@ -237,12 +239,7 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
         await store.save_connection("T0ROTATE01", form, user_id="U0ADMIN")
     finally:
         await database.dispose()
-    env = clean_env(
-        SLACK_CLIENT_ID="111.222",
-        SLACK_CLIENT_SECRET="client-secret-5678",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        DATABASE_URL=url,
-    )
+    env = multi_workspace_env(SIGNING_SECRET, DATABASE_URL=url)
 
     code, out, err = await run_cli(
         "rotate-keys", env={**env, "TASKBOT_ENCRYPTION_KEY": SecretBox.generate_key()}
@@ -303,9 +300,10 @@ async def test_serve_reads_dotenv_listens_on_host_and_the_environment_wins(
 
 
 async def test_a_host_that_is_not_this_machines_is_named(tmp_path: Path) -> None:
-    env = _serving_env(
+    env = serving_env(
+        SIGNING_SECRET,
         "http://127.0.0.1:9",
-        SlackStandIn(),
+        SlackStandIn().api_url,
         HOST="192.0.2.1",
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'h.db'}",
     )

@@ -23,16 +23,17 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.deliveries import DeliveryRow
 from bot.devtools import simulator as sim
 from bot.devtools.demo import is_alert
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
+from bot.devtools.slack_standin import SlackStandIn
 from bot.servers import serve_asgi
 from tests.databases import open_database
-from tests.support.cli import SERVE_START_SECONDS, clean_env, free_port
+from tests.support.cli import SERVE_START_SECONDS, free_port, serving_env
 from tests.support.waiting import eventually
 
 SIGNING_SECRET = "c7a5e5c7a5e5c7a5e5c7a5e5c7a5e5c7"  # 32 hex characters, the shape Slack issues
@@ -88,31 +89,29 @@ class BotProcess:
     def __init__(self, cloud: Cloud, database_url: str, log_path: Path) -> None:
         self.cloud = cloud
         self.port = free_port()
+        # Taken from the environment only in multi-workspace mode (installed_per_workspace).
+        self.encryption_key = Fernet.generate_key().decode()
         self.log_path = log_path
-        self.env = {
-            **clean_env(),
-            "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": cloud.slack.api_url,
-            "HUAWEICLOUD_SDK_AK": sim.DEMO_ACCESS_KEY,
-            "HUAWEICLOUD_SDK_SK": sim.DEMO_SECRET_KEY,
-            "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
-            "METASTUDIO_ENDPOINT": cloud.simulator_url,
-            "METASTUDIO_MAX_RETRIES": "1",
-            "DATABASE_URL": database_url,
-            "PORT": str(self.port),
-            "TASKBOT_POLL_SECONDS": "0.2",
-            "TASKBOT_MAX_POLL_SECONDS": "1",
-            "TASKBOT_CARD_UPDATE_SECONDS": "0.5",
-            "TASKBOT_API_RATE": "500",
+        self.env = serving_env(
+            SIGNING_SECRET,
+            cloud.simulator_url,
+            cloud.slack.api_url,
+            METASTUDIO_MAX_RETRIES="1",
+            DATABASE_URL=database_url,
+            PORT=str(self.port),
+            TASKBOT_POLL_SECONDS="0.2",
+            TASKBOT_MAX_POLL_SECONDS="1",
+            TASKBOT_CARD_UPDATE_SECONDS="0.5",
+            TASKBOT_API_RATE="500",
             # On PostgreSQL a restart after kill -9 waits for the dead process's shard leases.
-            "TASKBOT_LEASE_SECONDS": "3",
-            "TASKBOT_LOG_FORMAT": "json",
-        }
+            TASKBOT_LEASE_SECONDS="3",
+            TASKBOT_LOG_FORMAT="json",
+        )
         self.process: asyncio.subprocess.Process | None = None
 
-    def installed_per_workspace(self, encryption_key: str) -> BotProcess:
-        """Multi-workspace mode (OAuth installs at the stand-in), not the one bot token."""
+    def installed_per_workspace(self) -> BotProcess:
+        """Multi-workspace mode (OAuth installs at the stand-in), not the one bot token; stored
+        secrets are encrypted with ``encryption_key``."""
         for name in (
             "SLACK_BOT_TOKEN",
             "HUAWEICLOUD_SDK_AK",
@@ -123,7 +122,7 @@ class BotProcess:
         self.env.update(
             SLACK_CLIENT_ID=self.cloud.slack.client_id,
             SLACK_CLIENT_SECRET=self.cloud.slack.client_secret,
-            TASKBOT_ENCRYPTION_KEY=encryption_key,
+            TASKBOT_ENCRYPTION_KEY=self.encryption_key,
             TASKBOT_ALLOWED_ENDPOINT_HOSTS="http://127.0.0.1",
         )
         return self

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -168,33 +169,48 @@ def check_figures(message: PostedMessage) -> None:
     assert "Still running" not in shown
 
 
+@asynccontextmanager
+async def serving_an_owed_run(
+    services: Cloud, database_url: str, logs: list[Path], *, within: float
+) -> AsyncIterator[tuple[list[BotProcess], httpx.AsyncClient]]:
+    """The finished tasks and their owed daily digest on ``services``, then one ``taskbot serve`` on
+    ``database_url`` per log file; yields them once the late digest is posted (within ``within``
+    seconds) with its figures, and kills them when the block ends."""
+    finished_tasks(services.simulator)
+    await owed_digest(database_url)
+    bots = [BotProcess(services, database_url, log) for log in logs]
+    async with httpx.AsyncClient(timeout=10) as http:
+        try:
+            for bot in bots:
+                await bot.start(http)
+            await eventually(
+                lambda: digests_posted(services.slack.messages), within=within, what="the digest"
+            )
+            check_figures(digests_posted(services.slack.messages)[0])
+            yield bots, http
+        finally:
+            for bot in bots:
+                await bot.kill_if_running()
+
+
 async def test_an_owed_run_is_posted_once_late_with_its_figures_across_kill_9(
     cloud: Cloud,  # noqa: F811
     database_url: str,
     tmp_path: Path,
 ) -> None:
-    finished_tasks(cloud.simulator)
-    await owed_digest(database_url)
-    bot = BotProcess(cloud, database_url, tmp_path / "serve.log")
-    async with httpx.AsyncClient(timeout=10) as http:
-        try:
-            await bot.start(http)
-            await eventually(lambda: digests_posted(cloud.slack.messages), within=20, what="the digest")
-            check_figures(digests_posted(cloud.slack.messages)[0])
-            await bot.kill_if_running()
-            await bot.start(http)
-            # The restarted bot re-armed its jobs and found the run recorded: a command it
-            # answers after that start shows it is up, and still nothing more was posted.
-            # SQLite: one engine arms everything at start; PostgreSQL: when the dead process's
-            # lease on the workspace has lapsed (TASKBOT_LEASE_SECONDS).
-            await eventually(
-                lambda: bot.log().count("follow-ups started") + bot.log().count("shards re-armed") >= 2,
-                within=20,
-                what="the second start arming the digest",
-            )
-            await ask_digest(bot, http)
-        finally:
-            await bot.kill_if_running()
+    async with serving_an_owed_run(cloud, database_url, [tmp_path / "serve.log"], within=20) as ([bot], http):
+        await bot.kill_if_running()
+        await bot.start(http)
+        # The restarted bot re-armed its jobs and found the run recorded: a command it
+        # answers after that start shows it is up, and still nothing more was posted.
+        # SQLite: one engine arms everything at start; PostgreSQL: when the dead process's
+        # lease on the workspace has lapsed (TASKBOT_LEASE_SECONDS).
+        await eventually(
+            lambda: bot.log().count("follow-ups started") + bot.log().count("shards re-armed") >= 2,
+            within=20,
+            what="the second start arming the digest",
+        )
+        await ask_digest(bot, http)
     assert len(digests_posted(cloud.slack.messages)) == 1
 
 
@@ -204,19 +220,9 @@ async def test_two_replicas_post_an_owed_run_once(
     postgres_url: str,
     tmp_path: Path,
 ) -> None:
-    finished_tasks(cloud.simulator)
-    await owed_digest(postgres_url)
-    bots = [BotProcess(cloud, postgres_url, tmp_path / f"replica{n}.log") for n in (1, 2)]
-    async with httpx.AsyncClient(timeout=10) as http:
-        try:
-            for bot in bots:
-                await bot.start(http)
-            await eventually(lambda: digests_posted(cloud.slack.messages), within=30, what="the digest")
-            check_figures(digests_posted(cloud.slack.messages)[0])
-            # Both replicas answer a command after the digest went out: each has run its start.
-            for bot in bots:
-                await ask_digest(bot, http)
-        finally:
-            for bot in bots:
-                await bot.kill_if_running()
+    replicas = [tmp_path / f"replica{n}.log" for n in (1, 2)]
+    async with serving_an_owed_run(cloud, postgres_url, replicas, within=30) as (bots, http):
+        # Both replicas answer a command after the digest went out: each has run its start.
+        for bot in bots:
+            await ask_digest(bot, http)
     assert len(digests_posted(cloud.slack.messages)) == 1

@@ -19,7 +19,7 @@ import pytest
 
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN
-from tests.support.cli import clean_env, free_port, run_cli, start_cli, stop_cli
+from tests.support.cli import clean_env, free_port, multi_workspace_env, run_cli, start_cli, stop_cli
 
 SIGNING_SECRET = "0f1e2d3c4b5a69780f1e2d3c4b5a6978"
 HEADER = "taskbot cannot start: the configuration is incomplete or invalid."
@@ -85,25 +85,19 @@ async def test_a_read_only_sqlite_folder_is_named(tmp_path: Path) -> None:
 
 
 async def test_several_mistakes_are_listed_together_without_echoing_secrets() -> None:
-    env = _env(
-        DATABASE_URL="sqlite:///x.db",
-        TASKBOT_LOG_LEVEL="LOUD",
-        METASTUDIO_ENDPOINT="metastudio.cn-north-4.myhuaweicloud.com",
-        SLACK_BOT_TOKEN="xoxp-user-token-9999",
-        SLACK_APP_TOKEN="xoxb-not-an-app-token-9999",
-        SLACK_SIGNING_SECRET="client-secret-not-signing-9999",
-    )
-    code, out, err = await run_cli("serve", env=env)
+    mistakes = {
+        "DATABASE_URL": "sqlite:///x.db",
+        "TASKBOT_LOG_LEVEL": "LOUD",
+        "METASTUDIO_ENDPOINT": "metastudio.cn-north-4.myhuaweicloud.com",
+        "SLACK_BOT_TOKEN": "xoxp-user-token-9999",
+        "SLACK_APP_TOKEN": "xoxb-not-an-app-token-9999",
+        "SLACK_SIGNING_SECRET": "client-secret-not-signing-9999",
+    }
+    code, out, err = await run_cli("serve", env=_env(**mistakes))
     assert (code, out) == (2, "")
     problems = _problems(err)
-    assert sorted(p.split("=")[0].split(" ")[0].rstrip(":") for p in problems) == [
-        "DATABASE_URL",
-        "METASTUDIO_ENDPOINT",
-        "SLACK_APP_TOKEN",
-        "SLACK_BOT_TOKEN",
-        "SLACK_SIGNING_SECRET",
-        "TASKBOT_LOG_LEVEL",
-    ]
+    # One problem per mistaken variable, each named.
+    assert sorted(p.split("=")[0].split(" ")[0].rstrip(":") for p in problems) == sorted(mistakes)
     assert all("e.g." in problem for problem in problems), problems
     assert "TASKBOT_LOG_LEVEL='LOUD' is not a log level" in err
     assert "METASTUDIO_ENDPOINT='metastudio.cn-north-4.myhuaweicloud.com' is not a URL with a scheme" in err
@@ -112,10 +106,8 @@ async def test_several_mistakes_are_listed_together_without_echoing_secrets() ->
 
 
 async def test_metastudio_endpoint_without_a_scheme_stops_multi_workspace_too() -> None:
-    env = clean_env(
-        SLACK_CLIENT_ID="111.222",
-        SLACK_CLIENT_SECRET="client-secret-5678",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+    env = multi_workspace_env(
+        SIGNING_SECRET,
         TASKBOT_ENCRYPTION_KEY="not-checked-here",
         METASTUDIO_ENDPOINT="127.0.0.1:8080",
     )

@@ -21,7 +21,7 @@ from bot.db.installations import EncryptedInstallationStore
 from bot.db.schema import migrate as migrate_schema
 from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
-from tests.support.cli import clean_env, free_port, run_cli
+from tests.support.cli import CLIENT_ID, clean_env, free_port, multi_workspace_env, run_cli
 from tests.support.forms import aksk_form
 from tests.test_operator_errors import SIGNING_SECRET, _env, _problems
 
@@ -194,20 +194,14 @@ async def test_a_wrong_encryption_key_fails_check_and_stops_serve(tmp_path: Path
             aksk_form(project_id=sim.DEMO_PROJECT_ID, access_key="AK0KEYS", secret_key="sk-keys"),
             user_id="U0ADMIN",
         )
-        await EncryptedInstallationStore(client_id="111.222", engine=database.engine, box=box).async_save(
+        await EncryptedInstallationStore(client_id=CLIENT_ID, engine=database.engine, box=box).async_save(
             Installation(
                 app_id="A0TASKBOT1", team_id="T0KEYS0001", user_id="U0ADMIN", bot_token="xoxb-keys-1"
             )
         )
     finally:
         await database.dispose()
-    env = clean_env(
-        SLACK_CLIENT_ID="111.222",
-        SLACK_CLIENT_SECRET="client-secret-5678",
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        DATABASE_URL=url,
-        PORT=str(free_port()),
-    )
+    env = multi_workspace_env(SIGNING_SECRET, DATABASE_URL=url, PORT=str(free_port()))
     wrong = SecretBox.generate_key()
 
     code, out, err = await run_cli("check", env={**env, "TASKBOT_ENCRYPTION_KEY": wrong})

@@ -1,4 +1,4 @@
-"""ETA, rate, trend and stall notices as a channel sees them (issue 12): signed requests to the Bolt
+"""ETA, rate, trend and stall notices as a channel sees them: signed requests to the Bolt
 app's real server, the simulator and the Slack stand-in on loopback sockets. Every assertion is on
 what the stand-in received."""
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bot.devtools import simulator as sim
-from bot.devtools.demo import LocalStack, demo_stack, is_alert
+from bot.devtools.demo import LocalStack, is_alert
 from bot.devtools.slack_standin import PostedMessage
 from bot.services.parsing import Invalid, Recent, Subscribe, parse
 from bot.slack import cards
@@ -24,6 +24,7 @@ from tests.test_slack_followups import (
     OTHER,
     all_delivered,
     command_reply,
+    on_an_empty_simulator,
     reply_to,
     sim_task,
 )
@@ -33,14 +34,12 @@ STALL_MINUTES = 0.02  # 1.2 s
 
 @pytest.fixture
 async def stalls(tmp_path: Path) -> AsyncIterator[LocalStack]:
-    async with demo_stack(
+    async with on_an_empty_simulator(
         tmp_path,
-        simulator=sim.Simulator(tasks=[]),
         poll_seconds=0.1,
         max_poll_seconds=0.4,
         card_update_seconds=0.1,
         feed_poll_seconds=0.1,
-        api_rate=2000.0,
         stall_minutes=STALL_MINUTES,
     ) as local:
         yield local

@@ -25,9 +25,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from bot.devtools import simulator as sim
-from bot.devtools.slack_standin import DEMO_BOT_TOKEN, SlackStandIn
+from bot.devtools.slack_standin import SlackStandIn
 from bot.servers import ServerLimits, ServerStartupFailed, serve_asgi
-from tests.support.cli import clean_env, free_port, stop_cli
+from tests.support.cli import free_port, serving_env, stop_cli
 from tests.support.waiting import eventually
 
 SIGNING_SECRET = "c11e5e5c11e5e5c11e5e5c11e5e5c11e"
@@ -196,14 +196,10 @@ async def test_serve_acks_signed_requests_while_slow_clients_hold_more_than_its_
     port = free_port()
     async with serve_asgi(sim.Simulator().app) as simulator_url, serve_asgi(slack.app) as slack_url:
         slack.base_url = slack_url
-        env = clean_env(
-            SLACK_BOT_TOKEN=DEMO_BOT_TOKEN,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.api_url,
-            HUAWEICLOUD_SDK_AK=sim.DEMO_ACCESS_KEY,
-            HUAWEICLOUD_SDK_SK=sim.DEMO_SECRET_KEY,
-            HUAWEICLOUD_SDK_PROJECT_ID=sim.DEMO_PROJECT_ID,
-            METASTUDIO_ENDPOINT=simulator_url,
+        env = serving_env(
+            SIGNING_SECRET,
+            simulator_url,
+            slack.api_url,
             DATABASE_URL="sqlite+aiosqlite:///:memory:",
             PORT=str(port),
         )

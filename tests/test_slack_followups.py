@@ -9,6 +9,7 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,21 @@ def sim_task(task_id: str, *, duration: float, started_ago: float = 0.0, **kw: A
     )
 
 
+def on_an_empty_simulator(tmp_path: Path, **settings: Any) -> AbstractAsyncContextManager[LocalStack]:
+    """The whole stack with an empty simulator and an API rate no test reaches; ``settings``
+    (the follow-up timers) override the demo's."""
+    return demo_stack(tmp_path, simulator=sim.Simulator(tasks=[]), api_rate=2000.0, **settings)
+
+
 @pytest.fixture
 async def fast(tmp_path: Path) -> AsyncIterator[LocalStack]:
     """The whole stack with follow-up timers in tenths of seconds and an empty simulator."""
-    async with demo_stack(
+    async with on_an_empty_simulator(
         tmp_path,
-        simulator=sim.Simulator(tasks=[]),
         poll_seconds=POLL,
         max_poll_seconds=0.5,
         card_update_seconds=CARD_UPDATE,
         feed_poll_seconds=POLL,
-        api_rate=2000.0,
     ) as local:
         yield local
 

@@ -1,4 +1,4 @@
-"""The watches' change detector on the follow-ups' clock (issue 26), driven as Slack drives it:
+"""The watches' change detector on the follow-ups' clock, driven as Slack drives it:
 signed slash commands to the Bolt app's real server, the simulator and the Slack stand-in on
 loopback sockets. The stack polls every 0.4 s, so its list sweep (the ``changes:<team>`` job)
 runs every second, while a watch no sweep shows is still polled only every 27 s: an alert that
@@ -14,13 +14,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.devtools import simulator as sim
-from bot.devtools.demo import LocalStack, demo_stack
+from bot.devtools.demo import LocalStack
 from bot.followups import FollowUps
 from bot.followups.changes import sweep_job
 from bot.followups.polling import UNLISTED_CEILING
 from tests.support.waiting import eventually
-from tests.test_slack_followups import CHANNEL, OTHER, alerts_about, command_reply, sim_task
+from tests.test_slack_followups import (
+    CHANNEL,
+    OTHER,
+    alerts_about,
+    command_reply,
+    on_an_empty_simulator,
+    sim_task,
+)
 
 POLL = 0.4
 LIST = 1.0
@@ -33,13 +39,8 @@ LONG = 3 * 3600.0
 
 @pytest.fixture
 async def sweeping(tmp_path: Path) -> AsyncIterator[LocalStack]:
-    async with demo_stack(
-        tmp_path,
-        simulator=sim.Simulator(tasks=[]),
-        poll_seconds=POLL,
-        max_poll_seconds=600.0,
-        card_update_seconds=60.0,
-        api_rate=2000.0,
+    async with on_an_empty_simulator(
+        tmp_path, poll_seconds=POLL, max_poll_seconds=600.0, card_update_seconds=60.0
     ) as local:
         yield local
 
@@ -49,6 +50,20 @@ def long_tasks(stack: LocalStack, *task_ids: str) -> list[str]:
     for task_id in task_ids:
         stack.simulator.add_task(sim_task(task_id, duration=LONG, total_count=1_000_000))
     return list(task_ids)
+
+
+async def two_watched_and_swept(
+    stack: LocalStack, http: httpx.AsyncClient, first: str, second: str, *, second_channel: str = CHANNEL
+) -> None:
+    """Two long tasks watched one after the other, the second from ``second_channel``: the
+    second watch arms the workspace's sweep, the first alone does not. Returns once a sweep has
+    shown both."""
+    long_tasks(stack, first, second)
+    await command_reply(stack, http, f"watch {first}")
+    assert not sweep_armed(stack)
+    await command_reply(stack, http, f"watch {second}", channel=second_channel)
+    assert sweep_armed(stack)
+    await eventually(lambda: all_listed(stack, 2), what="a sweep showing both watches")
 
 
 def engine_of(stack: LocalStack) -> FollowUps:
@@ -81,14 +96,9 @@ async def test_the_policy_of_this_stack_sweeps_well_within_the_unlisted_ceiling(
 async def test_an_early_end_is_alerted_within_one_sweep_not_the_poll_ceiling(
     sweeping: LocalStack, http: httpx.AsyncClient
 ) -> None:
-    failing, steady = long_tasks(
-        sweeping, "5e1f0000000000000000000000000001", "5e1f0000000000000000000000000002"
-    )
-    await command_reply(sweeping, http, f"watch {failing}")
-    await command_reply(sweeping, http, f"watch {steady}", channel=OTHER)
-    assert sweep_armed(sweeping)
+    failing, steady = "5e1f0000000000000000000000000001", "5e1f0000000000000000000000000002"
+    await two_watched_and_swept(sweeping, http, failing, steady, second_channel=OTHER)
     # A sweep showed both: their own next polls are minutes away, planned from the rows.
-    await eventually(lambda: all_listed(sweeping, 2), what="a sweep showing both watches")
     soonest = min(p.next_poll_at for p in engine_of(sweeping).watches.plans(sweeping.slack.team_id))
     assert soonest - time.time() > UNLISTED_CEILING
 
@@ -115,14 +125,8 @@ async def test_an_early_end_is_alerted_within_one_sweep_not_the_poll_ceiling(
 async def test_the_sweep_job_runs_only_while_two_watches_run(
     sweeping: LocalStack, http: httpx.AsyncClient
 ) -> None:
-    first, second = long_tasks(
-        sweeping, "5e1f0000000000000000000000000011", "5e1f0000000000000000000000000012"
-    )
-    await command_reply(sweeping, http, f"watch {first}")
-    assert not sweep_armed(sweeping)
-    await command_reply(sweeping, http, f"watch {second}")
-    assert sweep_armed(sweeping)
-    await eventually(lambda: all_listed(sweeping, 2), what="a sweep showing both watches")
+    first, second = "5e1f0000000000000000000000000011", "5e1f0000000000000000000000000012"
+    await two_watched_and_swept(sweeping, http, first, second)
 
     await command_reply(sweeping, http, f"unwatch {second}")
     assert not sweep_armed(sweeping)

@@ -1,4 +1,4 @@
-"""Uninstall cleanup survives a failure or a crash after Slack got its 200 (issue 21 item 3).
+"""Uninstall cleanup survives a failure or a crash after Slack got its 200.
 
 Slack never redelivers an acknowledged ``app_uninstalled``. The departure is recorded before
 the 200 leaves, and the rows go in one transaction; a cleanup that fails (its database
@@ -19,7 +19,6 @@ from typing import cast
 import asyncpg
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
@@ -44,7 +43,7 @@ from tests.support.waiting import eventually
 from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, cloud  # noqa: F401 - cloud is a fixture
 
 TEAM, ADMIN, MEMBER = "T0TEAMAAA1", "U0ADMINA01", "U0MEMBERA1"
-# A table the cleanup deletes from, after slack_sdk's (which the old cleanup had already committed).
+# A table the cleanup deletes from after slack_sdk's: holding it stops the cleanup part-way.
 LOCKED = "connections"
 
 
@@ -163,31 +162,36 @@ async def test_a_workspace_reinstalled_before_its_cleanup_finished_keeps_its_new
         assert found is not None and found.bot_token == new_token, "the new install survives"
 
 
+def driving(bot: BotProcess, database_url: str, http: httpx.AsyncClient, workdir: Path) -> MultiStack:
+    """A MultiStack over the per-workspace ``bot`` child process, so Workspace helpers drive it."""
+    slack = bot.cloud.slack
+    settings = Settings(
+        slack_signing_secret=SecretStr(SIGNING_SECRET),
+        slack_client_id=slack.client_id,
+        slack_client_secret=SecretStr(slack.client_secret),
+        encryption_key=SecretStr(bot.encryption_key),
+        database_url=database_url,
+    )
+    # The bot is a child process: there is no runtime in this one to look into.
+    return MultiStack(slack, settings, bot.url, cast(Runtime, None), http, SIGNING_SECRET, workdir)
+
+
 @pytest.mark.postgres
 async def test_a_cleanup_cut_short_by_sigkill_is_finished_by_the_next_start(
     cloud: Cloud,  # noqa: F811
     postgres_url: str,
     tmp_path: Path,
 ) -> None:
-    slack = cloud.slack
-    key = Fernet.generate_key().decode()
-    bot = BotProcess(cloud, postgres_url, tmp_path / "serve.log").installed_per_workspace(key)
+    bot = BotProcess(cloud, postgres_url, tmp_path / "serve.log").installed_per_workspace()
     project = Project(
         cloud.simulator, cloud.simulator_url, sim.DEMO_PROJECT_ID, sim.DEMO_ACCESS_KEY, sim.DEMO_SECRET_KEY
     )
     async with httpx.AsyncClient(timeout=10) as http:
         try:
             await bot.start(http)
-            settings = Settings(
-                slack_signing_secret=SecretStr(SIGNING_SECRET),
-                slack_client_id=slack.client_id,
-                slack_client_secret=SecretStr(slack.client_secret),
-                encryption_key=SecretStr(key),
-                database_url=postgres_url,
+            team = driving(bot, postgres_url, http, tmp_path).workspace(
+                TEAM, admin=ADMIN, member=MEMBER, enterprise_id=GRID_ORG
             )
-            # The bot is a child process: there is no runtime in this one to look into.
-            stack = MultiStack(slack, settings, bot.url, cast(Runtime, None), http, SIGNING_SECRET, tmp_path)
-            team = stack.workspace(TEAM, admin=ADMIN, member=MEMBER, enterprise_id=GRID_ORG)
             assert (await team.install()).status_code == 200
             response = await team.submit(modals.CONNECTION_MODAL, connection_values(project), user=ADMIN)
             assert response.status_code == 200

@@ -63,6 +63,38 @@ def one_sentence(error: str | None) -> str:
     return error
 
 
+async def step_waits_on_a_new_task(
+    fast: LocalStack,
+    http: httpx.AsyncClient,
+    task_id: str,
+    *,
+    finishes_in: float,
+    channel_watches: bool = False,
+    timeout_hours: float | None = None,
+) -> str:
+    """A task that finishes in ``finishes_in`` seconds and a wait_for_task step on it (after the
+    channel's own ``watch`` when ``channel_watches``); returns the step's execution id."""
+    add_running_task(fast.simulator, task_id, finishes_in=finishes_in)
+    if channel_watches:
+        await fast.command(http, f"watch {task_id}")
+    inputs: dict[str, object] = {"task_id": task_id}
+    if timeout_hours is not None:
+        inputs["timeout_hours"] = timeout_hours
+    _, execution = await fast.step(http, WAIT_FOR_TASK, inputs)
+    return execution
+
+
+async def one_watch_polling(stack: LocalStack) -> None:
+    """Wait until the engine polls exactly one watch (the step's)."""
+    await eventually(lambda: len(stack.runtime.followups.watches) == 1, within=5, what="the watch")
+
+
+def error_sentence(completion: Completion) -> str:
+    """The sentence of a step that failed: completed with completeError, in one readable sentence."""
+    assert completion.method == "functions.completeError"
+    return one_sentence(completion.error)
+
+
 async def only_completion(stack: LocalStack, execution_id: str, *, settle: float = 0.5) -> Completion:
     await eventually(
         lambda: stack.slack.completions_of(execution_id), within=15, what="the step's completion"
@@ -112,9 +144,7 @@ async def test_get_task_errors_each_fail_the_step_once_with_a_sentence(
     stack: LocalStack, http: httpx.AsyncClient, task_id: str, expected: str | None
 ) -> None:
     _, execution = await stack.step(http, GET_TASK, {"task_id": task_id})
-    completion = await only_completion(stack, execution)
-    assert completion.method == "functions.completeError"
-    sentence = one_sentence(completion.error)
+    sentence = error_sentence(await only_completion(stack, execution))
     if expected is not None:
         assert messages.text(expected) in sentence
     else:
@@ -127,8 +157,7 @@ async def test_get_task_without_a_connection_fails_with_a_sentence(
     async with demo_stack(tmp_path, cloud_ak=None, cloud_sk=None, cloud_project_id=None) as stack:
         _, execution = await stack.step(http, GET_TASK, {"task_id": sim.SEED_TASK_ID})
         completion = await only_completion(stack, execution)
-    assert completion.method == "functions.completeError"
-    assert one_sentence(completion.error) == messages.text("error_not_configured")
+    assert error_sentence(completion) == messages.text("error_not_configured")
     assert not stack.simulator.requests
 
 
@@ -150,9 +179,7 @@ async def test_wait_for_task_completes_once_when_the_task_finishes_sharing_the_c
     fast: LocalStack, http: httpx.AsyncClient
 ) -> None:
     task_id = "a1" * 16
-    add_running_task(fast.simulator, task_id, finishes_in=2.0)
-    await fast.command(http, f"watch {task_id}")
-    _, first = await fast.step(http, WAIT_FOR_TASK, {"task_id": task_id})
+    first = await step_waits_on_a_new_task(fast, http, task_id, finishes_in=2.0, channel_watches=True)
     _, second = await fast.step(http, WAIT_FOR_TASK, {"task_id": task_id, "timeout_hours": 1})
     storage = fast.runtime.storage
 
@@ -193,12 +220,11 @@ async def test_wait_for_task_times_out_with_a_sentence_while_the_channel_goes_on
     fast: LocalStack, http: httpx.AsyncClient
 ) -> None:
     task_id = "b2" * 16
-    add_running_task(fast.simulator, task_id, finishes_in=5.0)
-    await fast.command(http, f"watch {task_id}")
-    _, execution = await fast.step(http, WAIT_FOR_TASK, {"task_id": task_id, "timeout_hours": 1 / 3600})
+    execution = await step_waits_on_a_new_task(
+        fast, http, task_id, finishes_in=5.0, channel_watches=True, timeout_hours=1 / 3600
+    )
     completion = await only_completion(fast, execution, settle=0)
-    assert completion.method == "functions.completeError"
-    assert one_sentence(completion.error) == steps.expired_sentence(task_id, "en")
+    assert error_sentence(completion) == steps.expired_sentence(task_id, "en")
     # The channel's watch is untouched: it is told when the task finishes, not that it expired.
     [watch] = await fast.runtime.storage.active_watches()
     assert [s.channel_id for s in watch.subscribers] == ["C0DEMO0001"]
@@ -210,23 +236,19 @@ async def test_wait_for_task_fails_when_the_task_disappears(
     fast: LocalStack, http: httpx.AsyncClient
 ) -> None:
     task_id = "c3" * 16
-    add_running_task(fast.simulator, task_id, finishes_in=60.0)
-    _, execution = await fast.step(http, WAIT_FOR_TASK, {"task_id": task_id})
-    await eventually(lambda: len(fast.runtime.followups.watches) == 1, within=5, what="the watch")
+    execution = await step_waits_on_a_new_task(fast, http, task_id, finishes_in=60.0)
+    await one_watch_polling(fast)
     fast.simulator.remove_task(task_id)
     completion = await only_completion(fast, execution)
-    assert completion.method == "functions.completeError"
-    assert one_sentence(completion.error) == steps.not_found_sentence(task_id, "en")
+    assert error_sentence(completion) == steps.not_found_sentence(task_id, "en")
 
 
 async def test_a_completion_slack_failed_to_take_is_retried_until_it_takes_once(
     fast: LocalStack, http: httpx.AsyncClient
 ) -> None:
-    task_id = "e5" * 16
-    add_running_task(fast.simulator, task_id, finishes_in=1.0)
     fast.slack.fail_next("functions.completeSuccess", error="internal_error")
     fast.slack.fail_next("functions.completeSuccess", status=503, error="service_unavailable")
-    _, execution = await fast.step(http, WAIT_FOR_TASK, {"task_id": task_id})
+    execution = await step_waits_on_a_new_task(fast, http, "e5" * 16, finishes_in=1.0)
     completion = await only_completion(fast, execution, settle=1.0)
     assert completion.method == "functions.completeSuccess"
     assert len(fast.slack.calls_to("functions.completeSuccess")) == 3
@@ -244,8 +266,7 @@ async def test_a_failure_inside_taskbot_fails_the_step_with_a_sentence(
         await conn.execute(text("ALTER TABLE subscribers RENAME TO subscribers_gone"))
     _, execution = await stack.step(http, WAIT_FOR_TASK, {"task_id": sim.RUNNING_TASK_ID})
     completion = await only_completion(stack, execution)
-    assert completion.method == "functions.completeError"
-    assert one_sentence(completion.error) == messages.text("error_internal")
+    assert error_sentence(completion) == messages.text("error_internal")
 
 
 @pytest.mark.parametrize("timeout", [0, -1, "soon", 10_000])
@@ -264,10 +285,8 @@ async def test_wait_for_task_refuses_a_time_limit_out_of_range(
 async def test_a_step_whose_workflow_was_cancelled_is_given_up_not_retried(
     fast: LocalStack, http: httpx.AsyncClient
 ) -> None:
-    task_id = "d4" * 16
-    add_running_task(fast.simulator, task_id, finishes_in=1.5)
-    _, execution = await fast.step(http, WAIT_FOR_TASK, {"task_id": task_id})
-    await eventually(lambda: len(fast.runtime.followups.watches) == 1, within=5, what="the watch")
+    execution = await step_waits_on_a_new_task(fast, http, "d4" * 16, finishes_in=1.5)
+    await one_watch_polling(fast)
     fast.slack.cancel_execution(execution)
     storage = fast.runtime.storage
 
@@ -333,6 +352,5 @@ async def test_a_workspace_without_a_connection_gets_a_sentence_saying_whom_to_a
         assert (await workspace.install()).status_code == 200
         for callback_id in (GET_TASK, WAIT_FOR_TASK):
             completion = await step_in(workspace, callback_id, {"task_id": TASK_A})
-            assert completion.method == "functions.completeError"
-            assert one_sentence(completion.error) == messages.text("not_connected_member")
+            assert error_sentence(completion) == messages.text("not_connected_member")
         assert await multi.runtime.storage.active_watches() == []

@@ -182,7 +182,7 @@ def _region_select(connection: Connection | None, locale: str) -> dict[str, Any]
     return compose(
         "static_select",
         action_id=ConnectionInput.REGION.action_id,
-        placeholder=_plain(text("connection_region_placeholder", locale), MAX_PLACEHOLDER),
+        placeholder=_placeholder(text("connection_region_placeholder", locale)),
         options=list(options.values()),
         initial_option=options.get(current) if current else None,
     )
@@ -358,7 +358,7 @@ def guardrails_modal(guardrails: Guardrails, *, locale: str = DEFAULT_LOCALE) ->
     channels = compose(
         "multi_conversations_select",
         action_id=GuardrailsInput.CHANNELS.action_id,
-        placeholder=_plain(text("guardrails_channels_placeholder", locale), MAX_PLACEHOLDER),
+        placeholder=_placeholder(text("guardrails_channels_placeholder", locale)),
         filter={"include": ["public", "private"], "exclude_bot_users": True},
         max_selected_items=MAX_CHANNELS,
         initial_conversations=list(guardrails.channels[:MAX_CHANNELS]) or None,
@@ -437,13 +437,18 @@ def is_channel_id(value: str) -> bool:
 # --- blocks -------------------------------------------------------------------------------------
 
 
+def _placeholder(value: str) -> dict[str, Any]:
+    """The grey text of an empty input or menu, cut to what Slack takes there."""
+    return _plain(value, MAX_PLACEHOLDER)
+
+
 def _text_input(
     action_id: str, placeholder: str, *, initial: str | None, max_length: int, multiline: bool = False
 ) -> dict[str, Any]:
     return compose(
         "plain_text_input",
         action_id=action_id,
-        placeholder=_plain(placeholder, MAX_PLACEHOLDER),
+        placeholder=_placeholder(placeholder),
         max_length=max_length,
         multiline=multiline or None,
         initial_value=initial[:max_length] if initial else None,

@@ -24,7 +24,6 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from sqlalchemy import Connection, insert, inspect, select, text, update
@@ -35,7 +34,7 @@ from bot.db.crypto import SecretBox
 from bot.db.deliveries import DeliveryRow, DeliveryStore, DigestReport, TaskSnapshot
 from bot.db.departures import DepartureRow
 from bot.db.feeds import FeedRow
-from bot.db.followups import STEP, FollowUpStore, WatchRow
+from bot.db.followups import STEP, FollowUpStore, WatchResult, WatchRow
 from bot.db.migrations import TARGET_METADATA
 from bot.db.schema import (
     MigrationReport,
@@ -206,6 +205,25 @@ async def test_sqlite_stays_in_wal_mode_after_migrating(sqlite_url: str) -> None
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+async def watched_by_channel_and_step(
+    store: FollowUpStore, task_id: str, n: int, until: datetime
+) -> WatchResult:
+    """``task_id`` watched by user ``U<n>`` from channel ``C<n>`` and from workflow step ``Fx<n>``,
+    both until ``until``; returns the channel's subscription."""
+    channel = await store.watch(
+        team_id="T1", task_id=task_id, channel_id=f"C{n}", user_id=f"U{n}", expires_at=until
+    )
+    await store.watch(
+        team_id="T1",
+        task_id=task_id,
+        channel_id=f"Fx{n}",
+        user_id=f"U{n}",
+        expires_at=until,
+        step_expires_at=until,
+    )
+    return channel
+
+
 async def test_0008_keeps_owed_alerts_and_going_back_drops_only_workflow_steps(database_url: str) -> None:
     """Owed alerts pass 0008 both ways untouched; a step owed when downgrading is dropped, since
     an older release would post it to a "channel" named like the function execution."""
@@ -214,31 +232,13 @@ async def test_0008_keeps_owed_alerts_and_going_back_drops_only_workflow_steps(d
     later = datetime.now(UTC) + timedelta(hours=1)
     try:
         await migrate(storage.engine)
-        await store.watch(team_id="T1", task_id="a" * 32, channel_id="C1", user_id="U1", expires_at=later)
-        await store.watch(
-            team_id="T1",
-            task_id="a" * 32,
-            channel_id="Fx1",
-            user_id="U1",
-            expires_at=later,
-            step_expires_at=later,
-        )
+        await watched_by_channel_and_step(store, "a" * 32, 1, later)
         [finished] = await store.active_watches()
         owed = await store.close_watch(
             finished.id, status="finished", snapshot=TaskSnapshot(task=Task(task_id="a" * 32))
         )
         assert sorted(d.is_step for d in owed) == [False, True]
-        running = await store.watch(
-            team_id="T1", task_id="b" * 32, channel_id="C2", user_id="U2", expires_at=later
-        )
-        await store.watch(
-            team_id="T1",
-            task_id="b" * 32,
-            channel_id="Fx2",
-            user_id="U2",
-            expires_at=later,
-            step_expires_at=later,
-        )
+        running = await watched_by_channel_and_step(store, "b" * 32, 2, later)
         async with storage.engine.begin() as conn:
             # Down to the revision just before 0008 (0007, departures), so 0008 is the first
             # revision applied again; 0009 and later are re-applied after it.
@@ -331,7 +331,8 @@ async def test_0010_rewrites_owed_snapshots_in_place_and_back(database_url: str)
 
 async def test_a_0_1_0_database_is_adopted_stamped_and_keeps_its_rows(database_url: str) -> None:
     async with legacy_database(database_url) as storage:
-        # Written as 0.1.0 wrote it: today's models have columns (0002) a 0.1.0 database lacks.
+        # Written as 0.1.0 wrote it: today's models have columns, from revision 0002 on, that a
+        # 0.1.0 database lacks.
         now = datetime.now(UTC)
         async with storage.engine.begin() as conn:
             await conn.execute(
@@ -564,7 +565,7 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
     added = [
         ("guardrails", "channel_language", "VARCHAR(16)"),
         *((t, "locale", "VARCHAR(16)") for t in ("subscribers", "feeds", "deliveries")),
-        # 0008: only ever NULL here, so the type does not matter.
+        # The workflow-step target: only ever NULL here, so the type does not matter.
         *((t, "target", "VARCHAR(16)") for t in ("subscribers", "deliveries")),
         ("subscribers", "expires_at", "VARCHAR(16)"),
         ("deliveries", "digest_id", "INTEGER"),
@@ -598,19 +599,25 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
             ),
             user_id="U0ADMIN001",
         )
+        followups = FollowUpStore(storage)
         expires = datetime.now(UTC) + timedelta(hours=1)
-        owed = await FollowUpStore(storage).watch(
-            team_id=DEMO_TEAM_ID,
-            task_id=done,
-            channel_id=SENT_CHANNEL,
-            user_id="U0ASKER001",
-            expires_at=expires,
-        )
+
+        async def watch(task_id: str, channel_id: str, user_id: str) -> WatchResult:
+            return await followups.watch(
+                team_id=DEMO_TEAM_ID,
+                task_id=task_id,
+                channel_id=channel_id,
+                user_id=user_id,
+                expires_at=expires,
+            )
+
+        owed = await watch(done, SENT_CHANNEL, "U0ASKER001")
         body = finished.body_at(int(time.time() * 1000))
-        (delivery,) = await FollowUpStore(storage).close_watch(
+        (delivery,) = await followups.close_watch(
             owed.watch.id, status="finished", snapshot=TaskSnapshot(task=Task.model_validate(body))
         )
-        # 0.1.0 stored the task itself, with the poll's request id beside its fields (0010).
+        # A 0.1.0 row holds the task itself, the poll's request id beside its fields: the shape
+        # revision 0010 rewrites.
         async with storage.engine.begin() as conn:
             await conn.execute(
                 update(DeliveryRow)
@@ -619,13 +626,7 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
             )
             await conn.execute(update(WatchRow).where(WatchRow.id == owed.watch.id).values(snapshot=body))
         assert await DeliveryStore(storage).mark_sending(delivery.id) is not None
-        await FollowUpStore(storage).watch(
-            team_id=DEMO_TEAM_ID,
-            task_id=running,
-            channel_id=WATCH_CHANNEL,
-            user_id="U0ASKER002",
-            expires_at=expires,
-        )
+        await watch(running, WATCH_CHANNEL, "U0ASKER002")
         # Only the 0.1.0 columns: later revisions add feed columns this schema does not have yet.
         async with storage.engine.begin() as conn:
             await conn.execute(
@@ -638,7 +639,7 @@ async def _legacy_rows(url: str, cloud: Cloud, key: str) -> tuple[str, str]:  # 
                     status="active",
                 )
             )
-        counts = await FollowUpStore(storage).counts()
+        counts = await followups.counts()
         assert counts == {"watches": 2, "subscribers": 2, "feeds": 1, "deliveries": 1}
         async with storage.engine.begin() as conn:
             for table, column, _ in added:
@@ -666,11 +667,9 @@ async def test_upgrade_in_place_then_serve_delivers_what_was_owed(
 ) -> None:
     slack = cloud.slack
     slack.tokens[BOT_TOKEN] = IssuedToken(DEMO_TEAM_ID)
-    key = Fernet.generate_key().decode()
     await load_legacy_schema(database_url)
-    done, running = await _legacy_rows(database_url, cloud, key)
-
-    bot = BotProcess(cloud, database_url, tmp_path / "serve.log").installed_per_workspace(key)
+    bot = BotProcess(cloud, database_url, tmp_path / "serve.log").installed_per_workspace()
+    done, running = await _legacy_rows(database_url, cloud, bot.encryption_key)
     bot.env["TASKBOT_FEED_POLL_SECONDS"] = "0.3"
     async with httpx.AsyncClient(timeout=10) as http:
         try:

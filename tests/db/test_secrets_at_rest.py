@@ -21,11 +21,10 @@ from bot.db.crypto import SecretBox, SecretUnreadable
 from bot.db.installations import EncryptedInstallationStore
 from bot.db.schema import migrate
 from tests.install_support import make_project, multi_stack, running_task
-from tests.support.cli import clean_env, run_cli
+from tests.support.cli import CLIENT_ID, multi_workspace_env, run_cli
 from tests.support.clock import FakeClock
 from tests.support.postgres_server import CLIENT_BIN
 
-CLIENT_ID = "111.222"
 CHANNEL = "C0SECRETS1"
 
 
@@ -133,13 +132,7 @@ async def test_every_token_field_round_trips_encrypted(database_url: str) -> Non
 
 
 def _env(url: str, key: str) -> dict[str, str]:
-    return clean_env(
-        SLACK_CLIENT_ID=CLIENT_ID,
-        SLACK_CLIENT_SECRET="client-secret-5678",
-        SLACK_SIGNING_SECRET=secrets.token_hex(16),
-        TASKBOT_ENCRYPTION_KEY=key,
-        DATABASE_URL=url,
-    )
+    return multi_workspace_env(secrets.token_hex(16), TASKBOT_ENCRYPTION_KEY=key, DATABASE_URL=url)
 
 
 async def test_rotate_keys_encrypts_legacy_plaintext_tokens_and_moves_them_to_the_new_key(

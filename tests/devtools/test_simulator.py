@@ -785,16 +785,21 @@ def test_bulk_tasks_are_valid_and_finish_within_the_window() -> None:
     assert all(simulator.snapshot(t.task_id)["task_status"] in (2, "2") for t in tasks)
 
 
-def test_a_task_that_ends_early_sets_end_time_and_freezes_its_counts() -> None:
-    task = SimTask(
+def failing_halfway(*, duration_seconds: float, ends_early_at_seconds: float) -> SimTask:
+    """A task of 1000 items begun at 1_000_000 ms that ends ``ends_early_at_seconds`` after it began."""
+    return SimTask(
         task_id="e" * 32,
         task_name="fails halfway",
         resource="r",
         total_count=1000,
-        duration_seconds=100.0,
+        duration_seconds=duration_seconds,
         begin_time_ms=1_000_000,
-        ends_early_at_seconds=40.0,
+        ends_early_at_seconds=ends_early_at_seconds,
     )
+
+
+def test_a_task_that_ends_early_sets_end_time_and_freezes_its_counts() -> None:
+    task = failing_halfway(duration_seconds=100.0, ends_early_at_seconds=40.0)
     running = Task.model_validate(task.body_at(1_000_000 + 30_000))
     assert (running.processed_count, running.end_time) == (300, None)
     assert not running.is_finished()
@@ -803,16 +808,8 @@ def test_a_task_that_ends_early_sets_end_time_and_freezes_its_counts() -> None:
         assert ended.processed_count == 400  # frozen where it stopped
         assert ended.end_time == 1_000_000 + 40_000
         assert ended.is_finished()
-    with pytest.raises(ValueError):
-        SimTask(
-            task_id="e" * 32,
-            task_name="",
-            resource="r",
-            total_count=1,
-            duration_seconds=10.0,
-            begin_time_ms=0,
-            ends_early_at_seconds=10.0,
-        )
+    with pytest.raises(ValueError, match="early end must come before"):
+        failing_halfway(duration_seconds=10.0, ends_early_at_seconds=10.0)
 
 
 def test_the_task_file_takes_an_early_end() -> None:

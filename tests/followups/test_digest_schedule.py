@@ -36,6 +36,21 @@ def _digest(**changes: object) -> DigestRecord:
     return DigestRecord(**values)  # type: ignore[arg-type]
 
 
+def _ended(
+    task_id: str, at: datetime, *, ran_ms: int, total: int, failed: int = 0, name: str | None = None
+) -> Task:
+    """A task that ran for ``ran_ms`` and ended at ``at``, ``failed`` of its ``total`` items failed."""
+    return Task(
+        task_id=task_id,
+        task_name=name,
+        begin_time=_ms(at) - ran_ms,
+        end_time=_ms(at),
+        total_count=total,
+        success_count=total - failed,
+        failure_count=failed,
+    )
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -108,33 +123,12 @@ def test_the_report_counts_only_tasks_that_finished_in_the_period() -> None:
     since, until = datetime(2026, 12, 6, 9, tzinfo=UTC), datetime(2026, 12, 7, 9, tzinfo=UTC)
     inside = since + timedelta(hours=2)
     tasks = [
-        Task(
-            task_id="a" * 32,
-            task_name="fast",
-            begin_time=_ms(inside) - 1000,
-            end_time=_ms(inside),
-            total_count=10,
-            success_count=10,
-        ),
-        Task(
-            task_id="b" * 32,
-            task_name="slow",
-            begin_time=_ms(inside) - 3_600_000,
-            end_time=_ms(inside),
-            total_count=100,
-            success_count=90,
-            failure_count=10,
-        ),
+        _ended("a" * 32, inside, ran_ms=1000, total=10, name="fast"),
+        _ended("b" * 32, inside, ran_ms=3_600_000, total=100, failed=10, name="slow"),
         # Ended before the period, still running, and ended after it: not counted.
-        Task(
-            task_id="c" * 32,
-            begin_time=_ms(since) - 5000,
-            end_time=_ms(since) - 1,
-            total_count=1,
-            success_count=1,
-        ),
+        _ended("c" * 32, since - timedelta(milliseconds=1), ran_ms=4999, total=1),
         Task(task_id="d" * 32, begin_time=_ms(inside), total_count=50, success_count=3),
-        Task(task_id="e" * 32, begin_time=_ms(until), end_time=_ms(until), total_count=1, success_count=1),
+        _ended("e" * 32, until, ran_ms=0, total=1),
     ]
     report = summarize(tasks + tasks[:1], since=since, until=until, finished_codes=frozenset())
     assert (report.finished, report.with_failures, report.items, report.succeeded) == (2, 1, 110, 100)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from bot.devtools import simulator as sim
+from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 from tests.support.waiting import eventually
 
 # A bound for a hung start, not a speed claim: on the shared 2-core machine, with other
@@ -26,14 +28,22 @@ from tests.support.waiting import eventually
 SERVE_START_SECONDS = 60.0
 
 __all__ = [
+    "CLIENT_ID",
+    "CLIENT_SECRET",
     "SERVE_START_SECONDS",
     "clean_env",
     "free_port",
+    "multi_workspace_env",
     "run_cli",
+    "serving_env",
     "start_cli",
     "stop_cli",
     "wait_until_serving",
 ]
+
+# The OAuth app of a multi-workspace taskbot in the CLI tests.
+CLIENT_ID = "111.222"
+CLIENT_SECRET = "client-secret-5678"
 
 _OURS = ("SLACK_", "HUAWEICLOUD_", "CLOUD_SDK", "METASTUDIO_", "TASKBOT_")
 
@@ -44,6 +54,33 @@ def clean_env(**extra: str) -> dict[str, str]:
     keep["HOME"] = "/nonexistent-home"
     keep.update(extra)
     return keep
+
+
+def serving_env(signing_secret: str, simulator_url: str, slack_api_url: str, **extra: str) -> dict[str, str]:
+    """``clean_env`` for one workspace: the demo bot token and MetaStudio credentials,
+    ``signing_secret``, the simulator at ``simulator_url`` and the Slack stand-in's Web API at
+    ``slack_api_url``; ``extra`` adds to or overrides them."""
+    values = {
+        "SLACK_BOT_TOKEN": DEMO_BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": signing_secret,
+        "SLACK_API_URL": slack_api_url,
+        "HUAWEICLOUD_SDK_AK": sim.DEMO_ACCESS_KEY,
+        "HUAWEICLOUD_SDK_SK": sim.DEMO_SECRET_KEY,
+        "HUAWEICLOUD_SDK_PROJECT_ID": sim.DEMO_PROJECT_ID,
+        "METASTUDIO_ENDPOINT": simulator_url,
+    }
+    return clean_env(**{**values, **extra})
+
+
+def multi_workspace_env(signing_secret: str, **extra: str) -> dict[str, str]:
+    """``clean_env`` for many workspaces: the OAuth app's ``CLIENT_ID`` and ``CLIENT_SECRET`` and
+    ``signing_secret``, plus ``extra`` (the encryption key, the database, ...)."""
+    return clean_env(
+        SLACK_CLIENT_ID=CLIENT_ID,
+        SLACK_CLIENT_SECRET=CLIENT_SECRET,
+        SLACK_SIGNING_SECRET=signing_secret,
+        **extra,
+    )
 
 
 def free_port() -> int:
