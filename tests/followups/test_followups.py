@@ -235,8 +235,10 @@ async def scheduler_passed(scheduler: Scheduler, seconds: float) -> None:
 
 
 def longest_wait(engine: FollowUps) -> float:
-    """No poll, feed poll or delivery retry of ``engine`` is armed further ahead than this."""
-    return engine.policy.ceiling * (1 + engine.policy.jitter)
+    """No poll, feed poll or delivery retry of ``engine`` is armed further ahead than this: each
+    waits at most the policy's ceiling (a feed, at most its own interval if longer), plus jitter."""
+    ceiling = max(engine.policy.ceiling, engine.settings.feed_poll_seconds)
+    return ceiling * (1 + engine.policy.jitter)
 
 
 # --- watching one task -------------------------------------------------------------------------
