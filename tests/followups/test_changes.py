@@ -4,6 +4,7 @@ Slack stand-in on loopback sockets, with the engine's own timers."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 
@@ -81,7 +82,14 @@ async def _two_watches(built: Stack, steady_started_ago: float = 60.0) -> Follow
     engine = await built.followups(poll_seconds=1.0, max_poll_seconds=600.0, policy=BY_HAND)
     for number, task_id in enumerate((EARLY_ID, STEADY_ID)):
         await engine.watch(team_id=TEAM, task_id=task_id, channel_id=CHANNELS[number], user_id="U0USER0001")
-    await eventually(lambda: engine.polls >= 2, what="the first poll of each watch")
+    # Ended, not just begun (``polls`` counts a poll as it starts): a first poll still in flight
+    # when a test sweeps would plan its watch's next poll over the sweep's.
+    await eventually(
+        lambda: (
+            len(plans := engine.watches.plans(TEAM)) == 2 and all(p.next_poll_at < math.inf for p in plans)
+        ),
+        what="the first poll of each watch, ended",
+    )
     return engine
 
 

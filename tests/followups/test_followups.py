@@ -29,6 +29,7 @@ from bot.devtools.simulator import (
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessage, SlackStandIn
 from bot.followups import DELIVERY_EVENT, FollowUps
 from bot.followups.polling import PollPolicy
+from bot.followups.scheduler import Scheduler
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
@@ -196,6 +197,50 @@ def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert not errors, [r.getMessage() for r in errors]
 
 
+async def settled(engine: FollowUps, *jobs: str) -> None:
+    """Wait until none of ``jobs`` is armed or running and no delivery is owed.
+
+    Every wait of the follow-ups is a scheduler job, and a delivery is posted before it is
+    recorded sent: from here on only work already in flight can still reach Slack, and
+    ``engine.stop()`` lets that finish. An absence checked then holds for good, however slow
+    the machine, instead of for as long as a test cared to sleep.
+    """
+
+    async def idle() -> bool:
+        if any(engine.scheduler.busy(job) for job in jobs):
+            return False
+        return not await engine.deliveries.pending_deliveries()
+
+    await eventually(idle, what=f"{', '.join(jobs) or 'the outbox'} idle, with nothing owed")
+
+
+async def scheduler_passed(scheduler: Scheduler, seconds: float) -> None:
+    """Arm a job ``seconds`` from now on ``scheduler`` and wait for its run.
+
+    APScheduler submits every job that is due, earliest first, before a later one's run starts,
+    and the runs start in that order: by now any job due before this one has been submitted
+    (``busy``) and has started. A job that has not is one that was not due.
+    """
+    ran = asyncio.Event()
+
+    async def mark() -> None:
+        ran.set()
+
+    job = f"probe:{id(ran)}"
+    scheduler.every(job, mark, 3600.0, first=seconds)
+    try:
+        await asyncio.wait_for(ran.wait(), seconds + 10)
+    finally:
+        scheduler.cancel(job)
+
+
+def longest_wait(engine: FollowUps) -> float:
+    """No poll, feed poll or delivery retry of ``engine`` is armed further ahead than this: each
+    waits at most the policy's ceiling (a feed, at most its own interval if longer), plus jitter."""
+    ceiling = max(engine.policy.ceiling, engine.settings.feed_poll_seconds)
+    return ceiling * (1 + engine.policy.jitter)
+
+
 # --- watching one task -------------------------------------------------------------------------
 
 
@@ -220,7 +265,10 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
 
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 4, timeout=8)
     await stack.slack.wait_for(lambda _: all(stack.final_card(ts) for ts in cards.values()), timeout=3)
-    await asyncio.sleep(0.2)  # a duplicate would show up now
+    # No poll left to close the watch again, every delivery recorded, the work in flight done:
+    # a duplicate would be in the stand-in by now.
+    await settled(engine, f"watch:{result.watch.id}")
+    await engine.stop()
 
     alerts = stack.alerts()
     assert sorted(m.channel or "" for m in alerts) == sorted((*CHANNELS, NO_CARD))
@@ -257,11 +305,12 @@ async def test_alert_mode(stack: Stack, mode: str) -> None:
     stack.sim.add_task(sim_task(duration=0.4))
     engine = await stack.followups(alert_mode=mode)
     card = await stack.post_card(CHANNELS[0])
-    await engine.watch(
+    result = await engine.watch(
         team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
     )
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
-    await asyncio.sleep(0.2)
+    await settled(engine, f"watch:{result.watch.id}")
+    await engine.stop()
     (alert,) = stack.alerts()
     if mode == "thread":
         assert alert.payload["thread_ts"] == card
@@ -298,22 +347,28 @@ async def test_unwatch(stack: Stack) -> None:
     stack.sim.add_task(sim_task(duration=0.8))
     engine = await stack.followups()
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
-    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
+    result = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
     assert await engine.unwatch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0])
     assert not await engine.unwatch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0])
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
-    await asyncio.sleep(0.2)
+    # The close wrote one delivery per channel still watching, and each is posted by now.
+    await settled(engine, f"watch:{result.watch.id}")
     assert [m.channel for m in stack.alerts()] == [CHANNELS[1]]
 
     # Unwatching the last channel of a task stops its polls.
     long_id = "c0ffee00c0ffee00c0ffee00c0ffee02"
     stack.sim.add_task(sim_task(long_id, duration=30))
-    await engine.watch(team_id=TEAM, task_id=long_id, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    long_watch = await engine.watch(
+        team_id=TEAM, task_id=long_id, channel_id=CHANNELS[0], user_id="U0ASKER01"
+    )
     await eventually(lambda: stack.sim.requests[("show", long_id)] >= 2)
     assert await engine.unwatch(team_id=TEAM, task_id=long_id, channel_id=CHANNELS[0])
-    await asyncio.sleep(0.1)
+    job = f"watch:{long_watch.watch.id}"
+    await eventually(lambda: not engine.scheduler.busy(job), what="the unwatched task's job gone")
     polls = stack.sim.requests[("show", long_id)]
-    await asyncio.sleep(0.2)
+    # Any next poll it could have had armed was due before this probe's run.
+    await scheduler_passed(engine.scheduler, longest_wait(engine))
+    assert not engine.scheduler.busy(job)
     assert stack.sim.requests[("show", long_id)] == polls
 
 
@@ -323,11 +378,12 @@ async def test_unwatch(stack: Stack) -> None:
 async def test_not_found_three_times_ends_the_watch_with_one_notice(stack: Stack) -> None:
     engine = await stack.followups()
     card = await stack.post_card(CHANNELS[0], MISSING_ID)
-    await engine.watch(
+    result = await engine.watch(
         team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
     )
     await stack.slack.wait_for(lambda _: len(stack.alerts(MISSING_ID)) >= 1, timeout=5)
-    await asyncio.sleep(0.2)
+    await settled(engine, f"watch:{result.watch.id}")
+    await engine.stop()
     (notice,) = stack.alerts(MISSING_ID)
     assert "no longer finds" in notice.text
     assert "<@U0ASKER01>" in notice.text
@@ -350,10 +406,11 @@ async def test_not_found_streak_resets_when_the_task_appears(stack: Stack) -> No
 async def test_expiry_sends_one_notice(stack: Stack) -> None:
     stack.sim.add_task(sim_task(duration=600))
     engine = await stack.followups(watch_max_hours=0.4 / 3600)
-    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    result = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=5)
     polls = engine.polls
-    await asyncio.sleep(0.2)
+    await settled(engine, f"watch:{result.watch.id}")
+    await engine.stop()
     (notice,) = stack.alerts()
     assert "stopped watching" in notice.text
     assert "Last seen" in json.dumps(notice.blocks)
@@ -376,9 +433,10 @@ async def test_throttled_or_failing_task_backs_off_and_still_delivers(
     caplog.set_level(logging.INFO, logger="taskbot.followups")
     stack.sim.add_task(sim_task(duration=0.3, fault=fault))
     engine = await stack.followups(max_poll_seconds=0.3)
-    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    result = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=8)
-    await asyncio.sleep(0.2)
+    await settled(engine, f"watch:{result.watch.id}")
+    await engine.stop()
     assert len(stack.alerts()) == 1
     assert stack.sim.requests[("show", TASK_ID)] >= 3
     failed = [r for r in caplog.records if "watch poll failed" in r.getMessage()]
@@ -397,7 +455,9 @@ async def test_channel_not_found_closes_the_subscriber_and_dms_the_requester(sta
     result = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=gone, user_id="U0ASKER01")
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER02")
     await stack.slack.wait_for(lambda ms: any(m.channel == "U0ASKER01" for m in ms), timeout=5)
-    await asyncio.sleep(0.2)  # a retry loop would post again by now
+    # A retry loop would keep the delivery owed (and its job armed); stop() ends any attempt in flight.
+    await settled(engine, f"watch:{result.watch.id}")
+    await engine.stop()
     (dm,) = [m for m in stack.slack.messages if m.channel == "U0ASKER01"]
     assert f"<#{gone}>" in dm.text
     assert TASK_ID in dm.text
@@ -426,11 +486,12 @@ async def test_slack_rate_limit_is_retried_and_delivered_once(stack: Stack) -> N
 async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> None:
     stack.sim.add_task(sim_task(duration=0.3))
     engine = await stack.followups()
-    await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
+    result = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
     stack.slack.fail_next("chat.postMessage", error="internal_error")
     stack.slack.fail_next("chat.postMessage", error="fatal_error")
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=8)
-    await asyncio.sleep(0.2)
+    await settled(engine, f"watch:{result.watch.id}")
+    await engine.stop()
     assert len(stack.alerts()) == 1
     # Each retry first looked for an earlier post (found none), then posted.
     assert len(stack.slack.calls_to("conversations.history")) == 2
@@ -445,7 +506,7 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
     stack.sim.add_task(sim_task(duration=2.5))
     first = await stack.followups()
     card = await stack.post_card(CHANNELS[0])
-    await first.watch(
+    result = await first.watch(
         team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
     )
     await first.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[1], user_id="U0ASKER02")
@@ -455,7 +516,8 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
 
     second = await stack.followups()
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 2, timeout=8)
-    await asyncio.sleep(0.2)
+    await settled(second, f"watch:{result.watch.id}")
+    await second.stop()
     assert sorted(m.channel or "" for m in stack.alerts()) == [CHANNELS[0], CHANNELS[1]]
     assert second.polls >= 1
     # The card kept by the first process is the one the second keeps up to date.
@@ -492,13 +554,19 @@ async def post_as(stack: Stack, delivery: DeliveryRecord, *, thread_ts: str | No
     return str(response["ts"])
 
 
-async def sent_record(storage: FollowUpStore, delivery: DeliveryRecord) -> DeliveryRecord:
+async def sent_record(engine: FollowUps, storage: FollowUpStore, delivery: DeliveryRecord) -> DeliveryRecord:
+    """The delivery once ``engine`` has recorded it sent and stopped.
+
+    An attempt posts before it records the post; stop() lets any attempt in flight finish, so a
+    duplicate would be in the stand-in by then.
+    """
+
     async def sent() -> bool:
         record = await DeliveryStore(storage.database).get_delivery(delivery.id)
         return record is not None and record.status == "sent"
 
     await eventually(sent)
-    await asyncio.sleep(0.2)  # a duplicate would show up now
+    await engine.stop()
     record = await DeliveryStore(storage.database).get_delivery(delivery.id)
     assert record is not None
     return record
@@ -516,7 +584,7 @@ async def test_resumed_sending_delivery_is_not_posted_twice(any_db_stack: Stack,
         posted_ts = await post_as(stack, delivery, thread_ts=card if where == "thread" else None)
 
     engine = await stack.followups(alert_mode="thread" if where == "thread" else "thread_and_channel")
-    record = await sent_record(storage, delivery)
+    record = await sent_record(engine, storage, delivery)
     assert len(stack.alerts()) == 1
     if posted_ts is not None:
         assert record.slack_ts == posted_ts
@@ -532,8 +600,8 @@ async def test_failed_lookup_waits_rather_than_posting_blind(stack: Stack) -> No
     delivery = await sending_delivery(stack, storage, card=None)
     posted_ts = await post_as(stack, delivery)
     stack.slack.fail_next("conversations.history", error="internal_error")
-    await stack.followups()
-    record = await sent_record(storage, delivery)
+    engine = await stack.followups()
+    record = await sent_record(engine, storage, delivery)
     assert record.slack_ts == posted_ts
     assert len(stack.alerts()) == 1
     assert len(stack.slack.calls_to("conversations.history")) == 2
@@ -543,8 +611,8 @@ async def test_lookup_without_history_scope_posts_anyway(stack: Stack) -> None:
     storage = await stack.storage()
     delivery = await sending_delivery(stack, storage, card=None)
     stack.slack.fail_next("conversations.history", error="missing_scope")
-    await stack.followups()
-    record = await sent_record(storage, delivery)
+    engine = await stack.followups()
+    record = await sent_record(engine, storage, delivery)
     (alert,) = stack.alerts()
     assert record.slack_ts == alert.ts
 
@@ -591,7 +659,11 @@ async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Sta
     await stack.slack.wait_for(
         lambda _: len(stack.alerts(soon_r1)) >= 2 and len(stack.alerts(soon_r2)) >= 1, timeout=6
     )
-    await asyncio.sleep(0.2)  # several more feed polls
+    # A whole feed poll after those alerts (each poll is one list call here, and the next starts
+    # once it has ended), and whatever it recorded posted.
+    feed_polls = engine.feed_polls
+    await eventually(lambda: engine.feed_polls >= feed_polls + 2, what="a whole feed poll more")
+    await settled(engine)
     assert sorted(m.channel or "" for m in stack.alerts(soon_r1)) == [CHANNELS[0], CHANNELS[1]]
     assert [m.channel for m in stack.alerts(soon_r2)] == [CHANNELS[0]]
     for task_id in (old_done, old_static, running):
@@ -607,9 +679,12 @@ async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Sta
     assert watches == [] and feed is not None and feed.resources == (r1,)
     assert await engine.unsubscribe(team_id=TEAM, channel_id=CHANNELS[0])
     assert await engine.unsubscribe(team_id=TEAM, channel_id=CHANNELS[1])
-    await asyncio.sleep(0.15)
+    job = f"feed:{TEAM}"
+    await eventually(lambda: not engine.scheduler.busy(job), what="the feed job gone")
     polls = engine.feed_polls
-    await asyncio.sleep(0.2)
+    # Its next run, had it been armed, was due before this probe's run.
+    await scheduler_passed(engine.scheduler, longest_wait(engine))
+    assert not engine.scheduler.busy(job)
     assert engine.feed_polls == polls  # no feed left, no more list calls
 
 
@@ -622,9 +697,14 @@ async def test_feed_survives_a_restart_without_replaying(stack: Stack) -> None:
     await stack.slack.wait_for(lambda _: len(stack.alerts(task_a)) >= 1, timeout=5)
     await first.stop()
     stack.sim.add_task(sim_task(task_b, duration=0.5))
-    await stack.followups()
+    second = await stack.followups()
     await stack.slack.wait_for(lambda _: len(stack.alerts(task_b)) >= 1, timeout=5)
-    await asyncio.sleep(0.2)
+    # A whole feed poll more (a replay of task_a would be recorded by any of them), all it
+    # recorded posted, and the work in flight done.
+    feed_polls = second.feed_polls
+    await eventually(lambda: second.feed_polls >= feed_polls + 2, what="a whole feed poll more")
+    await settled(second)
+    await second.stop()
     assert len(stack.alerts(task_a)) == 1
     assert len(stack.alerts(task_b)) == 1
 
@@ -636,8 +716,15 @@ async def test_backlog_holds_polls_until_recorded_results_drain() -> None:
     with backlog.item(), backlog.item():
         await asyncio.wait_for(backlog.wait_until_short(), 0.1)  # at the limit: polls go on
         with backlog.item():
-            waiter = asyncio.create_task(backlog.wait_until_short())
-            await asyncio.sleep(0.05)
+            arrived = asyncio.Event()
+
+            async def poll() -> None:
+                arrived.set()
+                await backlog.wait_until_short()
+
+            waiter = asyncio.create_task(poll())
+            # Woken only after the waiter's step: it has passed the gate or blocks on it.
+            await arrived.wait()
             assert not waiter.done()  # over the limit: polls wait
         await asyncio.wait_for(waiter, 0.1)  # back at the limit: released
     assert backlog.count == 0

@@ -19,6 +19,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 import bot.followups
 from bot.followups.scheduler import JOB_DEFAULTS, Scheduler
+from tests.followups.test_followups import scheduler_passed
 from tests.support.waiting import eventually
 
 
@@ -79,8 +80,10 @@ async def test_cancel_removes_the_pending_run() -> None:
         scheduler.cancel("watch:1")
         scheduler.cancel("watch:9")  # never armed: nothing to do
         assert not scheduler.busy("watch:1")
-        await asyncio.sleep(0.2)
-        assert runs == []
+        # A job due after it has run: the cancelled one would have run first.
+        scheduler.once("watch:2", 0.1)
+        await eventually(lambda: runs, within=5, what="the later job's run")
+        assert runs == ["2"]
 
 
 async def test_a_job_due_while_its_last_run_is_still_running_runs_after_it() -> None:
@@ -90,7 +93,7 @@ async def test_a_job_due_while_its_last_run_is_still_running_runs_after_it() -> 
         scheduler.once("watch:1", 0.0)
         await eventually(lambda: runs == ["1"], within=5, what="the first run")
         scheduler.once("watch:1", 0.0)  # a shard regained while the poll runs arms the watch again
-        await asyncio.sleep(0.2)
+        await scheduler_passed(scheduler, 0.0)  # its due time has come and gone
         assert runs == ["1"]
         hold.set()
         await eventually(lambda: runs == ["1", "1"], within=5, what="the skipped run, owed")
@@ -105,7 +108,7 @@ async def test_a_job_due_while_its_last_run_is_still_running_does_not_run_twice(
         await eventually(lambda: runs == ["1"], within=5, what="the first run")
         assert scheduler.busy("watch:1")
         scheduler.once("watch:1", 0.0)  # due while the first run holds: max_instances=1 skips it
-        await asyncio.sleep(0.2)
+        await scheduler_passed(scheduler, 0.0)  # its due time has come and gone
         assert runs == ["1"]
         hold.set()
         # The run asked for another one (delay 0.0): it comes after the first has ended.
@@ -132,9 +135,9 @@ async def test_interval_jobs_run_again_until_cancelled() -> None:
         scheduler.every("feed:T1", tick, 0.05, args=["T1"], first=0.0)
         await eventually(lambda: len(ticks) >= 3, within=5, what="three ticks")
         scheduler.reschedule("feed:T1", 30.0)  # the next run is 30 s away now
-        await asyncio.sleep(0.05)
+        await scheduler_passed(scheduler, 0.0)  # a run submitted before has started by now
         count = len(ticks)
-        await asyncio.sleep(0.3)
+        await scheduler_passed(scheduler, 0.3)  # six intervals of the old schedule
         assert len(ticks) == count and scheduler.busy("feed:T1")
         scheduler.cancel("feed:T1")
         assert not scheduler.busy("feed:T1")
@@ -170,7 +173,11 @@ async def test_stop_cancels_runs_quietly_and_refuses_new_ones(caplog: pytest.Log
         with caplog.at_level(logging.INFO):
             await scheduler.stop(1.0)
         scheduler.once("watch:3", 0.0)
-        await asyncio.sleep(0.3)
+        # Another scheduler's job, due after watch:2 was, has run. Both time their runs with the
+        # loop's timers, which fire in order: had watch:2 or watch:3 stayed armed, it would have
+        # run first.
+        async with started() as (witness, _):
+            await scheduler_passed(witness, 0.2)
         assert runs == ["1"]
         assert not scheduler.running and not any(scheduler.busy(f"watch:{n}") for n in (1, 2, 3))
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

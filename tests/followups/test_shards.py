@@ -9,7 +9,7 @@ takes by writing its lease row. The timing across real processes is in ``tests/t
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,9 @@ from tests.followups.test_followups import (
     TASK_ID,
     TEAM,
     _stack,
+    longest_wait,
+    scheduler_passed,
+    settled,
     sim_task,
 )
 from tests.support.clock import FakeClock
@@ -148,10 +151,9 @@ async def test_a_watch_in_a_workspace_nobody_owns_is_claimed_within_seconds_not_
     async with _stack(postgres_url) as stack:
         engine = await stack.followups(lease_seconds=30.0)  # heartbeats every 10 s
         await engine.watch(team_id=TEAM, task_id=MISSING_ID, channel_id=CHANNELS[0], user_id="U0ASKER01")
-        created = time.monotonic()
-        while not engine.shards.owns(TEAM):
-            assert time.monotonic() - created < 5, "claimed only at a heartbeat"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: engine.shards.owns(TEAM), within=5, what="the shard claimed before a heartbeat (10 s)"
+        )
 
 
 async def test_sqlite_owns_every_workspace_without_leases() -> None:
@@ -209,8 +211,26 @@ async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_n
         await give_shard_to(database, TEAM, "r-other", for_seconds=3600)
         await engine.shards.beat()
         assert not engine.shards.owns(TEAM)
+        # Every attempt from here on, each a task the scheduler tracks.
+        attempts: list[asyncio.Task[Any]] = []
+        spawn = engine.scheduler.spawn_work
+
+        def recorded(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+            task = spawn(coro, name)
+            if name == f"delivery:{delivery.id}":
+                attempts.append(task)
+            return task
+
+        engine.scheduler.spawn_work = recorded  # type: ignore[method-assign]
         answer.set()
-        await asyncio.sleep(3.5)  # the first retry or two would have run by now
+        if lost == "while the first attempt is in flight":
+            # The failed attempt arms its retry all the same: wait for the retry's attempt to end.
+            retry = await eventually(lambda: attempts[:1], within=10, what="the retry's attempt")
+            await retry[0]
+        else:
+            # The retry job went with the shard: its run, had it stayed, was due before this probe's.
+            await scheduler_passed(engine.scheduler, longest_wait(engine))
+            assert attempts == []
         assert not engine.scheduler.busy(f"delivery:{delivery.id}")
         assert stack.alerts() == []
         assert slack.calls_to("conversations.history") == []
@@ -219,8 +239,9 @@ async def test_a_replica_that_lost_the_shard_does_not_retry_a_delivery_and_the_n
         # The other replica goes away: this one claims the shard back and resumes the delivery.
         await give_shard_to(database, TEAM, "r-other", for_seconds=-1)
         await slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=10)
-        await asyncio.sleep(0.3)
+        await settled(engine, f"delivery:{delivery.id}")
         assert engine.shards.owns(TEAM)
+        await engine.stop()  # the work in flight finishes: a second post would be in by then
         assert len(stack.alerts()) == 1
         # The first attempt may have posted: the owner looked before posting again.
         assert len(slack.calls_to("conversations.history")) == 1
@@ -272,7 +293,11 @@ async def test_the_owner_delivers_what_a_replica_without_the_lease_queued_within
         (owed,) = await store.close_watch(result.watch.id, status="expired", snapshot=None)
         # The owner picks it up at its next heartbeat (every lease / 3 = 1 s).
         await eventually(lambda: any(m.channel == CHANNELS[0] for m in stack.alerts()), within=5)
-        await asyncio.sleep(0.3)
+        # Recorded sent; then a whole heartbeat, which resumes what is still owed, and the work
+        # it started is done.
+        await settled(engine)
+        await engine.shards.beat()
+        await engine.stop()
         assert [m.channel for m in stack.alerts()] == [CHANNELS[0]]
         sent = await DeliveryStore(store.database).get_delivery(owed.id)
         assert sent is not None and sent.status == "sent"
