@@ -119,10 +119,14 @@ R = TypeVar("R")
 
 
 def record_of(record: type[R], row: Any, **computed: Any) -> R:
-    """A frozen record from an ORM row: every record field the row has of the same name, plus
-    the ``computed`` ones (converted or derived values). Nothing lazy escapes the session."""
+    """The frozen record of an ORM row, built while its session is open so nothing lazy escapes.
+
+    Each field of ``record`` is the row's attribute of that name, unless ``computed`` gives it (a
+    converted or derived value); a field that is neither raises, so a record cannot drift from
+    its row unseen. ``tests/db/test_records.py`` checks that the copied fields have the row's types.
+    """
     names = [field.name for field in dataclasses.fields(record)]  # type: ignore[arg-type]
-    values = {name: getattr(row, name) for name in names if name not in computed and hasattr(row, name)}
+    values = {name: getattr(row, name) for name in names if name not in computed}
     return record(**values, **computed)
 
 

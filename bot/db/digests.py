@@ -18,14 +18,7 @@ from sqlalchemy import Boolean, CheckConstraint, Integer, String, delete, or_, s
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import Base, Database, record_of, require_aware, rowcount, utcnow
-from bot.db.deliveries import (
-    DeliveryRecord,
-    DeliveryRow,
-    DigestReport,
-    DigestTask,
-    delivery_record,
-    queued_delivery,
-)
+from bot.db.deliveries import DeliveryRecord, DeliveryRow, DigestReport, DigestTask, queue, queued_delivery
 
 __all__ = ["CADENCES", "Cadence", "DigestRecord", "DigestReport", "DigestStore", "DigestTask"]
 
@@ -45,7 +38,7 @@ class DigestRow(Base):
     team_id: Mapped[str] = mapped_column(String(64), index=True)
     channel_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
-    cadence: Mapped[str] = mapped_column(String(16))
+    cadence: Mapped[Cadence] = mapped_column(String(16))
     weekday: Mapped[int | None] = mapped_column(Integer)
     """0 = Monday … 6 = Sunday, for ``weekly``; None otherwise."""
     hour: Mapped[int] = mapped_column(Integer)
@@ -185,24 +178,8 @@ class DigestStore:
             )
             if rowcount(moved) == 0 or report is None:
                 return None
-            row = queued_delivery(
-                team_id=digest.team_id,
-                channel_id=digest.channel_id,
-                user_id=None,
-                kind="digest",
-                task_id="",
-                watch_id=None,
-                subscriber_id=None,
-                feed_id=None,
-                digest_id=digest.id,
-                thread_ts=None,
-                locale=digest.locale,
-                payload=report,
-                created_at=utcnow(),
-            )
-            session.add(row)
-            await session.flush()
-            return delivery_record(row)
+            [queued] = await queue(session, [queued_delivery(digest, "digest", report, digest_id=digest.id)])
+            return queued
 
     async def close_digest(self, digest_id: int) -> str | None:
         """Remove a digest the bot can no longer post for; whom to tell (who set it)."""
