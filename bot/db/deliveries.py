@@ -213,47 +213,24 @@ def delivery_record(row: DeliveryRow) -> DeliveryRecord:
 
 
 def queued_delivery(
-    to: Recipient,
-    kind: DeliveryKind,
-    payload: TaskSnapshot | DigestReport | None,
-    *,
-    task_id: str = "",
-    user_id: str | None = None,
-    thread_ts: str | None = None,
-    target: str | None = None,
-    watch_id: int | None = None,
-    subscriber_id: int | None = None,
-    feed_id: int | None = None,
-    digest_id: int | None = None,
-    at: datetime | None = None,
+    to: Recipient, kind: DeliveryKind, payload: TaskSnapshot | DigestReport | None, **about: Any
 ) -> DeliveryRow:
     """A delivery row just queued for ``to``: a fresh key, pending, never attempted.
 
-    The ids say which subscriber, feed or digest it is for (their unique keys allow it once);
-    ``user_id`` is whom it mentions, ``thread_ts`` the thread it answers in.
+    ``about`` sets the other columns: ``task_id``, the subscriber (``watch_id``, ``subscriber_id``),
+    feed or digest it is for (their unique keys allow it once), ``user_id`` (whom it mentions),
+    ``thread_ts`` (the thread it answers in), ``target``, ``created_at`` (default now); unset, NULL.
     """
     return DeliveryRow(
         key=uuid.uuid4().hex,
         team_id=to.team_id,
         channel_id=to.channel_id,
         locale=to.locale,
-        user_id=user_id,
         kind=kind,
-        task_id=task_id,
-        watch_id=watch_id,
-        subscriber_id=subscriber_id,
-        feed_id=feed_id,
-        digest_id=digest_id,
-        thread_ts=thread_ts,
-        target=target,
         payload=None if payload is None else payload.model_dump(mode="json"),
         status="pending",
         attempts=0,
-        created_at=at or utcnow(),
-        attempt_at=None,
-        sent_at=None,
-        slack_ts=None,
-        error=None,
+        **{"task_id": "", "created_at": utcnow(), **about},
     )
 
 

@@ -195,7 +195,7 @@ def _told(
         target=subscriber.target,
         watch_id=subscriber.watch_id,
         subscriber_id=subscriber.id,
-        at=now,
+        created_at=now,
     )
 
 
