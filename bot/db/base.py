@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast, get_args
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import JSON, CheckConstraint, CursorResult, DateTime, Dialect, Index, MetaData, event, text
@@ -32,14 +32,15 @@ __all__ = [
     "Base",
     "Database",
     "Json",
+    "Store",
     "Transactions",
     "UTCDateTime",
     "active_only",
+    "one_of",
     "record_of",
     "require_aware",
     "retry_on_conflict",
     "rowcount",
-    "status_check",
     "unique_while_active",
     "utcnow",
 ]
@@ -93,9 +94,11 @@ def unique_while_active(name: str, *columns: str) -> Index:
     return Index(name, *columns, unique=True, sqlite_where=active_only(), postgresql_where=active_only())
 
 
-def status_check(values: Sequence[str]) -> CheckConstraint:
-    allowed = ", ".join(f"'{value}'" for value in values)
-    return CheckConstraint(f"status IN ({allowed})", name="status")
+def one_of(column: str, values: Any) -> CheckConstraint:
+    """A CHECK that ``column`` holds one of the strings of ``values``, the ``Literal`` type the
+    column is mapped with: the values a column may take are written once, in its type."""
+    allowed = ", ".join(f"'{value}'" for value in get_args(values))
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
 
 
 class Base(DeclarativeBase):
@@ -192,6 +195,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class Store:
+    """A repository: reads and writes its tables on the transactions of the process's ``Database``."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._read = database.transactions.read
+        self._write = database.transactions.write
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

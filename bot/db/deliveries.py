@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any, Final, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, select, update
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db.base import Base, Database, Json, record_of, status_check, utcnow
+from bot.db.base import Base, Json, Store, one_of, record_of, utcnow
 from bot.logs import RedactingFilter
 from bot.metastudio.models import Task
 
@@ -99,8 +99,8 @@ class DigestReport(BaseModel):
 class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
-        CheckConstraint("kind IN ('finished', 'expired', 'not_found', 'feed', 'digest')", name="kind"),
-        status_check(["pending", "sending", "sent", "failed"]),
+        one_of("kind", DeliveryKind),
+        one_of("status", DeliveryStatus),
         UniqueConstraint("key", name="uq_deliveries_key"),
         UniqueConstraint("subscriber_id", "kind", name="uq_deliveries_subscriber_kind"),
         UniqueConstraint("feed_id", "task_id", name="uq_deliveries_feed_task"),
@@ -241,16 +241,12 @@ async def queue(session: AsyncSession, rows: Sequence[DeliveryRow]) -> list[Deli
     return [delivery_record(row) for row in rows]
 
 
-class DeliveryStore:
+class DeliveryStore(Store):
     """The outbox's side of the deliveries: what is owed, and each attempt. Safe to share.
 
     Deliveries are queued by the stores that decide them, inside their own transactions
     (``FollowUpStore.close_watch``, ``FeedStore.record_feed_delivery``, ``DigestStore.record_run``).
     """
-
-    def __init__(self, database: Database) -> None:
-        self._read = database.transactions.read
-        self._write = database.transactions.write
 
     async def pending_deliveries(self, team_ids: Collection[str] | None = None) -> list[DeliveryRecord]:
         """Deliveries still owed, oldest first; ``sending`` ones may or may not have reached Slack."""

@@ -12,24 +12,24 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import Boolean, CheckConstraint, Integer, String, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db.base import Base, Database, record_of, require_aware, rowcount, utcnow
+from bot.db.base import Base, Store, one_of, record_of, require_aware, rowcount, utcnow
 from bot.db.deliveries import DeliveryRecord, DeliveryRow, DigestReport, DigestTask, queue, queued_delivery
 
 __all__ = ["CADENCES", "Cadence", "DigestRecord", "DigestReport", "DigestStore", "DigestTask"]
 
 Cadence = Literal["daily", "weekdays", "weekly"]
-CADENCES: tuple[Cadence, ...] = ("daily", "weekdays", "weekly")
+CADENCES: tuple[Cadence, ...] = get_args(Cadence)
 
 
 class DigestRow(Base):
     __tablename__ = "digests"
     __table_args__ = (
-        CheckConstraint("cadence IN ('daily', 'weekdays', 'weekly')", name="cadence"),
+        one_of("cadence", Cadence),
         # One digest per channel: setting it again replaces it.
         CheckConstraint("hour >= 0 AND hour < 24 AND minute >= 0 AND minute < 60", name="time"),
     )
@@ -73,12 +73,8 @@ def _digest(row: DigestRow) -> DigestRecord:
     return record_of(DigestRecord, row)
 
 
-class DigestStore:
+class DigestStore(Store):
     """Digests and their runs. One instance per process; safe to share."""
-
-    def __init__(self, database: Database) -> None:
-        self._read = database.transactions.read
-        self._write = database.transactions.write
 
     async def set_digest(
         self,

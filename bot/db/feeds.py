@@ -20,13 +20,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import (
     Base,
-    Database,
     Json,
+    Store,
+    one_of,
     record_of,
     require_aware,
     retry_on_conflict,
     rowcount,
-    status_check,
     unique_while_active,
 )
 from bot.db.deliveries import DeliveryRecord, TaskSnapshot, queue, queued_delivery
@@ -52,7 +52,7 @@ class AskedInChannel:
 class FeedRow(AskedInChannel, Base):
     __tablename__ = "feeds"
     __table_args__ = (
-        status_check(["active", "cancelled"]),
+        one_of("status", FeedStatus),
         unique_while_active("uq_feeds_active_channel", "team_id", "channel_id"),
         Index("ix_feeds_status", "status"),
     )
@@ -117,12 +117,8 @@ def asked(team_id: str, channel_id: str, user_id: str, locale: str | None, *, at
     }
 
 
-class FeedStore:
+class FeedStore(Store):
     """Feeds and the announcements they queue. One instance per process; safe to share."""
-
-    def __init__(self, database: Database) -> None:
-        self._read = database.transactions.read
-        self._write = database.transactions.write
 
     async def subscribe_feed(
         self,

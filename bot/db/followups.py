@@ -35,13 +35,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import (
     Base,
-    Database,
     Json,
+    Store,
+    one_of,
     record_of,
     require_aware,
     retry_on_conflict,
     rowcount,
-    status_check,
     unique_while_active,
     utcnow,
 )
@@ -78,7 +78,7 @@ SubscriberStatus = Literal["active", "cancelled", "closed"]
 class WatchRow(Base):
     __tablename__ = "watches"
     __table_args__ = (
-        status_check(["active", "finished", "expired", "not_found", "cancelled"]),
+        one_of("status", WatchStatus),
         unique_while_active("uq_watches_active_task", "team_id", "task_id"),
         Index("ix_watches_status", "status"),
     )
@@ -96,7 +96,7 @@ class WatchRow(Base):
 class SubscriberRow(AskedInChannel, Base):
     __tablename__ = "subscribers"
     __table_args__ = (
-        status_check(["active", "cancelled", "closed"]),
+        one_of("status", SubscriberStatus),
         unique_while_active("uq_subscribers_active_channel", "watch_id", "channel_id"),
         Index("ix_subscribers_watch_status", "watch_id", "status"),
         Index("ix_subscribers_channel", "team_id", "channel_id", "status"),
@@ -199,13 +199,8 @@ def _told(
     )
 
 
-class FollowUpStore:
+class FollowUpStore(Store):
     """Watches and their subscribers. One instance per process; safe to share."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._read = database.transactions.read
-        self._write = database.transactions.write
 
     # -- watches -------------------------------------------------------------------------------
 
