@@ -2,8 +2,18 @@
 
 Owns the declarative ``Base`` (with its naming convention), the column types every table
 uses (``UTCDateTime``, ``Json``), ``Database`` (one async engine per process), read and write
-``Transactions``, and ``retry_on_conflict`` for inserts that race on a unique index. Imports
-only SQLAlchemy and ``bot.logs``; the table modules import this, never the reverse.
+``Transactions``, ``Store`` (what every repository starts from), ``record_of`` and
+``retry_on_conflict`` for inserts that race on a unique index. Imports only SQLAlchemy and
+``bot.logs``; the table modules import this, never the reverse.
+
+Each table is a ``...Row`` (the mapped class: columns, constraints, what a transaction changes)
+and a frozen record, the only thing a store hands out, copied by ``record_of`` while the
+session is open. One class cannot be both: a mapped class (``MappedAsDataclass`` too)
+cannot be frozen or slotted and carries its session state, so a caller holding one could
+lazy-load, meet an expired attribute or change a row by accident. Rows are typed as their
+records are (``Literal`` statuses, whose values ``one_of`` also makes the CHECK of), so a
+record copies its row field for field and computes only what differs (a parsed payload, a
+tuple, a derived flag, a secret left out); ``tests/db/test_records.py`` holds the two together.
 
 On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction
 that reads and then writes fails at once with "database is locked" when another writer

@@ -94,7 +94,7 @@ class GuardrailsRow(Base):
     usergroup_id: Mapped[str | None] = mapped_column(String(64))
     updated_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
-    # What the channel reads: None follows the person who asked, else a catalog id (0002).
+    # What the channel reads: None follows the person who asked, else a catalog id.
     channel_language: Mapped[str | None] = mapped_column(String(16))
 
 
