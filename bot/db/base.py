@@ -2,8 +2,18 @@
 
 Owns the declarative ``Base`` (with its naming convention), the column types every table
 uses (``UTCDateTime``, ``Json``), ``Database`` (one async engine per process), read and write
-``Transactions``, and ``retry_on_conflict`` for inserts that race on a unique index. Imports
-only SQLAlchemy and ``bot.logs``; the table modules import this, never the reverse.
+``Transactions``, ``Store`` (what every repository starts from), ``record_of`` and
+``retry_on_conflict`` for inserts that race on a unique index. Imports only SQLAlchemy and
+``bot.logs``; the table modules import this, never the reverse.
+
+Each table is a ``...Row`` (the mapped class: columns, constraints, what a transaction changes)
+and a frozen record, the only thing a store hands out, copied by ``record_of`` while the
+session is open. One class cannot be both: a mapped class (``MappedAsDataclass`` too)
+cannot be frozen or slotted and carries its session state, so a caller holding one could
+lazy-load, meet an expired attribute or change a row by accident. Rows are typed as their
+records are (``Literal`` statuses, whose values ``one_of`` also makes the CHECK of), so a
+record copies its row field for field and computes only what differs (a parsed payload, a
+tuple, a derived flag, a secret left out); ``tests/db/test_records.py`` holds the two together.
 
 On SQLite every write transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction
 that reads and then writes fails at once with "database is locked" when another writer
@@ -14,10 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast, get_args
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import JSON, CheckConstraint, CursorResult, DateTime, Dialect, Index, MetaData, event, text
@@ -32,14 +42,15 @@ __all__ = [
     "Base",
     "Database",
     "Json",
+    "Store",
     "Transactions",
     "UTCDateTime",
     "active_only",
+    "one_of",
     "record_of",
     "require_aware",
     "retry_on_conflict",
     "rowcount",
-    "status_check",
     "unique_while_active",
     "utcnow",
 ]
@@ -93,9 +104,11 @@ def unique_while_active(name: str, *columns: str) -> Index:
     return Index(name, *columns, unique=True, sqlite_where=active_only(), postgresql_where=active_only())
 
 
-def status_check(values: Sequence[str]) -> CheckConstraint:
-    allowed = ", ".join(f"'{value}'" for value in values)
-    return CheckConstraint(f"status IN ({allowed})", name="status")
+def one_of(column: str, values: Any) -> CheckConstraint:
+    """A CHECK that ``column`` holds one of the strings of ``values``, the ``Literal`` type the
+    column is mapped with: the values a column may take are written once, in its type."""
+    allowed = ", ".join(f"'{value}'" for value in get_args(values))
+    return CheckConstraint(f"{column} IN ({allowed})", name=column)
 
 
 class Base(DeclarativeBase):
@@ -119,10 +132,14 @@ R = TypeVar("R")
 
 
 def record_of(record: type[R], row: Any, **computed: Any) -> R:
-    """A frozen record from an ORM row: every record field the row has of the same name, plus
-    the ``computed`` ones (converted or derived values). Nothing lazy escapes the session."""
+    """The frozen record of an ORM row, built while its session is open so nothing lazy escapes.
+
+    Each field of ``record`` is the row's attribute of that name, unless ``computed`` gives it (a
+    converted or derived value); a field that is neither raises, so a record cannot drift from
+    its row unseen. ``tests/db/test_records.py`` checks that the copied fields have the row's types.
+    """
     names = [field.name for field in dataclasses.fields(record)]  # type: ignore[arg-type]
-    values = {name: getattr(row, name) for name in names if name not in computed and hasattr(row, name)}
+    values = {name: getattr(row, name) for name in names if name not in computed}
     return record(**values, **computed)
 
 
@@ -188,6 +205,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class Store:
+    """A repository: reads and writes its tables on the transactions of the process's ``Database``."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._read = database.transactions.read
+        self._write = database.transactions.write
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

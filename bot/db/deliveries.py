@@ -15,16 +15,17 @@ already parsed, never the JSON.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, select, update
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db.base import Base, Database, Json, record_of, status_check, utcnow
+from bot.db.base import Base, Json, Store, one_of, record_of, utcnow
 from bot.logs import RedactingFilter
 from bot.metastudio.models import Task
 
@@ -37,7 +38,10 @@ __all__ = [
     "DeliveryStore",
     "DigestReport",
     "DigestTask",
+    "Recipient",
+    "StepOrChannel",
     "TaskSnapshot",
+    "queue",
     "queued_delivery",
     "read_payload",
 ]
@@ -45,8 +49,8 @@ __all__ = [
 DeliveryKind = Literal["finished", "expired", "not_found", "feed", "digest"]
 DeliveryStatus = Literal["pending", "sending", "sent", "failed"]
 STEP: Final = "step"
-"""``target`` of a subscriber or delivery that is a Workflow Builder step (0008): its
-``channel_id`` is the function execution id. NULL is a channel."""
+"""``target`` of a subscriber or delivery that is a Workflow Builder step: its ``channel_id``
+is the function execution id. NULL is a channel."""
 
 ERROR_MAX_CHARS = 500
 M = TypeVar("M", bound=BaseModel)
@@ -54,7 +58,7 @@ _redactor = RedactingFilter()
 
 
 class TaskSnapshot(BaseModel):
-    """The task a watch or feed last saw, frozen into the deliveries it queues (migration 0010)."""
+    """The task a watch or feed last saw, frozen into the deliveries it queues."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -95,8 +99,8 @@ class DigestReport(BaseModel):
 class DeliveryRow(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
-        CheckConstraint("kind IN ('finished', 'expired', 'not_found', 'feed', 'digest')", name="kind"),
-        status_check(["pending", "sending", "sent", "failed"]),
+        one_of("kind", DeliveryKind),
+        one_of("status", DeliveryStatus),
         UniqueConstraint("key", name="uq_deliveries_key"),
         UniqueConstraint("subscriber_id", "kind", name="uq_deliveries_subscriber_kind"),
         UniqueConstraint("feed_id", "task_id", name="uq_deliveries_feed_task"),
@@ -109,18 +113,18 @@ class DeliveryRow(Base):
     team_id: Mapped[str] = mapped_column(String(64))
     channel_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str | None] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[DeliveryKind] = mapped_column(String(16))
     task_id: Mapped[str] = mapped_column(String(64))
     watch_id: Mapped[int | None] = mapped_column(ForeignKey("watches.id"))
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
     feed_id: Mapped[int | None] = mapped_column(ForeignKey("feeds.id"))
-    # The digest whose run this is (0009); None once the digest is turned off. Not a foreign
-    # key: the run keeps its figures whatever happens to the digest.
+    # The digest whose run this is; None once the digest is turned off. Not a foreign key: the
+    # run keeps its figures whatever happens to the digest.
     digest_id: Mapped[int | None] = mapped_column(Integer, default=None)
     thread_ts: Mapped[str | None] = mapped_column(String(32))
     # A TaskSnapshot, or a DigestReport for kind 'digest' (see the module docstring).
     payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[DeliveryStatus] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     attempt_at: Mapped[datetime | None]
@@ -129,11 +133,33 @@ class DeliveryRow(Base):
     error: Mapped[str | None] = mapped_column(String(ERROR_MAX_CHARS))
     # Copied from the subscriber or feed when the delivery is queued, so a restart cannot change it.
     locale: Mapped[str | None] = mapped_column(String(16))
-    target: Mapped[str | None] = mapped_column(String(16))  # STEP, or NULL for a channel (0008)
+    target: Mapped[str | None] = mapped_column(String(16))  # STEP, or NULL for a channel
+
+
+class StepOrChannel:
+    """What a record addressed to a channel or to a Workflow Builder step (``target`` STEP) has."""
+
+    __slots__ = ()
+    target: str | None
+
+    @property
+    def is_step(self) -> bool:
+        return self.target == STEP
+
+
+class Recipient(Protocol):
+    """Where a delivery goes and in which language: a subscriber row, a feed or a digest."""
+
+    @property
+    def team_id(self) -> str: ...
+    @property
+    def channel_id(self) -> str: ...
+    @property
+    def locale(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryRecord:
+class DeliveryRecord(StepOrChannel):
     id: int
     key: str
     team_id: str
@@ -161,10 +187,6 @@ class DeliveryRecord:
     """A ``digest`` run's figures; None for the other kinds, or when it no longer parses."""
 
     @property
-    def is_step(self) -> bool:
-        return self.target == STEP
-
-    @property
     def task(self) -> Task | None:
         return None if self.snapshot is None else self.snapshot.task
 
@@ -190,31 +212,41 @@ def delivery_record(row: DeliveryRow) -> DeliveryRecord:
     )
 
 
-def queued_delivery(*, payload: TaskSnapshot | DigestReport | None, **what: Any) -> DeliveryRow:
-    """A delivery row just queued: a fresh key, pending, never attempted; ``what`` says the rest."""
+def queued_delivery(
+    to: Recipient, kind: DeliveryKind, payload: TaskSnapshot | DigestReport | None, **about: Any
+) -> DeliveryRow:
+    """A delivery row just queued for ``to``: a fresh key, pending, never attempted.
+
+    ``about`` sets the other columns: ``task_id``, the subscriber (``watch_id``, ``subscriber_id``),
+    feed or digest it is for (their unique keys allow it once), ``user_id`` (whom it mentions),
+    ``thread_ts`` (the thread it answers in), ``target``, ``created_at`` (default now); unset, NULL.
+    """
     return DeliveryRow(
         key=uuid.uuid4().hex,
+        team_id=to.team_id,
+        channel_id=to.channel_id,
+        locale=to.locale,
+        kind=kind,
+        payload=None if payload is None else payload.model_dump(mode="json"),
         status="pending",
         attempts=0,
-        attempt_at=None,
-        sent_at=None,
-        slack_ts=None,
-        error=None,
-        payload=None if payload is None else payload.model_dump(mode="json"),
-        **what,
+        **{"task_id": "", "created_at": utcnow(), **about},
     )
 
 
-class DeliveryStore:
+async def queue(session: AsyncSession, rows: Sequence[DeliveryRow]) -> list[DeliveryRecord]:
+    """Insert just-queued deliveries in the caller's transaction; their records, ids assigned."""
+    session.add_all(rows)
+    await session.flush()
+    return [delivery_record(row) for row in rows]
+
+
+class DeliveryStore(Store):
     """The outbox's side of the deliveries: what is owed, and each attempt. Safe to share.
 
     Deliveries are queued by the stores that decide them, inside their own transactions
     (``FollowUpStore.close_watch``, ``FeedStore.record_feed_delivery``, ``DigestStore.record_run``).
     """
-
-    def __init__(self, database: Database) -> None:
-        self._read = database.transactions.read
-        self._write = database.transactions.write
 
     async def pending_deliveries(self, team_ids: Collection[str] | None = None) -> list[DeliveryRecord]:
         """Deliveries still owed, oldest first; ``sending`` ones may or may not have reached Slack."""

@@ -12,31 +12,24 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import Boolean, CheckConstraint, Integer, String, delete, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db.base import Base, Database, record_of, require_aware, rowcount, utcnow
-from bot.db.deliveries import (
-    DeliveryRecord,
-    DeliveryRow,
-    DigestReport,
-    DigestTask,
-    delivery_record,
-    queued_delivery,
-)
+from bot.db.base import Base, Store, one_of, record_of, require_aware, rowcount, utcnow
+from bot.db.deliveries import DeliveryRecord, DeliveryRow, DigestReport, DigestTask, queue, queued_delivery
 
 __all__ = ["CADENCES", "Cadence", "DigestRecord", "DigestReport", "DigestStore", "DigestTask"]
 
 Cadence = Literal["daily", "weekdays", "weekly"]
-CADENCES: tuple[Cadence, ...] = ("daily", "weekdays", "weekly")
+CADENCES: tuple[Cadence, ...] = get_args(Cadence)
 
 
 class DigestRow(Base):
     __tablename__ = "digests"
     __table_args__ = (
-        CheckConstraint("cadence IN ('daily', 'weekdays', 'weekly')", name="cadence"),
+        one_of("cadence", Cadence),
         # One digest per channel: setting it again replaces it.
         CheckConstraint("hour >= 0 AND hour < 24 AND minute >= 0 AND minute < 60", name="time"),
     )
@@ -45,7 +38,7 @@ class DigestRow(Base):
     team_id: Mapped[str] = mapped_column(String(64), index=True)
     channel_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
-    cadence: Mapped[str] = mapped_column(String(16))
+    cadence: Mapped[Cadence] = mapped_column(String(16))
     weekday: Mapped[int | None] = mapped_column(Integer)
     """0 = Monday … 6 = Sunday, for ``weekly``; None otherwise."""
     hour: Mapped[int] = mapped_column(Integer)
@@ -80,12 +73,8 @@ def _digest(row: DigestRow) -> DigestRecord:
     return record_of(DigestRecord, row)
 
 
-class DigestStore:
+class DigestStore(Store):
     """Digests and their runs. One instance per process; safe to share."""
-
-    def __init__(self, database: Database) -> None:
-        self._read = database.transactions.read
-        self._write = database.transactions.write
 
     async def set_digest(
         self,
@@ -185,24 +174,8 @@ class DigestStore:
             )
             if rowcount(moved) == 0 or report is None:
                 return None
-            row = queued_delivery(
-                team_id=digest.team_id,
-                channel_id=digest.channel_id,
-                user_id=None,
-                kind="digest",
-                task_id="",
-                watch_id=None,
-                subscriber_id=None,
-                feed_id=None,
-                digest_id=digest.id,
-                thread_ts=None,
-                locale=digest.locale,
-                payload=report,
-                created_at=utcnow(),
-            )
-            session.add(row)
-            await session.flush()
-            return delivery_record(row)
+            [queued] = await queue(session, [queued_delivery(digest, "digest", report, digest_id=digest.id)])
+            return queued
 
     async def close_digest(self, digest_id: int) -> str | None:
         """Remove a digest the bot can no longer post for; whom to tell (who set it)."""

@@ -20,17 +20,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import (
     Base,
-    Database,
     Json,
+    Store,
+    one_of,
     record_of,
     require_aware,
     retry_on_conflict,
     rowcount,
-    status_check,
     unique_while_active,
-    utcnow,
 )
-from bot.db.deliveries import DeliveryRecord, TaskSnapshot, delivery_record, queued_delivery
+from bot.db.deliveries import DeliveryRecord, TaskSnapshot, queue, queued_delivery
 
 __all__ = ["AskedInChannel", "FeedRecord", "FeedRow", "FeedStatus", "FeedStore", "asked"]
 
@@ -38,29 +37,31 @@ FeedStatus = Literal["active", "cancelled"]
 
 
 class AskedInChannel:
-    """The columns of a channel's standing request, a watch's subscriber or a feed (see ``asked``)."""
+    """The columns of a channel's standing request, a watch's subscriber or a feed (see ``asked``).
+    Each declares its own ``status`` column, typed with the statuses it goes through."""
 
     team_id: Mapped[str] = mapped_column(String(64))
     channel_id: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16))
-    # The catalog id the channel's card and alerts use, fixed when it starts (0002).
+    # The catalog id the channel's card and alerts use, fixed when it starts so a change of
+    # language does not switch a card halfway.
     locale: Mapped[str | None] = mapped_column(String(16))
 
 
 class FeedRow(AskedInChannel, Base):
     __tablename__ = "feeds"
     __table_args__ = (
-        status_check(["active", "cancelled"]),
+        one_of("status", FeedStatus),
         unique_while_active("uq_feeds_active_channel", "team_id", "channel_id"),
         Index("ix_feeds_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[FeedStatus] = mapped_column(String(16))
     resources: Mapped[list[str]] = mapped_column(Json)
     filters: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
-    """``{"failed": true, "operator": "..."}``; None (or absent keys): no such filter. Migration 0003."""
+    """``{"failed": true, "operator": "..."}``; None (or absent keys): no such filter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +117,8 @@ def asked(team_id: str, channel_id: str, user_id: str, locale: str | None, *, at
     }
 
 
-class FeedStore:
+class FeedStore(Store):
     """Feeds and the announcements they queue. One instance per process; safe to share."""
-
-    def __init__(self, database: Database) -> None:
-        self._read = database.transactions.read
-        self._write = database.transactions.write
 
     async def subscribe_feed(
         self,
@@ -220,22 +217,9 @@ class FeedStore:
                 )
                 if active is None:
                     return None
-                row = queued_delivery(
-                    team_id=feed.team_id,
-                    channel_id=feed.channel_id,
-                    user_id=None,
-                    kind="feed",
-                    task_id=task_id,
-                    watch_id=None,
-                    subscriber_id=None,
-                    feed_id=feed.id,
-                    thread_ts=None,
-                    locale=feed.locale,
-                    payload=snapshot,
-                    created_at=utcnow(),
+                [queued] = await queue(
+                    session, [queued_delivery(feed, "feed", snapshot, task_id=task_id, feed_id=feed.id)]
                 )
-                session.add(row)
-                await session.flush()
-                return delivery_record(row)
+                return queued
         except IntegrityError:
             return None

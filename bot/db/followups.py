@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     ForeignKey,
@@ -35,13 +35,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.base import (
     Base,
-    Database,
     Json,
+    Store,
+    one_of,
     record_of,
     require_aware,
     retry_on_conflict,
     rowcount,
-    status_check,
     unique_while_active,
     utcnow,
 )
@@ -49,8 +49,9 @@ from bot.db.deliveries import (
     STEP,
     DeliveryRecord,
     DeliveryRow,
+    StepOrChannel,
     TaskSnapshot,
-    delivery_record,
+    queue,
     queued_delivery,
     read_payload,
 )
@@ -77,7 +78,7 @@ SubscriberStatus = Literal["active", "cancelled", "closed"]
 class WatchRow(Base):
     __tablename__ = "watches"
     __table_args__ = (
-        status_check(["active", "finished", "expired", "not_found", "cancelled"]),
+        one_of("status", WatchStatus),
         unique_while_active("uq_watches_active_task", "team_id", "task_id"),
         Index("ix_watches_status", "status"),
     )
@@ -85,7 +86,7 @@ class WatchRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     team_id: Mapped[str] = mapped_column(String(64))
     task_id: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[WatchStatus] = mapped_column(String(16))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
@@ -95,7 +96,7 @@ class WatchRow(Base):
 class SubscriberRow(AskedInChannel, Base):
     __tablename__ = "subscribers"
     __table_args__ = (
-        status_check(["active", "cancelled", "closed"]),
+        one_of("status", SubscriberStatus),
         unique_while_active("uq_subscribers_active_channel", "watch_id", "channel_id"),
         Index("ix_subscribers_watch_status", "watch_id", "status"),
         Index("ix_subscribers_channel", "team_id", "channel_id", "status"),
@@ -103,9 +104,10 @@ class SubscriberRow(AskedInChannel, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     watch_id: Mapped[int] = mapped_column(ForeignKey("watches.id"))
+    status: Mapped[SubscriberStatus] = mapped_column(String(16))
     message_ts: Mapped[str | None] = mapped_column(String(32))
     closed_reason: Mapped[str | None] = mapped_column(String(64))
-    # A step's (0008): STEP and its own time limit; NULL for a channel, which expires with the watch.
+    # A step's: STEP and its own time limit; NULL for a channel, which expires with the watch.
     target: Mapped[str | None] = mapped_column(String(16))
     expires_at: Mapped[datetime | None]
 
@@ -123,7 +125,7 @@ class WatchRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class SubscriberRecord:
+class SubscriberRecord(StepOrChannel):
     id: int
     watch_id: int
     team_id: str
@@ -136,10 +138,6 @@ class SubscriberRecord:
     locale: str | None = None
     target: str | None = None
     expires_at: datetime | None = None
-
-    @property
-    def is_step(self) -> bool:
-        return self.target == STEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +165,12 @@ class ChannelWatch:
     message_ts: str | None
 
 
-def _watch(row: WatchRow) -> WatchRecord:
-    return record_of(WatchRecord, row, snapshot=read_payload(TaskSnapshot, row.snapshot))
+W = TypeVar("W", bound=WatchRecord)
+
+
+def _watch(row: WatchRow, record: type[W], **more: Any) -> W:
+    """``record`` (a watch, or a watch and more) of ``row``, its snapshot parsed."""
+    return record_of(record, row, snapshot=read_payload(TaskSnapshot, row.snapshot), **more)
 
 
 def _subscriber(row: SubscriberRow) -> SubscriberRecord:
@@ -184,29 +186,21 @@ def _told(
 ) -> DeliveryRow:
     """The delivery that tells one watch subscriber (a channel, or a step) how its watch ended."""
     return queued_delivery(
-        team_id=subscriber.team_id,
-        channel_id=subscriber.channel_id,
-        user_id=subscriber.user_id,
-        kind=kind,
+        subscriber,
+        kind,
+        snapshot,
         task_id=task_id,
+        user_id=subscriber.user_id,
+        thread_ts=subscriber.message_ts,
+        target=subscriber.target,
         watch_id=subscriber.watch_id,
         subscriber_id=subscriber.id,
-        feed_id=None,
-        thread_ts=subscriber.message_ts,
-        locale=subscriber.locale,
-        target=subscriber.target,
-        payload=snapshot,
         created_at=now,
     )
 
 
-class FollowUpStore:
+class FollowUpStore(Store):
     """Watches and their subscribers. One instance per process; safe to share."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._read = database.transactions.read
-        self._write = database.transactions.write
 
     # -- watches -------------------------------------------------------------------------------
 
@@ -267,7 +261,7 @@ class FollowUpStore:
                     )
                     if existing is not None:
                         return WatchResult(
-                            watch=_watch(watch), subscriber=_subscriber(existing), created=False
+                            watch=_watch(watch, WatchRecord), subscriber=_subscriber(existing), created=False
                         )
                     if step_expires_at is None and not await self._has_channels(session, watch.id):
                         # The first channel of a watch steps started (or kept alive past its
@@ -283,7 +277,9 @@ class FollowUpStore:
                 )
                 session.add(subscriber)
                 await session.flush()
-                return WatchResult(watch=_watch(watch), subscriber=_subscriber(subscriber), created=True)
+                return WatchResult(
+                    watch=_watch(watch, WatchRecord), subscriber=_subscriber(subscriber), created=True
+                )
 
         return await retry_on_conflict(attempt)
 
@@ -396,12 +392,12 @@ class FollowUpStore:
         by_watch: dict[int, list[SubscriberRecord]] = {}
         for subscriber in subscribers:
             by_watch.setdefault(subscriber.watch_id, []).append(_subscriber(subscriber))
-        return [record_of(ActiveWatch, row, subscribers=tuple(by_watch.get(row.id, ()))) for row in watches]
+        return [_watch(row, ActiveWatch, subscribers=tuple(by_watch.get(row.id, ()))) for row in watches]
 
     async def get_watch(self, watch_id: int) -> WatchRecord | None:
         async with self._read() as session:
             row = await session.get(WatchRow, watch_id)
-            return None if row is None else _watch(row)
+            return None if row is None else _watch(row, WatchRecord)
 
     async def active_subscribers(self, watch_id: int) -> list[SubscriberRecord]:
         async with self._read() as session:
@@ -444,16 +440,14 @@ class FollowUpStore:
                     .order_by(SubscriberRow.created_at, SubscriberRow.id)
                 )
             ).all()
-            deliveries = [_told(subscriber, status, task_id, snapshot, now) for subscriber in subscribers]
-            session.add_all(deliveries)
-            await session.flush()
+            queued = await queue(session, [_told(s, status, task_id, snapshot, now) for s in subscribers])
             await session.execute(
                 update(SubscriberRow)
                 .where(SubscriberRow.watch_id == watch_id, SubscriberRow.status == "active")
                 .values(status="closed", closed_reason=status)
                 .execution_options(synchronize_session=False)
             )
-            return [delivery_record(row) for row in deliveries]
+            return queued
 
     async def expire_subscribers(
         self, watch_id: int, *, now: datetime, snapshot: TaskSnapshot | None
@@ -487,9 +481,7 @@ class FollowUpStore:
             deliveries = [_told(subscriber, "expired", watch.task_id, snapshot, now) for subscriber in due]
             for subscriber in due:
                 subscriber.status, subscriber.closed_reason = "closed", "expired"
-            session.add_all(deliveries)
-            await session.flush()
-            return [delivery_record(row) for row in deliveries], still_active
+            return await queue(session, deliveries), still_active
 
     async def close_subscriber(self, subscriber_id: int, reason: str) -> None:
         """Stop notifying one channel (e.g. ``channel_not_found``); the watch goes with its last one."""

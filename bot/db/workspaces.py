@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot import messages
-from bot.db.base import Base, Database, Json, record_of, retry_on_conflict, utcnow
+from bot.db.base import Base, Database, Json, Store, record_of, retry_on_conflict, utcnow
 from bot.db.crypto import SecretBox
 from bot.logs import RedactingFilter
 from bot.metastudio.credentials import CloudCredentials, CredentialKind
@@ -94,7 +94,7 @@ class GuardrailsRow(Base):
     usergroup_id: Mapped[str | None] = mapped_column(String(64))
     updated_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime]
-    # What the channel reads: None follows the person who asked, else a catalog id (0002).
+    # What the channel reads: None follows the person who asked, else a catalog id.
     channel_language: Mapped[str | None] = mapped_column(String(16))
 
 
@@ -212,24 +212,21 @@ def _audit(row: AuditRow) -> AuditEntry:
     return record_of(AuditEntry, row)
 
 
-class WorkspaceStore:
+class WorkspaceStore(Store):
     """Connections, guardrails and audit log of every workspace. Safe to share between coroutines."""
 
     def __init__(
         self, database: Database, box: SecretBox, *, record_interval: float = RECORD_INTERVAL_SECONDS
     ) -> None:
+        super().__init__(database)
         self._box = box
         self._record_interval = record_interval
-        transactions = database.transactions
-        self._read = transactions.read
-        self._write = transactions.write
-        self._engine = database.engine
         # team_id -> (last recorded outcome, monotonic time it was written)
         self._recorded: dict[str, tuple[tuple[bool, str | None], float]] = {}
 
     async def create_all(self) -> None:
         """For tests, like ``Database.create_all``; deployments migrate (``bot.db.schema``)."""
-        async with self._engine.begin() as conn:
+        async with self.database.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all, tables=_TABLES)
 
     # -- connection ----------------------------------------------------------------------------
