@@ -45,7 +45,7 @@ from bot.metastudio.progress import MIN_INTERVAL, Progress, Reading, estimate_on
 
 UNLISTED_CEILING: Final = 27.0
 """The longest wait between two polls of a watch no list call covers, before jitter: with the ±10%
-jitter no gap exceeds 30 s, which bounds the alert delay of a task that ends early (issue 26)."""
+jitter no gap exceeds 30 s, which bounds the alert delay of a task that ends early."""
 LIST_SECONDS: Final = 25.0
 """How often a workspace's list sweep runs, before jitter: under the unlisted ceiling, so a listed
 watch never learns of an early end later than an unlisted one would."""
