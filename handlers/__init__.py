@@ -1,4 +1,5 @@
-"""Slack listeners, one module per kind. Each module has one ``register(app)``.
+"""Slack listeners, one module per kind. Each module has one ``register(app)``, on ids that
+``bot.slack.ids`` declares (``tests/slack/test_ids.py`` checks it).
 
 Listeners parse, ack and hand over: they read the use case they need from Bolt's context
 (``commands``, ``background``, ``admin``, ``leaving``, ``steps``; see ``bot.app.Runtime.context``) and

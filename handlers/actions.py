@@ -22,7 +22,7 @@ from bot.aio.background import Background
 from bot.services.admin import WorkspaceAdmin
 from bot.services.commands import CommandRunner
 from bot.services.parsing import ShowTask, parse
-from bot.slack import alerts, cards, home, modals
+from bot.slack import ids
 from bot.slack.origin import Origin, origin_from_body
 
 Listener = Callable[..., Awaitable[None]]
@@ -91,42 +91,42 @@ def on_admin(work: AdminWork) -> Listener:
 
 def register(app: AsyncApp) -> None:
     buttons: dict[str, Listener] = {
-        cards.ACTION_REFRESH: on_task(
+        ids.ACTION_REFRESH: on_task(
             lambda run, task, origin, client, body: run.refresh(
                 task, origin, client, message_ts=_card_ts(body)
             )
         ),
-        cards.ACTION_OPEN: on_task(
+        ids.ACTION_OPEN: on_task(
             lambda run, task, origin, client, _: run.run(ShowTask(task), origin, client)
         ),
-        cards.ACTION_WATCH: on_task(
+        ids.ACTION_WATCH: on_task(
             lambda run, task, origin, client, body: run.watch_button(
                 task, origin, client, message_ts=_card_ts(body)
             )
         ),
-        alerts.ACTION_UNWATCH: on_task(
+        ids.ACTION_UNWATCH: on_task(
             lambda run, task, origin, client, _: run.stop_button(origin, client, task_id=task)
         ),
-        alerts.ACTION_UNSUBSCRIBE: on_task(
+        ids.ACTION_UNSUBSCRIBE: on_task(
             lambda run, _, origin, client, __: run.stop_button(origin, client, task_id=None), needs_task=False
         ),
-        home.ACTION_CONFIGURE: on_admin(
+        ids.ACTION_CONFIGURE: on_admin(
             lambda admin, origin, client, body, _: admin.open_connection_modal(
                 origin, client, trigger_id=body.get("trigger_id")
             )
         ),
-        home.ACTION_GUARDRAILS: on_admin(
+        ids.ACTION_GUARDRAILS: on_admin(
             lambda admin, origin, client, body, _: admin.open_guardrails_modal(
                 origin, client, trigger_id=body.get("trigger_id")
             )
         ),
-        modals.ACTION_TEST_CONNECTION: on_admin(
+        ids.ACTION_TEST_CONNECTION: on_admin(
             lambda admin, origin, client, body, _: admin.test_connection(
                 origin, client, view=body.get("view") or {}
             )
         ),
         # The channel-language menu in App Home: saved at once, like a setting, and audited.
-        home.ACTION_CHANNEL_LANGUAGE: on_admin(
+        ids.ACTION_CHANNEL_LANGUAGE: on_admin(
             lambda admin, origin, client, _, action: admin.save_channel_language(
                 origin, client, str((action.get("selected_option") or {}).get("value") or "")
             )

@@ -11,6 +11,7 @@ from bot.aio.background import Background
 from bot.services.commands import CommandRunner, immediate_reply
 from bot.services.languages import Languages
 from bot.services.parsing import parse
+from bot.slack.ids import COMMAND_TASK
 from bot.slack.origin import Origin, origin_from_body
 
 
@@ -35,4 +36,4 @@ async def task_command(
 
 
 def register(app: AsyncApp) -> None:
-    app.command("/task")(task_command)
+    app.command(COMMAND_TASK)(task_command)

@@ -15,8 +15,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.aio.background import Background
 from bot.services.steps import WorkflowSteps
+from bot.slack.ids import GET_TASK, WAIT_FOR_TASK
 from bot.slack.origin import Origin
-from bot.slack.steps import GET_TASK, WAIT_FOR_TASK, step_run
+from bot.slack.steps import step_run
 
 
 async def step_executed(

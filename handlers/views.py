@@ -12,7 +12,7 @@ from bot import messages
 from bot.aio.background import Background
 from bot.services.admin import WorkspaceAdmin
 from bot.services.languages import Languages
-from bot.slack import modals
+from bot.slack import ids, modals
 from bot.slack.origin import Origin, origin_from_body
 
 Errors = dict[str, str]
@@ -68,11 +68,11 @@ async def check_guardrails(
         # A handle must name a real group; resolving it is one quick call, inside the ack window.
         resolved = await admin.usergroup_id(client, usergroup)
         if resolved is None:
-            return {modals.GuardrailsInput.USERGROUP: messages.text("guardrails_usergroup_unknown", locale)}
+            return {ids.GuardrailsInput.USERGROUP: messages.text("guardrails_usergroup_unknown", locale)}
         usergroup = resolved
     return lambda: admin.save_guardrails(origin, client, channels, usergroup)
 
 
 def register(app: AsyncApp) -> None:
-    app.view(modals.CONNECTION_MODAL)(on_submit(check_connection))
-    app.view(modals.GUARDRAILS_MODAL)(on_submit(check_guardrails))
+    app.view(ids.CONNECTION_MODAL)(on_submit(check_connection))
+    app.view(ids.GUARDRAILS_MODAL)(on_submit(check_guardrails))

@@ -33,7 +33,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.simulator.auth import AccessKey
 from bot.devtools.slack_standin import ApiCall, PostedMessage, SlackStandIn, sign_request
 from bot.servers import serve_asgi
-from bot.slack import modals
+from bot.slack import ids
 from tests.support.clock import FakeClock
 from tests.support.forms import text_value, view_values
 from tests.support.waiting import eventually
@@ -334,7 +334,7 @@ class Workspace:
     # -- setup through the real admin paths ----------------------------------------------------
     async def connect(self, project: Project) -> None:
         """The admin saves the MetaStudio connection in the Configure modal."""
-        response = await self.submit(modals.CONNECTION_MODAL, connection_values(project), user=self.admin)
+        response = await self.submit(ids.CONNECTION_MODAL, connection_values(project), user=self.admin)
         assert response.status_code == 200 and not response.content, response.text
         await eventually(
             lambda: self.stack.runtime.workspaces.get_connection(self.team_id), what="connection saved"
@@ -342,7 +342,7 @@ class Workspace:
 
     async def guard(self, *, channels: Sequence[str] = (), usergroup: str = "") -> None:
         response = await self.submit(
-            modals.GUARDRAILS_MODAL, guardrail_values(channels, usergroup), user=self.admin
+            ids.GUARDRAILS_MODAL, guardrail_values(channels, usergroup), user=self.admin
         )
         assert response.status_code == 200 and not response.content, response.text
         workspaces = self.stack.runtime.workspaces
@@ -370,7 +370,7 @@ def connection_values(
     secret_key: str | None = None,
 ) -> dict[str, Any]:
     """``view.state.values`` of the connection modal filled in for ``project`` (endpoint override, AK/SK)."""
-    field = modals.ConnectionInput
+    field = ids.ConnectionInput
     empty = (field.SECURITY_TOKEN, field.IAM_USERNAME, field.IAM_PASSWORD, field.IAM_DOMAIN)
     return view_values(
         {
@@ -389,7 +389,7 @@ def connection_values(
 
 
 def guardrail_values(channels: Sequence[str], usergroup: str) -> dict[str, Any]:
-    field = modals.GuardrailsInput
+    field = ids.GuardrailsInput
     return view_values(
         {
             field.CHANNELS: {"type": "multi_conversations_select", "selected_conversations": list(channels)},

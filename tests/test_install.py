@@ -19,9 +19,9 @@ import pytest
 from bot import messages
 from bot.db.workspaces import mask_access_key
 from bot.devtools.slack_standin import PostedMessage
-from bot.slack import cards, home, modals
+from bot.slack import ids
 from bot.slack.clients import BOT_SCOPES
-from bot.slack.poster import DELIVERY_EVENT
+from bot.slack.ids import DELIVERY_EVENT
 from tests.install_support import (
     AK_A,
     CHANNEL_A,
@@ -84,7 +84,7 @@ async def test_oauth_round_trip_then_task_uses_that_teams_token(stack: MultiStac
         lambda m: m.via == "chat.postMessage" and m.channel == CHANNEL_A, what="the card"
     )
     assert "Team A import" in card.text + str(card.blocks)
-    assert cards.ACTION_WATCH in str(card.blocks)
+    assert ids.ACTION_WATCH in str(card.blocks)
     assert {call.token for call in stack.slack.calls_to("chat.postMessage")} == {token}
 
 
@@ -196,7 +196,7 @@ async def test_app_home_admin_gets_configure_buttons_member_gets_status(
     stack: MultiStack, team: Workspace
 ) -> None:
     admin_view = await team.open_home(ADMIN)
-    assert {home.ACTION_CONFIGURE, home.ACTION_GUARDRAILS} <= actions_in(admin_view)
+    assert {ids.ACTION_CONFIGURE, ids.ACTION_GUARDRAILS} <= actions_in(admin_view)
     assert messages.text("home_not_connected") in view_text(admin_view)
 
     member_view = await team.open_home(MEMBER)
@@ -220,33 +220,33 @@ async def test_app_home_admin_gets_configure_buttons_member_gets_status(
 async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspace, tmp_path: Path) -> None:
     project = stack.projects["A"]
     home_view = await team.open_home(ADMIN)
-    await team.click(home.ACTION_CONFIGURE, user=ADMIN, view={"id": "VHOME00001", **home_view})
+    await team.click(ids.ACTION_CONFIGURE, user=ADMIN, view={"id": "VHOME00001", **home_view})
     opened = await eventually(lambda: _views(stack, "views.open"), what="views.open")
     modal = opened[0]["view"]
-    assert modal["callback_id"] == modals.CONNECTION_MODAL and opened[0]["trigger_id"]
+    assert modal["callback_id"] == ids.CONNECTION_MODAL and opened[0]["trigger_id"]
 
     # Test connection calls the simulator's list API with what is typed, and shows the outcome.
     lists_before = project.simulator.requests[("list", "")]
     typed = {**modal, "id": "VMODAL0001", "hash": "h1", "state": {"values": connection_values(project)}}
-    await team.click(modals.ACTION_TEST_CONNECTION, user=ADMIN, view=typed)
+    await team.click(ids.ACTION_TEST_CONNECTION, user=ADMIN, view=typed)
     [update] = await eventually(lambda: _views(stack, "views.update"), what="views.update")
     assert update["view_id"] == "VMODAL0001" and update["hash"] == "h1"
     assert messages.text("connection_test_ok", count="1") in view_text(update["view"])
     assert project.simulator.requests[("list", "")] == lists_before + 1
     wrong = {**typed, "state": {"values": connection_values(project, secret_key="not-the-secret-key-0000")}}
-    await team.click(modals.ACTION_TEST_CONNECTION, user=ADMIN, view=wrong)
+    await team.click(ids.ACTION_TEST_CONNECTION, user=ADMIN, view=wrong)
     updates = await eventually(lambda: _views(stack, "views.update")[1:], what="second views.update")
     assert "The test call failed" in view_text(updates[0]["view"])
     assert "not-the-secret-key" not in json.dumps(updates[0]["view"])
 
     # Invalid values: field errors in the HTTP response itself, nothing saved.
     bad = connection_values(project, project_id="no!", endpoint="ftp://example.com")
-    response = await team.submit(modals.CONNECTION_MODAL, bad, user=ADMIN)
+    response = await team.submit(ids.CONNECTION_MODAL, bad, user=ADMIN)
     assert response.status_code == 200
     body = response.json()
     assert body["response_action"] == "errors"
-    assert set(body["errors"]) >= {modals.ConnectionInput.PROJECT_ID, modals.ConnectionInput.ENDPOINT}
-    assert body["errors"][modals.ConnectionInput.PROJECT_ID] == messages.text(
+    assert set(body["errors"]) >= {ids.ConnectionInput.PROJECT_ID, ids.ConnectionInput.ENDPOINT}
+    assert body["errors"][ids.ConnectionInput.PROJECT_ID] == messages.text(
         "connection_error_project_id_invalid"
     )
     assert await stack.runtime.workspaces.get_connection(team.team_id) is None  # type: ignore[union-attr]
@@ -272,14 +272,14 @@ async def test_configure_modal_open_test_submit(stack: MultiStack, team: Workspa
 
 async def test_non_admin_cannot_configure(stack: MultiStack, team: Workspace) -> None:
     await team.click(
-        home.ACTION_CONFIGURE, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []}
+        ids.ACTION_CONFIGURE, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []}
     )
     await team.click(
-        home.ACTION_GUARDRAILS, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []}
+        ids.ACTION_GUARDRAILS, user=MEMBER, view={"id": "VHOME00002", "type": "home", "blocks": []}
     )
-    response = await team.submit(modals.CONNECTION_MODAL, connection_values(stack.projects["A"]), user=MEMBER)
+    response = await team.submit(ids.CONNECTION_MODAL, connection_values(stack.projects["A"]), user=MEMBER)
     assert response.status_code == 200
-    await team.submit(modals.GUARDRAILS_MODAL, guardrail_values(["C0ELSEWHER"], ""), user=MEMBER)
+    await team.submit(ids.GUARDRAILS_MODAL, guardrail_values(["C0ELSEWHER"], ""), user=MEMBER)
 
     refusals = await eventually(
         lambda: [m for m in team.messages() if m.channel == MEMBER][3:], what="four refusals by DM"
@@ -319,14 +319,14 @@ async def test_a_connection_saved_without_a_project_id_is_looked_up_through_iam(
     project = stack.projects["A"]
     values = connection_values(project, project_id="")
     region = project.simulator.region
-    field = modals.ConnectionInput.REGION
+    field = ids.ConnectionInput.REGION
     values[field][field.action_id]["selected_option"] = {
         "value": region,
         "text": {"type": "plain_text", "text": region},
     }
     looked_up = project.simulator.requests[("projects", "")]
 
-    response = await team.submit(modals.CONNECTION_MODAL, values, user=team.admin)
+    response = await team.submit(ids.CONNECTION_MODAL, values, user=team.admin)
     assert response.status_code == 200 and not response.content, response.text
     workspaces = stack.runtime.workspaces
     assert workspaces is not None

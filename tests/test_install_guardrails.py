@@ -14,7 +14,7 @@ import pytest
 
 from bot import messages
 from bot.devtools.slack_standin import PostedMessage
-from bot.slack import alerts, cards
+from bot.slack import ids
 from tests.install_support import (
     TASK_A,
     MultiStack,
@@ -100,7 +100,7 @@ async def test_card_buttons_respect_guardrails(team: Workspace) -> None:
     await team.guard(usergroup=GROUP)
     shows = _shows(stack)
 
-    for action in (cards.ACTION_WATCH, cards.ACTION_OPEN, cards.ACTION_REFRESH):
+    for action in (ids.ACTION_WATCH, ids.ACTION_OPEN, ids.ACTION_REFRESH):
         seen = len(stack.slack.messages)
         await team.click(action, TASK_A, user=OUTSIDER, channel=OTHER, message_ts=card.ts)
         refusal = await _answer(team, seen, what=f"the refusal of {action}")
@@ -112,7 +112,7 @@ async def test_card_buttons_respect_guardrails(team: Workspace) -> None:
 
     # A member's Notify-when-done still works.
     seen = len(stack.slack.messages)
-    await team.click(cards.ACTION_WATCH, TASK_A, user=MEMBER, channel=OTHER, message_ts=card.ts)
+    await team.click(ids.ACTION_WATCH, TASK_A, user=MEMBER, channel=OTHER, message_ts=card.ts)
     started = await _answer(team, seen, what="the watch")
     assert "Team A import" in started.text
     assert await stack.runtime.storage.active_watch_count(team.team_id) == 1
@@ -127,7 +127,7 @@ async def test_stop_buttons_respect_guardrails(team: Workspace) -> None:
     await _answer(team, seen, what="the feed")
     await team.guard(usergroup=GROUP)
 
-    for action, value in ((alerts.ACTION_UNWATCH, TASK_A), (alerts.ACTION_UNSUBSCRIBE, OTHER)):
+    for action, value in ((ids.ACTION_UNWATCH, TASK_A), (ids.ACTION_UNSUBSCRIBE, OTHER)):
         seen = len(stack.slack.messages)
         await team.click(action, value, user=OUTSIDER, channel=OTHER)
         refusal = await _answer(team, seen, what=f"the refusal of {action}")
@@ -137,7 +137,7 @@ async def test_stop_buttons_respect_guardrails(team: Workspace) -> None:
     assert len(await stack.runtime.followups.feeds.store.active_feeds([team.team_id])) == 1
 
     # A member of the group still stops both.
-    for action, value in ((alerts.ACTION_UNWATCH, TASK_A), (alerts.ACTION_UNSUBSCRIBE, OTHER)):
+    for action, value in ((ids.ACTION_UNWATCH, TASK_A), (ids.ACTION_UNSUBSCRIBE, OTHER)):
         seen = len(stack.slack.messages)
         await team.click(action, value, user=MEMBER, channel=OTHER)
         listing = await _answer(team, seen, what=f"the list after {action}")

@@ -15,7 +15,7 @@ import pytest
 
 from bot import messages
 from bot.db.workspaces import mask_access_key
-from bot.slack import cards, home
+from bot.slack import ids
 from tests.install_support import (
     AK_A,
     AK_B,
@@ -86,7 +86,7 @@ async def test_a_cannot_see_bs_tasks_watches_credentials_or_audit(pair: Pair) ->
 
     # Buttons: a forged Watch click for B's task from A watches nothing of B's.
     seen = len(stack.slack.messages)
-    await a.click(cards.ACTION_WATCH, TASK_B, user=a.member, channel=CHANNEL_A, message_ts=None)
+    await a.click(ids.ACTION_WATCH, TASK_B, user=a.member, channel=CHANNEL_A, message_ts=None)
     refused = await a.wait_message(after=seen, what="A's watch click")
     assert refused.text.startswith(messages.text("error_not_found"))
     seen = len(stack.slack.messages)
@@ -104,7 +104,7 @@ async def test_a_cannot_see_bs_tasks_watches_credentials_or_audit(pair: Pair) ->
         assert other not in shown, other
     assert a.admin in view_text(view), "A's own audit entries are there"
     opened = len(stack.slack.views)
-    await a.click(home.ACTION_CONFIGURE, user=a.admin, view={"id": "VHOMEA0001", **view})
+    await a.click(ids.ACTION_CONFIGURE, user=a.admin, view={"id": "VHOMEA0001", **view})
 
     async def modal() -> list[dict[str, object]]:
         return [v for v in stack.slack.views[opened:] if v["method"] == "views.open"]

@@ -12,7 +12,7 @@ from bot import messages
 from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage, SlackStandIn
-from bot.slack import cards
+from bot.slack import ids
 from tests.support.waiting import eventually
 
 ZH, EN = "U0ZHREADER", "U0ENREADER"
@@ -117,7 +117,7 @@ async def test_the_channel_language_setting_changes_cards_and_alerts_not_private
         card = await _reply(stack, http, task.task_id, EN)
         assert card.via == "chat.postMessage" and _zh("field_succeeded") in repr(card.blocks)
         seen = len(stack.slack.messages)
-        await stack.click(http, cards.ACTION_WATCH, task.task_id, user_id=EN, message_ts=card.ts)
+        await stack.click(http, ids.ACTION_WATCH, task.task_id, user_id=EN, message_ts=card.ts)
         messages_ = await stack.slack.wait_for_messages(seen + 1, timeout=10)
         confirmation = messages_[seen]
         # What only the asker sees stays in their language.
@@ -150,7 +150,7 @@ async def test_a_live_card_started_in_chinese_stays_chinese_across_a_restart(
     async with demo_stack(tmp_path, simulator=simulator, slack=slack, **timers) as stack:
         card = await _reply(stack, http, task.task_id, ZH)
         seen = len(slack.messages)
-        await stack.click(http, cards.ACTION_WATCH, task.task_id, user_id=ZH, message_ts=card.ts)
+        await stack.click(http, ids.ACTION_WATCH, task.task_id, user_id=ZH, message_ts=card.ts)
         await slack.wait_for_messages(seen + 1, timeout=10)
         await slack.wait_for(
             lambda ms: any(m.via == "chat.update" and m.ts == card.ts for m in ms), timeout=10
@@ -177,7 +177,6 @@ async def test_an_admin_sets_the_channel_language_in_app_home_and_it_is_audited(
 ) -> None:
     import json
 
-    from bot.slack import home
     from tests.install_support import (
         TASK_A,
         multi_stack,
@@ -209,7 +208,7 @@ async def test_an_admin_sets_the_channel_language_in_app_home_and_it_is_audited(
                 "actions": [
                     {
                         "type": "static_select",
-                        "action_id": home.ACTION_CHANNEL_LANGUAGE,
+                        "action_id": ids.ACTION_CHANNEL_LANGUAGE,
                         "block_id": "b",
                         "selected_option": {"text": {"type": "plain_text", "text": value}, "value": value},
                     }

@@ -13,6 +13,7 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 
 from bot.messages import text
+from bot.slack import ids
 from bot.slack.clients import BOT_SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,3 +112,11 @@ def test_settings(manifest: dict[str, Any]) -> None:
         "function_runtime": "remote",
     }
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+
+
+def test_callback_ids_are_the_ones_taskbot_listens_on(manifest: dict[str, Any]) -> None:
+    """Slack sends these back and ``handlers`` listens on ``bot.slack.ids``: the two must agree."""
+    assert set(manifest["functions"]) == set(ids.FUNCTIONS)
+    assert [command["command"] for command in manifest["features"]["slash_commands"]] == list(ids.COMMANDS)
+    # A shortcut would need its callback id declared in bot.slack.ids and listened on first.
+    assert "shortcuts" not in manifest["features"]

@@ -17,7 +17,7 @@ from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, is_alert
 from bot.devtools.slack_standin import PostedMessage
 from bot.services.parsing import Invalid, Recent, Subscribe, parse
-from bot.slack import cards
+from bot.slack import ids
 from tests.support.waiting import eventually
 from tests.test_slack_followups import (
     CHANNEL,
@@ -109,7 +109,7 @@ async def test_a_stall_is_announced_once_marked_on_the_card_and_its_end_noted(
         stalls,
         http,
         lambda: stalls.click(
-            http, cards.ACTION_WATCH, task_id, channel_id=CHANNEL, user_id="U0ASKER01", message_ts=card.ts
+            http, ids.ACTION_WATCH, task_id, channel_id=CHANNEL, user_id="U0ASKER01", message_ts=card.ts
         ),
     )
     await command_reply(stalls, http, f"watch {task_id}", channel=OTHER)

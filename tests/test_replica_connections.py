@@ -17,7 +17,7 @@ import pytest
 from bot.app import create_asgi
 from bot.servers import serve_asgi
 from bot.services.connections import RECHECK_SECONDS
-from bot.slack import modals
+from bot.slack import ids
 from tests.install_support import (
     CHANNEL_A,
     GRID_ORG,
@@ -67,7 +67,7 @@ async def test_a_connection_moved_through_one_replica_reaches_the_other_within_t
             # The admin moves the connection (new endpoint, new key) through replica 1.
             values = connection_values(stack.projects["moved"])
             assert (
-                await on_first.submit(modals.CONNECTION_MODAL, values, user=on_first.admin)
+                await on_first.submit(ids.CONNECTION_MODAL, values, user=on_first.admin)
             ).status_code == 200
             workspaces = stack.runtime.workspaces
             assert workspaces is not None

@@ -14,7 +14,7 @@ from bot import messages
 from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack
 from bot.devtools.slack_standin import sign_request
-from bot.slack import alerts, cards
+from bot.slack import ids
 
 
 def _all_text(blocks: list[dict]) -> str:
@@ -36,7 +36,7 @@ async def test_task_command_acks_then_posts_card_in_channel(
     text = _all_text(card.blocks)
     assert "Imported Q&A pairs." in text
     assert sim.SEED_TASK_ID in text
-    assert cards.ACTION_REFRESH in text
+    assert ids.ACTION_REFRESH in text
 
 
 async def test_ack_comes_before_the_cloud_call(stack: LocalStack, http: httpx.AsyncClient) -> None:
@@ -110,7 +110,7 @@ async def test_recent_lists_ten_tasks_with_open_buttons(stack: LocalStack, http:
     buttons = [
         block["accessory"]
         for block in message.blocks
-        if block.get("type") == "section" and block.get("accessory", {}).get("action_id") == cards.ACTION_OPEN
+        if block.get("type") == "section" and block.get("accessory", {}).get("action_id") == ids.ACTION_OPEN
     ]
     assert len(buttons) == 10
 
@@ -126,7 +126,7 @@ async def test_recent_filters_by_resource(stack: LocalStack, http: httpx.AsyncCl
 async def test_refresh_updates_the_same_message(stack: LocalStack, http: httpx.AsyncClient) -> None:
     await stack.command(http, sim.RUNNING_TASK_ID)
     [card] = await stack.slack.wait_for_messages(1)
-    response = await stack.click(http, cards.ACTION_REFRESH, sim.RUNNING_TASK_ID, message_ts=card.ts)
+    response = await stack.click(http, ids.ACTION_REFRESH, sim.RUNNING_TASK_ID, message_ts=card.ts)
     assert response.status_code == 200
     messages = await stack.slack.wait_for_messages(2)
     update = messages[1]
@@ -136,7 +136,7 @@ async def test_refresh_updates_the_same_message(stack: LocalStack, http: httpx.A
 
 
 async def test_open_button_posts_that_tasks_card(stack: LocalStack, http: httpx.AsyncClient) -> None:
-    await stack.click(http, cards.ACTION_OPEN, sim.SEED_TASK_ID)
+    await stack.click(http, ids.ACTION_OPEN, sim.SEED_TASK_ID)
     [card] = await stack.slack.wait_for_messages(1)
     assert card.via == "chat.postMessage"
     assert "Imported Q&A pairs." in _all_text(card.blocks)
@@ -176,7 +176,7 @@ async def test_a_failure_behind_a_button_is_one_sentence_and_logged(
         db.executescript("DROP TABLE deliveries; DROP TABLE subscribers;")
     caplog.set_level(logging.ERROR, logger="taskbot.services")
 
-    response = await stack.click(http, alerts.ACTION_UNWATCH, sim.RUNNING_TASK_ID)
+    response = await stack.click(http, ids.ACTION_UNWATCH, sim.RUNNING_TASK_ID)
     assert response.status_code == 200
 
     [reply] = await stack.slack.wait_for_messages(1, timeout=10)

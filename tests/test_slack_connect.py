@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot import messages
-from bot.slack import cards, modals
+from bot.slack import ids
 from tests.install_support import (
     CHANNEL_A,
     TASK_A,
@@ -62,7 +62,7 @@ async def test_an_admin_of_another_organisation_cannot_configure(team: Workspace
     values = connection_values(
         stack.projects["A"], endpoint="http://127.0.0.1:9", secret_key="sk-of-intruder"
     )
-    response = await team.submit(modals.CONNECTION_MODAL, values, user=OUTSIDER)
+    response = await team.submit(ids.CONNECTION_MODAL, values, user=OUTSIDER)
     assert response.status_code == 200
     told = await team.wait_message(lambda m: m.channel == OUTSIDER, after=seen, what="the outsider's DM")
     assert told.text == messages.text("outsider_denied")
@@ -86,7 +86,7 @@ async def test_an_outsider_reads_tasks_but_cannot_watch_subscribe_or_set_a_diges
         refusal = await team.wait_message(after=seen, what=f"the answer to {text}")
         assert refusal.ephemeral and refusal.text == messages.text("outsider_denied"), text
     seen = len(stack.slack.messages)
-    await team.click(cards.ACTION_WATCH, TASK_A, user=OUTSIDER, channel=CHANNEL_A, message_ts=card.ts)
+    await team.click(ids.ACTION_WATCH, TASK_A, user=OUTSIDER, channel=CHANNEL_A, message_ts=card.ts)
     refusal = await team.wait_message(after=seen, what="the answer to Watch")
     assert refusal.ephemeral and refusal.text == messages.text("outsider_denied")
     assert await stack.runtime.storage.active_watch_count(team.team_id) == 0

@@ -19,7 +19,7 @@ import pytest
 from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage
-from bot.slack import alerts, cards
+from bot.slack import ids
 from tests.support.waiting import eventually
 
 CHANNEL = "C0FOLLOW01"
@@ -142,7 +142,7 @@ async def test_watch_command_confirms_to_the_requester_and_alerts_the_channel_on
     assert "99.0%" in blocks
     assert "*Duration*\\n1 s" in blocks
     [open_button] = buttons(alert.blocks)
-    assert open_button["action_id"] == cards.ACTION_OPEN and open_button["value"] == task_id
+    assert open_button["action_id"] == ids.ACTION_OPEN and open_button["value"] == task_id
 
 
 async def test_card_button_threads_the_alert_under_the_card_and_keeps_the_card_live(
@@ -153,14 +153,14 @@ async def test_card_button_threads_the_alert_under_the_card_and_keeps_the_card_l
     await fast.command(http, task_id, channel_id=CHANNEL, user_id="U0ASKER01")
     await fast.slack.wait_for(lambda ms: any(m.via == "chat.postMessage" for m in ms), timeout=10)
     card = next(m for m in fast.slack.messages if m.via == "chat.postMessage")
-    watch_buttons = [b for b in buttons(card.blocks) if b["action_id"] == cards.ACTION_WATCH]
+    watch_buttons = [b for b in buttons(card.blocks) if b["action_id"] == ids.ACTION_WATCH]
     assert [b["value"] for b in watch_buttons] == [task_id]
 
     confirmation = await reply_to(
         fast,
         http,
         lambda: fast.click(
-            http, cards.ACTION_WATCH, task_id, channel_id=CHANNEL, user_id="U0CLICKER1", message_ts=card.ts
+            http, ids.ACTION_WATCH, task_id, channel_id=CHANNEL, user_id="U0CLICKER1", message_ts=card.ts
         ),
     )
     assert confirmation.ephemeral
@@ -178,7 +178,7 @@ async def test_card_button_threads_the_alert_under_the_card_and_keeps_the_card_l
     blocks = rendered(alert)
     assert "99,000 of 100,000" in blocks and ":warning: *1,000*" in blocks
     assert "*Success rate*\\n99.0%" in blocks and "*Duration*\\n2 s" in blocks
-    assert [b["action_id"] for b in buttons(alert.blocks)] == [cards.ACTION_OPEN]
+    assert [b["action_id"] for b in buttons(alert.blocks)] == [ids.ACTION_OPEN]
 
     updates = updates_of(fast, card.ts)
     live = [u for u in updates if is_live(u)]
@@ -232,23 +232,23 @@ async def test_watching_lists_watches_and_feed_and_stop_ends_them(
     items = [
         b["text"]["text"]
         for b in listing.blocks
-        if b.get("accessory", {}).get("action_id") == alerts.ACTION_UNWATCH
+        if b.get("accessory", {}).get("action_id") == ids.ACTION_UNWATCH
     ]
     assert len(items) == 2
     for item, task_id, user in zip(items, (first, second), ("U0ASKER01", "U0ASKER02"), strict=True):
         assert f"`{task_id}`" in item and f"<@{user}>" in item
         assert " · since <!date^" in item and " · until <!date^" in item
-    assert [b["value"] for b in buttons(listing.blocks) if b["action_id"] == alerts.ACTION_UNSUBSCRIBE] == [
+    assert [b["value"] for b in buttons(listing.blocks) if b["action_id"] == ids.ACTION_UNSUBSCRIBE] == [
         CHANNEL
     ]
-    assert [b["value"] for b in buttons(listing.blocks) if b["action_id"] == alerts.ACTION_UNWATCH] == [
+    assert [b["value"] for b in buttons(listing.blocks) if b["action_id"] == ids.ACTION_UNWATCH] == [
         first,
         second,
     ]
 
     # Stop on the first watch: the list is redrawn in place without it.
     redrawn = await reply_to(
-        fast, http, lambda: fast.click(http, alerts.ACTION_UNWATCH, first, channel_id=CHANNEL)
+        fast, http, lambda: fast.click(http, ids.ACTION_UNWATCH, first, channel_id=CHANNEL)
     )
     assert redrawn.payload.get("replace_original") is True
     assert redrawn.text == "Tasks watched in this channel: 1"
@@ -261,7 +261,7 @@ async def test_watching_lists_watches_and_feed_and_stop_ends_them(
 
     # Stop the feed.
     redrawn = await reply_to(
-        fast, http, lambda: fast.click(http, alerts.ACTION_UNSUBSCRIBE, CHANNEL, channel_id=CHANNEL)
+        fast, http, lambda: fast.click(http, ids.ACTION_UNSUBSCRIBE, CHANNEL, channel_id=CHANNEL)
     )
     assert "No project feed in this channel." in rendered(redrawn)
     assert (

@@ -23,7 +23,7 @@ from bot.db.deliveries import STEP, DeliveryRow
 from bot.db.followups import SubscriberRow
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 from bot.devtools.slack_steps import Completion
-from bot.slack.steps import WAIT_FOR_TASK
+from bot.slack.ids import WAIT_FOR_TASK
 from tests.databases import open_database
 from tests.support.waiting import eventually
 from tests.test_crash_recovery import SIGNING_SECRET, BotProcess, Cloud, add_tasks, cloud, two_bots  # noqa: F401

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from bot.app import Runtime
 from bot.config import Settings
 from bot.devtools import simulator as sim
-from bot.slack import modals
+from bot.slack import ids
 from tests.install_support import (
     CHANNEL_A,
     GRID_ORG,
@@ -193,7 +193,7 @@ async def test_a_cleanup_cut_short_by_sigkill_is_finished_by_the_next_start(
                 TEAM, admin=ADMIN, member=MEMBER, enterprise_id=GRID_ORG
             )
             assert (await team.install()).status_code == 200
-            response = await team.submit(modals.CONNECTION_MODAL, connection_values(project), user=ADMIN)
+            response = await team.submit(ids.CONNECTION_MODAL, connection_values(project), user=ADMIN)
             assert response.status_code == 200
 
             async def connected() -> bool:

@@ -24,7 +24,7 @@ from bot.devtools.demo import LocalStack, demo_stack
 from bot.devtools.slack_standin import DEMO_BOT_TOKEN
 from bot.devtools.slack_steps import Completion
 from bot.slack import steps
-from bot.slack.steps import GET_TASK, WAIT_FOR_TASK
+from bot.slack.ids import GET_TASK, WAIT_FOR_TASK
 from tests.install_support import TASK_A, Workspace, multi_stack, project_a
 from tests.support.clock import FakeClock
 from tests.support.waiting import eventually

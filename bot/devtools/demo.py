@@ -31,9 +31,7 @@ from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, PostedMessa
 from bot.devtools.slack_steps import Completion
 from bot.followups.watches import STALL_KEY_PREFIX
 from bot.servers import serve_asgi
-from bot.slack import cards
-from bot.slack.poster import DELIVERY_EVENT
-from bot.slack.steps import GET_TASK, WAIT_FOR_TASK
+from bot.slack.ids import ACTION_WATCH, DELIVERY_EVENT, GET_TASK, WAIT_FOR_TASK
 
 PUBLIC_CHANNEL = "C0DEMO0001"
 PRIVATE_CHANNEL = "G0PRIVATE1"
@@ -315,7 +313,7 @@ async def _watch_step(scene: _Scene, number: int) -> int:
     say()
     say(f'{number + 1}. They press "Notify this channel when done" on that card')
     seen = len(slack.messages)
-    await stack.click(http, cards.ACTION_WATCH, WATCHED_TASK_ID, message_ts=card.ts)
+    await stack.click(http, ACTION_WATCH, WATCHED_TASK_ID, message_ts=card.ts)
     try:
         await slack.wait_for(lambda messages: len(messages) > seen, timeout=15)
     except TimeoutError:

@@ -50,7 +50,8 @@ from bot.followups.shards import Shards
 from bot.followups.shared import Backlog, FollowUpStats, Jobs, PollCalls
 from bot.followups.watches import Watches, WatchRequest
 from bot.metastudio.client import MetaStudioClient
-from bot.slack.poster import DELIVERY_EVENT, Poster
+from bot.slack.ids import DELIVERY_EVENT
+from bot.slack.poster import Poster
 
 __all__ = ["DELIVERY_EVENT", "POLL_CONCURRENCY", "FollowUps"]
 

@@ -36,6 +36,7 @@ from bot.slack import home, modals
 from bot.slack.clients import SlackClients
 from bot.slack.cloud_errors import error_text, refusal_text
 from bot.slack.delivery import slack_error
+from bot.slack.ids import LANGUAGE_FOLLOW
 from bot.slack.origin import Origin
 
 __all__ = ["DEPARTURE_SWEEP_SECONDS", "WorkspaceAdmin", "WorkspaceLeaving"]
@@ -257,7 +258,7 @@ class WorkspaceAdmin:
         if await self._refuse(origin, client):
             return
         team_id, user_id = origin.team_id or "", origin.user_id or ""
-        language = None if value == home.LANGUAGE_FOLLOW else value
+        language = None if value == LANGUAGE_FOLLOW else value
         if language is not None and language not in messages.SUPPORTED:
             log.warning("unknown channel language %r", value[:20], extra={"team": team_id})
             return

@@ -33,6 +33,7 @@ from bot.services.languages import Languages
 from bot.services.tasks import TaskViews
 from bot.slack import steps
 from bot.slack.delivery import slack_error
+from bot.slack.ids import WAIT_FOR_TASK
 from bot.slack.origin import Origin
 
 __all__ = ["Complete", "Fail", "WorkflowSteps"]
@@ -71,7 +72,7 @@ class WorkflowSteps:
         if refusal is not None:
             await _finish(run, fail(refusal))
             return
-        waits = run.callback_id == steps.WAIT_FOR_TASK
+        waits = run.callback_id == WAIT_FOR_TASK
         most = self.settings.watch_max_hours
         hours = most if run.timeout_hours is None else run.timeout_hours
         if waits and (math.isnan(hours) or not 0 < hours <= most):

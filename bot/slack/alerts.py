@@ -37,13 +37,9 @@ from bot.slack.blocks import field as _field
 from bot.slack.blocks import md as _md
 from bot.slack.blocks import mrkdwn as _mrkdwn
 from bot.slack.blocks import section as _section
-from bot.slack.cards import ACTION_OPEN, CardView, card_text, task_card
+from bot.slack.cards import CardView, card_text, task_card
 from bot.slack.delivery import CANNOT_POST
-
-ACTION_UNWATCH: Final = "task_unwatch"
-"""Button on the "watching" list; its value is the task id."""
-ACTION_UNSUBSCRIBE: Final = "feed_unsubscribe"
-"""Button on the "watching" list that ends the channel's project feed; its value is the channel id."""
+from bot.slack.ids import ACTION_OPEN, ACTION_UNSUBSCRIBE, ACTION_UNWATCH
 
 # A list message keeps well under Slack's 50 blocks: header, feed, divider, items, more, context.
 MAX_LISTED: Final = 40

@@ -36,10 +36,7 @@ from bot.slack.blocks import fields as _fields_of
 from bot.slack.blocks import header as _header
 from bot.slack.blocks import mrkdwn as _mrkdwn
 from bot.slack.blocks import section as _section
-
-ACTION_REFRESH: Final = "task_refresh"
-ACTION_OPEN: Final = "task_open"
-ACTION_WATCH: Final = "task_watch"
+from bot.slack.ids import ACTION_OPEN, ACTION_REFRESH, ACTION_WATCH
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
 MAX_RECENT: Final = 10

@@ -25,7 +25,7 @@ from bot.slack.blocks import (
     slack_date,
     truncate,
 )
-from bot.slack.cards import ACTION_OPEN
+from bot.slack.ids import ACTION_OPEN
 
 __all__ = ["MAX_FAILED_SHOWN", "digest_message", "schedule_text"]
 

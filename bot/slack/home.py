@@ -24,21 +24,10 @@ from bot.slack.blocks import header as _header
 from bot.slack.blocks import mrkdwn as _mrkdwn
 from bot.slack.blocks import option, slack_date
 from bot.slack.blocks import section as _section
+from bot.slack.ids import ACTION_CHANNEL_LANGUAGE, ACTION_CONFIGURE, ACTION_GUARDRAILS, LANGUAGE_FOLLOW
 from bot.slack.modals import is_channel_id, is_usergroup_id
 
-__all__ = [
-    "ACTION_CHANNEL_LANGUAGE",
-    "ACTION_CONFIGURE",
-    "ACTION_GUARDRAILS",
-    "LANGUAGE_FOLLOW",
-    "home_view",
-]
-
-ACTION_CONFIGURE: Final = "home_configure_connection"
-ACTION_GUARDRAILS: Final = "home_configure_guardrails"
-ACTION_CHANNEL_LANGUAGE: Final = "home_channel_language"
-# The menu value for "follow the person who asked"; every other value is a catalog id.
-LANGUAGE_FOLLOW: Final = "follow"
+__all__ = ["home_view"]
 
 # Ours: how much of the App Home one view lists.
 MAX_AUDIT: Final = 10

@@ -6,7 +6,8 @@ view, not even a stored one: secret inputs start empty, and a placeholder only s
 is stored (plus the masked access key). Leaving a secret empty keeps the stored one, as long as
 the credential type stays the same.
 
-Every input is one ``ConnectionInput`` or ``GuardrailsInput`` member, which gives it a stable
+Every input is one ``ConnectionInput`` or ``GuardrailsInput`` member (``bot.slack.ids``, with the
+modals' callback ids and the Test connection button), which gives it a stable
 ``block_id``/``action_id``: Slack keeps what the admin typed across a ``views.update`` (say, to
 show a "Test connection" result) only when those ids do not change.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any, Final
 
 from bot.db.workspaces import CONFIGURABLE_KINDS, Connection, ConnectionForm, Guardrails
@@ -39,14 +39,18 @@ from bot.slack.blocks import mrkdwn as _mrkdwn
 from bot.slack.blocks import plain as _plain
 from bot.slack.blocks import section as _section
 from bot.slack.cloud_errors import refusal_text
+from bot.slack.ids import (
+    ACTION_TEST_CONNECTION,
+    BLOCK_TEST,
+    BLOCK_TEST_RESULT,
+    CONNECTION_MODAL,
+    GUARDRAILS_MODAL,
+    ConnectionInput,
+    GuardrailsInput,
+    ModalInput,
+)
 
 __all__ = [
-    "ACTION_TEST_CONNECTION",
-    "CONNECTION_MODAL",
-    "GUARDRAILS_MODAL",
-    "ConnectionInput",
-    "GuardrailsInput",
-    "ModalInput",
     "connection_modal",
     "guardrails_modal",
     "is_channel_id",
@@ -54,42 +58,6 @@ __all__ = [
     "parse_connection",
     "parse_guardrails",
 ]
-
-CONNECTION_MODAL: Final = "connection_modal"
-GUARDRAILS_MODAL: Final = "guardrails_modal"
-ACTION_TEST_CONNECTION: Final = "connection_test"
-
-BLOCK_TEST: Final = "connection_test"
-BLOCK_TEST_RESULT: Final = "test_result"
-
-
-class ModalInput(StrEnum):
-    """An input block of an admin modal. Its value is the block id, which keys the "errors"
-    response and is the catalog key of the input's label; the action id is what follows the
-    modal's prefix, so the two cannot be paired wrongly."""
-
-    @property
-    def action_id(self) -> str:
-        return self.value.partition("_")[2]
-
-
-class ConnectionInput(ModalInput):
-    REGION = "connection_region"
-    ENDPOINT = "connection_endpoint"
-    PROJECT_ID = "connection_project_id"
-    KIND = "connection_kind"
-    ACCESS_KEY = "connection_access_key"
-    SECRET_KEY = "connection_secret_key"
-    SECURITY_TOKEN = "connection_security_token"
-    IAM_USERNAME = "connection_iam_username"
-    IAM_PASSWORD = "connection_iam_password"
-    IAM_DOMAIN = "connection_iam_domain"
-
-
-class GuardrailsInput(ModalInput):
-    CHANNELS = "guardrails_channels"
-    USERGROUP = "guardrails_usergroup"
-
 
 # Ours: how many channels the guardrails may name.
 MAX_CHANNELS: Final = 100

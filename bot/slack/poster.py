@@ -21,9 +21,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.alerts import Message
 from bot.slack.delivery import CANNOT_POST, slack_error
+from bot.slack.ids import DELIVERY_EVENT
 
 __all__ = [
-    "DELIVERY_EVENT",
     "CannotPost",
     "CardGone",
     "LookupFailed",
@@ -36,7 +36,6 @@ __all__ = [
     "UpdateFailed",
 ]
 
-DELIVERY_EVENT: Final = "taskbot_delivery"
 LOOKUP_PAGE_SIZE: Final = 200
 LOOKUP_MAX_PAGES: Final = 10
 # The metadata look-up cannot work at all with these: post rather than hold the alert forever.

@@ -1,6 +1,7 @@
-"""The two Workflow Builder steps as Slack sees them: callback ids, outputs, failure sentences.
+"""The two Workflow Builder steps as Slack sees them: the run, outputs, failure sentences.
 
-``get_task`` and ``wait_for_task`` are declared in ``manifest.yaml`` under ``functions``; their
+``get_task`` and ``wait_for_task`` are declared in ``manifest.yaml`` under ``functions`` (their
+callback ids are ``bot.slack.ids.GET_TASK`` and ``WAIT_FOR_TASK``); their
 outputs are the same, built here from a ``Task`` (one home, so a finished ``wait_for_task``
 and a ``get_task`` of the same task give the same values). Workflow Builder shows a failed
 step's error to the person who ran the workflow, so every failure is one catalog sentence.
@@ -18,9 +19,7 @@ from bot.metastudio.models import Task
 from bot.slack.blocks import quoted
 
 __all__ = [
-    "GET_TASK",
     "OUTPUT_NAMES",
-    "WAIT_FOR_TASK",
     "StepRun",
     "expired_sentence",
     "not_found_sentence",
@@ -28,8 +27,6 @@ __all__ = [
     "step_run",
 ]
 
-GET_TASK: Final = "get_task"
-WAIT_FOR_TASK: Final = "wait_for_task"
 OUTPUT_NAMES: Final = (
     "task_name",
     "status_code",

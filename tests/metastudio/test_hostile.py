@@ -31,6 +31,7 @@ from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal
 from bot.metastudio.errors import BadResponse, EndpointNotAllowed, TaskNotFound, TimedOut
 from bot.services.connections import new_client
+from bot.slack import ids
 from bot.slack.cloud_errors import error_text
 from tests.support.credentials import aksk
 from tests.support.forms import text_value, view_values
@@ -455,7 +456,7 @@ async def test_an_admins_loopback_endpoint_gets_no_signed_request() -> None:
 def test_the_modal_says_why_in_both_languages() -> None:
     from bot.slack import modals
 
-    field = modals.ConnectionInput.ENDPOINT
+    field = ids.ConnectionInput.ENDPOINT
     state = view_values({field: text_value("http://127.0.0.1:9000")})
     for locale in ("en", "zh-CN"):
         errors = modals.parse_connection(state, None, locale=locale, endpoints=DEFAULT)

@@ -17,7 +17,7 @@ import pytest
 from bot.devtools import simulator as sim
 from bot.devtools.demo import LocalStack, demo_stack, is_alert
 from bot.devtools.slack_standin import PostedMessage
-from bot.slack import cards
+from bot.slack import ids
 from tests.support.waiting import eventually
 
 EXPORT = "knowledge-intent-question-export"
@@ -51,7 +51,7 @@ def open_buttons(blocks: list[dict[str, Any]]) -> list[str]:
     return [
         b["accessory"]["value"]
         for b in blocks
-        if b.get("type") == "section" and b.get("accessory", {}).get("action_id") == cards.ACTION_OPEN
+        if b.get("type") == "section" and b.get("accessory", {}).get("action_id") == ids.ACTION_OPEN
     ]
 
 

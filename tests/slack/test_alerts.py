@@ -9,8 +9,8 @@ from typing import Any
 from bot.db.feeds import FeedRecord
 from bot.db.followups import ChannelWatch
 from bot.metastudio.models import Task
-from bot.slack import alerts
-from bot.slack.cards import ACTION_OPEN, CardView
+from bot.slack import alerts, ids
+from bot.slack.cards import CardView
 
 TASK_ID = "c0ffee00c0ffee00c0ffee00c0ffee00"
 BEGIN = 1_744_276_900_000
@@ -55,7 +55,7 @@ def test_completion_alert_has_counts_rate_duration_mention_and_open_button() -> 
     assert "1 min 01 s" in text
     assert "status code `2`" in text
     (button,) = buttons(message.blocks)
-    assert button["action_id"] == ACTION_OPEN
+    assert button["action_id"] == ids.ACTION_OPEN
     assert button["value"] == TASK_ID
 
 
@@ -167,8 +167,8 @@ def test_watching_list_with_feed_and_watches() -> None:
     assert "5 more" in text
     assert "<!date^" in text
     actions = [b["action_id"] for b in buttons(message.blocks)]
-    assert actions.count(alerts.ACTION_UNWATCH) == alerts.MAX_LISTED
-    assert actions.count(alerts.ACTION_UNSUBSCRIBE) == 1
+    assert actions.count(ids.ACTION_UNWATCH) == alerts.MAX_LISTED
+    assert actions.count(ids.ACTION_UNSUBSCRIBE) == 1
 
 
 def test_watching_list_empty() -> None:

@@ -17,18 +17,8 @@ from bot.devtools.simulator import SEED_TASK_BODY
 from bot.messages import text
 from bot.metastudio.models import MAX_EPOCH_MS, Task, TaskPage
 from bot.slack.blocks import clean as clean_value
-from bot.slack.cards import (
-    ACTION_OPEN,
-    ACTION_REFRESH,
-    ACTION_WATCH,
-    CardView,
-    card_text,
-    error_blocks,
-    recent_list,
-    status_emoji,
-    task_card,
-    truncate,
-)
+from bot.slack.cards import CardView, card_text, error_blocks, recent_list, status_emoji, task_card, truncate
+from bot.slack.ids import ACTION_OPEN, ACTION_REFRESH, ACTION_WATCH
 
 # The seed doc's example response, the same body the simulator serves for SEED_TASK_ID.
 SEED_BODY = SEED_TASK_BODY

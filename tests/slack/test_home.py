@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 
 from bot.db.workspaces import AuditEntry, Connection, Guardrails
-from bot.slack.home import ACTION_CONFIGURE, ACTION_GUARDRAILS, home_view
+from bot.slack.home import home_view
+from bot.slack.ids import ACTION_CONFIGURE, ACTION_GUARDRAILS
 from tests.slack.views import (
     AUDIT,
     CONNECTION,

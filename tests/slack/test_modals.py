@@ -16,12 +16,14 @@ from bot.messages import text
 from bot.metastudio.credentials import CredentialKind
 from bot.metastudio.regions import REGION_ENDPOINTS
 from bot.slack.home import home_view
-from bot.slack.modals import (
+from bot.slack.ids import (
     ACTION_TEST_CONNECTION,
     CONNECTION_MODAL,
     GUARDRAILS_MODAL,
     ConnectionInput,
     GuardrailsInput,
+)
+from bot.slack.modals import (
     connection_modal,
     guardrails_modal,
     is_usergroup_id,

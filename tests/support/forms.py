@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.db.workspaces import ConnectionForm
 from bot.metastudio.credentials import CredentialKind
-from bot.slack.modals import ConnectionInput, ModalInput
+from bot.slack.ids import ConnectionInput, ModalInput
 
 PROJECT_ID = "0123456789abcdef0123456789abcdef"
 
