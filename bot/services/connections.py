@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, NotRequired, TypedDict, Unpack
 
-from pydantic import SecretStr
-
 from bot.config import ConfigError, Settings
 from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.metastudio.client import MetaStudioClient
@@ -28,7 +26,7 @@ from bot.metastudio.credential_chain import (
     TokenSource,
     first_credentials,
 )
-from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete
+from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete, credentials_of, parts_of
 from bot.metastudio.endpoints import BadEndpointURL, EndpointPolicy, parse_endpoint
 from bot.metastudio.errors import NotConfigured
 from bot.metastudio.regions import Endpoints, NoEndpoint, operator_endpoints, region_endpoints
@@ -152,23 +150,13 @@ def new_client(settings: Settings, **place: Unpack[ClientPlace]) -> MetaStudioCl
     return configured_client(settings, endpoint_policy=settings.endpoint_policy, **place)
 
 
-def _secret(value: str | None, stored: SecretStr | None) -> SecretStr | None:
-    return SecretStr(value) if value is not None else stored
-
-
 def form_credentials(form: ConnectionForm, stored: CloudCredentials | None) -> CloudCredentials:
-    """The credentials a submitted form stands for; empty secrets fall back to the stored ones."""
-    same_kind = stored if stored is not None and stored.kind == form.kind else None
-    return CloudCredentials(
-        kind=form.kind,
-        project_id=form.project_id,
-        access_key=form.access_key or (same_kind.access_key if same_kind else None),
-        secret_key=_secret(form.secret_key, same_kind.secret_key if same_kind else None),
-        security_token=_secret(form.security_token, same_kind.security_token if same_kind else None),
-        iam_username=form.iam_username,
-        iam_password=_secret(form.iam_password, same_kind.iam_password if same_kind else None),
-        iam_domain=form.iam_domain,
-    )
+    """The credentials a submitted form stands for; parts it leaves empty fall back to the stored
+    ones of the same kind. Raises ``CredentialsIncomplete`` naming what is still missing."""
+    kept = stored.model_dump() if stored is not None and stored.kind == form.kind else {}
+    # The form names its fields as the models name their parts.
+    parts = {name: getattr(form, name, None) or kept.get(name) for name in parts_of(form.kind)}
+    return credentials_of(form.kind, form.project_id, parts)
 
 
 def form_client(
