@@ -32,7 +32,6 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from bot.metastudio.credentials import (
-    NO_PROJECT_ID,
     AkSk,
     CloudCredentials,
     CredentialsIncomplete,
@@ -53,6 +52,7 @@ __all__ = [
 ]
 
 CREDENTIALS_FILE_ENV = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
+NO_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"
 NO_CREDENTIALS = (
     "no MetaStudio credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK "
     "(HUAWEICLOUD_SDK_PROJECT_ID optional), or METASTUDIO_IAM_USERNAME and "

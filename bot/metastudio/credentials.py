@@ -19,7 +19,6 @@ from typing import Annotated, Final, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
 __all__ = [
-    "NO_PROJECT_ID",
     "AkSk",
     "CloudCredentials",
     "CredentialKind",
@@ -31,8 +30,6 @@ __all__ = [
     "credentials_of",
     "parts_of",
 ]
-
-NO_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"
 
 
 class CredentialKind(StrEnum):
@@ -47,12 +44,12 @@ _Secret = Annotated[SecretStr, Field(min_length=1)]
 
 
 class _Credentials(BaseModel):
-    # Parts of other kinds are ignored, so a store can hand over every column it has.
+    # Parts of other kinds are ignored: ``credentials_of`` takes whatever parts its caller holds.
     model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
 
 
 class KeyPair(_Credentials):
-    """An AK/SK pair, signed with on every request (``AkSkAuthenticator``)."""
+    """An AK/SK pair, permanent or temporary, signed with on every request (``AkSkAuthenticator``)."""
 
     project_id: str = ""
     """Empty: the client looks it up in IAM for its region, as the SDK does."""
