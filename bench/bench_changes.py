@@ -46,7 +46,7 @@ from bot.devtools.slack_standin import DEMO_BOT_TOKEN, DEMO_TEAM_ID, SlackStandI
 from bot.followups import DELIVERY_EVENT, FollowUps
 from bot.followups.polling import PollPolicy
 from bot.metastudio.client import MetaStudioClient
-from bot.metastudio.credentials import CloudCredentials, CredentialKind
+from bot.metastudio.credentials import AkSk
 from bot.servers import serve_asgi
 from bot.slack.poster import SlackPoster
 
@@ -93,8 +93,7 @@ async def engine_on(
 ) -> AsyncIterator[tuple[FollowUps, Simulator]]:
     sim = Simulator(tasks=[p.task for p in planned])
     sim_url = await stack.enter_async_context(serve_asgi(sim.app))
-    credentials = CloudCredentials(
-        kind=CredentialKind.AKSK,
+    credentials = AkSk(
         project_id=sim_module.DEMO_PROJECT_ID,
         access_key=sim_module.DEMO_ACCESS_KEY,
         secret_key=SecretStr(sim_module.DEMO_SECRET_KEY),

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from bench.common import run_benchmark, services_process
 from bot.devtools import simulator as sim
 from bot.metastudio.client import MetaStudioClient
-from bot.metastudio.credentials import CloudCredentials, CredentialKind
+from bot.metastudio.credentials import AkSk
 
 
 def sdk_run(url: str, count: int) -> float:
@@ -41,8 +41,7 @@ def sdk_run(url: str, count: int) -> float:
 
 
 async def ours_run(url: str, count: int, concurrency: int) -> float:
-    credentials = CloudCredentials(
-        kind=CredentialKind.AKSK,
+    credentials = AkSk(
         project_id=sim.DEMO_PROJECT_ID,
         access_key=sim.DEMO_ACCESS_KEY,
         secret_key=SecretStr(sim.DEMO_SECRET_KEY),

@@ -63,7 +63,7 @@ async def child(mode: str, url: str) -> dict[str, object]:
     import httpx
 
     from bot.metastudio.client import MetaStudioClient
-    from bot.metastudio.credentials import CloudCredentials, CredentialKind
+    from bot.metastudio.credentials import AkSk
 
     # Task ids: "f..." asks for the bomb, "a..." for the endless body (the server looks at the path).
     ids = ["f" * 32] * 3 + ["a" * 32] * 3
@@ -78,8 +78,7 @@ async def child(mode: str, url: str) -> dict[str, object]:
 
             outcomes = list(await asyncio.gather(*(whole(i) for i in ids)))
     else:
-        credentials = CloudCredentials(
-            kind=CredentialKind.AKSK,
+        credentials = AkSk(
             project_id="0" * 32,
             access_key="BENCHAK000001",
             secret_key=SecretStr("s" * 40),

@@ -21,6 +21,7 @@ from bot.db.schema import migrate as migrate_schema
 from bot.db.workspaces import WorkspaceStore
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
+from bot.metastudio.credentials import KeyPair
 from bot.servers import serve_asgi
 from tests.support.cli import (
     CLIENT_ID,
@@ -260,7 +261,7 @@ async def test_rotate_keys_reencrypts_so_the_old_key_can_go(tmp_path: Path) -> N
         credentials = await WorkspaceStore(database, SecretBox([new_key])).credentials("T0ROTATE01")
     finally:
         await database.dispose()
-    assert credentials is not None and credentials.secret_key is not None
+    assert isinstance(credentials, KeyPair)
     assert credentials.secret_key.get_secret_value() == secret_key
 
     code, _, err = await run_cli("rotate-keys", env=clean_env(DATABASE_URL=url))

@@ -16,7 +16,7 @@ from bot.db.workspaces import ConnectionForm, WorkspaceStore
 from bot.metastudio import regions
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.credential_chain import default_profile_path
-from bot.metastudio.credentials import CredentialKind
+from bot.metastudio.credentials import AkSk, CredentialKind, IamPassword, IamToken, KeyPair, TemporaryAkSk
 from bot.metastudio.endpoints import BadEndpointURL, parse_endpoint
 from bot.metastudio.regions import REGION_ENDPOINTS
 from bot.services.connections import env_client, environment_credentials, environment_endpoints
@@ -56,11 +56,10 @@ def test_aksk_from_huaweicloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
     creds = environment_credentials(Settings())
-    assert creds.kind is CredentialKind.AKSK
+    assert isinstance(creds, AkSk) and creds.kind is CredentialKind.AKSK
     assert creds.access_key == "AKENV"
-    assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SKENV"
+    assert creds.secret_key.get_secret_value() == "SKENV"
     assert creds.project_id == PROJECT
-    assert creds.security_token is None
     assert "SKENV" not in repr(creds)
 
 
@@ -69,6 +68,7 @@ def test_aksk_from_the_seed_sample_names(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("CLOUD_SDK_SK", "SKSEED")
     monkeypatch.setenv("METASTUDIO_PROJECT_ID", PROJECT)
     creds = environment_credentials(Settings())
+    assert isinstance(creds, AkSk)
     assert (creds.kind, creds.access_key, creds.project_id) == (CredentialKind.AKSK, "AKSEED", PROJECT)
 
 
@@ -76,7 +76,8 @@ def test_lower_case_names_work_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("huaweicloud_sdk_ak", "AKLOW")
     monkeypatch.setenv("huaweicloud_sdk_sk", "SKLOW")
     monkeypatch.setenv("huaweicloud_sdk_project_id", PROJECT)
-    assert environment_credentials(Settings()).access_key == "AKLOW"
+    creds = environment_credentials(Settings())
+    assert isinstance(creds, AkSk) and creds.access_key == "AKLOW"
 
 
 def test_security_token_makes_temporary_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,8 +86,8 @@ def test_security_token_makes_temporary_credentials(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
     monkeypatch.setenv("HUAWEICLOUD_SDK_SECURITY_TOKEN", "STS-TOKEN")
     creds = environment_credentials(Settings())
-    assert creds.kind is CredentialKind.TEMPORARY_AKSK
-    assert creds.security_token is not None and creds.security_token.get_secret_value() == "STS-TOKEN"
+    assert isinstance(creds, TemporaryAkSk) and creds.kind is CredentialKind.TEMPORARY_AKSK
+    assert creds.security_token.get_secret_value() == "STS-TOKEN"
 
 
 def test_profile_file_in_home(clean_env: Path) -> None:
@@ -96,9 +97,9 @@ def test_profile_file_in_home(clean_env: Path) -> None:
     )
     assert default_profile_path() == clean_env / ".huaweicloud" / "credentials"
     creds = environment_credentials(Settings())
-    assert creds.kind is CredentialKind.AKSK
+    assert isinstance(creds, AkSk) and creds.kind is CredentialKind.AKSK
     assert creds.access_key == "AKFILE"
-    assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SK%with%percent"
+    assert creds.secret_key.get_secret_value() == "SK%with%percent"
     assert creds.project_id == PROJECT
 
 
@@ -112,9 +113,9 @@ def test_profile_file_named_by_env_with_security_token(
     )
     monkeypatch.setenv("HUAWEICLOUD_SDK_CREDENTIALS_FILE", str(path))
     creds = environment_credentials(Settings())
-    assert creds.kind is CredentialKind.TEMPORARY_AKSK
+    assert isinstance(creds, TemporaryAkSk) and creds.kind is CredentialKind.TEMPORARY_AKSK
     assert creds.access_key == "AKF"
-    assert creds.security_token is not None and creds.security_token.get_secret_value() == "STSF"
+    assert creds.security_token.get_secret_value() == "STSF"
 
 
 def test_env_project_id_is_not_mixed_into_profile_credentials(
@@ -139,7 +140,7 @@ def test_env_aksk_never_takes_the_profiles_project_id(
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
     creds = environment_credentials(Settings())
     # Empty: the client looks it up in IAM, as the SDK does, instead of borrowing the profile's.
-    assert creds.project_id == ""
+    assert isinstance(creds, AkSk) and creds.project_id == ""
     assert creds.iam_endpoint is None
 
 
@@ -149,6 +150,7 @@ def test_profile_iam_endpoint_is_carried(clean_env: Path) -> None:
         "[basic]\nak = A\nsk = S\niam_endpoint = https://iam.example.com/\n",
     )
     creds = environment_credentials(Settings())
+    assert isinstance(creds, AkSk)
     assert (creds.project_id, creds.iam_endpoint) == ("", "https://iam.example.com")
 
 
@@ -158,8 +160,8 @@ def test_env_aksk_wins_over_profile(monkeypatch: pytest.MonkeyPatch, clean_env: 
     monkeypatch.setenv("HUAWEICLOUD_SDK_SK", "SKENV")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
     creds = environment_credentials(Settings())
-    assert creds.access_key == "AKENV"
-    assert creds.secret_key is not None and creds.secret_key.get_secret_value() == "SKENV"
+    assert isinstance(creds, AkSk) and creds.access_key == "AKENV"
+    assert creds.secret_key.get_secret_value() == "SKENV"
 
 
 def test_env_token_wins_over_a_forgotten_profile(monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> None:
@@ -174,8 +176,8 @@ def test_env_token_wins_over_a_forgotten_profile(monkeypatch: pytest.MonkeyPatch
     assert any("HUAWEICLOUD_SDK_PROJECT_ID" in p for p in caught.value.problems)
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", "fromenv")
     creds = environment_credentials(Settings())
-    assert creds.kind is CredentialKind.IAM_TOKEN
-    assert creds.access_key is None and creds.secret_key is None
+    assert isinstance(creds, IamToken) and creds.kind is CredentialKind.IAM_TOKEN
+    assert not hasattr(creds, "access_key") and not hasattr(creds, "secret_key")
     assert creds.project_id == "fromenv"
 
 
@@ -214,9 +216,9 @@ def test_iam_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METASTUDIO_IAM_DOMAIN", "acme")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
     creds = environment_credentials(Settings())
-    assert creds.kind is CredentialKind.IAM_PASSWORD
+    assert isinstance(creds, IamPassword) and creds.kind is CredentialKind.IAM_PASSWORD
     assert (creds.iam_username, creds.iam_domain) == ("bot-user", "acme")
-    assert creds.iam_password is not None and creds.iam_password.get_secret_value() == "pa55word"
+    assert creds.iam_password.get_secret_value() == "pa55word"
 
 
 def test_iam_password_needs_a_domain(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,8 +235,8 @@ def test_given_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METASTUDIO_AUTH_TOKEN", "MIItoken")
     monkeypatch.setenv("HUAWEICLOUD_SDK_PROJECT_ID", PROJECT)
     creds = environment_credentials(Settings())
-    assert creds.kind is CredentialKind.IAM_TOKEN
-    assert creds.auth_token is not None and creds.auth_token.get_secret_value() == "MIItoken"
+    assert isinstance(creds, IamToken) and creds.kind is CredentialKind.IAM_TOKEN
+    assert creds.auth_token.get_secret_value() == "MIItoken"
 
 
 PROFILE = f"[basic]\nak = AKFILE\nsk = SKFILE\nproject_id = {PROJECT}\nsecurity_token = STSFILE\n"
@@ -277,10 +279,11 @@ def test_the_chain_answers_as_the_sdks_provider_chain(
         (EnvCredentialProvider.get_basic(), ProfileCredentialProvider.get_basic())
     ).get_credentials()
     ours = environment_credentials(Settings())
-    secret_key, token = ours.secret_key, ours.security_token
+    assert isinstance(ours, KeyPair)
+    token = ours.security_token if isinstance(ours, TemporaryAkSk) else None
     assert (
         ours.access_key,
-        secret_key.get_secret_value() if secret_key else None,
+        ours.secret_key.get_secret_value(),
         ours.project_id or None,
         token.get_secret_value() if token else None,
         ours.iam_endpoint,

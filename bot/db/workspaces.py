@@ -20,7 +20,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final, cast
 
-from pydantic import SecretStr
 from sqlalchemy import CheckConstraint, Index, Integer, String, Table, Text, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -29,7 +28,13 @@ from bot import messages
 from bot.db.base import Base, Database, Json, Store, record_of, retry_on_conflict, utcnow
 from bot.db.crypto import SecretBox
 from bot.logs import RedactingFilter
-from bot.metastudio.credentials import CloudCredentials, CredentialKind
+from bot.metastudio.credentials import (
+    CloudCredentials,
+    CredentialKind,
+    CredentialsIncomplete,
+    credentials_of,
+    parts_of,
+)
 from bot.metastudio.regions import Endpoints, region_endpoints
 
 __all__ = [
@@ -112,6 +117,16 @@ class AuditRow(Base):
 
 _TABLES = [cast(Table, model.__table__) for model in (ConnectionRow, GuardrailsRow, AuditRow)]
 _SECRET_COLUMNS: Final = ("access_key_enc", "secret_key_enc", "security_token_enc", "iam_password_enc")
+# Where each credential part (``credentials.parts_of``) is kept: secrets only encrypted, the IAM
+# names as they are, for App Home to show.
+_PART_COLUMNS: Final = {
+    "access_key": "access_key_enc",
+    "secret_key": "secret_key_enc",
+    "security_token": "security_token_enc",
+    "iam_password": "iam_password_enc",
+    "iam_username": "iam_username",
+    "iam_domain": "iam_domain",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,12 +207,13 @@ def mask_access_key(access_key: str) -> str:
     return "…"
 
 
+def _missing(row: ConnectionRow) -> list[str]:
+    """The parts the row's kind needs that it does not hold."""
+    return [name for name in parts_of(CredentialKind(row.kind)) if not getattr(row, _PART_COLUMNS[name])]
+
+
 def _has_secret(row: ConnectionRow) -> bool:
-    kind = CredentialKind(row.kind)
-    if kind is CredentialKind.IAM_PASSWORD:
-        return bool(row.iam_username and row.iam_password_enc and row.iam_domain)
-    pair = bool(row.access_key_enc and row.secret_key_enc)
-    return pair and (kind is CredentialKind.AKSK or bool(row.security_token_enc))
+    return not _missing(row)
 
 
 def _connection(row: ConnectionRow) -> Connection:
@@ -245,30 +261,12 @@ class WorkspaceStore(Store):
             row = await session.get(ConnectionRow, team_id)
         if row is None or not _has_secret(row):
             return None
-        kind = CredentialKind(row.kind)
-        if kind is CredentialKind.IAM_PASSWORD:
-            return CloudCredentials(
-                kind=kind,
-                project_id=row.project_id,
-                iam_username=row.iam_username,
-                iam_password=self._secret(row.iam_password_enc),
-                iam_domain=row.iam_domain,
-            )
-        return CloudCredentials(
-            kind=kind,
-            project_id=row.project_id,
-            access_key=self._plain(row.access_key_enc),
-            secret_key=self._secret(row.secret_key_enc),
-            security_token=self._secret(row.security_token_enc)
-            if kind is CredentialKind.TEMPORARY_AKSK
-            else None,
-        )
+        parts = {name: self._part(row, _PART_COLUMNS[name]) for name in parts_of(CredentialKind(row.kind))}
+        return credentials_of(CredentialKind(row.kind), row.project_id, parts)
 
-    def _plain(self, token: str | None) -> str | None:
-        return None if token is None else self._box.decrypt(token)
-
-    def _secret(self, token: str | None) -> SecretStr | None:
-        return None if token is None else SecretStr(self._box.decrypt(token))
+    def _part(self, row: ConnectionRow, column: str) -> str | None:
+        value: str | None = getattr(row, column)
+        return self._box.decrypt(value) if value is not None and column in _SECRET_COLUMNS else value
 
     async def connection_version(self, team_id: str) -> datetime | None:
         """When the connection was last saved (None: there is none): every save sets it anew,
@@ -329,33 +327,22 @@ class WorkspaceStore(Store):
 
     def _apply(self, row: ConnectionRow, form: ConnectionForm, *, keep: bool) -> list[str]:
         """Set the secret columns from the form; returns the names of the secrets it replaced."""
-        is_iam = form.kind is CredentialKind.IAM_PASSWORD
-        wanted = {
-            "access_key": None if is_iam else form.access_key,
-            "secret_key": None if is_iam else form.secret_key,
-            "security_token": form.security_token if form.kind is CredentialKind.TEMPORARY_AKSK else None,
-            "iam_password": form.iam_password if is_iam else None,
-        }
-        used = {
-            "access_key": not is_iam,
-            "secret_key": not is_iam,
-            "security_token": form.kind is CredentialKind.TEMPORARY_AKSK,
-            "iam_password": is_iam,
-        }
+        needed = parts_of(form.kind)
         changed: list[str] = []
-        for name, value in wanted.items():
-            column = f"{name}_enc"
-            if value:
+        for name, column in _PART_COLUMNS.items():
+            value: str | None = getattr(form, name) if name in needed else None
+            if column not in _SECRET_COLUMNS:
+                setattr(row, column, value or None)
+            elif value:
                 setattr(row, column, self._box.encrypt(value))
                 changed.append(name)
-            elif not (used[name] and keep):
+            elif not (name in needed and keep):
                 setattr(row, column, None)
-        if form.access_key and not is_iam:
+        has_key = "access_key" in needed
+        if form.access_key and has_key:
             row.access_key_hint = mask_access_key(form.access_key)
-        elif is_iam or not keep:
+        elif not (has_key and keep):
             row.access_key_hint = None
-        row.iam_username = (form.iam_username or None) if is_iam else None
-        row.iam_domain = (form.iam_domain or None) if is_iam else None
         return changed
 
     @staticmethod
@@ -364,21 +351,9 @@ class WorkspaceStore(Store):
             raise ValueError("project_id is required")
         if not row.region and not row.endpoint:
             raise ValueError("a region or an endpoint is required")
-        if _has_secret(row):
-            return
-        kind = CredentialKind(row.kind)
-        if kind is CredentialKind.IAM_PASSWORD:
-            needed = {
-                "iam_username": row.iam_username,
-                "iam_password": row.iam_password_enc,
-                "iam_domain": row.iam_domain,
-            }
-        else:
-            needed = {"access_key": row.access_key_enc, "secret_key": row.secret_key_enc}
-            if kind is CredentialKind.TEMPORARY_AKSK:
-                needed["security_token"] = row.security_token_enc
-        missing = ", ".join(name for name, value in needed.items() if not value)
-        raise ValueError(f"{kind.value} credentials need: {missing}")
+        missing = _missing(row)
+        if missing:
+            raise CredentialsIncomplete.missing(CredentialKind(row.kind), missing)
 
     async def record_call(self, team_id: str, *, ok: bool, error: str | None = None) -> None:
         """Note the outcome of a MetaStudio call for App Home.
@@ -532,7 +507,7 @@ def _detail(form: ConnectionForm, changed: Sequence[str]) -> str:
     if form.endpoint:
         parts.append(f"endpoint={form.endpoint}")
     parts += [f"project_id={form.project_id}", f"kind={form.kind.value}"]
-    if form.kind is CredentialKind.IAM_PASSWORD:
+    if "iam_username" in parts_of(form.kind):
         parts.append(f"iam_user={form.iam_username}@{form.iam_domain}")
     parts.append(f"replaced={','.join(changed) or 'none'}")
     return " ".join(parts)

@@ -60,7 +60,14 @@ from bot.metastudio.auth import (
     parse_issued_token,
     password_token_request,
 )
-from bot.metastudio.credentials import NO_PROJECT_ID, CloudCredentials, CredentialKind, CredentialsIncomplete
+from bot.metastudio.credentials import (
+    CloudCredentials,
+    CredentialsIncomplete,
+    IamPassword,
+    IamToken,
+    KeyPair,
+    TemporaryAkSk,
+)
 from bot.metastudio.endpoints import EndpointPolicy, EndpointRefused, Refusal, parse_endpoint
 from bot.metastudio.errors import (
     MSS_ERRORS,
@@ -196,12 +203,12 @@ class MetaStudioClient:
         self._base_path = base_path
         self._project_id = credentials.project_id
         self._region = region
-        self._access_key = credentials.access_key or ""
+        key_pair = credentials if isinstance(credentials, KeyPair) else None
+        self._access_key = key_pair.access_key if key_pair is not None else ""
         self._project_lock = asyncio.Lock()
         # A profile's iam_endpoint wins over the environment's, as BasicCredentials.iam_endpoint does.
-        self._iam_endpoint = parse_endpoint(
-            (credentials.iam_endpoint or iam_endpoint or endpoint).rstrip("/")
-        )
+        own_iam = key_pair.iam_endpoint if key_pair is not None else None
+        self._iam_endpoint = parse_endpoint((own_iam or iam_endpoint or endpoint).rstrip("/"))
         # Per step: waiting for a pooled connection and connecting, each read and write. The whole
         # call is bounded by the deadline (``_call``), so a trickle still ends.
         self._new_http = functools.partial(
@@ -224,32 +231,27 @@ class MetaStudioClient:
         self._http: httpx.AsyncClient | None = None
 
     def _authenticator(self, credentials: CloudCredentials, refresh_before: float) -> Authenticator:
-        kind = credentials.kind
-        if kind in {CredentialKind.AKSK, CredentialKind.TEMPORARY_AKSK}:
-            if not credentials.access_key or credentials.secret_key is None:
-                raise CredentialsIncomplete(["AK/SK credentials without an access key or secret key"])
-            if not credentials.project_id and not self._region:
-                raise CredentialsIncomplete(
-                    ["HUAWEICLOUD_SDK_PROJECT_ID is not set and no region to look it up in"]
+        """The authenticator the kind of credentials calls for; each model holds what its kind needs."""
+        match credentials:
+            case KeyPair():
+                if not credentials.project_id and not self._region:
+                    raise CredentialsIncomplete(
+                        ["HUAWEICLOUD_SDK_PROJECT_ID is not set and no region to look it up in"]
+                    )
+                token = credentials.security_token if isinstance(credentials, TemporaryAkSk) else None
+                return AkSkAuthenticator(
+                    access_key=credentials.access_key,
+                    secret_key=credentials.secret_key.get_secret_value(),
+                    project_id=credentials.project_id,
+                    security_token=token.get_secret_value() if token is not None else None,
+                    clock=self._clock,
                 )
-            token = credentials.security_token
-            return AkSkAuthenticator(
-                access_key=credentials.access_key,
-                secret_key=credentials.secret_key.get_secret_value(),
-                project_id=credentials.project_id,
-                security_token=token.get_secret_value() if token is not None else None,
-                clock=self._clock,
-            )
-        if kind is CredentialKind.IAM_TOKEN:
-            if credentials.auth_token is None:
-                raise CredentialsIncomplete(["METASTUDIO_AUTH_TOKEN is empty"])
-            return StaticTokenAuthenticator(credentials.auth_token.get_secret_value())
-        if not credentials.project_id:
-            raise CredentialsIncomplete([NO_PROJECT_ID])
-        if not (credentials.iam_username and credentials.iam_password and credentials.iam_domain):
-            raise CredentialsIncomplete(
-                ["IAM password credentials need a user name, a password and a domain"]
-            )
+            case IamToken():
+                return StaticTokenAuthenticator(credentials.auth_token.get_secret_value())
+            case IamPassword():
+                return self._password_authenticator(credentials, refresh_before)
+
+    def _password_authenticator(self, credentials: IamPassword, refresh_before: float) -> Authenticator:
         password = credentials.iam_password.get_secret_value()
         body = password_token_request(
             username=credentials.iam_username,

@@ -31,7 +31,14 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from bot.metastudio.credentials import NO_PROJECT_ID, CloudCredentials, CredentialKind, CredentialsIncomplete
+from bot.metastudio.credentials import (
+    AkSk,
+    CloudCredentials,
+    CredentialsIncomplete,
+    IamPassword,
+    IamToken,
+    TemporaryAkSk,
+)
 
 __all__ = [
     "NO_CREDENTIALS",
@@ -45,6 +52,7 @@ __all__ = [
 ]
 
 CREDENTIALS_FILE_ENV = "HUAWEICLOUD_SDK_CREDENTIALS_FILE"
+NO_PROJECT_ID = "HUAWEICLOUD_SDK_PROJECT_ID is not set (the MetaStudio project id)"
 NO_CREDENTIALS = (
     "no MetaStudio credentials: set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK "
     "(HUAWEICLOUD_SDK_PROJECT_ID optional), or METASTUDIO_IAM_USERNAME and "
@@ -76,15 +84,18 @@ def _aksk(
     project_id: str | None,
     security_token: SecretStr | None,
     iam_endpoint: str | None = None,
-) -> CloudCredentials:
+) -> AkSk | TemporaryAkSk:
     """AK/SK credentials; a security token makes them temporary, as in the SDK's ``BasicCredentials``."""
-    return CloudCredentials(
-        kind=CredentialKind.TEMPORARY_AKSK if security_token else CredentialKind.AKSK,
-        project_id=project_id or "",
-        access_key=access_key,
-        secret_key=secret_key,
-        security_token=security_token,
-        iam_endpoint=iam_endpoint,
+    if security_token:
+        return TemporaryAkSk(
+            project_id=project_id or "",
+            access_key=access_key,
+            secret_key=secret_key,
+            security_token=security_token,
+            iam_endpoint=iam_endpoint,
+        )
+    return AkSk(
+        project_id=project_id or "", access_key=access_key, secret_key=secret_key, iam_endpoint=iam_endpoint
     )
 
 
@@ -118,9 +129,7 @@ class TokenSource:
             return None
         if not self.project_id:
             raise CredentialsIncomplete([NO_PROJECT_ID])
-        return CloudCredentials(
-            kind=CredentialKind.IAM_TOKEN, project_id=self.project_id, auth_token=self.token
-        )
+        return IamToken(project_id=self.project_id, auth_token=self.token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +145,13 @@ class IamUserSource:
     def credentials(self) -> CloudCredentials | None:
         if not (self.username and self.password):
             return None
-        problems = [] if self.project_id else [NO_PROJECT_ID]
-        if not self.domain:
-            problems.append("METASTUDIO_IAM_DOMAIN is not set (the account name that owns the IAM user)")
-        if problems:
+        if not (self.project_id and self.domain):
+            problems = [] if self.project_id else [NO_PROJECT_ID]
+            if not self.domain:
+                problems.append("METASTUDIO_IAM_DOMAIN is not set (the account name that owns the IAM user)")
             raise CredentialsIncomplete(problems)
-        return CloudCredentials(
-            kind=CredentialKind.IAM_PASSWORD,
-            project_id=self.project_id or "",
+        return IamPassword(
+            project_id=self.project_id,
             iam_username=self.username,
             iam_password=self.password,
             iam_domain=self.domain,

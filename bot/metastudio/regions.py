@@ -19,7 +19,7 @@ A workspace's saved connection is ``region_endpoints``: its own endpoint, else t
 IAM: ``iam_url`` is the one rule, for the operator's connection (``operator_endpoints``) and for a
 workspace's connection (``region_endpoints``). It follows
 ``huaweicloudsdkcore.auth.internal.IamHelper.get_iam_endpoint``: a profile's ``iam_endpoint`` first
-(``BasicCredentials.iam_endpoint`` wins over the environment in the SDK, see ``CloudCredentials``),
+(``BasicCredentials.iam_endpoint`` wins over the environment in the SDK, see ``credentials.KeyPair``),
 then the operator's ``HUAWEICLOUD_SDK_IAM_ENDPOINT``, then ``iam.<region>.myhuaweicloud.com`` for
 regions the SDK's IAM table knows, else the SDK's default ``https://iam.myhuaweicloud.com``. The
 SDK derives IAM from the region id only, never from the service endpoint; an official

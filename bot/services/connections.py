@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Final, NotRequired, TypedDict, Unpack
-
-from pydantic import SecretStr
 
 from bot.config import ConfigError, Settings
 from bot.db.workspaces import ConnectionForm, WorkspaceStore
@@ -28,7 +26,7 @@ from bot.metastudio.credential_chain import (
     TokenSource,
     first_credentials,
 )
-from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete
+from bot.metastudio.credentials import CloudCredentials, CredentialsIncomplete, credentials_of, parts_of
 from bot.metastudio.endpoints import BadEndpointURL, EndpointPolicy, parse_endpoint
 from bot.metastudio.errors import NotConfigured
 from bot.metastudio.regions import Endpoints, NoEndpoint, operator_endpoints, region_endpoints
@@ -152,23 +150,13 @@ def new_client(settings: Settings, **place: Unpack[ClientPlace]) -> MetaStudioCl
     return configured_client(settings, endpoint_policy=settings.endpoint_policy, **place)
 
 
-def _secret(value: str | None, stored: SecretStr | None) -> SecretStr | None:
-    return SecretStr(value) if value is not None else stored
-
-
 def form_credentials(form: ConnectionForm, stored: CloudCredentials | None) -> CloudCredentials:
-    """The credentials a submitted form stands for; empty secrets fall back to the stored ones."""
-    same_kind = stored if stored is not None and stored.kind == form.kind else None
-    return CloudCredentials(
-        kind=form.kind,
-        project_id=form.project_id,
-        access_key=form.access_key or (same_kind.access_key if same_kind else None),
-        secret_key=_secret(form.secret_key, same_kind.secret_key if same_kind else None),
-        security_token=_secret(form.security_token, same_kind.security_token if same_kind else None),
-        iam_username=form.iam_username,
-        iam_password=_secret(form.iam_password, same_kind.iam_password if same_kind else None),
-        iam_domain=form.iam_domain,
-    )
+    """The credentials a submitted form stands for; parts it leaves empty fall back to the stored
+    ones of the same kind. Raises ``CredentialsIncomplete`` naming what is still missing."""
+    kept = stored.model_dump() if stored is not None and stored.kind == form.kind else {}
+    # The form names its fields as the models name their parts.
+    parts = {name: getattr(form, name, None) or kept.get(name) for name in parts_of(form.kind)}
+    return credentials_of(form.kind, form.project_id, parts)
 
 
 def form_client(
@@ -195,50 +183,46 @@ class _Cached:
     """Monotonic time until which the client is used without reading the version again."""
 
 
+@dataclass(eq=False, repr=False)
 class MetaStudioClients:
     """Per-workspace clients, each checked against its stored connection at most every
     ``recheck_seconds``: a connection saved (or deleted) through any replica reaches every
     replica's next call within that bound (a version check at use; no cross-replica messages)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        workspaces: WorkspaceStore | None,
-        *,
-        env_client: MetaStudioClient | None = None,
-        recheck_seconds: float = RECHECK_SECONDS,
-    ) -> None:
-        self._settings = settings
-        self._workspaces = workspaces
-        self._env_client = env_client
-        self._config_problem: str | None = None
-        self._recheck = recheck_seconds
-        self._by_team: dict[str, _Cached] = {}
-        self._building: dict[str, asyncio.Lock] = {}
+    settings: Settings
+    workspaces: WorkspaceStore | None
+    """None: single-workspace mode, served by ``env_client``."""
+    _: KW_ONLY
+    env_client: MetaStudioClient | None = None
+    """Single-workspace mode's client; ``open()`` builds it from the environment when not given."""
+    recheck_seconds: float = RECHECK_SECONDS
+    _config_problem: str | None = field(default=None, init=False)
+    _by_team: dict[str, _Cached] = field(default_factory=dict, init=False)
+    _building: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
 
     def open(self) -> None:
         """Single-workspace mode: build the environment's client (once)."""
-        if self._workspaces is not None or self._env_client is not None:
+        if self.workspaces is not None or self.env_client is not None:
             return
         try:
-            self._env_client = env_client(self._settings)
+            self.env_client = env_client(self.settings)
         except ConfigError as exc:
             # Serve anyway: /task answers with a clear sentence instead of the process dying.
             self._config_problem = str(exc)
             log.warning("MetaStudio is not configured: %s", exc)
 
     async def close(self) -> None:
-        for client in [self._env_client, *(cached.client for cached in self._by_team.values())]:
+        for client in [self.env_client, *(cached.client for cached in self._by_team.values())]:
             if client is not None:
                 await client.aclose()
         self._by_team.clear()
 
     async def for_team(self, team_id: str | None) -> MetaStudioClient:
         """The MetaStudio client of a workspace: the environment's, or the one its admin connected."""
-        if self._workspaces is None:
-            if self._env_client is None:
+        if self.workspaces is None:
+            if self.env_client is None:
                 raise NotConfigured(self._config_problem or "no MetaStudio client")
-            return self._env_client
+            return self.env_client
         if not team_id:
             raise NotConfigured("request without a workspace")
         cached = self._by_team.get(team_id)
@@ -246,7 +230,7 @@ class MetaStudioClients:
             return cached.client
         # One look-up per workspace at a time: the others wait for it rather than build twins.
         async with self._building.setdefault(team_id, asyncio.Lock()):
-            return await self._current(self._workspaces, team_id)
+            return await self._current(self.workspaces, team_id)
 
     async def _current(self, workspaces: WorkspaceStore, team_id: str) -> MetaStudioClient:
         cached = self._by_team.get(team_id)
@@ -254,7 +238,7 @@ class MetaStudioClients:
             return cached.client
         version = await workspaces.connection_version(team_id)
         if cached is not None and cached.version == version:
-            cached.checked_until = time.monotonic() + self._recheck
+            cached.checked_until = time.monotonic() + self.recheck_seconds
             return cached.client
         if cached is not None:
             log.info("MetaStudio connection changed; using the new one", extra={"team": team_id})
@@ -264,9 +248,9 @@ class MetaStudioClients:
         if version is None or credentials is None or endpoints is None:
             raise NotConfigured("workspace has no MetaStudio connection")
         client = new_client(
-            self._settings, endpoint=endpoints.metastudio, iam_endpoint=endpoints.iam, credentials=credentials
+            self.settings, endpoint=endpoints.metastudio, iam_endpoint=endpoints.iam, credentials=credentials
         )
-        self._by_team[team_id] = _Cached(client, version, time.monotonic() + self._recheck)
+        self._by_team[team_id] = _Cached(client, version, time.monotonic() + self.recheck_seconds)
         return client
 
     async def forget(self, team_id: str) -> None:

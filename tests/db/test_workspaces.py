@@ -19,7 +19,7 @@ from bot.db.workspaces import (
     WorkspaceStore,
     mask_access_key,
 )
-from bot.metastudio.credentials import CredentialKind
+from bot.metastudio.credentials import AkSk, CredentialKind, IamPassword, KeyPair, TemporaryAkSk
 from bot.metastudio.regions import region_endpoints
 from tests.databases import open_database
 from tests.support.forms import aksk_form
@@ -105,22 +105,21 @@ async def test_save_and_get_connection(store: WorkspaceStore) -> None:
 async def test_credentials_are_decrypted_for_each_kind(store: WorkspaceStore) -> None:
     await store.save_connection(TEAM, _aksk(), user_id="U1")
     creds = await store.credentials(TEAM)
-    assert creds is not None and creds.kind is CredentialKind.AKSK and creds.project_id == PROJECT
-    assert creds.access_key == AK and creds.secret_key is not None
-    assert creds.secret_key.get_secret_value() == SK and creds.security_token is None
+    assert isinstance(creds, AkSk) and creds.kind is CredentialKind.AKSK and creds.project_id == PROJECT
+    assert creds.access_key == AK and creds.secret_key.get_secret_value() == SK
     assert SK not in repr(creds)
 
     await store.save_connection(TEAM, _temporary(), user_id="U1")
     creds = await store.credentials(TEAM)
-    assert creds is not None and creds.kind is CredentialKind.TEMPORARY_AKSK
-    assert creds.security_token is not None and creds.security_token.get_secret_value() == TOKEN
+    assert isinstance(creds, TemporaryAkSk) and creds.kind is CredentialKind.TEMPORARY_AKSK
+    assert creds.security_token.get_secret_value() == TOKEN
 
     await store.save_connection(TEAM, _iam(), user_id="U1")
     creds = await store.credentials(TEAM)
-    assert creds is not None and creds.kind is CredentialKind.IAM_PASSWORD
+    assert isinstance(creds, IamPassword) and creds.kind is CredentialKind.IAM_PASSWORD
     assert (creds.iam_username, creds.iam_domain) == ("taskbot-reader", "acme")
-    assert creds.iam_password is not None and creds.iam_password.get_secret_value() == PASSWORD
-    assert creds.access_key is None and creds.secret_key is None
+    assert creds.iam_password.get_secret_value() == PASSWORD
+    assert not hasattr(creds, "access_key") and not hasattr(creds, "secret_key")
 
 
 async def test_secrets_are_kept_when_the_form_says_none_and_dropped_on_a_type_change(
@@ -133,14 +132,14 @@ async def test_secrets_are_kept_when_the_form_says_none_and_dropped_on_a_type_ch
     kept = await store.save_connection(TEAM, keep_all, user_id="U2")
     assert kept.project_id == "ffff0000ffff0000" and kept.has_secret and kept.access_key_hint == "HPUA…3456"
     creds = await store.credentials(TEAM)
-    assert creds is not None and creds.access_key == AK and creds.security_token is not None
+    assert isinstance(creds, TemporaryAkSk) and creds.access_key == AK
     assert creds.security_token.get_secret_value() == TOKEN
 
     # A new SK alone replaces only the SK.
     new_sk = dataclasses.replace(keep_all, secret_key="new-secret-key-0000")
     await store.save_connection(TEAM, new_sk, user_id="U2")
     creds = await store.credentials(TEAM)
-    assert creds is not None and creds.access_key == AK and creds.secret_key is not None
+    assert isinstance(creds, KeyPair) and creds.access_key == AK
     assert creds.secret_key.get_secret_value() == "new-secret-key-0000"
 
     iam = await store.save_connection(TEAM, _iam(), user_id="U3")
@@ -312,12 +311,10 @@ async def test_rotate_keys_lets_the_old_key_be_dropped(database: Database, key: 
 
     only_new = WorkspaceStore(database, SecretBox([new_key]))
     creds = await only_new.credentials("T_TEMP")
-    assert creds is not None and creds.security_token is not None
+    assert isinstance(creds, TemporaryAkSk)
     assert creds.security_token.get_secret_value() == TOKEN and creds.access_key == AK
     iam = await only_new.credentials("T_IAM")
-    assert (
-        iam is not None and iam.iam_password is not None and iam.iam_password.get_secret_value() == PASSWORD
-    )
+    assert isinstance(iam, IamPassword) and iam.iam_password.get_secret_value() == PASSWORD
     with pytest.raises(SecretUnreadable):
         await old.credentials("T_AKSK")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 import bot.devtools.simulator as simulation
-from bot.metastudio.credentials import CloudCredentials, CredentialKind
+from bot.metastudio.credentials import AkSk, TemporaryAkSk
 
 
 def aksk(
@@ -14,12 +14,10 @@ def aksk(
     *,
     token: str | None = None,
     project_id: str = simulation.DEMO_PROJECT_ID,
-) -> CloudCredentials:
+) -> AkSk | TemporaryAkSk:
     """AK/SK credentials (the simulator's demo pair by default); a ``token`` makes them temporary."""
-    return CloudCredentials(
-        kind=CredentialKind.TEMPORARY_AKSK if token else CredentialKind.AKSK,
-        project_id=project_id,
-        access_key=ak,
-        secret_key=SecretStr(sk),
-        security_token=SecretStr(token) if token else None,
-    )
+    if token:
+        return TemporaryAkSk(
+            project_id=project_id, access_key=ak, secret_key=SecretStr(sk), security_token=SecretStr(token)
+        )
+    return AkSk(project_id=project_id, access_key=ak, secret_key=SecretStr(sk))
