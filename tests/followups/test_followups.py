@@ -246,10 +246,12 @@ def longest_wait(engine: FollowUps) -> float:
 
 async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="taskbot.followups")
-    stack.sim.add_task(sim_task(duration=0.8))
+    # Running until the test finishes it below: every watch() is in before the task can end.
+    stack.sim.add_task(sim_task(duration=3600, total_count=100_000))
     limiter = PriorityRateLimiter(rate=500)
-    engine = await stack.followups(limiter=limiter)
+    engine = await stack.followups(limiter=limiter, max_poll_seconds=0.25)
     cards = {channel: await stack.post_card(channel) for channel in CHANNELS}
+    began = time.monotonic()
     for number, channel in enumerate(CHANNELS):
         result = await engine.watch(
             team_id=TEAM,
@@ -262,8 +264,13 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
     again = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0USER0000")
     assert not again.created
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=NO_CARD, user_id="U0USER0009")
+    await eventually(lambda: engine.polls >= 3, what="three polls of the running task")
+    # The task ends now: 1,200 items, 1% of them failed.
+    stack.sim.add_task(sim_task(duration=0.5, started_ago=1.0))
 
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 4, timeout=8)
+    # The poll that saw the task finished closed the watch: every poll is behind us.
+    elapsed = time.monotonic() - began
     await stack.slack.wait_for(lambda _: all(stack.final_card(ts) for ts in cards.values()), timeout=3)
     # No poll left to close the watch again, every delivery recorded, the work in flight done:
     # a duplicate would be in the stand-in by now.
@@ -288,10 +295,13 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
         final = stack.updates(cards[channel])[-1]
         assert "Watching" not in json.dumps(final.blocks)
 
-    # One poll per interval for the task, not one per channel.
+    # One poll per interval for the task, not one per channel. An hour to go: each poll plans
+    # the next one a whole ceiling later (less its jitter), so one poller cannot poll more often
+    # than this, however slow the machine; three would, from their first polls on.
     polls = stack.sim.requests[("show", TASK_ID)]
     assert polls == engine.polls
-    assert 3 <= polls <= 24  # ~0.8 s / 0.05 s; three pollers would need 48+
+    shortest = engine.policy.ceiling * (1 - engine.policy.jitter)
+    assert polls <= 1 + elapsed / shortest, (polls, elapsed)
     assert limiter.granted[Priority.POLL] == polls
     deliveries = await engine.deliveries.pending_deliveries()
     assert deliveries == []
