@@ -512,8 +512,9 @@ async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> N
 
 async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) -> None:
     stack = any_db_stack
-    # Long enough that the first process stops before the task ends, even on a loaded machine.
-    stack.sim.add_task(sim_task(duration=2.5))
+    # Running until the test finishes it below: the first process cannot see it end (and queue
+    # the alerts the second would then only resume); the second learns of the end by polling.
+    stack.sim.add_task(sim_task(duration=3600))
     first = await stack.followups()
     card = await stack.post_card(CHANNELS[0])
     result = await first.watch(
@@ -524,6 +525,7 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
     await first.stop()
     assert stack.alerts() == []
 
+    stack.sim.add_task(sim_task(duration=0.5, started_ago=1.0))  # the task ends while nobody polls
     second = await stack.followups()
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 2, timeout=8)
     await settled(second, f"watch:{result.watch.id}")
