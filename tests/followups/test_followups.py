@@ -33,8 +33,10 @@ from bot.followups.scheduler import Scheduler
 from bot.metastudio.client import MetaStudioClient
 from bot.metastudio.models import Task
 from bot.servers import serve_asgi
+from bot.slack.alerts import Message
 from bot.slack.clients import request_retry_handlers
-from bot.slack.poster import SlackPoster
+from bot.slack.poster import Poster, SlackPoster
+from tests.support.clock import FakeClock
 from tests.support.credentials import aksk
 from tests.support.waiting import eventually
 
@@ -93,19 +95,21 @@ class Stack:
         self.databases.append(database)
         return FollowUpStore(database)
 
+    async def slack_for(self, team_id: str) -> AsyncWebClient:
+        assert team_id == TEAM
+        return self.slack_client
+
     async def followups(
         self,
         *,
         start: bool = True,
         limiter: PriorityRateLimiter | None = None,
         policy: PollPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        poster: Poster | None = None,
         **overrides: Any,
     ) -> FollowUps:
         storage = await self.storage()
-
-        async def slack_for(team_id: str) -> AsyncWebClient:
-            assert team_id == TEAM
-            return self.slack_client
 
         async def metastudio_for(team_id: str) -> MetaStudioClient:
             assert team_id == TEAM
@@ -115,9 +119,10 @@ class Stack:
             self.settings(**overrides),
             storage,
             metastudio_for=metastudio_for,
-            poster=SlackPoster(slack_for),
+            poster=poster or SlackPoster(self.slack_for),
             limiter=limiter,
             policy=policy,
+            clock=clock,
         )
         self.engines.append(engine)
         if start:
@@ -246,10 +251,12 @@ def longest_wait(engine: FollowUps) -> float:
 
 async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="taskbot.followups")
-    stack.sim.add_task(sim_task(duration=0.8))
+    # Running until the test finishes it below: every watch() is in before the task can end.
+    stack.sim.add_task(sim_task(duration=3600, total_count=100_000))
     limiter = PriorityRateLimiter(rate=500)
-    engine = await stack.followups(limiter=limiter)
+    engine = await stack.followups(limiter=limiter, max_poll_seconds=0.25)
     cards = {channel: await stack.post_card(channel) for channel in CHANNELS}
+    began = time.monotonic()
     for number, channel in enumerate(CHANNELS):
         result = await engine.watch(
             team_id=TEAM,
@@ -262,8 +269,13 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
     again = await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0USER0000")
     assert not again.created
     await engine.watch(team_id=TEAM, task_id=TASK_ID, channel_id=NO_CARD, user_id="U0USER0009")
+    await eventually(lambda: engine.polls >= 3, what="three polls of the running task")
+    # The task ends now: 1,200 items, 1% of them failed.
+    stack.sim.add_task(sim_task(duration=0.5, started_ago=1.0))
 
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 4, timeout=8)
+    # The poll that saw the task finished closed the watch: every poll is behind us.
+    elapsed = time.monotonic() - began
     await stack.slack.wait_for(lambda _: all(stack.final_card(ts) for ts in cards.values()), timeout=3)
     # No poll left to close the watch again, every delivery recorded, the work in flight done:
     # a duplicate would be in the stand-in by now.
@@ -288,10 +300,13 @@ async def test_three_channels_one_poll_each_told_once(stack: Stack, caplog: pyte
         final = stack.updates(cards[channel])[-1]
         assert "Watching" not in json.dumps(final.blocks)
 
-    # One poll per interval for the task, not one per channel.
+    # One poll per interval for the task, not one per channel. An hour to go: each poll plans
+    # the next one a whole ceiling later (less its jitter), so one poller cannot poll more often
+    # than this, however slow the machine; three would, from their first polls on.
     polls = stack.sim.requests[("show", TASK_ID)]
     assert polls == engine.polls
-    assert 3 <= polls <= 24  # ~0.8 s / 0.05 s; three pollers would need 48+
+    shortest = engine.policy.ceiling * (1 - engine.policy.jitter)
+    assert polls <= 1 + elapsed / shortest, (polls, elapsed)
     assert limiter.granted[Priority.POLL] == polls
     deliveries = await engine.deliveries.pending_deliveries()
     assert deliveries == []
@@ -320,27 +335,69 @@ async def test_alert_mode(stack: Stack, mode: str) -> None:
     assert "<@U0ASKER01>" in alert.text
 
 
+class RecordingPoster(SlackPoster):
+    """The Slack poster, noting each card update it sends and the follow-ups' time of sending."""
+
+    def __init__(
+        self, client_for: Callable[[str], Awaitable[AsyncWebClient]], clock: Callable[[], float]
+    ) -> None:
+        super().__init__(client_for)
+        self._clock = clock
+        self.updates: list[tuple[float, Message]] = []
+
+    async def update(self, team_id: str, channel_id: str, ts: str, message: Message) -> None:
+        self.updates.append((self._clock(), message))
+        await super().update(team_id, channel_id, ts, message)
+
+
 async def test_live_card_updates_respect_card_update_seconds(stack: Stack) -> None:
-    stack.sim.add_task(sim_task(duration=1.0, total_count=100_000))
-    engine = await stack.followups(poll_seconds=0.05, card_update_seconds=0.2)
+    """A moving task's card is redrawn once card_update_seconds have passed since its last
+    redraw, never sooner.
+
+    The engine and the simulator share a clock that only the test moves, a step at a time, each
+    once a whole poll has seen the last: the redraws' times are exact on any machine, however
+    few polls a loaded one manages.
+    """
+    wait, step = 0.5, 0.125  # binary fractions: the clock's sums and differences are exact
+    clock = FakeClock(float(int(time.time())))
+    stack.sim.clock = clock
+    stack.sim.add_task(sim_task(duration=60, started_ago=2, total_count=100_000))
+    poster = RecordingPoster(stack.slack_for, clock)
+    engine = await stack.followups(clock=clock, poster=poster, card_update_seconds=wait, max_poll_seconds=0.1)
     card = await stack.post_card(CHANNELS[0])
     await engine.watch(
         team_id=TEAM, task_id=TASK_ID, channel_id=CHANNELS[0], user_id="U0ASKER01", message_ts=card
     )
+    sent = poster.updates
+
+    async def a_whole_poll() -> None:
+        """One poll begun since the clock last moved has ended (the next one has begun)."""
+        polls = engine.polls
+        await eventually(lambda: engine.polls >= polls + 2, what="a whole poll at this time")
+
+    # The first poll draws the card at once.
+    await eventually(lambda: sent, what="the first live card")
+    for _ in range(4 * round(wait / step)):
+        clock.advance(step)
+        if clock.now - sent[-1][0] >= wait:
+            await eventually(lambda: sent[-1][0] == clock.now, what="the live card now due")
+        else:
+            # A redraw that poll began shows in the gaps checked below.
+            await a_whole_poll()
+    times = [at for at, _ in sent]
+    assert [later - earlier for earlier, later in itertools.pairwise(times)] == [wait] * 4
+    live = [json.dumps(message.blocks) for _, message in sent]
+    assert all("Watching" in blocks and "Updated" in blocks for blocks in live)
+    # The counts on successive live cards move forward.
+    assert len({json.dumps(message.blocks[1]) for _, message in sent}) == len(sent)
+    # Slack got each of them, in order.
+    await eventually(lambda: len(stack.updates(card)) == len(sent), what="every live card in Slack")
+    assert [json.dumps(u.blocks) for u in stack.updates(card)] == live
+
+    clock.advance(60)  # the task is over
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 1, timeout=6)
     # The card is redrawn in its final state right after the alert.
     await stack.slack.wait_for(lambda _: stack.final_card(card), timeout=3)
-    updates = stack.updates(card)
-    live = [u for u in updates if "Watching" in json.dumps(u.blocks)]
-    assert len(live) >= 3
-    # Far more polls than updates: the card is redrawn at most once per card_update_seconds.
-    assert engine.polls > len(live) * 2
-    gaps = [b.at - a.at for a, b in itertools.pairwise(live)]
-    assert min(gaps) >= 0.2 - 0.03
-    assert "Updated" in json.dumps(live[-1].blocks)
-    # The counts on successive live cards move forward.
-    assert len({json.dumps(u.blocks[1]) for u in live}) == len(live)
-    assert "Finished" in json.dumps(updates[-1].blocks)
 
 
 async def test_unwatch(stack: Stack) -> None:
@@ -502,8 +559,9 @@ async def test_other_slack_errors_keep_the_delivery_and_retry(stack: Stack) -> N
 
 async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) -> None:
     stack = any_db_stack
-    # Long enough that the first process stops before the task ends, even on a loaded machine.
-    stack.sim.add_task(sim_task(duration=2.5))
+    # Running until the test finishes it below: the first process cannot see it end (and queue
+    # the alerts the second would then only resume); the second learns of the end by polling.
+    stack.sim.add_task(sim_task(duration=3600))
     first = await stack.followups()
     card = await stack.post_card(CHANNELS[0])
     result = await first.watch(
@@ -514,6 +572,7 @@ async def test_restart_resumes_and_delivers_exactly_once(any_db_stack: Stack) ->
     await first.stop()
     assert stack.alerts() == []
 
+    stack.sim.add_task(sim_task(duration=0.5, started_ago=1.0))  # the task ends while nobody polls
     second = await stack.followups()
     await stack.slack.wait_for(lambda _: len(stack.alerts()) >= 2, timeout=8)
     await settled(second, f"watch:{result.watch.id}")
