@@ -387,6 +387,9 @@ async def test_two_socket_mode_replicas_answer_the_envelopes_each_gets_and_alert
         channels: dict[str, str] = {}
         sent: dict[str, list[str]] = {name: [] for name in tokens}  # replica -> teams of its envelopes
         for number, task_id in enumerate(ids):
+            if number == len(ids) // 2:
+                # Halfway, Slack asks one replica to reconnect: its envelopes go to its new connection.
+                await slack.refresh_sockets(tokens["r1"], timeout=30)
             # The replicas take turns and the team changes every second command, so each
             # replica is handed watches of both workspaces: the one it owns and the other's.
             channel = f"C0SOCK{number:04d}"

@@ -515,6 +515,22 @@ class SlackStandIn(StepsStandIn):
                 self._changed.wait_for(lambda: len(self._open_sockets(app_token)) >= count), timeout
             )
 
+    async def refresh_sockets(self, app_token: str, timeout: float = 5.0) -> None:
+        """Ask ``app_token``'s connections to reconnect, as Slack does now and then; returns once
+        all of them have closed and a new one is open."""
+        old = self._open_sockets(app_token)
+        for number in old:
+            await self._sockets[number].send_json(
+                {"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "standin"}}
+            )
+
+        def refreshed() -> bool:
+            now = self._open_sockets(app_token)
+            return bool(now) and not set(now) & set(old)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(refreshed), timeout)
+
     async def socket_slash_command(
         self,
         text: str,
