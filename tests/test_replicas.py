@@ -375,8 +375,8 @@ async def test_stalled_owner_loses_its_shard_stops_polling_and_nothing_is_sent_t
 @pytest.mark.postgres
 async def test_two_socket_mode_replicas_answer_the_envelopes_each_gets_and_alert_once(fleet: Fleet) -> None:
     slack = fleet.cloud.slack
-    # An app-level token each, so the stand-in knows whose every connection is: under load a
-    # replica misses a PONG, drops its websocket and opens another, and its envelopes follow it.
+    # An app-level token each, so the stand-in knows whose every connection is: a replica that
+    # reconnects (Slack's refresh_requested, or a PONG missed under load) still gets its share.
     tokens = {name: f"{DEMO_APP_TOKEN}-{name}" for name in ("r1", "r2")}
     slack.app_tokens.update(tokens.values())
     async with httpx.AsyncClient(timeout=10) as http:
