@@ -15,6 +15,8 @@ before the signature is checked. What uvicorn 0.55 offers and what is added here
   held its connection and file descriptor forever. ``_GuardedH11`` closes a connection whose
   request is not complete ``request_read_seconds`` after it opened or after the previous
   response (Apache's ``mod_reqtimeout``, nginx's ``client_header_timeout``/``client_body_timeout``).
+  A websocket upgrade ends the bound: the connection then belongs to the websocket (the Slack
+  stand-in's Socket Mode), which must stay open however long it lives.
 - Connections: at ``max_connections`` (half the open-file limit by default, the rest is for
   the database, MetaStudio and Slack) a new connection closes the oldest one still waiting for
   its request, as nginx reuses idle keep-alive connections when it runs out. A slow client is
@@ -127,6 +129,12 @@ class _GuardedH11(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._request_read()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # The request was read in full and the transport is the websocket's from here on: the
+        # read deadline and shedding would close a live websocket ``request_read_seconds`` in.
+        self._request_read()
+        super().handle_websocket_upgrade(event)
 
     def _head_too_large(self, data: bytes) -> bool:
         assert self._head_bytes is not None

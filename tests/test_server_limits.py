@@ -17,12 +17,14 @@ import sys
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import SlackStandIn
@@ -252,3 +254,28 @@ async def test_serve_acks_signed_requests_while_slow_clients_hold_more_than_its_
             code, out, err = await stop_cli(process)
     assert code == 0, err
     assert "Traceback" not in out + err
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+
+
+async def test_a_websocket_outlives_the_request_read_deadline() -> None:
+    # The read deadline is for the upgrade request; left armed, it closed every websocket (the
+    # Slack stand-in's Socket Mode connections) request_read_seconds after it opened.
+    async with (
+        serve_asgi(Starlette(routes=[WebSocketRoute("/ws", echo)]), limits=FAST) as url,
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url + "/ws") as websocket,
+    ):
+        deadline = time.monotonic() + 3 * FAST.request_read_seconds
+        exchanged = 0
+        while time.monotonic() < deadline:
+            await websocket.send_str(f"ping {exchanged}")
+            assert await websocket.receive_str(timeout=5) == f"ping {exchanged}"
+            exchanged += 1
+            await asyncio.sleep(0.1)
+        assert not websocket.closed and exchanged > 1

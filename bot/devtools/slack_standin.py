@@ -7,7 +7,10 @@ It lets ``taskbot demo``, the tests and the benchmarks run with no Slack account
 * it serves Socket Mode (``apps.connections.open``, then a websocket) and, as Slack does, hands
   each envelope to ONE of the app's open connections, so several app processes can be
   connected at once (Slack picks one at random; here they take turns, so a test knows that
-  each connection gets its share);
+  each connection gets its share). Each websocket URL carries a ticket, so every
+  connection is known by the app-level token that asked for it: app processes given tokens of
+  their own can be told apart, and an envelope can be addressed to one of them, whichever
+  connection it holds after reconnecting;
 * it builds slash-command and interactivity requests signed with a real ``X-Slack-Signature``,
   exactly as Slack sends them to the bot.
 
@@ -142,6 +145,9 @@ class SlackStandIn(StepsStandIn):
         # Socket Mode: the app's open connections (by number), and its acks by envelope id.
         # Like Slack, each envelope goes to ONE connection: the next one in turn.
         self._sockets: dict[int, WebSocket] = {}
+        self._tickets: dict[str, str] = {}  # websocket URL ticket -> the app token it was issued to
+        self.socket_tokens: dict[int, str] = {}
+        """Connection number -> the app-level token that opened it (closed connections included)."""
         self._socket_numbers = itertools.count(1)
         self._next_socket = itertools.count()
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -221,7 +227,9 @@ class SlackStandIn(StepsStandIn):
         if method == "apps.connections.open":
             if token not in self.app_tokens:
                 return JSONResponse({"ok": False, "error": "invalid_auth"})
-            ws_url = self.base_url.replace("http://", "ws://", 1) + "/socket-mode"
+            ticket = uuid.uuid4().hex
+            self._tickets[ticket] = token
+            ws_url = self.base_url.replace("http://", "ws://", 1) + "/socket-mode?ticket=" + ticket
             return JSONResponse({"ok": True, "url": ws_url})
         issued = self.tokens.get(token or "")
         if issued is None or issued.revoked:
@@ -459,8 +467,14 @@ class SlackStandIn(StepsStandIn):
         return len(self._sockets)
 
     async def _socket_mode(self, websocket: WebSocket) -> None:
+        # A ticket is not used up: slack_sdk retries a failed websocket open with the same URL.
+        token = self._tickets.get(websocket.query_params.get("ticket", ""))
+        if token is None:
+            await websocket.close(code=1008)
+            return
         await websocket.accept()
         number = next(self._socket_numbers)
+        self.socket_tokens[number] = token
         await websocket.send_json(
             {
                 "type": "hello",
@@ -488,10 +502,34 @@ class SlackStandIn(StepsStandIn):
                 del self._sockets[number]
                 self._changed.notify_all()
 
-    async def wait_for_sockets(self, count: int, timeout: float = 5.0) -> None:
-        """Wait until the app has ``count`` Socket Mode connections open."""
+    def _open_sockets(self, app_token: str | None) -> list[int]:
+        """The numbers of the open connections (those opened with ``app_token``, if given)."""
+        return sorted(n for n in self._sockets if app_token is None or self.socket_tokens[n] == app_token)
+
+    async def wait_for_sockets(
+        self, count: int, timeout: float = 5.0, *, app_token: str | None = None
+    ) -> None:
+        """Wait until the app has ``count`` Socket Mode connections open (opened with ``app_token``, if given)."""
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: len(self._sockets) >= count), timeout)
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self._open_sockets(app_token)) >= count), timeout
+            )
+
+    async def refresh_sockets(self, app_token: str, timeout: float = 5.0) -> None:
+        """Ask ``app_token``'s connections to reconnect, as Slack does now and then; returns once
+        all of them have closed and a new one is open."""
+        old = self._open_sockets(app_token)
+        for number in old:
+            await self._sockets[number].send_json(
+                {"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "standin"}}
+            )
+
+        def refreshed() -> bool:
+            now = self._open_sockets(app_token)
+            return bool(now) and not set(now) & set(old)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(refreshed), timeout)
 
     async def socket_slash_command(
         self,
@@ -500,15 +538,17 @@ class SlackStandIn(StepsStandIn):
         channel_id: str = "C0DEMO0001",
         user_id: str = "U0DEMOUSER",
         team_id: str | None = None,
+        app_token: str | None = None,
         timeout: float = 5.0,
     ) -> dict[str, Any]:
         """Send ``/task <text>`` to one of the app's Socket Mode connections; returns its ack envelope.
 
         The connections take turns (round robin over those open now), so with several app
-        processes connected each envelope reaches exactly one of them.
+        processes connected each envelope reaches exactly one of them. With ``app_token`` only
+        the connections opened with that token take part (waiting for one, as after a reconnect).
         """
-        await self.wait_for_sockets(1, timeout)
-        numbers = sorted(self._sockets)
+        await self.wait_for_sockets(1, timeout, app_token=app_token)
+        numbers = self._open_sockets(app_token)
         number = numbers[next(self._next_socket) % len(numbers)]
         envelope_id = uuid.uuid4().hex
         payload = self.slash_command_fields(text, channel_id=channel_id, user_id=user_id)
