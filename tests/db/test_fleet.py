@@ -94,7 +94,7 @@ async def test_two_replicas_share_one_rate_on_postgresql(postgres_url: str) -> N
     # so load widens the allowance as much as it slows the limiter; a limiter that sleeps a
     # whole extra interval per grant falls below.
     achievable = SECONDS / (1.25 / RATE + 2 * round_trip)
-    assert len(both) >= 0.8 * achievable, (len(both), achievable, round_trip)
+    assert len(both) >= 0.9 * achievable, (len(both), achievable, round_trip)
     # Both replicas got a share: neither was starved by the other's retries.
     assert min(len(one), len(two)) >= 0.25 * len(both), (len(one), len(two))
     # No one-second window anywhere holds more than the rate (plus the bucket's one token).
