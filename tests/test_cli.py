@@ -23,8 +23,8 @@ from bot.devtools import simulator as sim
 from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStandIn
 from bot.servers import serve_asgi
 from tests.support.cli import (
-    CLIENT_ID,
     CLI_SECONDS,
+    CLIENT_ID,
     CLIENT_SECRET,
     SERVE_START_SECONDS,
     clean_env,
