@@ -78,7 +78,7 @@ async def _two_replicas(
 
 @pytest.mark.postgres
 async def test_two_replicas_share_one_rate_on_postgresql(postgres_url: str) -> None:
-    # Baseline in the same run: two in-process limiters (what each replica had before) each take
+    # Baseline in the same run: two in-process limiters (one per process, as on SQLite) each take
     # the whole rate, so together they pass the fleet-wide bound asserted below.
     local_one, local_two, start, _ = await _two_replicas(postgres_url, lambda _: RateLimiters(RATE))
     local = [t for t in local_one + local_two if t - start <= SECONDS]
