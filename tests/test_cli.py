@@ -24,8 +24,10 @@ from bot.devtools.slack_standin import DEMO_APP_TOKEN, DEMO_BOT_TOKEN, SlackStan
 from bot.metastudio.credentials import KeyPair
 from bot.servers import serve_asgi
 from tests.support.cli import (
+    CLI_SECONDS,
     CLIENT_ID,
     CLIENT_SECRET,
+    SERVE_START_SECONDS,
     clean_env,
     free_port,
     multi_workspace_env,
@@ -177,11 +179,11 @@ async def test_serve_handles_a_command_logs_json_without_secrets_and_stops_on_si
     process = await start_cli("serve", env=env)
     try:
         await wait_until_serving(process, f"http://127.0.0.1:{port}")
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=CLI_SECONDS) as http:
             body, headers = slack.slash_command(SIGNING_SECRET, sim.SEED_TASK_ID)
             response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
             assert response.status_code == 200
-            await slack.wait_for_messages(1, timeout=10)
+            await slack.wait_for_messages(1, timeout=CLI_SECONDS)
     finally:
         code, out, err = await stop_cli(process)
     assert code == 0
@@ -211,15 +213,16 @@ async def test_serve_in_socket_mode_answers_over_the_websocket_and_serves_health
     del env["SLACK_SIGNING_SECRET"]  # Socket Mode needs none: Slack's connection is the proof
     process = await start_cli("serve", env=env)
     try:
-        help_ack = await slack.socket_slash_command("help", timeout=20)
+        # The first command waits for the process to start and open its socket.
+        help_ack = await slack.socket_slash_command("help", timeout=SERVE_START_SECONDS)
         assert "Usage" in help_ack["payload"]["text"]
         assert help_ack["payload"]["response_type"] == "ephemeral"
-        card_ack = await slack.socket_slash_command(sim.SEED_TASK_ID)
+        card_ack = await slack.socket_slash_command(sim.SEED_TASK_ID, timeout=CLI_SECONDS)
         assert not card_ack.get("payload")  # an empty ack: the card follows in the channel
-        messages = await slack.wait_for_messages(1, timeout=10)
+        messages = await slack.wait_for_messages(1, timeout=CLI_SECONDS)
         assert messages[0].via == "chat.postMessage"
         assert "Imported Q&A pairs." in json.dumps(messages[0].blocks)
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(timeout=CLI_SECONDS) as http:
             assert (await http.get(f"http://127.0.0.1:{port}/healthz")).json() == {"ok": True}
     finally:
         code, out, err = await stop_cli(process)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import statistics
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bot.aio.ratelimit import Priority, PriorityRateLimiter, RateLimiters
@@ -43,9 +45,22 @@ async def _hammer(limiter: PriorityRateLimiter, until: float, grants: list[float
     await asyncio.gather(*(worker() for _ in range(workers)))
 
 
+async def _round_trips(database: Database, until: float) -> list[float]:
+    """Seconds per transaction of one statement, timed one at a time at the limiter's pace."""
+    timed: list[float] = []
+    while time.monotonic() < until:
+        asked = time.monotonic()
+        async with database.engine.begin() as connection:
+            await connection.execute(text("SELECT clock_timestamp()"))
+        timed.append(time.monotonic() - asked)
+        await asyncio.sleep(1.0 / RATE)
+    return timed
+
+
 async def _two_replicas(
     url: str, make: Callable[[Database], RateLimiters]
-) -> tuple[list[float], list[float], float]:
+) -> tuple[list[float], list[float], float, float]:
+    """Both replicas' grant times, the start, and the mean database round trip meanwhile."""
     async with open_database(url) as first, open_database(url) as second:
         one, two = make(first).get("T1"), make(second).get("T1")
         # Warm both connections and the bucket row, then start the clock with a full bucket.
@@ -55,24 +70,33 @@ async def _two_replicas(
         grants_two: list[float] = []
         start = time.monotonic()
         until = start + SECONDS
-        await asyncio.gather(_hammer(one, until, grants_one), _hammer(two, until, grants_two))
-    return grants_one, grants_two, start
+        *_, timed = await asyncio.gather(
+            _hammer(one, until, grants_one), _hammer(two, until, grants_two), _round_trips(first, until)
+        )
+    return grants_one, grants_two, start, statistics.mean(timed)
 
 
 @pytest.mark.postgres
 async def test_two_replicas_share_one_rate_on_postgresql(postgres_url: str) -> None:
-    # Baseline in the same run: two in-process limiters (what each replica had before) double it.
-    local_one, local_two, start = await _two_replicas(postgres_url, lambda _: RateLimiters(RATE))
+    # Baseline in the same run: two in-process limiters (one per process, as on SQLite) each take
+    # the whole rate, so together they pass the fleet-wide bound asserted below.
+    local_one, local_two, start, _ = await _two_replicas(postgres_url, lambda _: RateLimiters(RATE))
     local = [t for t in local_one + local_two if t - start <= SECONDS]
-    assert len(local) >= 1.6 * RATE * SECONDS
+    assert len(local) > RATE * SECONDS + 2, len(local)
 
-    one, two, start = await _two_replicas(postgres_url, lambda db: SharedRateLimiters(db, RATE))
+    one, two, start, round_trip = await _two_replicas(postgres_url, lambda db: SharedRateLimiters(db, RATE))
     both = sorted(t for t in one + two if t - start <= SECONDS)
     # A token bucket of burst 1 allows rate * window + 1 grants in any window.
     assert len(both) <= RATE * SECONDS + 2, len(both)
-    assert len(both) >= 0.7 * RATE * SECONDS, len(both)
+    # Liveness: a token that falls due is taken late by at most the retry's spread (a quarter of
+    # an interval) and a few round trips (the wait coming back, then BEGIN and the UPDATE), and a burst
+    # of 1 loses that lateness. The round trips are timed on this machine in this same window,
+    # so load widens the allowance as much as it slows the limiter; a limiter that sleeps a
+    # whole extra interval per grant falls below.
+    achievable = SECONDS / (1.25 / RATE + 2 * round_trip)
+    assert len(both) >= 0.9 * achievable, (len(both), achievable, round_trip)
     # Both replicas got a share: neither was starved by the other's retries.
-    assert min(len(one), len(two)) >= 0.2 * RATE * SECONDS
+    assert min(len(one), len(two)) >= 0.25 * len(both), (len(one), len(two))
     # No one-second window anywhere holds more than the rate (plus the bucket's one token).
     for index, first in enumerate(both):
         in_window = sum(1 for t in both[index:] if t - first < 1.0)

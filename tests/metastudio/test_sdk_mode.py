@@ -72,16 +72,20 @@ async def test_feed_filtered_on_two_resources(tmp_path: Path, http: httpx.AsyncC
         "feed0000000000000000000000000003",
     )
     simulator = sim.Simulator(tasks=[])
-    simulator.add_task(task(a, EXPORT, duration=1.0, started_ago=0.2))
-    simulator.add_task(task(b, IMPORT, duration=1.2, started_ago=0.2))
-    simulator.add_task(task(c, THIRD, duration=1.0, started_ago=0.2))
     async with demo_stack(
         tmp_path, simulator=simulator, poll_seconds=POLL, feed_poll_seconds=POLL, api_rate=2000.0
     ) as stack:
         await stack.command(http, f"subscribe {EXPORT} {IMPORT}")
-        await eventually(lambda: alerts_about(stack, a) and alerts_about(stack, b))
+        # A feed announces only what finishes after it began: the tasks start once it has polled,
+        # whatever the stack's start and the command took.
+        await eventually(lambda: stack.runtime.followups.feed_polls >= 1, what="the feed's first poll")
+        simulator.add_task(task(a, EXPORT, duration=1.0, started_ago=0.2))
+        simulator.add_task(task(b, IMPORT, duration=1.2, started_ago=0.2))
+        simulator.add_task(task(c, THIRD, duration=1.0, started_ago=0.2))
+        await eventually(lambda: alerts_about(stack, a) and alerts_about(stack, b), what="alerts on a and b")
+        # c finished with a: two more polls after a's alert would have announced it.
         polls = stack.runtime.followups.feed_polls
-        await eventually(lambda: stack.runtime.followups.feed_polls >= polls + 2)
+        await eventually(lambda: stack.runtime.followups.feed_polls >= polls + 2, what="two more feed polls")
         assert alerts_about(stack, c) == []
         assert len(alerts_about(stack, a)) == len(alerts_about(stack, b)) == 1
 

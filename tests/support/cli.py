@@ -26,10 +26,14 @@ from tests.support.waiting import eventually
 # A bound for a hung start, not a speed claim: on the shared 2-core machine, with other
 # ``taskbot serve`` processes starting beside it, one start has taken over 10 s.
 SERVE_START_SECONDS = 60.0
+# Likewise for a child process that should answer, finish or stop: a bound for a hang only. A
+# loaded machine (load 12-20 on 2 cores) has taken tens of seconds for a start-to-exit run.
+CLI_SECONDS = 120.0
 
 __all__ = [
     "CLIENT_ID",
     "CLIENT_SECRET",
+    "CLI_SECONDS",
     "SERVE_START_SECONDS",
     "clean_env",
     "free_port",
@@ -104,7 +108,7 @@ async def start_cli(*args: str, env: dict[str, str], cwd: Path | None = None) ->
     )
 
 
-async def stop_cli(process: asyncio.subprocess.Process, timeout: float = 15) -> tuple[int, str, str]:
+async def stop_cli(process: asyncio.subprocess.Process, timeout: float = CLI_SECONDS) -> tuple[int, str, str]:
     """SIGTERM, as an orchestrator stops a process, then wait: (exit code, stdout, stderr)."""
     process.send_signal(signal.SIGTERM)
     return await _finish(process, timeout)
@@ -112,11 +116,11 @@ async def stop_cli(process: asyncio.subprocess.Process, timeout: float = 15) -> 
 
 async def wait_until_serving(process: asyncio.subprocess.Process, url: str) -> None:
     """Until ``url``/healthz answers 200; a process that exits first fails with its output."""
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(timeout=SERVE_START_SECONDS) as http:
 
         async def healthy() -> bool:
             if process.returncode is not None:
-                code, out, err = await _finish(process, 5)
+                code, out, err = await _finish(process, CLI_SECONDS)
                 raise AssertionError(f"taskbot serve exited with {code} before serving\n{out}{err}")
             try:
                 return (await http.get(f"{url}/healthz")).status_code == 200
@@ -127,7 +131,7 @@ async def wait_until_serving(process: asyncio.subprocess.Process, url: str) -> N
 
 
 async def run_cli(
-    *args: str, env: dict[str, str], timeout: float = 30, cwd: Path | None = None
+    *args: str, env: dict[str, str], timeout: float = CLI_SECONDS, cwd: Path | None = None
 ) -> tuple[int, str, str]:
     """``taskbot *args`` run to its end: (exit code, stdout, stderr)."""
     return await _finish(await start_cli(*args, env=env, cwd=cwd), timeout)
