@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,3 +318,20 @@ async def test_a_host_that_is_not_this_machines_is_named(tmp_path: Path) -> None
     assert (code, out) == (2, "")
     assert "HOST='192.0.2.1' is not an IPv4 address of this machine" in err
     assert "Traceback" not in err
+
+
+async def test_a_child_that_ignores_sigterm_is_killed_and_fails_the_test() -> None:
+    # A hung ``taskbot`` must not outlive the test that started it: the helper kills it and says so.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
+        "time.sleep(600)",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert await process.stdout.readline() == b"up\n"  # SIGTERM is ignored from here on
+    with pytest.raises(AssertionError, match=r"did not exit within 0\.5 s and was killed"):
+        await stop_cli(process, timeout=0.5)
+    assert process.returncode == -signal.SIGKILL

@@ -138,6 +138,15 @@ async def run_cli(
 
 
 async def _finish(process: asyncio.subprocess.Process, timeout: float) -> tuple[int, str, str]:
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    """The exit code and output; a process still running after ``timeout`` is killed (so no child
+    outlives a failed test) and fails the test with what it printed."""
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        out, err = await process.communicate()
+        raise AssertionError(
+            f"taskbot did not exit within {timeout:g} s and was killed\n{out.decode()}{err.decode()}"
+        ) from None
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
