@@ -213,13 +213,25 @@ def delivery_record(row: DeliveryRow) -> DeliveryRecord:
 
 
 def queued_delivery(
-    to: Recipient, kind: DeliveryKind, payload: TaskSnapshot | DigestReport | None, **about: Any
+    to: Recipient,
+    kind: DeliveryKind,
+    payload: TaskSnapshot | DigestReport | None,
+    *,
+    task_id: str = "",
+    user_id: str | None = None,
+    thread_ts: str | None = None,
+    target: str | None = None,
+    watch_id: int | None = None,
+    subscriber_id: int | None = None,
+    feed_id: int | None = None,
+    digest_id: int | None = None,
+    created_at: datetime | None = None,
 ) -> DeliveryRow:
     """A delivery row just queued for ``to``: a fresh key, pending, never attempted.
 
-    ``about`` sets the other columns: ``task_id``, the subscriber (``watch_id``, ``subscriber_id``),
+    The rest says what it is about: the task, the subscriber (``watch_id``, ``subscriber_id``),
     feed or digest it is for (their unique keys allow it once), ``user_id`` (whom it mentions),
-    ``thread_ts`` (the thread it answers in), ``target``, ``created_at`` (default now); unset, NULL.
+    ``thread_ts`` (the thread it answers in) and ``target``; ``created_at`` is now unless given.
     """
     return DeliveryRow(
         key=uuid.uuid4().hex,
@@ -230,7 +242,15 @@ def queued_delivery(
         payload=None if payload is None else payload.model_dump(mode="json"),
         status="pending",
         attempts=0,
-        **{"task_id": "", "created_at": utcnow(), **about},
+        task_id=task_id,
+        user_id=user_id,
+        thread_ts=thread_ts,
+        target=target,
+        watch_id=watch_id,
+        subscriber_id=subscriber_id,
+        feed_id=feed_id,
+        digest_id=digest_id,
+        created_at=created_at or utcnow(),
     )
 
 
