@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, select, update
@@ -212,27 +212,27 @@ def delivery_record(row: DeliveryRow) -> DeliveryRecord:
     )
 
 
+class DeliveryAbout(TypedDict, total=False):
+    """What a queued delivery is about, besides whom it goes to; unset is NULL (``task_id``: "")."""
+
+    task_id: str
+    user_id: str | None  # whom it mentions
+    thread_ts: str | None  # the thread it answers in
+    target: str | None
+    watch_id: int | None
+    subscriber_id: int | None
+    feed_id: int | None  # with ``task_id``, unique: a feed tells of a task once
+    digest_id: int | None
+    created_at: datetime  # now, unless given
+
+
 def queued_delivery(
     to: Recipient,
     kind: DeliveryKind,
     payload: TaskSnapshot | DigestReport | None,
-    *,
-    task_id: str = "",
-    user_id: str | None = None,
-    thread_ts: str | None = None,
-    target: str | None = None,
-    watch_id: int | None = None,
-    subscriber_id: int | None = None,
-    feed_id: int | None = None,
-    digest_id: int | None = None,
-    created_at: datetime | None = None,
+    **about: Unpack[DeliveryAbout],
 ) -> DeliveryRow:
-    """A delivery row just queued for ``to``: a fresh key, pending, never attempted.
-
-    The rest says what it is about: the task, the subscriber (``watch_id``, ``subscriber_id``),
-    feed or digest it is for (their unique keys allow it once), ``user_id`` (whom it mentions),
-    ``thread_ts`` (the thread it answers in) and ``target``; ``created_at`` is now unless given.
-    """
+    """A delivery row just queued for ``to``: a fresh key, pending, never attempted."""
     return DeliveryRow(
         key=uuid.uuid4().hex,
         team_id=to.team_id,
@@ -242,15 +242,7 @@ def queued_delivery(
         payload=None if payload is None else payload.model_dump(mode="json"),
         status="pending",
         attempts=0,
-        task_id=task_id,
-        user_id=user_id,
-        thread_ts=thread_ts,
-        target=target,
-        watch_id=watch_id,
-        subscriber_id=subscriber_id,
-        feed_id=feed_id,
-        digest_id=digest_id,
-        created_at=created_at or utcnow(),
+        **{"task_id": "", "created_at": utcnow(), **about},
     )
 
 
