@@ -750,14 +750,17 @@ async def test_feed_announces_only_tasks_finishing_after_subscription(stack: Sta
 async def test_feed_survives_a_restart_without_replaying(stack: Stack) -> None:
     task_a = "50000000000000000000000000000b01"
     task_b = "50000000000000000000000000000b02"
-    stack.sim.add_task(sim_task(task_a, duration=0.3))
     first = await stack.followups()
     await first.subscribe(team_id=TEAM, channel_id=CHANNELS[0], user_id="U0ASKER01", resources=())
-    await stack.slack.wait_for(lambda _: len(stack.alerts(task_a)) >= 1, timeout=5)
+    # The feed tells of tasks that finish after it began: the task starts once it has polled, so
+    # however slow the machine, it ends inside the feed's window.
+    await eventually(lambda: first.feed_polls >= 1, what="the feed's first poll")
+    stack.sim.add_task(sim_task(task_a, duration=0.3))
+    await stack.slack.wait_for(lambda _: len(stack.alerts(task_a)) >= 1, timeout=20)
     await first.stop()
     stack.sim.add_task(sim_task(task_b, duration=0.5))
     second = await stack.followups()
-    await stack.slack.wait_for(lambda _: len(stack.alerts(task_b)) >= 1, timeout=5)
+    await stack.slack.wait_for(lambda _: len(stack.alerts(task_b)) >= 1, timeout=20)
     # A whole feed poll more (a replay of task_a would be recorded by any of them), all it
     # recorded posted, and the work in flight done.
     feed_polls = second.feed_polls
