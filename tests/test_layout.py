@@ -224,3 +224,31 @@ def test_every_module_states_its_job() -> None:
         if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert missing == []
+
+
+# A module longer than this holds more than one job; migrations are records and may be longer.
+MAX_MODULE_LINES = 700
+
+
+def _line_counts() -> dict[str, int]:
+    return {
+        name: len(path.read_text(encoding="utf-8").splitlines())
+        for name, path in _modules().items()
+        if ".migrations." not in f"{name}."
+    }
+
+
+def _too_long(counts: dict[str, int], limit: int) -> list[str]:
+    return [f"{name}: {lines} lines" for name, lines in sorted(counts.items()) if lines > limit]
+
+
+def test_no_module_in_bot_or_handlers_is_over_700_lines() -> None:
+    assert _too_long(_line_counts(), MAX_MODULE_LINES) == []
+
+
+def test_the_length_check_sees_a_long_module() -> None:
+    counts = _line_counts()
+    longest = max(counts, key=counts.__getitem__)
+    assert _too_long(counts, counts[longest] - 1) == [f"{longest}: {counts[longest]} lines"]
+    assert not any(".migrations." in name for name in counts)
+    assert "bot.followups.watches" in counts  # the walk reaches nested packages
